@@ -1,0 +1,11 @@
+//! Boots NanoPi R2S (RK3328) NixOS disk images under QEMU, or on a real board over a UART, and
+//! judges the serial console against scenario files.
+//!
+//! Data flows one way: image → target → console stream → matcher → scenario runner → report.
+
+pub mod console;
+pub mod image;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod target;

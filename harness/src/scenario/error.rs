@@ -1,0 +1,119 @@
+//! Everything that can be wrong with a scenario file, said as `path:line:column: message`.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use super::model::Location;
+
+/// A scenario file that could not be read or is not a valid scenario.
+///
+/// Displays as `path:line:column: message` when the problem has a place in the file (every
+/// TOML and validation error does), else as `path: message`.
+#[derive(Debug, thiserror::Error)]
+pub struct ScenarioError {
+    /// The file (or directory) the error is about.
+    pub path: PathBuf,
+    /// 1-based line and column (in characters) of the offending key or value.
+    pub position: Option<(usize, usize)>,
+    /// What is wrong.
+    pub kind: ScenarioErrorKind,
+}
+
+impl ScenarioError {
+    /// The error's place as a [`Location`], when it has one.
+    pub fn location(&self) -> Option<Location> {
+        self.position.map(|(line, column)| Location {
+            file: self.path.clone(),
+            line,
+            column,
+        })
+    }
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, column)) => {
+                write!(f, "{}:{line}:{column}: {}", self.path.display(), self.kind)
+            }
+            None => write!(f, "{}: {}", self.path.display(), self.kind),
+        }
+    }
+}
+
+/// What is wrong with a scenario file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioErrorKind {
+    /// The file could not be read.
+    #[error("cannot read scenario file: {0}")]
+    Read(io::Error),
+    /// A directory given to [`load_all`](super::load_all) could not be listed.
+    #[error("cannot list scenario directory: {0}")]
+    ReadDir(io::Error),
+    /// Not valid TOML.
+    #[error("{message}")]
+    Syntax {
+        /// The TOML parser's message.
+        message: String,
+    },
+    /// Valid TOML that does not fit the scenario schema: an unknown key, a wrong type, a
+    /// missing field, an invalid duration or regex.
+    #[error("{message}")]
+    Schema {
+        /// What does not fit, e.g. ``unknown field `expct`, expected one of …``.
+        message: String,
+    },
+    /// The file has no `[[steps]]`.
+    #[error("scenario has no steps: add at least one [[steps]] table")]
+    NoSteps,
+    /// A step without an action key.
+    #[error("step has no action: give one of {}", ACTION_LIST)]
+    NoAction,
+    /// A step with more than one action key.
+    #[error("step has two actions, `{first}` and `{second}`: split them into two [[steps]]")]
+    TwoActions {
+        /// The action key that comes first in the file.
+        first: &'static str,
+        /// The action key that comes second (where the error points).
+        second: &'static str,
+    },
+    /// A key that only some actions take, on a step with another action.
+    #[error("`{key}` applies only to {applies_to} steps, not to `{action}`")]
+    MisplacedKey {
+        /// The misplaced key, e.g. `status`.
+        key: &'static str,
+        /// The step's action key.
+        action: &'static str,
+        /// The actions that take the key, e.g. "`run`".
+        applies_to: &'static str,
+    },
+    /// A value that has the right type but cannot be used.
+    #[error("{0}")]
+    Invalid(String),
+    /// Two scenarios given to one [`load_all`](super::load_all) share a name.
+    #[error("scenario name {name:?} is already used by {}", first.display())]
+    DuplicateName {
+        /// The name both files use.
+        name: String,
+        /// The file that used it first.
+        first: PathBuf,
+    },
+}
+
+/// The action keys, in the order the schema documents them.
+pub(crate) const ACTION_KEYS: [&str; 9] = [
+    "expect",
+    "expect_regex",
+    "send",
+    "send_line",
+    "interrupt_autoboot",
+    "uboot",
+    "menu",
+    "login",
+    "run",
+];
+
+const ACTION_LIST: &str =
+    "`expect`, `expect_regex`, `send`, `send_line`, `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`";

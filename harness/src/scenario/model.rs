@@ -1,0 +1,182 @@
+//! The validated scenario: what the runner walks, with every value already checked.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::console::Pattern;
+
+/// A scenario file, parsed and validated.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The scenario's name, as reports show it; unique within one [`load_all`](super::load_all).
+    pub name: String,
+    /// What the scenario checks, in words.
+    pub description: Option<String>,
+    /// Budget for the whole scenario (the file's `timeout`, 5 minutes when absent).
+    pub timeout: Duration,
+    /// Fatal patterns the file adds (`fatal` literals, then `fatal_regex` regexes). The built-in
+    /// fatal patterns are not included: the runner adds those.
+    pub fatal: Vec<Pattern>,
+    /// The steps, in file order; never empty.
+    pub steps: Vec<Step>,
+    /// The file the scenario was read from.
+    pub source: PathBuf,
+}
+
+/// One step of a scenario.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// What the step does.
+    pub action: Action,
+    /// The step's own time budget, if the file gives one.
+    pub timeout: Option<Duration>,
+    /// The boot stage (for stage timings) that opens when this step starts waiting, that is right
+    /// after the previous step was satisfied, if the file names one.
+    pub stage: Option<String>,
+    /// Where the step's table starts in the file (its `[[steps]]` header or inline table).
+    pub location: Location,
+}
+
+/// What a step does. Exactly one per step.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Wait until the console shows the pattern.
+    Expect(Pattern),
+    /// Send these bytes as they are.
+    Send(Vec<u8>),
+    /// Send the text followed by the Enter key (`"\r"`).
+    SendLine(String),
+    /// Stop U-Boot at "Hit any key to stop autoboot" and wait for its prompt.
+    InterruptAutoboot,
+    /// Run a command at the U-Boot prompt; `output`, if given, must match what it printed
+    /// (multi-line mode: `^` and `$` match at line boundaries).
+    Uboot {
+        /// The command line sent to U-Boot.
+        command: String,
+        /// What the command's output must match.
+        output: Option<regex::Regex>,
+    },
+    /// Choose an entry of U-Boot's extlinux menu.
+    Menu(MenuChoice),
+    /// Log in on the getty.
+    Login {
+        /// The user name typed at `login:`.
+        user: String,
+        /// Where the password comes from.
+        password: Password,
+    },
+    /// Run a shell command; its exit status must equal `status` and its output, if `output` is
+    /// given, must match it (multi-line mode: `^` and `$` match at line boundaries).
+    Run {
+        /// The command line sent to the shell.
+        command: String,
+        /// The exit status the command must end with (0 unless the file says otherwise).
+        status: i32,
+        /// What the command's output must match.
+        output: Option<regex::Regex>,
+    },
+}
+
+/// Which extlinux menu entry a `menu` step chooses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MenuChoice {
+    /// The entry whose `LABEL` is this name.
+    Label(String),
+    /// The entry U-Boot prints with this number (1 is the first `LABEL`).
+    Number(u32),
+}
+
+/// Where a `login` step's password comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Password {
+    /// No password: the login prompt is expected to let the user in directly.
+    None,
+    /// The value of this environment variable, read when the step runs.
+    Env(String),
+    /// A password written in the scenario file.
+    Literal(Secret),
+}
+
+/// A value that must never reach a log, a report or a transcript: `Debug` and `Display` print
+/// `[redacted]`. Only [`Secret::expose`] gives the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself, for typing it into the console and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A place in a scenario file. Line and column count from 1; the column counts characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The scenario file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    /// `file:line:column`, the form editors and terminals turn into links.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+impl Step {
+    /// One line saying what the step does, as the file says it: `expect "ivy login:"`,
+    /// `run "cat /etc/hostname"`, `menu nixos-2-default`. Never shows a password.
+    pub fn describe(&self) -> String {
+        match &self.action {
+            Action::Expect(pattern) => format!("expect {pattern}"),
+            Action::Send(bytes) => format!("send {:?}", String::from_utf8_lossy(bytes)),
+            Action::SendLine(text) => format!("send_line {text:?}"),
+            Action::InterruptAutoboot => "interrupt_autoboot".to_owned(),
+            Action::Uboot { command, output } => with_output(format!("uboot {command:?}"), output),
+            Action::Menu(MenuChoice::Label(label)) => format!("menu {label}"),
+            Action::Menu(MenuChoice::Number(number)) => format!("menu {number}"),
+            Action::Login { user, .. } => format!("login {user}"),
+            Action::Run {
+                command,
+                status,
+                output,
+            } => {
+                let described = with_output(format!("run {command:?}"), output);
+                if *status == 0 {
+                    described
+                } else {
+                    format!("{described} status {status}")
+                }
+            }
+        }
+    }
+}
+
+fn with_output(described: String, output: &Option<regex::Regex>) -> String {
+    match output {
+        Some(regex) => format!("{described} output /{}/", regex.as_str()),
+        None => described,
+    }
+}

@@ -1,0 +1,378 @@
+//! Reading scenario files: TOML text to a validated [`Scenario`], every error placed in the file.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::error::{ScenarioError, ScenarioErrorKind, ACTION_KEYS};
+use super::model::{Action, Location, MenuChoice, Password, Scenario, Secret, Step};
+use super::raw::{console_regex, MenuValue, RawLogin, RawScenario, RawStep};
+use crate::console::Pattern;
+
+/// The whole-scenario budget when the file gives none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Parses and validates scenario text; `source` names the file in errors and locations.
+pub fn parse(text: &str, source: &Path) -> Result<Scenario, ScenarioError> {
+    let file = SourceText { text, path: source };
+    // Parsed once for its key spans: serde only hands out the spans of values, and errors
+    // about a key (a second action, a misplaced `status`) should point at the key.
+    let document = DeTable::parse(text).map_err(|e| {
+        file.error(
+            e.span(),
+            ScenarioErrorKind::Syntax {
+                message: e.message().to_owned(),
+            },
+        )
+    })?;
+    let raw: RawScenario = toml::from_str(text).map_err(|e| {
+        file.error(
+            e.span(),
+            ScenarioErrorKind::Schema {
+                message: e.message().to_owned(),
+            },
+        )
+    })?;
+    Validator {
+        file,
+        document: document.get_ref(),
+    }
+    .scenario(raw)
+}
+
+/// Reads and parses one scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        path: path.to_owned(),
+        position: None,
+        kind: ScenarioErrorKind::Read(e),
+    })?;
+    parse(&text, path)
+}
+
+/// Loads scenario files and directories: a directory stands for every `*.toml` file directly
+/// inside it, in name order; files are taken as given, in the order given. Stops at the first
+/// error, which names its file. Scenario names must be unique across the result. An empty
+/// directory contributes nothing (the result may be empty).
+pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, ScenarioError> {
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    let mut first_use: HashMap<String, PathBuf> = HashMap::new();
+    for file in scenario_files(paths)? {
+        let text = std::fs::read_to_string(&file).map_err(|e| ScenarioError {
+            path: file.clone(),
+            position: None,
+            kind: ScenarioErrorKind::Read(e),
+        })?;
+        let scenario = parse(&text, &file)?;
+        if let Some(first) = first_use.get(&scenario.name) {
+            let name_span = DeTable::parse(&text).ok().and_then(|doc| {
+                key_span(doc.get_ref(), &[Seg::Key("name")]).map(|(_, value)| value)
+            });
+            let kind = ScenarioErrorKind::DuplicateName {
+                name: scenario.name.clone(),
+                first: first.clone(),
+            };
+            return Err(SourceText {
+                text: &text,
+                path: &file,
+            }
+            .error(name_span, kind));
+        }
+        first_use.insert(scenario.name.clone(), file.clone());
+        scenarios.push(scenario);
+    }
+    Ok(scenarios)
+}
+
+fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let list_error = |e| ScenarioError {
+            path: path.clone(),
+            position: None,
+            kind: ScenarioErrorKind::ReadDir(e),
+        };
+        let mut inside = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(list_error)? {
+            let entry_path = entry.map_err(list_error)?.path();
+            if entry_path.extension().is_some_and(|ext| ext == "toml") && !entry_path.is_dir() {
+                inside.push(entry_path);
+            }
+        }
+        inside.sort();
+        files.extend(inside);
+    }
+    Ok(files)
+}
+
+/// The file being parsed, to turn byte offsets into `line:column`.
+#[derive(Clone, Copy)]
+struct SourceText<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl SourceText<'_> {
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = floor_char_boundary(self.text, offset.min(self.text.len()));
+        let before = &self.text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line = before.matches('\n').count() + 1;
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+
+    fn error(&self, span: Option<Range<usize>>, kind: ScenarioErrorKind) -> ScenarioError {
+        ScenarioError {
+            path: self.path.to_owned(),
+            position: span.map(|s| self.position(s.start)),
+            kind,
+        }
+    }
+
+    fn location(&self, offset: usize) -> Location {
+        let (line, column) = self.position(offset);
+        Location {
+            file: self.path.to_owned(),
+            line,
+            column,
+        }
+    }
+}
+
+fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// One step of a path into the TOML document.
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// The spans of a key and of its value, found by following `path` from the document root.
+fn key_span(document: &DeTable<'_>, path: &[Seg<'_>]) -> Option<(Range<usize>, Range<usize>)> {
+    let (last, parents) = path.split_last()?;
+    let mut table = document;
+    let mut value: Option<&DeValue<'_>> = None;
+    for seg in parents {
+        let next = match (seg, value) {
+            (Seg::Key(key), _) => table
+                .iter()
+                .find(|(k, _)| k.get_ref() == key)
+                .map(|(_, v)| v.get_ref())?,
+            (Seg::Index(i), Some(DeValue::Array(items))) => {
+                items.get(*i).map(|v| v.get_ref())?
+            }
+            (Seg::Index(_), _) => return None,
+        };
+        if let DeValue::Table(inner) = next {
+            table = inner;
+        }
+        value = Some(next);
+    }
+    let Seg::Key(last) = last else { return None };
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref() == last)
+        .map(|(k, v)| (k.span(), v.span()))
+}
+
+struct Validator<'a> {
+    file: SourceText<'a>,
+    document: &'a DeTable<'a>,
+}
+
+impl Validator<'_> {
+    fn scenario(&self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
+        let steps_value = match raw.steps {
+            Some(steps) if !steps.get_ref().is_empty() => steps.into_inner(),
+            Some(steps) => {
+                return Err(self
+                    .file
+                    .error(Some(steps.span()), ScenarioErrorKind::NoSteps))
+            }
+            None => return Err(self.file.error(Some(0..0), ScenarioErrorKind::NoSteps)),
+        };
+        let mut steps = Vec::with_capacity(steps_value.len());
+        for (index, step) in steps_value.into_iter().enumerate() {
+            steps.push(self.step(index, step)?);
+        }
+        let mut fatal = Vec::with_capacity(raw.fatal.len() + raw.fatal_regex.len());
+        for text in raw.fatal {
+            if text.get_ref().is_empty() {
+                return Err(self.invalid(text.span(), "must not be empty"));
+            }
+            fatal.push(Pattern::Literal(text.into_inner()));
+        }
+        for source in raw.fatal_regex {
+            fatal.push(
+                console_regex(source.get_ref())
+                    .map_err(|message| self.invalid(source.span(), message))?,
+            );
+        }
+        Ok(Scenario {
+            name: raw.name.into_inner().0,
+            description: raw.description,
+            timeout: raw.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
+            fatal,
+            steps,
+            source: self.file.path.to_owned(),
+        })
+    }
+
+    fn invalid(&self, span: Range<usize>, message: impl Into<String>) -> ScenarioError {
+        self.file
+            .error(Some(span), ScenarioErrorKind::Invalid(message.into()))
+    }
+
+    fn step(&self, index: usize, step: Spanned<RawStep>) -> Result<Step, ScenarioError> {
+        let location = self.file.location(step.span().start);
+        let step_span = step.span();
+        let raw = step.into_inner();
+        let key_error = |key: &str, fallback: Range<usize>, kind| {
+            let span = key_span(
+                self.document,
+                &[Seg::Key("steps"), Seg::Index(index), Seg::Key(key)],
+            )
+            .map_or(fallback, |(key, _)| key);
+            self.file.error(Some(span), kind)
+        };
+
+        let present = present_actions(&raw);
+        let action_key = match present.as_slice() {
+            [] => {
+                return Err(self
+                    .file
+                    .error(Some(step_span), ScenarioErrorKind::NoAction))
+            }
+            [(only, _)] => *only,
+            [(first, _), (second, second_span), ..] => {
+                let kind = ScenarioErrorKind::TwoActions { first, second };
+                return Err(key_error(second, second_span.clone(), kind));
+            }
+        };
+        if let Some(status) = &raw.status {
+            if action_key != "run" {
+                let kind = ScenarioErrorKind::MisplacedKey {
+                    key: "status",
+                    action: action_key,
+                    applies_to: "`run`",
+                };
+                return Err(key_error("status", status.span(), kind));
+            }
+        }
+        if let Some(output) = &raw.output {
+            if action_key != "run" && action_key != "uboot" {
+                let kind = ScenarioErrorKind::MisplacedKey {
+                    key: "output",
+                    action: action_key,
+                    applies_to: "`run` and `uboot`",
+                };
+                return Err(key_error("output", output.span(), kind));
+            }
+        }
+        let output = raw.output.map(|o| o.into_inner().0);
+
+        let action = if let Some(text) = raw.expect {
+            Action::Expect(Pattern::Literal(text.into_inner().0))
+        } else if let Some(regex) = raw.expect_regex {
+            Action::Expect(regex.into_inner().0)
+        } else if let Some(text) = raw.send {
+            Action::Send(text.into_inner().0.into_bytes())
+        } else if let Some(text) = raw.send_line {
+            Action::SendLine(text.into_inner())
+        } else if raw.interrupt_autoboot.is_some() {
+            Action::InterruptAutoboot
+        } else if let Some(command) = raw.uboot {
+            Action::Uboot {
+                command: command.into_inner().0,
+                output,
+            }
+        } else if let Some(menu) = raw.menu {
+            Action::Menu(match menu.into_inner() {
+                MenuValue::Label(label) => MenuChoice::Label(label),
+                MenuValue::Number(number) => MenuChoice::Number(number),
+            })
+        } else if let Some(login) = raw.login {
+            self.login(index, login.into_inner())?
+        } else if let Some(command) = raw.run {
+            Action::Run {
+                command: command.into_inner().0,
+                status: raw.status.map_or(0, Spanned::into_inner),
+                output,
+            }
+        } else {
+            unreachable!("present_actions found exactly one action")
+        };
+        Ok(Step {
+            action,
+            timeout: raw.timeout.map(|t| t.0),
+            stage: raw.stage.map(|s| s.0),
+            location,
+        })
+    }
+
+    fn login(&self, index: usize, login: RawLogin) -> Result<Action, ScenarioError> {
+        let password = match (login.password_env, login.password) {
+            (None, None) => Password::None,
+            (Some(env), None) => Password::Env(env.into_inner().0),
+            (None, Some(literal)) => Password::Literal(Secret::new(literal.into_inner())),
+            (Some(env), Some(literal)) => {
+                let (second, span) = if env.span().start > literal.span().start {
+                    ("password_env", env.span())
+                } else {
+                    ("password", literal.span())
+                };
+                let path = [
+                    Seg::Key("steps"),
+                    Seg::Index(index),
+                    Seg::Key("login"),
+                    Seg::Key(second),
+                ];
+                let span = key_span(self.document, &path).map_or(span, |(key, _)| key);
+                return Err(
+                    self.invalid(span, "give either `password_env` or `password`, not both")
+                );
+            }
+        };
+        Ok(Action::Login {
+            user: login.user.0,
+            password,
+        })
+    }
+}
+
+/// The action keys a step has, with their value spans, in file order.
+fn present_actions(raw: &RawStep) -> Vec<(&'static str, Range<usize>)> {
+    let spans = [
+        raw.expect.as_ref().map(Spanned::span),
+        raw.expect_regex.as_ref().map(Spanned::span),
+        raw.send.as_ref().map(Spanned::span),
+        raw.send_line.as_ref().map(Spanned::span),
+        raw.interrupt_autoboot.as_ref().map(Spanned::span),
+        raw.uboot.as_ref().map(Spanned::span),
+        raw.menu.as_ref().map(Spanned::span),
+        raw.login.as_ref().map(Spanned::span),
+        raw.run.as_ref().map(Spanned::span),
+    ];
+    let mut present: Vec<_> = ACTION_KEYS
+        .iter()
+        .zip(spans)
+        .filter_map(|(key, span)| span.map(|span| (*key, span)))
+        .collect();
+    present.sort_by_key(|(_, span)| span.start);
+    present
+}

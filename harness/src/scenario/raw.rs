@@ -1,0 +1,204 @@
+//! The scenario file as serde reads it, before the checks that span several keys.
+//!
+//! Values check themselves while they are deserialized (durations, regexes, non-empty strings),
+//! so the TOML deserializer attaches the value's span to their errors and every such error
+//! points at the value in the file.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::console::Pattern;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScenario {
+    pub name: Spanned<NonEmpty>,
+    pub description: Option<String>,
+    pub timeout: Option<TimeoutValue>,
+    // Array elements are checked after deserializing: errors raised inside an array element
+    // carry the span of the whole array, and these should point at the element.
+    #[serde(default)]
+    pub fatal: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub fatal_regex: Vec<Spanned<String>>,
+    pub steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStep {
+    pub expect: Option<Spanned<NonEmpty>>,
+    pub expect_regex: Option<Spanned<ConsoleRegex>>,
+    pub send: Option<Spanned<NonEmpty>>,
+    pub send_line: Option<Spanned<String>>,
+    pub interrupt_autoboot: Option<Spanned<OnlyTrue>>,
+    pub uboot: Option<Spanned<NonEmpty>>,
+    pub menu: Option<Spanned<MenuValue>>,
+    pub login: Option<Spanned<RawLogin>>,
+    pub run: Option<Spanned<NonEmpty>>,
+    pub status: Option<Spanned<i32>>,
+    pub output: Option<Spanned<OutputRegex>>,
+    pub timeout: Option<TimeoutValue>,
+    pub stage: Option<NonEmpty>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLogin {
+    pub user: NonEmpty,
+    pub password_env: Option<Spanned<NonEmpty>>,
+    pub password: Option<Spanned<String>>,
+}
+
+/// A string that must not be empty: an empty pattern matches at once, an empty command or user
+/// name is a slip.
+pub(crate) struct NonEmpty(pub String);
+
+impl<'de> Deserialize<'de> for NonEmpty {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.is_empty() {
+            return Err(de::Error::custom("must not be empty"));
+        }
+        Ok(NonEmpty(text))
+    }
+}
+
+/// A `timeout` value: a humantime duration such as "30s", "5m" or "1m30s", not zero.
+pub(crate) struct TimeoutValue(pub Duration);
+
+impl<'de> Deserialize<'de> for TimeoutValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TimeoutVisitor;
+        impl Visitor<'_> for TimeoutVisitor {
+            type Value = TimeoutValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"a duration string such as "30s", "5m" or "1m30s""#)
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<TimeoutValue, E> {
+                let duration = humantime::parse_duration(text).map_err(|e| {
+                    E::custom(format!(
+                        r#"invalid duration {text:?} ({e}): write e.g. "30s", "5m" or "1m30s""#
+                    ))
+                })?;
+                if duration.is_zero() {
+                    return Err(E::custom("a timeout of zero can never be met"));
+                }
+                Ok(TimeoutValue(duration))
+            }
+        }
+        deserializer.deserialize_str(TimeoutVisitor)
+    }
+}
+
+/// A regex matched against console text (`expect_regex`).
+pub(crate) struct ConsoleRegex(pub Pattern);
+
+impl<'de> Deserialize<'de> for ConsoleRegex {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let source = NonEmpty::deserialize(deserializer)?.0;
+        console_regex(&source)
+            .map(ConsoleRegex)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// Compiles a console pattern regex, or says in one line why it is invalid.
+pub(crate) fn console_regex(source: &str) -> Result<Pattern, String> {
+    if source.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    Pattern::regex(source).map_err(|e| format!("invalid regex: {}", regex_message(&e)))
+}
+
+/// A regex checked against a command's whole output (`output`), in multi-line mode so `^` and
+/// `$` anchor at each line.
+pub(crate) struct OutputRegex(pub regex::Regex);
+
+impl<'de> Deserialize<'de> for OutputRegex {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let source = NonEmpty::deserialize(deserializer)?.0;
+        regex::RegexBuilder::new(&source)
+            .multi_line(true)
+            .build()
+            .map(OutputRegex)
+            .map_err(|e| de::Error::custom(format!("invalid regex: {}", regex_message(&e))))
+    }
+}
+
+/// The regex crate's syntax errors span several lines (pattern, caret, message); the last line
+/// is the message, which reads well after `path:line:column:`.
+fn regex_message(error: &regex::Error) -> String {
+    match error {
+        regex::Error::Syntax(text) => {
+            let reason = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or(text);
+            reason.trim().trim_start_matches("error: ").to_owned()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `interrupt_autoboot = true`: `false` would mean "no action", which is no step at all.
+pub(crate) struct OnlyTrue;
+
+impl<'de> Deserialize<'de> for OnlyTrue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if bool::deserialize(deserializer)? {
+            Ok(OnlyTrue)
+        } else {
+            Err(de::Error::custom(
+                "only `true` makes sense here; remove the step instead",
+            ))
+        }
+    }
+}
+
+/// `menu = "LABEL"` or `menu = N`.
+pub(crate) enum MenuValue {
+    Label(String),
+    Number(u32),
+}
+
+impl<'de> Deserialize<'de> for MenuValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MenuVisitor;
+        impl Visitor<'_> for MenuVisitor {
+            type Value = MenuValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an extlinux LABEL name or a menu entry number (1 is the first)")
+            }
+
+            fn visit_str<E: de::Error>(self, label: &str) -> Result<MenuValue, E> {
+                if label.is_empty() {
+                    return Err(E::custom("must not be empty"));
+                }
+                Ok(MenuValue::Label(label.to_owned()))
+            }
+
+            fn visit_i64<E: de::Error>(self, number: i64) -> Result<MenuValue, E> {
+                match u32::try_from(number) {
+                    Ok(number) if number >= 1 => Ok(MenuValue::Number(number)),
+                    _ => Err(E::custom(format!(
+                        "menu entry {number} does not exist: U-Boot numbers entries from 1"
+                    ))),
+                }
+            }
+
+            fn visit_u64<E: de::Error>(self, number: u64) -> Result<MenuValue, E> {
+                self.visit_i64(i64::try_from(number).unwrap_or(i64::MAX))
+            }
+        }
+        deserializer.deserialize_any(MenuVisitor)
+    }
+}

@@ -1,0 +1,518 @@
+//! The scenario schema, as specifications: what parses into what, and where each error points.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+use crate::console::Pattern;
+
+fn parse_ok(text: &str) -> Scenario {
+    parse(text, Path::new("t.toml"))
+        .unwrap_or_else(|e| panic!("expected a valid scenario, got: {e}"))
+}
+
+/// The error exactly as users see it.
+fn error_of(text: &str) -> String {
+    match parse(text, Path::new("t.toml")) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn actions(scenario: &Scenario) -> Vec<&Action> {
+    scenario.steps.iter().map(|s| &s.action).collect()
+}
+
+const HEADER: &str = "name = \"t\"\n";
+
+#[test]
+fn full_schema_parses_into_the_model() {
+    let scenario = parse_ok(
+        r#"name = "everything"
+description = "every action once"
+timeout = "1m30s"
+fatal = ["Oops"]
+fatal_regex = ["panic.*sync"]
+
+[[steps]]
+expect = "U-Boot 20"
+stage = "uboot"
+timeout = "30s"
+
+[[steps]]
+expect_regex = "login: ?$"
+
+[[steps]]
+send = "\u0003"
+
+[[steps]]
+send_line = "root"
+
+[[steps]]
+interrupt_autoboot = true
+
+[[steps]]
+uboot = "version"
+output = "U-Boot 20\\d\\d"
+
+[[steps]]
+menu = "nixos-2-default"
+
+[[steps]]
+menu = 2
+
+[[steps]]
+login = { user = "root", password_env = "R2S_PASSWORD" }
+
+[[steps]]
+run = "false"
+status = 1
+output = "^$"
+"#,
+    );
+    assert_eq!(scenario.name, "everything");
+    assert_eq!(scenario.description.as_deref(), Some("every action once"));
+    assert_eq!(scenario.timeout, Duration::from_secs(90));
+    assert_eq!(scenario.source, PathBuf::from("t.toml"));
+    let fatal: Vec<String> = scenario.fatal.iter().map(Pattern::to_string).collect();
+    assert_eq!(fatal, ["\"Oops\"", "/panic.*sync/"]);
+
+    let first = &scenario.steps[0];
+    assert_eq!(first.stage.as_deref(), Some("uboot"));
+    assert_eq!(first.timeout, Some(Duration::from_secs(30)));
+    assert_eq!(
+        first.location,
+        Location {
+            file: "t.toml".into(),
+            line: 7,
+            column: 1
+        }
+    );
+    assert_eq!(scenario.steps[1].stage, None);
+    assert_eq!(scenario.steps[1].timeout, None);
+
+    let described: Vec<String> = scenario.steps.iter().map(Step::describe).collect();
+    assert_eq!(
+        described,
+        [
+            r#"expect "U-Boot 20""#,
+            r#"expect /login: ?$/"#,
+            r#"send "\u{3}""#,
+            r#"send_line "root""#,
+            "interrupt_autoboot",
+            r#"uboot "version" output /U-Boot 20\d\d/"#,
+            "menu nixos-2-default",
+            "menu 2",
+            "login root",
+            r#"run "false" output /^$/ status 1"#,
+        ]
+    );
+    assert!(matches!(actions(&scenario)[2], Action::Send(bytes) if bytes == &[3]));
+    assert!(matches!(
+        actions(&scenario)[7],
+        Action::Menu(MenuChoice::Number(2))
+    ));
+    assert!(matches!(
+        actions(&scenario)[8],
+        Action::Login { user, password: Password::Env(var) } if user == "root" && var == "R2S_PASSWORD"
+    ));
+    assert!(matches!(
+        actions(&scenario)[9],
+        Action::Run { status: 1, .. }
+    ));
+}
+
+#[test]
+fn defaults_apply_when_keys_are_absent() {
+    let scenario = parse_ok(
+        "name = \"t\"\n[[steps]]\nrun = \"true\"\n[[steps]]\nlogin = { user = \"root\" }\n",
+    );
+    assert_eq!(scenario.timeout, DEFAULT_TIMEOUT);
+    assert_eq!(scenario.timeout, Duration::from_secs(300));
+    assert!(scenario.fatal.is_empty());
+    assert!(matches!(
+        &scenario.steps[0].action,
+        Action::Run {
+            status: 0,
+            output: None,
+            ..
+        }
+    ));
+    assert!(matches!(
+        &scenario.steps[1].action,
+        Action::Login {
+            password: Password::None,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn run_output_regex_is_multi_line() {
+    let scenario =
+        parse_ok("name = \"t\"\n[[steps]]\nrun = \"cat /etc/hostname\"\noutput = \"^ivy$\"\n");
+    let Action::Run {
+        output: Some(regex),
+        ..
+    } = &scenario.steps[0].action
+    else {
+        panic!("not a run step")
+    };
+    assert!(regex.is_match("cat /etc/hostname\nivy\n"));
+}
+
+#[test]
+fn inline_steps_are_located_at_their_table() {
+    let scenario =
+        parse_ok("name = \"t\"\nsteps = [\n  { expect = \"a\" },\n  { run = \"b\" },\n]\n");
+    assert_eq!(scenario.steps[1].location.to_string(), "t.toml:4:3");
+}
+
+#[test]
+fn literal_password_never_shows_in_debug_or_describe() {
+    let scenario =
+        parse_ok("name = \"t\"\n[[steps]]\nlogin = { user = \"root\", password = \"hunter2\" }\n");
+    let Action::Login {
+        password: Password::Literal(secret),
+        ..
+    } = &scenario.steps[0].action
+    else {
+        panic!("no literal password")
+    };
+    assert_eq!(secret.expose(), "hunter2");
+    assert_eq!(secret.to_string(), "[redacted]");
+    assert!(!format!("{scenario:?}").contains("hunter2"));
+    assert!(!scenario.steps[0].describe().contains("hunter2"));
+}
+
+#[test]
+fn toml_syntax_error_points_at_the_broken_value() {
+    let text = format!("{HEADER}[[steps]]\nexpect = \"unterminated\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:3:23: invalid basic string, expected `\"`"
+    );
+}
+
+#[test]
+fn duplicate_key_is_a_syntax_error_at_the_second_key() {
+    assert_eq!(
+        error_of("name = \"a\"\nname = \"b\"\n"),
+        "t.toml:2:1: duplicate key"
+    );
+}
+
+#[test]
+fn unknown_step_key_points_at_the_key() {
+    let text = format!("{HEADER}[[steps]]\nexpect = \"x\"\nexpct = \"y\"\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:4:1: unknown field `expct`, expected one of `expect`, `expect_regex`, `send`, `send_line`, \
+         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `status`, `output`, `timeout`, `stage`"
+    );
+}
+
+#[test]
+fn unknown_top_level_key_points_at_the_key() {
+    let text = "name = \"t\"\ntimeuot = \"5m\"\n[[steps]]\nexpect = \"x\"\n";
+    assert!(
+        error_of(text).starts_with("t.toml:2:1: unknown field `timeuot`, expected one of `name`")
+    );
+}
+
+#[test]
+fn unknown_login_key_points_at_the_key() {
+    let text = format!("{HEADER}[[steps]]\nlogin = {{ user = \"root\", passwd = \"x\" }}\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:3:26: unknown field `passwd`, expected one of `user`, `password_env`, `password`"
+    );
+}
+
+#[test]
+fn wrong_type_points_at_the_value() {
+    let text = format!("{HEADER}[[steps]]\nexpect = 3\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:3:10: invalid type: integer `3`, expected a string"
+    );
+}
+
+#[test]
+fn status_out_of_range_points_at_the_value() {
+    let text = format!("{HEADER}[[steps]]\nrun = \"x\"\nstatus = 99999999999\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:4:10: invalid value: integer `99999999999`, expected i32"
+    );
+}
+
+#[test]
+fn missing_name_points_at_the_start_of_the_file() {
+    assert_eq!(
+        error_of("[[steps]]\nexpect = \"x\"\n"),
+        "t.toml:1:1: missing field `name`"
+    );
+}
+
+#[test]
+fn missing_login_user_points_at_the_login_table() {
+    let text = format!("{HEADER}[[steps]]\nlogin = {{ password_env = \"P\" }}\n");
+    assert_eq!(error_of(&text), "t.toml:3:9: missing field `user`");
+}
+
+#[test]
+fn step_without_action_points_at_its_header() {
+    let text = format!("{HEADER}\n[[steps]]\nexpect = \"x\"\n\n[[steps]]\ntimeout = \"5s\"\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:6:1: step has no action: give one of `expect`, `expect_regex`, `send`, `send_line`, \
+         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`"
+    );
+}
+
+#[test]
+fn step_with_two_actions_points_at_the_second_key() {
+    let text = format!("{HEADER}[[steps]]\nsend_line = \"root\"\n  expect = \"Password:\"\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:4:3: step has two actions, `send_line` and `expect`: split them into two [[steps]]"
+    );
+}
+
+#[test]
+fn bad_expect_regex_points_at_the_value() {
+    let text = format!("{HEADER}[[steps]]\nexpect_regex = \"login(\"\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:3:16: invalid regex: unclosed group"
+    );
+}
+
+#[test]
+fn bad_output_regex_points_at_the_value() {
+    let text = format!("{HEADER}[[steps]]\nrun = \"x\"\noutput = \"[a-\"\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:4:10: invalid regex: unclosed character class"
+    );
+}
+
+#[test]
+fn bad_fatal_regex_points_at_the_element() {
+    let text = "name = \"t\"\nfatal_regex = [\"ok\", \"(\"]\n[[steps]]\nexpect = \"x\"\n";
+    assert_eq!(error_of(text), "t.toml:2:22: invalid regex: unclosed group");
+}
+
+#[test]
+fn bad_step_duration_points_at_the_value() {
+    let text = format!("{HEADER}[[steps]]\nexpect = \"x\"\ntimeout = \"half a minute\"\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:4:11: invalid duration \"half a minute\" (expected number at 0): \
+         write e.g. \"30s\", \"5m\" or \"1m30s\""
+    );
+}
+
+#[test]
+fn bad_scenario_duration_points_at_the_value() {
+    let text = "name = \"t\"\ntimeout = \"5\"\n[[steps]]\nexpect = \"x\"\n";
+    assert_eq!(
+        error_of(text),
+        "t.toml:2:11: invalid duration \"5\" (time unit needed, for example 5sec or 5ms): \
+         write e.g. \"30s\", \"5m\" or \"1m30s\""
+    );
+}
+
+#[test]
+fn zero_timeout_is_rejected() {
+    let text = format!("{HEADER}[[steps]]\nexpect = \"x\"\ntimeout = \"0s\"\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:4:11: a timeout of zero can never be met"
+    );
+}
+
+#[test]
+fn duration_as_number_is_a_type_error() {
+    let text = format!("{HEADER}[[steps]]\nexpect = \"x\"\ntimeout = 30\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:4:11: invalid type: integer `30`, expected a duration string such as \"30s\", \"5m\" or \"1m30s\""
+    );
+}
+
+#[test]
+fn status_on_a_non_run_step_points_at_the_key() {
+    let text = format!("{HEADER}[[steps]]\nexpect = \"x\"\nstatus = 1\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:4:1: `status` applies only to `run` steps, not to `expect`"
+    );
+}
+
+#[test]
+fn output_on_an_expect_step_points_at_the_key() {
+    let text = format!("{HEADER}[[steps]]\nexpect = \"x\"\noutput = \"y\"\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:4:1: `output` applies only to `run` and `uboot` steps, not to `expect`"
+    );
+}
+
+#[test]
+fn empty_steps_array_points_at_it() {
+    assert_eq!(
+        error_of("name = \"t\"\nsteps = []\n"),
+        "t.toml:2:9: scenario has no steps: add at least one [[steps]] table"
+    );
+}
+
+#[test]
+fn file_without_steps_points_at_its_start() {
+    assert_eq!(
+        error_of("name = \"t\"\n"),
+        "t.toml:1:1: scenario has no steps: add at least one [[steps]] table"
+    );
+}
+
+#[test]
+fn both_password_sources_point_at_the_second() {
+    let text = format!("{HEADER}[[steps]]\nlogin = {{ user = \"root\", password = \"a\", password_env = \"P\" }}\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:3:42: give either `password_env` or `password`, not both"
+    );
+}
+
+#[test]
+fn menu_number_zero_is_rejected() {
+    let text = format!("{HEADER}[[steps]]\nmenu = 0\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:3:8: menu entry 0 does not exist: U-Boot numbers entries from 1"
+    );
+}
+
+#[test]
+fn menu_of_the_wrong_type_says_what_it_takes() {
+    let text = format!("{HEADER}[[steps]]\nmenu = true\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:3:8: invalid type: boolean `true`, expected an extlinux LABEL name or a menu entry number (1 is the first)"
+    );
+}
+
+#[test]
+fn interrupt_autoboot_false_is_rejected() {
+    let text = format!("{HEADER}[[steps]]\ninterrupt_autoboot = false\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:3:22: only `true` makes sense here; remove the step instead"
+    );
+}
+
+#[test]
+fn empty_expect_is_rejected() {
+    let text = format!("{HEADER}[[steps]]\nexpect = \"\"\n");
+    assert_eq!(error_of(&text), "t.toml:3:10: must not be empty");
+}
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    let text = "name = \"t\"\n[[steps]]\nexpect = \"ü\"; \n";
+    assert_eq!(
+        error_of(text),
+        "t.toml:3:13: unexpected key or value, expected newline, `#`"
+    );
+}
+
+#[test]
+fn error_location_carries_file_line_and_column() {
+    let error = parse("name = 1\n", Path::new("dir/x.toml")).unwrap_err();
+    assert_eq!(
+        error.location(),
+        Some(Location {
+            file: "dir/x.toml".into(),
+            line: 1,
+            column: 8
+        })
+    );
+    assert!(matches!(error.kind, ScenarioErrorKind::Schema { .. }));
+}
+
+#[test]
+fn load_of_a_missing_file_names_the_path() {
+    let error = load(Path::new("/nonexistent/boot.toml")).unwrap_err();
+    assert_eq!(error.path, PathBuf::from("/nonexistent/boot.toml"));
+    assert_eq!(error.position, None);
+    assert!(
+        error
+            .to_string()
+            .starts_with("/nonexistent/boot.toml: cannot read scenario file: "),
+        "{error}"
+    );
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn minimal(name: &str) -> String {
+    format!("name = \"{name}\"\n[[steps]]\nexpect = \"x\"\n")
+}
+
+#[test]
+fn load_all_takes_toml_files_of_a_directory_in_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "b.toml", &minimal("second"));
+    write(dir.path(), "a.toml", &minimal("first"));
+    write(dir.path(), "notes.md", "not a scenario");
+    let extra = tempfile::tempdir().unwrap();
+    let single = write(extra.path(), "c.toml", &minimal("third"));
+
+    let scenarios = load_all(&[dir.path().to_owned(), single]).unwrap();
+    let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["first", "second", "third"]);
+    assert_eq!(scenarios[0].source, dir.path().join("a.toml"));
+}
+
+#[test]
+fn load_all_of_an_empty_directory_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(load_all(&[dir.path().to_owned()]).unwrap().is_empty());
+}
+
+#[test]
+fn load_all_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.toml", &minimal("fine"));
+    let broken = write(dir.path(), "b.toml", "name = \"broken\"\n[[steps]]\n");
+    let error = load_all(&[dir.path().to_owned()]).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("{}:2:1: {}", broken.display(), ScenarioErrorKind::NoAction)
+    );
+}
+
+#[test]
+fn load_all_rejects_a_name_used_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = write(dir.path(), "a.toml", &minimal("same"));
+    let second = write(
+        dir.path(),
+        "b.toml",
+        &format!("# again\n{}", minimal("same")),
+    );
+    let error = load_all(&[dir.path().to_owned()]).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{}:2:8: scenario name \"same\" is already used by {}",
+            second.display(),
+            first.display()
+        )
+    );
+}

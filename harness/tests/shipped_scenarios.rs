@@ -1,0 +1,89 @@
+//! Every scenario file shipped in the repository's `scenarios/` directory is valid.
+
+use std::path::{Path, PathBuf};
+
+use r2s_harness::scenario::{self, Action, MenuChoice};
+
+fn shipped_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+fn shipped_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(shipped_dir())
+        .expect("scenarios/ exists")
+        .map(|entry| entry.expect("readable entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_shipped_scenario_parses() {
+    for file in shipped_files() {
+        let scenario = scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        let stem = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("UTF-8 file name");
+        assert_eq!(
+            scenario.name,
+            stem,
+            "{}: name should match the file name",
+            file.display()
+        );
+        assert!(
+            scenario.description.is_some(),
+            "{}: no description",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn shipped_scenarios_load_together() {
+    let names: Vec<String> = scenario::load_all(&[shipped_dir()])
+        .expect("valid scenarios")
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "boot-to-login",
+            "extlinux-menu",
+            "login-and-run",
+            "uboot-shell"
+        ]
+    );
+}
+
+#[test]
+fn extlinux_menu_scenario_picks_generation_two() {
+    let scenario =
+        scenario::load(&shipped_dir().join("extlinux-menu.toml")).expect("valid scenario");
+    assert!(
+        matches!(&scenario.steps[0].action, Action::Menu(MenuChoice::Label(l)) if l == "nixos-2-default")
+    );
+    let described: Vec<String> = scenario.steps.iter().map(|s| s.describe()).collect();
+    assert_eq!(
+        described,
+        [
+            "menu nixos-2-default",
+            "login root",
+            r#"run "readlink /run/booted-system" output /nixos-system-ivy-25\.05\.20250701\.1a2b3c4/"#,
+        ]
+    );
+}
+
+#[test]
+fn boot_to_login_names_every_boot_stage() {
+    let scenario =
+        scenario::load(&shipped_dir().join("boot-to-login.toml")).expect("valid scenario");
+    let stages: Vec<&str> = scenario
+        .steps
+        .iter()
+        .filter_map(|s| s.stage.as_deref())
+        .collect();
+    assert_eq!(stages, ["uboot", "kernel", "stage-1", "stage-2", "login"]);
+}

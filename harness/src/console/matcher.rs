@@ -1,6 +1,445 @@
-//! TODO(helper): streaming matcher.
+//! The streaming console matcher: raw bytes in, events out, no I/O and no clocks.
+//!
+//! The runner owns time. It feeds whatever the target delivered and acts on the events: a
+//! watch hit (a fatal pattern, a stage marker) or the match of the step it is waiting for.
+//! Everything the matcher holds is bounded, so a console that prints forever, or prints
+//! garbage without newlines at the wrong baud rate, costs constant memory and linear time.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use memchr::{memchr, memrchr};
+
+use super::ansi::Stripper;
+use super::byte_stats::{ByteCounter, ByteStats};
+use super::pattern_set::{Hit, PatternSet, LINE_CAP};
 use super::Pattern;
-pub struct Matcher;
-pub enum Event { Watch { index: usize, line: String }, Expected(Expected) }
-pub struct Expected { pub index: usize, pub matched: String, pub before: String, pub line: String }
-impl Matcher { pub fn new(_w: Vec<Pattern>) -> Self { Matcher } }
+
+/// Clean text kept for the next [`Matcher::expect`] (the tail is kept when there is more).
+pub const RETAINED_CAP: usize = 1024 * 1024;
+/// Complete lines remembered for [`Matcher::recent_lines`].
+pub const RECENT_LINES: usize = 20;
+/// Longest line text put in an event or in [`Matcher::recent_lines`], in bytes; longer lines
+/// are cut and marked with `…`.
+pub const SHOWN_LINE_CAP: usize = 1024;
+/// How far back into an incomplete line a regex is searched again when more of the line
+/// arrives. Prompts are far shorter; the whole line is searched once it is complete.
+const INCOMPLETE_LOOKBACK: u64 = 512;
+
+/// Something the matcher saw in the stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A watch pattern matched.
+    Watch {
+        /// Index of the pattern in the list given to [`Matcher::new`].
+        index: usize,
+        /// The clean line holding the end of the match, as much of it as had arrived.
+        line: String,
+    },
+    /// The current expectation matched; the expectation set is now cleared.
+    Expected(Expected),
+}
+
+/// A match of the expectation set installed by [`Matcher::expect`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    /// Index of the matching pattern in the slice given to [`Matcher::expect`].
+    pub index: usize,
+    /// The clean text that matched.
+    pub matched: String,
+    /// Clean text between the end of the previous expectation match (or the last
+    /// [`Matcher::discard_retained`]) and the start of this match: a command's output, for one.
+    /// At most [`RETAINED_CAP`] bytes, the most recent ones.
+    pub before: String,
+    /// The clean line holding the end of the match, as much of it as had arrived.
+    pub line: String,
+}
+
+/// How much memory the matcher holds; lets tests check that it stays bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferSizes {
+    /// Bytes of clean text held (retained text, line context, literal overlap).
+    pub text: usize,
+    /// Allocated capacity of the clean text buffer.
+    pub text_capacity: usize,
+    /// Bytes retained for the next [`Matcher::expect`].
+    pub retained: usize,
+    /// Bytes of the incomplete last line available for matching.
+    pub incomplete_line: usize,
+    /// Complete lines remembered for [`Matcher::recent_lines`].
+    pub recent_lines: usize,
+    /// Total length of those lines.
+    pub recent_bytes: usize,
+}
+
+/// A one-shot expectation set and where each of its regexes may next match.
+#[derive(Debug)]
+struct ActiveExpect {
+    set: PatternSet,
+    starts: Vec<u64>,
+}
+
+/// Matches watch patterns and one-shot expectations against a console byte stream.
+///
+/// Patterns see the clean stream: ANSI escape sequences and `\r` removed. Literals match
+/// anywhere, across lines and across chunk boundaries. Regexes match within one line: each
+/// complete line, and the incomplete last line so far (so prompts without a newline match); a
+/// regex can therefore match the start of a line before the rest arrives (`\d+` may see `12` of
+/// `123`). No text matches the same regex twice. When matches end at the same offset, events
+/// list watches before the expectation and patterns in index order.
+pub struct Matcher {
+    stripper: Stripper,
+    counter: ByteCounter,
+    watches: PatternSet,
+    /// Per watch regex: the stream offset its next match must start at or after.
+    watch_starts: Vec<u64>,
+    expect: Option<ActiveExpect>,
+    /// Clean text from stream offset `text_base` to the present.
+    text: Vec<u8>,
+    text_base: u64,
+    /// Where text retained for the next expectation begins.
+    floor: u64,
+    /// Start of the line holding `floor`, so regexes see `^` correctly there.
+    floor_line_start: u64,
+    /// Start of the incomplete last line.
+    line_start: u64,
+    recent: VecDeque<String>,
+}
+
+impl Matcher {
+    /// A matcher whose `watches` are checked against every byte exactly once for the
+    /// matcher's life (fatal patterns, stage markers).
+    pub fn new(watches: Vec<Pattern>) -> Self {
+        let watches = PatternSet::new(&watches);
+        Self {
+            stripper: Stripper::new(),
+            counter: ByteCounter::default(),
+            watch_starts: vec![0; watches.regex_count()],
+            watches,
+            expect: None,
+            text: Vec::new(),
+            text_base: 0,
+            floor: 0,
+            floor_line_start: 0,
+            line_start: 0,
+            recent: VecDeque::with_capacity(RECENT_LINES),
+        }
+    }
+
+    /// Installs a one-shot expectation set (replacing any), and first searches the text
+    /// retained since the last expect match; returns the earliest match found there (and then
+    /// installs nothing). "Earliest" is the match that ends first; at the same end, the pattern
+    /// listed first. An empty slice, or only empty literals, never matches.
+    pub fn expect(&mut self, patterns: &[Pattern]) -> Option<Expected> {
+        let set = PatternSet::new(patterns);
+        let mut starts = vec![self.floor; set.regex_count()];
+        let mut hits = Vec::new();
+        let end = self.end();
+        set.literal_hits(
+            &self.text,
+            self.text_base,
+            self.floor,
+            self.floor,
+            true,
+            &mut hits,
+        );
+        set.regex_hits(
+            &self.text,
+            self.text_base,
+            self.floor_line_start..end,
+            self.floor,
+            &mut starts,
+            true,
+            &mut hits,
+        );
+        match earliest(&hits) {
+            Some(hit) => {
+                self.expect = None;
+                let expected = self.take_expected(hit);
+                self.trim();
+                Some(expected)
+            }
+            None => {
+                self.expect = Some(ActiveExpect { set, starts });
+                None
+            }
+        }
+    }
+
+    /// Removes the expectation set, if any; retained text stays.
+    pub fn clear_expect(&mut self) {
+        self.expect = None;
+    }
+
+    /// Forgets retained text, so stale output cannot satisfy the next expectation.
+    pub fn discard_retained(&mut self) {
+        let end = self.end();
+        self.floor = end;
+        self.floor_line_start = self
+            .line_start
+            .max(end.saturating_sub(LINE_CAP as u64))
+            .max(self.text_base);
+        self.trim();
+    }
+
+    /// Feeds raw console bytes; returns events in stream order: any watch hits, and at most
+    /// one [`Event::Expected`], after which the expectation set is cleared and the text after
+    /// the match stays retained for the next [`Matcher::expect`]. Watches keep being checked
+    /// on the whole chunk either way.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Event> {
+        self.counter.update(bytes);
+        let new_start = self.end();
+        self.stripper.strip_into(bytes, &mut self.text);
+        let end = self.end();
+        if end == new_start {
+            return Vec::new();
+        }
+        let base = self.text_base;
+
+        let mut watch_hits = Vec::new();
+        let mut expect_hits = Vec::new();
+        let from = new_start.saturating_sub(self.watches.overlap()).max(base);
+        self.watches
+            .literal_hits(&self.text, base, from, new_start, false, &mut watch_hits);
+        if let Some(active) = &self.expect {
+            let from = new_start
+                .saturating_sub(active.set.overlap())
+                .max(self.floor);
+            active
+                .set
+                .literal_hits(&self.text, base, from, new_start, true, &mut expect_hits);
+        }
+
+        let line_from = self.line_start.max(base);
+        let last_newline =
+            memrchr(b'\n', &self.text[(new_start - base) as usize..]).map(|i| new_start + i as u64);
+        if let Some(newline) = last_newline {
+            let complete = line_from..newline + 1;
+            self.regex_hits(complete, line_from, &mut watch_hits, &mut expect_hits);
+            self.remember_lines(line_from, newline);
+            self.line_start = newline + 1;
+        }
+        if end > self.line_start {
+            let lines_from = self
+                .line_start
+                .max(base)
+                .max(end.saturating_sub(LINE_CAP as u64));
+            let search_from = lines_from.max(new_start.saturating_sub(INCOMPLETE_LOOKBACK));
+            self.regex_hits(
+                lines_from..end,
+                search_from,
+                &mut watch_hits,
+                &mut expect_hits,
+            );
+        }
+
+        watch_hits.sort_by_key(|hit| (hit.end, hit.index));
+        let expected = earliest(&expect_hits);
+        let mut events = Vec::with_capacity(watch_hits.len() + usize::from(expected.is_some()));
+        let mut expected_event = None;
+        if let Some(hit) = expected {
+            self.expect = None;
+            expected_event = Some((hit.end, self.take_expected(hit)));
+        }
+        for hit in &watch_hits {
+            if let Some((at, _)) = &expected_event {
+                if *at < hit.end {
+                    let (_, expected) = expected_event.take().expect("checked just above");
+                    events.push(Event::Expected(expected));
+                }
+            }
+            events.push(Event::Watch {
+                index: hit.index,
+                line: self.line_of(hit),
+            });
+        }
+        if let Some((_, expected)) = expected_event {
+            events.push(Event::Expected(expected));
+        }
+        self.trim();
+        events
+    }
+
+    /// The last complete console lines (up to [`RECENT_LINES`]) and then the incomplete one if
+    /// it is not empty; ANSI stripped, lossy UTF-8, each cut to [`SHOWN_LINE_CAP`] bytes.
+    pub fn recent_lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.recent.iter().cloned().collect();
+        let end = self.end();
+        let start = self.line_start.max(self.text_base);
+        if end > start {
+            lines.push(shown(&self.text[(start - self.text_base) as usize..]));
+        }
+        lines
+    }
+
+    /// Counts for a "looks like a baud-rate mismatch" diagnosis.
+    pub fn byte_stats(&self) -> ByteStats {
+        self.counter.stats()
+    }
+
+    /// Current buffer sizes; for tests that check memory stays bounded.
+    pub fn buffer_sizes(&self) -> BufferSizes {
+        let end = self.end();
+        BufferSizes {
+            text: self.text.len(),
+            text_capacity: self.text.capacity(),
+            retained: (end - self.floor) as usize,
+            incomplete_line: (end - self.line_start.max(self.text_base)) as usize,
+            recent_lines: self.recent.len(),
+            recent_bytes: self.recent.iter().map(String::len).sum(),
+        }
+    }
+
+    /// Stream offset (in clean bytes) just past the text seen so far.
+    fn end(&self) -> u64 {
+        self.text_base + self.text.len() as u64
+    }
+
+    fn regex_hits(
+        &mut self,
+        lines: std::ops::Range<u64>,
+        search_from: u64,
+        watch_hits: &mut Vec<Hit>,
+        expect_hits: &mut Vec<Hit>,
+    ) {
+        let base = self.text_base;
+        self.watches.regex_hits(
+            &self.text,
+            base,
+            lines.clone(),
+            search_from,
+            &mut self.watch_starts,
+            false,
+            watch_hits,
+        );
+        if let Some(active) = &mut self.expect {
+            // A regex match in these lines cannot end before one already found in earlier text.
+            if expect_hits.iter().all(|hit| hit.end > lines.start) {
+                active.set.regex_hits(
+                    &self.text,
+                    base,
+                    lines,
+                    search_from,
+                    &mut active.starts,
+                    true,
+                    expect_hits,
+                );
+            }
+        }
+    }
+
+    /// Builds the event for an expectation match and makes the text after it the retained text.
+    fn take_expected(&mut self, hit: Hit) -> Expected {
+        let base = self.text_base;
+        let at = |offset: u64| (offset - base) as usize;
+        let expected = Expected {
+            index: hit.index,
+            matched: String::from_utf8_lossy(&self.text[at(hit.start)..at(hit.end)]).into_owned(),
+            before: String::from_utf8_lossy(&self.text[at(self.floor.max(base))..at(hit.start)])
+                .into_owned(),
+            line: self.line_of(&hit),
+        };
+        self.floor = hit.end;
+        let search_back = hit.end.saturating_sub(LINE_CAP as u64).max(base);
+        self.floor_line_start = memrchr(b'\n', &self.text[at(search_back)..at(hit.end)])
+            .map_or(search_back, |i| search_back + i as u64 + 1);
+        expected
+    }
+
+    /// The line holding the last byte of a match, up to the next newline or the present.
+    fn line_of(&self, hit: &Hit) -> String {
+        let base = self.text_base;
+        let anchor = (hit.end.max(hit.start + 1) - 1 - base) as usize;
+        let back = anchor.saturating_sub(LINE_CAP);
+        let start = memrchr(b'\n', &self.text[back..anchor]).map_or(back, |i| back + i + 1);
+        let end = memchr(b'\n', &self.text[anchor..]).map_or(self.text.len(), |i| anchor + i);
+        // Keep the part of a long line around the end of the match.
+        let window_end = end.min((anchor + 1).max(start + SHOWN_LINE_CAP));
+        let window_start = window_end.saturating_sub(SHOWN_LINE_CAP).max(start);
+        let mut line = shown(&self.text[window_start..window_end]);
+        if window_end < end {
+            line.push('…');
+        }
+        if window_start > start && !line.starts_with('…') {
+            line.insert(0, '…');
+        }
+        line
+    }
+
+    /// Remembers the last complete lines ending at the newline at `newline`.
+    fn remember_lines(&mut self, line_from: u64, newline: u64) {
+        let base = self.text_base;
+        let first = (line_from - base) as usize;
+        let mut line_end = (newline - base) as usize;
+        let mut lines = Vec::with_capacity(RECENT_LINES);
+        loop {
+            let line_start =
+                memrchr(b'\n', &self.text[first..line_end]).map_or(first, |i| first + i + 1);
+            lines.push(shown(&self.text[line_start..line_end]));
+            if lines.len() == RECENT_LINES || line_start == first {
+                break;
+            }
+            line_end = line_start - 1;
+        }
+        for line in lines.into_iter().rev() {
+            if self.recent.len() == RECENT_LINES {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(line);
+        }
+    }
+
+    /// Drops clean text nothing can need any more, keeping at most [`RETAINED_CAP`] bytes.
+    fn trim(&mut self) {
+        let end = self.end();
+        let keep_from = self
+            .floor_line_start
+            .min(self.line_start.max(end.saturating_sub(LINE_CAP as u64)))
+            .min(end.saturating_sub(self.watches.overlap()))
+            .max(end.saturating_sub(RETAINED_CAP as u64))
+            .max(self.text_base);
+        self.floor = self.floor.max(keep_from);
+        self.floor_line_start = self.floor_line_start.max(keep_from);
+        let dead = (keep_from - self.text_base) as usize;
+        let live = self.text.len() - dead;
+        // Moving the live bytes only once at least half as many dead ones have piled up keeps
+        // the copying to a small constant per byte.
+        if dead > 0 && dead * 2 >= live {
+            self.text.drain(..dead);
+            self.text_base = keep_from;
+        }
+        let roomy = 4 * RETAINED_CAP;
+        if self.text.capacity() > roomy {
+            self.text.shrink_to(roomy / 2);
+        }
+    }
+}
+
+impl fmt::Debug for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Matcher")
+            .field("watches", &self.watches)
+            .field("expect", &self.expect)
+            .field("buffers", &self.buffer_sizes())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The match that ends first; at the same end, the pattern listed first.
+fn earliest(hits: &[Hit]) -> Option<Hit> {
+    hits.iter().copied().min_by_key(|hit| (hit.end, hit.index))
+}
+
+/// Lossy text of a line for people, cut to its last [`SHOWN_LINE_CAP`] bytes on a character
+/// boundary.
+fn shown(line: &[u8]) -> String {
+    if line.len() <= SHOWN_LINE_CAP {
+        return String::from_utf8_lossy(line).into_owned();
+    }
+    let mut cut = line.len() - SHOWN_LINE_CAP;
+    // Skip continuation bytes rather than render half a character.
+    while cut < line.len() && line[cut] & 0xc0 == 0x80 && cut < line.len() - SHOWN_LINE_CAP + 3 {
+        cut += 1;
+    }
+    format!("…{}", String::from_utf8_lossy(&line[cut..]))
+}

@@ -1,10 +1,13 @@
 //! The console stream: ANSI-tolerant pattern matching over raw bytes, and transcripts.
 
 pub mod ansi;
+mod byte_stats;
 pub mod matcher;
 pub mod pattern;
+mod pattern_set;
 pub mod transcript;
 
-pub use matcher::{Event, Expected, Matcher};
+pub use byte_stats::ByteStats;
+pub use matcher::{BufferSizes, Event, Expected, Matcher};
 pub use pattern::Pattern;
-pub use transcript::Transcript;
+pub use transcript::{Transcript, TranscriptPaths};

@@ -1,2 +1,431 @@
-//! TODO(helper)
-pub struct Transcript;
+//! Transcript files of one console session: the exact bytes, a timestamped text log, and an
+//! asciicast v2 recording.
+//!
+//! The caller passes every timestamp (time since the session started), so the files say when
+//! the runner saw something, and tests can write transcripts with made-up times.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use memchr::memchr;
+use serde::Serialize;
+
+use super::ansi::Stripper;
+
+/// Terminal width written into the asciicast header; serial consoles have no size of their
+/// own, and kernel lines with timestamps run past 80 columns.
+pub const CAST_WIDTH: u16 = 160;
+/// Terminal height written into the asciicast header.
+pub const CAST_HEIGHT: u16 = 48;
+/// A console line longer than this is split across several log lines, so a console that never
+/// prints a newline cannot grow the writer's memory.
+pub const LOG_LINE_CAP: usize = 64 * 1024;
+
+/// Where a transcript's three files are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TranscriptPaths {
+    /// The exact console bytes, as received.
+    pub raw: PathBuf,
+    /// One line per console line, `[  12.345] text`, plus `>> input` and `-- note` lines.
+    pub log: PathBuf,
+    /// asciicast v2 recording of output and input.
+    pub cast: PathBuf,
+}
+
+/// Writes the transcript files of one console session as the session runs.
+///
+/// The `.log` timestamp of a console line is when its first byte of text arrived, so a test can
+/// measure how quickly the runner acted on a line. A console line still incomplete when input
+/// or a note is written is logged first as a line of its own. Files are buffered; call
+/// [`Transcript::finish`] to flush and see errors (dropping flushes on a best-effort basis).
+pub struct Transcript {
+    paths: TranscriptPaths,
+    raw: BufWriter<File>,
+    log: BufWriter<File>,
+    cast: BufWriter<File>,
+    stripper: Stripper,
+    clean: Vec<u8>,
+    /// Text of the console line being received, and when it started.
+    line: Vec<u8>,
+    line_started: Duration,
+    /// An unfinished UTF-8 sequence at the end of the last output, held back so a character
+    /// split across reads is not rendered as two replacement characters.
+    utf8_carry: Vec<u8>,
+    /// asciicast events must not go back in time.
+    last_cast_time: Duration,
+    finished: bool,
+}
+
+#[derive(Serialize)]
+struct CastHeader<'a> {
+    version: u8,
+    width: u16,
+    height: u16,
+    timestamp: u64,
+    title: &'a str,
+}
+
+impl Transcript {
+    /// Creates (or truncates) `<dir>/<stem>.raw`, `<stem>.log` and `<stem>.cast`, creating `dir`
+    /// if needed, and writes the asciicast header with `title` and the current wall-clock time.
+    pub fn create(dir: &Path, stem: &str, title: &str) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let paths = TranscriptPaths {
+            raw: dir.join(format!("{stem}.raw")),
+            log: dir.join(format!("{stem}.log")),
+            cast: dir.join(format!("{stem}.cast")),
+        };
+        let open = |path: &Path| File::create(path).map(BufWriter::new);
+        let mut cast = open(&paths.cast)?;
+        let header = CastHeader {
+            version: 2,
+            width: CAST_WIDTH,
+            height: CAST_HEIGHT,
+            timestamp: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs()),
+            title,
+        };
+        serde_json::to_writer(&mut cast, &header)?;
+        cast.write_all(b"\n")?;
+        Ok(Self {
+            raw: open(&paths.raw)?,
+            log: open(&paths.log)?,
+            cast,
+            paths,
+            stripper: Stripper::new(),
+            clean: Vec::new(),
+            line: Vec::new(),
+            line_started: Duration::ZERO,
+            utf8_carry: Vec::new(),
+            last_cast_time: Duration::ZERO,
+            finished: false,
+        })
+    }
+
+    /// Records console output received at `at`.
+    pub fn output(&mut self, at: Duration, bytes: &[u8]) -> io::Result<()> {
+        self.raw.write_all(bytes)?;
+
+        let mut pending = std::mem::take(&mut self.utf8_carry);
+        pending.extend_from_slice(bytes);
+        let complete = complete_utf8_len(&pending);
+        self.utf8_carry = pending.split_off(complete);
+        if !pending.is_empty() {
+            self.cast_event(at, "o", &String::from_utf8_lossy(&pending))?;
+        }
+
+        self.clean.clear();
+        self.stripper.strip_into(bytes, &mut self.clean);
+        let clean = std::mem::take(&mut self.clean);
+        let mut rest = &clean[..];
+        while !rest.is_empty() {
+            if self.line.is_empty() {
+                self.line_started = at;
+            }
+            match memchr(b'\n', rest) {
+                Some(newline) => {
+                    self.line.extend_from_slice(&rest[..newline]);
+                    self.write_line()?;
+                    rest = &rest[newline + 1..];
+                }
+                None => {
+                    self.line.extend_from_slice(rest);
+                    rest = &[];
+                    while self.line.len() > LOG_LINE_CAP {
+                        self.write_long_line_head(at)?;
+                    }
+                }
+            }
+        }
+        self.clean = clean;
+        Ok(())
+    }
+
+    /// Records input sent at `at`, as it may be shown: the caller has already redacted secrets.
+    /// Logged as `>> ` and the input with control characters escaped (`\r`, `\x03`).
+    pub fn input(&mut self, at: Duration, shown: &[u8]) -> io::Result<()> {
+        self.write_partial_line()?;
+        let text = String::from_utf8_lossy(shown);
+        writeln!(self.log, "[{}] >> {}", log_time(at), escape_controls(&text))?;
+        self.cast_event(at, "i", &text)
+    }
+
+    /// Records a note from the runner (a step starting, a stage reached) at `at`: `-- ` lines
+    /// in the log and a marker event in the recording.
+    pub fn note(&mut self, at: Duration, text: &str) -> io::Result<()> {
+        self.write_partial_line()?;
+        for line in text.lines() {
+            writeln!(self.log, "[{}] -- {}", log_time(at), line)?;
+        }
+        self.cast_event(at, "m", text)
+    }
+
+    /// Where the files are.
+    pub fn paths(&self) -> TranscriptPaths {
+        self.paths.clone()
+    }
+
+    /// Writes out the incomplete last line and any held-back bytes, flushes, and returns where
+    /// the files are.
+    pub fn finish(mut self) -> io::Result<TranscriptPaths> {
+        self.finished = true;
+        self.flush_all()?;
+        Ok(self.paths.clone())
+    }
+
+    fn flush_all(&mut self) -> io::Result<()> {
+        self.write_partial_line()?;
+        if !self.utf8_carry.is_empty() {
+            let carry = std::mem::take(&mut self.utf8_carry);
+            self.cast_event(self.last_cast_time, "o", &String::from_utf8_lossy(&carry))?;
+        }
+        self.raw.flush()?;
+        self.log.flush()?;
+        self.cast.flush()
+    }
+
+    fn write_partial_line(&mut self) -> io::Result<()> {
+        if self.line.is_empty() {
+            return Ok(());
+        }
+        self.write_line()
+    }
+
+    fn write_line(&mut self) -> io::Result<()> {
+        writeln!(
+            self.log,
+            "[{}] {}",
+            log_time(self.line_started),
+            String::from_utf8_lossy(&self.line)
+        )?;
+        self.line.clear();
+        Ok(())
+    }
+
+    /// Logs the first [`LOG_LINE_CAP`] bytes of an over-long line (cut on a character
+    /// boundary) and keeps the rest as a line that started at `at`.
+    fn write_long_line_head(&mut self, at: Duration) -> io::Result<()> {
+        let mut cut = LOG_LINE_CAP;
+        while cut > LOG_LINE_CAP - 3 && self.line[cut] & 0xc0 == 0x80 {
+            cut -= 1;
+        }
+        let rest = self.line.split_off(cut);
+        self.write_line()?;
+        self.line = rest;
+        self.line_started = at;
+        Ok(())
+    }
+
+    fn cast_event(&mut self, at: Duration, kind: &str, data: &str) -> io::Result<()> {
+        let at = at.max(self.last_cast_time);
+        self.last_cast_time = at;
+        // Microseconds are plenty, and keep the numbers short.
+        let seconds = at.as_micros() as f64 / 1e6;
+        serde_json::to_writer(&mut self.cast, &(seconds, kind, data))?;
+        self.cast.write_all(b"\n")
+    }
+}
+
+impl Drop for Transcript {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.flush_all();
+        }
+    }
+}
+
+/// `  12.345`: seconds, right-aligned to four digits, and milliseconds.
+fn log_time(at: Duration) -> String {
+    format!("{:4}.{:03}", at.as_secs(), at.subsec_millis())
+}
+
+/// Length of `bytes` without an unfinished (but so far valid) UTF-8 sequence at its end.
+fn complete_utf8_len(bytes: &[u8]) -> usize {
+    let last_three = bytes.len().saturating_sub(3);
+    for start in (last_three..bytes.len()).rev() {
+        if bytes[start] & 0xc0 != 0x80 {
+            let unfinished = bytes[start] >= 0xc0
+                && matches!(std::str::from_utf8(&bytes[start..]), Err(e) if e.valid_up_to() == 0 && e.error_len().is_none());
+            return if unfinished { start } else { bytes.len() };
+        }
+    }
+    bytes.len()
+}
+
+/// Input with control characters written as escapes, so `root\r` and Ctrl-C are visible.
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+
+    fn written(paths: &TranscriptPaths) -> (Vec<u8>, String, Vec<serde_json::Value>) {
+        let raw = fs::read(&paths.raw).unwrap();
+        let log = fs::read_to_string(&paths.log).unwrap();
+        let cast = fs::read_to_string(&paths.cast)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        (raw, log, cast)
+    }
+
+    #[test]
+    fn raw_file_holds_the_exact_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transcript = Transcript::create(dir.path(), "boot", "boot").unwrap();
+        transcript
+            .output(ms(1), b"\x1b[1;32mhi\x1b[0m\r\n\xff")
+            .unwrap();
+        transcript.input(ms(2), b"root\r").unwrap();
+        let (raw, _, _) = written(&transcript.finish().unwrap());
+        assert_eq!(raw, b"\x1b[1;32mhi\x1b[0m\r\n\xff");
+    }
+
+    #[test]
+    fn log_lines_carry_the_time_the_line_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transcript = Transcript::create(dir.path(), "boot", "boot").unwrap();
+        transcript.output(ms(12_345), b"Kernel pa").unwrap();
+        transcript
+            .output(ms(12_400), b"nic - not syncing\r\nnext\r")
+            .unwrap();
+        transcript.output(ms(13_000), b"\n").unwrap();
+        let (_, log, _) = written(&transcript.finish().unwrap());
+        assert_eq!(
+            log,
+            "[  12.345] Kernel panic - not syncing\n[  12.400] next\n"
+        );
+    }
+
+    #[test]
+    fn log_strips_ansi_and_renders_invalid_utf8_lossily() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transcript = Transcript::create(dir.path(), "boot", "boot").unwrap();
+        transcript
+            .output(ms(0), b"\x1b[1;32m<<< NixOS Stage 2 >>>\x1b[0m \xff\r\n")
+            .unwrap();
+        let (_, log, _) = written(&transcript.finish().unwrap());
+        assert_eq!(log, "[   0.000] <<< NixOS Stage 2 >>> \u{fffd}\n");
+    }
+
+    #[test]
+    fn input_and_notes_follow_the_prompt_they_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transcript = Transcript::create(dir.path(), "login", "login").unwrap();
+        transcript.note(ms(4_000), "step: log in").unwrap();
+        transcript.output(ms(5_000), b"nixos login: ").unwrap();
+        transcript.input(ms(5_100), b"root\r").unwrap();
+        transcript.output(ms(5_101), b"root\r\n").unwrap();
+        transcript.input(ms(6_000), b"\x03").unwrap();
+        let (_, log, _) = written(&transcript.finish().unwrap());
+        assert_eq!(
+            log,
+            "[   4.000] -- step: log in\n\
+             [   5.000] nixos login: \n\
+             [   5.100] >> root\\r\n\
+             [   5.101] root\n\
+             [   6.000] >> \\x03\n"
+        );
+    }
+
+    #[test]
+    fn cast_has_a_v2_header_and_timed_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transcript = Transcript::create(dir.path(), "boot", "nixos \"boot\"").unwrap();
+        transcript.output(ms(1_500), b"=> ").unwrap();
+        transcript.input(ms(1_750), b"boot\r").unwrap();
+        transcript.note(ms(2_000), "stage kernel").unwrap();
+        let (_, _, cast) = written(&transcript.finish().unwrap());
+        let header = &cast[0];
+        assert_eq!(header["version"], 2);
+        assert_eq!(header["width"], CAST_WIDTH);
+        assert_eq!(header["height"], CAST_HEIGHT);
+        assert_eq!(header["title"], "nixos \"boot\"");
+        assert!(header["timestamp"].as_u64().unwrap() > 1_600_000_000);
+        assert_eq!(
+            cast[1..],
+            [
+                serde_json::json!([1.5, "o", "=> "]),
+                serde_json::json!([1.75, "i", "boot\r"]),
+                serde_json::json!([2.0, "m", "stage kernel"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn cast_keeps_a_character_split_across_reads_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transcript = Transcript::create(dir.path(), "boot", "boot").unwrap();
+        transcript.output(ms(1), b"ok \xe2\x9c").unwrap();
+        transcript.output(ms(2), b"\x93 \xff\x1b[0m").unwrap();
+        transcript.output(ms(3), b"\xc3").unwrap();
+        let (_, _, cast) = written(&transcript.finish().unwrap());
+        assert_eq!(
+            cast[1..],
+            [
+                serde_json::json!([0.001, "o", "ok "]),
+                serde_json::json!([0.002, "o", "✓ \u{fffd}\u{1b}[0m"]),
+                serde_json::json!([0.002, "o", "\u{fffd}"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn cast_events_never_go_back_in_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transcript = Transcript::create(dir.path(), "boot", "boot").unwrap();
+        transcript.output(ms(2_000), b"a").unwrap();
+        transcript.note(ms(1_000), "late note").unwrap();
+        let (_, _, cast) = written(&transcript.finish().unwrap());
+        assert_eq!(cast[2], serde_json::json!([2.0, "m", "late note"]));
+    }
+
+    #[test]
+    fn a_line_without_newline_is_logged_in_bounded_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transcript = Transcript::create(dir.path(), "noise", "noise").unwrap();
+        let chunk = vec![b'x'; 4096];
+        for i in 0..40 {
+            transcript.output(ms(i), &chunk).unwrap();
+            assert!(transcript.line.len() <= LOG_LINE_CAP);
+        }
+        let (_, log, _) = written(&transcript.finish().unwrap());
+        let lengths: Vec<usize> = log.lines().map(|l| l.len() - "[   0.000] ".len()).collect();
+        assert_eq!(
+            lengths,
+            [LOG_LINE_CAP, LOG_LINE_CAP, 40 * 4096 - 2 * LOG_LINE_CAP]
+        );
+    }
+
+    #[test]
+    fn dropping_without_finish_still_writes_the_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = {
+            let mut transcript = Transcript::create(dir.path(), "boot", "boot").unwrap();
+            transcript.output(ms(7), b"nixos login: ").unwrap();
+            transcript.paths()
+        };
+        let (_, log, _) = written(&paths);
+        assert_eq!(log, "[   0.007] nixos login: \n");
+    }
+}

@@ -1,0 +1,197 @@
+//! Counting bytes a person could not read, to tell a wrong baud rate from a silent board.
+//!
+//! At the wrong baud rate a UART delivers a steady stream of bytes that are neither printable
+//! ASCII nor valid UTF-8. A report that says "the console printed 4 KiB of which 60 % was
+//! garbage" sends the reader to the serial settings rather than to the image.
+
+/// Totals over every byte the matcher was fed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ByteStats {
+    /// Raw bytes seen.
+    pub total: u64,
+    /// Bytes that are not ASCII graphic characters, space, `\t`, `\r`, `\n` or `ESC`, and are
+    /// not part of a valid UTF-8 sequence.
+    pub non_printable: u64,
+}
+
+impl ByteStats {
+    /// `non_printable / total`, or 0 when nothing was seen.
+    pub fn non_printable_ratio(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.non_printable as f64 / self.total as f64
+        }
+    }
+}
+
+/// C0 controls that count as non-printable: all of 0x00–0x1f except `\t`, `\n`, `\r` and ESC.
+const UNPRINTABLE_C0: u32 = !((1 << b'\t') | (1 << b'\n') | (1 << b'\r') | (1 << 0x1b));
+
+/// Streaming [`ByteStats`]: a UTF-8 sequence split across chunks is judged once it completes,
+/// so the counts do not depend on how the stream was chunked.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ByteCounter {
+    stats: ByteStats,
+    /// A valid but unfinished UTF-8 prefix from the end of the previous chunk.
+    pending: [u8; 4],
+    pending_len: usize,
+}
+
+impl ByteCounter {
+    pub(crate) fn stats(&self) -> ByteStats {
+        self.stats
+    }
+
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        self.stats.total += bytes.len() as u64;
+        let mut rest = bytes;
+        if self.pending_len > 0 {
+            rest = self.finish_pending(rest);
+        }
+        self.count_run(rest);
+    }
+
+    /// Decodes the pending prefix together with the next bytes exactly as one contiguous
+    /// stream would be decoded; returns the bytes left after the pending sequence.
+    fn finish_pending<'a>(&mut self, rest: &'a [u8]) -> &'a [u8] {
+        let held = self.pending_len;
+        let mut joined = [0u8; 7];
+        let take = rest.len().min(3);
+        joined[..held].copy_from_slice(&self.pending[..held]);
+        joined[held..held + take].copy_from_slice(&rest[..take]);
+        let joined = &joined[..held + take];
+        self.pending_len = 0;
+        match std::str::from_utf8(joined) {
+            Ok(_) => {
+                self.stats.non_printable += count_unprintable_ascii(joined);
+                &rest[take..]
+            }
+            Err(error) => {
+                let valid = error.valid_up_to();
+                if valid >= held {
+                    // The held sequence completed; whatever follows is decoded with the rest.
+                    self.stats.non_printable += count_unprintable_ascii(&joined[..valid]);
+                    return &rest[valid - held..];
+                }
+                // A held prefix is valid, so decoding can only fail at its first byte.
+                match error.error_len() {
+                    Some(bad) => {
+                        self.stats.non_printable += bad as u64;
+                        &rest[bad.saturating_sub(held)..]
+                    }
+                    None => {
+                        self.pending[..joined.len()].copy_from_slice(joined);
+                        self.pending_len = joined.len();
+                        &rest[take..]
+                    }
+                }
+            }
+        }
+    }
+
+    fn count_run(&mut self, mut rest: &[u8]) {
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(_) => {
+                    self.stats.non_printable += count_unprintable_ascii(rest);
+                    return;
+                }
+                Err(error) => {
+                    let valid = error.valid_up_to();
+                    self.stats.non_printable += count_unprintable_ascii(&rest[..valid]);
+                    match error.error_len() {
+                        Some(bad) => {
+                            self.stats.non_printable += bad as u64;
+                            rest = &rest[valid + bad..];
+                        }
+                        None => {
+                            let tail = &rest[valid..];
+                            self.pending[..tail.len()].copy_from_slice(tail);
+                            self.pending_len = tail.len();
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Counts unprintable ASCII controls in text already known to be valid UTF-8 (where every
+/// byte ≥ 0x80 belongs to a valid character).
+fn count_unprintable_ascii(text: &[u8]) -> u64 {
+    text.iter()
+        .map(|&b| {
+            if b < 0x20 {
+                u64::from((UNPRINTABLE_C0 >> b) & 1)
+            } else {
+                u64::from(b == 0x7f)
+            }
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats_in_chunks(input: &[u8], size: usize) -> ByteStats {
+        let mut counter = ByteCounter::default();
+        for chunk in input.chunks(size) {
+            counter.update(chunk);
+        }
+        counter.stats()
+    }
+
+    #[test]
+    fn console_text_with_colour_and_crlf_is_all_printable() {
+        let input = "\x1b[1;32m<<< NixOS Stage 2 >>>\x1b[0m\r\n\tGrüße ✓\n".as_bytes();
+        let stats = stats_in_chunks(input, 4096);
+        assert_eq!(
+            stats,
+            ByteStats {
+                total: input.len() as u64,
+                non_printable: 0
+            }
+        );
+    }
+
+    #[test]
+    fn controls_and_invalid_utf8_are_non_printable() {
+        // NUL, BEL, DEL, a lone continuation byte, 0xff, and a truncated 3-byte sequence
+        // (one error for its two-byte valid prefix) followed by text.
+        let stats = stats_in_chunks(b"a\x00\x07\x7f\x80\xff\xe2\x82b", 4096);
+        assert_eq!(
+            stats,
+            ByteStats {
+                total: 9,
+                non_printable: 7
+            }
+        );
+    }
+
+    #[test]
+    fn counts_do_not_depend_on_chunking() {
+        let input: &[u8] =
+            b"ok \xe2\x9c\x93 \xf0\x9f\x98\x80 \xf0\x90\x80A \xe0\x80\x80 \xc3 \xed\xa0\x80 \x00\xff\xfe\x1b[0m\r\n";
+        let whole = stats_in_chunks(input, input.len());
+        for size in 1..input.len() {
+            assert_eq!(stats_in_chunks(input, size), whole, "chunk size {size}");
+        }
+    }
+
+    #[test]
+    fn garbage_at_a_wrong_baud_rate_has_a_high_ratio() {
+        let garbage: Vec<u8> = (0..1024u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        let stats = stats_in_chunks(&garbage, 37);
+        assert!(stats.non_printable_ratio() > 0.3, "{stats:?}");
+    }
+
+    #[test]
+    fn ratio_of_nothing_is_zero() {
+        assert_eq!(ByteStats::default().non_printable_ratio(), 0.0);
+    }
+}

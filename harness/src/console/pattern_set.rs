@@ -1,0 +1,404 @@
+//! A group of [`Pattern`]s compiled for searching a growing text: literals in one Aho-Corasick
+//! automaton, regexes screened by one combined multi-line regex before being run line by line.
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use memchr::{memchr, memrchr};
+use regex::bytes::Regex;
+use std::ops::Range;
+
+use super::Pattern;
+
+/// Lines longer than this are matched on their last `LINE_CAP` bytes, so one endless line
+/// costs bounded work per byte.
+pub(crate) const LINE_CAP: usize = 64 * 1024;
+
+/// One match in the clean stream, in absolute stream offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Hit {
+    /// Index of the pattern in the list the set was built from.
+    pub(crate) index: usize,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+}
+
+/// Patterns compiled once and searched many times.
+///
+/// Literals use overlapping Aho-Corasick semantics: every (pattern, end position) pair is
+/// found exactly once however the text is split, which is what makes results independent of
+/// chunk boundaries. Empty literals never match.
+#[derive(Debug)]
+pub(crate) struct PatternSet {
+    literals: Option<AhoCorasick>,
+    /// Caller index of each Aho-Corasick pattern id.
+    literal_index: Vec<usize>,
+    longest_literal: usize,
+    /// Caller index and regex of each regex slot.
+    regexes: Vec<(usize, Regex)>,
+    /// Matches (with `^`/`$` at line boundaries) wherever any screened regex could match a
+    /// line, so a chunk of lines needs one pass instead of one search per line per regex.
+    screen: Option<Regex>,
+    screened: Vec<usize>,
+    /// Slots the screen cannot stand in for; these are run on every line.
+    unscreened: Vec<usize>,
+}
+
+impl PatternSet {
+    pub(crate) fn new(patterns: &[Pattern]) -> Self {
+        let mut literals = Vec::new();
+        let mut literal_index = Vec::new();
+        let mut regexes = Vec::new();
+        for (index, pattern) in patterns.iter().enumerate() {
+            match pattern {
+                Pattern::Literal(text) if text.is_empty() => {}
+                Pattern::Literal(text) => {
+                    literals.push(text.as_bytes());
+                    literal_index.push(index);
+                }
+                Pattern::Regex(regex) => regexes.push((index, regex.clone())),
+            }
+        }
+        let longest_literal = literals.iter().map(|l| l.len()).max().unwrap_or(0);
+        let literals = (!literals.is_empty()).then(|| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(&literals)
+                .expect("console pattern sets are far below Aho-Corasick's state limit")
+        });
+        let (screenable, mut unscreened): (Vec<usize>, Vec<usize>) =
+            (0..regexes.len()).partition(|&slot| can_screen(regexes[slot].1.as_str()));
+        let mut screened = Vec::new();
+        let mut screen = None;
+        if !screenable.is_empty() {
+            let combined = screenable
+                .iter()
+                .map(|&slot| format!("(?m:{})", regexes[slot].1.as_str()))
+                .collect::<Vec<_>>()
+                .join("|");
+            match Regex::new(&combined) {
+                Ok(regex) => {
+                    screen = Some(regex);
+                    screened = screenable;
+                }
+                // Duplicate capture group names across patterns, for one: search line by line.
+                Err(_) => unscreened.extend(screenable),
+            }
+        }
+        unscreened.sort_unstable();
+        Self {
+            literals,
+            literal_index,
+            longest_literal,
+            regexes,
+            screen,
+            screened,
+            unscreened,
+        }
+    }
+
+    /// How many bytes before new text a literal match ending in the new text may start.
+    pub(crate) fn overlap(&self) -> u64 {
+        self.longest_literal.saturating_sub(1) as u64
+    }
+
+    pub(crate) fn regex_count(&self) -> usize {
+        self.regexes.len()
+    }
+
+    /// Appends literal matches in `text[from..]` that end after `after`, in order of their end.
+    /// `text[0]` is at stream offset `base`. With `first_only`, stops after the matches sharing
+    /// the earliest end.
+    pub(crate) fn literal_hits(
+        &self,
+        text: &[u8],
+        base: u64,
+        from: u64,
+        after: u64,
+        first_only: bool,
+        hits: &mut Vec<Hit>,
+    ) {
+        let Some(automaton) = &self.literals else {
+            return;
+        };
+        let haystack = &text[(from - base) as usize..];
+        let mut first_end = None;
+        for found in automaton.find_overlapping_iter(haystack) {
+            let end = from + found.end() as u64;
+            if end <= after {
+                continue;
+            }
+            if first_only && first_end.is_some_and(|first| first != end) {
+                break;
+            }
+            first_end = Some(end);
+            hits.push(Hit {
+                index: self.literal_index[found.pattern().as_usize()],
+                start: from + found.start() as u64,
+                end,
+            });
+        }
+    }
+
+    /// Appends regex matches within the lines of `text[lines]`, searching each line from the
+    /// latest of its start, `search_from` and the slot's entry in `starts`, which is moved past
+    /// each match so no text matches twice. `lines.start` must be a line start (or where the
+    /// text's memory of the line begins); the last line may be incomplete. With
+    /// `first_line_only`, stops after the first line holding a match.
+    pub(crate) fn regex_hits(
+        &self,
+        text: &[u8],
+        base: u64,
+        lines: Range<u64>,
+        search_from: u64,
+        starts: &mut [u64],
+        first_line_only: bool,
+        hits: &mut Vec<Hit>,
+    ) {
+        if self.regexes.is_empty() || lines.end <= lines.start {
+            return;
+        }
+        let region = Region {
+            text,
+            base,
+            lines_from: (lines.start - base) as usize,
+            end: (lines.end - base) as usize,
+            search_from: (search_from.max(lines.start) - base) as usize,
+        };
+        let mut limit = region.end;
+        if let Some(screen) = &self.screen {
+            let haystack = &text[..region.end];
+            let mut at = region.search_from;
+            let mut line_floor = region.lines_from;
+            while at < region.end {
+                let Some(candidate) = screen.find_at(haystack, at) else {
+                    break;
+                };
+                let c = candidate.start();
+                let line_start =
+                    memrchr(b'\n', &text[line_floor..c]).map_or(line_floor, |i| line_floor + i + 1);
+                let line_end = memchr(b'\n', &text[c..region.end]).map_or(region.end, |i| c + i);
+                let found = self.verify(
+                    &self.screened,
+                    &region,
+                    line_start..line_end,
+                    starts,
+                    first_line_only,
+                    hits,
+                );
+                if found && first_line_only {
+                    limit = line_end;
+                    break;
+                }
+                at = line_end + 1;
+                line_floor = at;
+            }
+        }
+        if !self.unscreened.is_empty() {
+            let mut line_start = region.lines_from;
+            while line_start < limit {
+                let line_end = memchr(b'\n', &text[line_start..region.end])
+                    .map_or(region.end, |i| line_start + i);
+                if line_end >= region.search_from {
+                    let found = self.verify(
+                        &self.unscreened,
+                        &region,
+                        line_start..line_end,
+                        starts,
+                        first_line_only,
+                        hits,
+                    );
+                    if found && first_line_only {
+                        break;
+                    }
+                }
+                line_start = line_end + 1;
+            }
+        }
+    }
+
+    /// Runs the regexes of `slots` on one line; returns whether any matched.
+    fn verify(
+        &self,
+        slots: &[usize],
+        region: &Region<'_>,
+        line: Range<usize>,
+        starts: &mut [u64],
+        first_only: bool,
+        hits: &mut Vec<Hit>,
+    ) -> bool {
+        let line_start = line.start.max(line.end.saturating_sub(LINE_CAP));
+        let haystack = &region.text[line_start..line.end];
+        let line_offset = region.base + line_start as u64;
+        let mut found = false;
+        for &slot in slots {
+            let (index, regex) = &self.regexes[slot];
+            let floor = (starts[slot].saturating_sub(region.base) as usize).max(region.search_from);
+            let mut from = floor.max(line_start) - line_start;
+            while from <= haystack.len() {
+                let Some(m) = regex.find_at(haystack, from) else {
+                    break;
+                };
+                if m.is_empty() {
+                    // An empty match says nothing about the console; look past it.
+                    from = m.end() + 1;
+                    continue;
+                }
+                hits.push(Hit {
+                    index: *index,
+                    start: line_offset + m.start() as u64,
+                    end: line_offset + m.end() as u64,
+                });
+                starts[slot] = line_offset + m.end() as u64;
+                found = true;
+                if first_only {
+                    break;
+                }
+                from = m.end();
+            }
+        }
+        found
+    }
+}
+
+/// The text being searched, in offsets relative to the start of the text buffer.
+struct Region<'t> {
+    text: &'t [u8],
+    base: u64,
+    lines_from: usize,
+    end: usize,
+    search_from: usize,
+}
+
+/// Whether a regex can be screened by its multi-line form: `\A`, `\z` and a cleared `m` flag
+/// would mean something else in a multi-line haystack, so such regexes are run line by line.
+fn can_screen(source: &str) -> bool {
+    if source.contains("\\A") || source.contains("\\z") {
+        return false;
+    }
+    let bytes = source.as_bytes();
+    let mut at = 0;
+    while let Some(found) = memchr::memmem::find(&bytes[at..], b"(?") {
+        let flags_start = at + found + 2;
+        let flags: Vec<u8> = bytes[flags_start..]
+            .iter()
+            .copied()
+            .take_while(|b| b.is_ascii_alphabetic() || *b == b'-')
+            .collect();
+        if let Some(minus) = flags.iter().position(|&b| b == b'-') {
+            if flags[minus..].contains(&b'm') {
+                return false;
+            }
+        }
+        at = flags_start;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regex_hits_in(patterns: &[Pattern], text: &str) -> Vec<(usize, String)> {
+        let set = PatternSet::new(patterns);
+        let mut starts = vec![0; set.regex_count()];
+        let mut hits = Vec::new();
+        set.regex_hits(
+            text.as_bytes(),
+            0,
+            0..text.len() as u64,
+            0,
+            &mut starts,
+            false,
+            &mut hits,
+        );
+        hits.sort_by_key(|h| (h.end, h.index));
+        hits.iter()
+            .map(|h| (h.index, text[h.start as usize..h.end as usize].to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn anchors_mean_line_start_and_end_for_screened_regexes() {
+        let patterns = [
+            Pattern::regex(r"^=> $").unwrap(),
+            Pattern::regex(r"^[a-z]+ login: $").unwrap(),
+        ];
+        let hits = regex_hits_in(&patterns, "x=> \n=> \nnixos login: \nnixos login: root\n");
+        assert_eq!(
+            hits,
+            [(0, "=> ".to_owned()), (1, "nixos login: ".to_owned())]
+        );
+    }
+
+    #[test]
+    fn regexes_that_cannot_be_screened_still_match_every_line() {
+        let patterns = [
+            Pattern::regex(r"\Aready\z").unwrap(),
+            Pattern::regex(r"(?-m)^go$").unwrap(),
+        ];
+        let hits = regex_hits_in(&patterns, "not ready\nready\ngo\n");
+        assert_eq!(hits, [(0, "ready".to_owned()), (1, "go".to_owned())]);
+    }
+
+    #[test]
+    fn a_regex_never_matches_across_a_newline() {
+        let patterns = [
+            Pattern::regex(r"a\s+b").unwrap(),
+            Pattern::regex(r"c[^x]*d").unwrap(),
+        ];
+        assert_eq!(
+            regex_hits_in(&patterns, "a\nb c\nd\na  b\n"),
+            [(0, "a  b".to_owned())]
+        );
+    }
+
+    #[test]
+    fn duplicate_group_names_fall_back_to_line_by_line_search() {
+        let patterns = [
+            Pattern::regex(r"(?P<n>\d+) ok").unwrap(),
+            Pattern::regex(r"(?P<n>\d+) bad").unwrap(),
+        ];
+        let hits = regex_hits_in(&patterns, "1 ok\n2 bad\n");
+        assert_eq!(hits, [(0, "1 ok".to_owned()), (1, "2 bad".to_owned())]);
+    }
+
+    #[test]
+    fn empty_regex_matches_are_ignored() {
+        let patterns = [Pattern::regex(r"x*").unwrap()];
+        assert_eq!(regex_hits_in(&patterns, "ab\nxx\n"), [(0, "xx".to_owned())]);
+    }
+
+    #[test]
+    fn overlapping_literals_are_each_found_once() {
+        let set = PatternSet::new(&[
+            Pattern::literal("abc"),
+            Pattern::literal("bcd"),
+            Pattern::literal(""),
+        ]);
+        let mut hits = Vec::new();
+        set.literal_hits(b"abcd", 0, 0, 0, false, &mut hits);
+        assert_eq!(
+            hits,
+            [
+                Hit {
+                    index: 0,
+                    start: 0,
+                    end: 3
+                },
+                Hit {
+                    index: 1,
+                    start: 1,
+                    end: 4
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn flag_groups_clearing_multi_line_are_not_screened() {
+        assert!(can_screen(r"(?i)login: $"));
+        assert!(can_screen(r"(?P<x>a)-m"));
+        assert!(!can_screen(r"(?i-m)^x"));
+        assert!(!can_screen(r"(?-sm:^x)"));
+        assert!(!can_screen(r"\Ax"));
+    }
+}

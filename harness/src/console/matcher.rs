@@ -332,10 +332,15 @@ impl Matcher {
     fn take_expected(&mut self, hit: Hit) -> Expected {
         let base = self.text_base;
         let at = |offset: u64| (offset - base) as usize;
+        // The text since the floor may include this feed's bytes beyond the retained cap.
+        let before_from = self
+            .floor
+            .max(base)
+            .max(hit.start.saturating_sub(RETAINED_CAP as u64));
         let expected = Expected {
             index: hit.index,
             matched: String::from_utf8_lossy(&self.text[at(hit.start)..at(hit.end)]).into_owned(),
-            before: String::from_utf8_lossy(&self.text[at(self.floor.max(base))..at(hit.start)])
+            before: String::from_utf8_lossy(&self.text[at(before_from)..at(hit.start)])
                 .into_owned(),
             line: self.line_of(&hit),
         };
@@ -349,7 +354,9 @@ impl Matcher {
     /// The line holding the last byte of a match, up to the next newline or the present.
     fn line_of(&self, hit: &Hit) -> String {
         let base = self.text_base;
-        let anchor = (hit.end.max(hit.start + 1) - 1 - base) as usize;
+        let (start, end) = ((hit.start - base) as usize, (hit.end - base) as usize);
+        // A literal may end in newlines; its line is the one its last visible byte is on.
+        let anchor = last_visible_byte(&self.text[start..end]).map_or(start, |i| start + i);
         let back = anchor.saturating_sub(LINE_CAP);
         let start = memrchr(b'\n', &self.text[back..anchor]).map_or(back, |i| back + i + 1);
         let end = memchr(b'\n', &self.text[anchor..]).map_or(self.text.len(), |i| anchor + i);
@@ -423,6 +430,11 @@ impl fmt::Debug for Matcher {
             .field("buffers", &self.buffer_sizes())
             .finish_non_exhaustive()
     }
+}
+
+/// Index of the last byte that is not a newline.
+fn last_visible_byte(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().rposition(|&b| b != b'\n')
 }
 
 /// The match that ends first; at the same end, the pattern listed first.

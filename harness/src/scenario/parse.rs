@@ -173,9 +173,7 @@ fn key_span(document: &DeTable<'_>, path: &[Seg<'_>]) -> Option<(Range<usize>, R
                 .iter()
                 .find(|(k, _)| k.get_ref() == key)
                 .map(|(_, v)| v.get_ref())?,
-            (Seg::Index(i), Some(DeValue::Array(items))) => {
-                items.get(*i).map(|v| v.get_ref())?
-            }
+            (Seg::Index(i), Some(DeValue::Array(items))) => items.get(*i).map(|v| v.get_ref())?,
             (Seg::Index(_), _) => return None,
         };
         if let DeValue::Table(inner) = next {

@@ -1,0 +1,149 @@
+//! Everything that can go wrong reading a disk image, each message naming the image and what was
+//! being read.
+
+use std::io;
+use std::path::PathBuf;
+
+use super::extlinux;
+use super::fs::FsKind;
+
+/// A disk image that could not be read as asked. Every message starts with the image's path
+/// and says which part of it (partition table, partition N, a file) was being read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// The image file could not be opened.
+    #[error("{}: cannot open image: {error}", image.display())]
+    Open {
+        /// The image file.
+        image: PathBuf,
+        /// Why it could not be opened.
+        error: io::Error,
+    },
+    /// Reading the image failed below the filesystem level.
+    #[error("{}: cannot read {what}: {error}", image.display())]
+    Read {
+        /// The image file.
+        image: PathBuf,
+        /// What was being read, e.g. "partition 2".
+        what: String,
+        /// The I/O error.
+        error: io::Error,
+    },
+    /// The image ends before something its partition table says is there.
+    #[error("{}: image is truncated: {what} needs {needed} bytes but the image has {len}", image.display())]
+    Truncated {
+        /// The image file.
+        image: PathBuf,
+        /// What does not fit, e.g. "partition 2 (sectors 1081344..=2097151)".
+        what: String,
+        /// How many bytes the image would need.
+        needed: u64,
+        /// How many bytes it has.
+        len: u64,
+    },
+    /// Neither a GPT nor an MBR partition table.
+    #[error(
+        "{}: no partition table: neither a GPT header (\"EFI PART\" in sector 1) nor an MBR boot \
+         signature (55 aa at byte 510)",
+        image.display()
+    )]
+    NoPartitionTable {
+        /// The image file.
+        image: PathBuf,
+    },
+    /// A partition table that is present but inconsistent.
+    #[error("{}: invalid partition table: {reason}", image.display())]
+    BadPartitionTable {
+        /// The image file.
+        image: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A partition number the table does not have.
+    #[error("{}: no partition {index} (the image has {})", image.display(), list_partitions(available))]
+    NoSuchPartition {
+        /// The image file.
+        image: PathBuf,
+        /// The partition asked for (1-based).
+        index: u32,
+        /// The partitions the table has.
+        available: Vec<u32>,
+    },
+    /// Files were asked of a partition that does not hold ext4.
+    #[error("{}: partition {partition} holds {found}, not ext4", image.display())]
+    NotExt4 {
+        /// The image file.
+        image: PathBuf,
+        /// The partition (1-based).
+        partition: u32,
+        /// What the partition holds.
+        found: FsKind,
+    },
+    /// An ext4 filesystem that cannot be read (corrupt, or using features the reader lacks).
+    #[error("{}: partition {partition}: cannot read the ext4 filesystem: {reason}", image.display())]
+    Filesystem {
+        /// The image file.
+        image: PathBuf,
+        /// The partition (1-based).
+        partition: u32,
+        /// The reader's explanation.
+        reason: String,
+    },
+    /// A file that is not in the filesystem.
+    #[error("{}: partition {partition}: {path}: no such file", image.display())]
+    FileNotFound {
+        /// The image file.
+        image: PathBuf,
+        /// The partition (1-based).
+        partition: u32,
+        /// The path inside the partition.
+        path: String,
+    },
+    /// A file that is there but cannot be read.
+    #[error("{}: partition {partition}: cannot read {path}: {reason}", image.display())]
+    ReadFile {
+        /// The image file.
+        image: PathBuf,
+        /// The partition (1-based).
+        partition: u32,
+        /// The path inside the partition.
+        path: String,
+        /// The reader's explanation.
+        reason: String,
+    },
+    /// No extlinux.conf where U-Boot's distro boot looks.
+    #[error(
+        "{}: no extlinux.conf where U-Boot looks; searched {}",
+        image.display(),
+        searched.join("; ")
+    )]
+    NoBootConfig {
+        /// The image file.
+        image: PathBuf,
+        /// What was searched, one entry per candidate partition.
+        searched: Vec<String>,
+    },
+    /// An extlinux.conf that U-Boot would refuse ("Error parsing config file").
+    #[error("{}: partition {partition}: {path}: {error}", image.display())]
+    Extlinux {
+        /// The image file.
+        image: PathBuf,
+        /// The partition (1-based).
+        partition: u32,
+        /// The path of the extlinux.conf inside the partition.
+        path: String,
+        /// What U-Boot would stumble on.
+        error: extlinux::ParseError,
+    },
+}
+
+fn list_partitions(available: &[u32]) -> String {
+    match available {
+        [] => "no partitions".to_owned(),
+        _ => {
+            let numbers: Vec<String> = available.iter().map(u32::to_string).collect();
+            format!("partitions {}", numbers.join(", "))
+        }
+    }
+}

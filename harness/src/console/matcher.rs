@@ -12,7 +12,7 @@ use memchr::{memchr, memrchr};
 
 use super::ansi::Stripper;
 use super::byte_stats::{ByteCounter, ByteStats};
-use super::pattern_set::{Hit, PatternSet, LINE_CAP};
+use super::pattern_set::{Hit, PatternSet, Text, LINE_CAP};
 use super::Pattern;
 
 /// Clean text kept for the next [`Matcher::expect`] (the tail is kept when there is more).
@@ -135,17 +135,9 @@ impl Matcher {
         let mut starts = vec![self.floor; set.regex_count()];
         let mut hits = Vec::new();
         let end = self.end();
-        set.literal_hits(
-            &self.text,
-            self.text_base,
-            self.floor,
-            self.floor,
-            true,
-            &mut hits,
-        );
+        set.literal_hits(self.clean_text(), self.floor, self.floor, true, &mut hits);
         set.regex_hits(
-            &self.text,
-            self.text_base,
+            self.clean_text(),
             self.floor_line_start..end,
             self.floor,
             &mut starts,
@@ -199,15 +191,30 @@ impl Matcher {
         let mut watch_hits = Vec::new();
         let mut expect_hits = Vec::new();
         let from = new_start.saturating_sub(self.watches.overlap()).max(base);
-        self.watches
-            .literal_hits(&self.text, base, from, new_start, false, &mut watch_hits);
+        self.watches.literal_hits(
+            Text {
+                bytes: &self.text,
+                base,
+            },
+            from,
+            new_start,
+            false,
+            &mut watch_hits,
+        );
         if let Some(active) = &self.expect {
             let from = new_start
                 .saturating_sub(active.set.overlap())
                 .max(self.floor);
-            active
-                .set
-                .literal_hits(&self.text, base, from, new_start, true, &mut expect_hits);
+            active.set.literal_hits(
+                Text {
+                    bytes: &self.text,
+                    base,
+                },
+                from,
+                new_start,
+                true,
+                &mut expect_hits,
+            );
         }
 
         let line_from = self.line_start.max(base);
@@ -290,6 +297,13 @@ impl Matcher {
         }
     }
 
+    fn clean_text(&self) -> Text<'_> {
+        Text {
+            bytes: &self.text,
+            base: self.text_base,
+        }
+    }
+
     /// Stream offset (in clean bytes) just past the text seen so far.
     fn end(&self) -> u64 {
         self.text_base + self.text.len() as u64
@@ -304,8 +318,10 @@ impl Matcher {
     ) {
         let base = self.text_base;
         self.watches.regex_hits(
-            &self.text,
-            base,
+            Text {
+                bytes: &self.text,
+                base,
+            },
             lines.clone(),
             search_from,
             &mut self.watch_starts,
@@ -316,8 +332,10 @@ impl Matcher {
             // A regex match in these lines cannot end before one already found in earlier text.
             if expect_hits.iter().all(|hit| hit.end > lines.start) {
                 active.set.regex_hits(
-                    &self.text,
-                    base,
+                    Text {
+                        bytes: &self.text,
+                        base,
+                    },
                     lines,
                     search_from,
                     &mut active.starts,

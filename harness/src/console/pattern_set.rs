@@ -12,6 +12,13 @@ use super::Pattern;
 /// costs bounded work per byte.
 pub(crate) const LINE_CAP: usize = 64 * 1024;
 
+/// A stretch of the clean stream: `bytes[0]` is at stream offset `base`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Text<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) base: u64,
+}
+
 /// One match in the clean stream, in absolute stream offsets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Hit {
@@ -104,13 +111,12 @@ impl PatternSet {
         self.regexes.len()
     }
 
-    /// Appends literal matches in `text[from..]` that end after `after`, in order of their end.
-    /// `text[0]` is at stream offset `base`. With `first_only`, stops after the matches sharing
+    /// Appends literal matches in the text from offset `from` that end after `after`, in order
+    /// of their end. With `first_only`, stops after the matches sharing
     /// the earliest end.
     pub(crate) fn literal_hits(
         &self,
-        text: &[u8],
-        base: u64,
+        text: Text<'_>,
         from: u64,
         after: u64,
         first_only: bool,
@@ -119,7 +125,7 @@ impl PatternSet {
         let Some(automaton) = &self.literals else {
             return;
         };
-        let haystack = &text[(from - base) as usize..];
+        let haystack = &text.bytes[(from - text.base) as usize..];
         let mut first_end = None;
         for found in automaton.find_overlapping_iter(haystack) {
             let end = from + found.end() as u64;
@@ -145,8 +151,7 @@ impl PatternSet {
     /// `first_line_only`, stops after the first line holding a match.
     pub(crate) fn regex_hits(
         &self,
-        text: &[u8],
-        base: u64,
+        text: Text<'_>,
         lines: Range<u64>,
         search_from: u64,
         starts: &mut [u64],
@@ -156,6 +161,7 @@ impl PatternSet {
         if self.regexes.is_empty() || lines.end <= lines.start {
             return;
         }
+        let Text { bytes: text, base } = text;
         let region = Region {
             text,
             base,
@@ -302,8 +308,10 @@ mod tests {
         let mut starts = vec![0; set.regex_count()];
         let mut hits = Vec::new();
         set.regex_hits(
-            text.as_bytes(),
-            0,
+            Text {
+                bytes: text.as_bytes(),
+                base: 0,
+            },
             0..text.len() as u64,
             0,
             &mut starts,
@@ -375,7 +383,11 @@ mod tests {
             Pattern::literal(""),
         ]);
         let mut hits = Vec::new();
-        set.literal_hits(b"abcd", 0, 0, 0, false, &mut hits);
+        let text = Text {
+            bytes: b"abcd",
+            base: 0,
+        };
+        set.literal_hits(text, 0, 0, false, &mut hits);
         assert_eq!(
             hits,
             [

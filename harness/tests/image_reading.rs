@@ -14,6 +14,11 @@ use r2s_harness::image::{
 };
 
 const MIB: u64 = 1024 * 1024;
+
+/// An error message about `image`, as every [`ImageError`] starts: `<image>: <rest>`.
+fn about(image: &Path, rest: &str) -> String {
+    format!("{}: {rest}", image.display())
+}
 const SECTOR: u64 = 512;
 
 const HANDWRITTEN: &str = include_str!("data/extlinux/handwritten-first-boot.conf");
@@ -323,10 +328,7 @@ fn a_missing_file_names_image_partition_and_path() {
     ));
     assert_eq!(
         error.to_string(),
-        format!(
-            "{}: partition 2: /etc/shadow: no such file",
-            image.display()
-        )
+        about(&image, "partition 2: /etc/shadow: no such file")
     );
 }
 
@@ -381,9 +383,9 @@ fn reading_files_from_a_non_ext4_partition_says_what_is_there() {
     let error = read_file(&image, 1, "/config.txt").unwrap_err();
     assert_eq!(
         error.to_string(),
-        format!(
-            "{}: partition 1 holds vfat labelled \"FIRMWARE\", not ext4",
-            image.display()
+        about(
+            &image,
+            "partition 1 holds vfat labelled \"FIRMWARE\", not ext4"
         )
     );
 }
@@ -507,11 +509,8 @@ fn a_broken_extlinux_conf_is_reported_with_its_line() {
     let error = boot_config::find(&image).unwrap_err();
     assert_eq!(
         error.to_string(),
-        format!(
-            "{}: partition 1: /extlinux/extlinux.conf: line 2: LABEL needs a name; U-Boot rejects the whole file \
-             (\"Error parsing config file\")",
-            image.display()
-        )
+        about(&image, "partition 1: /extlinux/extlinux.conf: line 2: LABEL needs a name; U-Boot rejects the whole file \
+             (\"Error parsing config file\")")
     );
 }
 
@@ -531,11 +530,8 @@ fn image_cut_inside_a_partition_is_truncated() {
     );
     assert_eq!(
         error.to_string(),
-        format!(
-            "{}: image is truncated: partition 1 (sectors 32768..=49151) needs 25165824 bytes but the image has \
-             20971520",
-            image.display()
-        )
+        about(&image, "image is truncated: partition 1 (sectors 32768..=49151) needs 25165824 bytes but the image has \
+             20971520")
     );
 }
 
@@ -552,10 +548,7 @@ fn image_cut_inside_the_gpt_is_truncated() {
     let error = Table::read(&image).unwrap_err();
     assert_eq!(
         error.to_string(),
-        format!(
-            "{}: image is truncated: the GPT partition entry array needs 17408 bytes but the image has 5000",
-            image.display()
-        )
+        about(&image, "image is truncated: the GPT partition entry array needs 17408 bytes but the image has 5000")
     );
 }
 
@@ -596,7 +589,7 @@ fn random_bytes_have_no_partition_table() {
     );
     assert!(error
         .to_string()
-        .starts_with(&format!("{}: no partition table", image.display())));
+        .starts_with(&about(&image, "no partition table")));
 }
 
 #[test]
@@ -630,10 +623,7 @@ fn asking_for_a_partition_that_is_not_there_lists_those_that_are() {
     let error = read_file(&image, 3, "/etc/hostname").unwrap_err();
     assert_eq!(
         error.to_string(),
-        format!(
-            "{}: no partition 3 (the image has partitions 1, 2)",
-            image.display()
-        )
+        about(&image, "no partition 3 (the image has partitions 1, 2)")
     );
 }
 

@@ -1,1 +1,133 @@
-//! placeholder
+//! Fixture disk images for the R2S boot harness, built from real Debian arm64 parts.
+//!
+//! CI cannot build NixOS, so fixtures are made from Debian's arm64 kernel, busybox-static and
+//! RK3328 U-Boot, laid out like a NanoPi R2S SD card running NixOS: idbloader.img at sector 64,
+//! u-boot.itb at sector 16384, a GPT with ext4 `NIXOS_BOOT` (sector 32768, 512 MiB) holding a
+//! NixOS generic-extlinux `extlinux.conf`, and ext4 `NIXOS_SD` holding a small fake Nix store.
+//! The initrd and the systems print what NixOS prints (stage banners, getty issue, login,
+//! prompt), so the same scenarios run against fixtures and real NixOS images.
+//!
+//! [`build`] caches images under a directory (see [`default_cache_dir`]) and is safe to call
+//! from several processes at once.
+
+use std::path::{Path, PathBuf};
+
+mod assemble;
+mod cache;
+mod cpio;
+mod crypt;
+mod debian;
+mod disk;
+mod error;
+mod ext4;
+mod fixture;
+mod gpt;
+mod kernel;
+mod modules;
+mod recipe;
+mod store;
+mod tool;
+
+pub use assemble::MENU_TIMEOUT;
+pub use error::BuildError;
+pub use store::{generations, Generation, HOSTNAME};
+
+/// The fixture scenarios use when none is named: the good image.
+pub const DEFAULT_FIXTURE: &str = "r2s-busybox";
+
+/// The password of `root` in every fixture (stored as a SHA-512 crypt hash in /etc/shadow).
+pub const ROOT_PASSWORD: &str = "r2s-fixture";
+
+/// A fixture's name and what it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixtureInfo {
+    /// The name [`build`] takes.
+    pub name: &'static str,
+    /// What the fixture boots into, or how and where it fails.
+    pub description: &'static str,
+}
+
+/// Every fixture [`build`] knows, the good one ([`DEFAULT_FIXTURE`]) first.
+pub fn fixtures() -> &'static [FixtureInfo] {
+    fixture::FIXTURES
+}
+
+/// Where fixtures are cached: `$R2S_FIXTURE_DIR` if set, else `target/fixtures` in the
+/// workspace this crate was compiled in.
+pub fn default_cache_dir() -> PathBuf {
+    match std::env::var_os("R2S_FIXTURE_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => {
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+            manifest
+                .parent()
+                .unwrap_or(manifest)
+                .join("target")
+                .join("fixtures")
+        }
+    }
+}
+
+/// Builds fixture `name` in `cache_dir` (created if missing) and returns the path of the raw
+/// disk image.
+///
+/// The image is rebuilt only when its inputs change: recipe files, this builder's sources and
+/// the Debian packages' file names. Downloads (`apt-get download`) and unpacked packages are
+/// cached in the same directory. Concurrent callers, in this or other processes, serialise on a
+/// lock file there; images appear by atomic rename, so a path returned stays a complete image
+/// even while another process replaces it.
+pub fn build(name: &str, cache_dir: &Path) -> Result<PathBuf, BuildError> {
+    let breakage = fixture::breakage(name).ok_or_else(|| BuildError::UnknownFixture {
+        name: name.to_owned(),
+        known: fixtures()
+            .iter()
+            .map(|f| f.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
+    std::fs::create_dir_all(cache_dir).map_err(BuildError::io("creating directory", cache_dir))?;
+    let _lock = cache::Lock::acquire(cache_dir)?;
+
+    let parts = debian::Parts::fetch(cache_dir)?;
+    let debs = parts.deb_names();
+    let key = cache::KeyInputs::current(name, &debs).key();
+    let entry = cache::Entry::new(cache_dir, name);
+    if entry.is_fresh(&key) {
+        return Ok(entry.image);
+    }
+
+    let work = tempfile::Builder::new()
+        .prefix(&format!(".build-{name}-"))
+        .tempdir_in(cache_dir)
+        .map_err(BuildError::io(
+            "creating a temporary directory in",
+            cache_dir,
+        ))?;
+    let built = assemble::fixture(name, breakage, &parts, work.path())?;
+    entry.commit(&built, &key)?;
+    Ok(entry.image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fixture_error_lists_the_known_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = build("r2s-nope", dir.path()).unwrap_err().to_string();
+        assert!(err.contains("unknown fixture `r2s-nope`"), "{err}");
+        assert!(
+            err.contains("r2s-busybox, broken-stage1, broken-panic, broken-initrd-missing"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn fixture_names_are_unique() {
+        let mut names: Vec<&str> = fixtures().iter().map(|f| f.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), fixtures().len());
+    }
+}

@@ -1,0 +1,295 @@
+//! The fixture cache: one lock per cache directory, and a key per image that changes whenever
+//! anything the image is made from changes.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::recipe::RecipeFile;
+use crate::BuildError;
+
+/// Bumped when images built by the same sources must nevertheless be rebuilt.
+const FORMAT: u32 = 1;
+
+/// The builder's own sources: a change to how images are put together invalidates them too.
+const SOURCES: &[(&str, &str)] = &[
+    ("lib.rs", include_str!("lib.rs")),
+    ("assemble.rs", include_str!("assemble.rs")),
+    ("cache.rs", include_str!("cache.rs")),
+    ("cpio.rs", include_str!("cpio.rs")),
+    ("crypt.rs", include_str!("crypt.rs")),
+    ("debian.rs", include_str!("debian.rs")),
+    ("disk.rs", include_str!("disk.rs")),
+    ("error.rs", include_str!("error.rs")),
+    ("ext4.rs", include_str!("ext4.rs")),
+    ("fixture.rs", include_str!("fixture.rs")),
+    ("gpt.rs", include_str!("gpt.rs")),
+    ("kernel.rs", include_str!("kernel.rs")),
+    ("modules.rs", include_str!("modules.rs")),
+    ("recipe.rs", include_str!("recipe.rs")),
+    ("store.rs", include_str!("store.rs")),
+    ("tool.rs", include_str!("tool.rs")),
+];
+
+/// What an image is made from.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyInputs<'a> {
+    /// The fixture name.
+    pub fixture: &'a str,
+    /// Recipe files.
+    pub recipes: &'a [RecipeFile],
+    /// The builder's sources, `(name, text)`.
+    pub sources: &'a [(&'a str, &'a str)],
+    /// The .deb file names the parts came from (name and version).
+    pub debs: &'a [&'a str],
+}
+
+impl KeyInputs<'_> {
+    /// The inputs of this builder for `fixture` built from `debs`.
+    pub fn current<'a>(fixture: &'a str, debs: &'a [&'a str]) -> KeyInputs<'a> {
+        KeyInputs {
+            fixture,
+            recipes: crate::recipe::ALL,
+            sources: SOURCES,
+            debs,
+        }
+    }
+
+    /// Hex SHA-256 over every input, each length-prefixed so no two input sets collide by
+    /// concatenation.
+    pub fn key(&self) -> String {
+        let mut hash = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            hash.update((bytes.len() as u64).to_le_bytes());
+            hash.update(bytes);
+        };
+        field(env!("CARGO_PKG_VERSION").as_bytes());
+        field(&FORMAT.to_le_bytes());
+        field(self.fixture.as_bytes());
+        for recipe in self.recipes {
+            field(recipe.path.as_bytes());
+            field(recipe.text.as_bytes());
+        }
+        for (name, text) in self.sources {
+            field(name.as_bytes());
+            field(text.as_bytes());
+        }
+        for deb in self.debs {
+            field(deb.as_bytes());
+        }
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// An exclusive `flock` on `<cache>/lock`, released on drop (or when the process dies, so a
+/// killed build never leaves the cache locked).
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    /// Blocks until this process holds the cache.
+    pub fn acquire(cache_dir: &Path) -> Result<Lock, BuildError> {
+        let path = cache_dir.join("lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| BuildError::Lock {
+                path: path.clone(),
+                source,
+            })?;
+        loop {
+            // SAFETY: flock on a descriptor this function owns; no memory is passed.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(Lock { _file: file });
+            }
+            let source = std::io::Error::last_os_error();
+            if source.kind() != std::io::ErrorKind::Interrupted {
+                return Err(BuildError::Lock { path, source });
+            }
+        }
+    }
+}
+
+/// The image and key-file paths of a fixture in the cache.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The finished image, `<cache>/<name>.img`.
+    pub image: PathBuf,
+    key_file: PathBuf,
+}
+
+impl Entry {
+    /// The entry for fixture `name`.
+    pub fn new(cache_dir: &Path, name: &str) -> Entry {
+        Entry {
+            image: cache_dir.join(format!("{name}.img")),
+            key_file: cache_dir.join(format!("{name}.img.key")),
+        }
+    }
+
+    /// Whether the cached image was built from inputs with this key.
+    pub fn is_fresh(&self, key: &str) -> bool {
+        self.image.is_file()
+            && std::fs::read_to_string(&self.key_file).is_ok_and(|k| k.trim() == key)
+    }
+
+    /// Moves a finished image into place and records its key. The old key goes first, so an
+    /// interruption between the steps leaves an image that is rebuilt rather than trusted.
+    pub fn commit(&self, built: &Path, key: &str) -> Result<(), BuildError> {
+        match std::fs::remove_file(&self.key_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(BuildError::io("removing", &self.key_file)(e));
+            }
+            _ => {}
+        }
+        std::fs::rename(built, &self.image)
+            .map_err(BuildError::io("renaming into", &self.image))?;
+        let dir = self
+            .image
+            .parent()
+            .expect("cache entries live in a directory");
+        write_atomically(dir, &self.key_file, format!("{key}\n").as_bytes())
+    }
+}
+
+/// Writes `path` through a temporary file in `dir` and a rename.
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(BuildError::io("creating a temporary file in", dir))?;
+    tmp.write_all(bytes)
+        .map_err(BuildError::io("writing", tmp.path().to_owned()))?;
+    tmp.persist(path)
+        .map_err(|e| BuildError::io("renaming into", path)(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECIPES: &[RecipeFile] = &[RecipeFile {
+        path: "a",
+        text: "one",
+    }];
+    const SOURCES: &[(&str, &str)] = &[("lib.rs", "fn main() {}")];
+
+    fn inputs<'a>(
+        fixture: &'a str,
+        recipes: &'a [RecipeFile],
+        debs: &'a [&'a str],
+    ) -> KeyInputs<'a> {
+        KeyInputs {
+            fixture,
+            recipes,
+            sources: SOURCES,
+            debs,
+        }
+    }
+
+    #[test]
+    fn key_is_stable_for_the_same_inputs() {
+        let debs = ["busybox-static_1.35_arm64.deb"];
+        assert_eq!(
+            inputs("r2s-busybox", RECIPES, &debs).key(),
+            inputs("r2s-busybox", RECIPES, &debs).key()
+        );
+    }
+
+    #[test]
+    fn key_changes_with_recipe_text() {
+        let debs = ["x.deb"];
+        let changed = [RecipeFile {
+            path: "a",
+            text: "two",
+        }];
+        assert_ne!(
+            inputs("f", RECIPES, &debs).key(),
+            inputs("f", &changed, &debs).key()
+        );
+    }
+
+    #[test]
+    fn key_changes_with_deb_names() {
+        let old = ["linux-image-6.1.0-55-arm64_6.1.190-1_arm64.deb"];
+        let new = ["linux-image-6.1.0-56-arm64_6.1.192-2_arm64.deb"];
+        assert_ne!(
+            inputs("f", RECIPES, &old).key(),
+            inputs("f", RECIPES, &new).key()
+        );
+    }
+
+    #[test]
+    fn key_changes_with_fixture_name_and_sources() {
+        let debs = ["x.deb"];
+        let base = inputs("f", RECIPES, &debs);
+        assert_ne!(base.key(), inputs("g", RECIPES, &debs).key());
+        let other_sources = KeyInputs {
+            sources: &[("lib.rs", "fn main() { }")],
+            ..base
+        };
+        assert_ne!(base.key(), other_sources.key());
+    }
+
+    #[test]
+    fn key_does_not_collide_by_concatenation() {
+        let a = [RecipeFile {
+            path: "ab",
+            text: "c",
+        }];
+        let b = [RecipeFile {
+            path: "a",
+            text: "bc",
+        }];
+        assert_ne!(inputs("f", &a, &[]).key(), inputs("f", &b, &[]).key());
+    }
+
+    #[test]
+    fn committed_entry_is_fresh_only_for_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = Entry::new(dir.path(), "fixture");
+        assert!(!entry.is_fresh("k1"));
+        let built = dir.path().join("built");
+        std::fs::write(&built, b"image").unwrap();
+        entry.commit(&built, "k1").unwrap();
+        assert!(entry.is_fresh("k1"));
+        assert!(!entry.is_fresh("k2"));
+        assert_eq!(std::fs::read(&entry.image).unwrap(), b"image");
+    }
+
+    #[test]
+    fn lock_is_exclusive_between_open_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = Lock::acquire(dir.path()).unwrap();
+        let other = File::options()
+            .write(true)
+            .open(dir.path().join("lock"))
+            .unwrap();
+        // SAFETY: non-blocking flock on a descriptor owned by this test.
+        let got = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(
+            got, -1,
+            "a second lock must not be granted while the first is held"
+        );
+    }
+
+    #[test]
+    fn every_source_file_is_hashed() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&src)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "main.rs")
+            .collect();
+        on_disk.sort();
+        let mut hashed: Vec<String> = super::SOURCES.iter().map(|(n, _)| n.to_string()).collect();
+        hashed.sort();
+        assert_eq!(on_disk, hashed);
+    }
+}

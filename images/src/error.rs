@@ -1,0 +1,121 @@
+//! Everything that can stop a fixture build, each naming what failed and where.
+
+use std::path::PathBuf;
+
+/// Why a fixture could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The name is not one of [`crate::fixtures`].
+    #[error("unknown fixture `{name}`; known fixtures: {known}")]
+    UnknownFixture {
+        /// The name asked for.
+        name: String,
+        /// The known names, comma separated.
+        known: String,
+    },
+
+    /// A file or directory operation failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done, e.g. "writing".
+        action: &'static str,
+        /// The file or directory it was done to.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An external tool could not be started (usually: not installed).
+    #[error("cannot run `{command}`: {source} (is it installed?)")]
+    ToolMissing {
+        /// The command line.
+        command: String,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An external tool ran and failed.
+    #[error("`{command}` (in {}) failed with {status}:\n{stderr}", cwd.display())]
+    ToolFailed {
+        /// The command line.
+        command: String,
+        /// The directory it ran in.
+        cwd: PathBuf,
+        /// How it ended, e.g. "exit status: 100".
+        status: String,
+        /// What it printed on stderr (stdout when stderr was empty).
+        stderr: String,
+    },
+
+    /// The package index has no arm64 candidate for a package the fixtures need.
+    #[error("no arm64 candidate for package `{package}` in the apt cache ({detail}); is the arm64 foreign architecture added and `apt-get update` run?")]
+    PackageUnavailable {
+        /// The package name, without architecture.
+        package: String,
+        /// What apt said.
+        detail: String,
+    },
+
+    /// `apt-get download` succeeded but the expected .deb is not where it should be.
+    #[error("downloaded `{package}` but {} does not exist", deb.display())]
+    DebMissing {
+        /// The package name.
+        package: String,
+        /// The file that was expected.
+        deb: PathBuf,
+    },
+
+    /// An unpacked package lacks a file the fixtures are built from.
+    #[error("package `{package}` has no {}", path.display())]
+    PartMissing {
+        /// The package the file should come from.
+        package: String,
+        /// Where in the unpacked package it was looked for.
+        path: PathBuf,
+    },
+
+    /// The kernel file is not an arm64 Image in a format this builder can unpack.
+    #[error("{}: {reason}", path.display())]
+    KernelImage {
+        /// The kernel file (vmlinuz).
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A kernel module the initrd needs, or one it depends on, cannot be found or read.
+    #[error("kernel module `{module}`: {reason}")]
+    Module {
+        /// The module name, e.g. `virtio_blk`.
+        module: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The cache directory could not be locked.
+    #[error("locking {}: {source}", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl BuildError {
+    /// An [`BuildError::Io`] builder for `map_err`.
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! Picking the kernel modules an initrd needs from an unpacked kernel package.
+//!
+//! A kernel package carries no `modules.dep` (depmod writes it at install time), so dependencies
+//! come from each module's `.modinfo` section, as depmod reads them: `depends=` (hard) and
+//! `softdep=pre:` (ext4 and jbd2 ask for `crypto-crc32c` that way; without it the first
+//! metadata_csum mount fails).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::BuildError;
+
+/// A module chosen for the initrd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module {
+    /// Canonical name (dashes as underscores), e.g. `virtio_blk`.
+    pub name: String,
+    /// Path below `lib/modules/<release>/`, always ending in `.ko` (compressed modules are
+    /// stored decompressed so busybox `modprobe` needs no decompressor).
+    pub path: String,
+    /// Module names to load first, hard and soft dependencies together.
+    pub deps: Vec<String>,
+    /// The module's ELF bytes.
+    pub data: Vec<u8>,
+}
+
+/// The modules of one kernel release.
+#[derive(Debug)]
+pub struct Tree {
+    root: PathBuf,
+    /// Canonical name → path relative to `root` (as shipped, possibly compressed).
+    files: BTreeMap<String, String>,
+    builtin: BTreeSet<String>,
+    aliases: OnceLock<BTreeMap<String, String>>,
+}
+
+impl Tree {
+    /// Indexes `lib/modules/<release>` of an unpacked kernel package.
+    pub fn open(root: &Path) -> Result<Tree, BuildError> {
+        let mut files = BTreeMap::new();
+        index(root, root, &mut files)?;
+        let builtin_path = root.join("modules.builtin");
+        let builtin = std::fs::read_to_string(&builtin_path)
+            .map_err(BuildError::io("reading", &builtin_path))?
+            .lines()
+            .map(|line| canonical(line.rsplit('/').next().unwrap_or(line)))
+            .collect();
+        Ok(Tree {
+            root: root.to_owned(),
+            files,
+            builtin,
+            aliases: OnceLock::new(),
+        })
+    }
+
+    /// `wanted` and everything they need, in an order that loads each module after its
+    /// dependencies. Built-in modules are left out.
+    pub fn closure(&self, wanted: &[&str]) -> Result<Vec<Module>, BuildError> {
+        let mut loaded: BTreeMap<String, Module> = BTreeMap::new();
+        let mut order = Vec::new();
+        for name in wanted {
+            self.visit(
+                &canonical(name),
+                &mut loaded,
+                &mut order,
+                &mut Vec::new(),
+                true,
+            )?;
+        }
+        Ok(order
+            .into_iter()
+            .map(|name| loaded.remove(&name).expect("visited modules are loaded"))
+            .collect())
+    }
+
+    fn visit(
+        &self,
+        name: &str,
+        loaded: &mut BTreeMap<String, Module>,
+        order: &mut Vec<String>,
+        stack: &mut Vec<String>,
+        required: bool,
+    ) -> Result<(), BuildError> {
+        if loaded.contains_key(name) || self.builtin.contains(name) {
+            return Ok(());
+        }
+        if stack.iter().any(|s| s == name) {
+            return Err(BuildError::Module {
+                module: name.to_owned(),
+                reason: format!("dependency cycle: {} -> {name}", stack.join(" -> ")),
+            });
+        }
+        let Some(relative) = self.files.get(name) else {
+            if !required {
+                return Ok(());
+            }
+            let needed_by = stack
+                .last()
+                .map_or(String::new(), |parent| format!(" (needed by {parent})"));
+            return Err(BuildError::Module {
+                module: name.to_owned(),
+                reason: format!("not in {} and not built in{needed_by}", self.root.display()),
+            });
+        };
+        let data = read_module(&self.root.join(relative))?;
+        let info = modinfo(&data).map_err(|reason| BuildError::Module {
+            module: name.to_owned(),
+            reason,
+        })?;
+        let mut deps = Vec::new();
+        for (key, value) in &info {
+            match key.as_str() {
+                "depends" => deps.extend(
+                    value
+                        .split(',')
+                        .filter(|d| !d.is_empty())
+                        .map(|d| (canonical(d), true)),
+                ),
+                "softdep" => deps.extend(
+                    soft_pre(value)
+                        .into_iter()
+                        .filter_map(|d| Some((self.resolve(&d)?, false))),
+                ),
+                _ => {}
+            }
+        }
+        stack.push(name.to_owned());
+        for (dep, hard) in &deps {
+            self.visit(dep, loaded, order, stack, *hard)?;
+        }
+        stack.pop();
+        let deps: Vec<String> = deps
+            .into_iter()
+            .map(|(dep, _)| dep)
+            .filter(|dep| loaded.contains_key(dep))
+            .fold(Vec::new(), |mut acc, dep| {
+                if !acc.contains(&dep) {
+                    acc.push(dep);
+                }
+                acc
+            });
+        let path = match relative.find(".ko") {
+            Some(at) => format!("{}.ko", &relative[..at]),
+            None => relative.clone(),
+        };
+        loaded.insert(
+            name.to_owned(),
+            Module {
+                name: name.to_owned(),
+                path,
+                deps,
+                data,
+            },
+        );
+        order.push(name.to_owned());
+        Ok(())
+    }
+
+    /// A soft dependency names a module or an alias (`crypto-crc32c`).
+    fn resolve(&self, name: &str) -> Option<String> {
+        let name = canonical(name);
+        if self.files.contains_key(&name) || self.builtin.contains(&name) {
+            return Some(name);
+        }
+        self.aliases().get(&name).cloned()
+    }
+
+    /// Exact (non-wildcard) aliases of every module, built on first use: reading only the
+    /// `.modinfo` section of a few thousand files takes well under a second.
+    fn aliases(&self) -> &BTreeMap<String, String> {
+        self.aliases.get_or_init(|| {
+            let mut aliases = BTreeMap::new();
+            for (name, relative) in &self.files {
+                let Ok(info) = modinfo_of_file(&self.root.join(relative)) else {
+                    continue;
+                };
+                for (key, value) in info {
+                    if key == "alias" && !value.contains(['*', '?', '[']) {
+                        aliases
+                            .entry(canonical(&value))
+                            .or_insert_with(|| name.clone());
+                    }
+                }
+            }
+            aliases
+        })
+    }
+}
+
+/// `modules.dep` lines for `modules` in the format kmod and busybox read: each module's path,
+/// then its transitive dependencies with the one to load first last.
+pub fn modules_dep(modules: &[Module]) -> String {
+    let by_name: BTreeMap<&str, &Module> = modules.iter().map(|m| (m.name.as_str(), m)).collect();
+    let mut out = String::new();
+    for module in modules {
+        let mut load_order = Vec::new();
+        transitive(module, &by_name, &mut load_order);
+        load_order.pop(); // the module itself comes last in load order
+        out.push_str(&module.path);
+        out.push(':');
+        for dep in load_order.iter().rev() {
+            out.push(' ');
+            out.push_str(&by_name[dep.as_str()].path);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn transitive(module: &Module, by_name: &BTreeMap<&str, &Module>, order: &mut Vec<String>) {
+    for dep in &module.deps {
+        if !order.contains(dep) {
+            transitive(by_name[dep.as_str()], by_name, order);
+        }
+    }
+    if !order.contains(&module.name) {
+        order.push(module.name.clone());
+    }
+}
+
+/// Module names treat `-` and `_` alike; the kernel reports them with underscores.
+fn canonical(name: &str) -> String {
+    let file = name.split(".ko").next().unwrap_or(name);
+    file.replace('-', "_")
+}
+
+/// The `pre:` names of a `softdep=` value such as `pre: crypto-crc32c post: foo`.
+fn soft_pre(value: &str) -> Vec<String> {
+    let mut pre = false;
+    let mut out = Vec::new();
+    for word in value.split_whitespace() {
+        match word {
+            "pre:" => pre = true,
+            "post:" => pre = false,
+            name if pre => out.push(name.to_owned()),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn index(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) -> Result<(), BuildError> {
+    let entries = std::fs::read_dir(dir).map_err(BuildError::io("listing", dir))?;
+    for entry in entries {
+        let entry = entry.map_err(BuildError::io("listing", dir))?;
+        let path = entry.path();
+        let file_type = entry
+            .file_type()
+            .map_err(BuildError::io("inspecting", &path))?;
+        if file_type.is_dir() {
+            index(root, &path, files)?;
+            continue;
+        }
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
+            .iter()
+            .any(|ext| file_name.ends_with(ext))
+        {
+            let relative = path
+                .strip_prefix(root)
+                .expect("walked below root")
+                .to_string_lossy()
+                .into_owned();
+            files.insert(canonical(&file_name), relative);
+        }
+    }
+    Ok(())
+}
+
+/// A module file's ELF bytes, decompressing `.gz` in process and `.xz`/`.zst` with the
+/// standard tools.
+fn read_module(path: &Path) -> Result<Vec<u8>, BuildError> {
+    let name = path.to_string_lossy();
+    if name.ends_with(".ko") {
+        return std::fs::read(path).map_err(BuildError::io("reading", path));
+    }
+    if name.ends_with(".gz") {
+        let file = File::open(path).map_err(BuildError::io("opening", path))?;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(file)
+            .read_to_end(&mut out)
+            .map_err(BuildError::io("decompressing", path))?;
+        return Ok(out);
+    }
+    let tool = if name.ends_with(".xz") { "xz" } else { "zstd" };
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let mut command = Command::new(tool);
+    command.args(["-d", "-c"]).arg(path);
+    let output = crate::tool::run_bytes(&mut command, dir)?;
+    Ok(output)
+}
+
+/// `.modinfo` of a module file, reading only the ELF headers and that section when the file is
+/// uncompressed.
+fn modinfo_of_file(path: &Path) -> Result<Vec<(String, String)>, String> {
+    if !path.to_string_lossy().ends_with(".ko") {
+        let data = read_module(path).map_err(|e| e.to_string())?;
+        return modinfo(&data);
+    }
+    let mut file = File::open(path).map_err(|e| e.to_string())?;
+    let mut read_at = |offset: u64, len: usize| -> Result<Vec<u8>, String> {
+        let mut buf = vec![0u8; len];
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| e.to_string())?;
+        file.read_exact(&mut buf).map_err(|e| e.to_string())?;
+        Ok(buf)
+    };
+    let header = read_at(0, 64)?;
+    let elf = Elf::header(&header)?;
+    let sections = read_at(elf.shoff, elf.shentsize * elf.shnum)?;
+    let names = elf.section(&sections, elf.shstrndx)?;
+    let names = read_at(names.0, names.1 as usize)?;
+    for i in 0..elf.shnum {
+        let (offset, size, name) = elf.section_with_name(&sections, i)?;
+        if cstr_at(&names, name) == Some(".modinfo") {
+            return Ok(parse_modinfo(&read_at(offset, size as usize)?));
+        }
+    }
+    Err("no .modinfo section".to_owned())
+}
+
+/// `.modinfo` key/value pairs of a module's ELF bytes.
+fn modinfo(data: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let elf = Elf::header(data)?;
+    let end = elf.shoff as usize + elf.shentsize * elf.shnum;
+    let sections = data
+        .get(elf.shoff as usize..end)
+        .ok_or("section headers past end of file")?;
+    let (names_off, names_size) = elf.section(sections, elf.shstrndx)?;
+    let names = slice(data, names_off, names_size)?;
+    for i in 0..elf.shnum {
+        let (offset, size, name) = elf.section_with_name(sections, i)?;
+        if cstr_at(names, name) == Some(".modinfo") {
+            return Ok(parse_modinfo(slice(data, offset, size)?));
+        }
+    }
+    Err("no .modinfo section".to_owned())
+}
+
+fn slice(data: &[u8], offset: u64, size: u64) -> Result<&[u8], String> {
+    data.get(offset as usize..(offset + size) as usize)
+        .ok_or_else(|| "section past end of file".to_owned())
+}
+
+fn parse_modinfo(section: &[u8]) -> Vec<(String, String)> {
+    section
+        .split(|&b| b == 0)
+        .filter_map(|entry| {
+            let entry = std::str::from_utf8(entry).ok()?;
+            let (key, value) = entry.split_once('=')?;
+            Some((key.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+fn cstr_at(table: &[u8], offset: u32) -> Option<&str> {
+    let rest = table.get(offset as usize..)?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
+/// The parts of a little-endian ELF64 header needed to find sections.
+struct Elf {
+    shoff: u64,
+    shentsize: usize,
+    shnum: usize,
+    shstrndx: usize,
+}
+
+impl Elf {
+    fn header(bytes: &[u8]) -> Result<Elf, String> {
+        if bytes.len() < 64 || &bytes[0..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
+            return Err("not a little-endian 64-bit ELF file".to_owned());
+        }
+        let u16_at = |at: usize| usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]));
+        Ok(Elf {
+            shoff: u64::from_le_bytes(bytes[0x28..0x30].try_into().expect("8 bytes")),
+            shentsize: u16_at(0x3a),
+            shnum: u16_at(0x3c),
+            shstrndx: u16_at(0x3e),
+        })
+    }
+
+    /// (offset, size) of section `index`.
+    fn section(&self, headers: &[u8], index: usize) -> Result<(u64, u64), String> {
+        let (offset, size, _) = self.section_with_name(headers, index)?;
+        Ok((offset, size))
+    }
+
+    /// (offset, size, name offset) of section `index`.
+    fn section_with_name(&self, headers: &[u8], index: usize) -> Result<(u64, u64, u32), String> {
+        let h = headers
+            .get(index * self.shentsize..(index + 1) * self.shentsize)
+            .filter(|h| h.len() >= 40)
+            .ok_or_else(|| format!("section header {index} out of range"))?;
+        let u64_at = |at: usize| u64::from_le_bytes(h[at..at + 8].try_into().expect("8 bytes"));
+        Ok((
+            u64_at(24),
+            u64_at(32),
+            u32::from_le_bytes(h[0..4].try_into().expect("4 bytes")),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(name: &str, deps: &[&str]) -> Module {
+        Module {
+            name: name.to_owned(),
+            path: format!("kernel/{name}.ko"),
+            deps: deps.iter().map(|d| d.to_string()).collect(),
+            data: Vec::new(),
+        }
+    }
+
+    /// A minimal ELF64 with a section-name table and a `.modinfo` section.
+    fn elf_with_modinfo(modinfo: &[u8]) -> Vec<u8> {
+        let names = b"\0.shstrtab\0.modinfo\0";
+        let mut data = vec![0u8; 64];
+        data[0..4].copy_from_slice(b"\x7fELF");
+        data[4] = 2;
+        data[5] = 1;
+        let names_at = data.len() as u64;
+        data.extend_from_slice(names);
+        let modinfo_at = data.len() as u64;
+        data.extend_from_slice(modinfo);
+        let shoff = data.len() as u64;
+        let mut section = |name: u32, offset: u64, size: u64| {
+            let mut h = vec![0u8; 64];
+            h[0..4].copy_from_slice(&name.to_le_bytes());
+            h[24..32].copy_from_slice(&offset.to_le_bytes());
+            h[32..40].copy_from_slice(&size.to_le_bytes());
+            data.extend(h);
+        };
+        section(0, 0, 0);
+        section(1, names_at, names.len() as u64);
+        section(11, modinfo_at, modinfo.len() as u64);
+        data[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+        data[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        data[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        data[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
+        data
+    }
+
+    #[test]
+    fn modinfo_pairs_are_read_from_the_section() {
+        let elf =
+            elf_with_modinfo(b"license=GPL\0depends=jbd2,mbcache\0softdep=pre: crypto-crc32c\0");
+        assert_eq!(
+            modinfo(&elf).unwrap(),
+            vec![
+                ("license".to_owned(), "GPL".to_owned()),
+                ("depends".to_owned(), "jbd2,mbcache".to_owned()),
+                ("softdep".to_owned(), "pre: crypto-crc32c".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn non_elf_data_is_rejected() {
+        assert!(
+            modinfo(b"not an elf file at all, but long enough to hold a header......").is_err()
+        );
+    }
+
+    #[test]
+    fn soft_pre_takes_only_pre_names() {
+        assert_eq!(soft_pre("pre: a b post: c"), ["a", "b"]);
+        assert_eq!(soft_pre("post: c"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn names_are_canonical_with_underscores_and_no_extension() {
+        assert_eq!(canonical("crc32c-generic.ko.xz"), "crc32c_generic");
+        assert_eq!(canonical("virtio_blk"), "virtio_blk");
+    }
+
+    #[test]
+    fn modules_dep_lists_first_to_load_last() {
+        let modules = [
+            module("crc16", &[]),
+            module("crc32c_generic", &[]),
+            module("jbd2", &["crc32c_generic"]),
+            module("ext4", &["jbd2", "crc16", "crc32c_generic"]),
+        ];
+        assert_eq!(
+            modules_dep(&modules),
+            "kernel/crc16.ko:\n\
+             kernel/crc32c_generic.ko:\n\
+             kernel/jbd2.ko: kernel/crc32c_generic.ko\n\
+             kernel/ext4.ko: kernel/crc16.ko kernel/jbd2.ko kernel/crc32c_generic.ko\n"
+        );
+    }
+}

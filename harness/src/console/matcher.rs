@@ -103,7 +103,9 @@ pub struct Matcher {
     floor_line_start: u64,
     /// Start of the incomplete last line.
     line_start: u64,
-    recent: VecDeque<String>,
+    /// The last complete lines, raw, each cut to what [`shown`] displays; converted to text
+    /// only when asked for, since most are never looked at.
+    recent: VecDeque<Vec<u8>>,
 }
 
 impl Matcher {
@@ -270,7 +272,7 @@ impl Matcher {
     /// The last complete console lines (up to [`RECENT_LINES`]) and then the incomplete one if
     /// it is not empty; ANSI stripped, lossy UTF-8, each cut to [`SHOWN_LINE_CAP`] bytes.
     pub fn recent_lines(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self.recent.iter().cloned().collect();
+        let mut lines: Vec<String> = self.recent.iter().map(|line| shown(line)).collect();
         let end = self.end();
         let start = self.line_start.max(self.text_base);
         if end > start {
@@ -293,7 +295,7 @@ impl Matcher {
             retained: (end - self.floor) as usize,
             incomplete_line: (end - self.line_start.max(self.text_base)) as usize,
             recent_lines: self.recent.len(),
-            recent_bytes: self.recent.iter().map(String::len).sum(),
+            recent_bytes: self.recent.iter().map(Vec::len).sum(),
         }
     }
 
@@ -396,21 +398,31 @@ impl Matcher {
         let base = self.text_base;
         let first = (line_from - base) as usize;
         let mut line_end = (newline - base) as usize;
-        let mut lines = Vec::with_capacity(RECENT_LINES);
+        let mut lines: [std::ops::Range<usize>; RECENT_LINES] = Default::default();
+        let mut count = 0;
         loop {
             let line_start =
                 memrchr(b'\n', &self.text[first..line_end]).map_or(first, |i| first + i + 1);
-            lines.push(shown(&self.text[line_start..line_end]));
-            if lines.len() == RECENT_LINES || line_start == first {
+            lines[count] = line_start..line_end;
+            count += 1;
+            if count == RECENT_LINES || line_start == first {
                 break;
             }
             line_end = line_start - 1;
         }
-        for line in lines.into_iter().rev() {
-            if self.recent.len() == RECENT_LINES {
-                self.recent.pop_front();
-            }
-            self.recent.push_back(line);
+        for line in lines[..count].iter().rev() {
+            // Reuse the oldest line's allocation.
+            let mut kept = if self.recent.len() == RECENT_LINES {
+                self.recent.pop_front().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            kept.clear();
+            // `shown` keeps the last SHOWN_LINE_CAP bytes after skipping at most three
+            // continuation bytes, so this much of the tail renders exactly like the whole line.
+            let keep_from = line.start.max(line.end.saturating_sub(SHOWN_LINE_CAP + 4));
+            kept.extend_from_slice(&self.text[keep_from..line.end]);
+            self.recent.push_back(kept);
         }
     }
 

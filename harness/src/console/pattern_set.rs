@@ -1,7 +1,7 @@
-//! A group of [`Pattern`]s compiled for searching a growing text: literals in one Aho-Corasick
-//! automaton, regexes screened by one combined multi-line regex before being run line by line.
+//! A group of [`Pattern`]s compiled for searching a growing text: literals with Aho-Corasick,
+//! regexes screened over many lines at once and confirmed within their line.
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, Input, MatchKind};
 use memchr::{memchr, memrchr};
 use regex::bytes::Regex;
 use std::ops::Range;
@@ -28,92 +28,89 @@ pub(crate) struct Hit {
     pub(crate) end: u64,
 }
 
-/// Patterns compiled once and searched many times.
+/// The literals of a set, in two automata over the same patterns.
 ///
-/// Literals use overlapping Aho-Corasick semantics: every (pattern, end position) pair is
-/// found exactly once however the text is split, which is what makes results independent of
-/// chunk boundaries. Empty literals never match.
+/// Results use overlapping semantics: every (pattern, end position) pair is found exactly
+/// once however the text is split, which is what makes results independent of chunk
+/// boundaries. A leftmost search is several times faster (it can use a vectorised prefilter),
+/// and every overlapping match starts inside a match the leftmost search reports, so the
+/// overlapping search only runs in small windows around those.
+#[derive(Debug)]
+struct Literals {
+    leftmost: AhoCorasick,
+    overlapping: AhoCorasick,
+    /// Caller index of each automaton pattern id.
+    index: Vec<usize>,
+    longest: usize,
+}
+
+/// One regex of a set.
+#[derive(Debug)]
+struct LineRegex {
+    /// Index of the pattern in the list the set was built from.
+    index: usize,
+    regex: Regex,
+    /// The regex with `^`/`$` at line boundaries, searched over many lines in one call to find
+    /// lines worth confirming; `None` when that form would mean something else.
+    screen: Option<Regex>,
+}
+
+/// Patterns compiled once and searched many times. Empty literals never match.
 #[derive(Debug)]
 pub(crate) struct PatternSet {
-    literals: Option<AhoCorasick>,
-    /// Caller index of each Aho-Corasick pattern id.
-    literal_index: Vec<usize>,
-    longest_literal: usize,
-    /// Caller index and regex of each regex slot.
-    regexes: Vec<(usize, Regex)>,
-    /// Matches (with `^`/`$` at line boundaries) wherever any screened regex could match a
-    /// line, so a chunk of lines needs one pass instead of one search per line per regex.
-    screen: Option<Regex>,
-    screened: Vec<usize>,
-    /// Slots the screen cannot stand in for; these are run on every line.
-    unscreened: Vec<usize>,
+    literals: Option<Literals>,
+    regexes: Vec<LineRegex>,
 }
 
 impl PatternSet {
     pub(crate) fn new(patterns: &[Pattern]) -> Self {
         let mut literals = Vec::new();
-        let mut literal_index = Vec::new();
+        let mut index = Vec::new();
         let mut regexes = Vec::new();
-        for (index, pattern) in patterns.iter().enumerate() {
+        for (i, pattern) in patterns.iter().enumerate() {
             match pattern {
                 Pattern::Literal(text) if text.is_empty() => {}
                 Pattern::Literal(text) => {
                     literals.push(text.as_bytes());
-                    literal_index.push(index);
+                    index.push(i);
                 }
-                Pattern::Regex(regex) => regexes.push((index, regex.clone())),
+                Pattern::Regex(regex) => regexes.push(LineRegex {
+                    index: i,
+                    regex: regex.clone(),
+                    screen: can_screen(regex.as_str())
+                        .then(|| Regex::new(&format!("(?m:{})", regex.as_str())).ok())
+                        .flatten(),
+                }),
             }
         }
-        let longest_literal = literals.iter().map(|l| l.len()).max().unwrap_or(0);
-        let literals = (!literals.is_empty()).then(|| {
+        let build = |kind| {
             AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
+                .match_kind(kind)
                 .build(&literals)
                 .expect("console pattern sets are far below Aho-Corasick's state limit")
+        };
+        let literals = (!literals.is_empty()).then(|| Literals {
+            leftmost: build(MatchKind::LeftmostFirst),
+            overlapping: build(MatchKind::Standard),
+            longest: literals.iter().map(|l| l.len()).max().unwrap_or(0),
+            index,
         });
-        let (screenable, mut unscreened): (Vec<usize>, Vec<usize>) =
-            (0..regexes.len()).partition(|&slot| can_screen(regexes[slot].1.as_str()));
-        let mut screened = Vec::new();
-        let mut screen = None;
-        if !screenable.is_empty() {
-            let combined = screenable
-                .iter()
-                .map(|&slot| format!("(?m:{})", regexes[slot].1.as_str()))
-                .collect::<Vec<_>>()
-                .join("|");
-            match Regex::new(&combined) {
-                Ok(regex) => {
-                    screen = Some(regex);
-                    screened = screenable;
-                }
-                // Duplicate capture group names across patterns, for one: search line by line.
-                Err(_) => unscreened.extend(screenable),
-            }
-        }
-        unscreened.sort_unstable();
-        Self {
-            literals,
-            literal_index,
-            longest_literal,
-            regexes,
-            screen,
-            screened,
-            unscreened,
-        }
+        Self { literals, regexes }
     }
 
     /// How many bytes before new text a literal match ending in the new text may start.
     pub(crate) fn overlap(&self) -> u64 {
-        self.longest_literal.saturating_sub(1) as u64
+        self.literals
+            .as_ref()
+            .map_or(0, |l| l.longest.saturating_sub(1) as u64)
     }
 
     pub(crate) fn regex_count(&self) -> usize {
         self.regexes.len()
     }
 
-    /// Appends literal matches in the text from offset `from` that end after `after`, in order
-    /// of their end. With `first_only`, stops after the matches sharing
-    /// the earliest end.
+    /// Appends literal matches in the text from offset `from` that end after `after`. With
+    /// `first_only`, may stop once no later match can end before one already found.
     pub(crate) fn literal_hits(
         &self,
         text: Text<'_>,
@@ -122,33 +119,42 @@ impl PatternSet {
         first_only: bool,
         hits: &mut Vec<Hit>,
     ) {
-        let Some(automaton) = &self.literals else {
+        let Some(literals) = &self.literals else {
             return;
         };
         let haystack = &text.bytes[(from - text.base) as usize..];
-        let mut first_end = None;
-        for found in automaton.find_overlapping_iter(haystack) {
-            let end = from + found.end() as u64;
-            if end <= after {
-                continue;
-            }
-            if first_only && first_end.is_some_and(|first| first != end) {
+        let mut earliest_end = u64::MAX;
+        for leftmost in literals.leftmost.find_iter(haystack) {
+            if first_only && from + leftmost.start() as u64 >= earliest_end {
                 break;
             }
-            first_end = Some(end);
-            hits.push(Hit {
-                index: self.literal_index[found.pattern().as_usize()],
-                start: from + found.start() as u64,
-                end,
-            });
+            // Matches starting inside this leftmost match end by `window_end`.
+            let window_end = haystack.len().min(leftmost.end() - 1 + literals.longest);
+            if from + window_end as u64 <= after {
+                continue;
+            }
+            let window = Input::new(haystack).span(leftmost.start()..window_end);
+            for found in literals.overlapping.find_overlapping_iter(window) {
+                let end = from + found.end() as u64;
+                // A match starting further on belongs to a later leftmost match's window.
+                if found.start() >= leftmost.end() || end <= after {
+                    continue;
+                }
+                earliest_end = earliest_end.min(end);
+                hits.push(Hit {
+                    index: literals.index[found.pattern().as_usize()],
+                    start: from + found.start() as u64,
+                    end,
+                });
+            }
         }
     }
 
-    /// Appends regex matches within the lines of `text[lines]`, searching each line from the
-    /// latest of its start, `search_from` and the slot's entry in `starts`, which is moved past
-    /// each match so no text matches twice. `lines.start` must be a line start (or where the
-    /// text's memory of the line begins); the last line may be incomplete. With
-    /// `first_line_only`, stops after the first line holding a match.
+    /// Appends regex matches within the lines of `text` in `lines`, searching each line from
+    /// the latest of its start, `search_from` and the slot's entry in `starts`, which is moved
+    /// past each match so no text matches twice. `lines.start` must be a line start (or where
+    /// the text's memory of the line begins); the last line may be incomplete. With
+    /// `first_line_only`, lines after the first line holding a match are not searched.
     pub(crate) fn regex_hits(
         &self,
         text: Text<'_>,
@@ -170,12 +176,14 @@ impl PatternSet {
             search_from: (search_from.max(lines.start) - base) as usize,
         };
         let mut limit = region.end;
-        if let Some(screen) = &self.screen {
-            let haystack = &text[..region.end];
+        for (slot, line_regex) in self.regexes.iter().enumerate() {
+            let Some(screen) = &line_regex.screen else {
+                continue;
+            };
             let mut at = region.search_from;
             let mut line_floor = region.lines_from;
-            while at < region.end {
-                let Some(candidate) = screen.find_at(haystack, at) else {
+            while at < limit {
+                let Some(candidate) = screen.find_at(&text[..limit], at) else {
                     break;
                 };
                 let c = candidate.start();
@@ -183,7 +191,7 @@ impl PatternSet {
                     memrchr(b'\n', &text[line_floor..c]).map_or(line_floor, |i| line_floor + i + 1);
                 let line_end = memchr(b'\n', &text[c..region.end]).map_or(region.end, |i| c + i);
                 let found = self.verify(
-                    &self.screened,
+                    slot,
                     &region,
                     line_start..line_end,
                     starts,
@@ -198,14 +206,17 @@ impl PatternSet {
                 line_floor = at;
             }
         }
-        if !self.unscreened.is_empty() {
+        for (slot, line_regex) in self.regexes.iter().enumerate() {
+            if line_regex.screen.is_some() {
+                continue;
+            }
             let mut line_start = region.lines_from;
             while line_start < limit {
                 let line_end = memchr(b'\n', &text[line_start..region.end])
                     .map_or(region.end, |i| line_start + i);
                 if line_end >= region.search_from {
                     let found = self.verify(
-                        &self.unscreened,
+                        slot,
                         &region,
                         line_start..line_end,
                         starts,
@@ -213,6 +224,7 @@ impl PatternSet {
                         hits,
                     );
                     if found && first_line_only {
+                        limit = line_end;
                         break;
                     }
                 }
@@ -221,10 +233,10 @@ impl PatternSet {
         }
     }
 
-    /// Runs the regexes of `slots` on one line; returns whether any matched.
+    /// Runs the regex of `slot` on one line; returns whether it matched.
     fn verify(
         &self,
-        slots: &[usize],
+        slot: usize,
         region: &Region<'_>,
         line: Range<usize>,
         starts: &mut [u64],
@@ -234,32 +246,30 @@ impl PatternSet {
         let line_start = line.start.max(line.end.saturating_sub(LINE_CAP));
         let haystack = &region.text[line_start..line.end];
         let line_offset = region.base + line_start as u64;
+        let LineRegex { index, regex, .. } = &self.regexes[slot];
+        let floor = (starts[slot].saturating_sub(region.base) as usize).max(region.search_from);
+        let mut from = floor.max(line_start) - line_start;
         let mut found = false;
-        for &slot in slots {
-            let (index, regex) = &self.regexes[slot];
-            let floor = (starts[slot].saturating_sub(region.base) as usize).max(region.search_from);
-            let mut from = floor.max(line_start) - line_start;
-            while from <= haystack.len() {
-                let Some(m) = regex.find_at(haystack, from) else {
-                    break;
-                };
-                if m.is_empty() {
-                    // An empty match says nothing about the console; look past it.
-                    from = m.end() + 1;
-                    continue;
-                }
-                hits.push(Hit {
-                    index: *index,
-                    start: line_offset + m.start() as u64,
-                    end: line_offset + m.end() as u64,
-                });
-                starts[slot] = line_offset + m.end() as u64;
-                found = true;
-                if first_only {
-                    break;
-                }
-                from = m.end();
+        while from <= haystack.len() {
+            let Some(m) = regex.find_at(haystack, from) else {
+                break;
+            };
+            if m.is_empty() {
+                // An empty match says nothing about the console; look past it.
+                from = m.end() + 1;
+                continue;
             }
+            hits.push(Hit {
+                index: *index,
+                start: line_offset + m.start() as u64,
+                end: line_offset + m.end() as u64,
+            });
+            starts[slot] = line_offset + m.end() as u64;
+            found = true;
+            if first_only {
+                break;
+            }
+            from = m.end();
         }
         found
     }
@@ -360,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_group_names_fall_back_to_line_by_line_search() {
+    fn regexes_with_the_same_group_names_are_searched_independently() {
         let patterns = [
             Pattern::regex(r"(?P<n>\d+) ok").unwrap(),
             Pattern::regex(r"(?P<n>\d+) bad").unwrap(),

@@ -513,7 +513,8 @@ fn run_boot(input: &[u8], size: usize, watches: Vec<Pattern>, steps: &[Vec<Patte
     let mut matcher = Matcher::new(watches);
     let mut run = Run::default();
     let mut step = 0;
-    let install = |matcher: &mut Matcher, step: &mut usize, run: &mut Run| {
+    // Installs the current step's expectation; each one found in retained text moves on.
+    let arm = |matcher: &mut Matcher, step: &mut usize, run: &mut Run| {
         while *step < steps.len() {
             match matcher.expect(&steps[*step]) {
                 Some(found) => {
@@ -524,18 +525,22 @@ fn run_boot(input: &[u8], size: usize, watches: Vec<Pattern>, steps: &[Vec<Patte
             }
         }
     };
-    install(&mut matcher, &mut step, &mut run);
+    arm(&mut matcher, &mut step, &mut run);
     for chunk in input.chunks(size) {
+        let mut matched = false;
         for event in matcher.feed(chunk) {
             match event {
                 Event::Watch { index, line } => run.watches.push((index, line)),
                 Event::Expected(found) => {
                     run.expected.push((step, found));
                     step += 1;
+                    matched = true;
                 }
             }
         }
-        install(&mut matcher, &mut step, &mut run);
+        if matched {
+            arm(&mut matcher, &mut step, &mut run);
+        }
     }
     run
 }
@@ -688,4 +693,150 @@ fn time_stays_linear_in_the_length_of_a_line_without_newline() {
         large < small * 12,
         "2 MB took {small:?}, 10 MB took {large:?}"
     );
+}
+
+/// A small deterministic generator, so failures reproduce.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+
+    fn text(&mut self, len: usize, alphabet: &[u8]) -> Vec<u8> {
+        (0..len)
+            .map(|_| alphabet[self.below(alphabet.len() as u64) as usize])
+            .collect()
+    }
+}
+
+/// Every (pattern, end) occurrence, ordered as the matcher orders watch events.
+fn naive_watch_indices(
+    text: &[u8],
+    literals: &[Vec<u8>],
+    regexes: &[regex::bytes::Regex],
+) -> Vec<usize> {
+    let mut hits = Vec::new();
+    for (index, literal) in literals.iter().enumerate() {
+        for end in literal.len()..=text.len() {
+            if &text[end - literal.len()..end] == literal.as_slice() {
+                hits.push((end, index));
+            }
+        }
+    }
+    let mut line_start = 0;
+    for line in text.split(|&b| b == b'\n') {
+        for (slot, regex) in regexes.iter().enumerate() {
+            for m in regex.find_iter(line) {
+                hits.push((line_start + m.end(), literals.len() + slot));
+            }
+        }
+        line_start += line.len() + 1;
+    }
+    hits.sort();
+    hits.into_iter().map(|(_, index)| index).collect()
+}
+
+#[test]
+fn watches_report_every_occurrence_in_any_chunking() {
+    let mut random = XorShift(0x5eed_1234_abcd_ef01);
+    for round in 0..200 {
+        let literals: Vec<Vec<u8>> = (0..1 + random.below(6))
+            .map(|_| {
+                let len = 1 + random.below(5) as usize;
+                random.text(len, b"ab")
+            })
+            .collect();
+        // Fixed-length regexes without `$`, so a match never depends on what follows.
+        let sources = ["a[ab]b", "^ab", "b.a", "(?:ba){2}"];
+        let sources = &sources[..random.below(5) as usize];
+        let regexes: Vec<regex::bytes::Regex> = sources
+            .iter()
+            .map(|s| regex::bytes::Regex::new(s).unwrap())
+            .collect();
+        let len = 200 + random.below(300) as usize;
+        let text = random.text(len, b"aab\n");
+        let want = naive_watch_indices(&text, &literals, &regexes);
+        let patterns: Vec<Pattern> = literals
+            .iter()
+            .map(|l| lit(std::str::from_utf8(l).unwrap()))
+            .chain(regexes.iter().map(|r| Pattern::Regex(r.clone())))
+            .collect();
+        for size in [1, 2, 3, 7, 64, usize::MAX] {
+            let mut matcher = Matcher::new(patterns.clone());
+            let got: Vec<usize> = feed_in_chunks(&mut matcher, &text, size)
+                .into_iter()
+                .map(|event| match event {
+                    Event::Watch { index, .. } => index,
+                    Event::Expected(_) => unreachable!("no expectation was set"),
+                })
+                .collect();
+            assert_eq!(
+                got, want,
+                "round {round}, chunk size {size}, literals {literals:?}, regexes {sources:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn successive_literal_expectations_match_like_a_search_from_the_previous_match() {
+    let mut random = XorShift(0x0dd_c0ffee);
+    for round in 0..200 {
+        let steps: Vec<Vec<String>> = (0..8)
+            .map(|_| {
+                (0..1 + random.below(3))
+                    .map(|_| {
+                        let len = 1 + random.below(4) as usize;
+                        String::from_utf8(random.text(len, b"ab\n")).unwrap()
+                    })
+                    .collect()
+            })
+            .collect();
+        let len = 50 + random.below(200) as usize;
+        let text = random.text(len, b"aab\n");
+
+        // The reference: from the end of the previous match, the occurrence that ends first,
+        // at the same end the pattern listed first.
+        let mut want = Vec::new();
+        let mut floor = 0;
+        for (step, patterns) in steps.iter().enumerate() {
+            let found = patterns
+                .iter()
+                .enumerate()
+                .filter_map(|(index, p)| {
+                    let p = p.as_bytes();
+                    (floor + p.len()..=text.len())
+                        .find(|&end| &text[end - p.len()..end] == p)
+                        .map(|end| (end, index, end - p.len()))
+                })
+                .min();
+            let Some((end, index, start)) = found else {
+                break;
+            };
+            let before = String::from_utf8(text[floor..start].to_vec()).unwrap();
+            want.push((step, index, before));
+            floor = end;
+        }
+
+        let step_patterns: Vec<Vec<Pattern>> = steps
+            .iter()
+            .map(|patterns| patterns.iter().map(|p| lit(p)).collect())
+            .collect();
+        for size in [1, 2, 3, 7, 64, usize::MAX] {
+            let run = run_boot(&text, size, vec![], &step_patterns);
+            let got: Vec<(usize, usize, String)> = run
+                .expected
+                .into_iter()
+                .map(|(step, e)| (step, e.index, e.before))
+                .collect();
+            assert_eq!(
+                got, want,
+                "round {round}, chunk size {size}, steps {steps:?}"
+            );
+        }
+    }
 }

@@ -64,7 +64,7 @@ pub struct BufferSizes {
     pub text_capacity: usize,
     /// Bytes retained for the next [`Matcher::expect`].
     pub retained: usize,
-    /// Bytes of the incomplete last line available for matching.
+    /// Bytes of the incomplete last line held (only the last 64 KiB are matched).
     pub incomplete_line: usize,
     /// Complete lines remembered for [`Matcher::recent_lines`].
     pub recent_lines: usize,
@@ -81,12 +81,20 @@ struct ActiveExpect {
 
 /// Matches watch patterns and one-shot expectations against a console byte stream.
 ///
-/// Patterns see the clean stream: ANSI escape sequences and `\r` removed. Literals match
-/// anywhere, across lines and across chunk boundaries. Regexes match within one line: each
-/// complete line, and the incomplete last line so far (so prompts without a newline match); a
-/// regex can therefore match the start of a line before the rest arrives (`\d+` may see `12` of
-/// `123`). No text matches the same regex twice. When matches end at the same offset, events
-/// list watches before the expectation and patterns in index order.
+/// Patterns see the clean stream: ANSI escape sequences and `\r` removed.
+///
+/// - Literals match anywhere, across lines and across chunk boundaries. A watch literal reports
+///   every occurrence, overlapping ones included, so results never depend on how the stream was
+///   chunked.
+/// - Regexes match within one line: each complete line, and the incomplete last line so far (so
+///   prompts without a newline match). A regex can therefore match part of a line before the
+///   rest arrives: `\d+` may see `12` of `123`, and `$` matches at the end of what has arrived,
+///   so `^append: .*$` may capture half a line. End such regexes with text that must follow.
+///   Matches of one regex never overlap and no text matches the same regex twice. Regexes are
+///   also compiled from their source text, so flags belong inline (`(?i)`), not on a builder.
+/// - Lines longer than 64 KiB are matched on their last 64 KiB; empty matches are ignored.
+/// - When matches end at the same offset, events list watches before the expectation, and
+///   patterns in index order.
 pub struct Matcher {
     stripper: Stripper,
     counter: ByteCounter,
@@ -193,30 +201,15 @@ impl Matcher {
         let mut watch_hits = Vec::new();
         let mut expect_hits = Vec::new();
         let from = new_start.saturating_sub(self.watches.overlap()).max(base);
-        self.watches.literal_hits(
-            Text {
-                bytes: &self.text,
-                base,
-            },
-            from,
-            new_start,
-            false,
-            &mut watch_hits,
-        );
+        self.watches
+            .literal_hits(self.clean_text(), from, new_start, false, &mut watch_hits);
         if let Some(active) = &self.expect {
             let from = new_start
                 .saturating_sub(active.set.overlap())
                 .max(self.floor);
-            active.set.literal_hits(
-                Text {
-                    bytes: &self.text,
-                    base,
-                },
-                from,
-                new_start,
-                true,
-                &mut expect_hits,
-            );
+            active
+                .set
+                .literal_hits(self.clean_text(), from, new_start, true, &mut expect_hits);
         }
 
         let line_from = self.line_start.max(base);
@@ -243,28 +236,21 @@ impl Matcher {
         }
 
         watch_hits.sort_by_key(|hit| (hit.end, hit.index));
-        let expected = earliest(&expect_hits);
-        let mut events = Vec::with_capacity(watch_hits.len() + usize::from(expected.is_some()));
-        let mut expected_event = None;
-        if let Some(hit) = expected {
+        let mut expected = earliest(&expect_hits).map(|hit| {
             self.expect = None;
-            expected_event = Some((hit.end, self.take_expected(hit)));
-        }
+            (hit.end, self.take_expected(hit))
+        });
+        let mut events = Vec::with_capacity(watch_hits.len() + usize::from(expected.is_some()));
         for hit in &watch_hits {
-            if let Some((at, _)) = &expected_event {
-                if *at < hit.end {
-                    let (_, expected) = expected_event.take().expect("checked just above");
-                    events.push(Event::Expected(expected));
-                }
+            if expected.as_ref().is_some_and(|(end, _)| *end < hit.end) {
+                events.extend(expected.take().map(|(_, found)| Event::Expected(found)));
             }
             events.push(Event::Watch {
                 index: hit.index,
                 line: self.line_of(hit),
             });
         }
-        if let Some((_, expected)) = expected_event {
-            events.push(Event::Expected(expected));
-        }
+        events.extend(expected.map(|(_, found)| Event::Expected(found)));
         self.trim();
         events
     }
@@ -311,6 +297,7 @@ impl Matcher {
         self.text_base + self.text.len() as u64
     }
 
+    /// Finds watch and expectation regex matches in `lines` (see [`PatternSet::regex_hits`]).
     fn regex_hits(
         &mut self,
         lines: std::ops::Range<u64>,

@@ -313,6 +313,17 @@ fn discard_retained_stops_stale_output_from_matching() {
 }
 
 #[test]
+fn a_match_cannot_start_in_text_discarded_while_expecting() {
+    let mut matcher = Matcher::new(vec![]);
+    matcher.expect(&[re(r"login: "), lit("Password: ")]);
+    matcher.feed(b"nixos log");
+    matcher.discard_retained();
+    assert_eq!(matcher.feed(b"in: \nPassw"), []);
+    matcher.discard_retained();
+    assert_eq!(matcher.feed(b"ord: \n"), []);
+}
+
+#[test]
 fn clear_expect_removes_the_expectation() {
     let mut matcher = Matcher::new(vec![]);
     matcher.expect(&[lit("Password: ")]);

@@ -177,6 +177,9 @@ impl Matcher {
     pub fn discard_retained(&mut self) {
         let end = self.end();
         self.floor = end;
+        if let Some(active) = &mut self.expect {
+            active.starts.fill(end);
+        }
         self.floor_line_start = self
             .line_start
             .max(end.saturating_sub(LINE_CAP as u64))
@@ -343,7 +346,8 @@ impl Matcher {
         let before_from = self
             .floor
             .max(base)
-            .max(hit.start.saturating_sub(RETAINED_CAP as u64));
+            .max(hit.start.saturating_sub(RETAINED_CAP as u64))
+            .min(hit.start);
         let expected = Expected {
             index: hit.index,
             matched: String::from_utf8_lossy(&self.text[at(hit.start)..at(hit.end)]).into_owned(),

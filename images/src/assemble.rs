@@ -253,13 +253,10 @@ fn initrd(parts: &Parts, busybox: &[u8]) -> Result<Vec<u8>, BuildError> {
 /// The items of an applet list, each checked to be compiled into `busybox`: its applet-name
 /// table holds every name NUL-terminated.
 fn checked_applets(list: &RecipeFile, busybox: &[u8]) -> Result<Vec<&'static str>, BuildError> {
+    let strings: std::collections::HashSet<&[u8]> = busybox.split(|&b| b == 0).collect();
     let applets = list.items();
     for applet in &applets {
-        let needle = format!("\0{applet}\0");
-        if !busybox
-            .windows(needle.len())
-            .any(|w| w == needle.as_bytes())
-        {
+        if !strings.contains(applet.as_bytes()) {
             return Err(BuildError::PartMissing {
                 package: BUSYBOX.to_owned(),
                 path: format!(
@@ -350,9 +347,12 @@ fn stage_generation(
     login: &str,
 ) -> Result<(), BuildError> {
     let system = &generation.store_path;
-    let etc = store::store_path("etc");
-    // One etc per generation: /etc/issue names the generation's version.
-    let etc = format!("{etc}-{}", generation.number);
+    // One etc per generation (/etc/issue names the generation's version), each its own store
+    // path named "etc" as in NixOS.
+    let etc = format!(
+        "/nix/store/{}-etc",
+        store::store_hash(&format!("etc-{}", generation.version))
+    );
     let esc = "\x1b";
     put(
         &under(dir, &format!("{etc}/etc/issue")),

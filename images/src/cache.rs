@@ -159,12 +159,16 @@ impl Entry {
     }
 }
 
-/// Writes `path` through a temporary file in `dir` and a rename.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+/// Writes `path` (mode 0644, so a shared cache stays readable) through a temporary file in
+/// `dir` and a rename: readers see the old contents or the new, never a part.
+pub fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .map_err(BuildError::io("creating a temporary file in", dir))?;
     tmp.write_all(bytes)
         .map_err(BuildError::io("writing", tmp.path().to_owned()))?;
+    tmp.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(BuildError::io("setting mode of", tmp.path().to_owned()))?;
     tmp.persist(path)
         .map_err(|e| BuildError::io("renaming into", path)(e.error))?;
     Ok(())

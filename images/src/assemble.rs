@@ -25,6 +25,8 @@ const KERNEL_STORE_NAME: &str = "linux-6.1";
 pub const MENU_TIMEOUT: u32 = 30;
 /// How long stage 1 waits for the root device, in seconds.
 const ROOT_WAIT_SECONDS: &str = "10";
+/// Seed of the disk and filesystem identities (GUIDs, UUIDs).
+const IDENTITY_SEED: &str = "r2s-fixture";
 /// Fixed salt: the same password gives the same /etc/shadow on every build.
 const SHADOW_SALT: &str = "r2sfixture";
 
@@ -46,27 +48,23 @@ pub fn fixture(
     let root_dir = work.join("root");
     stage_root(&root_dir, parts, &busybox)?;
 
-    let table = disk::r2s_table(name);
-    let boot_fs = work.join("boot.ext4");
-    ext4::make(
-        &boot_dir,
-        BOOT_LABEL,
-        table.partitions[0].size(),
-        &format!("{name}/boot"),
-        &boot_fs,
-    )?;
+    // GUIDs and UUIDs come from one seed for every fixture: broken images differ from the good
+    // one only in what is broken.
+    let table = disk::r2s_table(IDENTITY_SEED);
     let root_label = match breakage {
         Breakage::RootLabel(label) => label,
         _ => ROOT_LABEL,
     };
+    let boot_fs = work.join("boot.ext4");
     let root_fs = work.join("root.ext4");
-    ext4::make(
-        &root_dir,
-        root_label,
-        table.partitions[1].size(),
-        &format!("{name}/root"),
-        &root_fs,
-    )?;
+    let filesystems = [
+        ("boot", &boot_dir, BOOT_LABEL, &boot_fs),
+        ("root", &root_dir, root_label, &root_fs),
+    ];
+    for ((role, dir, label, fs), partition) in filesystems.into_iter().zip(&table.partitions) {
+        let seed = format!("{IDENTITY_SEED}/{role}");
+        ext4::make(dir, label, partition.size(), &seed, fs)?;
+    }
 
     let uboot_dir = "usr/lib/u-boot/rock64-rk3328";
     let idbloader = read(&parts.uboot.file(&format!("{uboot_dir}/idbloader.img"))?)?;

@@ -52,7 +52,7 @@ impl Archive {
     pub fn finish(mut self) -> Vec<u8> {
         self.next_inode = 0;
         self.entry(TRAILER, 0, 1, (0, 0), &[]);
-        // The kernel reads in 512-byte blocks, as the cpio tool writes them.
+        // Padded to a 512-byte block as the cpio tool pads; the kernel takes either.
         let padded = self.bytes.len().next_multiple_of(512);
         self.bytes.resize(padded, 0);
         self.bytes

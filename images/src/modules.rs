@@ -481,6 +481,104 @@ mod tests {
         assert_eq!(canonical("virtio_blk"), "virtio_blk");
     }
 
+    /// A kernel module tree in a temporary directory: `(relative path, modinfo)` per module;
+    /// `.xz` and `.gz` files are compressed with the standard tools.
+    fn tree(modules: &[(&str, &[u8])], builtin: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, info) in modules {
+            let plain = path.trim_end_matches(".xz").trim_end_matches(".gz");
+            let file = dir.path().join(plain);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, elf_with_modinfo(info)).unwrap();
+            for (ext, tool) in [(".xz", "xz"), (".gz", "gzip")] {
+                if path.ends_with(ext) {
+                    let status = Command::new(tool).arg(&file).status().unwrap();
+                    assert!(status.success(), "{tool} failed");
+                }
+            }
+        }
+        std::fs::write(dir.path().join("modules.builtin"), builtin).unwrap();
+        dir
+    }
+
+    #[test]
+    fn closure_loads_hard_and_soft_dependencies_first() {
+        let dir = tree(
+            &[
+                (
+                    "kernel/fs/ext4/ext4.ko",
+                    b"depends=jbd2,crc16\0softdep=pre: crypto-crc32c\0",
+                ),
+                ("kernel/fs/jbd2/jbd2.ko.xz", b"depends=\0"),
+                ("kernel/lib/crc16.ko.gz", b"depends=\0"),
+                (
+                    "kernel/crypto/crc32c_generic.ko",
+                    b"alias=crypto-crc32c\0alias=crc32c\0depends=\0",
+                ),
+                (
+                    "kernel/drivers/block/virtio_blk.ko",
+                    b"depends=virtio,virtio_ring\0",
+                ),
+            ],
+            "kernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio_ring.ko\n",
+        );
+        let modules = Tree::open(dir.path())
+            .unwrap()
+            .closure(&["virtio_blk", "ext4"])
+            .unwrap();
+        let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["virtio_blk", "jbd2", "crc16", "crc32c_generic", "ext4"]
+        );
+        assert_eq!(modules[4].deps, ["jbd2", "crc16", "crc32c_generic"]);
+        assert!(
+            modules[0].deps.is_empty(),
+            "built-in dependencies are left out"
+        );
+    }
+
+    #[test]
+    fn compressed_modules_are_stored_decompressed_as_ko() {
+        let dir = tree(
+            &[
+                ("kernel/fs/jbd2/jbd2.ko.xz", b"depends=\0"),
+                ("kernel/lib/crc16.ko.gz", b"depends=\0"),
+            ],
+            "",
+        );
+        let modules = Tree::open(dir.path())
+            .unwrap()
+            .closure(&["jbd2", "crc16"])
+            .unwrap();
+        assert_eq!(modules[0].path, "kernel/fs/jbd2/jbd2.ko");
+        assert_eq!(modules[1].path, "kernel/lib/crc16.ko");
+        assert!(modules.iter().all(|m| m.data.starts_with(b"\x7fELF")));
+    }
+
+    #[test]
+    fn missing_hard_dependency_names_the_module_that_needs_it() {
+        let dir = tree(&[("kernel/fs/ext4/ext4.ko", b"depends=jbd2\0")], "");
+        let err = Tree::open(dir.path())
+            .unwrap()
+            .closure(&["ext4"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kernel module `jbd2`"), "{err}");
+        assert!(err.contains("(needed by ext4)"), "{err}");
+    }
+
+    #[test]
+    fn unresolvable_soft_dependency_is_skipped() {
+        let dir = tree(
+            &[("kernel/fs/jbd2/jbd2.ko", b"softdep=pre: crypto-nothing\0")],
+            "",
+        );
+        let modules = Tree::open(dir.path()).unwrap().closure(&["jbd2"]).unwrap();
+        assert_eq!(modules.len(), 1);
+        assert!(modules[0].deps.is_empty());
+    }
+
     #[test]
     fn modules_dep_lists_first_to_load_last() {
         let modules = [

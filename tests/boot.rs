@@ -1,1 +1,242 @@
+//! End-to-end: the harness binary boots real fixture images in real QEMU through real U-Boot and
+//! a real arm64 kernel, and judges them by the shipped scenarios.
 
+use std::ffi::OsStr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use r2s_tests::*;
+
+const LIMIT: Duration = Duration::from_secs(240);
+
+fn run_scenario(image: &Path, scenario_name: &str, dir: &Path) -> Finished {
+    let scenario = scenario(scenario_name);
+    let junit = dir.join("junit.xml");
+    run_harness(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            OsStr::new("--transcripts"),
+            dir.as_os_str(),
+            OsStr::new("--junit"),
+            junit.as_os_str(),
+            scenario.as_os_str(),
+        ],
+        LIMIT,
+    )
+}
+
+fn assert_passes(scenario_name: &str) -> (Finished, tempfile::TempDir) {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let dir = temp_dir();
+    let run = run_scenario(&image, scenario_name, dir.path());
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(
+        run.stdout.contains(&format!("PASS  {scenario_name}  ")),
+        "{}",
+        run.explain()
+    );
+    assert!(run.stdout.contains("1 passed, 0 failed"), "{}", run.explain());
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).expect("junit written");
+    assert!(
+        junit.contains(&format!("name=\"{scenario_name}\"")) && junit.contains("failures=\"0\""),
+        "{junit}"
+    );
+    (run, dir)
+}
+
+#[test]
+fn boot_to_login_passes_through_every_stage() {
+    let (run, _dir) = assert_passes("boot-to-login");
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("PASS  boot-to-login"))
+        .unwrap();
+    for stage in ["uboot", "menu", "kernel", "stage-1", "stage-2", "login"] {
+        assert!(
+            line.contains(&format!("{stage} ")),
+            "stage {stage} missing from {line:?}"
+        );
+    }
+}
+
+#[test]
+fn uboot_shell_runs_commands_at_the_uboot_prompt() {
+    assert_passes("uboot-shell");
+}
+
+#[test]
+fn extlinux_menu_boots_the_chosen_generation() {
+    let (_run, dir) = assert_passes("extlinux-menu");
+    let log = std::fs::read_to_string(dir.path().join("extlinux-menu.log")).unwrap();
+    // The runner typed the number U-Boot gave nixos-2-default, and generation 2's system booted.
+    assert!(log.contains(">> 2"), "menu choice not typed:\n{log}");
+    assert!(
+        log.contains("25.05.20250701.1a2b3c4"),
+        "generation 2 not booted:\n{log}"
+    );
+}
+
+#[test]
+fn login_and_run_checks_output_and_status() {
+    let (_run, dir) = assert_passes("login-and-run");
+    let log = std::fs::read_to_string(dir.path().join("login-and-run.log")).unwrap();
+    assert!(
+        !log.contains(r2s_images::ROOT_PASSWORD),
+        "the password reached the transcript"
+    );
+    assert!(
+        log.contains("[redacted]"),
+        "password input not shown redacted:\n{log}"
+    );
+    let cast = std::fs::read_to_string(dir.path().join("login-and-run.cast")).unwrap();
+    assert!(
+        cast.starts_with("{\"version\":2"),
+        "asciicast header: {}",
+        &cast[..cast.len().min(200)]
+    );
+    assert!(
+        !cast.contains(r2s_images::ROOT_PASSWORD),
+        "the password reached the asciicast"
+    );
+}
+
+#[test]
+fn the_input_image_is_byte_identical_after_a_run() {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let before = sha256(&image);
+    let dir = temp_dir();
+    let run = run_scenario(&image, "login-and-run", dir.path());
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert_eq!(sha256(&image), before, "the image changed");
+}
+
+/// A broken fixture must fail on its fatal line, within 2 s of that line reaching the console.
+fn assert_fails_fast(fixture_name: &str, fatal_text: &str) {
+    let image = fixture(fixture_name);
+    let dir = temp_dir();
+    let run = run_scenario(&image, "boot-to-login", dir.path());
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    assert!(run.stdout.contains("FAIL  boot-to-login"), "{}", run.explain());
+    assert!(run.stdout.contains("reason: fatal pattern"), "{}", run.explain());
+    assert!(run.stdout.contains(fatal_text), "{}", run.explain());
+    assert!(
+        run.stdout.contains("last ") && run.stdout.contains("console lines:"),
+        "{}",
+        run.explain()
+    );
+    let log = dir.path().join("boot-to-login.log");
+    let seen =
+        log_time_of(&log, fatal_text).unwrap_or_else(|| panic!("{fatal_text:?} not in {}", log.display()));
+    // The log's clock starts after QEMU is spawned, the wall clock before the harness starts:
+    // the difference over-states the reaction time, never under-states it.
+    let reaction = run.elapsed.as_secs_f64() - seen;
+    assert!(
+        reaction < 2.0,
+        "harness exited {reaction:.2}s after the fatal line\n{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn stage1_failure_fails_fast_with_the_stage1_error() {
+    assert_fails_fast(
+        "broken-stage1",
+        "An error occurred in stage 1 of the boot process",
+    );
+}
+
+#[test]
+fn kernel_panic_fails_fast() {
+    assert_fails_fast("broken-panic", "Kernel panic - not syncing");
+}
+
+#[test]
+fn missing_initrd_fails_fast_in_uboot() {
+    assert_fails_fast("broken-initrd-missing", "for failure retrieving initrd");
+}
+
+#[test]
+fn a_step_that_never_matches_fails_at_its_timeout_with_the_expected_text() {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let dir = temp_dir();
+    let scenario = dir.path().join("never.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"never\"\ntimeout = \"2m\"\n[[steps]]\nexpect = \"U-Boot 20\"\n[[steps]]\nexpect = \"this text is never printed\"\ntimeout = \"4s\"\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (child, command) = spawn_harness(&[
+        OsStr::new("run"),
+        OsStr::new("--image"),
+        image.as_os_str(),
+        OsStr::new("--transcripts"),
+        dir.path().as_os_str(),
+        scenario.as_os_str(),
+    ]);
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    assert!(
+        run.stdout
+            .contains("step 2: expect \"this text is never printed\""),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        run.stdout.contains("reason: timeout after 4."),
+        "{}",
+        run.explain()
+    );
+    assert!(run.elapsed < Duration::from_secs(60), "{}", run.explain());
+}
+
+fn assert_signal_leaves_no_qemu(signal: libc::c_int, expected_code: i32) {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let dir = temp_dir();
+    let started = Instant::now();
+    let (child, command) = spawn_harness(&[
+        OsStr::new("run"),
+        OsStr::new("--image"),
+        image.as_os_str(),
+        OsStr::new("--transcripts"),
+        dir.path().as_os_str(),
+        scenario("boot-to-login").as_os_str(),
+    ]);
+    let pid = child.id();
+    // Mid-boot: QEMU is running and U-Boot has printed something.
+    let raw = dir.path().join("boot-to-login.raw");
+    let mut qemus = Vec::new();
+    while started.elapsed() < Duration::from_secs(60) {
+        qemus = qemu_children(pid);
+        let printed = std::fs::metadata(&raw).map(|m| m.len() > 0).unwrap_or(false);
+        if !qemus.is_empty() && printed {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!qemus.is_empty(), "QEMU never started under the harness");
+    unsafe { libc::kill(pid as libc::pid_t, signal) };
+    let run = finish(child, command, started, Duration::from_secs(30));
+    assert_eq!(run.code(), Some(expected_code), "{}", run.explain());
+    for qemu in qemus {
+        assert!(
+            !process_alive(qemu),
+            "QEMU {qemu} outlived the harness\n{}",
+            run.explain()
+        );
+    }
+    assert!(raw.exists(), "the transcript was not kept");
+}
+
+#[test]
+fn sigterm_mid_boot_leaves_no_qemu_behind() {
+    assert_signal_leaves_no_qemu(libc::SIGTERM, 143);
+}
+
+#[test]
+fn sigint_mid_boot_leaves_no_qemu_behind() {
+    assert_signal_leaves_no_qemu(libc::SIGINT, 130);
+}

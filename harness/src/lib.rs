@@ -8,4 +8,5 @@ pub mod image;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod suite;
 pub mod target;

@@ -1,1 +1,32 @@
-fn main() {}
+//! `harness`: boots NanoPi R2S images and judges them by scenario files.
+//!
+//! Exit codes: 0 all scenarios passed, 1 any failed, 2 a usage, configuration or image error,
+//! 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    // One thread: QEMU is spawned from it, so the child's parent-death signal fires only when
+    // the harness process itself dies.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("harness: cannot start the async runtime: {e}");
+            return ExitCode::from(cli::EXIT_ERROR);
+        }
+    };
+    runtime.block_on(async {
+        tokio::select! {
+            code = cli::dispatch(args) => ExitCode::from(code),
+            code = cli::signals::terminated() => {
+                // Dropping the command future above has already killed and reaped QEMU.
+                ExitCode::from(code)
+            }
+        }
+    })
+}

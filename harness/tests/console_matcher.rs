@@ -14,10 +14,7 @@ fn re(source: &str) -> Pattern {
 }
 
 fn feed_in_chunks(matcher: &mut Matcher, bytes: &[u8], size: usize) -> Vec<Event> {
-    bytes
-        .chunks(size)
-        .flat_map(|chunk| matcher.feed(chunk))
-        .collect()
+    bytes.chunks(size).flat_map(|chunk| matcher.feed(chunk)).collect()
 }
 
 fn watch(index: usize, line: &str) -> Event {
@@ -94,9 +91,8 @@ fn overlapping_watch_literals_each_fire() {
 #[test]
 fn every_occurrence_of_a_watch_fires() {
     let mut matcher = Matcher::new(vec![lit("Retry count exceeded"), re(r"^Resetting CPU")]);
-    let events = matcher.feed(
-        b"Retry count exceeded\nResetting CPU ...\nRetry count exceeded\nResetting CPU ...\n",
-    );
+    let events =
+        matcher.feed(b"Retry count exceeded\nResetting CPU ...\nRetry count exceeded\nResetting CPU ...\n");
     assert_eq!(
         events,
         [
@@ -113,31 +109,25 @@ fn watch_regex_matches_within_a_complete_line() {
     let mut matcher = Matcher::new(vec![re(
         r"Skipping \S+ for failure retrieving (kernel|initrd|FDT)",
     )]);
-    let events = matcher.feed(b"Retrieving file: /nixos/x-Image\r\nSkipping nixos-default for failure retrieving kernel\r\n");
+    let events = matcher
+        .feed(b"Retrieving file: /nixos/x-Image\r\nSkipping nixos-default for failure retrieving kernel\r\n");
     assert_eq!(
         events,
-        [watch(
-            0,
-            "Skipping nixos-default for failure retrieving kernel"
-        )]
+        [watch(0, "Skipping nixos-default for failure retrieving kernel")]
     );
 }
 
 #[test]
 fn regex_does_not_match_across_lines() {
     let mut matcher = Matcher::new(vec![re(r"failure\s+retrieving")]);
-    assert_eq!(
-        matcher.feed(b"Skipping x for failure\nretrieving kernel\n"),
-        []
-    );
+    assert_eq!(matcher.feed(b"Skipping x for failure\nretrieving kernel\n"), []);
 }
 
 #[test]
 fn regex_matches_a_prompt_that_has_no_newline() {
     let mut matcher = Matcher::new(vec![]);
     assert_eq!(matcher.expect(&[re(r"^[a-z0-9-]+ login: $")]), None);
-    let events =
-        matcher.feed(b"\r\n<<< Welcome to NixOS 25.05 (aarch64) - ttyS2 >>>\r\n\r\nnixos login: ");
+    let events = matcher.feed(b"\r\n<<< Welcome to NixOS 25.05 (aarch64) - ttyS2 >>>\r\n\r\nnixos login: ");
     assert_eq!(
         events,
         [Event::Expected(expected(
@@ -153,14 +143,7 @@ fn regex_matches_a_prompt_that_has_no_newline() {
 fn regex_never_matches_the_same_text_twice_as_its_line_grows() {
     let mut matcher = Matcher::new(vec![re(r"login: ")]);
     let mut events = Vec::new();
-    for piece in [
-        &b"nixos log"[..],
-        b"in: ",
-        b"ro",
-        b"ot",
-        b"\r\n",
-        b"Password: ",
-    ] {
+    for piece in [&b"nixos log"[..], b"in: ", b"ro", b"ot", b"\r\n", b"Password: "] {
         events.extend(matcher.feed(piece));
     }
     assert_eq!(events, [watch(0, "nixos login: ")]);
@@ -240,8 +223,8 @@ fn before_holds_command_output_between_two_matches() {
 fn text_after_a_match_stays_retained_for_the_next_expect() {
     let mut matcher = Matcher::new(vec![]);
     matcher.expect(&[lit("Starting kernel ...")]);
-    let events = matcher
-        .feed(b"Starting kernel ...\r\n\r\n[    0.000000] Booting Linux on physical CPU 0x0\r\n");
+    let events =
+        matcher.feed(b"Starting kernel ...\r\n\r\n[    0.000000] Booting Linux on physical CPU 0x0\r\n");
     assert!(matches!(&events[..], [Event::Expected(e)] if e.index == 0));
     assert_eq!(
         matcher.expect(&[lit("Booting Linux on physical CPU")]),
@@ -272,10 +255,7 @@ fn regex_is_not_found_again_in_the_consumed_part_of_a_line() {
     let mut matcher = Matcher::new(vec![]);
     matcher.feed(b"count 1 then 2");
     let digit = [re(r"\d")];
-    assert_eq!(
-        matcher.expect(&digit).map(|e| e.matched),
-        Some("1".to_owned())
-    );
+    assert_eq!(matcher.expect(&digit).map(|e| e.matched), Some("1".to_owned()));
     assert_eq!(
         matcher.expect(&digit).map(|e| (e.matched, e.before)),
         Some(("2".to_owned(), " then ".to_owned()))
@@ -348,12 +328,7 @@ fn watch_hit_and_expect_match_in_one_chunk_come_in_stream_order() {
     assert_eq!(
         matcher.feed(input),
         [
-            Event::Expected(expected(
-                0,
-                "Starting kernel ...",
-                "",
-                "Starting kernel ..."
-            )),
+            Event::Expected(expected(0, "Starting kernel ...", "", "Starting kernel ...")),
             watch(0, "[    0.8] Kernel panic - not syncing: no init"),
         ]
     );
@@ -378,17 +353,12 @@ fn watch_hit_and_expect_match_in_one_chunk_come_in_stream_order() {
 fn watches_keep_firing_after_the_expectation_matched_in_the_chunk() {
     let mut matcher = Matcher::new(vec![lit("loading module"), re(r"^running udev\.\.\.$")]);
     matcher.expect(&[lit("<<< NixOS Stage 1 >>>")]);
-    let events = matcher
-        .feed(b"<<< NixOS Stage 1 >>>\r\n\r\nloading module virtio_blk...\r\nrunning udev...\r\n");
+    let events =
+        matcher.feed(b"<<< NixOS Stage 1 >>>\r\n\r\nloading module virtio_blk...\r\nrunning udev...\r\n");
     assert_eq!(
         events,
         [
-            Event::Expected(expected(
-                0,
-                "<<< NixOS Stage 1 >>>",
-                "",
-                "<<< NixOS Stage 1 >>>"
-            )),
+            Event::Expected(expected(0, "<<< NixOS Stage 1 >>>", "", "<<< NixOS Stage 1 >>>")),
             watch(0, "loading module virtio_blk..."),
             watch(1, "running udev..."),
         ]
@@ -408,10 +378,7 @@ fn invalid_utf8_is_shown_lossily_and_does_not_stop_matching() {
     let events = matcher.feed(b"\xfe nixos login: \xff\r\n\xffok\r\n");
     assert_eq!(
         events,
-        [
-            watch(0, "\u{fffd} nixos login: \u{fffd}"),
-            watch(1, "\u{fffd}ok")
-        ]
+        [watch(0, "\u{fffd} nixos login: \u{fffd}"), watch(1, "\u{fffd}ok")]
     );
 }
 
@@ -503,10 +470,7 @@ fn boot_steps() -> Vec<Vec<Pattern>> {
         vec![lit("Enter choice: ")],
         vec![re(r"console=ttyS\d+,\d+ ")],
         vec![lit("Run /init as init process")],
-        vec![
-            lit("starting systemd..."),
-            lit("An error occurred in stage 1"),
-        ],
+        vec![lit("starting systemd..."), lit("An error occurred in stage 1")],
         vec![re(r"^[a-z0-9-]+ login: $")],
     ]
 }
@@ -561,10 +525,7 @@ fn boot_markers_and_steps_are_found_in_order() {
     let run = run_boot(BOOT, usize::MAX, boot_watches(), &boot_steps());
     let watch_indices: Vec<usize> = run.watches.iter().map(|(index, _)| *index).collect();
     assert_eq!(watch_indices, [3, 4, 5, 6, 7, 8]);
-    assert_eq!(
-        run.watches[1].1,
-        "U-Boot 2024.01 (Jan 01 2024 - 00:00:00 +0000)"
-    );
+    assert_eq!(run.watches[1].1, "U-Boot 2024.01 (Jan 01 2024 - 00:00:00 +0000)");
     let answers: Vec<(usize, usize, &str)> = run
         .expected
         .iter()
@@ -601,12 +562,7 @@ fn boot_gives_the_same_events_in_every_chunking() {
 /// Same watch indices and expectation matches; a line may hold less when it had not fully
 /// arrived when the event fired.
 fn assert_same_run(whole: &Run, run: &Run, context: &str) {
-    let indices = |run: &Run| {
-        run.watches
-            .iter()
-            .map(|(index, _)| *index)
-            .collect::<Vec<_>>()
-    };
+    let indices = |run: &Run| run.watches.iter().map(|(index, _)| *index).collect::<Vec<_>>();
     assert_eq!(indices(run), indices(whole), "{context}");
     for ((_, line), (_, full)) in run.watches.iter().zip(&whole.watches) {
         assert!(
@@ -635,12 +591,7 @@ fn boot_with_stage_1_failure_reports_the_fatal_line() {
     let failing = b"<<< NixOS Stage 1 >>>\r\n\r\nwaiting for device /dev/disk/by-label/NIXOS_SD to appear....... timed out\r\n\
 \r\nAn error occurred in stage 1 of the boot process, which must mount the\r\nroot filesystem on `/mnt-root' and then start stage 2.  Press one\r\n";
     for size in CHUNK_SIZES {
-        let run = run_boot(
-            failing,
-            size,
-            boot_watches(),
-            &[vec![lit("starting systemd...")]],
-        );
+        let run = run_boot(failing, size, boot_watches(), &[vec![lit("starting systemd...")]]);
         let watches: Vec<usize> = run.watches.iter().map(|(index, _)| *index).collect();
         assert_eq!(watches, [6, 1], "chunk size {size}");
         assert!(run.expected.is_empty());
@@ -660,12 +611,7 @@ fn many_watches() -> Vec<Pattern> {
 fn ten_megabytes_without_a_newline_keep_memory_bounded() {
     let mut matcher = Matcher::new(many_watches());
     matcher.expect(&[re(r"login: $")]);
-    let chunk: Vec<u8> = b"\x1b[0mgarbage "
-        .iter()
-        .copied()
-        .cycle()
-        .take(4096)
-        .collect();
+    let chunk: Vec<u8> = b"\x1b[0mgarbage ".iter().copied().cycle().take(4096).collect();
     let mut largest = 0;
     for _ in 0..(10 * 1024 * 1024 / chunk.len()) {
         assert_eq!(matcher.feed(&chunk), []);
@@ -700,10 +646,7 @@ fn time_stays_linear_in_the_length_of_a_line_without_newline() {
     let small = time(2);
     let large = time(10);
     // Linear is 5x; rescanning the growing line would be about 25x.
-    assert!(
-        large < small * 12,
-        "2 MB took {small:?}, 10 MB took {large:?}"
-    );
+    assert!(large < small * 12, "2 MB took {small:?}, 10 MB took {large:?}");
 }
 
 /// A small deterministic generator, so failures reproduce.
@@ -725,11 +668,7 @@ impl XorShift {
 }
 
 /// Every (pattern, end) occurrence, ordered as the matcher orders watch events.
-fn naive_watch_indices(
-    text: &[u8],
-    literals: &[Vec<u8>],
-    regexes: &[regex::bytes::Regex],
-) -> Vec<usize> {
+fn naive_watch_indices(text: &[u8], literals: &[Vec<u8>], regexes: &[regex::bytes::Regex]) -> Vec<usize> {
     let mut hits = Vec::new();
     for (index, literal) in literals.iter().enumerate() {
         for end in literal.len()..=text.len() {
@@ -844,10 +783,7 @@ fn successive_literal_expectations_match_like_a_search_from_the_previous_match()
                 .into_iter()
                 .map(|(step, e)| (step, e.index, e.before))
                 .collect();
-            assert_eq!(
-                got, want,
-                "round {round}, chunk size {size}, steps {steps:?}"
-            );
+            assert_eq!(got, want, "round {round}, chunk size {size}, steps {steps:?}");
         }
     }
 }

@@ -118,10 +118,7 @@ fn nixos_config_with_fdtdir_keeps_the_directory() {
 fn handwritten_first_boot_config_boots_without_a_menu() {
     let config = parse(&data("handwritten-first-boot.conf"));
     assert_eq!(config.title, None);
-    assert!(
-        !config.prompt,
-        "no MENU line: U-Boot boots the default at once"
-    );
+    assert!(!config.prompt, "no MENU line: U-Boot boots the default at once");
     assert_eq!(config.default.as_deref(), Some("NixOS"));
     assert_eq!(config.timeout, Some(1));
     assert_eq!(config.menu_timeout_secs(), 1);
@@ -167,9 +164,8 @@ fn render_writes_a_readable_config() {
 
 #[test]
 fn keywords_are_case_insensitive() {
-    let config = parse(
-        "default b\nmenu title Boot\nLabel a\n  kernel /a\nlAbEl b\n  Menu Label Bee\n  linux /b\n",
-    );
+    let config =
+        parse("default b\nmenu title Boot\nLabel a\n  kernel /a\nlAbEl b\n  Menu Label Bee\n  linux /b\n");
     assert_eq!(config.title.as_deref(), Some("Boot"));
     assert_eq!(names(&config), ["a", "b"]);
     assert_eq!(config.labels[1].menu_label.as_deref(), Some("Bee"));
@@ -178,9 +174,8 @@ fn keywords_are_case_insensitive() {
 
 #[test]
 fn comments_start_only_where_a_token_starts() {
-    let config = parse(
-        "# a comment\n   # an indented comment\nLABEL a # not a comment\n  APPEND x=1 # kept\n",
-    );
+    let config =
+        parse("# a comment\n   # an indented comment\nLABEL a # not a comment\n  APPEND x=1 # kept\n");
     assert_eq!(config.labels[0].name, "a # not a comment");
     assert_eq!(config.labels[0].append.as_deref(), Some("x=1 # kept"));
 }
@@ -195,10 +190,7 @@ fn values_keep_trailing_blanks_and_cr_as_uboot_does() {
 #[test]
 fn unknown_top_level_keywords_are_kept_with_their_line() {
     let config = parse("TIMEOUT 5\nSERIAL 0 115200\n\nfoo bar\nLABEL a\n");
-    assert_eq!(
-        config.unknown,
-        [(2, "SERIAL".to_owned()), (4, "foo".to_owned())]
-    );
+    assert_eq!(config.unknown, [(2, "SERIAL".to_owned()), (4, "foo".to_owned())]);
     assert_eq!(names(&config), ["a"]);
 }
 
@@ -210,10 +202,7 @@ fn unknown_keyword_ends_a_label_and_strands_the_rest() {
         config.labels[0].append, None,
         "U-Boot reads APPEND at the top level, where it means nothing"
     );
-    assert_eq!(
-        config.unknown,
-        [(3, "SAY".to_owned()), (4, "APPEND".to_owned())]
-    );
+    assert_eq!(config.unknown, [(3, "SAY".to_owned()), (4, "APPEND".to_owned())]);
 }
 
 #[test]
@@ -221,10 +210,7 @@ fn second_initrd_ends_the_label() {
     let config = parse("LABEL a\n  INITRD /one\n  INITRD /two\n  APPEND x\n");
     assert_eq!(config.labels[0].initrd.as_deref(), Some("/one"));
     assert_eq!(config.labels[0].append, None);
-    assert_eq!(
-        config.unknown,
-        [(3, "/two".to_owned()), (4, "APPEND".to_owned())]
-    );
+    assert_eq!(config.unknown, [(3, "/two".to_owned()), (4, "APPEND".to_owned())]);
 }
 
 #[test]
@@ -236,8 +222,7 @@ fn later_kernel_and_append_lines_replace_earlier_ones() {
 
 #[test]
 fn initrd_comes_from_append_when_no_initrd_line_precedes() {
-    let config =
-        parse("LABEL a\n  APPEND console=ttyS2 initrd=/boot/initrd rw\n  INITRD /ignored\n");
+    let config = parse("LABEL a\n  APPEND console=ttyS2 initrd=/boot/initrd rw\n  INITRD /ignored\n");
     assert_eq!(config.labels[0].initrd.as_deref(), Some("/boot/initrd"));
     assert_round_trips(&config);
 }
@@ -254,10 +239,7 @@ fn device_tree_keywords_and_aliases() {
         "the first FDT line counts"
     );
     assert_eq!(config.labels[1].fdtdir.as_deref(), Some("/dtbs"));
-    assert_eq!(
-        config.labels[1].fdtoverlays.as_deref(),
-        Some("/o1.dtbo /o2.dtbo")
-    );
+    assert_eq!(config.labels[1].fdtoverlays.as_deref(), Some("/o1.dtbo /o2.dtbo"));
 }
 
 #[test]
@@ -314,10 +296,7 @@ fn prompt_follows_menu_lines_and_prompt_directives() {
     assert!(parse("PROMPT 1\nLABEL a\n").prompt);
     assert!(!parse("MENU TITLE x\nPROMPT 0\nLABEL a\n").prompt);
     assert!(parse("PROMPT 0\nMENU TITLE x\nLABEL a\n").prompt);
-    assert!(
-        !parse("PROMPT\nLABEL a\n").prompt,
-        "a bare PROMPT is tolerated"
-    );
+    assert!(!parse("PROMPT\nLABEL a\n").prompt, "a bare PROMPT is tolerated");
     for text in ["MENU TITLE x\nPROMPT 0\nLABEL a\n", "PROMPT 1\nLABEL a\n"] {
         assert_round_trips(&parse(text));
     }
@@ -379,9 +358,7 @@ fn missing_values_fail_the_whole_file() {
             error,
             ParseError {
                 line,
-                message: format!(
-                    "{what}; U-Boot rejects the whole file (\"Error parsing config file\")"
-                )
+                message: format!("{what}; U-Boot rejects the whole file (\"Error parsing config file\")")
             },
             "for {text:?}"
         );

@@ -9,8 +9,8 @@ use std::process::Command;
 use r2s_harness::image::boot_config::{self, SEARCH_PATHS};
 use r2s_harness::image::partition::{GPT_LEGACY_BIOS_BOOTABLE, LINUX_FILESYSTEM};
 use r2s_harness::image::{
-    check_bootable_image, exists, probe_filesystem, read_file, resolve, Ext4Volume, FsKind, Guid,
-    ImageError, PartitionType, Scheme, Table,
+    check_bootable_image, exists, probe_filesystem, read_file, resolve, Ext4Volume, FsKind, Guid, ImageError,
+    PartitionType, Scheme, Table,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -102,11 +102,7 @@ fn gpt_disk(path: &Path, parts: &[Part], names: &[&str]) {
             unique_partition_guid: unique_guid(i as u8 + 1),
             starting_lba: p.first_lba,
             ending_lba: p.first_lba + p.size_mib * MIB / SECTOR - 1,
-            attribute_bits: if p.bootable {
-                GPT_LEGACY_BIOS_BOOTABLE
-            } else {
-                0
-            },
+            attribute_bits: if p.bootable { GPT_LEGACY_BIOS_BOOTABLE } else { 0 },
             partition_name: names[i].into(),
         };
     }
@@ -119,8 +115,7 @@ fn gpt_disk(path: &Path, parts: &[Part], names: &[&str]) {
 fn mbr_disk(path: &Path, parts: &[Part], types: &[u8]) {
     let mut file = File::create(path).unwrap();
     file.set_len(disk_len(parts)).unwrap();
-    let mut mbr =
-        mbrman::MBR::new_from(&mut file, SECTOR as u32, [0x4d, 0x3c, 0x2b, 0x1a]).unwrap();
+    let mut mbr = mbrman::MBR::new_from(&mut file, SECTOR as u32, [0x4d, 0x3c, 0x2b, 0x1a]).unwrap();
     for (i, p) in parts.iter().enumerate() {
         mbr[i + 1] = mbrman::MBRPartitionEntry {
             boot: if p.bootable {
@@ -173,8 +168,7 @@ fn first_boot_image(dir: &Path) -> PathBuf {
     let p2 = part(32768 + 8 * MIB / SECTOR, 4, Some(root));
     gpt_disk(&image, &[p1, p2], &["boot", "root"]);
     let file = OpenOptions::new().write(true).open(&image).unwrap();
-    file.write_all_at(&[0x3b, 0x8c, 0xdc, 0xfc], 64 * SECTOR)
-        .unwrap();
+    file.write_all_at(&[0x3b, 0x8c, 0xdc, 0xfc], 64 * SECTOR).unwrap();
     file.write_all_at(&[0xd0, 0x0d, 0xfe, 0xed], 16384 * SECTOR)
         .unwrap();
     image
@@ -215,22 +209,11 @@ fn gpt_partitions_are_listed_with_type_name_and_partuuid() {
     let summary: Vec<_> = table
         .partitions
         .iter()
-        .map(|p| {
-            (
-                p.index,
-                p.first_lba,
-                p.last_lba,
-                p.name.as_str(),
-                p.bootable,
-            )
-        })
+        .map(|p| (p.index, p.first_lba, p.last_lba, p.name.as_str(), p.bootable))
         .collect();
     assert_eq!(
         summary,
-        [
-            (1, 32768, 49151, "boot", false),
-            (2, 49152, 57343, "root", false)
-        ]
+        [(1, 32768, 49151, "boot", false), (2, 49152, 57343, "root", false)]
     );
     let p1 = &table.partitions[0];
     assert_eq!(
@@ -272,15 +255,7 @@ fn mbr_partitions_carry_the_active_flag_and_signature_partuuid() {
     let summary: Vec<_> = table
         .partitions
         .iter()
-        .map(|p| {
-            (
-                p.index,
-                p.first_lba,
-                p.kind,
-                p.bootable,
-                p.partuuid.as_str(),
-            )
-        })
+        .map(|p| (p.index, p.first_lba, p.kind, p.bootable, p.partuuid.as_str()))
         .collect();
     assert_eq!(
         summary,
@@ -322,10 +297,7 @@ fn a_missing_file_names_image_partition_and_path() {
     let dir = tempfile::tempdir().unwrap();
     let image = first_boot_image(dir.path());
     let error = read_file(&image, 2, "/etc/shadow").unwrap_err();
-    assert!(matches!(
-        error,
-        ImageError::FileNotFound { partition: 2, .. }
-    ));
+    assert!(matches!(error, ImageError::FileNotFound { partition: 2, .. }));
     assert_eq!(
         error.to_string(),
         about(&image, "partition 2: /etc/shadow: no such file")
@@ -383,10 +355,7 @@ fn reading_files_from_a_non_ext4_partition_says_what_is_there() {
     let error = read_file(&image, 1, "/config.txt").unwrap_err();
     assert_eq!(
         error.to_string(),
-        about(
-            &image,
-            "partition 1 holds vfat labelled \"FIRMWARE\", not ext4"
-        )
+        about(&image, "partition 1 holds vfat labelled \"FIRMWARE\", not ext4")
     );
 }
 
@@ -432,10 +401,7 @@ fn sd_image_layout_boots_from_the_bootable_partition_under_boot() {
         resolved,
         "/boot/nixos/x1l4r0r6g0c2bfm3i8zq2j6pc0sw9yxa-linux-6.12.30-Image"
     );
-    assert_eq!(
-        read_file(&image, found.partition, &resolved).unwrap(),
-        b"Image"
-    );
+    assert_eq!(read_file(&image, found.partition, &resolved).unwrap(), b"Image");
     assert_eq!(
         check_bootable_image(&image).unwrap(),
         Some(vec![
@@ -490,9 +456,9 @@ fn vfat_boot_partition_leaves_the_menu_unknown() {
     );
     assert_eq!(check_bootable_image(&image).unwrap(), None);
     let error = boot_config::find(&image).unwrap_err();
-    assert!(error.to_string().ends_with(
-        "searched partition 1 (vfat labelled \"BOOT\", which this harness cannot read)"
-    ));
+    assert!(error
+        .to_string()
+        .ends_with("searched partition 1 (vfat labelled \"BOOT\", which this harness cannot read)"));
 }
 
 #[test]
@@ -530,8 +496,11 @@ fn image_cut_inside_a_partition_is_truncated() {
     );
     assert_eq!(
         error.to_string(),
-        about(&image, "image is truncated: partition 1 (sectors 32768..=49151) needs 25165824 bytes but the image has \
-             20971520")
+        about(
+            &image,
+            "image is truncated: partition 1 (sectors 32768..=49151) needs 25165824 bytes but the image has \
+             20971520"
+        )
     );
 }
 
@@ -548,7 +517,10 @@ fn image_cut_inside_the_gpt_is_truncated() {
     let error = Table::read(&image).unwrap_err();
     assert_eq!(
         error.to_string(),
-        about(&image, "image is truncated: the GPT partition entry array needs 17408 bytes but the image has 5000")
+        about(
+            &image,
+            "image is truncated: the GPT partition entry array needs 17408 bytes but the image has 5000"
+        )
     );
 }
 
@@ -583,10 +555,7 @@ fn random_bytes_have_no_partition_table() {
     noise[510..512].copy_from_slice(&[0x12, 0x34]);
     fs::write(&image, noise).unwrap();
     let error = Table::read(&image).unwrap_err();
-    assert!(
-        matches!(error, ImageError::NoPartitionTable { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, ImageError::NoPartitionTable { .. }), "{error}");
     assert!(error
         .to_string()
         .starts_with(&about(&image, "no partition table")));
@@ -638,15 +607,9 @@ fn paths_resolve_against_the_config_directory_or_the_partition_root() {
         "/nixos/x-Image"
     );
     assert_eq!(resolve("/boot/extlinux/extlinux.conf", "/Image"), "/Image");
-    assert_eq!(
-        resolve("/extlinux/extlinux.conf", "Image"),
-        "/extlinux/Image"
-    );
+    assert_eq!(resolve("/extlinux/extlinux.conf", "Image"), "/extlinux/Image");
     assert_eq!(resolve("/extlinux/extlinux.conf", "../../../x"), "/x");
-    assert_eq!(
-        resolve("/extlinux/extlinux.conf", "./a/./b"),
-        "/extlinux/a/b"
-    );
+    assert_eq!(resolve("/extlinux/extlinux.conf", "./a/./b"), "/extlinux/a/b");
 }
 
 #[test]

@@ -49,19 +49,13 @@ fn shipped_scenarios_load_together() {
         .collect();
     assert_eq!(
         names,
-        [
-            "boot-to-login",
-            "extlinux-menu",
-            "login-and-run",
-            "uboot-shell"
-        ]
+        ["boot-to-login", "extlinux-menu", "login-and-run", "uboot-shell"]
     );
 }
 
 #[test]
 fn extlinux_menu_scenario_picks_generation_two() {
-    let scenario =
-        scenario::load(&shipped_dir().join("extlinux-menu.toml")).expect("valid scenario");
+    let scenario = scenario::load(&shipped_dir().join("extlinux-menu.toml")).expect("valid scenario");
     assert!(
         matches!(&scenario.steps[0].action, Action::Menu(MenuChoice::Label(l)) if l == "nixos-2-default")
     );
@@ -78,12 +72,7 @@ fn extlinux_menu_scenario_picks_generation_two() {
 
 #[test]
 fn boot_to_login_names_every_boot_stage() {
-    let scenario =
-        scenario::load(&shipped_dir().join("boot-to-login.toml")).expect("valid scenario");
-    let stages: Vec<&str> = scenario
-        .steps
-        .iter()
-        .filter_map(|s| s.stage.as_deref())
-        .collect();
+    let scenario = scenario::load(&shipped_dir().join("boot-to-login.toml")).expect("valid scenario");
+    let stages: Vec<&str> = scenario.steps.iter().filter_map(|s| s.stage.as_deref()).collect();
     assert_eq!(stages, ["uboot", "kernel", "stage-1", "stage-2", "login"]);
 }

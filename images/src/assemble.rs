@@ -31,12 +31,7 @@ const IDENTITY_SEED: &str = "r2s-fixture";
 const SHADOW_SALT: &str = "r2sfixture";
 
 /// Builds fixture `name` with `breakage` from `parts` in `work`, returning the image path.
-pub fn fixture(
-    name: &str,
-    breakage: Breakage,
-    parts: &Parts,
-    work: &Path,
-) -> Result<PathBuf, BuildError> {
+pub fn fixture(name: &str, breakage: Breakage, parts: &Parts, work: &Path) -> Result<PathBuf, BuildError> {
     let release = &parts.kernel_release;
     let image = kernel::raw_image(&parts.kernel.file(&format!("boot/vmlinuz-{release}"))?)?;
     let busybox_path = parts.busybox.file("bin/busybox")?;
@@ -105,10 +100,7 @@ struct BootFiles {
 
 impl BootFiles {
     fn new() -> BootFiles {
-        let kernel = format!(
-            "{}-{KERNEL_STORE_NAME}",
-            store::store_hash(KERNEL_STORE_NAME)
-        );
+        let kernel = format!("{}-{KERNEL_STORE_NAME}", store::store_hash(KERNEL_STORE_NAME));
         let initrd_name = format!("initrd-{KERNEL_STORE_NAME}");
         BootFiles {
             kernel: format!("{kernel}-Image"),
@@ -282,10 +274,7 @@ fn stage_root(dir: &Path, parts: &Parts, busybox: &[u8]) -> Result<(), BuildErro
 
     let system_path = store::store_path("system-path");
     for applet in checked_applets(&recipe::SYSTEM_APPLETS, busybox)? {
-        link(
-            &under(dir, &format!("{system_path}/bin/{applet}")),
-            &busybox_bin,
-        )?;
+        link(&under(dir, &format!("{system_path}/bin/{applet}")), &busybox_bin)?;
     }
 
     let login = format!("{}/bin/login", store::store_path("fixture-login"));
@@ -323,9 +312,7 @@ fn stage_root(dir: &Path, parts: &Parts, busybox: &[u8]) -> Result<(), BuildErro
     )?;
     put(
         &dir.join("etc/shadow"),
-        recipe::ETC_SHADOW
-            .render(&[("rootHash", &root_hash)])
-            .as_bytes(),
+        recipe::ETC_SHADOW.render(&[("rootHash", &root_hash)]).as_bytes(),
         0o600,
     )?;
     put(&dir.join("etc/NIXOS"), b"", 0o644)?;
@@ -454,23 +441,13 @@ mod tests {
     #[test]
     fn extlinux_conf_lists_default_then_generations_newest_first() {
         let conf = extlinux_conf(&BootFiles::new(), "");
-        let labels: Vec<&str> = conf
-            .lines()
-            .filter_map(|l| l.strip_prefix("LABEL "))
-            .collect();
-        assert_eq!(
-            labels,
-            ["nixos-default", "nixos-2-default", "nixos-1-default"]
-        );
+        let labels: Vec<&str> = conf.lines().filter_map(|l| l.strip_prefix("LABEL ")).collect();
+        assert_eq!(labels, ["nixos-default", "nixos-2-default", "nixos-1-default"]);
         assert!(conf.starts_with("# Generated file, all changes will be lost on nixos-rebuild!\n"));
         assert!(conf.contains("\nDEFAULT nixos-default\n"));
         assert!(conf.contains(&format!("\nTIMEOUT {MENU_TIMEOUT}\n")));
-        assert!(conf.contains(
-            "\nMENU TITLE ------------------------------------------------------------\n"
-        ));
-        assert!(conf.contains(
-            "  MENU LABEL NixOS - Configuration 2 (2025-07-01 - 25.05.20250701.1a2b3c4)\n"
-        ));
+        assert!(conf.contains("\nMENU TITLE ------------------------------------------------------------\n"));
+        assert!(conf.contains("  MENU LABEL NixOS - Configuration 2 (2025-07-01 - 25.05.20250701.1a2b3c4)\n"));
     }
 
     #[test]
@@ -517,9 +494,7 @@ mod tests {
             path: "x/applets",
             text: "sh\nnosuchapplet\n",
         };
-        let err = checked_applets(&list, b"\0[\0sh\0ls\0")
-            .unwrap_err()
-            .to_string();
+        let err = checked_applets(&list, b"\0[\0sh\0ls\0").unwrap_err().to_string();
         assert!(err.contains("applet `nosuchapplet`"), "{err}");
         assert!(err.contains("recipes/x/applets"), "{err}");
     }

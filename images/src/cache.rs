@@ -136,8 +136,7 @@ impl Entry {
 
     /// Whether the cached image was built from inputs with this key.
     pub fn is_fresh(&self, key: &str) -> bool {
-        self.image.is_file()
-            && std::fs::read_to_string(&self.key_file).is_ok_and(|k| k.trim() == key)
+        self.image.is_file() && std::fs::read_to_string(&self.key_file).is_ok_and(|k| k.trim() == key)
     }
 
     /// Moves a finished image into place and records its key. The old key goes first, so an
@@ -149,12 +148,8 @@ impl Entry {
             }
             _ => {}
         }
-        std::fs::rename(built, &self.image)
-            .map_err(BuildError::io("renaming into", &self.image))?;
-        let dir = self
-            .image
-            .parent()
-            .expect("cache entries live in a directory");
+        std::fs::rename(built, &self.image).map_err(BuildError::io("renaming into", &self.image))?;
+        let dir = self.image.parent().expect("cache entries live in a directory");
         write_atomically(dir, &self.key_file, format!("{key}\n").as_bytes())
     }
 }
@@ -162,8 +157,8 @@ impl Entry {
 /// Writes `path` (mode 0644, so a shared cache stays readable) through a temporary file in
 /// `dir` and a rename: readers see the old contents or the new, never a part.
 pub fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(BuildError::io("creating a temporary file in", dir))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(BuildError::io("creating a temporary file in", dir))?;
     tmp.write_all(bytes)
         .map_err(BuildError::io("writing", tmp.path().to_owned()))?;
     tmp.as_file()
@@ -184,11 +179,7 @@ mod tests {
     }];
     const SOURCES: &[(&str, &str)] = &[("lib.rs", "fn main() {}")];
 
-    fn inputs<'a>(
-        fixture: &'a str,
-        recipes: &'a [RecipeFile],
-        debs: &'a [&'a str],
-    ) -> KeyInputs<'a> {
+    fn inputs<'a>(fixture: &'a str, recipes: &'a [RecipeFile], debs: &'a [&'a str]) -> KeyInputs<'a> {
         KeyInputs {
             fixture,
             recipes,
@@ -223,10 +214,7 @@ mod tests {
     fn key_changes_with_deb_names() {
         let old = ["linux-image-6.1.0-55-arm64_6.1.190-1_arm64.deb"];
         let new = ["linux-image-6.1.0-56-arm64_6.1.192-2_arm64.deb"];
-        assert_ne!(
-            inputs("f", RECIPES, &old).key(),
-            inputs("f", RECIPES, &new).key()
-        );
+        assert_ne!(inputs("f", RECIPES, &old).key(), inputs("f", RECIPES, &new).key());
     }
 
     #[test]
@@ -271,10 +259,7 @@ mod tests {
     fn lock_is_exclusive_between_open_files() {
         let dir = tempfile::tempdir().unwrap();
         let _held = Lock::acquire(dir.path()).unwrap();
-        let other = File::options()
-            .write(true)
-            .open(dir.path().join("lock"))
-            .unwrap();
+        let other = File::options().write(true).open(dir.path().join("lock")).unwrap();
         // SAFETY: non-blocking flock on a descriptor owned by this test.
         let got = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         assert_eq!(

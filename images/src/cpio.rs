@@ -81,8 +81,7 @@ impl Archive {
         ];
         self.bytes.extend_from_slice(MAGIC.as_bytes());
         for field in fields {
-            self.bytes
-                .extend_from_slice(format!("{field:08x}").as_bytes());
+            self.bytes.extend_from_slice(format!("{field:08x}").as_bytes());
         }
         self.bytes.extend_from_slice(name.as_bytes());
         self.bytes.push(0);
@@ -111,11 +110,9 @@ mod tests {
                 let s = std::str::from_utf8(&bytes[at + 6 + 8 * i..at + 14 + 8 * i]).unwrap();
                 u32::from_str_radix(s, 16).unwrap()
             };
-            let (mode, size, rmaj, rmin, namesize) =
-                (field(1), field(6), field(9), field(10), field(11));
+            let (mode, size, rmaj, rmin, namesize) = (field(1), field(6), field(9), field(10), field(11));
             let name_start = at + 110;
-            let name = std::str::from_utf8(&bytes[name_start..name_start + namesize as usize - 1])
-                .unwrap();
+            let name = std::str::from_utf8(&bytes[name_start..name_start + namesize as usize - 1]).unwrap();
             assert_eq!(
                 bytes[name_start + namesize as usize - 1],
                 0,

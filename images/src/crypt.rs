@@ -111,8 +111,7 @@ mod tests {
             sha512_crypt("This is just a test", "toolongsaltstringtoolongsaltstring"),
             sha512_crypt("This is just a test", "toolongsaltstrin")
         );
-        assert!(sha512_crypt("x", "toolongsaltstringtoolongsaltstring")
-            .starts_with("$6$toolongsaltstrin$"));
+        assert!(sha512_crypt("x", "toolongsaltstringtoolongsaltstring").starts_with("$6$toolongsaltstrin$"));
     }
 
     #[test]

@@ -181,11 +181,7 @@ fn apt_state() -> String {
             .flatten()
             .filter_map(|e| {
                 let meta = e.metadata().ok()?;
-                let mtime = meta
-                    .modified()
-                    .ok()?
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .ok()?;
+                let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
                 Some(format!(
                     "{}:{}:{}",
                     e.file_name().to_string_lossy(),
@@ -347,10 +343,7 @@ Architecture: arm64
     fn stanzas_are_read_from_apt_cache_show() {
         let stanzas = parse_stanzas(SHOW);
         assert_eq!(stanzas.len(), 2);
-        assert_eq!(
-            stanzas[0].depends,
-            "linux-image-6.1.0-56-arm64 (= 6.1.192-2)"
-        );
+        assert_eq!(stanzas[0].depends, "linux-image-6.1.0-56-arm64 (= 6.1.192-2)");
         assert_eq!(stanzas[1].package, "busybox-static");
     }
 
@@ -370,8 +363,7 @@ Architecture: arm64
             Some("linux-image-6.1.0-56-arm64")
         );
         assert_eq!(
-            kernel_dependency("kmod, linux-image-6.12.1-arm64:arm64 | linux-image-6.12.0-arm64")
-                .as_deref(),
+            kernel_dependency("kmod, linux-image-6.12.1-arm64:arm64 | linux-image-6.12.0-arm64").as_deref(),
             Some("linux-image-6.12.1-arm64")
         );
         assert_eq!(kernel_dependency("kmod"), None);

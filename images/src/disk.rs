@@ -88,21 +88,12 @@ pub fn write(out: &Path, table: &Table, pieces: &[Piece<'_>]) -> Result<(), Buil
 fn write_at(disk: &mut File, path: &Path, offset: u64, bytes: &[u8]) -> Result<(), BuildError> {
     disk.seek(SeekFrom::Start(offset))
         .map_err(BuildError::io("seeking in", path))?;
-    disk.write_all(bytes)
-        .map_err(BuildError::io("writing", path))
+    disk.write_all(bytes).map_err(BuildError::io("writing", path))
 }
 
-fn copy_sparse(
-    file: &Path,
-    partition: &Partition,
-    disk: &mut File,
-    out: &Path,
-) -> Result<(), BuildError> {
+fn copy_sparse(file: &Path, partition: &Partition, disk: &mut File, out: &Path) -> Result<(), BuildError> {
     let mut src = File::open(file).map_err(BuildError::io("opening", file))?;
-    let len = src
-        .metadata()
-        .map_err(BuildError::io("inspecting", file))?
-        .len();
+    let len = src.metadata().map_err(BuildError::io("inspecting", file))?.len();
     if len > partition.size() {
         return Err(BuildError::io("fitting into its partition", file)(
             std::io::Error::other(format!(
@@ -190,10 +181,7 @@ mod tests {
 
     #[test]
     fn disk_size_is_partitions_plus_bootloader_area_plus_one_mib() {
-        assert_eq!(
-            r2s_table("t").total_sectors * SECTOR,
-            (16 + 512 + 64 + 1) * MIB
-        );
+        assert_eq!(r2s_table("t").total_sectors * SECTOR, (16 + 512 + 64 + 1) * MIB);
     }
 
     #[test]
@@ -219,15 +207,10 @@ mod tests {
         let ranges = data_ranges(&File::open(&path).unwrap(), 64 * MIB);
         let covered: u64 = ranges.iter().map(|(s, e)| e - s).sum();
         assert!(
-            ranges
-                .iter()
-                .any(|&(s, e)| s <= 32 * MIB && e >= 32 * MIB + 4096),
+            ranges.iter().any(|&(s, e)| s <= 32 * MIB && e >= 32 * MIB + 4096),
             "{ranges:?}"
         );
-        assert!(
-            covered < 64 * MIB || ranges == [(0, 64 * MIB)],
-            "{ranges:?}"
-        );
+        assert!(covered < 64 * MIB || ranges == [(0, 64 * MIB)], "{ranges:?}");
     }
 
     #[test]

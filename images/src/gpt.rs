@@ -19,8 +19,7 @@ pub struct Guid(pub [u8; 16]);
 
 impl Guid {
     /// The "Linux filesystem data" partition type, as fdisk sets it by default.
-    pub const LINUX_FILESYSTEM: Guid =
-        Guid::from_fields(0x0FC6_3DAF, 0x8483, 0x4772, 0x8E79_3D69_D847_7DE4);
+    pub const LINUX_FILESYSTEM: Guid = Guid::from_fields(0x0FC6_3DAF, 0x8483, 0x4772, 0x8E79_3D69_D847_7DE4);
 
     /// A GUID from its textual fields (`aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee`, last two as one).
     pub const fn from_fields(a: u32, b: u16, c: u16, de: u64) -> Guid {
@@ -29,8 +28,8 @@ impl Guid {
         let c = c.to_le_bytes();
         let de = de.to_be_bytes();
         Guid([
-            a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], de[0], de[1], de[2], de[3], de[4],
-            de[5], de[6], de[7],
+            a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], de[0], de[1], de[2], de[3], de[4], de[5], de[6],
+            de[7],
         ])
     }
 
@@ -117,10 +116,7 @@ impl Table {
 
     fn entry_array(&self) -> Vec<u8> {
         let mut out = vec![0u8; (ENTRIES * ENTRY_SIZE) as usize];
-        for (slot, part) in out
-            .chunks_exact_mut(ENTRY_SIZE as usize)
-            .zip(&self.partitions)
-        {
+        for (slot, part) in out.chunks_exact_mut(ENTRY_SIZE as usize).zip(&self.partitions) {
             slot[0..16].copy_from_slice(&part.type_guid.0);
             slot[16..32].copy_from_slice(&part.unique_guid.0);
             slot[32..40].copy_from_slice(&part.first_lba.to_le_bytes());
@@ -217,8 +213,8 @@ mod tests {
         assert_eq!(
             Guid::LINUX_FILESYSTEM.0,
             [
-                0xAF, 0x3D, 0xC6, 0x0F, 0x83, 0x84, 0x72, 0x47, 0x8E, 0x79, 0x3D, 0x69, 0xD8, 0x47,
-                0x7D, 0xE4
+                0xAF, 0x3D, 0xC6, 0x0F, 0x83, 0x84, 0x72, 0x47, 0x8E, 0x79, 0x3D, 0x69, 0xD8, 0x47, 0x7D,
+                0xE4
             ]
         );
     }

@@ -79,11 +79,7 @@ pub fn default_cache_dir() -> PathBuf {
 pub fn build(name: &str, cache_dir: &Path) -> Result<PathBuf, BuildError> {
     let breakage = fixture::breakage(name).ok_or_else(|| BuildError::UnknownFixture {
         name: name.to_owned(),
-        known: fixtures()
-            .iter()
-            .map(|f| f.name)
-            .collect::<Vec<_>>()
-            .join(", "),
+        known: fixtures().iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
     })?;
     std::fs::create_dir_all(cache_dir).map_err(BuildError::io("creating directory", cache_dir))?;
     let _lock = cache::Lock::acquire(cache_dir)?;
@@ -99,10 +95,7 @@ pub fn build(name: &str, cache_dir: &Path) -> Result<PathBuf, BuildError> {
     let work = tempfile::Builder::new()
         .prefix(&format!(".build-{name}-"))
         .tempdir_in(cache_dir)
-        .map_err(BuildError::io(
-            "creating a temporary directory in",
-            cache_dir,
-        ))?;
+        .map_err(BuildError::io("creating a temporary directory in", cache_dir))?;
     let built = assemble::fixture(name, breakage, &parts, work.path())?;
     entry.commit(&built, &key)?;
     Ok(entry.image)

@@ -21,10 +21,7 @@ struct Args {
 fn fixture_list() -> String {
     let mut text = String::from("Fixtures:\n");
     for fixture in r2s_images::fixtures() {
-        text.push_str(&format!(
-            "  {}\n      {}\n",
-            fixture.name, fixture.description
-        ));
+        text.push_str(&format!("  {}\n      {}\n", fixture.name, fixture.description));
     }
     text
 }
@@ -33,10 +30,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let dir = args.out.unwrap_or_else(r2s_images::default_cache_dir);
     let names: Vec<String> = if args.names.is_empty() {
-        r2s_images::fixtures()
-            .iter()
-            .map(|f| f.name.to_owned())
-            .collect()
+        r2s_images::fixtures().iter().map(|f| f.name.to_owned()).collect()
     } else {
         args.names
     };

@@ -63,13 +63,7 @@ impl Tree {
         let mut loaded: BTreeMap<String, Module> = BTreeMap::new();
         let mut order = Vec::new();
         for name in wanted {
-            self.visit(
-                &canonical(name),
-                &mut loaded,
-                &mut order,
-                &mut Vec::new(),
-                true,
-            )?;
+            self.visit(&canonical(name), &mut loaded, &mut order, &mut Vec::new(), true)?;
         }
         Ok(order
             .into_iter()
@@ -180,9 +174,7 @@ impl Tree {
                 };
                 for (key, value) in info {
                     if key == "alias" && !value.contains(['*', '?', '[']) {
-                        aliases
-                            .entry(canonical(&value))
-                            .or_insert_with(|| name.clone());
+                        aliases.entry(canonical(&value)).or_insert_with(|| name.clone());
                     }
                 }
             }
@@ -248,9 +240,7 @@ fn index(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) -> Resul
     for entry in entries {
         let entry = entry.map_err(BuildError::io("listing", dir))?;
         let path = entry.path();
-        let file_type = entry
-            .file_type()
-            .map_err(BuildError::io("inspecting", &path))?;
+        let file_type = entry.file_type().map_err(BuildError::io("inspecting", &path))?;
         if file_type.is_dir() {
             index(root, &path, files)?;
             continue;
@@ -304,8 +294,7 @@ fn modinfo_of_file(path: &Path) -> Result<Vec<(String, String)>, String> {
     let mut file = File::open(path).map_err(|e| e.to_string())?;
     let mut read_at = |offset: u64, len: usize| -> Result<Vec<u8>, String> {
         let mut buf = vec![0u8; len];
-        file.seek(SeekFrom::Start(offset))
-            .map_err(|e| e.to_string())?;
+        file.seek(SeekFrom::Start(offset)).map_err(|e| e.to_string())?;
         file.read_exact(&mut buf).map_err(|e| e.to_string())?;
         Ok(buf)
     };
@@ -450,8 +439,7 @@ mod tests {
 
     #[test]
     fn modinfo_pairs_are_read_from_the_section() {
-        let elf =
-            elf_with_modinfo(b"license=GPL\0depends=jbd2,mbcache\0softdep=pre: crypto-crc32c\0");
+        let elf = elf_with_modinfo(b"license=GPL\0depends=jbd2,mbcache\0softdep=pre: crypto-crc32c\0");
         assert_eq!(
             modinfo(&elf).unwrap(),
             vec![
@@ -464,9 +452,7 @@ mod tests {
 
     #[test]
     fn non_elf_data_is_rejected() {
-        assert!(
-            modinfo(b"not an elf file at all, but long enough to hold a header......").is_err()
-        );
+        assert!(modinfo(b"not an elf file at all, but long enough to hold a header......").is_err());
     }
 
     #[test]
@@ -527,15 +513,9 @@ mod tests {
             .closure(&["virtio_blk", "ext4"])
             .unwrap();
         let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["virtio_blk", "jbd2", "crc16", "crc32c_generic", "ext4"]
-        );
+        assert_eq!(names, ["virtio_blk", "jbd2", "crc16", "crc32c_generic", "ext4"]);
         assert_eq!(modules[4].deps, ["jbd2", "crc16", "crc32c_generic"]);
-        assert!(
-            modules[0].deps.is_empty(),
-            "built-in dependencies are left out"
-        );
+        assert!(modules[0].deps.is_empty(), "built-in dependencies are left out");
     }
 
     #[test]

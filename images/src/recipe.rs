@@ -199,12 +199,7 @@ mod tests {
             let sub = sub.unwrap().path();
             for file in std::fs::read_dir(&sub).unwrap() {
                 let file = file.unwrap().path();
-                on_disk.push(
-                    file.strip_prefix(&dir)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                );
+                on_disk.push(file.strip_prefix(&dir).unwrap().to_string_lossy().into_owned());
             }
         }
         on_disk.sort();

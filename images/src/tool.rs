@@ -24,9 +24,7 @@ pub(crate) fn run_bytes(command: &mut Command, cwd: &Path) -> Result<Vec<u8>, Bu
         return Ok(output.stdout);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr)
-        .trim_end()
-        .to_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).trim_end().to_owned();
     Err(BuildError::ToolFailed {
         command: line,
         cwd: cwd.to_owned(),
@@ -57,11 +55,7 @@ mod tests {
     #[test]
     fn failing_command_reports_command_and_stderr() {
         let dir = std::env::temp_dir();
-        let err = run(
-            Command::new("sh").args(["-c", "echo oops >&2; exit 3"]),
-            &dir,
-        )
-        .unwrap_err();
+        let err = run(Command::new("sh").args(["-c", "echo oops >&2; exit 3"]), &dir).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("`sh -c echo oops >&2; exit 3`"), "{text}");
         assert!(text.contains("exit status: 3"), "{text}");

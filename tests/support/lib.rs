@@ -1,1 +1,208 @@
-//! placeholder
+//! Helpers shared by the end-to-end tests: fixture images, the harness binary, QEMU process
+//! checks, and a command runner whose failures show everything needed to debug them.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+/// A shipped scenario file by name, e.g. `scenario("boot-to-login")`.
+pub fn scenario(name: &str) -> PathBuf {
+    repo_root().join("scenarios").join(format!("{name}.toml"))
+}
+
+/// Builds (or reuses) a fixture image; concurrent test processes share one build.
+pub fn fixture(name: &str) -> PathBuf {
+    r2s_images::build(name, &r2s_images::default_cache_dir())
+        .unwrap_or_else(|e| panic!("building fixture {name}: {e}"))
+}
+
+/// The `harness` binary built alongside this test (cargo puts binaries one level above the test
+/// executables in `deps/`).
+pub fn harness_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("harness");
+    assert!(
+        bin.is_file(),
+        "harness binary not found at {} (build the workspace first)",
+        bin.display()
+    );
+    bin
+}
+
+/// A fresh private directory for one test.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("r2s-test-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// What a finished harness run left behind.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    pub command: String,
+}
+
+impl Finished {
+    /// The exit code (None if killed by a signal).
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Everything about the run, for assertion messages.
+    pub fn explain(&self) -> String {
+        format!(
+            "command: {}\nstatus: {}\nelapsed: {:.1}s\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.command,
+            self.status,
+            self.elapsed.as_secs_f64(),
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// The harness started with `args`, stdout and stderr captured.
+pub fn spawn_harness(args: &[&std::ffi::OsStr]) -> (Child, String) {
+    let bin = harness_bin();
+    let command = format!(
+        "{} {}",
+        bin.display(),
+        args.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let child = Command::new(&bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {command}: {e}"));
+    (child, command)
+}
+
+/// Waits for `child` up to `limit`, killing it if it overruns, and collects its output.
+pub fn finish(mut child: Child, command: String, started: Instant, limit: Duration) -> Finished {
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let status = child.wait().expect("wait");
+            panic!("{command} overran {limit:?} and was killed ({status})");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = started.elapsed();
+    Finished {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+        elapsed,
+        command,
+    }
+}
+
+/// Runs the harness to completion (at most `limit`).
+pub fn run_harness(args: &[&std::ffi::OsStr], limit: Duration) -> Finished {
+    let started = Instant::now();
+    let (child, command) = spawn_harness(args);
+    finish(child, command, started, limit)
+}
+
+/// SHA-256 of a file, streamed.
+pub fn sha256(path: &Path) -> String {
+    let mut file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    format!("{:x}", hasher.finalize())
+}
+
+/// Process ids of the QEMU children of `parent`.
+pub fn qemu_children(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised command name: state, ppid, …
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+            continue;
+        };
+        let ppid: Option<u32> = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        let comm = stat
+            .split_once('(')
+            .and_then(|(_, r)| r.rsplit_once(')'))
+            .map(|(c, _)| c)
+            .unwrap_or("");
+        if ppid == Some(parent) && comm.starts_with("qemu-system") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(
+            stat.rsplit_once(") ").map(|(_, r)| r.chars().next()),
+            Some(Some('Z'))
+        ),
+        Err(_) => false,
+    }
+}
+
+/// The timestamp (seconds from power-on) of the first transcript log line containing `needle`.
+/// Log lines look like `[  12.345] text`.
+pub fn log_time_of(log: &Path, needle: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().find(|l| l.contains(needle)).and_then(|l| {
+        let inner = l.strip_prefix('[')?.split_once(']')?.0;
+        inner.trim().parse().ok()
+    })
+}

@@ -136,9 +136,7 @@ pub fn resolve(config_path: &str, file_path: &str) -> String {
 /// module cannot, so the menu is unknown in advance.
 pub fn check_bootable_image(image: &Path) -> Result<Option<Vec<String>>, ImageError> {
     match search(image)? {
-        Search::Found(found) => Ok(Some(
-            found.config.labels.into_iter().map(|l| l.name).collect(),
-        )),
+        Search::Found(found) => Ok(Some(found.config.labels.into_iter().map(|l| l.name).collect())),
         Search::Missing {
             vfat_skipped: true, ..
         } => Ok(None),

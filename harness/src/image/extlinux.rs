@@ -356,9 +356,7 @@ impl<'a> Parser<'a> {
     fn missing(&self, line: usize, what: &str) -> ParseError {
         ParseError {
             line,
-            message: format!(
-                "{what}; U-Boot rejects the whole file (\"Error parsing config file\")"
-            ),
+            message: format!("{what}; U-Boot rejects the whole file (\"Error parsing config file\")"),
         }
     }
 
@@ -484,8 +482,7 @@ impl<'a> Parser<'a> {
                     if label.initrd.is_none() {
                         if let Some(at) = append.find("initrd=") {
                             let value = &append[at + "initrd=".len()..];
-                            label.initrd =
-                                Some(value.split(' ').next().unwrap_or(value).to_owned());
+                            label.initrd = Some(value.split(' ').next().unwrap_or(value).to_owned());
                         }
                     }
                     label.append = Some(append);
@@ -507,8 +504,7 @@ impl<'a> Parser<'a> {
                 }
                 Token::Keyword(Keyword::Fdtoverlays, word) => {
                     if label.fdtoverlays.is_none() {
-                        label.fdtoverlays =
-                            Some(self.required(line, &format!("{word} needs paths"))?);
+                        label.fdtoverlays = Some(self.required(line, &format!("{word} needs paths"))?);
                     }
                 }
                 Token::Keyword(Keyword::Localboot, _) => {

@@ -59,9 +59,7 @@ impl FsKind {
         }
         if head.get(F2FS_SUPERBLOCK..F2FS_SUPERBLOCK + 4) == Some(&F2FS_MAGIC) {
             let end = (F2FS_LABEL_OFFSET + 2 * F2FS_LABEL_UNITS).min(head.len());
-            let label = head
-                .get(F2FS_LABEL_OFFSET..end)
-                .and_then(utf16_nul_terminated);
+            let label = head.get(F2FS_LABEL_OFFSET..end).and_then(utf16_nul_terminated);
             return FsKind::F2fs { label };
         }
         if let Some(label) = fat_label(head) {
@@ -73,9 +71,7 @@ impl FsKind {
     /// The label, whatever the filesystem.
     pub fn label(&self) -> Option<&str> {
         match self {
-            FsKind::Ext4 { label } | FsKind::Vfat { label } | FsKind::F2fs { label } => {
-                label.as_deref()
-            }
+            FsKind::Ext4 { label } | FsKind::Vfat { label } | FsKind::F2fs { label } => label.as_deref(),
             FsKind::Unknown => None,
         }
     }
@@ -118,10 +114,7 @@ fn fat_label(head: &[u8]) -> Option<Option<String>> {
     let sector = head.get(..512)?;
     let jump = sector[0] == 0xeb || sector[0] == 0xe9;
     let bytes_per_sector = u16::from_le_bytes([sector[11], sector[12]]);
-    if !jump
-        || sector[510..] != [0x55, 0xaa]
-        || ![512, 1024, 2048, 4096].contains(&bytes_per_sector)
-    {
+    if !jump || sector[510..] != [0x55, 0xaa] || ![512, 1024, 2048, 4096].contains(&bytes_per_sector) {
         return None;
     }
     // FAT32 keeps its extended BPB (and so the label) further in than FAT12/16.
@@ -163,9 +156,7 @@ struct PartitionReader {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "the filesystem asks for bytes {start}..{end}, past the end of its partition ({len} bytes)"
-)]
+#[error("the filesystem asks for bytes {start}..{end}, past the end of its partition ({len} bytes)")]
 struct OutsidePartition {
     start: u64,
     end: u64,
@@ -286,11 +277,7 @@ impl Ext4Volume {
     /// The names in a directory, sorted, without `.` and `..`.
     pub fn list_dir(&self, path: &str) -> Result<Vec<String>, ImageError> {
         let mut names = Vec::new();
-        for entry in self
-            .fs
-            .read_dir(path)
-            .map_err(|e| self.file_error(path, e))?
-        {
+        for entry in self.fs.read_dir(path).map_err(|e| self.file_error(path, e))? {
             let entry = entry.map_err(|e| self.file_error(path, e))?;
             let name = entry.file_name().display().to_string();
             if name != "." && name != ".." {
@@ -303,10 +290,7 @@ impl Ext4Volume {
 
     /// The target of a symlink, as stored.
     pub fn read_link(&self, path: &str) -> Result<String, ImageError> {
-        let target = self
-            .fs
-            .read_link(path)
-            .map_err(|e| self.file_error(path, e))?;
+        let target = self.fs.read_link(path).map_err(|e| self.file_error(path, e))?;
         Ok(target.display().to_string())
     }
 

@@ -212,10 +212,7 @@ impl Table {
             if end > image_len {
                 return Err(ImageError::Truncated {
                     image: image.to_owned(),
-                    what: format!(
-                        "partition {} (sectors {}..={})",
-                        p.index, p.first_lba, p.last_lba
-                    ),
+                    what: format!("partition {} (sectors {}..={})", p.index, p.first_lba, p.last_lba),
                     needed: end,
                     len: image_len,
                 });
@@ -279,9 +276,7 @@ fn read_table(image: &Path, file: &mut File, image_len: u64) -> Result<Table, Im
     }
     // mbrman walks extended-partition chains with unchecked u32 arithmetic, which panics (in
     // debug builds) on hostile tables; a bad image must be an error, not a crash.
-    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        mbrman::MBR::read_from(file, 512)
-    }));
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mbrman::MBR::read_from(file, 512)));
     let mbr = match read {
         Ok(Ok(mbr)) => mbr,
         Ok(Err(error)) => return Err(mbr_error(image, error)),

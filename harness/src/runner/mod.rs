@@ -1,1 +1,107 @@
-//! placeholder
+//! The scenario runner: walks a scenario's steps over a target's console, owns every timeout, and
+//! turns what happened into a [`ScenarioResult`].
+
+mod outcome;
+mod session;
+mod steps;
+mod watch;
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+pub use outcome::{secs, FailReason, Failure, ScenarioResult, StageTiming, Verdict};
+pub use session::{ConsoleState, Session};
+pub use steps::menu_number;
+pub use watch::{builtin_fatal, stage_markers, Watch, WatchKind, STAGES};
+
+use crate::console::Transcript;
+use crate::scenario::Scenario;
+use crate::target::Console;
+
+/// Hears about a run as it happens (the CLI's progress line).
+pub trait Observer {
+    /// A boot stage began `at` after power-on.
+    fn stage(&mut self, _name: &str, _at: Duration) {}
+    /// Time passes; called at least every quarter second while the run waits.
+    fn tick(&mut self, _elapsed: Duration) {}
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// What the runner knows beyond the scenario itself.
+#[derive(Debug, Clone, Default)]
+pub struct RunContext {
+    /// LABEL names of the image's extlinux.conf, in order, to turn `menu = "label"` into the
+    /// number U-Boot's menu expects.
+    pub menu_labels: Option<Vec<String>>,
+    /// A password to use when a login step's variable is unset: only for the harness's own
+    /// fixture images, whose password is public.
+    pub fallback_password: Option<String>,
+    /// Pause between typed characters.
+    pub char_delay: Duration,
+}
+
+/// Runs `scenario` on a console that has just been powered on. The transcript receives every
+/// byte whatever the verdict.
+pub async fn run_scenario(
+    scenario: &Scenario,
+    console: &mut Console,
+    transcript: &mut Transcript,
+    ctx: &RunContext,
+    observer: &mut dyn Observer,
+) -> (Verdict, Vec<StageTiming>, Vec<String>, Duration) {
+    let mut watches = builtin_fatal();
+    watches.extend(scenario.fatal.iter().cloned().map(|pattern| Watch {
+        kind: WatchKind::Fatal,
+        pattern,
+    }));
+    watches.extend(stage_markers());
+    let mut session = Session::new(console, transcript, observer, watches);
+    session.char_delay = ctx.char_delay;
+    let scenario_deadline = Instant::now() + scenario.timeout;
+
+    let mut verdict = Verdict::Pass;
+    for (i, step) in scenario.steps.iter().enumerate() {
+        if let Some(stage) = &step.stage {
+            session.enter_stage(stage);
+        }
+        let deadline = match step.timeout {
+            Some(t) => scenario_deadline.min(Instant::now() + t),
+            None => scenario_deadline,
+        };
+        session.note(&format!("step {}: {}", i + 1, step.describe()));
+        if let Err(failure) = steps::perform(&mut session, &step.action, ctx, deadline, i + 1).await {
+            let at = session.elapsed();
+            let reason = match failure.reason {
+                // Say which limit ran out: the step's own or the whole scenario's.
+                FailReason::Timeout { waited } if deadline == scenario_deadline => {
+                    session.note(&format!("scenario timeout {} reached", secs(scenario.timeout)));
+                    FailReason::Timeout { waited }
+                }
+                other => other,
+            };
+            session.note(&format!("FAIL: {reason}"));
+            verdict = Verdict::Fail(Failure {
+                step: i + 1,
+                step_description: format!("{} ({})", step.describe(), step.location),
+                expected: failure.expected,
+                reason,
+                at,
+                stage: session.stage().to_owned(),
+            });
+            break;
+        }
+    }
+    let end = session.elapsed();
+    if verdict_passed(&verdict) {
+        session.note("PASS");
+    }
+    (verdict, session.stage_timings(end), session.recent_lines(), end)
+}
+
+fn verdict_passed(v: &Verdict) -> bool {
+    matches!(v, Verdict::Pass)
+}

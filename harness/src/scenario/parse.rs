@@ -69,9 +69,9 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, ScenarioError> {
         })?;
         let scenario = parse(&text, &file)?;
         if let Some(first) = first_use.get(&scenario.name) {
-            let name_span = DeTable::parse(&text).ok().and_then(|doc| {
-                key_span(doc.get_ref(), &[Seg::Key("name")]).map(|(_, value)| value)
-            });
+            let name_span = DeTable::parse(&text)
+                .ok()
+                .and_then(|doc| key_span(doc.get_ref(), &[Seg::Key("name")]).map(|(_, value)| value));
             let kind = ScenarioErrorKind::DuplicateName {
                 name: scenario.name.clone(),
                 first: first.clone(),
@@ -197,11 +197,7 @@ impl Validator<'_> {
     fn scenario(&self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
         let steps_value = match raw.steps {
             Some(steps) if !steps.get_ref().is_empty() => steps.into_inner(),
-            Some(steps) => {
-                return Err(self
-                    .file
-                    .error(Some(steps.span()), ScenarioErrorKind::NoSteps))
-            }
+            Some(steps) => return Err(self.file.error(Some(steps.span()), ScenarioErrorKind::NoSteps)),
             None => return Err(self.file.error(Some(0..0), ScenarioErrorKind::NoSteps)),
         };
         let mut steps = Vec::with_capacity(steps_value.len());
@@ -217,8 +213,7 @@ impl Validator<'_> {
         }
         for source in raw.fatal_regex {
             fatal.push(
-                console_regex(source.get_ref())
-                    .map_err(|message| self.invalid(source.span(), message))?,
+                console_regex(source.get_ref()).map_err(|message| self.invalid(source.span(), message))?,
             );
         }
         Ok(Scenario {
@@ -251,11 +246,7 @@ impl Validator<'_> {
 
         let present = present_actions(&raw);
         let action_key = match present.as_slice() {
-            [] => {
-                return Err(self
-                    .file
-                    .error(Some(step_span), ScenarioErrorKind::NoAction))
-            }
+            [] => return Err(self.file.error(Some(step_span), ScenarioErrorKind::NoAction)),
             [(only, _)] => *only,
             [(first, _), (second, second_span), ..] => {
                 let kind = ScenarioErrorKind::TwoActions { first, second };
@@ -341,9 +332,7 @@ impl Validator<'_> {
                     Seg::Key(second),
                 ];
                 let span = key_span(self.document, &path).map_or(span, |(key, _)| key);
-                return Err(
-                    self.invalid(span, "give either `password_env` or `password`, not both")
-                );
+                return Err(self.invalid(span, "give either `password_env` or `password`, not both"));
             }
         };
         Ok(Action::Login {

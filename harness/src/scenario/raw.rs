@@ -137,11 +137,7 @@ impl<'de> Deserialize<'de> for OutputRegex {
 fn regex_message(error: &regex::Error) -> String {
     match error {
         regex::Error::Syntax(text) => {
-            let reason = text
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or(text);
+            let reason = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(text);
             reason.trim().trim_start_matches("error: ").to_owned()
         }
         other => other.to_string(),

@@ -7,8 +7,7 @@ use super::*;
 use crate::console::Pattern;
 
 fn parse_ok(text: &str) -> Scenario {
-    parse(text, Path::new("t.toml"))
-        .unwrap_or_else(|e| panic!("expected a valid scenario, got: {e}"))
+    parse(text, Path::new("t.toml")).unwrap_or_else(|e| panic!("expected a valid scenario, got: {e}"))
 }
 
 /// The error exactly as users see it.
@@ -116,17 +115,13 @@ output = "^$"
         actions(&scenario)[8],
         Action::Login { user, password: Password::Env(var) } if user == "root" && var == "R2S_PASSWORD"
     ));
-    assert!(matches!(
-        actions(&scenario)[9],
-        Action::Run { status: 1, .. }
-    ));
+    assert!(matches!(actions(&scenario)[9], Action::Run { status: 1, .. }));
 }
 
 #[test]
 fn defaults_apply_when_keys_are_absent() {
-    let scenario = parse_ok(
-        "name = \"t\"\n[[steps]]\nrun = \"true\"\n[[steps]]\nlogin = { user = \"root\" }\n",
-    );
+    let scenario =
+        parse_ok("name = \"t\"\n[[steps]]\nrun = \"true\"\n[[steps]]\nlogin = { user = \"root\" }\n");
     assert_eq!(scenario.timeout, DEFAULT_TIMEOUT);
     assert_eq!(scenario.timeout, Duration::from_secs(300));
     assert!(scenario.fatal.is_empty());
@@ -149,11 +144,9 @@ fn defaults_apply_when_keys_are_absent() {
 
 #[test]
 fn run_output_regex_is_multi_line() {
-    let scenario =
-        parse_ok("name = \"t\"\n[[steps]]\nrun = \"cat /etc/hostname\"\noutput = \"^ivy$\"\n");
+    let scenario = parse_ok("name = \"t\"\n[[steps]]\nrun = \"cat /etc/hostname\"\noutput = \"^ivy$\"\n");
     let Action::Run {
-        output: Some(regex),
-        ..
+        output: Some(regex), ..
     } = &scenario.steps[0].action
     else {
         panic!("not a run step")
@@ -163,15 +156,13 @@ fn run_output_regex_is_multi_line() {
 
 #[test]
 fn inline_steps_are_located_at_their_table() {
-    let scenario =
-        parse_ok("name = \"t\"\nsteps = [\n  { expect = \"a\" },\n  { run = \"b\" },\n]\n");
+    let scenario = parse_ok("name = \"t\"\nsteps = [\n  { expect = \"a\" },\n  { run = \"b\" },\n]\n");
     assert_eq!(scenario.steps[1].location.to_string(), "t.toml:4:3");
 }
 
 #[test]
 fn literal_password_never_shows_in_debug_or_describe() {
-    let scenario =
-        parse_ok("name = \"t\"\n[[steps]]\nlogin = { user = \"root\", password = \"hunter2\" }\n");
+    let scenario = parse_ok("name = \"t\"\n[[steps]]\nlogin = { user = \"root\", password = \"hunter2\" }\n");
     let Action::Login {
         password: Password::Literal(secret),
         ..
@@ -215,9 +206,7 @@ fn unknown_step_key_points_at_the_key() {
 #[test]
 fn unknown_top_level_key_points_at_the_key() {
     let text = "name = \"t\"\ntimeuot = \"5m\"\n[[steps]]\nexpect = \"x\"\n";
-    assert!(
-        error_of(text).starts_with("t.toml:2:1: unknown field `timeuot`, expected one of `name`")
-    );
+    assert!(error_of(text).starts_with("t.toml:2:1: unknown field `timeuot`, expected one of `name`"));
 }
 
 #[test]
@@ -283,10 +272,7 @@ fn step_with_two_actions_points_at_the_second_key() {
 #[test]
 fn bad_expect_regex_points_at_the_value() {
     let text = format!("{HEADER}[[steps]]\nexpect_regex = \"login(\"\n");
-    assert_eq!(
-        error_of(&text),
-        "t.toml:3:16: invalid regex: unclosed group"
-    );
+    assert_eq!(error_of(&text), "t.toml:3:16: invalid regex: unclosed group");
 }
 
 #[test]
@@ -327,10 +313,7 @@ fn bad_scenario_duration_points_at_the_value() {
 #[test]
 fn zero_timeout_is_rejected() {
     let text = format!("{HEADER}[[steps]]\nexpect = \"x\"\ntimeout = \"0s\"\n");
-    assert_eq!(
-        error_of(&text),
-        "t.toml:4:11: a timeout of zero can never be met"
-    );
+    assert_eq!(error_of(&text), "t.toml:4:11: a timeout of zero can never be met");
 }
 
 #[test]
@@ -378,7 +361,8 @@ fn file_without_steps_points_at_its_start() {
 
 #[test]
 fn both_password_sources_point_at_the_second() {
-    let text = format!("{HEADER}[[steps]]\nlogin = {{ user = \"root\", password = \"a\", password_env = \"P\" }}\n");
+    let text =
+        format!("{HEADER}[[steps]]\nlogin = {{ user = \"root\", password = \"a\", password_env = \"P\" }}\n");
     assert_eq!(
         error_of(&text),
         "t.toml:3:42: give either `password_env` or `password`, not both"
@@ -501,11 +485,7 @@ fn load_all_errors_name_the_file() {
 fn load_all_rejects_a_name_used_twice() {
     let dir = tempfile::tempdir().unwrap();
     let first = write(dir.path(), "a.toml", &minimal("same"));
-    let second = write(
-        dir.path(),
-        "b.toml",
-        &format!("# again\n{}", minimal("same")),
-    );
+    let second = write(dir.path(), "b.toml", &format!("# again\n{}", minimal("same")));
     let error = load_all(&[dir.path().to_owned()]).unwrap_err();
     assert_eq!(
         error.to_string(),

@@ -1,0 +1,64 @@
+//! Command-line interface.
+
+mod progress;
+mod run;
+pub mod signals;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// All scenarios passed (or nothing failed).
+pub const EXIT_PASS: u8 = 0;
+/// At least one scenario failed.
+pub const EXIT_FAIL: u8 = 1;
+/// A usage, configuration or image error: nothing could be judged.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Boots NanoPi R2S NixOS images under QEMU and judges the serial console by scenario files.
+#[derive(Debug, Parser)]
+#[command(name = "harness", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot an image once per scenario and report PASS/FAIL for each.
+    ///
+    /// With no arguments, runs the shipped scenarios against the default fixture image,
+    /// building it first if needed.
+    Run(RunArgs),
+}
+
+/// `harness run`
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Disk image to boot (raw). Default: the harness's fixture image, built if needed.
+    #[arg(long, value_name = "IMG")]
+    pub image: Option<PathBuf>,
+    /// Scenario files or directories of them. Default: the shipped scenarios.
+    #[arg(value_name = "SCENARIO_FILE|DIR")]
+    pub scenarios: Vec<PathBuf>,
+    /// Write JUnit XML here.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Directory for transcripts (raw bytes, timestamped log, asciicast).
+    #[arg(long, value_name = "DIR", default_value = "r2s-transcripts")]
+    pub transcripts: PathBuf,
+    /// U-Boot firmware for QEMU's virt machine.
+    #[arg(long, value_name = "PATH", default_value = r2s_harness::target::qemu::DEFAULT_FIRMWARE)]
+    pub firmware: PathBuf,
+    /// The QEMU binary.
+    #[arg(long, value_name = "PATH", default_value = "qemu-system-aarch64")]
+    pub qemu: PathBuf,
+}
+
+/// Runs the command; returns the process exit code.
+pub async fn dispatch(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Run(args) => run::run(args).await,
+    }
+}

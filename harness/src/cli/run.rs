@@ -1,0 +1,120 @@
+//! `harness run`: boot, judge, report.
+
+use std::path::PathBuf;
+
+use r2s_harness::report::{junit, text};
+use r2s_harness::runner::RunContext;
+use r2s_harness::scenario;
+use r2s_harness::suite::{self, QemuRun};
+use r2s_harness::target::qemu::QemuConfig;
+use r2s_harness::{image, runner::ScenarioResult};
+
+use super::progress::ProgressLine;
+use super::{RunArgs, EXIT_ERROR, EXIT_FAIL, EXIT_PASS};
+
+pub async fn run(args: RunArgs) -> u8 {
+    let paths = if args.scenarios.is_empty() {
+        vec![suite::shipped_scenarios()]
+    } else {
+        args.scenarios.clone()
+    };
+    let scenarios = match scenario::load_all(&paths) {
+        Ok(s) if s.is_empty() => {
+            eprintln!("harness: no scenario files found in {}", show(&paths));
+            return EXIT_ERROR;
+        }
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("harness: {e}");
+            return EXIT_ERROR;
+        }
+    };
+
+    let (image, fallback_password) = match &args.image {
+        Some(path) => (path.clone(), None),
+        None => match build_default_fixture().await {
+            Ok(path) => (path, Some(r2s_images::ROOT_PASSWORD.to_owned())),
+            Err(e) => {
+                eprintln!("harness: cannot build the default fixture image: {e}");
+                return EXIT_ERROR;
+            }
+        },
+    };
+    let labels = match image::check_bootable_image(&image) {
+        Ok(labels) => labels,
+        Err(e) => {
+            eprintln!("harness: {e}");
+            return EXIT_ERROR;
+        }
+    };
+
+    let run = QemuRun {
+        image: image.clone(),
+        qemu: QemuConfig {
+            qemu: args.qemu.clone(),
+            firmware: args.firmware.clone(),
+            ..QemuConfig::default()
+        },
+        transcripts: args.transcripts.clone(),
+        context: RunContext {
+            menu_labels: labels,
+            fallback_password,
+            ..RunContext::default()
+        },
+    };
+    println!("image: {}", image.display());
+    let mut results: Vec<ScenarioResult> = Vec::new();
+    for scenario in &scenarios {
+        let mut progress = ProgressLine::new(&scenario.name);
+        let result = suite::run_on_qemu(&run, scenario, &mut progress).await;
+        progress.clear();
+        match result {
+            Ok(result) => {
+                println!("{}", text::summary_line(&result));
+                print!("{}", text::failure_details(&result));
+                results.push(result);
+            }
+            Err(e) => {
+                eprintln!("harness: {e}");
+                return EXIT_ERROR;
+            }
+        }
+    }
+    println!("{}", text::totals(&results));
+    if let Some(path) = &args.junit {
+        let suite_name = image
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Err(e) = std::fs::write(path, junit::render(&suite_name, &results)) {
+            eprintln!("harness: cannot write JUnit report {}: {e}", path.display());
+            return EXIT_ERROR;
+        }
+    }
+    if results.iter().all(|r| r.passed()) {
+        EXIT_PASS
+    } else {
+        EXIT_FAIL
+    }
+}
+
+async fn build_default_fixture() -> Result<PathBuf, String> {
+    eprintln!(
+        "harness: no --image given; using fixture {}",
+        r2s_images::DEFAULT_FIXTURE
+    );
+    tokio::task::spawn_blocking(|| {
+        r2s_images::build(r2s_images::DEFAULT_FIXTURE, &r2s_images::default_cache_dir())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
+
+fn show(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

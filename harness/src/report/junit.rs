@@ -1,0 +1,82 @@
+//! JUnit XML, the format CI systems read test results in.
+
+use std::fmt::Write;
+
+use super::text;
+use crate::runner::{ScenarioResult, Verdict};
+
+/// A `<testsuites>` document with one `<testcase>` per scenario, grouped under `suite` (the
+/// image's name).
+pub fn render(suite: &str, results: &[ScenarioResult]) -> String {
+    let failures = results.iter().filter(|r| !r.passed()).count();
+    let total: f64 = results.iter().map(|r| r.duration.as_secs_f64()).sum();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites tests=\"{}\" failures=\"{failures}\" time=\"{total:.3}\">",
+        results.len()
+    );
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{total:.3}\">",
+        escape(suite),
+        results.len()
+    );
+    for r in results {
+        let _ = write!(
+            out,
+            "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\" file=\"{}\">",
+            escape(suite),
+            escape(&r.name),
+            r.duration.as_secs_f64(),
+            escape(&r.source.display().to_string())
+        );
+        if let Verdict::Fail(f) = &r.verdict {
+            let _ = write!(
+                out,
+                "\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    ",
+                escape(&f.reason.to_string()),
+                escape(&f.expected),
+                escape(&text::failure_details(r))
+            );
+        }
+        let _ = writeln!(
+            out,
+            "<system-out>{}</system-out></testcase>",
+            escape(&format!("stages: {}", text::stages(&r.stages)))
+        );
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+/// XML-escapes text and drops characters XML 1.0 cannot carry (console output has plenty).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_replaces_markup_and_control_characters() {
+        assert_eq!(
+            escape("a<b & \"c\"\u{1b}[0m"),
+            "a&lt;b &amp; &quot;c&quot;\u{FFFD}[0m"
+        );
+    }
+}

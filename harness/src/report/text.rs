@@ -1,0 +1,58 @@
+//! The per-scenario lines and failure details people read.
+
+use std::fmt::Write;
+
+use crate::runner::{secs, ScenarioResult, StageTiming, Verdict};
+
+/// How many console lines a failure report shows.
+pub const LAST_LINES: usize = 20;
+
+/// One line: verdict, name, duration and time per stage.
+pub fn summary_line(result: &ScenarioResult) -> String {
+    let verdict = if result.passed() { "PASS" } else { "FAIL" };
+    format!(
+        "{verdict}  {}  {}  ({})",
+        result.name,
+        secs(result.duration),
+        stages(&result.stages)
+    )
+}
+
+/// `uboot 3.1s, menu 2.0s, …`
+pub fn stages(stages: &[StageTiming]) -> String {
+    stages
+        .iter()
+        .map(|s| format!("{} {}", s.name, secs(s.duration)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// For a failed scenario: the step, what it expected, why it failed, the last console lines and
+/// where the transcript is. Empty for a pass.
+pub fn failure_details(result: &ScenarioResult) -> String {
+    let Verdict::Fail(failure) = &result.verdict else {
+        return String::new();
+    };
+    let mut out = String::new();
+    if failure.step > 0 {
+        let _ = writeln!(out, "  step {}: {}", failure.step, failure.step_description);
+    }
+    let _ = writeln!(out, "  expected: {}", failure.expected);
+    let _ = writeln!(out, "  reason: {}", failure.reason);
+    let _ = writeln!(out, "  at: {} (stage {})", secs(failure.at), failure.stage);
+    let skip = result.last_lines.len().saturating_sub(LAST_LINES);
+    let _ = writeln!(out, "  last {} console lines:", result.last_lines.len() - skip);
+    for line in &result.last_lines[skip..] {
+        let _ = writeln!(out, "    | {line}");
+    }
+    for path in &result.transcript {
+        let _ = writeln!(out, "  transcript: {}", path.display());
+    }
+    out
+}
+
+/// The closing line: `3 passed, 1 failed`.
+pub fn totals(results: &[ScenarioResult]) -> String {
+    let passed = results.iter().filter(|r| r.passed()).count();
+    format!("{passed} passed, {} failed", results.len() - passed)
+}

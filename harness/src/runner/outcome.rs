@@ -1,0 +1,121 @@
+//! What a scenario run produced: a verdict, stage timings and the console's last words.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The result of one scenario on one target.
+#[derive(Debug, Clone)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub source: PathBuf,
+    pub verdict: Verdict,
+    pub duration: Duration,
+    pub stages: Vec<StageTiming>,
+    /// The last console lines (ANSI stripped), for the failure report.
+    pub last_lines: Vec<String>,
+    /// Files written for this run: raw bytes, timestamped log, asciicast.
+    pub transcript: Vec<PathBuf>,
+}
+
+impl ScenarioResult {
+    /// Whether every step passed.
+    pub fn passed(&self) -> bool {
+        matches!(self.verdict, Verdict::Pass)
+    }
+}
+
+/// Pass, or the first thing that went wrong.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    Pass,
+    Fail(Failure),
+}
+
+/// Where and why a scenario failed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// 1-based step number; 0 when the failure came before any step (e.g. the target did not start).
+    pub step: usize,
+    /// The step as written, e.g. `expect "ivy login:"`, with its file location.
+    pub step_description: String,
+    /// What the step was waiting for or checking.
+    pub expected: String,
+    pub reason: FailReason,
+    /// When it failed, from power-on.
+    pub at: Duration,
+    /// The stage the console was in.
+    pub stage: String,
+}
+
+/// Why a step failed.
+#[derive(Debug, Clone)]
+pub enum FailReason {
+    /// The step's (or the scenario's) time ran out.
+    Timeout { waited: Duration },
+    /// A built-in or scenario fatal pattern appeared.
+    Fatal {
+        pattern: String,
+        line: String,
+        seen_at: Duration,
+    },
+    /// The kernel was started but printed nothing: almost always a console= argument the target
+    /// cannot show.
+    SilentAfterKernel {
+        since: Duration,
+        console_args: Option<String>,
+    },
+    /// The console reached end of file (the target exited or the device went away).
+    ConsoleClosed { detail: String },
+    /// A check after a match failed: exit status, output regex, menu entry, login.
+    Check { detail: String },
+    /// The scenario cannot run as written on this target (e.g. a password variable is unset).
+    Setup { detail: String },
+    /// Reading or writing the console or the transcript failed.
+    Io { detail: String },
+}
+
+impl std::fmt::Display for FailReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailReason::Timeout { waited } => write!(f, "timeout after {}", secs(*waited)),
+            FailReason::Fatal {
+                pattern,
+                line,
+                seen_at,
+            } => {
+                write!(f, "fatal pattern {pattern} at {}: {line}", secs(*seen_at))
+            }
+            FailReason::SilentAfterKernel { since, console_args } => {
+                write!(
+                    f,
+                    "console silent for {} after \"Starting kernel ...\"",
+                    secs(*since)
+                )?;
+                match console_args {
+                    Some(args) => write!(
+                        f,
+                        "; the kernel was told `{args}`, which this target cannot show (QEMU virt's console is ttyAMA0, earlycon=pl011,0x9000000)"
+                    ),
+                    None => write!(f, "; check the kernel's console= argument"),
+                }
+            }
+            FailReason::ConsoleClosed { detail } => write!(f, "console closed: {detail}"),
+            FailReason::Check { detail } => write!(f, "{detail}"),
+            FailReason::Setup { detail } => write!(f, "{detail}"),
+            FailReason::Io { detail } => write!(f, "I/O error: {detail}"),
+        }
+    }
+}
+
+/// How long one boot stage took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageTiming {
+    pub name: String,
+    pub start: Duration,
+    pub duration: Duration,
+}
+
+/// Seconds with one decimal, as the report prints them.
+pub fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}

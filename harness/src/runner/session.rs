@@ -1,0 +1,293 @@
+//! The console session a scenario runs in: reads the target, feeds the matcher, writes the
+//! transcript, tracks stages and turns fatal patterns and timeouts into failures.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::outcome::{FailReason, StageTiming};
+use super::watch::{Watch, WatchKind};
+use super::Observer;
+use crate::console::{Event, Expected, Matcher, Pattern, Transcript};
+use crate::target::Console;
+
+/// After a fatal pattern, keep reading this long so the report shows the whole fatal line and
+/// what followed it; well inside the 2 s in which a fatal line must end the run.
+const FATAL_DRAIN: Duration = Duration::from_millis(300);
+
+/// How often the observer hears the elapsed time while nothing arrives.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Where the console is, as far as the runner knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleState {
+    Booting,
+    UbootPrompt,
+    Shell,
+}
+
+/// One scenario's live console.
+pub struct Session<'a> {
+    console: &'a mut Console,
+    transcript: &'a mut Transcript,
+    observer: &'a mut dyn Observer,
+    matcher: Matcher,
+    watches: Vec<Watch>,
+    start: Instant,
+    stages: Vec<(String, Duration)>,
+    kernel_started: Option<Duration>,
+    last_output: Option<Duration>,
+    /// Pacing between typed characters, for UARTs whose receivers drop fast input.
+    pub char_delay: Duration,
+    pub state: ConsoleState,
+    buf: Vec<u8>,
+}
+
+impl<'a> Session<'a> {
+    /// A session whose clock starts now (power-on).
+    pub fn new(
+        console: &'a mut Console,
+        transcript: &'a mut Transcript,
+        observer: &'a mut dyn Observer,
+        watches: Vec<Watch>,
+    ) -> Self {
+        let matcher = Matcher::new(watches.iter().map(|w| w.pattern.clone()).collect());
+        Session {
+            console,
+            transcript,
+            observer,
+            matcher,
+            watches,
+            start: Instant::now(),
+            stages: vec![("uboot".to_owned(), Duration::ZERO)],
+            kernel_started: None,
+            last_output: None,
+            char_delay: Duration::ZERO,
+            state: ConsoleState::Booting,
+            buf: vec![0; 16 * 1024],
+        }
+    }
+
+    /// Time since power-on.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// The stage the console is in now.
+    pub fn stage(&self) -> &str {
+        self.stages
+            .last()
+            .map(|(name, _)| name.as_str())
+            .unwrap_or("uboot")
+    }
+
+    /// Opens a stage unless it has been seen already; stages only move forward.
+    pub fn enter_stage(&mut self, name: &str) {
+        if self.stages.iter().any(|(seen, _)| seen == name) {
+            return;
+        }
+        let at = self.elapsed();
+        self.stages.push((name.to_owned(), at));
+        let _ = self.transcript.note(at, &format!("stage {name}"));
+        self.observer.stage(name, at);
+    }
+
+    /// Stage durations, the last one closed at `end`.
+    pub fn stage_timings(&self, end: Duration) -> Vec<StageTiming> {
+        let mut out = Vec::new();
+        for (i, (name, start)) in self.stages.iter().enumerate() {
+            let stop = self.stages.get(i + 1).map(|(_, s)| *s).unwrap_or(end);
+            out.push(StageTiming {
+                name: name.clone(),
+                start: *start,
+                duration: stop.saturating_sub(*start),
+            });
+        }
+        out
+    }
+
+    /// The console's last lines.
+    pub fn recent_lines(&self) -> Vec<String> {
+        self.matcher.recent_lines()
+    }
+
+    /// Writes a harness remark into the transcript.
+    pub fn note(&mut self, text: &str) {
+        let at = self.elapsed();
+        let _ = self.transcript.note(at, text);
+    }
+
+    /// Forgets console text seen so far, so it cannot satisfy the next expectation.
+    pub fn discard_retained(&mut self) {
+        self.matcher.discard_retained();
+    }
+
+    /// Types `bytes` at the console; the transcript shows `shown` instead (secrets redacted).
+    pub async fn send(&mut self, bytes: &[u8], shown: &[u8]) -> Result<(), FailReason> {
+        let at = self.elapsed();
+        self.transcript.input(at, shown).map_err(|e| FailReason::Io {
+            detail: format!("transcript: {e}"),
+        })?;
+        let io_err = |e: std::io::Error| FailReason::ConsoleClosed {
+            detail: format!("write failed: {e}"),
+        };
+        if self.char_delay.is_zero() {
+            self.console.writer.write_all(bytes).await.map_err(io_err)?;
+            self.console.writer.flush().await.map_err(io_err)?;
+        } else {
+            for byte in bytes {
+                self.console
+                    .writer
+                    .write_all(std::slice::from_ref(byte))
+                    .await
+                    .map_err(io_err)?;
+                self.console.writer.flush().await.map_err(io_err)?;
+                tokio::time::sleep(self.char_delay).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until one of `patterns` appears, a fatal pattern appears, the console closes, or
+    /// `deadline` passes.
+    pub async fn wait_for(
+        &mut self,
+        patterns: &[Pattern],
+        deadline: Instant,
+    ) -> Result<Expected, FailReason> {
+        if let Some(hit) = self.matcher.expect(patterns) {
+            return Ok(hit);
+        }
+        let waited_from = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                self.matcher.clear_expect();
+                return Err(self.timeout_reason(now - waited_from));
+            }
+            let wake = deadline.min(now + TICK);
+            let read = tokio::time::timeout_at(wake, self.console.reader.read(&mut self.buf)).await;
+            let n = match read {
+                Err(_) => {
+                    self.observer.tick(self.elapsed());
+                    continue;
+                }
+                Ok(Ok(0)) => {
+                    self.matcher.clear_expect();
+                    return Err(FailReason::ConsoleClosed {
+                        detail: "end of file".into(),
+                    });
+                }
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
+                    self.matcher.clear_expect();
+                    return Err(FailReason::ConsoleClosed {
+                        detail: e.to_string(),
+                    });
+                }
+            };
+            match self.ingest(n).await? {
+                Some(hit) => return Ok(hit),
+                None => self.observer.tick(self.elapsed()),
+            }
+        }
+    }
+
+    /// Feeds the `n` bytes just read to the transcript and matcher and acts on what they match.
+    async fn ingest(&mut self, n: usize) -> Result<Option<Expected>, FailReason> {
+        let at = self.elapsed();
+        self.last_output = Some(at);
+        let chunk = self.buf[..n].to_vec();
+        self.transcript.output(at, &chunk).map_err(|e| FailReason::Io {
+            detail: format!("transcript: {e}"),
+        })?;
+        let mut hit = None;
+        for event in self.matcher.feed(&chunk) {
+            match event {
+                Event::Expected(found) => hit = Some(found),
+                Event::Watch { index, line } => match self.watches[index].kind.clone() {
+                    WatchKind::Stage(name) => {
+                        if name == "kernel" {
+                            self.kernel_started.get_or_insert(at);
+                        }
+                        self.enter_stage(name);
+                    }
+                    WatchKind::Fatal => {
+                        let pattern = self.watches[index].pattern.to_string();
+                        self.note(&format!("fatal pattern {pattern} seen"));
+                        self.drain(FATAL_DRAIN).await;
+                        let line = self.complete_line(&line);
+                        self.matcher.clear_expect();
+                        return Err(FailReason::Fatal {
+                            pattern,
+                            line,
+                            seen_at: at,
+                        });
+                    }
+                },
+            }
+        }
+        Ok(hit)
+    }
+
+    /// Reads for `period` more, recording but not acting.
+    async fn drain(&mut self, period: Duration) {
+        let until = Instant::now() + period;
+        while let Ok(Ok(n)) = tokio::time::timeout_at(until, self.console.reader.read(&mut self.buf)).await {
+            if n == 0 {
+                break;
+            }
+            let at = self.elapsed();
+            let chunk = self.buf[..n].to_vec();
+            let _ = self.transcript.output(at, &chunk);
+            self.matcher.clear_expect();
+            let _ = self.matcher.feed(&chunk);
+        }
+    }
+
+    /// The full console line that starts with `partial`, if more of it has arrived since.
+    fn complete_line(&self, partial: &str) -> String {
+        let partial = partial.trim_end();
+        self.matcher
+            .recent_lines()
+            .into_iter()
+            .rev()
+            .find(|line| !partial.is_empty() && line.contains(partial))
+            .unwrap_or_else(|| partial.to_owned())
+            .trim_end()
+            .to_owned()
+    }
+
+    fn timeout_reason(&self, waited: Duration) -> FailReason {
+        let now = self.elapsed();
+        if let Some(kernel) = self.kernel_started {
+            // Only the "Starting kernel ..." line itself (and its echo) came after the kernel
+            // took over: nothing from Linux ever reached this console.
+            let silent_since = self.last_output.unwrap_or(kernel);
+            if silent_since.saturating_sub(kernel) < Duration::from_millis(500)
+                && now.saturating_sub(kernel) > Duration::from_secs(5)
+            {
+                return FailReason::SilentAfterKernel {
+                    since: now - kernel,
+                    console_args: self.console_args(),
+                };
+            }
+        }
+        FailReason::Timeout { waited }
+    }
+
+    /// The console= and earlycon= arguments U-Boot printed in its `append:` line, if any.
+    fn console_args(&self) -> Option<String> {
+        let lines = self.matcher.recent_lines();
+        let append = lines
+            .iter()
+            .rev()
+            .find_map(|l| l.trim_start().strip_prefix("append: "))?;
+        let args: Vec<&str> = append
+            .split_whitespace()
+            .filter(|a| a.starts_with("console=") || a.starts_with("earlycon"))
+            .collect();
+        (!args.is_empty()).then(|| args.join(" "))
+    }
+}

@@ -1,0 +1,277 @@
+//! How each scenario step drives the console.
+
+use regex::Regex;
+use tokio::time::Instant;
+
+use super::outcome::FailReason;
+use super::session::{ConsoleState, Session};
+use super::RunContext;
+use crate::console::Pattern;
+use crate::scenario::{Action, MenuChoice, Password};
+
+/// A step's failure: what it was waiting for or checking, and why it failed.
+pub struct StepFailure {
+    pub expected: String,
+    pub reason: FailReason,
+}
+
+type StepResult = Result<(), StepFailure>;
+
+fn failed(expected: impl Into<String>) -> impl FnOnce(FailReason) -> StepFailure {
+    let expected = expected.into();
+    move |reason| StepFailure { expected, reason }
+}
+
+const AUTOBOOT: &str = "Hit any key to stop autoboot";
+const UBOOT_PROMPT: &str = "=> ";
+const MENU_PROMPT: &str = "Enter choice: ";
+const LOGIN_PROMPT: &str = "login: ";
+const PASSWORD_PROMPT: &str = "Password: ";
+const LOGIN_INCORRECT: &str = "Login incorrect";
+/// A shell prompt at the end of the line: root's `#` or a user's `$`.
+const SHELL_PROMPT: &str = r"[#$] ?$";
+
+/// Runs one step; `seq` numbers the markers that delimit command output.
+pub async fn perform(
+    s: &mut Session<'_>,
+    action: &Action,
+    ctx: &RunContext,
+    deadline: Instant,
+    seq: usize,
+) -> StepResult {
+    match action {
+        Action::Expect(pattern) => {
+            s.wait_for(std::slice::from_ref(pattern), deadline)
+                .await
+                .map_err(failed(pattern.to_string()))?;
+            Ok(())
+        }
+        Action::Send(bytes) => s.send(bytes, bytes).await.map_err(failed("send")),
+        Action::SendLine(text) => {
+            let line = format!("{text}\r");
+            s.send(line.as_bytes(), line.as_bytes())
+                .await
+                .map_err(failed("send"))
+        }
+        Action::InterruptAutoboot => interrupt_autoboot(s, deadline).await,
+        Action::Uboot { command, output } => uboot(s, command, output.as_ref(), deadline).await,
+        Action::Menu(choice) => menu(s, choice, ctx, deadline).await,
+        Action::Login { user, password } => login(s, user, password, ctx, deadline).await,
+        Action::Run {
+            command,
+            status,
+            output,
+        } => run(s, command, *status, output.as_ref(), deadline, seq).await,
+    }
+}
+
+async fn interrupt_autoboot(s: &mut Session<'_>, deadline: Instant) -> StepResult {
+    if s.state == ConsoleState::UbootPrompt {
+        return Ok(());
+    }
+    s.wait_for(&[Pattern::literal(AUTOBOOT)], deadline)
+        .await
+        .map_err(failed(format!("{AUTOBOOT:?}")))?;
+    // Any key stops the countdown; a space is harmless if it lands on the prompt.
+    s.send(b" ", b" ").await.map_err(failed("interrupt autoboot"))?;
+    s.wait_for(&[Pattern::literal(UBOOT_PROMPT)], deadline)
+        .await
+        .map_err(failed(format!("U-Boot prompt {UBOOT_PROMPT:?}")))?;
+    s.state = ConsoleState::UbootPrompt;
+    Ok(())
+}
+
+async fn uboot(s: &mut Session<'_>, command: &str, check: Option<&Regex>, deadline: Instant) -> StepResult {
+    interrupt_autoboot(s, deadline).await?;
+    s.discard_retained();
+    let line = format!("{command}\r");
+    s.send(line.as_bytes(), line.as_bytes())
+        .await
+        .map_err(failed("send"))?;
+    // U-Boot echoes the command; its output lies between the echo and the next prompt.
+    s.wait_for(&[Pattern::literal(format!("{command}\n"))], deadline)
+        .await
+        .map_err(failed(format!("echo of {command:?}")))?;
+    let done = s
+        .wait_for(&[Pattern::literal(UBOOT_PROMPT)], deadline)
+        .await
+        .map_err(failed(format!("U-Boot prompt after {command:?}")))?;
+    check_output(&done.before, check)
+}
+
+async fn menu(s: &mut Session<'_>, choice: &MenuChoice, ctx: &RunContext, deadline: Instant) -> StepResult {
+    let prompt = s
+        .wait_for(&[Pattern::literal(MENU_PROMPT)], deadline)
+        .await
+        .map_err(failed(format!("extlinux menu prompt {MENU_PROMPT:?}")))?;
+    let number = match choice {
+        MenuChoice::Number(n) => *n as usize,
+        MenuChoice::Label(label) => menu_number(label, ctx.menu_labels.as_deref(), &prompt.before)
+            .ok_or_else(|| StepFailure {
+                expected: format!("menu entry {label}"),
+                reason: FailReason::Check {
+                    detail: format!(
+                        "the extlinux menu has no entry labelled {label:?}; it shows:\n{}",
+                        prompt.before.trim_end()
+                    ),
+                },
+            })?,
+    };
+    let line = format!("{number}\r");
+    s.send(line.as_bytes(), line.as_bytes())
+        .await
+        .map_err(failed("send"))?;
+    Ok(())
+}
+
+/// U-Boot numbers menu entries from 1 in LABEL order and prints each as `N:\t<menu label or
+/// label>`. The image's own extlinux.conf maps a LABEL to its number; without it, the printed
+/// menu can only be matched by the text it shows.
+pub fn menu_number(label: &str, labels: Option<&[String]>, printed_menu: &str) -> Option<usize> {
+    if let Some(labels) = labels {
+        if let Some(i) = labels.iter().position(|l| l == label) {
+            return Some(i + 1);
+        }
+    }
+    printed_menu.lines().find_map(|line| {
+        let (number, text) = line.trim_start().split_once(":\t")?;
+        (text.trim() == label)
+            .then(|| number.trim().parse().ok())
+            .flatten()
+    })
+}
+
+async fn login(
+    s: &mut Session<'_>,
+    user: &str,
+    password: &Password,
+    ctx: &RunContext,
+    deadline: Instant,
+) -> StepResult {
+    let secret =
+        match password {
+            Password::None => None,
+            Password::Literal(secret) => Some(secret.expose().to_owned()),
+            Password::Env(name) => match std::env::var(name) {
+                Ok(value) => Some(value),
+                Err(_) => match &ctx.fallback_password {
+                    Some(value) => {
+                        s.note(&format!("{name} is not set; using the fixture image's password"));
+                        Some(value.clone())
+                    }
+                    None => return Err(StepFailure {
+                        expected: format!("login as {user}"),
+                        reason: FailReason::Setup {
+                            detail: format!(
+                                "environment variable {name} is not set; it must hold the password of {user}"
+                            ),
+                        },
+                    }),
+                },
+            },
+        };
+    // Kernel messages may land on the same line as the prompt, so the prompt is matched
+    // anywhere in a line rather than anchored.
+    s.wait_for(&[Pattern::literal(LOGIN_PROMPT)], deadline)
+        .await
+        .map_err(failed(format!("login prompt {LOGIN_PROMPT:?}")))?;
+    let line = format!("{user}\r");
+    s.send(line.as_bytes(), line.as_bytes())
+        .await
+        .map_err(failed("send"))?;
+    let after_user = [
+        Pattern::literal(PASSWORD_PROMPT),
+        Pattern::regex(SHELL_PROMPT).expect("valid"),
+        Pattern::literal(LOGIN_INCORRECT),
+    ];
+    let mut hit = s
+        .wait_for(&after_user, deadline)
+        .await
+        .map_err(failed(format!("{PASSWORD_PROMPT:?} or a shell prompt")))?;
+    if hit.index == 0 {
+        let typed = format!("{}\r", secret.as_deref().unwrap_or(""));
+        s.send(typed.as_bytes(), b"[redacted]\r")
+            .await
+            .map_err(failed("send"))?;
+        hit = s
+            .wait_for(&after_user[1..], deadline)
+            .await
+            .map_err(failed("a shell prompt after the password"))?;
+        hit.index += 1;
+    }
+    if hit.index == 2 {
+        return Err(StepFailure {
+            expected: format!("a shell for {user}"),
+            reason: FailReason::Check {
+                detail: format!("login as {user} was refused: {:?}", hit.line.trim()),
+            },
+        });
+    }
+    s.state = ConsoleState::Shell;
+    s.enter_stage("body");
+    Ok(())
+}
+
+async fn run(
+    s: &mut Session<'_>,
+    command: &str,
+    status: i32,
+    check: Option<&Regex>,
+    deadline: Instant,
+    seq: usize,
+) -> StepResult {
+    if s.state != ConsoleState::Shell {
+        s.wait_for(&[Pattern::regex(SHELL_PROMPT).expect("valid")], deadline)
+            .await
+            .map_err(failed("a shell prompt (add a login step before run steps)"))?;
+        s.state = ConsoleState::Shell;
+        s.enter_stage("body");
+    }
+    // The markers are split in the typed line ('@@R2S-' 'BEGIN-n'), so the shell's echo of the
+    // command never matches them; only the command's own printf does.
+    let begin = format!("@@R2S-BEGIN-{seq}");
+    let end = format!("@@R2S-END-{seq}");
+    let line = format!(
+        "printf '%s%s\\n' '@@R2S-' 'BEGIN-{seq}'; {command}\nprintf '%s%s:%d;\\n' '@@R2S-' 'END-{seq}' \"$?\"\r"
+    );
+    s.discard_retained();
+    s.send(line.as_bytes(), line.as_bytes())
+        .await
+        .map_err(failed("send"))?;
+    s.wait_for(&[Pattern::literal(format!("{begin}\n"))], deadline)
+        .await
+        .map_err(failed(format!("output of {command:?} to begin")))?;
+    let end_re = Pattern::regex(&format!(r"{end}:(\d+);")).expect("valid");
+    let done = s
+        .wait_for(&[end_re], deadline)
+        .await
+        .map_err(failed(format!("{command:?} to finish")))?;
+    let got: i32 = done
+        .matched
+        .rsplit(':')
+        .next()
+        .and_then(|t| t.trim_end_matches(';').parse().ok())
+        .unwrap_or(-1);
+    let output = done.before.strip_suffix('\n').unwrap_or(&done.before);
+    if got != status {
+        return Err(StepFailure {
+            expected: format!("exit status {status}"),
+            reason: FailReason::Check {
+                detail: format!("{command:?} exited with status {got}; output:\n{output}"),
+            },
+        });
+    }
+    check_output(output, check)
+}
+
+fn check_output(output: &str, check: Option<&Regex>) -> StepResult {
+    match check {
+        Some(re) if !re.is_match(output) => Err(StepFailure {
+            expected: format!("output matching /{}/", re.as_str()),
+            reason: FailReason::Check {
+                detail: format!("output did not match /{}/:\n{}", re.as_str(), output.trim_end()),
+            },
+        }),
+        _ => Ok(()),
+    }
+}

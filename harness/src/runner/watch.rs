@@ -1,0 +1,68 @@
+//! Patterns watched on every console byte for the whole run: fatal errors and stage markers.
+
+use crate::console::Pattern;
+
+/// What seeing a watched pattern means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchKind {
+    /// The boot cannot succeed any more; the scenario ends at once.
+    Fatal,
+    /// A boot stage begins.
+    Stage(&'static str),
+}
+
+/// A watched pattern and its meaning.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    pub kind: WatchKind,
+    pub pattern: Pattern,
+}
+
+/// Boot stages in order; the first starts at power-on.
+pub const STAGES: [&str; 7] = ["uboot", "menu", "kernel", "stage-1", "stage-2", "login", "body"];
+
+fn literal(kind: WatchKind, text: &str) -> Watch {
+    Watch {
+        kind,
+        pattern: Pattern::literal(text),
+    }
+}
+
+fn regex(kind: WatchKind, source: &str) -> Watch {
+    Watch {
+        kind,
+        pattern: Pattern::regex(source).expect("built-in pattern is valid"),
+    }
+}
+
+/// Failures of U-Boot, the kernel and NixOS stage 1 (design.md §2) after which waiting is
+/// pointless. NixOS's stage 1 in particular waits for a key forever.
+pub fn builtin_fatal() -> Vec<Watch> {
+    use WatchKind::Fatal;
+    vec![
+        regex(Fatal, r"Skipping \S+ for failure retrieving"),
+        literal(Fatal, "SCRIPT FAILED"),
+        literal(Fatal, "Bad Linux ARM64 Image magic!"),
+        literal(Fatal, "Wrong Ramdisk Image Format"),
+        literal(Fatal, "### ERROR ### Please RESET the board ###"),
+        literal(Fatal, "Synchronous Abort"),
+        literal(Fatal, "Retry count exceeded"),
+        literal(Fatal, "Resetting CPU"),
+        literal(Fatal, "Kernel panic - not syncing"),
+        literal(Fatal, "Unable to handle kernel"),
+        literal(Fatal, "Internal error: Oops"),
+        literal(Fatal, "An error occurred in stage 1 of the boot process"),
+    ]
+}
+
+/// Markers that open each boot stage after the first.
+pub fn stage_markers() -> Vec<Watch> {
+    use WatchKind::Stage;
+    vec![
+        regex(Stage("menu"), r"Retrieving file: \S*extlinux\.conf"),
+        literal(Stage("kernel"), "Starting kernel ..."),
+        literal(Stage("stage-1"), "<<< NixOS Stage 1 >>>"),
+        literal(Stage("stage-2"), "<<< NixOS Stage 2 >>>"),
+        literal(Stage("login"), "<<< Welcome to NixOS"),
+    ]
+}

@@ -1,0 +1,259 @@
+//! The QEMU target: `qemu-system-aarch64 -M virt` with U-Boot's `qemu_arm64` build as firmware.
+//!
+//! The image is attached behind a qcow2 overlay in a private temporary directory, so QEMU can
+//! write (U-Boot and Linux both do) without touching the user's file. The console is QEMU's stdio
+//! character device, carried over pipes.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+
+use super::Console;
+
+/// Where U-Boot's `qemu_arm64` build lands when installed from the distribution package.
+pub const DEFAULT_FIRMWARE: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
+
+/// How to start QEMU. The defaults follow design.md §4.
+#[derive(Clone, Debug)]
+pub struct QemuConfig {
+    pub qemu: PathBuf,
+    pub qemu_img: PathBuf,
+    pub firmware: PathBuf,
+    pub cpu: String,
+    pub smp: u32,
+    pub memory_mib: u32,
+    /// Appended after the harness's own arguments.
+    pub extra_args: Vec<String>,
+}
+
+impl Default for QemuConfig {
+    fn default() -> Self {
+        QemuConfig {
+            qemu: "qemu-system-aarch64".into(),
+            qemu_img: "qemu-img".into(),
+            firmware: DEFAULT_FIRMWARE.into(),
+            cpu: "cortex-a53".into(),
+            smp: 2,
+            memory_mib: 1024,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// Why QEMU could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum QemuError {
+    #[error("firmware {path} not found (install U-Boot's qemu_arm64 build, or pass --firmware)")]
+    FirmwareMissing { path: PathBuf },
+    #[error("image {path}: {source}")]
+    Image { path: PathBuf, source: io::Error },
+    #[error("cannot create the private directory for QEMU's sockets and overlay: {0}")]
+    TempDir(io::Error),
+    #[error("cannot run {program}: {source}")]
+    Spawn { program: PathBuf, source: io::Error },
+    #[error("`{command}` failed: {stderr}")]
+    Overlay { command: String, stderr: String },
+}
+
+/// A running QEMU. Dropping it kills and reaps the process, on every path out of the harness.
+pub struct QemuTarget {
+    child: Child,
+    // Held for its Drop: removes the overlay and the QMP socket after QEMU is gone.
+    dir: TempDir,
+    stderr: Option<tokio::task::JoinHandle<Vec<u8>>>,
+}
+
+impl QemuTarget {
+    /// The arguments QEMU is started with, minus the program name. Public so that benchmarks can
+    /// start raw QEMU exactly as the harness does.
+    pub fn args(config: &QemuConfig, disk: &Path, disk_format: &str, qmp: &Path) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        let mut push = |s: &str| args.push(s.into());
+        push("-M");
+        push("virt");
+        push("-cpu");
+        push(&config.cpu);
+        push("-smp");
+        push(&config.smp.to_string());
+        push("-m");
+        push(&config.memory_mib.to_string());
+        // Without a NIC model QEMU's virt machine wants efi-virtio.rom for its default NIC.
+        push("-nic");
+        push("none");
+        push("-display");
+        push("none");
+        push("-monitor");
+        push("none");
+        // signal=off: a Ctrl-C typed at the board must reach the board, not stop QEMU.
+        push("-chardev");
+        push("stdio,id=console,signal=off");
+        push("-serial");
+        push("chardev:console");
+        push("-bios");
+        args.push(config.firmware.clone().into());
+        let mut qmp_arg = OsString::from("unix:");
+        qmp_arg.push(qmp);
+        qmp_arg.push(",server=on,wait=off");
+        args.push("-qmp".into());
+        args.push(qmp_arg);
+        let mut drive = OsString::from("if=none,id=disk0,format=");
+        drive.push(disk_format);
+        drive.push(",file=");
+        drive.push(disk);
+        args.push("-drive".into());
+        args.push(drive);
+        args.push("-device".into());
+        args.push("virtio-blk-device,drive=disk0".into());
+        for extra in &config.extra_args {
+            args.push(extra.into());
+        }
+        args
+    }
+
+    /// Starts QEMU on `image` (raw) and returns the target and its console.
+    pub async fn start(config: &QemuConfig, image: &Path) -> Result<(QemuTarget, Console), QemuError> {
+        if !config.firmware.is_file() {
+            return Err(QemuError::FirmwareMissing {
+                path: config.firmware.clone(),
+            });
+        }
+        let image = std::fs::canonicalize(image).map_err(|source| QemuError::Image {
+            path: image.to_owned(),
+            source,
+        })?;
+        let dir = tempfile::Builder::new()
+            .prefix("r2s-qemu-")
+            .tempdir()
+            .map_err(QemuError::TempDir)?;
+        let overlay = dir.path().join("disk.qcow2");
+        create_overlay(config, &image, &overlay).await?;
+        let qmp = dir.path().join("qmp.sock");
+        let args = Self::args(config, &overlay, "qcow2", &qmp);
+
+        let mut command = Command::new(&config.qemu);
+        command
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe; this runs in the child between fork and exec.
+        // If the harness is killed outright (SIGKILL), the kernel takes QEMU with it.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(|source| QemuError::Spawn {
+            program: config.qemu.clone(),
+            source,
+        })?;
+        let stdin = child.stdin.take().expect("stdin was piped");
+        let stdout = child.stdout.take().expect("stdout was piped");
+        let mut stderr = child.stderr.take().expect("stderr was piped");
+        let stderr = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            // Bounded: QEMU's complaints are short; a flood must not grow memory.
+            let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf).await;
+            buf
+        });
+        let console = Console {
+            reader: Box::pin(stdout),
+            writer: Box::pin(stdin),
+        };
+        Ok((
+            QemuTarget {
+                child,
+                dir,
+                stderr: Some(stderr),
+            },
+            console,
+        ))
+    }
+
+    /// QEMU's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// The private directory holding the overlay and the QMP socket.
+    pub fn private_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// What QEMU printed on stderr, if it has exited (e.g. a bad argument or a missing file).
+    pub async fn exit_report(&mut self) -> Option<String> {
+        let status = tokio::time::timeout(Duration::from_millis(500), self.child.wait())
+            .await
+            .ok()?
+            .ok()?;
+        let stderr = match self.stderr.take() {
+            Some(handle) => handle.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        Some(format!(
+            "QEMU exited ({status}): {}",
+            String::from_utf8_lossy(&stderr).trim()
+        ))
+    }
+
+    /// Kills QEMU and waits for it to be reaped.
+    pub async fn shutdown(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}
+
+impl Drop for QemuTarget {
+    fn drop(&mut self) {
+        // Kill and reap here rather than leave it to tokio's orphan queue: the harness may be
+        // exiting, and a QEMU must never outlive it.
+        let _ = self.child.start_kill();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+}
+
+async fn create_overlay(config: &QemuConfig, image: &Path, overlay: &Path) -> Result<(), QemuError> {
+    let mut command = Command::new(&config.qemu_img);
+    command
+        .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+        .arg(image)
+        .arg(overlay)
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .map_err(|_| QemuError::Overlay {
+            command: format!("{} create", config.qemu_img.display()),
+            stderr: "timed out after 30 s".into(),
+        })?
+        .map_err(|source| QemuError::Spawn {
+            program: config.qemu_img.clone(),
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(QemuError::Overlay {
+            command: format!(
+                "{} create -f qcow2 -F raw -b {}",
+                config.qemu_img.display(),
+                image.display()
+            ),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! Bad inputs are refused before anything boots: exit code 2 and a message that says what and
+//! where.
+
+use std::ffi::OsStr;
+use std::time::Duration;
+
+use r2s_tests::*;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_malformed_scenario_is_a_usage_error_naming_file_line_and_column() {
+    let dir = temp_dir();
+    let scenario = dir.path().join("bad.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"bad\"\n[[steps]]\nexpect_regex = \"(unclosed\"\n",
+    )
+    .unwrap();
+    let image = dir.path().join("unused.img");
+    std::fs::write(&image, vec![0u8; 4096]).unwrap();
+    let run = run_harness(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            scenario.as_os_str(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr.contains(&format!("{}:3:", scenario.display())),
+        "{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn a_garbage_image_is_an_image_error() {
+    let dir = temp_dir();
+    let image = dir.path().join("garbage.img");
+    let bytes: Vec<u8> = (0..(1u32 << 20))
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&image, bytes).unwrap();
+    let run = run_harness(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            scenario("boot-to-login").as_os_str(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr.contains(&image.display().to_string()),
+        "{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn a_truncated_fixture_image_is_an_image_error() {
+    let source = fixture(r2s_images::DEFAULT_FIXTURE);
+    let dir = temp_dir();
+    let image = dir.path().join("truncated.img");
+    // The partition table survives but the partitions it describes do not.
+    let mut head = vec![0u8; 4 << 20];
+    use std::io::Read;
+    std::fs::File::open(&source)
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    std::fs::write(&image, head).unwrap();
+    let run = run_harness(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            scenario("boot-to-login").as_os_str(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(run.stderr.contains("truncated"), "{}", run.explain());
+}
+
+#[test]
+fn a_missing_image_is_an_image_error() {
+    let run = run_harness(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--image"),
+            OsStr::new("/nonexistent/r2s.img"),
+            scenario("boot-to-login").as_os_str(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(run.stderr.contains("/nonexistent/r2s.img"), "{}", run.explain());
+}

@@ -1,21 +1,12 @@
 //! The console matcher, specified by feeding it console text the way a target delivers it.
 
+mod console_support;
+
 use std::time::Instant;
 
+use console_support::{assert_same_run, feed_in_chunks, lit, re, run_steps, CHUNK_SIZES};
 use r2s_harness::console::matcher::{RECENT_LINES, RETAINED_CAP, SHOWN_LINE_CAP};
 use r2s_harness::console::{ByteStats, Event, Expected, Matcher, Pattern};
-
-fn lit(text: &str) -> Pattern {
-    Pattern::literal(text)
-}
-
-fn re(source: &str) -> Pattern {
-    Pattern::regex(source).unwrap()
-}
-
-fn feed_in_chunks(matcher: &mut Matcher, bytes: &[u8], size: usize) -> Vec<Event> {
-    bytes.chunks(size).flat_map(|chunk| matcher.feed(chunk)).collect()
-}
 
 fn watch(index: usize, line: &str) -> Event {
     Event::Watch {
@@ -32,8 +23,6 @@ fn expected(index: usize, matched: &str, before: &str, line: &str) -> Expected {
         line: line.to_owned(),
     }
 }
-
-const CHUNK_SIZES: [usize; 6] = [1, 2, 3, 7, 4096, usize::MAX];
 
 #[test]
 fn watch_literal_matches_through_colour_codes() {
@@ -475,54 +464,9 @@ fn boot_steps() -> Vec<Vec<Pattern>> {
     ]
 }
 
-/// What a runner sees: watch events, and expectation matches with the step they answered.
-#[derive(Debug, Default)]
-struct Run {
-    watches: Vec<(usize, String)>,
-    expected: Vec<(usize, Expected)>,
-}
-
-/// Drives the matcher like the runner does: installs each step's expectation (which may match
-/// retained text at once), feeds chunks, and moves to the next step on each match.
-fn run_boot(input: &[u8], size: usize, watches: Vec<Pattern>, steps: &[Vec<Pattern>]) -> Run {
-    let mut matcher = Matcher::new(watches);
-    let mut run = Run::default();
-    let mut step = 0;
-    // Installs the current step's expectation; each one found in retained text moves on.
-    let arm = |matcher: &mut Matcher, step: &mut usize, run: &mut Run| {
-        while *step < steps.len() {
-            match matcher.expect(&steps[*step]) {
-                Some(found) => {
-                    run.expected.push((*step, found));
-                    *step += 1;
-                }
-                None => break,
-            }
-        }
-    };
-    arm(&mut matcher, &mut step, &mut run);
-    for chunk in input.chunks(size) {
-        let mut matched = false;
-        for event in matcher.feed(chunk) {
-            match event {
-                Event::Watch { index, line } => run.watches.push((index, line)),
-                Event::Expected(found) => {
-                    run.expected.push((step, found));
-                    step += 1;
-                    matched = true;
-                }
-            }
-        }
-        if matched {
-            arm(&mut matcher, &mut step, &mut run);
-        }
-    }
-    run
-}
-
 #[test]
 fn boot_markers_and_steps_are_found_in_order() {
-    let run = run_boot(BOOT, usize::MAX, boot_watches(), &boot_steps());
+    let run = run_steps(BOOT, usize::MAX, boot_watches(), &boot_steps());
     let watch_indices: Vec<usize> = run.watches.iter().map(|(index, _)| *index).collect();
     assert_eq!(watch_indices, [3, 4, 5, 6, 7, 8]);
     assert_eq!(run.watches[1].1, "U-Boot 2024.01 (Jan 01 2024 - 00:00:00 +0000)");
@@ -552,37 +496,10 @@ fn boot_markers_and_steps_are_found_in_order() {
 
 #[test]
 fn boot_gives_the_same_events_in_every_chunking() {
-    let whole = run_boot(BOOT, usize::MAX, boot_watches(), &boot_steps());
+    let whole = run_steps(BOOT, usize::MAX, boot_watches(), &boot_steps());
     for size in CHUNK_SIZES {
-        let run = run_boot(BOOT, size, boot_watches(), &boot_steps());
+        let run = run_steps(BOOT, size, boot_watches(), &boot_steps());
         assert_same_run(&whole, &run, &format!("chunk size {size}"));
-    }
-}
-
-/// Same watch indices and expectation matches; a line may hold less when it had not fully
-/// arrived when the event fired.
-fn assert_same_run(whole: &Run, run: &Run, context: &str) {
-    let indices = |run: &Run| run.watches.iter().map(|(index, _)| *index).collect::<Vec<_>>();
-    assert_eq!(indices(run), indices(whole), "{context}");
-    for ((_, line), (_, full)) in run.watches.iter().zip(&whole.watches) {
-        assert!(
-            full.starts_with(line.as_str()),
-            "{context}: {line:?} is not a prefix of {full:?}"
-        );
-    }
-    assert_eq!(run.expected.len(), whole.expected.len(), "{context}");
-    for ((step, found), (whole_step, full)) in run.expected.iter().zip(&whole.expected) {
-        assert_eq!(
-            (step, found.index, &found.matched, &found.before),
-            (whole_step, full.index, &full.matched, &full.before),
-            "{context}"
-        );
-        assert!(
-            full.line.starts_with(found.line.as_str()),
-            "{context}: {:?} vs {:?}",
-            found.line,
-            full.line
-        );
     }
 }
 
@@ -591,7 +508,7 @@ fn boot_with_stage_1_failure_reports_the_fatal_line() {
     let failing = b"<<< NixOS Stage 1 >>>\r\n\r\nwaiting for device /dev/disk/by-label/NIXOS_SD to appear....... timed out\r\n\
 \r\nAn error occurred in stage 1 of the boot process, which must mount the\r\nroot filesystem on `/mnt-root' and then start stage 2.  Press one\r\n";
     for size in CHUNK_SIZES {
-        let run = run_boot(failing, size, boot_watches(), &[vec![lit("starting systemd...")]]);
+        let run = run_steps(failing, size, boot_watches(), &[vec![lit("starting systemd...")]]);
         let watches: Vec<usize> = run.watches.iter().map(|(index, _)| *index).collect();
         assert_eq!(watches, [6, 1], "chunk size {size}");
         assert!(run.expected.is_empty());
@@ -777,7 +694,7 @@ fn successive_literal_expectations_match_like_a_search_from_the_previous_match()
             .map(|patterns| patterns.iter().map(|p| lit(p)).collect())
             .collect();
         for size in [1, 2, 3, 7, 64, usize::MAX] {
-            let run = run_boot(&text, size, vec![], &step_patterns);
+            let run = run_steps(&text, size, vec![], &step_patterns);
             let got: Vec<(usize, usize, String)> = run
                 .expected
                 .into_iter()

@@ -91,6 +91,8 @@ pub fn spawn_harness(args: &[&std::ffi::OsStr]) -> (Child, String) {
     );
     let child = Command::new(&bin)
         .args(args)
+        // As a user would: the fixture's root password in the variable the scenarios name.
+        .env("R2S_PASSWORD", r2s_images::ROOT_PASSWORD)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -38,8 +38,9 @@ pub struct TranscriptPaths {
 ///
 /// The `.log` timestamp of a console line is when its first byte of text arrived, so a test can
 /// measure how quickly the runner acted on a line. A console line still incomplete when input
-/// or a note is written is logged first as a line of its own. Files are buffered; call
-/// [`Transcript::finish`] to flush and see errors (dropping flushes on a best-effort basis).
+/// or a note is written is logged first as a line of its own. Each output chunk is flushed as
+/// it arrives; call [`Transcript::finish`] to see errors (dropping flushes on a best-effort
+/// basis).
 pub struct Transcript {
     paths: TranscriptPaths,
     raw: BufWriter<File>,
@@ -141,7 +142,11 @@ impl Transcript {
             }
         }
         self.clean = clean;
-        Ok(())
+        // Console output is slow and a harness can die at any moment (SIGKILL, a full disk):
+        // what arrived must be on disk, not in a buffer.
+        self.raw.flush()?;
+        self.log.flush()?;
+        self.cast.flush()
     }
 
     /// Records input sent at `at`, as it may be shown: the caller has already redacted secrets.
@@ -293,9 +298,7 @@ mod tests {
     fn raw_file_holds_the_exact_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let mut transcript = Transcript::create(dir.path(), "boot", "boot").unwrap();
-        transcript
-            .output(ms(1), b"\x1b[1;32mhi\x1b[0m\r\n\xff")
-            .unwrap();
+        transcript.output(ms(1), b"\x1b[1;32mhi\x1b[0m\r\n\xff").unwrap();
         transcript.input(ms(2), b"root\r").unwrap();
         let (raw, _, _) = written(&transcript.finish().unwrap());
         assert_eq!(raw, b"\x1b[1;32mhi\x1b[0m\r\n\xff");
@@ -311,10 +314,7 @@ mod tests {
             .unwrap();
         transcript.output(ms(13_000), b"\n").unwrap();
         let (_, log, _) = written(&transcript.finish().unwrap());
-        assert_eq!(
-            log,
-            "[  12.345] Kernel panic - not syncing\n[  12.400] next\n"
-        );
+        assert_eq!(log, "[  12.345] Kernel panic - not syncing\n[  12.400] next\n");
     }
 
     #[test]

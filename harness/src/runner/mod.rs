@@ -16,7 +16,7 @@ pub use steps::menu_number;
 pub use watch::{builtin_fatal, stage_markers, Watch, WatchKind, STAGES};
 
 use crate::console::Transcript;
-use crate::scenario::Scenario;
+use crate::scenario::{Action, Password, Scenario};
 use crate::target::Console;
 
 /// Hears about a run as it happens (the CLI's progress line).
@@ -63,8 +63,11 @@ pub async fn run_scenario(
     session.char_delay = ctx.char_delay;
     let scenario_deadline = Instant::now() + scenario.timeout;
 
-    let mut verdict = Verdict::Pass;
+    let mut verdict = missing_password(scenario, ctx).map_or(Verdict::Pass, Verdict::Fail);
     for (i, step) in scenario.steps.iter().enumerate() {
+        if !verdict_passed(&verdict) {
+            break;
+        }
         if let Some(stage) = &step.stage {
             session.enter_stage(stage);
         }
@@ -100,6 +103,32 @@ pub async fn run_scenario(
         session.note("PASS");
     }
     (verdict, session.stage_timings(end), session.recent_lines(), end)
+}
+
+/// A login whose password variable is unset fails before the boot it would waste.
+fn missing_password(scenario: &Scenario, ctx: &RunContext) -> Option<Failure> {
+    scenario
+        .steps
+        .iter()
+        .enumerate()
+        .find_map(|(i, step)| match &step.action {
+            Action::Login {
+                user,
+                password: Password::Env(name),
+            } if std::env::var_os(name).is_none() && ctx.fallback_password.is_none() => Some(Failure {
+                step: i + 1,
+                step_description: format!("{} ({})", step.describe(), step.location),
+                expected: format!("login as {user}"),
+                reason: FailReason::Setup {
+                    detail: format!(
+                        "environment variable {name} is not set; it must hold the password of {user}"
+                    ),
+                },
+                at: Duration::ZERO,
+                stage: "uboot".to_owned(),
+            }),
+            _ => None,
+        })
 }
 
 fn verdict_passed(v: &Verdict) -> bool {

@@ -148,28 +148,29 @@ async fn login(
     ctx: &RunContext,
     deadline: Instant,
 ) -> StepResult {
-    let secret =
-        match password {
-            Password::None => None,
-            Password::Literal(secret) => Some(secret.expose().to_owned()),
-            Password::Env(name) => match std::env::var(name) {
-                Ok(value) => Some(value),
-                Err(_) => match &ctx.fallback_password {
-                    Some(value) => {
-                        s.note(&format!("{name} is not set; using the fixture image's password"));
-                        Some(value.clone())
-                    }
-                    None => return Err(StepFailure {
+    let secret = match password {
+        Password::None => None,
+        Password::Literal(secret) => Some(secret.expose().to_owned()),
+        Password::Env(name) => match std::env::var(name) {
+            Ok(value) => Some(value),
+            Err(_) => match &ctx.fallback_password {
+                Some(value) => {
+                    s.note(&format!("{name} is not set; using the fixture image's password"));
+                    Some(value.clone())
+                }
+                None => {
+                    return Err(StepFailure {
                         expected: format!("login as {user}"),
                         reason: FailReason::Setup {
                             detail: format!(
                                 "environment variable {name} is not set; it must hold the password of {user}"
                             ),
                         },
-                    }),
-                },
+                    })
+                }
             },
-        };
+        },
+    };
     // Kernel messages may land on the same line as the prompt, so the prompt is matched
     // anywhere in a line rather than anchored.
     s.wait_for(&[Pattern::literal(LOGIN_PROMPT)], deadline)

@@ -614,7 +614,9 @@ fn watches_report_every_occurrence_in_any_chunking() {
         let literals: Vec<Vec<u8>> = (0..1 + random.below(6))
             .map(|_| {
                 let len = 1 + random.below(5) as usize;
-                random.text(len, b"ab")
+                // Mostly `a` and `b`, which overlap a lot; `c` and `d` make some that cannot.
+                let alphabet: &[u8] = if random.below(3) == 0 { b"cd" } else { b"ab" };
+                random.text(len, alphabet)
             })
             .collect();
         // Fixed-length regexes without `$`, so a match never depends on what follows.
@@ -625,7 +627,7 @@ fn watches_report_every_occurrence_in_any_chunking() {
             .map(|s| regex::bytes::Regex::new(s).unwrap())
             .collect();
         let len = 200 + random.below(300) as usize;
-        let text = random.text(len, b"aab\n");
+        let text = random.text(len, b"aabcd\n");
         let want = naive_watch_indices(&text, &literals, &regexes);
         let patterns: Vec<Pattern> = literals
             .iter()

@@ -1,7 +1,7 @@
 //! A group of [`Pattern`]s compiled for searching a growing text: literals with Aho-Corasick,
 //! regexes screened over many lines at once and confirmed within their line.
 
-use aho_corasick::{AhoCorasick, Input, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 use memchr::{memchr, memrchr};
 use regex::bytes::Regex;
 use std::ops::Range;
@@ -41,6 +41,9 @@ struct Literals {
     overlapping: AhoCorasick,
     /// Caller index of each automaton pattern id.
     index: Vec<usize>,
+    /// Per pattern id: no match of any pattern can start inside a match of this one, so its
+    /// leftmost matches need no overlapping search.
+    alone: Vec<bool>,
     longest: usize,
 }
 
@@ -83,16 +86,22 @@ impl PatternSet {
                 }),
             }
         }
-        let build = |kind| {
+        let build = |kind, prefilter| {
             AhoCorasick::builder()
                 .match_kind(kind)
+                .kind(Some(AhoCorasickKind::DFA))
+                .prefilter(prefilter)
                 .build(&literals)
                 .expect("console pattern sets are far below Aho-Corasick's state limit")
         };
         let literals = (!literals.is_empty()).then(|| Literals {
-            leftmost: build(MatchKind::LeftmostFirst),
-            overlapping: build(MatchKind::Standard),
+            leftmost: build(MatchKind::LeftmostFirst, true),
+            // Its windows are a few dozen bytes: a prefilter would only add set-up per window.
+            overlapping: build(MatchKind::Standard, false),
             longest: literals.iter().map(|l| l.len()).max().unwrap_or(0),
+            alone: (0..literals.len())
+                .map(|p| !can_be_overlapped(&literals, p))
+                .collect(),
             index,
         });
         Self { literals, regexes }
@@ -127,6 +136,18 @@ impl PatternSet {
         for leftmost in literals.leftmost.find_iter(haystack) {
             if first_only && from + leftmost.start() as u64 >= earliest_end {
                 break;
+            }
+            if literals.alone[leftmost.pattern().as_usize()] {
+                let end = from + leftmost.end() as u64;
+                if end > after {
+                    earliest_end = earliest_end.min(end);
+                    hits.push(Hit {
+                        index: literals.index[leftmost.pattern().as_usize()],
+                        start: from + leftmost.start() as u64,
+                        end,
+                    });
+                }
+                continue;
             }
             // Matches starting inside this leftmost match end by `window_end`.
             let window_end = haystack.len().min(leftmost.end() - 1 + literals.longest);
@@ -190,14 +211,7 @@ impl PatternSet {
                 let line_start =
                     memrchr(b'\n', &text[line_floor..c]).map_or(line_floor, |i| line_floor + i + 1);
                 let line_end = memchr(b'\n', &text[c..region.end]).map_or(region.end, |i| c + i);
-                let found = self.verify(
-                    slot,
-                    &region,
-                    line_start..line_end,
-                    starts,
-                    first_line_only,
-                    hits,
-                );
+                let found = self.verify(slot, &region, line_start..line_end, starts, first_line_only, hits);
                 if found && first_line_only {
                     limit = line_end;
                     break;
@@ -212,17 +226,11 @@ impl PatternSet {
             }
             let mut line_start = region.lines_from;
             while line_start < limit {
-                let line_end = memchr(b'\n', &text[line_start..region.end])
-                    .map_or(region.end, |i| line_start + i);
+                let line_end =
+                    memchr(b'\n', &text[line_start..region.end]).map_or(region.end, |i| line_start + i);
                 if line_end >= region.search_from {
-                    let found = self.verify(
-                        slot,
-                        &region,
-                        line_start..line_end,
-                        starts,
-                        first_line_only,
-                        hits,
-                    );
+                    let found =
+                        self.verify(slot, &region, line_start..line_end, starts, first_line_only, hits);
                     if found && first_line_only {
                         limit = line_end;
                         break;
@@ -273,6 +281,19 @@ impl PatternSet {
         }
         found
     }
+}
+
+/// Whether a match of some pattern can start inside a match of `patterns[p]`: another pattern
+/// (or the same one, shifted) agrees with `patterns[p]` from some offset on, for as long as both
+/// last.
+fn can_be_overlapped(patterns: &[&[u8]], p: usize) -> bool {
+    let pattern = patterns[p];
+    patterns.iter().enumerate().any(|(q, other)| {
+        (0..pattern.len()).any(|offset| {
+            let shared = (pattern.len() - offset).min(other.len());
+            (q != p || offset != 0) && pattern[offset..offset + shared] == other[..shared]
+        })
+    })
 }
 
 /// The text being searched, in offsets relative to the start of the text buffer.
@@ -341,10 +362,7 @@ mod tests {
             Pattern::regex(r"^[a-z]+ login: $").unwrap(),
         ];
         let hits = regex_hits_in(&patterns, "x=> \n=> \nnixos login: \nnixos login: root\n");
-        assert_eq!(
-            hits,
-            [(0, "=> ".to_owned()), (1, "nixos login: ".to_owned())]
-        );
+        assert_eq!(hits, [(0, "=> ".to_owned()), (1, "nixos login: ".to_owned())]);
     }
 
     #[test]
@@ -413,6 +431,17 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn literals_that_can_share_text_are_told_apart_from_those_that_cannot() {
+        let patterns: [&[u8]; 5] = [b"Kernel panic", b"end Kernel panic", b"abab", b"login: ", b"ogre"];
+        let overlapped: Vec<bool> = (0..patterns.len())
+            .map(|p| can_be_overlapped(&patterns, p))
+            .collect();
+        // "end Kernel panic" holds "Kernel panic"; "abab" overlaps itself shifted by two; "ogre"
+        // ends in the "e" that starts "end Kernel panic"; nothing can start inside "login: ".
+        assert_eq!(overlapped, [false, true, true, false, true]);
     }
 
     #[test]

@@ -53,7 +53,7 @@ fn raw_qemu(image: &Path) -> Duration {
         .status()
         .expect("qemu-img");
     assert!(status.success());
-    let args = QemuTarget::args(&config, &overlay, "qcow2", &dir.path().join("qmp.sock"));
+    let args = QemuTarget::args(&config, &[overlay], &dir.path().join("qmp.sock"));
     let mut child = Command::new(&config.qemu)
         .args(&args)
         .stdin(Stdio::piped())

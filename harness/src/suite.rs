@@ -1,8 +1,10 @@
 //! Runs scenarios against an image on fresh QEMU targets, one boot per scenario.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::adapt::Shim;
 use crate::console::Transcript;
 use crate::runner::{self, FailReason, Failure, Observer, RunContext, ScenarioResult, Verdict};
 use crate::scenario::Scenario;
@@ -15,6 +17,8 @@ pub struct QemuRun {
     pub qemu: QemuConfig,
     pub transcripts: PathBuf,
     pub context: RunContext,
+    /// The disk U-Boot boots from when the image was adapted for QEMU (see [`crate::adapt`]).
+    pub shim: Option<Arc<Shim>>,
 }
 
 /// Errors that stop a run before a verdict is possible.
@@ -44,7 +48,8 @@ pub async fn run_on_qemu(
             source,
         }
     })?;
-    let (mut target, mut console) = QemuTarget::start(&run.qemu, &run.image).await?;
+    let shim = run.shim.as_ref().map(|s| s.disk());
+    let (mut target, mut console) = QemuTarget::start(&run.qemu, &run.image, shim).await?;
     let (mut verdict, stages, last_lines, duration) =
         runner::run_scenario(scenario, &mut console, &mut transcript, &run.context, observer).await;
     // A console that closed under us usually means QEMU died; its stderr says why.

@@ -54,6 +54,10 @@ pub struct RunArgs {
     /// The QEMU binary.
     #[arg(long, value_name = "PATH", default_value = "qemu-system-aarch64")]
     pub qemu: PathBuf,
+    /// Boot the image's extlinux configuration exactly as written, even where QEMU's virt
+    /// machine cannot honour it (an R2S console=ttyS2 then leaves the console silent).
+    #[arg(long)]
+    pub no_adapt: bool,
 }
 
 /// Runs the command; returns the process exit code.

@@ -1,6 +1,10 @@
 //! `harness run`: boot, judge, report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use r2s_harness::adapt::{self, Shim, ShimError};
+use r2s_harness::image::ImageError;
 
 use r2s_harness::report::{junit, text};
 use r2s_harness::runner::RunContext;
@@ -48,6 +52,18 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     };
 
+    let shim = if args.no_adapt {
+        println!("adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written");
+        None
+    } else {
+        match adapt_for_qemu(&image).await {
+            Ok(shim) => shim,
+            Err(e) => {
+                eprintln!("harness: cannot adapt {} for QEMU: {e}", image.display());
+                return EXIT_ERROR;
+            }
+        }
+    };
     let run = QemuRun {
         image: image.clone(),
         qemu: QemuConfig {
@@ -61,6 +77,7 @@ pub async fn run(args: RunArgs) -> u8 {
             fallback_password,
             ..RunContext::default()
         },
+        shim,
     };
     println!("image: {}", image.display());
     let mut results: Vec<ScenarioResult> = Vec::new();
@@ -109,6 +126,29 @@ async fn build_default_fixture() -> Result<PathBuf, String> {
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())
+}
+
+/// Builds the shim disk that shows U-Boot a QEMU-ready copy of the image's extlinux.conf, and
+/// says what it changed. `None` when the image boots on QEMU as it is.
+async fn adapt_for_qemu(image: &Path) -> Result<Option<Arc<Shim>>, String> {
+    let owned = image.to_owned();
+    let adapted = tokio::task::spawn_blocking(move || adapt::adapt(&owned))
+        .await
+        .map_err(|e| e.to_string())?;
+    match adapted {
+        Ok(Some(adapted)) => {
+            println!("adapted for QEMU (the image is not modified; turn off with --no-adapt):");
+            println!("  extlinux.conf from {}", adapted.source);
+            for change in &adapted.changes {
+                println!("  {change}");
+            }
+            Ok(Some(Arc::new(adapted.shim)))
+        }
+        Ok(None) => Ok(None),
+        // Nothing to adapt from (e.g. a vfat boot partition this harness cannot read): boot as is.
+        Err(ShimError::Image(ImageError::NoBootConfig { .. })) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn show(paths: &[PathBuf]) -> String {

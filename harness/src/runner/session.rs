@@ -19,6 +19,11 @@ const FATAL_DRAIN: Duration = Duration::from_millis(300);
 /// How often the observer hears the elapsed time while nothing arrives.
 const TICK: Duration = Duration::from_millis(250);
 
+/// A kernel that can reach the console prints within a second or two of U-Boot's
+/// "Starting kernel ..." (earlycon sooner). This much silence means it was told a console this
+/// target does not have; waiting out a step's minutes would only delay saying so.
+const KERNEL_SILENCE: Duration = Duration::from_secs(45);
+
 /// Where the console is, as far as the runner knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsoleState {
@@ -171,6 +176,10 @@ impl<'a> Session<'a> {
             let n = match read {
                 Err(_) => {
                     self.observer.tick(self.elapsed());
+                    if let Some(silent) = self.silent_kernel(KERNEL_SILENCE) {
+                        self.matcher.clear_expect();
+                        return Err(silent);
+                    }
                     continue;
                 }
                 Ok(Ok(0)) => {
@@ -260,21 +269,23 @@ impl<'a> Session<'a> {
     }
 
     fn timeout_reason(&self, waited: Duration) -> FailReason {
+        self.silent_kernel(Duration::from_secs(5))
+            .unwrap_or(FailReason::Timeout { waited })
+    }
+
+    /// The kernel has been started for longer than `limit` and nothing from Linux ever reached
+    /// this console: only the "Starting kernel ..." line itself (and what follows it in the same
+    /// burst) came after U-Boot handed over.
+    fn silent_kernel(&self, limit: Duration) -> Option<FailReason> {
+        let kernel = self.kernel_started?;
         let now = self.elapsed();
-        if let Some(kernel) = self.kernel_started {
-            // Only the "Starting kernel ..." line itself (and its echo) came after the kernel
-            // took over: nothing from Linux ever reached this console.
-            let silent_since = self.last_output.unwrap_or(kernel);
-            if silent_since.saturating_sub(kernel) < Duration::from_millis(500)
-                && now.saturating_sub(kernel) > Duration::from_secs(5)
-            {
-                return FailReason::SilentAfterKernel {
-                    since: now - kernel,
-                    console_args: self.console_args(),
-                };
-            }
-        }
-        FailReason::Timeout { waited }
+        let last = self.last_output.unwrap_or(kernel);
+        (last.saturating_sub(kernel) < Duration::from_millis(500) && now.saturating_sub(kernel) > limit).then(
+            || FailReason::SilentAfterKernel {
+                since: now - kernel,
+                console_args: self.console_args(),
+            },
+        )
     }
 
     /// The console= and earlycon= arguments U-Boot printed in its `append:` line, if any.

@@ -72,7 +72,10 @@ pub struct QemuTarget {
 impl QemuTarget {
     /// The arguments QEMU is started with, minus the program name. Public so that benchmarks can
     /// start raw QEMU exactly as the harness does.
-    pub fn args(config: &QemuConfig, disk: &Path, disk_format: &str, qmp: &Path) -> Vec<OsString> {
+    ///
+    /// `disks` are qcow2 files in attachment order. U-Boot's `virtio 0`, the only device its
+    /// distro boot scans on `qemu_arm64`, is the one attached last.
+    pub fn args(config: &QemuConfig, disks: &[PathBuf], qmp: &Path) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |s: &str| args.push(s.into());
         push("-M");
@@ -102,22 +105,28 @@ impl QemuTarget {
         qmp_arg.push(",server=on,wait=off");
         args.push("-qmp".into());
         args.push(qmp_arg);
-        let mut drive = OsString::from("if=none,id=disk0,format=");
-        drive.push(disk_format);
-        drive.push(",file=");
-        drive.push(disk);
-        args.push("-drive".into());
-        args.push(drive);
-        args.push("-device".into());
-        args.push("virtio-blk-device,drive=disk0".into());
+        for (i, disk) in disks.iter().enumerate() {
+            let mut drive = OsString::from(format!("if=none,id=disk{i},format=qcow2,file="));
+            drive.push(disk);
+            args.push("-drive".into());
+            args.push(drive);
+            args.push("-device".into());
+            args.push(format!("virtio-blk-device,drive=disk{i}").into());
+        }
         for extra in &config.extra_args {
             args.push(extra.into());
         }
         args
     }
 
-    /// Starts QEMU on `image` (raw) and returns the target and its console.
-    pub async fn start(config: &QemuConfig, image: &Path) -> Result<(QemuTarget, Console), QemuError> {
+    /// Starts QEMU on `image` (raw) and returns the target and its console. A `boot_shim` disk
+    /// (raw), when given, is attached after the image so that U-Boot boots from it while Linux
+    /// still finds the image's partitions.
+    pub async fn start(
+        config: &QemuConfig,
+        image: &Path,
+        boot_shim: Option<&Path>,
+    ) -> Result<(QemuTarget, Console), QemuError> {
         if !config.firmware.is_file() {
             return Err(QemuError::FirmwareMissing {
                 path: config.firmware.clone(),
@@ -131,10 +140,14 @@ impl QemuTarget {
             .prefix("r2s-qemu-")
             .tempdir()
             .map_err(QemuError::TempDir)?;
-        let overlay = dir.path().join("disk.qcow2");
-        create_overlay(config, &image, &overlay).await?;
+        let mut disks = vec![dir.path().join("disk.qcow2")];
+        create_overlay(config, &image, &disks[0]).await?;
+        if let Some(shim) = boot_shim {
+            disks.push(dir.path().join("shim.qcow2"));
+            create_overlay(config, shim, &disks[1]).await?;
+        }
         let qmp = dir.path().join("qmp.sock");
-        let args = Self::args(config, &overlay, "qcow2", &qmp);
+        let args = Self::args(config, &disks, &qmp);
 
         let mut command = Command::new(&config.qemu);
         command

@@ -1,0 +1,43 @@
+//! Booting R2S images under QEMU without modifying them.
+//!
+//! QEMU has no RK3328 machine. The harness shows U-Boot (`qemu_arm64`) an extlinux
+//! configuration equivalent to the image's — every label, menu label, default and timeout —
+//! with only what QEMU's virt machine cannot honour replaced: the serial console and the device
+//! tree. The kernel, initrd and root filesystem are the image's own.
+
+mod append;
+mod config;
+mod shim;
+
+use std::path::Path;
+
+pub use append::{adapt_append, ArgChange, QEMU_CONSOLE, QEMU_EARLYCON};
+pub use config::{adapt_config, Change};
+pub use shim::{Shim, ShimError, SHIM_LABEL};
+
+use crate::image::boot_config;
+
+/// What adapting an image for QEMU changed, and the disk that carries the change.
+#[derive(Debug)]
+pub struct Adapted {
+    /// Where the image's extlinux.conf is: `partition N:/path`.
+    pub source: String,
+    pub changes: Vec<Change>,
+    pub shim: Shim,
+}
+
+/// Plans and builds the adaptation of `image`. `Ok(None)` when the image's configuration needs
+/// no change (it already boots on QEMU virt as it is).
+pub fn adapt(image: &Path) -> Result<Option<Adapted>, ShimError> {
+    let found = boot_config::find(image)?;
+    let (adapted, changes) = adapt_config(&found.config);
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let shim = shim::build(image, &found, &adapted)?;
+    Ok(Some(Adapted {
+        source: format!("partition {}:{}", found.partition, found.path),
+        changes,
+        shim,
+    }))
+}

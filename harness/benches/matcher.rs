@@ -32,7 +32,7 @@ const CHUNK: usize = 4096;
 const MIB: usize = 1024 * 1024;
 const OUR_RUNS: usize = 7;
 /// Stop growing expectrl's input once a run is projected to take longer than this.
-const EXPECTRL_BUDGET: Duration = Duration::from_secs(60);
+const EXPECTRL_BUDGET: Duration = Duration::from_secs(75);
 
 fn main() {
     let (boot, source) = boot_transcript();
@@ -46,11 +46,7 @@ fn main() {
     let patterns: Vec<Pattern> = literals
         .iter()
         .map(|l| Pattern::literal(*l))
-        .chain(
-            regexes
-                .iter()
-                .map(|r| Pattern::regex(r).expect("valid regex")),
-        )
+        .chain(regexes.iter().map(|r| Pattern::regex(r).expect("valid regex")))
         .collect();
 
     let ten = repeat_to(&boot, 10 * MIB);
@@ -119,15 +115,11 @@ fn compare(
     let mut literal_only = Budget::default();
     for &size in sizes {
         let input = repeat_to(unit, size);
-        let mut runs: Vec<(Duration, usize)> =
-            (0..3).map(|_| time_ours(&input, patterns)).collect();
+        let mut runs: Vec<(Duration, usize)> = (0..3).map(|_| time_ours(&input, patterns)).collect();
         runs.sort();
         let (ours, our_hits) = runs[1];
-        let with_regexes = full.run(size, || {
-            time_expectrl(&input, shipped_needles(literals, regexes))
-        });
-        let literals_only =
-            literal_only.run(size, || time_expectrl(&input, literal_needles(literals)));
+        let with_regexes = full.run(size, || time_expectrl(&input, shipped_needles(literals, regexes)));
+        let literals_only = literal_only.run(size, || time_expectrl(&input, literal_needles(literals)));
         let cell = |result: Option<(Duration, usize)>| {
             result.map_or(
                 "not run (projected past the time budget)".to_owned(),
@@ -174,11 +166,7 @@ struct Budget {
 }
 
 impl Budget {
-    fn run(
-        &mut self,
-        size: usize,
-        job: impl FnOnce() -> (Duration, usize),
-    ) -> Option<(Duration, usize)> {
+    fn run(&mut self, size: usize, job: impl FnOnce() -> (Duration, usize)) -> Option<(Duration, usize)> {
         // Project quadratically, as the rescanning would cost.
         let fits = self.last.is_none_or(|(last_size, took)| {
             let factor = size as f64 / last_size as f64;
@@ -256,10 +244,7 @@ impl Read for ConsoleReads {
             self.chunk_left = CHUNK;
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let n = buf
-            .len()
-            .min(self.chunk_left)
-            .min(self.data.len() - self.at);
+        let n = buf.len().min(self.chunk_left).min(self.data.len() - self.at);
         buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
         self.at += n;
         self.chunk_left -= n;
@@ -285,10 +270,7 @@ impl expectrl::process::NonBlocking for ConsoleReads {
 
 /// 40 literal needles only: isolates expectrl's rescanning from its regex compilation.
 fn literal_needles(literals: &[&'static str]) -> Vec<Box<dyn Needle>> {
-    literals
-        .iter()
-        .map(|l| Box::new(*l) as Box<dyn Needle>)
-        .collect()
+    literals.iter().map(|l| Box::new(*l) as Box<dyn Needle>).collect()
 }
 
 /// expectrl's own regex needle compiles its regex on every check, and expectrl 0.9 does not
@@ -387,12 +369,7 @@ fn boot_transcript() -> (Vec<u8>, String) {
     }
     let names: Vec<String> = recorded
         .iter()
-        .map(|p| {
-            p.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
         .collect();
     (
         bytes,
@@ -405,16 +382,16 @@ fn boot_transcript() -> (Vec<u8>, String) {
 fn synthetic_boot() -> Vec<u8> {
     let mut log = String::new();
     log.push_str("\r\nU-Boot TPL 2024.01 (Jan 01 2024 - 00:00:00)\r\nDDR4, 333MHz\r\nU-Boot SPL 2024.01 (Jan 01 2024 - 00:00:00)\r\n");
-    log.push_str(
-        "Trying to boot from MMC1\r\n\r\n\r\nU-Boot 2024.01 (Jan 01 2024 - 00:00:00 +0000)\r\n\r\n",
-    );
+    log.push_str("Trying to boot from MMC1\r\n\r\n\r\nU-Boot 2024.01 (Jan 01 2024 - 00:00:00 +0000)\r\n\r\n");
     log.push_str("Model: FriendlyElec NanoPi R2S\r\nDRAM:  1 GiB (effective 1022 MiB)\r\nCore:  227 devices, 24 uclasses\r\n");
     log.push_str("MMC:   mmc@ff500000: 1\r\nIn:    serial@ff130000\r\nOut:   serial@ff130000\r\nNet:   eth0: ethernet@ff540000\r\n");
     log.push_str("Hit any key to stop autoboot:  1 \x08\x08\x08 0 \r\nScanning mmc 1:1...\r\nFound /extlinux/extlinux.conf\r\n");
     log.push_str("Retrieving file: /extlinux/extlinux.conf\r\n------------------------------------------------------------\r\n");
     log.push_str("1:\tNixOS - Default\r\n2:\tNixOS - Configuration 41 (2025-01-01 12:00 - 25.05)\r\nEnter choice: 1:\tNixOS - Default\r\n");
     log.push_str("Retrieving file: /nixos/abc-linux-6.12.8-Image\r\nRetrieving file: /nixos/def-initrd-linux-6.12.8-initrd\r\n");
-    log.push_str("append: init=/nix/store/xyz-nixos-system-nixos-25.05/init console=ttyS2,1500000 loglevel=4\r\n");
+    log.push_str(
+        "append: init=/nix/store/xyz-nixos-system-nixos-25.05/init console=ttyS2,1500000 loglevel=4\r\n",
+    );
     log.push_str("Retrieving file: /nixos/ghi-dtbs/rockchip/rk3328-nanopi-r2s.dtb\r\n## Flattened Device Tree blob at 01f00000\r\n");
     log.push_str("   Booting using the fdt blob at 0x1f00000\r\nWorking FDT set to 1f00000\r\nStarting kernel ...\r\n\r\n");
     let kernel_messages = [
@@ -467,30 +444,19 @@ fn synthetic_boot() -> Vec<u8> {
             log.push_str(&format!("[{t:12.6}] {message}\r\n"));
         }
     }
-    log.push_str(&format!(
-        "[{:12.6}] Run /init as init process\r\n",
-        t + 0.01
-    ));
+    log.push_str(&format!("[{:12.6}] Run /init as init process\r\n", t + 0.01));
     log.push_str("\r\n\x1b[1;32m<<< NixOS Stage 1 >>>\x1b[0m\r\n\r\n");
-    for module in [
-        "dm_mod",
-        "ext4",
-        "mmc_block",
-        "rockchipdrm",
-        "dw_mmc_rockchip",
-    ] {
+    for module in ["dm_mod", "ext4", "mmc_block", "rockchipdrm", "dw_mmc_rockchip"] {
         log.push_str(&format!("loading module {module}...\r\n"));
     }
     log.push_str("running udev...\r\nStarting systemd-udevd version 256.8\r\n");
     log.push_str("waiting for device /dev/disk/by-label/NIXOS_SD to appear...\r\n");
     log.push_str("[    4.123456] EXT4-fs (mmcblk1p2): mounted filesystem 44444444-1111-2222-3333-555555555555 r/w with ordered data mode.\r\n");
-    log.push_str("mounting /dev/disk/by-label/NIXOS_SD on /...\r\n\r\n\x1b[1;32m<<< NixOS Stage 2 >>>\x1b[0m\r\n\r\n");
     log.push_str(
-        "running activation script...\r\nsetting up /etc...\r\nstarting systemd...\r\n\r\n",
+        "mounting /dev/disk/by-label/NIXOS_SD on /...\r\n\r\n\x1b[1;32m<<< NixOS Stage 2 >>>\x1b[0m\r\n\r\n",
     );
-    log.push_str(
-        "\x1b[0;1;39mWelcome to \x1b[0m\x1b[38;2;126;186;228mNixOS 25.05 (Warbler)\x1b[0m!\r\n\r\n",
-    );
+    log.push_str("running activation script...\r\nsetting up /etc...\r\nstarting systemd...\r\n\r\n");
+    log.push_str("\x1b[0;1;39mWelcome to \x1b[0m\x1b[38;2;126;186;228mNixOS 25.05 (Warbler)\x1b[0m!\r\n\r\n");
     let units = [
         "Created slice Slice /system/getty.",
         "Started Dispatch Password Requests to Console Directory Watch.",
@@ -516,9 +482,7 @@ fn synthetic_boot() -> Vec<u8> {
             log.push_str(&format!("[  \x1b[0;32mOK  \x1b[0m] {unit}\r\n"));
         }
     }
-    log.push_str(
-        "\r\n\r\n<<< Welcome to NixOS 25.05.20250101.abcdef (aarch64) - ttyS2 >>>\r\n\r\n",
-    );
+    log.push_str("\r\n\r\n<<< Welcome to NixOS 25.05.20250101.abcdef (aarch64) - ttyS2 >>>\r\n\r\n");
     log.push_str("Run 'nixos-help' for the NixOS manual.\r\n\r\nnixos login: ");
     log.into_bytes()
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::adapt::Shim;
 use crate::console::Transcript;
+use crate::report::timings::{Timings, TimingsError};
 use crate::runner::{self, FailReason, Failure, Observer, RunContext, ScenarioResult, Verdict};
 use crate::scenario::Scenario;
 use crate::target::qemu::{QemuConfig, QemuError, QemuTarget};
@@ -28,6 +29,8 @@ pub enum SuiteError {
     Qemu(#[from] QemuError),
     #[error("cannot write transcripts in {dir}: {source}")]
     Transcript { dir: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Timings(#[from] TimingsError),
 }
 
 /// Boots `run.image` afresh for `scenario` and judges it. QEMU is gone when this returns, and
@@ -68,7 +71,7 @@ pub async fn run_on_qemu(
         dir: run.transcripts.clone(),
         source,
     })?;
-    Ok(ScenarioResult {
+    let result = ScenarioResult {
         name: scenario.name.clone(),
         source: scenario.source.clone(),
         verdict,
@@ -76,7 +79,9 @@ pub async fn run_on_qemu(
         stages,
         last_lines,
         transcript: vec![paths.log, paths.raw, paths.cast],
-    })
+    };
+    Timings::of(&result, &run.image).write(&run.transcripts, &stem)?;
+    Ok(result)
 }
 
 /// A file name for a scenario's transcripts: its name with anything odd replaced.

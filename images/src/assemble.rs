@@ -1,184 +1,95 @@
-//! Putting a fixture together: kernel, initrd, boot and root filesystems, disk image.
+//! Putting a fixture together: kernel, initrd, boot files, root filesystem, card image.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::boot::{self, BootContents};
+use crate::card::{self, Bootloader, ROOT_LABEL};
 use crate::cpio::Archive;
 use crate::debian::{Parts, BUSYBOX};
-use crate::disk::{self, Piece};
-use crate::fixture::Breakage;
+use crate::fixture::{Console, Layout, Recipe};
 use crate::recipe::{self, RecipeFile};
+use crate::staging::{link, put, read, set_mode, under};
 use crate::store::{self, Generation};
-use crate::{crypt, ext4, kernel, modules, BuildError, ROOT_PASSWORD};
+use crate::{crypt, kernel, modules, BuildError, ROOT_PASSWORD};
 
-/// The label stage 1 waits for and the good root filesystem carries.
-const ROOT_LABEL: &str = "NIXOS_SD";
-/// The boot filesystem's label.
-const BOOT_LABEL: &str = "NIXOS_BOOT";
-/// The board's device tree, as NixOS's `FDT` line names it below the dtbs directory.
-const DTB: &str = "rockchip/rk3328-nanopi-r2s.dtb";
-/// The kernel's store name; boot files are named after it as NixOS names them.
-const KERNEL_STORE_NAME: &str = "linux-6.1";
-/// extlinux `TIMEOUT`, in tenths of a second (U-Boot 2023.01 divides by ten and rounds up):
-/// 3 s of menu, long enough to choose an entry, short enough not to slow every boot.
-pub const MENU_TIMEOUT: u32 = 30;
 /// How long stage 1 waits for the root device, in seconds.
 const ROOT_WAIT_SECONDS: &str = "10";
-/// Seed of the disk and filesystem identities (GUIDs, UUIDs).
-const IDENTITY_SEED: &str = "r2s-fixture";
 /// Fixed salt: the same password gives the same /etc/shadow on every build.
 const SHADOW_SALT: &str = "r2sfixture";
+/// The system the reference write-up installed, store path exactly as it printed it.
+const FIRST_BOOT_SYSTEM: &str =
+    "/nix/store/crzbn8gb8c1gs54wdw2kgizxmwp1pq0i-nixos-system-ivy-25.05.20250817.48f4c98";
 
-/// Builds fixture `name` with `breakage` from `parts` in `work`, returning the image path.
-pub fn fixture(name: &str, breakage: Breakage, parts: &Parts, work: &Path) -> Result<PathBuf, BuildError> {
+/// Builds fixture `name` from `recipe` and `parts` in `work`, returning the image path.
+pub fn fixture(name: &str, recipe: Recipe, parts: &Parts, work: &Path) -> Result<PathBuf, BuildError> {
     let release = &parts.kernel_release;
-    let image = kernel::raw_image(&parts.kernel.file(&format!("boot/vmlinuz-{release}"))?)?;
-    let busybox_path = parts.busybox.file("bin/busybox")?;
-    let busybox = read(&busybox_path)?;
-    let initrd = initrd(parts, &busybox)?;
-
-    let boot_dir = work.join("boot");
-    stage_boot(&boot_dir, parts, &image, &initrd, breakage)?;
-    let root_dir = work.join("root");
-    stage_root(&root_dir, parts, &busybox)?;
-
-    // GUIDs and UUIDs come from one seed for every fixture: broken images differ from the good
-    // one only in what is broken.
-    let table = disk::r2s_table(IDENTITY_SEED);
-    let root_label = match breakage {
-        Breakage::RootLabel(label) => label,
-        _ => ROOT_LABEL,
+    let kernel = kernel::raw_image(&parts.kernel.file(&format!("boot/vmlinuz-{release}"))?)?;
+    let busybox = read(&parts.busybox.file("bin/busybox")?)?;
+    let dtb = match recipe.breakage {
+        crate::fixture::Breakage::FdtFrom(other) => other,
+        _ => boot::DTB,
     };
-    let boot_fs = work.join("boot.ext4");
-    let root_fs = work.join("root.ext4");
-    let filesystems = [
-        ("boot", &boot_dir, BOOT_LABEL, &boot_fs),
-        ("root", &root_dir, root_label, &root_fs),
-    ];
-    for ((role, dir, label, fs), partition) in filesystems.into_iter().zip(&table.partitions) {
-        let seed = format!("{IDENTITY_SEED}/{role}");
-        ext4::make(dir, label, partition.size(), &seed, fs)?;
+    let contents = BootContents {
+        kernel,
+        initrd: initrd(parts, &busybox)?,
+        dtb: read(&parts.kernel.file(&format!("usr/lib/linux-image-{release}/{dtb}"))?)?,
     }
+    .broken(recipe.breakage);
 
-    let uboot_dir = "usr/lib/u-boot/rock64-rk3328";
-    let idbloader = read(&parts.uboot.file(&format!("{uboot_dir}/idbloader.img"))?)?;
-    let itb = read(&parts.uboot.file(&format!("{uboot_dir}/u-boot.itb"))?)?;
+    let generations = generations(recipe.layout);
+    let params = kernel_params(recipe.layout);
+    let root_dir = work.join("root");
+    stage_root(&root_dir, parts, &busybox, &generations, &params)?;
+    // nixpkgs' sd-image keeps /boot on the root filesystem; the R2S cards have NIXOS_BOOT.
+    let boot_dir = match recipe.layout {
+        Layout::SdImage => root_dir.join("boot"),
+        Layout::Generations(_) | Layout::FirstBoot => work.join("boot"),
+    };
+    boot::stage(&boot_dir, recipe, &contents, &generations, &params)?;
+
+    let uboot = |file: &str| read(&parts.uboot.file(&format!("usr/lib/u-boot/rock64-rk3328/{file}"))?);
+    let bootloader = Bootloader {
+        idbloader: uboot("idbloader.img")?,
+        itb: uboot("u-boot.itb")?,
+    };
     let out = work.join(format!("{name}.img"));
-    disk::write(
-        &out,
-        &table,
-        &[
-            Piece::Bytes {
-                sector: disk::IDBLOADER_SECTOR,
-                bytes: &idbloader,
-            },
-            Piece::Bytes {
-                sector: disk::UBOOT_ITB_SECTOR,
-                bytes: &itb,
-            },
-            Piece::Filesystem {
-                partition: &table.partitions[0],
-                file: &boot_fs,
-            },
-            Piece::Filesystem {
-                partition: &table.partitions[1],
-                file: &root_fs,
-            },
-        ],
-    )?;
+    match recipe.layout {
+        Layout::SdImage => card::sd_image(&out, work, &bootloader, &root_dir)?,
+        Layout::Generations(_) | Layout::FirstBoot => {
+            card::r2s(&out, work, recipe.breakage, &bootloader, &boot_dir, &root_dir)?
+        }
+    }
     Ok(out)
 }
 
-/// Names of the files in NIXOS_BOOT's `/nixos`, as NixOS's extlinux builder derives them from
-/// store paths (`/nix/store/<hash>-linux-6.1/Image` becomes `<hash>-linux-6.1-Image`).
-struct BootFiles {
-    kernel: String,
-    initrd: String,
-    dtbs: String,
+/// The systems in a layout's store, current first: three generations after nixos-rebuild;
+/// the one system a first install or an sd-image build has.
+fn generations(layout: Layout) -> Vec<Generation> {
+    let all = store::generations();
+    match layout {
+        Layout::Generations(_) => all.to_vec(),
+        Layout::SdImage => vec![Generation {
+            number: 1,
+            ..all[0].clone()
+        }],
+        Layout::FirstBoot => vec![Generation {
+            number: 1,
+            store_path: FIRST_BOOT_SYSTEM.to_owned(),
+            ..all[0].clone()
+        }],
+    }
 }
 
-impl BootFiles {
-    fn new() -> BootFiles {
-        let kernel = format!("{}-{KERNEL_STORE_NAME}", store::store_hash(KERNEL_STORE_NAME));
-        let initrd_name = format!("initrd-{KERNEL_STORE_NAME}");
-        BootFiles {
-            kernel: format!("{kernel}-Image"),
-            initrd: format!("{}-{initrd_name}-initrd", store::store_hash(&initrd_name)),
-            dtbs: format!("{kernel}-dtbs"),
+/// The kernel parameters NixOS writes after `init=`: the QEMU console for the default fixture,
+/// the board's for images made for the R2S.
+fn kernel_params(layout: Layout) -> String {
+    match layout {
+        Layout::Generations(Console::Qemu) => recipe::KERNEL_PARAMS.joined(),
+        Layout::Generations(Console::Board) | Layout::FirstBoot | Layout::SdImage => {
+            recipe::KERNEL_PARAMS_BOARD.joined()
         }
     }
-}
-
-fn stage_boot(
-    dir: &Path,
-    parts: &Parts,
-    image: &[u8],
-    initrd: &[u8],
-    breakage: Breakage,
-) -> Result<(), BuildError> {
-    let files = BootFiles::new();
-    let nixos = dir.join("nixos");
-    put(&nixos.join(&files.kernel), image, 0o444)?;
-    if breakage != Breakage::InitrdMissing {
-        put(&nixos.join(&files.initrd), initrd, 0o444)?;
-    }
-    let release = &parts.kernel_release;
-    let dtb = read(
-        &parts
-            .kernel
-            .file(&format!("usr/lib/linux-image-{release}/{DTB}"))?,
-    )?;
-    put(&nixos.join(&files.dtbs).join(DTB), &dtb, 0o444)?;
-    let extra = match breakage {
-        Breakage::DefaultEntryParams(params) => params,
-        _ => "",
-    };
-    put(
-        &dir.join("extlinux/extlinux.conf"),
-        extlinux_conf(&files, extra).as_bytes(),
-        0o644,
-    )
-}
-
-/// `extlinux.conf` as NixOS's generic-extlinux-compatible builder writes it: the current
-/// generation as `nixos-default`, then every generation newest first. `default_extra` is
-/// appended to the default entry's APPEND.
-fn extlinux_conf(files: &BootFiles, default_extra: &str) -> String {
-    let timeout = MENU_TIMEOUT.to_string();
-    let mut conf = recipe::EXTLINUX_HEADER.render(&[("timeout", &timeout)]);
-    let base_params = recipe::KERNEL_PARAMS.joined();
-    let generations = store::generations();
-    let default = std::iter::once((&generations[0], true));
-    for (generation, is_default) in default.chain(generations[1..].iter().map(|g| (g, false))) {
-        let (label, menu_label, params) = if is_default {
-            let params = format!("{base_params} {default_extra}");
-            (
-                "nixos-default".to_owned(),
-                "NixOS - Default".to_owned(),
-                params.trim_end().to_owned(),
-            )
-        } else {
-            (
-                format!("nixos-{}-default", generation.number),
-                format!(
-                    "NixOS - Configuration {} ({} - {})",
-                    generation.number, generation.date, generation.version
-                ),
-                base_params.clone(),
-            )
-        };
-        conf.push_str(&recipe::EXTLINUX_ENTRY.render(&[
-            ("label", &label),
-            ("menuLabel", &menu_label),
-            ("kernel", &format!("../nixos/{}", files.kernel)),
-            ("initrd", &format!("../nixos/{}", files.initrd)),
-            ("init", &generation.init()),
-            ("kernelParams", &params),
-            ("fdt", &format!("../nixos/{}/{DTB}", files.dtbs)),
-        ]));
-    }
-    conf
 }
 
 /// The initrd: busybox, stage 1 as `/init`, and the kernel modules it loads with their
@@ -261,8 +172,15 @@ fn checked_applets(list: &RecipeFile, busybox: &[u8]) -> Result<Vec<&'static str
 }
 
 /// The root filesystem: a Nix store with busybox, a system path of applet links, and one
-/// system per generation (init, activate, etc), the profile links, and mutable /etc files.
-fn stage_root(dir: &Path, parts: &Parts, busybox: &[u8]) -> Result<(), BuildError> {
+/// system per generation (init, activate, etc, kernel-params), the profile links, and mutable
+/// /etc files. The first generation is the current one.
+fn stage_root(
+    dir: &Path,
+    parts: &Parts,
+    busybox: &[u8],
+    generations: &[Generation],
+    params: &str,
+) -> Result<(), BuildError> {
     let busybox_store = store::store_path(&format!(
         "busybox-static-{}",
         upstream_version(&parts.busybox.deb_name)
@@ -284,11 +202,11 @@ fn stage_root(dir: &Path, parts: &Parts, busybox: &[u8]) -> Result<(), BuildErro
         0o555,
     )?;
 
-    for generation in store::generations() {
-        stage_generation(dir, generation, &shell, &system_path, &login)?;
+    for generation in generations {
+        stage_generation(dir, generation, &shell, &system_path, &login, params)?;
     }
     let profiles = dir.join("nix/var/nix/profiles");
-    for generation in store::generations() {
+    for generation in generations {
         link(
             &profiles.join(format!("system-{}-link", generation.number)),
             &generation.store_path,
@@ -296,7 +214,7 @@ fn stage_root(dir: &Path, parts: &Parts, busybox: &[u8]) -> Result<(), BuildErro
     }
     link(
         &profiles.join("system"),
-        &format!("system-{}-link", store::generations()[0].number),
+        &format!("system-{}-link", generations[0].number),
     )?;
 
     let root_hash = crypt::sha512_crypt(ROOT_PASSWORD, SHADOW_SALT);
@@ -330,6 +248,7 @@ fn stage_generation(
     shell: &str,
     system_path: &str,
     login: &str,
+    params: &str,
 ) -> Result<(), BuildError> {
     let system = &generation.store_path;
     // One etc per generation (/etc/issue names the generation's version), each its own store
@@ -381,7 +300,7 @@ fn stage_generation(
     )?;
     put(
         &under(dir, &format!("{system}/kernel-params")),
-        recipe::KERNEL_PARAMS.joined().as_bytes(),
+        params.as_bytes(),
         0o444,
     )?;
     link(&under(dir, &format!("{system}/sw")), system_path)?;
@@ -393,33 +312,6 @@ fn upstream_version(deb_name: &str) -> &str {
     let version = deb_name.split('_').nth(1).unwrap_or("0");
     let version = version.split_once("%3a").map_or(version, |(_, v)| v);
     version.split('-').next().unwrap_or(version)
-}
-
-/// `path` (absolute, as inside the image) below the staging directory `dir`.
-fn under(dir: &Path, path: &str) -> PathBuf {
-    dir.join(path.trim_start_matches('/'))
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, BuildError> {
-    std::fs::read(path).map_err(BuildError::io("reading", path))
-}
-
-fn put(path: &Path, bytes: &[u8], mode: u32) -> Result<(), BuildError> {
-    let parent = path.parent().expect("staged files live in a directory");
-    std::fs::create_dir_all(parent).map_err(BuildError::io("creating directory", parent))?;
-    std::fs::write(path, bytes).map_err(BuildError::io("writing", path))?;
-    set_mode(path, mode)
-}
-
-fn link(path: &Path, target: &str) -> Result<(), BuildError> {
-    let parent = path.parent().expect("staged links live in a directory");
-    std::fs::create_dir_all(parent).map_err(BuildError::io("creating directory", parent))?;
-    std::os::unix::fs::symlink(target, path).map_err(BuildError::io("linking", path))
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<(), BuildError> {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(BuildError::io("setting mode of", path))
 }
 
 #[cfg(test)]
@@ -439,53 +331,26 @@ mod tests {
     }
 
     #[test]
-    fn extlinux_conf_lists_default_then_generations_newest_first() {
-        let conf = extlinux_conf(&BootFiles::new(), "");
-        let labels: Vec<&str> = conf.lines().filter_map(|l| l.strip_prefix("LABEL ")).collect();
-        assert_eq!(labels, ["nixos-default", "nixos-2-default", "nixos-1-default"]);
-        assert!(conf.starts_with("# Generated file, all changes will be lost on nixos-rebuild!\n"));
-        assert!(conf.contains("\nDEFAULT nixos-default\n"));
-        assert!(conf.contains(&format!("\nTIMEOUT {MENU_TIMEOUT}\n")));
-        assert!(conf.contains("\nMENU TITLE ------------------------------------------------------------\n"));
-        assert!(conf.contains("  MENU LABEL NixOS - Configuration 2 (2025-07-01 - 25.05.20250701.1a2b3c4)\n"));
-    }
-
-    #[test]
-    fn default_entry_boots_the_current_generation_with_the_qemu_console() {
-        let conf = extlinux_conf(&BootFiles::new(), "");
-        let current = &store::generations()[0];
-        let append = conf
-            .lines()
-            .find(|l| l.trim_start().starts_with("APPEND"))
-            .unwrap();
+    fn first_boot_store_holds_the_write_up_system_only() {
+        let gens = generations(Layout::FirstBoot);
+        assert_eq!(gens.len(), 1);
         assert_eq!(
-            append,
-            format!(
-                "  APPEND init={} console=ttyAMA0,115200 earlycon=pl011,0x9000000 loglevel=4",
-                current.init()
-            )
+            gens[0].init(),
+            "/nix/store/crzbn8gb8c1gs54wdw2kgizxmwp1pq0i-nixos-system-ivy-25.05.20250817.48f4c98/init"
         );
+        assert_eq!(generations(Layout::SdImage).len(), 1);
+        assert_eq!(generations(Layout::Generations(Console::Board)).len(), 3);
     }
 
     #[test]
-    fn extra_parameters_go_to_the_default_entry_only() {
-        let conf = extlinux_conf(&BootFiles::new(), "rdinit=/bin/false");
-        let appends: Vec<&str> = conf.lines().filter(|l| l.contains("APPEND")).collect();
-        assert!(appends[0].ends_with(" loglevel=4 rdinit=/bin/false"));
-        assert!(appends[1..].iter().all(|a| a.ends_with(" loglevel=4")));
-    }
-
-    #[test]
-    fn boot_files_are_named_like_nixos_copies_of_store_paths() {
-        let files = BootFiles::new();
-        let conf = extlinux_conf(&files, "");
-        let hash = store::store_hash(KERNEL_STORE_NAME);
-        assert_eq!(files.kernel, format!("{hash}-linux-6.1-Image"));
-        assert!(files.initrd.ends_with("-initrd-linux-6.1-initrd"));
-        assert!(conf.contains(&format!(
-            "  FDT ../nixos/{hash}-linux-6.1-dtbs/rockchip/rk3328-nanopi-r2s.dtb\n"
-        )));
-        assert!(conf.contains(&format!("  LINUX ../nixos/{hash}-linux-6.1-Image\n")));
+    fn board_layouts_name_the_r2s_console_and_the_default_fixture_qemu_s() {
+        assert!(kernel_params(Layout::Generations(Console::Qemu)).starts_with("console=ttyAMA0,115200 "));
+        for layout in [Layout::Generations(Console::Board), Layout::FirstBoot, Layout::SdImage] {
+            assert_eq!(
+                kernel_params(layout),
+                "console=ttyS2,1500000 earlycon=uart8250,mmio32,0xff130000 loglevel=4"
+            );
+        }
     }
 
     #[test]

@@ -18,20 +18,26 @@ const FORMAT: u32 = 1;
 const SOURCES: &[(&str, &str)] = &[
     ("lib.rs", include_str!("lib.rs")),
     ("assemble.rs", include_str!("assemble.rs")),
+    ("boot.rs", include_str!("boot.rs")),
     ("cache.rs", include_str!("cache.rs")),
+    ("card.rs", include_str!("card.rs")),
     ("cpio.rs", include_str!("cpio.rs")),
     ("crypt.rs", include_str!("crypt.rs")),
     ("debian.rs", include_str!("debian.rs")),
     ("disk.rs", include_str!("disk.rs")),
     ("error.rs", include_str!("error.rs")),
     ("ext4.rs", include_str!("ext4.rs")),
+    ("f2fs.rs", include_str!("f2fs.rs")),
     ("fixture.rs", include_str!("fixture.rs")),
     ("gpt.rs", include_str!("gpt.rs")),
     ("kernel.rs", include_str!("kernel.rs")),
+    ("mbr.rs", include_str!("mbr.rs")),
     ("modules.rs", include_str!("modules.rs")),
     ("recipe.rs", include_str!("recipe.rs")),
+    ("staging.rs", include_str!("staging.rs")),
     ("store.rs", include_str!("store.rs")),
     ("tool.rs", include_str!("tool.rs")),
+    ("vfat.rs", include_str!("vfat.rs")),
 ];
 
 /// What an image is made from.

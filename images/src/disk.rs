@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use crate::gpt::{Guid, Partition, Table, SECTOR};
-use crate::BuildError;
+use crate::{mbr, BuildError};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -21,15 +21,40 @@ pub const BOOT_SIZE: u64 = 512 * MIB;
 /// Size of NIXOS_SD in the fixtures: enough for busybox and the fake store, small on disk.
 pub const ROOT_SIZE: u64 = 64 * MIB;
 
-/// The fixture partition table: p1 NIXOS_BOOT at sector 32768 for 512 MiB, p2 NIXOS_SD right
-/// after it up to the last whole MiB before the backup table (fdisk's defaults), no bootable
-/// flags. GUIDs derive from `seed`.
-pub fn r2s_table(seed: &str) -> Table {
-    let boot_last = BOOT_FIRST_SECTOR + BOOT_SIZE / SECTOR - 1;
-    let root_first = boot_last + 1;
-    let root_last = root_first + ROOT_SIZE / SECTOR - 1;
-    // One spare MiB at the end holds the backup GPT, as when a card is partitioned with fdisk.
-    let total_sectors = root_last + 1 + MIB / SECTOR;
+/// Size of the sd-image's FIRMWARE partition: nixpkgs' `sdImage.firmwareSize` default, 30 MiB.
+pub const FIRMWARE_SIZE: u64 = 30 * MIB;
+/// Where nixpkgs' sd-image puts FIRMWARE: `sdImage.firmwarePartitionOffset`'s default, 8 MiB,
+/// which is sector 16384, where an R2S's u-boot.itb goes.
+pub const FIRMWARE_FIRST_SECTOR: u64 = 8 * MIB / SECTOR;
+/// nixpkgs' `sdImage.firmwarePartitionID` default, the MBR disk signature and FAT volume ID.
+pub const SD_IMAGE_DISK_SIGNATURE: u32 = 0x2178_694e;
+
+/// The shape of an R2S card's GPT: where NIXOS_BOOT starts, how big NIXOS_SD is, and an
+/// optional third partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct R2sShape {
+    /// First sector of partition 1 (NIXOS_BOOT); 32768 on a good card.
+    pub boot_first_sector: u64,
+    /// Size of partition 2 (NIXOS_SD) in bytes.
+    pub root_size: u64,
+    /// Size of a partition 3 after NIXOS_SD, if any.
+    pub extra_size: Option<u64>,
+}
+
+impl Default for R2sShape {
+    fn default() -> R2sShape {
+        R2sShape {
+            boot_first_sector: BOOT_FIRST_SECTOR,
+            root_size: ROOT_SIZE,
+            extra_size: None,
+        }
+    }
+}
+
+/// The fixture partition table: p1 NIXOS_BOOT (512 MiB, at sector 32768 unless `shape` says
+/// otherwise), p2 NIXOS_SD right after it, an optional p3, up to the last whole MiB before the
+/// backup table (fdisk's defaults), no bootable flags. GUIDs derive from `seed`.
+pub fn r2s_table(seed: &str, shape: R2sShape) -> Table {
     let partition = |first_lba, last_lba, name: &str| Partition {
         first_lba,
         last_lba,
@@ -37,13 +62,67 @@ pub fn r2s_table(seed: &str) -> Table {
         unique_guid: Guid::derived(&format!("{seed}/{name}")),
         name: String::new(),
     };
+    let mut partitions = Vec::new();
+    let mut next = shape.boot_first_sector;
+    let sizes = [Some(BOOT_SIZE), Some(shape.root_size), shape.extra_size];
+    for (n, size) in sizes.into_iter().flatten().enumerate() {
+        let last = next + size / SECTOR - 1;
+        partitions.push(partition(next, last, &format!("p{}", n + 1)));
+        next = last + 1;
+    }
+    // One spare MiB at the end holds the backup GPT, as when a card is partitioned with fdisk.
     Table {
-        total_sectors,
+        total_sectors: next + MIB / SECTOR,
         disk_guid: Guid::derived(&format!("{seed}/disk")),
-        partitions: vec![
-            partition(BOOT_FIRST_SECTOR, boot_last, "p1"),
-            partition(root_first, root_last, "p2"),
-        ],
+        partitions,
+    }
+}
+
+/// nixpkgs' sd-image table as its `sfdisk` script writes it: p1 FAT32 (0x0b) FIRMWARE at 8 MiB,
+/// p2 Linux (0x83), bootable, right after it and up to the end of the image.
+pub fn sd_image_table(root_size: u64) -> mbr::Table {
+    let firmware = mbr::Partition {
+        first_lba: FIRMWARE_FIRST_SECTOR,
+        sectors: FIRMWARE_SIZE / SECTOR,
+        system_id: 0x0b,
+        bootable: false,
+    };
+    let root = mbr::Partition {
+        first_lba: FIRMWARE_FIRST_SECTOR + FIRMWARE_SIZE / SECTOR,
+        sectors: root_size / SECTOR,
+        system_id: 0x83,
+        bootable: true,
+    };
+    mbr::Table {
+        total_sectors: root.first_lba + root.sectors,
+        disk_signature: SD_IMAGE_DISK_SIGNATURE,
+        partitions: vec![firmware, root],
+    }
+}
+
+/// A disk's partition table, GPT or MBR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskTable {
+    /// GUID partition table (protective MBR, primary and backup tables).
+    Gpt(Table),
+    /// DOS partition table in sector 0.
+    Mbr(mbr::Table),
+}
+
+impl DiskTable {
+    fn total_sectors(&self) -> u64 {
+        match self {
+            DiskTable::Gpt(table) => table.total_sectors,
+            DiskTable::Mbr(table) => table.total_sectors,
+        }
+    }
+
+    /// The table's structures and the byte offsets where they go.
+    fn structures(&self) -> Vec<(u64, Vec<u8>)> {
+        match self {
+            DiskTable::Gpt(table) => vec![(0, table.primary()), table.backup()],
+            DiskTable::Mbr(table) => vec![(0, table.sector0())],
+        }
     }
 }
 
@@ -59,27 +138,30 @@ pub enum Piece<'a> {
     },
     /// A filesystem image file copied into a partition.
     Filesystem {
-        /// The partition it fills.
-        partition: &'a Partition,
+        /// The partition's byte offset.
+        offset: u64,
+        /// The partition's size in bytes.
+        size: u64,
         /// The filesystem image.
         file: &'a Path,
     },
 }
 
-/// Writes the disk image `out`: the partition table, then each piece. Runs of zeros in
+/// Writes the disk image `out`: the partition table, then each piece in order, a later piece
+/// overwriting an earlier one where they overlap (as `dd` onto a card does). Runs of zeros in
 /// filesystem images are skipped, so the file stays sparse (a fixture occupies a few tens of
-/// MiB of its ~600 MiB). Pieces must not overlap the table or each other.
-pub fn write(out: &Path, table: &Table, pieces: &[Piece<'_>]) -> Result<(), BuildError> {
+/// MiB of its ~600 MiB).
+pub fn write(out: &Path, table: &DiskTable, pieces: &[Piece<'_>]) -> Result<(), BuildError> {
     let mut disk = File::create(out).map_err(BuildError::io("creating", out))?;
-    disk.set_len(table.total_sectors * SECTOR)
+    disk.set_len(table.total_sectors() * SECTOR)
         .map_err(BuildError::io("sizing", out))?;
-    write_at(&mut disk, out, 0, &table.primary())?;
-    let (backup_offset, backup) = table.backup();
-    write_at(&mut disk, out, backup_offset, &backup)?;
+    for (offset, bytes) in table.structures() {
+        write_at(&mut disk, out, offset, &bytes)?;
+    }
     for piece in pieces {
         match piece {
             Piece::Bytes { sector, bytes } => write_at(&mut disk, out, sector * SECTOR, bytes)?,
-            Piece::Filesystem { partition, file } => copy_sparse(file, partition, &mut disk, out)?,
+            Piece::Filesystem { offset, size, file } => copy_sparse(file, *offset, *size, &mut disk, out)?,
         }
     }
     disk.sync_all().map_err(BuildError::io("syncing", out))
@@ -91,14 +173,13 @@ fn write_at(disk: &mut File, path: &Path, offset: u64, bytes: &[u8]) -> Result<(
     disk.write_all(bytes).map_err(BuildError::io("writing", path))
 }
 
-fn copy_sparse(file: &Path, partition: &Partition, disk: &mut File, out: &Path) -> Result<(), BuildError> {
+fn copy_sparse(file: &Path, offset: u64, size: u64, disk: &mut File, out: &Path) -> Result<(), BuildError> {
     let mut src = File::open(file).map_err(BuildError::io("opening", file))?;
     let len = src.metadata().map_err(BuildError::io("inspecting", file))?.len();
-    if len > partition.size() {
+    if len > size {
         return Err(BuildError::io("fitting into its partition", file)(
             std::io::Error::other(format!(
-                "filesystem is {len} bytes, partition {} bytes",
-                partition.size()
+                "filesystem is {len} bytes, partition {size} bytes"
             )),
         ));
     }
@@ -114,7 +195,7 @@ fn copy_sparse(file: &Path, partition: &Partition, disk: &mut File, out: &Path) 
             let chunk = &buf[..want];
             // mke2fs writes some zeroed blocks too; leaving them out keeps the image sparse.
             if chunk.iter().any(|&b| b != 0) {
-                write_at(disk, out, partition.offset() + done, chunk)?;
+                write_at(disk, out, offset + done, chunk)?;
             }
             done += want as u64;
         }
@@ -154,7 +235,7 @@ mod tests {
 
     #[test]
     fn boot_partition_starts_at_sector_32768_and_spans_512_mib() {
-        let table = r2s_table("t");
+        let table = r2s_table("t", R2sShape::default());
         let boot = &table.partitions[0];
         assert_eq!(boot.first_lba, 32768);
         assert_eq!(boot.offset(), 16 * MIB);
@@ -163,7 +244,7 @@ mod tests {
 
     #[test]
     fn root_partition_follows_boot_at_sector_1081344() {
-        let table = r2s_table("t");
+        let table = r2s_table("t", R2sShape::default());
         let root = &table.partitions[1];
         assert_eq!(root.first_lba, 1_081_344);
         assert_eq!(root.size(), 64 * MIB);
@@ -172,7 +253,7 @@ mod tests {
 
     #[test]
     fn bootloaders_lie_between_the_table_and_partition_one() {
-        let table = r2s_table("t");
+        let table = r2s_table("t", R2sShape::default());
         assert!(IDBLOADER_SECTOR >= Table::first_usable_lba());
         // idbloader.img may grow to the 8 MiB mark where u-boot.itb starts.
         assert_eq!(UBOOT_ITB_SECTOR * SECTOR, 8 * MIB);
@@ -181,18 +262,46 @@ mod tests {
 
     #[test]
     fn disk_size_is_partitions_plus_bootloader_area_plus_one_mib() {
-        assert_eq!(r2s_table("t").total_sectors * SECTOR, (16 + 512 + 64 + 1) * MIB);
+        assert_eq!(r2s_table("t", R2sShape::default()).total_sectors * SECTOR, (16 + 512 + 64 + 1) * MIB);
     }
 
     #[test]
     fn partitions_have_no_bootable_attribute_and_distinct_guids() {
-        let table = r2s_table("t");
+        let table = r2s_table("t", R2sShape::default());
         let mut cursor = std::io::Cursor::new(vec![0u8; (table.total_sectors * SECTOR) as usize]);
         cursor.get_mut()[..34 * SECTOR as usize].copy_from_slice(&table.primary());
         let gpt = gptman::GPT::read_from(&mut cursor, SECTOR).unwrap();
         assert_eq!(gpt[1].attribute_bits, 0);
         assert_eq!(gpt[2].attribute_bits, 0);
         assert_ne!(gpt[1].unique_partition_guid, gpt[2].unique_partition_guid);
+    }
+
+    #[test]
+    fn shape_moves_partition_one_and_adds_a_third() {
+        let table = r2s_table(
+            "t",
+            R2sShape {
+                boot_first_sector: 2048,
+                extra_size: Some(8 * MIB),
+                ..R2sShape::default()
+            },
+        );
+        assert_eq!(table.partitions[0].first_lba, 2048);
+        assert_eq!(table.partitions[1].first_lba, 2048 + BOOT_SIZE / SECTOR);
+        assert_eq!(table.partitions[2].first_lba, table.partitions[1].last_lba + 1);
+        assert_eq!(table.partitions[2].size(), 8 * MIB);
+        assert!(table.partitions[2].last_lba <= table.last_usable_lba());
+    }
+
+    #[test]
+    fn sd_image_firmware_sits_at_8_mib_where_u_boot_itb_goes() {
+        let table = sd_image_table(128 * MIB);
+        assert_eq!(table.partitions[0].first_lba, UBOOT_ITB_SECTOR);
+        assert_eq!(table.partitions[0].size(), FIRMWARE_SIZE);
+        assert!(!table.partitions[0].bootable);
+        assert_eq!(table.partitions[1].first_lba * SECTOR, 38 * MIB);
+        assert!(table.partitions[1].bootable);
+        assert_eq!(table.total_sectors * SECTOR, (38 + 128) * MIB);
     }
 
     #[test]
@@ -216,7 +325,7 @@ mod tests {
     #[test]
     fn written_disk_is_sparse_and_holds_pieces_at_their_sectors() {
         let dir = tempfile::tempdir().unwrap();
-        let table = r2s_table("t");
+        let table = r2s_table("t", R2sShape::default());
         let fs = dir.path().join("fs");
         let mut fs_bytes = vec![0u8; 4 * MIB as usize];
         fs_bytes[1024..1028].copy_from_slice(b"ext4");
@@ -224,14 +333,15 @@ mod tests {
         let out = dir.path().join("disk.img");
         write(
             &out,
-            &table,
+            &DiskTable::Gpt(table.clone()),
             &[
                 Piece::Bytes {
                     sector: IDBLOADER_SECTOR,
                     bytes: b"\x3b\x8c\xdc\xfc",
                 },
                 Piece::Filesystem {
-                    partition: &table.partitions[0],
+                    offset: table.partitions[0].offset(),
+                    size: table.partitions[0].size(),
                     file: &fs,
                 },
             ],

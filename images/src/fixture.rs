@@ -1,14 +1,16 @@
-//! The fixtures: one good image and broken variants that each differ from it in one way.
+//! The fixtures: good images in the layouts R2S users have (the QEMU-console default, the NixOS
+//! generic-extlinux menu, the hand-written first boot, the nixpkgs sd-image), and broken
+//! variants that each differ from a good one in one way.
 
 use crate::FixtureInfo;
 
-/// Every fixture, the good one first.
+/// Every fixture, the default good one first.
 pub const FIXTURES: &[FixtureInfo] = &[
     FixtureInfo {
         name: "r2s-busybox",
         description: "R2S SD-card layout (RK3328 idbloader/u-boot.itb, GPT, ext4 NIXOS_BOOT + NIXOS_SD) with a \
-                      NixOS extlinux menu of three generations; boots through NixOS-style stage 1 and stage 2 \
-                      to `ivy login:` (root password in ROOT_PASSWORD)",
+                      NixOS extlinux menu of three generations and the QEMU console (ttyAMA0); boots through \
+                      NixOS-style stage 1 and stage 2 to `ivy login:` (root password in ROOT_PASSWORD)",
     },
     FixtureInfo {
         name: "broken-stage1",
@@ -27,30 +29,215 @@ pub const FIXTURES: &[FixtureInfo] = &[
                       \"Skipping nixos-default for failure retrieving initrd\" (and for each other entry) and \
                       falls through to its other boot targets",
     },
+    FixtureInfo {
+        name: "r2s-first-boot",
+        description: "the hand-written first boot of the reference write-up: GPT, RK3328 bootloader at sectors \
+                      64 and 16384, ext4 NIXOS_BOOT holding /extlinux/extlinux.conf, /Image, /initrd and \
+                      /rk3328-nanopi-r2s.dtb, `APPEND console=ttyS2,1500000 earlycon=uart8250,… \
+                      root=LABEL=NIXOS_SD rootfstype=ext4 rootwait init=…`, one system in the store",
+    },
+    FixtureInfo {
+        name: "r2s-generations",
+        description: "R2S layout after nixos-rebuild: NixOS generic-extlinux menu (nixos-default, \
+                      nixos-2-default, nixos-1-default) with `../nixos/` paths, an FDT line and the board \
+                      console `console=ttyS2,1500000 earlycon=uart8250,mmio32,0xff130000`",
+    },
+    FixtureInfo {
+        name: "r2s-sd-image",
+        description: "nixpkgs sd-image layout: MBR, vfat FIRMWARE at the default 8 MiB (sector 16384, where an \
+                      R2S needs u-boot.itb) and bootable ext4 NIXOS_SD with /boot/extlinux/extlinux.conf \
+                      and /boot/nixos; boots under QEMU, `harness inspect` flags the collision",
+    },
+    FixtureInfo {
+        name: "broken-inspect-bootloader-area",
+        description: "r2s-generations with NIXOS_BOOT at fdisk's default first sector 2048 instead of 32768, \
+                      over the bootloader area",
+    },
+    FixtureInfo {
+        name: "broken-inspect-idbloader",
+        description: "r2s-generations without idbloader.img at sector 64",
+    },
+    FixtureInfo {
+        name: "broken-inspect-u-boot-itb",
+        description: "r2s-generations without u-boot.itb at sector 16384",
+    },
+    FixtureInfo {
+        name: "broken-inspect-root-label",
+        description: "r2s-generations with a third partition also labelled NIXOS_SD",
+    },
+    FixtureInfo {
+        name: "broken-inspect-boot-label",
+        description: "r2s-generations with a third partition also labelled NIXOS_BOOT",
+    },
+    FixtureInfo {
+        name: "broken-inspect-root-filesystem",
+        description: "r2s-generations whose NIXOS_SD is f2fs (a superblock only): a warning, as Nix's SQLite \
+                      database fails on f2fs",
+    },
+    FixtureInfo {
+        name: "broken-inspect-extlinux-conf",
+        description: "r2s-generations without /extlinux/extlinux.conf",
+    },
+    FixtureInfo {
+        name: "broken-inspect-extlinux-keywords",
+        description: "r2s-generations whose extlinux.conf has a syslinux `UI menu.c32` line U-Boot ignores (a \
+                      warning)",
+    },
+    FixtureInfo {
+        name: "broken-inspect-extlinux-default",
+        description: "r2s-generations whose extlinux.conf says `DEFAULT nixos-42`, a label it does not have",
+    },
+    FixtureInfo {
+        name: "broken-inspect-kernel",
+        description: "r2s-generations without the kernel file the entries name",
+    },
+    FixtureInfo {
+        name: "broken-inspect-kernel-format",
+        description: "r2s-generations whose kernel file is a gzip-compressed Image, which `booti` refuses",
+    },
+    FixtureInfo {
+        name: "broken-inspect-kernel-size",
+        description: "r2s-generations whose kernel header says it needs 68 MiB, more than the 63.5 MiB between \
+                      the RK3328 U-Boot's kernel_addr_r and ramdisk_addr_r",
+    },
+    FixtureInfo {
+        name: "broken-inspect-initrd",
+        description: "r2s-generations without the initrd file the entries name",
+    },
+    FixtureInfo {
+        name: "broken-inspect-fdt",
+        description: "r2s-generations without the device tree the FDT lines name",
+    },
+    FixtureInfo {
+        name: "broken-inspect-fdt-compatible",
+        description: "r2s-generations whose rk3328-nanopi-r2s.dtb is the Rock64's device tree",
+    },
+    FixtureInfo {
+        name: "broken-inspect-console",
+        description: "r2s-generations whose APPEND says `console=ttyS2,115200n8` (the R2S UART runs at \
+                      1500000)",
+    },
+    FixtureInfo {
+        name: "broken-inspect-root",
+        description: "r2s-first-boot whose APPEND says `root=LABEL=nixos`, a label no partition has",
+    },
+    FixtureInfo {
+        name: "broken-inspect-init",
+        description: "r2s-first-boot whose `init=` names a system that is not in the root filesystem's store",
+    },
 ];
 
-/// How a fixture differs from the good one.
+/// The partition layout and boot menu of a fixture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// GPT, NIXOS_BOOT at sector 32768 with NixOS's generic-extlinux menu of three generations.
+    Generations(Console),
+    /// GPT, NIXOS_BOOT at sector 32768 with the reference write-up's hand-written extlinux.conf.
+    FirstBoot,
+    /// MBR, vfat FIRMWARE at 8 MiB, bootable ext4 NIXOS_SD holding `/boot`.
+    SdImage,
+}
+
+/// The console the kernel command line names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Console {
+    /// QEMU virt's PL011 (`console=ttyAMA0,115200`): boots under QEMU as written.
+    Qemu,
+    /// The R2S's UART2 (`console=ttyS2,1500000`), as images built for the board have it.
+    Board,
+}
+
+/// How a fixture differs from the good one of its layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Breakage {
-    /// Nothing: the good image.
+    /// Nothing: a good image.
     None,
     /// The root filesystem carries this label instead of `NIXOS_SD`.
     RootLabel(&'static str),
     /// The default boot entry's APPEND ends with these parameters.
     DefaultEntryParams(&'static str),
-    /// The initrd file is left off NIXOS_BOOT (extlinux.conf still names it).
+    /// The initrd file is left off the boot filesystem (extlinux.conf still names it).
     InitrdMissing,
+    /// NIXOS_BOOT starts at this sector instead of 32768.
+    BootPartitionAt(u64),
+    /// Nothing at sector 64.
+    IdbloaderMissing,
+    /// Nothing at sector 16384.
+    UbootItbMissing,
+    /// A small third ext4 partition with this label.
+    ExtraPartition(&'static str),
+    /// The root partition holds an f2fs superblock instead of ext4.
+    F2fsRoot,
+    /// No extlinux.conf.
+    ExtlinuxConfMissing,
+    /// This line is added after the extlinux.conf's `TIMEOUT`.
+    ExtlinuxLine(&'static str),
+    /// extlinux.conf's `DEFAULT` names this label.
+    Default(&'static str),
+    /// The kernel file is left off the boot filesystem.
+    KernelMissing,
+    /// The kernel file is the Image gzip-compressed.
+    KernelGzipped,
+    /// The kernel header's image_size field says this many bytes.
+    KernelImageSize(u64),
+    /// The device tree file is left off the boot filesystem.
+    FdtMissing,
+    /// The board's device tree file holds this device tree of Debian's (path below
+    /// `usr/lib/linux-image-<release>/`).
+    FdtFrom(&'static str),
+    /// Every APPEND's `console=` parameter is this one.
+    Console(&'static str),
+    /// The APPEND's `root=` parameter is this one.
+    RootParam(&'static str),
+    /// The APPEND's `init=` names a system that is not in the store.
+    StaleInit,
 }
 
-/// The breakage of fixture `name`, `None` for names that are not fixtures.
-pub fn breakage(name: &str) -> Option<Breakage> {
-    Some(match name {
-        "r2s-busybox" => Breakage::None,
-        "broken-stage1" => Breakage::RootLabel("nixos"),
-        "broken-panic" => Breakage::DefaultEntryParams("rdinit=/bin/false"),
-        "broken-initrd-missing" => Breakage::InitrdMissing,
+/// What a fixture is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recipe {
+    /// The good image it starts from.
+    pub layout: Layout,
+    /// What is changed.
+    pub breakage: Breakage,
+}
+
+/// The recipe of fixture `name`, `None` for names that are not fixtures.
+pub fn recipe(name: &str) -> Option<Recipe> {
+    use Breakage as B;
+    const DEFAULT: Layout = Layout::Generations(Console::Qemu);
+    const BOARD: Layout = Layout::Generations(Console::Board);
+    let (layout, breakage) = match name {
+        "r2s-busybox" => (DEFAULT, B::None),
+        "broken-stage1" => (DEFAULT, B::RootLabel("nixos")),
+        "broken-panic" => (DEFAULT, B::DefaultEntryParams("rdinit=/bin/false")),
+        "broken-initrd-missing" => (DEFAULT, B::InitrdMissing),
+        "r2s-first-boot" => (Layout::FirstBoot, B::None),
+        "r2s-generations" => (BOARD, B::None),
+        "r2s-sd-image" => (Layout::SdImage, B::None),
+        // fdisk's default first sector, taken by anyone who does not type 32768 as the
+        // write-up did.
+        "broken-inspect-bootloader-area" => (BOARD, B::BootPartitionAt(2048)),
+        "broken-inspect-idbloader" => (BOARD, B::IdbloaderMissing),
+        "broken-inspect-u-boot-itb" => (BOARD, B::UbootItbMissing),
+        "broken-inspect-root-label" => (BOARD, B::ExtraPartition("NIXOS_SD")),
+        "broken-inspect-boot-label" => (BOARD, B::ExtraPartition("NIXOS_BOOT")),
+        "broken-inspect-root-filesystem" => (BOARD, B::F2fsRoot),
+        "broken-inspect-extlinux-conf" => (BOARD, B::ExtlinuxConfMissing),
+        "broken-inspect-extlinux-keywords" => (BOARD, B::ExtlinuxLine("UI menu.c32")),
+        "broken-inspect-extlinux-default" => (BOARD, B::Default("nixos-42")),
+        "broken-inspect-kernel" => (BOARD, B::KernelMissing),
+        "broken-inspect-kernel-format" => (BOARD, B::KernelGzipped),
+        "broken-inspect-kernel-size" => (BOARD, B::KernelImageSize(68 << 20)),
+        "broken-inspect-initrd" => (BOARD, B::InitrdMissing),
+        "broken-inspect-fdt" => (BOARD, B::FdtMissing),
+        "broken-inspect-fdt-compatible" => (BOARD, B::FdtFrom("rockchip/rk3328-rock64.dtb")),
+        "broken-inspect-console" => (BOARD, B::Console("console=ttyS2,115200n8")),
+        "broken-inspect-root" => (Layout::FirstBoot, B::RootParam("root=LABEL=nixos")),
+        "broken-inspect-init" => (Layout::FirstBoot, B::StaleInit),
         _ => return None,
-    })
+    };
+    Some(Recipe { layout, breakage })
 }
 
 #[cfg(test)]
@@ -60,18 +247,38 @@ mod tests {
     #[test]
     fn every_listed_fixture_has_a_recipe() {
         for fixture in FIXTURES {
-            assert!(breakage(fixture.name).is_some(), "{}", fixture.name);
+            assert!(recipe(fixture.name).is_some(), "{}", fixture.name);
         }
     }
 
     #[test]
-    fn default_fixture_is_the_good_one() {
-        assert_eq!(breakage(crate::DEFAULT_FIXTURE), Some(Breakage::None));
+    fn default_fixture_is_the_good_one_with_the_qemu_console() {
+        assert_eq!(
+            recipe(crate::DEFAULT_FIXTURE),
+            Some(Recipe {
+                layout: Layout::Generations(Console::Qemu),
+                breakage: Breakage::None
+            })
+        );
         assert_eq!(FIXTURES[0].name, crate::DEFAULT_FIXTURE);
     }
 
     #[test]
     fn unknown_names_have_no_recipe() {
-        assert_eq!(breakage("r2s-nope"), None);
+        assert_eq!(recipe("r2s-nope"), None);
+    }
+
+    #[test]
+    fn inspect_fixtures_break_a_board_faithful_image() {
+        for fixture in FIXTURES.iter().filter(|f| f.name.starts_with("broken-inspect-")) {
+            let recipe = recipe(fixture.name).unwrap();
+            assert_ne!(recipe.breakage, Breakage::None, "{}", fixture.name);
+            assert_ne!(
+                recipe.layout,
+                Layout::Generations(Console::Qemu),
+                "{}",
+                fixture.name
+            );
+        }
     }
 }

@@ -13,22 +13,28 @@
 use std::path::{Path, PathBuf};
 
 mod assemble;
+mod boot;
 mod cache;
+mod card;
 mod cpio;
 mod crypt;
 mod debian;
 mod disk;
 mod error;
 mod ext4;
+mod f2fs;
 mod fixture;
 mod gpt;
 mod kernel;
+mod mbr;
 mod modules;
 mod recipe;
+mod staging;
 mod store;
 mod tool;
+mod vfat;
 
-pub use assemble::MENU_TIMEOUT;
+pub use boot::MENU_TIMEOUT;
 pub use error::BuildError;
 pub use store::{generations, Generation, HOSTNAME};
 
@@ -77,7 +83,7 @@ pub fn default_cache_dir() -> PathBuf {
 /// lock file there; images appear by atomic rename, so a path returned stays a complete image
 /// even while another process replaces it.
 pub fn build(name: &str, cache_dir: &Path) -> Result<PathBuf, BuildError> {
-    let breakage = fixture::breakage(name).ok_or_else(|| BuildError::UnknownFixture {
+    let recipe = fixture::recipe(name).ok_or_else(|| BuildError::UnknownFixture {
         name: name.to_owned(),
         known: fixtures().iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
     })?;
@@ -96,7 +102,7 @@ pub fn build(name: &str, cache_dir: &Path) -> Result<PathBuf, BuildError> {
         .prefix(&format!(".build-{name}-"))
         .tempdir_in(cache_dir)
         .map_err(BuildError::io("creating a temporary directory in", cache_dir))?;
-    let built = assemble::fixture(name, breakage, &parts, work.path())?;
+    let built = assemble::fixture(name, recipe, &parts, work.path())?;
     entry.commit(&built, &key)?;
     Ok(entry.image)
 }

@@ -33,8 +33,10 @@ pub const ACTIVATE: RecipeFile = recipe!("system/activate.sh");
 pub const LOGIN: RecipeFile = recipe!("system/login.sh");
 /// Busybox applets in the system path.
 pub const SYSTEM_APPLETS: RecipeFile = recipe!("system/applets");
-/// Kernel parameters after `init=` in every boot entry.
+/// Kernel parameters after `init=` in every boot entry, with the QEMU console.
 pub const KERNEL_PARAMS: RecipeFile = recipe!("system/kernel-params");
+/// Kernel parameters after `init=` in every boot entry, with the R2S's console.
+pub const KERNEL_PARAMS_BOARD: RecipeFile = recipe!("system/kernel-params-board");
 /// `/etc/issue` of a generation.
 pub const ETC_ISSUE: RecipeFile = recipe!("etc/issue");
 /// `/etc/hostname` of a generation.
@@ -51,6 +53,10 @@ pub const ETC_SHADOW: RecipeFile = recipe!("etc/shadow");
 pub const EXTLINUX_HEADER: RecipeFile = recipe!("extlinux/header.conf");
 /// One boot entry of `extlinux.conf`.
 pub const EXTLINUX_ENTRY: RecipeFile = recipe!("extlinux/entry.conf");
+/// The hand-written `extlinux.conf` of the reference write-up's first boot.
+pub const EXTLINUX_FIRST_BOOT: RecipeFile = recipe!("extlinux/first-boot.conf");
+/// A file on the sd-image's FIRMWARE partition.
+pub const FIRMWARE_CONFIG: RecipeFile = recipe!("firmware/config.txt");
 
 /// Every recipe file, for the cache key.
 pub const ALL: &[RecipeFile] = &[
@@ -62,6 +68,7 @@ pub const ALL: &[RecipeFile] = &[
     LOGIN,
     SYSTEM_APPLETS,
     KERNEL_PARAMS,
+    KERNEL_PARAMS_BOARD,
     ETC_ISSUE,
     ETC_HOSTNAME,
     ETC_PROFILE,
@@ -70,6 +77,8 @@ pub const ALL: &[RecipeFile] = &[
     ETC_SHADOW,
     EXTLINUX_HEADER,
     EXTLINUX_ENTRY,
+    EXTLINUX_FIRST_BOOT,
+    FIRMWARE_CONFIG,
 ];
 
 impl RecipeFile {
@@ -185,6 +194,7 @@ mod tests {
                     "fdt",
                 ],
             ),
+            (&EXTLINUX_FIRST_BOOT, &["root", "init"]),
         ];
         for (file, names) in expected {
             assert_eq!(placeholders(file.text), *names, "{}", file.path);

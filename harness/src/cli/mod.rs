@@ -3,6 +3,7 @@
 mod progress;
 mod run;
 pub mod signals;
+mod timings;
 
 use std::path::PathBuf;
 
@@ -58,6 +59,24 @@ pub struct RunArgs {
     /// machine cannot honour it (an R2S console=ttyS2 then leaves the console silent).
     #[arg(long)]
     pub no_adapt: bool,
+    /// Compare stage timings with a baseline and fail the run if a stage regressed: a
+    /// `<scenario>.timings.json` file, a directory of them (an earlier run's --transcripts), or
+    /// a file written by --write-baseline.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub baseline: Option<PathBuf>,
+    /// How many percent slower than the baseline a stage may get. Changes under 0.5 s never
+    /// count: short stages jitter by that much.
+    #[arg(
+        long,
+        value_name = "PCT",
+        default_value = "20",
+        value_parser = timings::parse_percent,
+        requires = "baseline"
+    )]
+    pub max_regression: f64,
+    /// Write every scenario's stage timings of this run into one file, for a later --baseline.
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
 }
 
 /// Runs the command; returns the process exit code.

@@ -14,6 +14,7 @@ use r2s_harness::target::qemu::QemuConfig;
 use r2s_harness::{image, runner::ScenarioResult};
 
 use super::progress::ProgressLine;
+use super::timings::{write_baseline, BaselineCheck};
 use super::{RunArgs, EXIT_ERROR, EXIT_FAIL, EXIT_PASS};
 
 pub async fn run(args: RunArgs) -> u8 {
@@ -28,6 +29,14 @@ pub async fn run(args: RunArgs) -> u8 {
             return EXIT_ERROR;
         }
         Ok(s) => s,
+        Err(e) => {
+            eprintln!("harness: {e}");
+            return EXIT_ERROR;
+        }
+    };
+
+    let baseline = match BaselineCheck::from_args(&args) {
+        Ok(check) => check,
         Err(e) => {
             eprintln!("harness: {e}");
             return EXIT_ERROR;
@@ -108,7 +117,14 @@ pub async fn run(args: RunArgs) -> u8 {
             return EXIT_ERROR;
         }
     }
-    if results.iter().all(|r| r.passed()) {
+    if let Some(path) = &args.write_baseline {
+        if let Err(e) = write_baseline(path, &image, &results) {
+            eprintln!("harness: {e}");
+            return EXIT_ERROR;
+        }
+    }
+    let within_baseline = baseline.is_none_or(|check| check.report(&image, &results));
+    if results.iter().all(|r| r.passed()) && within_baseline {
         EXIT_PASS
     } else {
         EXIT_FAIL

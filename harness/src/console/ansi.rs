@@ -144,10 +144,7 @@ mod tests {
 
     #[test]
     fn osc_ended_by_string_terminator_is_removed() {
-        assert_eq!(
-            strip(b"x\x1b]8;;http://a\x1b\\link\x1b]8;;\x1b\\y"),
-            b"xlinky"
-        );
+        assert_eq!(strip(b"x\x1b]8;;http://a\x1b\\link\x1b]8;;\x1b\\y"), b"xlinky");
     }
 
     #[test]
@@ -204,10 +201,7 @@ mod tests {
 
     #[test]
     fn unterminated_osc_hides_at_most_the_rest_of_its_line() {
-        assert_eq!(
-            strip(b"a\x1b]garbage\nKernel panic\n"),
-            b"a\nKernel panic\n"
-        );
+        assert_eq!(strip(b"a\x1b]garbage\nKernel panic\n"), b"a\nKernel panic\n");
     }
 
     #[test]

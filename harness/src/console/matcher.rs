@@ -207,9 +207,7 @@ impl Matcher {
         self.watches
             .literal_hits(self.clean_text(), from, new_start, false, &mut watch_hits);
         if let Some(active) = &self.expect {
-            let from = new_start
-                .saturating_sub(active.set.overlap())
-                .max(self.floor);
+            let from = new_start.saturating_sub(active.set.overlap()).max(self.floor);
             active
                 .set
                 .literal_hits(self.clean_text(), from, new_start, true, &mut expect_hits);
@@ -225,17 +223,9 @@ impl Matcher {
             self.line_start = newline + 1;
         }
         if end > self.line_start {
-            let lines_from = self
-                .line_start
-                .max(base)
-                .max(end.saturating_sub(LINE_CAP as u64));
+            let lines_from = self.line_start.max(base).max(end.saturating_sub(LINE_CAP as u64));
             let search_from = lines_from.max(new_start.saturating_sub(INCOMPLETE_LOOKBACK));
-            self.regex_hits(
-                lines_from..end,
-                search_from,
-                &mut watch_hits,
-                &mut expect_hits,
-            );
+            self.regex_hits(lines_from..end, search_from, &mut watch_hits, &mut expect_hits);
         }
 
         watch_hits.sort_by_key(|hit| (hit.end, hit.index));
@@ -351,8 +341,7 @@ impl Matcher {
         let expected = Expected {
             index: hit.index,
             matched: String::from_utf8_lossy(&self.text[at(hit.start)..at(hit.end)]).into_owned(),
-            before: String::from_utf8_lossy(&self.text[at(before_from)..at(hit.start)])
-                .into_owned(),
+            before: String::from_utf8_lossy(&self.text[at(before_from)..at(hit.start)]).into_owned(),
             line: self.line_of(&hit),
         };
         self.floor = hit.end;
@@ -392,8 +381,7 @@ impl Matcher {
         let mut lines: [std::ops::Range<usize>; RECENT_LINES] = Default::default();
         let mut count = 0;
         loop {
-            let line_start =
-                memrchr(b'\n', &self.text[first..line_end]).map_or(first, |i| first + i + 1);
+            let line_start = memrchr(b'\n', &self.text[first..line_end]).map_or(first, |i| first + i + 1);
             lines[count] = line_start..line_end;
             count += 1;
             if count == RECENT_LINES || line_start == first {

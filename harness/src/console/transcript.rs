@@ -41,6 +41,7 @@ pub struct TranscriptPaths {
 /// or a note is written is logged first as a line of its own. Each output chunk is flushed as
 /// it arrives; call [`Transcript::finish`] to see errors (dropping flushes on a best-effort
 /// basis).
+#[derive(Debug)]
 pub struct Transcript {
     paths: TranscriptPaths,
     raw: BufWriter<File>,

@@ -89,6 +89,21 @@ pub enum ScenarioErrorKind {
         /// The actions that take the key, e.g. "`run`".
         applies_to: &'static str,
     },
+    /// A step that only a booting target can perform, in a scenario that starts at a shell.
+    #[error(
+        "`{action}` needs the boot, but this scenario starts at a shell (start = \"login\"): \
+         start it at \"power-on\" or drop the step"
+    )]
+    StepNeedsBoot {
+        /// The step's action key.
+        action: &'static str,
+    },
+    /// A top-level `login` (the login recipe) in a scenario that does not start at login.
+    #[error(
+        "a top-level `login` is the login recipe of start = \"login\", and this scenario starts at \
+         power-on: add start = \"login\", or log in with a `login` step"
+    )]
+    RecipeWithoutLoginStart,
     /// A value that has the right type but cannot be used.
     #[error("{0}")]
     Invalid(String),

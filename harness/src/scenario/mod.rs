@@ -13,5 +13,6 @@ mod raw;
 mod tests;
 
 pub use error::{ScenarioError, ScenarioErrorKind};
-pub use model::{Action, Location, MenuChoice, Password, Scenario, Secret, Step};
+pub use model::{Action, Location, LoginRecipe, MenuChoice, Password, Scenario, Secret, Start, Step};
 pub use parse::{load, load_all, parse, DEFAULT_TIMEOUT};
+pub(crate) use parse::SourceText;

@@ -15,6 +15,8 @@ pub struct Scenario {
     pub description: Option<String>,
     /// Budget for the whole scenario (the file's `timeout`, 5 minutes when absent).
     pub timeout: Duration,
+    /// Where the first step finds the target (the file's `start`, power-on when absent).
+    pub start: Start,
     /// Fatal patterns the file adds (`fatal` literals, then `fatal_regex` regexes). The built-in
     /// fatal patterns are not included: the runner adds those.
     pub fatal: Vec<Pattern>,
@@ -22,6 +24,36 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     /// The file the scenario was read from.
     pub source: PathBuf,
+}
+
+/// Where a scenario's first step finds the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Power-on: the steps see the whole boot (`start = "power-on"`, the default).
+    PowerOn,
+    /// A shell on the booted system, reached by this recipe (`start = "login"`).
+    Login(LoginRecipe),
+}
+
+/// How a `start = "login"` scenario's state is reached: the board's default boot (nothing typed
+/// in U-Boot or its extlinux menu), then a login at the getty as `user`. On QEMU the state is
+/// reached once and snapshotted; every scenario with the same recipe starts from the snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginRecipe {
+    /// The user name typed at `login:`.
+    pub user: String,
+    /// Where the password comes from.
+    pub password: Password,
+}
+
+impl LoginRecipe {
+    /// The recipe when the file gives no `login`: root, with the password in `R2S_PASSWORD`.
+    pub fn default_root() -> LoginRecipe {
+        LoginRecipe {
+            user: "root".to_owned(),
+            password: Password::Env("R2S_PASSWORD".to_owned()),
+        }
+    }
 }
 
 /// One step of a scenario.

@@ -9,8 +9,8 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::error::{ScenarioError, ScenarioErrorKind, ACTION_KEYS};
-use super::model::{Action, Location, MenuChoice, Password, Scenario, Secret, Step};
-use super::raw::{console_regex, MenuValue, RawLogin, RawScenario, RawStep};
+use super::model::{Action, Location, LoginRecipe, MenuChoice, Password, Scenario, Secret, Start, Step};
+use super::raw::{console_regex, MenuValue, RawLogin, RawScenario, RawStep, StartValue};
 use crate::console::Pattern;
 
 /// The whole-scenario budget when the file gives none.
@@ -113,11 +113,11 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioError> {
     Ok(files)
 }
 
-/// The file being parsed, to turn byte offsets into `line:column`.
+/// The file being parsed, to turn byte offsets into `line:column`. Board profiles use it too.
 #[derive(Clone, Copy)]
-struct SourceText<'a> {
-    text: &'a str,
-    path: &'a Path,
+pub(crate) struct SourceText<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) path: &'a Path,
 }
 
 impl SourceText<'_> {
@@ -138,7 +138,7 @@ impl SourceText<'_> {
         }
     }
 
-    fn location(&self, offset: usize) -> Location {
+    pub(crate) fn location(&self, offset: usize) -> Location {
         let (line, column) = self.position(offset);
         Location {
             file: self.path.to_owned(),
@@ -216,14 +216,55 @@ impl Validator<'_> {
                 console_regex(source.get_ref()).map_err(|message| self.invalid(source.span(), message))?,
             );
         }
+        let start = self.start(raw.start, raw.login, &steps)?;
         Ok(Scenario {
             name: raw.name.into_inner().0,
             description: raw.description,
             timeout: raw.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
+            start,
             fatal,
             steps,
             source: self.file.path.to_owned(),
         })
+    }
+
+    /// `start`, its login recipe, and the steps a shell start rules out.
+    fn start(
+        &self,
+        start: Option<StartValue>,
+        login: Option<Spanned<RawLogin>>,
+        steps: &[Step],
+    ) -> Result<Start, ScenarioError> {
+        if start != Some(StartValue::Login) {
+            if let Some(login) = login {
+                let span = key_span(self.document, &[Seg::Key("login")]).map_or(login.span(), |(key, _)| key);
+                return Err(self.file.error(Some(span), ScenarioErrorKind::RecipeWithoutLoginStart));
+            }
+            return Ok(Start::PowerOn);
+        }
+        for (index, step) in steps.iter().enumerate() {
+            let action = match step.action {
+                Action::InterruptAutoboot => "interrupt_autoboot",
+                Action::Uboot { .. } => "uboot",
+                Action::Menu(_) => "menu",
+                Action::Login { .. } => "login",
+                _ => continue,
+            };
+            let span = key_span(
+                self.document,
+                &[Seg::Key("steps"), Seg::Index(index), Seg::Key(action)],
+            )
+            .map(|(key, _)| key);
+            return Err(self.file.error(span, ScenarioErrorKind::StepNeedsBoot { action }));
+        }
+        let recipe = match login {
+            Some(login) => {
+                let (user, password) = self.login(&[Seg::Key("login")], login.into_inner())?;
+                LoginRecipe { user, password }
+            }
+            None => LoginRecipe::default_root(),
+        };
+        Ok(Start::Login(recipe))
     }
 
     fn invalid(&self, span: Range<usize>, message: impl Into<String>) -> ScenarioError {
@@ -296,7 +337,9 @@ impl Validator<'_> {
                 MenuValue::Number(number) => MenuChoice::Number(number),
             })
         } else if let Some(login) = raw.login {
-            self.login(index, login.into_inner())?
+            let at = [Seg::Key("steps"), Seg::Index(index), Seg::Key("login")];
+            let (user, password) = self.login(&at, login.into_inner())?;
+            Action::Login { user, password }
         } else if let Some(command) = raw.run {
             Action::Run {
                 command: command.into_inner().0,
@@ -314,7 +357,8 @@ impl Validator<'_> {
         })
     }
 
-    fn login(&self, index: usize, login: RawLogin) -> Result<Action, ScenarioError> {
+    /// A login table's user and password; `at` is the path of the table in the document.
+    fn login(&self, at: &[Seg<'_>], login: RawLogin) -> Result<(String, Password), ScenarioError> {
         let password = match (login.password_env, login.password) {
             (None, None) => Password::None,
             (Some(env), None) => Password::Env(env.into_inner().0),
@@ -325,20 +369,12 @@ impl Validator<'_> {
                 } else {
                     ("password", literal.span())
                 };
-                let path = [
-                    Seg::Key("steps"),
-                    Seg::Index(index),
-                    Seg::Key("login"),
-                    Seg::Key(second),
-                ];
+                let path: Vec<Seg<'_>> = at.iter().copied().chain([Seg::Key(second)]).collect();
                 let span = key_span(self.document, &path).map_or(span, |(key, _)| key);
                 return Err(self.invalid(span, "give either `password_env` or `password`, not both"));
             }
         };
-        Ok(Action::Login {
-            user: login.user.0,
-            password,
-        })
+        Ok((login.user.0, password))
     }
 }
 

@@ -19,6 +19,9 @@ pub(crate) struct RawScenario {
     pub name: Spanned<NonEmpty>,
     pub description: Option<String>,
     pub timeout: Option<TimeoutValue>,
+    pub start: Option<StartValue>,
+    /// The login recipe of `start = "login"`.
+    pub login: Option<Spanned<RawLogin>>,
     // Array elements are checked after deserializing: errors raised inside an array element
     // carry the span of the whole array, and these should point at the element.
     #[serde(default)]
@@ -94,6 +97,25 @@ impl<'de> Deserialize<'de> for TimeoutValue {
             }
         }
         deserializer.deserialize_str(TimeoutVisitor)
+    }
+}
+
+/// `start = "power-on" | "login"`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StartValue {
+    PowerOn,
+    Login,
+}
+
+impl<'de> Deserialize<'de> for StartValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match String::deserialize(deserializer)?.as_str() {
+            "power-on" => Ok(StartValue::PowerOn),
+            "login" => Ok(StartValue::Login),
+            other => Err(de::Error::custom(format!(
+                r#"unknown start state {other:?}: write "power-on" (a cold boot) or "login" (a root shell on the booted system)"#
+            ))),
+        }
     }
 }
 

@@ -1,0 +1,184 @@
+//! Stage timings as JSON: one `<scenario>.timings.json` beside each transcript, and the combined
+//! baseline file `harness run --write-baseline` writes.
+//!
+//! Times are seconds (floating point, millisecond precision) from the moment the target was
+//! started, so that other tools can read them without knowing Rust's duration format.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::runner::{ScenarioResult, StageTiming};
+
+/// The `format` value of a combined baseline file.
+pub const BASELINE_FORMAT: &str = "r2s-harness-baseline/1";
+
+/// The file name suffix of a scenario's timings.
+pub const TIMINGS_SUFFIX: &str = ".timings.json";
+
+/// One scenario run's timings: what `<scenario>.timings.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The image it ran against, as given to the harness.
+    pub image: String,
+    /// `"pass"` or `"fail"`.
+    pub verdict: String,
+    /// Seconds from the target's start to the end of the scenario.
+    pub total: f64,
+    /// The stages in the order they began.
+    pub stages: Vec<StageRecord>,
+}
+
+/// One stage of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRecord {
+    /// `uboot`, `menu`, `kernel`, `stage-1`, `stage-2`, `login`, `body`, or a stage a scenario
+    /// file names.
+    pub name: String,
+    /// Seconds from the target's start to the stage's beginning.
+    pub start: f64,
+    /// Seconds the stage lasted.
+    pub duration: f64,
+}
+
+/// Several runs' timings in one file, as `--write-baseline` writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CombinedTimings {
+    /// Always [`BASELINE_FORMAT`].
+    pub format: String,
+    /// One entry per scenario.
+    pub scenarios: Vec<Timings>,
+}
+
+/// Reading or writing a timings file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TimingsError {
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+impl Timings {
+    /// The timings of `result`, a run against `image`.
+    pub fn of(result: &ScenarioResult, image: &Path) -> Timings {
+        Timings {
+            scenario: result.name.clone(),
+            image: image.display().to_string(),
+            verdict: if result.passed() { "pass" } else { "fail" }.to_owned(),
+            total: seconds(result.duration),
+            stages: result.stages.iter().map(StageRecord::of).collect(),
+        }
+    }
+
+    /// Whether the run passed; only passed runs are compared against a baseline.
+    pub fn passed(&self) -> bool {
+        self.verdict == "pass"
+    }
+
+    /// Writes `<dir>/<stem>.timings.json` and returns its path.
+    pub fn write(&self, dir: &Path, stem: &str) -> Result<PathBuf, TimingsError> {
+        let path = dir.join(format!("{stem}{TIMINGS_SUFFIX}"));
+        write_json(&path, self)?;
+        Ok(path)
+    }
+}
+
+impl StageRecord {
+    fn of(stage: &StageTiming) -> StageRecord {
+        StageRecord {
+            name: stage.name.clone(),
+            start: seconds(stage.start),
+            duration: seconds(stage.duration),
+        }
+    }
+}
+
+impl CombinedTimings {
+    /// A combined file of `runs`.
+    pub fn new(runs: Vec<Timings>) -> CombinedTimings {
+        CombinedTimings {
+            format: BASELINE_FORMAT.to_owned(),
+            scenarios: runs,
+        }
+    }
+
+    /// Writes the file at `path`.
+    pub fn write(&self, path: &Path) -> Result<(), TimingsError> {
+        write_json(path, self)
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TimingsError> {
+    let mut text = serde_json::to_string_pretty(value).expect("timings serialize");
+    text.push('\n');
+    std::fs::write(path, text).map_err(|source| TimingsError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Seconds rounded to the millisecond: finer digits are noise and make files hard to read.
+fn seconds(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::runner::Verdict;
+
+    fn result() -> ScenarioResult {
+        let stage = |name: &str, start: u64, duration: u64| StageTiming {
+            name: name.to_owned(),
+            start: Duration::from_millis(start),
+            duration: Duration::from_millis(duration),
+        };
+        ScenarioResult {
+            name: "boot-to-login".into(),
+            source: "scenarios/boot-to-login.toml".into(),
+            verdict: Verdict::Pass,
+            duration: Duration::from_micros(9_812_345),
+            stages: vec![stage("uboot", 0, 2_900), stage("menu", 2_900, 612)],
+            last_lines: vec![],
+            transcript: vec![],
+        }
+    }
+
+    #[test]
+    fn timings_json_has_the_documented_fields_in_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Timings::of(&result(), Path::new("img/r2s.img"))
+            .write(dir.path(), "boot-to-login")
+            .unwrap();
+        assert_eq!(path, dir.path().join("boot-to-login.timings.json"));
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "scenario": "boot-to-login",
+                "image": "img/r2s.img",
+                "verdict": "pass",
+                "total": 9.812,
+                "stages": [
+                    {"name": "uboot", "start": 0.0, "duration": 2.9},
+                    {"name": "menu", "start": 2.9, "duration": 0.612},
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn combined_file_names_its_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baseline.json");
+        CombinedTimings::new(vec![Timings::of(&result(), Path::new("a.img"))])
+            .write(&path)
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(json["format"], BASELINE_FORMAT);
+        assert_eq!(json["scenarios"][0]["scenario"], "boot-to-login");
+    }
+}

@@ -1,0 +1,215 @@
+//! Every scenario on every image it suits, one test each, named `qemu::<image>::<scenario>`: a
+//! custom test harness (libtest-mimic) that follows nextest's protocol, so `cargo nextest run`
+//! lists, filters, partitions and reports each pair on its own.
+//!
+//! The images are the fixtures in [`FIXTURE_SCENARIOS`] that this checkout can build, and the
+//! user's image, if any:
+//!
+//! - `R2S_TEST_IMAGE`: a raw disk image (e.g. `result/sd-image/nixos-r2s.img`);
+//! - `R2S_TEST_SCENARIOS`: scenario files or directories, `:`-separated (default: the shipped
+//!   `scenarios/`);
+//! - `R2S_TEST_BOARD`: the board profile (default and, for now, only choice: `qemu-virt`);
+//! - the scenarios' own password variables (`R2S_PASSWORD` for the shipped ones).
+//!
+//! Listing (`--list`) reads scenario files but builds and boots nothing, and writes nothing but
+//! test lines to stdout. Transcripts land in `<target>/tmp/r2s-transcripts/<image>/`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use r2s_harness::adapt::{self, Shim, ShimError};
+use r2s_harness::image::{self, ImageError};
+use r2s_harness::report::text;
+use r2s_harness::runner::{Quiet, RunContext};
+use r2s_harness::scenario::{self, Scenario};
+use r2s_harness::suite::{self, QemuRun};
+use r2s_harness::target::qemu::QemuConfig;
+
+/// Which shipped scenarios a fixture is tested with.
+#[derive(Clone, Copy)]
+enum Suits {
+    /// Every shipped scenario.
+    All,
+    /// These, by scenario name.
+    Only(&'static [&'static str]),
+}
+
+/// The good fixtures and the shipped scenarios that make sense on each. Add a row for a new
+/// fixture; a row whose fixture this checkout cannot build (see `r2s_images::fixtures()`) is left
+/// out. Pairs already booted by `boot.rs` and `adapt.rs` are kept few: each costs a cold boot.
+const FIXTURE_SCENARIOS: &[(&str, Suits)] = &[
+    ("r2s-busybox", Suits::All),
+    // One generation only, with the board's console: the adapted cold boot is what it adds.
+    ("r2s-first-boot", Suits::Only(&["boot-to-login"])),
+    // The generic-extlinux menu with the board's console: choosing an older generation.
+    ("r2s-generations", Suits::Only(&["extlinux-menu"])),
+];
+
+/// Where a test's image comes from.
+#[derive(Clone)]
+enum ImageSource {
+    /// A fixture, built (or reused from the cache) when the test runs.
+    Fixture(&'static str),
+    /// The user's image.
+    User(PathBuf),
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    libtest_mimic::run(&args, trials()).exit_code()
+}
+
+fn trials() -> Vec<Trial> {
+    let mut trials = Vec::new();
+    let known: Vec<&str> = r2s_images::fixtures().iter().map(|f| f.name).collect();
+    match scenario::load_all(&[suite::shipped_scenarios()]) {
+        Ok(shipped) => {
+            for (fixture, suits) in FIXTURE_SCENARIOS {
+                if !known.contains(fixture) {
+                    continue;
+                }
+                for scenario in shipped.iter().filter(|s| suited(*suits, s)) {
+                    trials.push(trial(fixture, ImageSource::Fixture(fixture), scenario.clone()));
+                }
+            }
+        }
+        Err(e) => trials.push(broken("qemu::shipped-scenarios", e.to_string())),
+    }
+    trials.extend(user_trials());
+    trials
+}
+
+fn suited(suits: Suits, scenario: &Scenario) -> bool {
+    match suits {
+        Suits::All => true,
+        Suits::Only(names) => names.contains(&scenario.name.as_str()),
+    }
+}
+
+/// The trials for `R2S_TEST_IMAGE`, if it is set.
+fn user_trials() -> Vec<Trial> {
+    let Some(image) = std::env::var_os("R2S_TEST_IMAGE").filter(|v| !v.is_empty()) else {
+        return Vec::new();
+    };
+    let image = PathBuf::from(image);
+    let label = name_part(
+        &image
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".to_owned()),
+    );
+    let board = std::env::var("R2S_TEST_BOARD").unwrap_or_else(|_| "qemu-virt".to_owned());
+    if board != "qemu-virt" {
+        return vec![broken(
+            &format!("qemu::{label}::board"),
+            format!("R2S_TEST_BOARD={board}: this test harness runs images on the qemu-virt board only"),
+        )];
+    }
+    let paths: Vec<PathBuf> = match std::env::var_os("R2S_TEST_SCENARIOS").filter(|v| !v.is_empty()) {
+        Some(list) => std::env::split_paths(&list).collect(),
+        None => vec![suite::shipped_scenarios()],
+    };
+    match scenario::load_all(&paths) {
+        Ok(scenarios) if scenarios.is_empty() => vec![broken(
+            &format!("qemu::{label}::scenarios"),
+            format!("R2S_TEST_SCENARIOS names no scenario files: {}", show(&paths)),
+        )],
+        Ok(scenarios) => scenarios
+            .into_iter()
+            .map(|s| trial(&label, ImageSource::User(image.clone()), s))
+            .collect(),
+        Err(e) => vec![broken(&format!("qemu::{label}::scenarios"), e.to_string())],
+    }
+}
+
+fn trial(image_label: &str, source: ImageSource, scenario: Scenario) -> Trial {
+    let name = format!("qemu::{image_label}::{}", name_part(&scenario.name));
+    let transcripts = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("r2s-transcripts")
+        .join(image_label);
+    Trial::test(name, move || run(&source, &scenario, transcripts))
+}
+
+/// A test that fails with `message`: a problem found while listing is reported as a failing
+/// test rather than on stdout, which must hold only test lines.
+fn broken(name: &str, message: String) -> Trial {
+    Trial::test(name, move || Err(message.into()))
+}
+
+/// Keeps names to what shells and nextest filters take without quoting; `::` stays a separator.
+fn name_part(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Result<(), Failed> {
+    let (image, fallback_password) = match source {
+        ImageSource::Fixture(name) => (
+            r2s_images::build(name, &r2s_images::default_cache_dir())
+                .map_err(|e| format!("building fixture {name}: {e}"))?,
+            Some(r2s_images::ROOT_PASSWORD.to_owned()),
+        ),
+        ImageSource::User(path) => (path.clone(), None),
+    };
+    let menu_labels = image::check_bootable_image(&image).map_err(|e| e.to_string())?;
+    let shim = adapt_for_qemu(&image)?;
+    let run = QemuRun {
+        image: image.clone(),
+        qemu: QemuConfig::default(),
+        transcripts,
+        context: RunContext {
+            menu_labels,
+            fallback_password,
+            ..RunContext::default()
+        },
+        shim,
+    };
+    // One thread, as in the harness binary: QEMU's parent-death signal is tied to the thread
+    // that spawned it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("async runtime: {e}"))?;
+    let result = runtime
+        .block_on(suite::run_on_qemu(&run, scenario, &mut Quiet))
+        .map_err(|e| e.to_string())?;
+    println!("image: {}", image.display());
+    println!("{}", text::summary_line(&result));
+    if result.passed() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}\n{}",
+            text::summary_line(&result),
+            text::failure_details(&result)
+        )
+        .into())
+    }
+}
+
+/// The same adaptation `harness run` applies: U-Boot boots a shim disk with the image's
+/// extlinux.conf made QEMU-ready; the image itself is never written.
+fn adapt_for_qemu(image: &Path) -> Result<Option<Arc<Shim>>, Failed> {
+    match adapt::adapt(image) {
+        Ok(adapted) => Ok(adapted.map(|a| Arc::new(a.shim))),
+        Err(ShimError::Image(ImageError::NoBootConfig { .. })) => Ok(None),
+        Err(e) => Err(format!("adapting {} for QEMU: {e}", image.display()).into()),
+    }
+}
+
+fn show(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

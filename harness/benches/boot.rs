@@ -18,10 +18,15 @@ fn main() {
         r2s_images::build(r2s_images::DEFAULT_FIXTURE, &r2s_images::default_cache_dir()).expect("fixture");
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/boot-to-login.toml");
     let harness = env!("CARGO_BIN_EXE_harness");
+    // Raw QEMU gets the disks the harness attaches: the image behind an overlay and, when the
+    // image names the R2S console, the shim disk that adaptation builds (built here once, outside
+    // the timing; the harness builds its own inside its run).
+    let adapted = r2s_harness::adapt::adapt(&image).expect("adapt");
+    let shim = adapted.as_ref().map(|a| a.shim.disk().to_owned());
     let mut raw = Vec::new();
     let mut ours = Vec::new();
     for run in 0..RUNS {
-        let r = raw_qemu(&image);
+        let r = raw_qemu(&image, shim.as_deref());
         let h = harness_run(harness, &image, &scenario);
         println!(
             "run {run}: raw QEMU {:.2}s, harness {:.2}s",
@@ -41,19 +46,24 @@ fn main() {
 }
 
 /// QEMU with the harness's own arguments, overlay creation included, until the login prompt.
-fn raw_qemu(image: &Path) -> Duration {
+fn raw_qemu(image: &Path, shim: Option<&Path>) -> Duration {
     let dir = tempfile::tempdir().expect("tempdir");
-    let overlay = dir.path().join("disk.qcow2");
     let config = QemuConfig::default();
     let start = Instant::now();
-    let status = Command::new(&config.qemu_img)
-        .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
-        .arg(image)
-        .arg(&overlay)
-        .status()
-        .expect("qemu-img");
-    assert!(status.success());
-    let args = QemuTarget::args(&config, &[overlay], &dir.path().join("qmp.sock"));
+    // The shim goes last: U-Boot's `virtio 0`, as in `QemuTarget::start`.
+    let mut disks = Vec::new();
+    for (backing, name) in std::iter::once((image, "disk.qcow2")).chain(shim.map(|s| (s, "shim.qcow2"))) {
+        let overlay = dir.path().join(name);
+        let status = Command::new(&config.qemu_img)
+            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+            .arg(backing)
+            .arg(&overlay)
+            .status()
+            .expect("qemu-img");
+        assert!(status.success());
+        disks.push(overlay);
+    }
+    let args = QemuTarget::args(&config, &disks, &dir.path().join("qmp.sock"));
     let mut child = Command::new(&config.qemu)
         .args(&args)
         .stdin(Stdio::piped())

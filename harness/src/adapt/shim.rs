@@ -158,7 +158,9 @@ fn write_gpt(disk: &Path, total: u64, fs_bytes: u64) -> Result<(), ShimError> {
 fn mkfs_into(disk: &Path, tree: &Path, fs_bytes: u64) -> Result<(), ShimError> {
     let mut command = Command::new("mke2fs");
     command
-        .args(["-q", "-F", "-t", "ext4", "-L", SHIM_LABEL, "-E"])
+        // 4 KiB blocks: below 512 MiB mke2fs picks 1 KiB ones, and copying a 30 MiB kernel in
+        // 1 KiB writes doubled the time the shim adds to every run.
+        .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-L", SHIM_LABEL, "-E"])
         .arg(format!("offset={},nodiscard,root_owner=0:0", FIRST_LBA * SECTOR))
         .arg("-d")
         .arg(tree)

@@ -6,12 +6,14 @@
 //! tree. The kernel, initrd and root filesystem are the image's own.
 
 mod append;
+mod cache;
 mod config;
 mod shim;
 
 use std::path::Path;
 
 pub use append::{adapt_append, ArgChange, QEMU_CONSOLE, QEMU_EARLYCON};
+pub use cache::{default_cache_dir, ShimCache};
 pub use config::{adapt_config, Change};
 pub use shim::{Shim, ShimError, SHIM_LABEL};
 
@@ -29,15 +31,46 @@ pub struct Adapted {
 /// Plans and builds the adaptation of `image`. `Ok(None)` when the image's configuration needs
 /// no change (it already boots on QEMU virt as it is).
 pub fn adapt(image: &Path) -> Result<Option<Adapted>, ShimError> {
+    adapt_cached(image, None)
+}
+
+/// [`adapt`], reusing the shim of an earlier run of the same, unchanged image from `cache` and
+/// putting a new one there.
+pub fn adapt_cached(image: &Path, cache: Option<&ShimCache>) -> Result<Option<Adapted>, ShimError> {
     let found = boot_config::find(image)?;
     let (adapted, changes) = adapt_config(&found.config);
     if changes.is_empty() {
         return Ok(None);
     }
-    let shim = shim::build(image, &found, &adapted)?;
+    let shim = match cache {
+        Some(cache) => cached_shim(cache, image, &found, &adapted)?,
+        None => shim::build(image, &found, &adapted)?,
+    };
     Ok(Some(Adapted {
         source: format!("partition {}:{}", found.partition, found.path),
         changes,
         shim,
     }))
+}
+
+fn cached_shim(
+    cache: &ShimCache,
+    image: &Path,
+    found: &boot_config::Found,
+    adapted: &crate::image::extlinux::Config,
+) -> Result<Shim, ShimError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ShimError::Io { path, source }
+    };
+    let key = ShimCache::key(image, adapted).map_err(io(image))?;
+    if let Some(disk) = cache.get(&key) {
+        return Ok(Shim::cached(disk));
+    }
+    let built = shim::build(image, found, adapted)?;
+    // An unwritable cache costs speed, not the run: keep the private shim.
+    match cache.put(&key, built.disk()) {
+        Ok(disk) => Ok(Shim::cached(disk)),
+        Err(_) => Ok(built),
+    }
 }

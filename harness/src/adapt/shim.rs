@@ -38,10 +38,10 @@ pub enum ShimError {
     Gpt { path: PathBuf, message: String },
 }
 
-/// A built shim disk; the files are removed when it is dropped.
+/// A built shim disk. A private one is removed when it is dropped; a cached one stays.
 #[derive(Debug)]
 pub struct Shim {
-    dir: TempDir,
+    dir: Option<TempDir>,
     disk: PathBuf,
 }
 
@@ -51,9 +51,14 @@ impl Shim {
         &self.disk
     }
 
-    /// The private directory the shim lives in.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+    /// A shim whose disk is in the cache: nothing is removed when it is dropped.
+    pub fn cached(disk: PathBuf) -> Shim {
+        Shim { dir: None, disk }
+    }
+
+    /// The private directory of a shim built for this run only.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_ref().map(TempDir::path)
     }
 }
 
@@ -94,7 +99,7 @@ pub fn build(image: &Path, found: &Found, adapted: &Config) -> Result<Shim, Shim
     let total = FIRST_LBA * SECTOR + fs_bytes + (1 << 20);
     write_gpt(&disk, total, fs_bytes)?;
     mkfs_into(&disk, &tree, fs_bytes)?;
-    Ok(Shim { dir, disk })
+    Ok(Shim { dir: Some(dir), disk })
 }
 
 /// Every kernel and initrd the labels name, as paths inside the partition.

@@ -59,6 +59,11 @@ pub struct RunArgs {
     /// machine cannot honour it (an R2S console=ttyS2 then leaves the console silent).
     #[arg(long)]
     pub no_adapt: bool,
+    /// Where to keep what later runs of an unchanged image can reuse (the adaptation's shim
+    /// disk). Default: $R2S_CACHE_DIR, else $XDG_CACHE_HOME/r2s-harness, else
+    /// ~/.cache/r2s-harness.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// Compare stage timings with a baseline and fail the run if a stage regressed: a
     /// `<scenario>.timings.json` file, a directory of them (an earlier run's --transcripts), or
     /// a file written by --write-baseline.

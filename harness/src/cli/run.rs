@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use r2s_harness::adapt::{self, Shim, ShimError};
+use r2s_harness::adapt::{self, Shim, ShimCache, ShimError};
 use r2s_harness::image::ImageError;
 
 use r2s_harness::report::{junit, text};
@@ -65,7 +65,8 @@ pub async fn run(args: RunArgs) -> u8 {
         println!("adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written");
         None
     } else {
-        match adapt_for_qemu(&image).await {
+        let cache = args.cache_dir.clone().or_else(adapt::default_cache_dir);
+        match adapt_for_qemu(&image, cache).await {
             Ok(shim) => shim,
             Err(e) => {
                 eprintln!("harness: cannot adapt {} for QEMU: {e}", image.display());
@@ -146,11 +147,14 @@ async fn build_default_fixture() -> Result<PathBuf, String> {
 
 /// Builds the shim disk that shows U-Boot a QEMU-ready copy of the image's extlinux.conf, and
 /// says what it changed. `None` when the image boots on QEMU as it is.
-async fn adapt_for_qemu(image: &Path) -> Result<Option<Arc<Shim>>, String> {
+async fn adapt_for_qemu(image: &Path, cache: Option<PathBuf>) -> Result<Option<Arc<Shim>>, String> {
     let owned = image.to_owned();
-    let adapted = tokio::task::spawn_blocking(move || adapt::adapt(&owned))
-        .await
-        .map_err(|e| e.to_string())?;
+    let adapted = tokio::task::spawn_blocking(move || {
+        let cache = cache.map(|dir| ShimCache::new(&dir));
+        adapt::adapt_cached(&owned, cache.as_ref())
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     match adapted {
         Ok(Some(adapted)) => {
             println!("adapted for QEMU (the image is not modified; turn off with --no-adapt):");

@@ -1,0 +1,218 @@
+//! The filesystems NixOS finds by label: `NIXOS_SD` (the root, which stage 1 waits for) and
+//! `NIXOS_BOOT` (the boot files, where the layout has one).
+
+use super::report::{Check, CheckName};
+use super::Probed;
+use crate::image::FsKind;
+
+/// The root filesystem's label, which NixOS's stage 1 mounts as `/`.
+pub const ROOT_LABEL: &str = "NIXOS_SD";
+/// The boot filesystem's label, in layouts with a separate boot partition.
+pub const BOOT_LABEL: &str = "NIXOS_BOOT";
+
+fn labelled<'a>(parts: &'a [Probed], label: &str) -> Vec<&'a Probed> {
+    parts.iter().filter(|p| p.fs.label() == Some(label)).collect()
+}
+
+fn list(parts: &[&Probed]) -> String {
+    parts
+        .iter()
+        .map(|p| p.describe())
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+fn location(label: &str) -> String {
+    format!("filesystem labels of all partitions (LABEL={label})")
+}
+
+/// Exactly one filesystem is labelled `NIXOS_SD`.
+pub fn check_root_label(parts: &[Probed]) -> Check {
+    let found = labelled(parts, ROOT_LABEL);
+    match found.as_slice() {
+        [one] => Check::pass(
+            CheckName::RootLabel,
+            location(ROOT_LABEL),
+            format!("{ROOT_LABEL} is {}", one.describe()),
+        ),
+        [] => Check::fail(
+            CheckName::RootLabel,
+            location(ROOT_LABEL),
+            format!(
+                "no filesystem is labelled {ROOT_LABEL} (labels: {})",
+                all_labels(parts)
+            ),
+            format!(
+                "label the root filesystem: `e2label /dev/sdX2 {ROOT_LABEL}`; NixOS's stage 1 waits for \
+                 /dev/disk/by-label/{ROOT_LABEL}"
+            ),
+        ),
+        many => Check::fail(
+            CheckName::RootLabel,
+            location(ROOT_LABEL),
+            format!(
+                "{} filesystems are labelled {ROOT_LABEL}: {}",
+                many.len(),
+                list(many)
+            ),
+            format!(
+                "relabel all but the root filesystem; /dev/disk/by-label/{ROOT_LABEL} points at whichever \
+                 udev sees last"
+            ),
+        ),
+    }
+}
+
+/// At most one filesystem is labelled `NIXOS_BOOT` (layouts without one keep `/boot` on the
+/// root filesystem).
+pub fn check_boot_label(parts: &[Probed]) -> Check {
+    let found = labelled(parts, BOOT_LABEL);
+    match found.as_slice() {
+        [] => Check::pass(
+            CheckName::BootLabel,
+            location(BOOT_LABEL),
+            format!("no {BOOT_LABEL}: this layout keeps /boot elsewhere"),
+        ),
+        [one] => Check::pass(CheckName::BootLabel, location(BOOT_LABEL), format!("{BOOT_LABEL} is {}", one.describe())),
+        many => Check::fail(
+            CheckName::BootLabel,
+            location(BOOT_LABEL),
+            format!("{} filesystems are labelled {BOOT_LABEL}: {}", many.len(), list(many)),
+            format!(
+                "relabel all but the boot filesystem; NixOS mounts /boot from /dev/disk/by-label/{BOOT_LABEL}, \
+                 which points at whichever udev sees last"
+            ),
+        ),
+    }
+}
+
+fn all_labels(parts: &[Probed]) -> String {
+    let labels: Vec<String> = parts
+        .iter()
+        .map(|p| match p.fs.label() {
+            Some(label) => format!("{} {label:?}", p.partition.index),
+            None => format!("{} none", p.partition.index),
+        })
+        .collect();
+    if labels.is_empty() {
+        "no partitions".to_owned()
+    } else {
+        labels.join(", ")
+    }
+}
+
+/// The root filesystem (the first `NIXOS_SD`) is ext4; f2fs is a warning, anything else fails.
+pub fn check_root_filesystem(parts: &[Probed]) -> Check {
+    let location = format!("superblock of the partition labelled {ROOT_LABEL}");
+    let Some(root) = labelled(parts, ROOT_LABEL).into_iter().next() else {
+        return Check::warn(
+            CheckName::RootFilesystem,
+            location,
+            format!("not checked: no filesystem is labelled {ROOT_LABEL}"),
+            "see root-label",
+        );
+    };
+    match &root.fs {
+        FsKind::Ext4 { .. } => Check::pass(
+            CheckName::RootFilesystem,
+            location,
+            format!("{} is ext4", root.describe()),
+        ),
+        FsKind::F2fs { .. } => Check::warn(
+            CheckName::RootFilesystem,
+            location,
+            format!("{} is f2fs", root.describe()),
+            "use ext4: on f2fs, Nix's SQLite database has failed with \"disk I/O error\"",
+        ),
+        other => Check::fail(
+            CheckName::RootFilesystem,
+            location,
+            format!("{} holds {other}, not ext4", root.describe()),
+            "format the root partition as ext4 (`mkfs.ext4 -L NIXOS_SD`)",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::{Partition, PartitionType};
+    use crate::inspect::report::Status;
+
+    fn part(index: u32, fs: FsKind) -> Probed {
+        Probed {
+            partition: Partition {
+                index,
+                first_lba: 32768 * u64::from(index),
+                last_lba: 32768 * u64::from(index) + 2047,
+                sector_size: 512,
+                kind: PartitionType::Mbr(0x83),
+                name: String::new(),
+                bootable: false,
+                partuuid: format!("00000000-{index:02x}"),
+            },
+            fs,
+        }
+    }
+
+    fn ext4(index: u32, label: &str) -> Probed {
+        part(
+            index,
+            FsKind::Ext4 {
+                label: Some(label.to_owned()),
+            },
+        )
+    }
+
+    #[test]
+    fn one_root_and_one_boot_label_pass() {
+        let parts = [ext4(1, BOOT_LABEL), ext4(2, ROOT_LABEL)];
+        assert_eq!(check_root_label(&parts).status, Status::Pass);
+        assert_eq!(check_boot_label(&parts).status, Status::Pass);
+        assert_eq!(check_root_filesystem(&parts).status, Status::Pass);
+    }
+
+    #[test]
+    fn a_missing_root_label_fails_listing_the_labels() {
+        let parts = [ext4(1, BOOT_LABEL), ext4(2, "nixos")];
+        let check = check_root_label(&parts);
+        assert_eq!(check.status, Status::Fail);
+        assert_eq!(
+            check.message,
+            "no filesystem is labelled NIXOS_SD (labels: 1 \"NIXOS_BOOT\", 2 \"nixos\")"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_root_label_fails() {
+        let parts = [ext4(2, ROOT_LABEL), ext4(3, ROOT_LABEL)];
+        assert_eq!(check_root_label(&parts).status, Status::Fail);
+    }
+
+    #[test]
+    fn a_duplicate_boot_label_fails_and_none_passes() {
+        assert_eq!(
+            check_boot_label(&[ext4(1, BOOT_LABEL), ext4(3, BOOT_LABEL)]).status,
+            Status::Fail
+        );
+        assert_eq!(check_boot_label(&[ext4(2, ROOT_LABEL)]).status, Status::Pass);
+    }
+
+    #[test]
+    fn f2fs_root_warns_and_vfat_root_fails() {
+        let f2fs = [part(
+            2,
+            FsKind::F2fs {
+                label: Some(ROOT_LABEL.to_owned()),
+            },
+        )];
+        assert_eq!(check_root_filesystem(&f2fs).status, Status::Warn);
+        let vfat = [part(
+            2,
+            FsKind::Vfat {
+                label: Some(ROOT_LABEL.to_owned()),
+            },
+        )];
+        assert_eq!(check_root_filesystem(&vfat).status, Status::Fail);
+    }
+}

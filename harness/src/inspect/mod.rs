@@ -1,0 +1,162 @@
+//! `harness inspect`: static checks of a board image before it is flashed, without booting
+//! anything and without writing to the image (it is only ever opened read-only).
+//!
+//! Each group of checks lives in its own file as functions over bytes and parsed structures;
+//! [`inspect`] reads what they need from the image and collects their verdicts in a
+//! [`Report`], which [`render`] turns into text or JSON.
+
+pub mod board;
+pub mod bootloader;
+pub mod entry;
+pub mod extlinux;
+pub mod fdt;
+pub mod filesystems;
+pub mod partitions;
+pub mod render;
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+pub use board::{Board, Profile};
+pub use report::{Check, CheckName, Report, Status};
+
+use crate::image::{boot_config, probe_filesystem, Ext4Volume, FsKind, ImageError, Partition, Table};
+use bootloader::SECTOR;
+use entry::{Context, Files, Volumes};
+
+/// A partition and the filesystem its superblock shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probed {
+    /// The partition table entry.
+    pub partition: Partition,
+    /// What it holds.
+    pub fs: FsKind,
+}
+
+impl Probed {
+    /// `partition 1 (ext4 labelled "NIXOS_BOOT", sectors 32768–1081343)`, in 512-byte sectors.
+    pub fn describe(&self) -> String {
+        let bytes = self.partition.byte_range();
+        format!(
+            "partition {} ({}, sectors {}–{})",
+            self.partition.index,
+            self.fs,
+            bytes.start / SECTOR,
+            bytes.end / SECTOR - 1
+        )
+    }
+
+    /// `partition 1 (NIXOS_BOOT)`, or `partition 1` when it has no label.
+    pub fn short(&self) -> String {
+        match self.fs.label() {
+            Some(label) => format!("partition {} ({label})", self.partition.index),
+            None => format!("partition {}", self.partition.index),
+        }
+    }
+}
+
+/// The ext4 filesystems of an image, opened once each.
+struct ImageVolumes {
+    volumes: BTreeMap<u32, Result<Ext4Volume, String>>,
+}
+
+impl ImageVolumes {
+    fn open(image: &Path, parts: &[Probed]) -> ImageVolumes {
+        let volumes = parts
+            .iter()
+            .map(|p| {
+                let volume = match &p.fs {
+                    FsKind::Ext4 { .. } => Ext4Volume::open(image, &p.partition).map_err(|e| e.to_string()),
+                    other => Err(format!(
+                        "{} holds {other}, which this harness cannot look into",
+                        p.short()
+                    )),
+                };
+                (p.partition.index, volume)
+            })
+            .collect();
+        ImageVolumes { volumes }
+    }
+}
+
+impl Volumes for ImageVolumes {
+    fn files(&self, index: u32) -> Result<&dyn Files, String> {
+        match self.volumes.get(&index) {
+            Some(Ok(volume)) => Ok(volume),
+            Some(Err(reason)) => Err(reason.clone()),
+            None => Err(format!("there is no partition {index}")),
+        }
+    }
+}
+
+/// Runs every check on `image` for `board`. Fails only when the image itself cannot be read:
+/// it cannot be opened, has no partition table, or is shorter than its table says. Problems
+/// inside filesystems are check failures, not errors.
+pub fn inspect(image: &Path, board: Board) -> Result<Report, ImageError> {
+    let profile = board.profile();
+    let table = Table::read(image)?;
+    let parts = table
+        .partitions
+        .iter()
+        .map(|p| {
+            Ok(Probed {
+                partition: p.clone(),
+                fs: probe_filesystem(image, p)?,
+            })
+        })
+        .collect::<Result<Vec<_>, ImageError>>()?;
+    let area = read_bootloader_area(image, table.image_len, profile)?;
+
+    let mut checks = vec![
+        partitions::check_table(&table),
+        partitions::check_bootloader_area(&parts, profile),
+        bootloader::check_idbloader(&area, &parts, profile),
+        bootloader::check_u_boot_itb(&area, &parts, profile),
+        filesystems::check_root_label(&parts),
+        filesystems::check_boot_label(&parts),
+        filesystems::check_root_filesystem(&parts),
+    ];
+
+    let found = boot_config::find(image);
+    checks.push(extlinux::check_conf(found.as_ref()));
+    if let Ok(found) = &found {
+        checks.push(extlinux::check_keywords(found));
+        checks.push(extlinux::check_default(found));
+        let volumes = ImageVolumes::open(image, &parts);
+        let ctx = Context {
+            profile,
+            parts: &parts,
+            config_partition: found.partition,
+            config_path: &found.path,
+            volumes: &volumes,
+        };
+        for label in &found.config.labels {
+            checks.extend(entry::check_entry(label, &ctx));
+        }
+    }
+    Ok(Report {
+        image: image.to_owned(),
+        board: profile.name,
+        checks,
+    })
+}
+
+/// The image from sector 0 up to the board's first free sector, or all of a shorter image.
+fn read_bootloader_area(image: &Path, image_len: u64, profile: &Profile) -> Result<Vec<u8>, ImageError> {
+    let len = (profile.first_free_sector * SECTOR).min(image_len);
+    let mut area = vec![0u8; len as usize];
+    let file = File::open(image).map_err(|error| ImageError::Open {
+        image: image.to_owned(),
+        error,
+    })?;
+    file.read_exact_at(&mut area, 0)
+        .map_err(|error| ImageError::Read {
+            image: image.to_owned(),
+            what: format!("sectors 0–{} (the bootloader area)", len / SECTOR),
+            error,
+        })?;
+    Ok(area)
+}

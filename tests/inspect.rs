@@ -248,13 +248,7 @@ fn a_truncated_image_is_exit_2_saying_truncated() {
     let dir = temp_dir();
     let image = dir.path().join("truncated.img");
     // The partition table and bootloader survive; the partitions do not.
-    let mut head = vec![0u8; 20 << 20];
-    use std::io::Read;
-    std::fs::File::open(&source)
-        .unwrap()
-        .read_exact(&mut head)
-        .unwrap();
-    std::fs::write(&image, head).unwrap();
+    write_truncated_copy(&source, 20 << 20, &image);
     let run = inspect(&image, &[]);
     assert_eq!(run.code(), Some(2), "{}", run.explain());
     assert_eq!(run.stdout, "", "{}", run.explain());
@@ -273,10 +267,7 @@ fn a_truncated_image_is_exit_2_saying_truncated() {
 fn a_garbage_image_is_exit_2_saying_there_is_no_partition_table() {
     let dir = temp_dir();
     let image = dir.path().join("garbage.img");
-    let bytes: Vec<u8> = (0..(1u32 << 20))
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
-    std::fs::write(&image, bytes).unwrap();
+    write_garbage_image(&image);
     let run = inspect(&image, &[]);
     assert_eq!(run.code(), Some(2), "{}", run.explain());
     assert!(

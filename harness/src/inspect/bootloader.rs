@@ -157,9 +157,10 @@ fn check(area: &[u8], parts: &[Probed], piece: Piece<'_>) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::{FsKind, Partition, PartitionType};
+    use crate::image::FsKind;
     use crate::inspect::board::Board;
     use crate::inspect::report::Status;
+    use crate::inspect::test_parts::probed;
 
     fn profile() -> &'static Profile {
         Board::NanopiR2s.profile()
@@ -182,21 +183,8 @@ mod tests {
     }
 
     fn vfat_at(first_lba: u64) -> Probed {
-        Probed {
-            partition: Partition {
-                index: 1,
-                first_lba,
-                last_lba: first_lba + 61439,
-                sector_size: 512,
-                kind: PartitionType::Mbr(0x0b),
-                name: String::new(),
-                bootable: false,
-                partuuid: "2178694e-01".to_owned(),
-            },
-            fs: FsKind::Vfat {
-                label: Some("FIRMWARE".to_owned()),
-            },
-        }
+        let label = Some("FIRMWARE".to_owned());
+        probed(1, first_lba, first_lba + 61439, FsKind::Vfat { label })
     }
 
     #[test]

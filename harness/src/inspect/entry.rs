@@ -519,9 +519,10 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::image::{Config, FsKind, Partition, PartitionType};
+    use crate::image::Config;
     use crate::inspect::board::Board;
     use crate::inspect::report::Status;
+    use crate::inspect::test_parts::ext4;
 
     /// An in-memory filesystem.
     #[derive(Default)]
@@ -558,24 +559,6 @@ mod tests {
         k
     }
 
-    fn part(index: u32, label: &str) -> Probed {
-        Probed {
-            partition: Partition {
-                index,
-                first_lba: 32768 * u64::from(index),
-                last_lba: 32768 * u64::from(index) + 2047,
-                sector_size: 512,
-                kind: PartitionType::Mbr(0x83),
-                name: String::new(),
-                bootable: false,
-                partuuid: format!("1a2b3c4d-{index:02x}"),
-            },
-            fs: FsKind::Ext4 {
-                label: Some(label.to_owned()),
-            },
-        }
-    }
-
     const CONF: &str = "DEFAULT a\nLABEL a\n  LINUX ../nixos/k-Image\n  INITRD ../nixos/i-initrd\n  FDT \
                         ../nixos/k-dtbs/rockchip/rk3328-nanopi-r2s.dtb\n  APPEND init=/nix/store/s/init \
                         console=ttyS2,1500000 loglevel=4\n";
@@ -598,7 +581,7 @@ mod tests {
     }
 
     fn run(conf: &str, disk: &Disk) -> Vec<(CheckName, Status)> {
-        let parts = [part(1, "NIXOS_BOOT"), part(2, "NIXOS_SD")];
+        let parts = [ext4(1, "NIXOS_BOOT"), ext4(2, "NIXOS_SD")];
         let config = Config::parse(conf).unwrap();
         let ctx = Context {
             profile: Board::NanopiR2s.profile(),

@@ -136,32 +136,12 @@ pub fn check_root_filesystem(parts: &[Probed]) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::{Partition, PartitionType};
     use crate::inspect::report::Status;
+    use crate::inspect::test_parts::{ext4, probed};
 
     fn part(index: u32, fs: FsKind) -> Probed {
-        Probed {
-            partition: Partition {
-                index,
-                first_lba: 32768 * u64::from(index),
-                last_lba: 32768 * u64::from(index) + 2047,
-                sector_size: 512,
-                kind: PartitionType::Mbr(0x83),
-                name: String::new(),
-                bootable: false,
-                partuuid: format!("00000000-{index:02x}"),
-            },
-            fs,
-        }
-    }
-
-    fn ext4(index: u32, label: &str) -> Probed {
-        part(
-            index,
-            FsKind::Ext4 {
-                label: Some(label.to_owned()),
-            },
-        )
+        let first = 32768 * u64::from(index);
+        probed(index, first, first + 2047, fs)
     }
 
     #[test]

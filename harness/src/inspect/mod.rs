@@ -160,3 +160,45 @@ fn read_bootloader_area(image: &Path, image_len: u64, profile: &Profile) -> Resu
         })?;
     Ok(area)
 }
+
+/// Partitions for the checks' unit tests.
+#[cfg(test)]
+pub(crate) mod test_parts {
+    use super::Probed;
+    use crate::image::{FsKind, Partition, PartitionType};
+
+    /// MBR partition `index` (PARTUUID `1a2b3c4d-<index>`) over 512-byte sectors
+    /// `first_lba..=last_lba`, holding `fs`.
+    pub(crate) fn probed(index: u32, first_lba: u64, last_lba: u64, fs: FsKind) -> Probed {
+        Probed {
+            partition: Partition {
+                index,
+                first_lba,
+                last_lba,
+                sector_size: 512,
+                kind: PartitionType::Mbr(if matches!(fs, FsKind::Vfat { .. }) {
+                    0x0b
+                } else {
+                    0x83
+                }),
+                name: String::new(),
+                bootable: false,
+                partuuid: format!("1a2b3c4d-{index:02x}"),
+            },
+            fs,
+        }
+    }
+
+    /// An ext4 partition `index` labelled `label`, somewhere after the bootloader area.
+    pub(crate) fn ext4(index: u32, label: &str) -> Probed {
+        let first = 32768 * u64::from(index);
+        probed(
+            index,
+            first,
+            first + 2047,
+            FsKind::Ext4 {
+                label: Some(label.to_owned()),
+            },
+        )
+    }
+}

@@ -79,26 +79,14 @@ pub fn check_bootloader_area(parts: &[Probed], profile: &Profile) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::{FsKind, Partition, PartitionType, Scheme};
+    use crate::image::{FsKind, Scheme};
     use crate::inspect::board::Board;
     use crate::inspect::report::Status;
+    use crate::inspect::test_parts::probed;
 
     fn ext4(index: u32, first_lba: u64, last_lba: u64, label: &str) -> Probed {
-        Probed {
-            partition: Partition {
-                index,
-                first_lba,
-                last_lba,
-                sector_size: 512,
-                kind: PartitionType::Mbr(0x83),
-                name: String::new(),
-                bootable: false,
-                partuuid: format!("00000000-{index:02x}"),
-            },
-            fs: FsKind::Ext4 {
-                label: Some(label.to_owned()),
-            },
-        }
+        let label = Some(label.to_owned());
+        probed(index, first_lba, last_lba, FsKind::Ext4 { label })
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub fn check_idbloader(area: &[u8], parts: &[Probed], profile: &Profile) -> Chec
         parts,
         Piece {
             name: CheckName::Idbloader,
-            what: "RK3328 idbloader (TPL/SPL)",
+            what: "RK3328 TPL/SPL",
             file: "idbloader.img",
             sector: profile.idbloader_sector,
             magic: "3b 8c dc fc, RK32 at +0x800",
@@ -95,7 +95,7 @@ fn check(area: &[u8], parts: &[Probed], piece: Piece<'_>) -> Check {
         (true, None) => Check::pass(
             piece.name,
             location,
-            format!("{} {} is at sector {}", piece.what, piece.file, piece.sector),
+            format!("{} ({}) is at sector {}", piece.file, piece.what, piece.sector),
         ),
         (true, Some(part)) => Check::warn(
             piece.name,

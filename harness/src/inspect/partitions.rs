@@ -4,11 +4,14 @@ use super::board::Profile;
 use super::bootloader::SECTOR;
 use super::report::{Check, CheckName};
 use super::Probed;
-use crate::image::Table;
+use crate::image::{Scheme, Table};
 
 /// The table was parsed; it fails only when it holds no partition at all.
 pub fn check_table(table: &Table) -> Check {
-    let location = "sectors 0–33 (MBR, GPT header and entries)";
+    let location = match table.scheme {
+        Scheme::Gpt => "sectors 0–33 (protective MBR, GPT header and entries) and the backup GPT",
+        Scheme::Mbr => "sector 0 (MBR) and any extended partition chain",
+    };
     let found = format!(
         "{} with {} partition{}, {}-byte sectors",
         table.scheme,
@@ -79,7 +82,7 @@ pub fn check_bootloader_area(parts: &[Probed], profile: &Profile) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::{FsKind, Scheme};
+    use crate::image::FsKind;
     use crate::inspect::board::Board;
     use crate::inspect::report::Status;
     use crate::inspect::test_parts::probed;

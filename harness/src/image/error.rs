@@ -90,6 +90,16 @@ pub enum ImageError {
         /// The reader's explanation.
         reason: String,
     },
+    /// A FAT filesystem that cannot be read.
+    #[error("{}: partition {partition}: cannot read the FAT filesystem: {reason}", image.display())]
+    FatFilesystem {
+        /// The image file.
+        image: PathBuf,
+        /// The partition (1-based).
+        partition: u32,
+        /// The reader's explanation.
+        reason: String,
+    },
     /// A file that is not in the filesystem.
     #[error("{}: partition {partition}: {path}: no such file", image.display())]
     FileNotFound {

@@ -6,7 +6,7 @@ use super::fdt;
 use super::report::{Check, CheckName};
 use super::Probed;
 use crate::image::boot_config::resolve;
-use crate::image::{Ext4Volume, ImageError, Label};
+use crate::image::{ImageError, Label, Volume};
 
 /// Files of one filesystem, as the entry checks read them. `Ok(None)`: no such file.
 pub trait Files {
@@ -16,7 +16,7 @@ pub trait Files {
     fn exists(&self, path: &str) -> Result<bool, String>;
 }
 
-impl Files for Ext4Volume {
+impl Files for Volume {
     fn head(&self, path: &str, len: usize) -> Result<Option<(u64, Vec<u8>)>, String> {
         match self.read_head(path, len) {
             Ok(found) => Ok(Some(found)),
@@ -26,7 +26,7 @@ impl Files for Ext4Volume {
     }
 
     fn exists(&self, path: &str) -> Result<bool, String> {
-        Ext4Volume::exists(self, path).map_err(|e| e.to_string())
+        Volume::exists(self, path).map_err(|e| e.to_string())
     }
 }
 

@@ -23,7 +23,7 @@ use std::path::Path;
 pub use board::{Board, Profile};
 pub use report::{Check, CheckName, Report, Status};
 
-use crate::image::{boot_config, probe_filesystem, Ext4Volume, FsKind, ImageError, Partition, Table};
+use crate::image::{boot_config, probe_filesystem, FsKind, ImageError, Partition, Table, Volume};
 use bootloader::SECTOR;
 use entry::{Context, Files, Volumes};
 
@@ -58,9 +58,9 @@ impl Probed {
     }
 }
 
-/// The ext4 filesystems of an image, opened once each.
+/// The readable (ext4 and vfat) filesystems of an image, opened once each.
 struct ImageVolumes {
-    volumes: BTreeMap<u32, Result<Ext4Volume, String>>,
+    volumes: BTreeMap<u32, Result<Volume, String>>,
 }
 
 impl ImageVolumes {
@@ -68,12 +68,14 @@ impl ImageVolumes {
         let volumes = parts
             .iter()
             .map(|p| {
-                let volume = match &p.fs {
-                    FsKind::Ext4 { .. } => Ext4Volume::open(image, &p.partition).map_err(|e| e.to_string()),
-                    other => Err(format!(
-                        "{} holds {other}, which this harness cannot look into",
-                        p.short()
+                let volume = match Volume::open(image, &p.partition, &p.fs) {
+                    Ok(Some(volume)) => Ok(volume),
+                    Ok(None) => Err(format!(
+                        "{} holds {}, which this harness cannot look into",
+                        p.short(),
+                        p.fs
                     )),
+                    Err(e) => Err(e.to_string()),
                 };
                 (p.partition.index, volume)
             })
@@ -120,7 +122,7 @@ pub fn inspect(image: &Path, board: Board) -> Result<Report, ImageError> {
         filesystems::check_root_filesystem(&parts),
     ];
 
-    let found = boot_config::find(image);
+    let found = boot_config::find_including_vfat(image);
     checks.push(extlinux::check_conf(found.as_ref()));
     if let Ok(found) = &found {
         checks.push(extlinux::check_keywords(found));

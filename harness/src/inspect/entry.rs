@@ -129,7 +129,13 @@ fn find_file(
         Ok(None) => Err(Check::fail(
             name,
             location,
-            format!("{resolved} does not exist"),
+            if resolved.trim_end() == resolved {
+                format!("{resolved} does not exist")
+            } else {
+                // A CR from a file edited on Windows, or a trailing blank, is part of the path
+                // for U-Boot too.
+                format!("{resolved:?} does not exist: the path ends in whitespace, which U-Boot keeps")
+            },
             format!("copy the file there or fix the {keyword} path ({RELATIVE_PATHS})"),
         )),
         Err(reason) => Err(Check::fail(
@@ -580,7 +586,8 @@ mod tests {
         Disk(BTreeMap::from([(1, boot), (2, root)]))
     }
 
-    fn run(conf: &str, disk: &Disk) -> Vec<(CheckName, Status)> {
+    /// The checks of the first entry of `conf`, on NIXOS_BOOT (1) and NIXOS_SD (2) of `disk`.
+    fn entry_checks(conf: &str, disk: &Disk) -> Vec<Check> {
         let parts = [ext4(1, "NIXOS_BOOT"), ext4(2, "NIXOS_SD")];
         let config = Config::parse(conf).unwrap();
         let ctx = Context {
@@ -591,6 +598,10 @@ mod tests {
             volumes: disk,
         };
         check_entry(&config.labels[0], &ctx)
+    }
+
+    fn run(conf: &str, disk: &Disk) -> Vec<(CheckName, Status)> {
+        entry_checks(conf, disk)
             .into_iter()
             .map(|c| {
                 assert_eq!(c.label.as_deref(), Some("a"));
@@ -642,6 +653,17 @@ mod tests {
         assert_eq!(statuses(&run(&conf, &disk()), Status::Fail), []);
         let conf = CONF.replace("../nixos/k-Image", "nixos/k-Image");
         assert_eq!(statuses(&run(&conf, &disk()), Status::Fail), [CheckName::Kernel]);
+    }
+
+    #[test]
+    fn a_path_with_trailing_whitespace_is_missing_and_says_why() {
+        let conf = CONF.replace("LINUX ../nixos/k-Image", "LINUX ../nixos/k-Image\r");
+        let kernel = entry_checks(&conf, &disk()).remove(0);
+        assert_eq!(kernel.status, Status::Fail);
+        assert_eq!(
+            kernel.message,
+            "\"/nixos/k-Image\\r\" does not exist: the path ends in whitespace, which U-Boot keeps"
+        );
     }
 
     #[test]

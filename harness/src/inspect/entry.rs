@@ -234,7 +234,7 @@ pub fn check_kernel_size(file_size: u64, head: &[u8], profile: &Profile, locatio
             location,
             message,
             "build a smaller kernel (drivers as modules), or use a U-Boot whose ramdisk_addr_r leaves room: \
-             the initrd would overwrite the kernel",
+             kernel and initrd would overlap in memory",
         )
     }
 }

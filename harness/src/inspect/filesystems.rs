@@ -63,18 +63,40 @@ pub fn check_root_label(parts: &[Probed]) -> Check {
     }
 }
 
-/// At most one filesystem is labelled `NIXOS_BOOT` (layouts without one keep `/boot` on the
-/// root filesystem).
-pub fn check_boot_label(parts: &[Probed]) -> Check {
+/// At most one filesystem is labelled `NIXOS_BOOT`, and a layout with a boot partition of its
+/// own (`boot_partition`, where extlinux.conf was found, when it is not the root filesystem)
+/// labels it so, because NixOS's R2S configurations mount `/boot` by that label. Layouts that
+/// keep `/boot` on the root filesystem need none.
+pub fn check_boot_label(parts: &[Probed], boot_partition: Option<u32>) -> Check {
     let found = labelled(parts, BOOT_LABEL);
-    match found.as_slice() {
-        [] => Check::pass(
+    let separate = boot_partition
+        .and_then(|index| parts.iter().find(|p| p.partition.index == index))
+        .filter(|p| p.fs.label() != Some(ROOT_LABEL));
+    match (found.as_slice(), separate) {
+        ([], None) => Check::pass(
             CheckName::BootLabel,
             location(BOOT_LABEL),
-            format!("no {BOOT_LABEL}: this layout keeps /boot elsewhere"),
+            format!("no {BOOT_LABEL}: this layout keeps /boot on the root filesystem"),
         ),
-        [one] => Check::pass(CheckName::BootLabel, location(BOOT_LABEL), format!("{BOOT_LABEL} is {}", one.describe())),
-        many => Check::fail(
+        ([], Some(boot)) => Check::warn(
+            CheckName::BootLabel,
+            location(BOOT_LABEL),
+            format!(
+                "extlinux.conf is on {}, a boot partition of its own, but no filesystem is labelled \
+                 {BOOT_LABEL}",
+                boot.describe()
+            ),
+            format!(
+                "label it {BOOT_LABEL} (`e2label` or `fatlabel`) if the NixOS configuration mounts /boot from \
+                 /dev/disk/by-label/{BOOT_LABEL}, as the R2S write-up's does"
+            ),
+        ),
+        ([one], _) => Check::pass(
+            CheckName::BootLabel,
+            location(BOOT_LABEL),
+            format!("{BOOT_LABEL} is {}", one.describe()),
+        ),
+        (many, _) => Check::fail(
             CheckName::BootLabel,
             location(BOOT_LABEL),
             format!("{} filesystems are labelled {BOOT_LABEL}: {}", many.len(), list(many)),
@@ -148,7 +170,7 @@ mod tests {
     fn one_root_and_one_boot_label_pass() {
         let parts = [ext4(1, BOOT_LABEL), ext4(2, ROOT_LABEL)];
         assert_eq!(check_root_label(&parts).status, Status::Pass);
-        assert_eq!(check_boot_label(&parts).status, Status::Pass);
+        assert_eq!(check_boot_label(&parts, Some(1)).status, Status::Pass);
         assert_eq!(check_root_filesystem(&parts).status, Status::Pass);
     }
 
@@ -170,12 +192,30 @@ mod tests {
     }
 
     #[test]
-    fn a_duplicate_boot_label_fails_and_none_passes() {
+    fn a_duplicate_boot_label_fails() {
+        let parts = [ext4(1, BOOT_LABEL), ext4(3, BOOT_LABEL)];
+        assert_eq!(check_boot_label(&parts, Some(1)).status, Status::Fail);
+    }
+
+    #[test]
+    fn no_boot_label_passes_when_boot_files_are_on_the_root_filesystem() {
+        let check = check_boot_label(&[ext4(1, "FIRMWARE"), ext4(2, ROOT_LABEL)], Some(2));
+        assert_eq!(check.status, Status::Pass);
         assert_eq!(
-            check_boot_label(&[ext4(1, BOOT_LABEL), ext4(3, BOOT_LABEL)]).status,
-            Status::Fail
+            check.message,
+            "no NIXOS_BOOT: this layout keeps /boot on the root filesystem"
         );
-        assert_eq!(check_boot_label(&[ext4(2, ROOT_LABEL)]).status, Status::Pass);
+    }
+
+    #[test]
+    fn an_unlabelled_boot_partition_of_its_own_is_a_warning() {
+        let check = check_boot_label(&[ext4(1, "BOOT"), ext4(2, ROOT_LABEL)], Some(1));
+        assert_eq!(check.status, Status::Warn);
+        assert_eq!(
+            check.message,
+            "extlinux.conf is on partition 1 (ext4 labelled \"BOOT\", sectors 32768–34815), a boot partition of \
+             its own, but no filesystem is labelled NIXOS_BOOT"
+        );
     }
 
     #[test]

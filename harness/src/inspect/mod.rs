@@ -111,6 +111,7 @@ pub fn inspect(image: &Path, board: Board) -> Result<Report, ImageError> {
         })
         .collect::<Result<Vec<_>, ImageError>>()?;
     let area = read_bootloader_area(image, table.image_len, profile)?;
+    let found = boot_config::find_including_vfat(image);
 
     let mut checks = vec![
         partitions::check_table(&table),
@@ -118,12 +119,10 @@ pub fn inspect(image: &Path, board: Board) -> Result<Report, ImageError> {
         bootloader::check_idbloader(&area, &parts, profile),
         bootloader::check_u_boot_itb(&area, &parts, profile),
         filesystems::check_root_label(&parts),
-        filesystems::check_boot_label(&parts),
+        filesystems::check_boot_label(&parts, found.as_ref().ok().map(|f| f.partition)),
         filesystems::check_root_filesystem(&parts),
+        extlinux::check_conf(found.as_ref()),
     ];
-
-    let found = boot_config::find_including_vfat(image);
-    checks.push(extlinux::check_conf(found.as_ref()));
     if let Ok(found) = &found {
         checks.push(extlinux::check_keywords(found));
         checks.push(extlinux::check_default(found));

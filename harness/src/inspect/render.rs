@@ -203,6 +203,18 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_documents_every_check_in_report_order() {
+        let readme = include_str!("../../../README.md");
+        let documented: Vec<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `")?.split_once("` |").map(|(name, _)| name))
+            .filter(|name| CheckName::ALL.iter().any(|c| c.as_str() == *name))
+            .collect();
+        let all: Vec<&str> = CheckName::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(documented, all);
+    }
+
+    #[test]
     fn every_check_name_serialises_as_its_report_name() {
         for name in CheckName::ALL {
             assert_eq!(serde_json::to_value(name).unwrap(), name.as_str());

@@ -100,6 +100,16 @@ pub enum ImageError {
         /// The reader's explanation.
         reason: String,
     },
+    /// Files were asked of a partition whose filesystem this harness has no reader for.
+    #[error("{}: partition {partition} holds {found}, whose files this harness cannot read", image.display())]
+    NoFileReader {
+        /// The image file.
+        image: PathBuf,
+        /// The partition (1-based).
+        partition: u32,
+        /// What the partition holds.
+        found: FsKind,
+    },
     /// A file that is not in the filesystem.
     #[error("{}: partition {partition}: {path}: no such file", image.display())]
     FileNotFound {

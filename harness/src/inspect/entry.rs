@@ -8,32 +8,33 @@ use super::Probed;
 use crate::image::boot_config::resolve;
 use crate::image::{ImageError, Label, Volume};
 
-/// Files of one filesystem, as the entry checks read them. `Ok(None)`: no such file.
+/// Files of one filesystem, as the entry checks read them.
 pub trait Files {
-    /// The file's size and its first `len` bytes.
-    fn head(&self, path: &str, len: usize) -> Result<Option<(u64, Vec<u8>)>, String>;
+    /// The file's size and its first `len` bytes; `Ok(None)` if there is no such file.
+    fn head(&self, path: &str, len: usize) -> Result<Option<(u64, Vec<u8>)>, ImageError>;
     /// Whether the path exists (following symlinks inside the filesystem).
-    fn exists(&self, path: &str) -> Result<bool, String>;
+    fn exists(&self, path: &str) -> Result<bool, ImageError>;
 }
 
 impl Files for Volume {
-    fn head(&self, path: &str, len: usize) -> Result<Option<(u64, Vec<u8>)>, String> {
+    fn head(&self, path: &str, len: usize) -> Result<Option<(u64, Vec<u8>)>, ImageError> {
         match self.read_head(path, len) {
             Ok(found) => Ok(Some(found)),
             Err(ImageError::FileNotFound { .. }) => Ok(None),
-            Err(other) => Err(other.to_string()),
+            Err(other) => Err(other),
         }
     }
 
-    fn exists(&self, path: &str) -> Result<bool, String> {
-        Volume::exists(self, path).map_err(|e| e.to_string())
+    fn exists(&self, path: &str) -> Result<bool, ImageError> {
+        Volume::exists(self, path)
     }
 }
 
 /// The filesystems of an image, by partition number.
 pub trait Volumes {
-    /// The files of partition `index`, or why they cannot be read (not ext4, corrupt).
-    fn files(&self, index: u32) -> Result<&dyn Files, String>;
+    /// The files of partition `index`: `None` if the image has no such partition, an error if
+    /// its filesystem cannot be read (no reader for it, or corrupt).
+    fn files(&self, index: u32) -> Option<Result<&dyn Files, &ImageError>>;
 }
 
 /// What every entry of one extlinux.conf shares.
@@ -62,6 +63,15 @@ const RELATIVE_PATHS: &str = "relative paths count from the directory holding ex
                               from the partition root";
 
 impl Context<'_> {
+    /// The files of partition `index`, or why not, as report text.
+    fn files(&self, index: u32) -> Result<&dyn Files, String> {
+        match self.volumes.files(index) {
+            Some(Ok(files)) => Ok(files),
+            Some(Err(error)) => Err(error.to_string()),
+            None => Err(format!("the image has no partition {index}")),
+        }
+    }
+
     fn partition(&self, index: u32) -> Option<&Probed> {
         self.parts.iter().find(|p| p.partition.index == index)
     }
@@ -85,13 +95,15 @@ impl Context<'_> {
 /// Every check of one boot entry, in report order; checks that need a file that is missing
 /// or unreadable are left out.
 pub fn check_entry(label: &Label, ctx: &Context<'_>) -> Vec<Check> {
-    let mut checks = Vec::new();
-    let boot = ctx.volumes.files(ctx.config_partition);
-    if label.kernel.is_some() || label.localboot.is_none() {
-        kernel_checks(label, ctx, &boot, &mut checks);
-        checks.push(initrd_check(label, ctx, &boot));
-        fdt_checks(label, ctx, &boot, &mut checks);
+    if label.kernel.is_none() && label.localboot.is_some() {
+        // LOCALBOOT hands over to another boot device: nothing is loaded, nothing passed.
+        return Vec::new();
     }
+    let mut checks = Vec::new();
+    let boot = ctx.files(ctx.config_partition);
+    kernel_checks(label, ctx, &boot, &mut checks);
+    checks.push(initrd_check(label, ctx, &boot));
+    fdt_checks(label, ctx, &boot, &mut checks);
     let append = label.append.as_deref().unwrap_or("");
     checks.push(check_console(append, ctx.profile, &append_location(label)));
     let (root_check, root_partition) = check_root(append, ctx, &append_location(label));
@@ -491,7 +503,7 @@ fn check_init(append: &str, ctx: &Context<'_>, root: Option<u32>, location: &str
         );
     };
     let place = format!("{location} → {}: {init}", ctx.partition_name(root));
-    let files = match ctx.volumes.files(root) {
+    let files = match ctx.files(root) {
         Ok(files) => files,
         Err(reason) => {
             return Check::warn(
@@ -525,7 +537,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::image::Config;
+    use crate::image::{Config, FsKind};
     use crate::inspect::board::Board;
     use crate::inspect::report::Status;
     use crate::inspect::test_parts::ext4;
@@ -535,26 +547,24 @@ mod tests {
     struct Memory(BTreeMap<String, Vec<u8>>);
 
     impl Files for Memory {
-        fn head(&self, path: &str, len: usize) -> Result<Option<(u64, Vec<u8>)>, String> {
+        fn head(&self, path: &str, len: usize) -> Result<Option<(u64, Vec<u8>)>, ImageError> {
             Ok(self
                 .0
                 .get(path)
                 .map(|b| (b.len() as u64, b[..len.min(b.len())].to_vec())))
         }
 
-        fn exists(&self, path: &str) -> Result<bool, String> {
+        fn exists(&self, path: &str) -> Result<bool, ImageError> {
             Ok(self.0.contains_key(path))
         }
     }
 
-    struct Disk(BTreeMap<u32, Memory>);
+    /// Readable partitions by number; the others hold f2fs.
+    struct Disk(BTreeMap<u32, Memory>, ImageError);
 
     impl Volumes for Disk {
-        fn files(&self, index: u32) -> Result<&dyn Files, String> {
-            self.0
-                .get(&index)
-                .map(|m| m as &dyn Files)
-                .ok_or_else(|| format!("partition {index} holds f2fs, which this harness cannot read"))
+        fn files(&self, index: u32) -> Option<Result<&dyn Files, &ImageError>> {
+            Some(self.0.get(&index).map(|m| m as &dyn Files).ok_or(&self.1))
         }
     }
 
@@ -583,7 +593,12 @@ mod tests {
             "/nix/store/s/init".to_owned(),
             b"#!/bin/sh".to_vec(),
         )]));
-        Disk(BTreeMap::from([(1, boot), (2, root)]))
+        let f2fs = ImageError::NoFileReader {
+            image: "r2s.img".into(),
+            partition: 2,
+            found: FsKind::F2fs { label: None },
+        };
+        Disk(BTreeMap::from([(1, boot), (2, root)]), f2fs)
     }
 
     /// The checks of the first entry of `conf`, on NIXOS_BOOT (1) and NIXOS_SD (2) of `disk`.
@@ -664,6 +679,17 @@ mod tests {
             kernel.message,
             "\"/nixos/k-Image\\r\" does not exist: the path ends in whitespace, which U-Boot keeps"
         );
+    }
+
+    #[test]
+    fn a_localboot_entry_has_nothing_to_check() {
+        assert_eq!(run("LABEL a\n  LOCALBOOT 0\n", &disk()), []);
+    }
+
+    #[test]
+    fn an_entry_without_a_kernel_fails_kernel() {
+        let result = run("LABEL a\n  APPEND console=ttyS2,1500000\n", &disk());
+        assert_eq!(statuses(&result, Status::Fail), [CheckName::Kernel]);
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl Probed {
 
 /// The readable (ext4 and vfat) filesystems of an image, opened once each.
 struct ImageVolumes {
-    volumes: BTreeMap<u32, Result<Volume, String>>,
+    volumes: BTreeMap<u32, Result<Volume, ImageError>>,
 }
 
 impl ImageVolumes {
@@ -68,15 +68,13 @@ impl ImageVolumes {
         let volumes = parts
             .iter()
             .map(|p| {
-                let volume = match Volume::open(image, &p.partition, &p.fs) {
-                    Ok(Some(volume)) => Ok(volume),
-                    Ok(None) => Err(format!(
-                        "{} holds {}, which this harness cannot look into",
-                        p.short(),
-                        p.fs
-                    )),
-                    Err(e) => Err(e.to_string()),
-                };
+                let volume = Volume::open(image, &p.partition, &p.fs).and_then(|volume| {
+                    volume.ok_or_else(|| ImageError::NoFileReader {
+                        image: image.to_owned(),
+                        partition: p.partition.index,
+                        found: p.fs.clone(),
+                    })
+                });
                 (p.partition.index, volume)
             })
             .collect();
@@ -85,12 +83,10 @@ impl ImageVolumes {
 }
 
 impl Volumes for ImageVolumes {
-    fn files(&self, index: u32) -> Result<&dyn Files, String> {
-        match self.volumes.get(&index) {
-            Some(Ok(volume)) => Ok(volume),
-            Some(Err(reason)) => Err(reason.clone()),
-            None => Err(format!("there is no partition {index}")),
-        }
+    fn files(&self, index: u32) -> Option<Result<&dyn Files, &ImageError>> {
+        self.volumes
+            .get(&index)
+            .map(|volume| volume.as_ref().map(|v| v as &dyn Files))
     }
 }
 

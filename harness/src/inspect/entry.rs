@@ -67,7 +67,7 @@ impl Context<'_> {
     fn files(&self, index: u32) -> Result<&dyn Files, String> {
         match self.volumes.files(index) {
             Some(Ok(files)) => Ok(files),
-            Some(Err(error)) => Err(error.to_string()),
+            Some(Err(error)) => Err(error.detail()),
             None => Err(format!("the image has no partition {index}")),
         }
     }
@@ -153,7 +153,7 @@ fn find_file(
         Err(reason) => Err(Check::fail(
             name,
             location,
-            format!("cannot read {resolved}: {reason}"),
+            format!("cannot read {resolved}: {}", reason.detail()),
             "check the boot filesystem with fsck",
         )),
     }
@@ -526,7 +526,7 @@ fn check_init(append: &str, ctx: &Context<'_>, root: Option<u32>, location: &str
         Err(reason) => Check::fail(
             CheckName::Init,
             place,
-            format!("cannot look up {init}: {reason}"),
+            format!("cannot look up {init}: {}", reason.detail()),
             "check the root filesystem with fsck",
         ),
     }

@@ -46,7 +46,7 @@ pub fn check_conf(found: Result<&Found, &ImageError>) -> Check {
         Err(other) => Check::fail(
             CheckName::ExtlinuxConf,
             searched_location(),
-            format!("cannot read it: {other}"),
+            format!("cannot read it: {}", other.detail()),
             "check the boot filesystem with fsck; U-Boot cannot read it either",
         ),
     }

@@ -4,7 +4,7 @@ use super::board::Profile;
 use super::bootloader::SECTOR;
 use super::report::{Check, CheckName};
 use super::Probed;
-use crate::image::{Scheme, Table};
+use crate::image::{Partition, Scheme, Table};
 
 /// The table was parsed; it fails only when it holds no partition at all.
 pub fn check_table(table: &Table) -> Check {
@@ -20,15 +20,47 @@ pub fn check_table(table: &Table) -> Check {
         table.sector_size
     );
     if table.partitions.is_empty() {
-        Check::fail(
+        return Check::fail(
             CheckName::PartitionTable,
             location,
             format!("{found}: nothing for U-Boot to boot from"),
             "partition the card: NIXOS_BOOT from sector 32768, then NIXOS_SD",
-        )
-    } else {
-        Check::pass(CheckName::PartitionTable, location, found)
+        );
     }
+    let overlaps = overlapping_pairs(table);
+    if !overlaps.is_empty() {
+        return Check::fail(
+            CheckName::PartitionTable,
+            location,
+            format!("{found}, but {}", overlaps.join("; ")),
+            "repartition so that no two partitions share sectors: writing one corrupts the other",
+        );
+    }
+    Check::pass(CheckName::PartitionTable, location, found)
+}
+
+/// `partition 1 (sectors a–b) overlaps partition 2 (sectors c–d)` for each overlapping pair.
+fn overlapping_pairs(table: &Table) -> Vec<String> {
+    let sectors = |p: &Partition| {
+        let bytes = p.byte_range();
+        format!("sectors {}–{}", bytes.start / SECTOR, bytes.end / SECTOR - 1)
+    };
+    let mut pairs = Vec::new();
+    for (i, a) in table.partitions.iter().enumerate() {
+        for b in &table.partitions[i + 1..] {
+            let (ra, rb) = (a.byte_range(), b.byte_range());
+            if ra.start < rb.end && rb.start < ra.end {
+                pairs.push(format!(
+                    "partition {} ({}) overlaps partition {} ({})",
+                    a.index,
+                    sectors(a),
+                    b.index,
+                    sectors(b)
+                ));
+            }
+        }
+    }
+    pairs
 }
 
 /// No partition may overlap the sectors from the idbloader up to the board's first free
@@ -82,7 +114,7 @@ pub fn check_bootloader_area(parts: &[Probed], profile: &Profile) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::FsKind;
+    use crate::image::{FsKind, Scheme};
     use crate::inspect::board::Board;
     use crate::inspect::report::Status;
     use crate::inspect::test_parts::probed;
@@ -120,6 +152,28 @@ mod tests {
         assert_eq!(
             check_bootloader_area(&parts, Board::NanopiR2s.profile()).status,
             Status::Pass
+        );
+    }
+
+    #[test]
+    fn overlapping_partitions_fail() {
+        let parts = [
+            ext4(1, 32768, 99999, "NIXOS_BOOT"),
+            ext4(2, 90000, 200000, "NIXOS_SD"),
+        ];
+        let table = Table {
+            image: "x.img".into(),
+            scheme: Scheme::Mbr,
+            sector_size: 512,
+            image_len: 1 << 30,
+            partitions: parts.iter().map(|p| p.partition.clone()).collect(),
+        };
+        let check = check_table(&table);
+        assert_eq!(check.status, Status::Fail);
+        assert_eq!(
+            check.message,
+            "MBR with 2 partitions, 512-byte sectors, but partition 1 (sectors 32768–99999) overlaps \
+             partition 2 (sectors 90000–200000)"
         );
     }
 

@@ -40,10 +40,7 @@ fn a_malformed_scenario_is_a_usage_error_naming_file_line_and_column() {
 fn a_garbage_image_is_an_image_error() {
     let dir = temp_dir();
     let image = dir.path().join("garbage.img");
-    let bytes: Vec<u8> = (0..(1u32 << 20))
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
-    std::fs::write(&image, bytes).unwrap();
+    write_garbage_image(&image);
     let run = run_harness(
         &[
             OsStr::new("run"),
@@ -67,13 +64,7 @@ fn a_truncated_fixture_image_is_an_image_error() {
     let dir = temp_dir();
     let image = dir.path().join("truncated.img");
     // The partition table survives but the partitions it describes do not.
-    let mut head = vec![0u8; 4 << 20];
-    use std::io::Read;
-    std::fs::File::open(&source)
-        .unwrap()
-        .read_exact(&mut head)
-        .unwrap();
-    std::fs::write(&image, head).unwrap();
+    write_truncated_copy(&source, 4 << 20, &image);
     let run = run_harness(
         &[
             OsStr::new("run"),

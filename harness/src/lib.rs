@@ -6,6 +6,7 @@
 pub mod adapt;
 pub mod console;
 pub mod image;
+pub mod inspect;
 pub mod report;
 pub mod runner;
 pub mod scenario;

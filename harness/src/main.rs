@@ -1,7 +1,8 @@
-//! `harness`: boots NanoPi R2S images and judges them by scenario files.
+//! `harness`: boots NanoPi R2S images and judges them by scenario files (`run`), or checks them
+//! before flashing without booting anything (`inspect`).
 //!
-//! Exit codes: 0 all scenarios passed, 1 any failed, 2 a usage, configuration or image error,
-//! 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+//! Exit codes: 0 all scenarios (checks) passed, 1 any failed, 2 a usage, configuration or image
+//! error, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
 
 mod cli;
 

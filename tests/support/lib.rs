@@ -143,6 +143,24 @@ pub fn run_harness(args: &[&std::ffi::OsStr], limit: Duration) -> Finished {
     finish(child, command, started, limit)
 }
 
+/// Writes `dest` as a copy of the first `len` bytes of `source`: an image cut short, as an
+/// interrupted download or `dd` leaves it.
+pub fn write_truncated_copy(source: &Path, len: usize, dest: &Path) {
+    let mut head = vec![0u8; len];
+    std::fs::File::open(source)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .unwrap_or_else(|e| panic!("reading {len} bytes of {}: {e}", source.display()));
+    std::fs::write(dest, head).unwrap_or_else(|e| panic!("writing {}: {e}", dest.display()));
+}
+
+/// Writes `dest` as 1 MiB of pseudo-random bytes: no partition table, no filesystem.
+pub fn write_garbage_image(dest: &Path) {
+    let bytes: Vec<u8> = (0..(1u32 << 20))
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(dest, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", dest.display()));
+}
+
 /// SHA-256 of a file, streamed.
 pub fn sha256(path: &Path) -> String {
     let mut file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));

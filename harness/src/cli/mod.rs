@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+mod inspect;
 mod progress;
 mod run;
 pub mod signals;
@@ -8,6 +9,7 @@ mod timings;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use r2s_harness::inspect::Board;
 
 /// All scenarios passed (or nothing failed).
 pub const EXIT_PASS: u8 = 0;
@@ -32,6 +34,36 @@ pub enum Command {
     /// With no arguments, runs the shipped scenarios against the default fixture image,
     /// building it first if needed.
     Run(RunArgs),
+    /// Check an image for the board before flashing it, without booting anything.
+    ///
+    /// Reads the partition table, the bootloader sectors, the filesystems and the extlinux.conf
+    /// U-Boot would boot, and reports every named check as pass, warn or fail with where it
+    /// looked and how to fix it. The image is opened read-only. Exit code: 0 nothing failed
+    /// (warnings allowed), 1 a check failed, 2 the image cannot be read.
+    Inspect(InspectArgs),
+}
+
+/// `harness inspect`
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Disk image to inspect (raw).
+    #[arg(value_name = "IMG")]
+    pub image: PathBuf,
+    /// The board the image is for.
+    #[arg(long, value_enum, default_value_t = Board::NanopiR2s)]
+    pub board: Board,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+/// How `inspect` prints its report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One block per check, for people.
+    Text,
+    /// One JSON object (see the README), for programs.
+    Json,
 }
 
 /// `harness run`
@@ -88,5 +120,6 @@ pub struct RunArgs {
 pub async fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Run(args) => run::run(args).await,
+        Command::Inspect(args) => inspect::inspect(args),
     }
 }

@@ -4,8 +4,9 @@ use std::path::Path;
 
 use super::error::ImageError;
 use super::extlinux::Config;
-use super::fs::{probe_filesystem, Ext4Volume, FsKind};
+use super::fs::{probe_filesystem, FsKind};
 use super::partition::Table;
+use super::volume::Volume;
 
 /// Where distro boot looks in each candidate partition, in order (`boot_prefixes` "/ /boot/").
 pub const SEARCH_PATHS: [&str; 2] = ["/extlinux/extlinux.conf", "/boot/extlinux/extlinux.conf"];
@@ -37,7 +38,24 @@ impl Found {
 /// Partitions that do not hold ext4 are skipped, as U-Boot skips filesystems it cannot read;
 /// vfat, which U-Boot reads but this module does not, is skipped too and named in the error.
 pub fn find(image: &Path) -> Result<Found, ImageError> {
-    match search(image)? {
+    find_in(image, Readable::Ext4)
+}
+
+/// Like [`find`], but reads vfat partitions too, as U-Boot does. For `inspect`; the QEMU shim
+/// copies boot files from ext4 only, so `harness run` boots a vfat boot partition as it is.
+pub fn find_including_vfat(image: &Path) -> Result<Found, ImageError> {
+    find_in(image, Readable::Ext4AndVfat)
+}
+
+/// Which filesystems the search reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Readable {
+    Ext4,
+    Ext4AndVfat,
+}
+
+fn find_in(image: &Path, readable: Readable) -> Result<Found, ImageError> {
+    match search(image, readable)? {
         Search::Found(found) => Ok(*found),
         Search::Missing { searched, .. } => Err(ImageError::NoBootConfig {
             image: image.to_owned(),
@@ -56,13 +74,23 @@ enum Search {
     },
 }
 
-fn search(image: &Path) -> Result<Search, ImageError> {
+fn search(image: &Path, readable: Readable) -> Result<Search, ImageError> {
     let table = Table::read(image)?;
     let mut searched = Vec::new();
     let mut vfat_skipped = false;
     for partition in table.boot_candidates() {
         let kind = probe_filesystem(image, partition)?;
-        if !matches!(kind, FsKind::Ext4 { .. }) {
+        let read = match kind {
+            FsKind::Ext4 { .. } => true,
+            FsKind::Vfat { .. } => readable == Readable::Ext4AndVfat,
+            FsKind::F2fs { .. } | FsKind::Unknown => false,
+        };
+        let volume = if read {
+            Volume::open(image, partition, &kind)?
+        } else {
+            None
+        };
+        let Some(volume) = volume else {
             let vfat = matches!(kind, FsKind::Vfat { .. });
             vfat_skipped |= vfat;
             let note = if vfat {
@@ -72,8 +100,7 @@ fn search(image: &Path) -> Result<Search, ImageError> {
             };
             searched.push(format!("partition {} ({kind}{note})", partition.index));
             continue;
-        }
-        let volume = Ext4Volume::open(image, partition)?;
+        };
         for path in SEARCH_PATHS {
             if !volume.is_file(path)? {
                 continue;
@@ -135,7 +162,7 @@ pub fn resolve(config_path: &str, file_path: &str) -> String {
 /// names in menu order, or `None` when the boot partition is vfat, which U-Boot reads but this
 /// module cannot, so the menu is unknown in advance.
 pub fn check_bootable_image(image: &Path) -> Result<Option<Vec<String>>, ImageError> {
-    match search(image)? {
+    match search(image, Readable::Ext4)? {
         Search::Found(found) => Ok(Some(found.config.labels.into_iter().map(|l| l.name).collect())),
         Search::Missing {
             vfat_skipped: true, ..

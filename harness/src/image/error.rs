@@ -2,7 +2,7 @@
 //! being read.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::extlinux;
 use super::fs::FsKind;
@@ -90,6 +90,26 @@ pub enum ImageError {
         /// The reader's explanation.
         reason: String,
     },
+    /// A FAT filesystem that cannot be read.
+    #[error("{}: partition {partition}: cannot read the FAT filesystem: {reason}", image.display())]
+    FatFilesystem {
+        /// The image file.
+        image: PathBuf,
+        /// The partition (1-based).
+        partition: u32,
+        /// The reader's explanation.
+        reason: String,
+    },
+    /// Files were asked of a partition whose filesystem this harness has no reader for.
+    #[error("{}: partition {partition} holds {found}, whose files this harness cannot read", image.display())]
+    NoFileReader {
+        /// The image file.
+        image: PathBuf,
+        /// The partition (1-based).
+        partition: u32,
+        /// What the partition holds.
+        found: FsKind,
+    },
     /// A file that is not in the filesystem.
     #[error("{}: partition {partition}: {path}: no such file", image.display())]
     FileNotFound {
@@ -138,6 +158,38 @@ pub enum ImageError {
     },
 }
 
+impl ImageError {
+    /// The image file the error is about.
+    pub fn image(&self) -> &Path {
+        match self {
+            ImageError::Open { image, .. }
+            | ImageError::Read { image, .. }
+            | ImageError::Truncated { image, .. }
+            | ImageError::NoPartitionTable { image, .. }
+            | ImageError::BadPartitionTable { image, .. }
+            | ImageError::NoSuchPartition { image, .. }
+            | ImageError::NotExt4 { image, .. }
+            | ImageError::Filesystem { image, .. }
+            | ImageError::FatFilesystem { image, .. }
+            | ImageError::NoFileReader { image, .. }
+            | ImageError::FileNotFound { image, .. }
+            | ImageError::ReadFile { image, .. }
+            | ImageError::NoBootConfig { image, .. }
+            | ImageError::Extlinux { image, .. } => image,
+        }
+    }
+
+    /// The message without its leading `<image>: `, for reports that name the image already.
+    pub fn detail(&self) -> String {
+        let message = self.to_string();
+        let prefix = format!("{}: ", self.image().display());
+        match message.strip_prefix(&prefix) {
+            Some(rest) => rest.to_owned(),
+            None => message,
+        }
+    }
+}
+
 fn list_partitions(available: &[u32]) -> String {
     match available {
         [] => "no partitions".to_owned(),
@@ -145,5 +197,25 @@ fn list_partitions(available: &[u32]) -> String {
             let numbers: Vec<String> = available.iter().map(u32::to_string).collect();
             format!("partitions {}", numbers.join(", "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detail_is_the_message_without_the_image() {
+        let error = ImageError::NoSuchPartition {
+            image: "/tmp/r2s.img".into(),
+            index: 3,
+            available: vec![1, 2],
+        };
+        assert_eq!(error.image(), Path::new("/tmp/r2s.img"));
+        assert_eq!(
+            error.to_string(),
+            "/tmp/r2s.img: no partition 3 (the image has partitions 1, 2)"
+        );
+        assert_eq!(error.detail(), "no partition 3 (the image has partitions 1, 2)");
     }
 }

@@ -254,6 +254,24 @@ impl Ext4Volume {
         self.fs.read(path).map_err(|e| self.file_error(path, e))
     }
 
+    /// The size of a file and its first `len` bytes (fewer if the file is shorter), without
+    /// reading the rest: enough to judge a kernel by its header without loading tens of MiB.
+    pub fn read_head(&self, path: &str, len: usize) -> Result<(u64, Vec<u8>), ImageError> {
+        let mut file = self.fs.open(path).map_err(|e| self.file_error(path, e))?;
+        let size = file.metadata().len();
+        let mut head = vec![0u8; len.min(usize::try_from(size).unwrap_or(usize::MAX))];
+        let mut filled = 0;
+        while filled < head.len() {
+            match file.read_bytes(&mut head[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) => return Err(self.file_error(path, e)),
+            }
+        }
+        head.truncate(filled);
+        Ok((size, head))
+    }
+
     /// The contents of a file as UTF-8 text.
     pub fn read_to_string(&self, path: &str) -> Result<String, ImageError> {
         let bytes = self.read(path)?;

@@ -1,0 +1,194 @@
+//! The extlinux.conf as a whole: where U-Boot finds it, whether U-Boot understands every line,
+//! and whether `DEFAULT` names one of its labels.
+
+use super::report::{Check, CheckName};
+use crate::image::boot_config::{Found, SEARCH_PATHS};
+use crate::image::{Config, ImageError};
+
+/// Where distro boot looks, for reports.
+fn searched_location() -> String {
+    format!(
+        "{} on the bootable partitions, or partition 1 when none is bootable",
+        SEARCH_PATHS.join(" and ")
+    )
+}
+
+/// The extlinux.conf U-Boot would boot from was found and parsed (`found`), or why not.
+pub fn check_conf(found: Result<&Found, &ImageError>) -> Check {
+    match found {
+        Ok(found) => Check::pass(
+            CheckName::ExtlinuxConf,
+            format!("partition {}: {}", found.partition, found.path),
+            format!(
+                "found, {} label{}",
+                found.config.labels.len(),
+                if found.config.labels.len() == 1 { "" } else { "s" }
+            ),
+        ),
+        Err(ImageError::NoBootConfig { searched, .. }) => Check::fail(
+            CheckName::ExtlinuxConf,
+            searched_location(),
+            format!("no extlinux.conf; searched {}", searched.join("; ")),
+            "put extlinux.conf at /extlinux/extlinux.conf of the first partition (or /boot/extlinux/ of \
+             the bootable one); NixOS writes it with boot.loader.generic-extlinux-compatible.enable",
+        ),
+        Err(ImageError::Extlinux {
+            partition,
+            path,
+            error,
+            ..
+        }) => Check::fail(
+            CheckName::ExtlinuxConf,
+            format!("partition {partition}: {path}"),
+            format!("U-Boot rejects it: {error}"),
+            "fix the line named; U-Boot prints \"Error parsing config file\" and boots nothing from it",
+        ),
+        Err(other) => Check::fail(
+            CheckName::ExtlinuxConf,
+            searched_location(),
+            format!("cannot read it: {}", other.detail()),
+            "check the boot filesystem with fsck; U-Boot cannot read it either",
+        ),
+    }
+}
+
+/// Lines U-Boot ignores ("Ignoring unknown command", "Ignoring malformed menu command") and
+/// `INCLUDE`s, which `inspect` does not follow, are warnings.
+pub fn check_keywords(found: &Found) -> Check {
+    let config = &found.config;
+    let location = format!("partition {}: {}", found.partition, found.path);
+    let mut ignored: Vec<String> = config
+        .unknown
+        .iter()
+        .map(|(line, word)| format!("line {line}: unknown keyword {word:?}"))
+        .collect();
+    ignored.extend(
+        config
+            .malformed_menu
+            .iter()
+            .map(|(line, text)| format!("line {line}: malformed {text:?}")),
+    );
+    let includes: Vec<String> = config
+        .includes
+        .iter()
+        .map(|(line, path)| format!("line {line}: INCLUDE {path} (not followed)"))
+        .collect();
+    if !ignored.is_empty() {
+        ignored.extend(includes);
+        return Check::warn(
+            CheckName::ExtlinuxKeywords,
+            location,
+            format!("U-Boot ignores {}", ignored.join("; ")),
+            "remove the lines, or use U-Boot's keywords (syslinux's UI, MENU HIDDEN and the like do \
+             nothing in U-Boot)",
+        );
+    }
+    if !includes.is_empty() {
+        return Check::warn(
+            CheckName::ExtlinuxKeywords,
+            location,
+            includes.join("; "),
+            "inline the included file to have its entries checked",
+        );
+    }
+    Check::pass(
+        CheckName::ExtlinuxKeywords,
+        location,
+        "every keyword is one U-Boot knows",
+    )
+}
+
+/// `DEFAULT` (or `ONTIMEOUT`, or `MENU DEFAULT`) names a label of the file. Without any, U-Boot
+/// tries the labels in order, which is fine.
+pub fn check_default(found: &Found) -> Check {
+    let config: &Config = &found.config;
+    let location = format!("partition {}: {} DEFAULT", found.partition, found.path);
+    let labels: Vec<&str> = config.labels.iter().map(|l| l.name.as_str()).collect();
+    match &config.default {
+        None => Check::pass(
+            CheckName::ExtlinuxDefault,
+            location,
+            "no DEFAULT: U-Boot tries the labels in menu order",
+        ),
+        Some(default) if config.label(default).is_some() => Check::pass(
+            CheckName::ExtlinuxDefault,
+            location,
+            format!("DEFAULT {default} is a label of the file"),
+        ),
+        Some(default) => Check::fail(
+            CheckName::ExtlinuxDefault,
+            location,
+            format!(
+                "DEFAULT {default:?} is not a label of the file (labels: {})",
+                if labels.is_empty() {
+                    "none".to_owned()
+                } else {
+                    labels.join(", ")
+                }
+            ),
+            format!(
+                "set DEFAULT to one of the labels (names are case-sensitive){}",
+                labels
+                    .first()
+                    .map(|l| format!(", e.g. DEFAULT {l}"))
+                    .unwrap_or_default()
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inspect::report::Status;
+
+    fn found(text: &str) -> Found {
+        Found {
+            partition: 1,
+            path: "/extlinux/extlinux.conf".to_owned(),
+            text: text.to_owned(),
+            config: Config::parse(text).unwrap(),
+        }
+    }
+
+    const GOOD: &str = "DEFAULT nixos-default\nTIMEOUT 30\nLABEL nixos-default\n  LINUX /Image\n";
+
+    #[test]
+    fn a_good_file_passes_keywords_and_default() {
+        assert_eq!(check_keywords(&found(GOOD)).status, Status::Pass);
+        assert_eq!(check_default(&found(GOOD)).status, Status::Pass);
+    }
+
+    #[test]
+    fn a_syslinux_ui_line_is_a_warning_naming_its_line() {
+        let check = check_keywords(&found("UI menu.c32\nDEFAULT a\nLABEL a\n  LINUX /Image\n"));
+        assert_eq!(check.status, Status::Warn);
+        assert_eq!(check.message, "U-Boot ignores line 1: unknown keyword \"UI\"");
+    }
+
+    #[test]
+    fn a_default_naming_no_label_fails_and_lists_the_labels() {
+        let check = check_default(&found(&GOOD.replace("DEFAULT nixos-default", "DEFAULT nixos-42")));
+        assert_eq!(check.status, Status::Fail);
+        assert_eq!(
+            check.message,
+            "DEFAULT \"nixos-42\" is not a label of the file (labels: nixos-default)"
+        );
+    }
+
+    #[test]
+    fn default_matching_is_case_sensitive_as_in_u_boot() {
+        let check = check_default(&found(
+            &GOOD.replace("DEFAULT nixos-default", "DEFAULT NixOS-default"),
+        ));
+        assert_eq!(check.status, Status::Fail);
+    }
+
+    #[test]
+    fn no_default_passes() {
+        assert_eq!(
+            check_default(&found("LABEL a\n  LINUX /Image\n")).status,
+            Status::Pass
+        );
+    }
+}

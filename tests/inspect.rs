@@ -1,0 +1,432 @@
+//! `harness inspect` on real fixture images: the good R2S layouts pass, every broken-inspect
+//! fixture fails (or warns) on the check it is named after and on nothing else, images that
+//! cannot be read are exit code 2 with a clear message, the JSON has its documented shape, and
+//! the image is never changed.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::time::Duration;
+
+use r2s_tests::*;
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn inspect(image: &Path, extra: &[&str]) -> Finished {
+    let mut args: Vec<&OsStr> = vec![OsStr::new("inspect"), image.as_os_str()];
+    args.extend(extra.iter().map(OsStr::new));
+    run_harness(&args, LIMIT)
+}
+
+/// The JSON report of `image`, with the exit code checked.
+fn json_report(image: &Path, code: i32) -> Value {
+    let run = inspect(image, &["--format", "json"]);
+    assert_eq!(run.code(), Some(code), "{}", run.explain());
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.explain()))
+}
+
+/// The (check, status) pairs that did not pass, each once.
+fn problems(report: &Value) -> BTreeSet<(String, String)> {
+    report["checks"]
+        .as_array()
+        .expect("checks is an array")
+        .iter()
+        .filter(|c| c["status"] != "pass")
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap().to_owned(),
+                c["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn set(pairs: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    pairs
+        .iter()
+        .map(|(c, s)| (c.to_string(), s.to_string()))
+        .collect()
+}
+
+/// Inspects fixture `name` and asserts the exit code and exactly which checks did not pass.
+fn assert_fixture(name: &str, code: i32, expected: &[(&str, &str)]) {
+    let report = json_report(&fixture(name), code);
+    assert_eq!(problems(&report), set(expected), "{name}: {report:#}");
+}
+
+#[test]
+fn first_boot_layout_passes_every_check() {
+    assert_fixture("r2s-first-boot", 0, &[]);
+}
+
+#[test]
+fn generations_layout_passes_every_check() {
+    assert_fixture("r2s-generations", 0, &[]);
+}
+
+/// nixpkgs' sd-image boots under QEMU, but its FIRMWARE partition at 8 MiB sits where an R2S
+/// needs u-boot.itb: the classic collision inspect exists to catch.
+#[test]
+fn sd_image_layout_fails_on_firmware_over_u_boot_itb() {
+    assert_fixture(
+        "r2s-sd-image",
+        1,
+        &[("bootloader-area", "fail"), ("u-boot-itb", "fail")],
+    );
+}
+
+/// The default fixture is made for QEMU (console=ttyAMA0): on an R2S it would be silent.
+#[test]
+fn qemu_console_fixture_fails_on_console_for_the_r2s() {
+    assert_fixture(r2s_images::DEFAULT_FIXTURE, 1, &[("console", "fail")]);
+}
+
+/// One test per broken-inspect fixture: it fails (or, for f2fs and ignored keywords, warns)
+/// on the check whose name follows `broken-inspect-`, and on nothing else unrelated.
+macro_rules! broken {
+    ($($test:ident: $fixture:literal => $code:literal, [$(($check:literal, $status:literal)),* $(,)?];)*) => {$(
+        #[test]
+        fn $test() {
+            assert_fixture($fixture, $code, &[$(($check, $status)),*]);
+            let named = $fixture.strip_prefix("broken-inspect-").unwrap();
+            assert!([$($check),*].contains(&named), "{} is not caught by the check it is named after", $fixture);
+        }
+    )*};
+}
+
+broken! {
+    bootloader_area_fixture_fails_bootloader_area: "broken-inspect-bootloader-area" => 1,
+        [("bootloader-area", "fail"), ("u-boot-itb", "warn")];
+    idbloader_fixture_fails_idbloader: "broken-inspect-idbloader" => 1, [("idbloader", "fail")];
+    u_boot_itb_fixture_fails_u_boot_itb: "broken-inspect-u-boot-itb" => 1, [("u-boot-itb", "fail")];
+    root_label_fixture_fails_root_label: "broken-inspect-root-label" => 1, [("root-label", "fail")];
+    boot_label_fixture_fails_boot_label: "broken-inspect-boot-label" => 1, [("boot-label", "fail")];
+    root_filesystem_fixture_warns_root_filesystem: "broken-inspect-root-filesystem" => 0,
+        [("root-filesystem", "warn"), ("init", "warn")];
+    extlinux_conf_fixture_fails_extlinux_conf: "broken-inspect-extlinux-conf" => 1, [("extlinux-conf", "fail")];
+    extlinux_keywords_fixture_warns_extlinux_keywords: "broken-inspect-extlinux-keywords" => 0,
+        [("extlinux-keywords", "warn")];
+    extlinux_default_fixture_fails_extlinux_default: "broken-inspect-extlinux-default" => 1,
+        [("extlinux-default", "fail")];
+    kernel_fixture_fails_kernel: "broken-inspect-kernel" => 1, [("kernel", "fail")];
+    kernel_format_fixture_fails_kernel_format: "broken-inspect-kernel-format" => 1, [("kernel-format", "fail")];
+    kernel_size_fixture_fails_kernel_size: "broken-inspect-kernel-size" => 1, [("kernel-size", "fail")];
+    initrd_fixture_fails_initrd: "broken-inspect-initrd" => 1, [("initrd", "fail")];
+    fdt_fixture_fails_fdt: "broken-inspect-fdt" => 1, [("fdt", "fail")];
+    fdt_compatible_fixture_fails_fdt_compatible: "broken-inspect-fdt-compatible" => 1, [("fdt-compatible", "fail")];
+    console_fixture_fails_console: "broken-inspect-console" => 1, [("console", "fail")];
+    root_fixture_fails_root: "broken-inspect-root" => 1, [("root", "fail")];
+    init_fixture_fails_init: "broken-inspect-init" => 1, [("init", "fail")];
+}
+
+#[test]
+fn every_broken_inspect_fixture_has_a_test() {
+    let source = include_str!("inspect.rs");
+    for fixture in r2s_images::fixtures() {
+        if fixture.name.starts_with("broken-inspect-") {
+            assert!(
+                source.contains(&format!("\"{}\" =>", fixture.name)),
+                "no test for {}",
+                fixture.name
+            );
+        }
+    }
+}
+
+#[test]
+fn per_entry_failures_name_every_label() {
+    let report = json_report(&fixture("broken-inspect-kernel"), 1);
+    let labels: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "kernel")
+        .map(|c| c["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["nixos-default", "nixos-2-default", "nixos-1-default"]);
+}
+
+#[test]
+fn text_report_names_the_failing_check_where_it_looked_and_the_fix() {
+    let run = inspect(&fixture("broken-inspect-console"), &[]);
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("FAIL  console [nixos-default]"))
+        .unwrap_or_else(|| panic!("{}", run.explain()));
+    assert!(
+        lines[at].ends_with("console=ttyS2,115200n8, not console=ttyS2,1500000"),
+        "{}",
+        lines[at]
+    );
+    assert!(lines[at + 1]
+        .trim_start()
+        .starts_with("where: APPEND of LABEL nixos-default (line "));
+    assert!(lines[at + 2]
+        .trim_start()
+        .starts_with("fix: add `console=ttyS2,1500000` to APPEND"));
+    assert_eq!(
+        lines.last(),
+        Some(&"result: FAIL (3 failed, 0 warnings, 34 passed)")
+    );
+}
+
+#[test]
+fn json_report_has_the_documented_shape() {
+    let report = json_report(&fixture("broken-inspect-initrd"), 1);
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<BTreeSet<_>>();
+    let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(
+        keys(&report),
+        names(&["version", "image", "board", "result", "error", "summary", "checks"])
+    );
+    assert_eq!(report["version"], 1);
+    assert_eq!(report["board"], "nanopi-r2s");
+    assert_eq!(report["result"], "fail");
+    assert_eq!(report["error"], Value::Null);
+    assert_eq!(
+        report["summary"],
+        serde_json::json!({"pass": 34, "warn": 0, "fail": 3})
+    );
+    let checks = report["checks"].as_array().unwrap();
+    for check in checks {
+        assert_eq!(
+            keys(check),
+            names(&["check", "label", "status", "where", "found", "hint"])
+        );
+        assert!(["pass", "warn", "fail"].contains(&check["status"].as_str().unwrap()));
+        assert!(check["where"].as_str().is_some_and(|s| !s.is_empty()));
+        assert!(check["found"].as_str().is_some_and(|s| !s.is_empty()));
+        // A fix is given exactly for what did not pass.
+        assert_eq!(check["hint"].is_string(), check["status"] != "pass", "{check}");
+    }
+    let image_wide: Vec<&str> = checks
+        .iter()
+        .filter(|c| c["label"].is_null())
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        image_wide,
+        [
+            "partition-table",
+            "bootloader-area",
+            "idbloader",
+            "u-boot-itb",
+            "root-label",
+            "boot-label",
+            "root-filesystem",
+            "extlinux-conf",
+            "extlinux-keywords",
+            "extlinux-default"
+        ]
+    );
+    let failed = checks.iter().find(|c| c["status"] == "fail").unwrap();
+    assert_eq!(failed["check"], "initrd");
+    assert_eq!(failed["label"], "nixos-default");
+    assert!(failed["found"]
+        .as_str()
+        .unwrap()
+        .ends_with("-initrd-linux-6.1-initrd does not exist"));
+}
+
+/// The bytes of one partition of a writable image file, for formatting a filesystem in place.
+struct PartitionFile {
+    file: std::fs::File,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl std::io::Read for PartitionFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = buf.len().min(self.len.saturating_sub(self.pos) as usize);
+        let read = self.file.read_at(&mut buf[..n], self.start + self.pos)?;
+        self.pos += read as u64;
+        Ok(read)
+    }
+}
+
+impl std::io::Write for PartitionFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = buf.len().min(self.len.saturating_sub(self.pos) as usize);
+        self.file.write_all_at(&buf[..n], self.start + self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::io::Seek for PartitionFile {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.pos = match to {
+            std::io::SeekFrom::Start(n) => n,
+            std::io::SeekFrom::End(d) => self.len.checked_add_signed(d).unwrap(),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d).unwrap(),
+        };
+        Ok(self.pos)
+    }
+}
+
+/// The first-boot fixture with its NIXOS_BOOT reformatted as FAT32 holding the same files, as
+/// some R2S images have it.
+fn first_boot_with_vfat_boot(dir: &Path) -> std::path::PathBuf {
+    use r2s_harness::image::{Ext4Volume, Table};
+    use std::io::Write;
+    let source = fixture("r2s-first-boot");
+    let image = dir.join("vfat-boot.img");
+    let cp = std::process::Command::new("cp")
+        .arg("--sparse=always")
+        .arg(&source)
+        .arg(&image)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let boot = Ext4Volume::open_index(&source, 1).unwrap();
+    let files = [
+        "/extlinux/extlinux.conf",
+        "/Image",
+        "/initrd",
+        "/rk3328-nanopi-r2s.dtb",
+    ]
+    .map(|path| (path, boot.read(path).unwrap()));
+    let table = Table::read(&image).unwrap();
+    let p1 = table.partition(1).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&image)
+        .unwrap();
+    let mut part = PartitionFile {
+        file,
+        start: p1.offset(),
+        len: p1.size(),
+        pos: 0,
+    };
+    // mke2fs's superblock at 1 KiB would otherwise survive the FAT boot sector.
+    part.write_all(&[0u8; 64 << 10]).unwrap();
+    part.pos = 0;
+    fatfs::format_volume(
+        &mut part,
+        fatfs::FormatVolumeOptions::new().volume_label(*b"NIXOS_BOOT "),
+    )
+    .unwrap();
+    part.pos = 0;
+    let fs = fatfs::FileSystem::new(part, fatfs::FsOptions::new()).unwrap();
+    fs.root_dir().create_dir("extlinux").unwrap();
+    for (path, bytes) in &files {
+        let mut file = fs.root_dir().create_file(path.trim_start_matches('/')).unwrap();
+        file.write_all(bytes).unwrap();
+    }
+    fs.unmount().unwrap();
+    image
+}
+
+#[test]
+fn a_vfat_boot_partition_is_read_as_u_boot_reads_it() {
+    let dir = temp_dir();
+    let image = first_boot_with_vfat_boot(dir.path());
+    let report = json_report(&image, 0);
+    assert_eq!(problems(&report), set(&[]), "{report:#}");
+    let checks = report["checks"].as_array().unwrap();
+    let conf = checks.iter().find(|c| c["check"] == "extlinux-conf").unwrap();
+    assert_eq!(conf["where"], "partition 1: /extlinux/extlinux.conf");
+    let boot_label = checks.iter().find(|c| c["check"] == "boot-label").unwrap();
+    assert_eq!(
+        boot_label["found"],
+        "NIXOS_BOOT is partition 1 (vfat labelled \"NIXOS_BOOT\", sectors 32768–1081343)"
+    );
+}
+
+#[test]
+fn inspect_leaves_the_image_byte_identical() {
+    let image = fixture("r2s-sd-image");
+    let before = sha256(&image);
+    let modified = std::fs::metadata(&image).unwrap().modified().unwrap();
+    inspect(&image, &[]);
+    inspect(&image, &["--format", "json"]);
+    assert_eq!(sha256(&image), before, "the image changed");
+    assert_eq!(std::fs::metadata(&image).unwrap().modified().unwrap(), modified);
+}
+
+#[test]
+fn a_truncated_image_is_exit_2_saying_truncated() {
+    let source = fixture("r2s-generations");
+    let dir = temp_dir();
+    let image = dir.path().join("truncated.img");
+    // The partition table and bootloader survive; the partitions do not.
+    write_truncated_copy(&source, 20 << 20, &image);
+    let run = inspect(&image, &[]);
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert_eq!(run.stdout, "", "{}", run.explain());
+    assert!(
+        run.stderr.starts_with(&format!(
+            "harness: {}: image is truncated: partition 1 (sectors 32768..=1081343) needs",
+            image.display()
+        )),
+        "{}",
+        run.explain()
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.explain());
+}
+
+#[test]
+fn a_garbage_image_is_exit_2_saying_there_is_no_partition_table() {
+    let dir = temp_dir();
+    let image = dir.path().join("garbage.img");
+    write_garbage_image(&image);
+    let run = inspect(&image, &[]);
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr
+            .starts_with(&format!("harness: {}: no partition table", image.display())),
+        "{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn an_unreadable_image_in_json_is_an_error_document() {
+    let dir = temp_dir();
+    let image = dir.path().join("empty.img");
+    std::fs::write(&image, b"").unwrap();
+    let report = json_report(&image, 2);
+    assert_eq!(report["result"], "error");
+    assert_eq!(report["checks"], serde_json::json!([]));
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("image is truncated: a partition table (sector 0) needs 512 bytes but the image has 0"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_missing_image_is_exit_2_naming_it() {
+    let run = inspect(Path::new("/nonexistent/r2s.img"), &[]);
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr
+            .starts_with("harness: /nonexistent/r2s.img: cannot open image"),
+        "{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn an_unknown_board_is_a_usage_error() {
+    let run = inspect(&fixture("r2s-generations"), &["--board", "rock64"]);
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr.contains("[possible values: nanopi-r2s]"),
+        "{}",
+        run.explain()
+    );
+}

@@ -45,6 +45,8 @@ const FIXTURE_SCENARIOS: &[(&str, Suits)] = &[
     ("r2s-first-boot", Suits::Only(&["boot-to-login"])),
     // The generic-extlinux menu with the board's console: choosing an older generation.
     ("r2s-generations", Suits::Only(&["extlinux-menu"])),
+    // nixpkgs' sd-image: MBR, vfat FIRMWARE, extlinux.conf under /boot on the ext4 root.
+    ("r2s-sd-image", Suits::Only(&["boot-to-login"])),
 ];
 
 /// Where a test's image comes from.

@@ -9,5 +9,6 @@ pub mod image;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod snapshot;
 pub mod suite;
 pub mod target;

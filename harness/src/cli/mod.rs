@@ -27,7 +27,8 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Boot an image once per scenario and report PASS/FAIL for each.
+    /// Boot an image once per scenario and report PASS/FAIL for each; `start = "login"`
+    /// scenarios share one boot through a snapshot and run in parallel.
     ///
     /// With no arguments, runs the shipped scenarios against the default fixture image,
     /// building it first if needed.
@@ -77,6 +78,16 @@ pub struct RunArgs {
     /// Write every scenario's stage timings of this run into one file, for a later --baseline.
     #[arg(long, value_name = "FILE")]
     pub write_baseline: Option<PathBuf>,
+    /// Where `start = "login"` scenarios keep the snapshot they start from, shared between runs.
+    /// Default: $XDG_CACHE_HOME/r2s-harness/snapshots (else ~/.cache/r2s-harness/snapshots).
+    #[arg(long, value_name = "DIR")]
+    pub snapshot_cache: Option<PathBuf>,
+    /// Boot every `start = "login"` scenario cold (and log in) instead of restoring a snapshot.
+    #[arg(long, conflicts_with = "snapshot_cache")]
+    pub no_snapshots: bool,
+    /// How many `start = "login"` scenarios run at once. Default: the number of cores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
 }
 
 /// Runs the command; returns the process exit code.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use outcome::{secs, FailReason, Failure, ScenarioResult, StageTiming, Verdict};
+pub use outcome::{secs, FailReason, Failure, Origin, ScenarioResult, StageTiming, Verdict};
 pub use session::{ConsoleState, Session};
 pub use steps::menu_number;
 pub use watch::{builtin_fatal, stage_markers, Watch, WatchKind, STAGES};

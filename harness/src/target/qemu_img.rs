@@ -61,9 +61,18 @@ pub async fn check(config: &QemuConfig, file: &Path) -> Result<(), QemuError> {
     run(config, &args).await.map(drop)
 }
 
-/// The tags of the internal snapshots in `file` that hold a VM state (`savevm` snapshots, as
-/// opposed to disk-only ones).
-pub async fn vm_snapshots(config: &QemuConfig, file: &Path) -> Result<Vec<String>, QemuError> {
+/// An internal snapshot of a qcow2 file, as `qemu-img info` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// The snapshot's tag.
+    pub name: String,
+    /// Bytes of VM state (RAM and devices) stored with it: 0 for a disk-only snapshot, and for
+    /// the disks of a `savevm` other than the one QEMU put the VM state in.
+    pub vm_state_size: u64,
+}
+
+/// The internal snapshots in `file`.
+pub async fn snapshots(config: &QemuConfig, file: &Path) -> Result<Vec<SnapshotInfo>, QemuError> {
     let args: Vec<OsString> = vec![
         "info".into(),
         "--output=json".into(),
@@ -76,17 +85,17 @@ pub async fn vm_snapshots(config: &QemuConfig, file: &Path) -> Result<Vec<String
         command: show(config, &args),
         stderr: format!("unreadable JSON: {e}"),
     })?;
-    let tags = info
-        .get("snapshots")
-        .and_then(|s| s.as_array())
-        .map(|list| {
-            list.iter()
-                .filter(|s| s.get("vm-state-size").and_then(|v| v.as_u64()).unwrap_or(0) > 0)
-                .filter_map(|s| s.get("name").and_then(|n| n.as_str()).map(str::to_owned))
-                .collect()
+    let list = info.get("snapshots").and_then(|s| s.as_array());
+    Ok(list
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            Some(SnapshotInfo {
+                name: s.get("name")?.as_str()?.to_owned(),
+                vm_state_size: s.get("vm-state-size").and_then(|v| v.as_u64()).unwrap_or(0),
+            })
         })
-        .unwrap_or_default();
-    Ok(tags)
+        .collect())
 }
 
 /// Runs qemu-img with `args`; its stdout on success.

@@ -82,7 +82,7 @@ async fn from_snapshot(
     let source = SnapshotSource {
         qemu: &run.qemu,
         image: &run.image,
-        shim: run.shim.as_ref().map(|s| s.disk()),
+        shim: run.shim.as_deref(),
         recipe,
     };
     let mut earlier_attempt: Option<String> = None;

@@ -55,6 +55,13 @@ impl Shim {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// The directory tree the shim's filesystem was made from: the adapted extlinux.conf and
+    /// the image's kernels and initrds at their paths. Unlike the disk, whose ext4 metadata
+    /// (UUID, timestamps) differs on every build, the same image always gives the same tree.
+    pub fn files(&self) -> PathBuf {
+        self.dir.path().join("tree")
+    }
 }
 
 /// Builds the shim for `found` (the image's extlinux.conf) showing `adapted` to U-Boot.

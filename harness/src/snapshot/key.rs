@@ -17,6 +17,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::SnapshotError;
+use crate::adapt::Shim;
 use crate::scenario::{LoginRecipe, Password};
 use crate::target::qemu::{QemuConfig, QemuTarget};
 
@@ -31,7 +32,7 @@ pub struct SnapshotSource<'a> {
     /// The raw disk image; read, never written.
     pub image: &'a Path,
     /// The adaptation shim U-Boot boots from, if the image needs one (see [`crate::adapt`]).
-    pub shim: Option<&'a Path>,
+    pub shim: Option<&'a Shim>,
     /// How the shell is reached.
     pub recipe: &'a LoginRecipe,
 }
@@ -47,12 +48,25 @@ impl CacheKey {
         let image = std::fs::canonicalize(source.image).map_err(|e| SnapshotError::io(source.image, e))?;
         let version = qemu_version(&source.qemu.qemu).await?;
         let mut files = vec![image.clone(), source.qemu.firmware.clone()];
-        files.extend(source.shim.map(Path::to_owned));
+        // The shim by the files it shows, not its disk's bytes: mkfs makes those differ on
+        // every build (see `Shim::files`).
+        let shim_files = source.shim.map(Shim::files);
         let digests = tokio::task::spawn_blocking(move || {
+            if let Some(tree) = &shim_files {
+                files.extend(files_under(tree).map_err(|e| SnapshotError::io(tree, e))?);
+            }
             files
                 .iter()
-                .map(|f| content_digest(f).map_err(|e| SnapshotError::io(f, e)))
-                .collect::<Result<Vec<_>, _>>()
+                .map(|f| {
+                    let digest = content_digest(f).map_err(|e| SnapshotError::io(f, e))?;
+                    // Shim files by their place in the tree too.
+                    let name = match &shim_files {
+                        Some(tree) => f.strip_prefix(tree).unwrap_or(Path::new("")).to_owned(),
+                        None => PathBuf::new(),
+                    };
+                    Ok((name, digest))
+                })
+                .collect::<Result<Vec<_>, SnapshotError>>()
         })
         .await
         .map_err(|e| SnapshotError::io(source.image, io::Error::other(e)))??;
@@ -68,7 +82,8 @@ impl CacheKey {
         // The path too: the entry's overlay refers to the image by path, so the same bytes
         // elsewhere would leave it pointing at a file that may change or vanish.
         field(image.as_os_str().as_encoded_bytes());
-        for digest in &digests {
+        for (name, digest) in &digests {
+            field(name.as_os_str().as_encoded_bytes());
             field(digest);
         }
         let disks: Vec<PathBuf> = (0..1 + usize::from(source.shim.is_some()))
@@ -94,6 +109,24 @@ impl CacheKey {
     pub fn short(&self) -> &str {
         &self.0[..12]
     }
+}
+
+/// Every file below `dir`, in a stable order.
+fn files_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                pending.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// `qemu --version`, asked once per binary per process.

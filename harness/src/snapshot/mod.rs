@@ -256,7 +256,7 @@ impl SnapshotCache {
         if let Some(shim) = source.shim {
             // A standalone copy: the shim itself lives in a temporary directory of this run.
             names.push("disk1.qcow2".to_owned());
-            qemu_img::convert_to_qcow2(source.qemu, shim, &building.join(&names[1])).await?;
+            qemu_img::convert_to_qcow2(source.qemu, shim.disk(), &building.join(&names[1])).await?;
         }
         let disks: Vec<PathBuf> = names.iter().map(|n| building.join(n)).collect();
 

@@ -57,3 +57,23 @@ impl EntryLock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_held_lock_makes_another_wait_and_then_time_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("entry.lock");
+        let held = EntryLock::acquire(&path, Duration::from_secs(1)).await.unwrap();
+        // A second open file description conflicts even within one process, as in another.
+        let waited = EntryLock::acquire(&path, Duration::from_millis(300)).await;
+        assert!(
+            matches!(&waited, Err(SnapshotError::LockTimeout { path: p, .. }) if *p == path),
+            "{waited:?}"
+        );
+        drop(held);
+        EntryLock::acquire(&path, Duration::from_millis(300)).await.unwrap();
+    }
+}

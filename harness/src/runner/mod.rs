@@ -316,3 +316,6 @@ fn missing_password(scenario: &Scenario, at: ConsoleAt, ctx: &RunContext) -> Opt
 fn verdict_passed(v: &Verdict) -> bool {
     matches!(v, Verdict::Pass)
 }
+
+#[cfg(test)]
+mod tests;

@@ -74,6 +74,8 @@ mod tests {
             "{waited:?}"
         );
         drop(held);
-        EntryLock::acquire(&path, Duration::from_millis(300)).await.unwrap();
+        EntryLock::acquire(&path, Duration::from_millis(300))
+            .await
+            .unwrap();
     }
 }

@@ -122,3 +122,38 @@ async fn from_power_on_a_login_start_boots_the_default_entry_and_logs_in_first()
     );
     assert_eq!(out.stages.first().map(|s| s.name.as_str()), Some("uboot"));
 }
+
+#[tokio::test]
+async fn an_unset_recipe_password_fails_before_booting_but_a_restored_shell_needs_none() {
+    let text = "name = \"n\"\ndescription = \"d\"\nstart = \"login\"\n\
+                login = { user = \"root\", password_env = \"R2S_RUNNER_TEST_UNSET\" }\n\
+                [[steps]]\nsend_line = \"ping\"\n[[steps]]\nexpect = \"pong\"\n";
+    let scenario = scenario::parse(text, Path::new("n.toml")).expect("valid scenario");
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = RunContext::default();
+
+    let mut silent = console_with(|io| async move { drop(io) });
+    let mut transcript = Transcript::create(dir.path(), "a", "a").unwrap();
+    let out = run_scenario_at(
+        ConsoleAt::PowerOn,
+        &scenario,
+        &mut silent,
+        &mut transcript,
+        &ctx,
+        &mut Quiet,
+    )
+    .await;
+    let Verdict::Fail(failure) = &out.verdict else {
+        panic!("passed without a password");
+    };
+    assert_eq!(failure.step, 0);
+    assert!(
+        matches!(&failure.reason, FailReason::Setup { detail } if detail.contains("R2S_RUNNER_TEST_UNSET"))
+    );
+
+    let mut shell = console_with(restored_shell);
+    let mut transcript = Transcript::create(dir.path(), "b", "b").unwrap();
+    let at = ConsoleAt::RestoredShell;
+    let out = run_scenario_at(at, &scenario, &mut shell, &mut transcript, &ctx, &mut Quiet).await;
+    assert!(matches!(out.verdict, Verdict::Pass), "{:?}", out.verdict);
+}

@@ -1,6 +1,7 @@
 //! Snapshot fan-out end to end: `start = "login"` scenarios boot once to a root shell, save it,
 //! and start from the saved state; concurrent harness processes share that one boot; a corrupt
-//! or stale cache entry is rebuilt; the image is never written; no QEMU outlives a run.
+//! or stale cache entry, or one QEMU cannot restore, is rebuilt; the image is never written; no
+//! QEMU outlives a run.
 //!
 //! Every run gets `TMPDIR` inside the test's own directory, so every QEMU it starts names that
 //! directory on its command line: that is how "no QEMU left" is checked on a machine where
@@ -222,6 +223,72 @@ fn a_corrupt_or_stale_cache_entry_is_rebuilt_not_trusted() {
         fourth.explain()
     );
     assert_eq!(sha256(&image), before, "the image changed");
+    assert_eq!(
+        qemu_mentioning(dir.path()),
+        Vec::<u32>::new(),
+        "QEMU left running"
+    );
+}
+
+#[test]
+fn an_entry_qemu_cannot_restore_is_discarded_and_rebuilt() {
+    use r2s_harness::runner::RunContext;
+    use r2s_harness::scenario::LoginRecipe;
+    use r2s_harness::snapshot::{CacheKey, SnapshotCache, SnapshotSource};
+    use r2s_harness::target::qemu::QemuConfig;
+
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let dir = temp_dir();
+    let cache = SnapshotCache::new(dir.path().join("cache"));
+    let adapted = r2s_harness::adapt::adapt(&image)
+        .unwrap()
+        .expect("the fixture is adapted");
+    let recipe = LoginRecipe::default_root();
+    let context = RunContext {
+        fallback_password: Some(r2s_images::ROOT_PASSWORD.to_owned()),
+        ..RunContext::default()
+    };
+    // An entry saved from a 512 MiB machine, filed under the key of the default 1 GiB one:
+    // every check passes, but QEMU refuses to load its RAM.
+    let small = QemuConfig {
+        memory_mib: 512,
+        ..QemuConfig::default()
+    };
+    let default = QemuConfig::default();
+    let source = |qemu| SnapshotSource {
+        qemu,
+        image: &image,
+        shim: Some(&adapted.shim),
+        recipe: &recipe,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (small_key, key) = runtime.block_on(async {
+        let checkout = cache
+            .checkout(&source(&small), &context, &dir.path().join("prime"), LIMIT)
+            .await
+            .expect("a 512 MiB entry");
+        (
+            checkout.key.clone(),
+            CacheKey::of(&source(&default)).await.unwrap(),
+        )
+    });
+    assert_ne!(small_key, key);
+    std::fs::rename(cache.entry_dir(&small_key), cache.entry_dir(&key)).unwrap();
+    let info_path = cache.entry_dir(&key).join("entry.json");
+    let mut info: serde_json::Value = serde_json::from_slice(&std::fs::read(&info_path).unwrap()).unwrap();
+    info["key"] = key.0.clone().into();
+    std::fs::write(&info_path, info.to_string()).unwrap();
+
+    let (run, transcripts) = finish_run(start_run(dir.path(), "run", &["shell-fresh-state"]));
+    let log = std::fs::read_to_string(transcripts.join("shell-fresh-state.log")).unwrap();
+    assert!(
+        log.contains("an earlier restore from build") && log.contains("built by this run"),
+        "{}\n{log}",
+        run.explain()
+    );
     assert_eq!(
         qemu_mentioning(dir.path()),
         Vec::<u32>::new(),

@@ -169,10 +169,14 @@ impl QemuTarget {
             // `-loadvm` only finds snapshots in the top image of each drive, so an overlay over
             // the entry would not do: the file itself is copied (a reflink where the filesystem
             // can, through copy_file_range).
-            std::fs::copy(disk, &copy).map_err(|source| QemuError::Image {
-                path: disk.clone(),
-                source,
-            })?;
+            // On the blocking pool: a copy of a hundred MiB must not stall other scenarios
+            // running on this thread.
+            tokio::fs::copy(disk, &copy)
+                .await
+                .map_err(|source| QemuError::Image {
+                    path: disk.clone(),
+                    source,
+                })?;
             copies.push(copy);
         }
         Self::spawn(config, dir, &copies, Some(tag))

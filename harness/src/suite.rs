@@ -93,20 +93,22 @@ async fn from_snapshot(
         {
             Ok(checkout) => checkout,
             // The image did not boot to a shell: that is the scenario's verdict.
-            Err(SnapshotError::Boot { failure, transcript }) => {
-                let mut failure = *failure;
-                failure.step_description = format!(
-                    "start = \"login\" ({}, {})",
-                    failure.step_description,
-                    scenario.source.display()
-                );
+            Err(SnapshotError::Boot { boot, transcript }) => {
+                let mut boot = *boot;
+                if let Verdict::Fail(failure) = &mut boot.verdict {
+                    failure.step_description = format!(
+                        "start = \"login\" ({}, {})",
+                        failure.step_description,
+                        scenario.source.display()
+                    );
+                }
                 return Ok(ScenarioResult {
                     name: scenario.name.clone(),
                     source: scenario.source.clone(),
-                    duration: failure.at,
-                    verdict: Verdict::Fail(failure),
-                    stages: Vec::new(),
-                    last_lines: Vec::new(),
+                    duration: boot.duration,
+                    verdict: boot.verdict,
+                    stages: boot.stages,
+                    last_lines: boot.last_lines,
                     transcript: vec![transcript],
                     origin: Origin::Snapshot { primed: true },
                 });

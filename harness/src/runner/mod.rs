@@ -147,7 +147,7 @@ pub async fn run_scenario_at(
 
 /// Boots the console from power-on with the board's default entry and logs in with `recipe`,
 /// leaving it at a shell prompt: the state a `start = "login"` snapshot captures. Fails after
-/// `timeout`, or at once on a fatal pattern.
+/// `timeout`, or at once on a fatal pattern; the verdict says which.
 pub async fn reach_login_shell(
     console: &mut Console,
     transcript: &mut Transcript,
@@ -155,7 +155,7 @@ pub async fn reach_login_shell(
     recipe: &LoginRecipe,
     timeout: Duration,
     observer: &mut dyn Observer,
-) -> Result<Vec<StageTiming>, Failure> {
+) -> RunOutput {
     let mut watches = builtin_fatal();
     watches.extend(stage_markers());
     let mut session = Session::new(console, transcript, observer, watches);
@@ -163,14 +163,14 @@ pub async fn reach_login_shell(
     let deadline = Instant::now() + timeout;
     let result = login_with(&mut session, recipe, ctx, deadline).await;
     let end = session.elapsed();
-    match result {
+    let verdict = match result {
         Ok(()) => {
             session.note("at a shell");
-            Ok(session.stage_timings(end))
+            Verdict::Pass
         }
         Err(failure) => {
             session.note(&format!("FAIL: {}", failure.reason));
-            Err(Failure {
+            Verdict::Fail(Failure {
                 step: 0,
                 step_description: format!("login as {}", recipe.user),
                 expected: failure.expected,
@@ -179,6 +179,12 @@ pub async fn reach_login_shell(
                 stage: session.stage().to_owned(),
             })
         }
+    };
+    RunOutput {
+        verdict,
+        stages: session.stage_timings(end),
+        last_lines: session.recent_lines(),
+        duration: end,
     }
 }
 

@@ -15,8 +15,10 @@
 mod key;
 mod lock;
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -26,7 +28,7 @@ pub use key::{content_digest, CacheKey, SnapshotSource};
 pub use lock::EntryLock;
 
 use crate::console::Transcript;
-use crate::runner::{self, Failure, Quiet, RunContext};
+use crate::runner::{self, Quiet, RunContext, RunOutput, Verdict};
 use crate::target::qemu::{QemuError, QemuTarget};
 use crate::target::qemu_img;
 use crate::target::qmp::{Qmp, QmpError};
@@ -50,9 +52,10 @@ pub enum SnapshotError {
     #[error("saving the login snapshot: {0}")]
     Qmp(#[from] QmpError),
     /// The priming boot did not reach a shell: a verdict on the image, not a harness error.
-    #[error("the boot to the login state failed: {} (transcript {})", failure.reason, transcript.display())]
+    /// `boot` holds that boot's failing verdict, stages and last console lines.
+    #[error("the boot to the login state failed (transcript {})", transcript.display())]
     Boot {
-        failure: Box<Failure>,
+        boot: Box<RunOutput>,
         transcript: PathBuf,
     },
     #[error("snapshot cache entry {entry} was just built but does not check out: {detail}")]
@@ -83,6 +86,10 @@ struct EntryInfo {
 #[derive(Debug, Clone)]
 pub struct SnapshotCache {
     dir: PathBuf,
+    /// Keys whose priming boot failed in this process, with the failure and its transcript.
+    /// Shared by clones, so that the scenarios of one run that start from the same state get
+    /// that boot's verdict instead of failing the same boot again, one after another.
+    failed: Arc<Mutex<HashMap<CacheKey, (RunOutput, PathBuf)>>>,
 }
 
 /// A usable entry, locked for as long as this lives: restore from [`Checkout::disks`] (QEMU
@@ -114,7 +121,10 @@ pub struct Primed {
 impl SnapshotCache {
     /// A cache in `dir`, created when first used.
     pub fn new(dir: impl Into<PathBuf>) -> SnapshotCache {
-        SnapshotCache { dir: dir.into() }
+        SnapshotCache {
+            dir: dir.into(),
+            failed: Arc::default(),
+        }
     }
 
     /// The default directory for the command line: `$XDG_CACHE_HOME/r2s-harness/snapshots`,
@@ -154,9 +164,21 @@ impl SnapshotCache {
         boot_timeout: Duration,
     ) -> Result<Checkout, SnapshotError> {
         let key = CacheKey::of(source).await?;
+        if let Some((boot, transcript)) = self.failed_before(&key) {
+            return Err(SnapshotError::Boot {
+                boot: Box::new(boot),
+                transcript,
+            });
+        }
         std::fs::create_dir_all(&self.dir).map_err(|e| SnapshotError::io(&self.dir, e))?;
         let lock_path = self.dir.join(format!("{}.lock", key.0));
         let lock = EntryLock::acquire(&lock_path, boot_timeout + Duration::from_secs(60)).await?;
+        if let Some((boot, transcript)) = self.failed_before(&key) {
+            return Err(SnapshotError::Boot {
+                boot: Box::new(boot),
+                transcript,
+            });
+        }
         let entry = self.entry_dir(&key);
         if let Ok((info, disks)) = self.check(source, &key, &entry).await {
             return Ok(Checkout {
@@ -169,9 +191,17 @@ impl SnapshotCache {
         }
         // Missing, stale or corrupt: rebuild from scratch, never repair.
         remove_dir(&entry)?;
-        let primed = self
-            .build(source, context, &key, transcripts, boot_timeout)
-            .await?;
+        let primed = match self.build(source, context, &key, transcripts, boot_timeout).await {
+            Ok(primed) => primed,
+            Err(SnapshotError::Boot { boot, transcript }) => {
+                self.failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key.clone(), ((*boot).clone(), transcript.clone()));
+                return Err(SnapshotError::Boot { boot, transcript });
+            }
+            Err(other) => return Err(other),
+        };
         let (info, disks) =
             self.check(source, &key, &entry)
                 .await
@@ -186,6 +216,16 @@ impl SnapshotCache {
             build: info.build,
             primed: Some(primed),
         })
+    }
+
+    /// The failure of this process's earlier priming boot for `key`, if there was one. Checked
+    /// again after taking the lock, for the scenarios that waited on the failed boot.
+    fn failed_before(&self, key: &CacheKey) -> Option<(RunOutput, PathBuf)> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
     }
 
     /// Removes the entry for `key` if it is still build `build`: a restore from it failed, so
@@ -278,8 +318,8 @@ impl SnapshotCache {
         )
         .await;
         let to_shell = started.elapsed();
-        let saved = match reached {
-            Ok(_) => {
+        let saved = match reached.verdict {
+            Verdict::Pass => {
                 let save_started = Instant::now();
                 let saved = save_and_quit(&mut target).await;
                 let _ = transcript.note(
@@ -291,8 +331,8 @@ impl SnapshotCache {
                 );
                 saved.map(|()| save_started.elapsed())
             }
-            Err(failure) => Err(SnapshotError::Boot {
-                failure: Box::new(failure),
+            Verdict::Fail(_) => Err(SnapshotError::Boot {
+                boot: Box::new(reached),
                 transcript: log.clone(),
             }),
         };

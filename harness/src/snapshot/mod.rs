@@ -164,21 +164,11 @@ impl SnapshotCache {
         boot_timeout: Duration,
     ) -> Result<Checkout, SnapshotError> {
         let key = CacheKey::of(source).await?;
-        if let Some((boot, transcript)) = self.failed_before(&key) {
-            return Err(SnapshotError::Boot {
-                boot: Box::new(boot),
-                transcript,
-            });
-        }
+        self.no_earlier_failure(&key)?;
         std::fs::create_dir_all(&self.dir).map_err(|e| SnapshotError::io(&self.dir, e))?;
         let lock_path = self.dir.join(format!("{}.lock", key.0));
         let lock = EntryLock::acquire(&lock_path, boot_timeout + Duration::from_secs(60)).await?;
-        if let Some((boot, transcript)) = self.failed_before(&key) {
-            return Err(SnapshotError::Boot {
-                boot: Box::new(boot),
-                transcript,
-            });
-        }
+        self.no_earlier_failure(&key)?;
         let entry = self.entry_dir(&key);
         if let Ok((info, disks)) = self.check(source, &key, &entry).await {
             return Ok(Checkout {
@@ -218,14 +208,17 @@ impl SnapshotCache {
         })
     }
 
-    /// The failure of this process's earlier priming boot for `key`, if there was one. Checked
+    /// The failure of this process's earlier priming boot for `key`, if there was one. Asked
     /// again after taking the lock, for the scenarios that waited on the failed boot.
-    fn failed_before(&self, key: &CacheKey) -> Option<(RunOutput, PathBuf)> {
-        self.failed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .cloned()
+    fn no_earlier_failure(&self, key: &CacheKey) -> Result<(), SnapshotError> {
+        let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        match failed.get(key) {
+            Some((boot, transcript)) => Err(SnapshotError::Boot {
+                boot: Box::new(boot.clone()),
+                transcript: transcript.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Removes the entry for `key` if it is still build `build`: a restore from it failed, so

@@ -9,7 +9,9 @@
 //! - `R2S_TEST_SCENARIOS`: scenario files or directories, `:`-separated (default: the shipped
 //!   `scenarios/`);
 //! - `R2S_TEST_BOARD`: the board profile (default and, for now, only choice: `qemu-virt`);
-//! - the scenarios' own password variables (`R2S_PASSWORD` for the shipped ones).
+//! - the scenarios' own password variables (`R2S_PASSWORD` for the shipped ones);
+//! - `R2S_TEST_SNAPSHOT_CACHE`: where `start = "login"` scenarios keep their login snapshot
+//!   (default `<target>/tmp/r2s-snapshots`); they start from it instead of a cold boot.
 //!
 //! Listing (`--list`) reads scenario files but builds and boots nothing, and writes nothing but
 //! test lines to stdout. Transcripts land in `<target>/tmp/r2s-transcripts/<image>/`.
@@ -24,6 +26,7 @@ use r2s_harness::image::{self, ImageError};
 use r2s_harness::report::text;
 use r2s_harness::runner::{Quiet, RunContext};
 use r2s_harness::scenario::{self, Scenario};
+use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, QemuRun};
 use r2s_harness::target::qemu::QemuConfig;
 
@@ -174,6 +177,7 @@ fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Resul
             ..RunContext::default()
         },
         shim,
+        snapshots: Some(SnapshotCache::new(snapshot_cache())),
     };
     // One thread, as in the harness binary: QEMU's parent-death signal is tied to the thread
     // that spawned it.
@@ -196,6 +200,16 @@ fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Resul
         )
         .into())
     }
+}
+
+/// Where `start = "login"` tests keep their snapshots: `R2S_TEST_SNAPSHOT_CACHE`, else
+/// `<target>/tmp/r2s-snapshots`. Every test process shares it; the first to need an entry boots
+/// to build it while the others wait.
+fn snapshot_cache() -> PathBuf {
+    std::env::var_os("R2S_TEST_SNAPSHOT_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("r2s-snapshots"))
 }
 
 /// The same adaptation `harness run` applies: U-Boot boots a shim disk with the image's

@@ -10,5 +10,6 @@ pub mod inspect;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod snapshot;
 pub mod suite;
 pub mod target;

@@ -1,4 +1,5 @@
-//! Runs scenarios against an image on fresh QEMU targets, one boot per scenario.
+//! Runs scenarios against an image on QEMU: a cold boot per power-on scenario, a restored
+//! login snapshot per `start = "login"` scenario.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -7,9 +8,13 @@ use std::time::Duration;
 use crate::adapt::Shim;
 use crate::console::Transcript;
 use crate::report::timings::{Timings, TimingsError};
-use crate::runner::{self, FailReason, Failure, Observer, RunContext, ScenarioResult, Verdict};
-use crate::scenario::Scenario;
+use crate::runner::{
+    self, ConsoleAt, FailReason, Failure, Observer, Origin, RunContext, RunOutput, ScenarioResult, Verdict,
+};
+use crate::scenario::{LoginRecipe, Scenario, Start};
+use crate::snapshot::{SnapshotCache, SnapshotError, SnapshotSource, TAG};
 use crate::target::qemu::{QemuConfig, QemuError, QemuTarget};
+use crate::target::Console;
 
 /// Everything a QEMU run of a suite needs besides the scenarios.
 #[derive(Debug, Clone)]
@@ -20,6 +25,8 @@ pub struct QemuRun {
     pub context: RunContext,
     /// The disk U-Boot boots from when the image was adapted for QEMU (see [`crate::adapt`]).
     pub shim: Option<Arc<Shim>>,
+    /// Where `start = "login"` scenarios find their snapshot; `None` boots each of them cold.
+    pub snapshots: Option<SnapshotCache>,
 }
 
 /// Errors that stop a run before a verdict is possible.
@@ -31,10 +38,14 @@ pub enum SuiteError {
     Transcript { dir: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Timings(#[from] TimingsError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
 }
 
-/// Boots `run.image` afresh for `scenario` and judges it. QEMU is gone when this returns, and
-/// also if the future is dropped part-way (Ctrl-C, SIGTERM, panic).
+/// Runs `scenario` on `run.image` and judges it. A power-on scenario gets a cold boot; a
+/// `start = "login"` scenario starts from the login snapshot when `run.snapshots` is set (built
+/// first if needed), else from a cold boot and the recipe's login. QEMU is gone when this
+/// returns, and also if the future is dropped part-way (Ctrl-C, SIGTERM, panic).
 pub async fn run_on_qemu(
     run: &QemuRun,
     scenario: &Scenario,
@@ -44,22 +55,134 @@ pub async fn run_on_qemu(
         dir: run.transcripts.clone(),
         source,
     })?;
-    let stem = transcript_stem(&scenario.name);
-    let mut transcript = Transcript::create(&run.transcripts, &stem, &scenario.name).map_err(|source| {
-        SuiteError::Transcript {
-            dir: run.transcripts.clone(),
-            source,
+    let result = match (&scenario.start, &run.snapshots) {
+        (Start::Login(recipe), Some(cache)) => from_snapshot(run, cache, recipe, scenario, observer).await?,
+        _ => {
+            let mut transcript = create_transcript(run, scenario)?;
+            let shim = run.shim.as_ref().map(|s| s.disk());
+            let (target, console) = QemuTarget::start(&run.qemu, &run.image, shim).await?;
+            let at = ConsoleAt::PowerOn;
+            let out = judge(run, scenario, at, target, console, &mut transcript, observer).await;
+            finish(run, scenario, out, transcript, Origin::PowerOn, Vec::new())?
         }
-    })?;
-    let shim = run.shim.as_ref().map(|s| s.disk());
-    let (mut target, mut console) = QemuTarget::start(&run.qemu, &run.image, shim).await?;
-    let (mut verdict, stages, last_lines, duration) =
-        runner::run_scenario(scenario, &mut console, &mut transcript, &run.context, observer).await;
+    };
+    Timings::of(&result, &run.image).write(&run.transcripts, &transcript_stem(&scenario.name))?;
+    Ok(result)
+}
+
+/// A `start = "login"` scenario restored from the cache's snapshot. A restore that does not
+/// reach a shell discards the entry and tries once more with a rebuilt one.
+async fn from_snapshot(
+    run: &QemuRun,
+    cache: &SnapshotCache,
+    recipe: &LoginRecipe,
+    scenario: &Scenario,
+    observer: &mut dyn Observer,
+) -> Result<ScenarioResult, SuiteError> {
+    let source = SnapshotSource {
+        qemu: &run.qemu,
+        image: &run.image,
+        shim: run.shim.as_deref(),
+        recipe,
+    };
+    let mut earlier_attempt: Option<String> = None;
+    loop {
+        let checkout = match cache
+            .checkout(&source, &run.context, &run.transcripts, scenario.timeout)
+            .await
+        {
+            Ok(checkout) => checkout,
+            // The image did not boot to a shell: that is the scenario's verdict.
+            Err(SnapshotError::Boot { boot, transcript }) => {
+                let mut boot = *boot;
+                if let Verdict::Fail(failure) = &mut boot.verdict {
+                    failure.step_description = format!(
+                        "start = \"login\" ({}, {})",
+                        failure.step_description,
+                        scenario.source.display()
+                    );
+                }
+                return Ok(ScenarioResult {
+                    name: scenario.name.clone(),
+                    source: scenario.source.clone(),
+                    duration: boot.duration,
+                    verdict: boot.verdict,
+                    stages: boot.stages,
+                    last_lines: boot.last_lines,
+                    transcript: vec![transcript],
+                    origin: Origin::Snapshot { primed: true },
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut transcript = create_transcript(run, scenario)?;
+        if let Some(note) = &earlier_attempt {
+            let _ = transcript.note(Duration::ZERO, note);
+        }
+        let how = match &checkout.primed {
+            Some(p) => format!(
+                "built by this run: {:.1}s to a shell, savevm {:.2}s; boot transcript {}",
+                p.to_shell.as_secs_f64(),
+                p.save.as_secs_f64(),
+                p.transcript.display()
+            ),
+            None => "reused from the cache".to_owned(),
+        };
+        let _ = transcript.note(
+            Duration::ZERO,
+            &format!(
+                "start = \"login\": restoring snapshot {TAG} of {} ({how})",
+                cache.entry_dir(&checkout.key).display()
+            ),
+        );
+        let primed = checkout.primed.is_some();
+        let mut extra = Vec::new();
+        extra.extend(checkout.primed.as_ref().map(|p| p.transcript.clone()));
+        let (key, build) = (checkout.key.clone(), checkout.build.clone());
+        let restored = QemuTarget::restore(&run.qemu, &checkout.disks, TAG).await;
+        // QEMU has its own copies now; other runs may use or rebuild the entry.
+        drop(checkout);
+        let (target, console) = restored?;
+        let at = ConsoleAt::RestoredShell;
+        let out = judge(run, scenario, at, target, console, &mut transcript, observer).await;
+        let restore_failed = matches!(
+            &out.verdict,
+            Verdict::Fail(f) if f.step == 0 && f.stage == runner::RESTORE_STAGE
+        );
+        if restore_failed && earlier_attempt.is_none() {
+            if let Verdict::Fail(f) = &out.verdict {
+                earlier_attempt = Some(format!(
+                    "an earlier restore from build {build} failed ({}); the entry was discarded and rebuilt",
+                    f.reason
+                ));
+            }
+            let _ = transcript.finish();
+            cache
+                .discard(&key, &build, scenario.timeout + Duration::from_secs(60))
+                .await?;
+            continue;
+        }
+        return finish(run, scenario, out, transcript, Origin::Snapshot { primed }, extra);
+    }
+}
+
+/// Runs the scenario on a started target, then stops the target.
+async fn judge(
+    run: &QemuRun,
+    scenario: &Scenario,
+    at: ConsoleAt,
+    mut target: QemuTarget,
+    mut console: Console,
+    transcript: &mut Transcript,
+    observer: &mut dyn Observer,
+) -> RunOutput {
+    let mut out =
+        runner::run_scenario_at(at, scenario, &mut console, transcript, &run.context, observer).await;
     // A console that closed under us usually means QEMU died; its stderr says why.
     if let Verdict::Fail(Failure {
         reason: FailReason::ConsoleClosed { detail },
         ..
-    }) = &mut verdict
+    }) = &mut out.verdict
     {
         if let Some(report) = target.exit_report().await {
             detail.push_str(&format!("; {report}"));
@@ -67,21 +190,42 @@ pub async fn run_on_qemu(
     }
     drop(console);
     target.shutdown().await;
+    out
+}
+
+fn create_transcript(run: &QemuRun, scenario: &Scenario) -> Result<Transcript, SuiteError> {
+    Transcript::create(&run.transcripts, &transcript_stem(&scenario.name), &scenario.name).map_err(|source| {
+        SuiteError::Transcript {
+            dir: run.transcripts.clone(),
+            source,
+        }
+    })
+}
+
+fn finish(
+    run: &QemuRun,
+    scenario: &Scenario,
+    out: RunOutput,
+    transcript: Transcript,
+    origin: Origin,
+    extra_transcripts: Vec<PathBuf>,
+) -> Result<ScenarioResult, SuiteError> {
     let paths = transcript.finish().map_err(|source| SuiteError::Transcript {
         dir: run.transcripts.clone(),
         source,
     })?;
-    let result = ScenarioResult {
+    let mut files = vec![paths.log, paths.raw, paths.cast];
+    files.extend(extra_transcripts);
+    Ok(ScenarioResult {
         name: scenario.name.clone(),
         source: scenario.source.clone(),
-        verdict,
-        duration,
-        stages,
-        last_lines,
-        transcript: vec![paths.log, paths.raw, paths.cast],
-    };
-    Timings::of(&result, &run.image).write(&run.transcripts, &stem)?;
-    Ok(result)
+        verdict: out.verdict,
+        duration: out.duration,
+        stages: out.stages,
+        last_lines: out.last_lines,
+        transcript: files,
+        origin,
+    })
 }
 
 /// A file name for a scenario's transcripts: its name with anything odd replaced.

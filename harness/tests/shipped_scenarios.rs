@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use r2s_harness::scenario::{self, Action, MenuChoice};
+use r2s_harness::scenario::{self, Action, LoginRecipe, MenuChoice, Start};
 
 fn shipped_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
@@ -49,8 +49,27 @@ fn shipped_scenarios_load_together() {
         .collect();
     assert_eq!(
         names,
-        ["boot-to-login", "extlinux-menu", "login-and-run", "uboot-shell"]
+        [
+            "boot-to-login",
+            "extlinux-menu",
+            "login-and-run",
+            "shell-checks",
+            "shell-fresh-state",
+            "uboot-shell"
+        ]
     );
+}
+
+#[test]
+fn shell_scenarios_start_at_a_root_login() {
+    for name in ["shell-checks", "shell-fresh-state"] {
+        let scenario = scenario::load(&shipped_dir().join(format!("{name}.toml"))).expect("valid scenario");
+        assert_eq!(
+            scenario.start,
+            Start::Login(LoginRecipe::default_root()),
+            "{name}"
+        );
+    }
 }
 
 #[test]

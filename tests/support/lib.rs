@@ -80,6 +80,12 @@ impl Finished {
 
 /// The harness started with `args`, stdout and stderr captured.
 pub fn spawn_harness(args: &[&std::ffi::OsStr]) -> (Child, String) {
+    spawn_harness_env(args, &[])
+}
+
+/// [`spawn_harness`] with extra environment variables, e.g. `TMPDIR` to keep every file and
+/// QEMU command line of the run under one test directory.
+pub fn spawn_harness_env(args: &[&std::ffi::OsStr], env: &[(&str, &std::ffi::OsStr)]) -> (Child, String) {
     let bin = harness_bin();
     let command = format!(
         "{} {}",
@@ -93,6 +99,7 @@ pub fn spawn_harness(args: &[&std::ffi::OsStr]) -> (Child, String) {
         .args(args)
         // As a user would: the fixture's root password in the variable the scenarios name.
         .env("R2S_PASSWORD", r2s_images::ROOT_PASSWORD)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -204,6 +211,25 @@ pub fn qemu_children(parent: u32) -> Vec<u32> {
         }
     }
     out
+}
+
+/// Process ids of live QEMU processes (any parent) whose command line mentions `needle`.
+pub fn qemu_mentioning(needle: &Path) -> Vec<u32> {
+    let needle = needle.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains("qemu-system") && cmdline.contains(&needle) && process_alive(*pid)
+        })
+        .collect()
 }
 
 /// Whether a process exists and is not a zombie.

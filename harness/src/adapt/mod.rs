@@ -65,12 +65,12 @@ fn cached_shim(
     };
     let key = ShimCache::key(image, adapted).map_err(io(image))?;
     if let Some(disk) = cache.get(&key) {
-        return Ok(Shim::cached(disk));
+        return Ok(Shim::cached(disk, shim::shows(found, adapted)));
     }
     let built = shim::build(image, found, adapted)?;
     // An unwritable cache costs speed, not the run: keep the private shim.
     match cache.put(&key, built.disk()) {
-        Ok(disk) => Ok(Shim::cached(disk)),
+        Ok(disk) => Ok(Shim::cached(disk, built.shows().to_owned())),
         Err(_) => Ok(built),
     }
 }

@@ -43,6 +43,7 @@ pub enum ShimError {
 pub struct Shim {
     dir: Option<TempDir>,
     disk: PathBuf,
+    shows: String,
 }
 
 impl Shim {
@@ -51,15 +52,33 @@ impl Shim {
         &self.disk
     }
 
-    /// A shim whose disk is in the cache: nothing is removed when it is dropped.
-    pub fn cached(disk: PathBuf) -> Shim {
-        Shim { dir: None, disk }
+    /// A shim whose disk is in the cache: nothing is removed when it is dropped. `shows` is
+    /// [`Shim::shows`] of the shim the disk was built as.
+    pub fn cached(disk: PathBuf, shows: String) -> Shim {
+        Shim {
+            dir: None,
+            disk,
+            shows,
+        }
     }
 
     /// The private directory of a shim built for this run only.
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_ref().map(TempDir::path)
     }
+
+    /// What the shim shows U-Boot, as text: the adapted extlinux.conf's path and contents. The
+    /// kernels and initrds beside it are the image's own bytes, so this text and the image's
+    /// content decide the disk's files. Unlike the disk, whose ext4 metadata (UUID, timestamps)
+    /// differs on every build, it is the same for the same image.
+    pub fn shows(&self) -> &str {
+        &self.shows
+    }
+}
+
+/// [`Shim::shows`] of the shim for `found` showing `adapted`.
+pub fn shows(found: &Found, adapted: &Config) -> String {
+    format!("{}\n{}", found.path, adapted.render())
 }
 
 /// Builds the shim for `found` (the image's extlinux.conf) showing `adapted` to U-Boot.
@@ -99,7 +118,11 @@ pub fn build(image: &Path, found: &Found, adapted: &Config) -> Result<Shim, Shim
     let total = FIRST_LBA * SECTOR + fs_bytes + (1 << 20);
     write_gpt(&disk, total, fs_bytes)?;
     mkfs_into(&disk, &tree, fs_bytes)?;
-    Ok(Shim { dir: Some(dir), disk })
+    Ok(Shim {
+        dir: Some(dir),
+        disk,
+        shows: shows(found, adapted),
+    })
 }
 
 /// Every kernel and initrd the labels name, as paths inside the partition.

@@ -29,11 +29,12 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Boot an image once per scenario and report PASS/FAIL for each.
+    /// Boot an image once per scenario and report PASS/FAIL for each; `start = "login"`
+    /// scenarios share one boot through a snapshot and run in parallel.
     ///
     /// With no arguments, runs the shipped scenarios against the default fixture image,
     /// building it first if needed.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check an image for the board before flashing it, without booting anything.
     ///
     /// Reads the partition table, the bootloader sectors, the filesystems and the extlinux.conf
@@ -114,12 +115,22 @@ pub struct RunArgs {
     /// Write every scenario's stage timings of this run into one file, for a later --baseline.
     #[arg(long, value_name = "FILE")]
     pub write_baseline: Option<PathBuf>,
+    /// Where `start = "login"` scenarios keep the snapshot they start from, shared between runs.
+    /// Default: `snapshots` in the cache directory (see --cache-dir).
+    #[arg(long, value_name = "DIR")]
+    pub snapshot_cache: Option<PathBuf>,
+    /// Boot every `start = "login"` scenario cold (and log in) instead of restoring a snapshot.
+    #[arg(long, conflicts_with = "snapshot_cache")]
+    pub no_snapshots: bool,
+    /// How many `start = "login"` scenarios run at once. Default: the number of cores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
 }
 
 /// Runs the command; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> u8 {
     match cli.command {
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => run::run(*args).await,
         Command::Inspect(args) => inspect::inspect(args),
     }
 }

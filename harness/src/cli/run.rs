@@ -7,9 +7,10 @@ use r2s_harness::adapt::{self, Shim, ShimCache, ShimError};
 use r2s_harness::image::ImageError;
 
 use r2s_harness::report::{junit, text};
-use r2s_harness::runner::RunContext;
-use r2s_harness::scenario;
-use r2s_harness::suite::{self, QemuRun};
+use r2s_harness::runner::{Quiet, RunContext};
+use r2s_harness::scenario::{self, Scenario, Start};
+use r2s_harness::snapshot::SnapshotCache;
+use r2s_harness::suite::{self, QemuRun, SuiteError};
 use r2s_harness::target::qemu::QemuConfig;
 use r2s_harness::{image, runner::ScenarioResult};
 
@@ -88,19 +89,39 @@ pub async fn run(args: RunArgs) -> u8 {
             ..RunContext::default()
         },
         shim,
+        snapshots: (!args.no_snapshots).then(|| {
+            SnapshotCache::new(
+                args.snapshot_cache
+                    .clone()
+                    .or_else(|| args.cache_dir.as_ref().map(|dir| dir.join("snapshots")))
+                    .unwrap_or_else(SnapshotCache::default_dir),
+            )
+        }),
     };
     println!("image: {}", image.display());
+    let (login_start, power_on): (Vec<Scenario>, Vec<Scenario>) = scenarios
+        .into_iter()
+        .partition(|s| matches!(s.start, Start::Login(_)));
     let mut results: Vec<ScenarioResult> = Vec::new();
-    for scenario in &scenarios {
+    for scenario in &power_on {
         let mut progress = ProgressLine::new(&scenario.name);
         let result = suite::run_on_qemu(&run, scenario, &mut progress).await;
         progress.clear();
         match result {
             Ok(result) => {
-                println!("{}", text::summary_line(&result));
-                print!("{}", text::failure_details(&result));
+                print_result(&result);
                 results.push(result);
             }
+            Err(e) => {
+                eprintln!("harness: {e}");
+                return EXIT_ERROR;
+            }
+        }
+    }
+    if !login_start.is_empty() {
+        let jobs = args.jobs.map_or_else(cores, |j| j as usize);
+        match run_in_parallel(&run, login_start, jobs).await {
+            Ok(mut more) => results.append(&mut more),
             Err(e) => {
                 eprintln!("harness: {e}");
                 return EXIT_ERROR;
@@ -130,6 +151,61 @@ pub async fn run(args: RunArgs) -> u8 {
     } else {
         EXIT_FAIL
     }
+}
+
+fn print_result(result: &ScenarioResult) {
+    println!("{}", text::summary_line(result));
+    print!("{}", text::failure_details(result));
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs `scenarios` (all `start = "login"`) `jobs` at a time, each printed as it finishes;
+/// the results come back in the scenarios' order. The first to need the snapshot builds it and
+/// the others wait for it (see [`SnapshotCache::checkout`]).
+async fn run_in_parallel(
+    run: &QemuRun,
+    scenarios: Vec<Scenario>,
+    jobs: usize,
+) -> Result<Vec<ScenarioResult>, SuiteError> {
+    let how = if run.snapshots.is_some() {
+        "from one login snapshot"
+    } else {
+        "each from a cold boot (--no-snapshots)"
+    };
+    println!(
+        "{} start = \"login\" scenario(s) {how}, {jobs} at a time",
+        scenarios.len()
+    );
+    let count = scenarios.len();
+    let slots = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    // The futures borrow nothing from here and hold QEMU targets that are not Send; a LocalSet
+    // runs them on this thread, where QEMU's parent-death signal belongs (see main.rs).
+    // Dropping the set (Ctrl-C) drops every task, and with it every QEMU.
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            for (index, scenario) in scenarios.into_iter().enumerate() {
+                let run = run.clone();
+                let slots = slots.clone();
+                tasks.spawn_local(async move {
+                    let _slot = slots.acquire_owned().await.expect("semaphore is never closed");
+                    (index, suite::run_on_qemu(&run, &scenario, &mut Quiet).await)
+                });
+            }
+            let mut results: Vec<Option<ScenarioResult>> = vec![None; count];
+            while let Some(joined) = tasks.join_next().await {
+                let (index, result) = joined.expect("a scenario task panicked");
+                let result = result?;
+                print_result(&result);
+                results[index] = Some(result);
+            }
+            Ok(results.into_iter().flatten().collect())
+        })
+        .await
 }
 
 async fn build_default_fixture() -> Result<PathBuf, String> {

@@ -144,6 +144,7 @@ mod tests {
             stages: vec![stage("uboot", 0, 2_900), stage("menu", 2_900, 612)],
             last_lines: vec![],
             transcript: vec![],
+            origin: Default::default(),
         }
     }
 

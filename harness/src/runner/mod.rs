@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use outcome::{secs, FailReason, Failure, ScenarioResult, StageTiming, Verdict};
+pub use outcome::{secs, FailReason, Failure, Origin, ScenarioResult, StageTiming, Verdict};
 pub use session::{ConsoleState, Session};
 pub use steps::menu_number;
 pub use watch::{builtin_fatal, stage_markers, Watch, WatchKind, STAGES};
 
 use crate::console::Transcript;
-use crate::scenario::{Action, Password, Scenario};
+use crate::scenario::{Action, LoginRecipe, Password, Scenario, Start};
 use crate::target::Console;
 
 /// Hears about a run as it happens (the CLI's progress line).
@@ -44,6 +44,34 @@ pub struct RunContext {
     pub char_delay: Duration,
 }
 
+/// The first stage of a run on a restored snapshot: from starting the target to the shell
+/// prompt answering.
+pub const RESTORE_STAGE: &str = "restore";
+
+/// How long a restored shell gets to answer an empty command line. A snapshot restores in
+/// under a second; a restore that has not answered by then did not work.
+pub const RESTORE_CONFIRM: Duration = Duration::from_secs(20);
+
+/// Where the console is when a scenario's run begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleAt {
+    /// The target has just been powered on.
+    PowerOn,
+    /// The target was restored to a root shell (a snapshot of a `start = "login"` state).
+    RestoredShell,
+}
+
+/// What a scenario run produced on its console.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub verdict: Verdict,
+    pub stages: Vec<StageTiming>,
+    /// The console's last lines (ANSI stripped).
+    pub last_lines: Vec<String>,
+    /// From the start of the run to its end.
+    pub duration: Duration,
+}
+
 /// Runs `scenario` on a console that has just been powered on. The transcript receives every
 /// byte whatever the verdict.
 pub async fn run_scenario(
@@ -53,17 +81,35 @@ pub async fn run_scenario(
     ctx: &RunContext,
     observer: &mut dyn Observer,
 ) -> (Verdict, Vec<StageTiming>, Vec<String>, Duration) {
-    let mut watches = builtin_fatal();
-    watches.extend(scenario.fatal.iter().cloned().map(|pattern| Watch {
-        kind: WatchKind::Fatal,
-        pattern,
-    }));
-    watches.extend(stage_markers());
-    let mut session = Session::new(console, transcript, observer, watches);
+    let out = run_scenario_at(ConsoleAt::PowerOn, scenario, console, transcript, ctx, observer).await;
+    (out.verdict, out.stages, out.last_lines, out.duration)
+}
+
+/// Runs `scenario` on a console that is `at` the given place. A `start = "login"` scenario
+/// begins at a shell: from power-on the runner first lets the board boot its default entry and
+/// logs in with the scenario's recipe; on a restored shell it checks that the shell answers.
+/// The transcript receives every byte whatever the verdict.
+pub async fn run_scenario_at(
+    at: ConsoleAt,
+    scenario: &Scenario,
+    console: &mut Console,
+    transcript: &mut Transcript,
+    ctx: &RunContext,
+    observer: &mut dyn Observer,
+) -> RunOutput {
+    let mut session = Session::new(console, transcript, observer, watches_for(scenario));
     session.char_delay = ctx.char_delay;
+    if at == ConsoleAt::RestoredShell {
+        session.set_first_stage(RESTORE_STAGE);
+    }
     let scenario_deadline = Instant::now() + scenario.timeout;
 
-    let mut verdict = missing_password(scenario, ctx).map_or(Verdict::Pass, Verdict::Fail);
+    let mut verdict = missing_password(scenario, at, ctx).map_or(Verdict::Pass, Verdict::Fail);
+    if verdict_passed(&verdict) {
+        if let Err(failure) = reach_start(&mut session, scenario, at, ctx, scenario_deadline).await {
+            verdict = Verdict::Fail(failure);
+        }
+    }
     for (i, step) in scenario.steps.iter().enumerate() {
         if !verdict_passed(&verdict) {
             break;
@@ -77,23 +123,12 @@ pub async fn run_scenario(
         };
         session.note(&format!("step {}: {}", i + 1, step.describe()));
         if let Err(failure) = steps::perform(&mut session, &step.action, ctx, deadline, i + 1).await {
-            let at = session.elapsed();
-            let reason = match failure.reason {
-                // Say which limit ran out: the step's own or the whole scenario's.
-                FailReason::Timeout { waited } if deadline == scenario_deadline => {
-                    session.note(&format!("scenario timeout {} reached", secs(scenario.timeout)));
-                    FailReason::Timeout { waited }
-                }
-                other => other,
-            };
-            session.note(&format!("FAIL: {reason}"));
+            let description = format!("{} ({})", step.describe(), step.location);
+            let failure = fail(&mut session, scenario, failure, deadline == scenario_deadline);
             verdict = Verdict::Fail(Failure {
                 step: i + 1,
-                step_description: format!("{} ({})", step.describe(), step.location),
-                expected: failure.expected,
-                reason,
-                at,
-                stage: session.stage().to_owned(),
+                step_description: description,
+                ..failure
             });
             break;
         }
@@ -102,30 +137,183 @@ pub async fn run_scenario(
     if verdict_passed(&verdict) {
         session.note("PASS");
     }
-    (verdict, session.stage_timings(end), session.recent_lines(), end)
+    RunOutput {
+        verdict,
+        stages: session.stage_timings(end),
+        last_lines: session.recent_lines(),
+        duration: end,
+    }
 }
 
-/// A login whose password variable is unset fails before the boot it would waste.
-fn missing_password(scenario: &Scenario, ctx: &RunContext) -> Option<Failure> {
+/// Boots the console from power-on with the board's default entry and logs in with `recipe`,
+/// leaving it at a shell prompt: the state a `start = "login"` snapshot captures. Fails after
+/// `timeout`, or at once on a fatal pattern; the verdict says which.
+pub async fn reach_login_shell(
+    console: &mut Console,
+    transcript: &mut Transcript,
+    ctx: &RunContext,
+    recipe: &LoginRecipe,
+    timeout: Duration,
+    observer: &mut dyn Observer,
+) -> RunOutput {
+    let mut watches = builtin_fatal();
+    watches.extend(stage_markers());
+    let mut session = Session::new(console, transcript, observer, watches);
+    session.char_delay = ctx.char_delay;
+    let deadline = Instant::now() + timeout;
+    let result = login_with(&mut session, recipe, ctx, deadline).await;
+    let end = session.elapsed();
+    let verdict = match result {
+        Ok(()) => {
+            session.note("at a shell");
+            Verdict::Pass
+        }
+        Err(failure) => {
+            session.note(&format!("FAIL: {}", failure.reason));
+            Verdict::Fail(Failure {
+                step: 0,
+                step_description: format!("login as {}", recipe.user),
+                expected: failure.expected,
+                reason: failure.reason,
+                at: end,
+                stage: session.stage().to_owned(),
+            })
+        }
+    };
+    RunOutput {
+        verdict,
+        stages: session.stage_timings(end),
+        last_lines: session.recent_lines(),
+        duration: end,
+    }
+}
+
+/// Brings the console to where the scenario's first step starts.
+async fn reach_start(
+    session: &mut Session<'_>,
+    scenario: &Scenario,
+    at: ConsoleAt,
+    ctx: &RunContext,
+    scenario_deadline: Instant,
+) -> Result<(), Failure> {
+    let Start::Login(recipe) = &scenario.start else {
+        return Ok(());
+    };
+    let (result, description, deadline) = match at {
+        ConsoleAt::PowerOn => {
+            session.note(&format!(
+                "start = \"login\": booting the default entry, then logging in as {}",
+                recipe.user
+            ));
+            let result = login_with(session, recipe, ctx, scenario_deadline).await;
+            (
+                result,
+                format!("start = \"login\" (login as {})", recipe.user),
+                scenario_deadline,
+            )
+        }
+        ConsoleAt::RestoredShell => {
+            let deadline = scenario_deadline.min(Instant::now() + RESTORE_CONFIRM);
+            let result = steps::confirm_shell(session, deadline).await;
+            (result, "start = \"login\" (restored shell)".to_owned(), deadline)
+        }
+    };
+    result.map_err(|failure| Failure {
+        step: 0,
+        step_description: format!("{description} ({})", scenario.source.display()),
+        ..fail(session, scenario, failure, deadline == scenario_deadline)
+    })
+}
+
+async fn login_with(
+    session: &mut Session<'_>,
+    recipe: &LoginRecipe,
+    ctx: &RunContext,
+    deadline: Instant,
+) -> Result<(), steps::StepFailure> {
+    let login = Action::Login {
+        user: recipe.user.clone(),
+        password: recipe.password.clone(),
+    };
+    steps::perform(session, &login, ctx, deadline, 0).await
+}
+
+/// The failure a step's failure becomes; the caller fills in which step.
+fn fail(
+    session: &mut Session<'_>,
+    scenario: &Scenario,
+    failure: steps::StepFailure,
+    scenario_limit: bool,
+) -> Failure {
+    let at = session.elapsed();
+    let reason = match failure.reason {
+        // Say which limit ran out: the step's own or the whole scenario's.
+        FailReason::Timeout { waited } if scenario_limit => {
+            session.note(&format!("scenario timeout {} reached", secs(scenario.timeout)));
+            FailReason::Timeout { waited }
+        }
+        other => other,
+    };
+    session.note(&format!("FAIL: {reason}"));
+    Failure {
+        step: 0,
+        step_description: String::new(),
+        expected: failure.expected,
+        reason,
+        at,
+        stage: session.stage().to_owned(),
+    }
+}
+
+fn watches_for(scenario: &Scenario) -> Vec<Watch> {
+    let mut watches = builtin_fatal();
+    watches.extend(scenario.fatal.iter().cloned().map(|pattern| Watch {
+        kind: WatchKind::Fatal,
+        pattern,
+    }));
+    watches.extend(stage_markers());
+    watches
+}
+
+/// A login whose password variable is unset fails before the boot it would waste. A restored
+/// shell needs no password for the start recipe; the steps still might.
+fn missing_password(scenario: &Scenario, at: ConsoleAt, ctx: &RunContext) -> Option<Failure> {
+    let unset = |user: &str, password: &Password| match password {
+        Password::Env(name) if std::env::var_os(name).is_none() && ctx.fallback_password.is_none() => {
+            Some(FailReason::Setup {
+                detail: format!(
+                    "environment variable {name} is not set; it must hold the password of {user}"
+                ),
+            })
+        }
+        _ => None,
+    };
+    let failure = |step: usize, step_description: String, user: &str, reason: FailReason| Failure {
+        step,
+        step_description,
+        expected: format!("login as {user}"),
+        reason,
+        at: Duration::ZERO,
+        stage: "uboot".to_owned(),
+    };
+    if let (Start::Login(recipe), ConsoleAt::PowerOn) = (&scenario.start, at) {
+        if let Some(reason) = unset(&recipe.user, &recipe.password) {
+            let description = format!(
+                "start = \"login\" (login as {}) ({})",
+                recipe.user,
+                scenario.source.display()
+            );
+            return Some(failure(0, description, &recipe.user, reason));
+        }
+    }
     scenario
         .steps
         .iter()
         .enumerate()
         .find_map(|(i, step)| match &step.action {
-            Action::Login {
-                user,
-                password: Password::Env(name),
-            } if std::env::var_os(name).is_none() && ctx.fallback_password.is_none() => Some(Failure {
-                step: i + 1,
-                step_description: format!("{} ({})", step.describe(), step.location),
-                expected: format!("login as {user}"),
-                reason: FailReason::Setup {
-                    detail: format!(
-                        "environment variable {name} is not set; it must hold the password of {user}"
-                    ),
-                },
-                at: Duration::ZERO,
-                stage: "uboot".to_owned(),
+            Action::Login { user, password } => unset(user, password).map(|reason| {
+                let description = format!("{} ({})", step.describe(), step.location);
+                failure(i + 1, description, user, reason)
             }),
             _ => None,
         })
@@ -134,3 +322,6 @@ fn missing_password(scenario: &Scenario, ctx: &RunContext) -> Option<Failure> {
 fn verdict_passed(v: &Verdict) -> bool {
     matches!(v, Verdict::Pass)
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,6 +15,19 @@ pub struct ScenarioResult {
     pub last_lines: Vec<String>,
     /// Files written for this run: raw bytes, timestamped log, asciicast.
     pub transcript: Vec<PathBuf>,
+    /// How the target reached the point where the steps began.
+    pub origin: Origin,
+}
+
+/// How the target reached the point where a scenario's steps began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// Powered on: the run saw the whole boot (and, for a `start = "login"` scenario, the
+    /// recipe's login).
+    #[default]
+    PowerOn,
+    /// Restored from a login-state snapshot; `primed` when this run booted to make it.
+    Snapshot { primed: bool },
 }
 
 impl ScenarioResult {

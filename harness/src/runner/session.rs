@@ -74,6 +74,12 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Names the first stage `name` instead of `uboot`: for a console that did not start at
+    /// power-on (a restored snapshot). Only before anything was seen.
+    pub fn set_first_stage(&mut self, name: &str) {
+        self.stages = vec![(name.to_owned(), Duration::ZERO)];
+    }
+
     /// Time since power-on.
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()

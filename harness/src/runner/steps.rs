@@ -213,6 +213,18 @@ async fn login(
     Ok(())
 }
 
+/// Makes a restored shell show itself: an empty command line must bring back the prompt.
+pub async fn confirm_shell(s: &mut Session<'_>, deadline: Instant) -> StepResult {
+    s.discard_retained();
+    s.send(b"\r", b"\r").await.map_err(failed("send"))?;
+    s.wait_for(&[Pattern::regex(SHELL_PROMPT).expect("valid")], deadline)
+        .await
+        .map_err(failed("a shell prompt after restoring the snapshot"))?;
+    s.state = ConsoleState::Shell;
+    s.enter_stage("body");
+    Ok(())
+}
+
 async fn run(
     s: &mut Session<'_>,
     command: &str,

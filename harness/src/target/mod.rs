@@ -3,6 +3,8 @@
 //! Scenarios never know which target they run on; the runner sees only a [`Console`].
 
 pub mod qemu;
+pub mod qemu_img;
+pub mod qmp;
 
 use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};

@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
-use super::Console;
+use super::{qemu_img, Console};
 
 /// Where U-Boot's `qemu_arm64` build lands when installed from the distribution package.
 pub const DEFAULT_FIRMWARE: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
@@ -58,7 +58,7 @@ pub enum QemuError {
     #[error("cannot run {program}: {source}")]
     Spawn { program: PathBuf, source: io::Error },
     #[error("`{command}` failed: {stderr}")]
-    Overlay { command: String, stderr: String },
+    QemuImg { command: String, stderr: String },
 }
 
 /// A running QEMU. Dropping it kills and reaps the process, on every path out of the harness.
@@ -127,27 +127,73 @@ impl QemuTarget {
         image: &Path,
         boot_shim: Option<&Path>,
     ) -> Result<(QemuTarget, Console), QemuError> {
-        if !config.firmware.is_file() {
-            return Err(QemuError::FirmwareMissing {
-                path: config.firmware.clone(),
-            });
-        }
+        check_firmware(config)?;
         let image = std::fs::canonicalize(image).map_err(|source| QemuError::Image {
             path: image.to_owned(),
             source,
         })?;
-        let dir = tempfile::Builder::new()
-            .prefix("r2s-qemu-")
-            .tempdir()
-            .map_err(QemuError::TempDir)?;
+        let dir = private_dir()?;
         let mut disks = vec![dir.path().join("disk.qcow2")];
-        create_overlay(config, &image, &disks[0]).await?;
+        qemu_img::create_overlay(config, &image, "raw", &disks[0]).await?;
         if let Some(shim) = boot_shim {
             disks.push(dir.path().join("shim.qcow2"));
-            create_overlay(config, shim, &disks[1]).await?;
+            qemu_img::create_overlay(config, shim, "raw", &disks[1]).await?;
         }
+        Self::spawn(config, dir, &disks, None)
+    }
+
+    /// Starts QEMU on qcow2 `disks` the caller owns, in attachment order (see [`QemuTarget::args`]).
+    /// QEMU writes to them. Used to reach a state worth snapshotting.
+    pub async fn start_on_disks(
+        config: &QemuConfig,
+        disks: &[PathBuf],
+    ) -> Result<(QemuTarget, Console), QemuError> {
+        check_firmware(config)?;
+        Self::spawn(config, private_dir()?, disks, None)
+    }
+
+    /// Starts QEMU from the internal snapshot `tag` of `disks` (qcow2, attachment order):
+    /// the files are copied into the target's private directory first, so the originals are
+    /// never written and can be restored again. QEMU refuses to start if a disk lacks the tag;
+    /// the console then closes.
+    pub async fn restore(
+        config: &QemuConfig,
+        disks: &[PathBuf],
+        tag: &str,
+    ) -> Result<(QemuTarget, Console), QemuError> {
+        check_firmware(config)?;
+        let dir = private_dir()?;
+        let mut copies = Vec::new();
+        for (i, disk) in disks.iter().enumerate() {
+            let copy = dir.path().join(format!("restored{i}.qcow2"));
+            // `-loadvm` only finds snapshots in the top image of each drive, so an overlay over
+            // the entry would not do: the file itself is copied (a reflink where the filesystem
+            // can, through copy_file_range).
+            // On the blocking pool: a copy of a hundred MiB must not stall other scenarios
+            // running on this thread.
+            tokio::fs::copy(disk, &copy)
+                .await
+                .map_err(|source| QemuError::Image {
+                    path: disk.clone(),
+                    source,
+                })?;
+            copies.push(copy);
+        }
+        Self::spawn(config, dir, &copies, Some(tag))
+    }
+
+    fn spawn(
+        config: &QemuConfig,
+        dir: TempDir,
+        disks: &[PathBuf],
+        loadvm: Option<&str>,
+    ) -> Result<(QemuTarget, Console), QemuError> {
         let qmp = dir.path().join("qmp.sock");
-        let args = Self::args(config, &disks, &qmp);
+        let mut args = Self::args(config, disks, &qmp);
+        if let Some(tag) = loadvm {
+            args.push("-loadvm".into());
+            args.push(tag.into());
+        }
 
         let mut command = Command::new(&config.qemu);
         command
@@ -193,6 +239,11 @@ impl QemuTarget {
         ))
     }
 
+    /// The QMP socket QEMU listens on.
+    pub fn qmp_socket(&self) -> PathBuf {
+        self.dir.path().join("qmp.sock")
+    }
+
     /// QEMU's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
@@ -219,6 +270,11 @@ impl QemuTarget {
         ))
     }
 
+    /// Waits up to `limit` for QEMU to exit by itself (e.g. after a QMP `quit`); whether it did.
+    pub async fn wait_exit(&mut self, limit: Duration) -> bool {
+        matches!(tokio::time::timeout(limit, self.child.wait()).await, Ok(Ok(_)))
+    }
+
     /// Kills QEMU and waits for it to be reaped.
     pub async fn shutdown(mut self) {
         let _ = self.child.start_kill();
@@ -241,32 +297,19 @@ impl Drop for QemuTarget {
     }
 }
 
-async fn create_overlay(config: &QemuConfig, image: &Path, overlay: &Path) -> Result<(), QemuError> {
-    let mut command = Command::new(&config.qemu_img);
-    command
-        .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
-        .arg(image)
-        .arg(overlay)
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
-        .await
-        .map_err(|_| QemuError::Overlay {
-            command: format!("{} create", config.qemu_img.display()),
-            stderr: "timed out after 30 s".into(),
-        })?
-        .map_err(|source| QemuError::Spawn {
-            program: config.qemu_img.clone(),
-            source,
-        })?;
-    if !output.status.success() {
-        return Err(QemuError::Overlay {
-            command: format!(
-                "{} create -f qcow2 -F raw -b {}",
-                config.qemu_img.display(),
-                image.display()
-            ),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        });
+fn check_firmware(config: &QemuConfig) -> Result<(), QemuError> {
+    if config.firmware.is_file() {
+        Ok(())
+    } else {
+        Err(QemuError::FirmwareMissing {
+            path: config.firmware.clone(),
+        })
     }
-    Ok(())
+}
+
+fn private_dir() -> Result<TempDir, QemuError> {
+    tempfile::Builder::new()
+        .prefix("r2s-qemu-")
+        .tempdir()
+        .map_err(QemuError::TempDir)
 }

@@ -1,0 +1,159 @@
+//! The runner on scripted consoles: a fake board on the other end of an in-memory pipe.
+
+use std::path::Path;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+use super::*;
+use crate::scenario;
+
+const PROMPT: &[u8] = b"\r\n[root@ivy:~]# ";
+
+fn login_start_scenario() -> Scenario {
+    let text = "name = \"ping\"\ndescription = \"d\"\nstart = \"login\"\ntimeout = \"20s\"\n\
+                [[steps]]\nsend_line = \"ping\"\n[[steps]]\nexpect = \"pong\"\n";
+    scenario::parse(text, Path::new("ping.toml")).expect("valid scenario")
+}
+
+/// A console whose board side is handed to `board`.
+fn console_with<F, Fut>(board: F) -> Console
+where
+    F: FnOnce(DuplexStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(board(theirs));
+    let (reader, writer) = tokio::io::split(ours);
+    Console {
+        reader: Box::pin(reader),
+        writer: Box::pin(writer),
+    }
+}
+
+/// A restored shell: answers an empty line with its prompt and `ping` with `pong`.
+async fn restored_shell(mut io: DuplexStream) {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while let Ok(1) = io.read(&mut byte).await {
+        if byte[0] != b'\r' {
+            line.push(byte[0]);
+            continue;
+        }
+        let reply: &[u8] = if line == b"ping" { b"\r\npong" } else { b"" };
+        let _ = io.write_all(reply).await;
+        let _ = io.write_all(PROMPT).await;
+        line.clear();
+    }
+}
+
+/// Bytes typed up to the next Enter.
+async fn read_line(io: &mut DuplexStream) -> Vec<u8> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while let Ok(1) = io.read(&mut byte).await {
+        if byte[0] == b'\r' {
+            break;
+        }
+        line.push(byte[0]);
+    }
+    line
+}
+
+async fn run(at: ConsoleAt, console: &mut Console) -> (RunOutput, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut transcript = Transcript::create(dir.path(), "t", "t").unwrap();
+    let scenario = login_start_scenario();
+    let ctx = RunContext {
+        fallback_password: Some("pw-42".to_owned()),
+        ..RunContext::default()
+    };
+    let out = run_scenario_at(at, &scenario, console, &mut transcript, &ctx, &mut Quiet).await;
+    let log = transcript.finish().unwrap().log;
+    (out, std::fs::read_to_string(log).unwrap())
+}
+
+#[tokio::test]
+async fn a_restored_shell_is_confirmed_before_the_steps_run() {
+    let mut console = console_with(restored_shell);
+    let (out, log) = run(ConsoleAt::RestoredShell, &mut console).await;
+    assert!(matches!(out.verdict, Verdict::Pass), "{:?}\n{log}", out.verdict);
+    let stages: Vec<&str> = out.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(stages, [RESTORE_STAGE, "body"]);
+    // The empty line that wakes the shell comes before the first step.
+    let wake = log.find(">> \\r").expect("wake-up line typed");
+    assert!(wake < log.find("step 1").expect("step 1 noted"), "{log}");
+}
+
+#[tokio::test]
+async fn a_restore_whose_console_closes_fails_in_the_restore_stage_before_any_step() {
+    // QEMU that cannot load the snapshot exits at once: the console ends.
+    let mut console = console_with(|io| async move { drop(io) });
+    let (out, log) = run(ConsoleAt::RestoredShell, &mut console).await;
+    let Verdict::Fail(failure) = &out.verdict else {
+        panic!("passed on a closed console:\n{log}");
+    };
+    assert_eq!(
+        (failure.step, failure.stage.as_str()),
+        (0, RESTORE_STAGE),
+        "{failure:?}"
+    );
+    assert!(
+        matches!(failure.reason, FailReason::ConsoleClosed { .. }),
+        "{failure:?}"
+    );
+}
+
+#[tokio::test]
+async fn from_power_on_a_login_start_boots_the_default_entry_and_logs_in_first() {
+    let mut console = console_with(|mut io| async move {
+        let _ = io.write_all(b"U-Boot 2023.01\r\nivy login: ").await;
+        assert_eq!(read_line(&mut io).await, b"root");
+        let _ = io.write_all(b"\r\nPassword: ").await;
+        assert_eq!(read_line(&mut io).await, b"pw-42");
+        let _ = io.write_all(PROMPT).await;
+        restored_shell(io).await;
+    });
+    let (out, log) = run(ConsoleAt::PowerOn, &mut console).await;
+    assert!(matches!(out.verdict, Verdict::Pass), "{:?}\n{log}", out.verdict);
+    assert!(log.contains(">> root\\r"), "{log}");
+    assert!(
+        !log.contains("pw-42"),
+        "the password reached the transcript:\n{log}"
+    );
+    assert_eq!(out.stages.first().map(|s| s.name.as_str()), Some("uboot"));
+}
+
+#[tokio::test]
+async fn an_unset_recipe_password_fails_before_booting_but_a_restored_shell_needs_none() {
+    let text = "name = \"n\"\ndescription = \"d\"\nstart = \"login\"\n\
+                login = { user = \"root\", password_env = \"R2S_RUNNER_TEST_UNSET\" }\n\
+                [[steps]]\nsend_line = \"ping\"\n[[steps]]\nexpect = \"pong\"\n";
+    let scenario = scenario::parse(text, Path::new("n.toml")).expect("valid scenario");
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = RunContext::default();
+
+    let mut silent = console_with(|io| async move { drop(io) });
+    let mut transcript = Transcript::create(dir.path(), "a", "a").unwrap();
+    let out = run_scenario_at(
+        ConsoleAt::PowerOn,
+        &scenario,
+        &mut silent,
+        &mut transcript,
+        &ctx,
+        &mut Quiet,
+    )
+    .await;
+    let Verdict::Fail(failure) = &out.verdict else {
+        panic!("passed without a password");
+    };
+    assert_eq!(failure.step, 0);
+    assert!(
+        matches!(&failure.reason, FailReason::Setup { detail } if detail.contains("R2S_RUNNER_TEST_UNSET"))
+    );
+
+    let mut shell = console_with(restored_shell);
+    let mut transcript = Transcript::create(dir.path(), "b", "b").unwrap();
+    let at = ConsoleAt::RestoredShell;
+    let out = run_scenario_at(at, &scenario, &mut shell, &mut transcript, &ctx, &mut Quiet).await;
+    assert!(matches!(out.verdict, Verdict::Pass), "{:?}", out.verdict);
+}

@@ -1,0 +1,235 @@
+//! The cache key of a login-state snapshot: a SHA-256 over everything that decides what state
+//! the priming boot reaches and whether QEMU can load it.
+//!
+//! Files are keyed by content. Disk images are sparse, so only their data extents are read
+//! (`SEEK_DATA`/`SEEK_HOLE`): a 600 MiB fixture with 35 MiB of data hashes in a fraction of a
+//! second, and a multi-GiB NixOS image is streamed, never held in memory.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::SnapshotError;
+use crate::adapt::Shim;
+use crate::scenario::{LoginRecipe, Password};
+use crate::target::qemu::{QemuConfig, QemuTarget};
+
+/// Bumped when the layout of an entry or the way it is reached changes.
+const FORMAT: &str = "r2s-login-snapshot/1";
+
+/// What a snapshot is made from.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotSource<'a> {
+    /// How QEMU is started (binary, firmware, machine, extra arguments).
+    pub qemu: &'a QemuConfig,
+    /// The raw disk image; read, never written.
+    pub image: &'a Path,
+    /// The adaptation shim U-Boot boots from, if the image needs one (see [`crate::adapt`]).
+    pub shim: Option<&'a Shim>,
+    /// How the shell is reached.
+    pub recipe: &'a LoginRecipe,
+}
+
+/// A cache key: 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey(pub String);
+
+impl CacheKey {
+    /// Computes the key of `source`. Reads the image, the firmware and the shim (each once per
+    /// process and file version) and asks QEMU its version (once per process).
+    pub async fn of(source: &SnapshotSource<'_>) -> Result<CacheKey, SnapshotError> {
+        let image = std::fs::canonicalize(source.image).map_err(|e| SnapshotError::io(source.image, e))?;
+        let version = qemu_version(&source.qemu.qemu).await?;
+        let files = [image.clone(), source.qemu.firmware.clone()];
+        let digests = tokio::task::spawn_blocking(move || {
+            files
+                .iter()
+                .map(|f| content_digest(f).map_err(|e| SnapshotError::io(f, e)))
+                .collect::<Result<Vec<_>, SnapshotError>>()
+        })
+        .await
+        .map_err(|e| SnapshotError::io(source.image, io::Error::other(e)))??;
+
+        let mut hash = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            // Length-prefixed, so that no two different field lists hash alike.
+            hash.update((bytes.len() as u64).to_le_bytes());
+            hash.update(bytes);
+        };
+        field(FORMAT.as_bytes());
+        field(version.as_bytes());
+        // The path too: the entry's overlay refers to the image by path, so the same bytes
+        // elsewhere would leave it pointing at a file that may change or vanish.
+        field(image.as_os_str().as_encoded_bytes());
+        for digest in &digests {
+            field(digest);
+        }
+        // The shim by what it shows, not its disk's bytes: mkfs makes those differ on every
+        // build, and the rest of its files are the image's own (see `Shim::shows`).
+        field(source.shim.map_or("", Shim::shows).as_bytes());
+        let disks: Vec<PathBuf> = (0..1 + usize::from(source.shim.is_some()))
+            .map(|i| PathBuf::from(format!("disk{i}.qcow2")))
+            .collect();
+        for arg in QemuTarget::args(source.qemu, &disks, Path::new("qmp.sock")) {
+            field(arg.as_encoded_bytes());
+        }
+        field(source.recipe.user.as_bytes());
+        // The password's source, never its value: a snapshot's state does not depend on where
+        // the password came from, but a recipe that names another variable is another recipe.
+        let password = match &source.recipe.password {
+            Password::None => "none".to_owned(),
+            Password::Env(name) => format!("env:{name}"),
+            Password::Literal(_) => "literal".to_owned(),
+        };
+        field(password.as_bytes());
+        let digest = hash.finalize();
+        Ok(CacheKey(digest.iter().map(|b| format!("{b:02x}")).collect()))
+    }
+
+    /// The first 12 digits, for file names people read.
+    pub fn short(&self) -> &str {
+        &self.0[..12]
+    }
+}
+
+/// `qemu --version`, asked once per binary per process.
+async fn qemu_version(qemu: &Path) -> Result<String, SnapshotError> {
+    static SEEN: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(v) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(qemu) {
+        return Ok(v.clone());
+    }
+    let mut command = tokio::process::Command::new(qemu);
+    command.arg("--version").kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(20), command.output())
+        .await
+        .map_err(|_| {
+            SnapshotError::io(
+                qemu,
+                io::Error::new(io::ErrorKind::TimedOut, "--version timed out"),
+            )
+        })?
+        .map_err(|e| SnapshotError::io(qemu, e))?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    seen.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(qemu.to_owned(), version.clone());
+    Ok(version)
+}
+
+/// SHA-256 of a file's content, holes read as zeros but not read at all: each data extent is
+/// hashed with its offset and length. The same bytes with another hole layout give another
+/// digest; that only costs a rebuild, never a wrong match.
+///
+/// Memoised per file version within the process, because `harness run` asks for the same image
+/// once per scenario. The version is device, inode, size, mtime and ctime: ctime cannot be set
+/// back by a user, so a file rewritten in place shows up as a new version.
+pub fn content_digest(path: &Path) -> io::Result<[u8; 32]> {
+    type Version = (u64, u64, u64, i64, i64, i64, i64);
+    static SEEN: OnceLock<Mutex<HashMap<Version, [u8; 32]>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    let version: Version = (
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec(),
+    );
+    if let Some(digest) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&version) {
+        return Ok(*digest);
+    }
+    let digest = sparse_digest(&file, meta.len())?;
+    seen.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(version, digest);
+    Ok(digest)
+}
+
+fn sparse_digest(file: &File, len: u64) -> io::Result<[u8; 32]> {
+    let mut hash = Sha256::new();
+    hash.update(len.to_le_bytes());
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    while pos < len {
+        let (start, end) = match data_extent(file, pos)? {
+            Some(extent) => extent,
+            None => break,
+        };
+        hash.update(start.to_le_bytes());
+        hash.update((end - start).to_le_bytes());
+        let mut at = start;
+        while at < end {
+            let want = buf.len().min((end - at) as usize);
+            let n = file.read_at(&mut buf[..want], at)?;
+            if n == 0 {
+                break;
+            }
+            hash.update(&buf[..n]);
+            at += n as u64;
+        }
+        pos = end;
+    }
+    Ok(hash.finalize().into())
+}
+
+/// The next data extent at or after `pos`: `[start, end)`. Where the filesystem cannot say,
+/// the rest of the file is one extent.
+fn data_extent(file: &File, pos: u64) -> io::Result<Option<(u64, u64)>> {
+    let fd = file.as_raw_fd();
+    let len = file.metadata()?.len();
+    // SAFETY: lseek on a descriptor `file` owns; no memory is passed.
+    let start = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_DATA) };
+    if start < 0 {
+        let error = io::Error::last_os_error();
+        return match error.raw_os_error() {
+            // ENXIO: no data after pos.
+            Some(libc::ENXIO) => Ok(None),
+            Some(libc::EINVAL) => Ok(Some((pos, len))),
+            _ => Err(error),
+        };
+    }
+    // SAFETY: as above.
+    let end = unsafe { libc::lseek(fd, start, libc::SEEK_HOLE) };
+    if end < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Some((start as u64, (end as u64).min(len))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, SeekFrom, Write};
+
+    #[test]
+    fn sparse_and_dense_files_with_other_content_differ_and_equal_ones_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, at: u64, data: &[u8]| {
+            let path = dir.path().join(name);
+            let mut f = File::create(&path).unwrap();
+            f.set_len(8 << 20).unwrap();
+            f.seek(SeekFrom::Start(at)).unwrap();
+            f.write_all(data).unwrap();
+            path
+        };
+        let a = write("a", 4 << 20, b"hello");
+        let b = write("b", 4 << 20, b"hello");
+        let c = write("c", 4 << 20, b"hellO");
+        let da = sparse_digest(&File::open(&a).unwrap(), 8 << 20).unwrap();
+        let db = sparse_digest(&File::open(&b).unwrap(), 8 << 20).unwrap();
+        let dc = sparse_digest(&File::open(&c).unwrap(), 8 << 20).unwrap();
+        assert_eq!(da, db);
+        assert_ne!(da, dc);
+    }
+}

@@ -1,0 +1,297 @@
+//! Snapshot fan-out end to end: `start = "login"` scenarios boot once to a root shell, save it,
+//! and start from the saved state; concurrent harness processes share that one boot; a corrupt
+//! or stale cache entry, or one QEMU cannot restore, is rebuilt; the image is never written; no
+//! QEMU outlives a run.
+//!
+//! Every run gets `TMPDIR` inside the test's own directory, so every QEMU it starts names that
+//! directory on its command line: that is how "no QEMU left" is checked on a machine where
+//! other QEMUs run.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use r2s_tests::*;
+
+const LIMIT: Duration = Duration::from_secs(300);
+
+/// A harness run of `scenarios` on the default fixture with its own transcripts directory
+/// `<dir>/<name>` and the snapshot cache `<dir>/cache`, started but not waited for.
+struct Run {
+    child: std::process::Child,
+    command: String,
+    started: Instant,
+    transcripts: PathBuf,
+}
+
+fn start_run(dir: &Path, name: &str, scenarios: &[&str]) -> Run {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let transcripts = dir.join(name);
+    let cache = dir.join("cache");
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let files: Vec<PathBuf> = scenarios.iter().map(|s| scenario(s)).collect();
+    let mut args = vec![
+        OsStr::new("run"),
+        OsStr::new("--image"),
+        image.as_os_str(),
+        OsStr::new("--transcripts"),
+        transcripts.as_os_str(),
+        OsStr::new("--snapshot-cache"),
+        cache.as_os_str(),
+    ];
+    args.extend(files.iter().map(|f| f.as_os_str()));
+    let started = Instant::now();
+    let (child, command) = spawn_harness_env(&args, &[("TMPDIR", tmp.as_os_str())]);
+    Run {
+        child,
+        command,
+        started,
+        transcripts,
+    }
+}
+
+fn finish_run(run: Run) -> (Finished, PathBuf) {
+    let finished = finish(run.child, run.command, run.started, LIMIT);
+    assert_eq!(finished.code(), Some(0), "{}", finished.explain());
+    (finished, run.transcripts)
+}
+
+/// The note a scenario's transcript starts with says where its snapshot came from.
+fn snapshot_note(transcripts: &Path, scenario: &str) -> String {
+    let log = transcripts.join(format!("{scenario}.log"));
+    let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    text.lines()
+        .find(|l| l.contains("restoring snapshot login"))
+        .unwrap_or_else(|| panic!("no snapshot note in {}:\n{text}", log.display()))
+        .to_owned()
+}
+
+/// Priming transcripts (`login-snapshot-<key>.log`) in `dir`.
+fn priming_logs(dir: &Path) -> Vec<PathBuf> {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    logs.retain(|p| {
+        let name = p.file_name().unwrap().to_string_lossy();
+        name.starts_with("login-snapshot-") && name.ends_with(".log")
+    });
+    logs
+}
+
+/// Seconds the `restore` stage took: from QEMU's start to the restored shell answering.
+fn restore_seconds(transcripts: &Path, scenario: &str) -> f64 {
+    let path = transcripts.join(format!("{scenario}.timings.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let stages = json["stages"].as_array().expect("stages");
+    assert_eq!(stages[0]["name"], "restore", "{text}");
+    stages[0]["duration"].as_f64().expect("duration")
+}
+
+/// "built by this run: 11.4s to a shell, …" → 11.4
+fn priming_seconds(note: &str) -> f64 {
+    let after = note
+        .split_once("built by this run: ")
+        .unwrap_or_else(|| panic!("not a priming note: {note}"))
+        .1;
+    after.split_once("s to a shell").unwrap().0.parse().unwrap()
+}
+
+#[test]
+fn login_start_scenarios_in_two_processes_share_one_priming_boot() {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let before = sha256(&image);
+    let dir = temp_dir();
+    // Two processes at once on an empty cache: one boots, the other waits on the entry's lock.
+    let a = start_run(dir.path(), "a", &["shell-checks", "shell-fresh-state"]);
+    let b = start_run(dir.path(), "b", &["shell-fresh-state"]);
+    let (run_a, transcripts_a) = finish_run(a);
+    let (run_b, transcripts_b) = finish_run(b);
+    for run in [&run_a, &run_b] {
+        assert!(
+            run.stdout.contains("PASS  shell-fresh-state  "),
+            "{}",
+            run.explain()
+        );
+    }
+    assert!(
+        run_a.stdout.contains("PASS  shell-checks  "),
+        "{}",
+        run_a.explain()
+    );
+
+    let primings: Vec<PathBuf> = [&transcripts_a, &transcripts_b]
+        .iter()
+        .flat_map(|d| priming_logs(d))
+        .collect();
+    assert_eq!(primings.len(), 1, "expected one priming boot, found {primings:?}");
+
+    let notes = [
+        (
+            snapshot_note(&transcripts_a, "shell-checks"),
+            &transcripts_a,
+            "shell-checks",
+        ),
+        (
+            snapshot_note(&transcripts_a, "shell-fresh-state"),
+            &transcripts_a,
+            "shell-fresh-state",
+        ),
+        (
+            snapshot_note(&transcripts_b, "shell-fresh-state"),
+            &transcripts_b,
+            "shell-fresh-state",
+        ),
+    ];
+    let built: Vec<&String> = notes
+        .iter()
+        .map(|(n, _, _)| n)
+        .filter(|n| n.contains("built by this run"))
+        .collect();
+    assert_eq!(built.len(), 1, "exactly one scenario primes: {notes:#?}");
+    let cold = priming_seconds(built[0]);
+    for (note, transcripts, scenario) in &notes {
+        if note.contains("reused from the cache") {
+            let restore = restore_seconds(transcripts, scenario);
+            assert!(
+                restore * 4.0 < cold,
+                "{scenario}: {restore:.2}s to a restored shell against {cold:.1}s cold"
+            );
+        }
+    }
+    // shell-fresh-state passing in every run shows each restore starts from the saved disk,
+    // not from what an earlier scenario wrote.
+    assert_eq!(sha256(&image), before, "the image changed");
+    assert_eq!(
+        qemu_mentioning(dir.path()),
+        Vec::<u32>::new(),
+        "QEMU left running"
+    );
+}
+
+#[test]
+fn a_corrupt_or_stale_cache_entry_is_rebuilt_not_trusted() {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let before = sha256(&image);
+    let dir = temp_dir();
+    let (first, transcripts) = finish_run(start_run(dir.path(), "first", &["shell-fresh-state"]));
+    assert!(
+        snapshot_note(&transcripts, "shell-fresh-state").contains("built by this run"),
+        "{}",
+        first.explain()
+    );
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir.path().join("cache"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let disk0 = entries[0].join("disk0.qcow2");
+
+    // Corrupt: the qcow2 header's magic is gone, so `qemu-img check` fails.
+    let mut bytes = std::fs::read(&disk0).unwrap();
+    bytes[..4].copy_from_slice(b"XXXX");
+    std::fs::write(&disk0, bytes).unwrap();
+    let (second, transcripts) = finish_run(start_run(dir.path(), "second", &["shell-fresh-state"]));
+    assert!(
+        snapshot_note(&transcripts, "shell-fresh-state").contains("built by this run"),
+        "corrupt entry was used:\n{}",
+        second.explain()
+    );
+
+    // Stale: a sound qcow2 file without the saved state.
+    let status = std::process::Command::new("qemu-img")
+        .args(["snapshot", "-d", "login"])
+        .arg(&disk0)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (third, transcripts) = finish_run(start_run(dir.path(), "third", &["shell-fresh-state"]));
+    assert!(
+        snapshot_note(&transcripts, "shell-fresh-state").contains("built by this run"),
+        "entry without its snapshot was used:\n{}",
+        third.explain()
+    );
+
+    // And the rebuilt entry is then reused.
+    let (fourth, transcripts) = finish_run(start_run(dir.path(), "fourth", &["shell-fresh-state"]));
+    assert!(
+        snapshot_note(&transcripts, "shell-fresh-state").contains("reused from the cache"),
+        "{}",
+        fourth.explain()
+    );
+    assert_eq!(sha256(&image), before, "the image changed");
+    assert_eq!(
+        qemu_mentioning(dir.path()),
+        Vec::<u32>::new(),
+        "QEMU left running"
+    );
+}
+
+#[test]
+fn an_entry_qemu_cannot_restore_is_discarded_and_rebuilt() {
+    use r2s_harness::runner::RunContext;
+    use r2s_harness::scenario::LoginRecipe;
+    use r2s_harness::snapshot::{CacheKey, SnapshotCache, SnapshotSource};
+    use r2s_harness::target::qemu::QemuConfig;
+
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let dir = temp_dir();
+    let cache = SnapshotCache::new(dir.path().join("cache"));
+    let adapted = r2s_harness::adapt::adapt(&image)
+        .unwrap()
+        .expect("the fixture is adapted");
+    let recipe = LoginRecipe::default_root();
+    let context = RunContext {
+        fallback_password: Some(r2s_images::ROOT_PASSWORD.to_owned()),
+        ..RunContext::default()
+    };
+    // An entry saved from a 512 MiB machine, filed under the key of the default 1 GiB one:
+    // every check passes, but QEMU refuses to load its RAM.
+    let small = QemuConfig {
+        memory_mib: 512,
+        ..QemuConfig::default()
+    };
+    let default = QemuConfig::default();
+    let source = |qemu| SnapshotSource {
+        qemu,
+        image: &image,
+        shim: Some(&adapted.shim),
+        recipe: &recipe,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (small_key, key) = runtime.block_on(async {
+        let checkout = cache
+            .checkout(&source(&small), &context, &dir.path().join("prime"), LIMIT)
+            .await
+            .expect("a 512 MiB entry");
+        (
+            checkout.key.clone(),
+            CacheKey::of(&source(&default)).await.unwrap(),
+        )
+    });
+    assert_ne!(small_key, key);
+    std::fs::rename(cache.entry_dir(&small_key), cache.entry_dir(&key)).unwrap();
+    let info_path = cache.entry_dir(&key).join("entry.json");
+    let mut info: serde_json::Value = serde_json::from_slice(&std::fs::read(&info_path).unwrap()).unwrap();
+    info["key"] = key.0.clone().into();
+    std::fs::write(&info_path, info.to_string()).unwrap();
+
+    let (run, transcripts) = finish_run(start_run(dir.path(), "run", &["shell-fresh-state"]));
+    let log = std::fs::read_to_string(transcripts.join("shell-fresh-state.log")).unwrap();
+    assert!(
+        log.contains("an earlier restore from build") && log.contains("built by this run"),
+        "{}\n{log}",
+        run.explain()
+    );
+    assert_eq!(
+        qemu_mentioning(dir.path()),
+        Vec::<u32>::new(),
+        "QEMU left running"
+    );
+}

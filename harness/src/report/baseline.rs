@@ -128,7 +128,7 @@ impl Comparison {
             let cell = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}s"));
             let change = match (s.baseline, s.now) {
                 (Some(b), Some(n)) if b > 0.0 => format!("{:+.0}%", (n - b) / b * 100.0),
-                (Some(_), Some(n)) if n == 0.0 => "+0%".to_owned(),
+                (Some(_), Some(0.0)) => "+0%".to_owned(),
                 (Some(_), Some(_)) => "was 0".to_owned(),
                 (None, Some(_)) => "not in baseline".to_owned(),
                 (Some(_), None) => "not reached".to_owned(),

@@ -15,7 +15,8 @@ pub use session::{ConsoleState, Session};
 pub use steps::menu_number;
 pub use watch::{builtin_fatal, stage_markers, Watch, WatchKind, STAGES};
 
-use crate::console::Transcript;
+use crate::board::CharPacing;
+use crate::console::{ByteStats, Transcript};
 use crate::scenario::{Action, Password, Scenario};
 use crate::target::Console;
 
@@ -40,8 +41,11 @@ pub struct RunContext {
     /// A password to use when a login step's variable is unset: only for the harness's own
     /// fixture images, whose password is public.
     pub fallback_password: Option<String>,
-    /// Pause between typed characters.
-    pub char_delay: Duration,
+    /// How input is typed (the board profile's `char_delay`).
+    pub pacing: CharPacing,
+    /// The UART line rate, on a serial target: a failure whose console output was mostly
+    /// unreadable then says it looks like a baud-rate mismatch and names it.
+    pub baud: Option<u32>,
 }
 
 /// Runs `scenario` on a console that has just been powered on. The transcript receives every
@@ -60,7 +64,7 @@ pub async fn run_scenario(
     }));
     watches.extend(stage_markers());
     let mut session = Session::new(console, transcript, observer, watches);
-    session.char_delay = ctx.char_delay;
+    session.pacing = ctx.pacing;
     let scenario_deadline = Instant::now() + scenario.timeout;
 
     let mut verdict = missing_password(scenario, ctx).map_or(Verdict::Pass, Verdict::Fail);
@@ -94,11 +98,21 @@ pub async fn run_scenario(
                 reason,
                 at,
                 stage: session.stage().to_owned(),
+                hint: None,
             });
             break;
         }
     }
+    session.record_notices();
     let end = session.elapsed();
+    if let Verdict::Fail(failure) = &mut verdict {
+        failure.hint = ctx
+            .baud
+            .and_then(|baud| baud_mismatch(session.byte_stats(), baud));
+        if let Some(hint) = &failure.hint {
+            session.note(hint);
+        }
+    }
     if verdict_passed(&verdict) {
         session.note("PASS");
     }
@@ -126,11 +140,61 @@ fn missing_password(scenario: &Scenario, ctx: &RunContext) -> Option<Failure> {
                 },
                 at: Duration::ZERO,
                 stage: "uboot".to_owned(),
+                hint: None,
             }),
             _ => None,
         })
 }
 
+/// Below this much output a ratio says little: a few bytes of line noise at power-on are normal.
+const GARBLED_MIN_BYTES: u64 = 64;
+
+/// Readable console text (colour codes, UTF-8 and all) has almost no unprintable bytes; at a
+/// wrong line rate most bytes are.
+const GARBLED_RATIO: f64 = 0.3;
+
+/// What to say when the console printed mostly unreadable bytes at `baud`.
+pub fn baud_mismatch(stats: ByteStats, baud: u32) -> Option<String> {
+    (stats.total >= GARBLED_MIN_BYTES && stats.non_printable_ratio() >= GARBLED_RATIO).then(|| {
+        format!(
+            "console output looks like a baud-rate mismatch: {:.0}% of {} bytes were not printable at {baud} baud; check that the board's console runs at {baud} 8N1 (the board profile's `baud`)",
+            stats.non_printable_ratio() * 100.0,
+            stats.total
+        )
+    })
+}
+
 fn verdict_passed(v: &Verdict) -> bool {
     matches!(v, Verdict::Pass)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mostly_unprintable_output_is_called_a_baud_mismatch_naming_the_baud() {
+        let stats = ByteStats {
+            total: 1000,
+            non_printable: 870,
+        };
+        assert_eq!(
+            baud_mismatch(stats, 1_500_000).as_deref(),
+            Some("console output looks like a baud-rate mismatch: 87% of 1000 bytes were not printable at 1500000 baud; check that the board's console runs at 1500000 8N1 (the board profile's `baud`)")
+        );
+    }
+
+    #[test]
+    fn readable_or_scant_output_is_not_a_baud_mismatch() {
+        let readable = ByteStats {
+            total: 100_000,
+            non_printable: 12,
+        };
+        let scant = ByteStats {
+            total: 10,
+            non_printable: 10,
+        };
+        assert_eq!(baud_mismatch(readable, 115_200), None);
+        assert_eq!(baud_mismatch(scant, 115_200), None);
+    }
 }

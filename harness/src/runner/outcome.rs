@@ -45,6 +45,8 @@ pub struct Failure {
     pub at: Duration,
     /// The stage the console was in.
     pub stage: String,
+    /// A likely cause the reason alone does not show, such as a baud-rate mismatch.
+    pub hint: Option<String>,
 }
 
 /// Why a step failed.

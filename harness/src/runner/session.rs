@@ -9,12 +9,18 @@ use tokio::time::Instant;
 use super::outcome::{FailReason, StageTiming};
 use super::watch::{Watch, WatchKind};
 use super::Observer;
-use crate::console::{Event, Expected, Matcher, Pattern, Transcript};
+use crate::board::CharPacing;
+use crate::console::{ByteStats, Event, Expected, Matcher, Pattern, Transcript};
 use crate::target::Console;
 
 /// After a fatal pattern, keep reading this long so the report shows the whole fatal line and
 /// what followed it; well inside the 2 s in which a fatal line must end the run.
 const FATAL_DRAIN: Duration = Duration::from_millis(300);
+
+/// With `char_delay = "echo"`: how long to wait for a typed character to come back before
+/// typing the next anyway. Some input is never echoed (a password), and a U-Boot or getty
+/// echoes within milliseconds even at 115200 baud.
+const ECHO_WAIT: Duration = Duration::from_millis(250);
 
 /// How often the observer hears the elapsed time while nothing arrives.
 const TICK: Duration = Duration::from_millis(250);
@@ -43,8 +49,8 @@ pub struct Session<'a> {
     stages: Vec<(String, Duration)>,
     kernel_started: Option<Duration>,
     last_output: Option<Duration>,
-    /// Pacing between typed characters, for UARTs whose receivers drop fast input.
-    pub char_delay: Duration,
+    /// Pacing of typed characters, for UARTs whose receivers drop fast input.
+    pub pacing: CharPacing,
     pub state: ConsoleState,
     buf: Vec<u8>,
 }
@@ -68,7 +74,7 @@ impl<'a> Session<'a> {
             stages: vec![("uboot".to_owned(), Duration::ZERO)],
             kernel_started: None,
             last_output: None,
-            char_delay: Duration::ZERO,
+            pacing: CharPacing::default(),
             state: ConsoleState::Booting,
             buf: vec![0; 16 * 1024],
         }
@@ -137,21 +143,77 @@ impl<'a> Session<'a> {
         let io_err = |e: std::io::Error| FailReason::ConsoleClosed {
             detail: format!("write failed: {e}"),
         };
-        if self.char_delay.is_zero() {
-            self.console.writer.write_all(bytes).await.map_err(io_err)?;
-            self.console.writer.flush().await.map_err(io_err)?;
-        } else {
-            for byte in bytes {
-                self.console
-                    .writer
-                    .write_all(std::slice::from_ref(byte))
-                    .await
-                    .map_err(io_err)?;
+        match self.pacing {
+            CharPacing::Delay(delay) if delay.is_zero() => {
+                self.console.writer.write_all(bytes).await.map_err(io_err)?;
                 self.console.writer.flush().await.map_err(io_err)?;
-                tokio::time::sleep(self.char_delay).await;
+            }
+            CharPacing::Delay(delay) => {
+                for byte in bytes {
+                    self.console
+                        .writer
+                        .write_all(std::slice::from_ref(byte))
+                        .await
+                        .map_err(io_err)?;
+                    self.console.writer.flush().await.map_err(io_err)?;
+                    tokio::time::sleep(delay).await;
+                }
+            }
+            CharPacing::Echo => {
+                for byte in bytes {
+                    self.console
+                        .writer
+                        .write_all(std::slice::from_ref(byte))
+                        .await
+                        .map_err(io_err)?;
+                    self.console.writer.flush().await.map_err(io_err)?;
+                    self.await_echo(*byte).await?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Reads until `byte` comes back (a carriage return may come back as a line feed), or
+    /// [`ECHO_WAIT`] passes. What arrives meanwhile is matched as usual: an expectation set
+    /// later still sees it, and a fatal line fails the step.
+    async fn await_echo(&mut self, byte: u8) -> Result<(), FailReason> {
+        let until = Instant::now() + ECHO_WAIT;
+        loop {
+            let n = match tokio::time::timeout_at(until, self.console.reader.read(&mut self.buf)).await {
+                Err(_) => return Ok(()),
+                Ok(Ok(0)) => {
+                    return Err(FailReason::ConsoleClosed {
+                        detail: "end of file".into(),
+                    })
+                }
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
+                    return Err(FailReason::ConsoleClosed {
+                        detail: e.to_string(),
+                    })
+                }
+            };
+            let echoed = self.buf[..n].contains(&byte) || (byte == b'\r' && self.buf[..n].contains(&b'\n'));
+            self.ingest(n).await?;
+            if echoed {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Bytes counted so far, to tell a garbled console (wrong baud rate) from a quiet one.
+    pub fn byte_stats(&self) -> ByteStats {
+        self.matcher.byte_stats()
+    }
+
+    /// Writes what the target remarked about its console (a device that vanished and came
+    /// back) into the transcript, at the time it happened.
+    pub fn record_notices(&mut self) {
+        let start = self.start.into_std();
+        for (when, text) in self.console.notices.take() {
+            let _ = self.transcript.note(when.saturating_duration_since(start), &text);
+        }
     }
 
     /// Waits until one of `patterns` appears, a fatal pattern appears, the console closes, or
@@ -173,6 +235,7 @@ impl<'a> Session<'a> {
             }
             let wake = deadline.min(now + TICK);
             let read = tokio::time::timeout_at(wake, self.console.reader.read(&mut self.buf)).await;
+            self.record_notices();
             let n = match read {
                 Err(_) => {
                     self.observer.tick(self.elapsed());

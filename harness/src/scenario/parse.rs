@@ -238,7 +238,9 @@ impl Validator<'_> {
         if start != Some(StartValue::Login) {
             if let Some(login) = login {
                 let span = key_span(self.document, &[Seg::Key("login")]).map_or(login.span(), |(key, _)| key);
-                return Err(self.file.error(Some(span), ScenarioErrorKind::RecipeWithoutLoginStart));
+                return Err(self
+                    .file
+                    .error(Some(span), ScenarioErrorKind::RecipeWithoutLoginStart));
             }
             return Ok(Start::PowerOn);
         }

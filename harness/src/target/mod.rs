@@ -2,11 +2,13 @@
 //!
 //! Scenarios never know which target they run on; the runner sees only a [`Console`].
 
+pub mod notices;
 pub mod qemu;
 
 use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use notices::ConsoleNotices;
 pub use qemu::{QemuConfig, QemuTarget};
 
 /// The two directions of a target's serial console.
@@ -15,4 +17,7 @@ pub struct Console {
     pub reader: Pin<Box<dyn AsyncRead + Send>>,
     /// Bytes typed at the board.
     pub writer: Pin<Box<dyn AsyncWrite + Send>>,
+    /// What the target says about the console besides its bytes; the runner records it in the
+    /// transcript.
+    pub notices: ConsoleNotices,
 }

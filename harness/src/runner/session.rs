@@ -143,32 +143,21 @@ impl<'a> Session<'a> {
         let io_err = |e: std::io::Error| FailReason::ConsoleClosed {
             detail: format!("write failed: {e}"),
         };
-        match self.pacing {
-            CharPacing::Delay(delay) if delay.is_zero() => {
-                self.console.writer.write_all(bytes).await.map_err(io_err)?;
-                self.console.writer.flush().await.map_err(io_err)?;
-            }
-            CharPacing::Delay(delay) => {
-                for byte in bytes {
-                    self.console
-                        .writer
-                        .write_all(std::slice::from_ref(byte))
-                        .await
-                        .map_err(io_err)?;
-                    self.console.writer.flush().await.map_err(io_err)?;
-                    tokio::time::sleep(delay).await;
-                }
-            }
-            CharPacing::Echo => {
-                for byte in bytes {
-                    self.console
-                        .writer
-                        .write_all(std::slice::from_ref(byte))
-                        .await
-                        .map_err(io_err)?;
-                    self.console.writer.flush().await.map_err(io_err)?;
-                    self.await_echo(*byte).await?;
-                }
+        if self.pacing == CharPacing::Delay(Duration::ZERO) {
+            self.console.writer.write_all(bytes).await.map_err(io_err)?;
+            self.console.writer.flush().await.map_err(io_err)?;
+            return Ok(());
+        }
+        for byte in bytes {
+            self.console
+                .writer
+                .write_all(std::slice::from_ref(byte))
+                .await
+                .map_err(io_err)?;
+            self.console.writer.flush().await.map_err(io_err)?;
+            match self.pacing {
+                CharPacing::Delay(delay) => tokio::time::sleep(delay).await,
+                CharPacing::Echo => self.await_echo(*byte).await?,
             }
         }
         Ok(())

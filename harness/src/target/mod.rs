@@ -3,13 +3,16 @@
 //! Scenarios never know which target they run on; the runner sees only a [`Console`].
 
 pub mod notices;
+pub mod power;
 pub mod qemu;
+pub mod serial;
 
 use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use notices::ConsoleNotices;
 pub use qemu::{QemuConfig, QemuTarget};
+pub use serial::{SerialConfig, SerialError, SerialTarget};
 
 /// The two directions of a target's serial console.
 pub struct Console {

@@ -38,8 +38,17 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Disk image to boot (raw). Default: the harness's fixture image, built if needed.
-    #[arg(long, value_name = "IMG")]
+    #[arg(long, value_name = "IMG", conflicts_with = "serial")]
     pub image: Option<PathBuf>,
+    /// Run on a real board through this serial console (a /dev/serial/by-id/… path or a
+    /// pseudo-terminal) instead of booting an image under QEMU. The board is powered as its
+    /// profile says.
+    #[arg(long, value_name = "DEV")]
+    pub serial: Option<PathBuf>,
+    /// Board profile: a built-in name (nanopi-r2s, qemu-virt) or a TOML file. Default:
+    /// nanopi-r2s with --serial, qemu-virt otherwise.
+    #[arg(long, value_name = "BOARD")]
+    pub board: Option<String>,
     /// Scenario files or directories of them. Default: the shipped scenarios.
     #[arg(value_name = "SCENARIO_FILE|DIR")]
     pub scenarios: Vec<PathBuf>,
@@ -57,7 +66,7 @@ pub struct RunArgs {
     pub qemu: PathBuf,
     /// Boot the image's extlinux configuration exactly as written, even where QEMU's virt
     /// machine cannot honour it (an R2S console=ttyS2 then leaves the console silent).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "serial")]
     pub no_adapt: bool,
     /// Compare stage timings with a baseline and fail the run if a stage regressed: a
     /// `<scenario>.timings.json` file, a directory of them (an earlier run's --transcripts), or

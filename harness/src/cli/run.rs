@@ -6,10 +6,11 @@ use std::sync::Arc;
 use r2s_harness::adapt::{self, Shim, ShimError};
 use r2s_harness::image::ImageError;
 
+use r2s_harness::board::{self, Board};
 use r2s_harness::report::{junit, text};
 use r2s_harness::runner::RunContext;
 use r2s_harness::scenario;
-use r2s_harness::suite::{self, QemuRun};
+use r2s_harness::suite::{self, QemuRun, SerialRun, TargetRun};
 use r2s_harness::target::qemu::QemuConfig;
 use r2s_harness::{image, runner::ScenarioResult};
 
@@ -43,56 +44,22 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     };
 
-    let (image, fallback_password) = match &args.image {
-        Some(path) => (path.clone(), None),
-        None => match build_default_fixture().await {
-            Ok(path) => (path, Some(r2s_images::ROOT_PASSWORD.to_owned())),
-            Err(e) => {
-                eprintln!("harness: cannot build the default fixture image: {e}");
-                return EXIT_ERROR;
-            }
-        },
+    let target = match &args.serial {
+        Some(device) => serial_target(&args, device),
+        None => qemu_target(&args).await,
     };
-    let labels = match image::check_bootable_image(&image) {
-        Ok(labels) => labels,
-        Err(e) => {
-            eprintln!("harness: {e}");
+    let target = match target {
+        Ok(target) => target,
+        Err(message) => {
+            eprintln!("harness: {message}");
             return EXIT_ERROR;
         }
     };
-
-    let shim = if args.no_adapt {
-        println!("adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written");
-        None
-    } else {
-        match adapt_for_qemu(&image).await {
-            Ok(shim) => shim,
-            Err(e) => {
-                eprintln!("harness: cannot adapt {} for QEMU: {e}", image.display());
-                return EXIT_ERROR;
-            }
-        }
-    };
-    let run = QemuRun {
-        image: image.clone(),
-        qemu: QemuConfig {
-            qemu: args.qemu.clone(),
-            firmware: args.firmware.clone(),
-            ..QemuConfig::default()
-        },
-        transcripts: args.transcripts.clone(),
-        context: RunContext {
-            menu_labels: labels,
-            fallback_password,
-            ..RunContext::default()
-        },
-        shim,
-    };
-    println!("image: {}", image.display());
+    let against = target.against().to_owned();
     let mut results: Vec<ScenarioResult> = Vec::new();
     for scenario in &scenarios {
         let mut progress = ProgressLine::new(&scenario.name);
-        let result = suite::run_on_qemu(&run, scenario, &mut progress).await;
+        let result = target.run(scenario, &mut progress).await;
         progress.clear();
         match result {
             Ok(result) => {
@@ -108,7 +75,7 @@ pub async fn run(args: RunArgs) -> u8 {
     }
     println!("{}", text::totals(&results));
     if let Some(path) = &args.junit {
-        let suite_name = image
+        let suite_name = against
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
@@ -118,17 +85,73 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     }
     if let Some(path) = &args.write_baseline {
-        if let Err(e) = write_baseline(path, &image, &results) {
+        if let Err(e) = write_baseline(path, &against, &results) {
             eprintln!("harness: {e}");
             return EXIT_ERROR;
         }
     }
-    let within_baseline = baseline.is_none_or(|check| check.report(&image, &results));
+    let within_baseline = baseline.is_none_or(|check| check.report(&against, &results));
     if results.iter().all(|r| r.passed()) && within_baseline {
         EXIT_PASS
     } else {
         EXIT_FAIL
     }
+}
+
+/// A board on `device`: nothing to build or adapt; the board boots what is on its storage.
+fn serial_target(args: &RunArgs, device: &Path) -> Result<TargetRun, String> {
+    let board = Board::load(args.board.as_deref().unwrap_or(board::DEFAULT_SERIAL_BOARD))
+        .map_err(|e| e.to_string())?;
+    println!(
+        "board: {} on {} at {} baud",
+        board.name,
+        device.display(),
+        board.baud
+    );
+    Ok(TargetRun::Serial(SerialRun {
+        board,
+        device: device.to_owned(),
+        transcripts: args.transcripts.clone(),
+        context: RunContext::default(),
+    }))
+}
+
+/// QEMU booting `--image`, or the default fixture built first, adapted unless --no-adapt.
+async fn qemu_target(args: &RunArgs) -> Result<TargetRun, String> {
+    let board = Board::load(args.board.as_deref().unwrap_or(board::QEMU_BOARD)).map_err(|e| e.to_string())?;
+    let (image, fallback_password) = match &args.image {
+        Some(path) => (path.clone(), None),
+        None => match build_default_fixture().await {
+            Ok(path) => (path, Some(r2s_images::ROOT_PASSWORD.to_owned())),
+            Err(e) => return Err(format!("cannot build the default fixture image: {e}")),
+        },
+    };
+    let labels = image::check_bootable_image(&image).map_err(|e| e.to_string())?;
+    let shim = if args.no_adapt {
+        println!("adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written");
+        None
+    } else {
+        adapt_for_qemu(&image)
+            .await
+            .map_err(|e| format!("cannot adapt {} for QEMU: {e}", image.display()))?
+    };
+    println!("image: {}", image.display());
+    Ok(TargetRun::Qemu(QemuRun {
+        image,
+        qemu: QemuConfig {
+            qemu: args.qemu.clone(),
+            firmware: args.firmware.clone(),
+            ..QemuConfig::default()
+        },
+        transcripts: args.transcripts.clone(),
+        context: RunContext {
+            menu_labels: labels,
+            fallback_password,
+            pacing: board.pacing,
+            ..RunContext::default()
+        },
+        shim,
+    }))
 }
 
 async fn build_default_fixture() -> Result<PathBuf, String> {

@@ -26,6 +26,8 @@ pub trait Observer {
     fn stage(&mut self, _name: &str, _at: Duration) {}
     /// Time passes; called at least every quarter second while the run waits.
     fn tick(&mut self, _elapsed: Duration) {}
+    /// The operator must act (power-cycle a board by hand).
+    fn ask_operator(&mut self, _request: &str) {}
 }
 
 /// An observer that ignores everything.
@@ -48,6 +50,10 @@ pub struct RunContext {
     pub baud: Option<u32>,
 }
 
+/// What a run produced: the verdict, stage timings, the console's last lines, and how long it
+/// took from power-on.
+pub type Outcome = (Verdict, Vec<StageTiming>, Vec<String>, Duration);
+
 /// Runs `scenario` on a console that has just been powered on. The transcript receives every
 /// byte whatever the verdict.
 pub async fn run_scenario(
@@ -56,7 +62,7 @@ pub async fn run_scenario(
     transcript: &mut Transcript,
     ctx: &RunContext,
     observer: &mut dyn Observer,
-) -> (Verdict, Vec<StageTiming>, Vec<String>, Duration) {
+) -> Outcome {
     let mut watches = builtin_fatal();
     watches.extend(scenario.fatal.iter().cloned().map(|pattern| Watch {
         kind: WatchKind::Fatal,

@@ -1,0 +1,308 @@
+//! The serial target on a virtual bench (see `support/bench.rs`): real QEMU booting a fixture,
+//! its console on a pseudo-terminal opened at 1,500,000 baud, its power switched by commands in
+//! a user board profile. Faults a bench suffers are played on the same pseudo-terminals: the
+//! UART unplugged and plugged back, garbage at a wrong baud, an endless line, a second harness.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use r2s_tests::bench::{BenchCommand, VirtualBench};
+use r2s_tests::pty::Pty;
+use r2s_tests::*;
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// `harness run --serial DEV --board PROFILE --transcripts DIR SCENARIO` to completion.
+fn run_serial(device: &Path, board: &Path, transcripts: &Path, scenario: &Path) -> Finished {
+    run_harness(&serial_args(device, board, transcripts, scenario), LIMIT)
+}
+
+fn serial_args<'a>(
+    device: &'a Path,
+    board: &'a Path,
+    transcripts: &'a Path,
+    scenario: &'a Path,
+) -> Vec<&'a OsStr> {
+    vec![
+        OsStr::new("run"),
+        OsStr::new("--serial"),
+        device.as_os_str(),
+        OsStr::new("--board"),
+        board.as_os_str(),
+        OsStr::new("--transcripts"),
+        transcripts.as_os_str(),
+        scenario.as_os_str(),
+    ]
+}
+
+/// A profile without power control, for a board the test plays itself.
+fn unpowered_profile(dir: &Path, reconnect_timeout: &str) -> std::path::PathBuf {
+    let path = dir.join("scripted.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"scripted\"\nbaud = 1500000\nconsole = \"ttyS2\"\nreconnect_timeout = {reconnect_timeout:?}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A scenario file in `dir`: `steps` are `(expect, timeout)` pairs.
+fn scenario_file(dir: &Path, name: &str, steps: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut text = format!("name = {name:?}\n");
+    for (expect, timeout) in steps {
+        text.push_str(&format!(
+            "\n[[steps]]\nexpect = {expect:?}\ntimeout = {timeout:?}\n"
+        ));
+    }
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Drops the bench and checks that every QEMU it started is gone.
+fn tear_down(bench: VirtualBench) {
+    let pids = bench.observed().all_qemu_pids;
+    drop(bench);
+    for pid in pids {
+        assert!(!process_alive(pid), "QEMU {pid} outlived the bench");
+    }
+}
+
+/// Waits until the harness has opened the console: it creates the transcript right after.
+fn wait_for_file(path: &Path, limit: Duration) {
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(
+            started.elapsed() < limit,
+            "{} not created within {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the transcript log holds `needle` (console output: notes are not flushed
+/// as they are written), at most `limit`.
+fn wait_for_log(log: &Path, needle: &str, limit: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if std::fs::read_to_string(log).is_ok_and(|text| text.contains(needle)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{needle:?} did not reach {} within {limit:?}", log.display());
+}
+
+#[test]
+fn boot_to_login_passes_through_the_serial_target_with_power_by_command() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let profile = bench.profile("10s");
+    let transcripts = bench.dir().join("transcripts");
+    let run = run_serial(bench.device(), &profile, &transcripts, &scenario("boot-to-login"));
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  boot-to-login  "), "{}", run.explain());
+    assert!(
+        run.stdout.contains("board: virtual-bench on ") && run.stdout.contains(" at 1500000 baud"),
+        "{}",
+        run.explain()
+    );
+    // No cycle command: off then on at the start, off at the end.
+    assert_eq!(bench.observed().power_log, ["off", "on", "off"]);
+    assert_eq!(bench.observed().qemu_pid, None, "the board was left powered");
+    let log = std::fs::read_to_string(transcripts.join("boot-to-login.log")).unwrap();
+    assert!(log.contains("-- power on: "), "{log}");
+    assert!(log.contains("-- power off: "), "{log}");
+    tear_down(bench);
+}
+
+#[test]
+fn console_unplugged_mid_boot_and_plugged_back_is_reopened_and_the_gap_noted() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let profile = bench.profile("10s");
+    let transcripts = bench.dir().join("transcripts");
+    // Output in the gap is lost, so this scenario skips the lines the gap may swallow.
+    let scenario = scenario_file(
+        bench.dir(),
+        "survives-replug",
+        &[("U-Boot 20", "1m"), ("login:", "2m")],
+    );
+    let started = Instant::now();
+    let (child, command) = spawn_harness(&serial_args(bench.device(), &profile, &transcripts, &scenario));
+    let log = transcripts.join("survives-replug.log");
+    wait_for_log(&log, "U-Boot 20", Duration::from_secs(60));
+    bench.command(BenchCommand::Unplug).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    bench.command(BenchCommand::Plug).unwrap();
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let device = bench.device().display().to_string();
+    assert!(
+        text.contains(&format!("-- console device {device} went away")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("-- console device {device} is back after ")),
+        "{text}"
+    );
+    tear_down(bench);
+}
+
+#[test]
+fn kernel_panic_on_the_console_fails_within_two_seconds_of_the_line() {
+    let bench = VirtualBench::new(&fixture("broken-panic"));
+    let profile = bench.profile("10s");
+    let transcripts = bench.dir().join("transcripts");
+    let run = run_serial(bench.device(), &profile, &transcripts, &scenario("boot-to-login"));
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    assert!(
+        run.stdout
+            .contains("reason: fatal pattern \"Kernel panic - not syncing\""),
+        "{}",
+        run.explain()
+    );
+    let log = transcripts.join("boot-to-login.log");
+    let seen = log_time_of(&log, "Kernel panic - not syncing").expect("panic line in the log");
+    // The log's clock starts after the power commands, the wall clock before the harness
+    // starts: the difference over-states the reaction time, never under-states it.
+    let reaction = run.elapsed.as_secs_f64() - seen;
+    assert!(
+        reaction < 2.0,
+        "harness exited {reaction:.2}s after the panic\n{}",
+        run.explain()
+    );
+    tear_down(bench);
+}
+
+#[test]
+fn qemu_is_gone_when_the_bench_is() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    bench.command(BenchCommand::On).unwrap();
+    let pid = bench.observed().qemu_pid.expect("QEMU started");
+    assert!(process_alive(pid));
+    tear_down(bench);
+}
+
+#[test]
+fn console_unplugged_for_good_fails_with_console_device_gone() {
+    let dir = temp_dir();
+    let device = dir.path().join("ttyUSB-gone");
+    let pty = Pty::open(&device).unwrap();
+    let profile = unpowered_profile(dir.path(), "2s");
+    let scenario = scenario_file(
+        dir.path(),
+        "never-back",
+        &[("U-Boot 20", "5s"), ("login:", "30s")],
+    );
+    let transcripts = dir.path().join("transcripts");
+    let started = Instant::now();
+    let (child, command) = spawn_harness(&serial_args(&device, &profile, &transcripts, &scenario));
+    let log = transcripts.join("never-back.log");
+    wait_for_file(&log, Duration::from_secs(10));
+    pty.write_all(b"U-Boot 2023.01 (Jan 01 2023)\r\n", Duration::from_secs(5))
+        .unwrap();
+    wait_for_log(&log, "U-Boot 2023.01", Duration::from_secs(10));
+    drop(pty);
+    let run = finish(child, command, started, Duration::from_secs(30));
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    let gone = format!("console device gone: {}", device.display());
+    assert!(
+        run.stdout.contains(&format!("reason: console closed: {gone}")),
+        "{}",
+        run.explain()
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(&format!("-- {gone}")), "{text}");
+}
+
+#[test]
+fn garbage_at_a_wrong_baud_rate_is_reported_as_a_baud_mismatch() {
+    let dir = temp_dir();
+    let device = dir.path().join("ttyUSB-garbled");
+    let pty = Pty::open(&device).unwrap();
+    // What a 1,500,000 baud receiver makes of a 115,200 baud U-Boot: framing errors, mostly
+    // bytes that are neither text nor UTF-8.
+    let garbage: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 | 0x80)
+        .collect();
+    pty.write_all(&garbage, Duration::from_secs(5)).unwrap();
+    let profile = unpowered_profile(dir.path(), "5s");
+    let scenario = scenario_file(dir.path(), "garbled", &[("U-Boot 20", "3s")]);
+    let run = run_serial(&device, &profile, &dir.path().join("transcripts"), &scenario);
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    assert!(
+        run.stdout
+            .contains("hint: console output looks like a baud-rate mismatch: ")
+            && run.stdout.contains(" bytes were not printable at 1500000 baud"),
+        "{}",
+        run.explain()
+    );
+    drop(pty);
+}
+
+#[test]
+fn ten_megabytes_without_a_newline_neither_hang_nor_grow_the_harness() {
+    let dir = temp_dir();
+    let device = dir.path().join("ttyUSB-flood");
+    let pty = Pty::open(&device).unwrap();
+    let profile = unpowered_profile(dir.path(), "5s");
+    let scenario = scenario_file(dir.path(), "flood", &[("U-Boot 20", "60s")]);
+    let transcripts = dir.path().join("transcripts");
+    let started = Instant::now();
+    let (child, command) = spawn_harness(&serial_args(&device, &profile, &transcripts, &scenario));
+    wait_for_file(&transcripts.join("flood.log"), Duration::from_secs(10));
+    let line = vec![b'x'; 10 * 1024 * 1024];
+    pty.write_all(&line, Duration::from_secs(60)).unwrap();
+    pty.write_all(b"\r\nU-Boot 2023.01\r\n", Duration::from_secs(5))
+        .unwrap();
+    let run = finish(child, command, started, Duration::from_secs(90));
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let peak_kib = children_peak_rss_kib();
+    assert!(
+        peak_kib < 48 * 1024,
+        "the harness peaked at {peak_kib} KiB on a 10 MiB line\n{}",
+        run.explain()
+    );
+    drop(pty);
+}
+
+/// The largest peak resident set of this process's waited-for children, in KiB.
+fn children_peak_rss_kib() -> i64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) }, 0);
+    usage.ru_maxrss
+}
+
+#[test]
+fn second_harness_on_the_same_port_is_refused_at_once() {
+    let dir = temp_dir();
+    let device = dir.path().join("ttyUSB-shared");
+    let _pty = Pty::open(&device).unwrap();
+    let profile = unpowered_profile(dir.path(), "5s");
+    let scenario = scenario_file(dir.path(), "holder", &[("never printed", "60s")]);
+    let transcripts = dir.path().join("first");
+    let started = Instant::now();
+    let (first, command) = spawn_harness(&serial_args(&device, &profile, &transcripts, &scenario));
+    wait_for_file(&transcripts.join("holder.log"), Duration::from_secs(10));
+
+    let second = run_serial(&device, &profile, &dir.path().join("second"), &scenario);
+    assert_eq!(second.code(), Some(2), "{}", second.explain());
+    assert!(second.elapsed < Duration::from_secs(2), "{}", second.explain());
+    assert!(
+        second.stderr.contains(&format!(
+            "harness: {} is in use by another program",
+            device.display()
+        )),
+        "{}",
+        second.explain()
+    );
+
+    let mut first = first;
+    let _ = first.kill();
+    let _ = finish(first, command, started, Duration::from_secs(10));
+}

@@ -306,3 +306,97 @@ fn second_harness_on_the_same_port_is_refused_at_once() {
     let _ = first.kill();
     let _ = finish(first, command, started, Duration::from_secs(10));
 }
+
+#[test]
+fn console_passes_keys_to_the_board_and_leaves_on_ctrl_close_bracket() {
+    use std::io::Write;
+    let dir = temp_dir();
+    let device = dir.path().join("ttyUSB-console");
+    let pty = Pty::open(&device).unwrap();
+    let transcripts = dir.path().join("transcripts");
+    let mut child = std::process::Command::new(harness_bin())
+        .arg("console")
+        .arg("--serial")
+        .arg(&device)
+        .arg("--transcripts")
+        .arg(&transcripts)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let command = format!("harness console --serial {}", device.display());
+    let started = Instant::now();
+    wait_for_file(&transcripts.join("console.log"), Duration::from_secs(10));
+    pty.write_all(b"U-Boot 2023.01\r\n=> ", Duration::from_secs(5))
+        .unwrap();
+    let mut keys = child.stdin.take().unwrap();
+    keys.write_all(b"version\r").unwrap();
+    keys.flush().unwrap();
+    let mut typed = Vec::new();
+    let mut buf = [0u8; 256];
+    while !typed.ends_with(b"version\r") && started.elapsed() < Duration::from_secs(10) {
+        match r2s_tests::pty::read_some(pty.master(), &mut buf) {
+            Ok(n) if n > 0 => typed.extend_from_slice(&buf[..n]),
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    assert_eq!(typed, b"version\r", "keys did not reach the board");
+    keys.write_all(&[0x1d]).unwrap();
+    keys.flush().unwrap();
+    let run = finish(child, command, started, Duration::from_secs(10));
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("U-Boot 2023.01\r\n=> "), "{}", run.explain());
+    assert!(run.stderr.contains("Press Ctrl-] to leave."), "{}", run.explain());
+    assert!(
+        run.stderr.contains("harness console: left (Ctrl-])"),
+        "{}",
+        run.explain()
+    );
+    let log = std::fs::read_to_string(transcripts.join("console.log")).unwrap();
+    assert!(log.contains("] U-Boot 2023.01"), "{log}");
+    assert!(log.contains("] >> version\\r"), "{log}");
+}
+
+#[test]
+fn console_boots_an_image_in_qemu_and_stops_it_on_leaving() {
+    use std::io::{Read, Write};
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let dir = temp_dir();
+    let mut child = std::process::Command::new(harness_bin())
+        .arg("console")
+        .arg("--image")
+        .arg(&image)
+        .arg("--transcripts")
+        .arg(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let started = Instant::now();
+    let logged_in = || memchr::memmem::find(&seen.lock().unwrap(), b"login: ").is_some();
+    while !logged_in() && started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let qemu = qemu_children(child.id());
+    assert!(logged_in(), "{}", String::from_utf8_lossy(&seen.lock().unwrap()));
+    assert_eq!(qemu.len(), 1, "one QEMU while attached");
+    child.stdin.as_mut().unwrap().write_all(&[0x1d]).unwrap();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!process_alive(qemu[0]), "QEMU outlived the console");
+}

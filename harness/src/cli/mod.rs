@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+mod console;
 mod progress;
 mod run;
 pub mod signals;
@@ -32,6 +33,54 @@ pub enum Command {
     /// With no arguments, runs the shipped scenarios against the default fixture image,
     /// building it first if needed.
     Run(RunArgs),
+    /// Attach to a console interactively, in place of screen or picocom: a board's UART, or a
+    /// QEMU boot of an image. The terminal is raw; Ctrl-] leaves. Everything is logged to
+    /// `<transcripts>/console.{log,raw,cast}`.
+    Console(ConsoleArgs),
+}
+
+/// `harness console`
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["serial", "image"])))]
+pub struct ConsoleArgs {
+    /// The board's console device (a /dev/serial/by-id/… path or a pseudo-terminal). Nothing
+    /// is powered: the console is attached as the board is.
+    #[arg(long, value_name = "DEV")]
+    pub serial: Option<PathBuf>,
+    /// Boot this image (raw) under QEMU, adapted as `harness run` adapts it, and attach to it.
+    #[arg(long, value_name = "IMG")]
+    pub image: Option<PathBuf>,
+    /// Board profile for --serial (its baud and reconnect timeout): a built-in name or a TOML
+    /// file. Default: nanopi-r2s.
+    #[arg(long, value_name = "BOARD", requires = "serial")]
+    pub board: Option<String>,
+    /// Directory for the transcript.
+    #[arg(long, value_name = "DIR", default_value = "r2s-transcripts")]
+    pub transcripts: PathBuf,
+    #[command(flatten)]
+    pub qemu: QemuArgs,
+}
+
+/// Where QEMU and its firmware are.
+#[derive(Debug, clap::Args)]
+pub struct QemuArgs {
+    /// U-Boot firmware for QEMU's virt machine.
+    #[arg(long, value_name = "PATH", default_value = r2s_harness::target::qemu::DEFAULT_FIRMWARE)]
+    pub firmware: PathBuf,
+    /// The QEMU binary.
+    #[arg(long = "qemu", value_name = "PATH", default_value = "qemu-system-aarch64")]
+    pub binary: PathBuf,
+}
+
+impl QemuArgs {
+    /// The QEMU configuration these arguments ask for.
+    pub fn config(&self) -> r2s_harness::target::qemu::QemuConfig {
+        r2s_harness::target::qemu::QemuConfig {
+            qemu: self.binary.clone(),
+            firmware: self.firmware.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// `harness run`
@@ -58,12 +107,8 @@ pub struct RunArgs {
     /// Directory for transcripts (raw bytes, timestamped log, asciicast).
     #[arg(long, value_name = "DIR", default_value = "r2s-transcripts")]
     pub transcripts: PathBuf,
-    /// U-Boot firmware for QEMU's virt machine.
-    #[arg(long, value_name = "PATH", default_value = r2s_harness::target::qemu::DEFAULT_FIRMWARE)]
-    pub firmware: PathBuf,
-    /// The QEMU binary.
-    #[arg(long, value_name = "PATH", default_value = "qemu-system-aarch64")]
-    pub qemu: PathBuf,
+    #[command(flatten)]
+    pub qemu: QemuArgs,
     /// Boot the image's extlinux configuration exactly as written, even where QEMU's virt
     /// machine cannot honour it (an R2S console=ttyS2 then leaves the console silent).
     #[arg(long, conflicts_with = "serial")]
@@ -92,5 +137,6 @@ pub struct RunArgs {
 pub async fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Run(args) => run::run(args).await,
+        Command::Console(args) => console::console(args).await,
     }
 }

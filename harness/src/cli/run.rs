@@ -11,7 +11,6 @@ use r2s_harness::report::{junit, text};
 use r2s_harness::runner::RunContext;
 use r2s_harness::scenario;
 use r2s_harness::suite::{self, QemuRun, SerialRun, TargetRun};
-use r2s_harness::target::qemu::QemuConfig;
 use r2s_harness::{image, runner::ScenarioResult};
 
 use super::progress::ProgressLine;
@@ -138,11 +137,7 @@ async fn qemu_target(args: &RunArgs) -> Result<TargetRun, String> {
     println!("image: {}", image.display());
     Ok(TargetRun::Qemu(QemuRun {
         image,
-        qemu: QemuConfig {
-            qemu: args.qemu.clone(),
-            firmware: args.firmware.clone(),
-            ..QemuConfig::default()
-        },
+        qemu: args.qemu.config(),
         transcripts: args.transcripts.clone(),
         context: RunContext {
             menu_labels: labels,
@@ -169,7 +164,7 @@ async fn build_default_fixture() -> Result<PathBuf, String> {
 
 /// Builds the shim disk that shows U-Boot a QEMU-ready copy of the image's extlinux.conf, and
 /// says what it changed. `None` when the image boots on QEMU as it is.
-async fn adapt_for_qemu(image: &Path) -> Result<Option<Arc<Shim>>, String> {
+pub(super) async fn adapt_for_qemu(image: &Path) -> Result<Option<Arc<Shim>>, String> {
     let owned = image.to_owned();
     let adapted = tokio::task::spawn_blocking(move || adapt::adapt(&owned))
         .await

@@ -400,3 +400,94 @@ fn console_boots_an_image_in_qemu_and_stops_it_on_leaving() {
     assert!(status.success(), "{status}");
     assert!(!process_alive(qemu[0]), "QEMU outlived the console");
 }
+
+#[test]
+fn failing_power_command_fails_the_run_with_its_stderr() {
+    let dir = temp_dir();
+    let device = dir.path().join("ttyUSB-relay");
+    let _pty = Pty::open(&device).unwrap();
+    let profile = dir.path().join("relay.toml");
+    std::fs::write(
+        &profile,
+        "name = \"relay\"\nbaud = 1500000\nconsole = \"ttyS2\"\n[power]\n\
+         on = [\"sh\", \"-c\", \"echo 'usbrelay: no relay board found' >&2; exit 1\"]\n",
+    )
+    .unwrap();
+    let scenario = scenario_file(dir.path(), "powered", &[("U-Boot 20", "30s")]);
+    let run = run_serial(&device, &profile, &dir.path().join("transcripts"), &scenario);
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    assert!(run.elapsed < Duration::from_secs(10), "{}", run.explain());
+    assert!(
+        run.stdout.contains("expected: power the board on")
+            && run
+                .stdout
+                .contains("(exit status: 1): usbrelay: no relay board found"),
+        "{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn malformed_board_profile_is_refused_naming_file_line_and_column() {
+    let dir = temp_dir();
+    let device = dir.path().join("ttyUSB-unused");
+    let profile = dir.path().join("typo.toml");
+    std::fs::write(
+        &profile,
+        "name = \"typo\"\nbaud = \"fast\"\nconsole = \"ttyS2\"\n",
+    )
+    .unwrap();
+    let run = run_serial(
+        &device,
+        &profile,
+        &dir.path().join("transcripts"),
+        &scenario("boot-to-login"),
+    );
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr.contains(&format!(
+            "harness: {}:2:8: invalid type: string \"fast\"",
+            profile.display()
+        )),
+        "{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn manual_power_asks_the_operator_and_starts_at_the_bootloader_banner() {
+    let dir = temp_dir();
+    let device = dir.path().join("ttyUSB-manual");
+    let pty = Pty::open(&device).unwrap();
+    let profile = dir.path().join("manual.toml");
+    std::fs::write(
+        &profile,
+        "name = \"by-hand\"\nbaud = 1500000\nconsole = \"ttyS2\"\n[power]\nmanual = true\n",
+    )
+    .unwrap();
+    let scenario = scenario_file(dir.path(), "by-hand", &[("U-Boot 20", "30s")]);
+    let transcripts = dir.path().join("transcripts");
+    let started = Instant::now();
+    let (child, command) = spawn_harness(&serial_args(&device, &profile, &transcripts, &scenario));
+    wait_for_file(&transcripts.join("by-hand.log"), Duration::from_secs(10));
+    // The operator takes a while; the scenario's clock starts at the banner, not before.
+    std::thread::sleep(Duration::from_millis(1500));
+    pty.write_all(
+        b"DDR version 1.16 20190528\r\nU-Boot 2023.01\r\n",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let run = finish(child, command, started, Duration::from_secs(30));
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(
+        run.stderr.contains(&format!(
+            "harness: power-cycle board by-hand now; waiting up to 5m for its bootloader on {}",
+            device.display()
+        )),
+        "{}",
+        run.explain()
+    );
+    let log = transcripts.join("by-hand.log");
+    let banner = log_time_of(&log, "DDR version").expect("banner logged");
+    assert!(banner < 0.5, "scenario clock started {banner}s before the banner");
+}

@@ -354,3 +354,71 @@ impl<'a> Session<'a> {
         (!args.is_empty()).then(|| args.join(" "))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::runner::Quiet;
+
+    /// A board on the far end of a pipe that echoes each byte `echo_after` after it arrives
+    /// (or never, with `None`), and returns when each byte arrived, from the start.
+    fn board(echo_after: Option<Duration>) -> (Console, tokio::task::JoinHandle<Vec<Duration>>) {
+        let (ours, theirs) = tokio::io::duplex(1024);
+        let (reader, writer) = tokio::io::split(ours);
+        let (mut board_reader, mut board_writer) = tokio::io::split(theirs);
+        let start = Instant::now();
+        let arrivals = tokio::spawn(async move {
+            let mut arrivals = Vec::new();
+            let mut byte = [0u8; 1];
+            while board_reader.read_exact(&mut byte).await.is_ok() {
+                arrivals.push(start.elapsed());
+                if let Some(delay) = echo_after {
+                    tokio::time::sleep(delay).await;
+                    let _ = board_writer.write_all(&byte).await;
+                }
+            }
+            arrivals
+        });
+        let console = Console {
+            reader: Box::pin(reader),
+            writer: Box::pin(writer),
+            notices: Default::default(),
+        };
+        (console, arrivals)
+    }
+
+    async fn type_with_echo_pacing(console: &mut Console, text: &[u8]) -> Duration {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transcript = Transcript::create(dir.path(), "pacing", "pacing").unwrap();
+        let mut quiet = Quiet;
+        let mut session = Session::new(console, &mut transcript, &mut quiet, Vec::new());
+        session.pacing = CharPacing::Echo;
+        let started = Instant::now();
+        session.send(text, text).await.unwrap();
+        started.elapsed()
+    }
+
+    #[tokio::test]
+    async fn echo_pacing_types_the_next_character_only_after_the_echo() {
+        let (mut console, arrivals) = board(Some(Duration::from_millis(40)));
+        type_with_echo_pacing(&mut console, b"abc").await;
+        drop(console);
+        let arrivals = arrivals.await.unwrap();
+        assert_eq!(arrivals.len(), 3);
+        for pair in arrivals.windows(2) {
+            assert!(pair[1] - pair[0] >= Duration::from_millis(40), "{arrivals:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn echo_pacing_moves_on_when_a_character_is_not_echoed() {
+        let (mut console, _arrivals) = board(None);
+        let took = type_with_echo_pacing(&mut console, b"pw").await;
+        assert!(took >= 2 * ECHO_WAIT && took < 4 * ECHO_WAIT, "{took:?}");
+    }
+}

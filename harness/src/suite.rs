@@ -186,6 +186,7 @@ pub async fn run_on_serial(
     let context = RunContext {
         pacing: run.board.pacing,
         baud: Some(run.board.baud),
+        board_console: Some(format!("{} at {} baud", run.board.console, run.board.baud)),
         ..run.context.clone()
     };
     let mut outcome = runner::run_scenario(

@@ -48,6 +48,8 @@ pub struct RunContext {
     /// The UART line rate, on a serial target: a failure whose console output was mostly
     /// unreadable then says it looks like a baud-rate mismatch and names it.
     pub baud: Option<u32>,
+    /// The kernel console name a real board shows (its profile's `console`), on a serial target.
+    pub board_console: Option<String>,
 }
 
 /// What a run produced: the verdict, stage timings, the console's last lines, and how long it
@@ -71,6 +73,7 @@ pub async fn run_scenario(
     watches.extend(stage_markers());
     let mut session = Session::new(console, transcript, observer, watches);
     session.pacing = ctx.pacing;
+    session.board_console = ctx.board_console.clone();
     let scenario_deadline = Instant::now() + scenario.timeout;
 
     let mut verdict = missing_password(scenario, ctx).map_or(Verdict::Pass, Verdict::Fail);
@@ -202,5 +205,18 @@ mod tests {
         };
         assert_eq!(baud_mismatch(readable, 115_200), None);
         assert_eq!(baud_mismatch(scant, 115_200), None);
+    }
+
+    #[test]
+    fn silent_kernel_on_a_board_names_the_board_console_not_qemus() {
+        let reason = FailReason::SilentAfterKernel {
+            since: Duration::from_secs(45),
+            console_args: Some("console=ttyAMA0,115200".to_owned()),
+            board_console: Some("ttyS2 at 1500000 baud".to_owned()),
+        };
+        assert_eq!(
+            reason.to_string(),
+            "console silent for 45.0s after \"Starting kernel ...\"; the kernel was told `console=ttyAMA0,115200`, and this board's console is ttyS2 at 1500000 baud"
+        );
     }
 }

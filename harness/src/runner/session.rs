@@ -51,6 +51,9 @@ pub struct Session<'a> {
     last_output: Option<Duration>,
     /// Pacing of typed characters, for UARTs whose receivers drop fast input.
     pub pacing: CharPacing,
+    /// The kernel console name of a real board, for the report on a kernel that printed
+    /// nothing; `None` under QEMU.
+    pub board_console: Option<String>,
     pub state: ConsoleState,
     buf: Vec<u8>,
 }
@@ -75,6 +78,7 @@ impl<'a> Session<'a> {
             kernel_started: None,
             last_output: None,
             pacing: CharPacing::default(),
+            board_console: None,
             state: ConsoleState::Booting,
             buf: vec![0; 16 * 1024],
         }
@@ -336,6 +340,7 @@ impl<'a> Session<'a> {
             || FailReason::SilentAfterKernel {
                 since: now - kernel,
                 console_args: self.console_args(),
+                board_console: self.board_console.clone(),
             },
         )
     }

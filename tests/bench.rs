@@ -496,3 +496,34 @@ fn manual_power_asks_the_operator_and_starts_at_the_bootloader_banner() {
     let banner = log_time_of(&log, "DDR version").expect("banner logged");
     assert!(banner < 0.5, "scenario clock started {banner}s before the banner");
 }
+
+#[test]
+fn sigterm_mid_run_still_powers_the_board_off() {
+    let dir = temp_dir();
+    let device = dir.path().join("ttyUSB-interrupted");
+    let _pty = Pty::open(&device).unwrap();
+    let (on, off) = (dir.path().join("powered-on"), dir.path().join("powered-off"));
+    let profile = dir.path().join("touch.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "name = \"touch\"\nbaud = 1500000\nconsole = \"ttyS2\"\n[power]\non = [\"touch\", {:?}]\noff = [\"touch\", {:?}]\ncycle = [\"touch\", {:?}]\n",
+            on.display().to_string(),
+            off.display().to_string(),
+            on.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let scenario = scenario_file(dir.path(), "interrupted", &[("never printed", "60s")]);
+    let transcripts = dir.path().join("transcripts");
+    let started = Instant::now();
+    let (child, command) = spawn_harness(&serial_args(&device, &profile, &transcripts, &scenario));
+    wait_for_file(&on, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!off.exists(), "powered off before the run ended");
+    // SAFETY: signals a child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let run = finish(child, command, started, Duration::from_secs(20));
+    assert_eq!(run.code(), Some(143), "{}", run.explain());
+    assert!(off.exists(), "the board was left on\n{}", run.explain());
+}

@@ -14,7 +14,7 @@ use crate::console::Transcript;
 use crate::report::timings::{Timings, TimingsError};
 use crate::runner::{self, FailReason, Failure, Observer, RunContext, ScenarioResult, Verdict};
 use crate::scenario::Scenario;
-use crate::target::power::{self, PowerError};
+use crate::target::power::{self, OffOnDrop, PowerError};
 use crate::target::qemu::{QemuConfig, QemuError, QemuTarget};
 use crate::target::serial::{SerialConfig, SerialError, SerialTarget};
 use crate::target::Console;
@@ -163,6 +163,11 @@ pub async fn run_on_serial(
             &run.device,
         );
     }
+    // From here on the board is on: however the run ends, it ends with the board off.
+    let off_guard = match &run.board.power {
+        Power::Commands(commands) => OffOnDrop::new(commands.off.as_deref(), commands.timeout),
+        _ => OffOnDrop::new(None, Duration::ZERO),
+    };
     let (target, mut console) = match opened {
         Some(opened) => opened,
         None => open_when_present(&config).await?,
@@ -200,14 +205,14 @@ pub async fn run_on_serial(
     drop(console);
     // Closed before the power goes off, so the outage is not mistaken for a vanished device.
     drop(target);
-    if let Power::Commands(commands) = &run.board.power {
-        if let Some(off) = &commands.off {
-            note(&mut recording, &format!("power off: {}", off.join(" ")));
-            if let Err(e) = power::switch("off", off, commands.timeout).await {
-                let _ = recording.transcript.note(outcome.3, &format!("FAIL: {e}"));
-                if matches!(outcome.0, Verdict::Pass) {
-                    outcome.0 = setup_failure("power the board off", e.to_string()).0;
-                }
+    if let (Some(off), Power::Commands(commands)) = (off_guard.disarm(), &run.board.power) {
+        let _ = recording
+            .transcript
+            .note(outcome.3, &format!("power off: {}", off.join(" ")));
+        if let Err(e) = power::switch("off", &off, commands.timeout).await {
+            let _ = recording.transcript.note(outcome.3, &format!("FAIL: {e}"));
+            if matches!(outcome.0, Verdict::Pass) {
+                outcome.0 = setup_failure("power the board off", e.to_string()).0;
             }
         }
     }

@@ -15,6 +15,6 @@ pub async fn terminated() -> u8 {
         _ = int.recv() => ("SIGINT", 130),
         _ = term.recv() => ("SIGTERM", 143),
     };
-    eprintln!("\nharness: {name} received; stopping QEMU and exiting");
+    eprintln!("\nharness: {name} received; stopping the target (QEMU killed, board powered off) and exiting");
     code
 }

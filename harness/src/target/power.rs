@@ -96,6 +96,54 @@ pub async fn switch(what: &str, argv: &[String], timeout: Duration) -> Result<()
     })
 }
 
+/// Powers the board off when dropped, unless disarmed: a run that ends early (Ctrl-C, SIGTERM,
+/// a panic) leaves the board off, as a finished run does. The command runs synchronously, since
+/// a drop cannot wait for a future, and is killed at its timeout.
+pub struct OffOnDrop {
+    argv: Option<Vec<String>>,
+    timeout: Duration,
+}
+
+impl OffOnDrop {
+    /// A guard for the profile's `off` command; `None` guards nothing.
+    pub fn new(argv: Option<&[String]>, timeout: Duration) -> OffOnDrop {
+        OffOnDrop {
+            argv: argv.map(<[String]>::to_vec),
+            timeout,
+        }
+    }
+
+    /// Hands the command back for the caller to run (and report); the drop then does nothing.
+    pub fn disarm(mut self) -> Option<Vec<String>> {
+        self.argv.take()
+    }
+}
+
+impl Drop for OffOnDrop {
+    fn drop(&mut self) {
+        let Some(argv) = self.argv.take() else { return };
+        let Some((program, args)) = argv.split_first() else {
+            return;
+        };
+        let child = std::process::Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(mut child) = child else { return };
+        let deadline = std::time::Instant::now() + self.timeout;
+        while std::time::Instant::now() < deadline {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +207,16 @@ mod tests {
             error.starts_with("power on command `/nonexistent/relay` could not be started: "),
             "{error}"
         );
+    }
+
+    #[test]
+    fn guard_switches_off_when_dropped_and_not_when_disarmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let off = |name: &str| argv(&["touch", dir.path().join(name).to_str().unwrap()]);
+        drop(OffOnDrop::new(Some(&off("dropped")), Duration::from_secs(5)));
+        let disarmed = OffOnDrop::new(Some(&off("disarmed")), Duration::from_secs(5)).disarm();
+        assert!(dir.path().join("dropped").exists());
+        assert!(!dir.path().join("disarmed").exists());
+        assert_eq!(disarmed, Some(off("disarmed")));
     }
 }

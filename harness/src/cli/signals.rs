@@ -1,5 +1,6 @@
 //! SIGINT and SIGTERM end the run cleanly: the running command's future is dropped, which kills
-//! QEMU, and the harness exits with 128 + the signal number.
+//! QEMU (or closes the serial port and powers the board off), and the harness exits with 128 + the
+//! signal number.
 
 use tokio::signal::unix::{signal, SignalKind};
 

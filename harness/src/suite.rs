@@ -168,17 +168,23 @@ pub async fn run_on_serial(
         Power::Commands(commands) => OffOnDrop::new(commands.off.as_deref(), commands.timeout),
         _ => OffOnDrop::new(None, Duration::ZERO),
     };
-    let (target, mut console) = match opened {
-        Some(opened) => opened,
-        None => open_when_present(&config).await?,
-    };
-    if run.board.power == Power::Manual {
+    let manual = run.board.power == Power::Manual;
+    if manual {
+        // Asked before waiting for an absent device: the operator's power cycle may be what
+        // brings the adapter up.
         observer.ask_operator(&format!(
             "power-cycle board {} now; waiting up to {} for its bootloader on {}",
             run.board.name,
             humantime::format_duration(MANUAL_POWER_WAIT),
             run.device.display()
         ));
+    }
+    let (target, mut console) = match opened {
+        Some(opened) => opened,
+        None if manual => open_when_present(&config, MANUAL_POWER_WAIT).await?,
+        None => open_when_present(&config, config.reconnect_timeout).await?,
+    };
+    if manual {
         if let Err(detail) = await_banner(&mut console, MANUAL_POWER_WAIT).await {
             note(&mut recording, &format!("FAIL: {detail}"));
             return recording.finish(
@@ -233,9 +239,12 @@ async fn power_up(power: &Power, recording: &mut Recording) -> Result<(), PowerE
     Ok(())
 }
 
-/// Opens a device that is expected to appear within the profile's reconnect timeout.
-async fn open_when_present(config: &SerialConfig) -> Result<(SerialTarget, Console), SuiteError> {
-    let deadline = tokio::time::Instant::now() + config.reconnect_timeout;
+/// Opens a device that is expected to appear within `limit`.
+async fn open_when_present(
+    config: &SerialConfig,
+    limit: Duration,
+) -> Result<(SerialTarget, Console), SuiteError> {
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         match SerialTarget::open(config) {
             Err(SerialError::NotFound { .. }) if tokio::time::Instant::now() < deadline => {

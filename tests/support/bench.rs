@@ -81,7 +81,7 @@ impl VirtualBench {
             .map(|a| a.shim);
         let (tx, rx) = mpsc::unbounded_channel();
         let state = Arc::new(Mutex::new(Observed::default()));
-        let board = Board {
+        let board = VirtualBoard {
             image: image.to_owned(),
             shim,
             device: device.clone(),
@@ -184,7 +184,7 @@ struct Running {
 }
 
 /// The bench thread's state.
-struct Board {
+struct VirtualBoard {
     image: PathBuf,
     shim: Option<Shim>,
     device: PathBuf,
@@ -197,7 +197,7 @@ struct Board {
     pty_reader: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl Board {
+impl VirtualBoard {
     async fn serve(
         mut self,
         socket: PathBuf,

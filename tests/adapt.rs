@@ -69,10 +69,7 @@ fn generations_layout_menu_boots_generation_2_and_the_image_is_unchanged() {
         .contains("nixos-2-default: APPEND console=ttyS2,1500000 -> console=ttyAMA0,115200"));
     let log = std::fs::read_to_string(dir.path().join("extlinux-menu.log")).unwrap();
     // U-Boot showed the image's own menu, and entry 2 booted generation 2.
-    assert!(
-        log.contains("NixOS - Configuration 2 (2025-07-01 - 25.05.20250701.1a2b3c4)"),
-        "{log}"
-    );
+    assert!(log.contains("NixOS - Configuration 2 (2025-07-01 - 25.05.20250701.1a2b3c4)"), "{log}");
     assert!(log.contains(">> 2\\r"), "{log}");
     assert!(log.contains("nixos-system-ivy-25.05.20250701.1a2b3c4"), "{log}");
     assert_eq!(sha256(&image), before, "the image changed");

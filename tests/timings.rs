@@ -63,11 +63,7 @@ fn timings_are_written_and_a_baseline_gates_regressions() {
         ],
     );
     assert_eq!(first.code(), Some(0), "{}", first.explain());
-    assert!(
-        first.stdout.contains("0 stage regressions"),
-        "{}",
-        first.explain()
-    );
+    assert!(first.stdout.contains("0 stage regressions"), "{}", first.explain());
 
     let timings = read_json(&dir.path().join("transcripts/to-stage-1.timings.json"));
     assert_eq!(timings["scenario"], "to-stage-1", "{timings}");
@@ -78,10 +74,7 @@ fn timings_are_written_and_a_baseline_gates_regressions() {
     assert_eq!(stages[0]["start"], 0.0, "{timings}");
     let sum: f64 = stages.iter().map(|s| s["duration"].as_f64().unwrap()).sum();
     let total = timings["total"].as_f64().expect("total in seconds");
-    assert!(
-        (sum - total).abs() < 0.01,
-        "stages do not add up to the total: {timings}"
-    );
+    assert!((sum - total).abs() < 0.01, "stages do not add up to the total: {timings}");
     // The kernel stage (Starting kernel ... to stage 1) is the one that lasts over the floor.
     let kernel = stages[2]["duration"].as_f64().unwrap();
     assert!(kernel > 0.6, "{timings}");
@@ -108,12 +101,11 @@ fn timings_are_written_and_a_baseline_gates_regressions() {
         second.explain()
     );
     assert!(
-        second
-            .stdout
-            .contains("1 stage regression (limit +20% and +0.5s)"),
+        second.stdout.contains("1 stage regression (limit +20% and +0.5s)"),
         "{}",
         second.explain()
     );
+
 }
 
 #[test]

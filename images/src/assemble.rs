@@ -33,11 +33,7 @@ pub fn fixture(name: &str, recipe: Recipe, parts: &Parts, work: &Path) -> Result
     let contents = BootContents {
         kernel,
         initrd: initrd(parts, &busybox)?,
-        dtb: read(
-            &parts
-                .kernel
-                .file(&format!("usr/lib/linux-image-{release}/{dtb}"))?,
-        )?,
+        dtb: read(&parts.kernel.file(&format!("usr/lib/linux-image-{release}/{dtb}"))?)?,
     }
     .broken(recipe.breakage);
 
@@ -52,13 +48,7 @@ pub fn fixture(name: &str, recipe: Recipe, parts: &Parts, work: &Path) -> Result
     };
     boot::stage(&boot_dir, recipe, &contents, &generations, &params)?;
 
-    let uboot = |file: &str| {
-        read(
-            &parts
-                .uboot
-                .file(&format!("usr/lib/u-boot/rock64-rk3328/{file}"))?,
-        )
-    };
+    let uboot = |file: &str| read(&parts.uboot.file(&format!("usr/lib/u-boot/rock64-rk3328/{file}"))?);
     let bootloader = Bootloader {
         idbloader: uboot("idbloader.img")?,
         itb: uboot("u-boot.itb")?,
@@ -355,11 +345,7 @@ mod tests {
     #[test]
     fn board_layouts_name_the_r2s_console_and_the_default_fixture_qemu_s() {
         assert!(kernel_params(Layout::Generations(Console::Qemu)).starts_with("console=ttyAMA0,115200 "));
-        for layout in [
-            Layout::Generations(Console::Board),
-            Layout::FirstBoot,
-            Layout::SdImage,
-        ] {
+        for layout in [Layout::Generations(Console::Board), Layout::FirstBoot, Layout::SdImage] {
             assert_eq!(
                 kernel_params(layout),
                 "console=ttyS2,1500000 earlycon=uart8250,mmio32,0xff130000 loglevel=4"

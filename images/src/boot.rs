@@ -64,8 +64,10 @@ pub fn stage(
                 initrd: "initrd".to_owned(),
                 dtb: "rk3328-nanopi-r2s.dtb".to_owned(),
             };
-            let conf = recipe::EXTLINUX_FIRST_BOOT
-                .render(&[("root", "root=LABEL=NIXOS_SD"), ("init", &generations[0].init())]);
+            let conf = recipe::EXTLINUX_FIRST_BOOT.render(&[
+                ("root", "root=LABEL=NIXOS_SD"),
+                ("init", &generations[0].init()),
+            ]);
             (names, conf)
         }
         Layout::Generations(_) | Layout::SdImage => {
@@ -133,12 +135,7 @@ impl NixosFiles {
 /// `extlinux.conf` as NixOS's generic-extlinux-compatible builder writes it: the current
 /// generation (the first of `generations`) as `nixos-default`, then the older ones newest
 /// first. `default_extra` is appended to the default entry's APPEND.
-pub fn extlinux_conf(
-    files: &NixosFiles,
-    generations: &[Generation],
-    params: &str,
-    default_extra: &str,
-) -> String {
+pub fn extlinux_conf(files: &NixosFiles, generations: &[Generation], params: &str, default_extra: &str) -> String {
     let timeout = MENU_TIMEOUT.to_string();
     let mut conf = recipe::EXTLINUX_HEADER.render(&[("timeout", &timeout)]);
     let default = std::iter::once((&generations[0], true));
@@ -177,10 +174,7 @@ pub fn extlinux_conf(
 fn stale_init() -> String {
     format!(
         "{}/init",
-        store::store_path(&format!(
-            "nixos-system-{}-25.05.20250801.0c1d2e3",
-            store::HOSTNAME
-        ))
+        store::store_path(&format!("nixos-system-{}-25.05.20250801.0c1d2e3", store::HOSTNAME))
     )
 }
 
@@ -203,13 +197,7 @@ fn edit_conf(conf: &str, breakage: Breakage) -> String {
                 let indent = &line[..line.len() - line.trim_start().len()];
                 let words: Vec<&str> = line
                     .split_whitespace()
-                    .map(|w| {
-                        if w.split('=').next() == Some(key) {
-                            param.as_str()
-                        } else {
-                            w
-                        }
-                    })
+                    .map(|w| if w.split('=').next() == Some(key) { param.as_str() } else { w })
                     .collect();
                 out.push_str(indent);
                 out.push_str(&words.join(" "));
@@ -307,16 +295,15 @@ mod tests {
         let conf = edit_conf(&generations_conf(""), Breakage::Default("nixos-42"));
         assert!(conf.contains("\nDEFAULT nixos-42\n"), "{conf}");
         let conf = edit_conf(&generations_conf(""), Breakage::ExtlinuxLine("UI menu.c32"));
-        assert!(
-            conf.contains(&format!("\nTIMEOUT {MENU_TIMEOUT}\nUI menu.c32\n")),
-            "{conf}"
-        );
+        assert!(conf.contains(&format!("\nTIMEOUT {MENU_TIMEOUT}\nUI menu.c32\n")), "{conf}");
     }
 
     #[test]
     fn first_boot_conf_is_the_write_up_text_with_root_and_init_filled() {
-        let conf = recipe::EXTLINUX_FIRST_BOOT
-            .render(&[("root", "root=LABEL=NIXOS_SD"), ("init", "/nix/store/x/init")]);
+        let conf = recipe::EXTLINUX_FIRST_BOOT.render(&[
+            ("root", "root=LABEL=NIXOS_SD"),
+            ("init", "/nix/store/x/init"),
+        ]);
         assert_eq!(
             conf,
             "DEFAULT NixOS\nTIMEOUT 1\nLABEL NixOS\n    KERNEL /Image\n    INITRD /initrd\n    FDT \
@@ -324,10 +311,7 @@ mod tests {
              root=LABEL=NIXOS_SD rootfstype=ext4 rootwait init=/nix/store/x/init\n"
         );
         let stale = edit_conf(&conf, Breakage::StaleInit);
-        assert!(
-            stale.contains(&format!(" rootwait init={}\n", stale_init())),
-            "{stale}"
-        );
+        assert!(stale.contains(&format!(" rootwait init={}\n", stale_init())), "{stale}");
         let root = edit_conf(&conf, Breakage::RootParam("root=LABEL=nixos"));
         assert!(root.contains(" root=LABEL=nixos rootfstype=ext4 "), "{root}");
     }

@@ -178,7 +178,9 @@ fn copy_sparse(file: &Path, offset: u64, size: u64, disk: &mut File, out: &Path)
     let len = src.metadata().map_err(BuildError::io("inspecting", file))?.len();
     if len > size {
         return Err(BuildError::io("fitting into its partition", file)(
-            std::io::Error::other(format!("filesystem is {len} bytes, partition {size} bytes")),
+            std::io::Error::other(format!(
+                "filesystem is {len} bytes, partition {size} bytes"
+            )),
         ));
     }
     let mut buf = vec![0u8; MIB as usize];
@@ -260,10 +262,7 @@ mod tests {
 
     #[test]
     fn disk_size_is_partitions_plus_bootloader_area_plus_one_mib() {
-        assert_eq!(
-            r2s_table("t", R2sShape::default()).total_sectors * SECTOR,
-            (16 + 512 + 64 + 1) * MIB
-        );
+        assert_eq!(r2s_table("t", R2sShape::default()).total_sectors * SECTOR, (16 + 512 + 64 + 1) * MIB);
     }
 
     #[test]

@@ -30,8 +30,7 @@ pub fn superblock_only(label: &str, size: u64, out: &Path) -> Result<(), BuildEr
     }
     let file = std::fs::File::create(out).map_err(BuildError::io("creating", out))?;
     file.set_len(size).map_err(BuildError::io("sizing", out))?;
-    std::os::unix::fs::FileExt::write_all_at(&file, &sb, SUPERBLOCK as u64)
-        .map_err(BuildError::io("writing", out))
+    std::os::unix::fs::FileExt::write_all_at(&file, &sb, SUPERBLOCK as u64).map_err(BuildError::io("writing", out))
 }
 
 #[cfg(test)]

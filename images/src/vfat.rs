@@ -36,22 +36,12 @@ static FIXED_TIME: FixedTime = FixedTime;
 
 /// Makes a FAT filesystem of `size` bytes labelled `label` (at most 11 characters) with volume
 /// ID `volume_id` in the file `out`, holding `files` (paths in the root directory, contents).
-pub fn make(
-    label: &str,
-    volume_id: u32,
-    size: u64,
-    files: &[(&str, &[u8])],
-    out: &Path,
-) -> Result<(), BuildError> {
+pub fn make(label: &str, volume_id: u32, size: u64, files: &[(&str, &[u8])], out: &Path) -> Result<(), BuildError> {
     let fail = |e: std::io::Error| BuildError::io("making a FAT filesystem in", out)(e);
     assert!(label.len() <= 11, "FAT labels have at most 11 characters");
     let mut padded = [b' '; 11];
     padded[..label.len()].copy_from_slice(label.as_bytes());
-    let mut disk = Cursor::new(vec![
-        0u8;
-        usize::try_from(size)
-            .expect("fixture filesystems fit in memory")
-    ]);
+    let mut disk = Cursor::new(vec![0u8; usize::try_from(size).expect("fixture filesystems fit in memory")]);
     fatfs::format_volume(
         &mut disk,
         fatfs::FormatVolumeOptions::new()
@@ -90,8 +80,7 @@ mod tests {
         assert_eq!(fs.volume_label(), "FIRMWARE");
         assert_eq!(fs.volume_id(), 0x2178_694e);
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut fs.root_dir().open_file("config.txt").unwrap(), &mut text)
-            .unwrap();
+        std::io::Read::read_to_string(&mut fs.root_dir().open_file("config.txt").unwrap(), &mut text).unwrap();
         assert_eq!(text, "hello\n");
     }
 }

@@ -120,6 +120,17 @@ fn boot_to_login_passes_through_the_serial_target_with_power_by_command() {
 }
 
 #[test]
+fn login_and_run_types_through_the_serial_target() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let profile = bench.profile("10s");
+    let transcripts = bench.dir().join("transcripts");
+    let run = run_serial(bench.device(), &profile, &transcripts, &scenario("login-and-run"));
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  login-and-run  "), "{}", run.explain());
+    tear_down(bench);
+}
+
+#[test]
 fn console_unplugged_mid_boot_and_plugged_back_is_reopened_and_the_gap_noted() {
     let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
     let profile = bench.profile("10s");

@@ -4,7 +4,7 @@
 //! UART unplugged and plugged back, garbage at a wrong baud, an endless line, a second harness.
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use r2s_tests::bench::{BenchCommand, VirtualBench};
@@ -36,17 +36,75 @@ fn serial_args<'a>(
     ]
 }
 
-/// A profile without power control, for a board the test plays itself.
-fn unpowered_profile(dir: &Path, reconnect_timeout: &str) -> std::path::PathBuf {
-    let path = dir.join("scripted.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "name = \"scripted\"\nbaud = 1500000\nconsole = \"ttyS2\"\nreconnect_timeout = {reconnect_timeout:?}\n"
-        ),
-    )
-    .unwrap();
-    path
+/// A board the test plays itself: a pseudo-terminal behind a stable link, and a profile for it.
+struct ScriptedBoard {
+    dir: tempfile::TempDir,
+    device: PathBuf,
+    pty: Option<Pty>,
+    profile: PathBuf,
+}
+
+/// A harness started on a scripted board, holding its console.
+struct Started {
+    child: std::process::Child,
+    command: String,
+    at: Instant,
+}
+
+impl ScriptedBoard {
+    /// `profile_extra` is appended to a minimal profile (1,500,000 baud, ttyS2): a
+    /// `reconnect_timeout`, a `[power]` table.
+    fn new(profile_extra: &str) -> ScriptedBoard {
+        let dir = temp_dir();
+        let device = dir.path().join("ttyUSB-scripted");
+        let pty = Pty::open(&device).unwrap();
+        let profile = dir.path().join("scripted.toml");
+        let text = format!("name = \"scripted\"\nbaud = 1500000\nconsole = \"ttyS2\"\n{profile_extra}");
+        std::fs::write(&profile, text).unwrap();
+        ScriptedBoard {
+            dir,
+            device,
+            pty: Some(pty),
+            profile,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes what the board prints.
+    fn print(&self, bytes: &[u8]) {
+        let pty = self.pty.as_ref().expect("plugged in");
+        pty.write_all(bytes, Duration::from_secs(60)).unwrap();
+    }
+
+    /// Pulls the adapter: the device node and its link go.
+    fn unplug(&mut self) {
+        self.pty = None;
+    }
+
+    /// `harness run` on `scenario`, waiting until it holds the console (it creates the
+    /// transcript right after opening it).
+    fn start(&self, scenario: &Path, transcripts: &Path) -> Started {
+        let at = Instant::now();
+        let (child, command) =
+            spawn_harness(&serial_args(&self.device, &self.profile, transcripts, scenario));
+        let stem = scenario.file_stem().unwrap().to_string_lossy();
+        wait_for_file(&transcripts.join(format!("{stem}.log")), Duration::from_secs(10));
+        Started { child, command, at }
+    }
+
+    /// `harness run` on `scenario` to completion.
+    fn run(&self, scenario: &Path, transcripts: &Path) -> Finished {
+        run_serial(&self.device, &self.profile, transcripts, scenario)
+    }
+}
+
+impl Started {
+    fn finish(self, limit: Duration) -> Finished {
+        finish(self.child, self.command, self.at, limit)
+    }
 }
 
 /// A scenario file in `dir`: `steps` are `(expect, timeout)` pairs.
@@ -200,27 +258,18 @@ fn qemu_is_gone_when_the_bench_is() {
 
 #[test]
 fn console_unplugged_for_good_fails_with_console_device_gone() {
-    let dir = temp_dir();
-    let device = dir.path().join("ttyUSB-gone");
-    let pty = Pty::open(&device).unwrap();
-    let profile = unpowered_profile(dir.path(), "2s");
-    let scenario = scenario_file(
-        dir.path(),
-        "never-back",
-        &[("U-Boot 20", "5s"), ("login:", "30s")],
-    );
-    let transcripts = dir.path().join("transcripts");
-    let started = Instant::now();
-    let (child, command) = spawn_harness(&serial_args(&device, &profile, &transcripts, &scenario));
+    let mut board = ScriptedBoard::new("reconnect_timeout = \"2s\"\n");
+    let steps = [("U-Boot 20", "5s"), ("login:", "30s")];
+    let scenario = scenario_file(board.dir.path(), "never-back", &steps);
+    let transcripts = board.path("transcripts");
+    let harness = board.start(&scenario, &transcripts);
     let log = transcripts.join("never-back.log");
-    wait_for_file(&log, Duration::from_secs(10));
-    pty.write_all(b"U-Boot 2023.01 (Jan 01 2023)\r\n", Duration::from_secs(5))
-        .unwrap();
+    board.print(b"U-Boot 2023.01 (Jan 01 2023)\r\n");
     wait_for_log(&log, "U-Boot 2023.01", Duration::from_secs(10));
-    drop(pty);
-    let run = finish(child, command, started, Duration::from_secs(30));
+    board.unplug();
+    let run = harness.finish(Duration::from_secs(30));
     assert_eq!(run.code(), Some(1), "{}", run.explain());
-    let gone = format!("console device gone: {}", device.display());
+    let gone = format!("console device gone: {}", board.device.display());
     assert!(
         run.stdout.contains(&format!("reason: console closed: {gone}")),
         "{}",
@@ -232,18 +281,15 @@ fn console_unplugged_for_good_fails_with_console_device_gone() {
 
 #[test]
 fn garbage_at_a_wrong_baud_rate_is_reported_as_a_baud_mismatch() {
-    let dir = temp_dir();
-    let device = dir.path().join("ttyUSB-garbled");
-    let pty = Pty::open(&device).unwrap();
+    let board = ScriptedBoard::new("");
     // What a 1,500,000 baud receiver makes of a 115,200 baud U-Boot: framing errors, mostly
     // bytes that are neither text nor UTF-8.
     let garbage: Vec<u8> = (0..8192u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 | 0x80)
         .collect();
-    pty.write_all(&garbage, Duration::from_secs(5)).unwrap();
-    let profile = unpowered_profile(dir.path(), "5s");
-    let scenario = scenario_file(dir.path(), "garbled", &[("U-Boot 20", "3s")]);
-    let run = run_serial(&device, &profile, &dir.path().join("transcripts"), &scenario);
+    board.print(&garbage);
+    let scenario = scenario_file(board.dir.path(), "garbled", &[("U-Boot 20", "3s")]);
+    let run = board.run(&scenario, &board.path("transcripts"));
     assert_eq!(run.code(), Some(1), "{}", run.explain());
     assert!(
         run.stdout
@@ -252,26 +298,20 @@ fn garbage_at_a_wrong_baud_rate_is_reported_as_a_baud_mismatch() {
         "{}",
         run.explain()
     );
-    drop(pty);
 }
 
 #[test]
 fn ten_megabytes_without_a_newline_neither_hang_nor_grow_the_harness() {
-    let dir = temp_dir();
-    let device = dir.path().join("ttyUSB-flood");
-    let pty = Pty::open(&device).unwrap();
-    let profile = unpowered_profile(dir.path(), "5s");
+    let board = ScriptedBoard::new("");
     // The expected text ends the stream, so a pass means every byte was read.
-    let scenario = scenario_file(dir.path(), "flood", &[("U-Boot 2023.01 ready", "60s")]);
-    let transcripts = dir.path().join("transcripts");
-    let started = Instant::now();
-    let (child, command) = spawn_harness(&serial_args(&device, &profile, &transcripts, &scenario));
-    wait_for_file(&transcripts.join("flood.log"), Duration::from_secs(10));
+    let scenario = scenario_file(board.dir.path(), "flood", &[("U-Boot 2023.01 ready", "60s")]);
+    let transcripts = board.path("transcripts");
+    let harness = board.start(&scenario, &transcripts);
     let line = vec![b'x'; 10 * 1024 * 1024];
-    pty.write_all(&line, Duration::from_secs(60)).unwrap();
+    board.print(&line);
     let tail = b"\r\nU-Boot 2023.01 ready";
-    pty.write_all(tail, Duration::from_secs(5)).unwrap();
-    let run = finish(child, command, started, Duration::from_secs(90));
+    board.print(tail);
+    let run = harness.finish(Duration::from_secs(90));
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     // Every byte arrived: the raw transcript holds exactly what the board sent.
     let raw = std::fs::metadata(transcripts.join("flood.raw")).unwrap().len();
@@ -283,7 +323,6 @@ fn ten_megabytes_without_a_newline_neither_hang_nor_grow_the_harness() {
         "the harness peaked at {peak_kib} KiB on a 10 MiB line\n{}",
         run.explain()
     );
-    drop(pty);
 }
 
 /// The largest peak resident set of this process's waited-for children, in KiB.
@@ -296,31 +335,24 @@ fn children_peak_rss_kib() -> i64 {
 
 #[test]
 fn second_harness_on_the_same_port_is_refused_at_once() {
-    let dir = temp_dir();
-    let device = dir.path().join("ttyUSB-shared");
-    let _pty = Pty::open(&device).unwrap();
-    let profile = unpowered_profile(dir.path(), "5s");
-    let scenario = scenario_file(dir.path(), "holder", &[("never printed", "60s")]);
-    let transcripts = dir.path().join("first");
-    let started = Instant::now();
-    let (first, command) = spawn_harness(&serial_args(&device, &profile, &transcripts, &scenario));
-    wait_for_file(&transcripts.join("holder.log"), Duration::from_secs(10));
+    let board = ScriptedBoard::new("");
+    let scenario = scenario_file(board.dir.path(), "holder", &[("never printed", "60s")]);
+    let mut first = board.start(&scenario, &board.path("first"));
 
-    let second = run_serial(&device, &profile, &dir.path().join("second"), &scenario);
+    let second = board.run(&scenario, &board.path("second"));
     assert_eq!(second.code(), Some(2), "{}", second.explain());
     assert!(second.elapsed < Duration::from_secs(2), "{}", second.explain());
     assert!(
         second.stderr.contains(&format!(
             "harness: {} is in use by another program",
-            device.display()
+            board.device.display()
         )),
         "{}",
         second.explain()
     );
 
-    let mut first = first;
-    let _ = first.kill();
-    let _ = finish(first, command, started, Duration::from_secs(10));
+    let _ = first.child.kill();
+    let _ = first.finish(Duration::from_secs(10));
 }
 
 #[test]
@@ -419,18 +451,11 @@ fn console_boots_an_image_in_qemu_and_stops_it_on_leaving() {
 
 #[test]
 fn failing_power_command_fails_the_run_with_its_stderr() {
-    let dir = temp_dir();
-    let device = dir.path().join("ttyUSB-relay");
-    let _pty = Pty::open(&device).unwrap();
-    let profile = dir.path().join("relay.toml");
-    std::fs::write(
-        &profile,
-        "name = \"relay\"\nbaud = 1500000\nconsole = \"ttyS2\"\n[power]\n\
-         on = [\"sh\", \"-c\", \"echo 'usbrelay: no relay board found' >&2; exit 1\"]\n",
-    )
-    .unwrap();
-    let scenario = scenario_file(dir.path(), "powered", &[("U-Boot 20", "30s")]);
-    let run = run_serial(&device, &profile, &dir.path().join("transcripts"), &scenario);
+    let board = ScriptedBoard::new(
+        "[power]\non = [\"sh\", \"-c\", \"echo 'usbrelay: no relay board found' >&2; exit 1\"]\n",
+    );
+    let scenario = scenario_file(board.dir.path(), "powered", &[("U-Boot 20", "30s")]);
+    let run = board.run(&scenario, &board.path("transcripts"));
     assert_eq!(run.code(), Some(1), "{}", run.explain());
     assert!(run.elapsed < Duration::from_secs(10), "{}", run.explain());
     assert!(
@@ -472,69 +497,46 @@ fn malformed_board_profile_is_refused_naming_file_line_and_column() {
 
 #[test]
 fn manual_power_asks_the_operator_and_starts_at_the_bootloader_banner() {
-    let dir = temp_dir();
-    let device = dir.path().join("ttyUSB-manual");
-    let pty = Pty::open(&device).unwrap();
-    let profile = dir.path().join("manual.toml");
-    std::fs::write(
-        &profile,
-        "name = \"by-hand\"\nbaud = 1500000\nconsole = \"ttyS2\"\n[power]\nmanual = true\n",
-    )
-    .unwrap();
-    let scenario = scenario_file(dir.path(), "by-hand", &[("U-Boot 20", "30s")]);
-    let transcripts = dir.path().join("transcripts");
-    let started = Instant::now();
-    let (child, command) = spawn_harness(&serial_args(&device, &profile, &transcripts, &scenario));
-    wait_for_file(&transcripts.join("by-hand.log"), Duration::from_secs(10));
+    let board = ScriptedBoard::new("[power]\nmanual = true\n");
+    let scenario = scenario_file(board.dir.path(), "by-hand", &[("U-Boot 20", "30s")]);
+    let transcripts = board.path("transcripts");
+    let harness = board.start(&scenario, &transcripts);
     // The operator takes a while; the scenario's clock starts at the banner, not before.
     std::thread::sleep(Duration::from_millis(1500));
-    pty.write_all(
-        b"DDR version 1.16 20190528\r\nU-Boot 2023.01\r\n",
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    let run = finish(child, command, started, Duration::from_secs(30));
+    board.print(b"DDR version 1.16 20190528\r\nU-Boot 2023.01\r\n");
+    let run = harness.finish(Duration::from_secs(30));
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     assert!(
         run.stderr.contains(&format!(
-            "harness: power-cycle board by-hand now; waiting up to 5m for its bootloader on {}",
-            device.display()
+            "harness: power-cycle board scripted now; waiting up to 5m for its bootloader on {}",
+            board.device.display()
         )),
         "{}",
         run.explain()
     );
-    let log = transcripts.join("by-hand.log");
-    let banner = log_time_of(&log, "DDR version").expect("banner logged");
+    let banner = log_time_of(&transcripts.join("by-hand.log"), "DDR version").expect("banner logged");
     assert!(banner < 0.5, "scenario clock started {banner}s before the banner");
 }
 
 #[test]
 fn sigterm_mid_run_still_powers_the_board_off() {
-    let dir = temp_dir();
-    let device = dir.path().join("ttyUSB-interrupted");
-    let _pty = Pty::open(&device).unwrap();
-    let (on, off) = (dir.path().join("powered-on"), dir.path().join("powered-off"));
-    let profile = dir.path().join("touch.toml");
-    std::fs::write(
-        &profile,
-        format!(
-            "name = \"touch\"\nbaud = 1500000\nconsole = \"ttyS2\"\n[power]\non = [\"touch\", {:?}]\noff = [\"touch\", {:?}]\ncycle = [\"touch\", {:?}]\n",
-            on.display().to_string(),
-            off.display().to_string(),
-            on.display().to_string(),
-        ),
-    )
-    .unwrap();
-    let scenario = scenario_file(dir.path(), "interrupted", &[("never printed", "60s")]);
-    let transcripts = dir.path().join("transcripts");
-    let started = Instant::now();
-    let (child, command) = spawn_harness(&serial_args(&device, &profile, &transcripts, &scenario));
+    let marks = temp_dir();
+    let (on, off) = (marks.path().join("powered-on"), marks.path().join("powered-off"));
+    let touch = |path: &Path| format!("[\"touch\", {:?}]", path.display().to_string());
+    let board = ScriptedBoard::new(&format!(
+        "[power]\non = {}\noff = {}\ncycle = {}\n",
+        touch(&on),
+        touch(&off),
+        touch(&on)
+    ));
+    let scenario = scenario_file(board.dir.path(), "interrupted", &[("never printed", "60s")]);
+    let harness = board.start(&scenario, &board.path("transcripts"));
     wait_for_file(&on, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(300));
     assert!(!off.exists(), "powered off before the run ended");
     // SAFETY: signals a child this test started and has not reaped.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let run = finish(child, command, started, Duration::from_secs(20));
+    assert_eq!(unsafe { libc::kill(harness.child.id() as i32, libc::SIGTERM) }, 0);
+    let run = harness.finish(Duration::from_secs(20));
     assert_eq!(run.code(), Some(143), "{}", run.explain());
     assert!(off.exists(), "the board was left on\n{}", run.explain());
 }

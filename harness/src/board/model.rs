@@ -55,8 +55,11 @@ pub enum Power {
 /// The argument vectors of the power commands a profile gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PowerCommands {
+    /// Switches the board on.
     pub on: Option<Vec<String>>,
+    /// Switches the board off; run at the end of every run when given.
     pub off: Option<Vec<String>>,
+    /// Switches the board off and on again; preferred at the start when given.
     pub cycle: Option<Vec<String>>,
     /// How long one command may run before it counts as failed.
     pub timeout: Duration,

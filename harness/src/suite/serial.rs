@@ -16,9 +16,11 @@ use crate::target::Console;
 /// Everything a serial run of a suite needs besides the scenarios.
 #[derive(Debug, Clone)]
 pub struct SerialRun {
+    /// The board's profile: line rate, pacing, power, reconnect timeout.
     pub board: Board,
     /// The console device, e.g. `/dev/serial/by-id/usb-Silicon_Labs_CP2102…-if00-port0`.
     pub device: PathBuf,
+    /// Where each scenario's transcript and timings are written.
     pub transcripts: PathBuf,
     /// The board's pacing and baud are taken from `board`, not from here.
     pub context: RunContext,

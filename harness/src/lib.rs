@@ -4,6 +4,7 @@
 //! Data flows one way: image → target → console stream → matcher → scenario runner → report.
 
 pub mod adapt;
+pub mod board;
 pub mod console;
 pub mod image;
 pub mod inspect;

@@ -1,5 +1,7 @@
-//! Runs scenarios against an image on QEMU: a cold boot per power-on scenario, a restored
-//! login snapshot per `start = "login"` scenario.
+//! Runs scenarios: against an image on QEMU (a cold boot per power-on scenario, a restored
+//! login snapshot per `start = "login"` scenario), or on a board through its serial console,
+//! powered as its profile says. Both share the runner, the matcher, the transcripts and the
+//! report.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +16,12 @@ use crate::runner::{
 use crate::scenario::{LoginRecipe, Scenario, Start};
 use crate::snapshot::{SnapshotCache, SnapshotError, SnapshotSource, TAG};
 use crate::target::qemu::{QemuConfig, QemuError, QemuTarget};
+use crate::target::serial::SerialError;
 use crate::target::Console;
+
+mod serial;
+
+pub use serial::{run_on_serial, SerialRun, MANUAL_POWER_WAIT};
 
 /// Everything a QEMU run of a suite needs besides the scenarios.
 #[derive(Debug, Clone)]
@@ -29,6 +36,35 @@ pub struct QemuRun {
     pub snapshots: Option<SnapshotCache>,
 }
 
+/// A suite's target: QEMU booting an image, or a board on a serial console.
+#[derive(Debug, Clone)]
+pub enum TargetRun {
+    Qemu(QemuRun),
+    Serial(SerialRun),
+}
+
+impl TargetRun {
+    /// Runs one scenario on a fresh boot of the target.
+    pub async fn run(
+        &self,
+        scenario: &Scenario,
+        observer: &mut dyn Observer,
+    ) -> Result<ScenarioResult, SuiteError> {
+        match self {
+            TargetRun::Qemu(run) => run_on_qemu(run, scenario, observer).await,
+            TargetRun::Serial(run) => run_on_serial(run, scenario, observer).await,
+        }
+    }
+
+    /// What the scenarios run against, for reports: the image, or the board's console device.
+    pub fn against(&self) -> &Path {
+        match self {
+            TargetRun::Qemu(run) => &run.image,
+            TargetRun::Serial(run) => &run.device,
+        }
+    }
+}
+
 /// Errors that stop a run before a verdict is possible.
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
@@ -40,6 +76,8 @@ pub enum SuiteError {
     Timings(#[from] TimingsError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Serial(#[from] SerialError),
 }
 
 /// Runs `scenario` on `run.image` and judges it. A power-on scenario gets a cold boot; a
@@ -226,6 +264,59 @@ fn finish(
         transcript: files,
         origin,
     })
+}
+
+/// A scenario's transcript files, from before the target starts to the result.
+struct Recording {
+    dir: PathBuf,
+    stem: String,
+    transcript: Transcript,
+}
+
+impl Recording {
+    fn start(dir: &Path, scenario: &Scenario) -> Result<Recording, SuiteError> {
+        let error = |source| SuiteError::Transcript {
+            dir: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(error)?;
+        let stem = transcript_stem(&scenario.name);
+        let transcript = Transcript::create(dir, &stem, &scenario.name).map_err(error)?;
+        Ok(Recording {
+            dir: dir.to_owned(),
+            stem,
+            transcript,
+        })
+    }
+
+    /// Closes the transcript and writes the stage timings; `against` is what ran: the image,
+    /// or the console device of a board.
+    fn finish(
+        self,
+        scenario: &Scenario,
+        (verdict, stages, last_lines, duration): runner::Outcome,
+        against: &Path,
+    ) -> Result<ScenarioResult, SuiteError> {
+        let paths = self
+            .transcript
+            .finish()
+            .map_err(|source| SuiteError::Transcript {
+                dir: self.dir.clone(),
+                source,
+            })?;
+        let result = ScenarioResult {
+            name: scenario.name.clone(),
+            source: scenario.source.clone(),
+            verdict,
+            duration,
+            stages,
+            last_lines,
+            transcript: vec![paths.log, paths.raw, paths.cast],
+            origin: Origin::PowerOn,
+        };
+        Timings::of(&result, against).write(&self.dir, &self.stem)?;
+        Ok(result)
+    }
 }
 
 /// A file name for a scenario's transcripts: its name with anything odd replaced.

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+pub mod bench;
+pub mod pty;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -27,15 +30,20 @@ pub fn fixture(name: &str) -> PathBuf {
         .unwrap_or_else(|e| panic!("building fixture {name}: {e}"))
 }
 
-/// The `harness` binary built alongside this test (cargo puts binaries one level above the test
-/// executables in `deps/`).
+/// The `harness` binary built alongside this test.
 pub fn harness_bin() -> PathBuf {
+    built_bin("harness")
+}
+
+/// A binary of this workspace built alongside this test (cargo puts binaries one level above
+/// the test executables in `deps/`).
+pub fn built_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("harness");
+    let bin = dir.join(name);
     assert!(
         bin.is_file(),
-        "harness binary not found at {} (build the workspace first)",
+        "{name} binary not found at {} (build the workspace first)",
         bin.display()
     );
     bin

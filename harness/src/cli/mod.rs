@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+mod console;
 mod inspect;
 mod progress;
 mod run;
@@ -35,6 +36,10 @@ pub enum Command {
     /// With no arguments, runs the shipped scenarios against the default fixture image,
     /// building it first if needed.
     Run(Box<RunArgs>),
+    /// Attach to a console interactively, in place of screen or picocom: a board's UART, or a
+    /// QEMU boot of an image. The terminal is raw; Ctrl-] leaves. Everything is logged to
+    /// `<transcripts>/console.{log,raw,cast}`.
+    Console(ConsoleArgs),
     /// Check an image for the board before flashing it, without booting anything.
     ///
     /// Reads the partition table, the bootloader sectors, the filesystems and the extlinux.conf
@@ -67,12 +72,65 @@ pub enum OutputFormat {
     Json,
 }
 
+/// `harness console`
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["serial", "image"])))]
+pub struct ConsoleArgs {
+    /// The board's console device (a /dev/serial/by-id/… path or a pseudo-terminal). Nothing
+    /// is powered: the console is attached as the board is.
+    #[arg(long, value_name = "DEV")]
+    pub serial: Option<PathBuf>,
+    /// Boot this image (raw) under QEMU, adapted as `harness run` adapts it, and attach to it.
+    #[arg(long, value_name = "IMG")]
+    pub image: Option<PathBuf>,
+    /// Board profile for --serial (its baud and reconnect timeout): a built-in name or a TOML
+    /// file. Default: nanopi-r2s.
+    #[arg(long, value_name = "BOARD", requires = "serial")]
+    pub board: Option<String>,
+    /// Directory for the transcript.
+    #[arg(long, value_name = "DIR", default_value = "r2s-transcripts")]
+    pub transcripts: PathBuf,
+    #[command(flatten)]
+    pub qemu: QemuArgs,
+}
+
+/// Where QEMU and its firmware are.
+#[derive(Debug, clap::Args)]
+pub struct QemuArgs {
+    /// U-Boot firmware for QEMU's virt machine.
+    #[arg(long, value_name = "PATH", default_value = r2s_harness::target::qemu::DEFAULT_FIRMWARE)]
+    pub firmware: PathBuf,
+    /// The QEMU binary.
+    #[arg(long = "qemu", value_name = "PATH", default_value = "qemu-system-aarch64")]
+    pub binary: PathBuf,
+}
+
+impl QemuArgs {
+    /// The QEMU configuration these arguments ask for.
+    pub fn config(&self) -> r2s_harness::target::qemu::QemuConfig {
+        r2s_harness::target::qemu::QemuConfig {
+            qemu: self.binary.clone(),
+            firmware: self.firmware.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 /// `harness run`
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Disk image to boot (raw). Default: the harness's fixture image, built if needed.
-    #[arg(long, value_name = "IMG")]
+    #[arg(long, value_name = "IMG", conflicts_with = "serial")]
     pub image: Option<PathBuf>,
+    /// Run on a real board through this serial console (a /dev/serial/by-id/… path or a
+    /// pseudo-terminal) instead of booting an image under QEMU. The board is powered as its
+    /// profile says.
+    #[arg(long, value_name = "DEV")]
+    pub serial: Option<PathBuf>,
+    /// Board profile: a built-in name (nanopi-r2s, qemu-virt) or a TOML file. Default:
+    /// nanopi-r2s with --serial, qemu-virt otherwise.
+    #[arg(long, value_name = "BOARD")]
+    pub board: Option<String>,
     /// Scenario files or directories of them. Default: the shipped scenarios.
     #[arg(value_name = "SCENARIO_FILE|DIR")]
     pub scenarios: Vec<PathBuf>,
@@ -82,15 +140,11 @@ pub struct RunArgs {
     /// Directory for transcripts (raw bytes, timestamped log, asciicast).
     #[arg(long, value_name = "DIR", default_value = "r2s-transcripts")]
     pub transcripts: PathBuf,
-    /// U-Boot firmware for QEMU's virt machine.
-    #[arg(long, value_name = "PATH", default_value = r2s_harness::target::qemu::DEFAULT_FIRMWARE)]
-    pub firmware: PathBuf,
-    /// The QEMU binary.
-    #[arg(long, value_name = "PATH", default_value = "qemu-system-aarch64")]
-    pub qemu: PathBuf,
+    #[command(flatten)]
+    pub qemu: QemuArgs,
     /// Boot the image's extlinux configuration exactly as written, even where QEMU's virt
     /// machine cannot honour it (an R2S console=ttyS2 then leaves the console silent).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "serial")]
     pub no_adapt: bool,
     /// Where to keep what later runs of an unchanged image can reuse (the adaptation's shim
     /// disk). Default: $R2S_CACHE_DIR, else $XDG_CACHE_HOME/r2s-harness, else
@@ -131,6 +185,7 @@ pub struct RunArgs {
 pub async fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Run(args) => run::run(*args).await,
+        Command::Console(args) => console::console(args).await,
         Command::Inspect(args) => inspect::inspect(args),
     }
 }

@@ -53,6 +53,13 @@ impl Observer for ProgressLine {
         self.draw(at);
     }
 
+    fn ask_operator(&mut self, request: &str) {
+        self.clear();
+        // Asked whether or not stderr is a terminal: the operator may be watching a log.
+        eprintln!("harness: {request}");
+        self.last_draw = None;
+    }
+
     fn tick(&mut self, elapsed: Duration) {
         if self
             .last_draw

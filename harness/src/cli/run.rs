@@ -6,12 +6,12 @@ use std::sync::Arc;
 use r2s_harness::adapt::{self, Shim, ShimCache, ShimError};
 use r2s_harness::image::ImageError;
 
+use r2s_harness::board::{self, Board};
 use r2s_harness::report::{junit, text};
 use r2s_harness::runner::{Quiet, RunContext};
 use r2s_harness::scenario::{self, Scenario, Start};
 use r2s_harness::snapshot::SnapshotCache;
-use r2s_harness::suite::{self, QemuRun, SuiteError};
-use r2s_harness::target::qemu::QemuConfig;
+use r2s_harness::suite::{self, QemuRun, SerialRun, SuiteError, TargetRun};
 use r2s_harness::{image, runner::ScenarioResult};
 
 use super::progress::ProgressLine;
@@ -44,68 +44,30 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     };
 
-    let (image, fallback_password) = match &args.image {
-        Some(path) => (path.clone(), None),
-        None => match build_default_fixture().await {
-            Ok(path) => (path, Some(r2s_images::ROOT_PASSWORD.to_owned())),
-            Err(e) => {
-                eprintln!("harness: cannot build the default fixture image: {e}");
-                return EXIT_ERROR;
-            }
-        },
+    let target = match &args.serial {
+        Some(device) => serial_target(&args, device),
+        None => qemu_target(&args).await,
     };
-    let labels = match image::check_bootable_image(&image) {
-        Ok(labels) => labels,
-        Err(e) => {
-            eprintln!("harness: {e}");
+    let target = match target {
+        Ok(target) => target,
+        Err(message) => {
+            eprintln!("harness: {message}");
             return EXIT_ERROR;
         }
     };
-
-    let shim = if args.no_adapt {
-        println!("adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written");
-        None
-    } else {
-        let cache = args.cache_dir.clone().or_else(adapt::default_cache_dir);
-        match adapt_for_qemu(&image, cache).await {
-            Ok(shim) => shim,
-            Err(e) => {
-                eprintln!("harness: cannot adapt {} for QEMU: {e}", image.display());
-                return EXIT_ERROR;
-            }
-        }
+    let against = target.against().to_owned();
+    // On QEMU, `start = "login"` scenarios start from a snapshot, several at a time, after the
+    // power-on ones; a board boots for each scenario in turn.
+    let (login_start, power_on): (Vec<Scenario>, Vec<Scenario>) = match &target {
+        TargetRun::Qemu(_) => scenarios
+            .into_iter()
+            .partition(|s| matches!(s.start, Start::Login(_))),
+        TargetRun::Serial(_) => (Vec::new(), scenarios),
     };
-    let run = QemuRun {
-        image: image.clone(),
-        qemu: QemuConfig {
-            qemu: args.qemu.clone(),
-            firmware: args.firmware.clone(),
-            ..QemuConfig::default()
-        },
-        transcripts: args.transcripts.clone(),
-        context: RunContext {
-            menu_labels: labels,
-            fallback_password,
-            ..RunContext::default()
-        },
-        shim,
-        snapshots: (!args.no_snapshots).then(|| {
-            SnapshotCache::new(
-                args.snapshot_cache
-                    .clone()
-                    .or_else(|| args.cache_dir.as_ref().map(|dir| dir.join("snapshots")))
-                    .unwrap_or_else(SnapshotCache::default_dir),
-            )
-        }),
-    };
-    println!("image: {}", image.display());
-    let (login_start, power_on): (Vec<Scenario>, Vec<Scenario>) = scenarios
-        .into_iter()
-        .partition(|s| matches!(s.start, Start::Login(_)));
     let mut results: Vec<ScenarioResult> = Vec::new();
     for scenario in &power_on {
         let mut progress = ProgressLine::new(&scenario.name);
-        let result = suite::run_on_qemu(&run, scenario, &mut progress).await;
+        let result = target.run(scenario, &mut progress).await;
         progress.clear();
         match result {
             Ok(result) => {
@@ -118,9 +80,9 @@ pub async fn run(args: RunArgs) -> u8 {
             }
         }
     }
-    if !login_start.is_empty() {
+    if let (false, TargetRun::Qemu(run)) = (login_start.is_empty(), &target) {
         let jobs = args.jobs.map_or_else(cores, |j| j as usize);
-        match run_in_parallel(&run, login_start, jobs).await {
+        match run_in_parallel(run, login_start, jobs).await {
             Ok(mut more) => results.append(&mut more),
             Err(e) => {
                 eprintln!("harness: {e}");
@@ -130,7 +92,7 @@ pub async fn run(args: RunArgs) -> u8 {
     }
     println!("{}", text::totals(&results));
     if let Some(path) = &args.junit {
-        let suite_name = image
+        let suite_name = against
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
@@ -140,12 +102,12 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     }
     if let Some(path) = &args.write_baseline {
-        if let Err(e) = write_baseline(path, &image, &results) {
+        if let Err(e) = write_baseline(path, &against, &results) {
             eprintln!("harness: {e}");
             return EXIT_ERROR;
         }
     }
-    let within_baseline = baseline.is_none_or(|check| check.report(&image, &results));
+    let within_baseline = baseline.is_none_or(|check| check.report(&against, &results));
     if results.iter().all(|r| r.passed()) && within_baseline {
         EXIT_PASS
     } else {
@@ -208,6 +170,67 @@ async fn run_in_parallel(
         .await
 }
 
+/// A board on `device`: nothing to build or adapt; the board boots what is on its storage.
+fn serial_target(args: &RunArgs, device: &Path) -> Result<TargetRun, String> {
+    let board = Board::load(args.board.as_deref().unwrap_or(board::DEFAULT_SERIAL_BOARD))
+        .map_err(|e| e.to_string())?;
+    println!(
+        "board: {} on {} at {} baud",
+        board.name,
+        device.display(),
+        board.baud
+    );
+    Ok(TargetRun::Serial(SerialRun {
+        board,
+        device: device.to_owned(),
+        transcripts: args.transcripts.clone(),
+        context: RunContext::default(),
+    }))
+}
+
+/// QEMU booting `--image`, or the default fixture built first, adapted unless --no-adapt.
+async fn qemu_target(args: &RunArgs) -> Result<TargetRun, String> {
+    let board = Board::load(args.board.as_deref().unwrap_or(board::QEMU_BOARD)).map_err(|e| e.to_string())?;
+    let (image, fallback_password) = match &args.image {
+        Some(path) => (path.clone(), None),
+        None => match build_default_fixture().await {
+            Ok(path) => (path, Some(r2s_images::ROOT_PASSWORD.to_owned())),
+            Err(e) => return Err(format!("cannot build the default fixture image: {e}")),
+        },
+    };
+    let labels = image::check_bootable_image(&image).map_err(|e| e.to_string())?;
+    let shim = if args.no_adapt {
+        println!("adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written");
+        None
+    } else {
+        let cache = args.cache_dir.clone().or_else(adapt::default_cache_dir);
+        adapt_for_qemu(&image, cache)
+            .await
+            .map_err(|e| format!("cannot adapt {} for QEMU: {e}", image.display()))?
+    };
+    println!("image: {}", image.display());
+    Ok(TargetRun::Qemu(QemuRun {
+        image,
+        qemu: args.qemu.config(),
+        transcripts: args.transcripts.clone(),
+        context: RunContext {
+            menu_labels: labels,
+            fallback_password,
+            pacing: board.pacing,
+            ..RunContext::default()
+        },
+        shim,
+        snapshots: (!args.no_snapshots).then(|| {
+            SnapshotCache::new(
+                args.snapshot_cache
+                    .clone()
+                    .or_else(|| args.cache_dir.as_ref().map(|dir| dir.join("snapshots")))
+                    .unwrap_or_else(SnapshotCache::default_dir),
+            )
+        }),
+    }))
+}
+
 async fn build_default_fixture() -> Result<PathBuf, String> {
     eprintln!(
         "harness: no --image given; using fixture {}",
@@ -223,7 +246,10 @@ async fn build_default_fixture() -> Result<PathBuf, String> {
 
 /// Builds the shim disk that shows U-Boot a QEMU-ready copy of the image's extlinux.conf, and
 /// says what it changed. `None` when the image boots on QEMU as it is.
-async fn adapt_for_qemu(image: &Path, cache: Option<PathBuf>) -> Result<Option<Arc<Shim>>, String> {
+pub(super) async fn adapt_for_qemu(
+    image: &Path,
+    cache: Option<PathBuf>,
+) -> Result<Option<Arc<Shim>>, String> {
     let owned = image.to_owned();
     let adapted = tokio::task::spawn_blocking(move || {
         let cache = cache.map(|dir| ShimCache::new(&dir));

@@ -1,5 +1,6 @@
 //! SIGINT and SIGTERM end the run cleanly: the running command's future is dropped, which kills
-//! QEMU, and the harness exits with 128 + the signal number.
+//! QEMU (or closes the serial port and powers the board off), and the harness exits with 128 + the
+//! signal number.
 
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -15,6 +16,6 @@ pub async fn terminated() -> u8 {
         _ = int.recv() => ("SIGINT", 130),
         _ = term.recv() => ("SIGTERM", 143),
     };
-    eprintln!("\nharness: {name} received; stopping QEMU and exiting");
+    eprintln!("\nharness: {name} received; stopping the target (QEMU killed, board powered off) and exiting");
     code
 }

@@ -39,6 +39,9 @@ pub fn failure_details(result: &ScenarioResult) -> String {
     }
     let _ = writeln!(out, "  expected: {}", failure.expected);
     let _ = writeln!(out, "  reason: {}", failure.reason);
+    if let Some(hint) = &failure.hint {
+        let _ = writeln!(out, "  hint: {hint}");
+    }
     let _ = writeln!(out, "  at: {} (stage {})", secs(failure.at), failure.stage);
     let skip = result.last_lines.len().saturating_sub(LAST_LINES);
     let _ = writeln!(out, "  last {} console lines:", result.last_lines.len() - skip);

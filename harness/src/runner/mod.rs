@@ -15,7 +15,8 @@ pub use session::{ConsoleState, Session};
 pub use steps::menu_number;
 pub use watch::{builtin_fatal, stage_markers, Watch, WatchKind, STAGES};
 
-use crate::console::Transcript;
+use crate::board::CharPacing;
+use crate::console::{ByteStats, Transcript};
 use crate::scenario::{Action, LoginRecipe, Password, Scenario, Start};
 use crate::target::Console;
 
@@ -25,6 +26,8 @@ pub trait Observer {
     fn stage(&mut self, _name: &str, _at: Duration) {}
     /// Time passes; called at least every quarter second while the run waits.
     fn tick(&mut self, _elapsed: Duration) {}
+    /// The operator must act (power-cycle a board by hand).
+    fn ask_operator(&mut self, _request: &str) {}
 }
 
 /// An observer that ignores everything.
@@ -40,9 +43,18 @@ pub struct RunContext {
     /// A password to use when a login step's variable is unset: only for the harness's own
     /// fixture images, whose password is public.
     pub fallback_password: Option<String>,
-    /// Pause between typed characters.
-    pub char_delay: Duration,
+    /// How input is typed (the board profile's `char_delay`).
+    pub pacing: CharPacing,
+    /// The UART line rate, on a serial target: a failure whose console output was mostly
+    /// unreadable then says it looks like a baud-rate mismatch and names it.
+    pub baud: Option<u32>,
+    /// The kernel console name a real board shows (its profile's `console`), on a serial target.
+    pub board_console: Option<String>,
 }
+
+/// What a run produced: the verdict, stage timings, the console's last lines, and how long it
+/// took from power-on.
+pub type Outcome = (Verdict, Vec<StageTiming>, Vec<String>, Duration);
 
 /// The first stage of a run on a restored snapshot: from starting the target to the shell
 /// prompt answering.
@@ -80,7 +92,7 @@ pub async fn run_scenario(
     transcript: &mut Transcript,
     ctx: &RunContext,
     observer: &mut dyn Observer,
-) -> (Verdict, Vec<StageTiming>, Vec<String>, Duration) {
+) -> Outcome {
     let out = run_scenario_at(ConsoleAt::PowerOn, scenario, console, transcript, ctx, observer).await;
     (out.verdict, out.stages, out.last_lines, out.duration)
 }
@@ -98,7 +110,8 @@ pub async fn run_scenario_at(
     observer: &mut dyn Observer,
 ) -> RunOutput {
     let mut session = Session::new(console, transcript, observer, watches_for(scenario));
-    session.char_delay = ctx.char_delay;
+    session.pacing = ctx.pacing;
+    session.board_console = ctx.board_console.clone();
     if at == ConsoleAt::RestoredShell {
         session.set_first_stage(RESTORE_STAGE);
     }
@@ -133,7 +146,16 @@ pub async fn run_scenario_at(
             break;
         }
     }
+    session.record_notices();
     let end = session.elapsed();
+    if let Verdict::Fail(failure) = &mut verdict {
+        failure.hint = ctx
+            .baud
+            .and_then(|baud| baud_mismatch(session.byte_stats(), baud));
+        if let Some(hint) = &failure.hint {
+            session.note(hint);
+        }
+    }
     if verdict_passed(&verdict) {
         session.note("PASS");
     }
@@ -159,7 +181,8 @@ pub async fn reach_login_shell(
     let mut watches = builtin_fatal();
     watches.extend(stage_markers());
     let mut session = Session::new(console, transcript, observer, watches);
-    session.char_delay = ctx.char_delay;
+    session.pacing = ctx.pacing;
+    session.board_console = ctx.board_console.clone();
     let deadline = Instant::now() + timeout;
     let result = login_with(&mut session, recipe, ctx, deadline).await;
     let end = session.elapsed();
@@ -177,6 +200,7 @@ pub async fn reach_login_shell(
                 reason: failure.reason,
                 at: end,
                 stage: session.stage().to_owned(),
+                hint: None,
             })
         }
     };
@@ -262,6 +286,7 @@ fn fail(
         reason,
         at,
         stage: session.stage().to_owned(),
+        hint: None,
     }
 }
 
@@ -295,6 +320,7 @@ fn missing_password(scenario: &Scenario, at: ConsoleAt, ctx: &RunContext) -> Opt
         reason,
         at: Duration::ZERO,
         stage: "uboot".to_owned(),
+        hint: None,
     };
     if let (Start::Login(recipe), ConsoleAt::PowerOn) = (&scenario.start, at) {
         if let Some(reason) = unset(&recipe.user, &recipe.password) {
@@ -317,6 +343,24 @@ fn missing_password(scenario: &Scenario, at: ConsoleAt, ctx: &RunContext) -> Opt
             }),
             _ => None,
         })
+}
+
+/// Below this much output a ratio says little: a few bytes of line noise at power-on are normal.
+const GARBLED_MIN_BYTES: u64 = 64;
+
+/// Readable console text (colour codes, UTF-8 and all) has almost no unprintable bytes; at a
+/// wrong line rate most bytes are.
+const GARBLED_RATIO: f64 = 0.3;
+
+/// What to say when the console printed mostly unreadable bytes at `baud`.
+pub fn baud_mismatch(stats: ByteStats, baud: u32) -> Option<String> {
+    (stats.total >= GARBLED_MIN_BYTES && stats.non_printable_ratio() >= GARBLED_RATIO).then(|| {
+        format!(
+            "console output looks like a baud-rate mismatch: {:.0}% of {} bytes were not printable at {baud} baud; check that the board's console runs at {baud} 8N1 (the board profile's `baud`)",
+            stats.non_printable_ratio() * 100.0,
+            stats.total
+        )
+    })
 }
 
 fn verdict_passed(v: &Verdict) -> bool {

@@ -58,6 +58,8 @@ pub struct Failure {
     pub at: Duration,
     /// The stage the console was in.
     pub stage: String,
+    /// A likely cause the reason alone does not show, such as a baud-rate mismatch.
+    pub hint: Option<String>,
 }
 
 /// Why a step failed.
@@ -76,6 +78,9 @@ pub enum FailReason {
     SilentAfterKernel {
         since: Duration,
         console_args: Option<String>,
+        /// The console the target shows, from the board profile, on a serial target; `None`
+        /// under QEMU.
+        board_console: Option<String>,
     },
     /// The console reached end of file (the target exited or the device went away).
     ConsoleClosed { detail: String },
@@ -98,18 +103,26 @@ impl std::fmt::Display for FailReason {
             } => {
                 write!(f, "fatal pattern {pattern} at {}: {line}", secs(*seen_at))
             }
-            FailReason::SilentAfterKernel { since, console_args } => {
+            FailReason::SilentAfterKernel {
+                since,
+                console_args,
+                board_console,
+            } => {
                 write!(
                     f,
                     "console silent for {} after \"Starting kernel ...\"",
                     secs(*since)
                 )?;
-                match console_args {
-                    Some(args) => write!(
+                match (console_args, board_console) {
+                    (Some(args), Some(board)) => write!(
+                        f,
+                        "; the kernel was told `{args}`, and this board's console is {board}"
+                    ),
+                    (Some(args), None) => write!(
                         f,
                         "; the kernel was told `{args}`, which this target cannot show (QEMU virt's console is ttyAMA0, earlycon=pl011,0x9000000)"
                     ),
-                    None => write!(f, "; check the kernel's console= argument"),
+                    (None, _) => write!(f, "; check the kernel's console= argument"),
                 }
             }
             FailReason::ConsoleClosed { detail } => write!(f, "console closed: {detail}"),

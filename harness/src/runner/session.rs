@@ -9,12 +9,18 @@ use tokio::time::Instant;
 use super::outcome::{FailReason, StageTiming};
 use super::watch::{Watch, WatchKind};
 use super::Observer;
-use crate::console::{Event, Expected, Matcher, Pattern, Transcript};
+use crate::board::CharPacing;
+use crate::console::{ByteStats, Event, Expected, Matcher, Pattern, Transcript};
 use crate::target::Console;
 
 /// After a fatal pattern, keep reading this long so the report shows the whole fatal line and
 /// what followed it; well inside the 2 s in which a fatal line must end the run.
 const FATAL_DRAIN: Duration = Duration::from_millis(300);
+
+/// With `char_delay = "echo"`: how long to wait for a typed character to come back before
+/// typing the next anyway. Some input is never echoed (a password), and a U-Boot or getty
+/// echoes within milliseconds even at 115200 baud.
+const ECHO_WAIT: Duration = Duration::from_millis(250);
 
 /// How often the observer hears the elapsed time while nothing arrives.
 const TICK: Duration = Duration::from_millis(250);
@@ -43,8 +49,11 @@ pub struct Session<'a> {
     stages: Vec<(String, Duration)>,
     kernel_started: Option<Duration>,
     last_output: Option<Duration>,
-    /// Pacing between typed characters, for UARTs whose receivers drop fast input.
-    pub char_delay: Duration,
+    /// Pacing of typed characters, for UARTs whose receivers drop fast input.
+    pub pacing: CharPacing,
+    /// The kernel console name of a real board, for the report on a kernel that printed
+    /// nothing; `None` under QEMU.
+    pub board_console: Option<String>,
     pub state: ConsoleState,
     buf: Vec<u8>,
 }
@@ -68,7 +77,8 @@ impl<'a> Session<'a> {
             stages: vec![("uboot".to_owned(), Duration::ZERO)],
             kernel_started: None,
             last_output: None,
-            char_delay: Duration::ZERO,
+            pacing: CharPacing::default(),
+            board_console: None,
             state: ConsoleState::Booting,
             buf: vec![0; 16 * 1024],
         }
@@ -143,21 +153,66 @@ impl<'a> Session<'a> {
         let io_err = |e: std::io::Error| FailReason::ConsoleClosed {
             detail: format!("write failed: {e}"),
         };
-        if self.char_delay.is_zero() {
+        if self.pacing == CharPacing::Delay(Duration::ZERO) {
             self.console.writer.write_all(bytes).await.map_err(io_err)?;
             self.console.writer.flush().await.map_err(io_err)?;
-        } else {
-            for byte in bytes {
-                self.console
-                    .writer
-                    .write_all(std::slice::from_ref(byte))
-                    .await
-                    .map_err(io_err)?;
-                self.console.writer.flush().await.map_err(io_err)?;
-                tokio::time::sleep(self.char_delay).await;
+            return Ok(());
+        }
+        for byte in bytes {
+            self.console
+                .writer
+                .write_all(std::slice::from_ref(byte))
+                .await
+                .map_err(io_err)?;
+            self.console.writer.flush().await.map_err(io_err)?;
+            match self.pacing {
+                CharPacing::Delay(delay) => tokio::time::sleep(delay).await,
+                CharPacing::Echo => self.await_echo(*byte).await?,
             }
         }
         Ok(())
+    }
+
+    /// Reads until `byte` comes back (a carriage return may come back as a line feed), or
+    /// [`ECHO_WAIT`] passes. What arrives meanwhile is matched as usual: an expectation set
+    /// later still sees it, and a fatal line fails the step.
+    async fn await_echo(&mut self, byte: u8) -> Result<(), FailReason> {
+        let until = Instant::now() + ECHO_WAIT;
+        loop {
+            let n = match tokio::time::timeout_at(until, self.console.reader.read(&mut self.buf)).await {
+                Err(_) => return Ok(()),
+                Ok(Ok(0)) => {
+                    return Err(FailReason::ConsoleClosed {
+                        detail: "end of file".into(),
+                    })
+                }
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
+                    return Err(FailReason::ConsoleClosed {
+                        detail: e.to_string(),
+                    })
+                }
+            };
+            let echoed = self.buf[..n].contains(&byte) || (byte == b'\r' && self.buf[..n].contains(&b'\n'));
+            self.ingest(n).await?;
+            if echoed {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Bytes counted so far, to tell a garbled console (wrong baud rate) from a quiet one.
+    pub fn byte_stats(&self) -> ByteStats {
+        self.matcher.byte_stats()
+    }
+
+    /// Writes what the target remarked about its console (a device that vanished and came
+    /// back) into the transcript, at the time it happened.
+    pub fn record_notices(&mut self) {
+        let start = self.start.into_std();
+        for (when, text) in self.console.notices.take() {
+            let _ = self.transcript.note(when.saturating_duration_since(start), &text);
+        }
     }
 
     /// Waits until one of `patterns` appears, a fatal pattern appears, the console closes, or
@@ -179,6 +234,7 @@ impl<'a> Session<'a> {
             }
             let wake = deadline.min(now + TICK);
             let read = tokio::time::timeout_at(wake, self.console.reader.read(&mut self.buf)).await;
+            self.record_notices();
             let n = match read {
                 Err(_) => {
                     self.observer.tick(self.elapsed());
@@ -290,6 +346,7 @@ impl<'a> Session<'a> {
             || FailReason::SilentAfterKernel {
                 since: now - kernel,
                 console_args: self.console_args(),
+                board_console: self.board_console.clone(),
             },
         )
     }
@@ -306,5 +363,73 @@ impl<'a> Session<'a> {
             .filter(|a| a.starts_with("console=") || a.starts_with("earlycon"))
             .collect();
         (!args.is_empty()).then(|| args.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::runner::Quiet;
+
+    /// A board on the far end of a pipe that echoes each byte `echo_after` after it arrives
+    /// (or never, with `None`), and returns when each byte arrived, from the start.
+    fn board(echo_after: Option<Duration>) -> (Console, tokio::task::JoinHandle<Vec<Duration>>) {
+        let (ours, theirs) = tokio::io::duplex(1024);
+        let (reader, writer) = tokio::io::split(ours);
+        let (mut board_reader, mut board_writer) = tokio::io::split(theirs);
+        let start = Instant::now();
+        let arrivals = tokio::spawn(async move {
+            let mut arrivals = Vec::new();
+            let mut byte = [0u8; 1];
+            while board_reader.read_exact(&mut byte).await.is_ok() {
+                arrivals.push(start.elapsed());
+                if let Some(delay) = echo_after {
+                    tokio::time::sleep(delay).await;
+                    let _ = board_writer.write_all(&byte).await;
+                }
+            }
+            arrivals
+        });
+        let console = Console {
+            reader: Box::pin(reader),
+            writer: Box::pin(writer),
+            notices: Default::default(),
+        };
+        (console, arrivals)
+    }
+
+    async fn type_with_echo_pacing(console: &mut Console, text: &[u8]) -> Duration {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transcript = Transcript::create(dir.path(), "pacing", "pacing").unwrap();
+        let mut quiet = Quiet;
+        let mut session = Session::new(console, &mut transcript, &mut quiet, Vec::new());
+        session.pacing = CharPacing::Echo;
+        let started = Instant::now();
+        session.send(text, text).await.unwrap();
+        started.elapsed()
+    }
+
+    #[tokio::test]
+    async fn echo_pacing_types_the_next_character_only_after_the_echo() {
+        let (mut console, arrivals) = board(Some(Duration::from_millis(40)));
+        type_with_echo_pacing(&mut console, b"abc").await;
+        drop(console);
+        let arrivals = arrivals.await.unwrap();
+        assert_eq!(arrivals.len(), 3);
+        for pair in arrivals.windows(2) {
+            assert!(pair[1] - pair[0] >= Duration::from_millis(40), "{arrivals:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn echo_pacing_moves_on_when_a_character_is_not_echoed() {
+        let (mut console, _arrivals) = board(None);
+        let took = type_with_echo_pacing(&mut console, b"pw").await;
+        assert!(took >= 2 * ECHO_WAIT && took < 4 * ECHO_WAIT, "{took:?}");
     }
 }

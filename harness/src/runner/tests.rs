@@ -27,6 +27,7 @@ where
     Console {
         reader: Box::pin(reader),
         writer: Box::pin(writer),
+        notices: Default::default(),
     }
 }
 
@@ -156,4 +157,43 @@ async fn an_unset_recipe_password_fails_before_booting_but_a_restored_shell_need
     let at = ConsoleAt::RestoredShell;
     let out = run_scenario_at(at, &scenario, &mut shell, &mut transcript, &ctx, &mut Quiet).await;
     assert!(matches!(out.verdict, Verdict::Pass), "{:?}", out.verdict);
+}
+
+#[test]
+fn mostly_unprintable_output_is_called_a_baud_mismatch_naming_the_baud() {
+    let stats = crate::console::ByteStats {
+        total: 1000,
+        non_printable: 870,
+    };
+    assert_eq!(
+        super::baud_mismatch(stats, 1_500_000).as_deref(),
+        Some("console output looks like a baud-rate mismatch: 87% of 1000 bytes were not printable at 1500000 baud; check that the board's console runs at 1500000 8N1 (the board profile's `baud`)")
+    );
+}
+
+#[test]
+fn readable_or_scant_output_is_not_a_baud_mismatch() {
+    let readable = crate::console::ByteStats {
+        total: 100_000,
+        non_printable: 12,
+    };
+    let scant = crate::console::ByteStats {
+        total: 10,
+        non_printable: 10,
+    };
+    assert_eq!(super::baud_mismatch(readable, 115_200), None);
+    assert_eq!(super::baud_mismatch(scant, 115_200), None);
+}
+
+#[test]
+fn silent_kernel_on_a_board_names_the_board_console_not_qemus() {
+    let reason = super::FailReason::SilentAfterKernel {
+        since: std::time::Duration::from_secs(45),
+        console_args: Some("console=ttyAMA0,115200".to_owned()),
+        board_console: Some("ttyS2 at 1500000 baud".to_owned()),
+    };
+    assert_eq!(
+        reason.to_string(),
+        "console silent for 45.0s after \"Starting kernel ...\"; the kernel was told `console=ttyAMA0,115200`, and this board's console is ttyS2 at 1500000 baud"
+    );
 }

@@ -14,4 +14,5 @@ mod tests;
 
 pub use error::{ScenarioError, ScenarioErrorKind};
 pub use model::{Action, Location, LoginRecipe, MenuChoice, Password, Scenario, Secret, Start, Step};
+pub(crate) use parse::SourceText;
 pub use parse::{load, load_all, parse, DEFAULT_TIMEOUT};

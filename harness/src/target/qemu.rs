@@ -228,6 +228,7 @@ impl QemuTarget {
         let console = Console {
             reader: Box::pin(stdout),
             writer: Box::pin(stdin),
+            notices: Default::default(),
         };
         Ok((
             QemuTarget {

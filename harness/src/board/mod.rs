@@ -1,0 +1,116 @@
+//! Board profiles: one TOML file per board (line rate, console name, input pacing, power
+//! commands), read into a raw struct and validated into a [`Board`]. Two are built in,
+//! `nanopi-r2s` and `qemu-virt`; any other is a file given by path.
+//!
+//! Every problem in a profile is reported as `path:line:column: message`.
+
+mod error;
+mod model;
+mod raw;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{BoardError, BoardErrorKind};
+pub use model::{Board, CharPacing, Power, PowerCommands, DEFAULT_POWER_TIMEOUT, DEFAULT_RECONNECT_TIMEOUT};
+
+use crate::scenario::SourceText;
+use raw::RawBoard;
+
+/// The built-in profiles, by name.
+pub const BUILTIN: [(&str, &str); 2] = [
+    ("nanopi-r2s", include_str!("../../boards/nanopi-r2s.toml")),
+    ("qemu-virt", include_str!("../../boards/qemu-virt.toml")),
+];
+
+/// The profile `run --serial` uses when no `--board` is given.
+pub const DEFAULT_SERIAL_BOARD: &str = "nanopi-r2s";
+
+/// The profile of the QEMU target.
+pub const QEMU_BOARD: &str = "qemu-virt";
+
+impl Board {
+    /// A built-in profile by name, or a profile file by path. A name that is an existing file
+    /// (or looks like a path: it has a `/` or ends in `.toml`) is read as a file.
+    pub fn load(spec: &str) -> Result<Board, BoardError> {
+        let path = Path::new(spec);
+        let looks_like_path = spec.contains('/') || spec.ends_with(".toml");
+        if path.is_file() || looks_like_path {
+            let text = std::fs::read_to_string(path).map_err(|e| BoardError {
+                path: path.to_owned(),
+                location: None,
+                kind: BoardErrorKind::Read(e),
+            })?;
+            return Board::parse(&text, path);
+        }
+        Board::builtin(spec).ok_or_else(|| BoardError {
+            path: path.to_owned(),
+            location: None,
+            kind: BoardErrorKind::Unknown {
+                builtin: BUILTIN.map(|(name, _)| name).join(", "),
+            },
+        })
+    }
+
+    /// A built-in profile, if there is one of that name.
+    pub fn builtin(name: &str) -> Option<Board> {
+        let (_, text) = BUILTIN.iter().find(|(builtin, _)| *builtin == name)?;
+        let source = PathBuf::from(format!("<built-in {name}>"));
+        Some(Board::parse(text, &source).expect("built-in board profiles are valid"))
+    }
+
+    /// Parses and validates profile text; `source` names the file in errors.
+    pub fn parse(text: &str, source: &Path) -> Result<Board, BoardError> {
+        let file = SourceText { text, path: source };
+        let error = |span: Option<std::ops::Range<usize>>, kind| BoardError {
+            path: source.to_owned(),
+            location: Some(file.location(span.map_or(0, |s| s.start))),
+            kind,
+        };
+        let raw: RawBoard = toml::from_str(text).map_err(|e| {
+            error(
+                e.span(),
+                BoardErrorKind::Schema {
+                    message: e.message().trim_end().to_owned(),
+                },
+            )
+        })?;
+        let power = match raw.power {
+            None => Power::None,
+            Some(power) => {
+                let has_commands = power.on.is_some() || power.off.is_some() || power.cycle.is_some();
+                match power.manual {
+                    Some(manual) if *manual.get_ref() && has_commands => {
+                        return Err(error(
+                            Some(manual.span()),
+                            BoardErrorKind::Invalid(
+                                "manual = true asks the operator to switch the board; remove it or the on/off/cycle commands"
+                                    .to_owned(),
+                            ),
+                        ))
+                    }
+                    Some(manual) if *manual.get_ref() => Power::Manual,
+                    _ if !has_commands => Power::None,
+                    _ => Power::Commands(PowerCommands {
+                        on: power.on.map(|a| a.0),
+                        off: power.off.map(|a| a.0),
+                        cycle: power.cycle.map(|a| a.0),
+                        timeout: power.timeout.map_or(DEFAULT_POWER_TIMEOUT, |t| t.0),
+                    }),
+                }
+            }
+        };
+        Ok(Board {
+            name: raw.name.0,
+            description: raw.description,
+            baud: raw.baud.0,
+            console: raw.console.0,
+            pacing: raw.char_delay.unwrap_or_default(),
+            reconnect_timeout: raw.reconnect_timeout.map_or(DEFAULT_RECONNECT_TIMEOUT, |t| t.0),
+            power,
+            source: source.to_owned(),
+        })
+    }
+}

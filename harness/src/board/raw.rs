@@ -1,0 +1,137 @@
+//! The board profile as serde reads it. Values check themselves while they are deserialized, so
+//! the TOML deserializer attaches the value's span to their errors and every such error points
+//! at the value in the file.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::model::CharPacing;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBoard {
+    pub name: Name,
+    pub description: Option<String>,
+    pub baud: Baud,
+    pub console: Name,
+    pub char_delay: Option<CharPacing>,
+    pub reconnect_timeout: Option<PositiveDuration>,
+    pub power: Option<RawPower>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPower {
+    pub on: Option<Argv>,
+    pub off: Option<Argv>,
+    pub cycle: Option<Argv>,
+    pub manual: Option<Spanned<bool>>,
+    /// How long one power command may take.
+    pub timeout: Option<PositiveDuration>,
+}
+
+/// A non-empty string without whitespace: a profile name or a kernel console name (`ttyS2`).
+pub(crate) struct Name(pub String);
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.is_empty() {
+            return Err(de::Error::custom("must not be empty"));
+        }
+        if text.chars().any(char::is_whitespace) {
+            return Err(de::Error::custom(format!("{text:?} must not contain whitespace")));
+        }
+        Ok(Name(text))
+    }
+}
+
+/// The UART's line rate in bits per second.
+pub(crate) struct Baud(pub u32);
+
+/// Below this no boot console runs; above it no USB-UART does.
+const BAUD_RANGE: std::ops::RangeInclusive<u64> = 300..=12_000_000;
+
+impl<'de> Deserialize<'de> for Baud {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = i64::deserialize(deserializer)?;
+        match u64::try_from(value) {
+            Ok(rate) if BAUD_RANGE.contains(&rate) => Ok(Baud(rate as u32)),
+            _ => Err(de::Error::custom(format!(
+                "baud rate {value} is out of range ({}..={}); the R2S console runs at 1500000",
+                BAUD_RANGE.start(),
+                BAUD_RANGE.end()
+            ))),
+        }
+    }
+}
+
+/// A humantime duration such as "30s" or "2m", not zero.
+pub(crate) struct PositiveDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for PositiveDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let duration = humantime::parse_duration(&text).map_err(|e| {
+            de::Error::custom(format!(
+                r#"invalid duration {text:?} ({e}): write e.g. "30s" or "2m""#
+            ))
+        })?;
+        if duration.is_zero() {
+            return Err(de::Error::custom("a timeout of zero can never be met"));
+        }
+        Ok(PositiveDuration(duration))
+    }
+}
+
+impl<'de> Deserialize<'de> for CharPacing {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PacingVisitor;
+        impl Visitor<'_> for PacingVisitor {
+            type Value = CharPacing;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"a pause between typed characters such as "0ms" or "2ms", or "echo""#)
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<CharPacing, E> {
+                if text == "echo" {
+                    return Ok(CharPacing::Echo);
+                }
+                humantime::parse_duration(text)
+                    .map(CharPacing::Delay)
+                    .map_err(|e| {
+                        E::custom(format!(
+                            r#"invalid char_delay {text:?} ({e}): write a pause such as "0ms" or "2ms", or "echo" to wait for each character's echo"#
+                        ))
+                    })
+            }
+        }
+        deserializer.deserialize_str(PacingVisitor)
+    }
+}
+
+/// A command as its argument vector: run directly, never through a shell.
+pub(crate) struct Argv(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Argv {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let argv = match Vec::<String>::deserialize(deserializer) {
+            Ok(argv) => argv,
+            Err(e) => {
+                return Err(de::Error::custom(format!(
+                    r#"{e}; a power command is an array of arguments, e.g. ["uhubctl", "-l", "1-1", "-p", "2", "-a", "on"]"#
+                )))
+            }
+        };
+        match argv.first() {
+            None => Err(de::Error::custom("a power command needs at least a program")),
+            Some(program) if program.is_empty() => Err(de::Error::custom("the program name is empty")),
+            Some(_) => Ok(Argv(argv)),
+        }
+    }
+}

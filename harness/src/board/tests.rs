@@ -1,0 +1,172 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Board, String> {
+    Board::parse(text, Path::new("bench.toml")).map_err(|e| e.to_string())
+}
+
+const MINIMAL: &str = "name = \"b\"\nbaud = 1500000\nconsole = \"ttyS2\"\n";
+
+#[test]
+fn builtin_profiles_are_valid_and_named_as_listed() {
+    for (name, _) in BUILTIN {
+        assert_eq!(Board::builtin(name).expect("built in").name, name);
+    }
+}
+
+#[test]
+fn nanopi_r2s_runs_at_1500000_on_ttys2_without_power_control() {
+    let board = Board::load("nanopi-r2s").unwrap();
+    assert_eq!(board.baud, 1_500_000);
+    assert_eq!(board.console, "ttyS2");
+    assert_eq!(board.pacing, CharPacing::Delay(Duration::ZERO));
+    assert_eq!(board.reconnect_timeout, Duration::from_secs(30));
+    assert_eq!(board.power, Power::None);
+    assert_eq!(board.source, Path::new("<built-in nanopi-r2s>"));
+}
+
+#[test]
+fn unknown_name_lists_the_builtin_profiles() {
+    let error = Board::load("nanopi-r5s").unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "nanopi-r5s: no such board profile file, and no built-in board of that name (built-in: nanopi-r2s, qemu-virt)"
+    );
+}
+
+#[test]
+fn missing_profile_file_is_a_read_error_naming_the_file() {
+    let error = Board::load("/nonexistent/bench.toml").unwrap_err().to_string();
+    assert!(
+        error.starts_with("/nonexistent/bench.toml: cannot read board profile: "),
+        "{error}"
+    );
+}
+
+#[test]
+fn minimal_profile_takes_defaults() {
+    let board = parse(MINIMAL).unwrap();
+    assert_eq!(board.pacing, CharPacing::Delay(Duration::ZERO));
+    assert_eq!(board.reconnect_timeout, DEFAULT_RECONNECT_TIMEOUT);
+    assert_eq!(board.power, Power::None);
+}
+
+#[test]
+fn char_delay_echo_waits_for_echo() {
+    let board = parse(&format!("{MINIMAL}char_delay = \"echo\"\n")).unwrap();
+    assert_eq!(board.pacing, CharPacing::Echo);
+    let board = parse(&format!("{MINIMAL}char_delay = \"2ms\"\n")).unwrap();
+    assert_eq!(board.pacing, CharPacing::Delay(Duration::from_millis(2)));
+}
+
+#[test]
+fn bad_char_delay_points_at_the_value() {
+    let error = parse(&format!("{MINIMAL}char_delay = \"slow\"\n")).unwrap_err();
+    assert!(
+        error.starts_with("bench.toml:4:14: invalid char_delay \"slow\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn unknown_key_points_at_the_key() {
+    let error = parse(&format!("{MINIMAL}bauds = 9600\n")).unwrap_err();
+    assert!(
+        error.starts_with("bench.toml:4:1: unknown field `bauds`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn missing_baud_is_reported() {
+    let error = parse("name = \"b\"\nconsole = \"ttyS2\"\n").unwrap_err();
+    assert!(error.contains("missing field `baud`"), "{error}");
+    assert!(error.starts_with("bench.toml:1:1: "), "{error}");
+}
+
+#[test]
+fn zero_baud_points_at_the_value() {
+    let error = parse("name = \"b\"\nbaud = 0\nconsole = \"ttyS2\"\n").unwrap_err();
+    assert!(
+        error.starts_with("bench.toml:2:8: baud rate 0 is out of range"),
+        "{error}"
+    );
+}
+
+#[test]
+fn toml_syntax_error_has_a_place() {
+    let error = parse("name = \"b\nbaud = 1\n").unwrap_err();
+    assert!(error.starts_with("bench.toml:1:"), "{error}");
+}
+
+#[test]
+fn power_commands_are_argv_and_cycle_defaults_to_off_then_on() {
+    let board = parse(&format!(
+        "{MINIMAL}[power]\non = [\"uhubctl\", \"-a\", \"on\"]\noff = [\"uhubctl\", \"-a\", \"off\"]\ntimeout = \"5s\"\n"
+    ))
+    .unwrap();
+    let Power::Commands(commands) = &board.power else {
+        panic!("{:?}", board.power)
+    };
+    assert_eq!(commands.timeout, Duration::from_secs(5));
+    let sequence: Vec<(&str, Vec<&str>)> = commands
+        .start_sequence()
+        .into_iter()
+        .map(|(what, argv)| (what, argv.iter().map(String::as_str).collect()))
+        .collect();
+    assert_eq!(
+        sequence,
+        [
+            ("off", vec!["uhubctl", "-a", "off"]),
+            ("on", vec!["uhubctl", "-a", "on"])
+        ]
+    );
+}
+
+#[test]
+fn cycle_command_is_used_alone_when_given() {
+    let board = parse(&format!(
+        "{MINIMAL}[power]\non = [\"a\"]\noff = [\"b\"]\ncycle = [\"c\", \"now\"]\n"
+    ))
+    .unwrap();
+    let Power::Commands(commands) = &board.power else {
+        panic!()
+    };
+    assert_eq!(
+        commands.start_sequence(),
+        [("cycle", &["c".to_owned(), "now".to_owned()][..])]
+    );
+}
+
+#[test]
+fn power_command_given_as_a_string_is_refused_with_an_example() {
+    let error = parse(&format!("{MINIMAL}[power]\non = \"uhubctl -a on\"\n")).unwrap_err();
+    assert!(
+        error.starts_with("bench.toml:5:6: invalid type: string"),
+        "{error}"
+    );
+    assert!(error.contains("array of arguments"), "{error}");
+}
+
+#[test]
+fn empty_power_command_is_refused() {
+    let error = parse(&format!("{MINIMAL}[power]\noff = []\n")).unwrap_err();
+    assert_eq!(error, "bench.toml:5:7: a power command needs at least a program");
+}
+
+#[test]
+fn manual_power_with_commands_is_a_contradiction() {
+    let error = parse(&format!("{MINIMAL}[power]\non = [\"a\"]\nmanual = true\n")).unwrap_err();
+    assert!(
+        error.starts_with("bench.toml:6:10: manual = true asks the operator"),
+        "{error}"
+    );
+}
+
+#[test]
+fn manual_power_alone() {
+    let board = parse(&format!("{MINIMAL}[power]\nmanual = true\n")).unwrap();
+    assert_eq!(board.power, Power::Manual);
+}

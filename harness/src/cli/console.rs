@@ -1,0 +1,204 @@
+//! `harness console`: an interactive console on a board's UART or a QEMU boot, in place of
+//! screen or picocom. The terminal is raw (Ctrl-C goes to the board), an escape key leaves, and
+//! everything is logged as a transcript.
+
+use std::io::{IsTerminal, Write};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use r2s_harness::board::{self, Board};
+use r2s_harness::console::Transcript;
+use r2s_harness::target::qemu::QemuTarget;
+use r2s_harness::target::serial::{SerialConfig, SerialTarget};
+use r2s_harness::target::Console;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::run::adapt_for_qemu;
+use super::{ConsoleArgs, EXIT_ERROR, EXIT_PASS};
+
+/// Ctrl-]: what telnet uses, and nothing a shell or U-Boot needs.
+const ESCAPE: u8 = 0x1d;
+
+/// Runs the console until the escape key, the end of input, or the console closing.
+pub async fn console(args: ConsoleArgs) -> u8 {
+    // The target lives until this function returns: QEMU is killed, the port released.
+    let (description, console, _target) = match open(&args).await {
+        Ok(opened) => opened,
+        Err(message) => {
+            eprintln!("harness: {message}");
+            return EXIT_ERROR;
+        }
+    };
+    let transcript = std::fs::create_dir_all(&args.transcripts)
+        .and_then(|()| Transcript::create(&args.transcripts, "console", &description));
+    let transcript = match transcript {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "harness: cannot write a transcript in {}: {e}",
+                args.transcripts.display()
+            );
+            return EXIT_ERROR;
+        }
+    };
+    eprintln!(
+        "harness console: {description}. Press Ctrl-] to leave. Transcript: {}",
+        transcript.paths().log.display()
+    );
+    let terminal = RawTerminal::enter();
+    let ended = attach(console, transcript).await;
+    drop(terminal);
+    match ended {
+        Ok(why) => {
+            eprintln!("\r\nharness console: {why}");
+            EXIT_PASS
+        }
+        Err(e) => {
+            eprintln!("\r\nharness console: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// Whatever keeps the console alive, held only to be dropped at the end: a serial port, or
+/// QEMU and the adapted boot disk it reads.
+type Held = Box<dyn std::any::Any>;
+
+async fn open(args: &ConsoleArgs) -> Result<(String, Console, Held), String> {
+    if let Some(device) = &args.serial {
+        let board = Board::load(args.board.as_deref().unwrap_or(board::DEFAULT_SERIAL_BOARD))
+            .map_err(|e| e.to_string())?;
+        let (target, console) = SerialTarget::open(&SerialConfig {
+            path: device.clone(),
+            baud: board.baud,
+            reconnect_timeout: board.reconnect_timeout,
+        })
+        .map_err(|e| e.to_string())?;
+        let description = format!(
+            "{} at {} baud 8N1 (board {})",
+            device.display(),
+            board.baud,
+            board.name
+        );
+        return Ok((description, console, Box::new(target)));
+    }
+    let image = args.image.as_ref().expect("clap requires --serial or --image");
+    let shim = adapt_for_qemu(image, r2s_harness::adapt::default_cache_dir())
+        .await
+        .map_err(|e| format!("cannot adapt {} for QEMU: {e}", image.display()))?;
+    let config = args.qemu.config();
+    let (target, console) = QemuTarget::start(&config, image, shim.as_ref().map(|s| s.disk()))
+        .await
+        .map_err(|e| e.to_string())?;
+    // QEMU first, then the shim disk it reads (tuple fields drop in order).
+    Ok((
+        format!("QEMU booting {}", image.display()),
+        console,
+        Box::new((target, shim)),
+    ))
+}
+
+/// Copies keys to the console and console output to the terminal, logging both.
+async fn attach(mut console: Console, mut transcript: Transcript) -> Result<&'static str, String> {
+    let start = Instant::now();
+    let mut keys = stdin_keys();
+    let mut stdout = std::io::stdout();
+    let mut buf = vec![0u8; 16 * 1024];
+    let why = loop {
+        tokio::select! {
+            read = console.reader.read(&mut buf) => match read {
+                Ok(0) => break "the console closed",
+                Ok(n) => {
+                    let _ = transcript.output(start.elapsed(), &buf[..n]);
+                    // A terminal that cannot keep up blocks us briefly; the serial reader
+                    // thread keeps draining the UART meanwhile.
+                    let _ = stdout.write_all(&buf[..n]).and_then(|()| stdout.flush());
+                }
+                Err(e) => return Err(e.to_string()),
+            },
+            key = keys.recv() => match key {
+                None => break "end of input",
+                Some(bytes) => {
+                    let (typed, leave) = match bytes.iter().position(|&b| b == ESCAPE) {
+                        Some(at) => (&bytes[..at], true),
+                        None => (&bytes[..], false),
+                    };
+                    if !typed.is_empty() {
+                        let _ = transcript.input(start.elapsed(), typed);
+                        console.writer.write_all(typed).await.map_err(|e| e.to_string())?;
+                        console.writer.flush().await.map_err(|e| e.to_string())?;
+                    }
+                    if leave {
+                        break "left (Ctrl-])";
+                    }
+                }
+            },
+        }
+        for (when, text) in console.notices.take() {
+            let _ = transcript.note(when.saturating_duration_since(start), &text);
+            eprint!("\r\n[harness: {text}]\r\n");
+        }
+    };
+    transcript.finish().map_err(|e| e.to_string())?;
+    Ok(why)
+}
+
+/// Keys as they are typed. A plain thread reads stdin: a blocking read cannot be cancelled, and
+/// a runtime task stuck in one would hold up the harness's exit.
+fn stdin_keys() -> mpsc::UnboundedReceiver<Vec<u8>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        loop {
+            // SAFETY: reads into a live buffer of the given length.
+            let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            if n <= 0 || tx.send(buf[..n as usize].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The terminal in raw mode while it lives; restored on drop, on every way out.
+struct RawTerminal {
+    saved: Option<libc::termios>,
+}
+
+impl RawTerminal {
+    fn enter() -> RawTerminal {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return RawTerminal { saved: None };
+        }
+        let fd = stdin.as_raw_fd();
+        // SAFETY: termios is plain data, filled by tcgetattr before it is used.
+        unsafe {
+            let mut saved: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(fd, &mut saved) != 0 {
+                return RawTerminal { saved: None };
+            }
+            let mut raw = saved;
+            libc::cfmakeraw(&mut raw);
+            if libc::tcsetattr(fd, libc::TCSANOW, &raw) != 0 {
+                return RawTerminal { saved: None };
+            }
+            RawTerminal { saved: Some(saved) }
+        }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            // SAFETY: restores settings read from the same descriptor.
+            unsafe {
+                libc::tcsetattr(std::io::stdin().as_raw_fd(), libc::TCSANOW, saved);
+            }
+        }
+    }
+}

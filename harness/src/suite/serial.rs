@@ -1,0 +1,217 @@
+//! A suite on a real board: its serial console opened, its power switched as the profile says.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+
+use super::{Recording, SuiteError};
+use crate::board::{Board, Power};
+use crate::runner::{self, FailReason, Failure, Observer, RunContext, ScenarioResult, Verdict};
+use crate::scenario::Scenario;
+use crate::target::power::{self, OffOnDrop, PowerError};
+use crate::target::serial::{SerialConfig, SerialError, SerialTarget};
+use crate::target::Console;
+
+/// Everything a serial run of a suite needs besides the scenarios.
+#[derive(Debug, Clone)]
+pub struct SerialRun {
+    /// The board's profile: line rate, pacing, power, reconnect timeout.
+    pub board: Board,
+    /// The console device, e.g. `/dev/serial/by-id/usb-Silicon_Labs_CP2102…-if00-port0`.
+    pub device: PathBuf,
+    /// Where each scenario's transcript and timings are written.
+    pub transcripts: PathBuf,
+    /// The board's pacing and baud are taken from `board`, not from here.
+    pub context: RunContext,
+}
+
+/// With `manual = true` power: how long the operator has to power-cycle the board.
+pub const MANUAL_POWER_WAIT: Duration = Duration::from_secs(5 * 60);
+
+/// The first words an R2S prints: Rockchip's DDR init blob (`DDR version …`) or U-Boot's TPL,
+/// SPL or proper (`U-Boot TPL 2024.01 …`).
+const BOOTLOADER_BANNERS: [&[u8]; 2] = [b"U-Boot", b"DDR"];
+
+/// Powers the board on (or cycles it), runs `scenario` on its serial console and powers it
+/// off if the profile can. The console is opened before the power is switched, so no boot
+/// output is missed and a port another program holds is refused before its board is touched.
+pub async fn run_on_serial(
+    run: &SerialRun,
+    scenario: &Scenario,
+    observer: &mut dyn Observer,
+) -> Result<ScenarioResult, SuiteError> {
+    let config = SerialConfig {
+        path: run.device.clone(),
+        baud: run.board.baud,
+        reconnect_timeout: run.board.reconnect_timeout,
+    };
+    // A USB-UART powered from the board's own hub port appears only once the power is on.
+    let opened = match SerialTarget::open(&config) {
+        Ok(opened) => Some(opened),
+        Err(SerialError::NotFound { .. }) if run.board.power != Power::None => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut recording = Recording::start(&run.transcripts, scenario)?;
+    let note = |recording: &mut Recording, text: &str| {
+        let _ = recording.transcript.note(Duration::ZERO, text);
+    };
+    note(
+        &mut recording,
+        &format!(
+            "board {} on {} at {} baud 8N1",
+            run.board.name,
+            run.device.display(),
+            run.board.baud
+        ),
+    );
+    if let Err(e) = power_up(&run.board.power, &mut recording).await {
+        note(&mut recording, &format!("FAIL: {e}"));
+        return recording.finish(
+            scenario,
+            setup_failure("power the board on", e.to_string()),
+            &run.device,
+        );
+    }
+    // From here on the board is on: however the run ends, it ends with the board off.
+    let off_guard = match &run.board.power {
+        Power::Commands(commands) => OffOnDrop::new(commands.off.as_deref(), commands.timeout),
+        _ => OffOnDrop::new(None, Duration::ZERO),
+    };
+    let manual = run.board.power == Power::Manual;
+    if manual {
+        // Asked before waiting for an absent device: the operator's power cycle may be what
+        // brings the adapter up.
+        observer.ask_operator(&format!(
+            "power-cycle board {} now; waiting up to {} for its bootloader on {}",
+            run.board.name,
+            humantime::format_duration(MANUAL_POWER_WAIT),
+            run.device.display()
+        ));
+    }
+    let (target, mut console) = match opened {
+        Some(opened) => opened,
+        None if manual => open_when_present(&config, MANUAL_POWER_WAIT).await?,
+        None => open_when_present(&config, config.reconnect_timeout).await?,
+    };
+    if manual {
+        if let Err(detail) = await_banner(&mut console, MANUAL_POWER_WAIT).await {
+            note(&mut recording, &format!("FAIL: {detail}"));
+            return recording.finish(
+                scenario,
+                setup_failure("the board to be power-cycled", detail),
+                &run.device,
+            );
+        }
+    }
+    let context = RunContext {
+        pacing: run.board.pacing,
+        baud: Some(run.board.baud),
+        board_console: Some(format!("{} at {} baud", run.board.console, run.board.baud)),
+        ..run.context.clone()
+    };
+    let mut outcome = runner::run_scenario(
+        scenario,
+        &mut console,
+        &mut recording.transcript,
+        &context,
+        observer,
+    )
+    .await;
+    drop(console);
+    // Closed before the power goes off, so the outage is not mistaken for a vanished device.
+    drop(target);
+    if let (Some(off), Power::Commands(commands)) = (off_guard.disarm(), &run.board.power) {
+        let _ = recording
+            .transcript
+            .note(outcome.3, &format!("power off: {}", off.join(" ")));
+        if let Err(e) = power::switch("off", &off, commands.timeout).await {
+            let _ = recording.transcript.note(outcome.3, &format!("FAIL: {e}"));
+            if matches!(outcome.0, Verdict::Pass) {
+                outcome.0 = setup_failure("power the board off", e.to_string()).0;
+            }
+        }
+    }
+    recording.finish(scenario, outcome, &run.device)
+}
+
+/// Runs the profile's start sequence, noting each command in the transcript.
+async fn power_up(power: &Power, recording: &mut Recording) -> Result<(), PowerError> {
+    let Power::Commands(commands) = power else {
+        return Ok(());
+    };
+    for (what, argv) in commands.start_sequence() {
+        let _ = recording
+            .transcript
+            .note(Duration::ZERO, &format!("power {what}: {}", argv.join(" ")));
+        power::switch(what, argv, commands.timeout).await?;
+    }
+    Ok(())
+}
+
+/// Opens a device that is expected to appear within `limit`.
+async fn open_when_present(
+    config: &SerialConfig,
+    limit: Duration,
+) -> Result<(SerialTarget, Console), SuiteError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match SerialTarget::open(config) {
+            Err(SerialError::NotFound { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Reads until a bootloader banner appears, then puts what was read back in front of the
+/// console, so the scenario's clock starts at the banner and its first step still sees it.
+async fn await_banner(console: &mut Console, limit: Duration) -> Result<(), String> {
+    // Only the tail is kept: a board left running prints without end, and the banner is what
+    // follows the power cycle.
+    const KEEP: usize = 64 * 1024;
+    let mut seen: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let n = match tokio::time::timeout_at(deadline, console.reader.read(&mut buf)).await {
+            Err(_) => {
+                return Err(format!(
+                    "no bootloader banner (U-Boot or DDR) within {} of asking for a power cycle",
+                    humantime::format_duration(limit)
+                ))
+            }
+            Ok(Ok(0)) => return Err("console closed while waiting for the bootloader".to_owned()),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok(n)) => n,
+        };
+        let search_from = seen.len().saturating_sub(8);
+        seen.extend_from_slice(&buf[..n]);
+        let found = BOOTLOADER_BANNERS
+            .iter()
+            .any(|banner| memchr::memmem::find(&seen[search_from..], banner).is_some());
+        if found {
+            let reader = std::mem::replace(&mut console.reader, Box::pin(tokio::io::empty()));
+            console.reader = Box::pin(std::io::Cursor::new(seen).chain(reader));
+            return Ok(());
+        }
+        if seen.len() > KEEP {
+            seen.drain(..seen.len() - KEEP);
+        }
+    }
+}
+
+/// An outcome for a run that failed before its first step.
+fn setup_failure(expected: &str, detail: String) -> runner::Outcome {
+    let failure = Failure {
+        step: 0,
+        step_description: String::new(),
+        expected: expected.to_owned(),
+        reason: FailReason::Setup { detail },
+        at: Duration::ZERO,
+        stage: "uboot".to_owned(),
+        hint: None,
+    };
+    (Verdict::Fail(failure), Vec::new(), Vec::new(), Duration::ZERO)
+}

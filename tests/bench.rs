@@ -1,0 +1,542 @@
+//! The serial target on a virtual bench (see `support/bench.rs`): real QEMU booting a fixture,
+//! its console on a pseudo-terminal opened at 1,500,000 baud, its power switched by commands in
+//! a user board profile. Faults a bench suffers are played on the same pseudo-terminals: the
+//! UART unplugged and plugged back, garbage at a wrong baud, an endless line, a second harness.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use r2s_tests::bench::{BenchCommand, VirtualBench};
+use r2s_tests::pty::Pty;
+use r2s_tests::*;
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// `harness run --serial DEV --board PROFILE --transcripts DIR SCENARIO` to completion.
+fn run_serial(device: &Path, board: &Path, transcripts: &Path, scenario: &Path) -> Finished {
+    run_harness(&serial_args(device, board, transcripts, scenario), LIMIT)
+}
+
+fn serial_args<'a>(
+    device: &'a Path,
+    board: &'a Path,
+    transcripts: &'a Path,
+    scenario: &'a Path,
+) -> Vec<&'a OsStr> {
+    vec![
+        OsStr::new("run"),
+        OsStr::new("--serial"),
+        device.as_os_str(),
+        OsStr::new("--board"),
+        board.as_os_str(),
+        OsStr::new("--transcripts"),
+        transcripts.as_os_str(),
+        scenario.as_os_str(),
+    ]
+}
+
+/// A board the test plays itself: a pseudo-terminal behind a stable link, and a profile for it.
+struct ScriptedBoard {
+    dir: tempfile::TempDir,
+    device: PathBuf,
+    pty: Option<Pty>,
+    profile: PathBuf,
+}
+
+/// A harness started on a scripted board, holding its console.
+struct Started {
+    child: std::process::Child,
+    command: String,
+    at: Instant,
+}
+
+impl ScriptedBoard {
+    /// `profile_extra` is appended to a minimal profile (1,500,000 baud, ttyS2): a
+    /// `reconnect_timeout`, a `[power]` table.
+    fn new(profile_extra: &str) -> ScriptedBoard {
+        let dir = temp_dir();
+        let device = dir.path().join("ttyUSB-scripted");
+        let pty = Pty::open(&device).unwrap();
+        let profile = dir.path().join("scripted.toml");
+        let text = format!("name = \"scripted\"\nbaud = 1500000\nconsole = \"ttyS2\"\n{profile_extra}");
+        std::fs::write(&profile, text).unwrap();
+        ScriptedBoard {
+            dir,
+            device,
+            pty: Some(pty),
+            profile,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes what the board prints.
+    fn print(&self, bytes: &[u8]) {
+        let pty = self.pty.as_ref().expect("plugged in");
+        pty.write_all(bytes, Duration::from_secs(60)).unwrap();
+    }
+
+    /// Pulls the adapter: the device node and its link go.
+    fn unplug(&mut self) {
+        self.pty = None;
+    }
+
+    /// `harness run` on `scenario`, waiting until it holds the console (it creates the
+    /// transcript right after opening it).
+    fn start(&self, scenario: &Path, transcripts: &Path) -> Started {
+        let at = Instant::now();
+        let (child, command) =
+            spawn_harness(&serial_args(&self.device, &self.profile, transcripts, scenario));
+        let stem = scenario.file_stem().unwrap().to_string_lossy();
+        wait_for_file(&transcripts.join(format!("{stem}.log")), Duration::from_secs(10));
+        Started { child, command, at }
+    }
+
+    /// `harness run` on `scenario` to completion.
+    fn run(&self, scenario: &Path, transcripts: &Path) -> Finished {
+        run_serial(&self.device, &self.profile, transcripts, scenario)
+    }
+}
+
+impl Started {
+    fn finish(self, limit: Duration) -> Finished {
+        finish(self.child, self.command, self.at, limit)
+    }
+}
+
+/// A scenario file in `dir`: `steps` are `(expect, timeout)` pairs.
+fn scenario_file(dir: &Path, name: &str, steps: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut text = format!("name = {name:?}\n");
+    for (expect, timeout) in steps {
+        text.push_str(&format!(
+            "\n[[steps]]\nexpect = {expect:?}\ntimeout = {timeout:?}\n"
+        ));
+    }
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Drops the bench and checks that every QEMU it started is gone.
+fn tear_down(bench: VirtualBench) {
+    let pids = bench.observed().all_qemu_pids;
+    drop(bench);
+    for pid in pids {
+        assert!(!process_alive(pid), "QEMU {pid} outlived the bench");
+    }
+}
+
+/// Waits until the harness has opened the console: it creates the transcript right after.
+fn wait_for_file(path: &Path, limit: Duration) {
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(
+            started.elapsed() < limit,
+            "{} not created within {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the transcript log holds `needle` (console output: notes are not flushed
+/// as they are written), at most `limit`.
+fn wait_for_log(log: &Path, needle: &str, limit: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if std::fs::read_to_string(log).is_ok_and(|text| text.contains(needle)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{needle:?} did not reach {} within {limit:?}", log.display());
+}
+
+#[test]
+fn boot_to_login_passes_through_the_serial_target_with_power_by_command() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let profile = bench.profile("10s");
+    let transcripts = bench.dir().join("transcripts");
+    let run = run_serial(bench.device(), &profile, &transcripts, &scenario("boot-to-login"));
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  boot-to-login  "), "{}", run.explain());
+    assert!(
+        run.stdout.contains("board: virtual-bench on ") && run.stdout.contains(" at 1500000 baud"),
+        "{}",
+        run.explain()
+    );
+    // No cycle command: off then on at the start, off at the end.
+    assert_eq!(bench.observed().power_log, ["off", "on", "off"]);
+    assert_eq!(bench.observed().qemu_pid, None, "the board was left powered");
+    let log = std::fs::read_to_string(transcripts.join("boot-to-login.log")).unwrap();
+    assert!(log.contains("-- power on: "), "{log}");
+    assert!(log.contains("-- power off: "), "{log}");
+    tear_down(bench);
+}
+
+#[test]
+fn login_and_run_types_through_the_serial_target() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let profile = bench.profile("10s");
+    let transcripts = bench.dir().join("transcripts");
+    let run = run_serial(bench.device(), &profile, &transcripts, &scenario("login-and-run"));
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  login-and-run  "), "{}", run.explain());
+    tear_down(bench);
+}
+
+#[test]
+fn console_unplugged_mid_boot_and_plugged_back_is_reopened_and_the_gap_noted() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let profile = bench.profile("10s");
+    let transcripts = bench.dir().join("transcripts");
+    // Output in the gap is lost, so this scenario skips the lines the gap may swallow.
+    let scenario = scenario_file(
+        bench.dir(),
+        "survives-replug",
+        &[("U-Boot 20", "1m"), ("login:", "2m")],
+    );
+    let started = Instant::now();
+    let (child, command) = spawn_harness(&serial_args(bench.device(), &profile, &transcripts, &scenario));
+    let log = transcripts.join("survives-replug.log");
+    wait_for_log(&log, "U-Boot 20", Duration::from_secs(60));
+    bench.command(BenchCommand::Unplug).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    bench.command(BenchCommand::Plug).unwrap();
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let device = bench.device().display().to_string();
+    assert!(
+        text.contains(&format!("-- console device {device} went away")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("-- console device {device} is back after ")),
+        "{text}"
+    );
+    tear_down(bench);
+}
+
+#[test]
+fn kernel_panic_on_the_console_fails_within_two_seconds_of_the_line() {
+    let bench = VirtualBench::new(&fixture("broken-panic"));
+    let profile = bench.profile("10s");
+    let transcripts = bench.dir().join("transcripts");
+    let run = run_serial(bench.device(), &profile, &transcripts, &scenario("boot-to-login"));
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    assert!(
+        run.stdout
+            .contains("reason: fatal pattern \"Kernel panic - not syncing\""),
+        "{}",
+        run.explain()
+    );
+    let log = transcripts.join("boot-to-login.log");
+    let seen = log_time_of(&log, "Kernel panic - not syncing").expect("panic line in the log");
+    // Both on the transcript's clock: the power commands before and after do not count.
+    let failed = log_time_of(&log, "-- FAIL: fatal pattern").expect("failure noted in the log");
+    let reaction = failed - seen;
+    assert!(
+        reaction < 2.0,
+        "the run failed {reaction:.2}s after the panic\n{}",
+        run.explain()
+    );
+    tear_down(bench);
+}
+
+#[test]
+fn qemu_is_gone_when_the_bench_is() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    bench.command(BenchCommand::On).unwrap();
+    let pid = bench.observed().qemu_pid.expect("QEMU started");
+    assert!(process_alive(pid));
+    tear_down(bench);
+}
+
+#[test]
+fn console_unplugged_for_good_fails_with_console_device_gone() {
+    let mut board = ScriptedBoard::new("reconnect_timeout = \"2s\"\n");
+    let steps = [("U-Boot 20", "5s"), ("login:", "30s")];
+    let scenario = scenario_file(board.dir.path(), "never-back", &steps);
+    let transcripts = board.path("transcripts");
+    let harness = board.start(&scenario, &transcripts);
+    let log = transcripts.join("never-back.log");
+    board.print(b"U-Boot 2023.01 (Jan 01 2023)\r\n");
+    wait_for_log(&log, "U-Boot 2023.01", Duration::from_secs(10));
+    board.unplug();
+    let run = harness.finish(Duration::from_secs(30));
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    let gone = format!("console device gone: {}", board.device.display());
+    assert!(
+        run.stdout.contains(&format!("reason: console closed: {gone}")),
+        "{}",
+        run.explain()
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(&format!("-- {gone}")), "{text}");
+}
+
+#[test]
+fn garbage_at_a_wrong_baud_rate_is_reported_as_a_baud_mismatch() {
+    let board = ScriptedBoard::new("");
+    // What a 1,500,000 baud receiver makes of a 115,200 baud U-Boot: framing errors, mostly
+    // bytes that are neither text nor UTF-8.
+    let garbage: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 | 0x80)
+        .collect();
+    board.print(&garbage);
+    let scenario = scenario_file(board.dir.path(), "garbled", &[("U-Boot 20", "3s")]);
+    let run = board.run(&scenario, &board.path("transcripts"));
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    assert!(
+        run.stdout
+            .contains("hint: console output looks like a baud-rate mismatch: ")
+            && run.stdout.contains(" bytes were not printable at 1500000 baud"),
+        "{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn ten_megabytes_without_a_newline_neither_hang_nor_grow_the_harness() {
+    let board = ScriptedBoard::new("");
+    // The expected text ends the stream, so a pass means every byte was read.
+    let scenario = scenario_file(board.dir.path(), "flood", &[("U-Boot 2023.01 ready", "60s")]);
+    let transcripts = board.path("transcripts");
+    let harness = board.start(&scenario, &transcripts);
+    let line = vec![b'x'; 10 * 1024 * 1024];
+    board.print(&line);
+    let tail = b"\r\nU-Boot 2023.01 ready";
+    board.print(tail);
+    let run = harness.finish(Duration::from_secs(90));
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    // Every byte arrived: the raw transcript holds exactly what the board sent.
+    let raw = std::fs::metadata(transcripts.join("flood.raw")).unwrap().len();
+    assert_eq!(raw, (line.len() + tail.len()) as u64);
+    // About 16 MiB is measured; holding on to the 10 MiB line would pass 24 MiB.
+    let peak_kib = children_peak_rss_kib();
+    assert!(
+        peak_kib < 24 * 1024,
+        "the harness peaked at {peak_kib} KiB on a 10 MiB line\n{}",
+        run.explain()
+    );
+}
+
+/// The largest peak resident set of this process's waited-for children, in KiB.
+fn children_peak_rss_kib() -> i64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) }, 0);
+    usage.ru_maxrss
+}
+
+#[test]
+fn second_harness_on_the_same_port_is_refused_at_once() {
+    let board = ScriptedBoard::new("");
+    let scenario = scenario_file(board.dir.path(), "holder", &[("never printed", "60s")]);
+    let mut first = board.start(&scenario, &board.path("first"));
+
+    let second = board.run(&scenario, &board.path("second"));
+    assert_eq!(second.code(), Some(2), "{}", second.explain());
+    assert!(second.elapsed < Duration::from_secs(2), "{}", second.explain());
+    assert!(
+        second.stderr.contains(&format!(
+            "harness: {} is in use by another program",
+            board.device.display()
+        )),
+        "{}",
+        second.explain()
+    );
+
+    let _ = first.child.kill();
+    let _ = first.finish(Duration::from_secs(10));
+}
+
+#[test]
+fn console_passes_keys_to_the_board_and_leaves_on_ctrl_close_bracket() {
+    use std::io::Write;
+    let dir = temp_dir();
+    let device = dir.path().join("ttyUSB-console");
+    let pty = Pty::open(&device).unwrap();
+    let transcripts = dir.path().join("transcripts");
+    let mut child = std::process::Command::new(harness_bin())
+        .arg("console")
+        .arg("--serial")
+        .arg(&device)
+        .arg("--transcripts")
+        .arg(&transcripts)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let command = format!("harness console --serial {}", device.display());
+    let started = Instant::now();
+    wait_for_file(&transcripts.join("console.log"), Duration::from_secs(10));
+    pty.write_all(b"U-Boot 2023.01\r\n=> ", Duration::from_secs(5))
+        .unwrap();
+    let mut keys = child.stdin.take().unwrap();
+    keys.write_all(b"version\r").unwrap();
+    keys.flush().unwrap();
+    let mut typed = Vec::new();
+    let mut buf = [0u8; 256];
+    while !typed.ends_with(b"version\r") && started.elapsed() < Duration::from_secs(10) {
+        match r2s_tests::pty::read_some(pty.master(), &mut buf) {
+            Ok(n) if n > 0 => typed.extend_from_slice(&buf[..n]),
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    assert_eq!(typed, b"version\r", "keys did not reach the board");
+    keys.write_all(&[0x1d]).unwrap();
+    keys.flush().unwrap();
+    let run = finish(child, command, started, Duration::from_secs(10));
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("U-Boot 2023.01\r\n=> "), "{}", run.explain());
+    assert!(run.stderr.contains("Press Ctrl-] to leave."), "{}", run.explain());
+    assert!(
+        run.stderr.contains("harness console: left (Ctrl-])"),
+        "{}",
+        run.explain()
+    );
+    let log = std::fs::read_to_string(transcripts.join("console.log")).unwrap();
+    assert!(log.contains("] U-Boot 2023.01"), "{log}");
+    assert!(log.contains("] >> version\\r"), "{log}");
+}
+
+#[test]
+fn console_boots_an_image_in_qemu_and_stops_it_on_leaving() {
+    use std::io::{Read, Write};
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let dir = temp_dir();
+    let mut child = std::process::Command::new(harness_bin())
+        .arg("console")
+        .arg("--image")
+        .arg(&image)
+        .arg("--transcripts")
+        .arg(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let started = Instant::now();
+    let logged_in = || memchr::memmem::find(&seen.lock().unwrap(), b"login: ").is_some();
+    while !logged_in() && started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let qemu = qemu_children(child.id());
+    assert!(logged_in(), "{}", String::from_utf8_lossy(&seen.lock().unwrap()));
+    assert_eq!(qemu.len(), 1, "one QEMU while attached");
+    child.stdin.as_mut().unwrap().write_all(&[0x1d]).unwrap();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!process_alive(qemu[0]), "QEMU outlived the console");
+}
+
+#[test]
+fn failing_power_command_fails_the_run_with_its_stderr() {
+    let board = ScriptedBoard::new(
+        "[power]\non = [\"sh\", \"-c\", \"echo 'usbrelay: no relay board found' >&2; exit 1\"]\n",
+    );
+    let scenario = scenario_file(board.dir.path(), "powered", &[("U-Boot 20", "30s")]);
+    let run = board.run(&scenario, &board.path("transcripts"));
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    assert!(run.elapsed < Duration::from_secs(10), "{}", run.explain());
+    assert!(
+        run.stdout.contains("expected: power the board on")
+            && run
+                .stdout
+                .contains("(exit status: 1): usbrelay: no relay board found"),
+        "{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn malformed_board_profile_is_refused_naming_file_line_and_column() {
+    let dir = temp_dir();
+    let device = dir.path().join("ttyUSB-unused");
+    let profile = dir.path().join("typo.toml");
+    std::fs::write(
+        &profile,
+        "name = \"typo\"\nbaud = \"fast\"\nconsole = \"ttyS2\"\n",
+    )
+    .unwrap();
+    let run = run_serial(
+        &device,
+        &profile,
+        &dir.path().join("transcripts"),
+        &scenario("boot-to-login"),
+    );
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr.contains(&format!(
+            "harness: {}:2:8: invalid type: string \"fast\"",
+            profile.display()
+        )),
+        "{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn manual_power_asks_the_operator_and_starts_at_the_bootloader_banner() {
+    let board = ScriptedBoard::new("[power]\nmanual = true\n");
+    let scenario = scenario_file(board.dir.path(), "by-hand", &[("U-Boot 20", "30s")]);
+    let transcripts = board.path("transcripts");
+    let harness = board.start(&scenario, &transcripts);
+    // The operator takes a while; the scenario's clock starts at the banner, not before.
+    std::thread::sleep(Duration::from_millis(1500));
+    board.print(b"DDR version 1.16 20190528\r\nU-Boot 2023.01\r\n");
+    let run = harness.finish(Duration::from_secs(30));
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(
+        run.stderr.contains(&format!(
+            "harness: power-cycle board scripted now; waiting up to 5m for its bootloader on {}",
+            board.device.display()
+        )),
+        "{}",
+        run.explain()
+    );
+    let banner = log_time_of(&transcripts.join("by-hand.log"), "DDR version").expect("banner logged");
+    assert!(banner < 0.5, "scenario clock started {banner}s before the banner");
+}
+
+#[test]
+fn sigterm_mid_run_still_powers_the_board_off() {
+    let marks = temp_dir();
+    let (on, off) = (marks.path().join("powered-on"), marks.path().join("powered-off"));
+    let touch = |path: &Path| format!("[\"touch\", {:?}]", path.display().to_string());
+    let board = ScriptedBoard::new(&format!(
+        "[power]\non = {}\noff = {}\ncycle = {}\n",
+        touch(&on),
+        touch(&off),
+        touch(&on)
+    ));
+    let scenario = scenario_file(board.dir.path(), "interrupted", &[("never printed", "60s")]);
+    let harness = board.start(&scenario, &board.path("transcripts"));
+    wait_for_file(&on, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!off.exists(), "powered off before the run ended");
+    // SAFETY: signals a child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(harness.child.id() as i32, libc::SIGTERM) }, 0);
+    let run = harness.finish(Duration::from_secs(20));
+    assert_eq!(run.code(), Some(143), "{}", run.explain());
+    assert!(off.exists(), "the board was left on\n{}", run.explain());
+}

@@ -540,3 +540,49 @@ fn sigterm_mid_run_still_powers_the_board_off() {
     assert_eq!(run.code(), Some(143), "{}", run.explain());
     assert!(off.exists(), "the board was left on\n{}", run.explain());
 }
+
+#[test]
+fn a_board_already_at_a_shell_is_kept_for_the_next_login_start_scenario() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    // Power on only: the board stays up after each scenario, as a bench without a relay's
+    // `off` leaves it.
+    let with_off = std::fs::read_to_string(bench.profile("10s")).unwrap();
+    let text: String = with_off
+        .lines()
+        .filter(|line| !line.starts_with("off = "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let profile = bench.dir().join("power-on-only.toml");
+    std::fs::write(&profile, text).unwrap();
+    let shipped = std::fs::read_to_string(scenario("shell-checks")).unwrap();
+    let first = bench.dir().join("first.toml");
+    let second = bench.dir().join("second.toml");
+    std::fs::write(
+        &first,
+        shipped.replace("name = \"shell-checks\"", "name = \"first\""),
+    )
+    .unwrap();
+    std::fs::write(
+        &second,
+        shipped.replace("name = \"shell-checks\"", "name = \"second\""),
+    )
+    .unwrap();
+    let transcripts = bench.dir().join("transcripts");
+    let mut args = serial_args(bench.device(), &profile, &transcripts, &first);
+    args.push(second.as_os_str());
+    let run = run_harness(&args, LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  first  "), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  second  "), "{}", run.explain());
+    // The first scenario found the board off and booted it; the second found its shell.
+    assert_eq!(bench.observed().power_log, ["on"]);
+    let first_log = std::fs::read_to_string(transcripts.join("first.log")).unwrap();
+    assert!(first_log.contains("-- power on: "), "{first_log}");
+    let second_log = std::fs::read_to_string(transcripts.join("second.log")).unwrap();
+    assert!(
+        second_log.contains("the board answered at a shell; kept as it is, no power switched"),
+        "{second_log}"
+    );
+    assert!(!second_log.contains("-- power on: "), "{second_log}");
+    tear_down(bench);
+}

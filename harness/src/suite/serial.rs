@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Recording, SuiteError};
 use crate::board::{Board, Power};
-use crate::runner::{self, FailReason, Failure, Observer, RunContext, ScenarioResult, Verdict};
-use crate::scenario::Scenario;
+use crate::console::ansi;
+use crate::runner::{self, ConsoleAt, FailReason, Failure, Observer, RunContext, ScenarioResult, Verdict};
+use crate::scenario::{Scenario, Start};
 use crate::target::power::{self, OffOnDrop, PowerError};
 use crate::target::serial::{SerialConfig, SerialError, SerialTarget};
 use crate::target::Console;
@@ -29,6 +30,10 @@ pub struct SerialRun {
 /// With `manual = true` power: how long the operator has to power-cycle the board.
 pub const MANUAL_POWER_WAIT: Duration = Duration::from_secs(5 * 60);
 
+/// How long a board that may already be at a shell gets to answer an empty line, before a
+/// `start = "login"` scenario boots it instead.
+pub const SHELL_PROBE: Duration = Duration::from_secs(3);
+
 /// The first words an R2S prints: Rockchip's DDR init blob (`DDR version …`) or U-Boot's TPL,
 /// SPL or proper (`U-Boot TPL 2024.01 …`).
 const BOOTLOADER_BANNERS: [&[u8]; 2] = [b"U-Boot", b"DDR"];
@@ -47,7 +52,7 @@ pub async fn run_on_serial(
         reconnect_timeout: run.board.reconnect_timeout,
     };
     // A USB-UART powered from the board's own hub port appears only once the power is on.
-    let opened = match SerialTarget::open(&config) {
+    let mut opened = match SerialTarget::open(&config) {
         Ok(opened) => Some(opened),
         Err(SerialError::NotFound { .. }) if run.board.power != Power::None => None,
         Err(e) => return Err(e.into()),
@@ -65,6 +70,36 @@ pub async fn run_on_serial(
             run.board.baud
         ),
     );
+    let context = RunContext {
+        pacing: run.board.pacing,
+        baud: Some(run.board.baud),
+        board_console: Some(format!("{} at {} baud", run.board.console, run.board.baud)),
+        ..run.context.clone()
+    };
+    // A `start = "login"` scenario needs a shell on the booted board: one the board already
+    // shows (an earlier scenario's, or the operator's) is kept rather than booted again.
+    if let (Start::Login(_), Some((_, console))) = (&scenario.start, opened.as_mut()) {
+        if at_shell(console, SHELL_PROBE).await {
+            note(
+                &mut recording,
+                "start = \"login\": the board answered at a shell; kept as it is, no power switched",
+            );
+            let (target, mut console) = opened.expect("checked above");
+            let out = runner::run_scenario_at(
+                ConsoleAt::RestoredShell,
+                scenario,
+                &mut console,
+                &mut recording.transcript,
+                &context,
+                observer,
+            )
+            .await;
+            drop(console);
+            drop(target);
+            let outcome = (out.verdict, out.stages, out.last_lines, out.duration);
+            return recording.finish(scenario, outcome, &run.device);
+        }
+    }
     if let Err(e) = power_up(&run.board.power, &mut recording).await {
         note(&mut recording, &format!("FAIL: {e}"));
         return recording.finish(
@@ -104,12 +139,6 @@ pub async fn run_on_serial(
             );
         }
     }
-    let context = RunContext {
-        pacing: run.board.pacing,
-        baud: Some(run.board.baud),
-        board_console: Some(format!("{} at {} baud", run.board.console, run.board.baud)),
-        ..run.context.clone()
-    };
     let mut outcome = runner::run_scenario(
         scenario,
         &mut console,
@@ -147,6 +176,37 @@ async fn power_up(power: &Power, recording: &mut Recording) -> Result<(), PowerE
         power::switch(what, argv, commands.timeout).await?;
     }
     Ok(())
+}
+
+/// Presses Enter and reports whether the board answers with a shell prompt within `limit`.
+/// What it printed is put back in front of the console, so the transcript and the scenario
+/// still see it.
+async fn at_shell(console: &mut Console, limit: Duration) -> bool {
+    if console.writer.write_all(b"\r").await.is_err() || console.writer.flush().await.is_err() {
+        return false;
+    }
+    let mut seen: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    let answered = loop {
+        match tokio::time::timeout_at(deadline, console.reader.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
+            _ => break false,
+        }
+        if ends_with_shell_prompt(&seen) {
+            break true;
+        }
+    };
+    let reader = std::mem::replace(&mut console.reader, Box::pin(tokio::io::empty()));
+    console.reader = Box::pin(std::io::Cursor::new(seen).chain(reader));
+    answered
+}
+
+/// Whether console output ends at a shell prompt: root's `#` or a user's `$`, colours and all.
+fn ends_with_shell_prompt(output: &[u8]) -> bool {
+    let text = ansi::strip(output);
+    let last_line = text.rsplit(|&b| b == b'\n').next().unwrap_or_default();
+    matches!(last_line.trim_ascii_end().last(), Some(b'#' | b'$'))
 }
 
 /// Opens a device that is expected to appear within `limit`.
@@ -214,4 +274,18 @@ fn setup_failure(expected: &str, detail: String) -> runner::Outcome {
         hint: None,
     };
     (Verdict::Fail(failure), Vec::new(), Vec::new(), Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ends_with_shell_prompt;
+
+    #[test]
+    fn a_coloured_root_prompt_is_a_shell_and_a_login_prompt_is_not() {
+        assert!(ends_with_shell_prompt(b"\r\n\x1b[1;31m[root@ivy:~]#\x1b[0m "));
+        assert!(ends_with_shell_prompt(b"\r\nuser@ivy:~$ "));
+        assert!(!ends_with_shell_prompt(b"\r\nivy login: "));
+        assert!(!ends_with_shell_prompt(b"# comment\nmore output\n"));
+        assert!(!ends_with_shell_prompt(b""));
+    }
 }

@@ -40,6 +40,11 @@ pub const TAG: &str = "login";
 /// machine.
 const SAVEVM_LIMIT: Duration = Duration::from_secs(120);
 
+/// Entries kept in a cache directory, the most recently used first. An entry holds a qcow2
+/// overlay with the machine's memory (about 120 MiB for a 1 GiB machine), so a cache that
+/// kept every image and recipe it ever saw would grow without end.
+pub const KEEP_ENTRIES: usize = 4;
+
 /// Why a snapshot could not be made or used.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -165,6 +170,7 @@ impl SnapshotCache {
         self.no_earlier_failure(&key)?;
         let entry = self.entry_dir(&key);
         if let Ok((info, disks)) = self.check(source, &key, &entry).await {
+            mark_used(&entry);
             return Ok(Checkout {
                 _lock: lock,
                 disks,
@@ -186,6 +192,7 @@ impl SnapshotCache {
             }
             Err(other) => return Err(other),
         };
+        self.evict(&key).await;
         let (info, disks) =
             self.check(source, &key, &entry)
                 .await
@@ -224,6 +231,37 @@ impl SnapshotCache {
         match read_info(&entry) {
             Ok(info) if info.build != build => Ok(()),
             _ => remove_dir(&entry),
+        }
+    }
+
+    /// Removes the least recently used entries beyond [`KEEP_ENTRIES`], never `keep` and never
+    /// one another process holds (its lock is taken without waiting first). Best effort: an
+    /// entry that cannot be removed now is left for a later run.
+    async fn evict(&self, keep: &CacheKey) {
+        let Ok(read) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut entries: Vec<(std::time::SystemTime, String)> = read
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let is_entry = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+                if !is_entry || name == keep.0 {
+                    return None;
+                }
+                let used = std::fs::metadata(e.path().join("entry.json"))
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                Some((used, name))
+            })
+            .collect();
+        // Newest first; the kept entry counts as one of the KEEP_ENTRIES.
+        entries.sort_by(|a, b| b.cmp(a));
+        for (_, name) in entries.iter().skip(KEEP_ENTRIES.saturating_sub(1)) {
+            let lock_path = self.dir.join(format!("{name}.lock"));
+            if let Ok(_lock) = EntryLock::acquire(&lock_path, Duration::ZERO).await {
+                let _ = remove_dir(&self.dir.join(name));
+            }
         }
     }
 
@@ -359,6 +397,17 @@ async fn save_and_quit(target: &mut QemuTarget) -> Result<(), SnapshotError> {
     Ok(())
 }
 
+/// Records that `entry` was just used, for [`SnapshotCache::evict`]: its `entry.json`'s
+/// modification time is the entry's last use.
+fn mark_used(entry: &Path) {
+    if let Ok(file) = std::fs::File::options()
+        .append(true)
+        .open(entry.join("entry.json"))
+    {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
+}
+
 fn read_info(entry: &Path) -> Result<EntryInfo, String> {
     let path = entry.join("entry.json");
     let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -378,4 +427,48 @@ fn build_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     format!("{}-{}", std::process::id(), now.as_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn entry(cache: &SnapshotCache, digit: char, used_secs: u64) -> String {
+        let name: String = std::iter::repeat_n(digit, 64).collect();
+        let dir = cache.dir().join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = std::fs::File::create(dir.join("entry.json")).unwrap();
+        file.set_modified(UNIX_EPOCH + Duration::from_secs(used_secs))
+            .unwrap();
+        name
+    }
+
+    #[tokio::test]
+    async fn eviction_keeps_the_most_recently_used_entries_and_those_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = SnapshotCache::new(dir.path());
+        let newest = entry(&cache, 'a', 6_000);
+        let second = entry(&cache, 'b', 5_000);
+        let third = entry(&cache, 'c', 4_000);
+        let old = entry(&cache, 'd', 3_000);
+        let in_use = entry(&cache, 'e', 2_000);
+        let oldest = entry(&cache, 'f', 1_000);
+        let kept = entry(&cache, '0', 0);
+        std::fs::create_dir_all(dir.path().join("unrelated")).unwrap();
+        let _held = EntryLock::acquire(&dir.path().join(format!("{in_use}.lock")), Duration::ZERO)
+            .await
+            .unwrap();
+
+        cache.evict(&CacheKey(kept.clone())).await;
+
+        let left = |name: &str| dir.path().join(name).exists();
+        for name in [&kept, &newest, &second, &third, &in_use] {
+            assert!(left(name), "{name} was removed");
+        }
+        for name in [&old, &oldest] {
+            assert!(!left(name), "{name} was kept");
+        }
+        assert!(left("unrelated"));
+    }
 }

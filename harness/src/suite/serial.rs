@@ -34,6 +34,11 @@ pub const MANUAL_POWER_WAIT: Duration = Duration::from_secs(5 * 60);
 /// `start = "login"` scenario boots it instead.
 pub const SHELL_PROBE: Duration = Duration::from_secs(3);
 
+/// How long the console must stay quiet before the harness presses Enter to look for a shell.
+/// A booting board is never quiet that long (U-Boot's autoboot countdown prints every second),
+/// and an Enter there would stop its autoboot.
+pub const QUIET_BEFORE_PROBE: Duration = Duration::from_millis(1500);
+
 /// The first words an R2S prints: Rockchip's DDR init blob (`DDR version …`) or U-Boot's TPL,
 /// SPL or proper (`U-Boot TPL 2024.01 …`).
 const BOOTLOADER_BANNERS: [&[u8]; 2] = [b"U-Boot", b"DDR"];
@@ -178,28 +183,42 @@ async fn power_up(power: &Power, recording: &mut Recording) -> Result<(), PowerE
     Ok(())
 }
 
-/// Presses Enter and reports whether the board answers with a shell prompt within `limit`.
-/// What it printed is put back in front of the console, so the transcript and the scenario
+/// Reports whether the board sits at a shell: when the console has been quiet for
+/// [`QUIET_BEFORE_PROBE`], presses Enter and waits up to `limit` for a shell prompt. A console
+/// that prints meanwhile belongs to a board that is booting (or busy), and is left alone. What
+/// the board printed is put back in front of the console, so the transcript and the scenario
 /// still see it.
 async fn at_shell(console: &mut Console, limit: Duration) -> bool {
-    if console.writer.write_all(b"\r").await.is_err() || console.writer.flush().await.is_err() {
-        return false;
-    }
     let mut seen: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 4096];
-    let deadline = tokio::time::Instant::now() + limit;
-    let answered = loop {
-        match tokio::time::timeout_at(deadline, console.reader.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
-            _ => break false,
-        }
-        if ends_with_shell_prompt(&seen) {
-            break true;
-        }
-    };
+    let answered = quiet_then_prompt(console, &mut seen, limit).await;
     let reader = std::mem::replace(&mut console.reader, Box::pin(tokio::io::empty()));
     console.reader = Box::pin(std::io::Cursor::new(seen).chain(reader));
     answered
+}
+
+async fn quiet_then_prompt(console: &mut Console, seen: &mut Vec<u8>, limit: Duration) -> bool {
+    let mut buf = vec![0u8; 4096];
+    match tokio::time::timeout(QUIET_BEFORE_PROBE, console.reader.read(&mut buf)).await {
+        Err(_) => {}
+        Ok(Ok(n)) => {
+            seen.extend_from_slice(&buf[..n]);
+            return false;
+        }
+        Ok(Err(_)) => return false,
+    }
+    if console.writer.write_all(b"\r").await.is_err() || console.writer.flush().await.is_err() {
+        return false;
+    }
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, console.reader.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
+            _ => return false,
+        }
+        if ends_with_shell_prompt(seen) {
+            return true;
+        }
+    }
 }
 
 /// Whether console output ends at a shell prompt: root's `#` or a user's `$`, colours and all.
@@ -278,7 +297,76 @@ fn setup_failure(expected: &str, detail: String) -> runner::Outcome {
 
 #[cfg(test)]
 mod tests {
-    use super::ends_with_shell_prompt;
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::DuplexStream;
+
+    /// A console whose board is played by `board`; what the harness typed is recorded.
+    fn console_with<F, Fut>(board: F) -> (Console, Arc<Mutex<Vec<u8>>>)
+    where
+        F: FnOnce(DuplexStream, Arc<Mutex<Vec<u8>>>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (ours, theirs) = tokio::io::duplex(4096);
+        let typed = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(board(theirs, typed.clone()));
+        let (reader, writer) = tokio::io::split(ours);
+        let console = Console {
+            reader: Box::pin(reader),
+            writer: Box::pin(writer),
+            notices: Default::default(),
+        };
+        (console, typed)
+    }
+
+    #[tokio::test]
+    async fn a_quiet_board_at_a_shell_answers_enter_and_is_kept() {
+        let (mut console, typed) = console_with(|mut io, typed| async move {
+            let mut buf = [0u8; 64];
+            while let Ok(n) = io.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                typed.lock().unwrap().extend_from_slice(&buf[..n]);
+                let _ = io.write_all(b"\r\n\x1b[1;31m[root@ivy:~]#\x1b[0m ").await;
+            }
+        });
+        assert!(at_shell(&mut console, SHELL_PROBE).await);
+        assert_eq!(typed.lock().unwrap().as_slice(), b"\r");
+        // What the board printed is still there for the scenario.
+        let mut replay = vec![0u8; 64];
+        let n = console.reader.read(&mut replay).await.unwrap();
+        assert!(replay[..n].ends_with(b"\x1b[0m "));
+    }
+
+    #[tokio::test]
+    async fn a_board_counting_down_to_autoboot_is_not_sent_enter() {
+        let (mut console, typed) = console_with(|io, typed| async move {
+            let (mut rx, mut tx) = tokio::io::split(io);
+            let countdown = async move {
+                for left in (0..=4).rev() {
+                    let line = format!("\rHit any key to stop autoboot: {left:2} ");
+                    if tx.write_all(line.as_bytes()).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                }
+            };
+            let listen = async move {
+                let mut buf = [0u8; 64];
+                while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(3), rx.read(&mut buf)).await {
+                    if n == 0 {
+                        break;
+                    }
+                    typed.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            };
+            tokio::join!(countdown, listen);
+        });
+        assert!(!at_shell(&mut console, SHELL_PROBE).await);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(typed.lock().unwrap().as_slice(), b"", "Enter would stop autoboot");
+    }
 
     #[test]
     fn a_coloured_root_prompt_is_a_shell_and_a_login_prompt_is_not() {

@@ -39,6 +39,11 @@ pub const SHELL_PROBE: Duration = Duration::from_secs(3);
 /// and an Enter there would stop its autoboot.
 pub const QUIET_BEFORE_PROBE: Duration = Duration::from_millis(1500);
 
+/// How long the harness listens for that quiet. Output that was waiting for the port (a prompt
+/// printed after the last run closed it) arrives first and is fine; a board still printing
+/// after this long is busy or booting, and is left alone.
+pub const LISTEN_FOR_QUIET: Duration = Duration::from_secs(5);
+
 /// The first words an R2S prints: Rockchip's DDR init blob (`DDR version …`) or U-Boot's TPL,
 /// SPL or proper (`U-Boot TPL 2024.01 …`).
 const BOOTLOADER_BANNERS: [&[u8]; 2] = [b"U-Boot", b"DDR"];
@@ -198,13 +203,16 @@ async fn at_shell(console: &mut Console, limit: Duration) -> bool {
 
 async fn quiet_then_prompt(console: &mut Console, seen: &mut Vec<u8>, limit: Duration) -> bool {
     let mut buf = vec![0u8; 4096];
-    match tokio::time::timeout(QUIET_BEFORE_PROBE, console.reader.read(&mut buf)).await {
-        Err(_) => {}
-        Ok(Ok(n)) => {
-            seen.extend_from_slice(&buf[..n]);
+    let give_up = tokio::time::Instant::now() + LISTEN_FOR_QUIET;
+    loop {
+        match tokio::time::timeout(QUIET_BEFORE_PROBE, console.reader.read(&mut buf)).await {
+            Err(_) => break,
+            Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
+            Ok(_) => return false,
+        }
+        if tokio::time::Instant::now() >= give_up {
             return false;
         }
-        Ok(Err(_)) => return false,
     }
     if console.writer.write_all(b"\r").await.is_err() || console.writer.flush().await.is_err() {
         return false;
@@ -322,6 +330,8 @@ mod tests {
     #[tokio::test]
     async fn a_quiet_board_at_a_shell_answers_enter_and_is_kept() {
         let (mut console, typed) = console_with(|mut io, typed| async move {
+            // The prompt the last run left, printed after it closed the port, comes first.
+            let _ = io.write_all(b"@@R2S-END-3:0;\r\n[root@ivy:~]# ").await;
             let mut buf = [0u8; 64];
             while let Ok(n) = io.read(&mut buf).await {
                 if n == 0 {
@@ -334,8 +344,9 @@ mod tests {
         assert!(at_shell(&mut console, SHELL_PROBE).await);
         assert_eq!(typed.lock().unwrap().as_slice(), b"\r");
         // What the board printed is still there for the scenario.
-        let mut replay = vec![0u8; 64];
+        let mut replay = vec![0u8; 128];
         let n = console.reader.read(&mut replay).await.unwrap();
+        assert!(replay[..n].starts_with(b"@@R2S-END-3"));
         assert!(replay[..n].ends_with(b"\x1b[0m "));
     }
 
@@ -344,7 +355,8 @@ mod tests {
         let (mut console, typed) = console_with(|io, typed| async move {
             let (mut rx, mut tx) = tokio::io::split(io);
             let countdown = async move {
-                for left in (0..=4).rev() {
+                // A countdown, then the boot it leads to: output never pauses for long.
+                for left in (0..20).rev() {
                     let line = format!("\rHit any key to stop autoboot: {left:2} ");
                     if tx.write_all(line.as_bytes()).await.is_err() {
                         break;
@@ -363,7 +375,9 @@ mod tests {
             };
             tokio::join!(countdown, listen);
         });
+        let started = tokio::time::Instant::now();
         assert!(!at_shell(&mut console, SHELL_PROBE).await);
+        assert!(started.elapsed() < LISTEN_FOR_QUIET + Duration::from_secs(1));
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(typed.lock().unwrap().as_slice(), b"", "Enter would stop autoboot");
     }

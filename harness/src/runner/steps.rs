@@ -241,11 +241,14 @@ async fn run(
         s.enter_stage("body");
     }
     // The markers are split in the typed line ('@@R2S-' 'BEGIN-n'), so the shell's echo of the
-    // command never matches them; only the command's own printf does.
+    // command never matches them; only the command's own printf does. The command sits in a
+    // group that closes on a line of its own (it may end in a comment or span lines), so the
+    // shell reads, and echoes, every typed line before it runs any: between the markers there
+    // is only what the command printed, never a prompt or an echo.
     let begin = format!("@@R2S-BEGIN-{seq}");
     let end = format!("@@R2S-END-{seq}");
     let line = format!(
-        "printf '%s%s\\n' '@@R2S-' 'BEGIN-{seq}'; {command}\nprintf '%s%s:%d;\\n' '@@R2S-' 'END-{seq}' \"$?\"\r"
+        "printf '%s%s\\n' '@@R2S-' 'BEGIN-{seq}'; {{ {command}\n}}; printf '%s%s:%d;\\n' '@@R2S-' 'END-{seq}' \"$?\"\r"
     );
     s.discard_retained();
     s.send(line.as_bytes(), line.as_bytes())

@@ -92,3 +92,37 @@ fn a_missing_image_is_an_image_error() {
     assert_eq!(run.code(), Some(2), "{}", run.explain());
     assert!(run.stderr.contains("/nonexistent/r2s.img"), "{}", run.explain());
 }
+
+#[test]
+fn an_unset_password_variable_is_a_config_error_before_anything_boots() {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let dir = temp_dir();
+    let started = std::time::Instant::now();
+    let (child, command) = spawn_harness_env_without(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            OsStr::new("--transcripts"),
+            dir.path().as_os_str(),
+            scenario("login-and-run").as_os_str(),
+        ],
+        &[],
+        &["R2S_PASSWORD"],
+    );
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr
+            .contains("environment variable R2S_PASSWORD is not set")
+            && run.stderr.contains("login-and-run.toml"),
+        "{}",
+        run.explain()
+    );
+    // Refused before booting: no transcript of a boot was started.
+    assert!(
+        !dir.path().join("login-and-run.raw").exists(),
+        "{}",
+        run.explain()
+    );
+}

@@ -56,6 +56,14 @@ impl TargetRun {
         }
     }
 
+    /// What the runner knows beyond the scenarios on this target.
+    pub fn context(&self) -> &RunContext {
+        match self {
+            TargetRun::Qemu(run) => &run.context,
+            TargetRun::Serial(run) => &run.context,
+        }
+    }
+
     /// What the scenarios run against, for reports: the image, or the board's console device.
     pub fn against(&self) -> &Path {
         match self {

@@ -94,6 +94,15 @@ pub fn spawn_harness(args: &[&std::ffi::OsStr]) -> (Child, String) {
 /// [`spawn_harness`] with extra environment variables, e.g. `TMPDIR` to keep every file and
 /// QEMU command line of the run under one test directory.
 pub fn spawn_harness_env(args: &[&std::ffi::OsStr], env: &[(&str, &std::ffi::OsStr)]) -> (Child, String) {
+    spawn_harness_env_without(args, env, &[])
+}
+
+/// [`spawn_harness_env`] with the variables in `unset` removed from the environment.
+pub fn spawn_harness_env_without(
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &std::ffi::OsStr)],
+    unset: &[&str],
+) -> (Child, String) {
     let bin = harness_bin();
     let command = format!(
         "{} {}",
@@ -103,11 +112,16 @@ pub fn spawn_harness_env(args: &[&std::ffi::OsStr], env: &[(&str, &std::ffi::OsS
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let child = Command::new(&bin)
+    let mut command_line = Command::new(&bin);
+    command_line
         .args(args)
         // As a user would: the fixture's root password in the variable the scenarios name.
         .env("R2S_PASSWORD", r2s_images::ROOT_PASSWORD)
-        .envs(env.iter().copied())
+        .envs(env.iter().copied());
+    for name in unset {
+        command_line.env_remove(name);
+    }
+    let child = command_line
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -8,7 +8,7 @@ use r2s_harness::image::ImageError;
 
 use r2s_harness::board::{self, Board};
 use r2s_harness::report::{junit, text};
-use r2s_harness::runner::{Quiet, RunContext};
+use r2s_harness::runner::{self, Quiet, RunContext};
 use r2s_harness::scenario::{self, Scenario, Start};
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, QemuRun, SerialRun, SuiteError, TargetRun};
@@ -55,6 +55,14 @@ pub async fn run(args: RunArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
+    // A password variable a login needs is configuration: refused before anything boots.
+    if let Some(failure) = scenarios
+        .iter()
+        .find_map(|s| runner::unset_password(s, target.context()))
+    {
+        eprintln!("harness: {}: {}", failure.step_description, failure.reason);
+        return EXIT_ERROR;
+    }
     let against = target.against().to_owned();
     // On QEMU, `start = "login"` scenarios start from a snapshot, several at a time, after the
     // power-on ones; a board boots for each scenario in turn.

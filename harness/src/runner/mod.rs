@@ -300,6 +300,13 @@ fn watches_for(scenario: &Scenario) -> Vec<Watch> {
     watches
 }
 
+/// The failure a run of `scenario` from power-on would end in at once, because a password
+/// variable its logins need is unset: for callers that refuse such a run before starting a
+/// target (the CLI's configuration check).
+pub fn unset_password(scenario: &Scenario, ctx: &RunContext) -> Option<Failure> {
+    missing_password(scenario, ConsoleAt::PowerOn, ctx)
+}
+
 /// A login whose password variable is unset fails before the boot it would waste. A restored
 /// shell needs no password for the start recipe; the steps still might.
 fn missing_password(scenario: &Scenario, at: ConsoleAt, ctx: &RunContext) -> Option<Failure> {

@@ -150,21 +150,11 @@ impl<'a> Session<'a> {
         self.transcript.input(at, shown).map_err(|e| FailReason::Io {
             detail: format!("transcript: {e}"),
         })?;
-        let io_err = |e: std::io::Error| FailReason::ConsoleClosed {
-            detail: format!("write failed: {e}"),
-        };
         if self.pacing == CharPacing::Delay(Duration::ZERO) {
-            self.console.writer.write_all(bytes).await.map_err(io_err)?;
-            self.console.writer.flush().await.map_err(io_err)?;
-            return Ok(());
+            return write_within(&mut self.console, bytes, WRITE_LIMIT).await;
         }
         for byte in bytes {
-            self.console
-                .writer
-                .write_all(std::slice::from_ref(byte))
-                .await
-                .map_err(io_err)?;
-            self.console.writer.flush().await.map_err(io_err)?;
+            write_within(&mut self.console, std::slice::from_ref(byte), WRITE_LIMIT).await?;
             match self.pacing {
                 CharPacing::Delay(delay) => tokio::time::sleep(delay).await,
                 CharPacing::Echo => self.await_echo(*byte).await?,
@@ -368,6 +358,23 @@ impl<'a> Session<'a> {
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn a_write_the_console_never_takes_fails_at_its_limit() {
+        // A one-byte pipe nobody reads: the second byte can never be written.
+        let (ours, _theirs) = tokio::io::duplex(1);
+        let (reader, writer) = tokio::io::split(ours);
+        let mut console = Console {
+            reader: Box::pin(reader),
+            writer: Box::pin(writer),
+            notices: Default::default(),
+        };
+        let result = write_within(&mut console, b"ab", Duration::from_millis(200)).await;
+        assert_eq!(
+            result.map_err(|e| e.to_string()),
+            Err("console closed: a write to the console did not complete within 0.2s".to_owned())
+        );
+    }
     use std::time::Duration;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -431,5 +438,29 @@ mod tests {
         let (mut console, _arrivals) = board(None);
         let took = type_with_echo_pacing(&mut console, b"pw").await;
         assert!(took >= 2 * ECHO_WAIT && took < 4 * ECHO_WAIT, "{took:?}");
+    }
+}
+
+/// How long one write to the console may take. A UART without flow control never holds a
+/// write back, and a pipe to QEMU drains at once; a write stuck this long (a wedged USB-UART
+/// driver, a QEMU that stopped reading) would otherwise hang the run past every timeout.
+const WRITE_LIMIT: Duration = Duration::from_secs(10);
+
+async fn write_within(console: &mut Console, bytes: &[u8], limit: Duration) -> Result<(), FailReason> {
+    let write = async {
+        console.writer.write_all(bytes).await?;
+        console.writer.flush().await
+    };
+    match tokio::time::timeout(limit, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(FailReason::ConsoleClosed {
+            detail: format!("write failed: {e}"),
+        }),
+        Err(_) => Err(FailReason::ConsoleClosed {
+            detail: format!(
+                "a write to the console did not complete within {}",
+                super::secs(limit)
+            ),
+        }),
     }
 }

@@ -151,10 +151,10 @@ impl<'a> Session<'a> {
             detail: format!("transcript: {e}"),
         })?;
         if self.pacing == CharPacing::Delay(Duration::ZERO) {
-            return write_within(&mut self.console, bytes, WRITE_LIMIT).await;
+            return write_within(self.console, bytes, WRITE_LIMIT).await;
         }
         for byte in bytes {
-            write_within(&mut self.console, std::slice::from_ref(byte), WRITE_LIMIT).await?;
+            write_within(self.console, std::slice::from_ref(byte), WRITE_LIMIT).await?;
             match self.pacing {
                 CharPacing::Delay(delay) => tokio::time::sleep(delay).await,
                 CharPacing::Echo => self.await_echo(*byte).await?,
@@ -356,6 +356,30 @@ impl<'a> Session<'a> {
     }
 }
 
+/// How long one write to the console may take. A UART without flow control never holds a
+/// write back, and a pipe to QEMU drains at once; a write stuck this long (a wedged USB-UART
+/// driver, a QEMU that stopped reading) would otherwise hang the run past every timeout.
+const WRITE_LIMIT: Duration = Duration::from_secs(10);
+
+async fn write_within(console: &mut Console, bytes: &[u8], limit: Duration) -> Result<(), FailReason> {
+    let write = async {
+        console.writer.write_all(bytes).await?;
+        console.writer.flush().await
+    };
+    match tokio::time::timeout(limit, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(FailReason::ConsoleClosed {
+            detail: format!("write failed: {e}"),
+        }),
+        Err(_) => Err(FailReason::ConsoleClosed {
+            detail: format!(
+                "a write to the console did not complete within {}",
+                super::secs(limit)
+            ),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -438,29 +462,5 @@ mod tests {
         let (mut console, _arrivals) = board(None);
         let took = type_with_echo_pacing(&mut console, b"pw").await;
         assert!(took >= 2 * ECHO_WAIT && took < 4 * ECHO_WAIT, "{took:?}");
-    }
-}
-
-/// How long one write to the console may take. A UART without flow control never holds a
-/// write back, and a pipe to QEMU drains at once; a write stuck this long (a wedged USB-UART
-/// driver, a QEMU that stopped reading) would otherwise hang the run past every timeout.
-const WRITE_LIMIT: Duration = Duration::from_secs(10);
-
-async fn write_within(console: &mut Console, bytes: &[u8], limit: Duration) -> Result<(), FailReason> {
-    let write = async {
-        console.writer.write_all(bytes).await?;
-        console.writer.flush().await
-    };
-    match tokio::time::timeout(limit, write).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(FailReason::ConsoleClosed {
-            detail: format!("write failed: {e}"),
-        }),
-        Err(_) => Err(FailReason::ConsoleClosed {
-            detail: format!(
-                "a write to the console did not complete within {}",
-                super::secs(limit)
-            ),
-        }),
     }
 }

@@ -96,6 +96,8 @@ macro_rules! broken {
 }
 
 broken! {
+    partition_table_fixture_fails_partition_table: "broken-inspect-partition-table" => 1,
+        [("partition-table", "fail")];
     bootloader_area_fixture_fails_bootloader_area: "broken-inspect-bootloader-area" => 1,
         [("bootloader-area", "fail"), ("u-boot-itb", "warn")];
     idbloader_fixture_fails_idbloader: "broken-inspect-idbloader" => 1, [("idbloader", "fail")];

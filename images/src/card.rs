@@ -20,6 +20,8 @@ const IDENTITY_SEED: &str = "r2s-fixture";
 const SD_IMAGE_ROOT_SIZE: u64 = 128 << 20;
 /// The small third partition some broken fixtures carry.
 const EXTRA_PARTITION_SIZE: u64 = 8 << 20;
+/// How far the overlapping fixture's third partition reaches into NIXOS_SD.
+const OVERLAP: u64 = 1 << 20;
 
 /// The RK3328 TPL/SPL and U-Boot FIT.
 #[derive(Debug, Clone)]
@@ -45,10 +47,18 @@ pub fn r2s(
             Breakage::BootPartitionAt(sector) => sector,
             _ => disk::BOOT_FIRST_SECTOR,
         },
-        extra_size: matches!(breakage, Breakage::ExtraPartition(_)).then_some(EXTRA_PARTITION_SIZE),
+        extra_size: matches!(
+            breakage,
+            Breakage::ExtraPartition(_) | Breakage::OverlappingPartitions
+        )
+        .then_some(EXTRA_PARTITION_SIZE),
         ..R2sShape::default()
     };
-    let table = disk::r2s_table(IDENTITY_SEED, shape);
+    let mut table = disk::r2s_table(IDENTITY_SEED, shape);
+    if breakage == Breakage::OverlappingPartitions {
+        // The third entry reaches 1 MiB back into NIXOS_SD; it holds no filesystem of its own.
+        table.partitions[2].first_lba -= OVERLAP / crate::gpt::SECTOR;
+    }
     let root_label = match breakage {
         Breakage::RootLabel(label) => label,
         _ => ROOT_LABEL,

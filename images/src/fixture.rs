@@ -49,6 +49,11 @@ pub const FIXTURES: &[FixtureInfo] = &[
                       and /boot/nixos; boots under QEMU, `harness inspect` flags the collision",
     },
     FixtureInfo {
+        name: "broken-inspect-partition-table",
+        description: "r2s-generations with a third GPT entry starting 1 MiB inside NIXOS_SD, as a \
+                      hand-edited or miscalculated partition script leaves it",
+    },
+    FixtureInfo {
         name: "broken-inspect-bootloader-area",
         description: "r2s-generations with NIXOS_BOOT at fdisk's default first sector 2048 instead of 32768, \
                       over the bootloader area",
@@ -166,6 +171,8 @@ pub enum Breakage {
     UbootItbMissing,
     /// A small third ext4 partition with this label.
     ExtraPartition(&'static str),
+    /// A third partition table entry that starts 1 MiB inside NIXOS_SD.
+    OverlappingPartitions,
     /// The root partition holds an f2fs superblock instead of ext4.
     F2fsRoot,
     /// No extlinux.conf.
@@ -218,6 +225,7 @@ pub fn recipe(name: &str) -> Option<Recipe> {
         // fdisk's default first sector, taken by anyone who does not type 32768 as the
         // write-up did.
         "broken-inspect-bootloader-area" => (BOARD, B::BootPartitionAt(2048)),
+        "broken-inspect-partition-table" => (BOARD, B::OverlappingPartitions),
         "broken-inspect-idbloader" => (BOARD, B::IdbloaderMissing),
         "broken-inspect-u-boot-itb" => (BOARD, B::UbootItbMissing),
         "broken-inspect-root-label" => (BOARD, B::ExtraPartition("NIXOS_SD")),

@@ -1,5 +1,9 @@
 //! Switching a board with the commands its profile gives: run directly from their argument
 //! vectors (never through a shell, so nothing in them is interpreted), each within a timeout.
+//!
+//! One thing is expanded: `${NAME}` in an argument is the environment variable NAME, so a smart
+//! plug's password or token stays out of the profile. Reports and transcripts show the command
+//! as written, `${NAME}` and all, never the value.
 
 use std::io;
 use std::process::Stdio;
@@ -30,6 +34,13 @@ pub enum PowerError {
         /// Its stderr, trimmed; `(no output on stderr)` when it printed nothing.
         stderr: String,
     },
+    /// An argument names an environment variable that is not set.
+    #[error("power {what} command `{command}` needs environment variable {name}, which is not set")]
+    Unset {
+        what: String,
+        command: String,
+        name: String,
+    },
     /// It ran longer than the profile's power `timeout` and was killed.
     #[error("power {what} command `{command}` did not finish within {}; killed", humantime::format_duration(*.timeout))]
     Timeout {
@@ -39,10 +50,50 @@ pub enum PowerError {
     },
 }
 
+/// `arg` with every `${NAME}` replaced by `lookup(NAME)`; the first name without a value is the
+/// error. A `$` not followed by `{NAME}` is kept as it is.
+fn expand(arg: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let name_len = after.find('}').filter(|&end| {
+            let name = &after[..end];
+            name.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        match name_len {
+            Some(end) => {
+                let name = &after[..end];
+                out.push_str(&lookup(name).ok_or_else(|| name.to_owned())?);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str("${");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// Runs one power command (`what` is `on`, `off` or `cycle`, for messages) and waits for it to
 /// succeed, at most `timeout`. Its stdout is ignored; its stderr goes into the error.
 pub async fn switch(what: &str, argv: &[String], timeout: Duration) -> Result<(), PowerError> {
     let command_line = argv.join(" ");
+    let argv = argv
+        .iter()
+        .map(|arg| expand(arg, |name| std::env::var(name).ok()))
+        .collect::<Result<Vec<String>, String>>()
+        .map_err(|name| PowerError::Unset {
+            what: what.to_owned(),
+            command: command_line.clone(),
+            name,
+        })?;
     let (program, args) = argv.split_first().expect("board profiles refuse empty commands");
     let mut child = Command::new(program)
         .args(args)
@@ -150,6 +201,57 @@ mod tests {
 
     fn argv(words: &[&str]) -> Vec<String> {
         words.iter().map(|w| (*w).to_owned()).collect()
+    }
+
+    #[test]
+    fn placeholders_are_replaced_from_the_environment_and_other_dollars_kept() {
+        let lookup = |name: &str| (name == "PLUG_TOKEN").then(|| "s3cret".to_owned());
+        assert_eq!(
+            expand("--token=${PLUG_TOKEN}", lookup),
+            Ok("--token=s3cret".to_owned())
+        );
+        assert_eq!(
+            expand("$HOME ${ x} ${1A} $", lookup),
+            Ok("$HOME ${ x} ${1A} $".to_owned())
+        );
+        assert_eq!(expand("${NOPE}", lookup), Err("NOPE".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn a_secret_from_the_environment_reaches_the_command_but_not_the_report() {
+        // SAFETY (set_var): this variable is read by this test only.
+        unsafe { std::env::set_var("R2S_POWER_TEST_SECRET", "hunter2") };
+        let error = switch(
+            "on",
+            &argv(&[
+                "sh",
+                "-c",
+                "echo \"refused $0\" >&2; exit 3",
+                "${R2S_POWER_TEST_SECRET}",
+            ]),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        // The command saw the value (its own stderr says so); the command line shown does not.
+        assert!(
+            error.contains("`sh -c echo \"refused $0\" >&2; exit 3 ${R2S_POWER_TEST_SECRET}`"),
+            "{error}"
+        );
+        assert!(error.ends_with("refused hunter2"), "{error}");
+        let unset = switch(
+            "off",
+            &argv(&["true", "${R2S_POWER_TEST_UNSET}"]),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            unset,
+            "power off command `true ${R2S_POWER_TEST_UNSET}` needs environment variable R2S_POWER_TEST_UNSET, which is not set"
+        );
     }
 
     #[tokio::test]

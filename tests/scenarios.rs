@@ -99,12 +99,18 @@ fn user_trials() -> Vec<Trial> {
         return Vec::new();
     };
     let image = PathBuf::from(image);
-    let label = name_part(
+    let stem = name_part(
         &image
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "image".to_owned()),
     );
+    // Test names must be unique: an image named like a fixture is told apart by a prefix.
+    let label = if r2s_images::fixtures().iter().any(|f| f.name == stem) {
+        format!("user-{stem}")
+    } else {
+        stem
+    };
     let board = std::env::var("R2S_TEST_BOARD").unwrap_or_else(|_| "qemu-virt".to_owned());
     if board != "qemu-virt" {
         return vec![broken(

@@ -350,6 +350,12 @@ fn second_harness_on_the_same_port_is_refused_at_once() {
         "{}",
         second.explain()
     );
+    // The refused run still leaves a transcript that says why.
+    let log = std::fs::read_to_string(board.path("second").join("holder.log")).unwrap();
+    assert!(
+        log.contains("-- ERROR: ") && log.contains("is in use by another program"),
+        "{log}"
+    );
 
     let _ = first.child.kill();
     let _ = first.finish(Duration::from_secs(10));

@@ -297,6 +297,15 @@ impl Recording {
         })
     }
 
+    /// Notes `error`, which ends the run before a verdict, closes the transcript and hands the
+    /// error back: a run refused at the start (a port in use, a device that never appeared)
+    /// still leaves a transcript saying why.
+    fn abandon(mut self, error: SuiteError) -> SuiteError {
+        let _ = self.transcript.note(Duration::ZERO, &format!("ERROR: {error}"));
+        let _ = self.transcript.finish();
+        error
+    }
+
     /// Closes the transcript and writes the stage timings; `against` is what ran: the image,
     /// or the console device of a board.
     fn finish(

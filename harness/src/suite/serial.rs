@@ -61,13 +61,13 @@ pub async fn run_on_serial(
         baud: run.board.baud,
         reconnect_timeout: run.board.reconnect_timeout,
     };
+    let mut recording = Recording::start(&run.transcripts, scenario)?;
     // A USB-UART powered from the board's own hub port appears only once the power is on.
     let mut opened = match SerialTarget::open(&config) {
         Ok(opened) => Some(opened),
         Err(SerialError::NotFound { .. }) if run.board.power != Power::None => None,
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(recording.abandon(e.into())),
     };
-    let mut recording = Recording::start(&run.transcripts, scenario)?;
     let note = |recording: &mut Recording, text: &str| {
         let _ = recording.transcript.note(Duration::ZERO, text);
     };
@@ -136,8 +136,17 @@ pub async fn run_on_serial(
     }
     let (target, mut console) = match opened {
         Some(opened) => opened,
-        None if manual => open_when_present(&config, MANUAL_POWER_WAIT).await?,
-        None => open_when_present(&config, config.reconnect_timeout).await?,
+        None => {
+            let limit = if manual {
+                MANUAL_POWER_WAIT
+            } else {
+                config.reconnect_timeout
+            };
+            match open_when_present(&config, limit).await {
+                Ok(opened) => opened,
+                Err(e) => return Err(recording.abandon(e)),
+            }
+        }
     };
     if manual {
         if let Err(detail) = await_banner(&mut console, MANUAL_POWER_WAIT).await {

@@ -21,8 +21,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use r2s_harness::adapt::{self, Shim, ShimError};
-use r2s_harness::image::{self, ImageError};
+use r2s_harness::adapt::{self, Shim};
+use r2s_harness::image;
 use r2s_harness::report::text;
 use r2s_harness::runner::{Quiet, RunContext};
 use r2s_harness::scenario::{self, Scenario};
@@ -223,7 +223,6 @@ fn snapshot_cache() -> PathBuf {
 fn adapt_for_qemu(image: &Path) -> Result<Option<Arc<Shim>>, Failed> {
     match adapt::adapt(image) {
         Ok(adapted) => Ok(adapted.map(|a| Arc::new(a.shim))),
-        Err(ShimError::Image(ImageError::NoBootConfig { .. })) => Ok(None),
         Err(e) => Err(format!("adapting {} for QEMU: {e}", image.display()).into()),
     }
 }

@@ -17,7 +17,7 @@ pub use cache::{default_cache_dir, ShimCache};
 pub use config::{adapt_config, Change};
 pub use shim::{Shim, ShimError, SHIM_LABEL};
 
-use crate::image::boot_config;
+use crate::image::{boot_config, ImageError};
 
 /// What adapting an image for QEMU changed, and the disk that carries the change.
 #[derive(Debug)]
@@ -29,7 +29,8 @@ pub struct Adapted {
 }
 
 /// Plans and builds the adaptation of `image`. `Ok(None)` when the image's configuration needs
-/// no change (it already boots on QEMU virt as it is).
+/// no change (it already boots on QEMU virt as it is), or when there is none this harness can
+/// read (then U-Boot boots the image as it is).
 pub fn adapt(image: &Path) -> Result<Option<Adapted>, ShimError> {
     adapt_cached(image, None)
 }
@@ -37,7 +38,13 @@ pub fn adapt(image: &Path) -> Result<Option<Adapted>, ShimError> {
 /// [`adapt`], reusing the shim of an earlier run of the same, unchanged image from `cache` and
 /// putting a new one there.
 pub fn adapt_cached(image: &Path, cache: Option<&ShimCache>) -> Result<Option<Adapted>, ShimError> {
-    let found = boot_config::find(image)?;
+    let found = match boot_config::find(image) {
+        Ok(found) => found,
+        // Nothing this harness can read to adapt (e.g. extlinux.conf on a vfat boot partition):
+        // the image boots as it is.
+        Err(ImageError::NoBootConfig { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     let (adapted, changes) = adapt_config(&found.config);
     if changes.is_empty() {
         return Ok(None);

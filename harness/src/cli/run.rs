@@ -3,8 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use r2s_harness::adapt::{self, Shim, ShimCache, ShimError};
-use r2s_harness::image::ImageError;
+use r2s_harness::adapt::{self, Shim, ShimCache};
 
 use r2s_harness::board::{self, Board};
 use r2s_harness::report::{junit, text};
@@ -275,8 +274,6 @@ pub(super) async fn adapt_for_qemu(
             Ok(Some(Arc::new(adapted.shim)))
         }
         Ok(None) => Ok(None),
-        // Nothing to adapt from (e.g. a vfat boot partition this harness cannot read): boot as is.
-        Err(ShimError::Image(ImageError::NoBootConfig { .. })) => Ok(None),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -592,3 +592,18 @@ fn a_board_already_at_a_shell_is_kept_for_the_next_login_start_scenario() {
     assert!(!second_log.contains("-- power on: "), "{second_log}");
     tear_down(bench);
 }
+
+#[test]
+fn menu_by_label_on_a_board_reads_the_labels_from_the_image_given() {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let bench = VirtualBench::new(&image);
+    let profile = bench.profile("10s");
+    let transcripts = bench.dir().join("transcripts");
+    let menu = scenario("extlinux-menu");
+    let mut args = serial_args(bench.device(), &profile, &transcripts, &menu);
+    args.extend([OsStr::new("--image"), image.as_os_str()]);
+    let run = run_harness(&args, LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  extlinux-menu  "), "{}", run.explain());
+    tear_down(bench);
+}

@@ -119,8 +119,10 @@ impl QemuArgs {
 /// `harness run`
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Disk image to boot (raw). Default: the harness's fixture image, built if needed.
-    #[arg(long, value_name = "IMG", conflicts_with = "serial")]
+    /// Disk image to boot (raw). Default: the harness's fixture image, built if needed. With
+    /// --serial: the image the board's card was written from, read (never booted) for the
+    /// extlinux LABELs that `menu = "LABEL"` steps name.
+    #[arg(long, value_name = "IMG")]
     pub image: Option<PathBuf>,
     /// Run on a real board through this serial console (a /dev/serial/by-id/… path or a
     /// pseudo-terminal) instead of booting an image under QEMU. The board is powered as its

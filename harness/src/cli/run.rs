@@ -177,7 +177,8 @@ async fn run_in_parallel(
         .await
 }
 
-/// A board on `device`: nothing to build or adapt; the board boots what is on its storage.
+/// A board on `device`: nothing to build or adapt; the board boots what is on its storage
+/// (`--image`, if given, is only read for its menu's LABELs).
 fn serial_target(args: &RunArgs, device: &Path) -> Result<TargetRun, String> {
     let board = Board::load(args.board.as_deref().unwrap_or(board::DEFAULT_SERIAL_BOARD))
         .map_err(|e| e.to_string())?;
@@ -187,11 +188,19 @@ fn serial_target(args: &RunArgs, device: &Path) -> Result<TargetRun, String> {
         device.display(),
         board.baud
     );
+    // U-Boot's menu shows MENU LABELs; the card's own extlinux.conf says which number a LABEL is.
+    let menu_labels = match &args.image {
+        Some(image) => image::check_bootable_image(image).map_err(|e| e.to_string())?,
+        None => None,
+    };
     Ok(TargetRun::Serial(SerialRun {
         board,
         device: device.to_owned(),
         transcripts: args.transcripts.clone(),
-        context: RunContext::default(),
+        context: RunContext {
+            menu_labels,
+            ..RunContext::default()
+        },
     }))
 }
 

@@ -97,8 +97,13 @@ pub struct Lock {
     _file: File,
 }
 
+/// How long a build waits for another to release the cache: a build of every fixture from
+/// nothing takes well under a minute, and a tool inside it is killed after 10 minutes.
+pub const LOCK_LIMIT: std::time::Duration = std::time::Duration::from_secs(900);
+
 impl Lock {
-    /// Blocks until this process holds the cache.
+    /// Waits until this process holds the cache, at most [`LOCK_LIMIT`]. Polled: a blocking
+    /// `flock` could not be given a limit.
     pub fn acquire(cache_dir: &Path) -> Result<Lock, BuildError> {
         let path = cache_dir.join("lock");
         let file = File::options()
@@ -110,15 +115,24 @@ impl Lock {
                 path: path.clone(),
                 source,
             })?;
+        let started = std::time::Instant::now();
         loop {
             // SAFETY: flock on a descriptor this function owns; no memory is passed.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
                 return Ok(Lock { _file: file });
             }
             let source = std::io::Error::last_os_error();
-            if source.kind() != std::io::ErrorKind::Interrupted {
-                return Err(BuildError::Lock { path, source });
+            match source.raw_os_error() {
+                Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
+                _ => return Err(BuildError::Lock { path, source }),
             }
+            if started.elapsed() >= LOCK_LIMIT {
+                return Err(BuildError::LockTimeout {
+                    path,
+                    waited: LOCK_LIMIT,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
 }

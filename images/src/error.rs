@@ -49,6 +49,17 @@ pub enum BuildError {
         stderr: String,
     },
 
+    /// An external tool ran longer than a build step may take, and was killed.
+    #[error("`{command}` (in {}) did not finish within {} s; killed", cwd.display(), limit.as_secs())]
+    ToolTimeout {
+        /// The command line.
+        command: String,
+        /// The directory it ran in.
+        cwd: PathBuf,
+        /// How long it was given.
+        limit: std::time::Duration,
+    },
+
     /// The package index has no arm64 candidate for a package the fixtures need.
     #[error("no arm64 candidate for package `{package}` in the apt cache ({detail}); is the arm64 foreign architecture added and `apt-get update` run?")]
     PackageUnavailable {
@@ -92,6 +103,15 @@ pub enum BuildError {
         module: String,
         /// What is wrong.
         reason: String,
+    },
+
+    /// Another build held the cache directory longer than any build takes.
+    #[error("{} is still locked by another build after {} s", path.display(), waited.as_secs())]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long this build waited.
+        waited: std::time::Duration,
     },
 
     /// The cache directory could not be locked.

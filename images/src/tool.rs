@@ -1,8 +1,10 @@
 //! Running the external tools the build relies on (apt, dpkg, mke2fs), with failures that show the
 //! command, where it ran and what it said.
 
+use std::io::Read;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::BuildError;
 
@@ -12,23 +14,62 @@ pub(crate) fn run(command: &mut Command, cwd: &Path) -> Result<String, BuildErro
     run_bytes(command, cwd).map(|out| String::from_utf8_lossy(&out).into_owned())
 }
 
+/// How long one tool may run. The slowest step is `apt-get download` of the kernel package
+/// (about 60 MiB); a mirror that stops answering must not hang the build, and the tests with it.
+const TOOL_LIMIT: Duration = Duration::from_secs(600);
+
 /// [`run`] for tools whose output is binary.
 pub(crate) fn run_bytes(command: &mut Command, cwd: &Path) -> Result<Vec<u8>, BuildError> {
-    command.current_dir(cwd);
+    run_within(command, cwd, TOOL_LIMIT)
+}
+
+fn run_within(command: &mut Command, cwd: &Path, limit: Duration) -> Result<Vec<u8>, BuildError> {
+    command
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let line = describe(command);
-    let output = command.output().map_err(|source| BuildError::ToolMissing {
+    let mut child = command.spawn().map_err(|source| BuildError::ToolMissing {
         command: line.clone(),
         source,
     })?;
-    if output.status.success() {
-        return Ok(output.stdout);
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < limit => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(BuildError::ToolTimeout {
+                    command: line,
+                    cwd: cwd.to_owned(),
+                    limit,
+                });
+            }
+        }
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    if status.success() {
+        return Ok(stdout);
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr).trim_end().to_owned();
+    let stdout = String::from_utf8_lossy(&stdout);
+    let stderr = String::from_utf8_lossy(&stderr).trim_end().to_owned();
     Err(BuildError::ToolFailed {
         command: line,
         cwd: cwd.to_owned(),
-        status: output.status.to_string(),
+        status: status.to_string(),
         stderr: if stderr.is_empty() {
             stdout.trim_end().to_owned()
         } else {
@@ -60,6 +101,26 @@ mod tests {
         assert!(text.contains("`sh -c echo oops >&2; exit 3`"), "{text}");
         assert!(text.contains("exit status: 3"), "{text}");
         assert!(text.ends_with("oops"), "{text}");
+    }
+
+    #[test]
+    fn a_tool_that_hangs_is_killed_at_its_limit() {
+        let dir = std::env::temp_dir();
+        let started = Instant::now();
+        let err = run_within(
+            Command::new("sleep").arg("30"),
+            &dir,
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "`sleep 30` (in {}) did not finish within 0 s; killed",
+                dir.display()
+            )
+        );
     }
 
     #[test]

@@ -9,10 +9,15 @@ use r2s_tests::*;
 
 const LIMIT: Duration = Duration::from_secs(240);
 
+/// Runs one shipped scenario and checks, whatever the verdict, that no QEMU of the run is left:
+/// the run's temporary files (QEMU's overlay, on its command line) are kept under `dir`.
 fn run_scenario(image: &Path, scenario_name: &str, dir: &Path) -> Finished {
     let scenario = scenario(scenario_name);
     let junit = dir.join("junit.xml");
-    run_harness(
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let started = Instant::now();
+    let (child, command) = spawn_harness_env(
         &[
             OsStr::new("run"),
             OsStr::new("--image"),
@@ -23,8 +28,16 @@ fn run_scenario(image: &Path, scenario_name: &str, dir: &Path) -> Finished {
             junit.as_os_str(),
             scenario.as_os_str(),
         ],
-        LIMIT,
-    )
+        &[("TMPDIR", tmp.as_os_str())],
+    );
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(
+        qemu_mentioning(&tmp),
+        Vec::<u32>::new(),
+        "QEMU left behind\n{}",
+        run.explain()
+    );
+    run
 }
 
 fn assert_passes(scenario_name: &str) -> (Finished, tempfile::TempDir) {
@@ -169,17 +182,28 @@ fn a_step_that_never_matches_fails_at_its_timeout_with_the_expected_text() {
         "name = \"never\"\ntimeout = \"2m\"\n[[steps]]\nexpect = \"U-Boot 20\"\n[[steps]]\nexpect = \"this text is never printed\"\ntimeout = \"4s\"\n",
     )
     .unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     let started = Instant::now();
-    let (child, command) = spawn_harness(&[
-        OsStr::new("run"),
-        OsStr::new("--image"),
-        image.as_os_str(),
-        OsStr::new("--transcripts"),
-        dir.path().as_os_str(),
-        scenario.as_os_str(),
-    ]);
+    let (child, command) = spawn_harness_env(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            OsStr::new("--transcripts"),
+            dir.path().as_os_str(),
+            scenario.as_os_str(),
+        ],
+        &[("TMPDIR", tmp.as_os_str())],
+    );
     let run = finish(child, command, started, LIMIT);
     assert_eq!(run.code(), Some(1), "{}", run.explain());
+    assert_eq!(
+        qemu_mentioning(&tmp),
+        Vec::<u32>::new(),
+        "QEMU left behind\n{}",
+        run.explain()
+    );
     assert!(
         run.stdout
             .contains("step 2: expect \"this text is never printed\""),

@@ -107,12 +107,7 @@ mod tests {
     fn a_tool_that_hangs_is_killed_at_its_limit() {
         let dir = std::env::temp_dir();
         let started = Instant::now();
-        let err = run_within(
-            Command::new("sleep").arg("30"),
-            &dir,
-            Duration::from_millis(300),
-        )
-        .unwrap_err();
+        let err = run_within(Command::new("sleep").arg("30"), &dir, Duration::from_millis(300)).unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(
             err.to_string(),

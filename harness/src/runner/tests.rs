@@ -125,6 +125,37 @@ async fn from_power_on_a_login_start_boots_the_default_entry_and_logs_in_first()
 }
 
 #[tokio::test]
+async fn login_copes_with_kernel_lines_around_and_inside_its_prompts() {
+    // On a shared console the kernel prints whenever it likes: after `login:`, between the
+    // user name's echo and `Password:`, and in front of the shell prompt.
+    let mut console = console_with(|mut io| async move {
+        let _ = io
+            .write_all(
+                b"U-Boot 2023.01\r\n<<< Welcome to NixOS 25.05 (aarch64) - ttyS2 >>>\r\n\r\nivy login: ",
+            )
+            .await;
+        let _ = io
+            .write_all(b"[   12.345678] random: crng init done\r\n[   12.400000] usb 1-1: new high-speed USB device\r\n")
+            .await;
+        let user = read_line(&mut io).await;
+        let _ = io.write_all(&user).await;
+        let _ = io
+            .write_all(b"\r\n[   13.000001] r8152 2-1:1.0 eth1: carrier on\r\nPassword: ")
+            .await;
+        assert_eq!(read_line(&mut io).await, b"pw-42");
+        let _ = io
+            .write_all(b"\r\n[   13.500000] IPv6: ADDRCONF(NETDEV_CHANGE): eth1: link becomes ready")
+            .await;
+        let _ = io.write_all(PROMPT).await;
+        restored_shell(io).await;
+    });
+    let (out, log) = run(ConsoleAt::PowerOn, &mut console).await;
+    assert!(matches!(out.verdict, Verdict::Pass), "{:?}\n{log}", out.verdict);
+    assert!(log.contains(">> root\\r"), "{log}");
+    assert!(log.contains("pong"), "{log}");
+}
+
+#[tokio::test]
 async fn an_unset_recipe_password_fails_before_booting_but_a_restored_shell_needs_none() {
     let text = "name = \"n\"\ndescription = \"d\"\nstart = \"login\"\n\
                 login = { user = \"root\", password_env = \"R2S_RUNNER_TEST_UNSET\" }\n\

@@ -126,3 +126,32 @@ fn an_unset_password_variable_is_a_config_error_before_anything_boots() {
         run.explain()
     );
 }
+
+#[test]
+fn qemu_that_cannot_start_is_an_error_with_a_transcript_and_a_junit_report() {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let dir = temp_dir();
+    let junit = dir.path().join("junit.xml");
+    let missing = dir.path().join("no-such-qemu");
+    let run = run_harness(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            OsStr::new("--qemu"),
+            missing.as_os_str(),
+            OsStr::new("--transcripts"),
+            dir.path().as_os_str(),
+            OsStr::new("--junit"),
+            junit.as_os_str(),
+            scenario("uboot-shell").as_os_str(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    let said = format!("cannot run {}", missing.display());
+    assert!(run.stderr.contains(&said), "{}", run.explain());
+    let log = std::fs::read_to_string(dir.path().join("uboot-shell.log")).unwrap();
+    assert!(log.contains("-- ERROR: ") && log.contains(&said), "{log}");
+    assert!(junit.exists(), "{}", run.explain());
+}

@@ -106,7 +106,10 @@ pub async fn run_on_qemu(
         _ => {
             let mut transcript = create_transcript(run, scenario)?;
             let shim = run.shim.as_ref().map(|s| s.disk());
-            let (target, console) = QemuTarget::start(&run.qemu, &run.image, shim).await?;
+            let (target, console) = match QemuTarget::start(&run.qemu, &run.image, shim).await {
+                Ok(started) => started,
+                Err(e) => return Err(noted(transcript, e.into())),
+            };
             let at = ConsoleAt::PowerOn;
             let out = judge(run, scenario, at, target, console, &mut transcript, observer).await;
             finish(run, scenario, out, transcript, Origin::PowerOn, Vec::new())?
@@ -188,7 +191,10 @@ async fn from_snapshot(
         let restored = QemuTarget::restore(&run.qemu, &checkout.disks, TAG).await;
         // QEMU has its own copies now; other runs may use or rebuild the entry.
         drop(checkout);
-        let (target, console) = restored?;
+        let (target, console) = match restored {
+            Ok(started) => started,
+            Err(e) => return Err(noted(transcript, e.into())),
+        };
         let at = ConsoleAt::RestoredShell;
         let out = judge(run, scenario, at, target, console, &mut transcript, observer).await;
         let restore_failed = matches!(
@@ -237,6 +243,14 @@ async fn judge(
     drop(console);
     target.shutdown().await;
     out
+}
+
+/// Notes `error`, which ends the run before a verdict, in the transcript and closes it: a run
+/// that could not start its target still leaves a transcript saying why.
+fn noted(mut transcript: Transcript, error: SuiteError) -> SuiteError {
+    let _ = transcript.note(Duration::ZERO, &format!("ERROR: {error}"));
+    let _ = transcript.finish();
+    error
 }
 
 fn create_transcript(run: &QemuRun, scenario: &Scenario) -> Result<Transcript, SuiteError> {
@@ -300,10 +314,8 @@ impl Recording {
     /// Notes `error`, which ends the run before a verdict, closes the transcript and hands the
     /// error back: a run refused at the start (a port in use, a device that never appeared)
     /// still leaves a transcript saying why.
-    fn abandon(mut self, error: SuiteError) -> SuiteError {
-        let _ = self.transcript.note(Duration::ZERO, &format!("ERROR: {error}"));
-        let _ = self.transcript.finish();
-        error
+    fn abandon(self, error: SuiteError) -> SuiteError {
+        noted(self.transcript, error)
     }
 
     /// Closes the transcript and writes the stage timings; `against` is what ran: the image,

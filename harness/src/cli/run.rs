@@ -72,6 +72,9 @@ pub async fn run(args: RunArgs) -> u8 {
         TargetRun::Serial(_) => (Vec::new(), scenarios),
     };
     let mut results: Vec<ScenarioResult> = Vec::new();
+    // An error that stops the run before a verdict (QEMU that cannot start, a port in use) ends
+    // it with exit 2, but what ran before is still reported.
+    let mut stopped = false;
     for scenario in &power_on {
         let mut progress = ProgressLine::new(&scenario.name);
         let result = target.run(scenario, &mut progress).await;
@@ -83,17 +86,18 @@ pub async fn run(args: RunArgs) -> u8 {
             }
             Err(e) => {
                 eprintln!("harness: {e}");
-                return EXIT_ERROR;
+                stopped = true;
+                break;
             }
         }
     }
-    if let (false, TargetRun::Qemu(run)) = (login_start.is_empty(), &target) {
+    if let (false, false, TargetRun::Qemu(run)) = (stopped, login_start.is_empty(), &target) {
         let jobs = args.jobs.map_or_else(cores, |j| j as usize);
         match run_in_parallel(run, login_start, jobs).await {
             Ok(mut more) => results.append(&mut more),
             Err(e) => {
                 eprintln!("harness: {e}");
-                return EXIT_ERROR;
+                stopped = true;
             }
         }
     }
@@ -113,6 +117,9 @@ pub async fn run(args: RunArgs) -> u8 {
             eprintln!("harness: {e}");
             return EXIT_ERROR;
         }
+    }
+    if stopped {
+        return EXIT_ERROR;
     }
     let within_baseline = baseline.is_none_or(|check| check.report(&against, &results));
     if results.iter().all(|r| r.passed()) && within_baseline {

@@ -137,6 +137,15 @@ fn every_broken_inspect_fixture_has_a_test() {
 }
 
 #[test]
+fn every_check_has_a_broken_fixture() {
+    let fixtures: Vec<&str> = r2s_images::fixtures().iter().map(|f| f.name).collect();
+    for check in r2s_harness::inspect::report::CheckName::ALL {
+        let name = format!("broken-inspect-{}", check.as_str());
+        assert!(fixtures.contains(&name.as_str()), "no fixture {name}");
+    }
+}
+
+#[test]
 fn per_entry_failures_name_every_label() {
     let report = json_report(&fixture("broken-inspect-kernel"), 1);
     let labels: Vec<&str> = report["checks"]

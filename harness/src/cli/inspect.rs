@@ -1,20 +1,32 @@
 //! `harness inspect`: static checks of an image before flashing.
 
-use r2s_harness::inspect::{self, render, Status};
+use r2s_harness::board;
+use r2s_harness::inspect::{self, render, Board, Profile, Status};
 
 use super::{InspectArgs, OutputFormat, EXIT_ERROR, EXIT_FAIL, EXIT_PASS};
 
 /// Inspects the image and prints the report; exit 0 when nothing fails, 1 when a check fails,
 /// 2 when the image cannot be read.
 pub fn inspect(args: InspectArgs) -> u8 {
-    let report = match inspect::inspect(&args.image, args.board) {
+    let profile = if args.board == Board::NanopiR2s.to_string() {
+        *Board::NanopiR2s.profile()
+    } else {
+        match board::Board::load(&args.board) {
+            Ok(board) => Profile::r2s_with_console_of(&board),
+            Err(e) => {
+                eprintln!("harness: {e}");
+                return EXIT_ERROR;
+            }
+        }
+    };
+    let report = match inspect::inspect_for(&args.image, &profile) {
         Ok(report) => report,
         Err(error) => {
             eprintln!("harness: {error}");
             if args.format == OutputFormat::Json {
                 print!(
                     "{}",
-                    render::json_error(&args.image, args.board.profile().name, &error.to_string())
+                    render::json_error(&args.image, profile.name, &error.to_string())
                 );
             }
             return EXIT_ERROR;

@@ -10,7 +10,6 @@ mod timings;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use r2s_harness::inspect::Board;
 
 /// All scenarios passed (or nothing failed).
 pub const EXIT_PASS: u8 = 0;
@@ -55,9 +54,10 @@ pub struct InspectArgs {
     /// Disk image to inspect (raw).
     #[arg(value_name = "IMG")]
     pub image: PathBuf,
-    /// The board the image is for.
-    #[arg(long, value_enum, default_value_t = Board::NanopiR2s)]
-    pub board: Board,
+    /// The board the image is for: `nanopi-r2s`, or a board profile file (as `run --board`
+    /// takes) whose `console` and `baud` the console check then expects.
+    #[arg(long, value_name = "BOARD", default_value = "nanopi-r2s")]
+    pub board: String,
     /// Report format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,

@@ -71,6 +71,20 @@ impl fmt::Display for Board {
 }
 
 impl Profile {
+    /// The NanoPi R2S facts with the console of a board profile (`harness run --board`'s TOML):
+    /// a bench whose images use another console or line rate is checked for that one. The
+    /// bootloader and load-address facts are the RK3328's whatever the profile says.
+    pub fn r2s_with_console_of(board: &crate::board::Board) -> Profile {
+        // Leaked once per process: a profile's strings live as long as the command.
+        let leak = |s: &str| -> &'static str { Box::leak(s.to_owned().into_boxed_str()) };
+        Profile {
+            name: leak(&board.name),
+            console_device: leak(&board.console),
+            console_baud: board.baud,
+            ..NANOPI_R2S
+        }
+    }
+
     /// The console argument the kernel needs, e.g. `console=ttyS2,1500000`.
     pub fn console_arg(&self) -> String {
         format!("console={},{}", self.console_device, self.console_baud)

@@ -94,7 +94,11 @@ impl Volumes for ImageVolumes {
 /// it cannot be opened, has no partition table, or is shorter than its table says. Problems
 /// inside filesystems are check failures, not errors.
 pub fn inspect(image: &Path, board: Board) -> Result<Report, ImageError> {
-    let profile = board.profile();
+    inspect_for(image, board.profile())
+}
+
+/// [`inspect`] against `profile`'s facts.
+pub fn inspect_for(image: &Path, profile: &Profile) -> Result<Report, ImageError> {
     let table = Table::read(image)?;
     let parts = table
         .partitions

@@ -97,26 +97,27 @@ pub async fn run_on_qemu(
     scenario: &Scenario,
     observer: &mut dyn Observer,
 ) -> Result<ScenarioResult, SuiteError> {
-    std::fs::create_dir_all(&run.transcripts).map_err(|source| SuiteError::Transcript {
-        dir: run.transcripts.clone(),
-        source,
-    })?;
-    let result = match (&scenario.start, &run.snapshots) {
-        (Start::Login(recipe), Some(cache)) => from_snapshot(run, cache, recipe, scenario, observer).await?,
-        _ => {
-            let mut transcript = create_transcript(run, scenario)?;
-            let shim = run.shim.as_ref().map(|s| s.disk());
-            let (target, console) = match QemuTarget::start(&run.qemu, &run.image, shim).await {
-                Ok(started) => started,
-                Err(e) => return Err(noted(transcript, e.into())),
-            };
-            let at = ConsoleAt::PowerOn;
-            let out = judge(run, scenario, at, target, console, &mut transcript, observer).await;
-            finish(run, scenario, out, transcript, Origin::PowerOn, Vec::new())?
-        }
+    if let (Start::Login(recipe), Some(cache)) = (&scenario.start, &run.snapshots) {
+        return from_snapshot(run, cache, recipe, scenario, observer).await;
+    }
+    let mut recording = Recording::start(&run.transcripts, scenario)?;
+    let shim = run.shim.as_ref().map(|s| s.disk());
+    let (target, console) = match QemuTarget::start(&run.qemu, &run.image, shim).await {
+        Ok(started) => started,
+        Err(e) => return Err(recording.abandon(e.into())),
     };
-    Timings::of(&result, &run.image).write(&run.transcripts, &transcript_stem(&scenario.name))?;
-    Ok(result)
+    let at = ConsoleAt::PowerOn;
+    let out = judge(
+        run,
+        scenario,
+        at,
+        target,
+        console,
+        &mut recording.transcript,
+        observer,
+    )
+    .await;
+    recording.finish(scenario, out, Origin::PowerOn, Vec::new(), &run.image)
 }
 
 /// A `start = "login"` scenario restored from the cache's snapshot. A restore that does not
@@ -151,7 +152,7 @@ async fn from_snapshot(
                         scenario.source.display()
                     );
                 }
-                return Ok(ScenarioResult {
+                let result = ScenarioResult {
                     name: scenario.name.clone(),
                     source: scenario.source.clone(),
                     duration: boot.duration,
@@ -160,11 +161,14 @@ async fn from_snapshot(
                     last_lines: boot.last_lines,
                     transcript: vec![transcript],
                     origin: Origin::Snapshot { primed: true },
-                });
+                };
+                Timings::of(&result, &run.image).write(&run.transcripts, &transcript_stem(&scenario.name))?;
+                return Ok(result);
             }
             Err(e) => return Err(e.into()),
         };
-        let mut transcript = create_transcript(run, scenario)?;
+        let mut recording = Recording::start(&run.transcripts, scenario)?;
+        let transcript = &mut recording.transcript;
         if let Some(note) = &earlier_attempt {
             let _ = transcript.note(Duration::ZERO, note);
         }
@@ -193,10 +197,19 @@ async fn from_snapshot(
         drop(checkout);
         let (target, console) = match restored {
             Ok(started) => started,
-            Err(e) => return Err(noted(transcript, e.into())),
+            Err(e) => return Err(recording.abandon(e.into())),
         };
         let at = ConsoleAt::RestoredShell;
-        let out = judge(run, scenario, at, target, console, &mut transcript, observer).await;
+        let out = judge(
+            run,
+            scenario,
+            at,
+            target,
+            console,
+            &mut recording.transcript,
+            observer,
+        )
+        .await;
         let restore_failed = matches!(
             &out.verdict,
             Verdict::Fail(f) if f.step == 0 && f.stage == runner::RESTORE_STAGE
@@ -208,13 +221,14 @@ async fn from_snapshot(
                     f.reason
                 ));
             }
-            let _ = transcript.finish();
+            let _ = recording.transcript.finish();
             cache
                 .discard(&key, &build, scenario.timeout + Duration::from_secs(60))
                 .await?;
             continue;
         }
-        return finish(run, scenario, out, transcript, Origin::Snapshot { primed }, extra);
+        let origin = Origin::Snapshot { primed };
+        return recording.finish(scenario, out, origin, extra, &run.image);
     }
 }
 
@@ -245,49 +259,6 @@ async fn judge(
     out
 }
 
-/// Notes `error`, which ends the run before a verdict, in the transcript and closes it: a run
-/// that could not start its target still leaves a transcript saying why.
-fn noted(mut transcript: Transcript, error: SuiteError) -> SuiteError {
-    let _ = transcript.note(Duration::ZERO, &format!("ERROR: {error}"));
-    let _ = transcript.finish();
-    error
-}
-
-fn create_transcript(run: &QemuRun, scenario: &Scenario) -> Result<Transcript, SuiteError> {
-    Transcript::create(&run.transcripts, &transcript_stem(&scenario.name), &scenario.name).map_err(|source| {
-        SuiteError::Transcript {
-            dir: run.transcripts.clone(),
-            source,
-        }
-    })
-}
-
-fn finish(
-    run: &QemuRun,
-    scenario: &Scenario,
-    out: RunOutput,
-    transcript: Transcript,
-    origin: Origin,
-    extra_transcripts: Vec<PathBuf>,
-) -> Result<ScenarioResult, SuiteError> {
-    let paths = transcript.finish().map_err(|source| SuiteError::Transcript {
-        dir: run.transcripts.clone(),
-        source,
-    })?;
-    let mut files = vec![paths.log, paths.raw, paths.cast];
-    files.extend(extra_transcripts);
-    Ok(ScenarioResult {
-        name: scenario.name.clone(),
-        source: scenario.source.clone(),
-        verdict: out.verdict,
-        duration: out.duration,
-        stages: out.stages,
-        last_lines: out.last_lines,
-        transcript: files,
-        origin,
-    })
-}
-
 /// A scenario's transcript files, from before the target starts to the result.
 struct Recording {
     dir: PathBuf,
@@ -314,16 +285,21 @@ impl Recording {
     /// Notes `error`, which ends the run before a verdict, closes the transcript and hands the
     /// error back: a run refused at the start (a port in use, a device that never appeared)
     /// still leaves a transcript saying why.
-    fn abandon(self, error: SuiteError) -> SuiteError {
-        noted(self.transcript, error)
+    fn abandon(mut self, error: SuiteError) -> SuiteError {
+        let _ = self.transcript.note(Duration::ZERO, &format!("ERROR: {error}"));
+        let _ = self.transcript.finish();
+        error
     }
 
-    /// Closes the transcript and writes the stage timings; `against` is what ran: the image,
-    /// or the console device of a board.
+    /// Closes the transcript and writes the stage timings; `extra` are further transcript files
+    /// of the run (the priming boot's), `against` is what ran: the image, or the console device
+    /// of a board.
     fn finish(
         self,
         scenario: &Scenario,
-        (verdict, stages, last_lines, duration): runner::Outcome,
+        out: RunOutput,
+        origin: Origin,
+        extra: Vec<PathBuf>,
         against: &Path,
     ) -> Result<ScenarioResult, SuiteError> {
         let paths = self
@@ -333,15 +309,17 @@ impl Recording {
                 dir: self.dir.clone(),
                 source,
             })?;
+        let mut transcript = vec![paths.log, paths.raw, paths.cast];
+        transcript.extend(extra);
         let result = ScenarioResult {
             name: scenario.name.clone(),
             source: scenario.source.clone(),
-            verdict,
-            duration,
-            stages,
-            last_lines,
-            transcript: vec![paths.log, paths.raw, paths.cast],
-            origin: Origin::PowerOn,
+            verdict: out.verdict,
+            duration: out.duration,
+            stages: out.stages,
+            last_lines: out.last_lines,
+            transcript,
+            origin,
         };
         Timings::of(&result, against).write(&self.dir, &self.stem)?;
         Ok(result)

@@ -52,10 +52,6 @@ pub struct RunContext {
     pub board_console: Option<String>,
 }
 
-/// What a run produced: the verdict, stage timings, the console's last lines, and how long it
-/// took from power-on.
-pub type Outcome = (Verdict, Vec<StageTiming>, Vec<String>, Duration);
-
 /// The first stage of a run on a restored snapshot: from starting the target to the shell
 /// prompt answering.
 pub const RESTORE_STAGE: &str = "restore";
@@ -82,19 +78,6 @@ pub struct RunOutput {
     pub last_lines: Vec<String>,
     /// From the start of the run to its end.
     pub duration: Duration,
-}
-
-/// Runs `scenario` on a console that has just been powered on. The transcript receives every
-/// byte whatever the verdict.
-pub async fn run_scenario(
-    scenario: &Scenario,
-    console: &mut Console,
-    transcript: &mut Transcript,
-    ctx: &RunContext,
-    observer: &mut dyn Observer,
-) -> Outcome {
-    let out = run_scenario_at(ConsoleAt::PowerOn, scenario, console, transcript, ctx, observer).await;
-    (out.verdict, out.stages, out.last_lines, out.duration)
 }
 
 /// Runs `scenario` on a console that is `at` the given place. A `start = "login"` scenario

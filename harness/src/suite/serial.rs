@@ -8,7 +8,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::{Recording, SuiteError};
 use crate::board::{Board, Power};
 use crate::console::ansi;
-use crate::runner::{self, ConsoleAt, FailReason, Failure, Observer, RunContext, ScenarioResult, Verdict};
+use crate::runner::{
+    self, ConsoleAt, FailReason, Failure, Observer, Origin, RunContext, RunOutput, ScenarioResult, Verdict,
+};
 use crate::scenario::{Scenario, Start};
 use crate::target::power::{self, OffOnDrop, PowerError};
 use crate::target::serial::{SerialConfig, SerialError, SerialTarget};
@@ -94,29 +96,16 @@ pub async fn run_on_serial(
                 &mut recording,
                 "start = \"login\": the board answered at a shell; kept as it is, no power switched",
             );
-            let (target, mut console) = opened.expect("checked above");
-            let out = runner::run_scenario_at(
-                ConsoleAt::RestoredShell,
-                scenario,
-                &mut console,
-                &mut recording.transcript,
-                &context,
-                observer,
-            )
-            .await;
-            drop(console);
-            drop(target);
-            let outcome = (out.verdict, out.stages, out.last_lines, out.duration);
-            return recording.finish(scenario, outcome, &run.device);
+            let (target, console) = opened.expect("checked above");
+            let at = ConsoleAt::RestoredShell;
+            let out = judge(at, scenario, target, console, &mut recording, &context, observer).await;
+            return finish(recording, scenario, out, run);
         }
     }
     if let Err(e) = power_up(&run.board.power, &mut recording).await {
         note(&mut recording, &format!("FAIL: {e}"));
-        return recording.finish(
-            scenario,
-            setup_failure("power the board on", e.to_string()),
-            &run.device,
-        );
+        let out = setup_failure("power the board on", e.to_string());
+        return finish(recording, scenario, out, run);
     }
     // From here on the board is on: however the run ends, it ends with the board off.
     let off_guard = match &run.board.power {
@@ -151,36 +140,59 @@ pub async fn run_on_serial(
     if manual {
         if let Err(detail) = await_banner(&mut console, MANUAL_POWER_WAIT).await {
             note(&mut recording, &format!("FAIL: {detail}"));
-            return recording.finish(
-                scenario,
-                setup_failure("the board to be power-cycled", detail),
-                &run.device,
-            );
+            let out = setup_failure("the board to be power-cycled", detail);
+            return finish(recording, scenario, out, run);
         }
     }
-    let mut outcome = runner::run_scenario(
+    let at = ConsoleAt::PowerOn;
+    let mut out = judge(at, scenario, target, console, &mut recording, &context, observer).await;
+    if let (Some(off), Power::Commands(commands)) = (off_guard.disarm(), &run.board.power) {
+        let _ = recording
+            .transcript
+            .note(out.duration, &format!("power off: {}", off.join(" ")));
+        if let Err(e) = power::switch("off", &off, commands.timeout).await {
+            let _ = recording.transcript.note(out.duration, &format!("FAIL: {e}"));
+            if matches!(out.verdict, Verdict::Pass) {
+                out.verdict = setup_failure("power the board off", e.to_string()).verdict;
+            }
+        }
+    }
+    finish(recording, scenario, out, run)
+}
+
+/// Runs the scenario on the opened console, then closes the port: before any power goes off,
+/// so the outage is not mistaken for a vanished device.
+async fn judge(
+    at: ConsoleAt,
+    scenario: &Scenario,
+    target: SerialTarget,
+    mut console: Console,
+    recording: &mut Recording,
+    context: &RunContext,
+    observer: &mut dyn Observer,
+) -> RunOutput {
+    let out = runner::run_scenario_at(
+        at,
         scenario,
         &mut console,
         &mut recording.transcript,
-        &context,
+        context,
         observer,
     )
     .await;
     drop(console);
-    // Closed before the power goes off, so the outage is not mistaken for a vanished device.
     drop(target);
-    if let (Some(off), Power::Commands(commands)) = (off_guard.disarm(), &run.board.power) {
-        let _ = recording
-            .transcript
-            .note(outcome.3, &format!("power off: {}", off.join(" ")));
-        if let Err(e) = power::switch("off", &off, commands.timeout).await {
-            let _ = recording.transcript.note(outcome.3, &format!("FAIL: {e}"));
-            if matches!(outcome.0, Verdict::Pass) {
-                outcome.0 = setup_failure("power the board off", e.to_string()).0;
-            }
-        }
-    }
-    recording.finish(scenario, outcome, &run.device)
+    out
+}
+
+/// The scenario's result on the board, with its transcript closed and timings written.
+fn finish(
+    recording: Recording,
+    scenario: &Scenario,
+    out: RunOutput,
+    run: &SerialRun,
+) -> Result<ScenarioResult, SuiteError> {
+    recording.finish(scenario, out, Origin::PowerOn, Vec::new(), &run.device)
 }
 
 /// Runs the profile's start sequence, noting each command in the transcript.
@@ -299,7 +311,7 @@ async fn await_banner(console: &mut Console, limit: Duration) -> Result<(), Stri
 }
 
 /// An outcome for a run that failed before its first step.
-fn setup_failure(expected: &str, detail: String) -> runner::Outcome {
+fn setup_failure(expected: &str, detail: String) -> RunOutput {
     let failure = Failure {
         step: 0,
         step_description: String::new(),
@@ -309,7 +321,12 @@ fn setup_failure(expected: &str, detail: String) -> runner::Outcome {
         stage: "uboot".to_owned(),
         hint: None,
     };
-    (Verdict::Fail(failure), Vec::new(), Vec::new(), Duration::ZERO)
+    RunOutput {
+        verdict: Verdict::Fail(failure),
+        stages: Vec::new(),
+        last_lines: Vec::new(),
+        duration: Duration::ZERO,
+    }
 }
 
 #[cfg(test)]

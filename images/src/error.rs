@@ -105,6 +105,26 @@ pub enum BuildError {
         reason: String,
     },
 
+    /// gptman refused or failed to write a GUID partition table.
+    #[error("writing the GPT of {}: {source}", path.display())]
+    Gpt {
+        /// The disk image.
+        path: PathBuf,
+        /// gptman's reason.
+        #[source]
+        source: gptman::Error,
+    },
+
+    /// mbrman refused or failed to write a DOS partition table.
+    #[error("writing the MBR of {}: {source}", path.display())]
+    Mbr {
+        /// The disk image.
+        path: PathBuf,
+        /// mbrman's reason.
+        #[source]
+        source: mbrman::Error,
+    },
+
     /// Another build held the cache directory longer than any build takes.
     #[error("{} is still locked by another build after {} s", path.display(), waited.as_secs())]
     LockTimeout {

@@ -21,7 +21,6 @@ const SOURCES: &[(&str, &str)] = &[
     ("cache.rs", include_str!("cache.rs")),
     ("card.rs", include_str!("card.rs")),
     ("cpio.rs", include_str!("cpio.rs")),
-    ("crypt.rs", include_str!("crypt.rs")),
     ("debian.rs", include_str!("debian.rs")),
     ("disk.rs", include_str!("disk.rs")),
     ("error.rs", include_str!("error.rs")),

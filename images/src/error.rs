@@ -125,6 +125,10 @@ pub enum BuildError {
         source: mbrman::Error,
     },
 
+    /// The root password could not be hashed for /etc/shadow.
+    #[error("hashing root's password for /etc/shadow: {0:?}")]
+    PasswordHash(sha_crypt::CryptError),
+
     /// Another build held the cache directory longer than any build takes.
     #[error("{} is still locked by another build after {} s", path.display(), waited.as_secs())]
     LockTimeout {

@@ -17,7 +17,6 @@ mod boot;
 mod cache;
 mod card;
 mod cpio;
-mod crypt;
 mod debian;
 mod disk;
 mod error;

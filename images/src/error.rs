@@ -97,12 +97,13 @@ pub enum BuildError {
     },
 
     /// A kernel module the initrd needs, or one it depends on, cannot be found or read.
-    #[error("kernel module `{module}`: {reason}")]
+    #[error("kernel module `{module}`: {source}")]
     Module {
         /// The module name, e.g. `virtio_blk`.
         module: String,
         /// What is wrong.
-        reason: String,
+        #[source]
+        source: ModuleError,
     },
 
     /// gptman refused or failed to write a GUID partition table.
@@ -155,4 +156,42 @@ impl BuildError {
         let path = path.into();
         move |source| Self::Io { action, path, source }
     }
+}
+
+/// What is wrong with a kernel module the initrd needs.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    /// No module file has the name, and the kernel does not have it built in.
+    #[error("not in {} and not built in{}", dir.display(), needed_by.as_ref().map_or(String::new(), |parent| format!(" (needed by {parent})")))]
+    NotFound {
+        /// The kernel release's module directory.
+        dir: PathBuf,
+        /// The module that depends on it, if any.
+        needed_by: Option<String>,
+    },
+
+    /// The module depends on itself through others.
+    #[error("dependency cycle: {}", .0.join(" -> "))]
+    Cycle(Vec<String>),
+
+    /// The module file's `.modinfo` section (where its dependencies are) cannot be read.
+    #[error("{}: {source}", path.display())]
+    Modinfo {
+        /// The module file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: ModinfoError,
+    },
+}
+
+/// Why a module's `.modinfo` section cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ModinfoError {
+    /// The file is not an ELF file, or its headers point outside it.
+    #[error("reading the ELF file: {0}")]
+    Elf(#[from] object::Error),
+    /// The ELF file has no `.modinfo` section.
+    #[error("no .modinfo section")]
+    Missing,
 }

@@ -88,12 +88,13 @@ pub enum BuildError {
     },
 
     /// The kernel file is not an arm64 Image in a format this builder can unpack.
-    #[error("{}: {reason}", path.display())]
+    #[error("{}: {source}", path.display())]
     KernelImage {
         /// The kernel file (vmlinuz).
         path: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        source: KernelImageError,
     },
 
     /// A kernel module the initrd needs, or one it depends on, cannot be found or read.
@@ -156,6 +157,26 @@ impl BuildError {
         let path = path.into();
         move |source| Self::Io { action, path, source }
     }
+}
+
+/// Why a kernel file is not an arm64 Image this builder can unpack.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelImageError {
+    /// No format this builder knows.
+    #[error("neither an arm64 Image (ARM\\x64 at 0x38), gzip data, nor an EFI zboot image")]
+    Unrecognised,
+    /// An EFI zboot image whose payload is not gzip.
+    #[error("EFI zboot image compressed with {0:?}; only gzip is supported")]
+    ZbootCompression(String),
+    /// An EFI zboot header whose payload offset and size reach past the file.
+    #[error("EFI zboot payload lies outside the file")]
+    ZbootPayloadOutside,
+    /// The gzip data did not decompress.
+    #[error("gunzip: {0}")]
+    Gunzip(#[source] std::io::Error),
+    /// What the gzip data holds is no arm64 Image either.
+    #[error("decompressed data has no arm64 Image magic (ARM\\x64 at 0x38)")]
+    NoMagicInside,
 }
 
 /// What is wrong with a kernel module the initrd needs.

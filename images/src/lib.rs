@@ -34,7 +34,7 @@ mod tool;
 mod vfat;
 
 pub use boot::MENU_TIMEOUT;
-pub use error::{BuildError, ModinfoError, ModuleError};
+pub use error::{BuildError, KernelImageError, ModinfoError, ModuleError};
 pub use store::{generations, Generation, HOSTNAME};
 
 /// The fixture scenarios use when none is named: the good image.

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use r2s_harness::report::baseline::{Baseline, Policy};
-use r2s_harness::report::timings::{CombinedTimings, Timings};
+use r2s_harness::report::baseline::{Baseline, BaselineError, Policy};
+use r2s_harness::report::timings::Timings;
 use r2s_harness::runner::ScenarioResult;
 
 use super::RunArgs;
@@ -18,11 +18,11 @@ pub struct BaselineCheck {
 
 impl BaselineCheck {
     /// The check `args` ask for, if any.
-    pub fn from_args(args: &RunArgs) -> Result<Option<BaselineCheck>, String> {
+    pub fn from_args(args: &RunArgs) -> Result<Option<BaselineCheck>, BaselineError> {
         let Some(path) = &args.baseline else {
             return Ok(None);
         };
-        let baseline = Baseline::load(path).map_err(|e| e.to_string())?;
+        let baseline = Baseline::load(path)?;
         Ok(Some(BaselineCheck {
             baseline,
             policy: Policy {
@@ -44,12 +44,6 @@ impl BaselineCheck {
         let clean = comparison.regressions().next().is_none();
         clean
     }
-}
-
-/// Writes every result's timings into one combined baseline file.
-pub fn write_baseline(path: &Path, image: &Path, results: &[ScenarioResult]) -> Result<(), String> {
-    let runs = results.iter().map(|r| Timings::of(r, image)).collect();
-    CombinedTimings::new(runs).write(path).map_err(|e| e.to_string())
 }
 
 /// `--max-regression`: a percentage, zero or more.

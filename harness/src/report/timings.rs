@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::ReportError;
 use crate::runner::{ScenarioResult, StageTiming};
+use crate::suite::{transcript_stem, Reporter, SuiteEvent, SuiteEventKind};
 
 /// The `format` value of a combined baseline file.
 pub const BASELINE_FORMAT: &str = "r2s-harness-baseline/1";
@@ -24,11 +26,19 @@ pub struct Timings {
     /// The image it ran against, as given to the harness.
     pub image: String,
     /// `"pass"` or `"fail"`.
-    pub verdict: String,
+    pub verdict: TimingsVerdict,
     /// Seconds from the target's start to the end of the scenario.
     pub total: f64,
     /// The stages in the order they began.
     pub stages: Vec<StageRecord>,
+}
+
+/// A run's verdict as timings files write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimingsVerdict {
+    Pass,
+    Fail,
 }
 
 /// One stage of a run.
@@ -65,7 +75,11 @@ impl Timings {
         Timings {
             scenario: result.name.clone(),
             image: image.display().to_string(),
-            verdict: if result.passed() { "pass" } else { "fail" }.to_owned(),
+            verdict: if result.passed() {
+                TimingsVerdict::Pass
+            } else {
+                TimingsVerdict::Fail
+            },
             total: seconds(result.duration),
             stages: result.stages.iter().map(StageRecord::of).collect(),
         }
@@ -73,7 +87,7 @@ impl Timings {
 
     /// Whether the run passed; only passed runs are compared against a baseline.
     pub fn passed(&self) -> bool {
-        self.verdict == "pass"
+        self.verdict == TimingsVerdict::Pass
     }
 
     /// Writes `<dir>/<stem>.timings.json` and returns its path.
@@ -87,7 +101,7 @@ impl Timings {
 impl StageRecord {
     fn of(stage: &StageTiming) -> StageRecord {
         StageRecord {
-            name: stage.name.clone(),
+            name: stage.name.to_string(),
             start: seconds(stage.start),
             duration: seconds(stage.duration),
         }
@@ -106,6 +120,50 @@ impl CombinedTimings {
     /// Writes the file at `path`.
     pub fn write(&self, path: &Path) -> Result<(), TimingsError> {
         write_json(path, self)
+    }
+}
+
+/// Writes `<scenario>.timings.json` beside each transcript as each scenario finishes, and, when
+/// asked, every scenario's timings into one combined baseline file when the suite finishes.
+#[derive(Debug)]
+pub struct TimingsReporter {
+    dir: PathBuf,
+    combined: Option<PathBuf>,
+    /// What the suite runs against, from its start.
+    against: PathBuf,
+}
+
+impl TimingsReporter {
+    /// Per-scenario files in `dir`; the combined file at `combined`, if given.
+    pub fn new(dir: PathBuf, combined: Option<PathBuf>) -> TimingsReporter {
+        TimingsReporter {
+            dir,
+            combined,
+            against: PathBuf::new(),
+        }
+    }
+}
+
+impl Reporter for TimingsReporter {
+    fn report(&mut self, event: &SuiteEvent) -> Result<(), ReportError> {
+        match &event.kind {
+            SuiteEventKind::SuiteStarted { against, .. } => self.against = against.clone(),
+            SuiteEventKind::ScenarioFinished { result } => {
+                std::fs::create_dir_all(&self.dir).map_err(|source| TimingsError::Write {
+                    path: self.dir.clone(),
+                    source,
+                })?;
+                Timings::of(result, &self.against).write(&self.dir, &transcript_stem(&result.name))?;
+            }
+            SuiteEventKind::SuiteFinished { against, results, .. } => {
+                if let Some(path) = &self.combined {
+                    let runs = results.iter().map(|r| Timings::of(r, against)).collect();
+                    CombinedTimings::new(runs).write(path)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -132,7 +190,7 @@ mod tests {
 
     fn result() -> ScenarioResult {
         let stage = |name: &str, start: u64, duration: u64| StageTiming {
-            name: name.to_owned(),
+            name: crate::runner::Stage::named(name),
             start: Duration::from_millis(start),
             duration: Duration::from_millis(duration),
         };

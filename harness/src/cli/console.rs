@@ -6,13 +6,13 @@ use std::io::{IsTerminal, Write};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use r2s_harness::board;
+use r2s_harness::board::{self, BoardError};
 use r2s_harness::console::Transcript;
-use r2s_harness::target::{Console, NoLog, Target, TargetSpec};
+use r2s_harness::target::{Console, NoLog, StartFailure, Target, TargetError, TargetSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::run::{adapt_for_qemu, load_board};
+use super::run::{adapt_for_qemu, load_board, SetupError};
 use super::{ConsoleArgs, EXIT_ERROR, EXIT_PASS};
 
 /// Ctrl-]: what telnet uses, and nothing a shell or U-Boot needs.
@@ -64,18 +64,15 @@ pub async fn console(args: ConsoleArgs) -> u8 {
 /// Opens the target `args` name through the factory and returns its description, its console
 /// and the target, which keeps the console alive (QEMU running, the port held) until dropped.
 /// A board's console is attached as the board is, with no power switched; QEMU is started.
-async fn open(args: &ConsoleArgs) -> Result<(String, Console, Box<dyn Target>), String> {
+async fn open(args: &ConsoleArgs) -> Result<(String, Console, Box<dyn Target>), OpenError> {
     let spec = match &args.serial {
         Some(port) => TargetSpec::Board {
-            board: load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)
-                .map_err(|e| e.to_string())?,
+            board: load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?,
             port: port.clone(),
         },
         None => {
             let image = args.image.as_ref().expect("clap requires --serial or --image");
-            let shim = adapt_for_qemu(image, r2s_harness::adapt::default_cache_dir())
-                .await
-                .map_err(|e| e.to_string())?;
+            let shim = adapt_for_qemu(image, r2s_harness::adapt::default_cache_dir()).await?;
             TargetSpec::Qemu {
                 config: args.qemu.config(),
                 image: image.clone(),
@@ -86,18 +83,31 @@ async fn open(args: &ConsoleArgs) -> Result<(String, Console, Box<dyn Target>), 
     };
     let mut target = spec.open();
     let attached = match target.attach() {
-        Some(attach) => Some(attach.await.map_err(|e| e.to_string())?),
+        Some(attach) => Some(attach.await?),
         None => None,
     };
     let console = match attached {
         Some(console) => console,
-        None => target.start(None, &mut NoLog).await.map_err(|e| e.to_string())?,
+        None => target.start(None, &mut NoLog).await?,
     };
     Ok((target.describe(), console, target))
 }
 
+/// Why the console could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    #[error(transparent)]
+    Board(#[from] BoardError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Start(#[from] StartFailure),
+}
+
 /// Copies keys to the console and console output to the terminal, logging both.
-async fn attach(mut console: Console, mut transcript: Transcript) -> Result<&'static str, String> {
+async fn attach(mut console: Console, mut transcript: Transcript) -> std::io::Result<&'static str> {
     let start = Instant::now();
     let mut keys = stdin_keys();
     let mut stdout = std::io::stdout();
@@ -114,7 +124,7 @@ async fn attach(mut console: Console, mut transcript: Transcript) -> Result<&'st
                     // thread keeps draining the UART meanwhile.
                     let _ = stdout.write_all(&buf[..n]).and_then(|()| stdout.flush());
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e),
             },
             key = keys.recv() => match key {
                 None => break "end of input",
@@ -125,8 +135,8 @@ async fn attach(mut console: Console, mut transcript: Transcript) -> Result<&'st
                     };
                     if !typed.is_empty() {
                         let _ = transcript.input(start.elapsed(), &secrets.shown(typed));
-                        console.writer.write_all(typed).await.map_err(|e| e.to_string())?;
-                        console.writer.flush().await.map_err(|e| e.to_string())?;
+                        console.writer.write_all(typed).await?;
+                        console.writer.flush().await?;
                     }
                     if leave {
                         break "left (Ctrl-])";
@@ -139,7 +149,7 @@ async fn attach(mut console: Console, mut transcript: Transcript) -> Result<&'st
             eprint!("\r\n[harness: {text}]\r\n");
         }
     };
-    transcript.finish().map_err(|e| e.to_string())?;
+    transcript.finish()?;
     Ok(why)
 }
 

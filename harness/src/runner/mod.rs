@@ -188,13 +188,7 @@ pub async fn run_scenario_at(
     if verdict_passed(&verdict) {
         session.note("PASS");
     }
-    RunOutput {
-        verdict,
-        start,
-        stages: session.stage_timings(end),
-        last_lines: session.recent_lines(),
-        duration: end,
-    }
+    output(&session, verdict, start, end)
 }
 
 /// Boots the console from power-on with the board's default entry and logs in with `recipe`,
@@ -239,6 +233,11 @@ pub async fn reach_login_shell(
             })
         }
     };
+    output(&session, verdict, start, end)
+}
+
+/// What the session produced, ended at `end`.
+fn output(session: &Session<'_>, verdict: Verdict, start: StartReached, end: Duration) -> RunOutput {
     RunOutput {
         verdict,
         start,

@@ -53,8 +53,41 @@ pub enum SnapshotError {
     Qemu(#[from] QemuError),
     #[error("saving the login snapshot: {0}")]
     Qmp(#[from] QmpError),
-    #[error("snapshot cache entry {entry} was just built but does not check out: {detail}")]
-    Unusable { entry: PathBuf, detail: String },
+    #[error("snapshot cache entry {entry} was just built but does not check out: {problem}")]
+    Unusable {
+        entry: PathBuf,
+        #[source]
+        problem: EntryProblem,
+    },
+    #[error("the priming boot could not start QEMU: {0}")]
+    Start(#[source] Box<crate::target::StartFailure>),
+}
+
+/// Why a cache entry is not trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryProblem {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("entry.json names key {key} and tag {tag}")]
+    Names { key: String, tag: String },
+    #[error("{found} disks, expected {expected}")]
+    DiskCount { found: usize, expected: usize },
+    #[error(transparent)]
+    Qemu(#[from] QemuError),
+    #[error("{} has no snapshot {TAG:?}", disk.display())]
+    NoTag { disk: PathBuf },
+    #[error("no disk holds the VM state of snapshot {TAG:?}")]
+    NoVmState,
 }
 
 impl SnapshotError {
@@ -201,9 +234,9 @@ impl SnapshotCache {
         let (info, disks) =
             self.check(source, &key, &entry)
                 .await
-                .map_err(|detail| SnapshotError::Unusable {
+                .map_err(|problem| SnapshotError::Unusable {
                     entry: entry.clone(),
-                    detail,
+                    problem,
                 })?;
         Ok(Prepared::Ready(Checkout {
             _lock: lock,
@@ -270,33 +303,35 @@ impl SnapshotCache {
         source: &SnapshotSource<'_>,
         key: &CacheKey,
         entry: &Path,
-    ) -> Result<(EntryInfo, Vec<PathBuf>), String> {
+    ) -> Result<(EntryInfo, Vec<PathBuf>), EntryProblem> {
         let info = read_info(entry)?;
         if info.key != key.0 || info.tag != TAG {
-            return Err(format!("entry.json names key {} and tag {}", info.key, info.tag));
+            return Err(EntryProblem::Names {
+                key: info.key,
+                tag: info.tag,
+            });
         }
-        let expected_disks = 1 + usize::from(source.shim.is_some());
-        if info.disks.len() != expected_disks {
-            return Err(format!("{} disks, expected {expected_disks}", info.disks.len()));
+        let expected = 1 + usize::from(source.shim.is_some());
+        if info.disks.len() != expected {
+            return Err(EntryProblem::DiskCount {
+                found: info.disks.len(),
+                expected,
+            });
         }
         let mut disks = Vec::new();
         let mut vm_state = false;
         for name in &info.disks {
             let disk = entry.join(name);
-            qemu_img::check(source.qemu, &disk)
-                .await
-                .map_err(|e| e.to_string())?;
-            let snapshots = qemu_img::snapshots(source.qemu, &disk)
-                .await
-                .map_err(|e| e.to_string())?;
+            qemu_img::check(source.qemu, &disk).await?;
+            let snapshots = qemu_img::snapshots(source.qemu, &disk).await?;
             let Some(ours) = snapshots.iter().find(|s| s.name == TAG) else {
-                return Err(format!("{} has no snapshot {TAG:?}", disk.display()));
+                return Err(EntryProblem::NoTag { disk });
             };
             vm_state |= ours.vm_state_size > 0;
             disks.push(disk);
         }
         if !vm_state {
-            return Err(format!("no disk holds the VM state of snapshot {TAG:?}"));
+            return Err(EntryProblem::NoVmState);
         }
         Ok((info, disks))
     }
@@ -363,10 +398,13 @@ fn mark_used(entry: &Path) {
     }
 }
 
-fn read_info(entry: &Path) -> Result<EntryInfo, String> {
+fn read_info(entry: &Path) -> Result<EntryInfo, EntryProblem> {
     let path = entry.join("entry.json");
-    let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+    let text = std::fs::read(&path).map_err(|source| EntryProblem::Read {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|source| EntryProblem::Parse { path, source })
 }
 
 fn remove_dir(dir: &Path) -> Result<(), SnapshotError> {

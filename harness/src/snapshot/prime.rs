@@ -71,12 +71,7 @@ pub(super) async fn boot_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome,
     let mut console = match target.start(None, &mut NoLog).await {
         Ok(console) => console,
         Err(StartFailure::Error(crate::target::TargetError::Qemu(e))) => return Err(e.into()),
-        Err(other) => {
-            return Err(SnapshotError::Unusable {
-                entry: boot.disks.first().cloned().unwrap_or_default(),
-                detail: other.to_string(),
-            })
-        }
+        Err(other) => return Err(SnapshotError::Start(Box::new(other))),
     };
     let reached = runner::reach_login_shell(
         &mut console,

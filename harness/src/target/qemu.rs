@@ -334,10 +334,11 @@ enum Disks {
 /// the process. With a snapshot cache it can also start from a login-state snapshot
 /// ([`Target::snapshots`]).
 pub struct QemuMachine {
+    // First, so that it drops first: QEMU is gone before the shim disk it reads.
+    running: Option<QemuTarget>,
     config: QemuConfig,
     disks: Disks,
     cache: Option<SnapshotCache>,
-    running: Option<QemuTarget>,
     /// The cache entry restored last: (key, build), for [`Snapshots::discard_restored`].
     restored: Option<(CacheKey, String)>,
 }

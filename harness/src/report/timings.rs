@@ -240,4 +240,33 @@ mod tests {
         assert_eq!(json["format"], BASELINE_FORMAT);
         assert_eq!(json["scenarios"][0]["scenario"], "boot-to-login");
     }
+
+    #[test]
+    fn the_reporter_writes_each_scenarios_file_as_it_finishes_and_the_combined_file_at_the_end() {
+        use crate::suite::{Reporters, SuiteEventKind};
+        let dir = tempfile::tempdir().unwrap();
+        let transcripts = dir.path().join("transcripts");
+        let combined = dir.path().join("baseline.json");
+        let mut reporters = Reporters::new();
+        reporters.attach(TimingsReporter::new(transcripts.clone(), Some(combined.clone())));
+        reporters.emit(SuiteEventKind::SuiteStarted {
+            against: "img/r2s.img".into(),
+            scenarios: 1,
+        });
+        reporters.emit(SuiteEventKind::ScenarioFinished {
+            result: Box::new(result()),
+        });
+        let file = transcripts.join("boot-to-login.timings.json");
+        let written: Timings = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(written, Timings::of(&result(), Path::new("img/r2s.img")));
+        assert!(!combined.exists(), "written before the suite finished");
+        reporters.emit(SuiteEventKind::SuiteFinished {
+            against: "img/r2s.img".into(),
+            results: vec![result()],
+            stopped: None,
+        });
+        let all: CombinedTimings = serde_json::from_slice(&std::fs::read(&combined).unwrap()).unwrap();
+        assert_eq!(all.scenarios, vec![written]);
+        assert!(reporters.take_errors().is_empty());
+    }
 }

@@ -54,6 +54,14 @@ async fn read_line(io: &mut DuplexStream) -> Vec<u8> {
 }
 
 async fn run(at: ConsoleAt, console: &mut Console) -> (RunOutput, String) {
+    run_on(at, console, None).await
+}
+
+async fn run_on(
+    at: ConsoleAt,
+    console: &mut Console,
+    target: Option<&mut dyn Target>,
+) -> (RunOutput, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut transcript = Transcript::create(dir.path(), "t", "t").unwrap();
     let scenario = login_start_scenario();
@@ -61,7 +69,7 @@ async fn run(at: ConsoleAt, console: &mut Console) -> (RunOutput, String) {
         fallback_password: Some("pw-42".to_owned()),
         ..RunContext::default()
     };
-    let out = run_scenario_at(at, &scenario, console, None, &mut transcript, &ctx, &mut Quiet).await;
+    let out = run_scenario_at(at, &scenario, console, target, &mut transcript, &ctx, &mut Quiet).await;
     let log = transcript.finish().unwrap().log;
     (out, std::fs::read_to_string(log).unwrap())
 }
@@ -217,4 +225,22 @@ fn silent_kernel_on_a_board_names_the_board_console_not_qemus() {
         reason.to_string(),
         "console silent for 45.0s after \"Starting kernel ...\"; the kernel was told `console=ttyAMA0,115200`, and this board's console is ttyS2 at 1500000 baud"
     );
+}
+
+#[tokio::test]
+async fn a_console_that_closes_says_what_the_target_knows_about_why() {
+    let mut console = console_with(|io| async move { drop(io) });
+    let mut target = crate::target::test_console::FakeTarget {
+        closed_because: Some("QEMU exited (exit status: 1): could not load the snapshot".to_owned()),
+        ..Default::default()
+    };
+    let (out, _log) = run_on(ConsoleAt::RestoredShell, &mut console, Some(&mut target)).await;
+    let Verdict::Fail(failure) = &out.verdict else {
+        panic!("passed on a closed console");
+    };
+    assert_eq!(
+        failure.reason.to_string(),
+        "console closed: end of file; QEMU exited (exit status: 1): could not load the snapshot"
+    );
+    assert_eq!(out.start, StartReached::No);
 }

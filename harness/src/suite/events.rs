@@ -179,3 +179,52 @@ impl Observer for ScenarioEvents {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records the events it hears, and fails on notes.
+    struct Heard(Rc<RefCell<Vec<String>>>);
+
+    impl Reporter for Heard {
+        fn report(&mut self, event: &SuiteEvent) -> Result<(), ReportError> {
+            let text = match &event.kind {
+                SuiteEventKind::StageEntered { scenario, stage, .. } => format!("{scenario}: stage {stage}"),
+                SuiteEventKind::StepStarted { scenario, step, .. } => format!("{scenario}: step {step}"),
+                SuiteEventKind::Note { text } => {
+                    return Err(ReportError::Junit {
+                        path: text.into(),
+                        source: std::io::Error::other("refused"),
+                    })
+                }
+                other => format!("{other:?}"),
+            };
+            self.0.borrow_mut().push(text);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn scenario_observers_report_into_one_stream_and_reporter_errors_are_kept_for_the_end() {
+        let heard = Rc::new(RefCell::new(Vec::new()));
+        let mut reporters = Reporters::new();
+        reporters.attach(Heard(heard.clone()));
+        let reporters = Rc::new(RefCell::new(reporters));
+        let mut a = ScenarioEvents::new("a", reporters.clone());
+        let mut b = ScenarioEvents::new("b", reporters.clone());
+        a.stage(&Stage::Restore, Duration::ZERO);
+        b.stage(&Stage::Named("network".into()), Duration::from_secs(1));
+        a.step_started(1, "send_line \"ping\"");
+        reporters
+            .borrow_mut()
+            .emit(SuiteEventKind::Note { text: "n".into() });
+        assert_eq!(
+            *heard.borrow(),
+            ["a: stage restore", "b: stage network", "a: step 1"]
+        );
+        let errors = reporters.borrow_mut().take_errors();
+        assert_eq!(errors.len(), 1);
+        assert!(reporters.borrow_mut().take_errors().is_empty());
+    }
+}

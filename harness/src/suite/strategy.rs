@@ -257,3 +257,53 @@ fn setup_failure(expected: &str, detail: String) -> RunOutput {
         duration: Duration::ZERO,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::Quiet;
+    use crate::target::test_console::FakeTarget;
+
+    fn passed() -> RunOutput {
+        RunOutput {
+            verdict: Verdict::Pass,
+            start: StartReached::Yes,
+            stages: Vec::new(),
+            last_lines: Vec::new(),
+            duration: Duration::from_secs(9),
+        }
+    }
+
+    fn recording(dir: &std::path::Path) -> Recording {
+        let text = "name = \"s\"\ndescription = \"d\"\n[[steps]]\nexpect = \"x\"\n";
+        let scenario = crate::scenario::parse(text, std::path::Path::new("s.toml")).unwrap();
+        Recording::start(dir, &scenario).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_target_that_cannot_be_stopped_fails_a_run_that_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recording = recording(dir.path());
+        let mut target = FakeTarget {
+            stop_error: Some("PLUG_TOKEN".to_owned()),
+            ..Default::default()
+        };
+        let out = stop(&mut target, passed(), &mut recording, &mut Quiet).await;
+        let Verdict::Fail(failure) = out.verdict else {
+            panic!("a board left powered passed");
+        };
+        assert_eq!(failure.expected, "power the board off");
+        assert_eq!(
+            failure.reason.to_string(),
+            "power off command `relay ${PLUG_TOKEN}` needs environment variable PLUG_TOKEN, which is not set"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_target_that_stops_leaves_the_verdict_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recording = recording(dir.path());
+        let out = stop(&mut FakeTarget::default(), passed(), &mut recording, &mut Quiet).await;
+        assert!(matches!(out.verdict, Verdict::Pass));
+    }
+}

@@ -24,3 +24,49 @@ where
         notices: Default::default(),
     }
 }
+
+/// A target for unit tests of what surrounds a console: it says `closed_because` when asked
+/// why its console closed, and fails to stop with `stop_error` (a power-off command that
+/// failed) if set.
+#[derive(Default)]
+pub struct FakeTarget {
+    pub closed_because: Option<String>,
+    pub stop_error: Option<String>,
+}
+
+impl super::Target for FakeTarget {
+    fn describe(&self) -> String {
+        "a fake target".to_owned()
+    }
+
+    fn start<'a>(
+        &'a mut self,
+        _attached: Option<Console>,
+        _log: &'a mut dyn super::StartLog,
+    ) -> super::StartFuture<'a> {
+        Box::pin(async { Ok(scripted(64, |_board| async {})) })
+    }
+
+    fn closed_because(&mut self) -> super::LocalBoxFuture<'_, Option<String>> {
+        let why = self.closed_because.clone();
+        Box::pin(async move { why })
+    }
+
+    fn stop<'a>(
+        &'a mut self,
+        _log: &'a mut dyn super::StartLog,
+    ) -> super::LocalBoxFuture<'a, Result<(), super::TargetError>> {
+        let error = self.stop_error.clone();
+        Box::pin(async move {
+            match error {
+                Some(name) => Err(super::power::PowerError::Unset {
+                    what: "off".to_owned(),
+                    command: format!("relay ${{{name}}}"),
+                    name,
+                }
+                .into()),
+                None => Ok(()),
+            }
+        })
+    }
+}

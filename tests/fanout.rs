@@ -269,7 +269,9 @@ fn an_entry_qemu_cannot_restore_is_discarded_and_rebuilt() {
         let checkout = cache
             .checkout(&source(&small), &context, &dir.path().join("prime"), LIMIT)
             .await
-            .expect("a 512 MiB entry");
+            .expect("a 512 MiB entry")
+            .ready()
+            .expect("the priming boot reaches a shell");
         (
             checkout.key.clone(),
             CacheKey::of(&source(&default)).await.unwrap(),

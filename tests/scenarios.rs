@@ -27,8 +27,9 @@ use r2s_harness::report::text;
 use r2s_harness::runner::{Quiet, RunContext};
 use r2s_harness::scenario::{self, Scenario};
 use r2s_harness::snapshot::SnapshotCache;
-use r2s_harness::suite::{self, QemuRun};
+use r2s_harness::suite::{self, Suite};
 use r2s_harness::target::qemu::QemuConfig;
+use r2s_harness::target::TargetSpec;
 
 /// Which shipped scenarios a fixture is tested with.
 #[derive(Clone, Copy)]
@@ -173,17 +174,19 @@ fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Resul
     };
     let menu_labels = image::check_bootable_image(&image).map_err(|e| e.to_string())?;
     let shim = adapt_for_qemu(&image)?;
-    let run = QemuRun {
-        image: image.clone(),
-        qemu: QemuConfig::default(),
+    let suite = Suite {
+        target: TargetSpec::qemu(
+            QemuConfig::default(),
+            image.clone(),
+            shim,
+            Some(SnapshotCache::new(snapshot_cache())),
+        ),
         transcripts,
         context: RunContext {
             menu_labels,
             fallback_password,
             ..RunContext::default()
         },
-        shim,
-        snapshots: Some(SnapshotCache::new(snapshot_cache())),
     };
     // One thread, as in the harness binary: QEMU's parent-death signal is tied to the thread
     // that spawned it.
@@ -192,7 +195,7 @@ fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Resul
         .build()
         .map_err(|e| format!("async runtime: {e}"))?;
     let result = runtime
-        .block_on(suite::run_on_qemu(&run, scenario, &mut Quiet))
+        .block_on(suite::run_one(&suite, scenario, &mut Quiet))
         .map_err(|e| e.to_string())?;
     println!("image: {}", image.display());
     println!("{}", text::summary_line(&result));

@@ -6,15 +6,13 @@ use std::io::{IsTerminal, Write};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use r2s_harness::board::{self, Board};
+use r2s_harness::board::{self, BoardError};
 use r2s_harness::console::Transcript;
-use r2s_harness::target::qemu::QemuTarget;
-use r2s_harness::target::serial::{SerialConfig, SerialTarget};
-use r2s_harness::target::Console;
+use r2s_harness::target::{Console, NoLog, StartFailure, Target, TargetError, TargetSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::run::adapt_for_qemu;
+use super::run::{adapt_for_qemu, load_board, SetupError};
 use super::{ConsoleArgs, EXIT_ERROR, EXIT_PASS};
 
 /// Ctrl-]: what telnet uses, and nothing a shell or U-Boot needs.
@@ -23,7 +21,7 @@ const ESCAPE: u8 = 0x1d;
 /// Runs the console until the escape key, the end of input, or the console closing.
 pub async fn console(args: ConsoleArgs) -> u8 {
     // The target lives until this function returns: QEMU is killed, the port released.
-    let (description, console, _target) = match open(&args).await {
+    let (description, console, mut target) = match open(&args).await {
         Ok(opened) => opened,
         Err(message) => {
             eprintln!("harness: {message}");
@@ -49,6 +47,8 @@ pub async fn console(args: ConsoleArgs) -> u8 {
     let terminal = RawTerminal::enter();
     let ended = attach(console, transcript).await;
     drop(terminal);
+    // QEMU is killed and reaped, the port released; a board keeps its power as it is.
+    let _ = target.stop(&mut NoLog).await;
     match ended {
         Ok(why) => {
             eprintln!("\r\nharness console: {why}");
@@ -61,46 +61,48 @@ pub async fn console(args: ConsoleArgs) -> u8 {
     }
 }
 
-/// Whatever keeps the console alive, held only to be dropped at the end: a serial port, or
-/// QEMU and the adapted boot disk it reads.
-type Held = Box<dyn std::any::Any>;
+/// Opens the target `args` name through the factory and returns its description, its console
+/// and the target, which keeps the console alive (QEMU running, the port held) until dropped.
+/// A board's console is attached as the board is, with no power switched; QEMU is started.
+async fn open(args: &ConsoleArgs) -> Result<(String, Console, Box<dyn Target>), OpenError> {
+    let spec = match &args.serial {
+        Some(port) => TargetSpec::board(
+            load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?,
+            port,
+        ),
+        None => {
+            let image = args.image.as_ref().expect("clap requires --serial or --image");
+            let shim = adapt_for_qemu(image, r2s_harness::adapt::default_cache_dir()).await?;
+            TargetSpec::qemu(args.qemu.config(), image.clone(), shim, None)
+        }
+    };
+    let mut target = spec.open();
+    let attached = match target.attach() {
+        Some(attach) => Some(attach.await?),
+        None => None,
+    };
+    let console = match attached {
+        Some(console) => console,
+        None => target.start(None, &mut NoLog).await?,
+    };
+    Ok((target.describe(), console, target))
+}
 
-async fn open(args: &ConsoleArgs) -> Result<(String, Console, Held), String> {
-    if let Some(device) = &args.serial {
-        let board = Board::load(args.board.as_deref().unwrap_or(board::DEFAULT_SERIAL_BOARD))
-            .map_err(|e| e.to_string())?;
-        let (target, console) = SerialTarget::open(&SerialConfig {
-            path: device.clone(),
-            baud: board.baud,
-            reconnect_timeout: board.reconnect_timeout,
-        })
-        .map_err(|e| e.to_string())?;
-        let description = format!(
-            "{} at {} baud 8N1 (board {})",
-            device.display(),
-            board.baud,
-            board.name
-        );
-        return Ok((description, console, Box::new(target)));
-    }
-    let image = args.image.as_ref().expect("clap requires --serial or --image");
-    let shim = adapt_for_qemu(image, r2s_harness::adapt::default_cache_dir())
-        .await
-        .map_err(|e| format!("cannot adapt {} for QEMU: {e}", image.display()))?;
-    let config = args.qemu.config();
-    let (target, console) = QemuTarget::start(&config, image, shim.as_ref().map(|s| s.disk()))
-        .await
-        .map_err(|e| e.to_string())?;
-    // QEMU first, then the shim disk it reads (tuple fields drop in order).
-    Ok((
-        format!("QEMU booting {}", image.display()),
-        console,
-        Box::new((target, shim)),
-    ))
+/// Why the console could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    #[error(transparent)]
+    Board(#[from] BoardError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Start(#[from] StartFailure),
 }
 
 /// Copies keys to the console and console output to the terminal, logging both.
-async fn attach(mut console: Console, mut transcript: Transcript) -> Result<&'static str, String> {
+async fn attach(mut console: Console, mut transcript: Transcript) -> std::io::Result<&'static str> {
     let start = Instant::now();
     let mut keys = stdin_keys();
     let mut stdout = std::io::stdout();
@@ -117,7 +119,7 @@ async fn attach(mut console: Console, mut transcript: Transcript) -> Result<&'st
                     // thread keeps draining the UART meanwhile.
                     let _ = stdout.write_all(&buf[..n]).and_then(|()| stdout.flush());
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e),
             },
             key = keys.recv() => match key {
                 None => break "end of input",
@@ -128,8 +130,8 @@ async fn attach(mut console: Console, mut transcript: Transcript) -> Result<&'st
                     };
                     if !typed.is_empty() {
                         let _ = transcript.input(start.elapsed(), &secrets.shown(typed));
-                        console.writer.write_all(typed).await.map_err(|e| e.to_string())?;
-                        console.writer.flush().await.map_err(|e| e.to_string())?;
+                        console.writer.write_all(typed).await?;
+                        console.writer.flush().await?;
                     }
                     if leave {
                         break "left (Ctrl-])";
@@ -142,7 +144,7 @@ async fn attach(mut console: Console, mut transcript: Transcript) -> Result<&'st
             eprint!("\r\n[harness: {text}]\r\n");
         }
     };
-    transcript.finish().map_err(|e| e.to_string())?;
+    transcript.finish()?;
     Ok(why)
 }
 

@@ -76,8 +76,9 @@ pub enum OutputFormat {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["serial", "image"])))]
 pub struct ConsoleArgs {
-    /// The board's console device (a /dev/serial/by-id/… path or a pseudo-terminal). Nothing
-    /// is powered: the console is attached as the board is.
+    /// The board's console device (a /dev/serial/by-id/… path, a pseudo-terminal, or
+    /// tcp://HOST:PORT of a serial server). Nothing is powered: the console is attached as the
+    /// board is.
     #[arg(long, value_name = "DEV")]
     pub serial: Option<PathBuf>,
     /// Boot this image (raw) under QEMU, adapted as `harness run` adapts it, and attach to it.
@@ -124,9 +125,9 @@ pub struct RunArgs {
     /// extlinux LABELs that `menu = "LABEL"` steps name.
     #[arg(long, value_name = "IMG")]
     pub image: Option<PathBuf>,
-    /// Run on a real board through this serial console (a /dev/serial/by-id/… path or a
-    /// pseudo-terminal) instead of booting an image under QEMU. The board is powered as its
-    /// profile says.
+    /// Run on a real board through this serial console (a /dev/serial/by-id/… path, a
+    /// pseudo-terminal, or tcp://HOST:PORT of a serial server's raw TCP port) instead of
+    /// booting an image under QEMU. The board is powered as its profile says.
     #[arg(long, value_name = "DEV")]
     pub serial: Option<PathBuf>,
     /// Board profile: a built-in name (nanopi-r2s, qemu-virt) or a TOML file. Default:

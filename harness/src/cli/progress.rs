@@ -1,71 +1,95 @@
-//! The progress line shown on a terminal while a scenario runs.
+//! The progress line shown on a terminal while scenarios run: each running scenario, its
+//! current stage and its elapsed time, side by side when several run at once.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use r2s_harness::runner::Observer;
+use r2s_harness::report::ReportError;
+use r2s_harness::suite::{Reporter, SuiteEvent, SuiteEventKind};
 
-/// Rewrites one stderr line with the scenario, its stage and the elapsed time; silent when
-/// stderr is not a terminal.
+/// Rewrites one stderr line; silent when stderr is not a terminal, except for requests to the
+/// operator, which are always printed.
 pub struct ProgressLine {
     enabled: bool,
-    scenario: String,
-    stage: String,
+    /// Running scenarios in the order they started: name, stage, elapsed.
+    running: Vec<(String, String, Duration)>,
     last_draw: Option<Instant>,
 }
 
 impl ProgressLine {
-    /// A progress line for `scenario`.
-    pub fn new(scenario: &str) -> Self {
+    /// A progress line on stderr.
+    pub fn new() -> Self {
         ProgressLine {
             enabled: std::io::stderr().is_terminal(),
-            scenario: scenario.to_owned(),
-            stage: "uboot".to_owned(),
+            running: Vec::new(),
             last_draw: None,
         }
     }
 
-    fn draw(&mut self, elapsed: Duration) {
+    fn draw(&mut self) {
         if !self.enabled {
             return;
         }
-        let _ = write!(
-            std::io::stderr(),
-            "\r\x1b[K  {} · {} · {:.1}s",
-            self.scenario,
-            self.stage,
-            elapsed.as_secs_f64()
-        );
+        let line = self
+            .running
+            .iter()
+            .map(|(name, stage, elapsed)| format!("{name} · {stage} · {:.1}s", elapsed.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join("  |  ");
+        let _ = write!(std::io::stderr(), "\r\x1b[K  {line}");
         self.last_draw = Some(Instant::now());
     }
 
     /// Erases the line before results are printed.
-    pub fn clear(&mut self) {
+    fn clear(&mut self) {
         if self.enabled && self.last_draw.is_some() {
             let _ = write!(std::io::stderr(), "\r\x1b[K");
+            self.last_draw = None;
         }
+    }
+
+    fn entry(&mut self, scenario: &str) -> Option<&mut (String, String, Duration)> {
+        self.running.iter_mut().find(|(name, _, _)| name == scenario)
     }
 }
 
-impl Observer for ProgressLine {
-    fn stage(&mut self, name: &str, at: Duration) {
-        self.stage = name.to_owned();
-        self.draw(at);
-    }
-
-    fn ask_operator(&mut self, request: &str) {
-        self.clear();
-        // Asked whether or not stderr is a terminal: the operator may be watching a log.
-        eprintln!("harness: {request}");
-        self.last_draw = None;
-    }
-
-    fn tick(&mut self, elapsed: Duration) {
-        if self
-            .last_draw
-            .is_none_or(|t| t.elapsed() >= Duration::from_millis(200))
-        {
-            self.draw(elapsed);
+impl Reporter for ProgressLine {
+    fn report(&mut self, event: &SuiteEvent) -> Result<(), ReportError> {
+        match &event.kind {
+            SuiteEventKind::ScenarioStarted { scenario } => {
+                self.running
+                    .push((scenario.clone(), "uboot".to_owned(), Duration::ZERO));
+            }
+            SuiteEventKind::StageEntered { scenario, stage, at } => {
+                if let Some(entry) = self.entry(scenario) {
+                    entry.1 = stage.to_string();
+                    entry.2 = *at;
+                }
+                self.draw();
+            }
+            SuiteEventKind::Tick { scenario, elapsed } => {
+                if let Some(entry) = self.entry(scenario) {
+                    entry.2 = *elapsed;
+                }
+                if self
+                    .last_draw
+                    .is_none_or(|t| t.elapsed() >= Duration::from_millis(200))
+                {
+                    self.draw();
+                }
+            }
+            SuiteEventKind::OperatorAsked { request, .. } => {
+                self.clear();
+                // Asked whether or not stderr is a terminal: the operator may be watching a log.
+                eprintln!("harness: {request}");
+            }
+            SuiteEventKind::ScenarioFinished { result } => {
+                self.running.retain(|(name, _, _)| *name != result.name);
+                self.clear();
+            }
+            SuiteEventKind::Note { .. } | SuiteEventKind::SuiteFinished { .. } => self.clear(),
+            _ => {}
         }
+        Ok(())
     }
 }

@@ -1,55 +1,69 @@
-//! `harness run --baseline`, `--max-regression` and `--write-baseline`: this run's stage timings
-//! set against an earlier run's.
+//! `harness run --baseline` and `--max-regression`: this run's stage timings set against an
+//! earlier run's, as a reporter of the suite's events. (`--write-baseline` is the timings
+//! reporter's combined file.)
 
-use std::path::Path;
+use std::cell::Cell;
+use std::rc::Rc;
 
-use r2s_harness::report::baseline::{Baseline, Policy};
-use r2s_harness::report::timings::{CombinedTimings, Timings};
-use r2s_harness::runner::ScenarioResult;
+use r2s_harness::report::baseline::{Baseline, BaselineError, Policy};
+use r2s_harness::report::timings::Timings;
+use r2s_harness::report::ReportError;
+use r2s_harness::suite::{Reporter, SuiteEvent, SuiteEventKind};
 
 use super::RunArgs;
 
 /// The baseline and policy a run is held to, read before anything boots so that a bad baseline
-/// costs no boot.
+/// costs no boot. When the suite finishes, prints the comparison.
 pub struct BaselineCheck {
     baseline: Baseline,
     policy: Policy,
+    clean: Rc<Cell<Option<bool>>>,
 }
 
 impl BaselineCheck {
     /// The check `args` ask for, if any.
-    pub fn from_args(args: &RunArgs) -> Result<Option<BaselineCheck>, String> {
+    pub fn from_args(args: &RunArgs) -> Result<Option<BaselineCheck>, BaselineError> {
         let Some(path) = &args.baseline else {
             return Ok(None);
         };
-        let baseline = Baseline::load(path).map_err(|e| e.to_string())?;
+        let baseline = Baseline::load(path)?;
         Ok(Some(BaselineCheck {
             baseline,
             policy: Policy {
                 max_regression: args.max_regression,
                 ..Policy::default()
             },
+            clean: Rc::default(),
         }))
     }
 
-    /// Prints the comparison; true when no stage regressed.
-    pub fn report(&self, image: &Path, results: &[ScenarioResult]) -> bool {
-        let runs: Vec<Timings> = results.iter().map(|r| Timings::of(r, image)).collect();
+    /// Whether no stage regressed, once the suite has finished (`None` before, and for a run
+    /// that stopped early, which is not compared).
+    pub fn outcome(&self) -> Rc<Cell<Option<bool>>> {
+        self.clean.clone()
+    }
+}
+
+impl Reporter for BaselineCheck {
+    fn report(&mut self, event: &SuiteEvent) -> Result<(), ReportError> {
+        let SuiteEventKind::SuiteFinished {
+            against,
+            results,
+            stopped: None,
+        } = &event.kind
+        else {
+            return Ok(());
+        };
+        let runs: Vec<Timings> = results.iter().map(|r| Timings::of(r, against)).collect();
         let comparison = self.baseline.compare(&runs, &self.policy);
         println!(
             "stage timings against baseline {}:",
             self.baseline.source.display()
         );
         print!("{}", comparison.render(&self.policy));
-        let clean = comparison.regressions().next().is_none();
-        clean
+        self.clean.set(Some(comparison.regressions().next().is_none()));
+        Ok(())
     }
-}
-
-/// Writes every result's timings into one combined baseline file.
-pub fn write_baseline(path: &Path, image: &Path, results: &[ScenarioResult]) -> Result<(), String> {
-    let runs = results.iter().map(|r| Timings::of(r, image)).collect();
-    CombinedTimings::new(runs).write(path).map_err(|e| e.to_string())
 }
 
 /// `--max-regression`: a percentage, zero or more.

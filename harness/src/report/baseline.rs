@@ -292,14 +292,18 @@ fn read_file(path: &Path) -> Result<Vec<Timings>, BaselineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::timings::StageRecord;
+    use crate::report::timings::{StageRecord, TimingsVerdict};
 
     fn run(scenario: &str, verdict: &str, stages: &[(&str, f64)]) -> Timings {
         let mut start = 0.0;
         Timings {
             scenario: scenario.to_owned(),
             image: "r2s.img".to_owned(),
-            verdict: verdict.to_owned(),
+            verdict: if verdict == "pass" {
+                TimingsVerdict::Pass
+            } else {
+                TimingsVerdict::Fail
+            },
             total: stages.iter().map(|s| s.1).sum(),
             stages: stages
                 .iter()

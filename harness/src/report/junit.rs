@@ -2,8 +2,41 @@
 
 use std::fmt::Write;
 
-use super::text;
+use std::path::PathBuf;
+
+use super::{text, ReportError};
 use crate::runner::{ScenarioResult, Verdict};
+use crate::suite::{Reporter, SuiteEvent, SuiteEventKind};
+
+/// Writes the JUnit file when the suite finishes, with every result in the scenarios' order,
+/// grouped under the name of what they ran against (the image's file name).
+#[derive(Debug)]
+pub struct JunitReporter {
+    path: PathBuf,
+}
+
+impl JunitReporter {
+    /// A reporter writing `path`.
+    pub fn new(path: PathBuf) -> JunitReporter {
+        JunitReporter { path }
+    }
+}
+
+impl Reporter for JunitReporter {
+    fn report(&mut self, event: &SuiteEvent) -> Result<(), ReportError> {
+        let SuiteEventKind::SuiteFinished { against, results, .. } = &event.kind else {
+            return Ok(());
+        };
+        let suite_name = against
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        std::fs::write(&self.path, render(&suite_name, results)).map_err(|source| ReportError::Junit {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
 
 /// A `<testsuites>` document with one `<testcase>` per scenario, grouped under `suite` (the
 /// image's name).

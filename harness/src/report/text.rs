@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
+use super::ReportError;
 use crate::runner::{secs, ScenarioResult, StageTiming, Verdict};
+use crate::suite::{Reporter, SuiteEvent, SuiteEventKind};
 
 /// How many console lines a failure report shows.
 pub const LAST_LINES: usize = 20;
@@ -58,4 +60,29 @@ pub fn failure_details(result: &ScenarioResult) -> String {
 pub fn totals(results: &[ScenarioResult]) -> String {
     let passed = results.iter().filter(|r| r.passed()).count();
     format!("{passed} passed, {} failed", results.len() - passed)
+}
+
+/// The text report on stdout: a line (and the failure details) per scenario as it finishes,
+/// the suite's remarks, and the totals. What stopped a run early goes to stderr.
+#[derive(Debug, Default)]
+pub struct TextReporter;
+
+impl Reporter for TextReporter {
+    fn report(&mut self, event: &SuiteEvent) -> Result<(), ReportError> {
+        match &event.kind {
+            SuiteEventKind::Note { text } => println!("{text}"),
+            SuiteEventKind::ScenarioFinished { result } => {
+                println!("{}", summary_line(result));
+                print!("{}", failure_details(result));
+            }
+            SuiteEventKind::SuiteFinished { results, stopped, .. } => {
+                if let Some(error) = stopped {
+                    eprintln!("harness: {error}");
+                }
+                println!("{}", totals(results));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }

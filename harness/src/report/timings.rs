@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::ReportError;
 use crate::runner::{ScenarioResult, StageTiming};
+use crate::suite::{transcript_stem, Reporter, SuiteEvent, SuiteEventKind};
 
 /// The `format` value of a combined baseline file.
 pub const BASELINE_FORMAT: &str = "r2s-harness-baseline/1";
@@ -24,11 +26,19 @@ pub struct Timings {
     /// The image it ran against, as given to the harness.
     pub image: String,
     /// `"pass"` or `"fail"`.
-    pub verdict: String,
+    pub verdict: TimingsVerdict,
     /// Seconds from the target's start to the end of the scenario.
     pub total: f64,
     /// The stages in the order they began.
     pub stages: Vec<StageRecord>,
+}
+
+/// A run's verdict as timings files write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimingsVerdict {
+    Pass,
+    Fail,
 }
 
 /// One stage of a run.
@@ -65,7 +75,11 @@ impl Timings {
         Timings {
             scenario: result.name.clone(),
             image: image.display().to_string(),
-            verdict: if result.passed() { "pass" } else { "fail" }.to_owned(),
+            verdict: if result.passed() {
+                TimingsVerdict::Pass
+            } else {
+                TimingsVerdict::Fail
+            },
             total: seconds(result.duration),
             stages: result.stages.iter().map(StageRecord::of).collect(),
         }
@@ -73,7 +87,7 @@ impl Timings {
 
     /// Whether the run passed; only passed runs are compared against a baseline.
     pub fn passed(&self) -> bool {
-        self.verdict == "pass"
+        self.verdict == TimingsVerdict::Pass
     }
 
     /// Writes `<dir>/<stem>.timings.json` and returns its path.
@@ -87,7 +101,7 @@ impl Timings {
 impl StageRecord {
     fn of(stage: &StageTiming) -> StageRecord {
         StageRecord {
-            name: stage.name.clone(),
+            name: stage.name.to_string(),
             start: seconds(stage.start),
             duration: seconds(stage.duration),
         }
@@ -106,6 +120,50 @@ impl CombinedTimings {
     /// Writes the file at `path`.
     pub fn write(&self, path: &Path) -> Result<(), TimingsError> {
         write_json(path, self)
+    }
+}
+
+/// Writes `<scenario>.timings.json` beside each transcript as each scenario finishes, and, when
+/// asked, every scenario's timings into one combined baseline file when the suite finishes.
+#[derive(Debug)]
+pub struct TimingsReporter {
+    dir: PathBuf,
+    combined: Option<PathBuf>,
+    /// What the suite runs against, from its start.
+    against: PathBuf,
+}
+
+impl TimingsReporter {
+    /// Per-scenario files in `dir`; the combined file at `combined`, if given.
+    pub fn new(dir: PathBuf, combined: Option<PathBuf>) -> TimingsReporter {
+        TimingsReporter {
+            dir,
+            combined,
+            against: PathBuf::new(),
+        }
+    }
+}
+
+impl Reporter for TimingsReporter {
+    fn report(&mut self, event: &SuiteEvent) -> Result<(), ReportError> {
+        match &event.kind {
+            SuiteEventKind::SuiteStarted { against, .. } => self.against = against.clone(),
+            SuiteEventKind::ScenarioFinished { result } => {
+                std::fs::create_dir_all(&self.dir).map_err(|source| TimingsError::Write {
+                    path: self.dir.clone(),
+                    source,
+                })?;
+                Timings::of(result, &self.against).write(&self.dir, &transcript_stem(&result.name))?;
+            }
+            SuiteEventKind::SuiteFinished { against, results, .. } => {
+                if let Some(path) = &self.combined {
+                    let runs = results.iter().map(|r| Timings::of(r, against)).collect();
+                    CombinedTimings::new(runs).write(path)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -132,7 +190,7 @@ mod tests {
 
     fn result() -> ScenarioResult {
         let stage = |name: &str, start: u64, duration: u64| StageTiming {
-            name: name.to_owned(),
+            name: crate::runner::Stage::named(name),
             start: Duration::from_millis(start),
             duration: Duration::from_millis(duration),
         };
@@ -181,5 +239,34 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(json["format"], BASELINE_FORMAT);
         assert_eq!(json["scenarios"][0]["scenario"], "boot-to-login");
+    }
+
+    #[test]
+    fn the_reporter_writes_each_scenarios_file_as_it_finishes_and_the_combined_file_at_the_end() {
+        use crate::suite::{Reporters, SuiteEventKind};
+        let dir = tempfile::tempdir().unwrap();
+        let transcripts = dir.path().join("transcripts");
+        let combined = dir.path().join("baseline.json");
+        let mut reporters = Reporters::new();
+        reporters.attach(TimingsReporter::new(transcripts.clone(), Some(combined.clone())));
+        reporters.emit(SuiteEventKind::SuiteStarted {
+            against: "img/r2s.img".into(),
+            scenarios: 1,
+        });
+        reporters.emit(SuiteEventKind::ScenarioFinished {
+            result: Box::new(result()),
+        });
+        let file = transcripts.join("boot-to-login.timings.json");
+        let written: Timings = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(written, Timings::of(&result(), Path::new("img/r2s.img")));
+        assert!(!combined.exists(), "written before the suite finished");
+        reporters.emit(SuiteEventKind::SuiteFinished {
+            against: "img/r2s.img".into(),
+            results: vec![result()],
+            stopped: None,
+        });
+        let all: CombinedTimings = serde_json::from_slice(&std::fs::read(&combined).unwrap()).unwrap();
+        assert_eq!(all.scenarios, vec![written]);
+        assert!(reporters.take_errors().is_empty());
     }
 }

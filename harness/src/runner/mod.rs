@@ -3,6 +3,7 @@
 
 mod outcome;
 mod session;
+mod stage;
 mod steps;
 mod watch;
 
@@ -12,18 +13,24 @@ use tokio::time::Instant;
 
 pub use outcome::{secs, FailReason, Failure, Origin, ScenarioResult, StageTiming, Verdict};
 pub use session::{ConsoleState, Session};
+pub use stage::Stage;
 pub use steps::menu_number;
-pub use watch::{builtin_fatal, stage_markers, Watch, WatchKind, STAGES};
+pub use watch::{builtin_fatal, stage_markers, Watch, WatchKind};
 
 use crate::board::CharPacing;
 use crate::console::{ByteStats, Transcript};
 use crate::scenario::{Action, LoginRecipe, Password, Scenario, Start};
-use crate::target::Console;
+use crate::target::{Console, Target};
 
-/// Hears about a run as it happens (the CLI's progress line).
+/// Hears about one scenario's run as it happens; the suite turns what it hears into
+/// [`crate::suite::SuiteEvent`]s for the reporters.
 pub trait Observer {
     /// A boot stage began `at` after power-on.
-    fn stage(&mut self, _name: &str, _at: Duration) {}
+    fn stage(&mut self, _stage: &Stage, _at: Duration) {}
+    /// Step `step` (1-based) begins.
+    fn step_started(&mut self, _step: usize, _description: &str) {}
+    /// Step `step` ended, passed or not.
+    fn step_finished(&mut self, _step: usize, _passed: bool) {}
     /// Time passes; called at least every quarter second while the run waits.
     fn tick(&mut self, _elapsed: Duration) {}
     /// The operator must act (power-cycle a board by hand).
@@ -54,7 +61,7 @@ pub struct RunContext {
 
 /// The first stage of a run on a restored snapshot: from starting the target to the shell
 /// prompt answering.
-pub const RESTORE_STAGE: &str = "restore";
+pub const RESTORE_STAGE: Stage = Stage::Restore;
 
 /// How long a restored shell gets to answer an empty command line. A snapshot restores in
 /// under a second; a restore that has not answered by then did not work.
@@ -69,10 +76,24 @@ pub enum ConsoleAt {
     RestoredShell,
 }
 
+/// Whether the console reached the state the scenario's steps start from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartReached {
+    /// It did (or the scenario starts at power-on).
+    Yes,
+    /// Booting, logging in or confirming a restored shell failed: the target, not a step, is
+    /// what went wrong (a restored snapshot that does not answer is rebuilt).
+    No,
+    /// The run was refused before it tried (a password variable is unset).
+    NotTried,
+}
+
 /// What a scenario run produced on its console.
 #[derive(Debug, Clone)]
 pub struct RunOutput {
     pub verdict: Verdict,
+    /// Whether the steps' start state was reached.
+    pub start: StartReached,
     pub stages: Vec<StageTiming>,
     /// The console's last lines (ANSI stripped).
     pub last_lines: Vec<String>,
@@ -83,11 +104,13 @@ pub struct RunOutput {
 /// Runs `scenario` on a console that is `at` the given place. A `start = "login"` scenario
 /// begins at a shell: from power-on the runner first lets the board boot its default entry and
 /// logs in with the scenario's recipe; on a restored shell it checks that the shell answers.
-/// The transcript receives every byte whatever the verdict.
+/// The transcript receives every byte whatever the verdict. When the console closes, `target`
+/// (if given) is asked why, and the failure says so.
 pub async fn run_scenario_at(
     at: ConsoleAt,
     scenario: &Scenario,
     console: &mut Console,
+    target: Option<&mut dyn Target>,
     transcript: &mut Transcript,
     ctx: &RunContext,
     observer: &mut dyn Observer,
@@ -98,12 +121,17 @@ pub async fn run_scenario_at(
     if at == ConsoleAt::RestoredShell {
         session.set_first_stage(RESTORE_STAGE);
     }
+    let first = session.stage().clone();
+    session.observer().stage(&first, Duration::ZERO);
     let scenario_deadline = Instant::now() + scenario.timeout;
 
     let mut verdict = missing_password(scenario, at, ctx).map_or(Verdict::Pass, Verdict::Fail);
+    let mut start = StartReached::NotTried;
     if verdict_passed(&verdict) {
+        start = StartReached::Yes;
         if let Err(failure) = reach_start(&mut session, scenario, at, ctx, scenario_deadline).await {
             verdict = Verdict::Fail(failure);
+            start = StartReached::No;
         }
     }
     for (i, step) in scenario.steps.iter().enumerate() {
@@ -111,14 +139,17 @@ pub async fn run_scenario_at(
             break;
         }
         if let Some(stage) = &step.stage {
-            session.enter_stage(stage);
+            session.enter_stage(Stage::named(stage));
         }
         let deadline = match step.timeout {
             Some(t) => scenario_deadline.min(Instant::now() + t),
             None => scenario_deadline,
         };
         session.note(&format!("step {}: {}", i + 1, step.describe()));
-        if let Err(failure) = steps::perform(&mut session, &step.action, ctx, deadline, i + 1).await {
+        session.observer().step_started(i + 1, &step.describe());
+        let performed = steps::perform(&mut session, &step.action, ctx, deadline, i + 1).await;
+        session.observer().step_finished(i + 1, performed.is_ok());
+        if let Err(failure) = performed {
             let description = format!("{} ({})", step.describe(), step.location);
             let failure = fail(&mut session, scenario, failure, deadline == scenario_deadline);
             verdict = Verdict::Fail(Failure {
@@ -130,6 +161,21 @@ pub async fn run_scenario_at(
         }
     }
     session.record_notices();
+    if let (
+        Verdict::Fail(Failure {
+            reason: FailReason::ConsoleClosed { detail },
+            ..
+        }),
+        Some(target),
+    ) = (&mut verdict, target)
+    {
+        // A console that closed under us usually means the target died; it may say why
+        // (QEMU's stderr).
+        if let Some(why) = target.closed_because().await {
+            session.note(&why);
+            detail.push_str(&format!("; {why}"));
+        }
+    }
     let end = session.elapsed();
     if let Verdict::Fail(failure) = &mut verdict {
         failure.hint = ctx
@@ -142,12 +188,7 @@ pub async fn run_scenario_at(
     if verdict_passed(&verdict) {
         session.note("PASS");
     }
-    RunOutput {
-        verdict,
-        stages: session.stage_timings(end),
-        last_lines: session.recent_lines(),
-        duration: end,
-    }
+    output(&session, verdict, start, end)
 }
 
 /// Boots the console from power-on with the board's default entry and logs in with `recipe`,
@@ -169,6 +210,11 @@ pub async fn reach_login_shell(
     let deadline = Instant::now() + timeout;
     let result = login_with(&mut session, recipe, ctx, deadline).await;
     let end = session.elapsed();
+    let start = if result.is_ok() {
+        StartReached::Yes
+    } else {
+        StartReached::No
+    };
     let verdict = match result {
         Ok(()) => {
             session.note("at a shell");
@@ -182,13 +228,19 @@ pub async fn reach_login_shell(
                 expected: failure.expected,
                 reason: failure.reason,
                 at: end,
-                stage: session.stage().to_owned(),
+                stage: session.stage().clone(),
                 hint: None,
             })
         }
     };
+    output(&session, verdict, start, end)
+}
+
+/// What the session produced, ended at `end`.
+fn output(session: &Session<'_>, verdict: Verdict, start: StartReached, end: Duration) -> RunOutput {
     RunOutput {
         verdict,
+        start,
         stages: session.stage_timings(end),
         last_lines: session.recent_lines(),
         duration: end,
@@ -268,7 +320,7 @@ fn fail(
         expected: failure.expected,
         reason,
         at,
-        stage: session.stage().to_owned(),
+        stage: session.stage().clone(),
         hint: None,
     }
 }
@@ -309,7 +361,7 @@ fn missing_password(scenario: &Scenario, at: ConsoleAt, ctx: &RunContext) -> Opt
         expected: format!("login as {user}"),
         reason,
         at: Duration::ZERO,
-        stage: "uboot".to_owned(),
+        stage: Stage::Uboot,
         hint: None,
     };
     if let (Start::Login(recipe), ConsoleAt::PowerOn) = (&scenario.start, at) {

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::Stage;
+
 /// The result of one scenario on one target.
 #[derive(Debug, Clone)]
 pub struct ScenarioResult {
@@ -57,7 +59,7 @@ pub struct Failure {
     /// When it failed, from power-on.
     pub at: Duration,
     /// The stage the console was in.
-    pub stage: String,
+    pub stage: Stage,
     /// A likely cause the reason alone does not show, such as a baud-rate mismatch.
     pub hint: Option<String>,
 }
@@ -136,7 +138,7 @@ impl std::fmt::Display for FailReason {
 /// How long one boot stage took.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageTiming {
-    pub name: String,
+    pub name: Stage,
     pub start: Duration,
     pub duration: Duration,
 }

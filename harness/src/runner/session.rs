@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::outcome::{FailReason, StageTiming};
 use super::watch::{Watch, WatchKind};
-use super::Observer;
+use super::{Observer, Stage};
 use crate::board::CharPacing;
 use crate::console::{ByteStats, Event, Expected, Matcher, Pattern, Transcript};
 use crate::target::Console;
@@ -46,7 +46,7 @@ pub struct Session<'a> {
     matcher: Matcher,
     watches: Vec<Watch>,
     start: Instant,
-    stages: Vec<(String, Duration)>,
+    stages: Vec<(Stage, Duration)>,
     kernel_started: Option<Duration>,
     last_output: Option<Duration>,
     /// Pacing of typed characters, for UARTs whose receivers drop fast input.
@@ -74,7 +74,7 @@ impl<'a> Session<'a> {
             matcher,
             watches,
             start: Instant::now(),
-            stages: vec![("uboot".to_owned(), Duration::ZERO)],
+            stages: vec![(Stage::Uboot, Duration::ZERO)],
             kernel_started: None,
             last_output: None,
             pacing: CharPacing::default(),
@@ -86,8 +86,13 @@ impl<'a> Session<'a> {
 
     /// Names the first stage `name` instead of `uboot`: for a console that did not start at
     /// power-on (a restored snapshot). Only before anything was seen.
-    pub fn set_first_stage(&mut self, name: &str) {
-        self.stages = vec![(name.to_owned(), Duration::ZERO)];
+    pub fn set_first_stage(&mut self, stage: Stage) {
+        self.stages = vec![(stage, Duration::ZERO)];
+    }
+
+    /// Who hears about the run.
+    pub fn observer(&mut self) -> &mut dyn Observer {
+        &mut *self.observer
     }
 
     /// Time since power-on.
@@ -96,22 +101,20 @@ impl<'a> Session<'a> {
     }
 
     /// The stage the console is in now.
-    pub fn stage(&self) -> &str {
-        self.stages
-            .last()
-            .map(|(name, _)| name.as_str())
-            .unwrap_or("uboot")
+    pub fn stage(&self) -> &Stage {
+        // Never empty: the first stage is there from the start.
+        &self.stages.last().expect("a session always has a stage").0
     }
 
     /// Opens a stage unless it has been seen already; stages only move forward.
-    pub fn enter_stage(&mut self, name: &str) {
-        if self.stages.iter().any(|(seen, _)| seen == name) {
+    pub fn enter_stage(&mut self, stage: Stage) {
+        if self.stages.iter().any(|(seen, _)| *seen == stage) {
             return;
         }
         let at = self.elapsed();
-        self.stages.push((name.to_owned(), at));
-        let _ = self.transcript.note(at, &format!("stage {name}"));
-        self.observer.stage(name, at);
+        let _ = self.transcript.note(at, &format!("stage {stage}"));
+        self.observer.stage(&stage, at);
+        self.stages.push((stage, at));
     }
 
     /// Stage durations, the last one closed at `end`.
@@ -268,11 +271,11 @@ impl<'a> Session<'a> {
             match event {
                 Event::Expected(found) => hit = Some(found),
                 Event::Watch { index, line } => match self.watches[index].kind.clone() {
-                    WatchKind::Stage(name) => {
-                        if name == "kernel" {
+                    WatchKind::Stage(stage) => {
+                        if stage == Stage::Kernel {
                             self.kernel_started.get_or_insert(at);
                         }
-                        self.enter_stage(name);
+                        self.enter_stage(stage);
                     }
                     WatchKind::Fatal => {
                         let pattern = self.watches[index].pattern.to_string();
@@ -386,13 +389,10 @@ mod tests {
     #[tokio::test]
     async fn a_write_the_console_never_takes_fails_at_its_limit() {
         // A one-byte pipe nobody reads: the second byte can never be written.
-        let (ours, _theirs) = tokio::io::duplex(1);
-        let (reader, writer) = tokio::io::split(ours);
-        let mut console = Console {
-            reader: Box::pin(reader),
-            writer: Box::pin(writer),
-            notices: Default::default(),
-        };
+        let mut console = scripted(1, |board| async move {
+            let _held = board;
+            std::future::pending::<()>().await
+        });
         let result = write_within(&mut console, b"ab", Duration::from_millis(200)).await;
         assert_eq!(
             result.map_err(|e| e.to_string()),
@@ -406,15 +406,15 @@ mod tests {
 
     use super::*;
     use crate::runner::Quiet;
+    use crate::target::test_console::scripted;
 
     /// A board on the far end of a pipe that echoes each byte `echo_after` after it arrives
     /// (or never, with `None`), and returns when each byte arrived, from the start.
-    fn board(echo_after: Option<Duration>) -> (Console, tokio::task::JoinHandle<Vec<Duration>>) {
-        let (ours, theirs) = tokio::io::duplex(1024);
-        let (reader, writer) = tokio::io::split(ours);
-        let (mut board_reader, mut board_writer) = tokio::io::split(theirs);
+    fn board(echo_after: Option<Duration>) -> (Console, tokio::sync::oneshot::Receiver<Vec<Duration>>) {
+        let (done, arrivals) = tokio::sync::oneshot::channel();
         let start = Instant::now();
-        let arrivals = tokio::spawn(async move {
+        let console = scripted(1024, move |theirs| async move {
+            let (mut board_reader, mut board_writer) = tokio::io::split(theirs);
             let mut arrivals = Vec::new();
             let mut byte = [0u8; 1];
             while board_reader.read_exact(&mut byte).await.is_ok() {
@@ -424,13 +424,8 @@ mod tests {
                     let _ = board_writer.write_all(&byte).await;
                 }
             }
-            arrivals
+            let _ = done.send(arrivals);
         });
-        let console = Console {
-            reader: Box::pin(reader),
-            writer: Box::pin(writer),
-            notices: Default::default(),
-        };
         (console, arrivals)
     }
 

@@ -5,7 +5,7 @@ use tokio::time::Instant;
 
 use super::outcome::FailReason;
 use super::session::{ConsoleState, Session};
-use super::RunContext;
+use super::{RunContext, Stage};
 use crate::console::Pattern;
 use crate::scenario::{Action, MenuChoice, Password};
 
@@ -209,7 +209,7 @@ async fn login(
         });
     }
     s.state = ConsoleState::Shell;
-    s.enter_stage("body");
+    s.enter_stage(Stage::Body);
     Ok(())
 }
 
@@ -221,7 +221,7 @@ pub async fn confirm_shell(s: &mut Session<'_>, deadline: Instant) -> StepResult
         .await
         .map_err(failed("a shell prompt after restoring the snapshot"))?;
     s.state = ConsoleState::Shell;
-    s.enter_stage("body");
+    s.enter_stage(Stage::Body);
     Ok(())
 }
 
@@ -238,7 +238,7 @@ async fn run(
             .await
             .map_err(failed("a shell prompt (add a login step before run steps)"))?;
         s.state = ConsoleState::Shell;
-        s.enter_stage("body");
+        s.enter_stage(Stage::Body);
     }
     // The markers are split in the typed line ('@@R2S-' 'BEGIN-n'), so the shell's echo of the
     // command never matches them; only the command's own printf does. The command sits in a

@@ -21,14 +21,7 @@ where
     F: FnOnce(DuplexStream) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let (ours, theirs) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(board(theirs));
-    let (reader, writer) = tokio::io::split(ours);
-    Console {
-        reader: Box::pin(reader),
-        writer: Box::pin(writer),
-        notices: Default::default(),
-    }
+    crate::target::test_console::scripted(64 * 1024, board)
 }
 
 /// A restored shell: answers an empty line with its prompt and `ping` with `pong`.
@@ -61,6 +54,14 @@ async fn read_line(io: &mut DuplexStream) -> Vec<u8> {
 }
 
 async fn run(at: ConsoleAt, console: &mut Console) -> (RunOutput, String) {
+    run_on(at, console, None).await
+}
+
+async fn run_on(
+    at: ConsoleAt,
+    console: &mut Console,
+    target: Option<&mut dyn Target>,
+) -> (RunOutput, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut transcript = Transcript::create(dir.path(), "t", "t").unwrap();
     let scenario = login_start_scenario();
@@ -68,7 +69,7 @@ async fn run(at: ConsoleAt, console: &mut Console) -> (RunOutput, String) {
         fallback_password: Some("pw-42".to_owned()),
         ..RunContext::default()
     };
-    let out = run_scenario_at(at, &scenario, console, &mut transcript, &ctx, &mut Quiet).await;
+    let out = run_scenario_at(at, &scenario, console, target, &mut transcript, &ctx, &mut Quiet).await;
     let log = transcript.finish().unwrap().log;
     (out, std::fs::read_to_string(log).unwrap())
 }
@@ -79,7 +80,7 @@ async fn a_restored_shell_is_confirmed_before_the_steps_run() {
     let (out, log) = run(ConsoleAt::RestoredShell, &mut console).await;
     assert!(matches!(out.verdict, Verdict::Pass), "{:?}\n{log}", out.verdict);
     let stages: Vec<&str> = out.stages.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(stages, [RESTORE_STAGE, "body"]);
+    assert_eq!(stages, [RESTORE_STAGE.as_str(), "body"]);
     // The empty line that wakes the shell comes before the first step.
     let wake = log.find(">> \\r").expect("wake-up line typed");
     assert!(wake < log.find("step 1").expect("step 1 noted"), "{log}");
@@ -93,11 +94,7 @@ async fn a_restore_whose_console_closes_fails_in_the_restore_stage_before_any_st
     let Verdict::Fail(failure) = &out.verdict else {
         panic!("passed on a closed console:\n{log}");
     };
-    assert_eq!(
-        (failure.step, failure.stage.as_str()),
-        (0, RESTORE_STAGE),
-        "{failure:?}"
-    );
+    assert_eq!((failure.step, &failure.stage), (0, &RESTORE_STAGE), "{failure:?}");
     assert!(
         matches!(failure.reason, FailReason::ConsoleClosed { .. }),
         "{failure:?}"
@@ -170,6 +167,7 @@ async fn an_unset_recipe_password_fails_before_booting_but_a_restored_shell_need
         ConsoleAt::PowerOn,
         &scenario,
         &mut silent,
+        None,
         &mut transcript,
         &ctx,
         &mut Quiet,
@@ -186,7 +184,7 @@ async fn an_unset_recipe_password_fails_before_booting_but_a_restored_shell_need
     let mut shell = console_with(restored_shell);
     let mut transcript = Transcript::create(dir.path(), "b", "b").unwrap();
     let at = ConsoleAt::RestoredShell;
-    let out = run_scenario_at(at, &scenario, &mut shell, &mut transcript, &ctx, &mut Quiet).await;
+    let out = run_scenario_at(at, &scenario, &mut shell, None, &mut transcript, &ctx, &mut Quiet).await;
     assert!(matches!(out.verdict, Verdict::Pass), "{:?}", out.verdict);
 }
 
@@ -227,4 +225,22 @@ fn silent_kernel_on_a_board_names_the_board_console_not_qemus() {
         reason.to_string(),
         "console silent for 45.0s after \"Starting kernel ...\"; the kernel was told `console=ttyAMA0,115200`, and this board's console is ttyS2 at 1500000 baud"
     );
+}
+
+#[tokio::test]
+async fn a_console_that_closes_says_what_the_target_knows_about_why() {
+    let mut console = console_with(|io| async move { drop(io) });
+    let mut target = crate::target::test_console::FakeTarget {
+        closed_because: Some("QEMU exited (exit status: 1): could not load the snapshot".to_owned()),
+        ..Default::default()
+    };
+    let (out, _log) = run_on(ConsoleAt::RestoredShell, &mut console, Some(&mut target)).await;
+    let Verdict::Fail(failure) = &out.verdict else {
+        panic!("passed on a closed console");
+    };
+    assert_eq!(
+        failure.reason.to_string(),
+        "console closed: end of file; QEMU exited (exit status: 1): could not load the snapshot"
+    );
+    assert_eq!(out.start, StartReached::No);
 }

@@ -1,5 +1,6 @@
 //! Patterns watched on every console byte for the whole run: fatal errors and stage markers.
 
+use super::Stage;
 use crate::console::Pattern;
 
 /// What seeing a watched pattern means.
@@ -8,7 +9,7 @@ pub enum WatchKind {
     /// The boot cannot succeed any more; the scenario ends at once.
     Fatal,
     /// A boot stage begins.
-    Stage(&'static str),
+    Stage(Stage),
 }
 
 /// A watched pattern and its meaning.
@@ -17,9 +18,6 @@ pub struct Watch {
     pub kind: WatchKind,
     pub pattern: Pattern,
 }
-
-/// Boot stages in order; the first starts at power-on.
-pub const STAGES: [&str; 7] = ["uboot", "menu", "kernel", "stage-1", "stage-2", "login", "body"];
 
 fn literal(kind: WatchKind, text: &str) -> Watch {
     Watch {
@@ -35,7 +33,7 @@ fn regex(kind: WatchKind, source: &str) -> Watch {
     }
 }
 
-/// Failures of U-Boot, the kernel and NixOS stage 1 (design.md §2) after which waiting is
+/// Failures of U-Boot, the kernel and NixOS stage 1 after which waiting is
 /// pointless. NixOS's stage 1 in particular waits for a key forever.
 pub fn builtin_fatal() -> Vec<Watch> {
     use WatchKind::Fatal;
@@ -57,12 +55,12 @@ pub fn builtin_fatal() -> Vec<Watch> {
 
 /// Markers that open each boot stage after the first.
 pub fn stage_markers() -> Vec<Watch> {
-    use WatchKind::Stage;
+    let at = WatchKind::Stage;
     vec![
-        regex(Stage("menu"), r"Retrieving file: \S*extlinux\.conf"),
-        literal(Stage("kernel"), "Starting kernel ..."),
-        literal(Stage("stage-1"), "<<< NixOS Stage 1 >>>"),
-        literal(Stage("stage-2"), "<<< NixOS Stage 2 >>>"),
-        literal(Stage("login"), "<<< Welcome to NixOS"),
+        regex(at(Stage::Menu), r"Retrieving file: \S*extlinux\.conf"),
+        literal(at(Stage::Kernel), "Starting kernel ..."),
+        literal(at(Stage::Stage1), "<<< NixOS Stage 1 >>>"),
+        literal(at(Stage::Stage2), "<<< NixOS Stage 2 >>>"),
+        literal(at(Stage::Login), "<<< Welcome to NixOS"),
     ]
 }

@@ -14,6 +14,7 @@
 
 mod key;
 mod lock;
+mod prime;
 
 use std::collections::HashMap;
 use std::io;
@@ -22,23 +23,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 
 pub use key::{content_digest, CacheKey, SnapshotSource};
 pub use lock::EntryLock;
+pub use prime::{FailedBoot, Primed};
+use prime::{PrimeOutcome, PrimingBoot};
 
-use crate::console::Transcript;
-use crate::runner::{self, Quiet, RunContext, RunOutput, Verdict};
-use crate::target::qemu::{QemuError, QemuTarget};
+use crate::runner::RunContext;
+use crate::target::qemu::QemuError;
 use crate::target::qemu_img;
-use crate::target::qmp::{Qmp, QmpError};
+use crate::target::qmp::QmpError;
 
 /// The internal snapshot's name in every disk of an entry.
 pub const TAG: &str = "login";
-
-/// `savevm` of a 1 GiB guest takes a fraction of a second (design.md §4); this is for a loaded
-/// machine.
-const SAVEVM_LIMIT: Duration = Duration::from_secs(120);
 
 /// Entries kept in a cache directory, the most recently used first. An entry holds a qcow2
 /// overlay with the machine's memory (about 120 MiB for a 1 GiB machine), so a cache that
@@ -56,15 +53,41 @@ pub enum SnapshotError {
     Qemu(#[from] QemuError),
     #[error("saving the login snapshot: {0}")]
     Qmp(#[from] QmpError),
-    /// The priming boot did not reach a shell: a verdict on the image, not a harness error.
-    /// `boot` holds that boot's failing verdict, stages and last console lines.
-    #[error("the boot to the login state failed (transcript {})", transcript.display())]
-    Boot {
-        boot: Box<RunOutput>,
-        transcript: PathBuf,
+    #[error("snapshot cache entry {entry} was just built but does not check out: {problem}")]
+    Unusable {
+        entry: PathBuf,
+        #[source]
+        problem: EntryProblem,
     },
-    #[error("snapshot cache entry {entry} was just built but does not check out: {detail}")]
-    Unusable { entry: PathBuf, detail: String },
+    #[error("the priming boot could not start QEMU: {0}")]
+    Start(#[source] Box<crate::target::StartFailure>),
+}
+
+/// Why a cache entry is not trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryProblem {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("entry.json names key {key} and tag {tag}")]
+    Names { key: String, tag: String },
+    #[error("{found} disks, expected {expected}")]
+    DiskCount { found: usize, expected: usize },
+    #[error(transparent)]
+    Qemu(#[from] QemuError),
+    #[error("{} has no snapshot {TAG:?}", disk.display())]
+    NoTag { disk: PathBuf },
+    #[error("no disk holds the VM state of snapshot {TAG:?}")]
+    NoVmState,
 }
 
 impl SnapshotError {
@@ -91,14 +114,33 @@ struct EntryInfo {
 #[derive(Debug, Clone)]
 pub struct SnapshotCache {
     dir: PathBuf,
-    /// Keys whose priming boot failed in this process, with the failure and its transcript.
-    /// Shared by clones, so that the scenarios of one run that start from the same state get
-    /// that boot's verdict instead of failing the same boot again, one after another.
-    failed: Arc<Mutex<HashMap<CacheKey, (RunOutput, PathBuf)>>>,
+    /// Keys whose priming boot failed in this process. Shared by clones, so that the scenarios
+    /// of one run that start from the same state get that boot's verdict instead of failing
+    /// the same boot again, one after another.
+    failed: Arc<Mutex<HashMap<CacheKey, Arc<FailedBoot>>>>,
+}
+
+/// What [`SnapshotCache::checkout`] found: a usable entry, or the priming boot's failure, which
+/// is the verdict of every scenario that needed the entry.
+#[derive(Debug)]
+pub enum Prepared {
+    Ready(Checkout),
+    BootFailed(Arc<FailedBoot>),
+}
+
+impl Prepared {
+    /// The entry, if the priming boot (if any) worked.
+    pub fn ready(self) -> Option<Checkout> {
+        match self {
+            Prepared::Ready(checkout) => Some(checkout),
+            Prepared::BootFailed(_) => None,
+        }
+    }
 }
 
 /// A usable entry, locked for as long as this lives: restore from [`Checkout::disks`] (QEMU
-/// copies them; see [`QemuTarget::restore`]), then drop it so other runs can proceed.
+/// copies them; see [`crate::target::QemuTarget::restore`]), then drop it so other runs can
+/// proceed.
 #[derive(Debug)]
 pub struct Checkout {
     _lock: EntryLock,
@@ -110,17 +152,6 @@ pub struct Checkout {
     pub build: String,
     /// Set when this checkout booted to build the entry.
     pub primed: Option<Primed>,
-}
-
-/// What building an entry took.
-#[derive(Debug, Clone)]
-pub struct Primed {
-    /// The priming boot's transcript log.
-    pub transcript: PathBuf,
-    /// From QEMU's start to the shell prompt.
-    pub to_shell: Duration,
-    /// How long `savevm` took.
-    pub save: Duration,
 }
 
 impl SnapshotCache {
@@ -161,65 +192,66 @@ impl SnapshotCache {
         context: &RunContext,
         transcripts: &Path,
         boot_timeout: Duration,
-    ) -> Result<Checkout, SnapshotError> {
+    ) -> Result<Prepared, SnapshotError> {
         let key = CacheKey::of(source).await?;
-        self.no_earlier_failure(&key)?;
+        if let Some(failed) = self.earlier_failure(&key) {
+            return Ok(Prepared::BootFailed(failed));
+        }
         std::fs::create_dir_all(&self.dir).map_err(|e| SnapshotError::io(&self.dir, e))?;
         let lock_path = self.dir.join(format!("{}.lock", key.0));
         let lock = EntryLock::acquire(&lock_path, boot_timeout + Duration::from_secs(60)).await?;
-        self.no_earlier_failure(&key)?;
+        if let Some(failed) = self.earlier_failure(&key) {
+            return Ok(Prepared::BootFailed(failed));
+        }
         let entry = self.entry_dir(&key);
         if let Ok((info, disks)) = self.check(source, &key, &entry).await {
             mark_used(&entry);
-            return Ok(Checkout {
+            return Ok(Prepared::Ready(Checkout {
                 _lock: lock,
                 disks,
                 key,
                 build: info.build,
                 primed: None,
-            });
+            }));
         }
         // Missing, stale or corrupt: rebuild from scratch, never repair.
         remove_dir(&entry)?;
-        let primed = match self.build(source, context, &key, transcripts, boot_timeout).await {
-            Ok(primed) => primed,
-            Err(SnapshotError::Boot { boot, transcript }) => {
+        let primed = match self
+            .build(source, context, &key, transcripts, boot_timeout)
+            .await?
+        {
+            PrimeOutcome::Saved(primed) => primed,
+            PrimeOutcome::BootFailed(failed) => {
+                let failed = Arc::new(*failed);
                 self.failed
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(key.clone(), ((*boot).clone(), transcript.clone()));
-                return Err(SnapshotError::Boot { boot, transcript });
+                    .insert(key.clone(), failed.clone());
+                return Ok(Prepared::BootFailed(failed));
             }
-            Err(other) => return Err(other),
         };
         self.evict(&key).await;
         let (info, disks) =
             self.check(source, &key, &entry)
                 .await
-                .map_err(|detail| SnapshotError::Unusable {
+                .map_err(|problem| SnapshotError::Unusable {
                     entry: entry.clone(),
-                    detail,
+                    problem,
                 })?;
-        Ok(Checkout {
+        Ok(Prepared::Ready(Checkout {
             _lock: lock,
             disks,
             key,
             build: info.build,
             primed: Some(primed),
-        })
+        }))
     }
 
     /// The failure of this process's earlier priming boot for `key`, if there was one. Asked
     /// again after taking the lock, for the scenarios that waited on the failed boot.
-    fn no_earlier_failure(&self, key: &CacheKey) -> Result<(), SnapshotError> {
+    fn earlier_failure(&self, key: &CacheKey) -> Option<Arc<FailedBoot>> {
         let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
-        match failed.get(key) {
-            Some((boot, transcript)) => Err(SnapshotError::Boot {
-                boot: Box::new(boot.clone()),
-                transcript: transcript.clone(),
-            }),
-            None => Ok(()),
-        }
+        failed.get(key).cloned()
     }
 
     /// Removes the entry for `key` if it is still build `build`: a restore from it failed, so
@@ -271,33 +303,35 @@ impl SnapshotCache {
         source: &SnapshotSource<'_>,
         key: &CacheKey,
         entry: &Path,
-    ) -> Result<(EntryInfo, Vec<PathBuf>), String> {
+    ) -> Result<(EntryInfo, Vec<PathBuf>), EntryProblem> {
         let info = read_info(entry)?;
         if info.key != key.0 || info.tag != TAG {
-            return Err(format!("entry.json names key {} and tag {}", info.key, info.tag));
+            return Err(EntryProblem::Names {
+                key: info.key,
+                tag: info.tag,
+            });
         }
-        let expected_disks = 1 + usize::from(source.shim.is_some());
-        if info.disks.len() != expected_disks {
-            return Err(format!("{} disks, expected {expected_disks}", info.disks.len()));
+        let expected = 1 + usize::from(source.shim.is_some());
+        if info.disks.len() != expected {
+            return Err(EntryProblem::DiskCount {
+                found: info.disks.len(),
+                expected,
+            });
         }
         let mut disks = Vec::new();
         let mut vm_state = false;
         for name in &info.disks {
             let disk = entry.join(name);
-            qemu_img::check(source.qemu, &disk)
-                .await
-                .map_err(|e| e.to_string())?;
-            let snapshots = qemu_img::snapshots(source.qemu, &disk)
-                .await
-                .map_err(|e| e.to_string())?;
+            qemu_img::check(source.qemu, &disk).await?;
+            let snapshots = qemu_img::snapshots(source.qemu, &disk).await?;
             let Some(ours) = snapshots.iter().find(|s| s.name == TAG) else {
-                return Err(format!("{} has no snapshot {TAG:?}", disk.display()));
+                return Err(EntryProblem::NoTag { disk });
             };
             vm_state |= ours.vm_state_size > 0;
             disks.push(disk);
         }
         if !vm_state {
-            return Err(format!("no disk holds the VM state of snapshot {TAG:?}"));
+            return Err(EntryProblem::NoVmState);
         }
         Ok((info, disks))
     }
@@ -311,7 +345,7 @@ impl SnapshotCache {
         key: &CacheKey,
         transcripts: &Path,
         boot_timeout: Duration,
-    ) -> Result<Primed, SnapshotError> {
+    ) -> Result<PrimeOutcome, SnapshotError> {
         let building = self.dir.join(format!("{}.building", key.0));
         remove_dir(&building)?;
         std::fs::create_dir_all(&building).map_err(|e| SnapshotError::io(&building, e))?;
@@ -324,48 +358,20 @@ impl SnapshotCache {
             qemu_img::convert_to_qcow2(source.qemu, shim.disk(), &building.join(&names[1])).await?;
         }
         let disks: Vec<PathBuf> = names.iter().map(|n| building.join(n)).collect();
-
-        std::fs::create_dir_all(transcripts).map_err(|e| SnapshotError::io(transcripts, e))?;
         let stem = format!("login-snapshot-{}", key.short());
-        let mut transcript = Transcript::create(transcripts, &stem, "boot to the login snapshot")
-            .map_err(|e| SnapshotError::io(transcripts, e))?;
-        let log = transcript.paths().log;
-
-        let started = Instant::now();
-        let (mut target, mut console) = QemuTarget::start_on_disks(source.qemu, &disks).await?;
-        let reached = runner::reach_login_shell(
-            &mut console,
-            &mut transcript,
+        let boot = PrimingBoot {
+            qemu: source.qemu,
+            disks: &disks,
+            recipe: source.recipe,
             context,
-            source.recipe,
-            boot_timeout,
-            &mut Quiet,
-        )
-        .await;
-        let to_shell = started.elapsed();
-        let saved = match reached.verdict {
-            Verdict::Pass => {
-                let save_started = Instant::now();
-                let saved = save_and_quit(&mut target).await;
-                let _ = transcript.note(
-                    started.elapsed(),
-                    &match &saved {
-                        Ok(()) => format!("savevm {TAG} took {:.2}s", save_started.elapsed().as_secs_f64()),
-                        Err(e) => format!("savevm {TAG} failed: {e}"),
-                    },
-                );
-                saved.map(|()| save_started.elapsed())
-            }
-            Verdict::Fail(_) => Err(SnapshotError::Boot {
-                boot: Box::new(reached),
-                transcript: log.clone(),
-            }),
+            transcripts,
+            stem: &stem,
+            timeout: boot_timeout,
         };
-        drop(console);
-        target.shutdown().await;
-        let _ = transcript.finish();
-        let save = saved?;
-
+        let primed = match prime::boot_and_save(boot).await? {
+            PrimeOutcome::Saved(primed) => primed,
+            failed @ PrimeOutcome::BootFailed(_) => return Ok(failed),
+        };
         let info = EntryInfo {
             key: key.0.clone(),
             tag: TAG.to_owned(),
@@ -377,24 +383,8 @@ impl SnapshotCache {
         std::fs::write(&info_path, json).map_err(|e| SnapshotError::io(&info_path, e))?;
         let entry = self.entry_dir(key);
         std::fs::rename(&building, &entry).map_err(|e| SnapshotError::io(&entry, e))?;
-        Ok(Primed {
-            transcript: log,
-            to_shell,
-            save,
-        })
+        Ok(PrimeOutcome::Saved(primed))
     }
-}
-
-/// Saves the machine as [`TAG`] and asks QEMU to quit, so that its disks are closed cleanly.
-async fn save_and_quit(target: &mut QemuTarget) -> Result<(), SnapshotError> {
-    let mut qmp = Qmp::connect(&target.qmp_socket()).await?;
-    qmp.human_command(&format!("savevm {TAG}"), SAVEVM_LIMIT).await?;
-    // QEMU may close the socket before it replies to quit; either way it is leaving.
-    let _ = qmp
-        .execute("quit", serde_json::json!({}), Duration::from_secs(10))
-        .await;
-    target.wait_exit(Duration::from_secs(10)).await;
-    Ok(())
 }
 
 /// Records that `entry` was just used, for [`SnapshotCache::evict`]: its `entry.json`'s
@@ -408,10 +398,13 @@ fn mark_used(entry: &Path) {
     }
 }
 
-fn read_info(entry: &Path) -> Result<EntryInfo, String> {
+fn read_info(entry: &Path) -> Result<EntryInfo, EntryProblem> {
     let path = entry.join("entry.json");
-    let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+    let text = std::fs::read(&path).map_err(|source| EntryProblem::Read {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|source| EntryProblem::Parse { path, source })
 }
 
 fn remove_dir(dir: &Path) -> Result<(), SnapshotError> {

@@ -8,18 +8,25 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
-use super::{qemu_img, Console};
+use super::factory::TargetKind;
+use super::{
+    qemu_img, Console, LocalBoxFuture, RestoreFailure, RestoreRequest, Restored, Snapshots, StartFuture,
+    StartLog, Target, TargetError,
+};
+use crate::adapt::Shim;
+use crate::snapshot::{CacheKey, Prepared, SnapshotCache, SnapshotSource, TAG};
 
 /// Where U-Boot's `qemu_arm64` build lands when installed from the distribution package.
 pub const DEFAULT_FIRMWARE: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 
-/// How to start QEMU. The defaults follow design.md §4.
+/// How to start QEMU: a Cortex-A53 `virt` machine with two cores and 1 GiB, like the R2S.
 #[derive(Clone, Debug)]
 pub struct QemuConfig {
     pub qemu: PathBuf,
@@ -313,4 +320,212 @@ fn private_dir() -> Result<TempDir, QemuError> {
         .prefix("r2s-qemu-")
         .tempdir()
         .map_err(QemuError::TempDir)
+}
+
+/// QEMU booting an image, before any run: what [`super::TargetSpec::qemu`] makes.
+#[derive(Debug)]
+pub struct QemuSpec {
+    pub config: QemuConfig,
+    /// The raw image; never written.
+    pub image: PathBuf,
+    /// The disk U-Boot boots from when the image was adapted for QEMU (see [`crate::adapt`]).
+    pub shim: Option<Arc<Shim>>,
+    /// Where `start = "login"` scenarios find their snapshot; `None` boots each of them cold.
+    pub snapshots: Option<SnapshotCache>,
+}
+
+impl TargetKind for QemuSpec {
+    fn open(&self) -> Box<dyn Target> {
+        Box::new(QemuMachine::new(
+            self.config.clone(),
+            self.image.clone(),
+            self.shim.clone(),
+            self.snapshots.clone(),
+        ))
+    }
+
+    fn against(&self) -> &Path {
+        &self.image
+    }
+
+    fn side_by_side(&self) -> bool {
+        true
+    }
+
+    fn has_snapshots(&self) -> bool {
+        self.snapshots.is_some()
+    }
+}
+
+/// What a [`QemuMachine`] boots.
+#[derive(Clone)]
+enum Disks {
+    /// A raw image behind a private overlay, and the adaptation shim U-Boot boots from, if any.
+    Image { image: PathBuf, shim: Option<Arc<Shim>> },
+    /// qcow2 disks the caller owns, written in place (the priming boot's).
+    Owned(Vec<PathBuf>),
+}
+
+/// QEMU as a [`Target`]: starting it spawns `qemu-system-aarch64`, stopping it kills and reaps
+/// the process. With a snapshot cache it can also start from a login-state snapshot
+/// ([`Target::snapshots`]).
+pub struct QemuMachine {
+    // First, so that it drops first: QEMU is gone before the shim disk it reads.
+    running: Option<QemuTarget>,
+    config: QemuConfig,
+    disks: Disks,
+    cache: Option<SnapshotCache>,
+    /// The cache entry restored last: (key, build), for [`Snapshots::discard_restored`].
+    restored: Option<(CacheKey, String)>,
+}
+
+impl QemuMachine {
+    /// QEMU booting `image` (see [`QemuTarget::start`]); `cache` enables snapshots.
+    pub fn new(
+        config: QemuConfig,
+        image: PathBuf,
+        shim: Option<Arc<Shim>>,
+        cache: Option<SnapshotCache>,
+    ) -> QemuMachine {
+        QemuMachine {
+            config,
+            disks: Disks::Image { image, shim },
+            cache,
+            running: None,
+            restored: None,
+        }
+    }
+
+    /// QEMU on qcow2 `disks` the caller owns (see [`QemuTarget::start_on_disks`]).
+    pub fn on_disks(config: QemuConfig, disks: Vec<PathBuf>) -> QemuMachine {
+        QemuMachine {
+            config,
+            disks: Disks::Owned(disks),
+            cache: None,
+            running: None,
+            restored: None,
+        }
+    }
+
+    /// The QEMU process, while it runs.
+    pub fn running(&mut self) -> Option<&mut QemuTarget> {
+        self.running.as_mut()
+    }
+}
+
+impl Target for QemuMachine {
+    fn describe(&self) -> String {
+        match &self.disks {
+            Disks::Image { image, .. } => format!("QEMU booting {}", image.display()),
+            Disks::Owned(disks) => format!("QEMU on {} disk(s)", disks.len()),
+        }
+    }
+
+    fn start<'a>(&'a mut self, _attached: Option<Console>, _log: &'a mut dyn StartLog) -> StartFuture<'a> {
+        Box::pin(async move {
+            let (target, console) = match &self.disks {
+                Disks::Image { image, shim } => {
+                    QemuTarget::start(&self.config, image, shim.as_ref().map(|s| s.disk())).await
+                }
+                Disks::Owned(disks) => QemuTarget::start_on_disks(&self.config, disks).await,
+            }
+            .map_err(TargetError::from)?;
+            self.running = Some(target);
+            Ok(console)
+        })
+    }
+
+    fn closed_because(&mut self) -> LocalBoxFuture<'_, Option<String>> {
+        Box::pin(async move {
+            match self.running.as_mut() {
+                Some(target) => target.exit_report().await,
+                None => None,
+            }
+        })
+    }
+
+    fn stop<'a>(&'a mut self, _log: &'a mut dyn StartLog) -> LocalBoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(async move {
+            if let Some(target) = self.running.take() {
+                target.shutdown().await;
+            }
+            Ok(())
+        })
+    }
+
+    fn snapshots(&mut self) -> Option<&mut dyn Snapshots> {
+        match (&self.cache, &self.disks) {
+            (Some(_), Disks::Image { .. }) => Some(self),
+            _ => None,
+        }
+    }
+}
+
+impl Snapshots for QemuMachine {
+    fn restore<'a>(
+        &'a mut self,
+        request: RestoreRequest<'a>,
+    ) -> LocalBoxFuture<'a, Result<Restored, RestoreFailure>> {
+        Box::pin(async move {
+            let error = |e: TargetError| RestoreFailure::Error(e);
+            let (Some(cache), Disks::Image { image, shim }) = (&self.cache, &self.disks) else {
+                unreachable!("snapshots() offers restore only with a cache and an image");
+            };
+            let source = SnapshotSource {
+                qemu: &self.config,
+                image,
+                shim: shim.as_deref(),
+                recipe: request.recipe,
+            };
+            let prepared = cache
+                .checkout(
+                    &source,
+                    request.context,
+                    request.transcripts,
+                    request.boot_timeout,
+                )
+                .await
+                .map_err(|e| error(e.into()))?;
+            let checkout = match prepared {
+                Prepared::Ready(checkout) => checkout,
+                Prepared::BootFailed(failed) => return Err(RestoreFailure::Boot(failed)),
+            };
+            let how = match &checkout.primed {
+                Some(p) => format!(
+                    "built by this run: {:.1}s to a shell, savevm {:.2}s; boot transcript {}",
+                    p.to_shell.as_secs_f64(),
+                    p.save.as_secs_f64(),
+                    p.transcript.display()
+                ),
+                None => "reused from the cache".to_owned(),
+            };
+            let how = format!(
+                "restoring snapshot {TAG} of {} ({how})",
+                cache.entry_dir(&checkout.key).display()
+            );
+            let (target, console) = QemuTarget::restore(&self.config, &checkout.disks, TAG)
+                .await
+                .map_err(|e| error(e.into()))?;
+            self.running = Some(target);
+            self.restored = Some((checkout.key.clone(), checkout.build.clone()));
+            // QEMU has its own copies now; `checkout` drops here, and other runs may use or
+            // rebuild the entry.
+            Ok(Restored {
+                console,
+                how,
+                primed: checkout.primed.is_some(),
+                priming_transcript: checkout.primed.as_ref().map(|p| p.transcript.clone()),
+                build: checkout.build.clone(),
+            })
+        })
+    }
+
+    fn discard_restored(&mut self, limit: Duration) -> LocalBoxFuture<'_, Result<(), TargetError>> {
+        Box::pin(async move {
+            if let (Some(cache), Some((key, build))) = (&self.cache, self.restored.take()) {
+                cache.discard(&key, &build, limit).await?;
+            }
+            Ok(())
+        })
+    }
 }

@@ -20,7 +20,7 @@ use serialport::{DataBits, FlowControl, Parity, StopBits, TTYPort};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 
-use super::{Console, ConsoleNotices};
+use super::{Console, ConsoleNotices, ConsolePort, LocalBoxFuture, PortError};
 
 /// How long one blocking read waits before the reader thread looks at its stop flag.
 const READ_POLL: Duration = Duration::from_millis(50);
@@ -144,6 +144,43 @@ impl Drop for SerialTarget {
         if let Some(handle) = self.reader.take() {
             let _ = handle.join();
         }
+    }
+}
+
+/// A UART as a board's [`ConsolePort`]: the device of `config`, held while open.
+pub struct SerialPort {
+    config: SerialConfig,
+    open: Option<SerialTarget>,
+}
+
+impl SerialPort {
+    /// The port `config` names; nothing is opened yet.
+    pub fn new(config: SerialConfig) -> SerialPort {
+        SerialPort { config, open: None }
+    }
+}
+
+impl ConsolePort for SerialPort {
+    fn describe(&self) -> String {
+        self.config.path.display().to_string()
+    }
+
+    fn open(&mut self) -> LocalBoxFuture<'_, Result<Console, PortError>> {
+        Box::pin(async move {
+            self.open = None;
+            match SerialTarget::open(&self.config) {
+                Ok((target, console)) => {
+                    self.open = Some(target);
+                    Ok(console)
+                }
+                Err(e @ SerialError::NotFound { .. }) => Err(PortError::Absent(Box::new(e))),
+                Err(e) => Err(PortError::Unusable(Box::new(e))),
+            }
+        })
+    }
+
+    fn close(&mut self) {
+        self.open = None;
     }
 }
 

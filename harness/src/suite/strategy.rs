@@ -1,0 +1,324 @@
+//! The start-up strategy: brings any target to the state a scenario starts from, runs the
+//! scenario there, stops the target and makes the scenario's complete result.
+//!
+//! - `start = "power-on"`: the target is started (QEMU spawned, a board powered on) and the
+//!   runner sees the whole boot.
+//! - `start = "login"` on a target with snapshots (QEMU): restored from the login snapshot,
+//!   built first by a priming boot if needed; a restore that does not reach a shell discards
+//!   the snapshot and tries once more with a rebuilt one.
+//! - `start = "login"` on a target that may be running (a board): one already at a shell is
+//!   kept as it is; otherwise it is started and the runner logs in with the scenario's recipe.
+
+use std::time::Duration;
+
+use super::recording::{Recording, TargetLog};
+use super::shell_probe::{at_shell, SHELL_PROBE};
+use super::{Suite, SuiteError};
+use crate::runner::{
+    self, ConsoleAt, FailReason, Failure, Observer, Origin, RunContext, RunOutput, ScenarioResult, Stage,
+    StartReached, Verdict,
+};
+use crate::scenario::{LoginRecipe, Scenario, Start};
+use crate::snapshot::FailedBoot;
+use crate::target::{Console, PortError, RestoreFailure, RestoreRequest, StartFailure, Target, TargetError};
+
+/// How much longer than a scenario's timeout discarding a bad snapshot may wait for its lock.
+const DISCARD_GRACE: Duration = Duration::from_secs(60);
+
+/// Runs `scenario` on a fresh target of `suite` and judges it. The target is stopped when this
+/// returns, and also if the future is dropped part-way (Ctrl-C, SIGTERM, panic).
+pub async fn run_one(
+    suite: &Suite,
+    scenario: &Scenario,
+    observer: &mut dyn Observer,
+) -> Result<ScenarioResult, SuiteError> {
+    let mut target = suite.target.open();
+    let context = suite.target.context(&suite.context);
+    match &scenario.start {
+        Start::Login(recipe) if target.snapshots().is_some() => {
+            from_snapshot(suite, &mut *target, recipe, scenario, &context, observer).await
+        }
+        _ => from_power_on(suite, &mut *target, scenario, &context, observer).await,
+    }
+}
+
+/// A `start = "login"` scenario restored from the target's login snapshot. A restore that
+/// does not reach a shell discards the snapshot and tries once more with a rebuilt one.
+async fn from_snapshot(
+    suite: &Suite,
+    target: &mut dyn Target,
+    recipe: &LoginRecipe,
+    scenario: &Scenario,
+    context: &RunContext,
+    observer: &mut dyn Observer,
+) -> Result<ScenarioResult, SuiteError> {
+    let mut earlier_attempt: Option<String> = None;
+    loop {
+        let Some(snapshots) = target.snapshots() else {
+            return from_power_on(suite, target, scenario, context, observer).await;
+        };
+        let request = RestoreRequest {
+            recipe,
+            context,
+            transcripts: &suite.transcripts,
+            boot_timeout: scenario.timeout,
+        };
+        let restored = match snapshots.restore(request).await {
+            Ok(restored) => restored,
+            // The image did not boot to a shell: that is the scenario's verdict.
+            Err(RestoreFailure::Boot(failed)) => return Ok(priming_failed(scenario, &failed)),
+            Err(RestoreFailure::Error(e)) => return Err(e.into()),
+        };
+        let mut recording = Recording::start(&suite.transcripts, scenario)?;
+        if let Some(note) = &earlier_attempt {
+            recording.note(note);
+        }
+        recording.note(&format!("start = \"login\": {}", restored.how));
+        let at = ConsoleAt::RestoredShell;
+        let out = judge(
+            target,
+            restored.console,
+            at,
+            scenario,
+            context,
+            &mut recording,
+            observer,
+        )
+        .await;
+        if out.start == StartReached::No && earlier_attempt.is_none() {
+            if let Verdict::Fail(f) = &out.verdict {
+                earlier_attempt = Some(format!(
+                    "an earlier restore from build {} failed ({}); the entry was discarded and rebuilt",
+                    restored.build, f.reason
+                ));
+            }
+            recording.discard();
+            if let Some(snapshots) = target.snapshots() {
+                snapshots
+                    .discard_restored(scenario.timeout + DISCARD_GRACE)
+                    .await?;
+            }
+            continue;
+        }
+        let origin = Origin::Snapshot {
+            primed: restored.primed,
+        };
+        let extra = restored.priming_transcript.into_iter().collect();
+        return recording.finish(scenario, out, origin, extra);
+    }
+}
+
+/// Starts the target and runs the scenario from power-on, or on a board already at a shell.
+async fn from_power_on(
+    suite: &Suite,
+    target: &mut dyn Target,
+    scenario: &Scenario,
+    context: &RunContext,
+    observer: &mut dyn Observer,
+) -> Result<ScenarioResult, SuiteError> {
+    let mut recording = Recording::start(&suite.transcripts, scenario)?;
+    recording.note(&target.describe());
+    let mut attached = None;
+    if matches!(scenario.start, Start::Login(_)) {
+        let looked = match target.attach() {
+            Some(attach) => Some(attach.await),
+            None => None,
+        };
+        if let Some(looked) = looked {
+            match looked {
+                Ok(mut console) => {
+                    if at_shell(&mut console, SHELL_PROBE).await {
+                        recording.note(
+                            "start = \"login\": the board answered at a shell; kept as it is, no power switched",
+                        );
+                        let at = ConsoleAt::RestoredShell;
+                        let out =
+                            judge(target, console, at, scenario, context, &mut recording, observer).await;
+                        return recording.finish(scenario, out, Origin::PowerOn, Vec::new());
+                    }
+                    attached = Some(console);
+                }
+                // Not there yet: starting the target powers it on first.
+                Err(TargetError::Port(PortError::Absent(_))) => {}
+                Err(e) => return Err(recording.abandon(e.into())),
+            }
+        }
+    }
+    let mut log = TargetLog {
+        recording: &mut recording,
+        observer: &mut *observer,
+        at: Duration::ZERO,
+    };
+    let started = target.start(attached, &mut log).await;
+    let console = match started {
+        Ok(console) => console,
+        Err(StartFailure::Error(e)) => return Err(recording.abandon(e.into())),
+        Err(StartFailure::NotUp { expected, detail }) => {
+            recording.note(&format!("FAIL: {detail}"));
+            let out = setup_failure(&expected, detail);
+            let out = stop(target, out, &mut recording, observer).await;
+            return recording.finish(scenario, out, Origin::PowerOn, Vec::new());
+        }
+    };
+    let out = judge(
+        target,
+        console,
+        ConsoleAt::PowerOn,
+        scenario,
+        context,
+        &mut recording,
+        observer,
+    )
+    .await;
+    recording.finish(scenario, out, Origin::PowerOn, Vec::new())
+}
+
+/// The one judge step of every target: runs the scenario on the started target's console,
+/// then stops the target.
+async fn judge(
+    target: &mut dyn Target,
+    mut console: Console,
+    at: ConsoleAt,
+    scenario: &Scenario,
+    context: &RunContext,
+    recording: &mut Recording,
+    observer: &mut dyn Observer,
+) -> RunOutput {
+    let out = runner::run_scenario_at(
+        at,
+        scenario,
+        &mut console,
+        Some(&mut *target),
+        &mut recording.transcript,
+        context,
+        observer,
+    )
+    .await;
+    drop(console);
+    stop(target, out, recording, observer).await
+}
+
+/// Stops the target. A target that cannot be stopped (a board whose power-off command failed)
+/// fails a run that passed: the next run would find the board in an unknown state.
+async fn stop(
+    target: &mut dyn Target,
+    out: RunOutput,
+    recording: &mut Recording,
+    observer: &mut dyn Observer,
+) -> RunOutput {
+    let mut log = TargetLog {
+        recording: &mut *recording,
+        observer,
+        at: out.duration,
+    };
+    let stopped = target.stop(&mut log).await;
+    match stopped {
+        Ok(()) => out,
+        Err(e) => {
+            recording.note_at(out.duration, &format!("FAIL: {e}"));
+            match out.verdict {
+                Verdict::Pass => RunOutput {
+                    verdict: setup_failure("power the board off", e.to_string()).verdict,
+                    ..out
+                },
+                Verdict::Fail(_) => out,
+            }
+        }
+    }
+}
+
+/// The result of a `start = "login"` scenario whose priming boot did not reach a shell.
+fn priming_failed(scenario: &Scenario, failed: &FailedBoot) -> ScenarioResult {
+    let boot = &failed.output;
+    let verdict = match &boot.verdict {
+        Verdict::Fail(failure) => Verdict::Fail(Failure {
+            step_description: format!(
+                "start = \"login\" ({}, {})",
+                failure.step_description,
+                scenario.source.display()
+            ),
+            ..failure.clone()
+        }),
+        Verdict::Pass => Verdict::Pass,
+    };
+    ScenarioResult {
+        name: scenario.name.clone(),
+        source: scenario.source.clone(),
+        duration: boot.duration,
+        verdict,
+        stages: boot.stages.clone(),
+        last_lines: boot.last_lines.clone(),
+        transcript: vec![failed.transcript.clone()],
+        origin: Origin::Snapshot { primed: true },
+    }
+}
+
+/// An outcome for a run that failed before its first step.
+fn setup_failure(expected: &str, detail: String) -> RunOutput {
+    let failure = Failure {
+        step: 0,
+        step_description: String::new(),
+        expected: expected.to_owned(),
+        reason: FailReason::Setup { detail },
+        at: Duration::ZERO,
+        stage: Stage::Uboot,
+        hint: None,
+    };
+    RunOutput {
+        verdict: Verdict::Fail(failure),
+        start: StartReached::No,
+        stages: Vec::new(),
+        last_lines: Vec::new(),
+        duration: Duration::ZERO,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::Quiet;
+    use crate::target::test_console::FakeTarget;
+
+    fn passed() -> RunOutput {
+        RunOutput {
+            verdict: Verdict::Pass,
+            start: StartReached::Yes,
+            stages: Vec::new(),
+            last_lines: Vec::new(),
+            duration: Duration::from_secs(9),
+        }
+    }
+
+    fn recording(dir: &std::path::Path) -> Recording {
+        let text = "name = \"s\"\ndescription = \"d\"\n[[steps]]\nexpect = \"x\"\n";
+        let scenario = crate::scenario::parse(text, std::path::Path::new("s.toml")).unwrap();
+        Recording::start(dir, &scenario).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_target_that_cannot_be_stopped_fails_a_run_that_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recording = recording(dir.path());
+        let mut target = FakeTarget {
+            stop_error: Some("PLUG_TOKEN".to_owned()),
+            ..Default::default()
+        };
+        let out = stop(&mut target, passed(), &mut recording, &mut Quiet).await;
+        let Verdict::Fail(failure) = out.verdict else {
+            panic!("a board left powered passed");
+        };
+        assert_eq!(failure.expected, "power the board off");
+        assert_eq!(
+            failure.reason.to_string(),
+            "power off command `relay ${PLUG_TOKEN}` needs environment variable PLUG_TOKEN, which is not set"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_target_that_stops_leaves_the_verdict_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recording = recording(dir.path());
+        let out = stop(&mut FakeTarget::default(), passed(), &mut recording, &mut Quiet).await;
+        assert!(matches!(out.verdict, Verdict::Pass));
+    }
+}

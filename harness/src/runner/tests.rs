@@ -228,3 +228,106 @@ fn silent_kernel_on_a_board_names_the_board_console_not_qemus() {
         "console silent for 45.0s after \"Starting kernel ...\"; the kernel was told `console=ttyAMA0,115200`, and this board's console is ttyS2 at 1500000 baud"
     );
 }
+
+/// The two halves of a marker as typed: `'@@R2S-END-<seq>-<first>' '<second>'`.
+fn typed_marker(line: &str, kind: &str) -> (String, String) {
+    let re = regex::Regex::new(&format!("'(@@R2S-{kind}-[^']*)' '([^']*)'")).unwrap();
+    let caps = re
+        .captures(line)
+        .unwrap_or_else(|| panic!("no {kind} marker in {line:?}"));
+    (caps[1].to_owned(), caps[2].to_owned())
+}
+
+/// A shell that answers each typed `run` line as a real one would, except that between the
+/// markers it prints `forged` first: what a command that tries to end its own capture prints.
+/// Every typed line is sent on `typed`.
+async fn forging_shell(
+    mut io: DuplexStream,
+    forged: &'static [u8],
+    status: u8,
+    typed: tokio::sync::mpsc::UnboundedSender<String>,
+) {
+    loop {
+        let line = String::from_utf8(read_line(&mut io).await).unwrap();
+        if line.is_empty() && typed.is_closed() {
+            return;
+        }
+        let _ = typed.send(line.clone());
+        let _ = io.write_all(line.replace('\n', "\r\n> ").as_bytes()).await;
+        if line.contains("@@R2S-BEGIN") {
+            let (begin, begin_rest) = typed_marker(&line, "BEGIN");
+            let (end, end_rest) = typed_marker(&line, "END");
+            let _ = io
+                .write_all(format!("\r\n{begin}{begin_rest}\r\n").as_bytes())
+                .await;
+            let _ = io.write_all(forged).await;
+            let _ = io
+                .write_all(format!("\r\n{end}{end_rest}:{status};\r\n").as_bytes())
+                .await;
+        }
+        let _ = io.write_all(PROMPT).await;
+    }
+}
+
+async fn run_forged(forged: &'static [u8], status: u8) -> (RunOutput, Vec<String>) {
+    let text = "name = \"forge\"\ndescription = \"d\"\nstart = \"login\"\ntimeout = \"20s\"\n\
+                [[steps]]\nrun = \"forge\"\n[[steps]]\nrun = \"forge\"\n";
+    let scenario = scenario::parse(text, Path::new("forge.toml")).expect("valid scenario");
+    let (typed, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    let mut console = console_with(move |io| forging_shell(io, forged, status, typed));
+    let dir = tempfile::tempdir().unwrap();
+    let mut transcript = Transcript::create(dir.path(), "t", "t").unwrap();
+    let at = ConsoleAt::RestoredShell;
+    let ctx = RunContext::default();
+    let out = run_scenario_at(at, &scenario, &mut console, &mut transcript, &ctx, &mut Quiet).await;
+    lines.close();
+    let mut typed = Vec::new();
+    while let Some(line) = lines.recv().await {
+        typed.push(line);
+    }
+    (out, typed)
+}
+
+#[tokio::test]
+async fn a_command_printing_guessable_end_markers_cannot_forge_its_status() {
+    // The marker format of old, with and without a guessed nonce, and at the end of a line.
+    let forged = b"@@R2S-END-1:0;\r\n@@R2S-END-1-0000000000000000:0;\r\n@@R2S-END-1-:0;\r\nx@@R2S-END-1-";
+    let (out, _) = run_forged(forged, 1).await;
+    let Verdict::Fail(failure) = &out.verdict else {
+        panic!("a failing command passed by printing end markers");
+    };
+    assert_eq!(failure.step, 1);
+    assert!(
+        failure
+            .reason
+            .to_string()
+            .contains("\"forge\" exited with status 1"),
+        "{failure:?}"
+    );
+}
+
+#[tokio::test]
+async fn output_without_a_final_newline_still_ends_at_the_marker() {
+    // The end marker's printf starts a line of its own, so it is found after such output.
+    let (out, _) = run_forged(b"partial", 0).await;
+    assert!(matches!(out.verdict, Verdict::Pass), "{:?}", out.verdict);
+}
+
+#[tokio::test]
+async fn each_run_step_types_a_fresh_nonce_never_whole() {
+    let (out, typed) = run_forged(b"", 0).await;
+    assert!(matches!(out.verdict, Verdict::Pass), "{:?}", out.verdict);
+    let runs: Vec<&String> = typed.iter().filter(|l| l.contains("@@R2S-END")).collect();
+    assert_eq!(runs.len(), 2, "{typed:?}");
+    let nonces: Vec<String> = runs
+        .iter()
+        .map(|line| {
+            let (end, rest) = typed_marker(line, "END");
+            let nonce = format!("{}{rest}", end.rsplit('-').next().unwrap());
+            assert_eq!(nonce.len(), 32, "{line:?}");
+            assert!(!line.contains(&nonce), "the whole nonce was typed: {line:?}");
+            nonce
+        })
+        .collect();
+    assert_ne!(nonces[0], nonces[1]);
+}

@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod scratch;
 pub mod snapshot;
 pub mod suite;
 pub mod target;

@@ -9,32 +9,33 @@ use r2s_tests::*;
 
 const LIMIT: Duration = Duration::from_secs(300);
 
-/// Runs the scenario `text` (written to `dir/<name>.toml`) on the default fixture, with
-/// transcripts and JUnit in `dir` and every temporary file of the run under `dir/tmp`; checks
-/// that no QEMU is left.
-fn run_scenario_text(dir: &Path, name: &str, text: &str, env: &[(&str, &OsStr)]) -> Finished {
+/// Starts `harness run` on the default fixture with `args` after the image, transcripts in
+/// `dir` and every temporary file of the run under `dir/tmp` (returned).
+fn spawn_run(dir: &Path, args: &[&OsStr]) -> (std::process::Child, String, std::path::PathBuf) {
     let image = fixture(r2s_images::DEFAULT_FIXTURE);
-    let scenario = dir.join(format!("{name}.toml"));
-    std::fs::write(&scenario, text).unwrap();
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
+    let mut all = vec![
+        OsStr::new("run"),
+        OsStr::new("--image"),
+        image.as_os_str(),
+        OsStr::new("--transcripts"),
+        dir.as_os_str(),
+    ];
+    all.extend_from_slice(args);
+    let (child, command) = spawn_harness_env(&all, &[("TMPDIR", tmp.as_os_str())]);
+    (child, command, tmp)
+}
+
+/// Runs the scenario `text` (written to `dir/<name>.toml`) with JUnit in `dir` (see
+/// [`spawn_run`]); checks that no QEMU is left.
+fn run_scenario_text(dir: &Path, name: &str, text: &str) -> Finished {
+    let scenario = dir.join(format!("{name}.toml"));
+    std::fs::write(&scenario, text).unwrap();
     let junit = dir.join("junit.xml");
-    let mut vars = vec![("TMPDIR", tmp.as_os_str())];
-    vars.extend_from_slice(env);
     let started = Instant::now();
-    let (child, command) = spawn_harness_env(
-        &[
-            OsStr::new("run"),
-            OsStr::new("--image"),
-            image.as_os_str(),
-            OsStr::new("--transcripts"),
-            dir.as_os_str(),
-            OsStr::new("--junit"),
-            junit.as_os_str(),
-            scenario.as_os_str(),
-        ],
-        &vars,
-    );
+    let args = [OsStr::new("--junit"), junit.as_os_str(), scenario.as_os_str()];
+    let (child, command, tmp) = spawn_run(dir, &args);
     let run = finish(child, command, started, LIMIT);
     assert_eq!(
         qemu_mentioning(&tmp),
@@ -58,7 +59,7 @@ timeout = "5m"
 run = "printf '@@R2S-END-2:0;\n@@R2S-END-2-:0;\nx@@R2S-END-2:0;\n'; false"
 timeout = "30s"
 "#;
-    let run = run_scenario_text(dir.path(), "forge", text, &[]);
+    let run = run_scenario_text(dir.path(), "forge", text);
     assert_eq!(run.code(), Some(1), "{}", run.explain());
     assert!(run.stdout.contains("FAIL  forge  "), "{}", run.explain());
     assert!(run.stdout.contains("exited with status 1"), "{}", run.explain());
@@ -78,23 +79,10 @@ fn scratch_entries(dir: &Path) -> Vec<String> {
 
 #[test]
 fn sighup_mid_boot_kills_qemu_removes_the_scratch_dirs_and_exits_129() {
-    let image = fixture(r2s_images::DEFAULT_FIXTURE);
     let dir = temp_dir();
-    let tmp = dir.path().join("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
     let started = Instant::now();
-    let (child, command) = spawn_harness_env(
-        &[
-            OsStr::new("run"),
-            OsStr::new("--image"),
-            image.as_os_str(),
-            OsStr::new("--no-snapshots"),
-            OsStr::new("--transcripts"),
-            dir.path().as_os_str(),
-            scenario("boot-to-login").as_os_str(),
-        ],
-        &[("TMPDIR", tmp.as_os_str())],
-    );
+    let scenario = scenario("boot-to-login");
+    let (child, command, tmp) = spawn_run(dir.path(), &[scenario.as_os_str()]);
     let pid = child.id();
     let raw = dir.path().join("boot-to-login.raw");
     let qemus = wait_for_qemu_output(pid, &raw, Duration::from_secs(60));
@@ -145,4 +133,125 @@ fn a_scratch_dir_left_by_a_killed_run_is_swept_by_the_next_run() {
         run.explain()
     );
     assert!(live.is_dir(), "a live process's scratch dir was removed");
+}
+
+/// Logs in, then makes the shell show a login prompt of its own that reads the password with
+/// the terminal echoing it (the prompts are typed split, so their echo is not a prompt), and
+/// logs in there with `password`; then says `Login incorrect` if `refuse`.
+fn echoing_login_scenario(password: &str, refuse: bool) -> String {
+    let verdict = if refuse {
+        "echo 'Login incor''rect'"
+    } else {
+        "true"
+    };
+    format!(
+        r#"name = "secret"
+timeout = "6m"
+[[steps]]
+login = {{ user = "root", password_env = "R2S_PASSWORD" }}
+timeout = "5m"
+[[steps]]
+send_line = "printf 'ivy log''in: '; read u; printf 'Pass''word: '; read p; {verdict}"
+[[steps]]
+login = {{ user = "root", password = "{password}" }}
+timeout = "30s"
+"#
+    )
+}
+
+/// Every file the run wrote into `dir` (transcripts, JUnit; not the scenario file, which holds
+/// the password) and its stdout and stderr, with what each is called.
+fn everything_written(dir: &Path, run: &Finished) -> Vec<(String, String)> {
+    let mut out = vec![
+        ("stdout".to_owned(), run.stdout.clone()),
+        ("stderr".to_owned(), run.stderr.clone()),
+    ];
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.path().is_file() && entry.path().extension() != Some(OsStr::new("toml")) {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            out.push((
+                entry.file_name().to_string_lossy().into_owned(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn an_echoed_password_reaches_no_file_and_no_output() {
+    let dir = temp_dir();
+    let secret = "typed-at-an-echoing-prompt-4711";
+    let text = echoing_login_scenario(secret, false);
+    let run = run_scenario_text(dir.path(), "secret", &text);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let log = std::fs::read_to_string(dir.path().join("secret.log")).unwrap();
+    assert!(
+        log.contains("-- a typed secret in the console output was replaced by [redacted]"),
+        "{log}"
+    );
+    for (what, text) in everything_written(dir.path(), &run) {
+        assert!(!text.contains(secret), "the password reached {what}:\n{text}");
+    }
+}
+
+#[test]
+fn an_echoed_password_that_is_refused_reaches_neither_the_report_nor_junit_nor_any_file() {
+    let dir = temp_dir();
+    let secret = "refused-at-an-echoing-prompt-4711";
+    let text = echoing_login_scenario(secret, true);
+    let run = run_scenario_text(dir.path(), "secret", &text);
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    assert!(run.stdout.contains("was refused"), "{}", run.explain());
+    // The last console lines in the report show where the echo was.
+    assert!(
+        run.stdout.contains("| Password: [redacted]\n"),
+        "{}",
+        run.explain()
+    );
+    for (what, text) in everything_written(dir.path(), &run) {
+        assert!(!text.contains(secret), "the password reached {what}:\n{text}");
+    }
+}
+
+/// Every directory and file under `dir` whose mode is not `dir_mode` or `file_mode`.
+fn not_private(dir: &Path, dir_mode: u32, file_mode: u32) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut wrong = Vec::new();
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+    if mode != dir_mode {
+        wrong.push(format!("{} {mode:o}", dir.display()));
+    }
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            wrong.extend(not_private(&path, dir_mode, file_mode));
+        } else if path.extension() == Some(OsStr::new("qcow2")) {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            if mode != file_mode {
+                wrong.push(format!("{} {mode:o}", path.display()));
+            }
+        }
+    }
+    wrong
+}
+
+#[test]
+fn the_snapshot_cache_holding_the_guests_memory_is_readable_by_its_owner_only() {
+    let dir = temp_dir();
+    let cache = dir.path().join("cache/snapshots");
+    let started = Instant::now();
+    let scenario = scenario("shell-checks");
+    let args = [
+        OsStr::new("--snapshot-cache"),
+        cache.as_os_str(),
+        scenario.as_os_str(),
+    ];
+    let (child, command, _tmp) = spawn_run(dir.path(), &args);
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert_eq!(
+        not_private(&dir.path().join("cache"), 0o700, 0o600),
+        Vec::<String>::new()
+    );
 }

@@ -8,6 +8,7 @@ pub mod board;
 pub mod console;
 pub mod image;
 pub mod inspect;
+pub mod private;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -10,7 +10,7 @@ use super::outcome::{FailReason, StageTiming};
 use super::watch::{Watch, WatchKind};
 use super::Observer;
 use crate::board::CharPacing;
-use crate::console::{ByteStats, Event, Expected, Matcher, Pattern, Transcript};
+use crate::console::{ByteStats, Event, Expected, Matcher, Pattern, Redactor, Transcript};
 use crate::target::Console;
 
 /// After a fatal pattern, keep reading this long so the report shows the whole fatal line and
@@ -56,6 +56,8 @@ pub struct Session<'a> {
     pub board_console: Option<String>,
     pub state: ConsoleState,
     buf: Vec<u8>,
+    /// Cuts typed secrets out of the console bytes before anything records or matches them.
+    redactor: Redactor,
 }
 
 impl<'a> Session<'a> {
@@ -81,6 +83,7 @@ impl<'a> Session<'a> {
             board_console: None,
             state: ConsoleState::Booting,
             buf: vec![0; 16 * 1024],
+            redactor: Redactor::new(),
         }
     }
 
@@ -161,6 +164,28 @@ impl<'a> Session<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Types the secret `secret` and Enter. The transcript shows `[redacted]`, and the console's
+    /// echo of the secret, now or later, is cut from every record of the session.
+    pub async fn send_secret(&mut self, secret: &str) -> Result<(), FailReason> {
+        self.redactor.arm(secret.as_bytes());
+        let typed = format!("{secret}\r");
+        self.send(typed.as_bytes(), b"[redacted]\r").await
+    }
+
+    /// Writes the `n` bytes just read into the transcript, less any typed secret (with a note
+    /// where one was cut), and returns what was written: all that may be matched or shown.
+    fn record(&mut self, n: usize, at: Duration) -> std::io::Result<Vec<u8>> {
+        let chunk = self.redactor.filter(&self.buf[..n]);
+        self.transcript.output(at, &chunk)?;
+        if self.redactor.take_redactions() > 0 {
+            self.transcript.note(
+                at,
+                "a typed secret in the console output was replaced by [redacted]",
+            )?;
+        }
+        Ok(chunk)
     }
 
     /// Reads until `byte` comes back (a carriage return may come back as a line feed), or
@@ -259,8 +284,7 @@ impl<'a> Session<'a> {
     async fn ingest(&mut self, n: usize) -> Result<Option<Expected>, FailReason> {
         let at = self.elapsed();
         self.last_output = Some(at);
-        let chunk = self.buf[..n].to_vec();
-        self.transcript.output(at, &chunk).map_err(|e| FailReason::Io {
+        let chunk = self.record(n, at).map_err(|e| FailReason::Io {
             detail: format!("transcript: {e}"),
         })?;
         let mut hit = None;
@@ -300,8 +324,7 @@ impl<'a> Session<'a> {
                 break;
             }
             let at = self.elapsed();
-            let chunk = self.buf[..n].to_vec();
-            let _ = self.transcript.output(at, &chunk);
+            let chunk = self.record(n, at).unwrap_or_default();
             self.matcher.clear_expect();
             let _ = self.matcher.feed(&chunk);
         }
@@ -353,6 +376,16 @@ impl<'a> Session<'a> {
             .filter(|a| a.starts_with("console=") || a.starts_with("earlycon"))
             .collect();
         (!args.is_empty()).then(|| args.join(" "))
+    }
+}
+
+impl Drop for Session<'_> {
+    /// Records the bytes the redactor still held back: they turned out not to be a secret.
+    fn drop(&mut self) {
+        let held = self.redactor.flush();
+        if !held.is_empty() {
+            let _ = self.transcript.output(self.elapsed(), &held);
+        }
     }
 }
 

@@ -190,8 +190,7 @@ async fn login(
         .await
         .map_err(failed(format!("{PASSWORD_PROMPT:?} or a shell prompt")))?;
     if hit.index == 0 {
-        let typed = format!("{}\r", secret.as_deref().unwrap_or(""));
-        s.send(typed.as_bytes(), b"[redacted]\r")
+        s.send_secret(secret.as_deref().unwrap_or(""))
             .await
             .map_err(failed("send"))?;
         hit = s

@@ -331,3 +331,72 @@ async fn each_run_step_types_a_fresh_nonce_never_whole() {
         .collect();
     assert_ne!(nonces[0], nonces[1]);
 }
+
+/// A login that echoes the password back in pieces, a kernel line between them, and then
+/// refuses it.
+async fn echoing_refusing_login(mut io: DuplexStream) {
+    let _ = io.write_all(b"U-Boot 2023.01\r\nivy login: ").await;
+    let user = read_line(&mut io).await;
+    let _ = io.write_all(&user).await;
+    let _ = io.write_all(b"\r\nPassword: ").await;
+    assert_eq!(read_line(&mut io).await, b"pw-42");
+    let _ = io.write_all(b"pw").await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let _ = io.write_all(b"[   13.5] random: crng init done\r\n").await;
+    let _ = io.write_all(b"-4").await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let _ = io.write_all(b"2\r\nLogin incorrect\r\nivy login: ").await;
+    let _ = read_line(&mut io).await;
+}
+
+#[tokio::test]
+async fn an_echoed_password_reaches_no_transcript_file_and_no_report() {
+    let mut console = console_with(echoing_refusing_login);
+    let dir = tempfile::tempdir().unwrap();
+    let mut transcript = Transcript::create(dir.path(), "t", "t").unwrap();
+    let ctx = RunContext {
+        fallback_password: Some("pw-42".to_owned()),
+        ..RunContext::default()
+    };
+    let scenario = login_start_scenario();
+    let out = run_scenario_at(
+        ConsoleAt::PowerOn,
+        &scenario,
+        &mut console,
+        &mut transcript,
+        &ctx,
+        &mut Quiet,
+    )
+    .await;
+    let paths = transcript.finish().unwrap();
+    let Verdict::Fail(failure) = &out.verdict else {
+        panic!("a refused login passed");
+    };
+    let report = format!("{failure:?}\n{}", out.last_lines.join("\n"));
+    assert!(report.contains("Login incorrect"), "{report}");
+    for (what, text) in [
+        ("report", report),
+        (
+            "raw",
+            String::from_utf8_lossy(&std::fs::read(&paths.raw).unwrap()).into_owned(),
+        ),
+        ("log", std::fs::read_to_string(&paths.log).unwrap()),
+        ("cast", std::fs::read_to_string(&paths.cast).unwrap()),
+    ] {
+        assert!(
+            !text.contains("pw-42"),
+            "the password reached the {what}:\n{text}"
+        );
+        assert!(
+            !text.contains("pw"),
+            "part of the password reached the {what}:\n{text}"
+        );
+    }
+    let log = std::fs::read_to_string(&paths.log).unwrap();
+    assert!(log.contains("[redacted]"), "{log}");
+    assert!(log.contains("random: crng init done"), "{log}");
+    assert!(
+        log.contains("-- a typed secret in the console output was replaced by [redacted]"),
+        "{log}"
+    );
+}

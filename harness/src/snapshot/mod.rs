@@ -164,7 +164,7 @@ impl SnapshotCache {
     ) -> Result<Checkout, SnapshotError> {
         let key = CacheKey::of(source).await?;
         self.no_earlier_failure(&key)?;
-        std::fs::create_dir_all(&self.dir).map_err(|e| SnapshotError::io(&self.dir, e))?;
+        crate::private::create_dir_all(&self.dir).map_err(|e| SnapshotError::io(&self.dir, e))?;
         let lock_path = self.dir.join(format!("{}.lock", key.0));
         let lock = EntryLock::acquire(&lock_path, boot_timeout + Duration::from_secs(60)).await?;
         self.no_earlier_failure(&key)?;
@@ -314,7 +314,7 @@ impl SnapshotCache {
     ) -> Result<Primed, SnapshotError> {
         let building = self.dir.join(format!("{}.building", key.0));
         remove_dir(&building)?;
-        std::fs::create_dir_all(&building).map_err(|e| SnapshotError::io(&building, e))?;
+        crate::private::create_dir_all(&building).map_err(|e| SnapshotError::io(&building, e))?;
         let image = std::fs::canonicalize(source.image).map_err(|e| SnapshotError::io(source.image, e))?;
         let mut names = vec!["disk0.qcow2".to_owned()];
         qemu_img::create_overlay(source.qemu, &image, "raw", &building.join(&names[0])).await?;
@@ -324,6 +324,10 @@ impl SnapshotCache {
             qemu_img::convert_to_qcow2(source.qemu, shim.disk(), &building.join(&names[1])).await?;
         }
         let disks: Vec<PathBuf> = names.iter().map(|n| building.join(n)).collect();
+        // savevm writes the guest's memory into these disks.
+        for disk in &disks {
+            crate::private::restrict_file(disk).map_err(|e| SnapshotError::io(disk, e))?;
+        }
 
         std::fs::create_dir_all(transcripts).map_err(|e| SnapshotError::io(transcripts, e))?;
         let stem = format!("login-snapshot-{}", key.short());

@@ -255,3 +255,65 @@ fn the_snapshot_cache_holding_the_guests_memory_is_readable_by_its_owner_only() 
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn harness_console_keeps_a_password_typed_at_a_prompt_and_its_echo_out_of_the_transcript() {
+    use std::io::Write;
+    let dir = temp_dir();
+    let device = dir.path().join("ttyUSB-console");
+    let pty = r2s_tests::pty::Pty::open(&device).unwrap();
+    let transcripts = dir.path().join("transcripts");
+    let mut child = std::process::Command::new(harness_bin())
+        .arg("console")
+        .arg("--serial")
+        .arg(&device)
+        .arg("--transcripts")
+        .arg(&transcripts)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let command = format!("harness console --serial {}", device.display());
+    let started = Instant::now();
+    let log = transcripts.join("console.log");
+    while !log.exists() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let secret = b"typed-at-the-console-4711";
+    pty.write_all(b"ivy login: root\r\nPassword: ", Duration::from_secs(5))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut keys = child.stdin.take().unwrap();
+    keys.write_all(secret).unwrap();
+    keys.write_all(b"\r").unwrap();
+    keys.flush().unwrap();
+    let mut typed = Vec::new();
+    let mut buf = [0u8; 256];
+    while !typed.ends_with(b"\r") && started.elapsed() < Duration::from_secs(10) {
+        match r2s_tests::pty::read_some(pty.master(), &mut buf) {
+            Ok(n) if n > 0 => typed.extend_from_slice(&buf[..n]),
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    assert_eq!(&typed[..secret.len()], secret, "keys did not reach the board");
+    // The board echoes the password, as busybox login on a terminal in echo mode does.
+    pty.write_all(secret, Duration::from_secs(5)).unwrap();
+    pty.write_all(b"\r\n[root@ivy:~]# ", Duration::from_secs(5))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    keys.write_all(&[0x1d]).unwrap();
+    keys.flush().unwrap();
+    let run = finish(child, command, started, Duration::from_secs(10));
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let secret = std::str::from_utf8(secret).unwrap();
+    for ext in ["raw", "log", "cast"] {
+        let path = transcripts.join(format!("console.{ext}"));
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        assert!(
+            !text.contains(secret),
+            "the password reached console.{ext}:\n{text}"
+        );
+        assert!(text.contains("[redacted]"), "console.{ext}:\n{text}");
+    }
+}

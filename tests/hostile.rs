@@ -9,6 +9,14 @@ use r2s_tests::*;
 
 const LIMIT: Duration = Duration::from_secs(300);
 
+/// A scenario `name` that logs in as root with the fixture's password, then runs `steps`.
+fn logged_in(name: &str, steps: &str) -> String {
+    format!(
+        "name = \"{name}\"\ntimeout = \"6m\"\n[[steps]]\n\
+         login = {{ user = \"root\", password_env = \"R2S_PASSWORD\" }}\ntimeout = \"5m\"\n{steps}"
+    )
+}
+
 /// Starts `harness run` on the default fixture with `args` after the image, transcripts in
 /// `dir` and every temporary file of the run under `dir/tmp` (returned).
 fn spawn_run(dir: &Path, args: &[&OsStr]) -> (std::process::Child, String, std::path::PathBuf) {
@@ -50,16 +58,11 @@ fn run_scenario_text(dir: &Path, name: &str, text: &str) -> Finished {
 fn a_command_printing_the_end_marker_cannot_forge_its_exit_status() {
     let dir = temp_dir();
     // The markers of old, on a line of their own and mid-line, then the command fails.
-    let text = r#"name = "forge"
-timeout = "6m"
-[[steps]]
-login = { user = "root", password_env = "R2S_PASSWORD" }
-timeout = "5m"
-[[steps]]
+    let steps = r#"[[steps]]
 run = "printf '@@R2S-END-2:0;\n@@R2S-END-2-:0;\nx@@R2S-END-2:0;\n'; false"
 timeout = "30s"
 "#;
-    let run = run_scenario_text(dir.path(), "forge", text);
+    let run = run_scenario_text(dir.path(), "forge", &logged_in("forge", steps));
     assert_eq!(run.code(), Some(1), "{}", run.explain());
     assert!(run.stdout.contains("FAIL  forge  "), "{}", run.explain());
     assert!(run.stdout.contains("exited with status 1"), "{}", run.explain());
@@ -144,19 +147,15 @@ fn echoing_login_scenario(password: &str, refuse: bool) -> String {
     } else {
         "true"
     };
-    format!(
-        r#"name = "secret"
-timeout = "6m"
-[[steps]]
-login = {{ user = "root", password_env = "R2S_PASSWORD" }}
-timeout = "5m"
-[[steps]]
+    let steps = format!(
+        r#"[[steps]]
 send_line = "printf 'ivy log''in: '; read u; printf 'Pass''word: '; read p; {verdict}"
 [[steps]]
 login = {{ user = "root", password = "{password}" }}
 timeout = "30s"
 "#
-    )
+    );
+    logged_in("secret", &steps)
 }
 
 /// Every file the run wrote into `dir` (transcripts, JUnit; not the scenario file, which holds
@@ -316,4 +315,36 @@ fn harness_console_keeps_a_password_typed_at_a_prompt_and_its_echo_out_of_the_tr
         );
         assert!(text.contains("[redacted]"), "console.{ext}:\n{text}");
     }
+}
+
+#[test]
+fn transcript_limit_bounds_every_transcript_file_of_a_chatty_run() {
+    let dir = temp_dir();
+    let scenario = dir.path().join("chatty.toml");
+    let steps = r#"[[steps]]
+run = "seq 1 30000"
+output = "\n30000\\z"
+timeout = "2m"
+"#;
+    std::fs::write(&scenario, logged_in("chatty", steps)).unwrap();
+    let started = Instant::now();
+    let args = [
+        OsStr::new("--transcript-limit"),
+        OsStr::new("64KiB"),
+        scenario.as_os_str(),
+    ];
+    let (child, command, _tmp) = spawn_run(dir.path(), &args);
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let size = |ext: &str| {
+        std::fs::metadata(dir.path().join(format!("chatty.{ext}")))
+            .unwrap()
+            .len()
+    };
+    assert_eq!(size("raw"), 64 * 1024);
+    assert!(size("log") <= 65 * 1024, "log {}", size("log"));
+    assert!(size("cast") <= 65 * 1024, "cast {}", size("cast"));
+    let log = std::fs::read_to_string(dir.path().join("chatty.log")).unwrap();
+    assert!(log.contains("] 30000\n"), "the log's tail is missing");
+    assert!(log.contains("-- transcript limit: "), "{log}");
 }

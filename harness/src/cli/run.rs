@@ -18,6 +18,7 @@ use super::timings::{write_baseline, BaselineCheck};
 use super::{RunArgs, EXIT_ERROR, EXIT_FAIL, EXIT_PASS};
 
 pub async fn run(args: RunArgs) -> u8 {
+    r2s_harness::console::transcript::set_default_limit(args.transcript_limit);
     let paths = if args.scenarios.is_empty() {
         vec![suite::shipped_scenarios()]
     } else {

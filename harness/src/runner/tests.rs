@@ -332,6 +332,33 @@ async fn each_run_step_types_a_fresh_nonce_never_whole() {
     assert_ne!(nonces[0], nonces[1]);
 }
 
+/// Runs `scenario` from power-on with the fixture's password as the fallback and a transcript
+/// bounded by `limit` in a new directory (returned, to keep it alive).
+async fn power_on(
+    console: &mut Console,
+    scenario: &Scenario,
+    limit: u64,
+) -> (RunOutput, crate::console::TranscriptPaths, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut transcript = Transcript::create(dir.path(), "t", "t")
+        .unwrap()
+        .with_limit(limit);
+    let ctx = RunContext {
+        fallback_password: Some("pw-42".to_owned()),
+        ..RunContext::default()
+    };
+    let out = run_scenario_at(
+        ConsoleAt::PowerOn,
+        scenario,
+        console,
+        &mut transcript,
+        &ctx,
+        &mut Quiet,
+    )
+    .await;
+    (out, transcript.finish().unwrap(), dir)
+}
+
 /// A login that echoes the password back in pieces, a kernel line between them, and then
 /// refuses it.
 async fn echoing_refusing_login(mut io: DuplexStream) {
@@ -352,23 +379,12 @@ async fn echoing_refusing_login(mut io: DuplexStream) {
 #[tokio::test]
 async fn an_echoed_password_reaches_no_transcript_file_and_no_report() {
     let mut console = console_with(echoing_refusing_login);
-    let dir = tempfile::tempdir().unwrap();
-    let mut transcript = Transcript::create(dir.path(), "t", "t").unwrap();
-    let ctx = RunContext {
-        fallback_password: Some("pw-42".to_owned()),
-        ..RunContext::default()
-    };
-    let scenario = login_start_scenario();
-    let out = run_scenario_at(
-        ConsoleAt::PowerOn,
-        &scenario,
+    let (out, paths, _dir) = power_on(
         &mut console,
-        &mut transcript,
-        &ctx,
-        &mut Quiet,
+        &login_start_scenario(),
+        crate::console::transcript::DEFAULT_LIMIT,
     )
     .await;
-    let paths = transcript.finish().unwrap();
     let Verdict::Fail(failure) = &out.verdict else {
         panic!("a refused login passed");
     };
@@ -399,4 +415,32 @@ async fn an_echoed_password_reaches_no_transcript_file_and_no_report() {
         log.contains("-- a typed secret in the console output was replaced by [redacted]"),
         "{log}"
     );
+}
+
+#[tokio::test]
+async fn a_console_flooding_random_bytes_and_short_lines_stays_within_the_transcript_limit() {
+    const LIMIT: u64 = 256 * 1024;
+    let flood = |mut io: DuplexStream| async move {
+        let mut seed = 1u32;
+        loop {
+            let mut chunk: Vec<u8> = (0..8192u32)
+                .map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 13) as u8)
+                .collect();
+            chunk.extend_from_slice(&b"x\r\n".repeat(1000));
+            seed = seed.wrapping_add(8192);
+            if io.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    };
+    let text = "name = \"flood\"\ndescription = \"d\"\ntimeout = \"3s\"\n\
+                [[steps]]\nexpect = \"never printed\"\n";
+    let scenario = scenario::parse(text, Path::new("flood.toml")).expect("valid scenario");
+    let mut console = console_with(flood);
+    let (out, paths, _dir) = power_on(&mut console, &scenario, LIMIT).await;
+    assert!(matches!(out.verdict, Verdict::Fail(_)), "{:?}", out.verdict);
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert_eq!(size(&paths.raw), LIMIT);
+    assert!(size(&paths.log) <= LIMIT + 1024, "log {}", size(&paths.log));
+    assert!(size(&paths.cast) <= LIMIT + 1024, "cast {}", size(&paths.cast));
 }

@@ -348,3 +348,38 @@ timeout = "2m"
     assert!(log.contains("] 30000\n"), "the log's tail is missing");
     assert!(log.contains("-- transcript limit: "), "{log}");
 }
+
+#[test]
+fn a_megabyte_send_the_console_cannot_take_in_time_fails_saying_how_much_it_took() {
+    // The emulated UART takes a few KiB a second under TCG: far less than a megabyte in 20 s.
+    let dir = temp_dir();
+    let megabyte = format!("{}\\n", "a".repeat(1023)).repeat(1024);
+    let steps = format!(
+        r#"[[steps]]
+send_line = "cat > /dev/null"
+[[steps]]
+send = "{megabyte}"
+timeout = "20s"
+"#
+    );
+    let run = run_scenario_text(dir.path(), "big-send", &logged_in("big-send", &steps));
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    let reason = run
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("reason: "))
+        .unwrap_or_else(|| panic!("no reason\n{}", run.explain()));
+    assert!(
+        reason.contains("the console took only ")
+            && reason.ends_with(
+                " of the 1048576 bytes sent before the step's time ran out; send less, or give \
+                 the step a longer timeout"
+            ),
+        "{reason}"
+    );
+    assert!(
+        run.stdout.len() < 64 * 1024,
+        "stdout holds {} bytes",
+        run.stdout.len()
+    );
+}

@@ -148,13 +148,25 @@ impl<'a> Session<'a> {
     }
 
     /// Types `bytes` at the console; the transcript shows `shown` instead (secrets redacted).
+    /// Short input: it must be taken within [`WRITE_LIMIT`].
     pub async fn send(&mut self, bytes: &[u8], shown: &[u8]) -> Result<(), FailReason> {
+        self.send_until(bytes, shown, Instant::now() + WRITE_LIMIT).await
+    }
+
+    /// [`Session::send`] for input of any size: the console may take until `deadline` (the
+    /// step's) to take it all.
+    pub async fn send_until(
+        &mut self,
+        bytes: &[u8],
+        shown: &[u8],
+        deadline: Instant,
+    ) -> Result<(), FailReason> {
         let at = self.elapsed();
         self.transcript.input(at, shown).map_err(|e| FailReason::Io {
             detail: format!("transcript: {e}"),
         })?;
         if self.pacing == CharPacing::Delay(Duration::ZERO) {
-            return write_within(self.console, bytes, WRITE_LIMIT).await;
+            return self.write_reading(bytes, deadline).await;
         }
         for byte in bytes {
             write_within(self.console, std::slice::from_ref(byte), WRITE_LIMIT).await?;
@@ -186,6 +198,70 @@ impl<'a> Session<'a> {
             )?;
         }
         Ok(chunk)
+    }
+
+    /// Writes `bytes` while reading (and matching) console output, until `deadline`. A console
+    /// that echoes cannot take more input while its echo is not read: QEMU stops the guest
+    /// while the harness does not drain its output, and the guest stops taking input.
+    async fn write_reading(&mut self, bytes: &[u8], deadline: Instant) -> Result<(), FailReason> {
+        enum Step {
+            Read(std::io::Result<usize>),
+            Wrote(std::io::Result<usize>),
+            Late,
+        }
+        let mut written = 0;
+        while written < bytes.len() {
+            let chunk = &bytes[written..bytes.len().min(written + WRITE_CHUNK)];
+            let console = &mut *self.console;
+            let step = tokio::select! {
+                read = console.reader.read(&mut self.buf) => Step::Read(read),
+                wrote = console.writer.write(chunk) => Step::Wrote(wrote),
+                () = tokio::time::sleep_until(deadline) => Step::Late,
+            };
+            match step {
+                Step::Read(Ok(0)) => {
+                    return Err(FailReason::ConsoleClosed {
+                        detail: "end of file".into(),
+                    })
+                }
+                Step::Read(Ok(n)) => {
+                    self.ingest(n).await?;
+                }
+                Step::Read(Err(e)) => return Err(FailReason::ConsoleClosed { detail: e.to_string() }),
+                Step::Wrote(Ok(0)) => {
+                    return Err(FailReason::ConsoleClosed {
+                        detail: "the console takes no more input".into(),
+                    })
+                }
+                Step::Wrote(Ok(n)) => written += n,
+                Step::Wrote(Err(e)) => {
+                    return Err(FailReason::ConsoleClosed {
+                        detail: format!("write failed: {e}"),
+                    })
+                }
+                Step::Late => {
+                    return Err(FailReason::Io {
+                        detail: format!(
+                            "the console took only {written} of the {} bytes sent before the step's time ran out; \
+                             send less, or give the step a longer timeout",
+                            bytes.len()
+                        ),
+                    })
+                }
+            }
+        }
+        let remaining = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        match tokio::time::timeout(remaining, self.console.writer.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(FailReason::ConsoleClosed {
+                detail: format!("write failed: {e}"),
+            }),
+            Err(_) => Err(FailReason::Io {
+                detail: "the console did not take the input before the step's time ran out".into(),
+            }),
+        }
     }
 
     /// Reads until `byte` comes back (a carriage return may come back as a line feed), or
@@ -393,6 +469,9 @@ impl Drop for Session<'_> {
 /// write back, and a pipe to QEMU drains at once; a write stuck this long (a wedged USB-UART
 /// driver, a QEMU that stopped reading) would otherwise hang the run past every timeout.
 const WRITE_LIMIT: Duration = Duration::from_secs(10);
+
+/// The most written to the console at once, so that its output is read between writes.
+const WRITE_CHUNK: usize = 4096;
 
 async fn write_within(console: &mut Console, bytes: &[u8], limit: Duration) -> Result<(), FailReason> {
     let write = async {

@@ -46,10 +46,10 @@ pub async fn perform(
                 .map_err(failed(pattern.to_string()))?;
             Ok(())
         }
-        Action::Send(bytes) => s.send(bytes, bytes).await.map_err(failed("send")),
+        Action::Send(bytes) => s.send_until(bytes, bytes, deadline).await.map_err(failed("send")),
         Action::SendLine(text) => {
             let line = format!("{text}\r");
-            s.send(line.as_bytes(), line.as_bytes())
+            s.send_until(line.as_bytes(), line.as_bytes(), deadline)
                 .await
                 .map_err(failed("send"))
         }

@@ -444,3 +444,55 @@ async fn a_console_flooding_random_bytes_and_short_lines_stays_within_the_transc
     assert!(size(&paths.log) <= LIMIT + 1024, "log {}", size(&paths.log));
     assert!(size(&paths.cast) <= LIMIT + 1024, "cast {}", size(&paths.cast));
 }
+
+/// A terminal that echoes every byte it is sent and says `took N` once it has `n` of them.
+async fn echoing_terminal(mut io: DuplexStream, n: usize) {
+    let mut got = 0;
+    let mut buf = vec![0u8; 4096];
+    while let Ok(read) = io.read(&mut buf).await {
+        if read == 0 || io.write_all(&buf[..read]).await.is_err() {
+            return;
+        }
+        got += read;
+        if got >= n {
+            let _ = io.write_all(format!("\r\ntook {got}\r\n").as_bytes()).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_megabyte_send_to_an_echoing_console_is_taken_whole() {
+    const SIZE: usize = 1 << 20;
+    let text = format!(
+        "name = \"big\"\ndescription = \"d\"\ntimeout = \"60s\"\n\
+         [[steps]]\nsend = \"{}\"\n[[steps]]\nexpect = \"took {SIZE}\"\n",
+        "a".repeat(SIZE)
+    );
+    let scenario = scenario::parse(&text, Path::new("big.toml")).expect("valid scenario");
+    let mut console = console_with(|io| echoing_terminal(io, SIZE));
+    let (out, _, _dir) = power_on(&mut console, &scenario, 4 << 20).await;
+    assert!(matches!(out.verdict, Verdict::Pass), "{:?}", out.verdict);
+}
+
+#[tokio::test]
+async fn a_send_the_console_cannot_take_in_time_says_how_much_it_took() {
+    // Nobody reads the other end: the pipe takes 64 KiB, then nothing.
+    let text = format!(
+        "name = \"big\"\ndescription = \"d\"\ntimeout = \"1s\"\n[[steps]]\nsend = \"{}\"\n",
+        "a".repeat(100_000)
+    );
+    let scenario = scenario::parse(&text, Path::new("big.toml")).expect("valid scenario");
+    let mut console = console_with(|io| async move {
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        drop(io);
+    });
+    let (out, _, _dir) = power_on(&mut console, &scenario, 4 << 20).await;
+    let Verdict::Fail(failure) = &out.verdict else {
+        panic!("a send nobody took passed");
+    };
+    assert_eq!(
+        failure.reason.to_string(),
+        "I/O error: the console took only 65536 of the 100000 bytes sent before the step's time \
+         ran out; send less, or give the step a longer timeout"
+    );
+}

@@ -496,3 +496,36 @@ async fn a_send_the_console_cannot_take_in_time_says_how_much_it_took() {
          ran out; send less, or give the step a longer timeout"
     );
 }
+
+#[tokio::test]
+async fn an_extlinux_include_loop_fails_at_once_on_uboots_parse_error() {
+    // What U-Boot prints for an extlinux.conf that INCLUDEs itself; then distro boot would go
+    // on to the network and the step would wait out its timeout.
+    let mut console = console_with(|mut io| async move {
+        let _ = io
+            .write_all(
+                b"U-Boot 2023.01\r\nScanning virtio 0:1...\r\nFound /extlinux/extlinux.conf\r\n\
+                  Retrieving file: /extlinux/extlinux.conf\r\nMaximum nesting (16) exceeded\r\n\
+                  Error parsing config file\r\nBOOTP broadcast 1\r\n",
+            )
+            .await;
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    });
+    let text = "name = \"loop\"\ndescription = \"d\"\ntimeout = \"60s\"\n\
+                [[steps]]\nexpect = \"<<< NixOS Stage 1 >>>\"\n";
+    let scenario = scenario::parse(text, Path::new("loop.toml")).expect("valid scenario");
+    let started = std::time::Instant::now();
+    let (out, _, _dir) = power_on(&mut console, &scenario, 1 << 20).await;
+    let Verdict::Fail(failure) = &out.verdict else {
+        panic!("an include loop passed");
+    };
+    assert!(
+        matches!(&failure.reason, FailReason::Fatal { pattern, .. } if pattern.contains("Error parsing config file")),
+        "{failure:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -18,8 +18,12 @@ fn logged_in(name: &str, steps: &str) -> String {
 }
 
 /// Starts `harness run` on the default fixture with `args` after the image, transcripts in
-/// `dir` and every temporary file of the run under `dir/tmp` (returned).
-fn spawn_run(dir: &Path, args: &[&OsStr]) -> (std::process::Child, String, std::path::PathBuf) {
+/// `dir`, every temporary file of the run under `dir/tmp` (returned) and the variables `env`.
+fn spawn_run(
+    dir: &Path,
+    args: &[&OsStr],
+    env: &[(&str, &OsStr)],
+) -> (std::process::Child, String, std::path::PathBuf) {
     let image = fixture(r2s_images::DEFAULT_FIXTURE);
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
@@ -31,7 +35,9 @@ fn spawn_run(dir: &Path, args: &[&OsStr]) -> (std::process::Child, String, std::
         dir.as_os_str(),
     ];
     all.extend_from_slice(args);
-    let (child, command) = spawn_harness_env(&all, &[("TMPDIR", tmp.as_os_str())]);
+    let mut vars = vec![("TMPDIR", tmp.as_os_str())];
+    vars.extend_from_slice(env);
+    let (child, command) = spawn_harness_env(&all, &vars);
     (child, command, tmp)
 }
 
@@ -43,7 +49,7 @@ fn run_scenario_text(dir: &Path, name: &str, text: &str) -> Finished {
     let junit = dir.join("junit.xml");
     let started = Instant::now();
     let args = [OsStr::new("--junit"), junit.as_os_str(), scenario.as_os_str()];
-    let (child, command, tmp) = spawn_run(dir, &args);
+    let (child, command, tmp) = spawn_run(dir, &args, &[]);
     let run = finish(child, command, started, LIMIT);
     assert_eq!(
         qemu_mentioning(&tmp),
@@ -85,7 +91,7 @@ fn sighup_mid_boot_kills_qemu_removes_the_scratch_dirs_and_exits_129() {
     let dir = temp_dir();
     let started = Instant::now();
     let scenario = scenario("boot-to-login");
-    let (child, command, tmp) = spawn_run(dir.path(), &[scenario.as_os_str()]);
+    let (child, command, tmp) = spawn_run(dir.path(), &[scenario.as_os_str()], &[]);
     let pid = child.id();
     let raw = dir.path().join("boot-to-login.raw");
     let qemus = wait_for_qemu_output(pid, &raw, Duration::from_secs(60));
@@ -246,7 +252,7 @@ fn the_snapshot_cache_holding_the_guests_memory_is_readable_by_its_owner_only() 
         cache.as_os_str(),
         scenario.as_os_str(),
     ];
-    let (child, command, _tmp) = spawn_run(dir.path(), &args);
+    let (child, command, _tmp) = spawn_run(dir.path(), &args, &[]);
     let run = finish(child, command, started, LIMIT);
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     assert_eq!(
@@ -333,7 +339,7 @@ timeout = "2m"
         OsStr::new("64KiB"),
         scenario.as_os_str(),
     ];
-    let (child, command, _tmp) = spawn_run(dir.path(), &args);
+    let (child, command, _tmp) = spawn_run(dir.path(), &args, &[]);
     let run = finish(child, command, started, LIMIT);
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     let size = |ext: &str| {
@@ -382,4 +388,29 @@ timeout = "20s"
         "stdout holds {} bytes",
         run.stdout.len()
     );
+}
+
+#[test]
+fn a_failed_priming_boot_leaves_no_half_built_snapshot_behind() {
+    let dir = temp_dir();
+    let cache = dir.path().join("snapshots");
+    let scenario = scenario("shell-checks");
+    let args = [
+        OsStr::new("--snapshot-cache"),
+        cache.as_os_str(),
+        scenario.as_os_str(),
+    ];
+    let started = Instant::now();
+    // The login the snapshot saves is refused.
+    let wrong = [("R2S_PASSWORD", OsStr::new("wrong-password"))];
+    let (child, command, _tmp) = spawn_run(dir.path(), &args, &wrong);
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    let left: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".lock"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "{}", run.explain());
 }

@@ -181,7 +181,12 @@ impl SnapshotCache {
         }
         // Missing, stale or corrupt: rebuild from scratch, never repair.
         remove_dir(&entry)?;
-        let primed = match self.build(source, context, &key, transcripts, boot_timeout).await {
+        let built = self.build(source, context, &key, transcripts, boot_timeout).await;
+        if built.is_err() {
+            // A half-built entry (tens of MB of overlay) is of no use to anyone.
+            let _ = remove_dir(&self.dir.join(format!("{}.building", key.0)));
+        }
+        let primed = match built {
             Ok(primed) => primed,
             Err(SnapshotError::Boot { boot, transcript }) => {
                 self.failed

@@ -328,6 +328,9 @@ impl<'a> Session<'a> {
             self.record_notices();
             let n = match read {
                 Err(_) => {
+                    if let Some(hit) = self.release_held().await? {
+                        return Ok(hit);
+                    }
                     self.observer.tick(self.elapsed());
                     if let Some(silent) = self.silent_kernel(KERNEL_SILENCE) {
                         self.matcher.clear_expect();
@@ -363,6 +366,26 @@ impl<'a> Session<'a> {
         let chunk = self.record(n, at).map_err(|e| FailReason::Io {
             detail: format!("transcript: {e}"),
         })?;
+        self.act_on(chunk, at).await
+    }
+
+    /// After a quiet [`TICK`], releases the bytes the redactor held back as a possible start
+    /// of a secret (a prompt that happens to end like the password must still be seen), and
+    /// acts on them.
+    async fn release_held(&mut self) -> Result<Option<Expected>, FailReason> {
+        let held = self.redactor.flush();
+        if held.is_empty() {
+            return Ok(None);
+        }
+        let at = self.elapsed();
+        self.transcript.output(at, &held).map_err(|e| FailReason::Io {
+            detail: format!("transcript: {e}"),
+        })?;
+        self.act_on(held, at).await
+    }
+
+    /// Feeds recorded console bytes to the matcher and acts on what they match.
+    async fn act_on(&mut self, chunk: Vec<u8>, at: Duration) -> Result<Option<Expected>, FailReason> {
         let mut hit = None;
         for event in self.matcher.feed(&chunk) {
             match event {

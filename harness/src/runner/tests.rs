@@ -529,3 +529,27 @@ async fn an_extlinux_include_loop_fails_at_once_on_uboots_parse_error() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_prompt_that_starts_like_the_password_is_still_matched() {
+    // The bytes are held back as a possible start of the password until the console is quiet.
+    const PASSWORD: &str = "[root@ivy:~]# x";
+    let mut console = console_with(|mut io| async move {
+        let _ = io.write_all(b"U-Boot 2023.01\r\nivy login: ").await;
+        let _ = read_line(&mut io).await;
+        let _ = io.write_all(b"\r\nPassword: ").await;
+        assert_eq!(read_line(&mut io).await, PASSWORD.as_bytes());
+        let _ = io.write_all(PROMPT).await;
+        restored_shell(io).await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut transcript = Transcript::create(dir.path(), "t", "t").unwrap();
+    let ctx = RunContext {
+        fallback_password: Some(PASSWORD.to_owned()),
+        ..RunContext::default()
+    };
+    let scenario = login_start_scenario();
+    let at = ConsoleAt::PowerOn;
+    let out = run_scenario_at(at, &scenario, &mut console, &mut transcript, &ctx, &mut Quiet).await;
+    assert!(matches!(out.verdict, Verdict::Pass), "{:?}", out.verdict);
+}

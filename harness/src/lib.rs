@@ -5,6 +5,7 @@
 
 pub mod adapt;
 pub mod board;
+pub mod config;
 pub mod console;
 pub mod image;
 pub mod inspect;

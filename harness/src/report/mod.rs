@@ -2,6 +2,7 @@
 //! timings as JSON with their comparison against a baseline.
 
 pub mod baseline;
+pub mod escape;
 pub mod junit;
 pub mod text;
 pub mod timings;

@@ -29,7 +29,10 @@ fn pattern(u: &mut Unstructured<'_>) -> Result<Option<Pattern>> {
     let source: String = match u.int_in_range(0..=9u8)? {
         n @ 0..=7 => KNOWN[n as usize].to_owned(),
         8 => u.arbitrary::<String>()?.chars().take(16).collect(),
-        _ => format!("re:{}", u.arbitrary::<String>()?.chars().take(16).collect::<String>()),
+        _ => format!(
+            "re:{}",
+            u.arbitrary::<String>()?.chars().take(16).collect::<String>()
+        ),
     };
     Ok(match source.strip_prefix("re:") {
         Some(regex) => Pattern::regex(regex).ok(),

@@ -17,7 +17,7 @@ static QUIET_HOOK: Once = Once::new();
 
 /// A panic caught inside an image reader, with its message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("the reader failed on inconsistent data ({message})")]
+#[error("failed on inconsistent data ({message})")]
 pub struct ReaderPanic {
     /// The panic's message, e.g. "range end index 524 out of range for slice of length 512".
     pub message: String,

@@ -584,3 +584,50 @@ fn a_directory_flagged_as_hashed_fails_extlinux_conf_instead_of_panicking() {
     );
     assert_bounded(&inspect(&image, &[]));
 }
+
+/// The first-boot fixture with its extlinux.conf replaced by `conf` (and `extra` files beside
+/// it), checked.
+fn with_extlinux_conf(conf: &str, extra: &[(&str, &str)]) -> Value {
+    let dir = temp_dir();
+    let image = copy_of("r2s-first-boot", dir.path());
+    let mut commands = vec!["rm /extlinux/extlinux.conf".to_owned()];
+    for (name, text) in std::iter::once(&("extlinux.conf", conf)).chain(extra) {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        commands.push(format!("write {} /extlinux/{name}", file.display()));
+    }
+    let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+    debugfs(&image, 1, &commands);
+    json_report(&image, 1)
+}
+
+#[test]
+fn an_extlinux_conf_without_a_label_fails_extlinux_conf() {
+    let report = with_extlinux_conf("DEFAULT nixos\nTIMEOUT 10\n", &[]);
+    assert_eq!(
+        problems(&report),
+        set(&[("extlinux-conf", "fail"), ("extlinux-default", "fail")]),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["checks"][7]["found"],
+        "found, but it has no LABEL: U-Boot has nothing to boot"
+    );
+}
+
+#[test]
+fn an_include_loop_fails_extlinux_conf_naming_the_chain() {
+    let conf = "DEFAULT NixOS\nINCLUDE menu.conf\nLABEL NixOS\n  LINUX /Image\n  INITRD /initrd\n  FDT \
+                /rk3328-nanopi-r2s.dtb\n  APPEND console=ttyS2,1500000 root=LABEL=NIXOS_SD init=/init\n";
+    let report = with_extlinux_conf(conf, &[("menu.conf", "MENU INCLUDE extlinux.conf\n")]);
+    assert!(
+        problems(&report).contains(&("extlinux-conf".to_owned(), "fail".to_owned())),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["checks"][7]["found"],
+        "U-Boot rejects it: INCLUDE loop: /extlinux/extlinux.conf line 2 → /extlinux/menu.conf line 1 includes \
+         /extlinux/extlinux.conf again; U-Boot stops after 16 levels (\"Maximum nesting (16) exceeded\") and \
+         rejects the file (\"Error parsing config file\")"
+    );
+}

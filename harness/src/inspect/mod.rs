@@ -11,6 +11,7 @@ pub mod entry;
 pub mod extlinux;
 pub mod fdt;
 pub mod filesystems;
+pub mod include;
 pub mod partitions;
 pub mod render;
 pub mod report;
@@ -112,6 +113,14 @@ pub fn inspect_for(image: &Path, profile: &Profile) -> Result<Report, ImageError
         .collect::<Result<Vec<_>, ImageError>>()?;
     let area = read_bootloader_area(image, table.image_len, profile)?;
     let found = boot_config::find_including_vfat(image);
+    let volumes = ImageVolumes::open(image, &parts);
+    let includes = match (
+        &found,
+        found.as_ref().ok().and_then(|f| volumes.files(f.partition)),
+    ) {
+        (Ok(found), Some(Ok(files))) => include::follow(found, files).err(),
+        _ => None,
+    };
 
     let mut checks = vec![
         partitions::check_table(&table),
@@ -121,12 +130,11 @@ pub fn inspect_for(image: &Path, profile: &Profile) -> Result<Report, ImageError
         filesystems::check_root_label(&parts),
         filesystems::check_boot_label(&parts, found.as_ref().ok().map(|f| f.partition)),
         filesystems::check_root_filesystem(&parts),
-        extlinux::check_conf(found.as_ref()),
+        extlinux::check_conf(found.as_ref(), includes.as_ref()),
     ];
     if let Ok(found) = &found {
         checks.push(extlinux::check_keywords(found));
         checks.push(extlinux::check_default(found));
-        let volumes = ImageVolumes::open(image, &parts);
         let ctx = Context {
             profile,
             parts: &parts,

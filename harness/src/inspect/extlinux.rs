@@ -156,15 +156,7 @@ pub fn check_default(found: &Found) -> Check {
 mod tests {
     use super::*;
     use crate::inspect::report::Status;
-
-    fn found(text: &str) -> Found {
-        Found {
-            partition: 1,
-            path: "/extlinux/extlinux.conf".to_owned(),
-            text: text.to_owned(),
-            config: Config::parse(text).unwrap(),
-        }
-    }
+    use crate::inspect::test_parts::found;
 
     const GOOD: &str = "DEFAULT nixos-default\nTIMEOUT 30\nLABEL nixos-default\n  LINUX /Image\n";
 

@@ -162,6 +162,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::inspect::test_parts::found;
 
     struct Texts(BTreeMap<&'static str, &'static str>);
 
@@ -175,15 +176,6 @@ mod tests {
 
         fn exists(&self, path: &str) -> Result<bool, ImageError> {
             Ok(self.0.contains_key(path))
-        }
-    }
-
-    fn found(text: &str) -> Found {
-        Found {
-            partition: 1,
-            path: "/extlinux/extlinux.conf".to_owned(),
-            text: text.to_owned(),
-            config: Config::parse(text).unwrap(),
         }
     }
 

@@ -174,7 +174,18 @@ fn read_bootloader_area(image: &Path, image_len: u64, profile: &Profile) -> Resu
 #[cfg(test)]
 pub(crate) mod test_parts {
     use super::Probed;
-    use crate::image::{FsKind, Partition, PartitionType};
+    use crate::image::boot_config::Found;
+    use crate::image::{Config, FsKind, Partition, PartitionType};
+
+    /// `text` as the extlinux.conf found at /extlinux/extlinux.conf of partition 1.
+    pub(crate) fn found(text: &str) -> Found {
+        Found {
+            partition: 1,
+            path: "/extlinux/extlinux.conf".to_owned(),
+            text: text.to_owned(),
+            config: Config::parse(text).unwrap(),
+        }
+    }
 
     /// MBR partition `index` (PARTUUID `1a2b3c4d-<index>`) over 512-byte sectors
     /// `first_lba..=last_lba`, holding `fs`.

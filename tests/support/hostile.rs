@@ -18,43 +18,19 @@ pub fn copy_of(name: &str, dir: &Path) -> PathBuf {
     image
 }
 
-/// Runs `debugfs -w` commands on the ext4 filesystem of partition `index` of `image`: the
-/// partition is copied out to a sparse file, changed there, and the changed MiBs written back.
+/// Runs `debugfs -w` commands on the ext4 filesystem of partition `index` of `image`, in place
+/// (e2fsprogs opens `FILE?offset=N` at that byte offset).
 pub fn debugfs(image: &Path, index: u32, commands: &[&str]) {
-    use std::os::unix::fs::FileExt;
     let table = r2s_harness::image::Table::read(image).unwrap();
     let partition = table.partition(index).unwrap();
     let dir = temp_dir();
-    let fs_path = dir.path().join("part.ext4");
-    let disk = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(image)
-        .unwrap();
-    let fs = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&fs_path)
-        .unwrap();
-    fs.set_len(partition.size()).unwrap();
-    let mut chunk = vec![0u8; 1 << 20];
-    let chunks = partition.size().div_ceil(1 << 20);
-    for i in 0..chunks {
-        disk.read_exact_at(&mut chunk, partition.offset() + (i << 20))
-            .unwrap();
-        if chunk.iter().any(|b| *b != 0) {
-            fs.write_all_at(&chunk, i << 20).unwrap();
-        }
-    }
     let script = dir.path().join("commands");
     std::fs::write(&script, commands.join("\n") + "\n").unwrap();
     let out = std::process::Command::new("debugfs")
         .arg("-w")
         .arg("-f")
         .arg(&script)
-        .arg(&fs_path)
+        .arg(format!("{}?offset={}", image.display(), partition.offset()))
         .output()
         .expect("debugfs runs (e2fsprogs is installed)");
     let said = String::from_utf8_lossy(&out.stderr);
@@ -62,15 +38,6 @@ pub fn debugfs(image: &Path, index: u32, commands: &[&str]) {
         out.status.success() && !said.lines().skip(1).any(|l| !l.starts_with("debugfs")),
         "debugfs: {said}"
     );
-    let mut old = vec![0u8; 1 << 20];
-    for i in 0..chunks {
-        fs.read_exact_at(&mut chunk, i << 20).unwrap();
-        disk.read_exact_at(&mut old, partition.offset() + (i << 20))
-            .unwrap();
-        if chunk != old {
-            disk.write_all_at(&chunk, partition.offset() + (i << 20)).unwrap();
-        }
-    }
 }
 
 /// A sparse image of `len` bytes holding a protective MBR and a primary GPT header (CRC

@@ -34,6 +34,10 @@ pub const FDT: u64 = 2 << 20;
 /// what U-Boot loads.
 pub const BOOT_FILE: u64 = 1 << 30;
 
+/// A kernel configuration inflated from a kernel image (`CONFIG_IKCONFIG`): a full arm64
+/// `.config` is about 300 KiB.
+pub const KERNEL_CONFIG: u64 = 4 << 20;
+
 /// `Ok` if a file of `size` bytes is within `limit`, else [`ImageError::TooLarge`] naming
 /// the file (`what` it is, its partition and path).
 pub(super) fn check_file_size(

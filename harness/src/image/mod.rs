@@ -14,6 +14,7 @@ pub mod fs;
 pub mod fs_kind;
 pub mod gpt;
 pub mod guard;
+pub mod ikconfig;
 pub mod limits;
 pub mod mbr;
 pub mod partition;

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 pub mod bench;
 pub mod pty;
+pub mod ser2net;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

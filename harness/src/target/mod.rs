@@ -22,6 +22,7 @@ pub mod power;
 pub mod qemu;
 pub mod qemu_img;
 pub mod qmp;
+pub mod rfc2217;
 pub mod serial;
 pub mod tcp;
 #[cfg(test)]

@@ -73,6 +73,17 @@ impl TargetSpec {
         }))
     }
 
+    /// A board in a labgrid farm (`--place`): the place is acquired now and released when the
+    /// last clone of the spec is dropped.
+    pub fn place(
+        labgrid: super::labgrid::Labgrid,
+        board: Board,
+    ) -> Result<TargetSpec, super::labgrid::PlaceError> {
+        Ok(TargetSpec(Arc::new(super::place::PlaceSpec::acquire(
+            labgrid, board,
+        )?)))
+    }
+
     /// A new target as this spec says, not started yet.
     pub fn open(&self) -> Box<dyn Target> {
         self.0.open()

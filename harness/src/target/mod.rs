@@ -17,7 +17,9 @@
 
 pub mod board;
 pub mod factory;
+pub mod labgrid;
 pub mod notices;
+pub mod place;
 pub mod power;
 pub mod qemu;
 pub mod qemu_img;

@@ -6,12 +6,15 @@
 
 pub mod adapt;
 pub mod board;
+pub mod config;
 pub mod console;
 pub mod image;
 pub mod inspect;
+pub mod private;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod scratch;
 pub mod snapshot;
 pub mod suite;
 pub mod target;

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config::Location;
 use crate::console::Pattern;
 
 /// A scenario file, parsed and validated.
@@ -159,24 +160,6 @@ impl fmt::Display for Secret {
     }
 }
 
-/// A place in a scenario file. Line and column count from 1; the column counts characters.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Location {
-    /// The scenario file.
-    pub file: PathBuf,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column, in characters.
-    pub column: usize,
-}
-
-impl fmt::Display for Location {
-    /// `file:line:column`, the form editors and terminals turn into links.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
-    }
-}
-
 impl Step {
     /// One line saying what the step does, as the file says it: `expect "ivy login:"`,
     /// `run "cat /etc/hostname"`, `menu nixos-2-default`. The checks a step makes (`output`,
@@ -184,14 +167,24 @@ impl Step {
     pub fn describe(&self) -> String {
         match &self.action {
             Action::Expect(pattern) => format!("expect {pattern}"),
-            Action::Send(bytes) => format!("send {:?}", String::from_utf8_lossy(bytes)),
-            Action::SendLine(text) => format!("send_line {text:?}"),
+            Action::Send(bytes) => format!("send {}", quoted_head(&String::from_utf8_lossy(bytes))),
+            Action::SendLine(text) => format!("send_line {}", quoted_head(text)),
             Action::InterruptAutoboot => "interrupt_autoboot".to_owned(),
             Action::Uboot { command, .. } => format!("uboot {command:?}"),
             Action::Menu(MenuChoice::Label(label)) => format!("menu {label}"),
             Action::Menu(MenuChoice::Number(number)) => format!("menu {number}"),
             Action::Login { user, .. } => format!("login {user}"),
-            Action::Run { command, .. } => format!("run {command:?}"),
+            Action::Run { command, .. } => format!("run {}", quoted_head(command)),
         }
+    }
+}
+
+/// `text` quoted, or, when long, its first characters quoted and its size: a step's line in a
+/// report or log stays one readable line even for a megabyte of input.
+fn quoted_head(text: &str) -> String {
+    const SHOWN: usize = 200;
+    match text.char_indices().nth(SHOWN) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
     }
 }

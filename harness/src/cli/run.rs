@@ -30,6 +30,8 @@ pub enum SetupError {
     Fixture(String),
     #[error("cannot adapt {image} for QEMU: {detail}")]
     Adapt { image: PathBuf, detail: String },
+    #[error(transparent)]
+    Place(#[from] r2s_harness::target::labgrid::PlaceError),
 }
 
 pub async fn run(args: RunArgs) -> u8 {
@@ -59,9 +61,10 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     };
 
-    let suite = match &args.serial {
-        Some(port) => board_suite(&args, port),
-        None => qemu_suite(&args).await,
+    let suite = match (&args.serial, args.farm.labgrid()) {
+        (Some(port), _) => board_suite(&args, port),
+        (None, Some(labgrid)) => place_suite(&args, labgrid),
+        (None, None) => qemu_suite(&args).await,
     };
     let suite = match suite {
         Ok(suite) => suite,
@@ -120,23 +123,32 @@ pub(super) fn load_board(name: Option<&str>, default: &str) -> Result<Board, Boa
     Board::load(name.unwrap_or(default))
 }
 
+/// A board in a labgrid place, acquired here (blocking: nothing else runs yet) and released
+/// when the suite is dropped.
+fn place_suite(args: &RunArgs, labgrid: r2s_harness::target::labgrid::Labgrid) -> Result<Suite, SetupError> {
+    let board = load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?;
+    let name = board.name.clone();
+    board_suite_on(args, &name, TargetSpec::place(labgrid, board)?)
+}
+
 /// A board on `port`: nothing to build or adapt; the board boots what is on its storage
 /// (`--image`, if given, is only read for its menu's LABELs).
 fn board_suite(args: &RunArgs, port: &Path) -> Result<Suite, SetupError> {
     let board = load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?;
-    println!(
-        "board: {} on {} at {} baud",
-        board.name,
-        port.display(),
-        board.baud
-    );
+    board_suite_on(args, &board.name, TargetSpec::board(board.clone(), port))
+}
+
+/// The suite for the real board `name`'s target `spec`.
+fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<Suite, SetupError> {
+    let baud = spec.context(&RunContext::default()).baud.unwrap_or_default();
+    println!("board: {name} on {} at {baud} baud", spec.against().display());
     // U-Boot's menu shows MENU LABELs; the card's own extlinux.conf says which number a LABEL is.
     let menu_labels = match &args.image {
         Some(image) => image::check_bootable_image(image)?,
         None => None,
     };
     Ok(Suite {
-        target: TargetSpec::board(board, port),
+        target: spec,
         transcripts: args.transcripts.clone(),
         context: RunContext {
             menu_labels,

@@ -3,6 +3,7 @@
 //! [`crate::suite::Reporter`] of the suite's events.
 
 pub mod baseline;
+pub mod html;
 pub mod junit;
 pub mod text;
 pub mod timings;
@@ -14,6 +15,12 @@ use std::path::PathBuf;
 pub enum ReportError {
     #[error(transparent)]
     Timings(#[from] timings::TimingsError),
+    #[error("cannot write HTML report {path}: {source}")]
+    Html {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write JUnit report {path}: {source}")]
     Junit {
         path: PathBuf,

@@ -140,7 +140,7 @@
     return el("div", { class: "lane" }, el("div", { class: "lane-label" }, ""), ticks);
   }
 
-  function timelineView(t) {
+  function timelineView(t, failure) {
     const scale = scaleOf(t);
     const box = el("div", { class: "timeline", "data-scale": scale.toFixed(3) });
     const now = track("this run", t.stages, scale, "now");
@@ -148,6 +148,11 @@
     for (const note of t.notes) {
       const mark = el("div", { class: "note-mark", title: secs(note.t) + " " + note.text });
       mark.style.left = pct(note.t, scale) + "%";
+      notes.append(mark);
+    }
+    if (failure) {
+      const mark = el("div", { class: "fail-mark", title: "failed at " + secs(failure.at) + ": " + failure.reason });
+      mark.style.left = pct(failure.at, scale) + "%";
       notes.append(mark);
     }
     box.append(now);
@@ -234,7 +239,7 @@
       el("h2", {}, el("span", { class: "badge " + s.verdict }, s.verdict.toUpperCase()), " " + s.name + " ",
         el("span", { class: "muted" }, secs(s.duration))),
       el("p", { class: "muted" }, s.source + " · " + s.origin));
-    section.append(...timelineView(s.timeline));
+    section.append(...timelineView(s.timeline, s.failure));
     if (s.failure) section.append(failureView(s.failure));
     section.append(transcriptView(s), replayView(s));
     return section;

@@ -275,8 +275,8 @@ fn timings_of(path: &Path) -> (Vec<(String, f64)>, f64) {
     )
 }
 
-fn boot(image: &Path, transcripts: &Path, extra: &[&OsStr]) -> Finished {
-    let scenario = scenario("boot-to-login");
+fn boot(image: &Path, scenario_name: &str, transcripts: &Path, extra: &[&OsStr]) -> Finished {
+    let scenario = scenario(scenario_name);
     let mut args = vec![
         OsStr::new("run"),
         OsStr::new("--image"),
@@ -293,7 +293,7 @@ fn boot(image: &Path, transcripts: &Path, extra: &[&OsStr]) -> Finished {
 fn a_failing_runs_page_shows_the_fatal_line_and_its_screenshot_is_kept() {
     let Some(chromium) = Chromium::find() else { return };
     let dir = artifacts("broken-panic");
-    let run = boot(&fixture("broken-panic"), &dir, &[]);
+    let run = boot(&fixture("broken-panic"), "boot-to-login", &dir, &[]);
     assert_eq!(run.code(), Some(1), "{}", run.explain());
     let page = dir.join("report.html");
     let loaded = chromium.load(&page, "");
@@ -321,12 +321,13 @@ fn a_failing_runs_page_shows_the_fatal_line_and_its_screenshot_is_kept() {
 }
 
 #[test]
-fn a_passing_runs_page_draws_one_bar_per_stage_to_scale_and_finds_a_line_searched_for() {
+fn a_passing_runs_page_draws_one_bar_per_stage_to_scale_finds_a_line_searched_for_and_holds_no_password() {
     let Some(chromium) = Chromium::find() else { return };
     let dir = artifacts("r2s-busybox");
     let page = dir.join("page").join("boot.html");
     let run = boot(
         &fixture(r2s_images::DEFAULT_FIXTURE),
+        "login-and-run",
         &dir,
         &[OsStr::new("--html"), page.as_os_str()],
     );
@@ -335,11 +336,19 @@ fn a_passing_runs_page_draws_one_bar_per_stage_to_scale_and_finds_a_line_searche
         !dir.join("report.html").exists(),
         "--html names where the page goes"
     );
+    // The run logged in with the fixture's password; the page shows it nowhere.
+    let text = std::fs::read_to_string(&page).unwrap();
+    let password = Regex::new(&format!("{}($|[^s])", regex::escape(r2s_images::ROOT_PASSWORD))).unwrap();
+    assert!(!password.is_match(&text), "the password is in the page");
+    assert!(
+        text.contains("[redacted]"),
+        "the login's input is in the page, redacted"
+    );
 
     let loaded = chromium.load(&page, "search=Welcome%20to%20NixOS");
     loaded.assert_clean();
-    let (stages, scale) = timings_of(&dir.join("boot-to-login.timings.json"));
-    assert!(stages.len() >= 6, "a boot to login has its stages: {stages:?}");
+    let (stages, scale) = timings_of(&dir.join("login-and-run.timings.json"));
+    assert!(stages.len() >= 7, "a boot to login and a body: {stages:?}");
     assert_bars_to_scale(&bars(&loaded.dom, "now"), &stages, scale);
 
     let count = attributes(&loaded.dom, r#"<span id="search-count"[^>]*>"#).remove(0);

@@ -121,3 +121,113 @@ pub fn write_report(path: &Path, run: &Run<'_>) -> Result<(), ReportError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::runner::{Stage, StageTiming, Verdict};
+    use crate::suite::Reporters;
+
+    fn passed(name: &str) -> ScenarioResult {
+        ScenarioResult {
+            name: name.into(),
+            source: format!("scenarios/{name}.toml").into(),
+            verdict: Verdict::Pass,
+            duration: Duration::from_secs(2),
+            stages: vec![StageTiming {
+                name: Stage::Uboot,
+                start: Duration::ZERO,
+                duration: Duration::from_secs(2),
+            }],
+            last_lines: vec![],
+            transcript: vec![],
+            origin: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_page_is_written_when_the_suite_finishes_with_one_data_block_per_scenario() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out").join(REPORT_FILE);
+        let mut reporters = Reporters::new();
+        reporters.attach(HtmlReporter::new(path.clone(), RunInfo::default(), None));
+        reporters.emit(SuiteEventKind::SuiteStarted {
+            against: "r2s.img".into(),
+            scenarios: 2,
+        });
+        reporters.emit(SuiteEventKind::ScenarioFinished {
+            result: Box::new(passed("a")),
+        });
+        assert!(!path.exists(), "written before the suite finished");
+        reporters.emit(SuiteEventKind::SuiteFinished {
+            against: "r2s.img".into(),
+            results: vec![passed("a"), passed("b")],
+            stopped: None,
+        });
+        assert!(reporters.take_errors().is_empty());
+        let page = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            page.matches("<script type=\"application/json\" class=\"r2s-scenario\">")
+                .count(),
+            2
+        );
+        assert!(!path.with_extension("html.partial").exists());
+    }
+
+    #[test]
+    fn the_page_forbids_every_fetch_and_names_no_outside_resource() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(REPORT_FILE);
+        let info = RunInfo::default();
+        let results = [passed("a")];
+        let run = Run {
+            info: &info,
+            against: Path::new("r2s.img"),
+            results: &results,
+            stopped: None,
+            baseline: None,
+        };
+        write_report(&path, &run).unwrap();
+        let page = std::fs::read_to_string(&path).unwrap();
+        assert!(page.contains(&format!(
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"{}\">",
+            page::CONTENT_SECURITY_POLICY
+        )));
+        for outside in [
+            "src=",
+            "href=\"http",
+            "<link",
+            "url(",
+            "@import",
+            "fetch(",
+            "XMLHttpRequest",
+        ] {
+            assert!(!page.contains(outside), "the page holds {outside:?}");
+        }
+    }
+
+    #[test]
+    fn a_page_that_cannot_be_written_is_a_report_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "").unwrap();
+        let path = blocker.join(REPORT_FILE);
+        let info = RunInfo::default();
+        let run = Run {
+            info: &info,
+            against: Path::new("r2s.img"),
+            results: &[],
+            stopped: None,
+            baseline: None,
+        };
+        let error = write_report(&path, &run).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("cannot write HTML report {}", path.display())),
+            "{error}"
+        );
+    }
+}

@@ -168,6 +168,11 @@ pub struct RunArgs {
     /// Write JUnit XML here.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Write the HTML report here: one self-contained page (summary, stage timelines, failure
+    /// excerpts, searchable transcripts, a replay of the console). Default:
+    /// `report.html` in the transcripts directory.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
     /// Directory for transcripts (raw bytes, timestamped log, asciicast).
     #[arg(long, value_name = "DIR", default_value = "r2s-transcripts")]
     pub transcripts: PathBuf,

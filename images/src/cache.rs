@@ -24,6 +24,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("cpio.rs", include_str!("cpio.rs")),
     ("crypt.rs", include_str!("crypt.rs")),
     ("debian.rs", include_str!("debian.rs")),
+    ("debootstrap.rs", include_str!("debootstrap.rs")),
     ("disk.rs", include_str!("disk.rs")),
     ("error.rs", include_str!("error.rs")),
     ("ext4.rs", include_str!("ext4.rs")),
@@ -34,8 +35,11 @@ const SOURCES: &[(&str, &str)] = &[
     ("mbr.rs", include_str!("mbr.rs")),
     ("modules.rs", include_str!("modules.rs")),
     ("recipe.rs", include_str!("recipe.rs")),
+    ("rootfs.rs", include_str!("rootfs.rs")),
+    ("shared.rs", include_str!("shared.rs")),
     ("staging.rs", include_str!("staging.rs")),
     ("store.rs", include_str!("store.rs")),
+    ("systemd.rs", include_str!("systemd.rs")),
     ("tool.rs", include_str!("tool.rs")),
     ("vfat.rs", include_str!("vfat.rs")),
 ];
@@ -105,6 +109,11 @@ impl Lock {
     /// Waits until this process holds the cache, at most [`LOCK_LIMIT`]. Polled: a blocking
     /// `flock` could not be given a limit.
     pub fn acquire(cache_dir: &Path) -> Result<Lock, BuildError> {
+        Self::acquire_within(cache_dir, LOCK_LIMIT)
+    }
+
+    /// [`Lock::acquire`] waiting at most `limit`, for caches whose builds take longer.
+    pub fn acquire_within(cache_dir: &Path, limit: std::time::Duration) -> Result<Lock, BuildError> {
         let path = cache_dir.join("lock");
         let file = File::options()
             .create(true)
@@ -126,11 +135,8 @@ impl Lock {
                 Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
                 _ => return Err(BuildError::Lock { path, source }),
             }
-            if started.elapsed() >= LOCK_LIMIT {
-                return Err(BuildError::LockTimeout {
-                    path,
-                    waited: LOCK_LIMIT,
-                });
+            if started.elapsed() >= limit {
+                return Err(BuildError::LockTimeout { path, waited: limit });
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

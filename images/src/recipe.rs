@@ -62,6 +62,8 @@ pub const FIRMWARE_CONFIG: RecipeFile = recipe!("firmware/config.txt");
 pub const SYSTEMD_PACKAGES: RecipeFile = recipe!("systemd/packages");
 /// Run inside the systemd fixtures' tree after the second stage: kernel and initrds.
 pub const SYSTEMD_FINISH: RecipeFile = recipe!("systemd/finish.sh");
+/// The systemd fixtures' own initrd's module list.
+pub const SYSTEMD_INITRD_MODULES: RecipeFile = recipe!("systemd/initrd-modules");
 /// The board-specific initrd's module list.
 pub const SYSTEMD_BOARD_INITRD_MODULES: RecipeFile = recipe!("systemd/board-initrd-modules");
 /// systemd-tmpfiles' stand-in while the systemd fixtures' tree is made under PRoot.
@@ -94,6 +96,7 @@ pub const ALL: &[RecipeFile] = &[
     FIRMWARE_CONFIG,
     SYSTEMD_PACKAGES,
     SYSTEMD_FINISH,
+    SYSTEMD_INITRD_MODULES,
     SYSTEMD_BOARD_INITRD_MODULES,
     SYSTEMD_TMPFILES_SHIM,
     SYSTEMD_FSTAB,

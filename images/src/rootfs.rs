@@ -32,6 +32,7 @@ const TREE_PREFIX: &str = "debian-rootfs-";
 const RECIPES: &[RecipeFile] = &[
     recipe::SYSTEMD_PACKAGES,
     recipe::SYSTEMD_FINISH,
+    recipe::SYSTEMD_INITRD_MODULES,
     recipe::SYSTEMD_BOARD_INITRD_MODULES,
     recipe::SYSTEMD_TMPFILES_SHIM,
     recipe::SYSTEMD_FSTAB,
@@ -49,7 +50,8 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// Debian's initrd for the kernel, as `update-initramfs` made it (`MODULES=most`).
+    /// Debian's initrd for the kernel, as `update-initramfs` made it (`MODULES=list`, the
+    /// modules in `initrd-modules`).
     pub fn debian_initrd(&self) -> PathBuf {
         self.root.join(format!("boot/initrd.img-{}", self.release))
     }
@@ -146,12 +148,22 @@ fn make(root: &Path, kernel: KernelDeb<'_>, work: &Path) -> Result<(), BuildErro
     let finish = recipe::SYSTEMD_FINISH.render(&[("kernelDeb", &deb_name), ("release", kernel.release)]);
     put(&root.join("tmp/finish.sh"), finish.as_bytes(), 0o755)?;
     put(
+        &root.join("tmp/initrd-modules"),
+        recipe::SYSTEMD_INITRD_MODULES.text.as_bytes(),
+        0o644,
+    )?;
+    put(
         &root.join("tmp/board-initrd-modules"),
         recipe::SYSTEMD_BOARD_INITRD_MODULES.text.as_bytes(),
         0o644,
     )?;
     debootstrap::in_target(root, &[], &["/bin/sh", "/tmp/finish.sh"], work)?;
-    for file in [deb_name.as_str(), "finish.sh", "board-initrd-modules"] {
+    for file in [
+        deb_name.as_str(),
+        "finish.sh",
+        "initrd-modules",
+        "board-initrd-modules",
+    ] {
         let path = root.join("tmp").join(file);
         std::fs::remove_file(&path).map_err(BuildError::io("removing", &path))?;
     }

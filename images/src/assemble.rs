@@ -16,7 +16,7 @@ use crate::{kernel, modules, BuildError, ROOT_PASSWORD};
 /// How long stage 1 waits for the root device, in seconds.
 const ROOT_WAIT_SECONDS: &str = "10";
 /// Fixed salt: the same password gives the same /etc/shadow on every build.
-const SHADOW_SALT: &str = "r2sfixture";
+pub(crate) const SHADOW_SALT: &str = "r2sfixture";
 /// The system the reference write-up installed, store path exactly as it printed it.
 const FIRST_BOOT_SYSTEM: &str =
     "/nix/store/crzbn8gb8c1gs54wdw2kgizxmwp1pq0i-nixos-system-ivy-25.05.20250817.48f4c98";
@@ -52,17 +52,7 @@ pub fn fixture(name: &str, recipe: Recipe, parts: &Parts, work: &Path) -> Result
     };
     boot::stage(&boot_dir, recipe, &contents, &generations, &params)?;
 
-    let uboot = |file: &str| {
-        read(
-            &parts
-                .uboot
-                .file(&format!("usr/lib/u-boot/rock64-rk3328/{file}"))?,
-        )
-    };
-    let bootloader = Bootloader {
-        idbloader: uboot("idbloader.img")?,
-        itb: uboot("u-boot.itb")?,
-    };
+    let bootloader = Bootloader::rock64(&parts.uboot)?;
     let out = work.join(format!("{name}.img"));
     match recipe.layout {
         Layout::SdImage => card::sd_image(&out, work, &bootloader, &root_dir)?,
@@ -215,17 +205,7 @@ fn stage_root(
     for generation in generations {
         stage_generation(dir, generation, &shell, &system_path, &login, params)?;
     }
-    let profiles = dir.join("nix/var/nix/profiles");
-    for generation in generations {
-        link(
-            &profiles.join(format!("system-{}-link", generation.number)),
-            &generation.store_path,
-        )?;
-    }
-    link(
-        &profiles.join("system"),
-        &format!("system-{}-link", generations[0].number),
-    )?;
+    store::link_profiles(dir, generations)?;
 
     let root_hash = shadow_hash(ROOT_PASSWORD, SHADOW_SALT)?;
     put(

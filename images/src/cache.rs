@@ -22,6 +22,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("card.rs", include_str!("card.rs")),
     ("cpio.rs", include_str!("cpio.rs")),
     ("debian.rs", include_str!("debian.rs")),
+    ("debootstrap.rs", include_str!("debootstrap.rs")),
     ("disk.rs", include_str!("disk.rs")),
     ("error.rs", include_str!("error.rs")),
     ("ext4.rs", include_str!("ext4.rs")),
@@ -32,8 +33,11 @@ const SOURCES: &[(&str, &str)] = &[
     ("mbr.rs", include_str!("mbr.rs")),
     ("modules.rs", include_str!("modules.rs")),
     ("recipe.rs", include_str!("recipe.rs")),
+    ("rootfs.rs", include_str!("rootfs.rs")),
+    ("shared.rs", include_str!("shared.rs")),
     ("staging.rs", include_str!("staging.rs")),
     ("store.rs", include_str!("store.rs")),
+    ("systemd.rs", include_str!("systemd.rs")),
     ("tool.rs", include_str!("tool.rs")),
     ("vfat.rs", include_str!("vfat.rs")),
 ];
@@ -103,6 +107,11 @@ impl Lock {
     /// Waits until this process holds the cache, at most [`LOCK_LIMIT`]. Polled with
     /// [`File::try_lock`]: a blocking lock could not be given a limit.
     pub fn acquire(cache_dir: &Path) -> Result<Lock, BuildError> {
+        Self::acquire_within(cache_dir, LOCK_LIMIT)
+    }
+
+    /// [`Lock::acquire`] waiting at most `limit`, for caches whose builds take longer.
+    pub fn acquire_within(cache_dir: &Path, limit: std::time::Duration) -> Result<Lock, BuildError> {
         let path = cache_dir.join("lock");
         let file = File::options()
             .create(true)
@@ -121,11 +130,8 @@ impl Lock {
                 Err(TryLockError::Error(source)) if source.kind() == ErrorKind::Interrupted => {}
                 Err(TryLockError::Error(source)) => return Err(BuildError::Lock { path, source }),
             }
-            if started.elapsed() >= LOCK_LIMIT {
-                return Err(BuildError::LockTimeout {
-                    path,
-                    waited: LOCK_LIMIT,
-                });
+            if started.elapsed() >= limit {
+                return Err(BuildError::LockTimeout { path, waited: limit });
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

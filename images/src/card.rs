@@ -32,6 +32,18 @@ pub struct Bootloader {
     pub itb: Vec<u8>,
 }
 
+impl Bootloader {
+    /// The rock64-rk3328 build of `u-boot-rockchip` (the same SoC as the R2S).
+    pub fn rock64(uboot: &crate::debian::Unpacked) -> Result<Bootloader, BuildError> {
+        let file =
+            |name: &str| crate::staging::read(&uboot.file(&format!("usr/lib/u-boot/rock64-rk3328/{name}"))?);
+        Ok(Bootloader {
+            idbloader: file("idbloader.img")?,
+            itb: file("u-boot.itb")?,
+        })
+    }
+}
+
 /// Writes the R2S card `out`: GPT, NIXOS_BOOT from `boot_dir`, NIXOS_SD from `root_dir`, the
 /// bootloader at sectors 64 and 16384, changed as `breakage` says. Scratch files go in `work`.
 pub fn r2s(
@@ -42,7 +54,49 @@ pub fn r2s(
     boot_dir: &Path,
     root_dir: &Path,
 ) -> Result<(), BuildError> {
+    r2s_sized(
+        out,
+        work,
+        breakage,
+        bootloader,
+        boot_dir,
+        root_dir,
+        disk::ROOT_SIZE,
+    )
+}
+
+/// A good R2S card whose NIXOS_SD is `root_size` bytes (a whole number of MiB), for root trees
+/// larger than the busybox fixtures'.
+pub fn r2s_with_root_size(
+    out: &Path,
+    work: &Path,
+    bootloader: &Bootloader,
+    boot_dir: &Path,
+    root_dir: &Path,
+    root_size: u64,
+) -> Result<(), BuildError> {
+    r2s_sized(
+        out,
+        work,
+        Breakage::None,
+        bootloader,
+        boot_dir,
+        root_dir,
+        root_size,
+    )
+}
+
+fn r2s_sized(
+    out: &Path,
+    work: &Path,
+    breakage: Breakage,
+    bootloader: &Bootloader,
+    boot_dir: &Path,
+    root_dir: &Path,
+    root_size: u64,
+) -> Result<(), BuildError> {
     let shape = R2sShape {
+        root_size,
         boot_first_sector: match breakage {
             Breakage::BootPartitionAt(sector) => sector,
             _ => disk::BOOT_FIRST_SECTOR,
@@ -52,7 +106,6 @@ pub fn r2s(
             Breakage::ExtraPartition(_) | Breakage::OverlappingPartitions
         )
         .then_some(EXTRA_PARTITION_SIZE),
-        ..R2sShape::default()
     };
     let mut table = disk::r2s_table(IDENTITY_SEED, shape);
     if breakage == Breakage::OverlappingPartitions {

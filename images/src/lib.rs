@@ -18,6 +18,7 @@ mod cache;
 mod card;
 mod cpio;
 mod debian;
+mod debootstrap;
 mod disk;
 mod error;
 mod ext4;
@@ -28,8 +29,11 @@ mod kernel;
 mod mbr;
 mod modules;
 mod recipe;
+mod rootfs;
+mod shared;
 mod staging;
 mod store;
+mod systemd;
 mod tool;
 mod vfat;
 
@@ -54,7 +58,16 @@ pub struct FixtureInfo {
 
 /// Every fixture [`build`] knows, the good one ([`DEFAULT_FIXTURE`]) first.
 pub fn fixtures() -> &'static [FixtureInfo] {
-    fixture::FIXTURES
+    static ALL: std::sync::LazyLock<Vec<FixtureInfo>> =
+        std::sync::LazyLock::new(|| [fixture::FIXTURES, systemd::FIXTURES].concat());
+    &ALL
+}
+
+/// The cache shared by every checkout on the machine, where the systemd fixtures (minutes to
+/// build) are kept too: `$R2S_CACHE_DIR/fixtures`, else `$XDG_CACHE_HOME/r2s-harness/fixtures`,
+/// else `~/.cache/r2s-harness/fixtures`.
+pub fn shared_cache_dir() -> Option<PathBuf> {
+    shared::dir()
 }
 
 /// Where fixtures are cached: `$R2S_FIXTURE_DIR` if set, else `target/fixtures` in the
@@ -82,6 +95,10 @@ pub fn default_cache_dir() -> PathBuf {
 /// lock file there; images appear by atomic rename, so a path returned stays a complete image
 /// even while another process replaces it.
 pub fn build(name: &str, cache_dir: &Path) -> Result<PathBuf, BuildError> {
+    if let Some(initrd) = systemd::initrd_of(name) {
+        std::fs::create_dir_all(cache_dir).map_err(BuildError::io("creating directory", cache_dir))?;
+        return systemd::build(name, initrd, cache_dir);
+    }
     let recipe = fixture::recipe(name).ok_or_else(|| BuildError::UnknownFixture {
         name: name.to_owned(),
         known: fixtures().iter().map(|f| f.name).collect::<Vec<_>>().join(", "),

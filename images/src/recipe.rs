@@ -58,6 +58,21 @@ pub const EXTLINUX_FIRST_BOOT: RecipeFile = recipe!("extlinux/first-boot.conf");
 /// A file on the sd-image's FIRMWARE partition.
 pub const FIRMWARE_CONFIG: RecipeFile = recipe!("firmware/config.txt");
 
+/// `debootstrap --include` of the systemd fixtures.
+pub const SYSTEMD_PACKAGES: RecipeFile = recipe!("systemd/packages");
+/// Run inside the systemd fixtures' tree after the second stage: kernel and initrds.
+pub const SYSTEMD_FINISH: RecipeFile = recipe!("systemd/finish.sh");
+/// The systemd fixtures' own initrd's module list.
+pub const SYSTEMD_INITRD_MODULES: RecipeFile = recipe!("systemd/initrd-modules");
+/// The board-specific initrd's module list.
+pub const SYSTEMD_BOARD_INITRD_MODULES: RecipeFile = recipe!("systemd/board-initrd-modules");
+/// systemd-tmpfiles' stand-in while the systemd fixtures' tree is made under PRoot.
+pub const SYSTEMD_TMPFILES_SHIM: RecipeFile = recipe!("systemd/tmpfiles-shim.sh");
+/// `/etc/fstab` of the systemd fixtures.
+pub const SYSTEMD_FSTAB: RecipeFile = recipe!("systemd/fstab");
+/// `/etc/hosts` of the systemd fixtures.
+pub const SYSTEMD_HOSTS: RecipeFile = recipe!("systemd/hosts");
+
 /// Every recipe file, for the cache key.
 pub const ALL: &[RecipeFile] = &[
     STAGE_1_INIT,
@@ -79,6 +94,13 @@ pub const ALL: &[RecipeFile] = &[
     EXTLINUX_ENTRY,
     EXTLINUX_FIRST_BOOT,
     FIRMWARE_CONFIG,
+    SYSTEMD_PACKAGES,
+    SYSTEMD_FINISH,
+    SYSTEMD_INITRD_MODULES,
+    SYSTEMD_BOARD_INITRD_MODULES,
+    SYSTEMD_TMPFILES_SHIM,
+    SYSTEMD_FSTAB,
+    SYSTEMD_HOSTS,
 ];
 
 impl RecipeFile {

@@ -51,6 +51,23 @@ pub fn generations() -> &'static [Generation] {
     &GENERATIONS
 }
 
+/// The profile links below `dir` (a root filesystem being staged): `system-N-link` to each
+/// generation's store path and `system` to the first (current) one's link, as
+/// `nix-env --set` leaves them.
+pub fn link_profiles(dir: &std::path::Path, generations: &[Generation]) -> Result<(), crate::BuildError> {
+    let profiles = dir.join("nix/var/nix/profiles");
+    for generation in generations {
+        crate::staging::link(
+            &profiles.join(format!("system-{}-link", generation.number)),
+            &generation.store_path,
+        )?;
+    }
+    crate::staging::link(
+        &profiles.join("system"),
+        &format!("system-{}-link", generations[0].number),
+    )
+}
+
 /// `/nix/store/<hash>-<name>` with a hash that is a fixed function of `name`, shaped like Nix's
 /// (160 bits, base 32): fixtures are reproducible and their paths look real.
 pub fn store_path(name: &str) -> String {

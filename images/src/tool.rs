@@ -23,7 +23,8 @@ pub(crate) fn run_bytes(command: &mut Command, cwd: &Path) -> Result<Vec<u8>, Bu
     run_within(command, cwd, TOOL_LIMIT)
 }
 
-fn run_within(command: &mut Command, cwd: &Path, limit: Duration) -> Result<Vec<u8>, BuildError> {
+/// [`run_bytes`] with its own time limit, for steps known to take longer than [`TOOL_LIMIT`].
+pub(crate) fn run_within(command: &mut Command, cwd: &Path, limit: Duration) -> Result<Vec<u8>, BuildError> {
     command
         .current_dir(cwd)
         .stdin(Stdio::null())

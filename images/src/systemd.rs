@@ -1,0 +1,218 @@
+//! The systemd fixtures: the Debian root tree of [`crate::rootfs`] on an R2S card laid out as the
+//! other fixtures are (bootloader at sectors 64 and 16384, ext4 NIXOS_BOOT at 32768 with NixOS's
+//! extlinux menu, here of two generations, the board's console and the RK3328 device tree; ext4
+//! NIXOS_SD), booted by Debian's own initramfs-tools initrd or by one holding only what an R2S
+//! needs.
+//!
+//! The tree takes minutes to make, so tree and images live in the shared cache
+//! ([`crate::shared`]) too: a checkout whose own cache lacks an image takes the shared one.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::boot::{self, BootContents};
+use crate::card::{self, Bootloader};
+use crate::debian::Parts;
+use crate::fixture::{Breakage, Console, Layout, Recipe};
+use crate::rootfs::{self, KernelDeb, Tree};
+use crate::staging::read;
+use crate::{cache, kernel, recipe, shared, BuildError, FixtureInfo};
+
+/// The systemd fixtures.
+pub const FIXTURES: &[FixtureInfo] = &[
+    FixtureInfo {
+        name: "debian-systemd",
+        description: "Debian bookworm arm64 with systemd, udev, agetty, login/PAM, bash and openssh-server \
+                      (debootstrap, second stage under PRoot) in the R2S layout: NixOS extlinux menu of two \
+                      generations with the board's console, Debian's initramfs-tools initrd (MODULES=most); \
+                      boots to `ivy login:` (root password in ROOT_PASSWORD). Takes minutes to build once; \
+                      cached outside the checkout too",
+    },
+    FixtureInfo {
+        name: "debian-systemd-board-initrd",
+        description: "debian-systemd whose initrd holds only what an R2S needs (initramfs-tools MODULES=list: \
+                      mmc_block, dw_mmc_rockchip, ext4; no virtio, NVMe, AHCI or USB storage). Debian's \
+                      kernel has every QEMU disk driver as a module, so under QEMU its initramfs finds no root \
+                      device",
+    },
+];
+
+/// Which initrd a systemd fixture boots with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initrd {
+    /// Debian's, as `update-initramfs` makes it.
+    Debian,
+    /// The board-specific one.
+    Board,
+}
+
+/// The initrd of systemd fixture `name`, `None` for other names.
+pub fn initrd_of(name: &str) -> Option<Initrd> {
+    match name {
+        "debian-systemd" => Some(Initrd::Debian),
+        "debian-systemd-board-initrd" => Some(Initrd::Board),
+        _ => None,
+    }
+}
+
+/// How long a build waits for another to release the shared cache: a tree from nothing takes
+/// several minutes, more on a loaded machine.
+const SHARED_LOCK_LIMIT: Duration = Duration::from_secs(60 * 60);
+/// Root filesystem room beyond what the tree holds, for logs, keys and a user's experiments.
+const ROOT_SLACK: u64 = 256 << 20;
+
+/// Builds systemd fixture `name` into `cache_dir`, through the shared cache.
+pub fn build(name: &str, initrd: Initrd, cache_dir: &Path) -> Result<PathBuf, BuildError> {
+    let entry = cache::Entry::new(cache_dir, name);
+    let (parts, key) = {
+        let _lock = cache::Lock::acquire(cache_dir)?;
+        let parts = Parts::fetch(cache_dir)?;
+        let key = cache::KeyInputs::current(name, &parts.deb_names()).key();
+        if entry.is_fresh(&key) {
+            return Ok(entry.image);
+        }
+        (parts, key)
+    };
+    // The checkout's cache is not held while the tree is made: other fixtures build meanwhile.
+    let shared_dir = shared::dir().unwrap_or_else(|| cache_dir.join("shared"));
+    std::fs::create_dir_all(&shared_dir).map_err(BuildError::io("creating directory", &shared_dir))?;
+    let shared_entry = cache::Entry::new(&shared_dir, name);
+    {
+        let _lock = cache::Lock::acquire_within(&shared_dir, SHARED_LOCK_LIMIT)?;
+        if !shared_entry.is_fresh(&key) {
+            let deb = cache_dir.join("debs").join(&parts.kernel.deb_name);
+            let tree = rootfs::ensure(
+                &shared_dir,
+                KernelDeb {
+                    deb: &deb,
+                    release: &parts.kernel_release,
+                },
+            )?;
+            let work = tempfile::Builder::new()
+                .prefix(&format!(".build-{name}-"))
+                .tempdir_in(&shared_dir)
+                .map_err(BuildError::io("creating a temporary directory in", &shared_dir))?;
+            let built = assemble(name, initrd, &parts, &tree, work.path())?;
+            shared_entry.commit(&built, &key)?;
+        }
+    }
+    let _lock = cache::Lock::acquire(cache_dir)?;
+    if entry.is_fresh(&key) {
+        return Ok(entry.image);
+    }
+    let work = tempfile::Builder::new()
+        .prefix(&format!(".build-{name}-"))
+        .tempdir_in(cache_dir)
+        .map_err(BuildError::io("creating a temporary directory in", cache_dir))?;
+    let staged = work.path().join(format!("{name}.img"));
+    shared::link_or_copy(&shared_entry.image, &staged)?;
+    entry.commit(&staged, &key)?;
+    Ok(entry.image)
+}
+
+/// The kernel parameters after `init=`: initramfs-tools needs the root named (NixOS's stage 1
+/// knows it); then the board's console, as on the board-faithful busybox fixtures.
+fn kernel_params() -> String {
+    format!(
+        "root=LABEL={} rootwait {}",
+        card::ROOT_LABEL,
+        recipe::KERNEL_PARAMS_BOARD.joined()
+    )
+}
+
+/// Puts the card image together in `work` and returns its path.
+fn assemble(
+    name: &str,
+    initrd: Initrd,
+    parts: &Parts,
+    tree: &Tree,
+    work: &Path,
+) -> Result<PathBuf, BuildError> {
+    let release = &parts.kernel_release;
+    let initrd_file = match initrd {
+        Initrd::Debian => tree.debian_initrd(),
+        Initrd::Board => tree.board_initrd(),
+    };
+    let contents = BootContents {
+        kernel: kernel::raw_image(&parts.kernel.file(&format!("boot/vmlinuz-{release}"))?)?,
+        initrd: read(&initrd_file)?,
+        dtb: read(
+            &parts
+                .kernel
+                .file(&format!("usr/lib/linux-image-{release}/{}", boot::DTB))?,
+        )?,
+    };
+    let recipe = Recipe {
+        layout: Layout::Generations(Console::Board),
+        breakage: Breakage::None,
+    };
+    let boot_dir = work.join("boot");
+    boot::stage(
+        &boot_dir,
+        recipe,
+        &contents,
+        &rootfs::generations(),
+        &kernel_params(),
+    )?;
+
+    let bootloader = Bootloader::rock64(&parts.uboot)?;
+    let root_size = root_size(tree_bytes(&tree.root)?);
+    let out = work.join(format!("{name}.img"));
+    card::r2s_with_root_size(&out, work, &bootloader, &boot_dir, &tree.root, root_size)?;
+    Ok(out)
+}
+
+/// NIXOS_SD's size for a tree of `used` bytes: a quarter more (ext4's metadata and journal),
+/// the slack, rounded up to whole MiB.
+fn root_size(used: u64) -> u64 {
+    const MIB: u64 = 1 << 20;
+    (used + used / 4 + ROOT_SLACK).div_ceil(MIB) * MIB
+}
+
+/// The space the files below `dir` take (allocated blocks, directories included).
+fn tree_bytes(dir: &Path) -> Result<u64, BuildError> {
+    let mut total = 0;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).map_err(BuildError::io("reading directory", &current))? {
+            let entry = entry.map_err(BuildError::io("reading directory", &current))?;
+            let meta = entry
+                .metadata()
+                .map_err(BuildError::io("reading metadata of", entry.path()))?;
+            total += meta.blocks() * 512;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_fixtures_have_an_initrd_and_others_none() {
+        for fixture in FIXTURES {
+            assert!(initrd_of(fixture.name).is_some(), "{}", fixture.name);
+        }
+        assert_eq!(initrd_of("r2s-busybox"), None);
+    }
+
+    #[test]
+    fn kernel_params_name_the_root_and_the_board_console() {
+        assert_eq!(
+            kernel_params(),
+            "root=LABEL=NIXOS_SD rootwait console=ttyS2,1500000 earlycon=uart8250,mmio32,0xff130000 loglevel=4"
+        );
+    }
+
+    #[test]
+    fn root_size_leaves_room_and_is_whole_mebibytes() {
+        let size = root_size(800 << 20);
+        assert_eq!(size % (1 << 20), 0);
+        assert!(size >= (1000 << 20) + ROOT_SLACK, "{size}");
+    }
+}

@@ -234,7 +234,7 @@ fn stage_root(
 
 /// The `$6$<salt>$<hash>` /etc/shadow entry for `password`: SHA-512 crypt with the default 5000
 /// rounds, as NixOS writes it and the fixture's login script checks it.
-fn shadow_hash(password: &str, salt: &str) -> Result<String, BuildError> {
+pub(crate) fn shadow_hash(password: &str, salt: &str) -> Result<String, BuildError> {
     let params = sha_crypt::Sha512Params::default();
     let hash = sha_crypt::sha512_crypt_b64(password.as_bytes(), salt.as_bytes(), &params)
         .map_err(BuildError::PasswordHash)?;

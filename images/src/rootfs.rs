@@ -15,7 +15,7 @@ use crate::debootstrap;
 use crate::recipe::{self, RecipeFile};
 use crate::staging::{link, put, read, under};
 use crate::store::{self, Generation};
-use crate::{crypt, BuildError, ROOT_PASSWORD};
+use crate::{BuildError, ROOT_PASSWORD};
 
 /// Bumped whenever a change to how the tree is made (this file, `debootstrap.rs`) changes what
 /// it holds: the key covers the recipe files, not the sources, so that editing the builder's
@@ -194,7 +194,7 @@ fn configure(root: &Path) -> Result<(), BuildError> {
     )?;
     let shadow_path = root.join("etc/shadow");
     let shadow = String::from_utf8_lossy(&read(&shadow_path)?).into_owned();
-    let hash = crypt::sha512_crypt(ROOT_PASSWORD, crate::assemble::SHADOW_SALT);
+    let hash = crate::assemble::shadow_hash(ROOT_PASSWORD, crate::assemble::SHADOW_SALT)?;
     put(&shadow_path, with_root_hash(&shadow, &hash).as_bytes(), 0o640)?;
 
     let generations = generations();

@@ -11,7 +11,7 @@ use crate::fixture::{Console, Layout, Recipe};
 use crate::recipe::{self, RecipeFile};
 use crate::staging::{link, put, read, set_mode, under};
 use crate::store::{self, Generation};
-use crate::{crypt, kernel, modules, BuildError, ROOT_PASSWORD};
+use crate::{kernel, modules, BuildError, ROOT_PASSWORD};
 
 /// How long stage 1 waits for the root device, in seconds.
 const ROOT_WAIT_SECONDS: &str = "10";
@@ -227,7 +227,7 @@ fn stage_root(
         &format!("system-{}-link", generations[0].number),
     )?;
 
-    let root_hash = crypt::sha512_crypt(ROOT_PASSWORD, SHADOW_SALT);
+    let root_hash = shadow_hash(ROOT_PASSWORD, SHADOW_SALT)?;
     put(
         &dir.join("etc/passwd"),
         recipe::ETC_PASSWD.render(&[]).as_bytes(),
@@ -250,6 +250,15 @@ fn stage_root(
     }
     set_mode(&dir.join("root"), 0o700)?;
     set_mode(&dir.join("tmp"), 0o1777)
+}
+
+/// The `$6$<salt>$<hash>` /etc/shadow entry for `password`: SHA-512 crypt with the default 5000
+/// rounds, as NixOS writes it and the fixture's login script checks it.
+fn shadow_hash(password: &str, salt: &str) -> Result<String, BuildError> {
+    let params = sha_crypt::Sha512Params::default();
+    let hash = sha_crypt::sha512_crypt_b64(password.as_bytes(), salt.as_bytes(), &params)
+        .map_err(BuildError::PasswordHash)?;
+    Ok(format!("$6${salt}${hash}"))
 }
 
 fn stage_generation(
@@ -327,6 +336,15 @@ fn upstream_version(deb_name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shadow_hash_is_glibc_s_sha512_crypt_of_the_root_password() {
+        // What glibc's crypt(3) gives for the same password and salt.
+        assert_eq!(
+            shadow_hash(ROOT_PASSWORD, SHADOW_SALT).unwrap(),
+            "$6$r2sfixture$lL4nK7rKjtReS/3eMZiw7Y/67tQDq9ACii6ZjnIeLzsvvs3xMTiAu0Ng7gXvcwDN6SpWJ.yfezEQqK9W4UL6e0"
+        );
+    }
 
     #[test]
     fn upstream_version_drops_epoch_and_debian_revision() {

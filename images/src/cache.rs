@@ -1,9 +1,8 @@
 //! The fixture cache: one lock per cache directory, and a key per image that changes whenever
 //! anything the image is made from changes.
 
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::fs::{File, TryLockError};
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -22,7 +21,6 @@ const SOURCES: &[(&str, &str)] = &[
     ("cache.rs", include_str!("cache.rs")),
     ("card.rs", include_str!("card.rs")),
     ("cpio.rs", include_str!("cpio.rs")),
-    ("crypt.rs", include_str!("crypt.rs")),
     ("debian.rs", include_str!("debian.rs")),
     ("disk.rs", include_str!("disk.rs")),
     ("error.rs", include_str!("error.rs")),
@@ -102,8 +100,8 @@ pub struct Lock {
 pub const LOCK_LIMIT: std::time::Duration = std::time::Duration::from_secs(900);
 
 impl Lock {
-    /// Waits until this process holds the cache, at most [`LOCK_LIMIT`]. Polled: a blocking
-    /// `flock` could not be given a limit.
+    /// Waits until this process holds the cache, at most [`LOCK_LIMIT`]. Polled with
+    /// [`File::try_lock`]: a blocking lock could not be given a limit.
     pub fn acquire(cache_dir: &Path) -> Result<Lock, BuildError> {
         let path = cache_dir.join("lock");
         let file = File::options()
@@ -117,14 +115,11 @@ impl Lock {
             })?;
         let started = std::time::Instant::now();
         loop {
-            // SAFETY: flock on a descriptor this function owns; no memory is passed.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                return Ok(Lock { _file: file });
-            }
-            let source = std::io::Error::last_os_error();
-            match source.raw_os_error() {
-                Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
-                _ => return Err(BuildError::Lock { path, source }),
+            match file.try_lock() {
+                Ok(()) => return Ok(Lock { _file: file }),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(source)) if source.kind() == ErrorKind::Interrupted => {}
+                Err(TryLockError::Error(source)) => return Err(BuildError::Lock { path, source }),
             }
             if started.elapsed() >= LOCK_LIMIT {
                 return Err(BuildError::LockTimeout {
@@ -280,10 +275,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _held = Lock::acquire(dir.path()).unwrap();
         let other = File::options().write(true).open(dir.path().join("lock")).unwrap();
-        // SAFETY: non-blocking flock on a descriptor owned by this test.
-        let got = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        assert_eq!(
-            got, -1,
+        assert!(
+            matches!(other.try_lock(), Err(TryLockError::WouldBlock)),
             "a second lock must not be granted while the first is held"
         );
     }

@@ -58,6 +58,7 @@ pub fn r2s(
     if breakage == Breakage::OverlappingPartitions {
         // The third entry reaches 1 MiB back into NIXOS_SD; it holds no filesystem of its own.
         table.partitions[2].first_lba -= OVERLAP / crate::gpt::SECTOR;
+        table.allow_overlap = true;
     }
     let root_label = match breakage {
         Breakage::RootLabel(label) => label,

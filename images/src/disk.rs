@@ -75,6 +75,7 @@ pub fn r2s_table(seed: &str, shape: R2sShape) -> Table {
         total_sectors: next + MIB / SECTOR,
         disk_guid: Guid::derived(&format!("{seed}/disk")),
         partitions,
+        allow_overlap: false,
     }
 }
 
@@ -117,11 +118,16 @@ impl DiskTable {
         }
     }
 
-    /// The table's structures and the byte offsets where they go.
-    fn structures(&self) -> Vec<(u64, Vec<u8>)> {
+    /// Writes the table into `disk`, the image `path`, which is already its full size.
+    fn write_into(&self, disk: &mut File, path: &Path) -> Result<(), BuildError> {
+        let path = path.to_owned();
         match self {
-            DiskTable::Gpt(table) => vec![(0, table.primary()), table.backup()],
-            DiskTable::Mbr(table) => vec![(0, table.sector0())],
+            DiskTable::Gpt(table) => table
+                .write_into(disk)
+                .map_err(|source| BuildError::Gpt { path, source }),
+            DiskTable::Mbr(table) => table
+                .write_into(disk)
+                .map_err(|source| BuildError::Mbr { path, source }),
         }
     }
 }
@@ -155,9 +161,7 @@ pub fn write(out: &Path, table: &DiskTable, pieces: &[Piece<'_>]) -> Result<(), 
     let mut disk = File::create(out).map_err(BuildError::io("creating", out))?;
     disk.set_len(table.total_sectors() * SECTOR)
         .map_err(BuildError::io("sizing", out))?;
-    for (offset, bytes) in table.structures() {
-        write_at(&mut disk, out, offset, &bytes)?;
-    }
+    table.write_into(&mut disk, out)?;
     for piece in pieces {
         match piece {
             Piece::Bytes { sector, bytes } => write_at(&mut disk, out, sector * SECTOR, bytes)?,
@@ -231,6 +235,14 @@ fn data_ranges(file: &File, len: u64) -> Vec<(u64, u64)> {
 mod tests {
     use super::*;
 
+    /// `table` as gptman reads it back after writing it (which checks that every partition lies
+    /// in the usable range, none overlapping) onto a zeroed disk.
+    fn written(table: &Table) -> gptman::GPT {
+        let mut disk = std::io::Cursor::new(vec![0u8; (table.total_sectors * SECTOR) as usize]);
+        table.write_into(&mut disk).unwrap();
+        gptman::GPT::read_from(&mut disk, SECTOR).unwrap()
+    }
+
     #[test]
     fn boot_partition_starts_at_sector_32768_and_spans_512_mib() {
         let table = r2s_table("t", R2sShape::default());
@@ -246,13 +258,13 @@ mod tests {
         let root = &table.partitions[1];
         assert_eq!(root.first_lba, 1_081_344);
         assert_eq!(root.size(), 64 * MIB);
-        assert!(root.last_lba <= table.last_usable_lba());
+        assert!(root.last_lba <= written(&table).header.last_usable_lba);
     }
 
     #[test]
     fn bootloaders_lie_between_the_table_and_partition_one() {
         let table = r2s_table("t", R2sShape::default());
-        assert!(IDBLOADER_SECTOR >= Table::first_usable_lba());
+        assert!(IDBLOADER_SECTOR >= written(&table).header.first_usable_lba);
         // idbloader.img may grow to the 8 MiB mark where u-boot.itb starts.
         assert_eq!(UBOOT_ITB_SECTOR * SECTOR, 8 * MIB);
         assert!(UBOOT_ITB_SECTOR + 2 * MIB / SECTOR <= table.partitions[0].first_lba);
@@ -268,10 +280,7 @@ mod tests {
 
     #[test]
     fn partitions_have_no_bootable_attribute_and_distinct_guids() {
-        let table = r2s_table("t", R2sShape::default());
-        let mut cursor = std::io::Cursor::new(vec![0u8; (table.total_sectors * SECTOR) as usize]);
-        cursor.get_mut()[..34 * SECTOR as usize].copy_from_slice(&table.primary());
-        let gpt = gptman::GPT::read_from(&mut cursor, SECTOR).unwrap();
+        let gpt = written(&r2s_table("t", R2sShape::default()));
         assert_eq!(gpt[1].attribute_bits, 0);
         assert_eq!(gpt[2].attribute_bits, 0);
         assert_ne!(gpt[1].unique_partition_guid, gpt[2].unique_partition_guid);
@@ -291,7 +300,7 @@ mod tests {
         assert_eq!(table.partitions[1].first_lba, 2048 + BOOT_SIZE / SECTOR);
         assert_eq!(table.partitions[2].first_lba, table.partitions[1].last_lba + 1);
         assert_eq!(table.partitions[2].size(), 8 * MIB);
-        assert!(table.partitions[2].last_lba <= table.last_usable_lba());
+        assert!(table.partitions[2].last_lba <= written(&table).header.last_usable_lba);
     }
 
     #[test]

@@ -88,22 +88,48 @@ pub enum BuildError {
     },
 
     /// The kernel file is not an arm64 Image in a format this builder can unpack.
-    #[error("{}: {reason}", path.display())]
+    #[error("{}: {source}", path.display())]
     KernelImage {
         /// The kernel file (vmlinuz).
         path: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        source: KernelImageError,
     },
 
     /// A kernel module the initrd needs, or one it depends on, cannot be found or read.
-    #[error("kernel module `{module}`: {reason}")]
+    #[error("kernel module `{module}`: {source}")]
     Module {
         /// The module name, e.g. `virtio_blk`.
         module: String,
         /// What is wrong.
-        reason: String,
+        #[source]
+        source: ModuleError,
     },
+
+    /// gptman refused or failed to write a GUID partition table.
+    #[error("writing the GPT of {}: {source}", path.display())]
+    Gpt {
+        /// The disk image.
+        path: PathBuf,
+        /// gptman's reason.
+        #[source]
+        source: gptman::Error,
+    },
+
+    /// mbrman refused or failed to write a DOS partition table.
+    #[error("writing the MBR of {}: {source}", path.display())]
+    Mbr {
+        /// The disk image.
+        path: PathBuf,
+        /// mbrman's reason.
+        #[source]
+        source: mbrman::Error,
+    },
+
+    /// The root password could not be hashed for /etc/shadow.
+    #[error("hashing root's password for /etc/shadow: {0:?}")]
+    PasswordHash(sha_crypt::CryptError),
 
     /// Another build held the cache directory longer than any build takes.
     #[error("{} is still locked by another build after {} s", path.display(), waited.as_secs())]
@@ -131,4 +157,62 @@ impl BuildError {
         let path = path.into();
         move |source| Self::Io { action, path, source }
     }
+}
+
+/// Why a kernel file is not an arm64 Image this builder can unpack.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelImageError {
+    /// No format this builder knows.
+    #[error("neither an arm64 Image (ARM\\x64 at 0x38), gzip data, nor an EFI zboot image")]
+    Unrecognised,
+    /// An EFI zboot image whose payload is not gzip.
+    #[error("EFI zboot image compressed with {0:?}; only gzip is supported")]
+    ZbootCompression(String),
+    /// An EFI zboot header whose payload offset and size reach past the file.
+    #[error("EFI zboot payload lies outside the file")]
+    ZbootPayloadOutside,
+    /// The gzip data did not decompress.
+    #[error("gunzip: {0}")]
+    Gunzip(#[source] std::io::Error),
+    /// What the gzip data holds is no arm64 Image either.
+    #[error("decompressed data has no arm64 Image magic (ARM\\x64 at 0x38)")]
+    NoMagicInside,
+}
+
+/// What is wrong with a kernel module the initrd needs.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    /// No module file has the name, and the kernel does not have it built in.
+    #[error("not in {} and not built in{}", dir.display(), needed_by.as_ref().map_or(String::new(), |parent| format!(" (needed by {parent})")))]
+    NotFound {
+        /// The kernel release's module directory.
+        dir: PathBuf,
+        /// The module that depends on it, if any.
+        needed_by: Option<String>,
+    },
+
+    /// The module depends on itself through others.
+    #[error("dependency cycle: {}", .0.join(" -> "))]
+    Cycle(Vec<String>),
+
+    /// The module file's `.modinfo` section (where its dependencies are) cannot be read.
+    #[error("{}: {source}", path.display())]
+    Modinfo {
+        /// The module file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: ModinfoError,
+    },
+}
+
+/// Why a module's `.modinfo` section cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ModinfoError {
+    /// The file is not an ELF file, or its headers point outside it.
+    #[error("reading the ELF file: {0}")]
+    Elf(#[from] object::Error),
+    /// The ELF file has no `.modinfo` section.
+    #[error("no .modinfo section")]
+    Missing,
 }

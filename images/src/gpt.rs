@@ -1,17 +1,13 @@
-//! GUID partition tables, written by hand so every byte (GUIDs included) is deterministic and the
-//! layout can be checked without a disk.
+//! GUID partition tables: a card's layout as plain data with GUIDs derived from a seed, so
+//! every byte is deterministic, written through `gptman`.
 
+use std::io::{Read, Seek, Write};
+
+use gptman::{GPTPartitionEntry, GPT};
 use sha2::{Digest, Sha256};
 
 /// Bytes per logical sector; the R2S's SD card and QEMU's virtio disk both use 512.
 pub const SECTOR: u64 = 512;
-
-/// Partition entries in each table, the common default (32 sectors of 128-byte entries).
-const ENTRIES: u32 = 128;
-const ENTRY_SIZE: u32 = 128;
-/// Sectors taken by the entry array.
-const ENTRY_SECTORS: u64 = (ENTRIES as u64 * ENTRY_SIZE as u64) / SECTOR;
-const HEADER_SIZE: u32 = 92;
 
 /// A GUID in the on-disk (mixed-endian) byte order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,99 +78,53 @@ pub struct Table {
     pub disk_guid: Guid,
     /// Partitions in table order (partition 1 first).
     pub partitions: Vec<Partition>,
+    /// Whether entries may overlap, as only a deliberately broken card's do.
+    pub allow_overlap: bool,
 }
 
 impl Table {
-    /// First sector a partition may use: after the protective MBR, header and entry array.
-    pub fn first_usable_lba() -> u64 {
-        2 + ENTRY_SECTORS
-    }
-
-    /// Last sector a partition may use: before the backup entry array and header.
-    pub fn last_usable_lba(&self) -> u64 {
-        self.total_sectors - 2 - ENTRY_SECTORS
-    }
-
-    /// Sectors 0 to 33: protective MBR, primary header, primary entry array.
-    pub fn primary(&self) -> Vec<u8> {
-        let entries = self.entry_array();
-        let mut out = protective_mbr(self.total_sectors);
-        out.extend(self.header(1, self.total_sectors - 1, 2, &entries));
-        out.extend(entries);
-        out
-    }
-
-    /// The backup entry array and header, and the byte offset where they go (the last 33
-    /// sectors of the disk).
-    pub fn backup(&self) -> (u64, Vec<u8>) {
-        let entries = self.entry_array();
-        let entries_lba = self.total_sectors - 1 - ENTRY_SECTORS;
-        let mut out = entries.clone();
-        out.extend(self.header(self.total_sectors - 1, 1, entries_lba, &entries));
-        (entries_lba * SECTOR, out)
-    }
-
-    fn entry_array(&self) -> Vec<u8> {
-        let mut out = vec![0u8; (ENTRIES * ENTRY_SIZE) as usize];
-        for (slot, part) in out.chunks_exact_mut(ENTRY_SIZE as usize).zip(&self.partitions) {
-            slot[0..16].copy_from_slice(&part.type_guid.0);
-            slot[16..32].copy_from_slice(&part.unique_guid.0);
-            slot[32..40].copy_from_slice(&part.first_lba.to_le_bytes());
-            slot[40..48].copy_from_slice(&part.last_lba.to_le_bytes());
-            // Attributes stay 0: in particular no legacy-BIOS-bootable bit, as on the R2S card.
-            for (i, unit) in part.name.encode_utf16().take(36).enumerate() {
-                slot[56 + 2 * i..58 + 2 * i].copy_from_slice(&unit.to_le_bytes());
-            }
+    /// Writes the protective MBR (sector 0), the primary header and entries (sectors 1 to 33)
+    /// and the backup entries and header (the last 33 sectors) into `disk`, which is already
+    /// `total_sectors` long.
+    pub fn write_into<D: Read + Write + Seek>(&self, disk: &mut D) -> Result<(), gptman::Error> {
+        let mut gpt = GPT::new_from(disk, SECTOR, self.disk_guid.0)?;
+        for (number, part) in (1..).zip(&self.partitions) {
+            gpt[number] = GPTPartitionEntry {
+                partition_type_guid: part.type_guid.0,
+                unique_partition_guid: part.unique_guid.0,
+                starting_lba: part.first_lba,
+                ending_lba: part.last_lba,
+                // In particular no legacy-BIOS-bootable bit, as on the R2S card.
+                attribute_bits: 0,
+                partition_name: part.name.as_str().into(),
+            };
         }
-        out
-    }
-
-    fn header(&self, my_lba: u64, alternate_lba: u64, entries_lba: u64, entries: &[u8]) -> Vec<u8> {
-        let mut h = vec![0u8; SECTOR as usize];
-        h[0..8].copy_from_slice(b"EFI PART");
-        h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
-        h[12..16].copy_from_slice(&HEADER_SIZE.to_le_bytes());
-        h[24..32].copy_from_slice(&my_lba.to_le_bytes());
-        h[32..40].copy_from_slice(&alternate_lba.to_le_bytes());
-        h[40..48].copy_from_slice(&Self::first_usable_lba().to_le_bytes());
-        h[48..56].copy_from_slice(&self.last_usable_lba().to_le_bytes());
-        h[56..72].copy_from_slice(&self.disk_guid.0);
-        h[72..80].copy_from_slice(&entries_lba.to_le_bytes());
-        h[80..84].copy_from_slice(&ENTRIES.to_le_bytes());
-        h[84..88].copy_from_slice(&ENTRY_SIZE.to_le_bytes());
-        h[88..92].copy_from_slice(&crc32(entries).to_le_bytes());
-        let header_crc = crc32(&h[..HEADER_SIZE as usize]);
-        h[16..20].copy_from_slice(&header_crc.to_le_bytes());
-        h
+        GPT::write_protective_mbr_into(disk, SECTOR)?;
+        if self.allow_overlap {
+            write_unchecked(&gpt, disk)
+        } else {
+            gpt.write_into(disk).map(drop)
+        }
     }
 }
 
-/// An MBR with one 0xEE partition covering the disk, so MBR-only tools leave the disk alone.
-fn protective_mbr(total_sectors: u64) -> Vec<u8> {
-    let mut mbr = vec![0u8; SECTOR as usize];
-    let entry = &mut mbr[446..462];
-    entry[1..4].copy_from_slice(&[0x00, 0x02, 0x00]);
-    entry[4] = 0xEE;
-    entry[5..8].copy_from_slice(&[0xFF, 0xFF, 0xFF]);
-    entry[8..12].copy_from_slice(&1u32.to_le_bytes());
-    let size = u32::try_from(total_sectors - 1).unwrap_or(u32::MAX);
-    entry[12..16].copy_from_slice(&size.to_le_bytes());
-    mbr[510] = 0x55;
-    mbr[511] = 0xAA;
-    mbr
-}
-
-/// CRC-32 (IEEE), the checksum GPT headers use.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = flate2::Crc::new();
-    crc.update(bytes);
-    crc.sum()
+/// Writes both headers and entry arrays where [`GPT::write_into`] puts them, without its checks:
+/// it refuses overlapping entries, which the broken fixture for that check must have.
+fn write_unchecked<D: Write + Seek>(gpt: &GPT, disk: &mut D) -> Result<(), gptman::Error> {
+    let entries: Vec<GPTPartitionEntry> = gpt.iter().map(|(_, entry)| entry.clone()).collect();
+    let mut primary = gpt.header.clone();
+    let mut backup = gpt.header.clone();
+    backup.primary_lba = primary.backup_lba;
+    backup.backup_lba = primary.primary_lba;
+    backup.partition_entry_lba = primary.last_usable_lba + 1;
+    primary.write_into(disk, SECTOR, &entries)?;
+    backup.write_into(disk, SECTOR, &entries)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Cursor;
+    use std::io::{Cursor, SeekFrom};
 
     fn sample() -> Table {
         Table {
@@ -196,16 +146,34 @@ mod tests {
                     name: "root".to_owned(),
                 },
             ],
+            allow_overlap: false,
         }
     }
 
-    fn disk(table: &Table) -> Vec<u8> {
-        let mut disk = vec![0u8; (table.total_sectors * SECTOR) as usize];
-        let primary = table.primary();
-        disk[..primary.len()].copy_from_slice(&primary);
-        let (offset, backup) = table.backup();
-        disk[offset as usize..offset as usize + backup.len()].copy_from_slice(&backup);
-        disk
+    /// `table` written into a zeroed disk of its size.
+    fn disk(table: &Table) -> Result<Vec<u8>, gptman::Error> {
+        let mut disk = Cursor::new(vec![0u8; (table.total_sectors * SECTOR) as usize]);
+        table.write_into(&mut disk)?;
+        Ok(disk.into_inner())
+    }
+
+    /// The backup header in the last sector and the entries it points at, checksums verified.
+    fn backup(disk: &[u8]) -> (gptman::GPTHeader, Vec<GPTPartitionEntry>) {
+        let mut cursor = Cursor::new(disk);
+        cursor.seek(SeekFrom::End(-(SECTOR as i64))).unwrap();
+        let header = gptman::GPTHeader::read_from(&mut cursor).expect("valid backup header");
+        let entries = header
+            .read_partitions(&mut cursor, SECTOR)
+            .expect("valid backup entries");
+        (header, entries)
+    }
+
+    /// Partition 2 of `sample` starting inside partition 1.
+    fn overlapping(allow_overlap: bool) -> Table {
+        let mut table = sample();
+        table.partitions[1].first_lba = 3000;
+        table.allow_overlap = allow_overlap;
+        table
     }
 
     #[test]
@@ -220,35 +188,37 @@ mod tests {
     }
 
     #[test]
-    fn primary_covers_sectors_zero_to_thirty_three() {
-        let primary = sample().primary();
-        assert_eq!(primary.len() as u64, 34 * SECTOR);
-        assert_eq!(&primary[510..512], &[0x55, 0xAA]);
-        assert_eq!(primary[446 + 4], 0xEE);
-        assert_eq!(&primary[512..520], b"EFI PART");
+    fn protective_mbr_header_and_entries_fill_sectors_zero_to_thirty_three() {
+        let disk = disk(&sample()).unwrap();
+        assert_eq!(&disk[510..512], &[0x55, 0xAA]);
+        assert_eq!(disk[446 + 4], 0xEE);
+        assert_eq!(&disk[512..520], b"EFI PART");
+        assert_eq!(&disk[1024..1040], &Guid::LINUX_FILESYSTEM.0);
+        assert!(disk[34 * SECTOR as usize..].starts_with(&[0u8; 512]));
     }
 
     #[test]
     fn backup_fills_the_last_thirty_three_sectors() {
         let table = sample();
-        let (offset, bytes) = table.backup();
-        assert_eq!(offset + bytes.len() as u64, table.total_sectors * SECTOR);
-        assert_eq!(bytes.len() as u64, 33 * SECTOR);
-        assert_eq!(&bytes[32 * SECTOR as usize..][..8], b"EFI PART");
+        let disk = disk(&table).unwrap();
+        let (header, entries) = backup(&disk);
+        assert_eq!(header.primary_lba, table.total_sectors - 1);
+        assert_eq!(header.backup_lba, 1);
+        assert_eq!(header.partition_entry_lba, table.total_sectors - 33);
+        assert_eq!(entries[1].unique_partition_guid, Guid::derived("p2").0);
     }
 
     #[test]
     fn usable_range_excludes_both_tables() {
-        let table = sample();
-        assert_eq!(Table::first_usable_lba(), 34);
-        assert_eq!(table.last_usable_lba(), 4096 - 34);
+        let gpt = GPT::read_from(&mut Cursor::new(disk(&sample()).unwrap()), SECTOR).unwrap();
+        assert_eq!(gpt.header.first_usable_lba, 34);
+        assert_eq!(gpt.header.last_usable_lba, 4096 - 34);
     }
 
     #[test]
     fn gptman_reads_back_partitions_and_checksums() {
         let table = sample();
-        let mut cursor = Cursor::new(disk(&table));
-        let gpt = gptman::GPT::read_from(&mut cursor, SECTOR).expect("valid GPT");
+        let gpt = GPT::read_from(&mut Cursor::new(disk(&table).unwrap()), SECTOR).expect("valid GPT");
         assert_eq!(gpt.header.disk_guid, table.disk_guid.0);
         assert_eq!(gpt[1].starting_lba, 2048);
         assert_eq!(gpt[1].ending_lba, 3071);
@@ -257,6 +227,32 @@ mod tests {
         assert_eq!(gpt[2].partition_name.as_str(), "root");
         assert_eq!(gpt[2].unique_partition_guid, Guid::derived("p2").0);
         assert!(gpt[3].is_unused());
+    }
+
+    #[test]
+    fn overlapping_entries_are_refused_unless_allowed() {
+        assert!(matches!(
+            disk(&overlapping(false)),
+            Err(gptman::Error::InvalidPartitionBoundaries)
+        ));
+    }
+
+    #[test]
+    fn allowed_overlap_is_written_with_valid_headers_and_checksums() {
+        let disk = disk(&overlapping(true)).unwrap();
+        let gpt = GPT::read_from(&mut Cursor::new(&disk), SECTOR).expect("valid primary GPT");
+        assert_eq!(gpt[2].starting_lba, 3000);
+        assert!(gpt[2].starting_lba <= gpt[1].ending_lba);
+        let (header, entries) = backup(&disk);
+        assert_eq!(header.partition_entry_lba, 4096 - 33);
+        assert_eq!(entries[1].starting_lba, 3000);
+    }
+
+    #[test]
+    fn checked_and_unchecked_writes_give_the_same_bytes() {
+        let mut unchecked = sample();
+        unchecked.allow_overlap = true;
+        assert_eq!(disk(&sample()).unwrap(), disk(&unchecked).unwrap());
     }
 
     #[test]

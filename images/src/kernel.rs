@@ -3,6 +3,7 @@
 use std::io::Read;
 use std::path::Path;
 
+use crate::error::KernelImageError;
 use crate::BuildError;
 
 /// Offset and value of the arm64 Image header magic, `ARM\x64`.
@@ -14,13 +15,13 @@ const IMAGE_MAGIC: &[u8; 4] = b"ARM\x64";
 /// payload (newer kernels built with CONFIG_EFI_ZBOOT). `booti` takes only the first.
 pub fn raw_image(vmlinuz: &Path) -> Result<Vec<u8>, BuildError> {
     let bytes = std::fs::read(vmlinuz).map_err(BuildError::io("reading", vmlinuz))?;
-    unpack(bytes).map_err(|reason| BuildError::KernelImage {
+    unpack(bytes).map_err(|source| BuildError::KernelImage {
         path: vmlinuz.to_owned(),
-        reason,
+        source,
     })
 }
 
-fn unpack(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+fn unpack(bytes: Vec<u8>) -> Result<Vec<u8>, KernelImageError> {
     if has_image_magic(&bytes) {
         return Ok(bytes);
     }
@@ -34,35 +35,34 @@ fn unpack(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
             .trim_end_matches('\0')
             .to_owned();
         if compression != "gzip" {
-            return Err(format!(
-                "EFI zboot image compressed with {compression:?}; only gzip is supported"
-            ));
+            return Err(KernelImageError::ZbootCompression(compression));
         }
-        let payload = bytes
-            .get(offset..offset + size)
-            .ok_or("EFI zboot payload lies outside the file")?;
+        let payload = offset
+            .checked_add(size)
+            .and_then(|end| bytes.get(offset..end))
+            .ok_or(KernelImageError::ZbootPayloadOutside)?;
         return checked(gunzip(payload)?);
     }
-    Err("neither an arm64 Image (ARM\\x64 at 0x38), gzip data, nor an EFI zboot image".to_owned())
+    Err(KernelImageError::Unrecognised)
 }
 
 fn has_image_magic(bytes: &[u8]) -> bool {
     bytes.get(IMAGE_MAGIC_OFFSET..IMAGE_MAGIC_OFFSET + 4) == Some(IMAGE_MAGIC)
 }
 
-fn checked(image: Vec<u8>) -> Result<Vec<u8>, String> {
+fn checked(image: Vec<u8>) -> Result<Vec<u8>, KernelImageError> {
     if has_image_magic(&image) {
         Ok(image)
     } else {
-        Err("decompressed data has no arm64 Image magic (ARM\\x64 at 0x38)".to_owned())
+        Err(KernelImageError::NoMagicInside)
     }
 }
 
-fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
+fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, KernelImageError> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(bytes)
         .read_to_end(&mut out)
-        .map_err(|e| format!("gunzip: {e}"))?;
+        .map_err(KernelImageError::Gunzip)?;
     Ok(out)
 }
 
@@ -109,8 +109,23 @@ mod tests {
     #[test]
     fn other_data_is_rejected_with_a_reason() {
         let err = unpack(vec![0u8; 0x100]).unwrap_err();
-        assert!(err.contains("neither an arm64 Image"), "{err}");
+        assert!(matches!(err, KernelImageError::Unrecognised), "{err}");
+        assert!(err.to_string().contains("neither an arm64 Image"), "{err}");
         let err = unpack(gzip(b"not a kernel")).unwrap_err();
-        assert!(err.contains("no arm64 Image magic"), "{err}");
+        assert!(matches!(err, KernelImageError::NoMagicInside), "{err}");
+    }
+
+    #[test]
+    fn zboot_payload_outside_the_file_is_rejected() {
+        let mut zboot = vec![0u8; 0x40];
+        zboot[0..2].copy_from_slice(b"MZ");
+        zboot[4..8].copy_from_slice(b"zimg");
+        zboot[8..12].copy_from_slice(&0x40u32.to_le_bytes());
+        zboot[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        zboot[24..28].copy_from_slice(b"gzip");
+        assert!(matches!(
+            unpack(zboot),
+            Err(KernelImageError::ZbootPayloadOutside)
+        ));
     }
 }

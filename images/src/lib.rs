@@ -17,7 +17,6 @@ mod boot;
 mod cache;
 mod card;
 mod cpio;
-mod crypt;
 mod debian;
 mod disk;
 mod error;
@@ -35,7 +34,7 @@ mod tool;
 mod vfat;
 
 pub use boot::MENU_TIMEOUT;
-pub use error::BuildError;
+pub use error::{BuildError, KernelImageError, ModinfoError, ModuleError};
 pub use store::{generations, Generation, HOSTNAME};
 
 /// The fixture scenarios use when none is named: the good image.
@@ -88,6 +87,9 @@ pub fn build(name: &str, cache_dir: &Path) -> Result<PathBuf, BuildError> {
         known: fixtures().iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
     })?;
     std::fs::create_dir_all(cache_dir).map_err(BuildError::io("creating directory", cache_dir))?;
+    // Tools run inside the cache directory (`dpkg -x`, `mke2fs`), so the paths handed to them
+    // must not be relative to this process's working directory.
+    let cache_dir = &std::path::absolute(cache_dir).map_err(BuildError::io("resolving", cache_dir))?;
     let _lock = cache::Lock::acquire(cache_dir)?;
 
     let parts = debian::Parts::fetch(cache_dir)?;

@@ -1,13 +1,11 @@
-//! DOS (MBR) partition tables, written by hand as `sfdisk` writes them for nixpkgs' sd-image, so
-//! every byte is deterministic.
+//! DOS (MBR) partition tables as `sfdisk` writes them for nixpkgs' sd-image, written through
+//! `mbrman`.
+
+use std::io::{Seek, Write};
+
+use mbrman::{MBRPartitionEntry, BOOT_ACTIVE, BOOT_INACTIVE, CHS, MBR};
 
 use crate::gpt::SECTOR;
-
-/// Byte offset of the disk signature (the `label-id` sfdisk sets, what Linux's PARTUUIDs start
-/// with).
-const SIGNATURE_OFFSET: usize = 440;
-/// Byte offset of the first of the four partition entries.
-const ENTRIES_OFFSET: usize = 446;
 
 /// One primary partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,54 +37,41 @@ impl Partition {
 pub struct Table {
     /// Disk size in sectors.
     pub total_sectors: u64,
-    /// The disk signature.
+    /// The disk signature (the `label-id` sfdisk sets, what Linux's PARTUUIDs start with).
     pub disk_signature: u32,
     /// Partitions in table order (partition 1 first).
     pub partitions: Vec<Partition>,
 }
 
 impl Table {
-    /// Sector 0: no boot code, the disk signature, the partition entries, 55 AA.
-    pub fn sector0(&self) -> Vec<u8> {
+    /// Writes sector 0 into `disk`: no boot code, the disk signature, the partition entries,
+    /// 55 AA.
+    pub fn write_into<D: Write + Seek>(&self, disk: &mut D) -> Result<(), mbrman::Error> {
         assert!(self.partitions.len() <= 4, "an MBR holds four primary partitions");
-        let mut mbr = vec![0u8; SECTOR as usize];
-        mbr[SIGNATURE_OFFSET..SIGNATURE_OFFSET + 4].copy_from_slice(&self.disk_signature.to_le_bytes());
-        for (slot, part) in mbr[ENTRIES_OFFSET..ENTRIES_OFFSET + 64]
-            .chunks_exact_mut(16)
-            .zip(&self.partitions)
-        {
-            slot[0] = if part.bootable { 0x80 } else { 0x00 };
-            slot[1..4].copy_from_slice(&chs(part.first_lba));
-            slot[4] = part.system_id;
-            slot[5..8].copy_from_slice(&chs(part.first_lba + part.sectors - 1));
-            let first = u32::try_from(part.first_lba).expect("MBR partitions start below 2 TiB");
-            let sectors = u32::try_from(part.sectors).expect("MBR partitions are below 2 TiB");
-            slot[8..12].copy_from_slice(&first.to_le_bytes());
-            slot[12..16].copy_from_slice(&sectors.to_le_bytes());
+        let mut mbr = MBR::new_from(disk, SECTOR as u32, self.disk_signature.to_le_bytes())?;
+        for (number, part) in (1..).zip(&self.partitions) {
+            let last_lba = part.first_lba + part.sectors - 1;
+            mbr[number] = MBRPartitionEntry {
+                boot: if part.bootable { BOOT_ACTIVE } else { BOOT_INACTIVE },
+                first_chs: chs(part.first_lba),
+                sys: part.system_id,
+                last_chs: chs(last_lba),
+                starting_lba: u32::try_from(part.first_lba).expect("MBR partitions start below 2 TiB"),
+                sectors: u32::try_from(part.sectors).expect("MBR partitions are below 2 TiB"),
+            };
         }
-        mbr[510] = 0x55;
-        mbr[511] = 0xAA;
-        mbr
+        mbr.write_into(disk)
     }
 }
 
 /// The cylinder/head/sector address of `lba` in the 255-head, 63-sector geometry sfdisk
 /// assumes, or the 1023/254/63 maximum it writes past the first 8 GiB. Nothing here reads
 /// CHS; it is filled in as the tools that made real images fill it.
-fn chs(lba: u64) -> [u8; 3] {
-    const HEADS: u64 = 255;
-    const SECTORS: u64 = 63;
-    let cylinder = lba / (HEADS * SECTORS);
-    if cylinder > 1023 {
-        return [0xFE, 0xFF, 0xFF];
-    }
-    let head = (lba / SECTORS) % HEADS;
-    let sector = lba % SECTORS + 1;
-    [
-        head as u8,
-        (sector as u8) | (((cylinder >> 8) as u8) << 6),
-        cylinder as u8,
-    ]
+fn chs(lba: u64) -> CHS {
+    u32::try_from(lba)
+        .ok()
+        .and_then(|lba| CHS::from_lba_exact(lba, 1023, 255, 63).ok())
+        .unwrap_or(CHS::new(1023, 254, 63))
 }
 
 #[cfg(test)]
@@ -117,9 +102,11 @@ mod tests {
     #[test]
     fn mbrman_reads_back_partitions_flags_and_signature() {
         let table = sample();
-        let mut disk = vec![0u8; 1024];
-        disk[..512].copy_from_slice(&table.sector0());
-        let mbr = mbrman::MBR::read_from(&mut std::io::Cursor::new(disk), 512).unwrap();
+        let mut disk = std::io::Cursor::new(vec![0u8; 1024]);
+        table.write_into(&mut disk).unwrap();
+        assert_eq!(&disk.get_ref()[440..444], &[0x4e, 0x69, 0x78, 0x21]);
+        assert_eq!(&disk.get_ref()[510..512], &[0x55, 0xAA]);
+        let mbr = MBR::read_from(&mut disk, 512).unwrap();
         assert_eq!(mbr.header.disk_signature, 0x2178_694eu32.to_le_bytes());
         assert_eq!(mbr[1].starting_lba, 16384);
         assert_eq!(mbr[1].sectors, 61440);
@@ -133,9 +120,10 @@ mod tests {
 
     #[test]
     fn chs_of_small_lbas_follows_the_geometry_and_large_ones_saturate() {
-        assert_eq!(chs(0), [0, 1, 0]);
-        assert_eq!(chs(63), [1, 1, 0]);
-        assert_eq!(chs(16065), [0, 1, 1]);
-        assert_eq!(chs(1 << 30), [0xFE, 0xFF, 0xFF]);
+        assert_eq!(chs(0), CHS::new(0, 0, 1));
+        assert_eq!(chs(63), CHS::new(0, 1, 1));
+        assert_eq!(chs(16065), CHS::new(1, 0, 1));
+        assert_eq!(chs(1 << 30), CHS::new(1023, 254, 63));
+        assert_eq!(chs(1 << 40), CHS::new(1023, 254, 63));
     }
 }

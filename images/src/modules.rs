@@ -7,11 +7,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use object::elf::FileHeader64;
+use object::read::elf::{FileHeader, SectionHeader};
+use object::{Endianness, ReadCache, ReadRef};
+
+use crate::error::{ModinfoError, ModuleError};
 use crate::BuildError;
 
 /// A module chosen for the initrd.
@@ -82,28 +87,31 @@ impl Tree {
         if loaded.contains_key(name) || self.builtin.contains(name) {
             return Ok(());
         }
+        let module_error = |source| BuildError::Module {
+            module: name.to_owned(),
+            source,
+        };
         if stack.iter().any(|s| s == name) {
-            return Err(BuildError::Module {
-                module: name.to_owned(),
-                reason: format!("dependency cycle: {} -> {name}", stack.join(" -> ")),
-            });
+            let mut cycle = stack.clone();
+            cycle.push(name.to_owned());
+            return Err(module_error(ModuleError::Cycle(cycle)));
         }
         let Some(relative) = self.files.get(name) else {
             if !required {
                 return Ok(());
             }
-            let needed_by = stack
-                .last()
-                .map_or(String::new(), |parent| format!(" (needed by {parent})"));
-            return Err(BuildError::Module {
-                module: name.to_owned(),
-                reason: format!("not in {} and not built in{needed_by}", self.root.display()),
-            });
+            return Err(module_error(ModuleError::NotFound {
+                dir: self.root.clone(),
+                needed_by: stack.last().cloned(),
+            }));
         };
-        let data = read_module(&self.root.join(relative))?;
-        let info = modinfo(&data).map_err(|reason| BuildError::Module {
-            module: name.to_owned(),
-            reason,
+        let file = self.root.join(relative);
+        let data = read_module(&file)?;
+        let info = modinfo(data.as_slice()).map_err(|source| {
+            module_error(ModuleError::Modinfo {
+                path: file.clone(),
+                source,
+            })
         })?;
         let mut deps = Vec::new();
         for (key, value) in &info {
@@ -169,7 +177,7 @@ impl Tree {
         self.aliases.get_or_init(|| {
             let mut aliases = BTreeMap::new();
             for (name, relative) in &self.files {
-                let Ok(info) = modinfo_of_file(&self.root.join(relative)) else {
+                let Some(info) = modinfo_of_file(&self.root.join(relative)) else {
                     continue;
                 };
                 for (key, value) in info {
@@ -285,54 +293,27 @@ fn read_module(path: &Path) -> Result<Vec<u8>, BuildError> {
 }
 
 /// `.modinfo` of a module file, reading only the ELF headers and that section when the file is
-/// uncompressed.
-fn modinfo_of_file(path: &Path) -> Result<Vec<(String, String)>, String> {
-    if !path.to_string_lossy().ends_with(".ko") {
-        let data = read_module(path).map_err(|e| e.to_string())?;
-        return modinfo(&data);
+/// uncompressed. `None` when the file cannot be read or has no `.modinfo`.
+fn modinfo_of_file(path: &Path) -> Option<Vec<(String, String)>> {
+    if path.to_string_lossy().ends_with(".ko") {
+        let cache = ReadCache::new(File::open(path).ok()?);
+        modinfo(&cache).ok()
+    } else {
+        modinfo(read_module(path).ok()?.as_slice()).ok()
     }
-    let mut file = File::open(path).map_err(|e| e.to_string())?;
-    let mut read_at = |offset: u64, len: usize| -> Result<Vec<u8>, String> {
-        let mut buf = vec![0u8; len];
-        file.seek(SeekFrom::Start(offset)).map_err(|e| e.to_string())?;
-        file.read_exact(&mut buf).map_err(|e| e.to_string())?;
-        Ok(buf)
-    };
-    let header = read_at(0, 64)?;
-    let elf = Elf::header(&header)?;
-    let sections = read_at(elf.shoff, elf.shentsize * elf.shnum)?;
-    let names = elf.section(&sections, elf.shstrndx)?;
-    let names = read_at(names.0, names.1 as usize)?;
-    for i in 0..elf.shnum {
-        let (offset, size, name) = elf.section_with_name(&sections, i)?;
-        if cstr_at(&names, name) == Some(".modinfo") {
-            return Ok(parse_modinfo(&read_at(offset, size as usize)?));
-        }
-    }
-    Err("no .modinfo section".to_owned())
 }
 
-/// `.modinfo` key/value pairs of a module's ELF bytes.
-fn modinfo(data: &[u8]) -> Result<Vec<(String, String)>, String> {
-    let elf = Elf::header(data)?;
-    let end = elf.shoff as usize + elf.shentsize * elf.shnum;
-    let sections = data
-        .get(elf.shoff as usize..end)
-        .ok_or("section headers past end of file")?;
-    let (names_off, names_size) = elf.section(sections, elf.shstrndx)?;
-    let names = slice(data, names_off, names_size)?;
-    for i in 0..elf.shnum {
-        let (offset, size, name) = elf.section_with_name(sections, i)?;
-        if cstr_at(names, name) == Some(".modinfo") {
-            return Ok(parse_modinfo(slice(data, offset, size)?));
-        }
-    }
-    Err("no .modinfo section".to_owned())
-}
-
-fn slice(data: &[u8], offset: u64, size: u64) -> Result<&[u8], String> {
-    data.get(offset as usize..(offset + size) as usize)
-        .ok_or_else(|| "section past end of file".to_owned())
+/// `.modinfo` key/value pairs of a module's ELF, from its bytes or a file read on demand. Only
+/// the file header, the section headers and their names are parsed (not the symbol tables an
+/// `ElfFile` would read), so looking through every module for an alias stays fast.
+fn modinfo<'data, R: ReadRef<'data>>(elf: R) -> Result<Vec<(String, String)>, ModinfoError> {
+    let header = FileHeader64::<Endianness>::parse(elf)?;
+    let endian = header.endian()?;
+    let sections = header.sections(endian, elf)?;
+    let (_, modinfo) = sections
+        .section_by_name(endian, b".modinfo")
+        .ok_or(ModinfoError::Missing)?;
+    Ok(parse_modinfo(modinfo.data(endian, elf)?))
 }
 
 fn parse_modinfo(section: &[u8]) -> Vec<(String, String)> {
@@ -344,55 +325,6 @@ fn parse_modinfo(section: &[u8]) -> Vec<(String, String)> {
             Some((key.to_owned(), value.to_owned()))
         })
         .collect()
-}
-
-fn cstr_at(table: &[u8], offset: u32) -> Option<&str> {
-    let rest = table.get(offset as usize..)?;
-    let end = rest.iter().position(|&b| b == 0)?;
-    std::str::from_utf8(&rest[..end]).ok()
-}
-
-/// The parts of a little-endian ELF64 header needed to find sections.
-struct Elf {
-    shoff: u64,
-    shentsize: usize,
-    shnum: usize,
-    shstrndx: usize,
-}
-
-impl Elf {
-    fn header(bytes: &[u8]) -> Result<Elf, String> {
-        if bytes.len() < 64 || &bytes[0..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
-            return Err("not a little-endian 64-bit ELF file".to_owned());
-        }
-        let u16_at = |at: usize| usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]));
-        Ok(Elf {
-            shoff: u64::from_le_bytes(bytes[0x28..0x30].try_into().expect("8 bytes")),
-            shentsize: u16_at(0x3a),
-            shnum: u16_at(0x3c),
-            shstrndx: u16_at(0x3e),
-        })
-    }
-
-    /// (offset, size) of section `index`.
-    fn section(&self, headers: &[u8], index: usize) -> Result<(u64, u64), String> {
-        let (offset, size, _) = self.section_with_name(headers, index)?;
-        Ok((offset, size))
-    }
-
-    /// (offset, size, name offset) of section `index`.
-    fn section_with_name(&self, headers: &[u8], index: usize) -> Result<(u64, u64, u32), String> {
-        let h = headers
-            .get(index * self.shentsize..(index + 1) * self.shentsize)
-            .filter(|h| h.len() >= 40)
-            .ok_or_else(|| format!("section header {index} out of range"))?;
-        let u64_at = |at: usize| u64::from_le_bytes(h[at..at + 8].try_into().expect("8 bytes"));
-        Ok((
-            u64_at(24),
-            u64_at(32),
-            u32::from_le_bytes(h[0..4].try_into().expect("4 bytes")),
-        ))
-    }
 }
 
 #[cfg(test)]
@@ -413,23 +345,25 @@ mod tests {
         let names = b"\0.shstrtab\0.modinfo\0";
         let mut data = vec![0u8; 64];
         data[0..4].copy_from_slice(b"\x7fELF");
-        data[4] = 2;
-        data[5] = 1;
+        data[4] = 2; // ELFCLASS64
+        data[5] = 1; // little-endian
+        data[6] = 1; // EV_CURRENT
         let names_at = data.len() as u64;
         data.extend_from_slice(names);
         let modinfo_at = data.len() as u64;
         data.extend_from_slice(modinfo);
         let shoff = data.len() as u64;
-        let mut section = |name: u32, offset: u64, size: u64| {
+        let mut section = |name: u32, kind: u32, offset: u64, size: u64| {
             let mut h = vec![0u8; 64];
             h[0..4].copy_from_slice(&name.to_le_bytes());
+            h[4..8].copy_from_slice(&kind.to_le_bytes());
             h[24..32].copy_from_slice(&offset.to_le_bytes());
             h[32..40].copy_from_slice(&size.to_le_bytes());
             data.extend(h);
         };
-        section(0, 0, 0);
-        section(1, names_at, names.len() as u64);
-        section(11, modinfo_at, modinfo.len() as u64);
+        section(0, 0, 0, 0);
+        section(1, 3, names_at, names.len() as u64); // SHT_STRTAB
+        section(11, 1, modinfo_at, modinfo.len() as u64); // SHT_PROGBITS
         data[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
         data[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
         data[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
@@ -441,7 +375,7 @@ mod tests {
     fn modinfo_pairs_are_read_from_the_section() {
         let elf = elf_with_modinfo(b"license=GPL\0depends=jbd2,mbcache\0softdep=pre: crypto-crc32c\0");
         assert_eq!(
-            modinfo(&elf).unwrap(),
+            modinfo(elf.as_slice()).unwrap(),
             vec![
                 ("license".to_owned(), "GPL".to_owned()),
                 ("depends".to_owned(), "jbd2,mbcache".to_owned()),
@@ -451,8 +385,28 @@ mod tests {
     }
 
     #[test]
+    fn modinfo_is_read_from_a_file_on_demand() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.ko");
+        std::fs::write(&path, elf_with_modinfo(b"alias=crypto-crc32c\0")).unwrap();
+        assert_eq!(
+            modinfo_of_file(&path).unwrap(),
+            [("alias".to_owned(), "crypto-crc32c".to_owned())]
+        );
+    }
+
+    #[test]
     fn non_elf_data_is_rejected() {
-        assert!(modinfo(b"not an elf file at all, but long enough to hold a header......").is_err());
+        let data = b"not an elf file at all, but long enough to hold a header......";
+        assert!(matches!(modinfo(&data[..]), Err(ModinfoError::Elf(_))));
+    }
+
+    #[test]
+    fn elf_without_modinfo_section_is_rejected() {
+        let mut elf = elf_with_modinfo(b"");
+        let at = elf.windows(8).position(|w| w == b".modinfo").unwrap();
+        elf[at + 1] = b'M';
+        assert!(matches!(modinfo(elf.as_slice()), Err(ModinfoError::Missing)));
     }
 
     #[test]

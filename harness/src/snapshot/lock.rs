@@ -1,8 +1,8 @@
 //! An exclusive `flock` on a cache entry's lock file, so that of several processes (nextest runs
 //! each test in its own) only one boots to build the entry while the others wait for it.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::fs::{File, TryLockError};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,8 +23,9 @@ pub struct EntryLock {
 impl EntryLock {
     /// Waits up to `limit` for the lock on `path`, creating the file if needed.
     ///
-    /// Polls a non-blocking `flock` rather than blocking in it: a blocked thread could not be
-    /// given a timeout, and the runtime's one thread must keep serving other scenarios.
+    /// Polls a non-blocking lock ([`File::try_lock`], an `flock` on Linux) rather than blocking
+    /// in it: a blocked thread could not be given a timeout, and the runtime's one thread must
+    /// keep serving other scenarios.
     pub async fn acquire(path: &Path, limit: Duration) -> Result<EntryLock, SnapshotError> {
         let io_err = |source| SnapshotError::Io {
             path: path.to_owned(),
@@ -38,14 +39,11 @@ impl EntryLock {
             .map_err(io_err)?;
         let give_up = Instant::now() + limit;
         loop {
-            // SAFETY: flock on a descriptor this function owns; no memory is passed.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                return Ok(EntryLock { _file: file });
-            }
-            let error = std::io::Error::last_os_error();
-            match error.raw_os_error() {
-                Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
-                _ => return Err(io_err(error)),
+            match file.try_lock() {
+                Ok(()) => return Ok(EntryLock { _file: file }),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(error)) if error.kind() == ErrorKind::Interrupted => {}
+                Err(TryLockError::Error(error)) => return Err(io_err(error)),
             }
             if Instant::now() >= give_up {
                 return Err(SnapshotError::LockTimeout {

@@ -7,6 +7,7 @@
 mod error;
 mod model;
 mod raw;
+mod sdmux;
 
 #[cfg(test)]
 mod tests;
@@ -15,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::{BoardError, BoardErrorKind};
 pub use model::{Board, CharPacing, Power, PowerCommands, DEFAULT_POWER_TIMEOUT, DEFAULT_RECONNECT_TIMEOUT};
+
+pub use sdmux::{SdMux, DEFAULT_DEVICE_TIMEOUT, DEFAULT_SDMUX_TIMEOUT};
 
 use crate::scenario::SourceText;
 use raw::RawBoard;
@@ -110,6 +113,7 @@ impl Board {
             pacing: raw.char_delay.unwrap_or_default(),
             reconnect_timeout: raw.reconnect_timeout.map_or(DEFAULT_RECONNECT_TIMEOUT, |t| t.0),
             power,
+            sdmux: raw.sdmux.map(SdMux::from),
             source: source.to_owned(),
         })
     }

@@ -21,6 +21,7 @@ pub(crate) struct RawBoard {
     pub char_delay: Option<CharPacing>,
     pub reconnect_timeout: Option<PositiveDuration>,
     pub power: Option<RawPower>,
+    pub sdmux: Option<super::sdmux::RawSdMux>,
 }
 
 #[derive(Deserialize)]

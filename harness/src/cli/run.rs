@@ -58,6 +58,12 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     };
 
+    // The card is written before the board is powered on to boot it.
+    if let Some(image) = &args.flash {
+        if let Err(code) = super::flash::flash_before_run(&args, image).await {
+            return code;
+        }
+    }
     let suite = match &args.serial {
         Some(port) => board_suite(&args, port),
         None => qemu_suite(&args).await,
@@ -130,7 +136,7 @@ fn board_suite(args: &RunArgs, port: &Path) -> Result<Suite, SetupError> {
         board.baud
     );
     // U-Boot's menu shows MENU LABELs; the card's own extlinux.conf says which number a LABEL is.
-    let menu_labels = match &args.image {
+    let menu_labels = match args.image.as_ref().or(args.flash.as_ref()) {
         Some(image) => image::check_bootable_image(image)?,
         None => None,
     };

@@ -198,14 +198,12 @@ impl Table {
             image: image.to_owned(),
             error,
         })?;
-        let image_len = file
-            .metadata()
-            .map_err(|error| ImageError::Read {
-                image: image.to_owned(),
-                what: "its size".to_owned(),
-                error,
-            })?
-            .len();
+        // Seeking to the end measures a block device too (its metadata length is 0).
+        let image_len = file.seek(SeekFrom::End(0)).map_err(|error| ImageError::Read {
+            image: image.to_owned(),
+            what: "its size".to_owned(),
+            error,
+        })?;
         let table = read_table(image, &mut file, image_len)?;
         for p in &table.partitions {
             let end = p.byte_range().end;

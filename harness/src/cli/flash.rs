@@ -281,6 +281,12 @@ impl Card {
             card_write::verify(f, &record, p)
         })
         .await?;
+        println!(
+            "flashed: {} bytes to {}, read back and verified (SHA-256 {})",
+            written.bytes,
+            destination.path.display(),
+            hex(&written.sha256)
+        );
         if let (Some(mux), Some(guard)) = (&self.sdmux, back_to_board) {
             guard.disarm();
             println!(
@@ -289,12 +295,6 @@ impl Card {
             );
             sdmux::switch(mux, Side::Dut).await.map_err(Stop::error)?;
         }
-        println!(
-            "flashed: {} bytes to {}, read back and verified (SHA-256 {})",
-            written.bytes,
-            destination.path.display(),
-            hex(&written.sha256)
-        );
         Ok(())
     }
 

@@ -902,3 +902,63 @@ impl Drop for Detach {
         let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
     }
 }
+
+/// `run --serial … --flash IMG`: the card is written through the SD-mux, handed to the board,
+/// and the board is powered on and judged, in one command.
+#[test]
+fn run_with_flash_writes_the_card_then_boots_the_board_and_runs_the_scenarios() {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let bench = r2s_tests::bench::VirtualBench::new(&image);
+    let (system, card) = with_usb_card();
+    let with_board = system.root().join("card-with-board.img");
+    std::fs::rename(&card, &with_board).unwrap();
+    let mux = std::fs::read_to_string(sdmux_profile(&system, true)).unwrap();
+    let mux_table = &mux[mux.find("[sdmux]").unwrap()..];
+    // The bench's power profile, at the fixture's console rate so that inspect passes, with
+    // the SD-mux of the fake system.
+    let profile = bench.dir().join("bench-with-mux.toml");
+    let power = std::fs::read_to_string(bench.profile("10s")).unwrap();
+    std::fs::write(
+        &profile,
+        format!(
+            "{}\n{mux_table}device = {:?}\n",
+            power.replace("baud = 1500000", "baud = 115200"),
+            card.display().to_string()
+        ),
+    )
+    .unwrap();
+    let transcripts = bench.dir().join("transcripts");
+    let boot_to_login = scenario("boot-to-login");
+    let args = [
+        os("run"),
+        os("--serial"),
+        os(bench.device()),
+        os("--board"),
+        os(&profile),
+        os("--flash"),
+        os(&image),
+        os("--yes"),
+        os("--transcripts"),
+        os(&transcripts),
+        os(&boot_to_login),
+    ];
+    let started = Instant::now();
+    let (child, command) = spawn_harness_env(&args, &[("R2S_FLASH_SYSROOT", system.root().as_os_str())]);
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert_eq!(sha256(&with_board), sha256(&image));
+    assert_eq!(
+        std::fs::read_to_string(system.root().join("sdmux.log")).unwrap(),
+        "host\ndut\n"
+    );
+    let flashed = run
+        .stdout
+        .find("flashed: ")
+        .unwrap_or_else(|| panic!("{}", run.explain()));
+    let passed = run
+        .stdout
+        .find("PASS  boot-to-login")
+        .unwrap_or_else(|| panic!("{}", run.explain()));
+    assert!(flashed < passed, "{}", run.explain());
+    assert_eq!(bench.observed().power_log, ["off", "on", "off"]);
+}

@@ -336,3 +336,74 @@ pub fn human_size(bytes: u64) -> String {
         format!("{value:.1} {}", UNITS[unit])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bus_is_read_from_the_sysfs_path() {
+        let bus = |name: &str, path: &str| bus_of(name, Path::new(path));
+        assert_eq!(
+            bus(
+                "sdb",
+                "devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host6/target6:0:0/6:0:0:0/block/sdb"
+            ),
+            Bus::Usb
+        );
+        assert_eq!(
+            bus(
+                "mmcblk0",
+                "devices/platform/fe320000.mmc/mmc_host/mmc0/mmc0:aaaa/block/mmcblk0"
+            ),
+            Bus::Mmc
+        );
+        assert_eq!(
+            bus(
+                "nvme0n1",
+                "devices/pci0000:00/0000:00:1d.0/0000:3d:00.0/nvme/nvme0/nvme0n1"
+            ),
+            Bus::Nvme
+        );
+        assert_eq!(
+            bus(
+                "sda",
+                "devices/pci0000:00/0000:00:17.0/ata1/host0/target0:0:0/0:0:0:0/block/sda"
+            ),
+            Bus::Ata
+        );
+        assert_eq!(bus("loop0", "devices/virtual/block/loop0"), Bus::Virtual);
+        assert_eq!(
+            bus("vda", "devices/pci0000:00/0000:00:02.0/virtio1/block/vda"),
+            Bus::Other
+        );
+    }
+
+    #[test]
+    fn sizes_are_shown_in_binary_units() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(600 << 20), "600.0 MiB");
+        assert_eq!(human_size(256 << 30), "256.0 GiB");
+    }
+
+    #[test]
+    fn a_new_file_outside_dev_is_a_file_to_create_and_one_inside_is_a_missing_card() {
+        let dir = tempfile::tempdir().unwrap();
+        let sysroot = Sysroot::new(PathBuf::from("/"));
+        assert!(matches!(
+            resolve(&dir.path().join("copy.img"), &sysroot),
+            Ok(DeviceKind::File { exists: false })
+        ));
+        assert!(matches!(
+            resolve(Path::new("/dev/r2s-unit-test-no-such-card"), &sysroot),
+            Err(DeviceError::Missing(_))
+        ));
+        assert!(matches!(
+            resolve(dir.path(), &sysroot),
+            Err(DeviceError::NotADisk {
+                kind: "a directory",
+                ..
+            })
+        ));
+    }
+}

@@ -428,6 +428,20 @@ fn a_card_with_a_mounted_partition_is_refused() {
 }
 
 #[test]
+fn a_partition_is_refused_naming_its_disk() {
+    let (system, _card) = with_usb_card();
+    let partition = system.root().join("dev/sdz1");
+    std::fs::write(&partition, b"").unwrap();
+    assert_refused(
+        &flash_on(&system, &partition, &[]),
+        &format!(
+            "{}: is partition sdz1 of sdz: give the whole disk, /dev/sdz",
+            partition.display()
+        ),
+    );
+}
+
+#[test]
 fn the_disk_holding_the_running_root_is_refused() {
     let system = FakeSystem::new();
     let vda = system.root().join("dev/vda");

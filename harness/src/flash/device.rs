@@ -208,16 +208,7 @@ pub fn resolve(path: &Path, sysroot: &Sysroot) -> Result<DeviceKind, DeviceError
         what: link.display().to_string(),
         source,
     })?;
-    let name = file_name(&sys);
-    if sys.join("partition").exists() {
-        let disk = sys.parent().map(file_name).unwrap_or_default();
-        return Err(DeviceError::Partition {
-            path: path.to_owned(),
-            name,
-            disk,
-        });
-    }
-    describe_disk(path, &name, sysroot).map(DeviceKind::Block)
+    describe_disk(path, &file_name(&sys), sysroot).map(DeviceKind::Block)
 }
 
 fn file_name(path: &Path) -> String {
@@ -226,7 +217,8 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// The sysfs facts of disk `name`; `path` is what the user gave, for errors.
+/// The sysfs facts of disk `name`; `path` is what the user gave, for errors. A partition is
+/// refused: an SD image is a whole disk.
 fn describe_disk(path: &Path, name: &str, sysroot: &Sysroot) -> Result<BlockDevice, DeviceError> {
     let read_error = |what: &Path, source| DeviceError::Read {
         path: path.to_owned(),
@@ -236,6 +228,13 @@ fn describe_disk(path: &Path, name: &str, sysroot: &Sysroot) -> Result<BlockDevi
     let dir = sysroot
         .block_dir(name)
         .map_err(|e| read_error(&sysroot.path("sys/class/block").join(name), e))?;
+    if dir.join("partition").exists() {
+        return Err(DeviceError::Partition {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            disk: dir.parent().map(file_name).unwrap_or_default(),
+        });
+    }
     let read = |file: &str| attribute(&dir.join(file)).map_err(|e| read_error(&dir.join(file), e));
     let sectors: u64 = read("size")?.parse().unwrap_or(0);
     let mut partitions = Vec::new();

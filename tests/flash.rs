@@ -976,3 +976,52 @@ fn run_with_flash_writes_the_card_then_boots_the_board_and_runs_the_scenarios() 
     assert!(flashed < passed, "{}", run.explain());
     assert_eq!(bench.observed().power_log, ["off", "on", "off"]);
 }
+
+/// `harness flash ARGS` with stdin a terminal on which `typed` is already waiting.
+fn flash_on_a_terminal(args: &[&OsStr], typed: &[u8]) -> Finished {
+    let dir = temp_dir();
+    let pty = r2s_tests::pty::Pty::open(&dir.path().join("tty")).unwrap();
+    pty.write_all(typed, Duration::from_secs(5)).unwrap();
+    let terminal = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(pty.slave())
+        .unwrap();
+    let started = Instant::now();
+    let child = Command::new(harness_bin())
+        .arg("flash")
+        .args(args)
+        .stdin(terminal)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    finish(child, format!("harness flash {args:?}"), started, LIMIT)
+}
+
+#[test]
+fn on_a_terminal_only_yes_writes() {
+    let dir = temp_dir();
+    let (idbloader, itb) = bootloader_files(dir.path());
+    let card = dir.path().join("card.img");
+    patterned(&card, 20 << 20);
+    let before = sha256(&card);
+    let args = [os("--bootloader"), os(&idbloader), os(&itb), os(&card)];
+    let declined = flash_on_a_terminal(&args, b"y\n");
+    assert_eq!(declined.code(), Some(2), "{}", declined.explain());
+    assert!(
+        declined.stderr.contains(&format!(
+            "Everything there is overwritten. Type yes to write to {}: harness: not written: the write was not confirmed",
+            card.display()
+        )),
+        "{}",
+        declined.explain()
+    );
+    assert!(declined
+        .stdout
+        .contains(&format!("  {}: a regular file of 20.0 MiB", card.display())));
+    assert_eq!(sha256(&card), before);
+    let confirmed = flash_on_a_terminal(&args, b"yes\n");
+    assert_eq!(confirmed.code(), Some(0), "{}", confirmed.explain());
+    assert_ne!(sha256(&card), before);
+}

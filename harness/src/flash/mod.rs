@@ -163,18 +163,40 @@ impl Destination {
                     lines.push("partitions: none".to_owned());
                 } else {
                     lines.push("partitions (all of them are overwritten):".to_owned());
+                    let filesystems = self.filesystems();
                     for p in &disk.partitions {
-                        lines.push(format!(
+                        let line = format!(
                             "  {:<12} from sector {:<10} {}",
                             p.name,
                             p.start,
                             device::human_size(p.size)
-                        ));
+                        );
+                        match filesystems.iter().find(|(start, _)| *start == p.start) {
+                            Some((_, fs)) => lines.push(format!("{line}, {fs}")),
+                            None => lines.push(line),
+                        }
                     }
                 }
                 lines
             }
         }
+    }
+
+    /// The filesystem of each partition the device's own table lists, by first 512-byte
+    /// sector, so that the question names what is about to be lost (`ext4 labelled
+    /// "NIXOS_SD"`). Empty when the table or a superblock cannot be read.
+    fn filesystems(&self) -> Vec<(u64, String)> {
+        let Ok(table) = crate::image::Table::read(&self.path) else {
+            return Vec::new();
+        };
+        table
+            .partitions
+            .iter()
+            .filter_map(|p| {
+                let fs = crate::image::probe_filesystem(&self.path, p).ok()?;
+                Some((p.offset() / 512, fs.to_string()))
+            })
+            .collect()
     }
 
     /// Opens the destination for writing and reading back: a real block device exclusively

@@ -175,12 +175,12 @@ fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Resul
     let menu_labels = image::check_bootable_image(&image).map_err(|e| e.to_string())?;
     let shim = adapt_for_qemu(&image)?;
     let suite = Suite {
-        target: TargetSpec::Qemu {
-            config: QemuConfig::default(),
-            image: image.clone(),
+        target: TargetSpec::qemu(
+            QemuConfig::default(),
+            image.clone(),
             shim,
-            snapshots: Some(SnapshotCache::new(snapshot_cache())),
-        },
+            Some(SnapshotCache::new(snapshot_cache())),
+        ),
         transcripts,
         context: RunContext {
             menu_labels,

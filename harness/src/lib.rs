@@ -1,7 +1,8 @@
 //! Boots NanoPi R2S (RK3328) NixOS disk images under QEMU, or on a real board over a UART, and
 //! judges the serial console against scenario files.
 //!
-//! Data flows one way: image → target → console stream → matcher → scenario runner → report.
+//! Data flows one way: image → target → console stream → matcher → scenario runner → suite
+//! events → reporters.
 
 pub mod adapt;
 pub mod board;

@@ -66,19 +66,14 @@ pub async fn console(args: ConsoleArgs) -> u8 {
 /// A board's console is attached as the board is, with no power switched; QEMU is started.
 async fn open(args: &ConsoleArgs) -> Result<(String, Console, Box<dyn Target>), OpenError> {
     let spec = match &args.serial {
-        Some(port) => TargetSpec::Board {
-            board: load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?,
-            port: port.clone(),
-        },
+        Some(port) => TargetSpec::board(
+            load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?,
+            port,
+        ),
         None => {
             let image = args.image.as_ref().expect("clap requires --serial or --image");
             let shim = adapt_for_qemu(image, r2s_harness::adapt::default_cache_dir()).await?;
-            TargetSpec::Qemu {
-                config: args.qemu.config(),
-                image: image.clone(),
-                shim,
-                snapshots: None,
-            }
+            TargetSpec::qemu(args.qemu.config(), image.clone(), shim, None)
         }
     };
     let mut target = spec.open();

@@ -141,10 +141,7 @@ fn board_suite(args: &RunArgs, port: &Path) -> Result<Suite, SetupError> {
         None => None,
     };
     Ok(Suite {
-        target: TargetSpec::Board {
-            board,
-            port: port.to_owned(),
-        },
+        target: TargetSpec::board(board, port),
         transcripts: args.transcripts.clone(),
         context: RunContext {
             menu_labels,
@@ -181,12 +178,7 @@ async fn qemu_suite(args: &RunArgs) -> Result<Suite, SetupError> {
         )
     });
     Ok(Suite {
-        target: TargetSpec::Qemu {
-            config: args.qemu.config(),
-            image,
-            shim,
-            snapshots,
-        },
+        target: TargetSpec::qemu(args.qemu.config(), image, shim, snapshots),
         transcripts: args.transcripts.clone(),
         context: RunContext {
             menu_labels: labels,

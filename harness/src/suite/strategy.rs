@@ -18,7 +18,7 @@ use crate::runner::{
     self, ConsoleAt, FailReason, Failure, Observer, Origin, RunContext, RunOutput, ScenarioResult, Stage,
     StartReached, Verdict,
 };
-use crate::scenario::{Scenario, Start};
+use crate::scenario::{LoginRecipe, Scenario, Start};
 use crate::snapshot::FailedBoot;
 use crate::target::{Console, PortError, RestoreFailure, RestoreRequest, StartFailure, Target, TargetError};
 
@@ -34,17 +34,32 @@ pub async fn run_one(
 ) -> Result<ScenarioResult, SuiteError> {
     let mut target = suite.target.open();
     let context = suite.target.context(&suite.context);
+    match &scenario.start {
+        Start::Login(recipe) if target.snapshots().is_some() => {
+            from_snapshot(suite, &mut *target, recipe, scenario, &context, observer).await
+        }
+        _ => from_power_on(suite, &mut *target, scenario, &context, observer).await,
+    }
+}
+
+/// A `start = "login"` scenario restored from the target's login snapshot. A restore that
+/// does not reach a shell discards the snapshot and tries once more with a rebuilt one.
+async fn from_snapshot(
+    suite: &Suite,
+    target: &mut dyn Target,
+    recipe: &LoginRecipe,
+    scenario: &Scenario,
+    context: &RunContext,
+    observer: &mut dyn Observer,
+) -> Result<ScenarioResult, SuiteError> {
     let mut earlier_attempt: Option<String> = None;
     loop {
-        let Start::Login(recipe) = &scenario.start else {
-            return from_power_on(suite, &mut *target, scenario, &context, observer).await;
-        };
         let Some(snapshots) = target.snapshots() else {
-            return from_power_on(suite, &mut *target, scenario, &context, observer).await;
+            return from_power_on(suite, target, scenario, context, observer).await;
         };
         let request = RestoreRequest {
             recipe,
-            context: &context,
+            context,
             transcripts: &suite.transcripts,
             boot_timeout: scenario.timeout,
         };
@@ -61,11 +76,11 @@ pub async fn run_one(
         recording.note(&format!("start = \"login\": {}", restored.how));
         let at = ConsoleAt::RestoredShell;
         let out = judge(
-            &mut *target,
+            target,
             restored.console,
             at,
             scenario,
-            &context,
+            context,
             &mut recording,
             observer,
         )

@@ -6,13 +6,16 @@
 //! another program holds is refused before its board is touched. However the run ends, a board
 //! this target powered on is powered off.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
+use super::factory::TargetKind;
 use super::power::{self, OffOnDrop, PowerError};
 use super::{Console, LocalBoxFuture, StartFailure, StartFuture, StartLog, Target, TargetError};
 use crate::board::{Board, Power};
+use crate::runner::RunContext;
 
 /// With `manual = true` power: how long the operator has to power-cycle the board.
 pub const MANUAL_POWER_WAIT: Duration = Duration::from_secs(5 * 60);
@@ -47,6 +50,34 @@ pub enum PortError {
     /// Did not appear within the time it had.
     #[error("{what} did not appear within {}", humantime::format_duration(*.waited))]
     NeverAppeared { what: String, waited: Duration },
+}
+
+/// A board on a console port, before any run: what [`super::TargetSpec::board`] makes.
+#[derive(Debug)]
+pub struct BoardSpec {
+    pub board: Board,
+    /// `--serial` as given.
+    pub port: PathBuf,
+}
+
+impl TargetKind for BoardSpec {
+    fn open(&self) -> Box<dyn Target> {
+        let port = super::factory::console_port(&self.port, &self.board);
+        Box::new(BoardTarget::new(self.board.clone(), port))
+    }
+
+    fn against(&self) -> &Path {
+        &self.port
+    }
+
+    fn context(&self, base: &RunContext) -> RunContext {
+        RunContext {
+            pacing: self.board.pacing,
+            baud: Some(self.board.baud),
+            board_console: Some(format!("{} at {} baud", self.board.console, self.board.baud)),
+            ..base.clone()
+        }
+    }
 }
 
 /// A board on a console port, powered by its profile.

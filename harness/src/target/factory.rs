@@ -1,11 +1,17 @@
 //! The one place targets are made: what the command line and the board profile ask for,
 //! turned into a [`Target`] per run.
+//!
+//! A kind of target is a [`TargetKind`]: what is known before any target of it exists (the
+//! image, the board and its port), and how to open one. A new kind is a file that implements
+//! [`Target`] and [`TargetKind`], and a line here that recognises how it is asked for; a new
+//! way to reach a board's console is a [`ConsolePort`] and a line in [`console_port`].
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::board::{BoardTarget, ConsolePort};
-use super::qemu::{QemuConfig, QemuMachine};
+use super::board::{BoardSpec, ConsolePort};
+use super::qemu::{QemuConfig, QemuSpec};
 use super::serial::{SerialConfig, SerialPort};
 use super::tcp::TcpPort;
 use super::Target;
@@ -14,90 +20,86 @@ use crate::board::Board;
 use crate::runner::RunContext;
 use crate::snapshot::SnapshotCache;
 
+/// What a kind of target knows before any target of it exists.
+pub trait TargetKind: fmt::Debug {
+    /// A new target, not started yet.
+    fn open(&self) -> Box<dyn Target>;
+    /// What the scenarios run against, for reports: an image, a console port.
+    fn against(&self) -> &Path;
+    /// `base` with what the target adds (a board's pacing, line rate and kernel console).
+    fn context(&self, base: &RunContext) -> RunContext {
+        base.clone()
+    }
+    /// Whether `start = "login"` scenarios can run side by side, each on a target of its own,
+    /// rather than one after another on the one target.
+    fn side_by_side(&self) -> bool {
+        false
+    }
+    /// Whether `start = "login"` scenarios start from a snapshot.
+    fn has_snapshots(&self) -> bool {
+        false
+    }
+}
+
 /// What to run scenarios on. Cheap to clone; [`TargetSpec::open`] makes a fresh target for
 /// each run.
 #[derive(Debug, Clone)]
-pub enum TargetSpec {
-    /// QEMU booting a disk image.
-    Qemu {
-        config: QemuConfig,
-        /// The raw image; never written.
-        image: PathBuf,
-        /// The disk U-Boot boots from when the image was adapted for QEMU (see [`crate::adapt`]).
-        shim: Option<Arc<Shim>>,
-        /// Where `start = "login"` scenarios find their snapshot; `None` boots each of them cold.
-        snapshots: Option<SnapshotCache>,
-    },
-    /// A real board on a console port, powered as its profile says.
-    Board {
-        board: Board,
-        /// `--serial`: a device path, or `tcp://HOST:PORT` of a serial server.
-        port: PathBuf,
-    },
-}
+pub struct TargetSpec(Arc<dyn TargetKind>);
 
 impl TargetSpec {
+    /// QEMU booting `image` (raw; never written), through the adaptation `shim` if the image
+    /// needs one; with `snapshots`, `start = "login"` scenarios start from a login snapshot.
+    pub fn qemu(
+        config: QemuConfig,
+        image: PathBuf,
+        shim: Option<Arc<Shim>>,
+        snapshots: Option<SnapshotCache>,
+    ) -> TargetSpec {
+        TargetSpec(Arc::new(QemuSpec {
+            config,
+            image,
+            shim,
+            snapshots,
+        }))
+    }
+
+    /// A real board on `port` (`--serial`: a device, or `tcp://HOST:PORT` of a serial
+    /// server), powered as its profile says.
+    pub fn board(board: Board, port: &Path) -> TargetSpec {
+        TargetSpec(Arc::new(BoardSpec {
+            port: port.to_owned(),
+            board,
+        }))
+    }
+
     /// A new target as this spec says, not started yet.
     pub fn open(&self) -> Box<dyn Target> {
-        match self {
-            TargetSpec::Qemu {
-                config,
-                image,
-                shim,
-                snapshots,
-            } => Box::new(QemuMachine::new(
-                config.clone(),
-                image.clone(),
-                shim.clone(),
-                snapshots.clone(),
-            )),
-            TargetSpec::Board { board, port } => {
-                Box::new(BoardTarget::new(board.clone(), console_port(port, board)))
-            }
-        }
+        self.0.open()
     }
 
     /// What the scenarios run against, for reports: the image, or the board's console port.
     pub fn against(&self) -> &Path {
-        match self {
-            TargetSpec::Qemu { image, .. } => image,
-            TargetSpec::Board { port, .. } => port,
-        }
+        self.0.against()
     }
 
     /// `base` with what the target adds: a board's pacing, line rate and kernel console.
     pub fn context(&self, base: &RunContext) -> RunContext {
-        match self {
-            TargetSpec::Qemu { .. } => base.clone(),
-            TargetSpec::Board { board, .. } => RunContext {
-                pacing: board.pacing,
-                baud: Some(board.baud),
-                board_console: Some(format!("{} at {} baud", board.console, board.baud)),
-                ..base.clone()
-            },
-        }
+        self.0.context(base)
     }
 
-    /// Whether `start = "login"` scenarios can run side by side, each on a target of its own
-    /// (QEMU), rather than one after another on the one board.
+    /// Whether `start = "login"` scenarios run side by side (QEMU) rather than in turn.
     pub fn parallel_login_starts(&self) -> bool {
-        matches!(self, TargetSpec::Qemu { .. })
+        self.0.side_by_side()
     }
 
     /// Whether `start = "login"` scenarios start from a snapshot.
     pub fn has_snapshots(&self) -> bool {
-        matches!(
-            self,
-            TargetSpec::Qemu {
-                snapshots: Some(_),
-                ..
-            }
-        )
+        self.0.has_snapshots()
     }
 }
 
 /// The console port `--serial` names: a serial server's `tcp://HOST:PORT`, else a device.
-fn console_port(name: &Path, board: &Board) -> Box<dyn ConsolePort> {
+pub fn console_port(name: &Path, board: &Board) -> Box<dyn ConsolePort> {
     if let Some(tcp) = name.to_str().and_then(TcpPort::parse) {
         return Box::new(tcp);
     }

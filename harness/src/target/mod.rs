@@ -10,7 +10,9 @@
 //! into.
 //!
 //! [`TargetSpec`] is the one factory: the CLI and the board profile say what to open, and
-//! `harness run`, `harness console` and the snapshot priming boot all open targets through it.
+//! `harness run` and `harness console` open every target through it; a kind of target is a
+//! [`TargetKind`] behind it. The snapshot priming boot starts its QEMU through the same
+//! [`Target`] interface.
 //! Scenarios never know which target they run on; the runner sees only a [`Console`].
 
 pub mod board;
@@ -35,10 +37,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::runner::RunContext;
 use crate::scenario::LoginRecipe;
 
-pub use board::{BoardTarget, ConsolePort, PortError};
-pub use factory::TargetSpec;
+pub use board::{BoardSpec, BoardTarget, ConsolePort, PortError};
+pub use factory::{TargetKind, TargetSpec};
 pub use notices::ConsoleNotices;
-pub use qemu::{QemuConfig, QemuMachine, QemuTarget};
+pub use qemu::{QemuConfig, QemuMachine, QemuSpec, QemuTarget};
 pub use serial::{SerialConfig, SerialError, SerialTarget};
 
 /// A future a target returns: targets hold processes and ports bound to the thread that

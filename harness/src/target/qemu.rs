@@ -15,6 +15,7 @@ use tempfile::TempDir;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
+use super::factory::TargetKind;
 use super::{
     qemu_img, Console, LocalBoxFuture, RestoreFailure, RestoreRequest, Restored, Snapshots, StartFuture,
     StartLog, Target, TargetError,
@@ -319,6 +320,41 @@ fn private_dir() -> Result<TempDir, QemuError> {
         .prefix("r2s-qemu-")
         .tempdir()
         .map_err(QemuError::TempDir)
+}
+
+/// QEMU booting an image, before any run: what [`super::TargetSpec::qemu`] makes.
+#[derive(Debug)]
+pub struct QemuSpec {
+    pub config: QemuConfig,
+    /// The raw image; never written.
+    pub image: PathBuf,
+    /// The disk U-Boot boots from when the image was adapted for QEMU (see [`crate::adapt`]).
+    pub shim: Option<Arc<Shim>>,
+    /// Where `start = "login"` scenarios find their snapshot; `None` boots each of them cold.
+    pub snapshots: Option<SnapshotCache>,
+}
+
+impl TargetKind for QemuSpec {
+    fn open(&self) -> Box<dyn Target> {
+        Box::new(QemuMachine::new(
+            self.config.clone(),
+            self.image.clone(),
+            self.shim.clone(),
+            self.snapshots.clone(),
+        ))
+    }
+
+    fn against(&self) -> &Path {
+        &self.image
+    }
+
+    fn side_by_side(&self) -> bool {
+        true
+    }
+
+    fn has_snapshots(&self) -> bool {
+        self.snapshots.is_some()
+    }
 }
 
 /// What a [`QemuMachine`] boots.

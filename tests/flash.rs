@@ -926,7 +926,23 @@ fn a_loop_device_is_refused_as_fixed_then_written_when_allowed() {
     let run = flash(&args, &[]);
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     assert!(run.stdout.contains("  bus:    virtual"), "{}", run.explain());
+    // The bootloader alone, on the real block device: its GPT is read through the device
+    // (partitions from sector 32768, clear of the bootloader area).
+    let (idbloader, itb) = bootloader_files(dir.path());
+    let bootloader = flash(
+        &[
+            os("--bootloader"),
+            os(&idbloader),
+            os(&itb),
+            os(&device),
+            os("--yes"),
+            os("--allow-fixed"),
+        ],
+        &[],
+    );
+    assert_eq!(bootloader.code(), Some(0), "{}", bootloader.explain());
     drop(detach);
+    // r2s-first-boot's bootloader regions hold the same bootloader as the default fixture's.
     assert_holds(&backing, &image);
 }
 

@@ -1063,3 +1063,35 @@ fn on_a_terminal_only_yes_writes() {
     assert_eq!(confirmed.code(), Some(0), "{}", confirmed.explain());
     assert_ne!(sha256(&card), before);
 }
+
+#[test]
+fn run_with_flash_needs_an_sd_mux_in_the_board_profile() {
+    let dir = temp_dir();
+    let profile = dir.path().join("no-mux.toml");
+    std::fs::write(
+        &profile,
+        "name = \"no-mux\"\nbaud = 1500000\nconsole = \"ttyS2\"\n",
+    )
+    .unwrap();
+    let run = run_harness(
+        &[
+            os("run"),
+            os("--serial"),
+            os(&dir.path().join("ttyUSB9")),
+            os("--board"),
+            os(&profile),
+            os("--flash"),
+            os(&fixture("r2s-first-boot")),
+            os("--yes"),
+        ],
+        LIMIT,
+    );
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert_eq!(
+        run.stderr.trim_end(),
+        format!(
+            "harness: --flash needs an [sdmux] table in board profile {}: the commands that switch the card to the host and back",
+            profile.display()
+        )
+    );
+}

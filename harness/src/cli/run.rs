@@ -58,12 +58,6 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     };
 
-    // The card is written before the board is powered on to boot it.
-    if let Some(image) = &args.flash {
-        if let Err(code) = super::flash::flash_before_run(&args, image).await {
-            return code;
-        }
-    }
     let suite = match &args.serial {
         Some(port) => board_suite(&args, port),
         None => qemu_suite(&args).await,
@@ -80,6 +74,12 @@ pub async fn run(args: RunArgs) -> u8 {
     if let Some(failure) = scenarios.iter().find_map(|s| runner::unset_password(s, &context)) {
         eprintln!("harness: {}: {}", failure.step_description, failure.reason);
         return EXIT_ERROR;
+    }
+    // The card is written, once everything else checked out, before the board is powered on.
+    if let Some(image) = &args.flash {
+        if let Err(code) = super::flash::flash_before_run(&args, image).await {
+            return code;
+        }
     }
 
     let mut reporters = Reporters::new();

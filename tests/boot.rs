@@ -233,16 +233,7 @@ fn assert_signal_leaves_no_qemu(signal: libc::c_int, expected_code: i32) {
     let pid = child.id();
     // Mid-boot: QEMU is running and U-Boot has printed something.
     let raw = dir.path().join("boot-to-login.raw");
-    let mut qemus = Vec::new();
-    while started.elapsed() < Duration::from_secs(60) {
-        qemus = qemu_children(pid);
-        let printed = std::fs::metadata(&raw).map(|m| m.len() > 0).unwrap_or(false);
-        if !qemus.is_empty() && printed {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!qemus.is_empty(), "QEMU never started under the harness");
+    let qemus = wait_for_qemu_output(pid, &raw, Duration::from_secs(60));
     unsafe { libc::kill(pid as libc::pid_t, signal) };
     let run = finish(child, command, started, Duration::from_secs(30));
     assert_eq!(run.code(), Some(expected_code), "{}", run.explain());

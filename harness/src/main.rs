@@ -2,7 +2,7 @@
 //! before flashing without booting anything (`inspect`).
 //!
 //! Exit codes: 0 all scenarios (checks) passed, 1 any failed, 2 a usage, configuration or image
-//! error, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+//! error, 129 hung up (SIGHUP), 130 interrupted (SIGINT), 143 terminated (SIGTERM).
 
 mod cli;
 
@@ -12,6 +12,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    // Scratch directories of runs that were killed outright (their QEMU overlays, shims) would
+    // otherwise stay in the temporary directory for good.
+    r2s_harness::scratch::sweep_stale();
     // One thread: QEMU is spawned from it, so the child's parent-death signal fires only when
     // the harness process itself dies.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {

@@ -70,10 +70,7 @@ impl VirtualBench {
     /// A bench for `image` (raw), adapted for QEMU as `harness run --image` would. The board is
     /// off and the UART plugged in.
     pub fn new(image: &Path) -> VirtualBench {
-        let dir = tempfile::Builder::new()
-            .prefix("r2s-bench-")
-            .tempdir()
-            .expect("bench dir");
+        let dir = r2s_harness::scratch::dir("bench").expect("bench dir");
         let device = dir.path().join("ttyBENCH");
         let socket = dir.path().join("power.sock");
         let shim = adapt::adapt(image)

@@ -49,12 +49,15 @@ pub fn built_bin(name: &str) -> PathBuf {
     bin
 }
 
-/// A fresh private directory for one test.
+/// A fresh private directory for one test, named like the harness's scratch directories
+/// (`r2s-<pid>-test-…`), so one left by an interrupted test run is swept by the next run; this
+/// process sweeps those first.
 pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("r2s-test-")
-        .tempdir()
-        .expect("temp dir")
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(|| {
+        r2s_harness::scratch::sweep_stale();
+    });
+    r2s_harness::scratch::dir("test").expect("temp dir")
 }
 
 /// What a finished harness run left behind.
@@ -203,6 +206,23 @@ pub fn sha256(path: &Path) -> String {
         hasher.update(&buf[..n]);
     }
     format!("{:x}", hasher.finalize())
+}
+
+/// Waits (up to `limit`) until the harness `pid` runs QEMU and the console has printed into
+/// `raw`: mid-boot. Returns the QEMU children; panics if QEMU never started.
+pub fn wait_for_qemu_output(pid: u32, raw: &Path, limit: Duration) -> Vec<u32> {
+    let started = Instant::now();
+    let mut qemus = Vec::new();
+    while started.elapsed() < limit {
+        qemus = qemu_children(pid);
+        let printed = std::fs::metadata(raw).map(|m| m.len() > 0).unwrap_or(false);
+        if !qemus.is_empty() && printed {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!qemus.is_empty(), "QEMU never started under the harness");
+    qemus
 }
 
 /// Process ids of the QEMU children of `parent`.

@@ -90,7 +90,7 @@ impl ShimCache {
     /// same filesystem, else a copy; `built` stays) and returns its cached path. Errors leave the
     /// cache as it was.
     pub fn put(&self, key: &str, built: &Path) -> io::Result<PathBuf> {
-        fs::create_dir_all(&self.dir)?;
+        crate::private::create_dir_all(&self.dir)?;
         let staging = tempfile::Builder::new().prefix(".new-").tempdir_in(&self.dir)?;
         let disk = staging.path().join(DISK);
         if fs::hard_link(built, &disk).is_err() {

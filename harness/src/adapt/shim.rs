@@ -83,13 +83,10 @@ pub fn shows(found: &Found, adapted: &Config) -> String {
 
 /// Builds the shim for `found` (the image's extlinux.conf) showing `adapted` to U-Boot.
 pub fn build(image: &Path, found: &Found, adapted: &Config) -> Result<Shim, ShimError> {
-    let dir = tempfile::Builder::new()
-        .prefix("r2s-shim-")
-        .tempdir()
-        .map_err(|source| ShimError::Io {
-            path: std::env::temp_dir(),
-            source,
-        })?;
+    let dir = crate::scratch::dir("shim").map_err(|source| ShimError::Io {
+        path: std::env::temp_dir(),
+        source,
+    })?;
     let tree = dir.path().join("tree");
     let io_err = |path: &Path| {
         let path = path.to_owned();

@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use r2s_harness::board::{self, BoardError};
-use r2s_harness::console::Transcript;
+use r2s_harness::console::{PromptedSecrets, Transcript};
 use r2s_harness::target::{Console, NoLog, StartFailure, Target, TargetError, TargetSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -107,14 +107,14 @@ async fn attach(mut console: Console, mut transcript: Transcript) -> std::io::Re
     let mut keys = stdin_keys();
     let mut stdout = std::io::stdout();
     let mut buf = vec![0u8; 16 * 1024];
-    let mut secrets = PasswordRedactor::default();
+    let mut secrets = PromptedSecrets::new();
     let why = loop {
         tokio::select! {
             read = console.reader.read(&mut buf) => match read {
                 Ok(0) => break "the console closed",
                 Ok(n) => {
-                    secrets.saw_output(&buf[..n]);
-                    let _ = transcript.output(start.elapsed(), &buf[..n]);
+                    let recorded = secrets.output(&buf[..n]);
+                    let _ = transcript.output(start.elapsed(), &recorded);
                     // A terminal that cannot keep up blocks us briefly; the serial reader
                     // thread keeps draining the UART meanwhile.
                     let _ = stdout.write_all(&buf[..n]).and_then(|()| stdout.flush());
@@ -129,7 +129,9 @@ async fn attach(mut console: Console, mut transcript: Transcript) -> std::io::Re
                         None => (&bytes[..], false),
                     };
                     if !typed.is_empty() {
-                        let _ = transcript.input(start.elapsed(), &secrets.shown(typed));
+                        let (shown, released) = secrets.input(typed);
+                        let _ = transcript.input(start.elapsed(), &shown);
+                        let _ = transcript.output(start.elapsed(), &released);
                         console.writer.write_all(typed).await?;
                         console.writer.flush().await?;
                     }
@@ -144,57 +146,9 @@ async fn attach(mut console: Console, mut transcript: Transcript) -> std::io::Re
             eprint!("\r\n[harness: {text}]\r\n");
         }
     };
+    let _ = transcript.output(start.elapsed(), &secrets.flush());
     transcript.finish()?;
     Ok(why)
-}
-
-/// Keeps what is typed at a password prompt out of the transcript: after the console prints a
-/// line that mentions a password and ends in `:` (`Password:`, `[sudo] password for ivy:`),
-/// the keys up to Enter are logged as `[redacted]`.
-#[derive(Debug, Default)]
-struct PasswordRedactor {
-    /// The end of the console's last line, lower-cased.
-    tail: Vec<u8>,
-    /// Keys are being typed at a password prompt.
-    hiding: bool,
-}
-
-impl PasswordRedactor {
-    /// How much of the last line is kept: enough for any password prompt.
-    const TAIL: usize = 64;
-
-    fn saw_output(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            if b == b'\n' {
-                self.tail.clear();
-            } else {
-                self.tail.push(b.to_ascii_lowercase());
-            }
-        }
-        if self.tail.len() > Self::TAIL {
-            self.tail.drain(..self.tail.len() - Self::TAIL);
-        }
-        let line = self.tail.trim_ascii_end();
-        if line.ends_with(b":") && line.windows(8).any(|w| w == b"password") {
-            self.hiding = true;
-        }
-    }
-
-    /// What the transcript shows for `typed`.
-    fn shown(&mut self, typed: &[u8]) -> Vec<u8> {
-        let mut shown = Vec::with_capacity(typed.len());
-        for &b in typed {
-            if !self.hiding {
-                shown.push(b);
-            } else if b == b'\r' || b == b'\n' {
-                shown.extend_from_slice(b"[redacted]");
-                shown.push(b);
-                self.hiding = false;
-                self.tail.clear();
-            }
-        }
-        shown
-    }
 }
 
 /// Keys as they are typed. A plain thread reads stdin: a blocking read cannot be cancelled, and
@@ -253,31 +207,5 @@ impl Drop for RawTerminal {
                 libc::tcsetattr(std::io::stdin().as_raw_fd(), libc::TCSANOW, saved);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::PasswordRedactor;
-
-    #[test]
-    fn keys_typed_at_a_password_prompt_are_redacted_up_to_enter() {
-        let mut r = PasswordRedactor::default();
-        r.saw_output(b"ivy login: ");
-        assert_eq!(r.shown(b"root\r"), b"root\r");
-        r.saw_output(b"\r\nPassword: ");
-        assert_eq!(r.shown(b"hun"), b"");
-        assert_eq!(r.shown(b"ter2\rls\r"), b"[redacted]\rls\r");
-        r.saw_output(b"\r\n[root@ivy:~]# ");
-        assert_eq!(r.shown(b"echo password:\r"), b"echo password:\r");
-    }
-
-    #[test]
-    fn sudo_style_prompts_are_recognised_too() {
-        let mut r = PasswordRedactor::default();
-        r.saw_output(b"[sudo] password for ivy: ");
-        assert_eq!(r.shown(b"x\r"), b"[redacted]\r");
-        r.saw_output(b"\r\nEnter Password:  ");
-        assert_eq!(r.shown(b"secret\n"), b"[redacted]\n");
     }
 }

@@ -242,6 +242,30 @@ pub struct RunArgs {
     /// With --flash: write without asking (required when stdin is not a terminal).
     #[arg(long, requires = "flash")]
     pub yes: bool,
+    /// The most each transcript file of a scenario holds, e.g. 256MiB, 64KiB or a byte count:
+    /// `.raw` keeps its first bytes, `.log` its head and tail, `.cast` its first events.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub transcript_limit: u64,
+}
+
+/// A size in bytes: a number, optionally followed by KiB, MiB or GiB.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, ""), |at| text.split_at(at));
+    let scale: u64 = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(format!("unknown unit {unit:?}; use KiB, MiB or GiB")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&n| n >= 1024)
+        .ok_or_else(|| format!("{text:?} is not a size of at least 1024 bytes"))
 }
 
 /// Runs the command; returns the process exit code.
@@ -251,5 +275,22 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Console(args) => console::console(args).await,
         Command::Inspect(args) => inspect::inspect(args),
         Command::Flash(args) => flash::flash(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_units_and_refuse_tiny_or_unknown_ones() {
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("10").is_err());
+        assert!(parse_size("5MB").unwrap_err().contains("unknown unit \"MB\""));
+        assert!(parse_size("99999999999999GiB").is_err());
+        assert!(parse_size("MiB").is_err());
     }
 }

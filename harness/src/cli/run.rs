@@ -33,6 +33,7 @@ pub enum SetupError {
 }
 
 pub async fn run(args: RunArgs) -> u8 {
+    r2s_harness::console::transcript::set_default_limit(args.transcript_limit);
     let paths = if args.scenarios.is_empty() {
         vec![suite::shipped_scenarios()]
     } else {

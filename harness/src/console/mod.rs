@@ -5,9 +5,11 @@ mod byte_stats;
 pub mod matcher;
 pub mod pattern;
 mod pattern_set;
+pub mod redact;
 pub mod transcript;
 
 pub use byte_stats::ByteStats;
 pub use matcher::{BufferSizes, Event, Expected, Matcher};
 pub use pattern::Pattern;
+pub use redact::{PromptedSecrets, Redactor};
 pub use transcript::{Transcript, TranscriptPaths};

@@ -3,10 +3,18 @@
 //!
 //! The caller passes every timestamp (time since the session started), so the files say when
 //! the runner saw something, and tests can write transcripts with made-up times.
+//!
+//! A console can print without end (a flood of random bytes at the wrong baud rate, a program
+//! in a loop): each transcript is bounded by a [limit](Transcript::with_limit). `.raw` keeps the
+//! first `limit` bytes, `.log` its first half-limit of lines and its last lines (up to
+//! [`LOG_TAIL_CAP`]) with a line saying how much was dropped between, and `.cast` its first
+//! `limit` bytes of events and a marker saying the rest was dropped.
 
+use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use memchr::memchr;
@@ -22,6 +30,83 @@ pub const CAST_HEIGHT: u16 = 48;
 /// A console line longer than this is split across several log lines, so a console that never
 /// prints a newline cannot grow the writer's memory.
 pub const LOG_LINE_CAP: usize = 64 * 1024;
+/// The limit of one transcript unless set otherwise: far above any boot's few hundred KiB.
+pub const DEFAULT_LIMIT: u64 = 256 * 1024 * 1024;
+/// The most of a `.log`'s last lines kept in memory for its tail, once the log is over its limit.
+pub const LOG_TAIL_CAP: u64 = 8 * 1024 * 1024;
+
+/// The limit [`Transcript::create`] gives new transcripts; set once from the command line.
+static LIMIT: AtomicU64 = AtomicU64::new(DEFAULT_LIMIT);
+
+/// Sets the limit of transcripts created from now on (`harness run --transcript-limit`).
+pub fn set_default_limit(bytes: u64) {
+    LIMIT.store(bytes, Ordering::Relaxed);
+}
+
+/// The limit transcripts created now get.
+pub fn default_limit() -> u64 {
+    LIMIT.load(Ordering::Relaxed)
+}
+
+/// How much of a bounded file was written and how much dropped.
+#[derive(Debug, Default)]
+struct Budget {
+    limit: u64,
+    written: u64,
+    dropped: u64,
+}
+
+impl Budget {
+    fn new(limit: u64) -> Self {
+        Budget {
+            limit,
+            ..Budget::default()
+        }
+    }
+
+    /// How many of `len` more bytes fit; the rest are counted as dropped.
+    fn take(&mut self, len: usize) -> usize {
+        let fits = (self.limit.saturating_sub(self.written)).min(len as u64);
+        self.written += fits;
+        self.dropped += len as u64 - fits;
+        fits as usize
+    }
+
+    /// Whether all `len` more bytes fit (then they count as written), once nothing was dropped.
+    fn take_whole(&mut self, len: usize) -> bool {
+        if self.dropped > 0 || self.written + len as u64 > self.limit {
+            self.dropped += len as u64;
+            return false;
+        }
+        self.written += len as u64;
+        true
+    }
+}
+
+/// The `.log`'s last lines, once its head is full.
+#[derive(Debug, Default)]
+struct LogTail {
+    lines: VecDeque<Vec<u8>>,
+    bytes: u64,
+    cap: u64,
+    dropped_lines: u64,
+    dropped_bytes: u64,
+}
+
+impl LogTail {
+    fn push(&mut self, line: Vec<u8>) {
+        self.bytes += line.len() as u64;
+        self.lines.push_back(line);
+        while self.bytes > self.cap {
+            let Some(old) = self.lines.pop_front() else {
+                break;
+            };
+            self.bytes -= old.len() as u64;
+            self.dropped_lines += 1;
+            self.dropped_bytes += old.len() as u64;
+        }
+    }
+}
 
 /// Where a transcript's three files are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +143,12 @@ pub struct Transcript {
     /// asciicast events must not go back in time.
     last_cast_time: Duration,
     finished: bool,
+    raw_budget: Budget,
+    cast_budget: Budget,
+    /// Bytes the `.log` may hold before its lines go to the tail.
+    log_head: Budget,
+    /// Set once the `.log`'s head is full.
+    log_tail: Option<LogTail>,
 }
 
 #[derive(Serialize)]
@@ -72,7 +163,20 @@ struct CastHeader<'a> {
 impl Transcript {
     /// Creates (or truncates) `<dir>/<stem>.raw`, `<stem>.log` and `<stem>.cast`, creating `dir`
     /// if needed, and writes the asciicast header with `title` and the current wall-clock time.
+    /// The transcript is bounded by [`default_limit`].
     pub fn create(dir: &Path, stem: &str, title: &str) -> io::Result<Self> {
+        Ok(Self::create_unbounded(dir, stem, title)?.with_limit(default_limit()))
+    }
+
+    /// Bounds this transcript to `limit` bytes per file (see the module documentation).
+    pub fn with_limit(mut self, limit: u64) -> Self {
+        self.raw_budget = Budget::new(limit);
+        self.cast_budget = Budget::new(limit);
+        self.log_head = Budget::new(limit / 2);
+        self
+    }
+
+    fn create_unbounded(dir: &Path, stem: &str, title: &str) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let paths = TranscriptPaths {
             raw: dir.join(format!("{stem}.raw")),
@@ -104,12 +208,27 @@ impl Transcript {
             utf8_carry: Vec::new(),
             last_cast_time: Duration::ZERO,
             finished: false,
+            raw_budget: Budget::new(u64::MAX),
+            cast_budget: Budget::new(u64::MAX),
+            log_head: Budget::new(u64::MAX),
+            log_tail: None,
         })
     }
 
     /// Records console output received at `at`.
     pub fn output(&mut self, at: Duration, bytes: &[u8]) -> io::Result<()> {
-        self.raw.write_all(bytes)?;
+        let was_full = self.raw_budget.dropped > 0;
+        let fits = self.raw_budget.take(bytes.len());
+        self.raw.write_all(&bytes[..fits])?;
+        if fits < bytes.len() && !was_full {
+            // Straight into the file: a note kept for the log's tail could be pushed out of it.
+            writeln!(
+                self.log,
+                "[{}] -- .raw reached its limit of {} bytes; later console bytes are not in it",
+                log_time(at),
+                self.raw_budget.limit
+            )?;
+        }
 
         let mut pending = std::mem::take(&mut self.utf8_carry);
         pending.extend_from_slice(bytes);
@@ -155,7 +274,8 @@ impl Transcript {
     pub fn input(&mut self, at: Duration, shown: &[u8]) -> io::Result<()> {
         self.write_partial_line()?;
         let text = String::from_utf8_lossy(shown);
-        writeln!(self.log, "[{}] >> {}", log_time(at), escape_controls(&text))?;
+        let line = format!("[{}] >> {}\n", log_time(at), escape_controls(&text));
+        self.log_line(line.into_bytes())?;
         self.cast_event(at, "i", &text)
     }
 
@@ -164,7 +284,8 @@ impl Transcript {
     pub fn note(&mut self, at: Duration, text: &str) -> io::Result<()> {
         self.write_partial_line()?;
         for line in text.lines() {
-            writeln!(self.log, "[{}] -- {}", log_time(at), line)?;
+            let line = format!("[{}] -- {}\n", log_time(at), line);
+            self.log_line(line.into_bytes())?;
         }
         self.cast_event(at, "m", text)
     }
@@ -188,6 +309,31 @@ impl Transcript {
             let carry = std::mem::take(&mut self.utf8_carry);
             self.cast_event(self.last_cast_time, "o", &String::from_utf8_lossy(&carry))?;
         }
+        if let Some(tail) = self.log_tail.take() {
+            if tail.dropped_lines > 0 {
+                writeln!(
+                    self.log,
+                    "[{}] -- transcript limit: {} lines ({} bytes) dropped here; the last {} lines follow",
+                    log_time(self.last_cast_time),
+                    tail.dropped_lines,
+                    tail.dropped_bytes,
+                    tail.lines.len()
+                )?;
+            }
+            for line in &tail.lines {
+                self.log.write_all(line)?;
+            }
+        }
+        if self.cast_budget.dropped > 0 {
+            let end = format!(
+                "transcript limit: {} bytes of later events dropped",
+                self.cast_budget.dropped
+            );
+            let event = serde_json::to_vec(&(self.last_cast_time.as_micros() as f64 / 1e6, "m", end))?;
+            self.cast.write_all(&event)?;
+            self.cast.write_all(b"\n")?;
+            self.cast_budget.dropped = 0;
+        }
         self.raw.flush()?;
         self.log.flush()?;
         self.cast.flush()
@@ -201,13 +347,40 @@ impl Transcript {
     }
 
     fn write_line(&mut self) -> io::Result<()> {
-        writeln!(
-            self.log,
-            "[{}] {}",
+        let line = format!(
+            "[{}] {}\n",
             log_time(self.line_started),
             String::from_utf8_lossy(&self.line)
-        )?;
+        );
         self.line.clear();
+        self.log_line(line.into_bytes())
+    }
+
+    /// Writes one finished `.log` line, or keeps it for the tail once the head is full.
+    fn log_line(&mut self, line: Vec<u8>) -> io::Result<()> {
+        if let Some(tail) = &mut self.log_tail {
+            tail.push(line);
+            return Ok(());
+        }
+        if self.log_head.written + line.len() as u64 <= self.log_head.limit {
+            self.log_head.written += line.len() as u64;
+            return self.log.write_all(&line);
+        }
+        // Said at once, so that a run killed before it finishes still explains the cut.
+        writeln!(
+            self.log,
+            "[{}] -- transcript limit: the log keeps its first {} bytes and its last lines (up \
+             to {} bytes), written when the session ends",
+            log_time(self.last_cast_time),
+            self.log_head.written,
+            LOG_TAIL_CAP.min(self.log_head.limit / 2)
+        )?;
+        let mut tail = LogTail {
+            cap: LOG_TAIL_CAP.min(self.log_head.limit / 2),
+            ..LogTail::default()
+        };
+        tail.push(line);
+        self.log_tail = Some(tail);
         Ok(())
     }
 
@@ -230,8 +403,13 @@ impl Transcript {
         self.last_cast_time = at;
         // Microseconds are plenty, and keep the numbers short.
         let seconds = at.as_micros() as f64 / 1e6;
-        serde_json::to_writer(&mut self.cast, &(seconds, kind, data))?;
-        self.cast.write_all(b"\n")
+        let mut event = serde_json::to_vec(&(seconds, kind, data))?;
+        event.push(b'\n');
+        // Whole events only: a cut one would not parse.
+        if !self.cast_budget.take_whole(event.len()) {
+            return Ok(());
+        }
+        self.cast.write_all(&event)
     }
 }
 
@@ -416,6 +594,103 @@ mod tests {
             lengths,
             [LOG_LINE_CAP, LOG_LINE_CAP, 40 * 4096 - 2 * LOG_LINE_CAP]
         );
+    }
+
+    /// Pseudo-random bytes, as a console at the wrong baud rate prints them.
+    fn noise(len: usize, seed: u32) -> Vec<u8> {
+        (0..len as u32)
+            .map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 13) as u8)
+            .collect()
+    }
+
+    fn file_len(path: &Path) -> u64 {
+        fs::metadata(path).unwrap().len()
+    }
+
+    const LIMIT: u64 = 64 * 1024;
+
+    #[test]
+    fn a_flood_of_random_bytes_is_cut_at_the_limit_in_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transcript = Transcript::create(dir.path(), "flood", "flood")
+            .unwrap()
+            .with_limit(LIMIT);
+        let mut sent = Vec::new();
+        for i in 0..256 {
+            let chunk = noise(4096, i);
+            transcript.output(ms(u64::from(i)), &chunk).unwrap();
+            sent.extend_from_slice(&chunk);
+        }
+        let paths = transcript.finish().unwrap();
+        assert_eq!(fs::read(&paths.raw).unwrap(), sent[..LIMIT as usize]);
+        // Each file may pass the limit only by the lines that say what was dropped.
+        assert!(file_len(&paths.log) <= LIMIT + 512, "{}", file_len(&paths.log));
+        assert!(file_len(&paths.cast) <= LIMIT + 512, "{}", file_len(&paths.cast));
+        let log = fs::read_to_string(&paths.log).unwrap();
+        assert!(log.contains("-- .raw reached its limit of 65536 bytes"), "{log}");
+    }
+
+    #[test]
+    fn a_flood_of_short_lines_keeps_the_logs_head_and_tail_and_says_what_it_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transcript = Transcript::create(dir.path(), "lines", "lines")
+            .unwrap()
+            .with_limit(LIMIT);
+        for i in 0..30_000u64 {
+            transcript
+                .output(ms(i), format!("line {i}\r\n").as_bytes())
+                .unwrap();
+        }
+        let paths = transcript.finish().unwrap();
+        let log = fs::read_to_string(&paths.log).unwrap();
+        assert!(log.starts_with("[   0.000] line 0\n"), "{}", &log[..200]);
+        assert!(
+            log.ends_with("[  29.999] line 29999\n"),
+            "{}",
+            &log[log.len() - 200..]
+        );
+        assert!(!log.contains("] line 15000\n"));
+        assert!(
+            log.contains("-- transcript limit: the log keeps its first "),
+            "{log}"
+        );
+        let dropped = log
+            .lines()
+            .find(|l| l.contains("dropped here; the last"))
+            .expect("the cut is marked");
+        let kept = log.lines().filter(|l| l.contains("] line ")).count();
+        let said: usize = dropped
+            .split("transcript limit: ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert_eq!(kept + said, 30_000, "{dropped}");
+        assert!(file_len(&paths.log) <= LIMIT + 512, "{}", file_len(&paths.log));
+    }
+
+    #[test]
+    fn a_cast_over_its_limit_ends_with_whole_events_and_a_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transcript = Transcript::create(dir.path(), "cast", "cast")
+            .unwrap()
+            .with_limit(LIMIT);
+        for i in 0..10_000u64 {
+            transcript.output(ms(i), b"some output\r\n").unwrap();
+        }
+        let (_, _, cast) = written(&transcript.finish().unwrap());
+        let last = cast.last().unwrap();
+        assert_eq!(last[1], "m");
+        assert!(
+            last[2].as_str().unwrap().starts_with("transcript limit: "),
+            "{last}"
+        );
+        assert!(cast.len() > 100 && cast.len() < 10_000);
+    }
+
+    #[test]
+    fn the_default_limit_is_256_mib() {
+        assert_eq!(DEFAULT_LIMIT, 256 * 1024 * 1024);
     }
 
     #[test]

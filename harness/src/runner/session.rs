@@ -10,7 +10,7 @@ use super::outcome::{FailReason, StageTiming};
 use super::watch::{Watch, WatchKind};
 use super::{Observer, Stage};
 use crate::board::CharPacing;
-use crate::console::{ByteStats, Event, Expected, Matcher, Pattern, Transcript};
+use crate::console::{ByteStats, Event, Expected, Matcher, Pattern, Redactor, Transcript};
 use crate::target::Console;
 
 /// After a fatal pattern, keep reading this long so the report shows the whole fatal line and
@@ -56,6 +56,8 @@ pub struct Session<'a> {
     pub board_console: Option<String>,
     pub state: ConsoleState,
     buf: Vec<u8>,
+    /// Cuts typed secrets out of the console bytes before anything records or matches them.
+    redactor: Redactor,
 }
 
 impl<'a> Session<'a> {
@@ -81,6 +83,7 @@ impl<'a> Session<'a> {
             board_console: None,
             state: ConsoleState::Booting,
             buf: vec![0; 16 * 1024],
+            redactor: Redactor::new(),
         }
     }
 
@@ -148,13 +151,25 @@ impl<'a> Session<'a> {
     }
 
     /// Types `bytes` at the console; the transcript shows `shown` instead (secrets redacted).
+    /// Short input: it must be taken within [`WRITE_LIMIT`].
     pub async fn send(&mut self, bytes: &[u8], shown: &[u8]) -> Result<(), FailReason> {
+        self.send_until(bytes, shown, Instant::now() + WRITE_LIMIT).await
+    }
+
+    /// [`Session::send`] for input of any size: the console may take until `deadline` (the
+    /// step's) to take it all.
+    pub async fn send_until(
+        &mut self,
+        bytes: &[u8],
+        shown: &[u8],
+        deadline: Instant,
+    ) -> Result<(), FailReason> {
         let at = self.elapsed();
         self.transcript.input(at, shown).map_err(|e| FailReason::Io {
             detail: format!("transcript: {e}"),
         })?;
         if self.pacing == CharPacing::Delay(Duration::ZERO) {
-            return write_within(self.console, bytes, WRITE_LIMIT).await;
+            return self.write_reading(bytes, deadline).await;
         }
         for byte in bytes {
             write_within(self.console, std::slice::from_ref(byte), WRITE_LIMIT).await?;
@@ -164,6 +179,92 @@ impl<'a> Session<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Types the secret `secret` and Enter. The transcript shows `[redacted]`, and the console's
+    /// echo of the secret, now or later, is cut from every record of the session.
+    pub async fn send_secret(&mut self, secret: &str) -> Result<(), FailReason> {
+        self.redactor.arm(secret.as_bytes());
+        let typed = format!("{secret}\r");
+        self.send(typed.as_bytes(), b"[redacted]\r").await
+    }
+
+    /// Writes the `n` bytes just read into the transcript, less any typed secret (with a note
+    /// where one was cut), and returns what was written: all that may be matched or shown.
+    fn record(&mut self, n: usize, at: Duration) -> std::io::Result<Vec<u8>> {
+        let chunk = self.redactor.filter(&self.buf[..n]);
+        self.transcript.output(at, &chunk)?;
+        if self.redactor.take_redactions() > 0 {
+            self.transcript.note(
+                at,
+                "a typed secret in the console output was replaced by [redacted]",
+            )?;
+        }
+        Ok(chunk)
+    }
+
+    /// Writes `bytes` while reading (and matching) console output, until `deadline`. A console
+    /// that echoes cannot take more input while its echo is not read: QEMU stops the guest
+    /// while the harness does not drain its output, and the guest stops taking input.
+    async fn write_reading(&mut self, bytes: &[u8], deadline: Instant) -> Result<(), FailReason> {
+        enum Step {
+            Read(std::io::Result<usize>),
+            Wrote(std::io::Result<usize>),
+            Late,
+        }
+        let mut written = 0;
+        while written < bytes.len() {
+            let chunk = &bytes[written..bytes.len().min(written + WRITE_CHUNK)];
+            let console = &mut *self.console;
+            let step = tokio::select! {
+                read = console.reader.read(&mut self.buf) => Step::Read(read),
+                wrote = console.writer.write(chunk) => Step::Wrote(wrote),
+                () = tokio::time::sleep_until(deadline) => Step::Late,
+            };
+            match step {
+                Step::Read(Ok(0)) => {
+                    return Err(FailReason::ConsoleClosed {
+                        detail: "end of file".into(),
+                    })
+                }
+                Step::Read(Ok(n)) => {
+                    self.ingest(n).await?;
+                }
+                Step::Read(Err(e)) => return Err(FailReason::ConsoleClosed { detail: e.to_string() }),
+                Step::Wrote(Ok(0)) => {
+                    return Err(FailReason::ConsoleClosed {
+                        detail: "the console takes no more input".into(),
+                    })
+                }
+                Step::Wrote(Ok(n)) => written += n,
+                Step::Wrote(Err(e)) => {
+                    return Err(FailReason::ConsoleClosed {
+                        detail: format!("write failed: {e}"),
+                    })
+                }
+                Step::Late => {
+                    return Err(FailReason::Io {
+                        detail: format!(
+                            "the console took only {written} of the {} bytes sent before the step's time ran out; \
+                             send less, or give the step a longer timeout",
+                            bytes.len()
+                        ),
+                    })
+                }
+            }
+        }
+        let remaining = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        match tokio::time::timeout(remaining, self.console.writer.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(FailReason::ConsoleClosed {
+                detail: format!("write failed: {e}"),
+            }),
+            Err(_) => Err(FailReason::Io {
+                detail: "the console did not take the input before the step's time ran out".into(),
+            }),
+        }
     }
 
     /// Reads until `byte` comes back (a carriage return may come back as a line feed), or
@@ -230,6 +331,9 @@ impl<'a> Session<'a> {
             self.record_notices();
             let n = match read {
                 Err(_) => {
+                    if let Some(hit) = self.release_held().await? {
+                        return Ok(hit);
+                    }
                     self.observer.tick(self.elapsed());
                     if let Some(silent) = self.silent_kernel(KERNEL_SILENCE) {
                         self.matcher.clear_expect();
@@ -262,10 +366,29 @@ impl<'a> Session<'a> {
     async fn ingest(&mut self, n: usize) -> Result<Option<Expected>, FailReason> {
         let at = self.elapsed();
         self.last_output = Some(at);
-        let chunk = self.buf[..n].to_vec();
-        self.transcript.output(at, &chunk).map_err(|e| FailReason::Io {
+        let chunk = self.record(n, at).map_err(|e| FailReason::Io {
             detail: format!("transcript: {e}"),
         })?;
+        self.act_on(chunk, at).await
+    }
+
+    /// After a quiet [`TICK`], releases the bytes the redactor held back as a possible start
+    /// of a secret (a prompt that happens to end like the password must still be seen), and
+    /// acts on them.
+    async fn release_held(&mut self) -> Result<Option<Expected>, FailReason> {
+        let held = self.redactor.flush();
+        if held.is_empty() {
+            return Ok(None);
+        }
+        let at = self.elapsed();
+        self.transcript.output(at, &held).map_err(|e| FailReason::Io {
+            detail: format!("transcript: {e}"),
+        })?;
+        self.act_on(held, at).await
+    }
+
+    /// Feeds recorded console bytes to the matcher and acts on what they match.
+    async fn act_on(&mut self, chunk: Vec<u8>, at: Duration) -> Result<Option<Expected>, FailReason> {
         let mut hit = None;
         for event in self.matcher.feed(&chunk) {
             match event {
@@ -303,8 +426,7 @@ impl<'a> Session<'a> {
                 break;
             }
             let at = self.elapsed();
-            let chunk = self.buf[..n].to_vec();
-            let _ = self.transcript.output(at, &chunk);
+            let chunk = self.record(n, at).unwrap_or_default();
             self.matcher.clear_expect();
             let _ = self.matcher.feed(&chunk);
         }
@@ -359,10 +481,23 @@ impl<'a> Session<'a> {
     }
 }
 
+impl Drop for Session<'_> {
+    /// Records the bytes the redactor still held back: they turned out not to be a secret.
+    fn drop(&mut self) {
+        let held = self.redactor.flush();
+        if !held.is_empty() {
+            let _ = self.transcript.output(self.elapsed(), &held);
+        }
+    }
+}
+
 /// How long one write to the console may take. A UART without flow control never holds a
 /// write back, and a pipe to QEMU drains at once; a write stuck this long (a wedged USB-UART
 /// driver, a QEMU that stopped reading) would otherwise hang the run past every timeout.
 const WRITE_LIMIT: Duration = Duration::from_secs(10);
+
+/// The most written to the console at once, so that its output is read between writes.
+const WRITE_CHUNK: usize = 4096;
 
 async fn write_within(console: &mut Console, bytes: &[u8], limit: Duration) -> Result<(), FailReason> {
     let write = async {

@@ -46,10 +46,10 @@ pub async fn perform(
                 .map_err(failed(pattern.to_string()))?;
             Ok(())
         }
-        Action::Send(bytes) => s.send(bytes, bytes).await.map_err(failed("send")),
+        Action::Send(bytes) => s.send_until(bytes, bytes, deadline).await.map_err(failed("send")),
         Action::SendLine(text) => {
             let line = format!("{text}\r");
-            s.send(line.as_bytes(), line.as_bytes())
+            s.send_until(line.as_bytes(), line.as_bytes(), deadline)
                 .await
                 .map_err(failed("send"))
         }
@@ -190,8 +190,7 @@ async fn login(
         .await
         .map_err(failed(format!("{PASSWORD_PROMPT:?} or a shell prompt")))?;
     if hit.index == 0 {
-        let typed = format!("{}\r", secret.as_deref().unwrap_or(""));
-        s.send(typed.as_bytes(), b"[redacted]\r")
+        s.send_secret(secret.as_deref().unwrap_or(""))
             .await
             .map_err(failed("send"))?;
         hit = s
@@ -240,15 +239,19 @@ async fn run(
         s.state = ConsoleState::Shell;
         s.enter_stage(Stage::Body);
     }
-    // The markers are split in the typed line ('@@R2S-' 'BEGIN-n'), so the shell's echo of the
-    // command never matches them; only the command's own printf does. The command sits in a
-    // group that closes on a line of its own (it may end in a comment or span lines), so the
-    // shell reads, and echoes, every typed line before it runs any: between the markers there
-    // is only what the command printed, never a prompt or an echo.
-    let begin = format!("@@R2S-BEGIN-{seq}");
-    let end = format!("@@R2S-END-{seq}");
+    // Each step's markers carry a fresh random nonce, so nothing the command prints can
+    // predict them. The nonce is typed in two halves the shell joins ('@@R2S-END-<a>' '<b>'),
+    // so the shell's echo of the command line never holds it whole; only the printf does. The
+    // end marker follows a newline of its own and is accepted only at the start of a line. The
+    // command sits in a group that closes on a line of its own (it may end in a comment or span
+    // lines), so the shell reads, and echoes, every typed line before it runs any: between the
+    // markers there is only what the command printed, never a prompt or an echo.
+    let nonce = marker_nonce().map_err(failed(format!("{command:?} to run")))?;
+    let (first, second) = nonce.split_at(nonce.len() / 2);
+    let begin = format!("@@R2S-BEGIN-{seq}-{nonce}");
+    let end = format!("@@R2S-END-{seq}-{nonce}");
     let line = format!(
-        "printf '%s%s\\n' '@@R2S-' 'BEGIN-{seq}'; {{ {command}\n}}; printf '%s%s:%d;\\n' '@@R2S-' 'END-{seq}' \"$?\"\r"
+        "printf '%s%s\\n' '@@R2S-BEGIN-{seq}-{first}' '{second}'; {{ {command}\n}}; printf '\\n%s%s:%d;\\n' '@@R2S-END-{seq}-{first}' '{second}' \"$?\"\r"
     );
     s.discard_retained();
     s.send(line.as_bytes(), line.as_bytes())
@@ -257,18 +260,16 @@ async fn run(
     s.wait_for(&[Pattern::literal(format!("{begin}\n"))], deadline)
         .await
         .map_err(failed(format!("output of {command:?} to begin")))?;
-    let end_re = Pattern::regex(&format!(r"{end}:(\d+);")).expect("valid");
+    let end_re = Pattern::regex(&format!(r"^{end}:(\d+);")).expect("valid");
     let done = s
         .wait_for(&[end_re], deadline)
         .await
         .map_err(failed(format!("{command:?} to finish")))?;
-    let got: i32 = done
-        .matched
-        .rsplit(':')
-        .next()
-        .and_then(|t| t.trim_end_matches(';').parse().ok())
-        .unwrap_or(-1);
-    let output = done.before.strip_suffix('\n').unwrap_or(&done.before);
+    let got = marker_status(&done.matched);
+    // What the command printed runs up to the newline the end marker's printf put before it,
+    // and a final newline of its own is not part of the output.
+    let before = done.before.strip_suffix('\n').unwrap_or(&done.before);
+    let output = before.strip_suffix('\n').unwrap_or(before);
     if got != status {
         return Err(StepFailure {
             expected: format!("exit status {status}"),
@@ -278,6 +279,27 @@ async fn run(
         });
     }
     check_output(output, check)
+}
+
+/// Hex digits of random marker nonce: 128 bits, far beyond guessing within a step.
+const NONCE_BYTES: usize = 16;
+
+/// A fresh random nonce for one step's markers, in hex (so it needs no quoting in the shell).
+fn marker_nonce() -> Result<String, FailReason> {
+    let mut bytes = [0u8; NONCE_BYTES];
+    getrandom::fill(&mut bytes).map_err(|e| FailReason::Setup {
+        detail: format!("no random numbers for the command markers: {e}"),
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The exit status in a matched end marker `…:<status>;`; -1 if it does not parse.
+fn marker_status(matched: &str) -> i32 {
+    matched
+        .rsplit(':')
+        .next()
+        .and_then(|t| t.trim_end_matches(';').parse().ok())
+        .unwrap_or(-1)
 }
 
 fn check_output(output: &str, check: Option<&Regex>) -> StepResult {

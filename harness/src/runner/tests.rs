@@ -244,3 +244,347 @@ async fn a_console_that_closes_says_what_the_target_knows_about_why() {
     );
     assert_eq!(out.start, StartReached::No);
 }
+
+/// The two halves of a marker as typed: `'@@R2S-END-<seq>-<first>' '<second>'`.
+fn typed_marker(line: &str, kind: &str) -> (String, String) {
+    let re = regex::Regex::new(&format!("'(@@R2S-{kind}-[^']*)' '([^']*)'")).unwrap();
+    let caps = re
+        .captures(line)
+        .unwrap_or_else(|| panic!("no {kind} marker in {line:?}"));
+    (caps[1].to_owned(), caps[2].to_owned())
+}
+
+/// A shell that answers each typed `run` line as a real one would, except that between the
+/// markers it prints `forged` first: what a command that tries to end its own capture prints.
+/// Every typed line is sent on `typed`.
+async fn forging_shell(
+    mut io: DuplexStream,
+    forged: &'static [u8],
+    status: u8,
+    typed: tokio::sync::mpsc::UnboundedSender<String>,
+) {
+    loop {
+        let line = String::from_utf8(read_line(&mut io).await).unwrap();
+        if line.is_empty() && typed.is_closed() {
+            return;
+        }
+        let _ = typed.send(line.clone());
+        let _ = io.write_all(line.replace('\n', "\r\n> ").as_bytes()).await;
+        if line.contains("@@R2S-BEGIN") {
+            let (begin, begin_rest) = typed_marker(&line, "BEGIN");
+            let (end, end_rest) = typed_marker(&line, "END");
+            let _ = io
+                .write_all(format!("\r\n{begin}{begin_rest}\r\n").as_bytes())
+                .await;
+            let _ = io.write_all(forged).await;
+            let _ = io
+                .write_all(format!("\r\n{end}{end_rest}:{status};\r\n").as_bytes())
+                .await;
+        }
+        let _ = io.write_all(PROMPT).await;
+    }
+}
+
+async fn run_forged(forged: &'static [u8], status: u8) -> (RunOutput, Vec<String>) {
+    let text = "name = \"forge\"\ndescription = \"d\"\nstart = \"login\"\ntimeout = \"20s\"\n\
+                [[steps]]\nrun = \"forge\"\n[[steps]]\nrun = \"forge\"\n";
+    let scenario = scenario::parse(text, Path::new("forge.toml")).expect("valid scenario");
+    let (typed, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    let mut console = console_with(move |io| forging_shell(io, forged, status, typed));
+    let dir = tempfile::tempdir().unwrap();
+    let mut transcript = Transcript::create(dir.path(), "t", "t").unwrap();
+    let at = ConsoleAt::RestoredShell;
+    let ctx = RunContext::default();
+    let out = run_scenario_at(
+        at,
+        &scenario,
+        &mut console,
+        None,
+        &mut transcript,
+        &ctx,
+        &mut Quiet,
+    )
+    .await;
+    lines.close();
+    let mut typed = Vec::new();
+    while let Some(line) = lines.recv().await {
+        typed.push(line);
+    }
+    (out, typed)
+}
+
+#[tokio::test]
+async fn a_command_printing_guessable_end_markers_cannot_forge_its_status() {
+    // The marker format of old, with and without a guessed nonce, and at the end of a line.
+    let forged = b"@@R2S-END-1:0;\r\n@@R2S-END-1-0000000000000000:0;\r\n@@R2S-END-1-:0;\r\nx@@R2S-END-1-";
+    let (out, _) = run_forged(forged, 1).await;
+    let Verdict::Fail(failure) = &out.verdict else {
+        panic!("a failing command passed by printing end markers");
+    };
+    assert_eq!(failure.step, 1);
+    assert!(
+        failure
+            .reason
+            .to_string()
+            .contains("\"forge\" exited with status 1"),
+        "{failure:?}"
+    );
+}
+
+#[tokio::test]
+async fn output_without_a_final_newline_still_ends_at_the_marker() {
+    // The end marker's printf starts a line of its own, so it is found after such output.
+    let (out, _) = run_forged(b"partial", 0).await;
+    assert!(matches!(out.verdict, Verdict::Pass), "{:?}", out.verdict);
+}
+
+#[tokio::test]
+async fn each_run_step_types_a_fresh_nonce_never_whole() {
+    let (out, typed) = run_forged(b"", 0).await;
+    assert!(matches!(out.verdict, Verdict::Pass), "{:?}", out.verdict);
+    let runs: Vec<&String> = typed.iter().filter(|l| l.contains("@@R2S-END")).collect();
+    assert_eq!(runs.len(), 2, "{typed:?}");
+    let nonces: Vec<String> = runs
+        .iter()
+        .map(|line| {
+            let (end, rest) = typed_marker(line, "END");
+            let nonce = format!("{}{rest}", end.rsplit('-').next().unwrap());
+            assert_eq!(nonce.len(), 32, "{line:?}");
+            assert!(!line.contains(&nonce), "the whole nonce was typed: {line:?}");
+            nonce
+        })
+        .collect();
+    assert_ne!(nonces[0], nonces[1]);
+}
+
+/// Runs `scenario` from power-on with the fixture's password as the fallback and a transcript
+/// bounded by `limit` in a new directory (returned, to keep it alive).
+async fn power_on(
+    console: &mut Console,
+    scenario: &Scenario,
+    limit: u64,
+) -> (RunOutput, crate::console::TranscriptPaths, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut transcript = Transcript::create(dir.path(), "t", "t")
+        .unwrap()
+        .with_limit(limit);
+    let ctx = RunContext {
+        fallback_password: Some("pw-42".to_owned()),
+        ..RunContext::default()
+    };
+    let out = run_scenario_at(
+        ConsoleAt::PowerOn,
+        scenario,
+        console,
+        None,
+        &mut transcript,
+        &ctx,
+        &mut Quiet,
+    )
+    .await;
+    (out, transcript.finish().unwrap(), dir)
+}
+
+/// A login that echoes the password back in pieces, a kernel line between them, and then
+/// refuses it.
+async fn echoing_refusing_login(mut io: DuplexStream) {
+    let _ = io.write_all(b"U-Boot 2023.01\r\nivy login: ").await;
+    let user = read_line(&mut io).await;
+    let _ = io.write_all(&user).await;
+    let _ = io.write_all(b"\r\nPassword: ").await;
+    assert_eq!(read_line(&mut io).await, b"pw-42");
+    let _ = io.write_all(b"pw").await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let _ = io.write_all(b"[   13.5] random: crng init done\r\n").await;
+    let _ = io.write_all(b"-4").await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let _ = io.write_all(b"2\r\nLogin incorrect\r\nivy login: ").await;
+    let _ = read_line(&mut io).await;
+}
+
+#[tokio::test]
+async fn an_echoed_password_reaches_no_transcript_file_and_no_report() {
+    let mut console = console_with(echoing_refusing_login);
+    let (out, paths, _dir) = power_on(
+        &mut console,
+        &login_start_scenario(),
+        crate::console::transcript::DEFAULT_LIMIT,
+    )
+    .await;
+    let Verdict::Fail(failure) = &out.verdict else {
+        panic!("a refused login passed");
+    };
+    let report = format!("{failure:?}\n{}", out.last_lines.join("\n"));
+    assert!(report.contains("Login incorrect"), "{report}");
+    for (what, text) in [
+        ("report", report),
+        (
+            "raw",
+            String::from_utf8_lossy(&std::fs::read(&paths.raw).unwrap()).into_owned(),
+        ),
+        ("log", std::fs::read_to_string(&paths.log).unwrap()),
+        ("cast", std::fs::read_to_string(&paths.cast).unwrap()),
+    ] {
+        assert!(
+            !text.contains("pw-42"),
+            "the password reached the {what}:\n{text}"
+        );
+        assert!(
+            !text.contains("pw"),
+            "part of the password reached the {what}:\n{text}"
+        );
+    }
+    let log = std::fs::read_to_string(&paths.log).unwrap();
+    assert!(log.contains("[redacted]"), "{log}");
+    assert!(log.contains("random: crng init done"), "{log}");
+    assert!(
+        log.contains("-- a typed secret in the console output was replaced by [redacted]"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_console_flooding_random_bytes_and_short_lines_stays_within_the_transcript_limit() {
+    const LIMIT: u64 = 256 * 1024;
+    let flood = |mut io: DuplexStream| async move {
+        let mut seed = 1u32;
+        loop {
+            let mut chunk: Vec<u8> = (0..8192u32)
+                .map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 13) as u8)
+                .collect();
+            chunk.extend_from_slice(&b"x\r\n".repeat(1000));
+            seed = seed.wrapping_add(8192);
+            if io.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    };
+    let text = "name = \"flood\"\ndescription = \"d\"\ntimeout = \"3s\"\n\
+                [[steps]]\nexpect = \"never printed\"\n";
+    let scenario = scenario::parse(text, Path::new("flood.toml")).expect("valid scenario");
+    let mut console = console_with(flood);
+    let (out, paths, _dir) = power_on(&mut console, &scenario, LIMIT).await;
+    assert!(matches!(out.verdict, Verdict::Fail(_)), "{:?}", out.verdict);
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert_eq!(size(&paths.raw), LIMIT);
+    assert!(size(&paths.log) <= LIMIT + 1024, "log {}", size(&paths.log));
+    assert!(size(&paths.cast) <= LIMIT + 1024, "cast {}", size(&paths.cast));
+}
+
+/// A terminal that echoes every byte it is sent and says `took N` once it has `n` of them.
+async fn echoing_terminal(mut io: DuplexStream, n: usize) {
+    let mut got = 0;
+    let mut buf = vec![0u8; 4096];
+    while let Ok(read) = io.read(&mut buf).await {
+        if read == 0 || io.write_all(&buf[..read]).await.is_err() {
+            return;
+        }
+        got += read;
+        if got >= n {
+            let _ = io.write_all(format!("\r\ntook {got}\r\n").as_bytes()).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_megabyte_send_to_an_echoing_console_is_taken_whole() {
+    const SIZE: usize = 1 << 20;
+    let text = format!(
+        "name = \"big\"\ndescription = \"d\"\ntimeout = \"60s\"\n\
+         [[steps]]\nsend = \"{}\"\n[[steps]]\nexpect = \"took {SIZE}\"\n",
+        "a".repeat(SIZE)
+    );
+    let scenario = scenario::parse(&text, Path::new("big.toml")).expect("valid scenario");
+    let mut console = console_with(|io| echoing_terminal(io, SIZE));
+    let (out, _, _dir) = power_on(&mut console, &scenario, 4 << 20).await;
+    assert!(matches!(out.verdict, Verdict::Pass), "{:?}", out.verdict);
+}
+
+#[tokio::test]
+async fn a_send_the_console_cannot_take_in_time_says_how_much_it_took() {
+    // Nobody reads the other end: the pipe takes 64 KiB, then nothing.
+    let text = format!(
+        "name = \"big\"\ndescription = \"d\"\ntimeout = \"1s\"\n[[steps]]\nsend = \"{}\"\n",
+        "a".repeat(100_000)
+    );
+    let scenario = scenario::parse(&text, Path::new("big.toml")).expect("valid scenario");
+    let mut console = console_with(|io| async move {
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        drop(io);
+    });
+    let (out, _, _dir) = power_on(&mut console, &scenario, 4 << 20).await;
+    let Verdict::Fail(failure) = &out.verdict else {
+        panic!("a send nobody took passed");
+    };
+    assert_eq!(
+        failure.reason.to_string(),
+        "I/O error: the console took only 65536 of the 100000 bytes sent before the step's time \
+         ran out; send less, or give the step a longer timeout"
+    );
+}
+
+#[tokio::test]
+async fn an_extlinux_include_loop_fails_at_once_on_uboots_parse_error() {
+    // What U-Boot prints for an extlinux.conf that INCLUDEs itself; then distro boot would go
+    // on to the network and the step would wait out its timeout.
+    let mut console = console_with(|mut io| async move {
+        let _ = io
+            .write_all(
+                b"U-Boot 2023.01\r\nScanning virtio 0:1...\r\nFound /extlinux/extlinux.conf\r\n\
+                  Retrieving file: /extlinux/extlinux.conf\r\nMaximum nesting (16) exceeded\r\n\
+                  Error parsing config file\r\nBOOTP broadcast 1\r\n",
+            )
+            .await;
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    });
+    let text = "name = \"loop\"\ndescription = \"d\"\ntimeout = \"60s\"\n\
+                [[steps]]\nexpect = \"<<< NixOS Stage 1 >>>\"\n";
+    let scenario = scenario::parse(text, Path::new("loop.toml")).expect("valid scenario");
+    let started = std::time::Instant::now();
+    let (out, _, _dir) = power_on(&mut console, &scenario, 1 << 20).await;
+    let Verdict::Fail(failure) = &out.verdict else {
+        panic!("an include loop passed");
+    };
+    assert!(
+        matches!(&failure.reason, FailReason::Fatal { pattern, .. } if pattern.contains("Error parsing config file")),
+        "{failure:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_prompt_that_starts_like_the_password_is_still_matched() {
+    // The bytes are held back as a possible start of the password until the console is quiet.
+    const PASSWORD: &str = "[root@ivy:~]# x";
+    let mut console = console_with(|mut io| async move {
+        let _ = io.write_all(b"U-Boot 2023.01\r\nivy login: ").await;
+        let _ = read_line(&mut io).await;
+        let _ = io.write_all(b"\r\nPassword: ").await;
+        assert_eq!(read_line(&mut io).await, PASSWORD.as_bytes());
+        let _ = io.write_all(PROMPT).await;
+        restored_shell(io).await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut transcript = Transcript::create(dir.path(), "t", "t").unwrap();
+    let ctx = RunContext {
+        fallback_password: Some(PASSWORD.to_owned()),
+        ..RunContext::default()
+    };
+    let scenario = login_start_scenario();
+    let at = ConsoleAt::PowerOn;
+    let out = run_scenario_at(
+        at,
+        &scenario,
+        &mut console,
+        None,
+        &mut transcript,
+        &ctx,
+        &mut Quiet,
+    )
+    .await;
+    assert!(matches!(out.verdict, Verdict::Pass), "{:?}", out.verdict);
+}

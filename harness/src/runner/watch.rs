@@ -40,6 +40,9 @@ pub fn builtin_fatal() -> Vec<Watch> {
     vec![
         regex(Fatal, r"Skipping \S+ for failure retrieving"),
         literal(Fatal, "SCRIPT FAILED"),
+        // sysboot could not parse extlinux.conf (a syntax it rejects, an INCLUDE loop past
+        // "Maximum nesting"); distro boot then tries the network, which a board never answers.
+        literal(Fatal, "Error parsing config file"),
         literal(Fatal, "Bad Linux ARM64 Image magic!"),
         literal(Fatal, "Wrong Ramdisk Image Format"),
         literal(Fatal, "### ERROR ### Please RESET the board ###"),

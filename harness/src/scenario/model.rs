@@ -184,14 +184,24 @@ impl Step {
     pub fn describe(&self) -> String {
         match &self.action {
             Action::Expect(pattern) => format!("expect {pattern}"),
-            Action::Send(bytes) => format!("send {:?}", String::from_utf8_lossy(bytes)),
-            Action::SendLine(text) => format!("send_line {text:?}"),
+            Action::Send(bytes) => format!("send {}", quoted_head(&String::from_utf8_lossy(bytes))),
+            Action::SendLine(text) => format!("send_line {}", quoted_head(text)),
             Action::InterruptAutoboot => "interrupt_autoboot".to_owned(),
             Action::Uboot { command, .. } => format!("uboot {command:?}"),
             Action::Menu(MenuChoice::Label(label)) => format!("menu {label}"),
             Action::Menu(MenuChoice::Number(number)) => format!("menu {number}"),
             Action::Login { user, .. } => format!("login {user}"),
-            Action::Run { command, .. } => format!("run {command:?}"),
+            Action::Run { command, .. } => format!("run {}", quoted_head(command)),
         }
+    }
+}
+
+/// `text` quoted, or, when long, its first characters quoted and its size: a step's line in a
+/// report or log stays one readable line even for a megabyte of input.
+fn quoted_head(text: &str) -> String {
+    const SHOWN: usize = 200;
+    match text.char_indices().nth(SHOWN) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
     }
 }

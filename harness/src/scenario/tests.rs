@@ -496,3 +496,16 @@ fn load_all_rejects_a_name_used_twice() {
         )
     );
 }
+
+#[test]
+fn a_huge_send_is_described_by_its_head_and_size() {
+    let text = format!(
+        "name = \"n\"\ndescription = \"d\"\n[[steps]]\nsend = \"{}\"\n",
+        "a".repeat(1 << 20)
+    );
+    let scenario = parse(&text, Path::new("n.toml")).unwrap();
+    assert_eq!(
+        scenario.steps[0].describe(),
+        format!("send \"{}\"… (1048576 bytes)", "a".repeat(200))
+    );
+}

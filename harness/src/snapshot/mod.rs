@@ -197,7 +197,7 @@ impl SnapshotCache {
         if let Some(failed) = self.earlier_failure(&key) {
             return Ok(Prepared::BootFailed(failed));
         }
-        std::fs::create_dir_all(&self.dir).map_err(|e| SnapshotError::io(&self.dir, e))?;
+        crate::private::create_dir_all(&self.dir).map_err(|e| SnapshotError::io(&self.dir, e))?;
         let lock_path = self.dir.join(format!("{}.lock", key.0));
         let lock = EntryLock::acquire(&lock_path, boot_timeout + Duration::from_secs(60)).await?;
         if let Some(failed) = self.earlier_failure(&key) {
@@ -216,10 +216,12 @@ impl SnapshotCache {
         }
         // Missing, stale or corrupt: rebuild from scratch, never repair.
         remove_dir(&entry)?;
-        let primed = match self
-            .build(source, context, &key, transcripts, boot_timeout)
-            .await?
-        {
+        let built = self.build(source, context, &key, transcripts, boot_timeout).await;
+        if !matches!(built, Ok(PrimeOutcome::Saved(_))) {
+            // A half-built entry (tens of MB of overlay) is of no use to anyone.
+            let _ = remove_dir(&self.dir.join(format!("{}.building", key.0)));
+        }
+        let primed = match built? {
             PrimeOutcome::Saved(primed) => primed,
             PrimeOutcome::BootFailed(failed) => {
                 let failed = Arc::new(*failed);
@@ -348,7 +350,7 @@ impl SnapshotCache {
     ) -> Result<PrimeOutcome, SnapshotError> {
         let building = self.dir.join(format!("{}.building", key.0));
         remove_dir(&building)?;
-        std::fs::create_dir_all(&building).map_err(|e| SnapshotError::io(&building, e))?;
+        crate::private::create_dir_all(&building).map_err(|e| SnapshotError::io(&building, e))?;
         let image = std::fs::canonicalize(source.image).map_err(|e| SnapshotError::io(source.image, e))?;
         let mut names = vec!["disk0.qcow2".to_owned()];
         qemu_img::create_overlay(source.qemu, &image, "raw", &building.join(&names[0])).await?;
@@ -358,6 +360,10 @@ impl SnapshotCache {
             qemu_img::convert_to_qcow2(source.qemu, shim.disk(), &building.join(&names[1])).await?;
         }
         let disks: Vec<PathBuf> = names.iter().map(|n| building.join(n)).collect();
+        // savevm writes the guest's memory into these disks.
+        for disk in &disks {
+            crate::private::restrict_file(disk).map_err(|e| SnapshotError::io(disk, e))?;
+        }
         let stem = format!("login-snapshot-{}", key.short());
         let boot = PrimingBoot {
             qemu: source.qemu,

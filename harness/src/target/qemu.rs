@@ -316,10 +316,7 @@ fn check_firmware(config: &QemuConfig) -> Result<(), QemuError> {
 }
 
 fn private_dir() -> Result<TempDir, QemuError> {
-    tempfile::Builder::new()
-        .prefix("r2s-qemu-")
-        .tempdir()
-        .map_err(QemuError::TempDir)
+    crate::scratch::dir("qemu").map_err(QemuError::TempDir)
 }
 
 /// QEMU booting an image, before any run: what [`super::TargetSpec::qemu`] makes.

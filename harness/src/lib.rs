@@ -6,6 +6,7 @@
 
 pub mod adapt;
 pub mod board;
+pub mod config;
 pub mod console;
 pub mod flash;
 pub mod image;

@@ -1,30 +1,11 @@
 //! Everything that can be wrong with a board profile, said as `path:line:column: message`.
 
-use std::fmt;
-use std::io;
-use std::path::PathBuf;
+use crate::config::{Diagnostic, ReadError};
 
-use crate::scenario::Location;
-
-/// A board profile that could not be found, read or understood.
-#[derive(Debug, thiserror::Error)]
-pub struct BoardError {
-    /// The profile file, or `<built-in NAME>`.
-    pub path: PathBuf,
-    /// Where in the file, when the problem has a place (every TOML and validation error does).
-    pub location: Option<Location>,
-    /// What is wrong.
-    pub kind: BoardErrorKind,
-}
-
-impl fmt::Display for BoardError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.location {
-            Some(location) => write!(f, "{location}: {}", self.kind),
-            None => write!(f, "{}: {}", self.path.display(), self.kind),
-        }
-    }
-}
+/// A board profile that could not be found, read or understood. Its `path` is the profile
+/// file, or `<built-in NAME>`; it displays as `path:line:column: message` and the line with a
+/// caret when the problem has a place (every TOML and validation error does).
+pub type BoardError = Diagnostic<BoardErrorKind>;
 
 /// What is wrong with a board profile.
 #[derive(Debug, thiserror::Error)]
@@ -36,9 +17,9 @@ pub enum BoardErrorKind {
         /// The built-in names, comma-separated.
         builtin: String,
     },
-    /// The file could not be read.
+    /// The file could not be read, is too large or is not UTF-8.
     #[error("cannot read board profile: {0}")]
-    Read(io::Error),
+    Read(ReadError),
     /// Not valid TOML, or TOML that does not fit the profile schema (an unknown key, a wrong type,
     /// a missing key).
     #[error("{message}")]

@@ -2,7 +2,8 @@
 //! commands), read into a raw struct and validated into a [`Board`]. Two are built in,
 //! `nanopi-r2s` and `qemu-virt`; any other is a file given by path.
 //!
-//! Every problem in a profile is reported as `path:line:column: message`.
+//! Every problem in a profile is reported as `path:line:column: message`, with the line and a
+//! caret under the place.
 
 mod error;
 mod model;
@@ -19,7 +20,7 @@ pub use model::{Board, CharPacing, Power, PowerCommands, DEFAULT_POWER_TIMEOUT, 
 
 pub use sdmux::{SdMux, DEFAULT_DEVICE_TIMEOUT, DEFAULT_SDMUX_TIMEOUT};
 
-use crate::scenario::SourceText;
+use crate::config::{read_text, SourceText, Table};
 use raw::RawBoard;
 
 /// The built-in profiles, by name.
@@ -41,19 +42,16 @@ impl Board {
         let path = Path::new(spec);
         let looks_like_path = spec.contains('/') || spec.ends_with(".toml");
         if path.is_file() || looks_like_path {
-            let text = std::fs::read_to_string(path).map_err(|e| BoardError {
-                path: path.to_owned(),
-                location: None,
-                kind: BoardErrorKind::Read(e),
-            })?;
+            let text = read_text(path, BoardErrorKind::Read)?;
             return Board::parse(&text, path);
         }
-        Board::builtin(spec).ok_or_else(|| BoardError {
-            path: path.to_owned(),
-            location: None,
-            kind: BoardErrorKind::Unknown {
-                builtin: BUILTIN.map(|(name, _)| name).join(", "),
-            },
+        Board::builtin(spec).ok_or_else(|| {
+            BoardError::new(
+                path,
+                BoardErrorKind::Unknown {
+                    builtin: BUILTIN.map(|(name, _)| name).join(", "),
+                },
+            )
         })
     }
 
@@ -66,12 +64,8 @@ impl Board {
 
     /// Parses and validates profile text; `source` names the file in errors.
     pub fn parse(text: &str, source: &Path) -> Result<Board, BoardError> {
-        let file = SourceText { text, path: source };
-        let error = |span: Option<std::ops::Range<usize>>, kind| BoardError {
-            path: source.to_owned(),
-            location: Some(file.location(span.map_or(0, |s| s.start))),
-            kind,
-        };
+        let file = SourceText::new(text, source);
+        let error = |span: Option<std::ops::Range<usize>>, kind| file.error(span, kind);
         let raw: RawBoard = toml::from_str(text).map_err(|e| {
             error(
                 e.span(),
@@ -82,7 +76,7 @@ impl Board {
         })?;
         let power = match raw.power {
             None => Power::None,
-            Some(power) => {
+            Some(Table(power)) => {
                 let has_commands = power.on.is_some() || power.off.is_some() || power.cycle.is_some();
                 match power.manual {
                     Some(manual) if *manual.get_ref() && has_commands => {
@@ -100,7 +94,7 @@ impl Board {
                         on: power.on.map(|a| a.0),
                         off: power.off.map(|a| a.0),
                         cycle: power.cycle.map(|a| a.0),
-                        timeout: power.timeout.map_or(DEFAULT_POWER_TIMEOUT, |t| t.0),
+                        timeout: power.timeout.map_or(DEFAULT_POWER_TIMEOUT, |t| t.get()),
                     }),
                 }
             }
@@ -111,9 +105,11 @@ impl Board {
             baud: raw.baud.0,
             console: raw.console.0,
             pacing: raw.char_delay.unwrap_or_default(),
-            reconnect_timeout: raw.reconnect_timeout.map_or(DEFAULT_RECONNECT_TIMEOUT, |t| t.0),
+            reconnect_timeout: raw
+                .reconnect_timeout
+                .map_or(DEFAULT_RECONNECT_TIMEOUT, |t| t.get()),
             power,
-            sdmux: raw.sdmux.map(SdMux::from),
+            sdmux: raw.sdmux.map(|Table(sdmux)| SdMux::from(sdmux)),
             source: source.to_owned(),
         })
     }

@@ -3,13 +3,13 @@
 //! at the value in the file.
 
 use std::fmt;
-use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::CharPacing;
+use crate::config::{DurationError, FileDuration, Table, Timeout};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,9 +19,9 @@ pub(crate) struct RawBoard {
     pub baud: Baud,
     pub console: Name,
     pub char_delay: Option<CharPacing>,
-    pub reconnect_timeout: Option<PositiveDuration>,
-    pub power: Option<RawPower>,
-    pub sdmux: Option<super::sdmux::RawSdMux>,
+    pub reconnect_timeout: Option<Timeout>,
+    pub power: Option<Table<RawPower>>,
+    pub sdmux: Option<Table<super::sdmux::RawSdMux>>,
 }
 
 #[derive(Deserialize)]
@@ -32,7 +32,7 @@ pub(crate) struct RawPower {
     pub cycle: Option<Argv>,
     pub manual: Option<Spanned<bool>>,
     /// How long one power command may take.
-    pub timeout: Option<PositiveDuration>,
+    pub timeout: Option<Timeout>,
 }
 
 /// A non-empty string without whitespace: a profile name or a kernel console name (`ttyS2`).
@@ -71,24 +71,6 @@ impl<'de> Deserialize<'de> for Baud {
     }
 }
 
-/// A humantime duration such as "30s" or "2m", not zero.
-pub(crate) struct PositiveDuration(pub Duration);
-
-impl<'de> Deserialize<'de> for PositiveDuration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        let duration = humantime::parse_duration(&text).map_err(|e| {
-            de::Error::custom(format!(
-                r#"invalid duration {text:?} ({e}): write e.g. "30s" or "2m""#
-            ))
-        })?;
-        if duration.is_zero() {
-            return Err(de::Error::custom("a timeout of zero can never be met"));
-        }
-        Ok(PositiveDuration(duration))
-    }
-}
-
 impl<'de> Deserialize<'de> for CharPacing {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct PacingVisitor;
@@ -103,12 +85,13 @@ impl<'de> Deserialize<'de> for CharPacing {
                 if text == "echo" {
                     return Ok(CharPacing::Echo);
                 }
-                humantime::parse_duration(text)
-                    .map(CharPacing::Delay)
-                    .map_err(|e| {
-                        E::custom(format!(
-                            r#"invalid char_delay {text:?} ({e}): write a pause such as "0ms" or "2ms", or "echo" to wait for each character's echo"#
-                        ))
+                FileDuration::parse(text)
+                    .map(|pause| CharPacing::Delay(pause.get()))
+                    .map_err(|e| match e {
+                        DurationError::Syntax { reason, .. } => E::custom(format!(
+                            r#"invalid char_delay {text:?} ({reason}): write a pause such as "0ms" or "2ms", or "echo" to wait for each character's echo"#
+                        )),
+                        other => E::custom(other),
                     })
             }
         }
@@ -124,9 +107,11 @@ impl<'de> Deserialize<'de> for Argv {
         let argv = match Vec::<String>::deserialize(deserializer) {
             Ok(argv) => argv,
             Err(e) => {
+                let e = e.to_string();
                 return Err(de::Error::custom(format!(
-                    r#"{e}; a power command is an array of arguments, e.g. ["uhubctl", "-l", "1-1", "-p", "2", "-a", "on"]"#
-                )))
+                    r#"{}; a power command is an array of arguments, e.g. ["uhubctl", "-l", "1-1", "-p", "2", "-a", "on"]"#,
+                    e.trim_end()
+                )));
             }
         };
         match argv.first() {

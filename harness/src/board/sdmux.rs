@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::raw::{Argv, PositiveDuration};
+use super::raw::Argv;
+use crate::config::Timeout;
 
 /// The `[sdmux]` table as serde reads it.
 #[derive(Deserialize)]
@@ -15,8 +16,8 @@ pub(crate) struct RawSdMux {
     pub host: Argv,
     pub dut: Argv,
     pub device: Option<String>,
-    pub timeout: Option<PositiveDuration>,
-    pub device_timeout: Option<PositiveDuration>,
+    pub timeout: Option<Timeout>,
+    pub device_timeout: Option<Timeout>,
 }
 
 /// How the card is switched between the host and the board.
@@ -47,8 +48,8 @@ impl From<RawSdMux> for SdMux {
             host: raw.host.0,
             dut: raw.dut.0,
             device: raw.device,
-            timeout: raw.timeout.map_or(DEFAULT_SDMUX_TIMEOUT, |t| t.0),
-            device_timeout: raw.device_timeout.map_or(DEFAULT_DEVICE_TIMEOUT, |t| t.0),
+            timeout: raw.timeout.map_or(DEFAULT_SDMUX_TIMEOUT, |t| t.get()),
+            device_timeout: raw.device_timeout.map_or(DEFAULT_DEVICE_TIMEOUT, |t| t.get()),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 use super::*;
 
 fn parse(text: &str) -> Result<Board, String> {
-    Board::parse(text, Path::new("bench.toml")).map_err(|e| e.to_string())
+    Board::parse(text, Path::new("bench.toml")).map_err(|e| e.headline())
 }
 
 const MINIMAL: &str = "name = \"b\"\nbaud = 1500000\nconsole = \"ttyS2\"\n";
@@ -169,4 +169,75 @@ fn manual_power_with_commands_is_a_contradiction() {
 fn manual_power_alone() {
     let board = parse(&format!("{MINIMAL}[power]\nmanual = true\n")).unwrap();
     assert_eq!(board.power, Power::Manual);
+}
+
+#[test]
+fn reconnect_timeout_above_seven_days_points_at_the_value() {
+    let error = parse(&format!("{MINIMAL}reconnect_timeout = \"300000000000y\"\n")).unwrap_err();
+    assert_eq!(
+        error,
+        "bench.toml:4:21: duration \"300000000000y\" is longer than 7 days, the longest a file may give"
+    );
+}
+
+#[test]
+fn power_timeout_above_seven_days_points_at_the_value() {
+    let error = parse(&format!("{MINIMAL}[power]\non = [\"a\"]\ntimeout = \"8days\"\n")).unwrap_err();
+    assert_eq!(
+        error,
+        "bench.toml:6:11: duration \"8days\" is longer than 7 days, the longest a file may give"
+    );
+}
+
+#[test]
+fn char_delay_above_seven_days_points_at_the_value() {
+    let error = parse(&format!("{MINIMAL}char_delay = \"300000000000y\"\n")).unwrap_err();
+    assert_eq!(
+        error,
+        "bench.toml:4:14: duration \"300000000000y\" is longer than 7 days, the longest a file may give"
+    );
+}
+
+#[test]
+fn power_given_as_an_array_is_refused_at_the_value() {
+    let error = parse(&format!("{MINIMAL}power = [[\"a\"]]\n")).unwrap_err();
+    assert_eq!(error, "bench.toml:4:9: invalid type: sequence, expected a table");
+}
+
+#[test]
+fn error_shows_the_line_and_a_caret_under_the_place() {
+    let error = Board::parse(
+        "name = \"b\"\nbaud = 0\nconsole = \"ttyS2\"\n",
+        Path::new("bench.toml"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "bench.toml:2:8: baud rate 0 is out of range (300..=12000000); the R2S console runs at 1500000\n  |\n2 | baud = 0\n  |        ^"
+    );
+}
+
+#[test]
+fn invalid_utf8_profile_points_at_the_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.toml");
+    std::fs::write(&path, b"name = \"b\"\n# caf\xe9\n").unwrap();
+    let error = Board::load(path.to_str().unwrap()).unwrap_err();
+    assert_eq!(
+        error.headline(),
+        format!(
+            "{}:2:6: cannot read board profile: not UTF-8 text: byte 0xe9 cannot be read as a character here",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn wrong_type_in_a_power_command_is_one_line() {
+    let error = parse(&format!("{MINIMAL}[power]\non = [1]\n")).unwrap_err();
+    assert_eq!(
+        error,
+        "bench.toml:5:6: invalid type: integer `1`, expected a string; a power command is an array of \
+         arguments, e.g. [\"uhubctl\", \"-l\", \"1-1\", \"-p\", \"2\", \"-a\", \"on\"]"
+    );
 }

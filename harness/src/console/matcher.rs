@@ -359,7 +359,12 @@ impl Matcher {
         let anchor = last_visible_byte(&self.text[start..end]).map_or(start, |i| start + i);
         let back = anchor.saturating_sub(LINE_CAP);
         let start = memrchr(b'\n', &self.text[back..anchor]).map_or(back, |i| back + i + 1);
-        let end = memchr(b'\n', &self.text[anchor..]).map_or(self.text.len(), |i| anchor + i);
+        let end = memchr(b'\n', &self.text[anchor..]).map_or_else(
+            // A line still arriving may end in the first bytes of a character: leave them for
+            // the next event, or the line would show U+FFFD where the character will be.
+            || self.text.len() - incomplete_char_len(&self.text[anchor + 1..]),
+            |i| anchor + i,
+        );
         // Keep the part of a long line around the end of the match.
         let window_end = end.min((anchor + 1).max(start + SHOWN_LINE_CAP));
         let window_start = window_end.saturating_sub(SHOWN_LINE_CAP).max(start);
@@ -453,6 +458,19 @@ fn earliest(hits: &[Hit]) -> Option<Hit> {
 
 /// Lossy text of a line for people, cut to its last [`SHOWN_LINE_CAP`] bytes on a character
 /// boundary.
+/// How many bytes at the end of `bytes` begin a UTF-8 character that has not fully arrived.
+fn incomplete_char_len(bytes: &[u8]) -> usize {
+    let from = bytes.len().saturating_sub(3);
+    let Some(lead) = bytes[from..].iter().rposition(|b| b & 0xc0 != 0x80) else {
+        return 0;
+    };
+    let tail = &bytes[from + lead..];
+    match std::str::from_utf8(tail) {
+        Err(e) if e.error_len().is_none() => tail.len() - e.valid_up_to(),
+        _ => 0,
+    }
+}
+
 fn shown(line: &[u8]) -> String {
     if line.len() <= SHOWN_LINE_CAP {
         return String::from_utf8_lossy(line).into_owned();

@@ -3,6 +3,7 @@
 //! [`crate::suite::Reporter`] of the suite's events.
 
 pub mod baseline;
+pub mod escape;
 pub mod junit;
 pub mod text;
 pub mod timings;

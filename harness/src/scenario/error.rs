@@ -1,57 +1,27 @@
 //! Everything that can be wrong with a scenario file, said as `path:line:column: message`.
 
-use std::fmt;
-use std::io;
 use std::path::PathBuf;
 
-use super::model::Location;
+use super::name::NameError;
+use crate::config::{Diagnostic, ReadError};
 
 /// A scenario file that could not be read or is not a valid scenario.
 ///
-/// Displays as `path:line:column: message` when the problem has a place in the file (every
-/// TOML and validation error does), else as `path: message`.
-#[derive(Debug, thiserror::Error)]
-pub struct ScenarioError {
-    /// The file (or directory) the error is about.
-    pub path: PathBuf,
-    /// 1-based line and column (in characters) of the offending key or value.
-    pub position: Option<(usize, usize)>,
-    /// What is wrong.
-    pub kind: ScenarioErrorKind,
-}
-
-impl ScenarioError {
-    /// The error's place as a [`Location`], when it has one.
-    pub fn location(&self) -> Option<Location> {
-        self.position.map(|(line, column)| Location {
-            file: self.path.clone(),
-            line,
-            column,
-        })
-    }
-}
-
-impl fmt::Display for ScenarioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.position {
-            Some((line, column)) => {
-                write!(f, "{}:{line}:{column}: {}", self.path.display(), self.kind)
-            }
-            None => write!(f, "{}: {}", self.path.display(), self.kind),
-        }
-    }
-}
+/// Displays as `path:line:column: message` and the offending line with a caret when the
+/// problem has a place in the file (every TOML and validation error does), else as
+/// `path: message`.
+pub type ScenarioError = Diagnostic<ScenarioErrorKind>;
 
 /// What is wrong with a scenario file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScenarioErrorKind {
-    /// The file could not be read.
+    /// The file could not be read, is too large or is not UTF-8.
     #[error("cannot read scenario file: {0}")]
-    Read(io::Error),
+    Read(ReadError),
     /// A directory given to [`load_all`](super::load_all) could not be listed.
     #[error("cannot list scenario directory: {0}")]
-    ReadDir(io::Error),
+    ReadDir(std::io::Error),
     /// Not valid TOML.
     #[error("{message}")]
     Syntax {
@@ -107,13 +77,20 @@ pub enum ScenarioErrorKind {
     /// A value that has the right type but cannot be used.
     #[error("{0}")]
     Invalid(String),
-    /// Two scenarios given to one [`load_all`](super::load_all) share a name.
-    #[error("scenario name {name:?} is already used by {}", first.display())]
+    /// A `name` that cannot name transcript files.
+    #[error("{0}")]
+    Name(NameError),
+    /// Two scenarios given to one [`load_all`](super::load_all) share a name, or have names
+    /// that differ only in case or in characters a file name cannot hold, so their transcript
+    /// files would overwrite each other.
+    #[error("{}", duplicate_message(name, first, first_name))]
     DuplicateName {
-        /// The name both files use.
+        /// This file's name.
         name: String,
         /// The file that used it first.
         first: PathBuf,
+        /// The name in that file.
+        first_name: String,
     },
 }
 
@@ -132,3 +109,16 @@ pub(crate) const ACTION_KEYS: [&str; 9] = [
 
 const ACTION_LIST: &str =
     "`expect`, `expect_regex`, `send`, `send_line`, `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`";
+
+fn duplicate_message(name: &str, first: &std::path::Path, first_name: &str) -> String {
+    if name == first_name {
+        format!("scenario name {name:?} is already used by {}", first.display())
+    } else {
+        format!(
+            "scenario name {name:?} gives the same transcript file names as {first_name:?} in {}: \
+             names that differ only in case or in characters other than letters, digits, `-`, `_` \
+             and `.` share their files; rename one",
+            first.display()
+        )
+    }
+}

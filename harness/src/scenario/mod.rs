@@ -2,17 +2,19 @@
 //! validated into a [`Scenario`] the runner walks.
 //!
 //! Every problem in a file is reported as `path:line:column: message`, pointing at the
-//! offending key or value.
+//! offending key or value, with the line and a caret under it.
 
 mod error;
 mod model;
+mod name;
 mod parse;
 mod raw;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::config::Location;
 pub use error::{ScenarioError, ScenarioErrorKind};
-pub use model::{Action, Location, LoginRecipe, MenuChoice, Password, Scenario, Secret, Start, Step};
-pub(crate) use parse::SourceText;
+pub use model::{Action, LoginRecipe, MenuChoice, Password, Scenario, Secret, Start, Step};
+pub use name::{check_name, NameError, MAX_NAME_CHARS};
 pub use parse::{load, load_all, parse, DEFAULT_TIMEOUT};

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config::Location;
 use crate::console::Pattern;
 
 /// A scenario file, parsed and validated.
@@ -156,24 +157,6 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
-    }
-}
-
-/// A place in a scenario file. Line and column count from 1; the column counts characters.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Location {
-    /// The scenario file.
-    pub file: PathBuf,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column, in characters.
-    pub column: usize,
-}
-
-impl fmt::Display for Location {
-    /// `file:line:column`, the form editors and terminals turn into links.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
     }
 }
 

@@ -1,16 +1,20 @@
 //! Reading scenario files: TOML text to a validated [`Scenario`], every error placed in the file.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::error::{ScenarioError, ScenarioErrorKind, ACTION_KEYS};
-use super::model::{Action, Location, LoginRecipe, MenuChoice, Password, Scenario, Secret, Start, Step};
+use super::model::{Action, LoginRecipe, MenuChoice, Password, Scenario, Secret, Start, Step};
+use super::name::{check_name, file_key};
 use super::raw::{console_regex, MenuValue, RawLogin, RawScenario, RawStep, StartValue};
+use crate::config::{read_text, SourceText, Table};
 use crate::console::Pattern;
 
 /// The whole-scenario budget when the file gives none.
@@ -18,7 +22,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// Parses and validates scenario text; `source` names the file in errors and locations.
 pub fn parse(text: &str, source: &Path) -> Result<Scenario, ScenarioError> {
-    let file = SourceText { text, path: source };
+    parse_file(&SourceText::new(text, source)).map(|(scenario, _)| scenario)
+}
+
+/// The scenario and the span of its `name` value.
+fn parse_file(file: &SourceText<'_>) -> Result<(Scenario, Range<usize>), ScenarioError> {
+    let text = file.text;
     // Parsed once for its key spans: serde only hands out the spans of values, and errors
     // about a key (a second action, a misplaced `status`) should point at the key.
     let document = DeTable::parse(text).map_err(|e| {
@@ -29,11 +38,12 @@ pub fn parse(text: &str, source: &Path) -> Result<Scenario, ScenarioError> {
             },
         )
     })?;
-    let raw: RawScenario = toml::from_str(text).map_err(|e| {
+    // Deserialized from a copy of that parse: parsing the text twice costs more than the copy.
+    let raw = RawScenario::deserialize(toml::de::Deserializer::from(document.clone())).map_err(|e| {
         file.error(
             e.span(),
             ScenarioErrorKind::Schema {
-                message: e.message().to_owned(),
+                message: e.message().trim_end().to_owned(),
             },
         )
     })?;
@@ -46,43 +56,37 @@ pub fn parse(text: &str, source: &Path) -> Result<Scenario, ScenarioError> {
 
 /// Reads and parses one scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-        path: path.to_owned(),
-        position: None,
-        kind: ScenarioErrorKind::Read(e),
-    })?;
+    let text = read_text(path, ScenarioErrorKind::Read)?;
     parse(&text, path)
 }
 
 /// Loads scenario files and directories: a directory stands for every `*.toml` file directly
 /// inside it, in name order; files are taken as given, in the order given. Stops at the first
-/// error, which names its file. Scenario names must be unique across the result. An empty
-/// directory contributes nothing (the result may be empty).
+/// error, which names its file. Scenario names must be unique across the result, also when
+/// compared as transcript file names (case folded, see [`ScenarioErrorKind::DuplicateName`]).
+/// An empty directory contributes nothing (the result may be empty).
 pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, ScenarioError> {
     let mut scenarios: Vec<Scenario> = Vec::new();
-    let mut first_use: HashMap<String, PathBuf> = HashMap::new();
-    for file in scenario_files(paths)? {
-        let text = std::fs::read_to_string(&file).map_err(|e| ScenarioError {
-            path: file.clone(),
-            position: None,
-            kind: ScenarioErrorKind::Read(e),
-        })?;
-        let scenario = parse(&text, &file)?;
-        if let Some(first) = first_use.get(&scenario.name) {
-            let name_span = DeTable::parse(&text)
-                .ok()
-                .and_then(|doc| key_span(doc.get_ref(), &[Seg::Key("name")]).map(|(_, value)| value));
-            let kind = ScenarioErrorKind::DuplicateName {
-                name: scenario.name.clone(),
-                first: first.clone(),
-            };
-            return Err(SourceText {
-                text: &text,
-                path: &file,
+    // Per file key: the index of the scenario that has it.
+    let mut first_use: HashMap<String, usize> = HashMap::new();
+    for path in scenario_files(paths)? {
+        let text = read_text(&path, ScenarioErrorKind::Read)?;
+        let file = SourceText::new(&text, &path);
+        let (scenario, name_span) = parse_file(&file)?;
+        match first_use.entry(file_key(&scenario.name)) {
+            Entry::Occupied(entry) => {
+                let first = &scenarios[*entry.get()];
+                let kind = ScenarioErrorKind::DuplicateName {
+                    name: scenario.name.clone(),
+                    first: first.source.clone(),
+                    first_name: first.name.clone(),
+                };
+                return Err(file.error(Some(name_span), kind));
             }
-            .error(name_span, kind));
+            Entry::Vacant(entry) => {
+                entry.insert(scenarios.len());
+            }
         }
-        first_use.insert(scenario.name.clone(), file.clone());
         scenarios.push(scenario);
     }
     Ok(scenarios)
@@ -95,11 +99,7 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioError> {
             files.push(path.clone());
             continue;
         }
-        let list_error = |e| ScenarioError {
-            path: path.clone(),
-            position: None,
-            kind: ScenarioErrorKind::ReadDir(e),
-        };
+        let list_error = |e| ScenarioError::new(path, ScenarioErrorKind::ReadDir(e));
         let mut inside = Vec::new();
         for entry in std::fs::read_dir(path).map_err(list_error)? {
             let entry_path = entry.map_err(list_error)?.path();
@@ -111,48 +111,6 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioError> {
         files.extend(inside);
     }
     Ok(files)
-}
-
-/// The file being parsed, to turn byte offsets into `line:column`. Board profiles use it too.
-#[derive(Clone, Copy)]
-pub(crate) struct SourceText<'a> {
-    pub(crate) text: &'a str,
-    pub(crate) path: &'a Path,
-}
-
-impl SourceText<'_> {
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = floor_char_boundary(self.text, offset.min(self.text.len()));
-        let before = &self.text[..offset];
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let line = before.matches('\n').count() + 1;
-        let column = before[line_start..].chars().count() + 1;
-        (line, column)
-    }
-
-    fn error(&self, span: Option<Range<usize>>, kind: ScenarioErrorKind) -> ScenarioError {
-        ScenarioError {
-            path: self.path.to_owned(),
-            position: span.map(|s| self.position(s.start)),
-            kind,
-        }
-    }
-
-    pub(crate) fn location(&self, offset: usize) -> Location {
-        let (line, column) = self.position(offset);
-        Location {
-            file: self.path.to_owned(),
-            line,
-            column,
-        }
-    }
-}
-
-fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    offset
 }
 
 /// One step of a path into the TOML document.
@@ -189,12 +147,17 @@ fn key_span(document: &DeTable<'_>, path: &[Seg<'_>]) -> Option<(Range<usize>, R
 }
 
 struct Validator<'a> {
-    file: SourceText<'a>,
+    file: &'a SourceText<'a>,
     document: &'a DeTable<'a>,
 }
 
 impl Validator<'_> {
-    fn scenario(&self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
+    fn scenario(&self, raw: RawScenario) -> Result<(Scenario, Range<usize>), ScenarioError> {
+        let name_span = raw.name.span();
+        check_name(&raw.name.get_ref().0).map_err(|e| {
+            self.file
+                .error(Some(name_span.clone()), ScenarioErrorKind::Name(e))
+        })?;
         let steps_value = match raw.steps {
             Some(steps) if !steps.get_ref().is_empty() => steps.into_inner(),
             Some(steps) => return Err(self.file.error(Some(steps.span()), ScenarioErrorKind::NoSteps)),
@@ -217,22 +180,23 @@ impl Validator<'_> {
             );
         }
         let start = self.start(raw.start, raw.login, &steps)?;
-        Ok(Scenario {
+        let scenario = Scenario {
             name: raw.name.into_inner().0,
             description: raw.description,
-            timeout: raw.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
+            timeout: raw.timeout.map_or(DEFAULT_TIMEOUT, |t| t.get()),
             start,
             fatal,
             steps,
             source: self.file.path.to_owned(),
-        })
+        };
+        Ok((scenario, name_span))
     }
 
     /// `start`, its login recipe, and the steps a shell start rules out.
     fn start(
         &self,
         start: Option<StartValue>,
-        login: Option<Spanned<RawLogin>>,
+        login: Option<Spanned<Table<RawLogin>>>,
         steps: &[Step],
     ) -> Result<Start, ScenarioError> {
         if start != Some(StartValue::Login) {
@@ -261,7 +225,7 @@ impl Validator<'_> {
         }
         let recipe = match login {
             Some(login) => {
-                let (user, password) = self.login(&[Seg::Key("login")], login.into_inner())?;
+                let (user, password) = self.login(&[Seg::Key("login")], login.into_inner().0)?;
                 LoginRecipe { user, password }
             }
             None => LoginRecipe::default_root(),
@@ -274,10 +238,10 @@ impl Validator<'_> {
             .error(Some(span), ScenarioErrorKind::Invalid(message.into()))
     }
 
-    fn step(&self, index: usize, step: Spanned<RawStep>) -> Result<Step, ScenarioError> {
+    fn step(&self, index: usize, step: Spanned<Table<RawStep>>) -> Result<Step, ScenarioError> {
         let location = self.file.location(step.span().start);
         let step_span = step.span();
-        let raw = step.into_inner();
+        let raw = step.into_inner().0;
         let key_error = |key: &str, fallback: Range<usize>, kind| {
             let span = key_span(
                 self.document,
@@ -340,7 +304,7 @@ impl Validator<'_> {
             })
         } else if let Some(login) = raw.login {
             let at = [Seg::Key("steps"), Seg::Index(index), Seg::Key("login")];
-            let (user, password) = self.login(&at, login.into_inner())?;
+            let (user, password) = self.login(&at, login.into_inner().0)?;
             Action::Login { user, password }
         } else if let Some(command) = raw.run {
             Action::Run {
@@ -353,7 +317,7 @@ impl Validator<'_> {
         };
         Ok(Step {
             action,
-            timeout: raw.timeout.map(|t| t.0),
+            timeout: raw.timeout.map(|t| t.get()),
             stage: raw.stage.map(|s| s.0),
             location,
         })

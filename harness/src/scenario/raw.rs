@@ -5,12 +5,12 @@
 //! points at the value in the file.
 
 use std::fmt;
-use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::config::{Table, Timeout};
 use crate::console::Pattern;
 
 #[derive(Deserialize)]
@@ -18,17 +18,17 @@ use crate::console::Pattern;
 pub(crate) struct RawScenario {
     pub name: Spanned<NonEmpty>,
     pub description: Option<String>,
-    pub timeout: Option<TimeoutValue>,
+    pub timeout: Option<Timeout>,
     pub start: Option<StartValue>,
     /// The login recipe of `start = "login"`.
-    pub login: Option<Spanned<RawLogin>>,
+    pub login: Option<Spanned<Table<RawLogin>>>,
     // Array elements are checked after deserializing: errors raised inside an array element
     // carry the span of the whole array, and these should point at the element.
     #[serde(default)]
     pub fatal: Vec<Spanned<String>>,
     #[serde(default)]
     pub fatal_regex: Vec<Spanned<String>>,
-    pub steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
+    pub steps: Option<Spanned<Vec<Spanned<Table<RawStep>>>>>,
 }
 
 #[derive(Deserialize)]
@@ -41,11 +41,11 @@ pub(crate) struct RawStep {
     pub interrupt_autoboot: Option<Spanned<OnlyTrue>>,
     pub uboot: Option<Spanned<NonEmpty>>,
     pub menu: Option<Spanned<MenuValue>>,
-    pub login: Option<Spanned<RawLogin>>,
+    pub login: Option<Spanned<Table<RawLogin>>>,
     pub run: Option<Spanned<NonEmpty>>,
     pub status: Option<Spanned<i32>>,
     pub output: Option<Spanned<OutputRegex>>,
-    pub timeout: Option<TimeoutValue>,
+    pub timeout: Option<Timeout>,
     pub stage: Option<NonEmpty>,
 }
 
@@ -68,35 +68,6 @@ impl<'de> Deserialize<'de> for NonEmpty {
             return Err(de::Error::custom("must not be empty"));
         }
         Ok(NonEmpty(text))
-    }
-}
-
-/// A `timeout` value: a humantime duration such as "30s", "5m" or "1m30s", not zero.
-pub(crate) struct TimeoutValue(pub Duration);
-
-impl<'de> Deserialize<'de> for TimeoutValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TimeoutVisitor;
-        impl Visitor<'_> for TimeoutVisitor {
-            type Value = TimeoutValue;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(r#"a duration string such as "30s", "5m" or "1m30s""#)
-            }
-
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<TimeoutValue, E> {
-                let duration = humantime::parse_duration(text).map_err(|e| {
-                    E::custom(format!(
-                        r#"invalid duration {text:?} ({e}): write e.g. "30s", "5m" or "1m30s""#
-                    ))
-                })?;
-                if duration.is_zero() {
-                    return Err(E::custom("a timeout of zero can never be met"));
-                }
-                Ok(TimeoutValue(duration))
-            }
-        }
-        deserializer.deserialize_str(TimeoutVisitor)
     }
 }
 

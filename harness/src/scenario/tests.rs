@@ -10,11 +10,11 @@ fn parse_ok(text: &str) -> Scenario {
     parse(text, Path::new("t.toml")).unwrap_or_else(|e| panic!("expected a valid scenario, got: {e}"))
 }
 
-/// The error exactly as users see it.
+/// The error's first line exactly as users see it (the source line and caret follow it).
 fn error_of(text: &str) -> String {
     match parse(text, Path::new("t.toml")) {
         Ok(_) => panic!("expected an error for:\n{text}"),
-        Err(e) => e.to_string(),
+        Err(e) => e.headline(),
     }
 }
 
@@ -429,7 +429,7 @@ fn error_location_carries_file_line_and_column() {
 fn load_of_a_missing_file_names_the_path() {
     let error = load(Path::new("/nonexistent/boot.toml")).unwrap_err();
     assert_eq!(error.path, PathBuf::from("/nonexistent/boot.toml"));
-    assert_eq!(error.position, None);
+    assert_eq!(error.position(), None);
     assert!(
         error
             .to_string()
@@ -476,7 +476,7 @@ fn load_all_errors_name_the_file() {
     let broken = write(dir.path(), "b.toml", "name = \"broken\"\n[[steps]]\n");
     let error = load_all(&[dir.path().to_owned()]).unwrap_err();
     assert_eq!(
-        error.to_string(),
+        error.headline(),
         format!("{}:2:1: {}", broken.display(), ScenarioErrorKind::NoAction)
     );
 }
@@ -488,7 +488,7 @@ fn load_all_rejects_a_name_used_twice() {
     let second = write(dir.path(), "b.toml", &format!("# again\n{}", minimal("same")));
     let error = load_all(&[dir.path().to_owned()]).unwrap_err();
     assert_eq!(
-        error.to_string(),
+        error.headline(),
         format!(
             "{}:2:8: scenario name \"same\" is already used by {}",
             second.display(),
@@ -508,4 +508,153 @@ fn a_huge_send_is_described_by_its_head_and_size() {
         scenario.steps[0].describe(),
         format!("send \"{}\"… (1048576 bytes)", "a".repeat(200))
     );
+}
+
+#[test]
+fn error_shows_the_line_and_a_caret_under_the_place() {
+    let error = parse("name = \"t\"\n[[steps]]\nexpect = 3\n", Path::new("t.toml")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "t.toml:3:10: invalid type: integer `3`, expected a string\n  |\n3 | expect = 3\n  |          ^"
+    );
+}
+
+#[test]
+fn timeout_above_seven_days_points_at_the_value() {
+    let text = "name = \"t\"\ntimeout = \"300000000000y\"\n[[steps]]\nexpect = \"x\"\n";
+    assert_eq!(
+        error_of(text),
+        "t.toml:2:11: duration \"300000000000y\" is longer than 7 days, the longest a file may give"
+    );
+}
+
+#[test]
+fn step_timeout_above_seven_days_points_at_the_value() {
+    let text = format!("{HEADER}[[steps]]\nexpect = \"x\"\ntimeout = \"8 days\"\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:4:11: duration \"8 days\" is longer than 7 days, the longest a file may give"
+    );
+}
+
+#[test]
+fn step_given_as_an_array_is_refused_at_the_array() {
+    assert_eq!(
+        error_of("name = \"t\"\nsteps = [[\"x\"]]\n"),
+        "t.toml:2:10: invalid type: sequence, expected a table"
+    );
+}
+
+#[test]
+fn login_given_as_a_string_is_refused_at_the_value() {
+    let text = format!("{HEADER}[[steps]]\nlogin = \"root\"\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:3:9: invalid type: string \"root\", expected a table"
+    );
+}
+
+#[test]
+fn name_with_a_slash_points_at_the_name() {
+    assert_eq!(
+        error_of("name = \"a/b\"\n[[steps]]\nexpect = \"x\"\n"),
+        "t.toml:1:8: scenario name \"a/b\" has a `/` or `\\`; names become transcript file names: use `-` instead"
+    );
+}
+
+#[test]
+fn name_with_a_newline_is_refused_and_shown_escaped() {
+    let error = error_of("name = \"ok\\nFAIL  forged\"\n[[steps]]\nexpect = \"x\"\n");
+    assert_eq!(
+        error,
+        "t.toml:1:8: scenario name \"ok\\nFAIL  forged\" has a control character; names are one line of plain text"
+    );
+    assert!(!error.contains('\n'));
+}
+
+#[test]
+fn dot_dot_name_is_refused() {
+    assert!(error_of("name = \"..\"\n[[steps]]\nexpect = \"x\"\n")
+        .starts_with("t.toml:1:8: scenario name \"..\" starts with `.`"));
+}
+
+#[test]
+fn overlong_name_is_refused() {
+    let text = format!("name = \"{}\"\n[[steps]]\nexpect = \"x\"\n", "n".repeat(101));
+    assert_eq!(
+        error_of(&text),
+        "t.toml:1:8: scenario name is 101 characters long; the longest is 100"
+    );
+}
+
+#[test]
+fn key_with_control_characters_is_shown_escaped() {
+    let text = format!("{HEADER}[[steps]]\nexpect = \"x\"\n\"\\u001b[2J\" = 1\n");
+    let error = parse(&text, Path::new("t.toml")).unwrap_err().to_string();
+    assert!(!error.contains('\u{1b}'), "{error:?}");
+    assert!(
+        error.starts_with("t.toml:4:1: unknown field `\\u{1b}[2J`"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn invalid_utf8_points_at_the_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, b"name = \"t\"\n[[steps]]\nexpect = \"gr\xfcn\"\n").unwrap();
+    let error = load(&path).unwrap_err();
+    assert_eq!(
+        error.headline(),
+        format!(
+            "{}:3:13: cannot read scenario file: not UTF-8 text: byte 0xfc cannot be read as a character here",
+            path.display()
+        )
+    );
+    assert_eq!(error.excerpt.unwrap().text, "expect = \"gr\u{fffd}n\"");
+}
+
+#[test]
+fn file_larger_than_the_limit_is_refused_before_it_is_parsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.toml");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(crate::config::MAX_FILE_SIZE + 1).unwrap();
+    assert_eq!(
+        load(&path).unwrap_err().to_string(),
+        format!(
+            "{}: cannot read scenario file: the file is larger than 16 MiB",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn load_all_rejects_names_equal_after_case_folding_naming_both_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = write(dir.path(), "a.toml", &minimal("boot"));
+    let second = write(dir.path(), "b.toml", &minimal("Boot"));
+    let error = load_all(&[dir.path().to_owned()]).unwrap_err();
+    assert_eq!(
+        error.headline(),
+        format!(
+            "{}:1:8: scenario name \"Boot\" gives the same transcript file names as \"boot\" in {}: \
+             names that differ only in case or in characters other than letters, digits, `-`, `_` \
+             and `.` share their files; rename one",
+            second.display(),
+            first.display()
+        )
+    );
+}
+
+#[test]
+fn load_all_rejects_names_that_share_a_transcript_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.toml", &minimal("a_b"));
+    write(dir.path(), "b.toml", &minimal("a b"));
+    let error = load_all(&[dir.path().to_owned()]).unwrap_err();
+    assert!(matches!(
+        error.kind,
+        ScenarioErrorKind::DuplicateName { ref name, ref first_name, .. } if name == "a b" && first_name == "a_b"
+    ));
 }

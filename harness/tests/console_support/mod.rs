@@ -30,6 +30,15 @@ pub struct Run {
 /// Drives the matcher like the runner does: installs each step's expectation (which may match
 /// retained text at once), feeds chunks, and moves to the next step on each match.
 pub fn run_steps(input: &[u8], size: usize, watches: Vec<Pattern>, steps: &[Vec<Pattern>]) -> Run {
+    run_chunks(input.chunks(size), watches, steps).0
+}
+
+/// [`run_steps`] over the given chunks; also returns the matcher, to ask what it holds after.
+pub fn run_chunks<'a>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+    watches: Vec<Pattern>,
+    steps: &[Vec<Pattern>],
+) -> (Run, Matcher) {
     let mut matcher = Matcher::new(watches);
     let mut run = Run::default();
     let mut step = 0;
@@ -46,7 +55,7 @@ pub fn run_steps(input: &[u8], size: usize, watches: Vec<Pattern>, steps: &[Vec<
         }
     };
     arm(&mut matcher, &mut step, &mut run);
-    for chunk in input.chunks(size) {
+    for chunk in chunks {
         let mut matched = false;
         for event in matcher.feed(chunk) {
             match event {
@@ -62,7 +71,7 @@ pub fn run_steps(input: &[u8], size: usize, watches: Vec<Pattern>, steps: &[Vec<
             arm(&mut matcher, &mut step, &mut run);
         }
     }
-    run
+    (run, matcher)
 }
 
 /// Same watch indices and expectation matches; a line may hold less when it had not fully

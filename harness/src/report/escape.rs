@@ -1,0 +1,95 @@
+//! Escaping for one-line report fields: a scenario name, a step description, a console line or
+//! a file's key shown in a message must not start a new line (a forged `FAIL` line), move the
+//! cursor, recolour the terminal or reorder the text around it.
+
+use std::borrow::Cow;
+
+/// Whether `c` is shown escaped: C0 and C1 control characters and DEL (`\n`, `\r`, `ESC`, …),
+/// the Unicode line and paragraph separators, and the bidirectional formatting characters that
+/// reorder what a terminal shows (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C).
+pub fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+                | '\u{200e}' | '\u{200f}' | '\u{061c}'
+        )
+}
+
+/// Appends `c` to `out` as it is shown in a one-line field: `\n`, `\r`, `\t` and `\0` as those
+/// two characters, every other character [`needs_escape`] picks as `\u{…}` (hex, as Rust
+/// writes it), and the rest as itself.
+pub fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\0' => out.push_str("\\0"),
+        c if needs_escape(c) => {
+            use std::fmt::Write;
+            // Writing to a String cannot fail.
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        }
+        c => out.push(c),
+    }
+}
+
+/// `text` with every character [`needs_escape`] picks written as an escape (see
+/// [`push_escaped`]), so the field stays on one line and shows as written. Borrowed when
+/// nothing needed escaping. Backslashes are left alone: the result is for people to read, and
+/// an escape written literally in the input cannot start a line or move the cursor.
+pub fn escape_control(text: &str) -> Cow<'_, str> {
+    let Some(first) = text.find(needs_escape) else {
+        return Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len() + 8);
+    out.push_str(&text[..first]);
+    for c in text[first..].chars() {
+        push_escaped(&mut out, c);
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_is_borrowed_unchanged() {
+        let text = "boot-to-login: expect \"ivy login:\" — grün";
+        assert!(matches!(escape_control(text), Cow::Borrowed(t) if t == text));
+    }
+
+    #[test]
+    fn newline_cannot_forge_a_report_line() {
+        assert_eq!(escape_control("a\nFAIL  b"), "a\\nFAIL  b");
+    }
+
+    #[test]
+    fn carriage_return_tab_and_nul_have_short_escapes() {
+        assert_eq!(escape_control("a\r\tb\0"), "a\\r\\tb\\0");
+    }
+
+    #[test]
+    fn escape_sequences_cannot_reach_the_terminal() {
+        assert_eq!(escape_control("\u{1b}[2J\u{7}x"), "\\u{1b}[2J\\u{7}x");
+    }
+
+    #[test]
+    fn del_and_c1_controls_are_escaped() {
+        assert_eq!(escape_control("\u{7f}\u{9b}"), "\\u{7f}\\u{9b}");
+    }
+
+    #[test]
+    fn unicode_line_separators_and_bidi_overrides_are_escaped() {
+        assert_eq!(
+            escape_control("a\u{2028}b\u{202e}c\u{2066}"),
+            "a\\u{2028}b\\u{202e}c\\u{2066}"
+        );
+    }
+
+    #[test]
+    fn backslashes_are_left_alone() {
+        assert_eq!(escape_control(r"C:\path\n"), r"C:\path\n");
+    }
+}

@@ -108,3 +108,68 @@ fn without_adaptation_a_silent_console_is_reported_with_its_console_argument() {
         result.explain()
     );
 }
+
+/// `harness run` on a hostile copy of the first-boot fixture: refused before anything boots,
+/// exit 2 with the message, no panic and no abort.
+fn run_refuses(commands: &[&str], said: &str) {
+    let dir = temp_dir();
+    let image = r2s_tests::hostile::copy_of("r2s-first-boot", dir.path());
+    r2s_tests::hostile::debugfs(&image, 1, commands);
+    let result = run(&image, &[], &[&scenario("boot-to-login")], dir.path());
+    assert_eq!(result.code(), Some(2), "{}", result.explain());
+    assert!(
+        result.stderr.contains(said),
+        "missing {said:?}\n{}",
+        result.explain()
+    );
+    assert!(!result.stderr.contains("panicked"), "{}", result.explain());
+    assert!(result.elapsed < Duration::from_secs(30), "{}", result.explain());
+}
+
+#[test]
+fn a_3_gib_extlinux_conf_is_exit_2_before_booting() {
+    run_refuses(
+        &["sif /extlinux/extlinux.conf size 3221225472"],
+        "partition 1: /extlinux/extlinux.conf is 3221225472 bytes, more than the 1048576 bytes an extlinux.conf \
+         may have",
+    );
+}
+
+#[test]
+fn a_kernel_inode_of_1_tib_is_exit_2_before_booting() {
+    run_refuses(
+        &["sif /Image size 1099511627776"],
+        "partition 1: /Image is 1099511627776 bytes, more than the 1073741824 bytes a kernel or initrd may have",
+    );
+}
+
+#[test]
+fn a_directory_flagged_as_hashed_is_exit_2_before_booting() {
+    run_refuses(
+        &["sif /extlinux flags 0x81000"],
+        "partition 1: cannot read /extlinux/extlinux.conf: the ext4 reader failed on inconsistent data",
+    );
+}
+
+#[test]
+fn invalid_utf_8_in_extlinux_conf_is_exit_2_naming_line_and_column() {
+    let dir = temp_dir();
+    let image = r2s_tests::hostile::copy_of("r2s-first-boot", dir.path());
+    let conf = dir.path().join("extlinux.conf");
+    std::fs::write(
+        &conf,
+        b"DEFAULT NixOS\nLABEL NixOS\n  MENU LABEL Caf\xe9\n  LINUX /Image\n",
+    )
+    .unwrap();
+    let write = format!("write {} /extlinux/extlinux.conf", conf.display());
+    r2s_tests::hostile::debugfs(&image, 1, &["rm /extlinux/extlinux.conf", &write]);
+    let result = run(&image, &[], &[&scenario("boot-to-login")], dir.path());
+    assert_eq!(result.code(), Some(2), "{}", result.explain());
+    assert!(
+        result.stderr.contains(
+            "partition 1: /extlinux/extlinux.conf: line 3, column 17 (byte 42): not UTF-8 (byte 0xe9)"
+        ),
+        "{}",
+        result.explain()
+    );
+}

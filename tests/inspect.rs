@@ -8,6 +8,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
 
+use r2s_tests::hostile::{copy_of, debugfs, gpt_image};
 use r2s_tests::*;
 use serde_json::Value;
 
@@ -460,5 +461,173 @@ fn an_unknown_board_is_a_usage_error() {
             .contains("rock64: no such board profile file, and no built-in board of that name"),
         "{}",
         run.explain()
+    );
+}
+
+// Hostile images: sizes in the metadata that ask for far more than the image holds, and
+// structures that make the third-party readers panic. Each must end in a failed check or
+// exit 2 with what and where — never an abort, a panic (exit 101) or gigabytes of memory.
+
+/// inspect's peak memory across its runs in this test process (nextest runs each test in a
+/// process of its own), in bytes.
+fn children_peak_rss() -> u64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct it is given.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) }, 0);
+    usage.ru_maxrss as u64 * 1024
+}
+
+/// Asserts that a hostile run stayed within inspect's bounds: 64 MB, 10 s, no panic.
+fn assert_bounded(run: &Finished) {
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}\n{}",
+        run.elapsed,
+        run.explain()
+    );
+    let rss = children_peak_rss();
+    assert!(rss < 64 << 20, "peak RSS {rss} bytes\n{}", run.explain());
+    assert!(!run.stderr.contains("panicked"), "{}", run.explain());
+}
+
+#[test]
+fn a_gpt_asking_for_half_a_terabyte_of_entries_is_exit_2_within_bounds() {
+    let dir = temp_dir();
+    let image = dir.path().join("huge-gpt.img");
+    // 2^32 - 1 entries of 128 bytes: 512 GiB of entry array on a 64 GiB (sparse) image.
+    gpt_image(&image, 64 << 30, u32::MAX, 128, &[]);
+    let run = inspect(&image, &[]);
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert_eq!(
+        run.stderr.trim_end(),
+        format!(
+            "harness: {}: invalid partition table: GPT: primary header (sector 1): the entry array would be \
+             4294967295 entries of 128 bytes (549755813760 bytes); Linux refuses arrays above 4194304 bytes \
+             and so does this reader",
+            image.display()
+        ),
+        "{}",
+        run.explain()
+    );
+    assert_bounded(&run);
+}
+
+#[test]
+fn a_gpt_with_256_byte_entries_is_exit_2_saying_linux_and_u_boot_refuse_it() {
+    let dir = temp_dir();
+    let image = dir.path().join("wide-gpt.img");
+    let mut entries = vec![0u8; 128 * 256];
+    entries[..16].copy_from_slice(&[
+        0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47, 0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d, 0xe4,
+    ]);
+    entries[32..40].copy_from_slice(&32768u64.to_le_bytes());
+    entries[40..48].copy_from_slice(&65535u64.to_le_bytes());
+    gpt_image(&image, 64 << 20, 128, 256, &entries);
+    let run = inspect(&image, &[]);
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr.contains(
+            "invalid partition table: GPT: primary header (sector 1): partition entries are 256 bytes: the UEFI \
+             spec allows any multiple of 128, but Linux and U-Boot read only 128-byte entries"
+        ),
+        "{}",
+        run.explain()
+    );
+    assert_bounded(&run);
+}
+
+#[test]
+fn a_3_gib_sparse_extlinux_conf_fails_extlinux_conf_within_bounds() {
+    let dir = temp_dir();
+    let image = copy_of("r2s-first-boot", dir.path());
+    debugfs(&image, 1, &["sif /extlinux/extlinux.conf size 3221225472"]);
+    let report = json_report(&image, 1);
+    assert_eq!(problems(&report), set(&[("extlinux-conf", "fail")]), "{report:#}");
+    let conf = &report["checks"].as_array().unwrap()[7];
+    assert_eq!(
+        conf["found"],
+        "cannot read it: partition 1: /extlinux/extlinux.conf is 3221225472 bytes, more than the 1048576 bytes \
+         an extlinux.conf may have"
+    );
+    assert_bounded(&inspect(&image, &[]));
+}
+
+#[test]
+fn a_kernel_inode_of_1_tib_fails_kernel_size_within_bounds() {
+    let dir = temp_dir();
+    let image = copy_of("r2s-first-boot", dir.path());
+    debugfs(&image, 1, &["sif /Image size 1099511627776"]);
+    let report = json_report(&image, 1);
+    assert_eq!(problems(&report), set(&[("kernel-size", "fail")]), "{report:#}");
+    assert_bounded(&inspect(&image, &[]));
+}
+
+#[test]
+fn a_directory_flagged_as_hashed_fails_extlinux_conf_instead_of_panicking() {
+    let dir = temp_dir();
+    let image = copy_of("r2s-first-boot", dir.path());
+    // EXT4_INDEX_FL on a linear directory: ext4-view reads the htree root's count from a file
+    // name and slices past the block computing its checksum.
+    debugfs(&image, 1, &["sif /extlinux flags 0x81000"]);
+    let report = json_report(&image, 1);
+    assert_eq!(problems(&report), set(&[("extlinux-conf", "fail")]), "{report:#}");
+    let found = report["checks"].as_array().unwrap()[7]["found"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        found.starts_with(
+            "cannot read it: partition 1: cannot read /extlinux/extlinux.conf: the ext4 reader failed on \
+             inconsistent data (range end index"
+        ),
+        "{found}"
+    );
+    assert_bounded(&inspect(&image, &[]));
+}
+
+/// The first-boot fixture with its extlinux.conf replaced by `conf` (and `extra` files beside
+/// it), checked.
+fn with_extlinux_conf(conf: &str, extra: &[(&str, &str)]) -> Value {
+    let dir = temp_dir();
+    let image = copy_of("r2s-first-boot", dir.path());
+    let mut commands = vec!["rm /extlinux/extlinux.conf".to_owned()];
+    for (name, text) in std::iter::once(&("extlinux.conf", conf)).chain(extra) {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        commands.push(format!("write {} /extlinux/{name}", file.display()));
+    }
+    let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+    debugfs(&image, 1, &commands);
+    json_report(&image, 1)
+}
+
+#[test]
+fn an_extlinux_conf_without_a_label_fails_extlinux_conf() {
+    let report = with_extlinux_conf("DEFAULT nixos\nTIMEOUT 10\n", &[]);
+    assert_eq!(
+        problems(&report),
+        set(&[("extlinux-conf", "fail"), ("extlinux-default", "fail")]),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["checks"][7]["found"],
+        "found, but it has no LABEL: U-Boot has nothing to boot"
+    );
+}
+
+#[test]
+fn an_include_loop_fails_extlinux_conf_naming_the_chain() {
+    let conf = "DEFAULT NixOS\nINCLUDE menu.conf\nLABEL NixOS\n  LINUX /Image\n  INITRD /initrd\n  FDT \
+                /rk3328-nanopi-r2s.dtb\n  APPEND console=ttyS2,1500000 root=LABEL=NIXOS_SD init=/init\n";
+    let report = with_extlinux_conf(conf, &[("menu.conf", "MENU INCLUDE extlinux.conf\n")]);
+    assert!(
+        problems(&report).contains(&("extlinux-conf".to_owned(), "fail".to_owned())),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["checks"][7]["found"],
+        "U-Boot rejects it: INCLUDE loop: /extlinux/extlinux.conf line 2 → /extlinux/menu.conf line 1 includes \
+         /extlinux/extlinux.conf again; U-Boot stops after 16 levels (\"Maximum nesting (16) exceeded\") and \
+         rejects the file (\"Error parsing config file\")"
     );
 }

@@ -650,3 +650,12 @@ fn hostile_extended_partition_chain_is_an_error_not_a_panic() {
         "{error}"
     );
 }
+
+#[test]
+fn the_fixture_kernel_has_no_embedded_configuration() {
+    use r2s_harness::image::ikconfig::{extract, IkconfigError};
+    let image = r2s_images::build("r2s-first-boot", &r2s_images::default_cache_dir()).unwrap();
+    let kernel = Ext4Volume::open_index(&image, 1).unwrap().read("/Image").unwrap();
+    // Debian builds its kernel with "# CONFIG_IKCONFIG is not set": the Image has no IKCFG_ST.
+    assert!(matches!(extract(&kernel), Err(IkconfigError::NotEmbedded)));
+}

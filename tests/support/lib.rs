@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 pub mod bench;
+pub mod hostile;
 pub mod pty;
 
 /// The repository root.

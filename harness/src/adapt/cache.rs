@@ -48,8 +48,11 @@ pub struct ShimCache {
 }
 
 impl ShimCache {
-    /// A cache in `dir`/shims (created when first written).
+    /// A cache in `dir`/shims (created when first written). A relative `dir` is made absolute
+    /// against the current directory now: QEMU's overlays name the cached disk as their backing
+    /// file, and qemu-img reads a relative backing path from the overlay's own directory.
     pub fn new(dir: &Path) -> ShimCache {
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
         ShimCache {
             dir: dir.join("shims"),
         }
@@ -169,6 +172,17 @@ mod tests {
         fs::write(&other, b"again").unwrap();
         assert_eq!(cache.put("k", &other).unwrap(), cached);
         assert_eq!(fs::read(&cached).unwrap(), b"shim");
+    }
+
+    #[test]
+    fn a_relative_cache_directory_gives_absolute_disk_paths() {
+        let cache = ShimCache::new(Path::new("relative-cache"));
+        let expected = std::env::current_dir()
+            .unwrap()
+            .join("relative-cache")
+            .join("shims");
+        assert_eq!(cache.dir, expected);
+        assert!(cache.dir.is_absolute());
     }
 
     #[test]

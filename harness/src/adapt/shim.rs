@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::OpenOptions;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,7 +15,7 @@ use tempfile::TempDir;
 
 use crate::image::extlinux::Config;
 use crate::image::fs::Ext4Volume;
-use crate::image::{boot_config::Found, ImageError};
+use crate::image::{boot_config::Found, limits, ImageError};
 
 /// The shim filesystem's label: distinct from the image's NIXOS_BOOT, so nothing that mounts
 /// by label picks the shim by mistake.
@@ -103,10 +103,10 @@ pub fn build(image: &Path, found: &Found, adapted: &Config) -> Result<Shim, Shim
         if !volume.is_file(&file).unwrap_or(false) {
             continue;
         }
-        let bytes = volume.read(&file)?;
-        payload += bytes.len() as u64;
         let dest = tree.join(file.trim_start_matches('/'));
-        write_file(&dest, &bytes).map_err(io_err(&dest))?;
+        let mut out = create_file(&dest).map_err(io_err(&dest))?;
+        payload += volume.copy_to(&file, limits::BOOT_FILE, "a kernel or initrd", &mut out)?;
+        out.flush().map_err(io_err(&dest))?;
     }
 
     // ext4 metadata and journal need room beyond the payload.
@@ -139,11 +139,17 @@ fn files_to_copy(found: &Found, adapted: &Config) -> BTreeSet<String> {
     files
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+fn create_file(path: &Path) -> io::Result<std::io::BufWriter<std::fs::File>> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(path, bytes)
+    std::fs::File::create(path).map(std::io::BufWriter::new)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = create_file(path)?;
+    file.write_all(bytes)?;
+    file.flush()
 }
 
 fn write_gpt(disk: &Path, total: u64, fs_bytes: u64) -> Result<(), ShimError> {

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use super::error::ImageError;
 use super::extlinux::Config;
-use super::fs::{probe_filesystem, FsKind};
+use super::fs::probe_filesystem;
+use super::fs_kind::FsKind;
+use super::limits;
 use super::partition::Table;
 use super::volume::Volume;
 
@@ -105,7 +107,7 @@ fn search(image: &Path, readable: Readable) -> Result<Search, ImageError> {
             if !volume.is_file(path)? {
                 continue;
             }
-            let text = volume.read_to_string(path)?;
+            let text = volume.read_text(path, limits::EXTLINUX_CONF, "an extlinux.conf")?;
             let config = Config::parse(&text).map_err(|error| ImageError::Extlinux {
                 image: image.to_owned(),
                 partition: partition.index,

@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::extlinux;
-use super::fs::FsKind;
+use super::fs_kind::FsKind;
 
 /// A disk image that could not be read as asked. Every message starts with the image's path
 /// and says which part of it (partition table, partition N, a file) was being read.
@@ -132,6 +132,46 @@ pub enum ImageError {
         /// The reader's explanation.
         reason: String,
     },
+    /// A file larger than anything of its kind can be, refused before it is read.
+    #[error(
+        "{}: partition {partition}: {path} is {size} bytes, more than the {limit} bytes {what} may have",
+        image.display()
+    )]
+    TooLarge {
+        /// The image file.
+        image: PathBuf,
+        /// The partition (1-based).
+        partition: u32,
+        /// The path inside the partition.
+        path: String,
+        /// What the file is for, e.g. "an extlinux.conf".
+        what: &'static str,
+        /// The size the filesystem gives.
+        size: u64,
+        /// The limit (see [`super::limits`]).
+        limit: u64,
+    },
+    /// A text file (extlinux.conf) that is not UTF-8.
+    #[error(
+        "{}: partition {partition}: {path}: line {line}, column {column} (byte {offset}): not UTF-8 (byte {byte:#04x})",
+        image.display()
+    )]
+    NotUtf8 {
+        /// The image file.
+        image: PathBuf,
+        /// The partition (1-based).
+        partition: u32,
+        /// The path inside the partition.
+        path: String,
+        /// 1-based line of the first invalid byte.
+        line: usize,
+        /// 1-based column (in bytes) of it.
+        column: usize,
+        /// Its offset from the start of the file.
+        offset: usize,
+        /// The byte.
+        byte: u8,
+    },
     /// No extlinux.conf where U-Boot's distro boot looks.
     #[error(
         "{}: no extlinux.conf where U-Boot looks; searched {}",
@@ -174,6 +214,8 @@ impl ImageError {
             | ImageError::NoFileReader { image, .. }
             | ImageError::FileNotFound { image, .. }
             | ImageError::ReadFile { image, .. }
+            | ImageError::TooLarge { image, .. }
+            | ImageError::NotUtf8 { image, .. }
             | ImageError::NoBootConfig { image, .. }
             | ImageError::Extlinux { image, .. } => image,
         }

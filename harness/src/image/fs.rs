@@ -1,135 +1,23 @@
-//! Filesystems inside partitions: telling ext4, vfat and f2fs apart by their superblocks, and
-//! reading files from ext4 without mounting anything.
+//! Files from the ext4 filesystem of one partition of an image, read with ext4-view without
+//! mounting anything: the superblock checked first, every call bounded and guarded.
 
 use std::fmt;
 use std::fs::File;
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use ext4_view::{Ext4, Ext4Error, Ext4Read};
 
+use super::budget::ReadBudget;
 use super::error::ImageError;
+use super::fs_kind::{FsKind, PROBE_LEN};
+use super::guard::guarded;
+use super::limits;
 use super::partition::{Partition, Table};
 
-/// What a partition holds, as told by its superblock magic.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FsKind {
-    /// ext2, ext3 or ext4 (one magic, 0xEF53; U-Boot's ext4 driver reads all three).
-    Ext4 {
-        /// The volume name (`mke2fs -L`), if set.
-        label: Option<String>,
-    },
-    /// FAT12, FAT16 or FAT32.
-    Vfat {
-        /// The boot sector's volume label, if set (not "NO NAME").
-        label: Option<String>,
-    },
-    /// F2FS (U-Boot cannot read it).
-    F2fs {
-        /// The volume name, if set.
-        label: Option<String>,
-    },
-    /// None of the above.
-    Unknown,
-}
-
-/// How many bytes from the start of a partition [`FsKind::probe`] wants to see.
-pub const PROBE_LEN: usize = 4096;
-
-const EXT_SUPERBLOCK: usize = 1024;
-const EXT_MAGIC: [u8; 2] = [0x53, 0xef];
-const EXT_MAGIC_OFFSET: usize = EXT_SUPERBLOCK + 0x38;
-const EXT_LABEL_OFFSET: usize = EXT_SUPERBLOCK + 0x78;
-const F2FS_SUPERBLOCK: usize = 1024;
-const F2FS_MAGIC: [u8; 4] = 0xf2f5_2010u32.to_le_bytes();
-const F2FS_LABEL_OFFSET: usize = F2FS_SUPERBLOCK + 0x7c;
-const F2FS_LABEL_UNITS: usize = 512;
-
-impl FsKind {
-    /// Tells the filesystem from the first bytes of a partition (pass [`PROBE_LEN`] bytes, or
-    /// all of a smaller partition). Superblock magics are checked before the FAT boot sector
-    /// because `mke2fs` leaves the first kilobyte alone, so a reformatted partition can keep
-    /// an old FAT boot sector.
-    pub fn probe(head: &[u8]) -> FsKind {
-        if head.get(EXT_MAGIC_OFFSET..EXT_MAGIC_OFFSET + 2) == Some(&EXT_MAGIC) {
-            let label = head
-                .get(EXT_LABEL_OFFSET..EXT_LABEL_OFFSET + 16)
-                .and_then(nul_terminated);
-            return FsKind::Ext4 { label };
-        }
-        if head.get(F2FS_SUPERBLOCK..F2FS_SUPERBLOCK + 4) == Some(&F2FS_MAGIC) {
-            let end = (F2FS_LABEL_OFFSET + 2 * F2FS_LABEL_UNITS).min(head.len());
-            let label = head.get(F2FS_LABEL_OFFSET..end).and_then(utf16_nul_terminated);
-            return FsKind::F2fs { label };
-        }
-        if let Some(label) = fat_label(head) {
-            return FsKind::Vfat { label };
-        }
-        FsKind::Unknown
-    }
-
-    /// The label, whatever the filesystem.
-    pub fn label(&self) -> Option<&str> {
-        match self {
-            FsKind::Ext4 { label } | FsKind::Vfat { label } | FsKind::F2fs { label } => label.as_deref(),
-            FsKind::Unknown => None,
-        }
-    }
-}
-
-impl fmt::Display for FsKind {
-    /// `ext4 labelled "NIXOS_BOOT"`, `vfat`, `no known filesystem`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
-            FsKind::Ext4 { .. } => "ext4",
-            FsKind::Vfat { .. } => "vfat",
-            FsKind::F2fs { .. } => "f2fs",
-            FsKind::Unknown => return f.write_str("no known filesystem"),
-        };
-        match self.label() {
-            Some(label) => write!(f, "{name} labelled {label:?}"),
-            None => f.write_str(name),
-        }
-    }
-}
-
-fn nul_terminated(bytes: &[u8]) -> Option<String> {
-    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-    let text = String::from_utf8_lossy(&bytes[..end]).into_owned();
-    (!text.is_empty()).then_some(text)
-}
-
-fn utf16_nul_terminated(bytes: &[u8]) -> Option<String> {
-    let units: Vec<u16> = bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .take_while(|u| *u != 0)
-        .collect();
-    let text = String::from_utf16_lossy(&units);
-    (!text.is_empty()).then_some(text)
-}
-
-/// `Some(label)` if `head` starts with a FAT boot sector.
-fn fat_label(head: &[u8]) -> Option<Option<String>> {
-    let sector = head.get(..512)?;
-    let jump = sector[0] == 0xeb || sector[0] == 0xe9;
-    let bytes_per_sector = u16::from_le_bytes([sector[11], sector[12]]);
-    if !jump || sector[510..] != [0x55, 0xaa] || ![512, 1024, 2048, 4096].contains(&bytes_per_sector) {
-        return None;
-    }
-    // FAT32 keeps its extended BPB (and so the label) further in than FAT12/16.
-    let label_at = if &sector[0x52..0x5a] == b"FAT32   " {
-        0x47
-    } else if sector[0x36..0x3e].starts_with(b"FAT") {
-        0x2b
-    } else {
-        return None;
-    };
-    let label = String::from_utf8_lossy(&sector[label_at..label_at + 11])
-        .trim_end()
-        .to_owned();
-    Some((!label.is_empty() && label != "NO NAME").then_some(label))
-}
+/// File data copied at a time.
+const CHUNK: usize = 1 << 20;
 
 /// Reads the first bytes of a partition and tells its filesystem.
 pub fn probe_filesystem(image: &Path, partition: &Partition) -> Result<FsKind, ImageError> {
@@ -148,11 +36,13 @@ pub fn probe_filesystem(image: &Path, partition: &Partition) -> Result<FsKind, I
     Ok(FsKind::probe(&head))
 }
 
-/// Gives ext4-view the bytes of one partition, refusing reads outside it.
+/// Gives ext4-view the bytes of one partition, refusing reads outside it or beyond the
+/// operation's budget.
 struct PartitionReader {
     file: File,
     start: u64,
     len: u64,
+    budget: ReadBudget,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,9 +67,58 @@ impl Ext4Read for PartitionReader {
                 len: self.len,
             }));
         }
+        self.budget.spend(dst.len() as u64)?;
         self.file.read_exact_at(dst, self.start + start_byte)?;
         Ok(())
     }
+}
+
+/// What the superblock says, checked before ext4-view is given it: ext4-view allocates a
+/// descriptor per block group and a cache sized by the block count without comparing either
+/// with the partition.
+fn check_superblock(image: &Path, file: &File, partition: &Partition) -> Result<(), ImageError> {
+    let fail = |reason: String| ImageError::Filesystem {
+        image: image.to_owned(),
+        partition: partition.index,
+        reason,
+    };
+    let mut sb = [0u8; 1024];
+    file.read_exact_at(&mut sb, partition.offset() + 1024)
+        .map_err(|error| ImageError::Read {
+            image: image.to_owned(),
+            what: format!("partition {}'s ext4 superblock", partition.index),
+            error,
+        })?;
+    let le32 = |at: usize| u64::from(u32::from_le_bytes(sb[at..at + 4].try_into().expect("4 bytes")));
+    let blocks = le32(0x150) << 32 | le32(0x4);
+    let log_block_size = le32(0x18);
+    let first_data_block = le32(0x14);
+    let blocks_per_group = le32(0x20);
+    if log_block_size > 6 {
+        return Err(fail(format!(
+            "the superblock's block size is 1024 << {log_block_size} (ext4 allows up to 64 KiB)"
+        )));
+    }
+    let block_size = 1024u64 << log_block_size;
+    let fs_len = u128::from(blocks) * u128::from(block_size);
+    if fs_len > u128::from(partition.size()) {
+        return Err(fail(format!(
+            "the superblock says {blocks} blocks of {block_size} bytes ({fs_len} bytes), but the partition has \
+             {} bytes",
+            partition.size()
+        )));
+    }
+    if blocks_per_group == 0 {
+        return Err(fail("the superblock says 0 blocks per group".to_owned()));
+    }
+    let groups = blocks.saturating_sub(first_data_block).div_ceil(blocks_per_group);
+    if groups > limits::EXT4_BLOCK_GROUPS {
+        return Err(fail(format!(
+            "the superblock says {groups} block groups ({blocks_per_group} blocks each); the limit is {}",
+            limits::EXT4_BLOCK_GROUPS
+        )));
+    }
+    Ok(())
 }
 
 /// An ext4 filesystem in one partition of an image, opened for reading.
@@ -187,6 +126,7 @@ pub struct Ext4Volume {
     image: PathBuf,
     partition: u32,
     fs: Ext4,
+    budget: ReadBudget,
 }
 
 impl fmt::Debug for Ext4Volume {
@@ -214,20 +154,27 @@ impl Ext4Volume {
             image: image.to_owned(),
             error,
         })?;
+        check_superblock(image, &file, partition)?;
+        let budget = ReadBudget::new(limits::METADATA_READ);
         let reader = PartitionReader {
             file,
             start: partition.offset(),
             len: partition.size(),
+            budget: budget.clone(),
         };
-        let fs = Ext4::load(Box::new(reader)).map_err(|e| ImageError::Filesystem {
+        let fail = |reason: String| ImageError::Filesystem {
             image: image.to_owned(),
             partition: partition.index,
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let fs = guarded(|| Ext4::load(Box::new(reader)))
+            .map_err(|panic| fail(format!("the ext4 reader {panic}")))?
+            .map_err(|e| fail(e.to_string()))?;
         Ok(Ext4Volume {
             image: image.to_owned(),
             partition: partition.index,
             fs,
+            budget,
         })
     }
 
@@ -242,74 +189,139 @@ impl Ext4Volume {
         self.partition
     }
 
+    /// The image file.
+    pub fn image(&self) -> &Path {
+        &self.image
+    }
+
     /// The volume name from the superblock, if set.
     pub fn label(&self) -> Option<String> {
         let label = self.fs.label().to_str().ok()?.to_owned();
         (!label.is_empty()).then_some(label)
     }
 
-    /// The contents of a file; `path` is absolute within the partition. Symlinks are followed
-    /// inside the partition.
+    /// Runs one ext4-view call about `path` that may read `data` bytes of file contents plus
+    /// the metadata allowance, with a panic reported as an unreadable file.
+    fn op<R>(
+        &self,
+        path: &str,
+        data: u64,
+        call: impl FnOnce(&Ext4) -> Result<R, Ext4Error>,
+    ) -> Result<R, ImageError> {
+        self.budget.allow(limits::METADATA_READ.saturating_add(data));
+        match guarded(|| call(&self.fs)) {
+            Ok(result) => result.map_err(|e| self.file_error(path, e)),
+            Err(panic) => Err(ImageError::ReadFile {
+                image: self.image.clone(),
+                partition: self.partition,
+                path: path.to_owned(),
+                reason: format!("the ext4 reader {panic}"),
+            }),
+        }
+    }
+
+    /// The size of a regular file, refused with [`ImageError::TooLarge`] above `limit`.
+    fn checked_size(&self, path: &str, limit: u64, what: &'static str) -> Result<u64, ImageError> {
+        let size = self.op(path, 0, |fs| fs.metadata(path).map(|m| m.len()))?;
+        limits::check_file_size(&self.image, self.partition, path, what, size, limit)?;
+        Ok(size)
+    }
+
+    /// Streams a file of at most `limit` bytes (`what` it is, for the error) into `out`, in
+    /// bounded chunks; returns its size. `path` is absolute within the partition; symlinks are
+    /// followed inside the partition.
+    pub fn copy_to(
+        &self,
+        path: &str,
+        limit: u64,
+        what: &'static str,
+        out: &mut dyn Write,
+    ) -> Result<u64, ImageError> {
+        let size = self.checked_size(path, limit, what)?;
+        let mut file = self.op(path, size, |fs| fs.open(path))?;
+        let mut chunk = vec![0u8; CHUNK.min(size as usize).max(1)];
+        let mut copied = 0u64;
+        loop {
+            let n = self.op(path, size, |_| file.read_bytes(&mut chunk))?;
+            if n == 0 {
+                break;
+            }
+            copied += n as u64;
+            if copied > size {
+                return Err(self.file_error(path, Ext4Error::FileTooLarge));
+            }
+            out.write_all(&chunk[..n]).map_err(|e| ImageError::ReadFile {
+                image: self.image.clone(),
+                partition: self.partition,
+                path: path.to_owned(),
+                reason: format!("cannot write the copy: {e}"),
+            })?;
+        }
+        Ok(copied)
+    }
+
+    /// The contents of a file of at most `limit` bytes (`what` it is, for the error).
+    pub fn read_limited(&self, path: &str, limit: u64, what: &'static str) -> Result<Vec<u8>, ImageError> {
+        let mut bytes = Vec::new();
+        self.copy_to(path, limit, what, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// The contents of a file of at most [`limits::BOOT_FILE`] bytes.
     pub fn read(&self, path: &str) -> Result<Vec<u8>, ImageError> {
-        self.fs.read(path).map_err(|e| self.file_error(path, e))
+        self.read_limited(path, limits::BOOT_FILE, "a file read whole")
     }
 
     /// The size of a file and its first `len` bytes (fewer if the file is shorter), without
     /// reading the rest: enough to judge a kernel by its header without loading tens of MiB.
     pub fn read_head(&self, path: &str, len: usize) -> Result<(u64, Vec<u8>), ImageError> {
-        let mut file = self.fs.open(path).map_err(|e| self.file_error(path, e))?;
+        let mut file = self.op(path, 0, |fs| fs.open(path))?;
         let size = file.metadata().len();
         let mut head = vec![0u8; len.min(usize::try_from(size).unwrap_or(usize::MAX))];
         let mut filled = 0;
         while filled < head.len() {
-            match file.read_bytes(&mut head[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) => return Err(self.file_error(path, e)),
+            match self.op(path, head.len() as u64, |_| file.read_bytes(&mut head[filled..]))? {
+                0 => break,
+                n => filled += n,
             }
         }
         head.truncate(filled);
         Ok((size, head))
     }
 
-    /// The contents of a file as UTF-8 text.
-    pub fn read_to_string(&self, path: &str) -> Result<String, ImageError> {
-        let bytes = self.read(path)?;
-        String::from_utf8(bytes).map_err(|_| self.file_error(path, Ext4Error::NotUtf8))
-    }
-
     /// Whether `path` exists (a dangling symlink does not).
     pub fn exists(&self, path: &str) -> Result<bool, ImageError> {
-        self.fs.exists(path).map_err(|e| self.file_error(path, e))
+        self.op(path, 0, |fs| fs.exists(path))
     }
 
     /// Whether `path` is a regular file (or a symlink to one).
     pub fn is_file(&self, path: &str) -> Result<bool, ImageError> {
-        match self.fs.metadata(path) {
+        self.op(path, 0, |fs| match fs.metadata(path) {
             Ok(metadata) => Ok(metadata.file_type().is_regular_file()),
             Err(Ext4Error::NotFound) => Ok(false),
-            Err(e) => Err(self.file_error(path, e)),
-        }
+            Err(e) => Err(e),
+        })
     }
 
     /// The names in a directory, sorted, without `.` and `..`.
     pub fn list_dir(&self, path: &str) -> Result<Vec<String>, ImageError> {
-        let mut names = Vec::new();
-        for entry in self.fs.read_dir(path).map_err(|e| self.file_error(path, e))? {
-            let entry = entry.map_err(|e| self.file_error(path, e))?;
-            let name = entry.file_name().display().to_string();
-            if name != "." && name != ".." {
-                names.push(name);
+        let mut names = self.op(path, 0, |fs| {
+            let mut names = Vec::new();
+            for entry in fs.read_dir(path)? {
+                let name = entry?.file_name().display().to_string();
+                if name != "." && name != ".." {
+                    names.push(name);
+                }
             }
-        }
+            Ok(names)
+        })?;
         names.sort();
         Ok(names)
     }
 
     /// The target of a symlink, as stored.
     pub fn read_link(&self, path: &str) -> Result<String, ImageError> {
-        let target = self.fs.read_link(path).map_err(|e| self.file_error(path, e))?;
-        Ok(target.display().to_string())
+        self.op(path, 0, |fs| fs.read_link(path).map(|t| t.display().to_string()))
     }
 
     fn file_error(&self, path: &str, error: Ext4Error) -> ImageError {
@@ -329,7 +341,8 @@ impl Ext4Volume {
     }
 }
 
-/// Reads one file from the ext4 filesystem of partition `partition` (1-based) of an image.
+/// Reads one file (at most [`limits::BOOT_FILE`] bytes) from the ext4 filesystem of partition
+/// `partition` (1-based) of an image.
 pub fn read_file(image: &Path, partition: u32, path: &str) -> Result<Vec<u8>, ImageError> {
     Ext4Volume::open_index(image, partition)?.read(path)
 }

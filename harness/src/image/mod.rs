@@ -1,18 +1,32 @@
 //! Disk images read without mounting: partition tables, filesystems in partitions, files from
 //! ext4, and the extlinux.conf U-Boot would boot from.
+//!
+//! Every size read from an image (partition entry arrays, file and directory sizes) is checked
+//! against the image and against a limit ([`limits`]) before anything is allocated, and every
+//! call into a third-party filesystem reader runs under [`guard`], so a hostile image is an
+//! [`ImageError`], never an abort or a panic.
 
 pub mod boot_config;
+pub mod budget;
 mod error;
 pub mod extlinux;
 pub mod fs;
+pub mod fs_kind;
+pub mod gpt;
+pub mod guard;
+pub mod ikconfig;
+pub mod limits;
+pub mod mbr;
 pub mod partition;
+pub mod read_at;
 pub mod vfat;
 pub mod volume;
 
 pub use boot_config::{check_bootable_image, resolve, Found};
 pub use error::ImageError;
 pub use extlinux::{Config, Label};
-pub use fs::{exists, probe_filesystem, read_file, Ext4Volume, FsKind};
+pub use fs::{exists, probe_filesystem, read_file, Ext4Volume};
+pub use fs_kind::FsKind;
 pub use partition::{Guid, Partition, PartitionType, Scheme, Table};
 pub use vfat::FatVolume;
 pub use volume::Volume;

@@ -3,11 +3,12 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::error::ImageError;
+use super::read_at::ReadAt;
+use super::{gpt, mbr};
 
 /// The partitioning scheme of an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,21 +193,30 @@ pub struct Table {
 impl Table {
     /// Reads the partition table of an image file: a GPT if there is one (primary header, else
     /// the backup), else an MBR. Fails with a typed error on a file too short for its table or
-    /// its partitions, on garbage, and on an inconsistent table; never panics.
+    /// its partitions, on garbage, and on an inconsistent table; never panics, and reads at
+    /// most [`limits::GPT_ENTRY_ARRAY`](super::limits::GPT_ENTRY_ARRAY) bytes of entries.
     pub fn read(image: &Path) -> Result<Table, ImageError> {
-        let mut file = File::open(image).map_err(|error| ImageError::Open {
+        let file = File::open(image).map_err(|error| ImageError::Open {
             image: image.to_owned(),
             error,
         })?;
-        // Seeking to the end measures a block device too (its metadata length is 0).
-        let image_len = file.seek(SeekFrom::End(0)).map_err(|error| ImageError::Read {
+        Table::read_from(image, &file)
+    }
+
+    /// [`Table::read`] on bytes from anywhere (`image` names them in errors).
+    pub fn read_from(image: &Path, source: &dyn ReadAt) -> Result<Table, ImageError> {
+        let image_len = source.len().map_err(|error| ImageError::Read {
             image: image.to_owned(),
             what: "its size".to_owned(),
             error,
         })?;
-        let table = read_table(image, &mut file, image_len)?;
+        let table = read_table(image, source, image_len)?;
         for p in &table.partitions {
-            let end = p.byte_range().end;
+            let end = p
+                .last_lba
+                .checked_add(1)
+                .and_then(|n| n.checked_mul(p.sector_size))
+                .unwrap_or(u64::MAX);
             if end > image_len {
                 return Err(ImageError::Truncated {
                     image: image.to_owned(),
@@ -245,7 +255,7 @@ impl Table {
 
 const MBR_SIGNATURE_OFFSET: usize = 510;
 
-fn read_table(image: &Path, file: &mut File, image_len: u64) -> Result<Table, ImageError> {
+fn read_table(image: &Path, source: &dyn ReadAt, image_len: u64) -> Result<Table, ImageError> {
     if image_len < 512 {
         return Err(ImageError::Truncated {
             image: image.to_owned(),
@@ -254,14 +264,18 @@ fn read_table(image: &Path, file: &mut File, image_len: u64) -> Result<Table, Im
             len: image_len,
         });
     }
-    match gptman::GPT::find_from(file) {
-        Ok(gpt) => return Ok(gpt_table(image, &gpt, image_len)),
-        Err(gptman::Error::InvalidSignature) => {}
-        Err(error) => return Err(gpt_error(image, error, image_len)),
+    if let Some(gpt) = gpt::read(image, source, image_len)? {
+        return Ok(Table {
+            image: image.to_owned(),
+            scheme: Scheme::Gpt,
+            sector_size: gpt.sector_size,
+            image_len,
+            partitions: gpt.partitions,
+        });
     }
     let mut sector0 = [0u8; 512];
-    file.seek(SeekFrom::Start(0))
-        .and_then(|_| file.read_exact(&mut sector0))
+    source
+        .read_exact_at(&mut sector0, 0)
         .map_err(|error| ImageError::Read {
             image: image.to_owned(),
             what: "sector 0".to_owned(),
@@ -272,109 +286,19 @@ fn read_table(image: &Path, file: &mut File, image_len: u64) -> Result<Table, Im
             image: image.to_owned(),
         });
     }
-    // mbrman walks extended-partition chains with unchecked u32 arithmetic, which panics (in
-    // debug builds) on hostile tables; a bad image must be an error, not a crash.
-    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mbrman::MBR::read_from(file, 512)));
-    let mbr = match read {
-        Ok(Ok(mbr)) => mbr,
-        Ok(Err(error)) => return Err(mbr_error(image, error)),
-        Err(_) => {
-            return Err(ImageError::BadPartitionTable {
-                image: image.to_owned(),
-                reason: "MBR: extended partition chain points outside the disk".to_owned(),
-            })
-        }
-    };
-    if mbr.iter().any(|(_, p)| p.sys == 0xee) {
+    let (partitions, protective) = mbr::read(image, source, &sector0)?;
+    if protective {
         return Err(ImageError::BadPartitionTable {
             image: image.to_owned(),
             reason: "protective MBR (type 0xee) but neither the primary nor the backup GPT header is there"
                 .to_owned(),
         });
     }
-    Ok(mbr_table(image, &mbr, image_len))
-}
-
-fn gpt_table(image: &Path, gpt: &gptman::GPT, image_len: u64) -> Table {
-    let partitions = gpt
-        .iter()
-        .filter(|(_, entry)| entry.is_used())
-        .map(|(index, entry)| Partition {
-            index,
-            first_lba: entry.starting_lba,
-            last_lba: entry.ending_lba.max(entry.starting_lba),
-            sector_size: gpt.sector_size,
-            kind: PartitionType::Gpt(Guid(entry.partition_type_guid)),
-            name: entry.partition_name.as_str().to_owned(),
-            bootable: entry.attribute_bits & GPT_LEGACY_BIOS_BOOTABLE != 0,
-            partuuid: Guid(entry.unique_partition_guid).to_string(),
-        })
-        .collect();
-    Table {
-        image: image.to_owned(),
-        scheme: Scheme::Gpt,
-        sector_size: gpt.sector_size,
-        image_len,
-        partitions,
-    }
-}
-
-fn mbr_table(image: &Path, mbr: &mbrman::MBR, image_len: u64) -> Table {
-    let signature = u32::from_le_bytes(mbr.header.disk_signature);
-    let partitions = mbr
-        .iter()
-        .filter(|(_, entry)| entry.is_used() && !entry.is_extended() && entry.sectors > 0)
-        .map(|(index, entry)| {
-            let first_lba = u64::from(entry.starting_lba);
-            Partition {
-                index: index as u32,
-                first_lba,
-                last_lba: first_lba + u64::from(entry.sectors) - 1,
-                sector_size: 512,
-                kind: PartitionType::Mbr(entry.sys),
-                name: String::new(),
-                bootable: entry.is_active(),
-                partuuid: format!("{signature:08x}-{index:02x}"),
-            }
-        })
-        .collect();
-    Table {
+    Ok(Table {
         image: image.to_owned(),
         scheme: Scheme::Mbr,
         sector_size: 512,
         image_len,
         partitions,
-    }
-}
-
-fn is_eof(error: &gptman::Error) -> bool {
-    match error {
-        gptman::Error::Io(e) => e.kind() == io::ErrorKind::UnexpectedEof,
-        gptman::Error::ReadError(primary, _) => is_eof(primary),
-        _ => false,
-    }
-}
-
-fn gpt_error(image: &Path, error: gptman::Error, image_len: u64) -> ImageError {
-    if is_eof(&error) {
-        // The primary header is there but its partition entry array (sectors 2..34 with 512-byte
-        // sectors) is cut off.
-        return ImageError::Truncated {
-            image: image.to_owned(),
-            what: "the GPT partition entry array".to_owned(),
-            needed: 34 * 512,
-            len: image_len,
-        };
-    }
-    ImageError::BadPartitionTable {
-        image: image.to_owned(),
-        reason: format!("GPT: {error}"),
-    }
-}
-
-fn mbr_error(image: &Path, error: mbrman::Error) -> ImageError {
-    ImageError::BadPartitionTable {
-        image: image.to_owned(),
-        reason: format!("MBR: {error}"),
-    }
+    })
 }

@@ -5,10 +5,12 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use super::budget::ReadBudget;
 use super::error::ImageError;
+use super::guard::guarded;
+use super::limits;
 use super::partition::Partition;
 
 /// The bytes of one partition, as a seekable stream that cannot be written.
@@ -17,12 +19,16 @@ struct PartitionView {
     start: u64,
     len: u64,
     pos: u64,
+    budget: ReadBudget,
 }
 
 impl Read for PartitionView {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.len.saturating_sub(self.pos);
         let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        self.budget
+            .spend(n as u64)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let read = self.file.read_at(&mut buf[..n], self.start + self.pos)?;
         self.pos += read as u64;
         Ok(read)
@@ -56,13 +62,13 @@ impl Write for PartitionView {
     }
 }
 
-/// Runs a fatfs call, turning a panic on a hostile filesystem (fatfs 0.3 does unchecked
-/// arithmetic on on-disk values) into an error rather than a crash.
-fn guarded<R>(call: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-    catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|_| {
+/// Runs a fatfs call under [`guarded`] (fatfs 0.3 does unchecked arithmetic on on-disk
+/// values), a panic becoming an error.
+fn fat_call<R>(call: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+    guarded(call).unwrap_or_else(|panic| {
         Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            "inconsistent FAT structures",
+            format!("the FAT reader {panic}"),
         ))
     })
 }
@@ -72,6 +78,7 @@ pub struct FatVolume {
     image: PathBuf,
     partition: u32,
     fs: fatfs::FileSystem<PartitionView>,
+    budget: ReadBudget,
 }
 
 impl fmt::Debug for FatVolume {
@@ -90,13 +97,15 @@ impl FatVolume {
             image: image.to_owned(),
             error,
         })?;
+        let budget = ReadBudget::new(limits::METADATA_READ);
         let view = PartitionView {
             file,
             start: partition.offset(),
             len: partition.size(),
             pos: 0,
+            budget: budget.clone(),
         };
-        let fs = guarded(|| fatfs::FileSystem::new(view, fatfs::FsOptions::new())).map_err(|e| {
+        let fs = fat_call(|| fatfs::FileSystem::new(view, fatfs::FsOptions::new())).map_err(|e| {
             ImageError::FatFilesystem {
                 image: image.to_owned(),
                 partition: partition.index,
@@ -107,6 +116,7 @@ impl FatVolume {
             image: image.to_owned(),
             partition: partition.index,
             fs,
+            budget,
         })
     }
 
@@ -120,28 +130,42 @@ impl FatVolume {
         &self.image
     }
 
+    /// Runs one fatfs call that may read `data` bytes of file contents plus the metadata
+    /// allowance.
+    fn op<R>(&self, data: u64, call: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        self.budget.allow(limits::METADATA_READ.saturating_add(data));
+        fat_call(call)
+    }
+
     /// The size of a file and its first `len` bytes (fewer if the file is shorter); `path` is
     /// absolute within the partition and matched without regard to case, as FAT does.
     pub fn read_head(&self, path: &str, len: usize) -> Result<(u64, Vec<u8>), ImageError> {
-        guarded(|| {
+        self.op(len.min(u32::MAX as usize) as u64, || {
             let mut file = self.fs.root_dir().open_file(path.trim_start_matches('/'))?;
             let size = file.seek(SeekFrom::End(0))?;
             file.seek(SeekFrom::Start(0))?;
-            let mut head = Vec::new();
+            let mut head = Vec::with_capacity(len.min(size as usize));
             file.take(len as u64).read_to_end(&mut head)?;
             Ok((size, head))
         })
         .map_err(|e| self.file_error(path, e))
     }
 
-    /// The contents of a file.
+    /// The contents of a file of at most `limit` bytes (`what` it is, for the error).
+    pub fn read_limited(&self, path: &str, limit: u64, what: &'static str) -> Result<Vec<u8>, ImageError> {
+        let (size, _) = self.read_head(path, 0)?;
+        limits::check_file_size(&self.image, self.partition, path, what, size, limit)?;
+        self.read_head(path, size as usize).map(|(_, bytes)| bytes)
+    }
+
+    /// The contents of a file of at most [`limits::BOOT_FILE`] bytes.
     pub fn read(&self, path: &str) -> Result<Vec<u8>, ImageError> {
-        self.read_head(path, usize::MAX).map(|(_, bytes)| bytes)
+        self.read_limited(path, limits::BOOT_FILE, "a file read whole")
     }
 
     /// Whether `path` is a regular file.
     pub fn is_file(&self, path: &str) -> Result<bool, ImageError> {
-        match guarded(|| {
+        match self.op(0, || {
             self.fs
                 .root_dir()
                 .open_file(path.trim_start_matches('/'))
@@ -163,7 +187,7 @@ impl FatVolume {
         if self.is_file(path)? {
             return Ok(true);
         }
-        match guarded(|| self.fs.root_dir().open_dir(trimmed).map(drop)) {
+        match self.op(0, || self.fs.root_dir().open_dir(trimmed).map(drop)) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::Other => Ok(false),
             Err(e) => Err(self.file_error(path, e)),

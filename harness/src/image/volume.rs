@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use super::error::ImageError;
-use super::fs::{Ext4Volume, FsKind};
+use super::fs::Ext4Volume;
+use super::fs_kind::FsKind;
 use super::partition::Partition;
 use super::vfat::FatVolume;
 
@@ -13,7 +14,7 @@ pub enum Volume {
     /// ext2/3/4, read with ext4-view.
     Ext4(Ext4Volume),
     /// FAT12/16/32, read with fatfs.
-    Vfat(FatVolume),
+    Vfat(Box<FatVolume>),
 }
 
 impl Volume {
@@ -22,7 +23,7 @@ impl Volume {
     pub fn open(image: &Path, partition: &Partition, kind: &FsKind) -> Result<Option<Volume>, ImageError> {
         Ok(match kind {
             FsKind::Ext4 { .. } => Some(Volume::Ext4(Ext4Volume::open(image, partition)?)),
-            FsKind::Vfat { .. } => Some(Volume::Vfat(FatVolume::open(image, partition)?)),
+            FsKind::Vfat { .. } => Some(Volume::Vfat(Box::new(FatVolume::open(image, partition)?))),
             FsKind::F2fs { .. } | FsKind::Unknown => None,
         })
     }
@@ -51,24 +52,48 @@ impl Volume {
         }
     }
 
-    /// The contents of a file.
-    pub fn read(&self, path: &str) -> Result<Vec<u8>, ImageError> {
+    /// The contents of a file of at most `limit` bytes (`what` it is, for the error).
+    pub fn read_limited(&self, path: &str, limit: u64, what: &'static str) -> Result<Vec<u8>, ImageError> {
         match self {
-            Volume::Ext4(v) => v.read(path),
-            Volume::Vfat(v) => v.read(path),
+            Volume::Ext4(v) => v.read_limited(path, limit, what),
+            Volume::Vfat(v) => v.read_limited(path, limit, what),
         }
     }
 
-    /// The contents of a file as UTF-8 text.
-    pub fn read_to_string(&self, path: &str) -> Result<String, ImageError> {
-        match self {
-            Volume::Ext4(v) => v.read_to_string(path),
-            Volume::Vfat(v) => String::from_utf8(v.read(path)?).map_err(|_| ImageError::ReadFile {
-                image: v.image().to_owned(),
-                partition: v.partition(),
+    /// The contents of a text file of at most `limit` bytes; invalid UTF-8 is
+    /// [`ImageError::NotUtf8`], saying where.
+    pub fn read_text(&self, path: &str, limit: u64, what: &'static str) -> Result<String, ImageError> {
+        let bytes = self.read_limited(path, limit, what)?;
+        String::from_utf8(bytes).map_err(|e| {
+            let bytes = e.as_bytes();
+            let offset = e.utf8_error().valid_up_to();
+            let before = &bytes[..offset];
+            let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            ImageError::NotUtf8 {
+                image: self.image().to_owned(),
+                partition: self.partition(),
                 path: path.to_owned(),
-                reason: "not UTF-8 text".to_owned(),
-            }),
+                line: before.iter().filter(|b| **b == b'\n').count() + 1,
+                column: offset - line_start + 1,
+                offset,
+                byte: bytes[offset],
+            }
+        })
+    }
+
+    /// The image file.
+    pub fn image(&self) -> &Path {
+        match self {
+            Volume::Ext4(v) => v.image(),
+            Volume::Vfat(v) => v.image(),
+        }
+    }
+
+    /// The partition's number.
+    pub fn partition(&self) -> u32 {
+        match self {
+            Volume::Ext4(v) => v.partition(),
+            Volume::Vfat(v) => v.partition(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The extlinux.conf as a whole: where U-Boot finds it, whether U-Boot understands every line,
 //! and whether `DEFAULT` names one of its labels.
 
+use super::include::IncludeProblem;
 use super::report::{Check, CheckName};
 use crate::image::boot_config::{Found, SEARCH_PATHS};
 use crate::image::{Config, ImageError};
@@ -13,9 +14,23 @@ fn searched_location() -> String {
     )
 }
 
-/// The extlinux.conf U-Boot would boot from was found and parsed (`found`), or why not.
-pub fn check_conf(found: Result<&Found, &ImageError>) -> Check {
+/// The extlinux.conf U-Boot would boot from was found and parsed (`found`), or why not; its
+/// includes could be followed (`includes` says what U-Boot would stumble on if not); it has a
+/// `LABEL` to boot.
+pub fn check_conf(found: Result<&Found, &ImageError>, includes: Option<&IncludeProblem>) -> Check {
     match found {
+        Ok(found) if includes.is_some() => Check::fail(
+            CheckName::ExtlinuxConf,
+            format!("partition {}: {}", found.partition, found.path),
+            format!("U-Boot rejects it: {}", includes.expect("checked")),
+            "fix or remove the INCLUDE named; U-Boot boots nothing from the file",
+        ),
+        Ok(found) if found.config.labels.is_empty() => Check::fail(
+            CheckName::ExtlinuxConf,
+            format!("partition {}: {}", found.partition, found.path),
+            "found, but it has no LABEL: U-Boot has nothing to boot",
+            "add an entry: `LABEL nixos`, then `LINUX`, `INITRD` and `APPEND` lines",
+        ),
         Ok(found) => Check::pass(
             CheckName::ExtlinuxConf,
             format!("partition {}: {}", found.partition, found.path),
@@ -71,7 +86,7 @@ pub fn check_keywords(found: &Found) -> Check {
     let includes: Vec<String> = config
         .includes
         .iter()
-        .map(|(line, path)| format!("line {line}: INCLUDE {path} (not followed)"))
+        .map(|(line, path)| format!("line {line}: INCLUDE {path} (its entries are not checked)"))
         .collect();
     if !ignored.is_empty() {
         ignored.extend(includes);
@@ -141,15 +156,7 @@ pub fn check_default(found: &Found) -> Check {
 mod tests {
     use super::*;
     use crate::inspect::report::Status;
-
-    fn found(text: &str) -> Found {
-        Found {
-            partition: 1,
-            path: "/extlinux/extlinux.conf".to_owned(),
-            text: text.to_owned(),
-            config: Config::parse(text).unwrap(),
-        }
-    }
+    use crate::inspect::test_parts::found;
 
     const GOOD: &str = "DEFAULT nixos-default\nTIMEOUT 30\nLABEL nixos-default\n  LINUX /Image\n";
 
@@ -182,6 +189,24 @@ mod tests {
             &GOOD.replace("DEFAULT nixos-default", "DEFAULT NixOS-default"),
         ));
         assert_eq!(check.status, Status::Fail);
+    }
+
+    #[test]
+    fn a_file_without_a_label_fails_extlinux_conf() {
+        let check = check_conf(Ok(&found("DEFAULT a\nTIMEOUT 30\n")), None);
+        assert_eq!(check.status, Status::Fail);
+        assert_eq!(
+            check.message,
+            "found, but it has no LABEL: U-Boot has nothing to boot"
+        );
+        assert_eq!(check_conf(Ok(&found(GOOD)), None).status, Status::Pass);
+    }
+
+    #[test]
+    fn an_include_problem_fails_extlinux_conf() {
+        let check = check_conf(Ok(&found(GOOD)), Some(&IncludeProblem::TooMany));
+        assert_eq!(check.status, Status::Fail);
+        assert_eq!(check.message, "U-Boot rejects it: more than 256 included files");
     }
 
     #[test]

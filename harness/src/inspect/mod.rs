@@ -11,6 +11,7 @@ pub mod entry;
 pub mod extlinux;
 pub mod fdt;
 pub mod filesystems;
+pub mod include;
 pub mod partitions;
 pub mod render;
 pub mod report;
@@ -112,6 +113,14 @@ pub fn inspect_for(image: &Path, profile: &Profile) -> Result<Report, ImageError
         .collect::<Result<Vec<_>, ImageError>>()?;
     let area = read_bootloader_area(image, table.image_len, profile)?;
     let found = boot_config::find_including_vfat(image);
+    let volumes = ImageVolumes::open(image, &parts);
+    let includes = match (
+        &found,
+        found.as_ref().ok().and_then(|f| volumes.files(f.partition)),
+    ) {
+        (Ok(found), Some(Ok(files))) => include::follow(found, files).err(),
+        _ => None,
+    };
 
     let mut checks = vec![
         partitions::check_table(&table),
@@ -121,12 +130,11 @@ pub fn inspect_for(image: &Path, profile: &Profile) -> Result<Report, ImageError
         filesystems::check_root_label(&parts),
         filesystems::check_boot_label(&parts, found.as_ref().ok().map(|f| f.partition)),
         filesystems::check_root_filesystem(&parts),
-        extlinux::check_conf(found.as_ref()),
+        extlinux::check_conf(found.as_ref(), includes.as_ref()),
     ];
     if let Ok(found) = &found {
         checks.push(extlinux::check_keywords(found));
         checks.push(extlinux::check_default(found));
-        let volumes = ImageVolumes::open(image, &parts);
         let ctx = Context {
             profile,
             parts: &parts,
@@ -166,7 +174,18 @@ fn read_bootloader_area(image: &Path, image_len: u64, profile: &Profile) -> Resu
 #[cfg(test)]
 pub(crate) mod test_parts {
     use super::Probed;
-    use crate::image::{FsKind, Partition, PartitionType};
+    use crate::image::boot_config::Found;
+    use crate::image::{Config, FsKind, Partition, PartitionType};
+
+    /// `text` as the extlinux.conf found at /extlinux/extlinux.conf of partition 1.
+    pub(crate) fn found(text: &str) -> Found {
+        Found {
+            partition: 1,
+            path: "/extlinux/extlinux.conf".to_owned(),
+            text: text.to_owned(),
+            config: Config::parse(text).unwrap(),
+        }
+    }
 
     /// MBR partition `index` (PARTUUID `1a2b3c4d-<index>`) over 512-byte sectors
     /// `first_lba..=last_lba`, holding `fs`.

@@ -1,0 +1,351 @@
+//! The checks of one extlinux boot entry (`LABEL`): the files U-Boot loads for it
+//! ([`files`]), the kernel's Image header ([`kernel`]), and the kernel command line it passes
+//! ([`cmdline`]).
+
+mod cmdline;
+mod files;
+mod kernel;
+
+pub use cmdline::check_console;
+pub use files::{check_fdt_compatible, Files, NoFiles, Volumes};
+pub use kernel::{check_kernel_format, check_kernel_size};
+
+use super::board::Profile;
+use super::report::Check;
+use super::Probed;
+use crate::image::Label;
+
+/// What every entry of one extlinux.conf shares.
+pub struct Context<'a> {
+    /// The board the image is for.
+    pub profile: &'a Profile,
+    /// The image's partitions and their filesystems.
+    pub parts: &'a [Probed],
+    /// The partition holding extlinux.conf, where its paths resolve.
+    pub config_partition: u32,
+    /// extlinux.conf's path in that partition.
+    pub config_path: &'a str,
+    /// The filesystems.
+    pub volumes: &'a dyn Volumes,
+}
+
+impl Context<'_> {
+    /// The files of partition `index`, or why they cannot be read.
+    pub(super) fn files(&self, index: u32) -> Result<&dyn Files, NoFiles<'_>> {
+        match self.volumes.files(index) {
+            Some(Ok(files)) => Ok(files),
+            Some(Err(error)) => Err(NoFiles::Unreadable(error)),
+            None => Err(NoFiles::NoPartition(index)),
+        }
+    }
+
+    pub(super) fn partition(&self, index: u32) -> Option<&Probed> {
+        self.parts.iter().find(|p| p.partition.index == index)
+    }
+
+    pub(super) fn partition_name(&self, index: u32) -> String {
+        match self.partition(index) {
+            Some(p) => p.short(),
+            None => format!("partition {index}"),
+        }
+    }
+
+    /// `LINUX ../nixos/x-Image → partition 1 (NIXOS_BOOT): /nixos/x-Image`.
+    pub(super) fn file_location(&self, keyword: &str, written: &str, resolved: &str) -> String {
+        format!(
+            "{keyword} {written} → {}: {resolved}",
+            self.partition_name(self.config_partition)
+        )
+    }
+}
+
+/// Every check of one boot entry, in report order; checks that need a file that is missing
+/// or unreadable are left out.
+pub fn check_entry(label: &Label, ctx: &Context<'_>) -> Vec<Check> {
+    if label.kernel.is_none() && label.localboot.is_some() {
+        // LOCALBOOT hands over to another boot device: nothing is loaded, nothing passed.
+        return Vec::new();
+    }
+    let mut checks = Vec::new();
+    let boot = ctx.files(ctx.config_partition);
+    kernel::kernel_checks(label, ctx, &boot, &mut checks);
+    checks.push(files::initrd_check(label, ctx, &boot));
+    files::fdt_checks(label, ctx, &boot, &mut checks);
+    let append = label.append.as_deref().unwrap_or("");
+    checks.push(check_console(append, ctx.profile, &append_location(label)));
+    let (root_check, root_partition) = cmdline::check_root(append, ctx, &append_location(label));
+    checks.push(root_check);
+    checks.push(cmdline::check_init(
+        append,
+        ctx,
+        root_partition,
+        &append_location(label),
+    ));
+    checks.into_iter().map(|c| c.for_label(&label.name)).collect()
+}
+
+pub(super) fn append_location(label: &Label) -> String {
+    format!("APPEND of LABEL {} (line {})", label.name, label.line)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::image::{Config, FsKind, ImageError};
+    use crate::inspect::board::Board;
+    use crate::inspect::fdt;
+    use crate::inspect::report::CheckName;
+    use crate::inspect::report::Status;
+    use crate::inspect::test_parts::ext4;
+
+    /// An in-memory filesystem.
+    #[derive(Default)]
+    struct Memory(BTreeMap<String, Vec<u8>>);
+
+    impl Files for Memory {
+        fn head(&self, path: &str, len: usize) -> Result<Option<(u64, Vec<u8>)>, ImageError> {
+            Ok(self
+                .0
+                .get(path)
+                .map(|b| (b.len() as u64, b[..len.min(b.len())].to_vec())))
+        }
+
+        fn exists(&self, path: &str) -> Result<bool, ImageError> {
+            Ok(self.0.contains_key(path))
+        }
+    }
+
+    /// Readable partitions by number; the others hold f2fs.
+    struct Disk(BTreeMap<u32, Memory>, ImageError);
+
+    impl Volumes for Disk {
+        fn files(&self, index: u32) -> Option<Result<&dyn Files, &ImageError>> {
+            Some(self.0.get(&index).map(|m| m as &dyn Files).ok_or(&self.1))
+        }
+    }
+
+    fn kernel(image_size: u64, len: usize) -> Vec<u8> {
+        let mut k = vec![0u8; len];
+        k[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        k[0x10..0x18].copy_from_slice(&image_size.to_le_bytes());
+        k
+    }
+
+    const CONF: &str = "DEFAULT a\nLABEL a\n  LINUX ../nixos/k-Image\n  INITRD ../nixos/i-initrd\n  FDT \
+                        ../nixos/k-dtbs/rockchip/rk3328-nanopi-r2s.dtb\n  APPEND init=/nix/store/s/init \
+                        console=ttyS2,1500000 loglevel=4\n";
+
+    fn disk() -> Disk {
+        let dtb = fdt::tests::build(
+            &[("compatible", b"friendlyarm,nanopi-r2s\0rockchip,rk3328\0")],
+            &[],
+        );
+        let boot = Memory(BTreeMap::from([
+            ("/nixos/k-Image".to_owned(), kernel(40 << 20, 4096)),
+            ("/nixos/i-initrd".to_owned(), vec![0x1f, 0x8b]),
+            ("/nixos/k-dtbs/rockchip/rk3328-nanopi-r2s.dtb".to_owned(), dtb),
+        ]));
+        let root = Memory(BTreeMap::from([(
+            "/nix/store/s/init".to_owned(),
+            b"#!/bin/sh".to_vec(),
+        )]));
+        let f2fs = ImageError::NoFileReader {
+            image: "r2s.img".into(),
+            partition: 2,
+            found: FsKind::F2fs { label: None },
+        };
+        Disk(BTreeMap::from([(1, boot), (2, root)]), f2fs)
+    }
+
+    /// The checks of the first entry of `conf`, on NIXOS_BOOT (1) and NIXOS_SD (2) of `disk`.
+    fn entry_checks(conf: &str, disk: &Disk) -> Vec<Check> {
+        let parts = [ext4(1, "NIXOS_BOOT"), ext4(2, "NIXOS_SD")];
+        let config = Config::parse(conf).unwrap();
+        let ctx = Context {
+            profile: Board::NanopiR2s.profile(),
+            parts: &parts,
+            config_partition: 1,
+            config_path: "/extlinux/extlinux.conf",
+            volumes: disk,
+        };
+        check_entry(&config.labels[0], &ctx)
+    }
+
+    fn run(conf: &str, disk: &Disk) -> Vec<(CheckName, Status)> {
+        entry_checks(conf, disk)
+            .into_iter()
+            .map(|c| {
+                assert_eq!(c.label.as_deref(), Some("a"));
+                (c.name, c.status)
+            })
+            .collect()
+    }
+
+    fn statuses(pairs: &[(CheckName, Status)], status: Status) -> Vec<CheckName> {
+        pairs
+            .iter()
+            .filter(|(_, s)| *s == status)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    #[test]
+    fn a_good_entry_passes_every_check_in_order() {
+        assert_eq!(
+            run(CONF, &disk()),
+            [
+                (CheckName::Kernel, Status::Pass),
+                (CheckName::KernelFormat, Status::Pass),
+                (CheckName::KernelSize, Status::Pass),
+                (CheckName::Initrd, Status::Pass),
+                (CheckName::Fdt, Status::Pass),
+                (CheckName::FdtCompatible, Status::Pass),
+                (CheckName::Console, Status::Pass),
+                (CheckName::Root, Status::Pass),
+                (CheckName::Init, Status::Pass),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_kernel_fails_and_its_format_and_size_are_not_reported() {
+        let mut disk = disk();
+        disk.0.get_mut(&1).unwrap().0.remove("/nixos/k-Image");
+        let result = run(CONF, &disk);
+        assert_eq!(statuses(&result, Status::Fail), [CheckName::Kernel]);
+        assert!(!result
+            .iter()
+            .any(|(n, _)| *n == CheckName::KernelFormat || *n == CheckName::KernelSize));
+    }
+
+    #[test]
+    fn absolute_paths_resolve_from_the_partition_root() {
+        let conf = CONF.replace("../nixos/k-Image", "/nixos/k-Image");
+        assert_eq!(statuses(&run(&conf, &disk()), Status::Fail), []);
+        let conf = CONF.replace("../nixos/k-Image", "nixos/k-Image");
+        assert_eq!(statuses(&run(&conf, &disk()), Status::Fail), [CheckName::Kernel]);
+    }
+
+    #[test]
+    fn a_path_with_trailing_whitespace_is_missing_and_says_why() {
+        let conf = CONF.replace("LINUX ../nixos/k-Image", "LINUX ../nixos/k-Image\r");
+        let kernel = entry_checks(&conf, &disk()).remove(0);
+        assert_eq!(kernel.status, Status::Fail);
+        assert_eq!(
+            kernel.message,
+            "\"/nixos/k-Image\\r\" does not exist: the path ends in whitespace, which U-Boot keeps"
+        );
+    }
+
+    #[test]
+    fn a_localboot_entry_has_nothing_to_check() {
+        assert_eq!(run("LABEL a\n  LOCALBOOT 0\n", &disk()), []);
+    }
+
+    #[test]
+    fn an_entry_without_a_kernel_fails_kernel() {
+        let result = run("LABEL a\n  APPEND console=ttyS2,1500000\n", &disk());
+        assert_eq!(statuses(&result, Status::Fail), [CheckName::Kernel]);
+    }
+
+    #[test]
+    fn a_gzipped_kernel_fails_its_format() {
+        let check = check_kernel_format(&[0x1f, 0x8b, 8, 0], "here");
+        assert_eq!(check.status, Status::Fail);
+        assert!(check
+            .message
+            .starts_with("gzip-compressed data, not an arm64 Image"));
+    }
+
+    #[test]
+    fn kernel_size_is_judged_against_the_gap_below_ramdisk_addr_r() {
+        let profile = Board::NanopiR2s.profile();
+        let room = 0x0600_0000 - 0x0208_0000;
+        assert_eq!(
+            check_kernel_size(1 << 20, &kernel(room, 64), profile, "k").status,
+            Status::Pass
+        );
+        let check = check_kernel_size(1 << 20, &kernel(68 << 20, 64), profile, "k");
+        assert_eq!(check.status, Status::Fail);
+        assert_eq!(
+            check.message,
+            "needs 68.0 MiB (header image_size) from kernel_addr_r 0x02080000; the initrd loads at \
+             ramdisk_addr_r 0x06000000, 63.5 MiB above"
+        );
+        // A kernel too old to fill image_size is judged by its file size.
+        assert_eq!(
+            check_kernel_size(room + 1, &kernel(0, 64), profile, "k").status,
+            Status::Fail
+        );
+    }
+
+    #[test]
+    fn a_wrong_device_tree_fails_compatible_naming_what_it_is() {
+        let tree = fdt::DeviceTree {
+            compatible: vec!["pine64,rock64".to_owned(), "rockchip,rk3328".to_owned()],
+            ..fdt::DeviceTree::default()
+        };
+        let check = check_fdt_compatible(&tree, Board::NanopiR2s.profile(), "f");
+        assert_eq!(check.status, Status::Fail);
+        assert_eq!(
+            check.message,
+            "compatible = \"pine64,rock64\", \"rockchip,rk3328\": not the nanopi-r2s (\"friendlyarm,nanopi-r2s\")"
+        );
+    }
+
+    #[test]
+    fn fdtdir_is_searched_for_the_boards_fdtfile() {
+        let conf = CONF.replace(
+            "FDT ../nixos/k-dtbs/rockchip/rk3328-nanopi-r2s.dtb",
+            "FDTDIR ../nixos/k-dtbs/",
+        );
+        assert_eq!(statuses(&run(&conf, &disk()), Status::Fail), []);
+    }
+
+    #[test]
+    fn console_must_be_the_boards_uart_at_its_baud_rate() {
+        let profile = Board::NanopiR2s.profile();
+        let status = |append: &str| check_console(append, profile, "a").status;
+        assert_eq!(status("console=ttyS2,1500000"), Status::Pass);
+        assert_eq!(status("console=ttyS2,1500000n8"), Status::Pass);
+        assert_eq!(status("console=ttyS2,115200n8"), Status::Fail);
+        assert_eq!(status("console=ttyS2,15000000"), Status::Fail);
+        assert_eq!(status("loglevel=4"), Status::Fail);
+        assert_eq!(status("console=ttyS2,1500000 console=tty0"), Status::Warn);
+        assert_eq!(
+            check_console("console=ttyS2,115200n8 x", profile, "a").message,
+            "console=ttyS2,115200n8, not console=ttyS2,1500000"
+        );
+    }
+
+    #[test]
+    fn root_resolves_labels_and_partuuids() {
+        let append = |root: &str| CONF.replace("loglevel=4", root);
+        let fails = |root: &str| statuses(&run(&append(root), &disk()), Status::Fail);
+        assert_eq!(fails("root=LABEL=NIXOS_SD"), []);
+        assert_eq!(fails("root=/dev/disk/by-label/NIXOS_SD"), []);
+        assert_eq!(fails("root=PARTUUID=1A2B3C4D-02"), []);
+        assert_eq!(fails("root=LABEL=nixos"), [CheckName::Root]);
+        assert_eq!(fails("root=PARTUUID=1a2b3c4d-07"), [CheckName::Root]);
+        let warns = statuses(&run(&append("root=/dev/mmcblk0p2"), &disk()), Status::Warn);
+        assert_eq!(warns, [CheckName::Root]);
+    }
+
+    #[test]
+    fn init_is_looked_up_on_the_filesystem_root_names() {
+        let conf = CONF.replace("loglevel=4", "root=LABEL=NIXOS_BOOT");
+        // NIXOS_BOOT has no /nix/store/s/init.
+        assert_eq!(statuses(&run(&conf, &disk()), Status::Fail), [CheckName::Init]);
+        let stale = CONF.replace("/nix/store/s/init", "/nix/store/gone/init");
+        assert_eq!(statuses(&run(&stale, &disk()), Status::Fail), [CheckName::Init]);
+    }
+
+    #[test]
+    fn init_on_an_unreadable_root_is_a_warning() {
+        let mut disk = disk();
+        disk.0.remove(&2);
+        assert_eq!(statuses(&run(CONF, &disk), Status::Warn), [CheckName::Init]);
+    }
+}

@@ -14,7 +14,8 @@
 //!   (default `<target>/tmp/r2s-snapshots`); they start from it instead of a cold boot.
 //!
 //! Listing (`--list`) reads scenario files but builds and boots nothing, and writes nothing but
-//! test lines to stdout. Transcripts land in `<target>/tmp/r2s-transcripts/<image>/`.
+//! test lines to stdout. Transcripts land in `<target>/tmp/r2s-transcripts/<image>/`, with each
+//! test's HTML report beside them as `<scenario>.html`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use libtest_mimic::{Arguments, Failed, Trial};
 use r2s_harness::adapt::{self, Shim};
 use r2s_harness::image;
+use r2s_harness::report::html::{self, Run, RunInfo};
 use r2s_harness::report::text;
 use r2s_harness::runner::{Quiet, RunContext};
 use r2s_harness::scenario::{self, Scenario};
@@ -174,6 +176,7 @@ fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Resul
     };
     let menu_labels = image::check_bootable_image(&image).map_err(|e| e.to_string())?;
     let shim = adapt_for_qemu(&image)?;
+    let page = transcripts.join(format!("{}.html", suite::transcript_stem(&scenario.name)));
     let suite = Suite {
         target: TargetSpec::qemu(
             QemuConfig::default(),
@@ -197,15 +200,31 @@ fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Resul
     let result = runtime
         .block_on(suite::run_one(&suite, scenario, &mut Quiet))
         .map_err(|e| e.to_string())?;
+    let info = RunInfo {
+        image: Some(image.display().to_string()),
+        board: "qemu-virt".to_owned(),
+        target: format!("QEMU ({}, virt machine)", QemuConfig::default().qemu.display()),
+        setup: Vec::new(),
+    };
+    let run = Run {
+        info: &info,
+        against: &image,
+        results: std::slice::from_ref(&result),
+        stopped: None,
+        baseline: None,
+    };
+    html::write_report(&page, &run).map_err(|e| e.to_string())?;
     println!("image: {}", image.display());
     println!("{}", text::summary_line(&result));
+    println!("report: {}", page.display());
     if result.passed() {
         Ok(())
     } else {
         Err(format!(
-            "{}\n{}",
+            "{}\n{}  report: {}",
             text::summary_line(&result),
-            text::failure_details(&result)
+            text::failure_details(&result),
+            page.display()
         )
         .into())
     }

@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 
 pub mod bench;
 pub mod hostile;
+pub mod labgrid;
 pub mod pty;
+pub mod ser2net;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

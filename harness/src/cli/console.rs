@@ -65,12 +65,17 @@ pub async fn console(args: ConsoleArgs) -> u8 {
 /// and the target, which keeps the console alive (QEMU running, the port held) until dropped.
 /// A board's console is attached as the board is, with no power switched; QEMU is started.
 async fn open(args: &ConsoleArgs) -> Result<(String, Console, Box<dyn Target>), OpenError> {
-    let spec = match &args.serial {
-        Some(port) => TargetSpec::board(
+    let spec = match (&args.serial, args.farm.labgrid()) {
+        (Some(port), _) => TargetSpec::board(
             load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?,
             port,
         ),
-        None => {
+        (None, Some(labgrid)) => TargetSpec::place(
+            labgrid,
+            load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?,
+        )
+        .map_err(SetupError::from)?,
+        (None, None) => {
             let image = args.image.as_ref().expect("clap requires --serial or --image");
             let shim = adapt_for_qemu(image, r2s_harness::adapt::default_cache_dir()).await?;
             TargetSpec::qemu(args.qemu.config(), image.clone(), shim, None)

@@ -126,7 +126,7 @@ pub enum OutputFormat {
 
 /// `harness console`
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["serial", "image"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["serial", "image", "place"])))]
 pub struct ConsoleArgs {
     /// The board's console device (a /dev/serial/by-id/… path, a pseudo-terminal, or
     /// tcp://HOST:PORT of a serial server). Nothing is powered: the console is attached as the
@@ -136,15 +136,41 @@ pub struct ConsoleArgs {
     /// Boot this image (raw) under QEMU, adapted as `harness run` adapts it, and attach to it.
     #[arg(long, value_name = "IMG")]
     pub image: Option<PathBuf>,
+    #[command(flatten)]
+    pub farm: FarmArgs,
     /// Board profile for --serial (its baud and reconnect timeout): a built-in name or a TOML
     /// file. Default: nanopi-r2s.
-    #[arg(long, value_name = "BOARD", requires = "serial")]
+    #[arg(long, value_name = "BOARD")]
     pub board: Option<String>,
     /// Directory for the transcript.
     #[arg(long, value_name = "DIR", default_value = "r2s-transcripts")]
     pub transcripts: PathBuf,
     #[command(flatten)]
     pub qemu: QemuArgs,
+}
+
+/// A board in a labgrid farm.
+#[derive(Debug, clap::Args)]
+pub struct FarmArgs {
+    /// Run on the board of this labgrid place: acquired for the run and released however it
+    /// ends; its console is the place's NetworkSerialPort (RFC 2217), its power
+    /// `labgrid-client power`. --board still gives pacing and timeouts.
+    #[arg(long, value_name = "NAME", conflicts_with = "serial")]
+    pub place: Option<String>,
+    /// The labgrid coordinator, HOST:PORT. Default: $LG_COORDINATOR, as labgrid-client takes it.
+    #[arg(long, value_name = "HOST:PORT", requires = "place")]
+    pub coordinator: Option<String>,
+}
+
+impl FarmArgs {
+    /// The place asked for, reached through `labgrid-client` on PATH.
+    pub fn labgrid(&self) -> Option<r2s_harness::target::labgrid::Labgrid> {
+        Some(r2s_harness::target::labgrid::Labgrid {
+            client: PathBuf::from("labgrid-client"),
+            coordinator: self.coordinator.clone(),
+            place: self.place.clone()?,
+        })
+    }
 }
 
 /// Where QEMU and its firmware are.
@@ -180,8 +206,10 @@ pub struct RunArgs {
     /// Run on a real board through this serial console (a /dev/serial/by-id/… path, a
     /// pseudo-terminal, or tcp://HOST:PORT of a serial server's raw TCP port) instead of
     /// booting an image under QEMU. The board is powered as its profile says.
-    #[arg(long, value_name = "DEV")]
+    #[arg(long, value_name = "DEV", conflicts_with = "place")]
     pub serial: Option<PathBuf>,
+    #[command(flatten)]
+    pub farm: FarmArgs,
     /// Board profile: a built-in name (nanopi-r2s, qemu-virt) or a TOML file. Default:
     /// nanopi-r2s with --serial, qemu-virt otherwise.
     #[arg(long, value_name = "BOARD")]
@@ -192,6 +220,11 @@ pub struct RunArgs {
     /// Write JUnit XML here.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Write the HTML report here: one self-contained page (summary, stage timelines, failure
+    /// excerpts, searchable transcripts, a replay of the console). Default:
+    /// `report.html` in the transcripts directory.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
     /// Directory for transcripts (raw bytes, timestamped log, asciicast).
     #[arg(long, value_name = "DIR", default_value = "r2s-transcripts")]
     pub transcripts: PathBuf,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use r2s_harness::adapt::{self, Shim, ShimCache};
 use r2s_harness::board::{self, Board, BoardError};
 use r2s_harness::image::{self, ImageError};
+use r2s_harness::report::html::{self, BaselineView, HtmlReporter, RunInfo};
 use r2s_harness::report::junit::JunitReporter;
 use r2s_harness::report::text::TextReporter;
 use r2s_harness::report::timings::TimingsReporter;
@@ -30,6 +31,8 @@ pub enum SetupError {
     Fixture(String),
     #[error("cannot adapt {image} for QEMU: {detail}")]
     Adapt { image: PathBuf, detail: String },
+    #[error(transparent)]
+    Place(#[from] r2s_harness::target::labgrid::PlaceError),
 }
 
 pub async fn run(args: RunArgs) -> u8 {
@@ -59,12 +62,13 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     };
 
-    let suite = match &args.serial {
-        Some(port) => board_suite(&args, port),
-        None => qemu_suite(&args).await,
+    let suite = match (&args.serial, args.farm.labgrid()) {
+        (Some(port), _) => board_suite(&args, port),
+        (None, Some(labgrid)) => place_suite(&args, labgrid),
+        (None, None) => qemu_suite(&args).await,
     };
-    let suite = match suite {
-        Ok(suite) => suite,
+    let (suite, info) = match suite {
+        Ok(made) => made,
         Err(e) => {
             eprintln!("harness: {e}");
             return EXIT_ERROR;
@@ -93,6 +97,18 @@ pub async fn run(args: RunArgs) -> u8 {
     if let Some(path) = &args.junit {
         reporters.attach(JunitReporter::new(path.clone()));
     }
+    let html_path = args
+        .html
+        .clone()
+        .unwrap_or_else(|| args.transcripts.join(html::REPORT_FILE));
+    let html_baseline = baseline.as_ref().map(|check| {
+        let (baseline, policy) = check.baseline();
+        BaselineView {
+            baseline: baseline.clone(),
+            policy,
+        }
+    });
+    reporters.attach(HtmlReporter::new(html_path, info, html_baseline));
     let within_baseline = baseline.map(|check| {
         let outcome = check.outcome();
         reporters.attach(check);
@@ -126,33 +142,52 @@ pub(super) fn load_board(name: Option<&str>, default: &str) -> Result<Board, Boa
     Board::load(name.unwrap_or(default))
 }
 
+/// A board in a labgrid place, acquired here (blocking: nothing else runs yet) and released
+/// when the suite is dropped.
+fn place_suite(
+    args: &RunArgs,
+    labgrid: r2s_harness::target::labgrid::Labgrid,
+) -> Result<(Suite, RunInfo), SetupError> {
+    let board = load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?;
+    let name = board.name.clone();
+    board_suite_on(args, &name, TargetSpec::place(labgrid, board)?)
+}
+
 /// A board on `port`: nothing to build or adapt; the board boots what is on its storage
 /// (`--image`, if given, is only read for its menu's LABELs).
-fn board_suite(args: &RunArgs, port: &Path) -> Result<Suite, SetupError> {
+fn board_suite(args: &RunArgs, port: &Path) -> Result<(Suite, RunInfo), SetupError> {
     let board = load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?;
-    println!(
-        "board: {} on {} at {} baud",
-        board.name,
-        port.display(),
-        board.baud
-    );
+    board_suite_on(args, &board.name, TargetSpec::board(board.clone(), port))
+}
+
+/// The suite for the real board `name`'s target `spec`.
+fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<(Suite, RunInfo), SetupError> {
+    let baud = spec.context(&RunContext::default()).baud.unwrap_or_default();
+    println!("board: {name} on {} at {baud} baud", spec.against().display());
     // U-Boot's menu shows MENU LABELs; the card's own extlinux.conf says which number a LABEL is.
     let menu_labels = match args.image.as_ref().or(args.flash.as_ref()) {
         Some(image) => image::check_bootable_image(image)?,
         None => None,
     };
-    Ok(Suite {
-        target: TargetSpec::board(board, port),
+    let info = RunInfo {
+        image: args.image.as_ref().map(|p| p.display().to_string()),
+        board: name.to_owned(),
+        target: format!("{} at {baud} baud", spec.against().display()),
+        setup: Vec::new(),
+    };
+    let suite = Suite {
+        target: spec,
         transcripts: args.transcripts.clone(),
         context: RunContext {
             menu_labels,
             ..RunContext::default()
         },
-    })
+    };
+    Ok((suite, info))
 }
 
 /// QEMU booting `--image`, or the default fixture built first, adapted unless --no-adapt.
-async fn qemu_suite(args: &RunArgs) -> Result<Suite, SetupError> {
+async fn qemu_suite(args: &RunArgs) -> Result<(Suite, RunInfo), SetupError> {
     let board = load_board(args.board.as_deref(), board::QEMU_BOARD)?;
     let (image, fallback_password) = match &args.image {
         Some(path) => (path.clone(), None),
@@ -162,12 +197,13 @@ async fn qemu_suite(args: &RunArgs) -> Result<Suite, SetupError> {
         ),
     };
     let labels = image::check_bootable_image(&image)?;
-    let shim = if args.no_adapt {
-        println!("adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written");
-        None
+    let (shim, setup) = if args.no_adapt {
+        let off = "adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written";
+        println!("{off}");
+        (None, vec![off.to_owned()])
     } else {
         let cache = args.cache_dir.clone().or_else(adapt::default_cache_dir);
-        adapt_for_qemu(&image, cache).await?
+        adapt_for_qemu_told(&image, cache).await?
     };
     println!("image: {}", image.display());
     let snapshots = (!args.no_snapshots).then(|| {
@@ -178,7 +214,13 @@ async fn qemu_suite(args: &RunArgs) -> Result<Suite, SetupError> {
                 .unwrap_or_else(SnapshotCache::default_dir),
         )
     });
-    Ok(Suite {
+    let info = RunInfo {
+        image: Some(image.display().to_string()),
+        board: board.name.clone(),
+        target: format!("QEMU ({}, virt machine)", args.qemu.binary.display()),
+        setup,
+    };
+    let suite = Suite {
         target: TargetSpec::qemu(args.qemu.config(), image, shim, snapshots),
         transcripts: args.transcripts.clone(),
         context: RunContext {
@@ -187,7 +229,8 @@ async fn qemu_suite(args: &RunArgs) -> Result<Suite, SetupError> {
             pacing: board.pacing,
             ..RunContext::default()
         },
-    })
+    };
+    Ok((suite, info))
 }
 
 async fn build_default_fixture() -> Result<PathBuf, SetupError> {
@@ -209,6 +252,14 @@ pub(super) async fn adapt_for_qemu(
     image: &Path,
     cache: Option<PathBuf>,
 ) -> Result<Option<Arc<Shim>>, SetupError> {
+    Ok(adapt_for_qemu_told(image, cache).await?.0)
+}
+
+/// [`adapt_for_qemu`], and the lines it printed, for the HTML report.
+async fn adapt_for_qemu_told(
+    image: &Path,
+    cache: Option<PathBuf>,
+) -> Result<(Option<Arc<Shim>>, Vec<String>), SetupError> {
     let owned = image.to_owned();
     let adapt_error = |detail: String| SetupError::Adapt {
         image: image.to_owned(),
@@ -222,14 +273,17 @@ pub(super) async fn adapt_for_qemu(
     .map_err(|e| adapt_error(e.to_string()))?;
     match adapted {
         Ok(Some(adapted)) => {
-            println!("adapted for QEMU (the image is not modified; turn off with --no-adapt):");
-            println!("  extlinux.conf from {}", adapted.source);
-            for change in &adapted.changes {
-                println!("  {change}");
+            let mut told = vec![
+                "adapted for QEMU (the image is not modified; turn off with --no-adapt):".to_owned(),
+                format!("  extlinux.conf from {}", adapted.source),
+            ];
+            told.extend(adapted.changes.iter().map(|change| format!("  {change}")));
+            for line in &told {
+                println!("{line}");
             }
-            Ok(Some(Arc::new(adapted.shim)))
+            Ok((Some(Arc::new(adapted.shim)), told))
         }
-        Ok(None) => Ok(None),
+        Ok(None) => Ok((None, Vec::new())),
         Err(e) => Err(adapt_error(e.to_string())),
     }
 }

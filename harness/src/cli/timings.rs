@@ -37,6 +37,11 @@ impl BaselineCheck {
         }))
     }
 
+    /// The baseline and the rule a stage is judged by.
+    pub fn baseline(&self) -> (&Baseline, Policy) {
+        (&self.baseline, self.policy)
+    }
+
     /// Whether no stage regressed, once the suite has finished (`None` before, and for a run
     /// that stopped early, which is not compared).
     pub fn outcome(&self) -> Rc<Cell<Option<bool>>> {

@@ -4,6 +4,7 @@
 
 pub mod baseline;
 pub mod escape;
+pub mod html;
 pub mod junit;
 pub mod text;
 pub mod timings;
@@ -15,6 +16,12 @@ use std::path::PathBuf;
 pub enum ReportError {
     #[error(transparent)]
     Timings(#[from] timings::TimingsError),
+    #[error("cannot write HTML report {path}: {source}")]
+    Html {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write JUnit report {path}: {source}")]
     Junit {
         path: PathBuf,

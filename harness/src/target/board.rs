@@ -71,12 +71,17 @@ impl TargetKind for BoardSpec {
     }
 
     fn context(&self, base: &RunContext) -> RunContext {
-        RunContext {
-            pacing: self.board.pacing,
-            baud: Some(self.board.baud),
-            board_console: Some(format!("{} at {} baud", self.board.console, self.board.baud)),
-            ..base.clone()
-        }
+        board_context(&self.board, base)
+    }
+}
+
+/// `base` with what a real board adds: its pacing, line rate and kernel console.
+pub fn board_context(board: &Board, base: &RunContext) -> RunContext {
+    RunContext {
+        pacing: board.pacing,
+        baud: Some(board.baud),
+        board_console: Some(format!("{} at {} baud", board.console, board.baud)),
+        ..base.clone()
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::board::{BoardSpec, ConsolePort};
 use super::qemu::{QemuConfig, QemuSpec};
+use super::rfc2217::Rfc2217Port;
 use super::serial::{SerialConfig, SerialPort};
 use super::tcp::TcpPort;
 use super::Target;
@@ -72,6 +73,17 @@ impl TargetSpec {
         }))
     }
 
+    /// A board in a labgrid farm (`--place`): the place is acquired now and released when the
+    /// last clone of the spec is dropped.
+    pub fn place(
+        labgrid: super::labgrid::Labgrid,
+        board: Board,
+    ) -> Result<TargetSpec, super::labgrid::PlaceError> {
+        Ok(TargetSpec(Arc::new(super::place::PlaceSpec::acquire(
+            labgrid, board,
+        )?)))
+    }
+
     /// A new target as this spec says, not started yet.
     pub fn open(&self) -> Box<dyn Target> {
         self.0.open()
@@ -98,10 +110,17 @@ impl TargetSpec {
     }
 }
 
-/// The console port `--serial` names: a serial server's `tcp://HOST:PORT`, else a device.
+/// The console port `--serial` names: a serial server's `tcp://HOST:PORT` or
+/// `rfc2217://HOST:PORT`, else a device.
 pub fn console_port(name: &Path, board: &Board) -> Box<dyn ConsolePort> {
     if let Some(tcp) = name.to_str().and_then(TcpPort::parse) {
         return Box::new(tcp);
+    }
+    if let Some(rfc2217) = name
+        .to_str()
+        .and_then(|n| Rfc2217Port::parse(n, board.baud, board.reconnect_timeout))
+    {
+        return Box::new(rfc2217);
     }
     Box::new(SerialPort::new(SerialConfig {
         path: name.to_owned(),

@@ -17,11 +17,14 @@
 
 pub mod board;
 pub mod factory;
+pub mod labgrid;
 pub mod notices;
+pub mod place;
 pub mod power;
 pub mod qemu;
 pub mod qemu_img;
 pub mod qmp;
+pub mod rfc2217;
 pub mod serial;
 pub mod tcp;
 #[cfg(test)]

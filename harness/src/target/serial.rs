@@ -108,11 +108,7 @@ impl SerialTarget {
                 detail: format!("cannot start the reader thread: {e}"),
             })?;
         let console = Console {
-            reader: Box::pin(ChannelReader {
-                rx,
-                pending: Vec::new(),
-                pos: 0,
-            }),
+            reader: Box::pin(ChannelReader::new(rx)),
             writer: Box::pin(PortWriter {
                 shared,
                 path: config.path.clone(),
@@ -326,20 +322,8 @@ impl ReaderThread {
     }
 
     /// Hands a chunk to the runner; `false` once nobody listens or the target is closing.
-    fn forward(&self, mut item: io::Result<Vec<u8>>) -> bool {
-        loop {
-            match self.tx.try_send(item) {
-                Ok(()) => return true,
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
-                Err(mpsc::error::TrySendError::Full(back)) => {
-                    if self.stopped() {
-                        return false;
-                    }
-                    item = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-        }
+    fn forward(&self, item: io::Result<Vec<u8>>) -> bool {
+        forward(&self.tx, item, &self.stop)
     }
 
     fn stopped(&self) -> bool {
@@ -347,11 +331,44 @@ impl ReaderThread {
     }
 }
 
-/// The runner's side of the reader thread's queue.
-struct ChannelReader {
+/// Hands a chunk from a reader thread to the runner, waiting while the queue is full; `false`
+/// once nobody listens or `stop` is set (the target is closing).
+pub(super) fn forward(
+    tx: &mpsc::Sender<io::Result<Vec<u8>>>,
+    mut item: io::Result<Vec<u8>>,
+    stop: &AtomicBool,
+) -> bool {
+    loop {
+        match tx.try_send(item) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                if stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+                item = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// The runner's side of a reader thread's queue (this file's, and the RFC 2217 port's).
+pub(super) struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Vec<u8>>>,
     pending: Vec<u8>,
     pos: usize,
+}
+
+impl ChannelReader {
+    /// A reader of the chunks `rx` receives; the sender dropping is end of file.
+    pub(super) fn new(rx: mpsc::Receiver<io::Result<Vec<u8>>>) -> ChannelReader {
+        ChannelReader {
+            rx,
+            pending: Vec::new(),
+            pos: 0,
+        }
+    }
 }
 
 impl AsyncRead for ChannelReader {

@@ -1,0 +1,207 @@
+//! A failure as the page shows it: the step, what it expected, why it failed, and the console
+//! around the failure with the fatal or last line marked.
+
+use serde::Serialize;
+
+use super::transcript::{LineKind, LogLine};
+use crate::runner::{FailReason, Failure, ScenarioResult};
+
+/// Transcript lines shown before the marked line.
+pub const BEFORE: usize = 30;
+/// Transcript lines shown after the marked line.
+pub const AFTER: usize = 10;
+
+/// What the page shows of a failure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailureView {
+    /// 1-based; 0 when the failure came before any step.
+    pub step: usize,
+    pub step_description: String,
+    pub expected: String,
+    pub reason: String,
+    pub hint: Option<String>,
+    /// Seconds from the target's start.
+    pub at: f64,
+    pub stage: String,
+    /// The console around the failure.
+    pub excerpt: Vec<LogLine>,
+    /// Which line of `excerpt` is the fatal line, or the last console line before the failure.
+    pub mark: Option<usize>,
+}
+
+/// The failure of `result`, if it failed, with its excerpt from `log` (the transcript), or
+/// from the result's last console lines when the transcript could not be read.
+pub fn failure_view(result: &ScenarioResult, log: &[LogLine]) -> Option<FailureView> {
+    let crate::runner::Verdict::Fail(failure) = &result.verdict else {
+        return None;
+    };
+    let at = failure.at.as_secs_f64();
+    let fallback: Vec<LogLine>;
+    let lines = if log.iter().any(|l| l.kind == LineKind::Out) {
+        log
+    } else {
+        fallback = result
+            .last_lines
+            .iter()
+            .map(|text| LogLine {
+                t: at,
+                kind: LineKind::Out,
+                text: text.clone(),
+            })
+            .collect();
+        &fallback
+    };
+    let (excerpt, mark) = match marked_line(failure, lines) {
+        Some(i) => {
+            let from = i.saturating_sub(BEFORE);
+            let to = (i + AFTER + 1).min(lines.len());
+            (lines[from..to].to_vec(), Some(i - from))
+        }
+        None => (lines[lines.len().saturating_sub(BEFORE)..].to_vec(), None),
+    };
+    Some(FailureView {
+        step: failure.step,
+        step_description: failure.step_description.clone(),
+        expected: failure.expected.clone(),
+        reason: failure.reason.to_string(),
+        hint: failure.hint.clone(),
+        at,
+        stage: failure.stage.to_string(),
+        excerpt,
+        mark,
+    })
+}
+
+/// The index of the line to mark: the fatal pattern's line as the transcript has it, else the
+/// last console line at or before the failure.
+fn marked_line(failure: &Failure, lines: &[LogLine]) -> Option<usize> {
+    let output = |l: &&LogLine| l.kind == LineKind::Out;
+    if let FailReason::Fatal { line, seen_at, .. } = &failure.reason {
+        let wanted = line.trim();
+        let seen = seen_at.as_secs_f64() + 0.001;
+        let matches = |l: &LogLine| !wanted.is_empty() && l.text.contains(wanted);
+        let before = lines
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, l)| output(l) && l.t <= seen && matches(l));
+        if let Some((i, _)) =
+            before.or_else(|| lines.iter().enumerate().find(|(_, l)| output(l) && matches(l)))
+        {
+            return Some(i);
+        }
+    }
+    let at = failure.at.as_secs_f64() + 0.001;
+    lines
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, l)| output(l) && l.t <= at)
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::runner::{Stage, Verdict};
+
+    fn failed(reason: FailReason, at_ms: u64, last_lines: &[&str]) -> ScenarioResult {
+        ScenarioResult {
+            name: "boot-to-login".into(),
+            source: "scenarios/boot-to-login.toml".into(),
+            verdict: Verdict::Fail(Failure {
+                step: 3,
+                step_description: "expect \"<<< NixOS Stage 1 >>>\" (boot-to-login.toml:19:1)".into(),
+                expected: "\"<<< NixOS Stage 1 >>>\"".into(),
+                reason,
+                at: Duration::from_millis(at_ms),
+                stage: Stage::Kernel,
+                hint: None,
+            }),
+            duration: Duration::from_millis(at_ms),
+            stages: vec![],
+            last_lines: last_lines.iter().map(|s| (*s).to_owned()).collect(),
+            transcript: vec![],
+            origin: Default::default(),
+        }
+    }
+
+    fn out(t: f64, text: &str) -> LogLine {
+        LogLine {
+            t,
+            kind: LineKind::Out,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn a_fatal_failure_marks_the_fatal_line_with_the_console_around_it() {
+        let mut log: Vec<LogLine> = (0..50)
+            .map(|i| out(i as f64 * 0.1, &format!("[ {i}] boot")))
+            .collect();
+        log[40] = out(
+            4.0,
+            "[    1.540354] Kernel panic - not syncing: Attempted to kill init!",
+        );
+        let reason = FailReason::Fatal {
+            pattern: "\"Kernel panic - not syncing\"".into(),
+            line: "[    1.540354] Kernel panic - not syncing: Attempted to kill init!".into(),
+            seen_at: Duration::from_millis(4_000),
+        };
+        let view = failure_view(&failed(reason, 4_900, &[]), &log).unwrap();
+        assert_eq!(view.excerpt.len(), BEFORE + 1 + 9);
+        let mark = view.mark.unwrap();
+        assert_eq!(mark, BEFORE);
+        assert!(view.excerpt[mark].text.contains("Kernel panic"));
+        assert_eq!(view.step, 3);
+        assert!(view.reason.starts_with("fatal pattern"));
+    }
+
+    #[test]
+    fn a_timeout_marks_the_last_console_line_before_the_failure() {
+        let log = [
+            out(1.0, "a"),
+            out(2.0, "b"),
+            LogLine {
+                t: 2.5,
+                kind: LineKind::Note,
+                text: "FAIL: timeout".into(),
+            },
+            out(3.0, "after"),
+        ];
+        let view = failure_view(
+            &failed(
+                FailReason::Timeout {
+                    waited: Duration::from_secs(2),
+                },
+                2_500,
+                &[],
+            ),
+            &log,
+        )
+        .unwrap();
+        assert_eq!(view.excerpt[view.mark.unwrap()].text, "b");
+    }
+
+    #[test]
+    fn without_a_transcript_the_results_last_lines_are_the_excerpt() {
+        let view = failure_view(
+            &failed(
+                FailReason::Timeout {
+                    waited: Duration::from_secs(1),
+                },
+                1_000,
+                &["x", "y"],
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            view.excerpt.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+            ["x", "y"]
+        );
+        assert_eq!(view.mark, Some(1));
+    }
+}

@@ -1,0 +1,109 @@
+//! One scenario's part of the page: its verdict, timeline, failure, transcript and recording,
+//! as the JSON the page's script draws from.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::excerpt::{failure_view, FailureView};
+use super::timeline::{timeline, Timeline};
+use super::transcript::{self, Cast, LogLine, CAST_CAP, LOG_CAP};
+use super::BaselineView;
+use crate::runner::{Origin, ScenarioResult};
+
+/// What the page knows of one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioView {
+    pub name: String,
+    pub source: String,
+    /// `pass` or `fail`.
+    pub verdict: &'static str,
+    /// Seconds from the target's start to the scenario's end.
+    pub duration: f64,
+    /// How the target reached the scenario's first step.
+    pub origin: &'static str,
+    pub timeline: Timeline,
+    pub failure: Option<FailureView>,
+    pub transcript: TranscriptView,
+    pub cast: CastView,
+}
+
+/// The `.log` transcript, read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct TranscriptView {
+    pub file: Option<String>,
+    pub lines: Vec<LogLine>,
+    /// Why there are no lines, if the file could not be read.
+    pub error: Option<String>,
+}
+
+/// The `.cast` recording, read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct CastView {
+    pub file: Option<String>,
+    pub cast: Option<Cast>,
+    pub error: Option<String>,
+}
+
+/// The view of `result`, run against `against`, reading its transcript files.
+pub fn scenario_view(
+    result: &ScenarioResult,
+    against: &Path,
+    baseline: Option<&BaselineView>,
+) -> ScenarioView {
+    let log_path = own_file(result, "log");
+    let (lines, log_error) = match &log_path {
+        Some(path) => match transcript::read_bounded(path, LOG_CAP) {
+            Ok(text) => (transcript::log_lines(&text), None),
+            Err(e) => (Vec::new(), Some(format!("cannot read {}: {e}", path.display()))),
+        },
+        None => (Vec::new(), Some("this run wrote no transcript".to_owned())),
+    };
+    let cast_path = own_file(result, "cast");
+    let (cast, cast_error) = match &cast_path {
+        Some(path) => match transcript::read_bounded(path, CAST_CAP) {
+            Ok(text) => (Some(transcript::cast(&text)), None),
+            Err(e) => (None, Some(format!("cannot read {}: {e}", path.display()))),
+        },
+        None => (None, Some("this run wrote no recording".to_owned())),
+    };
+    ScenarioView {
+        name: result.name.clone(),
+        source: result.source.display().to_string(),
+        verdict: if result.passed() { "pass" } else { "fail" },
+        duration: result.duration.as_secs_f64(),
+        origin: match result.origin {
+            Origin::PowerOn => "from power-on",
+            Origin::Snapshot { primed: true } => "from a login snapshot this run booted to make",
+            Origin::Snapshot { primed: false } => "from a login snapshot",
+        },
+        timeline: timeline(
+            result,
+            against,
+            baseline.map(|b| (&b.baseline, &b.policy)),
+            &lines,
+        ),
+        failure: failure_view(result, &lines),
+        transcript: TranscriptView {
+            file: log_path.map(|p| p.display().to_string()),
+            lines,
+            error: log_error,
+        },
+        cast: CastView {
+            file: cast_path.map(|p| p.display().to_string()),
+            cast,
+            error: cast_error,
+        },
+    }
+}
+
+/// The scenario's own transcript file with extension `ext` (the first: a priming boot's files
+/// come after). Never the `.raw` bytes, which are not redacted.
+fn own_file(result: &ScenarioResult, ext: &str) -> Option<PathBuf> {
+    debug_assert_ne!(ext, "raw");
+    result
+        .transcript
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == ext))
+        .cloned()
+}

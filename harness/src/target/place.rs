@@ -1,0 +1,103 @@
+//! A board in a labgrid farm, `--place NAME`: the place is acquired before anything runs and
+//! released however the run ends (dropping the spec releases it: a finished run, a failure, and
+//! SIGINT/SIGTERM, which drop the running command). Its console is the place's
+//! NetworkSerialPort over RFC 2217, asked of labgrid again at every reconnect (ser2net may come
+//! back on another port); its power is `labgrid-client -p NAME power on|off|cycle`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::board::{board_context, BoardTarget};
+use super::factory::TargetKind;
+use super::labgrid::{Labgrid, PlaceError};
+use super::rfc2217::Rfc2217Port;
+use super::Target;
+use crate::board::{Board, Power, PowerCommands};
+use crate::runner::RunContext;
+
+/// An acquired place; released when the last holder drops it.
+#[derive(Debug)]
+struct Acquired(Labgrid);
+
+impl Drop for Acquired {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.release() {
+            eprintln!("harness: {e}");
+        }
+    }
+}
+
+/// A place, acquired, with the board profile its board runs by.
+#[derive(Debug)]
+pub struct PlaceSpec {
+    place: Arc<Acquired>,
+    /// The profile, with power switched through the place.
+    board: Board,
+    against: PathBuf,
+}
+
+impl PlaceSpec {
+    /// Acquires the place `labgrid` names and reads its serial port; `board` gives pacing, the
+    /// reconnect timeout and the power commands' time limit. The port's `speed` is the line
+    /// rate when the exporter gives one.
+    pub fn acquire(labgrid: Labgrid, board: Board) -> Result<PlaceSpec, PlaceError> {
+        labgrid.acquire()?;
+        // Held from here on: an error below releases it again.
+        let place = Arc::new(Acquired(labgrid));
+        let port = place.0.serial_port()?;
+        if port.protocol != "rfc2217" {
+            return Err(PlaceError::SerialPort {
+                place: place.0.place.clone(),
+                detail: format!(
+                    "its NetworkSerialPort speaks {:?}; the harness reaches places over rfc2217",
+                    port.protocol
+                ),
+            });
+        }
+        let timeout = match &board.power {
+            Power::Commands(commands) => commands.timeout,
+            _ => std::time::Duration::from_secs(60),
+        };
+        let board = Board {
+            baud: if port.speed > 0 { port.speed } else { board.baud },
+            power: Power::Commands(PowerCommands {
+                on: Some(place.0.power_argv("on")),
+                off: Some(place.0.power_argv("off")),
+                cycle: Some(place.0.power_argv("cycle")),
+                timeout,
+            }),
+            ..board
+        };
+        let against = PathBuf::from(format!("place {}", place.0.place));
+        Ok(PlaceSpec {
+            place,
+            board,
+            against,
+        })
+    }
+}
+
+impl TargetKind for PlaceSpec {
+    fn open(&self) -> Box<dyn Target> {
+        let place = self.place.clone();
+        let locate = Arc::new(move || {
+            let port = place.0.serial_port().map_err(|e| e.to_string())?;
+            Ok(format!("{}:{}", port.host, port.port))
+        });
+        let port = Rfc2217Port::located(
+            self.against.display().to_string(),
+            locate,
+            self.board.baud,
+            self.board.reconnect_timeout,
+        );
+        Box::new(BoardTarget::new(self.board.clone(), Box::new(port)))
+    }
+
+    fn against(&self) -> &Path {
+        &self.against
+    }
+
+    fn context(&self, base: &RunContext) -> RunContext {
+        board_context(&self.board, base)
+    }
+}

@@ -1,0 +1,165 @@
+//! `--place NAME`: a board in a labgrid farm. A real coordinator and exporter on localhost
+//! (see `support/labgrid.rs`) export the virtual bench: its pseudo-terminal through the ser2net
+//! the exporter starts on acquire (RFC 2217), its power through a NetworkPowerPort. The harness
+//! acquires the place, runs, and releases it however the run ends.
+
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use r2s_tests::bench::VirtualBench;
+use r2s_tests::labgrid::{path_with_labgrid, Farm, PLACE};
+use r2s_tests::*;
+
+const LIMIT: Duration = Duration::from_secs(240);
+
+fn place_args<'a>(
+    farm: &'a Farm,
+    profile: &'a Path,
+    transcripts: &'a Path,
+    scenario: &'a Path,
+) -> Vec<&'a OsStr> {
+    vec![
+        OsStr::new("run"),
+        OsStr::new("--place"),
+        OsStr::new(PLACE),
+        OsStr::new("--coordinator"),
+        OsStr::new(farm.coordinator()),
+        OsStr::new("--board"),
+        profile.as_os_str(),
+        OsStr::new("--transcripts"),
+        transcripts.as_os_str(),
+        scenario.as_os_str(),
+    ]
+}
+
+/// The harness on the farm's place, labgrid-client on its PATH.
+fn spawn_on_place(
+    farm: &Farm,
+    profile: &Path,
+    transcripts: &Path,
+    scenario: &Path,
+) -> (std::process::Child, String) {
+    let path: OsString = path_with_labgrid();
+    spawn_harness_env(
+        &place_args(farm, profile, transcripts, scenario),
+        &[("PATH", &path)],
+    )
+}
+
+fn run_on_place(farm: &Farm, profile: &Path, transcripts: &Path, scenario: &Path) -> Finished {
+    let started = Instant::now();
+    let (child, command) = spawn_on_place(farm, profile, transcripts, scenario);
+    finish(child, command, started, LIMIT)
+}
+
+/// Drops the farm, then the bench, and checks that every QEMU it started is gone.
+fn tear_down(farm: Farm, bench: Arc<VirtualBench>) {
+    drop(farm);
+    let pids = bench.observed().all_qemu_pids;
+    drop(bench);
+    for pid in pids {
+        assert!(!process_alive(pid), "QEMU {pid} outlived the bench");
+    }
+}
+
+#[test]
+fn boot_to_login_runs_on_a_labgrid_place_and_releases_it() {
+    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
+    let profile = bench.profile("10s");
+    let farm = Farm::start(bench.clone(), bench.dir());
+    let transcripts = bench.dir().join("transcripts");
+    let run = run_on_place(&farm, &profile, &transcripts, &scenario("boot-to-login"));
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  boot-to-login  "), "{}", run.explain());
+    assert!(
+        run.stdout
+            .contains(&format!("board: virtual-bench on place {PLACE} at 1500000 baud")),
+        "{}",
+        run.explain()
+    );
+    // `power cycle` is off then on; the run ends with off.
+    assert_eq!(*farm.power_log.lock().unwrap(), ["off", "on", "off"]);
+    let log = std::fs::read_to_string(transcripts.join("boot-to-login.log")).unwrap();
+    assert!(log.contains(&format!("-p {PLACE} power cycle")), "{log}");
+    assert_eq!(farm.holder(), "None", "the place was not released");
+    tear_down(farm, bench);
+}
+
+#[test]
+fn a_place_held_by_someone_else_is_refused_naming_the_holder() {
+    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
+    let profile = bench.profile("10s");
+    let farm = Farm::start(bench.clone(), bench.dir());
+    let theirs = [("LG_USERNAME", "alice"), ("LG_HOSTNAME", "ci-runner-2")];
+    let acquired = farm.place_client_as(&["acquire"], &theirs);
+    assert!(
+        acquired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&acquired.stderr)
+    );
+    let transcripts = bench.dir().join("transcripts");
+    let run = run_on_place(&farm, &profile, &transcripts, &scenario("boot-to-login"));
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr
+            .contains(&format!("place {PLACE} is held by ci-runner-2/alice")),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        farm.power_log.lock().unwrap().is_empty(),
+        "a held place's power was switched"
+    );
+    assert_eq!(farm.holder(), "ci-runner-2/alice");
+    tear_down(farm, bench);
+}
+
+#[test]
+fn a_second_run_on_a_held_place_is_refused_and_sigterm_releases_it() {
+    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
+    let profile = bench.profile("10s");
+    let farm = Farm::start(bench.clone(), bench.dir());
+    let transcripts = bench.dir().join("transcripts");
+    let dir = bench.dir().to_owned();
+    let waits = dir.join("waits.toml");
+    std::fs::write(
+        &waits,
+        "name = \"waits\"\n\n[[steps]]\nexpect = \"U-Boot 20\"\ntimeout = \"1m\"\n\n\
+         [[steps]]\nexpect = \"never printed\"\ntimeout = \"3m\"\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (first, command) = spawn_on_place(&farm, &profile, &transcripts, &waits);
+    let log = transcripts.join("waits.log");
+    while !std::fs::read_to_string(&log).is_ok_and(|text| text.contains("U-Boot 20")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the first run never reached U-Boot"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = run_on_place(&farm, &profile, &dir.join("second"), &scenario("boot-to-login"));
+    assert_eq!(second.code(), Some(2), "{}", second.explain());
+    assert!(
+        second.stderr.contains(&format!("place {PLACE} is held by ")),
+        "{}",
+        second.explain()
+    );
+    // SAFETY: signals a child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGTERM) }, 0);
+    let first = finish(first, command, started, LIMIT);
+    assert_eq!(first.code(), Some(143), "{}", first.explain());
+    assert_eq!(
+        farm.holder(),
+        "None",
+        "SIGTERM left the place acquired\n{}",
+        first.explain()
+    );
+    assert_eq!(
+        farm.power_log.lock().unwrap().last().map(String::as_str),
+        Some("off")
+    );
+    tear_down(farm, bench);
+}

@@ -1,0 +1,191 @@
+//! The RFC 2217 console target, `--serial rfc2217://HOST:PORT`: the virtual bench's UART (a
+//! pseudo-terminal carrying real QEMU's console) served by real ser2net with the telnet
+//! RFC 2217 accepter a labgrid exporter uses; the harness sets the line to 1,500,000 8N1.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use r2s_tests::bench::VirtualBench;
+use r2s_tests::ser2net::Ser2net;
+use r2s_tests::*;
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+fn run_args<'a>(
+    url: &'a str,
+    profile: &'a Path,
+    transcripts: &'a Path,
+    scenario: &'a Path,
+) -> Vec<&'a OsStr> {
+    vec![
+        OsStr::new("run"),
+        OsStr::new("--serial"),
+        OsStr::new(url),
+        OsStr::new("--board"),
+        profile.as_os_str(),
+        OsStr::new("--transcripts"),
+        transcripts.as_os_str(),
+        scenario.as_os_str(),
+    ]
+}
+
+/// A scenario file in `dir`: `steps` are `(expect, timeout)` pairs.
+fn scenario_file(dir: &Path, name: &str, steps: &[(&str, &str)]) -> PathBuf {
+    let mut text = format!("name = {name:?}\n");
+    for (expect, timeout) in steps {
+        text.push_str(&format!(
+            "\n[[steps]]\nexpect = {expect:?}\ntimeout = {timeout:?}\n"
+        ));
+    }
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Waits until the transcript log holds `needle`, at most `limit`.
+fn wait_for_log(log: &Path, needle: &str, limit: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if std::fs::read_to_string(log).is_ok_and(|text| text.contains(needle)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{needle:?} did not reach {} within {limit:?}", log.display());
+}
+
+/// Drops the bench and checks that every QEMU it started is gone.
+fn tear_down(bench: VirtualBench) {
+    let pids = bench.observed().all_qemu_pids;
+    drop(bench);
+    for pid in pids {
+        assert!(!process_alive(pid), "QEMU {pid} outlived the bench");
+    }
+}
+
+/// Runs the shipped scenario `name` over ser2net on a fresh bench: it passes, and its
+/// transcript names the port and the line rate.
+fn passes_over_ser2net(name: &str) {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let profile = bench.profile("10s");
+    let server = Ser2net::start(bench.device(), bench.dir());
+    let url = server.url();
+    let transcripts = bench.dir().join("transcripts");
+    let run = run_harness(&run_args(&url, &profile, &transcripts, &scenario(name)), LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(
+        run.stdout.contains(&format!("PASS  {name}  ")),
+        "{}",
+        run.explain()
+    );
+    assert_eq!(bench.observed().power_log, ["off", "on", "off"]);
+    let log = std::fs::read_to_string(transcripts.join(format!("{name}.log"))).unwrap();
+    let said = format!("-- board virtual-bench on {url} at 1500000 baud 8N1");
+    assert!(log.contains(&said), "{log}");
+    drop(server);
+    tear_down(bench);
+}
+
+#[test]
+fn boot_to_login_passes_over_rfc2217_at_1500000_baud() {
+    passes_over_ser2net("boot-to-login");
+}
+
+#[test]
+fn login_and_run_types_over_rfc2217() {
+    passes_over_ser2net("login-and-run");
+}
+
+/// A harness started on `bench` over `server` with a scenario that waits for U-Boot and then a
+/// login prompt; returns once U-Boot is in its transcript.
+struct PastUboot {
+    child: std::process::Child,
+    command: String,
+    started: Instant,
+    log: PathBuf,
+}
+
+fn start_past_uboot(
+    bench: &VirtualBench,
+    server: &Ser2net,
+    reconnect_timeout: &str,
+    name: &str,
+) -> PastUboot {
+    let profile = bench.profile(reconnect_timeout);
+    let transcripts = bench.dir().join("transcripts");
+    // Output in a gap is lost, so this scenario skips the lines a gap may swallow.
+    let scenario = scenario_file(bench.dir(), name, &[("U-Boot 20", "1m"), ("login:", "2m")]);
+    let started = Instant::now();
+    let url = server.url();
+    let (child, command) = spawn_harness(&run_args(&url, &profile, &transcripts, &scenario));
+    let log = transcripts.join(format!("{name}.log"));
+    wait_for_log(&log, "U-Boot 20", Duration::from_secs(60));
+    PastUboot {
+        child,
+        command,
+        started,
+        log,
+    }
+}
+
+#[test]
+fn ser2net_restarted_mid_boot_is_reconnected_and_the_gap_noted() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let server = Ser2net::start(bench.device(), bench.dir());
+    let url = server.url();
+    let harness = start_past_uboot(&bench, &server, "20s", "survives-restart");
+    let server = server.restart(bench.device());
+    let run = finish(harness.child, harness.command, harness.started, LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let text = std::fs::read_to_string(&harness.log).unwrap();
+    assert!(
+        text.contains(&format!("-- console connection {url} ({url}) dropped (")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("-- console connection {url} is back after ")),
+        "{text}"
+    );
+    drop(server);
+    tear_down(bench);
+}
+
+#[test]
+fn ser2net_gone_for_good_fails_with_console_connection_gone() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let server = Ser2net::start(bench.device(), bench.dir());
+    let url = server.url();
+    let harness = start_past_uboot(&bench, &server, "2s", "never-back");
+    drop(server);
+    let run = finish(harness.child, harness.command, harness.started, LIMIT);
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    let gone = format!("console connection gone: {url}");
+    assert!(
+        run.stdout.contains(&format!("reason: console closed: {gone}")),
+        "{}",
+        run.explain()
+    );
+    // The board was powered off all the same.
+    assert_eq!(bench.observed().power_log, ["off", "on", "off"]);
+    tear_down(bench);
+}
+
+#[test]
+fn no_ser2net_at_all_is_a_clear_error_naming_the_port() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let profile = bench.profile("2s");
+    let url = format!("rfc2217://127.0.0.1:{}", r2s_tests::ser2net::free_port());
+    let transcripts = bench.dir().join("transcripts");
+    let run = run_harness(
+        &run_args(&url, &profile, &transcripts, &scenario("boot-to-login")),
+        LIMIT,
+    );
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr.contains(&format!("{url} did not appear within 2s")),
+        "{}",
+        run.explain()
+    );
+    tear_down(bench);
+}

@@ -8,6 +8,7 @@ pub mod adapt;
 pub mod board;
 pub mod config;
 pub mod console;
+pub mod flash;
 pub mod image;
 pub mod inspect;
 pub mod private;

@@ -8,6 +8,7 @@
 mod error;
 mod model;
 mod raw;
+mod sdmux;
 
 #[cfg(test)]
 mod tests;
@@ -16,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::{BoardError, BoardErrorKind};
 pub use model::{Board, CharPacing, Power, PowerCommands, DEFAULT_POWER_TIMEOUT, DEFAULT_RECONNECT_TIMEOUT};
+
+pub use sdmux::{SdMux, DEFAULT_DEVICE_TIMEOUT, DEFAULT_SDMUX_TIMEOUT};
 
 use crate::config::{read_text, SourceText, Table};
 use raw::RawBoard;
@@ -106,6 +109,7 @@ impl Board {
                 .reconnect_timeout
                 .map_or(DEFAULT_RECONNECT_TIMEOUT, |t| t.get()),
             power,
+            sdmux: raw.sdmux.map(|Table(sdmux)| SdMux::from(sdmux)),
             source: source.to_owned(),
         })
     }

@@ -20,6 +20,8 @@ pub struct Board {
     pub reconnect_timeout: Duration,
     /// How the board is switched on and off.
     pub power: Power,
+    /// How the board's SD card is switched to the host for flashing, if it can be.
+    pub sdmux: Option<super::SdMux>,
     /// The profile file, or `<built-in NAME>`.
     pub source: PathBuf,
 }

@@ -21,6 +21,7 @@ pub(crate) struct RawBoard {
     pub char_delay: Option<CharPacing>,
     pub reconnect_timeout: Option<Timeout>,
     pub power: Option<Table<RawPower>>,
+    pub sdmux: Option<Table<super::sdmux::RawSdMux>>,
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,8 @@
 //! Command-line interface.
 
 mod console;
+mod flash;
+mod flash_progress;
 mod inspect;
 mod progress;
 mod run;
@@ -46,6 +48,56 @@ pub enum Command {
     /// looked and how to fix it. The image is opened read-only. Exit code: 0 nothing failed
     /// (warnings allowed), 1 a check failed, 2 the image cannot be read.
     Inspect(InspectArgs),
+    /// Write an image to an SD card, only after it passed: `inspect` for the board, then the
+    /// scenarios under QEMU. Refuses disks the running system uses, disks in an md/LVM/dm stack,
+    /// fixed and large disks; asks before writing; reads every byte back. With --bootloader,
+    /// writes only the idbloader (sector 64) and u-boot.itb (sector 16384).
+    ///
+    /// Exit code: 0 written and verified, 1 a check or scenario failed (nothing written) or the
+    /// read-back differs, 2 a usage error, a refused device or an I/O error.
+    Flash(FlashArgs),
+}
+
+/// `harness flash`
+#[derive(Debug, clap::Args)]
+#[command(
+    override_usage = "harness flash [OPTIONS] IMG DEVICE [SCENARIO_FILE|DIR]...\n       \
+                            harness flash [OPTIONS] --bootloader IDBLOADER ITB DEVICE"
+)]
+pub struct FlashArgs {
+    /// IMG DEVICE [SCENARIO_FILE|DIR]...: the image (raw), the card's block device (or a
+    /// regular file, to write a copy), and the scenarios to pass first (default: the shipped
+    /// ones). With --bootloader: DEVICE only.
+    #[arg(value_name = "PATHS", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Write only the RK3328 bootloader: IDBLOADER at sector 64, ITB (u-boot.itb) at sector 16384.
+    #[arg(long, num_args = 2, value_names = ["IDBLOADER", "ITB"])]
+    pub bootloader: Option<Vec<PathBuf>>,
+    /// The board the card is for: `nanopi-r2s` or a profile file; inspect checks the image for
+    /// it, and its `[sdmux]` commands, if any, switch the card to the host and back.
+    #[arg(long, value_name = "PROFILE", default_value = "nanopi-r2s")]
+    pub board: String,
+    /// Do not boot the image under QEMU before writing (inspect still runs).
+    #[arg(long)]
+    pub no_boot: bool,
+    /// Write without asking. Required when stdin is not a terminal.
+    #[arg(long)]
+    pub yes: bool,
+    /// Allow a disk that is not removable (sysfs removable = 0, not on USB or MMC).
+    #[arg(long)]
+    pub allow_fixed: bool,
+    /// Allow a disk larger than 256 GiB.
+    #[arg(long)]
+    pub allow_large: bool,
+    /// Directory for the transcripts of the QEMU scenarios.
+    #[arg(long, value_name = "DIR", default_value = "r2s-transcripts")]
+    pub transcripts: PathBuf,
+    #[command(flatten)]
+    pub qemu: QemuArgs,
+    /// Test hook for the harness's own tests, not for use: after writing, flip the byte at this
+    /// device offset, so that the read-back must find the difference.
+    #[arg(long, value_name = "OFFSET", hide = true)]
+    pub test_flip_byte: Option<u64>,
 }
 
 /// `harness inspect`
@@ -215,6 +267,14 @@ pub struct RunArgs {
     /// How many `start = "login"` scenarios run at once. Default: the number of cores.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
+    /// With --serial: first write IMG to the board's card through the SD-mux of its profile
+    /// (`[sdmux]` with `device`), as `harness flash` does after inspect, then power the board
+    /// on and run the scenarios.
+    #[arg(long, value_name = "IMG", requires = "serial")]
+    pub flash: Option<PathBuf>,
+    /// With --flash: write without asking (required when stdin is not a terminal).
+    #[arg(long, requires = "flash")]
+    pub yes: bool,
     /// The most each transcript file of a scenario holds, e.g. 256MiB, 64KiB or a byte count:
     /// `.raw` keeps its first bytes, `.log` its head and tail, `.cast` its first events.
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
@@ -247,6 +307,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Run(args) => run::run(*args).await,
         Command::Console(args) => console::console(args).await,
         Command::Inspect(args) => inspect::inspect(args),
+        Command::Flash(args) => flash::flash(args).await,
     }
 }
 

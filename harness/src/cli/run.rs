@@ -80,6 +80,12 @@ pub async fn run(args: RunArgs) -> u8 {
         eprintln!("harness: {}: {}", failure.step_description, failure.reason);
         return EXIT_ERROR;
     }
+    // The card is written, once everything else checked out, before the board is powered on.
+    if let Some(image) = &args.flash {
+        if let Err(code) = super::flash::flash_before_run(&args, image).await {
+            return code;
+        }
+    }
 
     let mut reporters = Reporters::new();
     reporters.attach(ProgressLine::new());
@@ -159,7 +165,7 @@ fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<(Suite
     let baud = spec.context(&RunContext::default()).baud.unwrap_or_default();
     println!("board: {name} on {} at {baud} baud", spec.against().display());
     // U-Boot's menu shows MENU LABELs; the card's own extlinux.conf says which number a LABEL is.
-    let menu_labels = match &args.image {
+    let menu_labels = match args.image.as_ref().or(args.flash.as_ref()) {
         Some(image) => image::check_bootable_image(image)?,
         None => None,
     };

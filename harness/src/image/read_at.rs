@@ -21,7 +21,9 @@ pub trait ReadAt {
 
 impl ReadAt for File {
     fn len(&self) -> io::Result<u64> {
-        Ok(self.metadata()?.len())
+        // Seeking to the end measures a block device too (its metadata length is 0); reads
+        // here are positional, so the moved offset does not matter.
+        std::io::Seek::seek(&mut &*self, std::io::SeekFrom::End(0))
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {

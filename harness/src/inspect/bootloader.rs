@@ -14,13 +14,13 @@ pub const IDBLOADER_MAGIC: [u8; 4] = [0x3b, 0x8c, 0xdc, 0xfc];
 pub const IDBLOADER_RK32_OFFSET: usize = 0x800;
 
 /// Whether an RK3328 idbloader starts at `at` in `area`.
-fn idbloader_at(area: &[u8], at: usize) -> bool {
+pub fn idbloader_at(area: &[u8], at: usize) -> bool {
     area.get(at..at + 4) == Some(&IDBLOADER_MAGIC)
         && area.get(at + IDBLOADER_RK32_OFFSET..at + IDBLOADER_RK32_OFFSET + 4) == Some(b"RK32")
 }
 
 /// Whether a U-Boot FIT (a device tree with an `images` node) starts at `at` in `area`.
-fn fit_at(area: &[u8], at: usize) -> bool {
+pub fn fit_at(area: &[u8], at: usize) -> bool {
     area.get(at..)
         .filter(|rest| fdt::has_magic(rest))
         .and_then(|rest| fdt::parse(rest).ok())

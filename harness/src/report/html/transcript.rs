@@ -11,10 +11,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
-/// How much of a scenario's `.log` the page embeds.
-pub const LOG_CAP: u64 = 4 << 20;
+/// How much of a scenario's `.log` the page embeds. The page is built in memory, several
+/// copies of this deep (read, parsed, escaped), and the harness must stay within tens of MB on
+/// a console that floods: 1 MiB of head and tail is what a reader scrolls anyway.
+pub const LOG_CAP: u64 = 1 << 20;
 /// How much of a scenario's `.cast` the page embeds.
-pub const CAST_CAP: u64 = 4 << 20;
+pub const CAST_CAP: u64 = 1 << 20;
 
 /// What a transcript line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

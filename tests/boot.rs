@@ -12,32 +12,7 @@ const LIMIT: Duration = Duration::from_secs(240);
 /// Runs one shipped scenario and checks, whatever the verdict, that no QEMU of the run is left:
 /// the run's temporary files (QEMU's overlay, on its command line) are kept under `dir`.
 fn run_scenario(image: &Path, scenario_name: &str, dir: &Path) -> Finished {
-    let scenario = scenario(scenario_name);
-    let junit = dir.join("junit.xml");
-    let tmp = dir.join("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let started = Instant::now();
-    let (child, command) = spawn_harness_env(
-        &[
-            OsStr::new("run"),
-            OsStr::new("--image"),
-            image.as_os_str(),
-            OsStr::new("--transcripts"),
-            dir.as_os_str(),
-            OsStr::new("--junit"),
-            junit.as_os_str(),
-            scenario.as_os_str(),
-        ],
-        &[("TMPDIR", tmp.as_os_str())],
-    );
-    let run = finish(child, command, started, LIMIT);
-    assert_eq!(
-        qemu_mentioning(&tmp),
-        Vec::<u32>::new(),
-        "QEMU left behind\n{}",
-        run.explain()
-    );
-    run
+    run_scenario_file(image, &scenario(scenario_name), dir, LIMIT)
 }
 
 fn assert_passes(scenario_name: &str) -> (Finished, tempfile::TempDir) {

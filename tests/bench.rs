@@ -129,19 +129,6 @@ fn tear_down(bench: VirtualBench) {
     }
 }
 
-/// Waits until the harness has opened the console: it creates the transcript right after.
-fn wait_for_file(path: &Path, limit: Duration) {
-    let started = Instant::now();
-    while !path.exists() {
-        assert!(
-            started.elapsed() < limit,
-            "{} not created within {limit:?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Waits until the transcript log holds `needle` (console output: notes are not flushed
 /// as they are written), at most `limit`.
 fn wait_for_log(log: &Path, needle: &str, limit: Duration) {
@@ -368,18 +355,7 @@ fn console_passes_keys_to_the_board_and_leaves_on_ctrl_close_bracket() {
     let device = dir.path().join("ttyUSB-console");
     let pty = Pty::open(&device).unwrap();
     let transcripts = dir.path().join("transcripts");
-    let mut child = std::process::Command::new(harness_bin())
-        .arg("console")
-        .arg("--serial")
-        .arg(&device)
-        .arg("--transcripts")
-        .arg(&transcripts)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let command = format!("harness console --serial {}", device.display());
+    let (mut child, command) = spawn_console_on(&device, &transcripts);
     let started = Instant::now();
     wait_for_file(&transcripts.join("console.log"), Duration::from_secs(10));
     pty.write_all(b"U-Boot 2023.01\r\n=> ", Duration::from_secs(5))

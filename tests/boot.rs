@@ -173,12 +173,7 @@ fn a_step_that_never_matches_fails_at_its_timeout_with_the_expected_text() {
     );
     let run = finish(child, command, started, LIMIT);
     assert_eq!(run.code(), Some(1), "{}", run.explain());
-    assert_eq!(
-        qemu_mentioning(&tmp),
-        Vec::<u32>::new(),
-        "QEMU left behind\n{}",
-        run.explain()
-    );
+    assert_no_qemu_left(&tmp, &run);
     assert!(
         run.stdout
             .contains("step 2: expect \"this text is never printed\""),

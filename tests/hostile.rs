@@ -51,12 +51,7 @@ fn run_scenario_text(dir: &Path, name: &str, text: &str) -> Finished {
     let args = [OsStr::new("--junit"), junit.as_os_str(), scenario.as_os_str()];
     let (child, command, tmp) = spawn_run(dir, &args, &[]);
     let run = finish(child, command, started, LIMIT);
-    assert_eq!(
-        qemu_mentioning(&tmp),
-        Vec::<u32>::new(),
-        "QEMU left behind\n{}",
-        run.explain()
-    );
+    assert_no_qemu_left(&tmp, &run);
     run
 }
 
@@ -268,23 +263,10 @@ fn harness_console_keeps_a_password_typed_at_a_prompt_and_its_echo_out_of_the_tr
     let device = dir.path().join("ttyUSB-console");
     let pty = r2s_tests::pty::Pty::open(&device).unwrap();
     let transcripts = dir.path().join("transcripts");
-    let mut child = std::process::Command::new(harness_bin())
-        .arg("console")
-        .arg("--serial")
-        .arg(&device)
-        .arg("--transcripts")
-        .arg(&transcripts)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let command = format!("harness console --serial {}", device.display());
+    let (mut child, command) = spawn_console_on(&device, &transcripts);
     let started = Instant::now();
     let log = transcripts.join("console.log");
-    while !log.exists() && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_file(&log, Duration::from_secs(10));
     let secret = b"typed-at-the-console-4711";
     pty.write_all(b"ivy login: root\r\nPassword: ", Duration::from_secs(5))
         .unwrap();

@@ -320,11 +320,47 @@ pub fn run_scenario_file(image: &Path, scenario: &Path, dir: &Path, limit: Durat
         &[("TMPDIR", tmp.as_os_str())],
     );
     let run = finish(child, command, started, limit);
+    assert_no_qemu_left(&tmp, &run);
+    run
+}
+
+/// Fails the test if a QEMU whose command line mentions `tmp` (the run's temporary files, its
+/// overlay among them) is still running after `run` ended.
+pub fn assert_no_qemu_left(tmp: &Path, run: &Finished) {
     assert_eq!(
-        qemu_mentioning(&tmp),
+        qemu_mentioning(tmp),
         Vec::<u32>::new(),
         "QEMU left behind\n{}",
         run.explain()
     );
-    run
+}
+
+/// Starts `harness console --serial DEVICE --transcripts DIR` with piped stdio; returns the
+/// child and the command line, for reports.
+pub fn spawn_console_on(device: &Path, transcripts: &Path) -> (Child, String) {
+    let child = Command::new(harness_bin())
+        .arg("console")
+        .arg("--serial")
+        .arg(device)
+        .arg("--transcripts")
+        .arg(transcripts)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting harness console");
+    (child, format!("harness console --serial {}", device.display()))
+}
+
+/// Waits until the harness has opened the console: it creates the transcript right after.
+pub fn wait_for_file(path: &Path, limit: Duration) {
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(
+            started.elapsed() < limit,
+            "{} not created within {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

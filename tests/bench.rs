@@ -372,11 +372,23 @@ fn console_passes_keys_to_the_board_and_leaves_on_ctrl_close_bracket() {
         }
     }
     assert_eq!(typed, b"version\r", "keys did not reach the board");
+    // The board's output and the keys travel separate ways: leave only once the terminal has
+    // shown what the board printed, as a user would.
+    let shown = read_in_background(child.stdout.take().unwrap());
+    let banner = "U-Boot 2023.01\r\n=> ";
+    while !shown.lock().unwrap().contains(banner) && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     keys.write_all(&[0x1d]).unwrap();
     keys.flush().unwrap();
     let run = finish(child, command, started, Duration::from_secs(10));
+    let shown = shown.lock().unwrap().clone();
     assert_eq!(run.code(), Some(0), "{}", run.explain());
-    assert!(run.stdout.contains("U-Boot 2023.01\r\n=> "), "{}", run.explain());
+    assert!(
+        shown.contains(banner),
+        "terminal showed {shown:?}\n{}",
+        run.explain()
+    );
     assert!(run.stderr.contains("Press Ctrl-] to leave."), "{}", run.explain());
     assert!(
         run.stderr.contains("harness console: left (Ctrl-])"),

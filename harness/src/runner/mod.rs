@@ -2,6 +2,7 @@
 //! turns what happened into a [`ScenarioResult`].
 
 mod outcome;
+mod retry;
 mod session;
 mod stage;
 mod steps;
@@ -409,5 +410,9 @@ fn verdict_passed(v: &Verdict) -> bool {
     matches!(v, Verdict::Pass)
 }
 
+#[cfg(test)]
+mod fake_shell;
+#[cfg(test)]
+mod shell_tests;
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@ use tokio::time::Instant;
 
 use super::outcome::FailReason;
 use super::session::{ConsoleState, Session};
-use super::{RunContext, Stage};
+use super::{retry, RunContext, Stage};
 use crate::console::Pattern;
 use crate::scenario::{Action, MenuChoice, Password};
 
@@ -15,7 +15,8 @@ pub struct StepFailure {
     pub reason: FailReason,
 }
 
-type StepResult = Result<(), StepFailure>;
+/// What a step ends in.
+pub type StepResult = Result<(), StepFailure>;
 
 fn failed(expected: impl Into<String>) -> impl FnOnce(FailReason) -> StepFailure {
     let expected = expected.into();
@@ -61,7 +62,20 @@ pub async fn perform(
             command,
             status,
             output,
+            until: None,
         } => run(s, command, *status, output.as_ref(), deadline, seq).await,
+        Action::Run {
+            command,
+            status,
+            output,
+            until: Some(window),
+        } => {
+            let what = format!("run {command:?} until it passes");
+            retry::until_passes(s, &what, *window, deadline, async |s| {
+                run(s, command, *status, output.as_ref(), deadline, seq).await
+            })
+            .await
+        }
     }
 }
 

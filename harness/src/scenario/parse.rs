@@ -14,7 +14,7 @@ use super::error::{ScenarioError, ScenarioErrorKind, ACTION_KEYS};
 use super::model::{Action, LoginRecipe, MenuChoice, Password, Scenario, Secret, Start, Step};
 use super::name::{check_name, file_key};
 use super::raw::{console_regex, MenuValue, RawLogin, RawScenario, RawStep, StartValue};
-use crate::config::{read_text, SourceText, Table};
+use crate::config::{read_text, SourceText, Table, Timeout};
 use crate::console::Pattern;
 
 /// The whole-scenario budget when the file gives none.
@@ -281,6 +281,7 @@ impl Validator<'_> {
             }
         }
         let output = raw.output.map(|o| o.into_inner().0);
+        let until = self.until(index, action_key, raw.until.as_ref(), raw.timeout.as_ref())?;
 
         let action = if let Some(text) = raw.expect {
             Action::Expect(Pattern::Literal(text.into_inner().0))
@@ -311,16 +312,60 @@ impl Validator<'_> {
                 command: command.into_inner().0,
                 status: raw.status.map_or(0, Spanned::into_inner),
                 output,
+                until,
             }
         } else {
             unreachable!("present_actions found exactly one action")
         };
         Ok(Step {
             action,
-            timeout: raw.timeout.map(|t| t.get()),
+            timeout: raw.timeout.map(|t| t.into_inner().get()),
             stage: raw.stage.map(|s| s.0),
             location,
         })
+    }
+
+    /// A step's `until`: only on `run`, and no longer than the step's own `timeout`, which
+    /// bounds every try together.
+    fn until(
+        &self,
+        index: usize,
+        action_key: &'static str,
+        until: Option<&Spanned<Timeout>>,
+        timeout: Option<&Spanned<Timeout>>,
+    ) -> Result<Option<Duration>, ScenarioError> {
+        let Some(until) = until else {
+            return Ok(None);
+        };
+        if action_key != "run" {
+            let span = key_span(
+                self.document,
+                &[Seg::Key("steps"), Seg::Index(index), Seg::Key("until")],
+            )
+            .map_or(until.span(), |(key, _)| key);
+            let kind = ScenarioErrorKind::MisplacedKey {
+                key: "until",
+                action: action_key,
+                applies_to: "`run`",
+            };
+            return Err(self.file.error(Some(span), kind));
+        }
+        let window = until.get_ref().get();
+        if let Some(timeout) = timeout {
+            let limit = timeout.get_ref().get();
+            if window > limit {
+                return Err(self.invalid(
+                    until.span(),
+                    format!(
+                        "`until` ({}) is longer than the step's `timeout` ({}), which bounds every try together: \
+                         shorten `until` or lengthen `timeout`",
+                        humantime::format_duration(window),
+                        humantime::format_duration(limit)
+                    ),
+                ));
+            }
+        }
+        Ok(Some(window))
     }
 
     /// A login table's user and password; `at` is the path of the table in the document.

@@ -45,7 +45,8 @@ pub(crate) struct RawStep {
     pub run: Option<Spanned<NonEmpty>>,
     pub status: Option<Spanned<i32>>,
     pub output: Option<Spanned<OutputRegex>>,
-    pub timeout: Option<Timeout>,
+    pub until: Option<Spanned<Timeout>>,
+    pub timeout: Option<Spanned<Timeout>>,
     pub stage: Option<NonEmpty>,
 }
 

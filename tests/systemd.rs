@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use r2s_tests::*;
 
-/// Building the fixtures from nothing (about ten minutes on an idle two-core machine, twice that
-/// at load 10; images/README.md) plus a boot of one or two minutes under TCG.
+/// Building the fixtures from nothing (26 minutes on a two-core machine at load 10 to 13, about
+/// half that on an idle one; BENCHMARKS.md) plus a boot of two to three minutes under TCG.
 const LIMIT: Duration = Duration::from_secs(45 * 60);
 
 /// Runs scenario `name`, whose steps are `body`, on fixture `fixture_name` with `options` added

@@ -8,7 +8,7 @@
 //! `faccessat2` fails with ENOSYS (as on kernels before 5.8); the filter makes it so. It is
 //! installed before `proot` is executed and inherited by every process PRoot starts, so it covers
 //! qemu-aarch64-static's own host call for the guest's `faccessat2`. A filter's ERRNO outranks
-//! the TRACE that PRoot's own filter asks for, so PRoot never sees the call.
+//! the TRACE that PRoot's own filter asks for, so the call fails before PRoot would look at it.
 
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -20,7 +20,7 @@ use std::process::Command;
 const HOST_ARCH: u32 = 0xC000_003E;
 #[cfg(target_arch = "aarch64")]
 const HOST_ARCH: u32 = 0xC000_00B7;
-/// `faccessat2`'s number: the same on every architecture (the unified table since Linux 5.1).
+/// `faccessat2`'s number on x86_64 and aarch64 alike (calls from 424 on share one number).
 const FACCESSAT2: u32 = 439;
 /// Offsets in `struct seccomp_data` (linux/seccomp.h).
 const DATA_NR: u32 = 0;

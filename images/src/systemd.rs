@@ -28,7 +28,7 @@ pub const FIXTURES: &[FixtureInfo] = &[
                       (debootstrap, second stage under PRoot) in the R2S layout: NixOS extlinux menu of two \
                       generations with the board's console, Debian's initramfs-tools initrd (MODULES=list: \
                       every disk bus QEMU offers, virtio, NVMe, AHCI, USB storage on xHCI, and the R2S's SD \
-                      card); boots to `ivy login:` (root password in ROOT_PASSWORD). Takes about ten minutes \
+                      card); boots to `ivy login:` (root password in ROOT_PASSWORD). Takes 15 to 30 minutes \
                       to build once; cached outside the checkout too",
     },
     FixtureInfo {

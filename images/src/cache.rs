@@ -29,11 +29,13 @@ const SOURCES: &[(&str, &str)] = &[
     ("f2fs.rs", include_str!("f2fs.rs")),
     ("fixture.rs", include_str!("fixture.rs")),
     ("gpt.rs", include_str!("gpt.rs")),
+    ("initramfs.rs", include_str!("initramfs.rs")),
     ("kernel.rs", include_str!("kernel.rs")),
     ("mbr.rs", include_str!("mbr.rs")),
     ("modules.rs", include_str!("modules.rs")),
     ("recipe.rs", include_str!("recipe.rs")),
     ("rootfs.rs", include_str!("rootfs.rs")),
+    ("seccomp.rs", include_str!("seccomp.rs")),
     ("shared.rs", include_str!("shared.rs")),
     ("staging.rs", include_str!("staging.rs")),
     ("store.rs", include_str!("store.rs")),
@@ -69,26 +71,48 @@ impl KeyInputs<'_> {
     /// Hex SHA-256 over every input, each length-prefixed so no two input sets collide by
     /// concatenation.
     pub fn key(&self) -> String {
-        let mut hash = Sha256::new();
-        let mut field = |bytes: &[u8]| {
-            hash.update((bytes.len() as u64).to_le_bytes());
-            hash.update(bytes);
-        };
-        field(env!("CARGO_PKG_VERSION").as_bytes());
-        field(&FORMAT.to_le_bytes());
-        field(self.fixture.as_bytes());
-        for recipe in self.recipes {
-            field(recipe.path.as_bytes());
-            field(recipe.text.as_bytes());
-        }
+        let mut key = KeyHash::new();
+        key.field(env!("CARGO_PKG_VERSION").as_bytes())
+            .field(&FORMAT.to_le_bytes())
+            .field(self.fixture.as_bytes())
+            .recipes(self.recipes);
         for (name, text) in self.sources {
-            field(name.as_bytes());
-            field(text.as_bytes());
+            key.field(name.as_bytes()).field(text.as_bytes());
         }
         for deb in self.debs {
-            field(deb.as_bytes());
+            key.field(deb.as_bytes());
         }
-        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        key.hex()
+    }
+}
+
+/// A SHA-256 over fields, each length-prefixed so that no two lists of fields collide by
+/// concatenation: the keys of images, trees and initrds.
+pub(crate) struct KeyHash(Sha256);
+
+impl KeyHash {
+    pub(crate) fn new() -> KeyHash {
+        KeyHash(Sha256::new())
+    }
+
+    /// Adds one field.
+    pub(crate) fn field(&mut self, bytes: &[u8]) -> &mut KeyHash {
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+        self
+    }
+
+    /// Adds each recipe file's path and text.
+    pub(crate) fn recipes(&mut self, recipes: &[RecipeFile]) -> &mut KeyHash {
+        for recipe in recipes {
+            self.field(recipe.path.as_bytes()).field(recipe.text.as_bytes());
+        }
+        self
+    }
+
+    /// The hash in lower-case hex.
+    pub(crate) fn hex(self) -> String {
+        self.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 

@@ -60,8 +60,10 @@ pub const FIRMWARE_CONFIG: RecipeFile = recipe!("firmware/config.txt");
 
 /// `debootstrap --include` of the systemd fixtures.
 pub const SYSTEMD_PACKAGES: RecipeFile = recipe!("systemd/packages");
-/// Run inside the systemd fixtures' tree after the second stage: kernel and initrds.
+/// Run inside the systemd fixtures' tree after the second stage: the kernel package.
 pub const SYSTEMD_FINISH: RecipeFile = recipe!("systemd/finish.sh");
+/// Run inside the systemd fixtures' finished tree: one of its initrds.
+pub const SYSTEMD_MAKE_INITRD: RecipeFile = recipe!("systemd/make-initrd.sh");
 /// The systemd fixtures' own initrd's module list.
 pub const SYSTEMD_INITRD_MODULES: RecipeFile = recipe!("systemd/initrd-modules");
 /// The board-specific initrd's module list.
@@ -96,6 +98,7 @@ pub const ALL: &[RecipeFile] = &[
     FIRMWARE_CONFIG,
     SYSTEMD_PACKAGES,
     SYSTEMD_FINISH,
+    SYSTEMD_MAKE_INITRD,
     SYSTEMD_INITRD_MODULES,
     SYSTEMD_BOARD_INITRD_MODULES,
     SYSTEMD_TMPFILES_SHIM,

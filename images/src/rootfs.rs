@@ -1,6 +1,6 @@
 //! The systemd fixtures' root tree: Debian bookworm arm64 (minbase, systemd, udev, agetty, login,
-//! PAM, bash, openssh-server) with the kernel package every fixture is built from and its two
-//! initrds, set up as the fixtures' machine: hostname `ivy`, root's password, an fstab for
+//! PAM, bash, openssh-server) with the kernel package every fixture is built from (its initrds
+//! are made from the tree afterwards, [`crate::initramfs`]), set up as the fixtures' machine: hostname `ivy`, root's password, an fstab for
 //! NIXOS_SD, and the NixOS-shaped system links the boot entries' `init=` names.
 //!
 //! Making it takes minutes (debootstrap's second stage under emulation), so a finished tree is
@@ -9,18 +9,18 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
-use crate::debootstrap;
+use crate::cache::KeyHash;
 use crate::recipe::{self, RecipeFile};
 use crate::staging::{link, put, read, under};
 use crate::store::{self, Generation};
+use crate::{debootstrap, shared};
 use crate::{BuildError, ROOT_PASSWORD};
 
 /// Bumped whenever a change to how the tree is made (this file, `debootstrap.rs`) changes what
 /// it holds: the key covers the recipe files, not the sources, so that editing the builder's
-/// code elsewhere never costs a second stage.
-const FORMAT: u32 = 1;
+/// code elsewhere never costs a second stage. 2: the initrds are no longer made in the tree, and
+/// every step runs without `faccessat2`.
+const FORMAT: u32 = 2;
 /// The systemd binary the systems' `init` links point to, relative to `/nix/store/<hash>-<name>/`:
 /// a relative link resolves inside the root filesystem wherever it is mounted (initramfs-tools
 /// checks `init=` below its mount point).
@@ -32,8 +32,6 @@ const TREE_PREFIX: &str = "debian-rootfs-";
 const RECIPES: &[RecipeFile] = &[
     recipe::SYSTEMD_PACKAGES,
     recipe::SYSTEMD_FINISH,
-    recipe::SYSTEMD_INITRD_MODULES,
-    recipe::SYSTEMD_BOARD_INITRD_MODULES,
     recipe::SYSTEMD_TMPFILES_SHIM,
     recipe::SYSTEMD_FSTAB,
     recipe::SYSTEMD_HOSTS,
@@ -47,19 +45,8 @@ pub struct Tree {
     pub root: PathBuf,
     /// The kernel release installed in it, e.g. `6.1.0-57-arm64`.
     pub release: String,
-}
-
-impl Tree {
-    /// Debian's initrd for the kernel, as `update-initramfs` made it (`MODULES=list`, the
-    /// modules in `initrd-modules`).
-    pub fn debian_initrd(&self) -> PathBuf {
-        self.root.join(format!("boot/initrd.img-{}", self.release))
-    }
-
-    /// The board-specific initrd (`MODULES=list`, the modules in `board-initrd-modules`).
-    pub fn board_initrd(&self) -> PathBuf {
-        self.root.join(format!("boot/initrd.img-{}-board", self.release))
-    }
+    /// The key of everything the tree is made from (hex SHA-256), for what is made from it.
+    pub key: String,
 }
 
 /// The kernel package the tree gets: its .deb and release.
@@ -85,54 +72,34 @@ pub fn generations() -> Vec<Generation> {
 }
 
 /// The tree for `kernel` in `shared` (the shared cache directory, whose lock the caller holds):
-/// reused when one with the same key exists, else made (and older trees removed).
+/// reused when one with the same key exists, else made ([`shared::ensure_keyed_dir`]).
 pub fn ensure(shared: &Path, kernel: KernelDeb<'_>) -> Result<Tree, BuildError> {
     let deb_name = kernel.deb.file_name().map(|n| n.to_string_lossy().into_owned());
     let key = key(deb_name.as_deref().unwrap_or(""));
-    let root = shared.join(format!("{TREE_PREFIX}{}", &key[..32]));
-    let tree = Tree {
-        root: root.clone(),
+    let root = shared::ensure_keyed_dir(shared, TREE_PREFIX, &key, |root, work| make(root, kernel, work))?;
+    Ok(Tree {
+        root,
         release: kernel.release.to_owned(),
-    };
-    if root.is_dir() {
-        return Ok(tree);
-    }
-    remove_interrupted_builds(shared);
-    let work = tempfile::Builder::new()
-        .prefix(".rootfs-")
-        .tempdir_in(shared)
-        .map_err(BuildError::io("creating a temporary directory in", shared))?;
-    let staged = work.path().join("root");
-    make(&staged, kernel, work.path())?;
-    std::fs::rename(&staged, &root).map_err(BuildError::io("renaming into", &root))?;
-    remove_other_trees(shared, &root);
-    Ok(tree)
+        key,
+    })
 }
 
 /// Hex SHA-256 over [`FORMAT`], the recipe files, the kernel .deb's name, the suite, the
 /// password and the system paths, each length-prefixed.
 fn key(deb_name: &str) -> String {
-    let mut hash = Sha256::new();
-    let mut field = |bytes: &[u8]| {
-        hash.update((bytes.len() as u64).to_le_bytes());
-        hash.update(bytes);
-    };
-    field(&FORMAT.to_le_bytes());
-    for recipe in RECIPES {
-        field(recipe.path.as_bytes());
-        field(recipe.text.as_bytes());
-    }
-    field(deb_name.as_bytes());
-    field(debootstrap::SUITE.as_bytes());
-    field(ROOT_PASSWORD.as_bytes());
+    let mut key = KeyHash::new();
+    key.field(&FORMAT.to_le_bytes())
+        .recipes(RECIPES)
+        .field(deb_name.as_bytes())
+        .field(debootstrap::SUITE.as_bytes())
+        .field(ROOT_PASSWORD.as_bytes());
     for generation in generations() {
-        field(generation.store_path.as_bytes());
+        key.field(generation.store_path.as_bytes());
     }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    key.hex()
 }
 
-/// Makes the tree in `root`: both debootstrap stages, the kernel and initrds, the machine's
-/// configuration.
+/// Makes the tree in `root`: both debootstrap stages, the kernel, the machine's configuration.
 fn make(root: &Path, kernel: KernelDeb<'_>, work: &Path) -> Result<(), BuildError> {
     let mirror = debootstrap::mirror()?;
     debootstrap::first_stage(root, &recipe::SYSTEMD_PACKAGES.items(), &mirror, work)?;
@@ -147,23 +114,8 @@ fn make(root: &Path, kernel: KernelDeb<'_>, work: &Path) -> Result<(), BuildErro
     std::fs::copy(kernel.deb, &staged_deb).map_err(BuildError::io("copying into", &staged_deb))?;
     let finish = recipe::SYSTEMD_FINISH.render(&[("kernelDeb", &deb_name), ("release", kernel.release)]);
     put(&root.join("tmp/finish.sh"), finish.as_bytes(), 0o755)?;
-    put(
-        &root.join("tmp/initrd-modules"),
-        recipe::SYSTEMD_INITRD_MODULES.text.as_bytes(),
-        0o644,
-    )?;
-    put(
-        &root.join("tmp/board-initrd-modules"),
-        recipe::SYSTEMD_BOARD_INITRD_MODULES.text.as_bytes(),
-        0o644,
-    )?;
-    debootstrap::in_target(root, &[], &["/bin/sh", "/tmp/finish.sh"], work)?;
-    for file in [
-        deb_name.as_str(),
-        "finish.sh",
-        "initrd-modules",
-        "board-initrd-modules",
-    ] {
+    debootstrap::in_target(root, &[], &[], &["/bin/sh", "/tmp/finish.sh"], work)?;
+    for file in [deb_name.as_str(), "finish.sh"] {
         let path = root.join("tmp").join(file);
         std::fs::remove_file(&path).map_err(BuildError::io("removing", &path))?;
     }
@@ -218,35 +170,6 @@ fn with_root_hash(shadow: &str, hash: &str) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Removes what killed builds left (`.rootfs-*`): the caller holds the shared cache's lock, so
-/// no build is using them.
-fn remove_interrupted_builds(shared: &Path) {
-    let Ok(entries) = std::fs::read_dir(shared) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(".rootfs-") {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-/// Removes finished trees other than `keep`: each is about a gigabyte, and no key but the
-/// current one will be asked for again by this checkout. Failures are ignored (another
-/// checkout's tree may be in use; it is remade if ever needed).
-fn remove_other_trees(shared: &Path, keep: &Path) {
-    let Ok(entries) = std::fs::read_dir(shared) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let is_tree = entry.file_name().to_string_lossy().starts_with(TREE_PREFIX);
-        if is_tree && path != keep && path.is_dir() {
-            let _ = std::fs::remove_dir_all(&path);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! other fixtures are (bootloader at sectors 64 and 16384, ext4 NIXOS_BOOT at 32768 with NixOS's
 //! extlinux menu, here of two generations, the board's console and the RK3328 device tree; ext4
 //! NIXOS_SD), booted by Debian's own initramfs-tools initrd or by one holding only what an R2S
-//! needs.
+//! needs ([`crate::initramfs`]).
 //!
 //! The tree takes minutes to make, so tree and images live in the shared cache
 //! ([`crate::shared`]) too: a checkout whose own cache lacks an image takes the shared one.
@@ -15,7 +15,8 @@ use crate::boot::{self, BootContents};
 use crate::card::{self, Bootloader};
 use crate::debian::Parts;
 use crate::fixture::{Breakage, Console, Layout, Recipe};
-use crate::rootfs::{self, KernelDeb, Tree};
+use crate::initramfs::{self, Initrd};
+use crate::rootfs::{self, KernelDeb};
 use crate::staging::read;
 use crate::{cache, kernel, recipe, shared, BuildError, FixtureInfo};
 
@@ -25,27 +26,21 @@ pub const FIXTURES: &[FixtureInfo] = &[
         name: "debian-systemd",
         description: "Debian bookworm arm64 with systemd, udev, agetty, login/PAM, bash and openssh-server \
                       (debootstrap, second stage under PRoot) in the R2S layout: NixOS extlinux menu of two \
-                      generations with the board's console, Debian's initramfs-tools initrd (MODULES=most); \
-                      boots to `ivy login:` (root password in ROOT_PASSWORD). Takes minutes to build once; \
-                      cached outside the checkout too",
+                      generations with the board's console, Debian's initramfs-tools initrd (MODULES=list: \
+                      every disk bus QEMU offers, virtio, NVMe, AHCI, USB storage on xHCI, and the R2S's SD \
+                      card); boots to `ivy login:` (root password in ROOT_PASSWORD). Takes 15 to 30 minutes \
+                      to build once; cached outside the checkout too",
     },
     FixtureInfo {
         name: "debian-systemd-board-initrd",
-        description: "debian-systemd whose initrd holds only what an R2S needs (initramfs-tools MODULES=list: \
-                      mmc_block, dw_mmc_rockchip, ext4; no virtio, NVMe, AHCI or USB storage). Debian's \
-                      kernel has every QEMU disk driver as a module, so under QEMU its initramfs finds no root \
-                      device",
+        description: "debian-systemd whose initrd holds only what an R2S needs to mount its root from the SD \
+                      card or USB storage (initramfs-tools MODULES=list: mmc_block, dw_mmc_rockchip, ext4, \
+                      xhci_hcd, xhci_plat_hcd, dwc3, xhci_pci, usb_storage, sd_mod; no virtio, NVMe or AHCI). \
+                      Debian's kernel has every QEMU disk driver as a module, so under QEMU it boots only from \
+                      usb-storage on qemu-xhci; on virtio-blk its initramfs finds no root device and drops to \
+                      a shell after 180 s",
     },
 ];
-
-/// Which initrd a systemd fixture boots with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Initrd {
-    /// Debian's, as `update-initramfs` makes it.
-    Debian,
-    /// The board-specific one.
-    Board,
-}
 
 /// The initrd of systemd fixture `name`, `None` for other names.
 pub fn initrd_of(name: &str) -> Option<Initrd> {
@@ -89,11 +84,12 @@ pub fn build(name: &str, initrd: Initrd, cache_dir: &Path) -> Result<PathBuf, Bu
                     release: &parts.kernel_release,
                 },
             )?;
+            let initrds = initramfs::ensure(&shared_dir, &tree)?;
             let work = tempfile::Builder::new()
                 .prefix(&format!(".build-{name}-"))
                 .tempdir_in(&shared_dir)
                 .map_err(BuildError::io("creating a temporary directory in", &shared_dir))?;
-            let built = assemble(name, initrd, &parts, &tree, work.path())?;
+            let built = assemble(name, &parts, &tree.root, &initrds.path(initrd), work.path())?;
             shared_entry.commit(&built, &key)?;
         }
     }
@@ -121,22 +117,19 @@ fn kernel_params() -> String {
     )
 }
 
-/// Puts the card image together in `work` and returns its path.
+/// Puts the card image together in `work` from the tree at `root` and the initrd file
+/// `initrd`, and returns its path.
 fn assemble(
     name: &str,
-    initrd: Initrd,
     parts: &Parts,
-    tree: &Tree,
+    root: &Path,
+    initrd: &Path,
     work: &Path,
 ) -> Result<PathBuf, BuildError> {
     let release = &parts.kernel_release;
-    let initrd_file = match initrd {
-        Initrd::Debian => tree.debian_initrd(),
-        Initrd::Board => tree.board_initrd(),
-    };
     let contents = BootContents {
         kernel: kernel::raw_image(&parts.kernel.file(&format!("boot/vmlinuz-{release}"))?)?,
-        initrd: read(&initrd_file)?,
+        initrd: read(initrd)?,
         dtb: read(
             &parts
                 .kernel
@@ -157,9 +150,9 @@ fn assemble(
     )?;
 
     let bootloader = Bootloader::rock64(&parts.uboot)?;
-    let root_size = root_size(tree_bytes(&tree.root)?);
+    let root_size = root_size(tree_bytes(root)?);
     let out = work.join(format!("{name}.img"));
-    card::r2s_with_root_size(&out, work, &bootloader, &boot_dir, &tree.root, root_size)?;
+    card::r2s_with_root_size(&out, work, &bootloader, &boot_dir, root, root_size)?;
     Ok(out)
 }
 

@@ -307,23 +307,33 @@ pub fn log_time_of(log: &Path, needle: &str) -> Option<f64> {
 /// transcripts and a JUnit file in `dir` and the run's temporary files (QEMU's overlay, on its
 /// command line) under `dir/tmp`, and checks, whatever the verdict, that no QEMU of it is left.
 pub fn run_scenario_file(image: &Path, scenario: &Path, dir: &Path, limit: Duration) -> Finished {
+    run_scenario_file_with(image, scenario, dir, limit, &[])
+}
+
+/// [`run_scenario_file`] with `options` added to `harness run`'s command line.
+pub fn run_scenario_file_with(
+    image: &Path,
+    scenario: &Path,
+    dir: &Path,
+    limit: Duration,
+    options: &[&str],
+) -> Finished {
     let junit = dir.join("junit.xml");
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).expect("creating the run's temporary directory");
     let started = Instant::now();
-    let (child, command) = spawn_harness_env(
-        &[
-            std::ffi::OsStr::new("run"),
-            std::ffi::OsStr::new("--image"),
-            image.as_os_str(),
-            std::ffi::OsStr::new("--transcripts"),
-            dir.as_os_str(),
-            std::ffi::OsStr::new("--junit"),
-            junit.as_os_str(),
-            scenario.as_os_str(),
-        ],
-        &[("TMPDIR", tmp.as_os_str())],
-    );
+    let mut args = vec![
+        std::ffi::OsStr::new("run"),
+        std::ffi::OsStr::new("--image"),
+        image.as_os_str(),
+        std::ffi::OsStr::new("--transcripts"),
+        dir.as_os_str(),
+        std::ffi::OsStr::new("--junit"),
+        junit.as_os_str(),
+    ];
+    args.extend(options.iter().map(std::ffi::OsStr::new));
+    args.push(scenario.as_os_str());
+    let (child, command) = spawn_harness_env(&args, &[("TMPDIR", tmp.as_os_str())]);
     let run = finish(child, command, started, limit);
     assert_no_qemu_left(&tmp, &run);
     run

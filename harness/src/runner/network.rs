@@ -58,7 +58,7 @@ pub async fn command(
             .lan
             .as_ref()
             .map_err(|why| setup(format!("no LAN to run on: {why}")))?;
-        argv.extend(["ip", "netns", "exec", namespace].map(str::to_owned));
+        argv.extend(["ip", "netns", "exec", &namespace.namespace].map(str::to_owned));
     }
     argv.extend(expand(command, &ctx.net).map_err(setup)?);
     repeat(s, &argv, check, &ctx.net, deadline).await
@@ -75,7 +75,10 @@ async fn repeat(
     let mut attempt = 1u32;
     loop {
         let result = match run_host(argv, net, deadline).await {
-            Ok((status, output)) => judge(argv, status, &output, check),
+            Ok((status, output)) => {
+                s.note(&format!("exit status {status}, output:\n{}", head(&output)));
+                judge(argv, status, &output, check)
+            }
             Err(reason) => Err(StepFailure {
                 expected: format!("{argv:?} to finish"),
                 reason,
@@ -98,6 +101,16 @@ async fn repeat(
     }
 }
 
+/// What of a host command's output the transcript shows: a few KiB, cut at a character.
+fn head(output: &str) -> &str {
+    const SHOWN: usize = 4096;
+    let output = output.trim_end();
+    match output.char_indices().nth(SHOWN) {
+        Some((cut, _)) => &output[..cut],
+        None => output,
+    }
+}
+
 fn judge(argv: &[String], status: i32, output: &str, check: &CommandCheck) -> StepResult {
     if status != check.status {
         return Err(StepFailure {
@@ -117,14 +130,14 @@ fn judge(argv: &[String], status: i32, output: &str, check: &CommandCheck) -> St
 /// `${PORT_…}` no forward provides is an error rather than an empty string.
 pub fn expand(command: &HostCommand, net: &NetAccess) -> Result<Vec<String>, String> {
     let vars = net.variables();
-    let one = |text: &str| substitute(text, &vars);
+    let one = |text: &str| substitute(text, net, &vars);
     Ok(match command {
         HostCommand::Shell(line) => vec!["sh".to_owned(), "-c".to_owned(), one(line)?],
         HostCommand::Argv(argv) => argv.iter().map(|a| one(a)).collect::<Result<_, _>>()?,
     })
 }
 
-fn substitute(text: &str, vars: &[(String, String)]) -> Result<String, String> {
+fn substitute(text: &str, net: &NetAccess, vars: &[(String, String)]) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("${") {
@@ -135,13 +148,15 @@ fn substitute(text: &str, vars: &[(String, String)]) -> Result<String, String> {
             return Ok(out);
         };
         let name = &after[..end];
-        match vars.iter().find(|(n, _)| n == name) {
-            Some((_, value)) => out.push_str(value),
-            None if name.starts_with("PORT_") || name == "TARGET_ADDRESS" => {
+        match net.lookup(name) {
+            Some(value) => out.push_str(&value),
+            None if name.starts_with("PORT_") || name == "TARGET_ADDRESS" || name == "LAN_IF" => {
                 return Err(format!(
                     "${{{name}}} has no value here: {}",
                     if name == "TARGET_ADDRESS" {
                         "the target has no address (QEMU with a `[network]` table, or a board profile's `address`)".to_owned()
+                    } else if name == "LAN_IF" {
+                        "the target's LAN is not connected to the harness".to_owned()
                     } else {
                         format!("forwarded ports are {}", list_ports(vars))
                     }
@@ -482,6 +497,17 @@ mod tests {
             expand(&command, &forwarded(40022)).unwrap_err(),
             "${PORT_TCP_80} has no value here: forwarded ports are PORT_TCP_22"
         );
+    }
+
+    #[test]
+    fn on_a_board_a_port_is_itself_at_the_boards_address() {
+        let board = NetAccess {
+            address: Some("192.168.2.1".to_owned()),
+            ports: Ports::Direct,
+            ..NetAccess::default()
+        };
+        let command = HostCommand::Shell("ssh -p ${PORT_TCP_22} root@${TARGET_ADDRESS}".into());
+        assert_eq!(expand(&command, &board).unwrap()[2], "ssh -p 22 root@192.168.2.1");
     }
 
     #[test]

@@ -283,3 +283,109 @@ mod tests {
         assert_eq!(merged, ["tcp:22", "tcp:80"]);
     }
 }
+
+#[cfg(test)]
+mod parse_tests {
+    use std::path::Path;
+
+    use crate::scenario::{parse, Action, HostCommand, Nic};
+
+    const HEADER: &str = "name = \"n\"\n";
+
+    fn error_of(text: &str) -> String {
+        parse(text, Path::new("t.toml")).unwrap_err().headline()
+    }
+
+    #[test]
+    fn a_network_table_lists_its_forwards_in_file_order() {
+        let text =
+            format!("{HEADER}[network]\nforward = [\"tcp:22\", \"udp:53\"]\n[[steps]]\nexpect = \"x\"\n");
+        let scenario = parse(&text, Path::new("t.toml")).unwrap();
+        let forwards: Vec<String> = scenario
+            .network
+            .unwrap()
+            .forwards
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
+        assert_eq!(forwards, ["tcp:22", "udp:53"]);
+    }
+
+    #[test]
+    fn a_forward_given_twice_points_at_the_second() {
+        let text =
+            format!("{HEADER}[network]\nforward = [\"tcp:22\", \"tcp:22\"]\n[[steps]]\nexpect = \"x\"\n");
+        assert_eq!(error_of(&text), "t.toml:3:22: tcp:22 is forwarded already");
+    }
+
+    #[test]
+    fn a_bad_forward_points_at_itself() {
+        let text =
+            format!("{HEADER}[network]\nforward = [\"tcp:22\", \"tcp:http\"]\n[[steps]]\nexpect = \"x\"\n");
+        assert_eq!(
+            error_of(&text),
+            "t.toml:3:22: \"http\" is not a port number (1 to 65535)"
+        );
+    }
+
+    #[test]
+    fn a_host_step_takes_a_command_line_or_an_argument_list() {
+        let text = format!(
+            "{HEADER}[[steps]]\nhost = \"true\"\n[[steps]]\nhost = [\"ssh\", \"-p\", \"${{PORT_TCP_22}}\"]\nstatus = 255\nuntil = true\n"
+        );
+        let scenario = parse(&text, Path::new("t.toml")).unwrap();
+        let Action::Host { command, .. } = &scenario.steps[0].action else {
+            panic!("not a host step")
+        };
+        assert_eq!(command, &HostCommand::Shell("true".into()));
+        let Action::Host { command, check } = &scenario.steps[1].action else {
+            panic!("not a host step")
+        };
+        assert_eq!(
+            command,
+            &HostCommand::Argv(vec!["ssh".into(), "-p".into(), "${PORT_TCP_22}".into()])
+        );
+        assert_eq!((check.status, check.until), (255, true));
+    }
+
+    #[test]
+    fn until_on_an_expect_step_points_at_the_key() {
+        let text = format!("{HEADER}[[steps]]\nexpect = \"x\"\nuntil = true\n");
+        assert_eq!(
+            error_of(&text),
+            "t.toml:4:1: `until` applies only to `host` and `lan` steps, not to `expect`"
+        );
+    }
+
+    #[test]
+    fn a_copy_to_source_is_found_beside_the_scenario() {
+        let text = format!("{HEADER}[[steps]]\ncopy_to = {{ from = \"files/a\", path = \"/tmp/a\" }}\n");
+        let scenario = parse(&text, Path::new("dir/t.toml")).unwrap();
+        let Action::CopyTo(copy) = &scenario.steps[0].action else {
+            panic!("not a copy")
+        };
+        assert_eq!(copy.from, Path::new("dir/files/a"));
+        assert_eq!(copy.path, "/tmp/a");
+    }
+
+    #[test]
+    fn a_link_names_a_nic_of_the_board() {
+        let text = format!("{HEADER}[[steps]]\nlink = {{ nic = \"wan\", up = false }}\n");
+        let scenario = parse(&text, Path::new("t.toml")).unwrap();
+        assert!(matches!(&scenario.steps[0].action, Action::Link(l) if l.nic == Nic::Wan && !l.up));
+        let text = format!("{HEADER}[[steps]]\nlink = {{ nic = \"eth0\", up = false }}\n");
+        assert_eq!(
+            error_of(&text),
+            "t.toml:3:16: unknown NIC \"eth0\": write \"wan\" or \"lan\""
+        );
+    }
+
+    #[test]
+    fn on_failure_commands_are_kept_in_order() {
+        let text = format!("{HEADER}on_failure = [\"dmesg\", \"ip a\"]\n[[steps]]\nexpect = \"x\"\n");
+        assert_eq!(
+            parse(&text, Path::new("t.toml")).unwrap().on_failure,
+            ["dmesg", "ip a"]
+        );
+    }
+}

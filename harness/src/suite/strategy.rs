@@ -191,6 +191,18 @@ async fn judge(
     let mut context = context.clone();
     if let Some(network) = target.network() {
         context.net = network.access();
+        let mut shown: Vec<String> = context
+            .net
+            .variables()
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        if let Ok(lan) = &context.net.lan {
+            shown.push(format!("LAN namespace {}", lan.namespace));
+        }
+        if !shown.is_empty() {
+            recording.note(&format!("network: {}", shown.join(" ")));
+        }
     }
     let out = runner::run_scenario_at(
         at,

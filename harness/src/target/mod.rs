@@ -44,7 +44,7 @@ use crate::scenario::LoginRecipe;
 
 pub use board::{BoardSpec, BoardTarget, ConsolePort, PortError};
 pub use factory::{TargetKind, TargetSpec};
-pub use network::{NetAccess, Network, Ports};
+pub use network::{LanEnd, NetAccess, Network, Ports};
 pub use notices::ConsoleNotices;
 pub use qemu::{QemuConfig, QemuMachine, QemuSpec, QemuTarget};
 pub use serial::{SerialConfig, SerialError, SerialTarget};

@@ -25,10 +25,19 @@ pub struct NetAccess {
     pub address: Option<String>,
     /// The host port of each forwarded guest port. On a board, a port is reached as it is.
     pub ports: Ports,
-    /// The network namespace `lan` steps run in, or why there is none.
-    pub lan: Result<String, String>,
+    /// The LAN end `lan` steps run at, or why there is none.
+    pub lan: Result<LanEnd, String>,
     /// QEMU's QMP socket, for `link` steps; `None` where links cannot be switched.
     pub qmp: Option<PathBuf>,
+}
+
+/// The host's end of the target's LAN: a network namespace holding one interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LanEnd {
+    /// The namespace's name (`ip netns exec NAME …`).
+    pub namespace: String,
+    /// The interface in it that the target's LAN NIC is wired to (`${LAN_IF}` in `lan` steps).
+    pub interface: String,
 }
 
 /// How guest ports map to what the host connects to.
@@ -69,11 +78,30 @@ impl NetAccess {
         }
     }
 
-    /// The variables host steps see: `TARGET_ADDRESS` and one `PORT_<PROTO>_<PORT>` per forward.
+    /// The value of a variable host steps may name: `TARGET_ADDRESS`, or `PORT_TCP_22` and the
+    /// like (on a board, any port is itself).
+    pub fn lookup(&self, name: &str) -> Option<String> {
+        if name == "TARGET_ADDRESS" {
+            return self.address.clone();
+        }
+        if name == "LAN_IF" {
+            return self.lan.as_ref().ok().map(|lan| lan.interface.clone());
+        }
+        let rest = name.strip_prefix("PORT_")?;
+        let (protocol, port) = rest.split_once('_')?;
+        let forward = Forward::parse(&format!("{}:{port}", protocol.to_ascii_lowercase())).ok()?;
+        self.port(&forward).ok().map(|p| p.to_string())
+    }
+
+    /// The variables host steps see: `TARGET_ADDRESS`, `LAN_IF` and one `PORT_<PROTO>_<PORT>`
+    /// per forward.
     pub fn variables(&self) -> Vec<(String, String)> {
         let mut vars = Vec::new();
         if let Some(address) = &self.address {
             vars.push(("TARGET_ADDRESS".to_owned(), address.clone()));
+        }
+        if let Ok(lan) = &self.lan {
+            vars.push(("LAN_IF".to_owned(), lan.interface.clone()));
         }
         if let Ports::Forwarded(ports) = &self.ports {
             for (forward, port) in ports {

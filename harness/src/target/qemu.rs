@@ -484,7 +484,10 @@ impl Network for QemuMachine {
             address: Some(qemu_net::HOST_ADDRESS.to_string()),
             ports: Ports::Forwarded(net.ports.clone()),
             lan: match &net.lan {
-                Ok(ns) => Ok(ns.name().to_owned()),
+                Ok(ns) => Ok(super::network::LanEnd {
+                    namespace: ns.name().to_owned(),
+                    interface: ns.tap().to_owned(),
+                }),
                 Err(why) => Err(why.clone()),
             },
             qmp: Some(net.qmp.clone()),

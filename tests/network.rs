@@ -270,3 +270,12 @@ fn lan_steps_run_in_a_namespace_of_their_own_or_say_why_not() {
         assert!(run.stdout.contains("only root can create"), "{}", run.explain());
     }
 }
+
+#[test]
+fn the_shipped_network_scenarios_are_valid() {
+    let dir = repo_root().join("scenarios").join("network");
+    let scenarios = r2s_harness::scenario::load_all(&[dir]).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["lan-dhcp", "ssh-from-host", "wan-dhcp"]);
+    assert!(scenarios.iter().all(|s| s.network.is_some()));
+}

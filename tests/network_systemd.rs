@@ -30,7 +30,7 @@ on_failure = ["networkctl --no-pager", "journalctl -b -n 100 --no-pager"]
 /// brings the WAN up by DHCP.
 const WAN_UP: &str = r#"
 [[steps]]
-run = "SYSTEMD_PROC_CMDLINE='ifname=end0:52:54:00:52:32:01 ifname=enu1:52:54:00:52:32:02' /lib/systemd/systemd-network-generator && udevadm trigger -c add -s net && udevadm settle && ls /sys/class/net"
+run = "SYSTEMD_PROC_CMDLINE='ifname=end0:52:54:00:52:32:01 ifname=enu1:52:54:00:52:32:02' /lib/systemd/systemd-network-generator && udevadm control --reload && udevadm trigger -c add -s net && udevadm settle && ls /sys/class/net"
 output = "^end0\\s+enu1\\s+lo$"
 timeout = "2m"
 

@@ -177,7 +177,7 @@ fn host_steps_check_status_and_output_and_retry_until_they_pass() {
     // Fails twice, then passes: `until` retries once a second.
     let body = format!(
         "[[steps]]\nhost = [\"sh\", \"-c\", \"echo hi; exit 3\"]\nstatus = 3\noutput = \"^hi$\"\n\
-         [[steps]]\nhost = \"echo x >> {m}; test $(wc -l < {m}) -ge 3\"\nuntil = true\ntimeout = \"30s\"\n",
+         [[steps]]\nhost = \"echo x >> {m}; test $(wc -l < {m}) -ge 3\"\nuntil = \"20s\"\ntimeout = \"30s\"\n",
         m = marker.display()
     );
     let scenario = write_scenario(dir.path(), "host-steps", &body);

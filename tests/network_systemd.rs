@@ -85,7 +85,7 @@ timeout = "2m"
 [[steps]]
 host = "SSHPASS=\"$R2S_PASSWORD\" sshpass -e ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=60 -p ${{PORT_TCP_22}} root@${{TARGET_ADDRESS}} cat /etc/hostname"
 output = "^ivy$"
-until = true
+until = "2m"
 timeout = "3m"
 
 [[steps]]

@@ -5,6 +5,7 @@ mod copy;
 mod network;
 mod on_failure;
 mod outcome;
+mod retry;
 mod session;
 mod stage;
 mod steps;
@@ -436,5 +437,9 @@ fn verdict_passed(v: &Verdict) -> bool {
     matches!(v, Verdict::Pass)
 }
 
+#[cfg(test)]
+mod fake_shell;
+#[cfg(test)]
+mod shell_tests;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::outcome::FailReason;
+use super::retry::{self, RETRY_PAUSE};
 use super::session::Session;
 use super::steps::{check_output, run_command, StepFailure, StepResult};
 use super::RunContext;
@@ -20,9 +21,6 @@ use crate::target::NetAccess;
 /// The most of a host command's output kept (stdout and stderr each); the rest is read and
 /// dropped, so a chatty command cannot grow memory.
 pub const HOST_OUTPUT_CAP: usize = 1024 * 1024;
-
-/// How long `until` waits between attempts, and a port wait between polls.
-pub const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// How long a connection to a board must stay open, silent, to count as reaching a listener
 /// (one that waits for the client to speak, as http does); one that speaks first (ssh) counts
@@ -64,7 +62,7 @@ pub async fn command(
     repeat(s, &argv, check, &ctx.net, deadline).await
 }
 
-/// Runs `argv` once, or with `until` again once a second until its checks hold.
+/// Runs `argv` once, or with `until` again while its checks fail (see [`retry::until_passes`]).
 async fn repeat(
     s: &mut Session<'_>,
     argv: &[String],
@@ -72,32 +70,34 @@ async fn repeat(
     net: &NetAccess,
     deadline: Instant,
 ) -> StepResult {
-    let mut attempt = 1u32;
-    loop {
-        let result = match run_host(argv, net, deadline).await {
-            Ok((status, output)) => {
-                s.note(&format!("exit status {status}, output:\n{}", head(&output)));
-                judge(argv, status, &output, check)
-            }
-            Err(reason) => Err(StepFailure {
-                expected: format!("{argv:?} to finish"),
-                reason,
-            }),
-        };
-        match result {
-            Ok(()) => return Ok(()),
-            Err(failure) => {
-                let timed_out = matches!(failure.reason, FailReason::Timeout { .. });
-                if !check.until || timed_out || Instant::now() + RETRY_PAUSE >= deadline {
-                    if check.until && attempt > 1 {
-                        s.note(&format!("host command tried {attempt} times"));
-                    }
-                    return Err(failure);
-                }
-                tokio::time::sleep(RETRY_PAUSE).await;
-                attempt += 1;
-            }
+    match check.until {
+        None => once(s, argv, check, net, deadline).await,
+        Some(window) => {
+            let what = format!("{argv:?} until it passes");
+            retry::until_passes(s, &what, window, deadline, async |s| {
+                once(s, argv, check, net, deadline).await
+            })
+            .await
         }
+    }
+}
+
+async fn once(
+    s: &mut Session<'_>,
+    argv: &[String],
+    check: &CommandCheck,
+    net: &NetAccess,
+    deadline: Instant,
+) -> StepResult {
+    match run_host(argv, net, deadline).await {
+        Ok((status, output)) => {
+            s.note(&format!("exit status {status}, output:\n{}", head(&output)));
+            judge(argv, status, &output, check)
+        }
+        Err(reason) => Err(StepFailure {
+            expected: format!("{argv:?} to finish"),
+            reason,
+        }),
     }
 }
 

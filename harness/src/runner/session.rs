@@ -381,6 +381,36 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Lets `period` pass while reading the console as usual: what arrives is recorded and a
+    /// fatal line still ends the run.
+    pub async fn pause(&mut self, period: Duration) -> Result<(), FailReason> {
+        let until = Instant::now() + period;
+        loop {
+            let read = tokio::time::timeout_at(until, self.console.reader.read(&mut self.buf)).await;
+            self.record_notices();
+            match read {
+                Err(_) => {
+                    self.release_held().await?;
+                    return Ok(());
+                }
+                Ok(Ok(0)) => {
+                    return Err(FailReason::ConsoleClosed {
+                        detail: "end of file".into(),
+                    })
+                }
+                Ok(Ok(n)) => {
+                    self.ingest(n).await?;
+                    self.observer.tick(self.elapsed());
+                }
+                Ok(Err(e)) => {
+                    return Err(FailReason::ConsoleClosed {
+                        detail: e.to_string(),
+                    })
+                }
+            }
+        }
+    }
+
     /// Feeds the `n` bytes just read to the transcript and matcher and acts on what they match.
     async fn ingest(&mut self, n: usize) -> Result<Option<Expected>, FailReason> {
         let at = self.elapsed();

@@ -7,7 +7,7 @@ use super::copy;
 use super::network::{self, Side};
 use super::outcome::FailReason;
 use super::session::{ConsoleState, Session};
-use super::{RunContext, Stage};
+use super::{retry, RunContext, Stage};
 use crate::console::Pattern;
 use crate::scenario::{Action, MenuChoice, Password};
 
@@ -17,7 +17,8 @@ pub struct StepFailure {
     pub reason: FailReason,
 }
 
-pub(super) type StepResult = Result<(), StepFailure>;
+/// What a step ends in.
+pub type StepResult = Result<(), StepFailure>;
 
 pub(super) fn failed(expected: impl Into<String>) -> impl FnOnce(FailReason) -> StepFailure {
     let expected = expected.into();
@@ -63,7 +64,20 @@ pub async fn perform(
             command,
             status,
             output,
+            until: None,
         } => run(s, command, *status, output.as_ref(), deadline, seq).await,
+        Action::Run {
+            command,
+            status,
+            output,
+            until: Some(window),
+        } => {
+            let what = format!("run {command:?} until it passes");
+            retry::until_passes(s, &what, *window, deadline, async |s| {
+                run(s, command, *status, output.as_ref(), deadline, seq).await
+            })
+            .await
+        }
         Action::Host { command, check } => {
             network::command(s, Side::Host, command, check, ctx, deadline).await
         }

@@ -114,6 +114,9 @@ pub enum Action {
         status: i32,
         /// What the command's output must match.
         output: Option<regex::Regex>,
+        /// Retry the command until its status and output match, for at most this long
+        /// (`until = "60s"`); `None` runs it once.
+        until: Option<Duration>,
     },
     /// Run a command on the harness's machine (`${PORT_TCP_22}` and `${TARGET_ADDRESS}`
     /// replaced), within the step's time.

@@ -15,7 +15,7 @@ use super::model::{Action, LoginRecipe, MenuChoice, Password, Scenario, Secret, 
 use super::name::{check_name, file_key};
 use super::network::{CommandCheck, CopyTo, Forward, Link, NetworkSpec, RawNetwork};
 use super::raw::{console_regex, MenuValue, RawLogin, RawScenario, RawStep, StartValue};
-use crate::config::{read_text, SourceText, Table};
+use crate::config::{read_text, SourceText, Table, Timeout};
 use crate::console::Pattern;
 
 /// The whole-scenario budget when the file gives none.
@@ -289,21 +289,12 @@ impl Validator<'_> {
                 return Err(key_error("output", output.span(), kind));
             }
         }
-        if let Some(until) = &raw.until {
-            if action_key != "host" && action_key != "lan" {
-                let kind = ScenarioErrorKind::MisplacedKey {
-                    key: "until",
-                    action: action_key,
-                    applies_to: "`host` and `lan`",
-                };
-                return Err(key_error("until", until.span(), kind));
-            }
-        }
         let output = raw.output.map(|o| o.into_inner().0);
+        let until = self.until(index, action_key, raw.until.as_ref(), raw.timeout.as_ref())?;
         let check = |output: Option<regex::Regex>| CommandCheck {
             status: raw.status.as_ref().map_or(0, |s| *s.get_ref()),
             output,
-            until: raw.until.as_ref().is_some_and(|u| *u.get_ref()),
+            until,
         };
 
         let action = if let Some(text) = raw.expect {
@@ -335,6 +326,7 @@ impl Validator<'_> {
                 command: command.into_inner().0,
                 status: raw.status.map_or(0, Spanned::into_inner),
                 output,
+                until,
             }
         } else if let Some(command) = raw.host {
             Action::Host {
@@ -379,10 +371,53 @@ impl Validator<'_> {
         };
         Ok(Step {
             action,
-            timeout: raw.timeout.map(|t| t.get()),
+            timeout: raw.timeout.map(|t| t.into_inner().get()),
             stage: raw.stage.map(|s| s.0),
             location,
         })
+    }
+
+    /// A step's `until`: only on `run`, `host` and `lan`, and no longer than the step's own `timeout`, which
+    /// bounds every try together.
+    fn until(
+        &self,
+        index: usize,
+        action_key: &'static str,
+        until: Option<&Spanned<Timeout>>,
+        timeout: Option<&Spanned<Timeout>>,
+    ) -> Result<Option<Duration>, ScenarioError> {
+        let Some(until) = until else {
+            return Ok(None);
+        };
+        if !matches!(action_key, "run" | "host" | "lan") {
+            let span = key_span(
+                self.document,
+                &[Seg::Key("steps"), Seg::Index(index), Seg::Key("until")],
+            )
+            .map_or(until.span(), |(key, _)| key);
+            let kind = ScenarioErrorKind::MisplacedKey {
+                key: "until",
+                action: action_key,
+                applies_to: "`run`, `host` and `lan`",
+            };
+            return Err(self.file.error(Some(span), kind));
+        }
+        let window = until.get_ref().get();
+        if let Some(timeout) = timeout {
+            let limit = timeout.get_ref().get();
+            if window > limit {
+                return Err(self.invalid(
+                    until.span(),
+                    format!(
+                        "`until` ({}) is longer than the step's `timeout` ({}), which bounds every try together: \
+                         shorten `until` or lengthen `timeout`",
+                        humantime::format_duration(window),
+                        humantime::format_duration(limit)
+                    ),
+                ));
+            }
+        }
+        Ok(Some(window))
     }
 
     /// `[network]`: its forwards checked one by one, each at its place, and listed once.

@@ -199,8 +199,8 @@ fn unknown_step_key_points_at_the_key() {
     assert_eq!(
         error_of(&text),
         "t.toml:4:1: unknown field `expct`, expected one of `expect`, `expect_regex`, `send`, `send_line`, \
-         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `status`, `output`, `timeout`, `stage`, `host`, \
-         `lan`, `until`, `wait_for_port`, `host_port_open`, `copy_from`, `copy_to`, `link`"
+         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `status`, `output`, `until`, `timeout`, `stage`, \
+         `host`, `lan`, `wait_for_port`, `host_port_open`, `copy_from`, `copy_to`, `link`"
     );
 }
 
@@ -342,6 +342,46 @@ fn output_on_an_expect_step_points_at_the_key() {
     assert_eq!(
         error_of(&text),
         "t.toml:4:1: `output` applies only to `run`, `host`, `lan` and `uboot` steps, not to `expect`"
+    );
+}
+
+#[test]
+fn until_on_a_run_step_is_its_retry_window() {
+    let scenario = parse_ok(&format!(
+        "{HEADER}[[steps]]\nrun = \"systemctl is-active sshd\"\nuntil = \"60s\"\ntimeout = \"2m\"\n"
+    ));
+    assert!(matches!(
+        &scenario.steps[0].action,
+        Action::Run { until: Some(window), .. } if *window == Duration::from_secs(60)
+    ));
+}
+
+#[test]
+fn until_on_a_non_run_step_points_at_the_key() {
+    let text = format!("{HEADER}[[steps]]\nexpect = \"x\"\nuntil = \"10s\"\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:4:1: `until` applies only to `run`, `host` and `lan` steps, not to `expect`"
+    );
+}
+
+#[test]
+fn until_longer_than_the_step_timeout_points_at_its_value() {
+    let text = format!("{HEADER}[[steps]]\nrun = \"true\"\nuntil = \"2m\"\ntimeout = \"30s\"\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:4:9: `until` (2m) is longer than the step's `timeout` (30s), which bounds every try \
+         together: shorten `until` or lengthen `timeout`"
+    );
+}
+
+#[test]
+fn until_that_is_not_a_duration_points_at_its_value() {
+    let text = format!("{HEADER}[[steps]]\nrun = \"true\"\nuntil = \"soon\"\n");
+    assert!(
+        error_of(&text).starts_with("t.toml:4:9: invalid duration \"soon\""),
+        "{}",
+        error_of(&text)
     );
 }
 

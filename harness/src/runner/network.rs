@@ -63,33 +63,14 @@ pub async fn command(
 }
 
 /// Runs `argv` once, or with `until` again while its checks fail (see [`retry::until_passes`]).
-async fn repeat(
-    s: &mut Session<'_>,
+async fn repeat<'a>(
+    s: &mut Session<'a>,
     argv: &[String],
     check: &CommandCheck,
     net: &NetAccess,
     deadline: Instant,
 ) -> StepResult {
-    match check.until {
-        None => once(s, argv, check, net, deadline).await,
-        Some(window) => {
-            let what = format!("{argv:?} until it passes");
-            retry::until_passes(s, &what, window, deadline, async |s| {
-                once(s, argv, check, net, deadline).await
-            })
-            .await
-        }
-    }
-}
-
-async fn once(
-    s: &mut Session<'_>,
-    argv: &[String],
-    check: &CommandCheck,
-    net: &NetAccess,
-    deadline: Instant,
-) -> StepResult {
-    match run_host(argv, net, deadline).await {
+    let once = async |s: &mut Session<'a>| match run_host(argv, net, deadline).await {
         Ok((status, output)) => {
             s.note(&format!("exit status {status}, output:\n{}", head(&output)));
             judge(argv, status, &output, check)
@@ -98,6 +79,13 @@ async fn once(
             expected: format!("{argv:?} to finish"),
             reason,
         }),
+    };
+    match check.until {
+        None => once(s).await,
+        Some(window) => {
+            let what = format!("{argv:?} until it passes");
+            retry::until_passes(s, &what, window, deadline, once).await
+        }
     }
 }
 

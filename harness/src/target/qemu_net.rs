@@ -45,12 +45,18 @@ pub const HOST_ADDRESS: Ipv4Addr = Ipv4Addr::LOCALHOST;
 /// a port between the harness finding it free and QEMU binding it.
 const PORT_ATTEMPTS: usize = 8;
 
+/// How long QEMU may take to answer QMP after it started: restoring a snapshot (a GiB of RAM)
+/// on a machine busy with other emulators takes tens of seconds.
+const QEMU_READY: Duration = Duration::from_secs(180);
+
 /// How long one QMP command or one `ip` command may take.
 const COMMAND_LIMIT: Duration = Duration::from_secs(10);
 
 /// Why the network could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
+    #[error("setting up the network: {0}")]
+    Qmp(QmpError),
     #[error("host forward {forward}: {source}")]
     Forward { forward: Forward, source: QmpError },
     #[error("host forward {forward}: no free host port after {PORT_ATTEMPTS} attempts: {detail}")]
@@ -293,13 +299,9 @@ impl RunningNetwork {
         forwards: &[Forward],
         lan: Result<LanNamespace, String>,
     ) -> Result<RunningNetwork, NetError> {
-        let mut session = Qmp::connect(qmp).await.map_err(|source| NetError::Forward {
-            forward: forwards.first().copied().unwrap_or(Forward {
-                protocol: Protocol::Tcp,
-                port: 22,
-            }),
-            source,
-        })?;
+        let mut session = Qmp::connect_within(qmp, QEMU_READY)
+            .await
+            .map_err(NetError::Qmp)?;
         let ports = add_forwards(&mut session, forwards).await?;
         // QMP takes one client at a time: later `link` steps connect anew.
         drop(session);

@@ -99,5 +99,5 @@ timeout = "1m"
         ),
     );
     let log = std::fs::read_to_string(dir.path().join("systemd-ssh-from-host.log")).unwrap();
-    assert!(log.contains("network: PORT_TCP_22="), "{log}");
+    assert!(log.contains(" PORT_TCP_22="), "{log}");
 }

@@ -244,30 +244,46 @@ async fn read_capped<R: AsyncRead + Unpin>(reader: &mut R) -> Vec<u8> {
 pub async fn wait_for_port(s: &mut Session<'_>, port: u16, deadline: Instant, seq: usize) -> StepResult {
     // /proc is there with any userland (busybox has no ss).
     let command = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null";
+    let expected = format!("a listener on TCP port {port}");
+    let nothing = |mut ports: Vec<u16>| {
+        ports.sort_unstable();
+        ports.dedup();
+        StepFailure {
+            expected: expected.clone(),
+            reason: FailReason::Check {
+                detail: format!(
+                    "nothing listened on TCP port {port} before the step's time ran out; listening: {ports:?}"
+                ),
+            },
+        }
+    };
+    let mut last: Option<Vec<u16>> = None;
     loop {
-        let (_, table) = run_command(s, command, deadline, seq)
-            .await
-            .map_err(|f| StepFailure {
-                expected: format!("a listener on TCP port {port}"),
-                ..f
-            })?;
-        if listening_ports(&table).contains(&port) {
+        let table = match run_command(s, command, deadline, seq).await {
+            Ok((_, table)) => table,
+            // The time ran out during a poll: the last complete one is the answer.
+            Err(f) if matches!(f.reason, FailReason::Timeout { .. }) && last.is_some() => {
+                return Err(nothing(last.unwrap_or_default()))
+            }
+            Err(f) => {
+                return Err(StepFailure {
+                    expected: expected.clone(),
+                    ..f
+                })
+            }
+        };
+        let ports = listening_ports(&table);
+        if ports.contains(&port) {
             return Ok(());
         }
         if Instant::now() + RETRY_PAUSE >= deadline {
-            let mut ports = listening_ports(&table);
-            ports.sort_unstable();
-            ports.dedup();
-            return Err(StepFailure {
-                expected: format!("a listener on TCP port {port}"),
-                reason: FailReason::Check {
-                    detail: format!(
-                        "nothing listened on TCP port {port} before the step's time ran out; listening: {ports:?}"
-                    ),
-                },
-            });
+            return Err(nothing(ports));
         }
-        tokio::time::sleep(RETRY_PAUSE).await;
+        last = Some(ports);
+        s.pause(RETRY_PAUSE).await.map_err(|reason| StepFailure {
+            expected: expected.clone(),
+            reason,
+        })?;
     }
 }
 
@@ -325,7 +341,10 @@ pub async fn host_port_open(
         if Instant::now() + RETRY_PAUSE >= deadline {
             break;
         }
-        tokio::time::sleep(RETRY_PAUSE).await;
+        s.pause(RETRY_PAUSE).await.map_err(|reason| StepFailure {
+            expected: expected.clone(),
+            reason,
+        })?;
     }
     s.note(&format!("{address}:{port} ({forward}): {last}"));
     Err(StepFailure {

@@ -16,8 +16,8 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
 use super::factory::TargetKind;
-use super::network::{NetAccess, Network, Ports};
-use super::qemu_net::{self, LanNamespace, RunningNetwork};
+use super::network::Network;
+use super::qemu_net::{self, RunningNetwork};
 use super::{
     qemu_img, Console, LocalBoxFuture, RestoreFailure, RestoreRequest, Restored, Snapshots, StartFuture,
     StartLog, Target, TargetError,
@@ -85,7 +85,7 @@ pub struct QemuTarget {
     dir: TempDir,
     stderr: Option<tokio::task::JoinHandle<Vec<u8>>>,
     /// Forwards and the LAN namespace, when the NICs are attached; dropped after QEMU is killed.
-    net: Option<RunningNetwork>,
+    pub(super) net: Option<RunningNetwork>,
 }
 
 impl QemuTarget {
@@ -393,14 +393,14 @@ enum Disks {
 /// ([`Target::snapshots`]).
 pub struct QemuMachine {
     // First, so that it drops first: QEMU is gone before the shim disk it reads.
-    running: Option<QemuTarget>,
-    config: QemuConfig,
+    pub(super) running: Option<QemuTarget>,
+    pub(super) config: QemuConfig,
     disks: Disks,
     cache: Option<SnapshotCache>,
     /// The cache entry restored last: (key, build), for [`Snapshots::discard_restored`].
     restored: Option<(CacheKey, String)>,
     /// The NICs' forwards, when a scenario attached them ([`Network::attach`]).
-    network: Option<NetworkSpec>,
+    pub(super) network: Option<NetworkSpec>,
 }
 
 impl QemuMachine {
@@ -437,62 +437,6 @@ impl QemuMachine {
     pub fn running(&mut self) -> Option<&mut QemuTarget> {
         self.running.as_mut()
     }
-
-    /// The configuration of the next start, and the LAN namespace it connects to (or why there
-    /// is none): the tap is named for this start only.
-    fn start_config(&self) -> (QemuConfig, Result<LanNamespace, String>) {
-        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let mut config = self.config.clone();
-        if self.network.is_none() {
-            return (config, Err("no NICs are attached".to_owned()));
-        }
-        let lan = match qemu_net::lan_unavailable() {
-            Some(why) => Err(why),
-            None => LanNamespace::create(STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-                .map_err(|e| e.to_string()),
-        };
-        config.lan_tap = lan.as_ref().ok().map(|ns| ns.tap().to_owned());
-        (config, lan)
-    }
-
-    /// Adds the forwards and hands the LAN namespace its tap, once QEMU runs.
-    async fn connect_network(
-        &self,
-        target: &mut QemuTarget,
-        lan: Result<LanNamespace, String>,
-    ) -> Result<(), TargetError> {
-        let Some(spec) = &self.network else {
-            return Ok(());
-        };
-        let net = RunningNetwork::connect(&target.qmp_socket(), &spec.forwards, lan).await?;
-        target.net = Some(net);
-        Ok(())
-    }
-}
-
-impl Network for QemuMachine {
-    fn attach(&mut self, spec: &NetworkSpec) {
-        self.config.nics = true;
-        self.network = Some(spec.clone());
-    }
-
-    fn access(&self) -> NetAccess {
-        let Some(net) = self.running.as_ref().and_then(|t| t.net.as_ref()) else {
-            return NetAccess::default();
-        };
-        NetAccess {
-            address: Some(qemu_net::HOST_ADDRESS.to_string()),
-            ports: Ports::Forwarded(net.ports.clone()),
-            lan: match &net.lan {
-                Ok(ns) => Ok(super::network::LanEnd {
-                    namespace: ns.name().to_owned(),
-                    interface: ns.tap().to_owned(),
-                }),
-                Err(why) => Err(why.clone()),
-            },
-            qmp: Some(net.qmp.clone()),
-        }
-    }
 }
 
 impl Target for QemuMachine {
@@ -505,7 +449,7 @@ impl Target for QemuMachine {
 
     fn start<'a>(&'a mut self, _attached: Option<Console>, _log: &'a mut dyn StartLog) -> StartFuture<'a> {
         Box::pin(async move {
-            let (config, lan) = self.start_config();
+            let (config, lan) = qemu_net::start_config(&self.config, self.network.as_ref());
             let (mut target, console) = match &self.disks {
                 Disks::Image { image, shim } => {
                     QemuTarget::start(&config, image, shim.as_ref().map(|s| s.disk())).await
@@ -513,7 +457,9 @@ impl Target for QemuMachine {
                 Disks::Owned(disks) => QemuTarget::start_on_disks(&config, disks).await,
             }
             .map_err(TargetError::from)?;
-            self.connect_network(&mut target, lan).await?;
+            target.net = qemu_net::connect(&target.qmp_socket(), self.network.as_ref(), lan)
+                .await
+                .map_err(TargetError::from)?;
             self.running = Some(target);
             Ok(console)
         })
@@ -591,11 +537,13 @@ impl Snapshots for QemuMachine {
                 "restoring snapshot {TAG} of {} ({how})",
                 cache.entry_dir(&checkout.key).display()
             );
-            let (config, lan) = self.start_config();
+            let (config, lan) = qemu_net::start_config(&self.config, self.network.as_ref());
             let (mut target, console) = QemuTarget::restore(&config, &checkout.disks, TAG)
                 .await
                 .map_err(|e| error(e.into()))?;
-            self.connect_network(&mut target, lan).await.map_err(error)?;
+            target.net = qemu_net::connect(&target.qmp_socket(), self.network.as_ref(), lan)
+                .await
+                .map_err(|e| error(e.into()))?;
             self.running = Some(target);
             self.restored = Some((checkout.key.clone(), checkout.build.clone()));
             // QEMU has its own copies now; `checkout` drops here, and other runs may use or

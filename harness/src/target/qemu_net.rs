@@ -22,8 +22,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::network::{LanEnd, NetAccess, Network, Ports};
+use super::qemu::{QemuConfig, QemuMachine};
 use super::qmp::{Qmp, QmpError};
-use crate::scenario::{Forward, Nic, Protocol};
+use crate::scenario::{Forward, NetworkSpec, Nic, Protocol};
 
 /// The NIC model: built into the stock arm64 kernels (`VIRTIO_NET`) and U-Boot's qemu_arm64.
 pub const MODEL: &str = "virtio-net-pci";
@@ -313,6 +315,63 @@ impl RunningNetwork {
             lan,
             qmp: qmp.to_owned(),
         })
+    }
+}
+
+/// The configuration of a QEMU's next start and the LAN namespace it connects to (or why there
+/// is none): with NICs, the tap is named for this start only.
+pub fn start_config(
+    config: &QemuConfig,
+    network: Option<&NetworkSpec>,
+) -> (QemuConfig, Result<LanNamespace, String>) {
+    static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let mut config = config.clone();
+    if network.is_none() {
+        return (config, Err("no NICs are attached".to_owned()));
+    }
+    let lan = match lan_unavailable() {
+        Some(why) => Err(why),
+        None => LanNamespace::create(STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+            .map_err(|e| e.to_string()),
+    };
+    config.lan_tap = lan.as_ref().ok().map(|ns| ns.tap().to_owned());
+    (config, lan)
+}
+
+/// Adds the forwards and hands the LAN namespace its tap, once QEMU (QMP at `qmp`) runs.
+pub async fn connect(
+    qmp: &Path,
+    network: Option<&NetworkSpec>,
+    lan: Result<LanNamespace, String>,
+) -> Result<Option<RunningNetwork>, NetError> {
+    match network {
+        None => Ok(None),
+        Some(spec) => RunningNetwork::connect(qmp, &spec.forwards, lan).await.map(Some),
+    }
+}
+
+impl Network for QemuMachine {
+    fn attach(&mut self, spec: &NetworkSpec) {
+        self.config.nics = true;
+        self.network = Some(spec.clone());
+    }
+
+    fn access(&self) -> NetAccess {
+        let Some(net) = self.running.as_ref().and_then(|t| t.net.as_ref()) else {
+            return NetAccess::default();
+        };
+        NetAccess {
+            address: Some(HOST_ADDRESS.to_string()),
+            ports: Ports::Forwarded(net.ports.clone()),
+            lan: match &net.lan {
+                Ok(ns) => Ok(LanEnd {
+                    namespace: ns.name().to_owned(),
+                    interface: ns.tap().to_owned(),
+                }),
+                Err(why) => Err(why.clone()),
+            },
+            qmp: Some(net.qmp.clone()),
+        }
     }
 }
 

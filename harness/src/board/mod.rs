@@ -110,6 +110,15 @@ impl Board {
                 .map_or(DEFAULT_RECONNECT_TIMEOUT, |t| t.get()),
             power,
             sdmux: raw.sdmux.map(|Table(sdmux)| SdMux::from(sdmux)),
+            address: raw
+                .network
+                .and_then(|Table(network)| network.address)
+                .map(|a| a.0),
+            on_failure: raw
+                .on_failure
+                .into_iter()
+                .filter(|c| !c.trim().is_empty())
+                .collect(),
             source: source.to_owned(),
         })
     }

@@ -22,6 +22,11 @@ pub struct Board {
     pub power: Power,
     /// How the board's SD card is switched to the host for flashing, if it can be.
     pub sdmux: Option<super::SdMux>,
+    /// The board's address as the harness's machine reaches it (`[network] address`): host
+    /// steps see it as `${TARGET_ADDRESS}`, and each guest port as itself (`${PORT_TCP_22}` is 22).
+    pub address: Option<String>,
+    /// Diagnostics run at the shell when a step fails (`on_failure`), after the scenario's own.
+    pub on_failure: Vec<String>,
     /// The profile file, or `<built-in NAME>`.
     pub source: PathBuf,
 }

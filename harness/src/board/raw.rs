@@ -22,6 +22,18 @@ pub(crate) struct RawBoard {
     pub reconnect_timeout: Option<Timeout>,
     pub power: Option<Table<RawPower>>,
     pub sdmux: Option<Table<super::sdmux::RawSdMux>>,
+    /// Where the host reaches the board (`[network] address`).
+    pub network: Option<Table<RawBoardNetwork>>,
+    /// Diagnostics run at the shell when a step fails, after the scenario's own.
+    #[serde(default)]
+    pub on_failure: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBoardNetwork {
+    /// The board's address as the harness's machine reaches it (`192.168.2.1`).
+    pub address: Option<Name>,
 }
 
 #[derive(Deserialize)]

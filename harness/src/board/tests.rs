@@ -241,3 +241,20 @@ fn wrong_type_in_a_power_command_is_one_line() {
          arguments, e.g. [\"uhubctl\", \"-l\", \"1-1\", \"-p\", \"2\", \"-a\", \"on\"]"
     );
 }
+
+#[test]
+fn a_profile_gives_the_boards_address_and_its_diagnostics() {
+    let text = format!(
+        "{MINIMAL}on_failure = [\"systemctl --failed --no-pager\"]\n[network]\naddress = \"192.168.2.1\"\n"
+    );
+    let board = parse(&text).unwrap();
+    assert_eq!(board.address.as_deref(), Some("192.168.2.1"));
+    assert_eq!(board.on_failure, ["systemctl --failed --no-pager"]);
+}
+
+#[test]
+fn a_profile_without_network_has_no_address() {
+    let board = parse(MINIMAL).unwrap();
+    assert_eq!(board.address, None);
+    assert!(board.on_failure.is_empty());
+}

@@ -1,6 +1,9 @@
 //! The scenario runner: walks a scenario's steps over a target's console, owns every timeout, and
 //! turns what happened into a [`ScenarioResult`].
 
+mod copy;
+mod network;
+mod on_failure;
 mod outcome;
 mod retry;
 mod session;
@@ -8,6 +11,7 @@ mod stage;
 mod steps;
 mod watch;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -58,6 +62,10 @@ pub struct RunContext {
     pub baud: Option<u32>,
     /// The kernel console name a real board shows (its profile's `console`), on a serial target.
     pub board_console: Option<String>,
+    /// Where host and LAN steps reach the target (filled in once it runs).
+    pub net: crate::target::NetAccess,
+    /// Diagnostics the board profile runs on failure, after the scenario's own.
+    pub on_failure: Vec<String>,
 }
 
 /// The first stage of a run on a restored snapshot: from starting the target to the shell
@@ -100,6 +108,8 @@ pub struct RunOutput {
     pub last_lines: Vec<String>,
     /// From the start of the run to its end.
     pub duration: Duration,
+    /// Files saved beside the transcript: copies out of the target, on-failure diagnostics.
+    pub artifacts: Vec<PathBuf>,
 }
 
 /// Runs `scenario` on a console that is `at` the given place. A `start = "login"` scenario
@@ -135,6 +145,7 @@ pub async fn run_scenario_at(
             start = StartReached::No;
         }
     }
+    let mut lines_at_failure = None;
     for (i, step) in scenario.steps.iter().enumerate() {
         if !verdict_passed(&verdict) {
             break;
@@ -153,6 +164,17 @@ pub async fn run_scenario_at(
         if let Err(failure) = performed {
             let description = format!("{} ({})", step.describe(), step.location);
             let failure = fail(&mut session, scenario, failure, deadline == scenario_deadline);
+            let diagnostics: Vec<String> = scenario
+                .on_failure
+                .iter()
+                .chain(&ctx.on_failure)
+                .cloned()
+                .collect();
+            if !diagnostics.is_empty() {
+                // The result shows the console as the failure left it, not the diagnostics.
+                lines_at_failure = Some(session.recent_lines());
+                on_failure::diagnose(&mut session, &diagnostics, &failure.reason).await;
+            }
             verdict = Verdict::Fail(Failure {
                 step: i + 1,
                 step_description: description,
@@ -189,7 +211,11 @@ pub async fn run_scenario_at(
     if verdict_passed(&verdict) {
         session.note("PASS");
     }
-    output(&session, verdict, start, end)
+    let mut out = output(&session, verdict, start, end);
+    if let Some(lines) = lines_at_failure {
+        out.last_lines = lines;
+    }
+    out
 }
 
 /// Boots the console from power-on with the board's default entry and logs in with `recipe`,
@@ -245,6 +271,7 @@ fn output(session: &Session<'_>, verdict: Verdict, start: StartReached, end: Dur
         stages: session.stage_timings(end),
         last_lines: session.recent_lines(),
         duration: end,
+        artifacts: session.artifacts().to_vec(),
     }
 }
 

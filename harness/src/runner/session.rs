@@ -1,6 +1,7 @@
 //! The console session a scenario runs in: reads the target, feeds the matcher, writes the
 //! transcript, tracks stages and turns fatal patterns and timeouts into failures.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -58,6 +59,8 @@ pub struct Session<'a> {
     buf: Vec<u8>,
     /// Cuts typed secrets out of the console bytes before anything records or matches them.
     redactor: Redactor,
+    /// Files saved beside the transcript (copies, diagnostics), for the result to name.
+    artifacts: Vec<PathBuf>,
 }
 
 impl<'a> Session<'a> {
@@ -84,6 +87,7 @@ impl<'a> Session<'a> {
             state: ConsoleState::Booting,
             buf: vec![0; 16 * 1024],
             redactor: Redactor::new(),
+            artifacts: Vec::new(),
         }
     }
 
@@ -137,6 +141,21 @@ impl<'a> Session<'a> {
     /// The console's last lines.
     pub fn recent_lines(&self) -> Vec<String> {
         self.matcher.recent_lines()
+    }
+
+    /// Where a file saved beside the transcript goes: `<transcript stem>.<suffix>`.
+    pub fn artifact_path(&self, suffix: &str) -> PathBuf {
+        super::copy::beside(&self.transcript.paths().log, suffix)
+    }
+
+    /// Names a file saved beside the transcript, for the result.
+    pub fn add_artifact(&mut self, path: PathBuf) {
+        self.artifacts.push(path);
+    }
+
+    /// The files saved beside the transcript so far.
+    pub fn artifacts(&self) -> &[PathBuf] {
+        &self.artifacts
     }
 
     /// Writes a harness remark into the transcript.

@@ -3,6 +3,8 @@
 use regex::Regex;
 use tokio::time::Instant;
 
+use super::copy;
+use super::network::{self, Side};
 use super::outcome::FailReason;
 use super::session::{ConsoleState, Session};
 use super::{retry, RunContext, Stage};
@@ -18,7 +20,7 @@ pub struct StepFailure {
 /// What a step ends in.
 pub type StepResult = Result<(), StepFailure>;
 
-fn failed(expected: impl Into<String>) -> impl FnOnce(FailReason) -> StepFailure {
+pub(super) fn failed(expected: impl Into<String>) -> impl FnOnce(FailReason) -> StepFailure {
     let expected = expected.into();
     move |reason| StepFailure { expected, reason }
 }
@@ -76,6 +78,15 @@ pub async fn perform(
             })
             .await
         }
+        Action::Host { command, check } => {
+            network::command(s, Side::Host, command, check, ctx, deadline).await
+        }
+        Action::Lan { command, check } => network::command(s, Side::Lan, command, check, ctx, deadline).await,
+        Action::WaitForPort(port) => network::wait_for_port(s, *port, deadline, seq).await,
+        Action::HostPortOpen(forward) => network::host_port_open(s, forward, ctx, deadline).await,
+        Action::Link(link) => network::link(s, link, ctx).await,
+        Action::CopyFrom { path } => copy::copy_from(s, path, deadline, seq).await,
+        Action::CopyTo(copy) => copy::copy_to(s, copy, deadline, seq).await,
     }
 }
 
@@ -246,6 +257,26 @@ async fn run(
     deadline: Instant,
     seq: usize,
 ) -> StepResult {
+    let (got, output) = run_command(s, command, deadline, seq).await?;
+    if got != status {
+        return Err(StepFailure {
+            expected: format!("exit status {status}"),
+            reason: FailReason::Check {
+                detail: format!("{command:?} exited with status {got}; output:\n{output}"),
+            },
+        });
+    }
+    check_output(&output, check)
+}
+
+/// Runs `command` at the shell and returns its exit status and what it printed, between
+/// markers nothing the command prints can forge.
+pub(super) async fn run_command(
+    s: &mut Session<'_>,
+    command: &str,
+    deadline: Instant,
+    seq: usize,
+) -> Result<(i32, String), StepFailure> {
     if s.state != ConsoleState::Shell {
         s.wait_for(&[Pattern::regex(SHELL_PROMPT).expect("valid")], deadline)
             .await
@@ -268,7 +299,9 @@ async fn run(
         "printf '%s%s\\n' '@@R2S-BEGIN-{seq}-{first}' '{second}'; {{ {command}\n}}; printf '\\n%s%s:%d;\\n' '@@R2S-END-{seq}-{first}' '{second}' \"$?\"\r"
     );
     s.discard_retained();
-    s.send(line.as_bytes(), line.as_bytes())
+    // Within the step's time rather than the short limit of a typed line: `copy_to` types a
+    // file's worth of base64.
+    s.send_until(line.as_bytes(), line.as_bytes(), deadline)
         .await
         .map_err(failed("send"))?;
     s.wait_for(&[Pattern::literal(format!("{begin}\n"))], deadline)
@@ -284,15 +317,7 @@ async fn run(
     // and a final newline of its own is not part of the output.
     let before = done.before.strip_suffix('\n').unwrap_or(&done.before);
     let output = before.strip_suffix('\n').unwrap_or(before);
-    if got != status {
-        return Err(StepFailure {
-            expected: format!("exit status {status}"),
-            reason: FailReason::Check {
-                detail: format!("{command:?} exited with status {got}; output:\n{output}"),
-            },
-        });
-    }
-    check_output(output, check)
+    Ok((got, output.to_owned()))
 }
 
 /// Hex digits of random marker nonce: 128 bits, far beyond guessing within a step.
@@ -316,7 +341,7 @@ fn marker_status(matched: &str) -> i32 {
         .unwrap_or(-1)
 }
 
-fn check_output(output: &str, check: Option<&Regex>) -> StepResult {
+pub(super) fn check_output(output: &str, check: Option<&Regex>) -> StepResult {
     match check {
         Some(re) if !re.is_match(output) => Err(StepFailure {
             expected: format!("output matching /{}/", re.as_str()),

@@ -95,7 +95,7 @@ pub enum ScenarioErrorKind {
 }
 
 /// The action keys, in the order the schema documents them.
-pub(crate) const ACTION_KEYS: [&str; 9] = [
+pub(crate) const ACTION_KEYS: [&str; 16] = [
     "expect",
     "expect_regex",
     "send",
@@ -105,10 +105,18 @@ pub(crate) const ACTION_KEYS: [&str; 9] = [
     "menu",
     "login",
     "run",
+    "host",
+    "lan",
+    "wait_for_port",
+    "host_port_open",
+    "copy_from",
+    "copy_to",
+    "link",
 ];
 
 const ACTION_LIST: &str =
-    "`expect`, `expect_regex`, `send`, `send_line`, `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`";
+    "`expect`, `expect_regex`, `send`, `send_line`, `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, \
+     `host`, `lan`, `wait_for_port`, `host_port_open`, `copy_from`, `copy_to`, `link`";
 
 fn duplicate_message(name: &str, first: &std::path::Path, first_name: &str) -> String {
     if name == first_name {

@@ -7,6 +7,7 @@
 mod error;
 mod model;
 mod name;
+pub mod network;
 mod parse;
 mod raw;
 
@@ -17,4 +18,5 @@ pub use crate::config::Location;
 pub use error::{ScenarioError, ScenarioErrorKind};
 pub use model::{Action, LoginRecipe, MenuChoice, Password, Scenario, Secret, Start, Step};
 pub use name::{check_name, NameError, MAX_NAME_CHARS};
+pub use network::{CommandCheck, CopyTo, Forward, HostCommand, Link, NetworkSpec, Nic, Protocol};
 pub use parse::{load, load_all, parse, DEFAULT_TIMEOUT};

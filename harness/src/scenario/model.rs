@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::network::{CommandCheck, CopyTo, Forward, HostCommand, Link, NetworkSpec};
 use crate::config::Location;
 use crate::console::Pattern;
 
@@ -23,6 +24,11 @@ pub struct Scenario {
     pub fatal: Vec<Pattern>,
     /// The steps, in file order; never empty.
     pub steps: Vec<Step>,
+    /// The file's `[network]` table: NICs attached, and these guest ports forwarded.
+    pub network: Option<NetworkSpec>,
+    /// Shell commands run, each bounded, when a step fails while a shell is reachable; their
+    /// output is saved beside the transcript.
+    pub on_failure: Vec<String>,
     /// The file the scenario was read from.
     pub source: PathBuf,
 }
@@ -112,6 +118,30 @@ pub enum Action {
         /// (`until = "60s"`); `None` runs it once.
         until: Option<Duration>,
     },
+    /// Run a command on the harness's machine (`${PORT_TCP_22}` and `${TARGET_ADDRESS}`
+    /// replaced), within the step's time.
+    Host {
+        command: HostCommand,
+        check: CommandCheck,
+    },
+    /// Run a command as a client on the target's LAN (inside the harness's network namespace).
+    Lan {
+        command: HostCommand,
+        check: CommandCheck,
+    },
+    /// Wait until something in the target listens on this TCP port.
+    WaitForPort(u16),
+    /// Wait until a connection from the host through the forward reaches a listener.
+    HostPortOpen(Forward),
+    /// Copy a target file out, over the console, beside the transcript.
+    CopyFrom {
+        /// The file on the target.
+        path: String,
+    },
+    /// Copy a local file into the target, over the console.
+    CopyTo(CopyTo),
+    /// Switch a NIC's link up or down.
+    Link(Link),
 }
 
 /// Which extlinux menu entry a `menu` step chooses.
@@ -178,6 +208,17 @@ impl Step {
             Action::Menu(MenuChoice::Number(number)) => format!("menu {number}"),
             Action::Login { user, .. } => format!("login {user}"),
             Action::Run { command, .. } => format!("run {}", quoted_head(command)),
+            Action::Host { command, .. } => format!("host {command}"),
+            Action::Lan { command, .. } => format!("lan {command}"),
+            Action::WaitForPort(port) => format!("wait_for_port {port}"),
+            Action::HostPortOpen(forward) => format!("host_port_open {forward}"),
+            Action::CopyFrom { path } => format!("copy_from {path:?}"),
+            Action::CopyTo(copy) => format!("copy_to {:?} from {}", copy.path, copy.from.display()),
+            Action::Link(link) => format!(
+                "link {} {}",
+                link.nic.as_str(),
+                if link.up { "up" } else { "down" }
+            ),
         }
     }
 }

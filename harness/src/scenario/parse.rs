@@ -13,6 +13,7 @@ use toml::Spanned;
 use super::error::{ScenarioError, ScenarioErrorKind, ACTION_KEYS};
 use super::model::{Action, LoginRecipe, MenuChoice, Password, Scenario, Secret, Start, Step};
 use super::name::{check_name, file_key};
+use super::network::{CommandCheck, CopyTo, Forward, Link, NetworkSpec, RawNetwork};
 use super::raw::{console_regex, MenuValue, RawLogin, RawScenario, RawStep, StartValue};
 use crate::config::{read_text, SourceText, Table, Timeout};
 use crate::console::Pattern;
@@ -180,6 +181,11 @@ impl Validator<'_> {
             );
         }
         let start = self.start(raw.start, raw.login, &steps)?;
+        let network = match raw.network {
+            Some(table) => Some(self.network(table.into_inner().0)?),
+            None => None,
+        };
+        let on_failure = raw.on_failure.into_iter().map(|c| c.into_inner().0).collect();
         let scenario = Scenario {
             name: raw.name.into_inner().0,
             description: raw.description,
@@ -187,6 +193,8 @@ impl Validator<'_> {
             start,
             fatal,
             steps,
+            network,
+            on_failure,
             source: self.file.path.to_owned(),
         };
         Ok((scenario, name_span))
@@ -260,28 +268,34 @@ impl Validator<'_> {
                 return Err(key_error(second, second_span.clone(), kind));
             }
         };
+        let command_step = matches!(action_key, "run" | "host" | "lan");
         if let Some(status) = &raw.status {
-            if action_key != "run" {
+            if !command_step {
                 let kind = ScenarioErrorKind::MisplacedKey {
                     key: "status",
                     action: action_key,
-                    applies_to: "`run`",
+                    applies_to: "`run`, `host` and `lan`",
                 };
                 return Err(key_error("status", status.span(), kind));
             }
         }
         if let Some(output) = &raw.output {
-            if action_key != "run" && action_key != "uboot" {
+            if !command_step && action_key != "uboot" {
                 let kind = ScenarioErrorKind::MisplacedKey {
                     key: "output",
                     action: action_key,
-                    applies_to: "`run` and `uboot`",
+                    applies_to: "`run`, `host`, `lan` and `uboot`",
                 };
                 return Err(key_error("output", output.span(), kind));
             }
         }
         let output = raw.output.map(|o| o.into_inner().0);
         let until = self.until(index, action_key, raw.until.as_ref(), raw.timeout.as_ref())?;
+        let check = |output: Option<regex::Regex>| CommandCheck {
+            status: raw.status.as_ref().map_or(0, |s| *s.get_ref()),
+            output,
+            until,
+        };
 
         let action = if let Some(text) = raw.expect {
             Action::Expect(Pattern::Literal(text.into_inner().0))
@@ -314,6 +328,44 @@ impl Validator<'_> {
                 output,
                 until,
             }
+        } else if let Some(command) = raw.host {
+            Action::Host {
+                command: command.into_inner(),
+                check: check(output),
+            }
+        } else if let Some(command) = raw.lan {
+            Action::Lan {
+                command: command.into_inner(),
+                check: check(output),
+            }
+        } else if let Some(port) = raw.wait_for_port {
+            if *port.get_ref() == 0 {
+                return Err(self.invalid(port.span(), "port 0 is no port: give 1 to 65535"));
+            }
+            Action::WaitForPort(port.into_inner())
+        } else if let Some(forward) = raw.host_port_open {
+            Action::HostPortOpen(forward.into_inner())
+        } else if let Some(copy) = raw.copy_from {
+            Action::CopyFrom {
+                path: copy.into_inner().0.path.0,
+            }
+        } else if let Some(copy) = raw.copy_to {
+            let copy = copy.into_inner().0;
+            let from = PathBuf::from(copy.from.0);
+            let from = match self.file.path.parent() {
+                Some(dir) if from.is_relative() => dir.join(from),
+                _ => from,
+            };
+            Action::CopyTo(CopyTo {
+                from,
+                path: copy.path.0,
+            })
+        } else if let Some(link) = raw.link {
+            let link = link.into_inner().0;
+            Action::Link(Link {
+                nic: link.nic,
+                up: link.up,
+            })
         } else {
             unreachable!("present_actions found exactly one action")
         };
@@ -325,7 +377,7 @@ impl Validator<'_> {
         })
     }
 
-    /// A step's `until`: only on `run`, and no longer than the step's own `timeout`, which
+    /// A step's `until`: only on `run`, `host` and `lan`, and no longer than the step's own `timeout`, which
     /// bounds every try together.
     fn until(
         &self,
@@ -337,7 +389,7 @@ impl Validator<'_> {
         let Some(until) = until else {
             return Ok(None);
         };
-        if action_key != "run" {
+        if !matches!(action_key, "run" | "host" | "lan") {
             let span = key_span(
                 self.document,
                 &[Seg::Key("steps"), Seg::Index(index), Seg::Key("until")],
@@ -346,7 +398,7 @@ impl Validator<'_> {
             let kind = ScenarioErrorKind::MisplacedKey {
                 key: "until",
                 action: action_key,
-                applies_to: "`run`",
+                applies_to: "`run`, `host` and `lan`",
             };
             return Err(self.file.error(Some(span), kind));
         }
@@ -366,6 +418,19 @@ impl Validator<'_> {
             }
         }
         Ok(Some(window))
+    }
+
+    /// `[network]`: its forwards checked one by one, each at its place, and listed once.
+    fn network(&self, raw: RawNetwork) -> Result<NetworkSpec, ScenarioError> {
+        let mut spec = NetworkSpec::default();
+        for text in raw.forward {
+            let forward = Forward::parse(text.get_ref()).map_err(|m| self.invalid(text.span(), m))?;
+            if spec.forwards.contains(&forward) {
+                return Err(self.invalid(text.span(), format!("{forward} is forwarded already")));
+            }
+            spec.forwards.push(forward);
+        }
+        Ok(spec)
     }
 
     /// A login table's user and password; `at` is the path of the table in the document.
@@ -401,6 +466,13 @@ fn present_actions(raw: &RawStep) -> Vec<(&'static str, Range<usize>)> {
         raw.menu.as_ref().map(Spanned::span),
         raw.login.as_ref().map(Spanned::span),
         raw.run.as_ref().map(Spanned::span),
+        raw.host.as_ref().map(Spanned::span),
+        raw.lan.as_ref().map(Spanned::span),
+        raw.wait_for_port.as_ref().map(Spanned::span),
+        raw.host_port_open.as_ref().map(Spanned::span),
+        raw.copy_from.as_ref().map(Spanned::span),
+        raw.copy_to.as_ref().map(Spanned::span),
+        raw.link.as_ref().map(Spanned::span),
     ];
     let mut present: Vec<_> = ACTION_KEYS
         .iter()

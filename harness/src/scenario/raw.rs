@@ -10,6 +10,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::network::{Forward, HostCommand, RawCopyFrom, RawCopyTo, RawLink, RawNetwork};
 use crate::config::{Table, Timeout};
 use crate::console::Pattern;
 
@@ -29,6 +30,11 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub fatal_regex: Vec<Spanned<String>>,
     pub steps: Option<Spanned<Vec<Spanned<Table<RawStep>>>>>,
+    /// NICs and host forwards (see [`super::network`]).
+    pub network: Option<Spanned<Table<RawNetwork>>>,
+    /// Commands run at the shell when a step fails.
+    #[serde(default)]
+    pub on_failure: Vec<Spanned<NonEmpty>>,
 }
 
 #[derive(Deserialize)]
@@ -48,6 +54,14 @@ pub(crate) struct RawStep {
     pub until: Option<Spanned<Timeout>>,
     pub timeout: Option<Spanned<Timeout>>,
     pub stage: Option<NonEmpty>,
+    // Network and host-side actions (see [`super::network`]).
+    pub host: Option<Spanned<HostCommand>>,
+    pub lan: Option<Spanned<HostCommand>>,
+    pub wait_for_port: Option<Spanned<u16>>,
+    pub host_port_open: Option<Spanned<Forward>>,
+    pub copy_from: Option<Spanned<Table<RawCopyFrom>>>,
+    pub copy_to: Option<Spanned<Table<RawCopyTo>>>,
+    pub link: Option<Spanned<Table<RawLink>>>,
 }
 
 #[derive(Deserialize)]

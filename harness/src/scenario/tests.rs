@@ -199,7 +199,8 @@ fn unknown_step_key_points_at_the_key() {
     assert_eq!(
         error_of(&text),
         "t.toml:4:1: unknown field `expct`, expected one of `expect`, `expect_regex`, `send`, `send_line`, \
-         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `status`, `output`, `until`, `timeout`, `stage`"
+         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `status`, `output`, `until`, `timeout`, `stage`, \
+         `host`, `lan`, `wait_for_port`, `host_port_open`, `copy_from`, `copy_to`, `link`"
     );
 }
 
@@ -256,7 +257,8 @@ fn step_without_action_points_at_its_header() {
     assert_eq!(
         error_of(&text),
         "t.toml:6:1: step has no action: give one of `expect`, `expect_regex`, `send`, `send_line`, \
-         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`"
+         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `host`, `lan`, `wait_for_port`, `host_port_open`, \
+         `copy_from`, `copy_to`, `link`"
     );
 }
 
@@ -330,7 +332,7 @@ fn status_on_a_non_run_step_points_at_the_key() {
     let text = format!("{HEADER}[[steps]]\nexpect = \"x\"\nstatus = 1\n");
     assert_eq!(
         error_of(&text),
-        "t.toml:4:1: `status` applies only to `run` steps, not to `expect`"
+        "t.toml:4:1: `status` applies only to `run`, `host` and `lan` steps, not to `expect`"
     );
 }
 
@@ -339,7 +341,7 @@ fn output_on_an_expect_step_points_at_the_key() {
     let text = format!("{HEADER}[[steps]]\nexpect = \"x\"\noutput = \"y\"\n");
     assert_eq!(
         error_of(&text),
-        "t.toml:4:1: `output` applies only to `run` and `uboot` steps, not to `expect`"
+        "t.toml:4:1: `output` applies only to `run`, `host`, `lan` and `uboot` steps, not to `expect`"
     );
 }
 
@@ -359,7 +361,7 @@ fn until_on_a_non_run_step_points_at_the_key() {
     let text = format!("{HEADER}[[steps]]\nexpect = \"x\"\nuntil = \"10s\"\n");
     assert_eq!(
         error_of(&text),
-        "t.toml:4:1: `until` applies only to `run` steps, not to `expect`"
+        "t.toml:4:1: `until` applies only to `run`, `host` and `lan` steps, not to `expect`"
     );
 }
 

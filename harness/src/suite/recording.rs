@@ -74,6 +74,7 @@ impl Recording {
             })?;
         let mut transcript = vec![paths.log, paths.raw, paths.cast];
         transcript.extend(extra);
+        transcript.extend(out.artifacts);
         Ok(ScenarioResult {
             name: scenario.name.clone(),
             source: scenario.source.clone(),

@@ -34,6 +34,9 @@ pub async fn run_one(
 ) -> Result<ScenarioResult, SuiteError> {
     let mut target = suite.target.open();
     let context = suite.target.context(&suite.context);
+    if let (Some(spec), Some(network)) = (&scenario.network, target.network()) {
+        network.attach(spec);
+    }
     match &scenario.start {
         Start::Login(recipe) if target.snapshots().is_some() => {
             from_snapshot(suite, &mut *target, recipe, scenario, &context, observer).await
@@ -184,13 +187,30 @@ async fn judge(
     recording: &mut Recording,
     observer: &mut dyn Observer,
 ) -> RunOutput {
+    // Where host steps reach the target is known only now that it runs (its forwards' ports).
+    let mut context = context.clone();
+    if let Some(network) = target.network() {
+        context.net = network.access();
+        let mut shown: Vec<String> = context
+            .net
+            .variables()
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        if let Ok(lan) = &context.net.lan {
+            shown.push(format!("LAN namespace {}", lan.namespace));
+        }
+        if !shown.is_empty() {
+            recording.note(&format!("network: {}", shown.join(" ")));
+        }
+    }
     let out = runner::run_scenario_at(
         at,
         scenario,
         &mut console,
         Some(&mut *target),
         &mut recording.transcript,
-        context,
+        &context,
         observer,
     )
     .await;
@@ -270,6 +290,7 @@ fn setup_failure(expected: &str, detail: String) -> RunOutput {
         stages: Vec::new(),
         last_lines: Vec::new(),
         duration: Duration::ZERO,
+        artifacts: Vec::new(),
     }
 }
 
@@ -286,6 +307,7 @@ mod tests {
             stages: Vec::new(),
             last_lines: Vec::new(),
             duration: Duration::from_secs(9),
+            artifacts: Vec::new(),
         }
     }
 

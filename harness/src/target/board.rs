@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use super::factory::TargetKind;
+use super::network::{NetAccess, Ports};
 use super::power::{self, OffOnDrop, PowerError};
 use super::{Console, LocalBoxFuture, StartFailure, StartFuture, StartLog, Target, TargetError};
 use crate::board::{Board, Power};
@@ -81,6 +82,15 @@ pub fn board_context(board: &Board, base: &RunContext) -> RunContext {
         pacing: board.pacing,
         baud: Some(board.baud),
         board_console: Some(format!("{} at {} baud", board.console, board.baud)),
+        net: match &board.address {
+            Some(address) => NetAccess {
+                address: Some(address.clone()),
+                ports: Ports::Direct,
+                ..NetAccess::default()
+            },
+            None => NetAccess::default(),
+        },
+        on_failure: board.on_failure.clone(),
         ..base.clone()
     }
 }

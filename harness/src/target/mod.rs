@@ -18,11 +18,13 @@
 pub mod board;
 pub mod factory;
 pub mod labgrid;
+pub mod network;
 pub mod notices;
 pub mod place;
 pub mod power;
 pub mod qemu;
 pub mod qemu_img;
+pub mod qemu_net;
 pub mod qmp;
 pub mod rfc2217;
 pub mod serial;
@@ -42,6 +44,7 @@ use crate::scenario::LoginRecipe;
 
 pub use board::{BoardSpec, BoardTarget, ConsolePort, PortError};
 pub use factory::{TargetKind, TargetSpec};
+pub use network::{LanEnd, NetAccess, Network, Ports};
 pub use notices::ConsoleNotices;
 pub use qemu::{QemuConfig, QemuMachine, QemuSpec, QemuTarget};
 pub use serial::{SerialConfig, SerialError, SerialTarget};
@@ -106,6 +109,11 @@ pub trait Target {
     fn snapshots(&mut self) -> Option<&mut dyn Snapshots> {
         None
     }
+
+    /// The target's network (NICs, forwards, LAN), on targets that have one.
+    fn network(&mut self) -> Option<&mut dyn Network> {
+        None
+    }
 }
 
 /// Where a target records what it does outside the console's bytes.
@@ -152,6 +160,8 @@ pub enum TargetError {
     Snapshot(#[from] crate::snapshot::SnapshotError),
     #[error(transparent)]
     Power(#[from] power::PowerError),
+    #[error(transparent)]
+    Network(#[from] qemu_net::NetError),
 }
 
 /// A target's login-state snapshots: the machine saved at a root shell, restored for each

@@ -16,11 +16,14 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
 use super::factory::TargetKind;
+use super::network::Network;
+use super::qemu_net::{self, RunningNetwork};
 use super::{
     qemu_img, Console, LocalBoxFuture, RestoreFailure, RestoreRequest, Restored, Snapshots, StartFuture,
     StartLog, Target, TargetError,
 };
 use crate::adapt::Shim;
+use crate::scenario::NetworkSpec;
 use crate::snapshot::{CacheKey, Prepared, SnapshotCache, SnapshotSource, TAG};
 
 /// Where U-Boot's `qemu_arm64` build lands when installed from the distribution package.
@@ -37,6 +40,11 @@ pub struct QemuConfig {
     pub memory_mib: u32,
     /// Appended after the harness's own arguments.
     pub extra_args: Vec<String>,
+    /// Whether the board's NICs are attached (see [`super::qemu_net`]).
+    pub nics: bool,
+    /// The tap device the LAN NIC is connected to, for this start only: never part of
+    /// [`QemuTarget::args`], so a snapshot's key does not depend on it.
+    pub lan_tap: Option<String>,
 }
 
 impl Default for QemuConfig {
@@ -49,6 +57,8 @@ impl Default for QemuConfig {
             smp: 2,
             memory_mib: 1024,
             extra_args: Vec::new(),
+            nics: false,
+            lan_tap: None,
         }
     }
 }
@@ -74,6 +84,8 @@ pub struct QemuTarget {
     // Held for its Drop: removes the overlay and the QMP socket after QEMU is gone.
     dir: TempDir,
     stderr: Option<tokio::task::JoinHandle<Vec<u8>>>,
+    /// Forwards and the LAN namespace, when the NICs are attached; dropped after QEMU is killed.
+    pub(super) net: Option<RunningNetwork>,
 }
 
 impl QemuTarget {
@@ -83,6 +95,15 @@ impl QemuTarget {
     /// `disks` are qcow2 files in attachment order. U-Boot's `virtio 0`, the only device its
     /// distro boot scans on `qemu_arm64`, is the one attached last.
     pub fn args(config: &QemuConfig, disks: &[PathBuf], qmp: &Path) -> Vec<OsString> {
+        Self::args_with_lan(config, disks, qmp, None)
+    }
+
+    fn args_with_lan(
+        config: &QemuConfig,
+        disks: &[PathBuf],
+        qmp: &Path,
+        lan_tap: Option<&str>,
+    ) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |s: &str| args.push(s.into());
         push("-M");
@@ -119,6 +140,9 @@ impl QemuTarget {
             args.push(drive);
             args.push("-device".into());
             args.push(format!("virtio-blk-device,drive=disk{i}").into());
+        }
+        if config.nics {
+            args.extend(super::qemu_net::args(lan_tap).into_iter().map(OsString::from));
         }
         for extra in &config.extra_args {
             args.push(extra.into());
@@ -196,7 +220,7 @@ impl QemuTarget {
         loadvm: Option<&str>,
     ) -> Result<(QemuTarget, Console), QemuError> {
         let qmp = dir.path().join("qmp.sock");
-        let mut args = Self::args(config, disks, &qmp);
+        let mut args = Self::args_with_lan(config, disks, &qmp, config.lan_tap.as_deref());
         if let Some(tag) = loadvm {
             args.push("-loadvm".into());
             args.push(tag.into());
@@ -242,6 +266,7 @@ impl QemuTarget {
                 child,
                 dir,
                 stderr: Some(stderr),
+                net: None,
             },
             console,
         ))
@@ -368,12 +393,14 @@ enum Disks {
 /// ([`Target::snapshots`]).
 pub struct QemuMachine {
     // First, so that it drops first: QEMU is gone before the shim disk it reads.
-    running: Option<QemuTarget>,
-    config: QemuConfig,
+    pub(super) running: Option<QemuTarget>,
+    pub(super) config: QemuConfig,
     disks: Disks,
     cache: Option<SnapshotCache>,
     /// The cache entry restored last: (key, build), for [`Snapshots::discard_restored`].
     restored: Option<(CacheKey, String)>,
+    /// The NICs' forwards, when a scenario attached them ([`Network::attach`]).
+    pub(super) network: Option<NetworkSpec>,
 }
 
 impl QemuMachine {
@@ -390,6 +417,7 @@ impl QemuMachine {
             cache,
             running: None,
             restored: None,
+            network: None,
         }
     }
 
@@ -401,6 +429,7 @@ impl QemuMachine {
             cache: None,
             running: None,
             restored: None,
+            network: None,
         }
     }
 
@@ -420,13 +449,17 @@ impl Target for QemuMachine {
 
     fn start<'a>(&'a mut self, _attached: Option<Console>, _log: &'a mut dyn StartLog) -> StartFuture<'a> {
         Box::pin(async move {
-            let (target, console) = match &self.disks {
+            let (config, lan) = qemu_net::start_config(&self.config, self.network.as_ref());
+            let (mut target, console) = match &self.disks {
                 Disks::Image { image, shim } => {
-                    QemuTarget::start(&self.config, image, shim.as_ref().map(|s| s.disk())).await
+                    QemuTarget::start(&config, image, shim.as_ref().map(|s| s.disk())).await
                 }
-                Disks::Owned(disks) => QemuTarget::start_on_disks(&self.config, disks).await,
+                Disks::Owned(disks) => QemuTarget::start_on_disks(&config, disks).await,
             }
             .map_err(TargetError::from)?;
+            target.net = qemu_net::connect(&target.qmp_socket(), self.network.as_ref(), lan)
+                .await
+                .map_err(TargetError::from)?;
             self.running = Some(target);
             Ok(console)
         })
@@ -455,6 +488,10 @@ impl Target for QemuMachine {
             (Some(_), Disks::Image { .. }) => Some(self),
             _ => None,
         }
+    }
+
+    fn network(&mut self) -> Option<&mut dyn Network> {
+        Some(self)
     }
 }
 
@@ -500,7 +537,11 @@ impl Snapshots for QemuMachine {
                 "restoring snapshot {TAG} of {} ({how})",
                 cache.entry_dir(&checkout.key).display()
             );
-            let (target, console) = QemuTarget::restore(&self.config, &checkout.disks, TAG)
+            let (config, lan) = qemu_net::start_config(&self.config, self.network.as_ref());
+            let (mut target, console) = QemuTarget::restore(&config, &checkout.disks, TAG)
+                .await
+                .map_err(|e| error(e.into()))?;
+            target.net = qemu_net::connect(&target.qmp_socket(), self.network.as_ref(), lan)
                 .await
                 .map_err(|e| error(e.into()))?;
             self.running = Some(target);

@@ -43,6 +43,12 @@ impl Qmp {
     /// Connects to `socket` (retrying while QEMU starts up), reads the greeting and enters
     /// command mode.
     pub async fn connect(socket: &Path) -> Result<Qmp, QmpError> {
+        Self::connect_within(socket, Duration::from_secs(10)).await
+    }
+
+    /// [`Qmp::connect`], with `answer` for the greeting and the first command: QEMU answers
+    /// only once it has loaded a snapshot (`-loadvm`), which takes long on a loaded machine.
+    pub async fn connect_within(socket: &Path, answer: Duration) -> Result<Qmp, QmpError> {
         let give_up = Instant::now() + CONNECT_WITHIN;
         let stream = loop {
             match UnixStream::connect(socket).await {
@@ -64,15 +70,14 @@ impl Qmp {
             reader: BufReader::new(read),
             writer,
         };
-        let greeting = qmp.read_message("greeting", Duration::from_secs(10)).await?;
+        let greeting = qmp.read_message("greeting", answer).await?;
         if greeting.get("QMP").is_none() {
             return Err(QmpError::Protocol {
                 what: "greeting".into(),
                 reply: greeting.to_string(),
             });
         }
-        qmp.execute("qmp_capabilities", json!({}), Duration::from_secs(10))
-            .await?;
+        qmp.execute("qmp_capabilities", json!({}), answer).await?;
         Ok(qmp)
     }
 

@@ -15,6 +15,7 @@ pub mod fs_kind;
 pub mod gpt;
 pub mod guard;
 pub mod ikconfig;
+pub mod initrd;
 pub mod limits;
 pub mod mbr;
 pub mod partition;

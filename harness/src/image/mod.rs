@@ -8,6 +8,7 @@
 
 pub mod boot_config;
 pub mod budget;
+pub mod drivers;
 mod error;
 pub mod extlinux;
 pub mod fs;

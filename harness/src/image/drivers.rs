@@ -55,6 +55,9 @@ pub struct Drivers {
     pub builtin_from: Option<String>,
     /// The modules the initrd carries.
     pub initrd: BTreeSet<String>,
+    /// The kernel image holds the PL011 driver's names (`uart-pl011`, `ttyAMA`): the driver
+    /// is built in, though its console support cannot be told apart.
+    pub pl011_in_kernel: bool,
     /// What could not be read and why (the initrd, the kernel), for messages.
     pub unread: Vec<String>,
 }
@@ -135,10 +138,13 @@ pub fn read_entry(image: &Path, table: &Table, found: &Found, label: &Label) -> 
     if let Some(kernel) = &label.kernel {
         let path = found.resolve(kernel.split('#').next().unwrap_or(kernel).trim());
         match volume.read_limited(&path, limits::BOOT_FILE, "a kernel") {
-            Ok(bytes) => match ikconfig::extract(&bytes) {
-                Ok(text) => drivers.config = Some(KernelConfig::parse(&text)),
-                Err(e) => drivers.unread.push(format!("kernel {path}: {e}")),
-            },
+            Ok(bytes) => {
+                drivers.pl011_in_kernel = holds_pl011(&bytes);
+                match ikconfig::extract(&bytes) {
+                    Ok(text) => drivers.config = Some(KernelConfig::parse(&text)),
+                    Err(e) => drivers.unread.push(format!("kernel {path}: {e}")),
+                }
+            }
             Err(e) => drivers.unread.push(e.to_string()),
         }
     }
@@ -165,6 +171,13 @@ pub fn read_entry(image: &Path, table: &Table, found: &Found, label: &Label) -> 
         builtin_from_root(image, table, found.partition, &releases, &mut drivers);
     }
     Ok(drivers)
+}
+
+/// Whether `kernel` holds the names the PL011 driver registers (its driver name and the tty
+/// device name): a kernel without the driver built in has neither.
+fn holds_pl011(kernel: &[u8]) -> bool {
+    memchr::memmem::find(kernel, b"uart-pl011\0").is_some()
+        && memchr::memmem::find(kernel, b"ttyAMA\0").is_some()
 }
 
 fn open(image: &Path, table: &Table, index: u32) -> Result<Volume, ImageError> {

@@ -76,6 +76,12 @@ pub fn check_console(drivers: &Drivers) -> Check {
              machine, whose only UART is a PL011, shows no kernel output",
             hint,
         ),
+        Support::Unknown if drivers.pl011_in_kernel => Check::pass(
+            name,
+            location,
+            "PL011 built in (the kernel image holds the driver's uart-pl011 and ttyAMA names; its console is \
+             assumed with it)",
+        ),
         Support::Unknown => Check::warn(
             name,
             location,

@@ -11,7 +11,13 @@ use super::boot_config::{self, Found};
 use super::extlinux::Label;
 use super::ikconfig::{self, KernelConfig};
 use super::initrd;
-use super::{limits, probe_filesystem, FsKind, ImageError, Table, Volume};
+use super::{probe_filesystem, FsKind, ImageError, Table, Volume};
+
+/// The largest kernel read for its configuration: an R2S kernel must fit in the 63.5 MiB below
+/// the initrd's load address, so twice that is no kernel U-Boot can boot.
+const KERNEL_READ: u64 = 128 << 20;
+/// The largest initrd read: the R2S has 1 GiB of memory for it and the unpacked archive.
+const INITRD_READ: u64 = 512 << 20;
 
 /// A Linux driver: its module name and the configuration option that builds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,7 +143,7 @@ pub fn read_entry(image: &Path, table: &Table, found: &Found, label: &Label) -> 
     let volume = open(image, table, found.partition)?;
     if let Some(kernel) = &label.kernel {
         let path = found.resolve(kernel.split('#').next().unwrap_or(kernel).trim());
-        match volume.read_limited(&path, limits::BOOT_FILE, "a kernel") {
+        match volume.read_limited(&path, KERNEL_READ, "a kernel read for its configuration") {
             Ok(bytes) => {
                 drivers.pl011_in_kernel = holds_pl011(&bytes);
                 match ikconfig::extract(&bytes) {
@@ -152,7 +158,7 @@ pub fn read_entry(image: &Path, table: &Table, found: &Found, label: &Label) -> 
     for part in label.initrd.iter().flat_map(|i| i.split(',')) {
         let path = found.resolve(part.trim());
         let index = volume
-            .read_limited(&path, limits::BOOT_FILE, "an initrd")
+            .read_limited(&path, INITRD_READ, "an initrd read for its modules")
             .map_err(|e| e.to_string())
             .and_then(|bytes| initrd::read(&bytes).map_err(|e| format!("initrd {path}: {e}")));
         match index {

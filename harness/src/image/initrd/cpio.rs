@@ -78,10 +78,10 @@ impl Parser {
         }
     }
 
-    /// Starts a new stream (the archive data itself, or one decompressed stream): offsets in
-    /// errors count from its start.
-    pub(super) fn start_stream(&mut self) {
-        self.offset = 0;
+    /// Starts a new stream at offset `at`: stored archives at their offset in the initrd
+    /// file, a decompressed stream at 0. Offsets in errors count from there.
+    pub(super) fn start_stream(&mut self, at: u64) {
+        self.offset = at;
     }
 
     /// Whether the parser is between archives: the stream may end here.

@@ -86,7 +86,7 @@ pub(super) fn unpack(
     offset: u64,
     parser: &mut Parser,
 ) -> Result<usize, InitrdError> {
-    parser.start_stream();
+    parser.start_stream(0);
     let mut sink = Sink {
         parser,
         error: None,
@@ -147,10 +147,11 @@ impl Write for Sink<'_> {
         let within = format!(" of the {} stream at byte {}", self.compression, self.offset);
         let error = match self.parser.feed(buf) {
             Ok(Fed::All) => return Ok(buf.len()),
-            Ok(Fed::StoppedAt(at)) => InitrdError::Junk {
+            // The parser's offset has moved past what it took before stopping.
+            Ok(Fed::StoppedAt(_)) => InitrdError::Junk {
                 offset: self.offset,
                 compression: self.compression,
-                at: self.parser.offset() + at as u64,
+                at: self.parser.offset(),
             },
             Err(InitrdError::BadHeader { offset, detail, .. }) => InitrdError::BadHeader {
                 offset,

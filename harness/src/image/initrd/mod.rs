@@ -213,13 +213,13 @@ pub fn read_with(initrd: &[u8], limits: Limits) -> Result<Index, InitrdError> {
     let mut at = 0usize;
     loop {
         // Archives stored as they are, and zero padding, up to the next compressed stream.
-        parser.start_stream();
+        parser.start_stream(at as u64);
         let start = at;
         match parser.feed(&initrd[at..])? {
             cpio::Fed::All => at = initrd.len(),
             cpio::Fed::StoppedAt(n) => at += n,
         }
-        if parser.offset() > 0 && initrd[start..at].iter().any(|&b| b != 0) {
+        if initrd[start..at].iter().any(|&b| b != 0) {
             push_segment(&mut parser, Compression::None, limits)?;
         }
         if !parser.between_archives() {

@@ -195,8 +195,24 @@ fn a_truncated_compressed_stream_is_a_decode_error() {
 #[test]
 fn an_uncompressed_archive_cut_short_is_truncated() {
     let archive = main_archive();
-    let error = read(&archive[..archive.len() / 2]).unwrap_err();
-    assert!(matches!(error, InitrdError::Truncated { .. }), "{error}");
+    let half = archive.len() / 2;
+    let error = read(&archive[..half]).unwrap_err();
+    assert!(
+        matches!(error, InitrdError::Truncated { offset, .. } if offset == half as u64),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_bad_header_after_an_early_archive_is_named_at_its_offset_in_the_file() {
+    let early = cpio_of(&[("kernel/x86/microcode/AuthenticAMD.bin", b"ucode")]);
+    let at = early.len();
+    let mut initrd = early;
+    initrd.extend(with_field(main_archive(), 11, b"00100000"));
+    assert_eq!(
+        read(&initrd).unwrap_err().to_string(),
+        format!("bad cpio header at byte {at}: name size 1048576, not 1 to 4096")
+    );
 }
 
 #[test]
@@ -241,9 +257,13 @@ fn a_builtin_list_larger_than_the_limit_is_refused() {
 #[test]
 fn data_after_a_compressed_archive_is_junk() {
     let mut archive = main_archive();
+    let end = archive.len() as u64;
     archive.extend(b"garbage!");
     let error = read(&pipe("gzip", &["-c"], &archive)).unwrap_err();
-    assert!(matches!(error, InitrdError::Junk { offset: 0, .. }), "{error}");
+    assert_eq!(
+        error.to_string(),
+        format!("the gzip stream at byte 0 holds data after its cpio archive, at unpacked byte {end}")
+    );
 }
 
 #[test]

@@ -174,6 +174,18 @@ pub fn forced(bus: DiskBus, drivers: Option<&Drivers>) -> Choice {
     }
 }
 
+/// virtio-blk, when the image's kernel and initrd could not be read (`error` says why).
+pub fn unread(error: &str) -> Choice {
+    Choice {
+        disk: RootDisk {
+            bus: DiskBus::Virtio,
+            reason: format!("the default: what the image's kernel and initrd can drive is unknown ({error})"),
+        },
+        drivable: Drivable::Unknown(Vec::new()),
+        summary: format!("unknown ({error})"),
+    }
+}
+
 /// How `bus`'s drivers are there: `virtio_blk in the initrd, virtio_mmio in the initrd`.
 fn have(bus: DiskBus, drivers: &Drivers) -> String {
     needs(bus)

@@ -15,7 +15,7 @@ use r2s_harness::runner::{self, RunContext};
 use r2s_harness::scenario;
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, Reporters, Suite};
-use r2s_harness::target::qemu_disk::{DiskBus, RootDisk};
+use r2s_harness::target::qemu_disk::DiskBus;
 use r2s_harness::target::TargetSpec;
 
 use super::progress::ProgressLine;
@@ -252,14 +252,7 @@ pub(super) async fn choose_root_disk(image: &Path, forced: Option<DiskBus>) -> d
     match (forced, drivers) {
         (Some(bus), drivers) => disk_bus::forced(bus, drivers.as_ref().ok()),
         (None, Ok(drivers)) => disk_bus::choose(&drivers),
-        (None, Err(e)) => disk_bus::Choice {
-            disk: RootDisk {
-                bus: DiskBus::Virtio,
-                reason: format!("the default: what the image's kernel and initrd can drive is unknown ({e})"),
-            },
-            drivable: disk_bus::Drivable::Unknown(Vec::new()),
-            summary: format!("unknown ({e})"),
-        },
+        (None, Err(e)) => disk_bus::unread(&e),
     }
 }
 

@@ -112,10 +112,15 @@ broken! {
         [("extlinux-keywords", "warn")];
     extlinux_default_fixture_fails_extlinux_default: "broken-inspect-extlinux-default" => 1,
         [("extlinux-default", "fail")];
-    kernel_fixture_fails_kernel: "broken-inspect-kernel" => 1, [("kernel", "fail")];
-    kernel_format_fixture_fails_kernel_format: "broken-inspect-kernel-format" => 1, [("kernel-format", "fail")];
+    // Without a readable kernel, nothing says whether PL011 is built in.
+    kernel_fixture_fails_kernel: "broken-inspect-kernel" => 1,
+        [("kernel", "fail"), ("qemu-console", "warn")];
+    kernel_format_fixture_fails_kernel_format: "broken-inspect-kernel-format" => 1,
+        [("kernel-format", "fail"), ("qemu-console", "warn")];
     kernel_size_fixture_fails_kernel_size: "broken-inspect-kernel-size" => 1, [("kernel-size", "fail")];
-    initrd_fixture_fails_initrd: "broken-inspect-initrd" => 1, [("initrd", "fail")];
+    // Without the initrd, no bus is known to hold the root disk under QEMU.
+    initrd_fixture_fails_initrd: "broken-inspect-initrd" => 1,
+        [("initrd", "fail"), ("qemu-root-disk", "warn")];
     fdt_fixture_fails_fdt: "broken-inspect-fdt" => 1, [("fdt", "fail")];
     fdt_compatible_fixture_fails_fdt_compatible: "broken-inspect-fdt-compatible" => 1, [("fdt-compatible", "fail")];
     console_fixture_fails_console: "broken-inspect-console" => 1, [("console", "fail")];
@@ -157,13 +162,57 @@ fn every_broken_inspect_fixture_has_a_test() {
     }
 }
 
+/// The qemu-* checks judge the image for `harness run`, not for the board: they warn on the
+/// fixtures of the checks they depend on (above) and are judged in unit tests and on the
+/// fixtures below, not on a broken-inspect fixture of their own.
 #[test]
-fn every_check_has_a_broken_fixture() {
+fn every_board_check_has_a_broken_fixture() {
     let fixtures: Vec<&str> = r2s_images::fixtures().iter().map(|f| f.name).collect();
-    for check in r2s_harness::inspect::report::CheckName::ALL {
+    let board_checks = r2s_harness::inspect::report::CheckName::ALL
+        .into_iter()
+        .filter(|c| !c.as_str().starts_with("qemu-"));
+    for check in board_checks {
         let name = format!("broken-inspect-{}", check.as_str());
         assert!(fixtures.contains(&name.as_str()), "no fixture {name}");
     }
+}
+
+#[test]
+fn the_qemu_checks_name_the_console_and_the_virtio_root_disk_of_the_busybox_initrd() {
+    let report = json_report(&fixture("r2s-generations"), 0);
+    let qemu: Vec<(&str, &str, &str, &str)> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"].as_str().unwrap().starts_with("qemu-"))
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap(),
+                c["status"].as_str().unwrap(),
+                c["label"].as_str().unwrap(),
+                c["found"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        qemu,
+        [
+            (
+                "qemu-console",
+                "pass",
+                "nixos-default",
+                "PL011 built in (the kernel image holds the driver's uart-pl011 and ttyAMA names; its \
+                 console is assumed with it)"
+            ),
+            (
+                "qemu-root-disk",
+                "pass",
+                "nixos-default",
+                "virtio-blk (virtio-mmio): the first bus the image's kernel and initrd can drive \
+                 (virtio_blk in the initrd, virtio_mmio in the initrd)"
+            ),
+        ]
+    );
 }
 
 #[test]
@@ -199,9 +248,10 @@ fn text_report_names_the_failing_check_where_it_looked_and_the_fix() {
     assert!(lines[at + 2]
         .trim_start()
         .starts_with("fix: add `console=ttyS2,1500000` to APPEND"));
+    // 34 board checks and the two qemu-* checks of the default entry.
     assert_eq!(
         lines.last(),
-        Some(&"result: FAIL (3 failed, 0 warnings, 34 passed)")
+        Some(&"result: FAIL (3 failed, 0 warnings, 36 passed)")
     );
 }
 
@@ -220,7 +270,8 @@ fn json_report_has_the_documented_shape() {
     assert_eq!(report["error"], Value::Null);
     assert_eq!(
         report["summary"],
-        serde_json::json!({"pass": 34, "warn": 0, "fail": 3})
+        // With no initrd, the default entry's root disk under QEMU is unknown: qemu-root-disk warns.
+        serde_json::json!({"pass": 35, "warn": 1, "fail": 3})
     );
     let checks = report["checks"].as_array().unwrap();
     for check in checks {
@@ -558,7 +609,12 @@ fn a_kernel_inode_of_1_tib_fails_kernel_size_within_bounds() {
     let image = copy_of("r2s-first-boot", dir.path());
     debugfs(&image, 1, &["sif /Image size 1099511627776"]);
     let report = json_report(&image, 1);
-    assert_eq!(problems(&report), set(&[("kernel-size", "fail")]), "{report:#}");
+    // A kernel too large to read leaves its console under QEMU unknown.
+    assert_eq!(
+        problems(&report),
+        set(&[("kernel-size", "fail"), ("qemu-console", "warn")]),
+        "{report:#}"
+    );
     assert_bounded(&inspect(&image, &[]));
 }
 

@@ -8,6 +8,7 @@
 mod append;
 mod cache;
 mod config;
+pub mod disk_bus;
 mod shim;
 
 use std::path::Path;

@@ -12,7 +12,7 @@ use r2s_harness::target::{Console, NoLog, StartFailure, Target, TargetError, Tar
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::run::{adapt_for_qemu, load_board, SetupError};
+use super::run::{adapt_for_qemu, choose_root_disk, load_board, tell_root_disk, SetupError};
 use super::{ConsoleArgs, EXIT_ERROR, EXIT_PASS};
 
 /// Ctrl-]: what telnet uses, and nothing a shell or U-Boot needs.
@@ -78,7 +78,11 @@ async fn open(args: &ConsoleArgs) -> Result<(String, Console, Box<dyn Target>), 
         (None, None) => {
             let image = args.image.as_ref().expect("clap requires --serial or --image");
             let shim = adapt_for_qemu(image, r2s_harness::adapt::default_cache_dir()).await?;
-            TargetSpec::qemu(args.qemu.config(), image.clone(), shim, None)
+            let choice = choose_root_disk(image, args.disk_bus).await;
+            tell_root_disk(&choice);
+            let mut config = args.qemu.config();
+            config.root_disk = choice.disk;
+            TargetSpec::qemu(config, image.clone(), shim, None)
         }
     };
     let mut target = spec.open();

@@ -147,6 +147,10 @@ pub struct ConsoleArgs {
     pub transcripts: PathBuf,
     #[command(flatten)]
     pub qemu: QemuArgs,
+    /// Attach the image on this bus under QEMU instead of the one chosen from what the
+    /// image's kernel and initrd can drive (the first of virtio, nvme, ahci, usb they can).
+    #[arg(long, requires = "image", value_name = "BUS", value_enum)]
+    pub disk_bus: Option<r2s_harness::target::qemu_disk::DiskBus>,
 }
 
 /// A board in a labgrid farm.
@@ -234,6 +238,10 @@ pub struct RunArgs {
     /// machine cannot honour it (an R2S console=ttyS2 then leaves the console silent).
     #[arg(long, conflicts_with = "serial")]
     pub no_adapt: bool,
+    /// Attach the image on this bus under QEMU instead of the one chosen from what the
+    /// image's kernel and initrd can drive (the first of virtio, nvme, ahci, usb they can).
+    #[arg(long, conflicts_with_all = ["serial", "place"], value_name = "BUS", value_enum)]
+    pub disk_bus: Option<r2s_harness::target::qemu_disk::DiskBus>,
     /// Where to keep what later runs of an unchanged image can reuse (the adaptation's shim
     /// disk). Default: $R2S_CACHE_DIR, else $XDG_CACHE_HOME/r2s-harness, else
     /// ~/.cache/r2s-harness.

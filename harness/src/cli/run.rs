@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use r2s_harness::adapt::{self, Shim, ShimCache};
+use r2s_harness::adapt::{self, disk_bus, Shim, ShimCache};
 use r2s_harness::board::{self, Board, BoardError};
+use r2s_harness::image::drivers;
 use r2s_harness::image::{self, ImageError};
 use r2s_harness::report::html::{self, BaselineView, HtmlReporter, RunInfo};
 use r2s_harness::report::junit::JunitReporter;
@@ -14,6 +15,7 @@ use r2s_harness::runner::{self, RunContext};
 use r2s_harness::scenario;
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, Reporters, Suite};
+use r2s_harness::target::qemu_disk::DiskBus;
 use r2s_harness::target::TargetSpec;
 
 use super::progress::ProgressLine;
@@ -206,6 +208,11 @@ async fn qemu_suite(args: &RunArgs) -> Result<(Suite, RunInfo), SetupError> {
         adapt_for_qemu_told(&image, cache).await?
     };
     println!("image: {}", image.display());
+    let choice = choose_root_disk(&image, args.disk_bus).await;
+    let mut setup = setup;
+    setup.extend(tell_root_disk(&choice));
+    let mut config = args.qemu.config();
+    config.root_disk = choice.disk.clone();
     let snapshots = (!args.no_snapshots).then(|| {
         SnapshotCache::new(
             args.snapshot_cache
@@ -221,16 +228,45 @@ async fn qemu_suite(args: &RunArgs) -> Result<(Suite, RunInfo), SetupError> {
         setup,
     };
     let suite = Suite {
-        target: TargetSpec::qemu(args.qemu.config(), image, shim, snapshots),
+        target: TargetSpec::qemu(config, image, shim, snapshots),
         transcripts: args.transcripts.clone(),
         context: RunContext {
             menu_labels: labels,
             fallback_password,
             pacing: board.pacing,
+            root_disk: Some(choice.root_hint()),
             ..RunContext::default()
         },
     };
     Ok((suite, info))
+}
+
+/// The bus to attach `image` on: `forced` (`--disk-bus`), else the first its kernel and initrd
+/// can drive.
+pub(super) async fn choose_root_disk(image: &Path, forced: Option<DiskBus>) -> disk_bus::Choice {
+    let owned = image.to_owned();
+    let drivers = tokio::task::spawn_blocking(move || drivers::read(&owned))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|read| read.map_err(|e| e.to_string()));
+    match (forced, drivers) {
+        (Some(bus), drivers) => disk_bus::forced(bus, drivers.as_ref().ok()),
+        (None, Ok(drivers)) => disk_bus::choose(&drivers),
+        (None, Err(e)) => disk_bus::unread(&e),
+    }
+}
+
+/// Prints the bus `choice` chose and why (and a warning if stage 1 cannot drive it); the
+/// lines for the HTML report.
+pub(super) fn tell_root_disk(choice: &disk_bus::Choice) -> Vec<String> {
+    let line = format!("root disk on {}: {}", choice.disk.bus, choice.disk.reason);
+    println!("{line}");
+    let mut told = vec![line];
+    if let Some(warning) = choice.warning() {
+        eprintln!("harness: warning: {warning}");
+        told.push(format!("warning: {warning}"));
+    }
+    told
 }
 
 async fn build_default_fixture() -> Result<PathBuf, SetupError> {

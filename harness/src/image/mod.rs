@@ -8,6 +8,7 @@
 
 pub mod boot_config;
 pub mod budget;
+pub mod drivers;
 mod error;
 pub mod extlinux;
 pub mod fs;
@@ -15,6 +16,7 @@ pub mod fs_kind;
 pub mod gpt;
 pub mod guard;
 pub mod ikconfig;
+pub mod initrd;
 pub mod limits;
 pub mod mbr;
 pub mod partition;

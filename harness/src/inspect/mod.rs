@@ -13,6 +13,7 @@ pub mod fdt;
 pub mod filesystems;
 pub mod include;
 pub mod partitions;
+pub mod qemu;
 pub mod render;
 pub mod report;
 
@@ -24,7 +25,7 @@ use std::path::Path;
 pub use board::{Board, Profile};
 pub use report::{Check, CheckName, Report, Status};
 
-use crate::image::{boot_config, probe_filesystem, FsKind, ImageError, Partition, Table, Volume};
+use crate::image::{boot_config, drivers, probe_filesystem, FsKind, ImageError, Partition, Table, Volume};
 use bootloader::SECTOR;
 use entry::{Context, Files, Volumes};
 
@@ -145,12 +146,38 @@ pub fn inspect_for(image: &Path, profile: &Profile) -> Result<Report, ImageError
         for label in &found.config.labels {
             checks.extend(entry::check_entry(label, &ctx));
         }
+        checks.extend(qemu_checks(image, &table, found));
     }
     Ok(Report {
         image: image.to_owned(),
         board: profile.name,
         checks,
     })
+}
+
+/// The QEMU checks of the entry U-Boot boots by default (the first, without a default); none
+/// for a configuration without entries.
+fn qemu_checks(image: &Path, table: &Table, found: &boot_config::Found) -> Vec<Check> {
+    let Some(label) = found.config.default_label().or(found.config.labels.first()) else {
+        return Vec::new();
+    };
+    match drivers::read_entry(image, table, found, label) {
+        Ok(drivers) => qemu::checks(&drivers)
+            .into_iter()
+            .map(|c| c.for_label(&label.name))
+            .collect(),
+        Err(error) => [CheckName::QemuConsole, CheckName::QemuRootDisk]
+            .map(|name| {
+                Check::warn(
+                    name,
+                    format!("LABEL {}: kernel and initrd", label.name),
+                    format!("cannot read them: {error}"),
+                    "see the checks of the entry's kernel and initrd",
+                )
+                .for_label(&label.name)
+            })
+            .to_vec(),
+    }
 }
 
 /// The image from sector 0 up to the board's first free sector, or all of a shorter image.

@@ -51,11 +51,15 @@ pub enum CheckName {
     Root,
     /// `init=` exists on the root filesystem.
     Init,
+    /// Under QEMU's virt machine the kernel has a console: PL011 built in.
+    QemuConsole,
+    /// Under QEMU's virt machine stage 1 can drive the root disk, and on which bus.
+    QemuRootDisk,
 }
 
 impl CheckName {
     /// Every check, in report order.
-    pub const ALL: [CheckName; 19] = [
+    pub const ALL: [CheckName; 21] = [
         CheckName::PartitionTable,
         CheckName::BootloaderArea,
         CheckName::Idbloader,
@@ -75,6 +79,8 @@ impl CheckName {
         CheckName::Console,
         CheckName::Root,
         CheckName::Init,
+        CheckName::QemuConsole,
+        CheckName::QemuRootDisk,
     ];
 
     /// The name as reports print it, e.g. `u-boot-itb`.
@@ -99,6 +105,8 @@ impl CheckName {
             CheckName::Console => "console",
             CheckName::Root => "root",
             CheckName::Init => "init",
+            CheckName::QemuConsole => "qemu-console",
+            CheckName::QemuRootDisk => "qemu-root-disk",
         }
     }
 }

@@ -6,6 +6,7 @@ mod network;
 mod on_failure;
 mod outcome;
 mod retry;
+mod root_disk;
 mod session;
 mod stage;
 mod steps;
@@ -66,6 +67,9 @@ pub struct RunContext {
     pub net: crate::target::NetAccess,
     /// Diagnostics the board profile runs on failure, after the scenario's own.
     pub on_failure: Vec<String>,
+    /// Under QEMU: the bus the image's disk is on and what its kernel and initrd can drive,
+    /// the hint of a failure in which stage 1 did not find its root (see [`root_disk`]).
+    pub root_disk: Option<String>,
 }
 
 /// The first stage of a run on a restored snapshot: from starting the target to the shell
@@ -203,7 +207,8 @@ pub async fn run_scenario_at(
     if let Verdict::Fail(failure) = &mut verdict {
         failure.hint = ctx
             .baud
-            .and_then(|baud| baud_mismatch(session.byte_stats(), baud));
+            .and_then(|baud| baud_mismatch(session.byte_stats(), baud))
+            .or_else(|| root_disk::missing_root_hint(ctx, failure, &session.recent_lines()));
         if let Some(hint) = &failure.hint {
             session.note(hint);
         }

@@ -23,6 +23,7 @@ pub mod notices;
 pub mod place;
 pub mod power;
 pub mod qemu;
+pub mod qemu_disk;
 pub mod qemu_img;
 pub mod qemu_net;
 pub mod qmp;

@@ -18,6 +18,7 @@ use tokio::process::{Child, Command};
 use super::factory::TargetKind;
 use super::network::Network;
 use super::qemu_net::{self, RunningNetwork};
+use super::qemu_disk::{disk_args, RootDisk};
 use super::{
     qemu_img, Console, LocalBoxFuture, RestoreFailure, RestoreRequest, Restored, Snapshots, StartFuture,
     StartLog, Target, TargetError,
@@ -38,6 +39,8 @@ pub struct QemuConfig {
     pub cpu: String,
     pub smp: u32,
     pub memory_mib: u32,
+    /// The bus the image is attached on (see [`super::qemu_disk`]).
+    pub root_disk: RootDisk,
     /// Appended after the harness's own arguments.
     pub extra_args: Vec<String>,
     /// Whether the board's NICs are attached (see [`super::qemu_net`]).
@@ -56,6 +59,7 @@ impl Default for QemuConfig {
             cpu: "cortex-a53".into(),
             smp: 2,
             memory_mib: 1024,
+            root_disk: RootDisk::default(),
             extra_args: Vec::new(),
             nics: false,
             lan_tap: None,
@@ -92,8 +96,8 @@ impl QemuTarget {
     /// The arguments QEMU is started with, minus the program name. Public so that benchmarks can
     /// start raw QEMU exactly as the harness does.
     ///
-    /// `disks` are qcow2 files in attachment order. U-Boot's `virtio 0`, the only device its
-    /// distro boot scans on `qemu_arm64`, is the one attached last.
+    /// `disks` are qcow2 files in attachment order: the image first, the shim U-Boot boots
+    /// from last (see [`super::qemu_disk`]).
     pub fn args(config: &QemuConfig, disks: &[PathBuf], qmp: &Path) -> Vec<OsString> {
         Self::args_with_lan(config, disks, qmp, None)
     }
@@ -133,14 +137,7 @@ impl QemuTarget {
         qmp_arg.push(",server=on,wait=off");
         args.push("-qmp".into());
         args.push(qmp_arg);
-        for (i, disk) in disks.iter().enumerate() {
-            let mut drive = OsString::from(format!("if=none,id=disk{i},format=qcow2,file="));
-            drive.push(disk);
-            args.push("-drive".into());
-            args.push(drive);
-            args.push("-device".into());
-            args.push(format!("virtio-blk-device,drive=disk{i}").into());
-        }
+        args.extend(disk_args(config.root_disk.bus, disks));
         if config.nics {
             args.extend(super::qemu_net::args(lan_tap).into_iter().map(OsString::from));
         }
@@ -447,8 +444,9 @@ impl Target for QemuMachine {
         }
     }
 
-    fn start<'a>(&'a mut self, _attached: Option<Console>, _log: &'a mut dyn StartLog) -> StartFuture<'a> {
+    fn start<'a>(&'a mut self, _attached: Option<Console>, log: &'a mut dyn StartLog) -> StartFuture<'a> {
         Box::pin(async move {
+            log.note(&super::qemu_disk::note(&self.config.root_disk));
             let (config, lan) = qemu_net::start_config(&self.config, self.network.as_ref());
             let (mut target, console) = match &self.disks {
                 Disks::Image { image, shim } => {

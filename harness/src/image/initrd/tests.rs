@@ -1,0 +1,307 @@
+//! The reader on archives made by the real `cpio` tool and compressed by the real gzip, zstd,
+//! xz and lz4 tools, and on hostile ones.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::*;
+
+const RELEASE: &str = "6.1.0-test-arm64";
+
+/// Runs `program args` with `input` on stdin; its stdout.
+fn pipe(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(output.status.success(), "{program} {args:?} failed");
+    output.stdout
+}
+
+/// A newc archive made by `cpio -o -H newc` of the files `(path, contents)` under a fresh
+/// directory.
+fn cpio_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut list = String::new();
+    for (path, contents) in files {
+        let full = dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(&full, contents).unwrap();
+        list.push_str(path);
+        list.push('\n');
+    }
+    cpio_in(dir.path(), &list)
+}
+
+fn cpio_in(dir: &Path, list: &str) -> Vec<u8> {
+    let mut child = Command::new("cpio")
+        .args(["--quiet", "-o", "-H", "newc"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the cpio tool");
+    child.stdin.take().unwrap().write_all(list.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    output.stdout
+}
+
+fn module_path(dir: &str, file: &str) -> String {
+    format!("usr/lib/modules/{RELEASE}/kernel/drivers/{dir}/{file}")
+}
+
+/// A main archive as initramfs-tools makes it: modules, some compressed, and modules.builtin.
+fn main_archive() -> Vec<u8> {
+    let virtio = module_path("block", "virtio_blk.ko");
+    let mmc = module_path("mmc/host", "dw_mmc-rockchip.ko.zst");
+    let ext4 = format!("usr/lib/modules/{RELEASE}/kernel/fs/ext4/ext4.ko.xz");
+    let builtin = format!("usr/lib/modules/{RELEASE}/modules.builtin");
+    let not_a_module = "usr/share/doc/readme.ko.txt";
+    cpio_of(&[
+        ("init", b"#!/bin/sh\n"),
+        (&virtio, &[0x7f, b'E', b'L', b'F', 1, 2, 3]),
+        (&mmc, b"zstd data"),
+        (&ext4, b"xz data"),
+        (
+            &builtin,
+            b"kernel/drivers/pci/controller/pci-host-generic.ko\nkernel/drivers/tty/serial/amba-pl011.ko\n",
+        ),
+        (not_a_module, b"x"),
+    ])
+}
+
+fn names(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn expect_main(index: &Index) {
+    assert_eq!(index.modules, names(&["dw_mmc_rockchip", "ext4", "virtio_blk"]));
+    assert_eq!(index.builtin, Some(names(&["amba_pl011", "pci_host_generic"])));
+    assert_eq!(index.releases, names(&[RELEASE]));
+}
+
+#[test]
+fn an_uncompressed_archive_gives_its_module_names_and_builtin_list() {
+    let index = read(&main_archive()).unwrap();
+    expect_main(&index);
+    assert_eq!(index.segments, [Compression::None]);
+}
+
+#[test]
+fn every_compression_the_kernel_unpacks_is_read() {
+    let archive = main_archive();
+    let cases: [(&str, &[&str], Compression); 5] = [
+        ("gzip", &["-c", "-9"], Compression::Gzip),
+        ("zstd", &["-q", "-c", "-19"], Compression::Zstd),
+        ("xz", &["-c", "--check=crc32"], Compression::Xz),
+        ("xz", &["-c", "--format=lzma"], Compression::Lzma),
+        ("lz4", &["-q", "-c", "-l"], Compression::Lz4),
+    ];
+    for (program, args, compression) in cases {
+        let packed = pipe(program, args, &archive);
+        let index = read(&packed).unwrap_or_else(|e| panic!("{compression}: {e}"));
+        expect_main(&index);
+        assert_eq!(index.segments, [compression]);
+    }
+}
+
+#[test]
+fn an_early_uncompressed_archive_before_a_compressed_one_is_read_as_debian_writes_it() {
+    let early = cpio_of(&[("kernel/x86/microcode/GenuineIntel.bin", b"ucode")]);
+    let mut initrd = early;
+    initrd.extend(pipe("zstd", &["-q", "-c"], &main_archive()));
+    let index = read(&initrd).unwrap();
+    expect_main(&index);
+    assert_eq!(index.segments, [Compression::None, Compression::Zstd]);
+}
+
+#[test]
+fn compressed_archives_one_after_another_and_zstd_frames_split_mid_entry_are_read() {
+    let archive = main_archive();
+    let (first, second) = archive.split_at(archive.len() / 2 + 3);
+    let mut frames = pipe("zstd", &["-q", "-c"], first);
+    frames.extend(pipe("zstd", &["-q", "-c"], second));
+    let index = read(&frames).unwrap();
+    expect_main(&index);
+    assert_eq!(index.segments, [Compression::Zstd]);
+
+    let extra = cpio_of(&[(&module_path("nvme/host", "nvme.ko"), b"x")]);
+    let mut two = pipe("gzip", &["-c"], &archive);
+    two.extend([0u8; 12]);
+    two.extend(pipe("xz", &["-c"], &extra));
+    let index = read(&two).unwrap();
+    assert!(index.modules.contains("nvme") && index.modules.contains("virtio_blk"));
+    assert_eq!(index.segments, [Compression::Gzip, Compression::Xz]);
+}
+
+/// `archive` with the 8 hex digits of header field `field` of its first entry replaced.
+fn with_field(mut archive: Vec<u8>, field: usize, hex: &[u8; 8]) -> Vec<u8> {
+    archive[6 + field * 8..6 + field * 8 + 8].copy_from_slice(hex);
+    archive
+}
+
+#[test]
+fn a_header_claiming_a_huge_name_is_refused_before_anything_is_read() {
+    let error = read(&with_field(main_archive(), 11, b"FFFFFFFF")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "bad cpio header at byte 0: name size 4294967295, not 1 to 4096"
+    );
+}
+
+#[test]
+fn a_header_claiming_a_huge_file_is_a_truncated_archive() {
+    let error = read(&with_field(main_archive(), 6, b"FFFFFFF0")).unwrap_err();
+    assert!(matches!(error, InitrdError::Truncated { .. }), "{error}");
+    let packed = pipe("zstd", &["-q", "-c"], &with_field(main_archive(), 6, b"FFFFFFF0"));
+    let error = read(&packed).unwrap_err();
+    assert!(
+        error.to_string().contains("in the zstd stream at byte 0"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_header_with_non_hex_digits_says_which_field() {
+    let error = read(&with_field(main_archive(), 1, b"0000x1ed")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "bad cpio header at byte 0: field 1 is \"0000x1ed\", not 8 hexadecimal digits"
+    );
+}
+
+#[test]
+fn a_truncated_compressed_stream_is_a_decode_error() {
+    for (program, args) in [("zstd", &["-q", "-c"][..]), ("gzip", &["-c"]), ("xz", &["-c"])] {
+        let mut packed = pipe(program, args, &main_archive());
+        packed.truncate(packed.len() / 2);
+        let error = read(&packed).unwrap_err();
+        assert!(
+            matches!(error, InitrdError::Corrupt { offset: 0, .. }),
+            "{program}: {error}"
+        );
+    }
+}
+
+#[test]
+fn an_uncompressed_archive_cut_short_is_truncated() {
+    let archive = main_archive();
+    let half = archive.len() / 2;
+    let error = read(&archive[..half]).unwrap_err();
+    assert!(
+        matches!(error, InitrdError::Truncated { offset, .. } if offset == half as u64),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_bad_header_after_an_early_archive_is_named_at_its_offset_in_the_file() {
+    let early = cpio_of(&[("kernel/x86/microcode/AuthenticAMD.bin", b"ucode")]);
+    let at = early.len();
+    let mut initrd = early;
+    initrd.extend(with_field(main_archive(), 11, b"00100000"));
+    assert_eq!(
+        read(&initrd).unwrap_err().to_string(),
+        format!("bad cpio header at byte {at}: name size 1048576, not 1 to 4096")
+    );
+}
+
+#[test]
+fn a_bomb_stops_at_the_unpacked_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let zeros = std::fs::File::create(dir.path().join("zeros")).unwrap();
+    zeros.set_len(64 << 20).unwrap();
+    let archive = cpio_in(dir.path(), "zeros\n");
+    let packed = pipe("zstd", &["-q", "-c", "-19"], &archive);
+    assert!(packed.len() < 64 << 10, "{} bytes", packed.len());
+    let limits = Limits {
+        unpacked: 16 << 20,
+        ..Limits::default()
+    };
+    let error = read_with(&packed, limits).unwrap_err();
+    assert_eq!(error.to_string(), "it unpacks to more than 16777216 bytes");
+}
+
+#[test]
+fn more_entries_than_the_limit_are_refused() {
+    let limits = Limits {
+        entries: 3,
+        ..Limits::default()
+    };
+    let error = read_with(&main_archive(), limits).unwrap_err();
+    assert_eq!(error.to_string(), "it has more than 3 entries");
+}
+
+#[test]
+fn a_builtin_list_larger_than_the_limit_is_refused() {
+    let limits = Limits {
+        builtin_list: 10,
+        ..Limits::default()
+    };
+    let error = read_with(&main_archive(), limits).unwrap_err();
+    assert!(
+        matches!(error, InitrdError::BuiltinListTooLarge { limit: 10, .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn data_after_a_compressed_archive_is_junk() {
+    let mut archive = main_archive();
+    let end = archive.len() as u64;
+    archive.extend(b"garbage!");
+    let error = read(&pipe("gzip", &["-c"], &archive)).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("the gzip stream at byte 0 holds data after its cpio archive, at unpacked byte {end}")
+    );
+}
+
+#[test]
+fn unknown_and_unsupported_data_is_named() {
+    assert!(matches!(read(&[]), Err(InitrdError::Empty)));
+    assert!(matches!(read(&[0; 512]), Err(InitrdError::Empty)));
+    let bzip2 = pipe("bzip2", &["-c"], &main_archive());
+    assert_eq!(
+        read(&bzip2).unwrap_err().to_string(),
+        "at byte 0: bzip2-compressed data, which this reader cannot unpack"
+    );
+    let frame = pipe("lz4", &["-q", "-c"], &main_archive());
+    assert!(read(&frame)
+        .unwrap_err()
+        .to_string()
+        .contains("lz4 in its frame format, which the kernel does not unpack"));
+    let mut after = main_archive();
+    after.extend(b"\x7fELF");
+    assert_eq!(
+        read(&after).unwrap_err().to_string(),
+        format!(
+            "at byte {}: 7f 45 4c 46: neither a cpio archive (070701) nor gzip, zstd, xz, lzma or lz4 data",
+            main_archive().len()
+        )
+    );
+}
+
+#[test]
+fn module_names_are_canonical_and_other_files_are_not_modules() {
+    assert_eq!(
+        module_name("dw_mmc-rockchip.ko.zst").as_deref(),
+        Some("dw_mmc_rockchip")
+    );
+    assert_eq!(module_name("nvme-core.ko").as_deref(), Some("nvme_core"));
+    assert_eq!(module_name("modules.dep"), None);
+    assert_eq!(module_name(".ko"), None);
+    assert_eq!(release_of("lib/modules/6.1/kernel/x.ko"), Some("6.1"));
+    assert_eq!(release_of("./usr/lib/modules/6.1/modules.builtin"), Some("6.1"));
+    assert_eq!(release_of("lib/modules/6.1"), None);
+    assert_eq!(release_of("opt/lib/modules/6.1/x.ko"), None);
+}

@@ -102,11 +102,11 @@ fn debian_systemd_logs_in_as_root_and_runs_commands() {
 
 #[test]
 fn board_initrd_variant_finds_no_root_disk_on_virtio_blk() {
-    // Debian's kernel has virtio as modules only and this initrd holds none, so with the image on
-    // virtio-blk (the harness's bus before it learns to choose one) initramfs-tools waits for
-    // NIXOS_SD (180 s) and drops to its shell.
-    assert_passes(
+    // Debian's kernel has virtio as modules only and this initrd holds none, so with the image
+    // forced onto virtio-blk initramfs-tools waits for NIXOS_SD (180 s) and drops to its shell.
+    assert_passes_with(
         "debian-systemd-board-initrd",
+        &["--disk-bus", "virtio"],
         "board-initrd",
         r#"timeout = "10m"
 [[steps]]
@@ -123,19 +123,25 @@ timeout = "1m"
 }
 
 #[test]
-#[ignore = "needs `harness run --disk-bus` (issue 9, deliverable 2), written elsewhere"]
 fn board_initrd_variant_boots_from_usb_storage_and_runs_commands() {
-    // usb_storage, sd_mod and xhci_pci are the board initrd's only drivers QEMU can reach, and
-    // the root it mounted is a SCSI disk: the image behind usb-storage.
+    // usb_storage, sd_mod and xhci_pci are the board initrd's only drivers QEMU can reach: the
+    // harness chooses usb-storage by itself, and the root mounted is a SCSI disk, the image
+    // behind usb-storage.
     let root_on_usb = r#"[[steps]]
 run = "findmnt -n -o SOURCE /"
 output = "\\A/dev/sda2\\z"
 timeout = "1m"
 "#;
-    assert_passes_with(
+    let dir = assert_passes(
         "debian-systemd-board-initrd",
-        &["--disk-bus", "usb-storage"],
         "board-usb-login",
         &format!("{LOGIN_AND_RUN}{root_on_usb}"),
+    );
+    let log = std::fs::read_to_string(dir.path().join("board-usb-login.log")).unwrap();
+    assert!(
+        log.contains(
+            "-- root disk on usb-storage on qemu-xhci (PCIe): the first bus the image's kernel and initrd can drive"
+        ),
+        "{log}"
     );
 }

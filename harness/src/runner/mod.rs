@@ -1,9 +1,11 @@
 //! The scenario runner: walks a scenario's steps over a target's console, owns every timeout, and
 //! turns what happened into a [`ScenarioResult`].
 
+mod login;
 mod outcome;
 mod retry;
 mod session;
+mod shell;
 mod stage;
 mod steps;
 mod watch;
@@ -121,6 +123,12 @@ pub async fn run_scenario_at(
     session.board_console = ctx.board_console.clone();
     if at == ConsoleAt::RestoredShell {
         session.set_first_stage(RESTORE_STAGE);
+    }
+    if let Start::Login(LoginRecipe {
+        prompt: Some(prompt), ..
+    }) = &scenario.start
+    {
+        session.shell_prompt = prompt.pattern().clone();
     }
     let first = session.stage().clone();
     session.observer().stage(&first, Duration::ZERO);
@@ -294,6 +302,7 @@ async fn login_with(
     let login = Action::Login {
         user: recipe.user.clone(),
         password: recipe.password.clone(),
+        prompt: recipe.prompt.clone(),
     };
     steps::perform(session, &login, ctx, deadline, 0).await
 }
@@ -380,7 +389,7 @@ fn missing_password(scenario: &Scenario, at: ConsoleAt, ctx: &RunContext) -> Opt
         .iter()
         .enumerate()
         .find_map(|(i, step)| match &step.action {
-            Action::Login { user, password } => unset(user, password).map(|reason| {
+            Action::Login { user, password, .. } => unset(user, password).map(|reason| {
                 let description = format!("{} ({})", step.describe(), step.location);
                 failure(i + 1, description, user, reason)
             }),

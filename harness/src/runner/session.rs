@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::outcome::{FailReason, StageTiming};
-use super::watch::{Watch, WatchKind};
+use super::watch::{Watch, WatchKind, KERNEL_MARKER};
 use super::{Observer, Stage};
 use crate::board::CharPacing;
 use crate::console::{ByteStats, Event, Expected, Matcher, Pattern, Redactor, Transcript};
@@ -48,13 +48,18 @@ pub struct Session<'a> {
     start: Instant,
     stages: Vec<(Stage, Duration)>,
     kernel_started: Option<Duration>,
-    last_output: Option<Duration>,
     /// Pacing of typed characters, for UARTs whose receivers drop fast input.
     pub pacing: CharPacing,
     /// The kernel console name of a real board, for the report on a kernel that printed
     /// nothing; `None` under QEMU.
     pub board_console: Option<String>,
     pub state: ConsoleState,
+    /// What the shell's prompt looks like: the login recipe's `prompt`, or
+    /// [`super::shell::SHELL_PROMPT`].
+    pub shell_prompt: Pattern,
+    /// The shell's prompt was the last thing seen and nothing was typed since: a line may be
+    /// typed at once.
+    pub prompt_ready: bool,
     buf: Vec<u8>,
     /// Cuts typed secrets out of the console bytes before anything records or matches them.
     redactor: Redactor,
@@ -78,10 +83,11 @@ impl<'a> Session<'a> {
             start: Instant::now(),
             stages: vec![(Stage::Uboot, Duration::ZERO)],
             kernel_started: None,
-            last_output: None,
             pacing: CharPacing::default(),
             board_console: None,
             state: ConsoleState::Booting,
+            shell_prompt: super::shell::default_prompt(),
+            prompt_ready: false,
             buf: vec![0; 16 * 1024],
             redactor: Redactor::new(),
         }
@@ -316,23 +322,51 @@ impl<'a> Session<'a> {
         patterns: &[Pattern],
         deadline: Instant,
     ) -> Result<Expected, FailReason> {
-        if let Some(hit) = self.matcher.expect(patterns) {
-            return Ok(hit);
-        }
         let waited_from = Instant::now();
+        match self.wait_until(patterns, deadline).await? {
+            Some(hit) => Ok(hit),
+            None => Err(self.timeout_reason(waited_from.elapsed())),
+        }
+    }
+
+    /// [`Session::wait_for`] for at most `period` of the time to `deadline`: `None` when the
+    /// period passed without a match and the deadline has not, for a caller that then acts
+    /// (presses Enter, types a key again) and waits on.
+    pub async fn wait_within(
+        &mut self,
+        patterns: &[Pattern],
+        deadline: Instant,
+        period: Duration,
+    ) -> Result<Option<Expected>, FailReason> {
+        let until = deadline.min(Instant::now() + period);
+        if until >= deadline {
+            return self.wait_for(patterns, deadline).await.map(Some);
+        }
+        self.wait_until(patterns, until).await
+    }
+
+    /// Waits as [`Session::wait_for`] does; `None` when `until` passed.
+    async fn wait_until(
+        &mut self,
+        patterns: &[Pattern],
+        until: Instant,
+    ) -> Result<Option<Expected>, FailReason> {
+        if let Some(hit) = self.matcher.expect(patterns) {
+            return Ok(Some(hit));
+        }
         loop {
             let now = Instant::now();
-            if now >= deadline {
+            if now >= until {
                 self.matcher.clear_expect();
-                return Err(self.timeout_reason(now - waited_from));
+                return Ok(None);
             }
-            let wake = deadline.min(now + TICK);
+            let wake = until.min(now + TICK);
             let read = tokio::time::timeout_at(wake, self.console.reader.read(&mut self.buf)).await;
             self.record_notices();
             let n = match read {
                 Err(_) => {
                     if let Some(hit) = self.release_held().await? {
-                        return Ok(hit);
+                        return Ok(Some(hit));
                     }
                     self.observer.tick(self.elapsed());
                     if let Some(silent) = self.silent_kernel(KERNEL_SILENCE) {
@@ -356,7 +390,7 @@ impl<'a> Session<'a> {
                 }
             };
             match self.ingest(n).await? {
-                Some(hit) => return Ok(hit),
+                Some(hit) => return Ok(Some(hit)),
                 None => self.observer.tick(self.elapsed()),
             }
         }
@@ -395,7 +429,6 @@ impl<'a> Session<'a> {
     /// Feeds the `n` bytes just read to the transcript and matcher and acts on what they match.
     async fn ingest(&mut self, n: usize) -> Result<Option<Expected>, FailReason> {
         let at = self.elapsed();
-        self.last_output = Some(at);
         let chunk = self.record(n, at).map_err(|e| FailReason::Io {
             detail: format!("transcript: {e}"),
         })?;
@@ -481,19 +514,30 @@ impl<'a> Session<'a> {
     }
 
     /// The kernel has been started for longer than `limit` and nothing from Linux ever reached
-    /// this console: only the "Starting kernel ..." line itself (and what follows it in the same
-    /// burst) came after U-Boot handed over.
+    /// this console: no text follows U-Boot's "Starting kernel ..." line. What Linux printed is
+    /// what counts, not when: a console may deliver a whole boot in one burst and then sit at a
+    /// shell for minutes.
     fn silent_kernel(&self, limit: Duration) -> Option<FailReason> {
         let kernel = self.kernel_started?;
-        let now = self.elapsed();
-        let last = self.last_output.unwrap_or(kernel);
-        (last.saturating_sub(kernel) < Duration::from_millis(500) && now.saturating_sub(kernel) > limit).then(
-            || FailReason::SilentAfterKernel {
-                since: now - kernel,
-                console_args: self.console_args(),
-                board_console: self.board_console.clone(),
-            },
-        )
+        let since = self.elapsed().saturating_sub(kernel);
+        (since > limit && !self.linux_printed()).then(|| FailReason::SilentAfterKernel {
+            since,
+            console_args: self.console_args(),
+            board_console: self.board_console.clone(),
+        })
+    }
+
+    /// Whether any text came after the last "Starting kernel ..." line. The matcher keeps the
+    /// last lines only; when the marker is no longer among them, lines have followed it.
+    fn linux_printed(&self) -> bool {
+        let lines = self.matcher.recent_lines();
+        let Some(at) = lines.iter().rposition(|line| line.contains(KERNEL_MARKER)) else {
+            return true;
+        };
+        let rest_of_line = lines[at].split_once(KERNEL_MARKER).map_or("", |(_, rest)| rest);
+        std::iter::once(rest_of_line)
+            .chain(lines[at + 1..].iter().map(String::as_str))
+            .any(|text| !text.trim().is_empty())
     }
 
     /// The console= and earlycon= arguments U-Boot printed in its `append:` line, if any.

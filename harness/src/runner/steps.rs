@@ -5,9 +5,9 @@ use tokio::time::Instant;
 
 use super::outcome::FailReason;
 use super::session::{ConsoleState, Session};
-use super::{retry, RunContext, Stage};
+use super::{login, retry, shell, RunContext};
 use crate::console::Pattern;
-use crate::scenario::{Action, MenuChoice, Password};
+use crate::scenario::{Action, MenuChoice};
 
 /// A step's failure: what it was waiting for or checking, and why it failed.
 pub struct StepFailure {
@@ -18,7 +18,7 @@ pub struct StepFailure {
 /// What a step ends in.
 pub type StepResult = Result<(), StepFailure>;
 
-fn failed(expected: impl Into<String>) -> impl FnOnce(FailReason) -> StepFailure {
+pub(super) fn failed(expected: impl Into<String>) -> impl FnOnce(FailReason) -> StepFailure {
     let expected = expected.into();
     move |reason| StepFailure { expected, reason }
 }
@@ -26,11 +26,6 @@ fn failed(expected: impl Into<String>) -> impl FnOnce(FailReason) -> StepFailure
 const AUTOBOOT: &str = "Hit any key to stop autoboot";
 const UBOOT_PROMPT: &str = "=> ";
 const MENU_PROMPT: &str = "Enter choice: ";
-const LOGIN_PROMPT: &str = "login: ";
-const PASSWORD_PROMPT: &str = "Password: ";
-const LOGIN_INCORRECT: &str = "Login incorrect";
-/// A shell prompt at the end of the line: root's `#` or a user's `$`.
-const SHELL_PROMPT: &str = r"[#$] ?$";
 
 /// Runs one step; `seq` numbers the markers that delimit command output.
 pub async fn perform(
@@ -57,7 +52,11 @@ pub async fn perform(
         Action::InterruptAutoboot => interrupt_autoboot(s, deadline).await,
         Action::Uboot { command, output } => uboot(s, command, output.as_ref(), deadline).await,
         Action::Menu(choice) => menu(s, choice, ctx, deadline).await,
-        Action::Login { user, password } => login(s, user, password, ctx, deadline).await,
+        Action::Login {
+            user,
+            password,
+            prompt,
+        } => login::login(s, user, password, prompt.as_ref(), ctx, deadline).await,
         Action::Run {
             command,
             status,
@@ -155,86 +154,15 @@ pub fn menu_number(label: &str, labels: Option<&[String]>, printed_menu: &str) -
     })
 }
 
-async fn login(
-    s: &mut Session<'_>,
-    user: &str,
-    password: &Password,
-    ctx: &RunContext,
-    deadline: Instant,
-) -> StepResult {
-    let secret = match password {
-        Password::None => None,
-        Password::Literal(secret) => Some(secret.expose().to_owned()),
-        Password::Env(name) => match std::env::var(name) {
-            Ok(value) => Some(value),
-            Err(_) => match &ctx.fallback_password {
-                Some(value) => {
-                    s.note(&format!("{name} is not set; using the fixture image's password"));
-                    Some(value.clone())
-                }
-                None => {
-                    return Err(StepFailure {
-                        expected: format!("login as {user}"),
-                        reason: FailReason::Setup {
-                            detail: format!(
-                                "environment variable {name} is not set; it must hold the password of {user}"
-                            ),
-                        },
-                    })
-                }
-            },
-        },
-    };
-    // Kernel messages may land on the same line as the prompt, so the prompt is matched
-    // anywhere in a line rather than anchored.
-    s.wait_for(&[Pattern::literal(LOGIN_PROMPT)], deadline)
-        .await
-        .map_err(failed(format!("login prompt {LOGIN_PROMPT:?}")))?;
-    let line = format!("{user}\r");
-    s.send(line.as_bytes(), line.as_bytes())
-        .await
-        .map_err(failed("send"))?;
-    let after_user = [
-        Pattern::literal(PASSWORD_PROMPT),
-        Pattern::regex(SHELL_PROMPT).expect("valid"),
-        Pattern::literal(LOGIN_INCORRECT),
-    ];
-    let mut hit = s
-        .wait_for(&after_user, deadline)
-        .await
-        .map_err(failed(format!("{PASSWORD_PROMPT:?} or a shell prompt")))?;
-    if hit.index == 0 {
-        s.send_secret(secret.as_deref().unwrap_or(""))
-            .await
-            .map_err(failed("send"))?;
-        hit = s
-            .wait_for(&after_user[1..], deadline)
-            .await
-            .map_err(failed("a shell prompt after the password"))?;
-        hit.index += 1;
-    }
-    if hit.index == 2 {
-        return Err(StepFailure {
-            expected: format!("a shell for {user}"),
-            reason: FailReason::Check {
-                detail: format!("login as {user} was refused: {:?}", hit.line.trim()),
-            },
-        });
-    }
-    s.state = ConsoleState::Shell;
-    s.enter_stage(Stage::Body);
-    Ok(())
-}
-
 /// Makes a restored shell show itself: an empty command line must bring back the prompt.
 pub async fn confirm_shell(s: &mut Session<'_>, deadline: Instant) -> StepResult {
     s.discard_retained();
     s.send(b"\r", b"\r").await.map_err(failed("send"))?;
-    s.wait_for(&[Pattern::regex(SHELL_PROMPT).expect("valid")], deadline)
+    let prompt = [s.shell_prompt.clone()];
+    s.wait_for(&prompt, deadline)
         .await
         .map_err(failed("a shell prompt after restoring the snapshot"))?;
-    s.state = ConsoleState::Shell;
-    s.enter_stage(Stage::Body);
+    shell::at_prompt(s);
     Ok(())
 }
 
@@ -246,31 +174,19 @@ async fn run(
     deadline: Instant,
     seq: usize,
 ) -> StepResult {
-    if s.state != ConsoleState::Shell {
-        s.wait_for(&[Pattern::regex(SHELL_PROMPT).expect("valid")], deadline)
-            .await
-            .map_err(failed("a shell prompt (add a login step before run steps)"))?;
-        s.state = ConsoleState::Shell;
-        s.enter_stage(Stage::Body);
-    }
-    // Each step's markers carry a fresh random nonce, so nothing the command prints can
-    // predict them. The nonce is typed in two halves the shell joins ('@@R2S-END-<a>' '<b>'),
-    // so the shell's echo of the command line never holds it whole; only the printf does. The
-    // end marker follows a newline of its own and is accepted only at the start of a line. The
-    // command sits in a group that closes on a line of its own (it may end in a comment or span
-    // lines), so the shell reads, and echoes, every typed line before it runs any: between the
-    // markers there is only what the command printed, never a prompt or an echo.
+    shell::await_prompt(s, deadline)
+        .await
+        .map_err(failed("a shell prompt (add a login step before run steps)"))?;
     let nonce = marker_nonce().map_err(failed(format!("{command:?} to run")))?;
     let (first, second) = nonce.split_at(nonce.len() / 2);
     let begin = format!("@@R2S-BEGIN-{seq}-{nonce}");
     let end = format!("@@R2S-END-{seq}-{nonce}");
-    let line = format!(
-        "printf '%s%s\\n' '@@R2S-BEGIN-{seq}-{first}' '{second}'; {{ {command}\n}}; printf '\\n%s%s:%d;\\n' '@@R2S-END-{seq}-{first}' '{second}' \"$?\"\r"
+    let lines = format!(
+        "printf '%s%s\\n' '@@R2S-BEGIN-{seq}-{first}' '{second}'; {{ {command}\n}}; printf '\\n%s%s:%d;\\n' '@@R2S-END-{seq}-{first}' '{second}' \"$?\""
     );
-    s.discard_retained();
-    s.send(line.as_bytes(), line.as_bytes())
+    shell::type_lines(s, &lines, deadline)
         .await
-        .map_err(failed("send"))?;
+        .map_err(failed(format!("{command:?} to be typed")))?;
     s.wait_for(&[Pattern::literal(format!("{begin}\n"))], deadline)
         .await
         .map_err(failed(format!("output of {command:?} to begin")))?;

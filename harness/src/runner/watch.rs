@@ -3,6 +3,9 @@
 use super::Stage;
 use crate::console::Pattern;
 
+/// U-Boot's last line before the kernel runs.
+pub const KERNEL_MARKER: &str = "Starting kernel ...";
+
 /// What seeing a watched pattern means.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WatchKind {
@@ -61,7 +64,7 @@ pub fn stage_markers() -> Vec<Watch> {
     let at = WatchKind::Stage;
     vec![
         regex(at(Stage::Menu), r"Retrieving file: \S*extlinux\.conf"),
-        literal(at(Stage::Kernel), "Starting kernel ..."),
+        literal(at(Stage::Kernel), KERNEL_MARKER),
         literal(at(Stage::Stage1), "<<< NixOS Stage 1 >>>"),
         literal(at(Stage::Stage2), "<<< NixOS Stage 2 >>>"),
         literal(at(Stage::Login), "<<< Welcome to NixOS"),

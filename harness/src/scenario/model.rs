@@ -45,7 +45,34 @@ pub struct LoginRecipe {
     pub user: String,
     /// Where the password comes from.
     pub password: Password,
+    /// What the shell's prompt looks like, when not the default (`#` or `$` ending the line).
+    pub prompt: Option<PromptRegex>,
 }
+
+/// A regex matching a shell's prompt at the end of the console's last line (`prompt` in a login
+/// table). Recipes compare equal when their prompts' regexes are the same text.
+#[derive(Clone, Debug)]
+pub struct PromptRegex(Pattern);
+
+impl PromptRegex {
+    /// Wraps a console pattern.
+    pub fn new(pattern: Pattern) -> Self {
+        PromptRegex(pattern)
+    }
+
+    /// The pattern.
+    pub fn pattern(&self) -> &Pattern {
+        &self.0
+    }
+}
+
+impl PartialEq for PromptRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for PromptRegex {}
 
 impl LoginRecipe {
     /// The recipe when the file gives no `login`: root, with the password in `R2S_PASSWORD`.
@@ -53,6 +80,7 @@ impl LoginRecipe {
         LoginRecipe {
             user: "root".to_owned(),
             password: Password::Env("R2S_PASSWORD".to_owned()),
+            prompt: None,
         }
     }
 }
@@ -98,6 +126,8 @@ pub enum Action {
         user: String,
         /// Where the password comes from.
         password: Password,
+        /// What the shell's prompt looks like, when not the default.
+        prompt: Option<PromptRegex>,
     },
     /// Run a shell command; its exit status must equal `status` and its output, if `output` is
     /// given, must match it (multi-line mode: `^` and `$` match at line boundaries).

@@ -11,7 +11,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::error::{ScenarioError, ScenarioErrorKind, ACTION_KEYS};
-use super::model::{Action, LoginRecipe, MenuChoice, Password, Scenario, Secret, Start, Step};
+use super::model::{Action, LoginRecipe, MenuChoice, Password, PromptRegex, Scenario, Secret, Start, Step};
 use super::name::{check_name, file_key};
 use super::raw::{console_regex, MenuValue, RawLogin, RawScenario, RawStep, StartValue};
 use crate::config::{read_text, SourceText, Table, Timeout};
@@ -225,8 +225,12 @@ impl Validator<'_> {
         }
         let recipe = match login {
             Some(login) => {
-                let (user, password) = self.login(&[Seg::Key("login")], login.into_inner().0)?;
-                LoginRecipe { user, password }
+                let (user, password, prompt) = self.login(&[Seg::Key("login")], login.into_inner().0)?;
+                LoginRecipe {
+                    user,
+                    password,
+                    prompt,
+                }
             }
             None => LoginRecipe::default_root(),
         };
@@ -305,8 +309,12 @@ impl Validator<'_> {
             })
         } else if let Some(login) = raw.login {
             let at = [Seg::Key("steps"), Seg::Index(index), Seg::Key("login")];
-            let (user, password) = self.login(&at, login.into_inner().0)?;
-            Action::Login { user, password }
+            let (user, password, prompt) = self.login(&at, login.into_inner().0)?;
+            Action::Login {
+                user,
+                password,
+                prompt,
+            }
         } else if let Some(command) = raw.run {
             Action::Run {
                 command: command.into_inner().0,
@@ -368,8 +376,13 @@ impl Validator<'_> {
         Ok(Some(window))
     }
 
-    /// A login table's user and password; `at` is the path of the table in the document.
-    fn login(&self, at: &[Seg<'_>], login: RawLogin) -> Result<(String, Password), ScenarioError> {
+    /// A login table's user, password and prompt; `at` is the path of the table in the
+    /// document.
+    fn login(
+        &self,
+        at: &[Seg<'_>],
+        login: RawLogin,
+    ) -> Result<(String, Password, Option<PromptRegex>), ScenarioError> {
         let password = match (login.password_env, login.password) {
             (None, None) => Password::None,
             (Some(env), None) => Password::Env(env.into_inner().0),
@@ -385,7 +398,8 @@ impl Validator<'_> {
                 return Err(self.invalid(span, "give either `password_env` or `password`, not both"));
             }
         };
-        Ok((login.user.0, password))
+        let prompt = login.prompt.map(|regex| PromptRegex::new(regex.0));
+        Ok((login.user.0, password, prompt))
     }
 }
 

@@ -56,6 +56,7 @@ pub(crate) struct RawLogin {
     pub user: NonEmpty,
     pub password_env: Option<Spanned<NonEmpty>>,
     pub password: Option<Spanned<String>>,
+    pub prompt: Option<ConsoleRegex>,
 }
 
 /// A string that must not be empty: an empty pattern matches at once, an empty command or user

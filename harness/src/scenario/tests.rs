@@ -113,7 +113,7 @@ output = "^$"
     ));
     assert!(matches!(
         actions(&scenario)[8],
-        Action::Login { user, password: Password::Env(var) } if user == "root" && var == "R2S_PASSWORD"
+        Action::Login { user, password: Password::Env(var), prompt: None } if user == "root" && var == "R2S_PASSWORD"
     ));
     assert!(matches!(actions(&scenario)[9], Action::Run { status: 1, .. }));
 }
@@ -214,7 +214,7 @@ fn unknown_login_key_points_at_the_key() {
     let text = format!("{HEADER}[[steps]]\nlogin = {{ user = \"root\", passwd = \"x\" }}\n");
     assert_eq!(
         error_of(&text),
-        "t.toml:3:26: unknown field `passwd`, expected one of `user`, `password_env`, `password`"
+        "t.toml:3:26: unknown field `passwd`, expected one of `user`, `password_env`, `password`, `prompt`"
     );
 }
 

@@ -56,6 +56,19 @@ pub fn failure_details(result: &ScenarioResult) -> String {
     out
 }
 
+/// The units systemd failed to start during the run, one per line under the result; empty
+/// when none failed. A failed unit does not fail the scenario, but it is worth a look.
+pub fn failed_units(result: &ScenarioResult) -> String {
+    if result.failed_units.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("  failed units ({}):\n", result.failed_units.len());
+    for unit in &result.failed_units {
+        let _ = writeln!(out, "    [FAILED] {unit}");
+    }
+    out
+}
+
 /// The closing line: `3 passed, 1 failed`.
 pub fn totals(results: &[ScenarioResult]) -> String {
     let passed = results.iter().filter(|r| r.passed()).count();
@@ -73,6 +86,7 @@ impl Reporter for TextReporter {
             SuiteEventKind::Note { text } => println!("{text}"),
             SuiteEventKind::ScenarioFinished { result } => {
                 println!("{}", summary_line(result));
+                print!("{}", failed_units(result));
                 print!("{}", failure_details(result));
             }
             SuiteEventKind::SuiteFinished { results, stopped, .. } => {

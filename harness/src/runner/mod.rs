@@ -1,6 +1,7 @@
 //! The scenario runner: walks a scenario's steps over a target's console, owns every timeout, and
 //! turns what happened into a [`ScenarioResult`].
 
+mod failed_units;
 mod login;
 mod outcome;
 mod retry;
@@ -8,6 +9,7 @@ mod session;
 mod shell;
 mod stage;
 mod steps;
+mod unit;
 mod watch;
 
 use std::time::Duration;
@@ -18,7 +20,7 @@ pub use outcome::{secs, FailReason, Failure, Origin, ScenarioResult, StageTiming
 pub use session::{ConsoleState, Session};
 pub use stage::Stage;
 pub use steps::menu_number;
-pub use watch::{builtin_fatal, stage_markers, Watch, WatchKind};
+pub use watch::{builtin_fatal, stage_markers, Diagnosis, Watch, WatchKind};
 
 use crate::board::CharPacing;
 use crate::console::{ByteStats, Transcript};
@@ -100,6 +102,8 @@ pub struct RunOutput {
     pub stages: Vec<StageTiming>,
     /// The console's last lines (ANSI stripped).
     pub last_lines: Vec<String>,
+    /// The units systemd said it failed to start (`[FAILED] Failed to start …`).
+    pub failed_units: Vec<String>,
     /// From the start of the run to its end.
     pub duration: Duration,
 }
@@ -187,9 +191,10 @@ pub async fn run_scenario_at(
     }
     let end = session.elapsed();
     if let Verdict::Fail(failure) = &mut verdict {
-        failure.hint = ctx
-            .baud
-            .and_then(|baud| baud_mismatch(session.byte_stats(), baud));
+        failure.hint = session.fatal_hint().map(str::to_owned).or_else(|| {
+            ctx.baud
+                .and_then(|baud| baud_mismatch(session.byte_stats(), baud))
+        });
         if let Some(hint) = &failure.hint {
             session.note(hint);
         }
@@ -238,7 +243,7 @@ pub async fn reach_login_shell(
                 reason: failure.reason,
                 at: end,
                 stage: session.stage().clone(),
-                hint: None,
+                hint: session.fatal_hint().map(str::to_owned),
             })
         }
     };
@@ -252,6 +257,7 @@ fn output(session: &Session<'_>, verdict: Verdict, start: StartReached, end: Dur
         start,
         stages: session.stage_timings(end),
         last_lines: session.recent_lines(),
+        failed_units: session.failed_units(),
         duration: end,
     }
 }

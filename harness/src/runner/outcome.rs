@@ -15,6 +15,9 @@ pub struct ScenarioResult {
     pub stages: Vec<StageTiming>,
     /// The last console lines (ANSI stripped), for the failure report.
     pub last_lines: Vec<String>,
+    /// The units systemd said it failed to start during the run, e.g.
+    /// `systemd-networkd.service - Network Configuration`: reported, not fatal.
+    pub failed_units: Vec<String>,
     /// Files written for this run: raw bytes, timestamped log, asciicast.
     pub transcript: Vec<PathBuf>,
     /// How the target reached the point where the steps began.

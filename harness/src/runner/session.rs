@@ -6,8 +6,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
+use super::failed_units::FailedUnits;
 use super::outcome::{FailReason, StageTiming};
-use super::watch::{Watch, WatchKind, KERNEL_MARKER};
+use super::watch::{Diagnosis, Watch, WatchKind, KERNEL_MARKER};
 use super::{Observer, Stage};
 use crate::board::CharPacing;
 use crate::console::{ByteStats, Event, Expected, Matcher, Pattern, Redactor, Transcript};
@@ -63,6 +64,9 @@ pub struct Session<'a> {
     buf: Vec<u8>,
     /// Cuts typed secrets out of the console bytes before anything records or matches them.
     redactor: Redactor,
+    /// The hint of the diagnosed fatal line that ended the run, if one did.
+    fatal_hint: Option<String>,
+    failed_units: FailedUnits,
 }
 
 impl<'a> Session<'a> {
@@ -90,6 +94,8 @@ impl<'a> Session<'a> {
             prompt_ready: false,
             buf: vec![0; 16 * 1024],
             redactor: Redactor::new(),
+            fatal_hint: None,
+            failed_units: FailedUnits::default(),
         }
     }
 
@@ -461,24 +467,55 @@ impl<'a> Session<'a> {
                         if stage == Stage::Kernel {
                             self.kernel_started.get_or_insert(at);
                         }
-                        self.enter_stage(stage);
+                        // systemd greets in an initrd too; that greeting opens `initramfs`.
+                        let initrd_greeting = stage == Stage::Systemd && line.contains("(Initrd)!");
+                        if !initrd_greeting {
+                            self.enter_stage(stage);
+                        }
                     }
-                    WatchKind::Fatal => {
-                        let pattern = self.watches[index].pattern.to_string();
-                        self.note(&format!("fatal pattern {pattern} seen"));
-                        self.drain(FATAL_DRAIN).await;
-                        let line = self.complete_line(&line);
-                        self.matcher.clear_expect();
-                        return Err(FailReason::Fatal {
-                            pattern,
-                            line,
-                            seen_at: at,
-                        });
+                    WatchKind::Fatal => return Err(self.fatal(index, &line, at).await),
+                    WatchKind::Diagnosed(Diagnosis::Reset) if self.kernel_started.is_none() => {}
+                    WatchKind::Diagnosed(diagnosis) => {
+                        self.fatal_hint = Some(diagnosis.hint().to_owned());
+                        return Err(self.fatal(index, &line, at).await);
                     }
+                    WatchKind::FailedUnit => self.failed_units.seen(line),
                 },
             }
         }
+        if self.failed_units.any_pending() {
+            let mut lines = self.matcher.recent_lines();
+            if self.matcher.buffer_sizes().incomplete_line > 0 {
+                lines.pop();
+            }
+            self.failed_units.complete(&lines);
+        }
         Ok(hit)
+    }
+
+    /// Ends the wait on the fatal pattern `index`, seen at `at` in `line`: reads on a little so
+    /// the report shows the whole line and what followed it.
+    async fn fatal(&mut self, index: usize, line: &str, at: Duration) -> FailReason {
+        let pattern = self.watches[index].pattern.to_string();
+        self.note(&format!("fatal pattern {pattern} seen"));
+        self.drain(FATAL_DRAIN).await;
+        let line = self.complete_line(line);
+        self.matcher.clear_expect();
+        FailReason::Fatal {
+            pattern,
+            line,
+            seen_at: at,
+        }
+    }
+
+    /// What the last fatal line's known cause suggests checking, if it has one.
+    pub fn fatal_hint(&self) -> Option<&str> {
+        self.fatal_hint.as_deref()
+    }
+
+    /// The units systemd said it failed to start, in the order it said so.
+    pub fn failed_units(&self) -> Vec<String> {
+        self.failed_units.all(&self.matcher.recent_lines())
     }
 
     /// Reads for `period` more, recording but not acting.

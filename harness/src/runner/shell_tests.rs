@@ -366,3 +366,83 @@ async fn a_motd_and_last_login_line_before_the_prompt_are_passed_over() {
     run.assert_passed();
     assert_eq!(run.commands(), ["uname -m"]);
 }
+
+/// A systemd that reports `states` for `systemctl is-active`, one per question (the last one
+/// from then on), and a status page for `systemctl status`.
+fn systemd_with(states: &'static [&'static str]) -> impl FnMut(&str) -> (String, i32) + Send + 'static {
+    let mut asked = 0;
+    move |command| {
+        if command.starts_with("systemctl status") {
+            return (
+                "× sshd.service - OpenBSD Secure Shell server\n     Active: failed (Result: exit-code)"
+                    .to_owned(),
+                3,
+            );
+        }
+        let state = states[asked.min(states.len() - 1)];
+        asked += 1;
+        (state.to_owned(), if state == "active" { 0 } else { 3 })
+    }
+}
+
+#[tokio::test]
+async fn wait_for_unit_asks_until_the_unit_is_active() {
+    let steps = "[[steps]]\nwait_for_unit = \"sshd.service\"\n";
+    let run = on_shell(
+        steps,
+        ShellConfig::default(),
+        systemd_with(&["inactive", "activating", "active"]),
+    )
+    .await;
+    run.assert_passed();
+    assert_eq!(run.commands(), ["systemctl is-active sshd.service"; 3]);
+    run.assert_noted("unit sshd.service is activating; asking again in 1.0s");
+}
+
+#[tokio::test]
+async fn wait_for_unit_fails_at_once_on_a_failed_unit_showing_its_status() {
+    let steps = "[[steps]]\nwait_for_unit = \"sshd.service\"\n";
+    let run = on_shell(
+        steps,
+        ShellConfig::default(),
+        systemd_with(&["activating", "failed"]),
+    )
+    .await;
+    assert_eq!(
+        run.failure().reason.to_string(),
+        "unit sshd.service failed; systemctl status sshd.service:\n\
+         × sshd.service - OpenBSD Secure Shell server\n     Active: failed (Result: exit-code)"
+    );
+    assert_eq!(
+        run.commands(),
+        [
+            "systemctl is-active sshd.service",
+            "systemctl is-active sshd.service",
+            "systemctl status --no-pager --full sshd.service"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn wait_for_unit_on_a_system_without_systemd_says_so() {
+    let steps = "[[steps]]\nwait_for_unit = \"sshd.service\"\n";
+    let run = on_shell(steps, ShellConfig::default(), |_| {
+        ("sh: systemctl: not found".to_owned(), 127)
+    })
+    .await;
+    assert_eq!(
+        run.failure().reason.to_string(),
+        "`systemctl is-active sshd.service` printed \"sh: systemctl: not found\", not a unit state: is this a systemd system?"
+    );
+}
+
+#[tokio::test]
+async fn wait_for_unit_that_never_comes_up_says_its_last_state_at_the_timeout() {
+    let steps = "[[steps]]\nwait_for_unit = \"sshd.service\"\ntimeout = \"3s\"\n";
+    let run = on_shell(steps, ShellConfig::default(), systemd_with(&["inactive"])).await;
+    let reason = run.failure().reason.to_string();
+    assert!(
+        reason.starts_with("unit sshd.service still inactive after "),
+        "{reason}"
+    );
+}

@@ -1,11 +1,13 @@
 //! How each scenario step drives the console.
 
+use std::time::Duration;
+
 use regex::Regex;
 use tokio::time::Instant;
 
 use super::outcome::FailReason;
 use super::session::{ConsoleState, Session};
-use super::{login, retry, shell, RunContext};
+use super::{login, retry, shell, unit, RunContext};
 use crate::console::Pattern;
 use crate::scenario::{Action, MenuChoice};
 
@@ -25,6 +27,9 @@ pub(super) fn failed(expected: impl Into<String>) -> impl FnOnce(FailReason) -> 
 
 const AUTOBOOT: &str = "Hit any key to stop autoboot";
 const UBOOT_PROMPT: &str = "=> ";
+/// How long to wait for U-Boot's prompt after a key before pressing another: U-Boot looks
+/// for a key every few milliseconds of its countdown and shows the prompt at once.
+const KEY_AGAIN: Duration = Duration::from_millis(300);
 const MENU_PROMPT: &str = "Enter choice: ";
 
 /// Runs one step; `seq` numbers the markers that delimit command output.
@@ -75,6 +80,7 @@ pub async fn perform(
             })
             .await
         }
+        Action::WaitForUnit(name) => unit::wait_for_unit(s, name, deadline, seq).await,
     }
 }
 
@@ -85,11 +91,25 @@ async fn interrupt_autoboot(s: &mut Session<'_>, deadline: Instant) -> StepResul
     s.wait_for(&[Pattern::literal(AUTOBOOT)], deadline)
         .await
         .map_err(failed(format!("{AUTOBOOT:?}")))?;
-    // Any key stops the countdown; a space is harmless if it lands on the prompt.
-    s.send(b" ", b" ").await.map_err(failed("interrupt autoboot"))?;
-    s.wait_for(&[Pattern::literal(UBOOT_PROMPT)], deadline)
-        .await
-        .map_err(failed(format!("U-Boot prompt {UBOOT_PROMPT:?}")))?;
+    // Any key stops the countdown; a space is harmless if it lands on the prompt. A key can be
+    // lost (a UART that drops the first byte, a board still busy with its console), so it is
+    // sent again until the prompt shows, within the step's time.
+    let prompt = [Pattern::literal(UBOOT_PROMPT)];
+    let mut presses = 0u32;
+    loop {
+        s.send(b" ", b" ").await.map_err(failed("interrupt autoboot"))?;
+        presses += 1;
+        let shown = s
+            .wait_within(&prompt, deadline, KEY_AGAIN)
+            .await
+            .map_err(failed(format!("U-Boot prompt {UBOOT_PROMPT:?}")))?;
+        if shown.is_some() {
+            break;
+        }
+        if presses == 1 {
+            s.note("no U-Boot prompt after the key; pressing it again until one shows");
+        }
+    }
     s.state = ConsoleState::UbootPrompt;
     Ok(())
 }
@@ -174,9 +194,36 @@ async fn run(
     deadline: Instant,
     seq: usize,
 ) -> StepResult {
+    let (got, output) = capture(s, command, deadline, seq).await?;
+    if got != status {
+        return Err(StepFailure {
+            expected: format!("exit status {status}"),
+            reason: FailReason::Check {
+                detail: format!("{command:?} exited with status {got}; output:\n{output}"),
+            },
+        });
+    }
+    check_output(&output, check)
+}
+
+/// Runs `command` at the shell and returns its exit status and what it printed; `seq` numbers
+/// its markers.
+pub(super) async fn capture(
+    s: &mut Session<'_>,
+    command: &str,
+    deadline: Instant,
+    seq: usize,
+) -> Result<(i32, String), StepFailure> {
     shell::await_prompt(s, deadline)
         .await
         .map_err(failed("a shell prompt (add a login step before run steps)"))?;
+    // Each step's markers carry a fresh random nonce, so nothing the command prints can
+    // predict them. The nonce is typed in two halves the shell joins ('@@R2S-END-<a>' '<b>'),
+    // so the shell's echo of the command line never holds it whole; only the printf does. The
+    // end marker follows a newline of its own and is accepted only at the start of a line. The
+    // command sits in a group that closes on a line of its own (it may end in a comment or span
+    // lines), so the shell reads, and echoes, every typed line before it runs any: between the
+    // markers there is only what the command printed, never a prompt or an echo.
     let nonce = marker_nonce().map_err(failed(format!("{command:?} to run")))?;
     let (first, second) = nonce.split_at(nonce.len() / 2);
     let begin = format!("@@R2S-BEGIN-{seq}-{nonce}");
@@ -195,20 +242,11 @@ async fn run(
         .wait_for(&[end_re], deadline)
         .await
         .map_err(failed(format!("{command:?} to finish")))?;
-    let got = marker_status(&done.matched);
     // What the command printed runs up to the newline the end marker's printf put before it,
     // and a final newline of its own is not part of the output.
     let before = done.before.strip_suffix('\n').unwrap_or(&done.before);
     let output = before.strip_suffix('\n').unwrap_or(before);
-    if got != status {
-        return Err(StepFailure {
-            expected: format!("exit status {status}"),
-            reason: FailReason::Check {
-                detail: format!("{command:?} exited with status {got}; output:\n{output}"),
-            },
-        });
-    }
-    check_output(output, check)
+    Ok((marker_status(&done.matched), output.to_owned()))
 }
 
 /// Hex digits of random marker nonce: 128 bits, far beyond guessing within a step.

@@ -95,7 +95,7 @@ pub enum ScenarioErrorKind {
 }
 
 /// The action keys, in the order the schema documents them.
-pub(crate) const ACTION_KEYS: [&str; 9] = [
+pub(crate) const ACTION_KEYS: [&str; 10] = [
     "expect",
     "expect_regex",
     "send",
@@ -105,10 +105,11 @@ pub(crate) const ACTION_KEYS: [&str; 9] = [
     "menu",
     "login",
     "run",
+    "wait_for_unit",
 ];
 
 const ACTION_LIST: &str =
-    "`expect`, `expect_regex`, `send`, `send_line`, `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`";
+    "`expect`, `expect_regex`, `send`, `send_line`, `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `wait_for_unit`";
 
 fn duplicate_message(name: &str, first: &std::path::Path, first_name: &str) -> String {
     if name == first_name {

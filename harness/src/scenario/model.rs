@@ -142,6 +142,9 @@ pub enum Action {
         /// (`until = "60s"`); `None` runs it once.
         until: Option<Duration>,
     },
+    /// Wait until a systemd unit is active (`systemctl is-active`), failing at once when it
+    /// failed.
+    WaitForUnit(String),
 }
 
 /// Which extlinux menu entry a `menu` step chooses.
@@ -208,6 +211,7 @@ impl Step {
             Action::Menu(MenuChoice::Number(number)) => format!("menu {number}"),
             Action::Login { user, .. } => format!("login {user}"),
             Action::Run { command, .. } => format!("run {}", quoted_head(command)),
+            Action::WaitForUnit(unit) => format!("wait_for_unit {unit}"),
         }
     }
 }

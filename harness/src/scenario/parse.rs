@@ -322,6 +322,8 @@ impl Validator<'_> {
                 output,
                 until,
             }
+        } else if let Some(unit) = raw.wait_for_unit {
+            Action::WaitForUnit(unit.into_inner().0)
         } else {
             unreachable!("present_actions found exactly one action")
         };
@@ -415,6 +417,7 @@ fn present_actions(raw: &RawStep) -> Vec<(&'static str, Range<usize>)> {
         raw.menu.as_ref().map(Spanned::span),
         raw.login.as_ref().map(Spanned::span),
         raw.run.as_ref().map(Spanned::span),
+        raw.wait_for_unit.as_ref().map(Spanned::span),
     ];
     let mut present: Vec<_> = ACTION_KEYS
         .iter()

@@ -199,7 +199,7 @@ fn unknown_step_key_points_at_the_key() {
     assert_eq!(
         error_of(&text),
         "t.toml:4:1: unknown field `expct`, expected one of `expect`, `expect_regex`, `send`, `send_line`, \
-         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `status`, `output`, `until`, `timeout`, `stage`"
+         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `wait_for_unit`, `status`, `output`, `until`, `timeout`, `stage`"
     );
 }
 
@@ -256,7 +256,7 @@ fn step_without_action_points_at_its_header() {
     assert_eq!(
         error_of(&text),
         "t.toml:6:1: step has no action: give one of `expect`, `expect_regex`, `send`, `send_line`, \
-         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`"
+         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `wait_for_unit`"
     );
 }
 
@@ -340,6 +340,31 @@ fn output_on_an_expect_step_points_at_the_key() {
     assert_eq!(
         error_of(&text),
         "t.toml:4:1: `output` applies only to `run` and `uboot` steps, not to `expect`"
+    );
+}
+
+#[test]
+fn wait_for_unit_names_the_unit() {
+    let scenario = parse_ok(&format!(
+        "{HEADER}[[steps]]\nwait_for_unit = \"serial-getty@ttyS2.service\"\n"
+    ));
+    assert!(matches!(
+        &scenario.steps[0].action,
+        Action::WaitForUnit(unit) if unit == "serial-getty@ttyS2.service"
+    ));
+    assert_eq!(
+        scenario.steps[0].describe(),
+        "wait_for_unit serial-getty@ttyS2.service"
+    );
+}
+
+#[test]
+fn wait_for_unit_with_a_character_no_unit_name_has_points_at_the_value() {
+    let text = format!("{HEADER}[[steps]]\nwait_for_unit = \"sshd; reboot\"\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:3:17: \"sshd; reboot\" is not a systemd unit name: ';' is not allowed in one (letters, digits \
+         and `:-_.\\@` are)"
     );
 }
 

@@ -426,6 +426,8 @@ fn verdict_passed(v: &Verdict) -> bool {
 }
 
 #[cfg(test)]
+mod boot_tests;
+#[cfg(test)]
 mod fake_shell;
 #[cfg(test)]
 mod shell_tests;

@@ -22,21 +22,21 @@ pub(super) struct ShellRun {
 }
 
 impl ShellRun {
-    fn failure(&self) -> &Failure {
+    pub(super) fn failure(&self) -> &Failure {
         match &self.out.verdict {
             Verdict::Fail(failure) => failure,
             Verdict::Pass => panic!("passed:\n{}", self.log),
         }
     }
 
-    fn assert_passed(&self) {
+    pub(super) fn assert_passed(&self) {
         if let Verdict::Fail(failure) = &self.out.verdict {
             panic!("failed: {failure:?}\n{}", self.log);
         }
     }
 
     /// Asserts that the transcript holds the harness's note `text`.
-    fn assert_noted(&self, text: &str) {
+    pub(super) fn assert_noted(&self, text: &str) {
         assert!(
             self.log.contains(&format!("-- {text}")),
             "no note {text:?} in:\n{}",
@@ -92,7 +92,7 @@ where
 
 /// Runs the scenario `text` from `at` on a console played by `board`, with the fixture
 /// password `pw-42` as the fallback for logins.
-async fn run_scripted<F, Fut>(at: ConsoleAt, text: &str, board: F) -> ShellRun
+pub(super) async fn run_scripted<F, Fut>(at: ConsoleAt, text: &str, board: F) -> ShellRun
 where
     F: FnOnce(DuplexStream, UnboundedSender<Heard>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,

@@ -1,0 +1,346 @@
+//! The runner during a boot, as specifications: stages and fatal lines of systemd systems,
+//! other initrds and reboot loops, failed units, the silent-kernel diagnosis and U-Boot's
+//! countdown, on a scripted board.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncWriteExt, DuplexStream};
+
+use super::shell_tests::{run_scripted, ShellRun};
+use super::tests::read_line;
+use super::*;
+
+/// Runs a power-on scenario with the steps `steps` (TOML, within a 60 s scenario) on a board
+/// that prints `script` (each piece written separately) and then stays quiet; returns the run
+/// and how long it took.
+async fn boot(steps: &str, script: &'static [&'static [u8]]) -> (ShellRun, Duration) {
+    let text = format!("name = \"b\"\ntimeout = \"60s\"\n{steps}");
+    let started = Instant::now();
+    let run = run_scripted(
+        ConsoleAt::PowerOn,
+        &text,
+        move |mut io: DuplexStream, _| async move {
+            for piece in script {
+                let _ = io.write_all(piece).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        },
+    )
+    .await;
+    (run, started.elapsed())
+}
+
+const TO_LOGIN: &str = "[[steps]]\nexpect = \"login:\"\n";
+
+const UBOOT: &[u8] = b"\r\nU-Boot 2023.01 (Jan 10 2023 - 12:00:00 +0000)\r\n\r\nDRAM:  1 GiB\r\n\
+                       Retrieving file: /extlinux/extlinux.conf\r\n";
+const KERNEL: &[u8] =
+    b"Starting kernel ...\r\n\r\n[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x410fd034]\r\n";
+
+fn stage_names(out: &RunOutput) -> Vec<&str> {
+    out.stages.iter().map(|s| s.name.as_str()).collect()
+}
+
+/// The fatal pattern and hint a run failed with.
+fn fatal_of(run: &ShellRun) -> (String, Option<String>) {
+    let failure = run.failure();
+    match &failure.reason {
+        FailReason::Fatal { pattern, .. } => (pattern.clone(), failure.hint.clone()),
+        other => panic!("not a fatal line: {other:?}\n{}", run.log),
+    }
+}
+
+#[tokio::test]
+async fn systemds_emergency_mode_fails_within_seconds_saying_what_to_check() {
+    let (run, took) = boot(
+        TO_LOGIN,
+        &[
+            UBOOT,
+            KERNEL,
+            b"Welcome to \x1b[1;34mNixOS 25.05 (Warbler)\x1b[0m!\r\n",
+            b"[\x1b[0;1;31mFAILED\x1b[0m] Failed to mount \x1b[0;1;39mmnt-data.mount\x1b[0m - /mnt/data.\r\n",
+            b"You are in emergency mode. After logging in, type \"journalctl -xb\" to view\r\n",
+        ],
+    )
+    .await;
+    let (pattern, hint) = fatal_of(&run);
+    assert_eq!(pattern, "\"You are in emergency mode\"");
+    assert_eq!(hint.as_deref(), Some(Diagnosis::EmergencyMode.hint()));
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[tokio::test]
+async fn reaching_the_rescue_target_is_fatal_too() {
+    let (run, _) = boot(
+        TO_LOGIN,
+        &[
+            UBOOT,
+            KERNEL,
+            b"[  OK  ] Reached target rescue.target - Rescue Mode.\r\n",
+        ],
+    )
+    .await;
+    assert_eq!(fatal_of(&run).0, "/Reached target .*(Emergency|Rescue) Mode/");
+}
+
+#[tokio::test]
+async fn uboots_banner_after_the_kernel_started_is_a_reboot_loop() {
+    let (run, took) = boot(
+        TO_LOGIN,
+        &[
+            UBOOT,
+            KERNEL,
+            b"[    1.200000] Run /init as init process\r\n",
+            b"\r\nU-Boot 2023.01 (Jan 10 2023 - 12:00:00 +0000)\r\n",
+        ],
+    )
+    .await;
+    let (pattern, hint) = fatal_of(&run);
+    assert_eq!(pattern, "/^U-Boot (SPL )?20\\d\\d\\.\\d\\d/");
+    assert_eq!(hint.as_deref(), Some(Diagnosis::Reset.hint()));
+    assert_eq!(run.failure().stage, Stage::Kernel);
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[tokio::test]
+async fn initramfs_tools_giving_up_on_the_root_fails_at_once_with_a_hint() {
+    let (run, took) = boot(
+        TO_LOGIN,
+        &[
+            UBOOT,
+            KERNEL,
+            b"Loading, please wait...\r\nBegin: Waiting for root file system ... ",
+            b"Begin: Running /scripts/local-block ... done.\r\ndone.\r\n",
+            b"Gave up waiting for root file system device.  Common problems:\r\n",
+            b"ALERT!  LABEL=NIXOS_SD does not exist.  Dropping to a shell!\r\n(initramfs) ",
+        ],
+    )
+    .await;
+    let (pattern, hint) = fatal_of(&run);
+    assert_eq!(pattern, "\"Gave up waiting for root file system device\"");
+    assert_eq!(hint.as_deref(), Some(Diagnosis::RootNotFound.hint()));
+    assert_eq!(run.failure().stage, Stage::Initramfs);
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[tokio::test]
+async fn dracuts_emergency_shell_is_a_root_not_found() {
+    let (run, _) = boot(
+        TO_LOGIN,
+        &[
+            UBOOT,
+            KERNEL,
+            b"dracut-initqueue[312]: Warning: dracut-initqueue: starting timeout scripts\r\n",
+            b"Entering emergency mode. Exit the shell to continue.\r\n",
+        ],
+    )
+    .await;
+    assert_eq!(fatal_of(&run).1.as_deref(), Some(Diagnosis::RootNotFound.hint()));
+}
+
+#[tokio::test]
+async fn a_kernel_panic_in_stage_2_fails_at_once() {
+    let (run, _) = boot(
+        TO_LOGIN,
+        &[
+            UBOOT,
+            KERNEL,
+            b"<<< NixOS Stage 1 >>>\r\n<<< NixOS Stage 2 >>>\r\n",
+            b"[   20.100000] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\r\n",
+        ],
+    )
+    .await;
+    assert_eq!(fatal_of(&run).0, "\"Kernel panic - not syncing\"");
+    assert_eq!(run.failure().stage, Stage::Stage2);
+}
+
+#[tokio::test]
+async fn a_debian_boot_is_timed_stage_by_stage() {
+    let (run, _) = boot(
+        TO_LOGIN,
+        &[
+            UBOOT,
+            KERNEL,
+            b"Loading, please wait...\r\nStarting systemd-udevd version 252.33-1~deb12u1\r\n",
+            b"\r\nWelcome to \x1b[1mDebian GNU/Linux 12 (bookworm)\x1b[0m!\r\n\r\n",
+            b"[  \x1b[0;32mOK\x1b[0m  ] Started \x1b[0;1;39mserial-getty@ttyS2.service\x1b[0m - Serial Getty on ttyS2.\r\n",
+            b"\r\nDebian GNU/Linux 12 ivy ttyS2\r\n\r\nivy login: ",
+        ],
+    )
+    .await;
+    run.assert_passed();
+    assert_eq!(
+        stage_names(&run.out),
+        [
+            "uboot",
+            "menu",
+            "kernel",
+            "initramfs",
+            "systemd",
+            "getty",
+            "login"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_nixos_boot_with_systemd_is_timed_stage_by_stage() {
+    let (run, _) = boot(
+        TO_LOGIN,
+        &[
+            UBOOT,
+            KERNEL,
+            b"<<< NixOS Stage 1 >>>\r\n",
+            b"<<< NixOS Stage 2 >>>\r\n",
+            b"Welcome to \x1b[1;34mNixOS 25.05 (Warbler)\x1b[0m!\r\n",
+            b"[  OK  ] Started Serial Getty on ttyS2.\r\n",
+            b"\r\n<<< Welcome to NixOS 25.05 (aarch64) - ttyS2 >>>\r\n\r\nivy login: ",
+        ],
+    )
+    .await;
+    run.assert_passed();
+    assert_eq!(
+        stage_names(&run.out),
+        ["uboot", "menu", "kernel", "stage-1", "stage-2", "systemd", "getty", "login"]
+    );
+}
+
+#[tokio::test]
+async fn systemds_greeting_in_an_initrd_opens_initramfs_not_systemd() {
+    let (run, _) = boot(
+        TO_LOGIN,
+        &[
+            UBOOT,
+            KERNEL,
+            b"Welcome to NixOS 25.05 (Warbler) (Initrd)!\r\n",
+            b"[  OK  ] Reached target initrd-switch-root.target.\r\n",
+            b"Welcome to NixOS 25.05 (Warbler)!\r\n",
+            b"ivy login: ",
+        ],
+    )
+    .await;
+    run.assert_passed();
+    assert_eq!(
+        stage_names(&run.out),
+        ["uboot", "menu", "kernel", "initramfs", "systemd", "login"]
+    );
+}
+
+#[tokio::test]
+async fn failed_units_are_listed_without_failing_the_run() {
+    let (run, _) = boot(
+        TO_LOGIN,
+        &[
+            UBOOT,
+            KERNEL,
+            b"Welcome to Debian GNU/Linux 12 (bookworm)!\r\n",
+            b"[\x1b[0;1;31mFAILED\x1b[0m] Failed to start \x1b[0;1;39msystemd-networkd",
+            b".service\x1b[0m - Network Configuration.\r\nSee 'systemctl status systemd-networkd.service' for details.\r\n",
+            b"[FAILED] Failed to start ssh.service - OpenBSD Secure Shell server.\r\n",
+            b"ivy login: ",
+        ],
+    )
+    .await;
+    run.assert_passed();
+    assert_eq!(
+        run.out.failed_units,
+        [
+            "systemd-networkd.service - Network Configuration",
+            "ssh.service - OpenBSD Secure Shell server"
+        ]
+    );
+}
+
+/// A scenario waiting for what never comes, failing when its 7 s run out: long enough for the
+/// silent-kernel check at a timeout (5 s after "Starting kernel ...") to apply.
+const NEVER: &str = "[[steps]]\nexpect = \"never printed\"\ntimeout = \"7s\"\n";
+
+#[tokio::test]
+async fn a_boot_printed_in_one_burst_that_then_sits_at_a_shell_is_not_a_silent_kernel() {
+    let (run, _) = boot(
+        NEVER,
+        &[b"U-Boot 2023.01\r\nStarting kernel ...\r\n\r\n[    0.000000] Booting Linux on physical CPU 0x0\r\n\
+            [    1.000000] Run /init as init process\r\n~ # "],
+    )
+    .await;
+    assert!(
+        matches!(run.failure().reason, FailReason::Timeout { .. }),
+        "{:?}",
+        run.failure()
+    );
+}
+
+#[tokio::test]
+async fn a_repeating_password_prompt_is_not_a_silent_kernel() {
+    let text = "name = \"b\"\ntimeout = \"60s\"\n[[steps]]\nexpect = \"never printed\"\ntimeout = \"7s\"\n";
+    let run = run_scripted(ConsoleAt::PowerOn, text, |mut io: DuplexStream, _| async move {
+        let _ = io.write_all(UBOOT).await;
+        let _ = io.write_all(KERNEL).await;
+        loop {
+            if io.write_all(b"\r\nPassword: ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+    .await;
+    assert!(
+        matches!(run.failure().reason, FailReason::Timeout { .. }),
+        "{:?}",
+        run.failure()
+    );
+}
+
+#[tokio::test]
+async fn a_kernel_that_prints_nothing_is_still_called_silent() {
+    let (run, _) = boot(
+        NEVER,
+        &[b"U-Boot 2023.01\r\nappend: console=ttyS2,1500000 root=LABEL=NIXOS_SD\r\nStarting kernel ...\r\n\r\n"],
+    )
+    .await;
+    assert_eq!(
+        run.failure().reason.to_string(),
+        format!(
+            "console silent for {} after \"Starting kernel ...\"; the kernel was told `console=ttyS2,1500000`, which \
+             this target cannot show (QEMU virt's console is ttyAMA0, earlycon=pl011,0x9000000)",
+            match &run.failure().reason {
+                FailReason::SilentAfterKernel { since, .. } => secs(*since),
+                other => panic!("{other:?}"),
+            }
+        )
+    );
+}
+
+#[tokio::test]
+async fn interrupt_autoboot_presses_a_key_again_when_the_first_is_lost() {
+    let text = "name = \"b\"\ntimeout = \"30s\"\n[[steps]]\ninterrupt_autoboot = true\n\
+                [[steps]]\nuboot = \"version\"\noutput = \"U-Boot 20\\\\d\\\\d\"\n";
+    let run = run_scripted(ConsoleAt::PowerOn, text, |mut io: DuplexStream, _| async move {
+        let _ = io
+            .write_all(b"U-Boot 2023.01\r\nHit any key to stop autoboot:  3 ")
+            .await;
+        // The first key is lost on the way; the second stops the countdown.
+        let mut key = [0u8; 1];
+        for _ in 0..2 {
+            let _ = tokio::io::AsyncReadExt::read_exact(&mut io, &mut key).await;
+        }
+        let _ = io.write_all(b"\x08\x08\x08 0 \r\n=> ").await;
+        loop {
+            let line = read_line(&mut io).await;
+            let command = String::from_utf8_lossy(&line).trim().to_owned();
+            if command.is_empty() && line.is_empty() {
+                return;
+            }
+            let reply = if command == "version" {
+                "\r\nU-Boot 2023.01 (Jan 10 2023)\r\n"
+            } else {
+                "\r\n"
+            };
+            let _ = io.write_all(format!("{command}{reply}=> ").as_bytes()).await;
+        }
+    })
+    .await;
+    run.assert_passed();
+    run.assert_noted("no U-Boot prompt after the key; pressing it again until one shows");
+}

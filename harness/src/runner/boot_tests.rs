@@ -13,7 +13,7 @@ use super::*;
 /// Runs a power-on scenario with the steps `steps` (TOML, within a 60 s scenario) on a board
 /// that prints `script` (each piece written separately) and then stays quiet; returns the run
 /// and how long it took.
-async fn boot(steps: &str, script: &'static [&'static [u8]]) -> (ShellRun, Duration) {
+async fn boot(steps: &str, script: Vec<&'static [u8]>) -> (ShellRun, Duration) {
     let text = format!("name = \"b\"\ntimeout = \"60s\"\n{steps}");
     let started = Instant::now();
     let run = run_scripted(
@@ -32,6 +32,12 @@ async fn boot(steps: &str, script: &'static [&'static [u8]]) -> (ShellRun, Durat
 }
 
 const TO_LOGIN: &str = "[[steps]]\nexpect = \"login:\"\n";
+
+/// [`boot`] to a login prompt on a board that prints U-Boot's lines, starts the kernel, and
+/// then prints `script`.
+async fn boot_to_login(script: &[&'static [u8]]) -> (ShellRun, Duration) {
+    boot(TO_LOGIN, [UBOOT, KERNEL].iter().chain(script).copied().collect()).await
+}
 
 const UBOOT: &[u8] = b"\r\nU-Boot 2023.01 (Jan 10 2023 - 12:00:00 +0000)\r\n\r\nDRAM:  1 GiB\r\n\
                        Retrieving file: /extlinux/extlinux.conf\r\n";
@@ -53,16 +59,11 @@ fn fatal_of(run: &ShellRun) -> (String, Option<String>) {
 
 #[tokio::test]
 async fn systemds_emergency_mode_fails_within_seconds_saying_what_to_check() {
-    let (run, took) = boot(
-        TO_LOGIN,
-        &[
-            UBOOT,
-            KERNEL,
-            b"Welcome to \x1b[1;34mNixOS 25.05 (Warbler)\x1b[0m!\r\n",
-            b"[\x1b[0;1;31mFAILED\x1b[0m] Failed to mount \x1b[0;1;39mmnt-data.mount\x1b[0m - /mnt/data.\r\n",
-            b"You are in emergency mode. After logging in, type \"journalctl -xb\" to view\r\n",
-        ],
-    )
+    let (run, took) = boot_to_login(&[
+        b"Welcome to \x1b[1;34mNixOS 25.05 (Warbler)\x1b[0m!\r\n",
+        b"[\x1b[0;1;31mFAILED\x1b[0m] Failed to mount \x1b[0;1;39mmnt-data.mount\x1b[0m - /mnt/data.\r\n",
+        b"You are in emergency mode. After logging in, type \"journalctl -xb\" to view\r\n",
+    ])
     .await;
     let (pattern, hint) = fatal_of(&run);
     assert_eq!(pattern, "\"You are in emergency mode\"");
@@ -72,29 +73,16 @@ async fn systemds_emergency_mode_fails_within_seconds_saying_what_to_check() {
 
 #[tokio::test]
 async fn reaching_the_rescue_target_is_fatal_too() {
-    let (run, _) = boot(
-        TO_LOGIN,
-        &[
-            UBOOT,
-            KERNEL,
-            b"[  OK  ] Reached target rescue.target - Rescue Mode.\r\n",
-        ],
-    )
-    .await;
+    let (run, _) = boot_to_login(&[b"[  OK  ] Reached target rescue.target - Rescue Mode.\r\n"]).await;
     assert_eq!(fatal_of(&run).0, "/Reached target .*(Emergency|Rescue) Mode/");
 }
 
 #[tokio::test]
 async fn uboots_banner_after_the_kernel_started_is_a_reboot_loop() {
-    let (run, took) = boot(
-        TO_LOGIN,
-        &[
-            UBOOT,
-            KERNEL,
-            b"[    1.200000] Run /init as init process\r\n",
-            b"\r\nU-Boot 2023.01 (Jan 10 2023 - 12:00:00 +0000)\r\n",
-        ],
-    )
+    let (run, took) = boot_to_login(&[
+        b"[    1.200000] Run /init as init process\r\n",
+        b"\r\nU-Boot 2023.01 (Jan 10 2023 - 12:00:00 +0000)\r\n",
+    ])
     .await;
     let (pattern, hint) = fatal_of(&run);
     assert_eq!(pattern, "/^U-Boot (SPL )?20\\d\\d\\.\\d\\d/");
@@ -105,17 +93,12 @@ async fn uboots_banner_after_the_kernel_started_is_a_reboot_loop() {
 
 #[tokio::test]
 async fn initramfs_tools_giving_up_on_the_root_fails_at_once_with_a_hint() {
-    let (run, took) = boot(
-        TO_LOGIN,
-        &[
-            UBOOT,
-            KERNEL,
-            b"Loading, please wait...\r\nBegin: Waiting for root file system ... ",
-            b"Begin: Running /scripts/local-block ... done.\r\ndone.\r\n",
-            b"Gave up waiting for root file system device.  Common problems:\r\n",
-            b"ALERT!  LABEL=NIXOS_SD does not exist.  Dropping to a shell!\r\n(initramfs) ",
-        ],
-    )
+    let (run, took) = boot_to_login(&[
+        b"Loading, please wait...\r\nBegin: Waiting for root file system ... ",
+        b"Begin: Running /scripts/local-block ... done.\r\ndone.\r\n",
+        b"Gave up waiting for root file system device.  Common problems:\r\n",
+        b"ALERT!  LABEL=NIXOS_SD does not exist.  Dropping to a shell!\r\n(initramfs) ",
+    ])
     .await;
     let (pattern, hint) = fatal_of(&run);
     assert_eq!(pattern, "\"Gave up waiting for root file system device\"");
@@ -126,30 +109,20 @@ async fn initramfs_tools_giving_up_on_the_root_fails_at_once_with_a_hint() {
 
 #[tokio::test]
 async fn dracuts_emergency_shell_is_a_root_not_found() {
-    let (run, _) = boot(
-        TO_LOGIN,
-        &[
-            UBOOT,
-            KERNEL,
-            b"dracut-initqueue[312]: Warning: dracut-initqueue: starting timeout scripts\r\n",
-            b"Entering emergency mode. Exit the shell to continue.\r\n",
-        ],
-    )
+    let (run, _) = boot_to_login(&[
+        b"dracut-initqueue[312]: Warning: dracut-initqueue: starting timeout scripts\r\n",
+        b"Entering emergency mode. Exit the shell to continue.\r\n",
+    ])
     .await;
     assert_eq!(fatal_of(&run).1.as_deref(), Some(Diagnosis::RootNotFound.hint()));
 }
 
 #[tokio::test]
 async fn a_kernel_panic_in_stage_2_fails_at_once() {
-    let (run, _) = boot(
-        TO_LOGIN,
-        &[
-            UBOOT,
-            KERNEL,
-            b"<<< NixOS Stage 1 >>>\r\n<<< NixOS Stage 2 >>>\r\n",
-            b"[   20.100000] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\r\n",
-        ],
-    )
+    let (run, _) = boot_to_login(&[
+        b"<<< NixOS Stage 1 >>>\r\n<<< NixOS Stage 2 >>>\r\n",
+        b"[   20.100000] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\r\n",
+    ])
     .await;
     assert_eq!(fatal_of(&run).0, "\"Kernel panic - not syncing\"");
     assert_eq!(run.failure().stage, Stage::Stage2);
@@ -157,17 +130,12 @@ async fn a_kernel_panic_in_stage_2_fails_at_once() {
 
 #[tokio::test]
 async fn a_debian_boot_is_timed_stage_by_stage() {
-    let (run, _) = boot(
-        TO_LOGIN,
-        &[
-            UBOOT,
-            KERNEL,
-            b"Loading, please wait...\r\nStarting systemd-udevd version 252.33-1~deb12u1\r\n",
-            b"\r\nWelcome to \x1b[1mDebian GNU/Linux 12 (bookworm)\x1b[0m!\r\n\r\n",
-            b"[  \x1b[0;32mOK\x1b[0m  ] Started \x1b[0;1;39mserial-getty@ttyS2.service\x1b[0m - Serial Getty on ttyS2.\r\n",
-            b"\r\nDebian GNU/Linux 12 ivy ttyS2\r\n\r\nivy login: ",
-        ],
-    )
+    let (run, _) = boot_to_login(&[
+        b"Loading, please wait...\r\nStarting systemd-udevd version 252.33-1~deb12u1\r\n",
+        b"\r\nWelcome to \x1b[1mDebian GNU/Linux 12 (bookworm)\x1b[0m!\r\n\r\n",
+        b"[  \x1b[0;32mOK\x1b[0m  ] Started \x1b[0;1;39mserial-getty@ttyS2.service\x1b[0m - Serial Getty on ttyS2.\r\n",
+        b"\r\nDebian GNU/Linux 12 ivy ttyS2\r\n\r\nivy login: ",
+    ])
     .await;
     run.assert_passed();
     assert_eq!(
@@ -186,18 +154,13 @@ async fn a_debian_boot_is_timed_stage_by_stage() {
 
 #[tokio::test]
 async fn a_nixos_boot_with_systemd_is_timed_stage_by_stage() {
-    let (run, _) = boot(
-        TO_LOGIN,
-        &[
-            UBOOT,
-            KERNEL,
-            b"<<< NixOS Stage 1 >>>\r\n",
-            b"<<< NixOS Stage 2 >>>\r\n",
-            b"Welcome to \x1b[1;34mNixOS 25.05 (Warbler)\x1b[0m!\r\n",
-            b"[  OK  ] Started Serial Getty on ttyS2.\r\n",
-            b"\r\n<<< Welcome to NixOS 25.05 (aarch64) - ttyS2 >>>\r\n\r\nivy login: ",
-        ],
-    )
+    let (run, _) = boot_to_login(&[
+        b"<<< NixOS Stage 1 >>>\r\n",
+        b"<<< NixOS Stage 2 >>>\r\n",
+        b"Welcome to \x1b[1;34mNixOS 25.05 (Warbler)\x1b[0m!\r\n",
+        b"[  OK  ] Started Serial Getty on ttyS2.\r\n",
+        b"\r\n<<< Welcome to NixOS 25.05 (aarch64) - ttyS2 >>>\r\n\r\nivy login: ",
+    ])
     .await;
     run.assert_passed();
     assert_eq!(
@@ -208,17 +171,12 @@ async fn a_nixos_boot_with_systemd_is_timed_stage_by_stage() {
 
 #[tokio::test]
 async fn systemds_greeting_in_an_initrd_opens_initramfs_not_systemd() {
-    let (run, _) = boot(
-        TO_LOGIN,
-        &[
-            UBOOT,
-            KERNEL,
-            b"Welcome to NixOS 25.05 (Warbler) (Initrd)!\r\n",
-            b"[  OK  ] Reached target initrd-switch-root.target.\r\n",
-            b"Welcome to NixOS 25.05 (Warbler)!\r\n",
-            b"ivy login: ",
-        ],
-    )
+    let (run, _) = boot_to_login(&[
+        b"Welcome to NixOS 25.05 (Warbler) (Initrd)!\r\n",
+        b"[  OK  ] Reached target initrd-switch-root.target.\r\n",
+        b"Welcome to NixOS 25.05 (Warbler)!\r\n",
+        b"ivy login: ",
+    ])
     .await;
     run.assert_passed();
     assert_eq!(
@@ -229,18 +187,13 @@ async fn systemds_greeting_in_an_initrd_opens_initramfs_not_systemd() {
 
 #[tokio::test]
 async fn failed_units_are_listed_without_failing_the_run() {
-    let (run, _) = boot(
-        TO_LOGIN,
-        &[
-            UBOOT,
-            KERNEL,
-            b"Welcome to Debian GNU/Linux 12 (bookworm)!\r\n",
-            b"[\x1b[0;1;31mFAILED\x1b[0m] Failed to start \x1b[0;1;39msystemd-networkd",
-            b".service\x1b[0m - Network Configuration.\r\nSee 'systemctl status systemd-networkd.service' for details.\r\n",
-            b"[FAILED] Failed to start ssh.service - OpenBSD Secure Shell server.\r\n",
-            b"ivy login: ",
-        ],
-    )
+    let (run, _) = boot_to_login(&[
+        b"Welcome to Debian GNU/Linux 12 (bookworm)!\r\n",
+        b"[\x1b[0;1;31mFAILED\x1b[0m] Failed to start \x1b[0;1;39msystemd-networkd",
+        b".service\x1b[0m - Network Configuration.\r\nSee 'systemctl status systemd-networkd.service' for details.\r\n",
+        b"[FAILED] Failed to start ssh.service - OpenBSD Secure Shell server.\r\n",
+        b"ivy login: ",
+    ])
     .await;
     run.assert_passed();
     assert_eq!(
@@ -260,8 +213,8 @@ const NEVER: &str = "[[steps]]\nexpect = \"never printed\"\ntimeout = \"7s\"\n";
 async fn a_boot_printed_in_one_burst_that_then_sits_at_a_shell_is_not_a_silent_kernel() {
     let (run, _) = boot(
         NEVER,
-        &[b"U-Boot 2023.01\r\nStarting kernel ...\r\n\r\n[    0.000000] Booting Linux on physical CPU 0x0\r\n\
-            [    1.000000] Run /init as init process\r\n~ # "],
+        vec![b"U-Boot 2023.01\r\nStarting kernel ...\r\n\r\n[    0.000000] Booting Linux on physical CPU 0x0\r\n\
+            [    1.000000] Run /init as init process\r\n~ # " as &[u8]],
     )
     .await;
     assert!(
@@ -296,7 +249,7 @@ async fn a_repeating_password_prompt_is_not_a_silent_kernel() {
 async fn a_kernel_that_prints_nothing_is_still_called_silent() {
     let (run, _) = boot(
         NEVER,
-        &[b"U-Boot 2023.01\r\nappend: console=ttyS2,1500000 root=LABEL=NIXOS_SD\r\nStarting kernel ...\r\n\r\n"],
+        vec![b"U-Boot 2023.01\r\nappend: console=ttyS2,1500000 root=LABEL=NIXOS_SD\r\nStarting kernel ...\r\n\r\n" as &[u8]],
     )
     .await;
     assert_eq!(

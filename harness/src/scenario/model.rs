@@ -14,7 +14,7 @@ pub struct Scenario {
     pub name: String,
     /// What the scenario checks, in words.
     pub description: Option<String>,
-    /// Budget for the whole scenario (the file's `timeout`, 5 minutes when absent).
+    /// Budget for the whole scenario (the file's `timeout`, 10 minutes when absent).
     pub timeout: Duration,
     /// Where the first step finds the target (the file's `start`, power-on when absent).
     pub start: Start,

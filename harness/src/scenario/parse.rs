@@ -17,8 +17,9 @@ use super::raw::{console_regex, MenuValue, RawLogin, RawScenario, RawStep, Start
 use crate::config::{read_text, SourceText, Table, Timeout};
 use crate::console::Pattern;
 
-/// The whole-scenario budget when the file gives none.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// The whole-scenario budget when the file gives none: room for a full NixOS, which under
+/// QEMU's TCG takes one to several minutes to reach its getty, on a loaded machine.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// Parses and validates scenario text; `source` names the file in errors and locations.
 pub fn parse(text: &str, source: &Path) -> Result<Scenario, ScenarioError> {

@@ -123,7 +123,7 @@ fn defaults_apply_when_keys_are_absent() {
     let scenario =
         parse_ok("name = \"t\"\n[[steps]]\nrun = \"true\"\n[[steps]]\nlogin = { user = \"root\" }\n");
     assert_eq!(scenario.timeout, DEFAULT_TIMEOUT);
-    assert_eq!(scenario.timeout, Duration::from_secs(300));
+    assert_eq!(scenario.timeout, Duration::from_secs(600));
     assert!(scenario.fatal.is_empty());
     assert!(matches!(
         &scenario.steps[0].action,

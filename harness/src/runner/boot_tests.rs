@@ -297,3 +297,34 @@ async fn interrupt_autoboot_presses_a_key_again_when_the_first_is_lost() {
     run.assert_passed();
     run.assert_noted("no U-Boot prompt after the key; pressing it again until one shows");
 }
+
+#[tokio::test]
+async fn a_step_that_expects_a_fatal_line_waits_for_it_instead_of_failing() {
+    // How a board-specific initrd is shown to find no disk under QEMU: both lines in one read.
+    let steps = "[[steps]]\nexpect = \"Gave up waiting for root file system device.\"\n\
+                 [[steps]]\nexpect = \"ALERT!  LABEL=NIXOS_SD does not exist.  Dropping to a shell!\"\n";
+    let (run, _) = boot(
+        steps,
+        vec![
+            UBOOT,
+            KERNEL,
+            b"Gave up waiting for root file system device.  Common problems:\r\n\
+              ALERT!  LABEL=NIXOS_SD does not exist.  Dropping to a shell!\r\n(initramfs) ",
+        ],
+    )
+    .await;
+    run.assert_passed();
+}
+
+#[tokio::test]
+async fn a_fatal_line_in_the_same_read_as_a_match_still_fails_the_next_step() {
+    let steps = "[[steps]]\nexpect = \"Starting kernel ...\"\n[[steps]]\nexpect = \"login:\"\n";
+    let (run, took) = boot(
+        steps,
+        vec![b"U-Boot 2023.01\r\nStarting kernel ...\r\n[    0.5] Kernel panic - not syncing: VFS\r\n"],
+    )
+    .await;
+    assert_eq!(fatal_of(&run).0, "\"Kernel panic - not syncing\"");
+    assert_eq!(run.failure().step, 2);
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}

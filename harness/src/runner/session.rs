@@ -67,6 +67,11 @@ pub struct Session<'a> {
     /// The hint of the diagnosed fatal line that ended the run, if one did.
     fatal_hint: Option<String>,
     failed_units: FailedUnits,
+    /// The patterns the current wait looks for, while it waits.
+    expecting: Vec<Pattern>,
+    /// A fatal line that came right after a step's match, in the same read: fatal unless the
+    /// next step expects it.
+    deferred_fatal: Option<(usize, String, Duration)>,
 }
 
 impl<'a> Session<'a> {
@@ -96,6 +101,8 @@ impl<'a> Session<'a> {
             redactor: Redactor::new(),
             fatal_hint: None,
             failed_units: FailedUnits::default(),
+            expecting: Vec::new(),
+            deferred_fatal: None,
         }
     }
 
@@ -357,9 +364,24 @@ impl<'a> Session<'a> {
         patterns: &[Pattern],
         until: Instant,
     ) -> Result<Option<Expected>, FailReason> {
+        self.expecting = patterns.to_vec();
+        if let Some((index, line, at)) = self.deferred_fatal.take() {
+            if !self.expected_explicitly(index) {
+                self.expecting.clear();
+                return Err(self.fatal(index, &line, at).await);
+            }
+        }
         if let Some(hit) = self.matcher.expect(patterns) {
+            self.expecting.clear();
             return Ok(Some(hit));
         }
+        let result = self.wait_reading(until).await;
+        self.expecting.clear();
+        result
+    }
+
+    /// The loop of [`Session::wait_until`], with the expectation installed.
+    async fn wait_reading(&mut self, until: Instant) -> Result<Option<Expected>, FailReason> {
         loop {
             let now = Instant::now();
             if now >= until {
@@ -473,10 +495,14 @@ impl<'a> Session<'a> {
                             self.enter_stage(stage);
                         }
                     }
-                    WatchKind::Fatal => return Err(self.fatal(index, &line, at).await),
                     WatchKind::Diagnosed(Diagnosis::Reset) if self.kernel_started.is_none() => {}
-                    WatchKind::Diagnosed(diagnosis) => {
-                        self.fatal_hint = Some(diagnosis.hint().to_owned());
+                    WatchKind::Fatal | WatchKind::Diagnosed(_) if self.expected_explicitly(index) => {}
+                    // After this chunk's match the step is done; whether the line is fatal
+                    // depends on what the next step expects.
+                    WatchKind::Fatal | WatchKind::Diagnosed(_) if hit.is_some() => {
+                        self.deferred_fatal.get_or_insert((index, line, at));
+                    }
+                    WatchKind::Fatal | WatchKind::Diagnosed(_) => {
                         return Err(self.fatal(index, &line, at).await);
                     }
                     WatchKind::FailedUnit => self.failed_units.seen(line),
@@ -496,6 +522,9 @@ impl<'a> Session<'a> {
     /// Ends the wait on the fatal pattern `index`, seen at `at` in `line`: reads on a little so
     /// the report shows the whole line and what followed it.
     async fn fatal(&mut self, index: usize, line: &str, at: Duration) -> FailReason {
+        if let WatchKind::Diagnosed(diagnosis) = self.watches[index].kind {
+            self.fatal_hint = Some(diagnosis.hint().to_owned());
+        }
         let pattern = self.watches[index].pattern.to_string();
         self.note(&format!("fatal pattern {pattern} seen"));
         self.drain(FATAL_DRAIN).await;
@@ -506,6 +535,18 @@ impl<'a> Session<'a> {
             line,
             seen_at: at,
         }
+    }
+
+    /// Whether the step waiting now expects the text of fatal pattern `index`: a scenario that
+    /// waits for `Gave up waiting for root file system device` (to show that a board-specific
+    /// initrd cannot find a disk under QEMU) means to see it, so it is not fatal then.
+    fn expected_explicitly(&self, index: usize) -> bool {
+        let fatal = &self.watches[index].pattern;
+        self.expecting.iter().any(|expected| match (expected, fatal) {
+            (Pattern::Literal(text), Pattern::Literal(fatal)) => text.contains(fatal.as_str()),
+            (Pattern::Literal(text), Pattern::Regex(fatal)) => fatal.is_match(text.as_bytes()),
+            (Pattern::Regex(_), _) => false,
+        })
     }
 
     /// What the last fatal line's known cause suggests checking, if it has one.

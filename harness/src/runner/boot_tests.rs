@@ -48,6 +48,22 @@ fn stage_names(out: &RunOutput) -> Vec<&str> {
     out.stages.iter().map(|s| s.name.as_str()).collect()
 }
 
+/// Asserts that a boot ended within seconds of its fatal line, on `pattern`, with the hint of
+/// `diagnosis`, in `stage`.
+fn assert_fatal_at_once(
+    (run, took): (ShellRun, Duration),
+    pattern: &str,
+    diagnosis: Diagnosis,
+    stage: Stage,
+) {
+    assert_eq!(
+        fatal_of(&run),
+        (pattern.to_owned(), Some(diagnosis.hint().to_owned()))
+    );
+    assert_eq!(run.failure().stage, stage);
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
 /// The fatal pattern and hint a run failed with.
 fn fatal_of(run: &ShellRun) -> (String, Option<String>) {
     let failure = run.failure();
@@ -59,16 +75,18 @@ fn fatal_of(run: &ShellRun) -> (String, Option<String>) {
 
 #[tokio::test]
 async fn systemds_emergency_mode_fails_within_seconds_saying_what_to_check() {
-    let (run, took) = boot_to_login(&[
+    let run = boot_to_login(&[
         b"Welcome to \x1b[1;34mNixOS 25.05 (Warbler)\x1b[0m!\r\n",
         b"[\x1b[0;1;31mFAILED\x1b[0m] Failed to mount \x1b[0;1;39mmnt-data.mount\x1b[0m - /mnt/data.\r\n",
         b"You are in emergency mode. After logging in, type \"journalctl -xb\" to view\r\n",
     ])
     .await;
-    let (pattern, hint) = fatal_of(&run);
-    assert_eq!(pattern, "\"You are in emergency mode\"");
-    assert_eq!(hint.as_deref(), Some(Diagnosis::EmergencyMode.hint()));
-    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_fatal_at_once(
+        run,
+        "\"You are in emergency mode\"",
+        Diagnosis::EmergencyMode,
+        Stage::Systemd,
+    );
 }
 
 #[tokio::test]
@@ -79,32 +97,34 @@ async fn reaching_the_rescue_target_is_fatal_too() {
 
 #[tokio::test]
 async fn uboots_banner_after_the_kernel_started_is_a_reboot_loop() {
-    let (run, took) = boot_to_login(&[
+    let run = boot_to_login(&[
         b"[    1.200000] Run /init as init process\r\n",
         b"\r\nU-Boot 2023.01 (Jan 10 2023 - 12:00:00 +0000)\r\n",
     ])
     .await;
-    let (pattern, hint) = fatal_of(&run);
-    assert_eq!(pattern, "/^U-Boot (SPL )?20\\d\\d\\.\\d\\d/");
-    assert_eq!(hint.as_deref(), Some(Diagnosis::Reset.hint()));
-    assert_eq!(run.failure().stage, Stage::Kernel);
-    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_fatal_at_once(
+        run,
+        "/^U-Boot (SPL )?20\\d\\d\\.\\d\\d/",
+        Diagnosis::Reset,
+        Stage::Kernel,
+    );
 }
 
 #[tokio::test]
 async fn initramfs_tools_giving_up_on_the_root_fails_at_once_with_a_hint() {
-    let (run, took) = boot_to_login(&[
+    let run = boot_to_login(&[
         b"Loading, please wait...\r\nBegin: Waiting for root file system ... ",
         b"Begin: Running /scripts/local-block ... done.\r\ndone.\r\n",
         b"Gave up waiting for root file system device.  Common problems:\r\n",
         b"ALERT!  LABEL=NIXOS_SD does not exist.  Dropping to a shell!\r\n(initramfs) ",
     ])
     .await;
-    let (pattern, hint) = fatal_of(&run);
-    assert_eq!(pattern, "\"Gave up waiting for root file system device\"");
-    assert_eq!(hint.as_deref(), Some(Diagnosis::RootNotFound.hint()));
-    assert_eq!(run.failure().stage, Stage::Initramfs);
-    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_fatal_at_once(
+        run,
+        "\"Gave up waiting for root file system device\"",
+        Diagnosis::RootNotFound,
+        Stage::Initramfs,
+    );
 }
 
 #[tokio::test]
@@ -327,4 +347,17 @@ async fn a_fatal_line_in_the_same_read_as_a_match_still_fails_the_next_step() {
     assert_eq!(fatal_of(&run).0, "\"Kernel panic - not syncing\"");
     assert_eq!(run.failure().step, 2);
     assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[tokio::test]
+async fn boot_failure_lines_a_command_prints_at_the_shell_are_not_fatal() {
+    let steps = "[[steps]]\nrun = \"journalctl -b\"\n";
+    let run = super::shell_tests::on_shell(steps, Default::default(), |_| {
+        (
+            "U-Boot 2023.01 (Jan 10 2023)\nYou are in emergency mode.\nGave up waiting for root file system device.".to_owned(),
+            0,
+        )
+    })
+    .await;
+    run.assert_passed();
 }

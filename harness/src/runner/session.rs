@@ -495,7 +495,11 @@ impl<'a> Session<'a> {
                             self.enter_stage(stage);
                         }
                     }
+                    // A banner before the kernel is the boot itself.
                     WatchKind::Diagnosed(Diagnosis::Reset) if self.kernel_started.is_none() => {}
+                    // At a shell these lines are what a command printed (`journalctl -b`,
+                    // `strings u-boot.itb`), not the boot's state.
+                    WatchKind::Diagnosed(_) if self.state == ConsoleState::Shell => {}
                     WatchKind::Fatal | WatchKind::Diagnosed(_) if self.expected_explicitly(index) => {}
                     // After this chunk's match the step is done; whether the line is fatal
                     // depends on what the next step expects.

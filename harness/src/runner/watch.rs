@@ -12,7 +12,8 @@ pub enum WatchKind {
     /// The boot cannot succeed any more; the scenario ends at once.
     Fatal,
     /// The boot cannot succeed any more for a known cause, which the report names; the
-    /// scenario ends at once (a [`Diagnosis::Reset`] only once the kernel started).
+    /// scenario ends at once while the target boots (a [`Diagnosis::Reset`] only once the
+    /// kernel started), not once a shell is reached, where a command may print such lines.
     Diagnosed(Diagnosis),
     /// A boot stage begins.
     Stage(Stage),

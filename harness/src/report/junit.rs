@@ -109,17 +109,7 @@ mod tests {
 
     #[test]
     fn failed_units_are_listed_in_the_testcase_output() {
-        let result = ScenarioResult {
-            name: "boot".to_owned(),
-            source: "boot.toml".into(),
-            verdict: Verdict::Pass,
-            duration: std::time::Duration::from_secs(90),
-            stages: Vec::new(),
-            last_lines: Vec::new(),
-            failed_units: vec!["systemd-networkd.service - Network Configuration".to_owned()],
-            transcript: Vec::new(),
-            origin: Default::default(),
-        };
+        let result = text::result_with_failed_units(&["systemd-networkd.service - Network Configuration"]);
         let xml = render("img", &[result]);
         assert!(
             xml.contains(

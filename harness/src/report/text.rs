@@ -100,3 +100,38 @@ impl Reporter for TextReporter {
         Ok(())
     }
 }
+
+/// A passed 90 s result of scenario `boot` in which `units` failed, for the reporters' tests.
+#[cfg(test)]
+pub(super) fn result_with_failed_units(units: &[&str]) -> ScenarioResult {
+    ScenarioResult {
+        name: "boot".to_owned(),
+        source: "boot.toml".into(),
+        verdict: Verdict::Pass,
+        duration: std::time::Duration::from_secs(90),
+        stages: Vec::new(),
+        last_lines: Vec::new(),
+        failed_units: units.iter().map(|u| (*u).to_owned()).collect(),
+        transcript: Vec::new(),
+        origin: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_units_are_listed_under_the_result_and_nothing_when_none_failed() {
+        assert_eq!(failed_units(&result_with_failed_units(&[])), "");
+        let result = result_with_failed_units(&[
+            "systemd-networkd.service - Network Configuration",
+            "ssh.service - OpenBSD Secure Shell server",
+        ]);
+        assert_eq!(
+            failed_units(&result),
+            "  failed units (2):\n    [FAILED] systemd-networkd.service - Network Configuration\n    \
+             [FAILED] ssh.service - OpenBSD Secure Shell server\n"
+        );
+    }
+}

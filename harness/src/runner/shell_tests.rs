@@ -446,3 +446,15 @@ async fn wait_for_unit_that_never_comes_up_says_its_last_state_at_the_timeout() 
         "{reason}"
     );
 }
+
+#[tokio::test]
+async fn a_run_after_a_send_line_waits_for_the_prompt_the_line_brings() {
+    let steps = "[[steps]]\nsend_line = \"sleep 1\"\n[[steps]]\nrun = \"uname -m\"\noutput = \"^aarch64$\"\n";
+    let config = ShellConfig {
+        think: Duration::from_millis(300),
+        ..ShellConfig::default()
+    };
+    let run = on_shell(steps, config, aarch64).await;
+    run.assert_passed();
+    assert_eq!(run.typed_ahead(), Vec::<&str>::new(), "{}", run.log);
+}

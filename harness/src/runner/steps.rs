@@ -47,8 +47,13 @@ pub async fn perform(
                 .map_err(failed(pattern.to_string()))?;
             Ok(())
         }
-        Action::Send(bytes) => s.send_until(bytes, bytes, deadline).await.map_err(failed("send")),
+        Action::Send(bytes) => {
+            // Whatever is typed, the shell is no longer waiting at a fresh prompt.
+            s.prompt_ready = false;
+            s.send_until(bytes, bytes, deadline).await.map_err(failed("send"))
+        }
         Action::SendLine(text) => {
+            s.prompt_ready = false;
             let line = format!("{text}\r");
             s.send_until(line.as_bytes(), line.as_bytes(), deadline)
                 .await

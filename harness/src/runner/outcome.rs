@@ -143,7 +143,7 @@ impl std::fmt::Display for FailReason {
             FailReason::Check { detail } => write!(f, "{detail}"),
             FailReason::LoginRefused { user, line, password } => write!(
                 f,
-                "login as {user} refused ({line:?}): check the user name and {password}; a refused password is not tried again"
+                "login as {user} was refused ({line:?}): check the user name and {password}; a refused password is not tried again"
             ),
             FailReason::Setup { detail } => write!(f, "{detail}"),
             FailReason::Io { detail } => write!(f, "I/O error: {detail}"),

@@ -311,7 +311,7 @@ async fn login_incorrect_is_its_own_reason_and_the_password_is_typed_once() {
     let failure = run.failure();
     assert_eq!(
         failure.reason.to_string(),
-        "login as root refused (\"Login incorrect\"): check the user name and the password in \
+        "login as root was refused (\"Login incorrect\"): check the user name and the password in \
          R2S_SHELL_TESTS_UNSET; a refused password is not tried again"
     );
     passwords.close();

@@ -91,6 +91,73 @@ fn login_and_run_checks_output_and_status() {
     );
 }
 
+/// Console lines of a transcript log, without the harness's input (`>>`) and notes (`--`).
+fn console_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter_map(|l| l.split_once("] ").map(|(_, text)| text))
+        .filter(|text| !text.starts_with(">> ") && !text.starts_with("-- "))
+        .collect()
+}
+
+#[test]
+fn a_shell_session_types_each_line_at_its_prompt_and_retries_until_it_passes() {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let dir = temp_dir();
+    let scenario = dir.path().join("shell-session.toml");
+    std::fs::write(
+        &scenario,
+        r#"name = "shell-session"
+timeout = "5m"
+# The expect consumes the getty's prompt: the login must get a fresh one.
+[[steps]]
+expect = "ivy login:"
+timeout = "4m"
+[[steps]]
+login = { user = "root", password_env = "R2S_PASSWORD" }
+timeout = "1m"
+[[steps]]
+run = "echo one"
+output = "^one$"
+[[steps]]
+run = """if true; then
+  echo two
+fi"""
+output = "^two$"
+[[steps]]
+run = "test -e /tmp/tried || { touch /tmp/tried; false; }"
+until = "30s"
+timeout = "1m"
+"#,
+    )
+    .unwrap();
+    let run = run_scenario_file(&image, &scenario, dir.path(), LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let log = std::fs::read_to_string(dir.path().join("shell-session.log")).unwrap();
+    assert!(
+        log.contains("-- a login prompt is on screen but was matched by an earlier step; pressing Enter for a fresh one"),
+        "{log}"
+    );
+    // Typed only at the prompt, a command line is echoed once (type-ahead showed it twice);
+    // the retried command was typed twice.
+    let console = console_lines(&log);
+    for (command, times) in [
+        ("{ echo one", 1),
+        ("{ if true; then", 1),
+        ("{ test -e /tmp/tried", 2),
+    ] {
+        let echoes = console.iter().filter(|l| l.contains(command)).count();
+        assert_eq!(echoes, times, "{command:?} echoed {echoes} times:\n{log}");
+    }
+    // The shell's continuation prompt came before each further line was typed.
+    assert!(console.iter().any(|l| l.starts_with("> ")), "{log}");
+    assert!(
+        log.contains(
+            "-- run \"test -e /tmp/tried || { touch /tmp/tried; false; }\" until it passes: passed on try 2"
+        ),
+        "{log}"
+    );
+}
+
 #[test]
 fn the_input_image_is_byte_identical_after_a_run() {
     let image = fixture(r2s_images::DEFAULT_FIXTURE);

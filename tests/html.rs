@@ -411,6 +411,7 @@ fn result_with_console(dir: &Path, name: &str, console: &[(u64, &[u8])], fatal_l
         duration: Duration::from_millis(3_000),
         stages: vec![stage("uboot", 0, 1_000), stage("kernel", 1_000, 2_000)],
         last_lines: vec![],
+        failed_units: vec![],
         transcript: vec![paths.log, paths.raw, paths.cast],
         origin: Default::default(),
     }

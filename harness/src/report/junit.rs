@@ -73,11 +73,13 @@ pub fn render(suite: &str, results: &[ScenarioResult]) -> String {
                 escape(&text::failure_details(r))
             );
         }
-        let _ = writeln!(
-            out,
-            "<system-out>{}</system-out></testcase>",
-            escape(&format!("stages: {}", text::stages(&r.stages)))
-        );
+        let mut system_out = format!("stages: {}", text::stages(&r.stages));
+        let units = text::failed_units(r);
+        if !units.is_empty() {
+            system_out.push('\n');
+            system_out.push_str(units.trim_end());
+        }
+        let _ = writeln!(out, "<system-out>{}</system-out></testcase>", escape(&system_out));
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
@@ -104,6 +106,19 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_units_are_listed_in_the_testcase_output() {
+        let result = text::result_with_failed_units(&["systemd-networkd.service - Network Configuration"]);
+        let xml = render("img", &[result]);
+        assert!(
+            xml.contains(
+                "<system-out>stages: \n  failed units (1):\n    [FAILED] systemd-networkd.service - Network Configuration</system-out>"
+            ),
+            "{xml}"
+        );
+        assert!(xml.contains("failures=\"0\""), "{xml}");
+    }
 
     #[test]
     fn escape_replaces_markup_and_control_characters() {

@@ -56,6 +56,19 @@ pub fn failure_details(result: &ScenarioResult) -> String {
     out
 }
 
+/// The units systemd failed to start during the run, one per line under the result; empty
+/// when none failed. A failed unit does not fail the scenario, but it is worth a look.
+pub fn failed_units(result: &ScenarioResult) -> String {
+    if result.failed_units.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("  failed units ({}):\n", result.failed_units.len());
+    for unit in &result.failed_units {
+        let _ = writeln!(out, "    [FAILED] {unit}");
+    }
+    out
+}
+
 /// The closing line: `3 passed, 1 failed`.
 pub fn totals(results: &[ScenarioResult]) -> String {
     let passed = results.iter().filter(|r| r.passed()).count();
@@ -73,6 +86,7 @@ impl Reporter for TextReporter {
             SuiteEventKind::Note { text } => println!("{text}"),
             SuiteEventKind::ScenarioFinished { result } => {
                 println!("{}", summary_line(result));
+                print!("{}", failed_units(result));
                 print!("{}", failure_details(result));
             }
             SuiteEventKind::SuiteFinished { results, stopped, .. } => {
@@ -84,5 +98,40 @@ impl Reporter for TextReporter {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// A passed 90 s result of scenario `boot` in which `units` failed, for the reporters' tests.
+#[cfg(test)]
+pub(super) fn result_with_failed_units(units: &[&str]) -> ScenarioResult {
+    ScenarioResult {
+        name: "boot".to_owned(),
+        source: "boot.toml".into(),
+        verdict: Verdict::Pass,
+        duration: std::time::Duration::from_secs(90),
+        stages: Vec::new(),
+        last_lines: Vec::new(),
+        failed_units: units.iter().map(|u| (*u).to_owned()).collect(),
+        transcript: Vec::new(),
+        origin: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_units_are_listed_under_the_result_and_nothing_when_none_failed() {
+        assert_eq!(failed_units(&result_with_failed_units(&[])), "");
+        let result = result_with_failed_units(&[
+            "systemd-networkd.service - Network Configuration",
+            "ssh.service - OpenBSD Secure Shell server",
+        ]);
+        assert_eq!(
+            failed_units(&result),
+            "  failed units (2):\n    [FAILED] systemd-networkd.service - Network Configuration\n    \
+             [FAILED] ssh.service - OpenBSD Secure Shell server\n"
+        );
     }
 }

@@ -201,6 +201,7 @@ mod tests {
             duration: Duration::from_micros(9_812_345),
             stages: vec![stage("uboot", 0, 2_900), stage("menu", 2_900, 612)],
             last_lines: vec![],
+            failed_units: vec![],
             transcript: vec![],
             origin: Default::default(),
         }

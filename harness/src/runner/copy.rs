@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::outcome::FailReason;
 use super::session::Session;
-use super::steps::{run_command, StepFailure, StepResult};
+use super::steps::{capture, StepFailure, StepResult};
 use crate::scenario::CopyTo;
 
 /// The largest file copied either way: its base64 text must fit in what the console matcher
@@ -40,7 +40,7 @@ pub async fn copy_from(s: &mut Session<'_>, path: &str, deadline: Instant, seq: 
          else sha256sum < \"$t\" && base64 < \"$t\"; fi; r=$?; rm -f \"$t\"; [ $r = 0 ]",
         over = MAX_COPY + 1
     );
-    let (status, output) = run_command(s, &command, deadline, seq).await?;
+    let (status, output) = capture(s, &command, deadline, seq).await?;
     if output.contains("R2S-COPY-TOO-LARGE") {
         return Err(check(format!(
             "{path} is larger than the {MAX_COPY} bytes a copy over the console may carry"
@@ -94,7 +94,7 @@ pub async fn copy_to(s: &mut Session<'_>, copy: &CopyTo, deadline: Instant, seq:
         command.push('\n');
     }
     command.push_str(&format!("R2S_COPY_END\nsha256sum < {quoted}"));
-    let (status, output) = run_command(s, &command, deadline, seq).await?;
+    let (status, output) = capture(s, &command, deadline, seq).await?;
     let theirs = output.split_whitespace().next().unwrap_or("");
     let ours = hex_digest(&bytes);
     if status != 0 || theirs != ours {

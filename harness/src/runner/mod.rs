@@ -2,14 +2,18 @@
 //! turns what happened into a [`ScenarioResult`].
 
 mod copy;
+mod failed_units;
+mod login;
 mod network;
 mod on_failure;
 mod outcome;
 mod retry;
 mod root_disk;
 mod session;
+mod shell;
 mod stage;
 mod steps;
+mod unit;
 mod watch;
 
 use std::path::PathBuf;
@@ -21,7 +25,7 @@ pub use outcome::{secs, FailReason, Failure, Origin, ScenarioResult, StageTiming
 pub use session::{ConsoleState, Session};
 pub use stage::Stage;
 pub use steps::menu_number;
-pub use watch::{builtin_fatal, stage_markers, Watch, WatchKind};
+pub use watch::{builtin_fatal, stage_markers, Diagnosis, Watch, WatchKind};
 
 use crate::board::CharPacing;
 use crate::console::{ByteStats, Transcript};
@@ -110,6 +114,8 @@ pub struct RunOutput {
     pub stages: Vec<StageTiming>,
     /// The console's last lines (ANSI stripped).
     pub last_lines: Vec<String>,
+    /// The units systemd said it failed to start (`[FAILED] Failed to start …`).
+    pub failed_units: Vec<String>,
     /// From the start of the run to its end.
     pub duration: Duration,
     /// Files saved beside the transcript: copies out of the target, on-failure diagnostics.
@@ -135,6 +141,12 @@ pub async fn run_scenario_at(
     session.board_console = ctx.board_console.clone();
     if at == ConsoleAt::RestoredShell {
         session.set_first_stage(RESTORE_STAGE);
+    }
+    if let Start::Login(LoginRecipe {
+        prompt: Some(prompt), ..
+    }) = &scenario.start
+    {
+        session.shell_prompt = prompt.pattern().clone();
     }
     let first = session.stage().clone();
     session.observer().stage(&first, Duration::ZERO);
@@ -205,10 +217,17 @@ pub async fn run_scenario_at(
     }
     let end = session.elapsed();
     if let Verdict::Fail(failure) = &mut verdict {
-        failure.hint = ctx
-            .baud
-            .and_then(|baud| baud_mismatch(session.byte_stats(), baud))
-            .or_else(|| root_disk::missing_root_hint(ctx, failure, &session.recent_lines()));
+        let root = root_disk::missing_root_hint(ctx, failure, &session.recent_lines());
+        failure.hint = match (session.fatal_hint().map(str::to_owned), root) {
+            // Stage 1 gave up on its root: what the initrd said, then which disk it had.
+            (Some(fatal), Some(root)) => Some(format!("{fatal}; {root}")),
+            (fatal, root) => fatal
+                .or_else(|| {
+                    ctx.baud
+                        .and_then(|baud| baud_mismatch(session.byte_stats(), baud))
+                })
+                .or(root),
+        };
         if let Some(hint) = &failure.hint {
             session.note(hint);
         }
@@ -261,7 +280,7 @@ pub async fn reach_login_shell(
                 reason: failure.reason,
                 at: end,
                 stage: session.stage().clone(),
-                hint: None,
+                hint: session.fatal_hint().map(str::to_owned),
             })
         }
     };
@@ -275,6 +294,7 @@ fn output(session: &Session<'_>, verdict: Verdict, start: StartReached, end: Dur
         start,
         stages: session.stage_timings(end),
         last_lines: session.recent_lines(),
+        failed_units: session.failed_units(),
         duration: end,
         artifacts: session.artifacts().to_vec(),
     }
@@ -326,6 +346,7 @@ async fn login_with(
     let login = Action::Login {
         user: recipe.user.clone(),
         password: recipe.password.clone(),
+        prompt: recipe.prompt.clone(),
     };
     steps::perform(session, &login, ctx, deadline, 0).await
 }
@@ -412,7 +433,7 @@ fn missing_password(scenario: &Scenario, at: ConsoleAt, ctx: &RunContext) -> Opt
         .iter()
         .enumerate()
         .find_map(|(i, step)| match &step.action {
-            Action::Login { user, password } => unset(user, password).map(|reason| {
+            Action::Login { user, password, .. } => unset(user, password).map(|reason| {
                 let description = format!("{} ({})", step.describe(), step.location);
                 failure(i + 1, description, user, reason)
             }),
@@ -442,6 +463,8 @@ fn verdict_passed(v: &Verdict) -> bool {
     matches!(v, Verdict::Pass)
 }
 
+#[cfg(test)]
+mod boot_tests;
 #[cfg(test)]
 mod fake_shell;
 #[cfg(test)]

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::outcome::FailReason;
 use super::retry::{self, RETRY_PAUSE};
 use super::session::Session;
-use super::steps::{check_output, run_command, StepFailure, StepResult};
+use super::steps::{capture, check_output, StepFailure, StepResult};
 use super::RunContext;
 use crate::scenario::{CommandCheck, Forward, HostCommand, Link, Protocol};
 use crate::target::qemu_net;
@@ -259,7 +259,7 @@ pub async fn wait_for_port(s: &mut Session<'_>, port: u16, deadline: Instant, se
     };
     let mut last: Option<Vec<u16>> = None;
     loop {
-        let table = match run_command(s, command, deadline, seq).await {
+        let table = match capture(s, command, deadline, seq).await {
             Ok((_, table)) => table,
             // The time ran out during a poll: the last complete one is the answer.
             Err(f) if matches!(f.reason, FailReason::Timeout { .. }) && last.is_some() => {

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::outcome::FailReason;
 use super::session::{ConsoleState, Session};
-use super::steps::run_command;
+use super::steps::capture;
 
 /// How long one diagnostic command may take.
 pub const EACH_LIMIT: Duration = Duration::from_secs(30);
@@ -37,7 +37,7 @@ pub async fn diagnose(s: &mut Session<'_>, commands: &[String], reason: &FailRea
         let seq = 10_000 + i;
         let mut text = format!("$ {command}\n");
         let mut closed = false;
-        match run_command(s, command, deadline, seq).await {
+        match capture(s, command, deadline, seq).await {
             Ok((status, output)) => {
                 let _ = writeln!(text, "{output}\n(exit status {status})");
             }

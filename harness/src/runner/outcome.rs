@@ -15,6 +15,9 @@ pub struct ScenarioResult {
     pub stages: Vec<StageTiming>,
     /// The last console lines (ANSI stripped), for the failure report.
     pub last_lines: Vec<String>,
+    /// The units systemd said it failed to start during the run, e.g.
+    /// `systemd-networkd.service - Network Configuration`: reported, not fatal.
+    pub failed_units: Vec<String>,
     /// Files written for this run: raw bytes, timestamped log, asciicast.
     pub transcript: Vec<PathBuf>,
     /// How the target reached the point where the steps began.
@@ -88,6 +91,15 @@ pub enum FailReason {
     ConsoleClosed { detail: String },
     /// A check after a match failed: exit status, output regex, menu entry, login.
     Check { detail: String },
+    /// login(1) refused the user or the password (`Login incorrect`). Never retried: the same
+    /// password would be refused again, and a board may lock the account.
+    LoginRefused {
+        user: String,
+        /// The console line that said so.
+        line: String,
+        /// Where the password came from (`the password in R2S_PASSWORD`), never its value.
+        password: String,
+    },
     /// The scenario cannot run as written on this target (e.g. a password variable is unset).
     Setup { detail: String },
     /// Reading or writing the console or the transcript failed.
@@ -129,6 +141,10 @@ impl std::fmt::Display for FailReason {
             }
             FailReason::ConsoleClosed { detail } => write!(f, "console closed: {detail}"),
             FailReason::Check { detail } => write!(f, "{detail}"),
+            FailReason::LoginRefused { user, line, password } => write!(
+                f,
+                "login as {user} was refused ({line:?}): check the user name and {password}; a refused password is not tried again"
+            ),
             FailReason::Setup { detail } => write!(f, "{detail}"),
             FailReason::Io { detail } => write!(f, "I/O error: {detail}"),
         }

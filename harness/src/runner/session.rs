@@ -7,8 +7,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
+use super::failed_units::FailedUnits;
 use super::outcome::{FailReason, StageTiming};
-use super::watch::{Watch, WatchKind};
+use super::watch::{Diagnosis, Watch, WatchKind, KERNEL_MARKER};
 use super::{Observer, Stage};
 use crate::board::CharPacing;
 use crate::console::{ByteStats, Event, Expected, Matcher, Pattern, Redactor, Transcript};
@@ -49,18 +50,31 @@ pub struct Session<'a> {
     start: Instant,
     stages: Vec<(Stage, Duration)>,
     kernel_started: Option<Duration>,
-    last_output: Option<Duration>,
     /// Pacing of typed characters, for UARTs whose receivers drop fast input.
     pub pacing: CharPacing,
     /// The kernel console name of a real board, for the report on a kernel that printed
     /// nothing; `None` under QEMU.
     pub board_console: Option<String>,
     pub state: ConsoleState,
+    /// What the shell's prompt looks like: the login recipe's `prompt`, or
+    /// [`super::shell::SHELL_PROMPT`].
+    pub shell_prompt: Pattern,
+    /// The shell's prompt was the last thing seen and nothing was typed since: a line may be
+    /// typed at once.
+    pub prompt_ready: bool,
     buf: Vec<u8>,
     /// Cuts typed secrets out of the console bytes before anything records or matches them.
     redactor: Redactor,
     /// Files saved beside the transcript (copies, diagnostics), for the result to name.
     artifacts: Vec<PathBuf>,
+    /// The hint of the diagnosed fatal line that ended the run, if one did.
+    fatal_hint: Option<String>,
+    failed_units: FailedUnits,
+    /// The patterns the current wait looks for, while it waits.
+    expecting: Vec<Pattern>,
+    /// A fatal line that came right after a step's match, in the same read: fatal unless the
+    /// next step expects it.
+    deferred_fatal: Option<(usize, String, Duration)>,
 }
 
 impl<'a> Session<'a> {
@@ -81,13 +95,18 @@ impl<'a> Session<'a> {
             start: Instant::now(),
             stages: vec![(Stage::Uboot, Duration::ZERO)],
             kernel_started: None,
-            last_output: None,
             pacing: CharPacing::default(),
             board_console: None,
             state: ConsoleState::Booting,
+            shell_prompt: super::shell::default_prompt(),
+            prompt_ready: false,
             buf: vec![0; 16 * 1024],
             redactor: Redactor::new(),
             artifacts: Vec::new(),
+            fatal_hint: None,
+            failed_units: FailedUnits::default(),
+            expecting: Vec::new(),
+            deferred_fatal: None,
         }
     }
 
@@ -335,23 +354,66 @@ impl<'a> Session<'a> {
         patterns: &[Pattern],
         deadline: Instant,
     ) -> Result<Expected, FailReason> {
-        if let Some(hit) = self.matcher.expect(patterns) {
-            return Ok(hit);
-        }
         let waited_from = Instant::now();
+        match self.wait_until(patterns, deadline).await? {
+            Some(hit) => Ok(hit),
+            None => Err(self.timeout_reason(waited_from.elapsed())),
+        }
+    }
+
+    /// [`Session::wait_for`] for at most `period` of the time to `deadline`: `None` when the
+    /// period passed without a match and the deadline has not, for a caller that then acts
+    /// (presses Enter, types a key again) and waits on.
+    pub async fn wait_within(
+        &mut self,
+        patterns: &[Pattern],
+        deadline: Instant,
+        period: Duration,
+    ) -> Result<Option<Expected>, FailReason> {
+        let until = deadline.min(Instant::now() + period);
+        if until >= deadline {
+            return self.wait_for(patterns, deadline).await.map(Some);
+        }
+        self.wait_until(patterns, until).await
+    }
+
+    /// Waits as [`Session::wait_for`] does; `None` when `until` passed.
+    async fn wait_until(
+        &mut self,
+        patterns: &[Pattern],
+        until: Instant,
+    ) -> Result<Option<Expected>, FailReason> {
+        self.expecting = patterns.to_vec();
+        if let Some((index, line, at)) = self.deferred_fatal.take() {
+            if !self.expected_explicitly(index) {
+                self.expecting.clear();
+                return Err(self.fatal(index, &line, at).await);
+            }
+        }
+        if let Some(hit) = self.matcher.expect(patterns) {
+            self.expecting.clear();
+            return Ok(Some(hit));
+        }
+        let result = self.wait_reading(until).await;
+        self.expecting.clear();
+        result
+    }
+
+    /// The loop of [`Session::wait_until`], with the expectation installed.
+    async fn wait_reading(&mut self, until: Instant) -> Result<Option<Expected>, FailReason> {
         loop {
             let now = Instant::now();
-            if now >= deadline {
+            if now >= until {
                 self.matcher.clear_expect();
-                return Err(self.timeout_reason(now - waited_from));
+                return Ok(None);
             }
-            let wake = deadline.min(now + TICK);
+            let wake = until.min(now + TICK);
             let read = tokio::time::timeout_at(wake, self.console.reader.read(&mut self.buf)).await;
             self.record_notices();
             let n = match read {
                 Err(_) => {
                     if let Some(hit) = self.release_held().await? {
-                        return Ok(hit);
+                        return Ok(Some(hit));
                     }
                     self.observer.tick(self.elapsed());
                     if let Some(silent) = self.silent_kernel(KERNEL_SILENCE) {
@@ -375,7 +437,7 @@ impl<'a> Session<'a> {
                 }
             };
             match self.ingest(n).await? {
-                Some(hit) => return Ok(hit),
+                Some(hit) => return Ok(Some(hit)),
                 None => self.observer.tick(self.elapsed()),
             }
         }
@@ -414,7 +476,6 @@ impl<'a> Session<'a> {
     /// Feeds the `n` bytes just read to the transcript and matcher and acts on what they match.
     async fn ingest(&mut self, n: usize) -> Result<Option<Expected>, FailReason> {
         let at = self.elapsed();
-        self.last_output = Some(at);
         let chunk = self.record(n, at).map_err(|e| FailReason::Io {
             detail: format!("transcript: {e}"),
         })?;
@@ -447,24 +508,78 @@ impl<'a> Session<'a> {
                         if stage == Stage::Kernel {
                             self.kernel_started.get_or_insert(at);
                         }
-                        self.enter_stage(stage);
+                        // systemd greets in an initrd too; that greeting opens `initramfs`.
+                        let initrd_greeting = stage == Stage::Systemd && line.contains("(Initrd)!");
+                        if !initrd_greeting {
+                            self.enter_stage(stage);
+                        }
                     }
-                    WatchKind::Fatal => {
-                        let pattern = self.watches[index].pattern.to_string();
-                        self.note(&format!("fatal pattern {pattern} seen"));
-                        self.drain(FATAL_DRAIN).await;
-                        let line = self.complete_line(&line);
-                        self.matcher.clear_expect();
-                        return Err(FailReason::Fatal {
-                            pattern,
-                            line,
-                            seen_at: at,
-                        });
+                    // A banner before the kernel is the boot itself.
+                    WatchKind::Diagnosed(Diagnosis::Reset) if self.kernel_started.is_none() => {}
+                    // At a shell these lines are what a command printed (`journalctl -b`,
+                    // `strings u-boot.itb`), not the boot's state.
+                    WatchKind::Diagnosed(_) if self.state == ConsoleState::Shell => {}
+                    WatchKind::Fatal | WatchKind::Diagnosed(_) if self.expected_explicitly(index) => {}
+                    // After this chunk's match the step is done; whether the line is fatal
+                    // depends on what the next step expects.
+                    WatchKind::Fatal | WatchKind::Diagnosed(_) if hit.is_some() => {
+                        self.deferred_fatal.get_or_insert((index, line, at));
                     }
+                    WatchKind::Fatal | WatchKind::Diagnosed(_) => {
+                        return Err(self.fatal(index, &line, at).await);
+                    }
+                    WatchKind::FailedUnit => self.failed_units.seen(line),
                 },
             }
         }
+        if self.failed_units.any_pending() {
+            let mut lines = self.matcher.recent_lines();
+            if self.matcher.buffer_sizes().incomplete_line > 0 {
+                lines.pop();
+            }
+            self.failed_units.complete(&lines);
+        }
         Ok(hit)
+    }
+
+    /// Ends the wait on the fatal pattern `index`, seen at `at` in `line`: reads on a little so
+    /// the report shows the whole line and what followed it.
+    async fn fatal(&mut self, index: usize, line: &str, at: Duration) -> FailReason {
+        if let WatchKind::Diagnosed(diagnosis) = self.watches[index].kind {
+            self.fatal_hint = Some(diagnosis.hint().to_owned());
+        }
+        let pattern = self.watches[index].pattern.to_string();
+        self.note(&format!("fatal pattern {pattern} seen"));
+        self.drain(FATAL_DRAIN).await;
+        let line = self.complete_line(line);
+        self.matcher.clear_expect();
+        FailReason::Fatal {
+            pattern,
+            line,
+            seen_at: at,
+        }
+    }
+
+    /// Whether the step waiting now expects the text of fatal pattern `index`: a scenario that
+    /// waits for `Gave up waiting for root file system device` (to show that a board-specific
+    /// initrd cannot find a disk under QEMU) means to see it, so it is not fatal then.
+    fn expected_explicitly(&self, index: usize) -> bool {
+        let fatal = &self.watches[index].pattern;
+        self.expecting.iter().any(|expected| match (expected, fatal) {
+            (Pattern::Literal(text), Pattern::Literal(fatal)) => text.contains(fatal.as_str()),
+            (Pattern::Literal(text), Pattern::Regex(fatal)) => fatal.is_match(text.as_bytes()),
+            (Pattern::Regex(_), _) => false,
+        })
+    }
+
+    /// What the last fatal line's known cause suggests checking, if it has one.
+    pub fn fatal_hint(&self) -> Option<&str> {
+        self.fatal_hint.as_deref()
+    }
+
+    /// The units systemd said it failed to start, in the order it said so.
+    pub fn failed_units(&self) -> Vec<String> {
+        self.failed_units.all(&self.matcher.recent_lines())
     }
 
     /// Reads for `period` more, recording but not acting.
@@ -500,19 +615,30 @@ impl<'a> Session<'a> {
     }
 
     /// The kernel has been started for longer than `limit` and nothing from Linux ever reached
-    /// this console: only the "Starting kernel ..." line itself (and what follows it in the same
-    /// burst) came after U-Boot handed over.
+    /// this console: no text follows U-Boot's "Starting kernel ..." line. What Linux printed is
+    /// what counts, not when: a console may deliver a whole boot in one burst and then sit at a
+    /// shell for minutes.
     fn silent_kernel(&self, limit: Duration) -> Option<FailReason> {
         let kernel = self.kernel_started?;
-        let now = self.elapsed();
-        let last = self.last_output.unwrap_or(kernel);
-        (last.saturating_sub(kernel) < Duration::from_millis(500) && now.saturating_sub(kernel) > limit).then(
-            || FailReason::SilentAfterKernel {
-                since: now - kernel,
-                console_args: self.console_args(),
-                board_console: self.board_console.clone(),
-            },
-        )
+        let since = self.elapsed().saturating_sub(kernel);
+        (since > limit && !self.linux_printed()).then(|| FailReason::SilentAfterKernel {
+            since,
+            console_args: self.console_args(),
+            board_console: self.board_console.clone(),
+        })
+    }
+
+    /// Whether any text came after the last "Starting kernel ..." line. The matcher keeps the
+    /// last lines only; when the marker is no longer among them, lines have followed it.
+    fn linux_printed(&self) -> bool {
+        let lines = self.matcher.recent_lines();
+        let Some(at) = lines.iter().rposition(|line| line.contains(KERNEL_MARKER)) else {
+            return true;
+        };
+        let rest_of_line = lines[at].split_once(KERNEL_MARKER).map_or("", |(_, rest)| rest);
+        std::iter::once(rest_of_line)
+            .chain(lines[at + 1..].iter().map(String::as_str))
+            .any(|text| !text.trim().is_empty())
     }
 
     /// The console= and earlycon= arguments U-Boot printed in its `append:` line, if any.

@@ -17,8 +17,14 @@ pub enum Stage {
     Kernel,
     /// NixOS stage 1 (the initrd).
     Stage1,
-    /// NixOS stage 2, up to the login prompt.
+    /// Another system's initrd: initramfs-tools', dracut's, or systemd in an initrd.
+    Initramfs,
+    /// NixOS stage 2, up to systemd (or, without systemd, the login prompt).
     Stage2,
+    /// systemd, from its `Welcome to …!` to the getty.
+    Systemd,
+    /// From the getty starting to its login prompt.
+    Getty,
     /// The login prompt and logging in.
     Login,
     /// The scenario's own commands.
@@ -31,12 +37,15 @@ pub enum Stage {
 
 impl Stage {
     /// The boot stages in order; the first starts at power-on.
-    pub const BOOT: [Stage; 7] = [
+    pub const BOOT: [Stage; 10] = [
         Stage::Uboot,
         Stage::Menu,
         Stage::Kernel,
         Stage::Stage1,
+        Stage::Initramfs,
         Stage::Stage2,
+        Stage::Systemd,
+        Stage::Getty,
         Stage::Login,
         Stage::Body,
     ];
@@ -48,7 +57,10 @@ impl Stage {
             "menu" => Stage::Menu,
             "kernel" => Stage::Kernel,
             "stage-1" => Stage::Stage1,
+            "initramfs" => Stage::Initramfs,
             "stage-2" => Stage::Stage2,
+            "systemd" => Stage::Systemd,
+            "getty" => Stage::Getty,
             "login" => Stage::Login,
             "body" => Stage::Body,
             "restore" => Stage::Restore,
@@ -63,7 +75,10 @@ impl Stage {
             Stage::Menu => "menu",
             Stage::Kernel => "kernel",
             Stage::Stage1 => "stage-1",
+            Stage::Initramfs => "initramfs",
             Stage::Stage2 => "stage-2",
+            Stage::Systemd => "systemd",
+            Stage::Getty => "getty",
             Stage::Login => "login",
             Stage::Body => "body",
             Stage::Restore => "restore",

@@ -1,5 +1,7 @@
 //! How each scenario step drives the console.
 
+use std::time::Duration;
+
 use regex::Regex;
 use tokio::time::Instant;
 
@@ -7,9 +9,9 @@ use super::copy;
 use super::network::{self, Side};
 use super::outcome::FailReason;
 use super::session::{ConsoleState, Session};
-use super::{retry, RunContext, Stage};
+use super::{login, retry, shell, unit, RunContext};
 use crate::console::Pattern;
-use crate::scenario::{Action, MenuChoice, Password};
+use crate::scenario::{Action, MenuChoice};
 
 /// A step's failure: what it was waiting for or checking, and why it failed.
 pub struct StepFailure {
@@ -27,12 +29,10 @@ pub(super) fn failed(expected: impl Into<String>) -> impl FnOnce(FailReason) -> 
 
 const AUTOBOOT: &str = "Hit any key to stop autoboot";
 const UBOOT_PROMPT: &str = "=> ";
+/// How long to wait for U-Boot's prompt after a key before pressing another: U-Boot looks
+/// for a key every few milliseconds of its countdown and shows the prompt at once.
+const KEY_AGAIN: Duration = Duration::from_millis(300);
 const MENU_PROMPT: &str = "Enter choice: ";
-const LOGIN_PROMPT: &str = "login: ";
-const PASSWORD_PROMPT: &str = "Password: ";
-const LOGIN_INCORRECT: &str = "Login incorrect";
-/// A shell prompt at the end of the line: root's `#` or a user's `$`.
-const SHELL_PROMPT: &str = r"[#$] ?$";
 
 /// Runs one step; `seq` numbers the markers that delimit command output.
 pub async fn perform(
@@ -49,8 +49,13 @@ pub async fn perform(
                 .map_err(failed(pattern.to_string()))?;
             Ok(())
         }
-        Action::Send(bytes) => s.send_until(bytes, bytes, deadline).await.map_err(failed("send")),
+        Action::Send(bytes) => {
+            // Whatever is typed, the shell is no longer waiting at a fresh prompt.
+            s.prompt_ready = false;
+            s.send_until(bytes, bytes, deadline).await.map_err(failed("send"))
+        }
         Action::SendLine(text) => {
+            s.prompt_ready = false;
             let line = format!("{text}\r");
             s.send_until(line.as_bytes(), line.as_bytes(), deadline)
                 .await
@@ -59,7 +64,11 @@ pub async fn perform(
         Action::InterruptAutoboot => interrupt_autoboot(s, deadline).await,
         Action::Uboot { command, output } => uboot(s, command, output.as_ref(), deadline).await,
         Action::Menu(choice) => menu(s, choice, ctx, deadline).await,
-        Action::Login { user, password } => login(s, user, password, ctx, deadline).await,
+        Action::Login {
+            user,
+            password,
+            prompt,
+        } => login::login(s, user, password, prompt.as_ref(), ctx, deadline).await,
         Action::Run {
             command,
             status,
@@ -87,6 +96,7 @@ pub async fn perform(
         Action::Link(link) => network::link(s, link, ctx).await,
         Action::CopyFrom { path } => copy::copy_from(s, path, deadline, seq).await,
         Action::CopyTo(copy) => copy::copy_to(s, copy, deadline, seq).await,
+        Action::WaitForUnit(name) => unit::wait_for_unit(s, name, deadline, seq).await,
     }
 }
 
@@ -97,11 +107,25 @@ async fn interrupt_autoboot(s: &mut Session<'_>, deadline: Instant) -> StepResul
     s.wait_for(&[Pattern::literal(AUTOBOOT)], deadline)
         .await
         .map_err(failed(format!("{AUTOBOOT:?}")))?;
-    // Any key stops the countdown; a space is harmless if it lands on the prompt.
-    s.send(b" ", b" ").await.map_err(failed("interrupt autoboot"))?;
-    s.wait_for(&[Pattern::literal(UBOOT_PROMPT)], deadline)
-        .await
-        .map_err(failed(format!("U-Boot prompt {UBOOT_PROMPT:?}")))?;
+    // Any key stops the countdown; a space is harmless if it lands on the prompt. A key can be
+    // lost (a UART that drops the first byte, a board still busy with its console), so it is
+    // sent again until the prompt shows, within the step's time.
+    let prompt = [Pattern::literal(UBOOT_PROMPT)];
+    let mut presses = 0u32;
+    loop {
+        s.send(b" ", b" ").await.map_err(failed("interrupt autoboot"))?;
+        presses += 1;
+        let shown = s
+            .wait_within(&prompt, deadline, KEY_AGAIN)
+            .await
+            .map_err(failed(format!("U-Boot prompt {UBOOT_PROMPT:?}")))?;
+        if shown.is_some() {
+            break;
+        }
+        if presses == 1 {
+            s.note("no U-Boot prompt after the key; pressing it again until one shows");
+        }
+    }
     s.state = ConsoleState::UbootPrompt;
     Ok(())
 }
@@ -166,86 +190,15 @@ pub fn menu_number(label: &str, labels: Option<&[String]>, printed_menu: &str) -
     })
 }
 
-async fn login(
-    s: &mut Session<'_>,
-    user: &str,
-    password: &Password,
-    ctx: &RunContext,
-    deadline: Instant,
-) -> StepResult {
-    let secret = match password {
-        Password::None => None,
-        Password::Literal(secret) => Some(secret.expose().to_owned()),
-        Password::Env(name) => match std::env::var(name) {
-            Ok(value) => Some(value),
-            Err(_) => match &ctx.fallback_password {
-                Some(value) => {
-                    s.note(&format!("{name} is not set; using the fixture image's password"));
-                    Some(value.clone())
-                }
-                None => {
-                    return Err(StepFailure {
-                        expected: format!("login as {user}"),
-                        reason: FailReason::Setup {
-                            detail: format!(
-                                "environment variable {name} is not set; it must hold the password of {user}"
-                            ),
-                        },
-                    })
-                }
-            },
-        },
-    };
-    // Kernel messages may land on the same line as the prompt, so the prompt is matched
-    // anywhere in a line rather than anchored.
-    s.wait_for(&[Pattern::literal(LOGIN_PROMPT)], deadline)
-        .await
-        .map_err(failed(format!("login prompt {LOGIN_PROMPT:?}")))?;
-    let line = format!("{user}\r");
-    s.send(line.as_bytes(), line.as_bytes())
-        .await
-        .map_err(failed("send"))?;
-    let after_user = [
-        Pattern::literal(PASSWORD_PROMPT),
-        Pattern::regex(SHELL_PROMPT).expect("valid"),
-        Pattern::literal(LOGIN_INCORRECT),
-    ];
-    let mut hit = s
-        .wait_for(&after_user, deadline)
-        .await
-        .map_err(failed(format!("{PASSWORD_PROMPT:?} or a shell prompt")))?;
-    if hit.index == 0 {
-        s.send_secret(secret.as_deref().unwrap_or(""))
-            .await
-            .map_err(failed("send"))?;
-        hit = s
-            .wait_for(&after_user[1..], deadline)
-            .await
-            .map_err(failed("a shell prompt after the password"))?;
-        hit.index += 1;
-    }
-    if hit.index == 2 {
-        return Err(StepFailure {
-            expected: format!("a shell for {user}"),
-            reason: FailReason::Check {
-                detail: format!("login as {user} was refused: {:?}", hit.line.trim()),
-            },
-        });
-    }
-    s.state = ConsoleState::Shell;
-    s.enter_stage(Stage::Body);
-    Ok(())
-}
-
 /// Makes a restored shell show itself: an empty command line must bring back the prompt.
 pub async fn confirm_shell(s: &mut Session<'_>, deadline: Instant) -> StepResult {
     s.discard_retained();
     s.send(b"\r", b"\r").await.map_err(failed("send"))?;
-    s.wait_for(&[Pattern::regex(SHELL_PROMPT).expect("valid")], deadline)
+    let prompt = [s.shell_prompt.clone()];
+    s.wait_for(&prompt, deadline)
         .await
         .map_err(failed("a shell prompt after restoring the snapshot"))?;
-    s.state = ConsoleState::Shell;
-    s.enter_stage(Stage::Body);
+    shell::at_prompt(s);
     Ok(())
 }
 
@@ -257,7 +210,7 @@ async fn run(
     deadline: Instant,
     seq: usize,
 ) -> StepResult {
-    let (got, output) = run_command(s, command, deadline, seq).await?;
+    let (got, output) = capture(s, command, deadline, seq).await?;
     if got != status {
         return Err(StepFailure {
             expected: format!("exit status {status}"),
@@ -269,21 +222,17 @@ async fn run(
     check_output(&output, check)
 }
 
-/// Runs `command` at the shell and returns its exit status and what it printed, between
-/// markers nothing the command prints can forge.
-pub(super) async fn run_command(
+/// Runs `command` at the shell and returns its exit status and what it printed; `seq` numbers
+/// its markers.
+pub(super) async fn capture(
     s: &mut Session<'_>,
     command: &str,
     deadline: Instant,
     seq: usize,
 ) -> Result<(i32, String), StepFailure> {
-    if s.state != ConsoleState::Shell {
-        s.wait_for(&[Pattern::regex(SHELL_PROMPT).expect("valid")], deadline)
-            .await
-            .map_err(failed("a shell prompt (add a login step before run steps)"))?;
-        s.state = ConsoleState::Shell;
-        s.enter_stage(Stage::Body);
-    }
+    shell::await_prompt(s, deadline)
+        .await
+        .map_err(failed("a shell prompt (add a login step before run steps)"))?;
     // Each step's markers carry a fresh random nonce, so nothing the command prints can
     // predict them. The nonce is typed in two halves the shell joins ('@@R2S-END-<a>' '<b>'),
     // so the shell's echo of the command line never holds it whole; only the printf does. The
@@ -295,15 +244,12 @@ pub(super) async fn run_command(
     let (first, second) = nonce.split_at(nonce.len() / 2);
     let begin = format!("@@R2S-BEGIN-{seq}-{nonce}");
     let end = format!("@@R2S-END-{seq}-{nonce}");
-    let line = format!(
-        "printf '%s%s\\n' '@@R2S-BEGIN-{seq}-{first}' '{second}'; {{ {command}\n}}; printf '\\n%s%s:%d;\\n' '@@R2S-END-{seq}-{first}' '{second}' \"$?\"\r"
+    let lines = format!(
+        "printf '%s%s\\n' '@@R2S-BEGIN-{seq}-{first}' '{second}'; {{ {command}\n}}; printf '\\n%s%s:%d;\\n' '@@R2S-END-{seq}-{first}' '{second}' \"$?\""
     );
-    s.discard_retained();
-    // Within the step's time rather than the short limit of a typed line: `copy_to` types a
-    // file's worth of base64.
-    s.send_until(line.as_bytes(), line.as_bytes(), deadline)
+    shell::type_lines(s, &lines, deadline)
         .await
-        .map_err(failed("send"))?;
+        .map_err(failed(format!("{command:?} to be typed")))?;
     s.wait_for(&[Pattern::literal(format!("{begin}\n"))], deadline)
         .await
         .map_err(failed(format!("output of {command:?} to begin")))?;
@@ -312,12 +258,11 @@ pub(super) async fn run_command(
         .wait_for(&[end_re], deadline)
         .await
         .map_err(failed(format!("{command:?} to finish")))?;
-    let got = marker_status(&done.matched);
     // What the command printed runs up to the newline the end marker's printf put before it,
     // and a final newline of its own is not part of the output.
     let before = done.before.strip_suffix('\n').unwrap_or(&done.before);
     let output = before.strip_suffix('\n').unwrap_or(before);
-    Ok((got, output.to_owned()))
+    Ok((marker_status(&done.matched), output.to_owned()))
 }
 
 /// Hex digits of random marker nonce: 128 bits, far beyond guessing within a step.

@@ -4,6 +4,8 @@ use std::path::Path;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
+use super::fake_shell::{typed_marker, Heard, ShellConfig};
+use super::shell_tests::on_shell;
 use super::*;
 use crate::scenario;
 
@@ -41,7 +43,7 @@ async fn restored_shell(mut io: DuplexStream) {
 }
 
 /// Bytes typed up to the next Enter.
-async fn read_line(io: &mut DuplexStream) -> Vec<u8> {
+pub(super) async fn read_line(io: &mut DuplexStream) -> Vec<u8> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     while let Ok(1) = io.read(&mut byte).await {
@@ -245,72 +247,22 @@ async fn a_console_that_closes_says_what_the_target_knows_about_why() {
     assert_eq!(out.start, StartReached::No);
 }
 
-/// The two halves of a marker as typed: `'@@R2S-END-<seq>-<first>' '<second>'`.
-fn typed_marker(line: &str, kind: &str) -> (String, String) {
-    let re = regex::Regex::new(&format!("'(@@R2S-{kind}-[^']*)' '([^']*)'")).unwrap();
-    let caps = re
-        .captures(line)
-        .unwrap_or_else(|| panic!("no {kind} marker in {line:?}"));
-    (caps[1].to_owned(), caps[2].to_owned())
-}
-
-/// A shell that answers each typed `run` line as a real one would, except that between the
-/// markers it prints `forged` first: what a command that tries to end its own capture prints.
-/// Every typed line is sent on `typed`.
-async fn forging_shell(
-    mut io: DuplexStream,
-    forged: &'static [u8],
-    status: u8,
-    typed: tokio::sync::mpsc::UnboundedSender<String>,
-) {
-    loop {
-        let line = String::from_utf8(read_line(&mut io).await).unwrap();
-        if line.is_empty() && typed.is_closed() {
-            return;
-        }
-        let _ = typed.send(line.clone());
-        let _ = io.write_all(line.replace('\n', "\r\n> ").as_bytes()).await;
-        if line.contains("@@R2S-BEGIN") {
-            let (begin, begin_rest) = typed_marker(&line, "BEGIN");
-            let (end, end_rest) = typed_marker(&line, "END");
-            let _ = io
-                .write_all(format!("\r\n{begin}{begin_rest}\r\n").as_bytes())
-                .await;
-            let _ = io.write_all(forged).await;
-            let _ = io
-                .write_all(format!("\r\n{end}{end_rest}:{status};\r\n").as_bytes())
-                .await;
-        }
-        let _ = io.write_all(PROMPT).await;
-    }
-}
-
+/// Runs two `run = "forge"` steps on a shell whose command prints `forged` and exits with
+/// `status`: what a command that tries to end its own capture prints. Returns every line the
+/// shell was typed.
 async fn run_forged(forged: &'static [u8], status: u8) -> (RunOutput, Vec<String>) {
-    let text = "name = \"forge\"\ndescription = \"d\"\nstart = \"login\"\ntimeout = \"20s\"\n\
-                [[steps]]\nrun = \"forge\"\n[[steps]]\nrun = \"forge\"\n";
-    let scenario = scenario::parse(text, Path::new("forge.toml")).expect("valid scenario");
-    let (typed, mut lines) = tokio::sync::mpsc::unbounded_channel();
-    let mut console = console_with(move |io| forging_shell(io, forged, status, typed));
-    let dir = tempfile::tempdir().unwrap();
-    let mut transcript = Transcript::create(dir.path(), "t", "t").unwrap();
-    let at = ConsoleAt::RestoredShell;
-    let ctx = RunContext::default();
-    let out = run_scenario_at(
-        at,
-        &scenario,
-        &mut console,
-        None,
-        &mut transcript,
-        &ctx,
-        &mut Quiet,
-    )
-    .await;
-    lines.close();
-    let mut typed = Vec::new();
-    while let Some(line) = lines.recv().await {
-        typed.push(line);
-    }
-    (out, typed)
+    let steps = "[[steps]]\nrun = \"forge\"\n[[steps]]\nrun = \"forge\"\n";
+    let respond = move |_: &str| (String::from_utf8_lossy(forged).into_owned(), i32::from(status));
+    let run = on_shell(steps, ShellConfig::default(), respond).await;
+    let typed = run
+        .heard
+        .into_iter()
+        .filter_map(|heard| match heard {
+            Heard::Line(line) => Some(line),
+            _ => None,
+        })
+        .collect();
+    (run.out, typed)
 }
 
 #[tokio::test]
@@ -347,7 +299,7 @@ async fn each_run_step_types_a_fresh_nonce_never_whole() {
     let nonces: Vec<String> = runs
         .iter()
         .map(|line| {
-            let (end, rest) = typed_marker(line, "END");
+            let (end, rest) = typed_marker(line, "END").expect("an end marker");
             let nonce = format!("{}{rest}", end.rsplit('-').next().unwrap());
             assert_eq!(nonce.len(), 32, "{line:?}");
             assert!(!line.contains(&nonce), "the whole nonce was typed: {line:?}");

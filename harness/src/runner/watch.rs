@@ -3,13 +3,54 @@
 use super::Stage;
 use crate::console::Pattern;
 
+/// U-Boot's last line before the kernel runs.
+pub const KERNEL_MARKER: &str = "Starting kernel ...";
+
 /// What seeing a watched pattern means.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WatchKind {
     /// The boot cannot succeed any more; the scenario ends at once.
     Fatal,
+    /// The boot cannot succeed any more for a known cause, which the report names; the
+    /// scenario ends at once while the target boots (a [`Diagnosis::Reset`] only once the
+    /// kernel started), not once a shell is reached, where a command may print such lines.
+    Diagnosed(Diagnosis),
     /// A boot stage begins.
     Stage(Stage),
+    /// systemd could not start a unit (`[FAILED] Failed to start …`): reported, not fatal.
+    FailedUnit,
+}
+
+/// A fatal console line whose cause is known well enough to say what to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Diagnosis {
+    /// systemd gave up booting and started its emergency or rescue shell.
+    EmergencyMode,
+    /// The initrd (initramfs-tools, dracut) did not find the root filesystem and started a
+    /// shell.
+    RootNotFound,
+    /// U-Boot's sign-on banner after the kernel started: the board reset (a reboot loop).
+    Reset,
+}
+
+impl Diagnosis {
+    /// What the report says about the cause.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Diagnosis::EmergencyMode => {
+                "systemd stopped booting and started its emergency shell: a unit the boot needs failed, most often a \
+                 filesystem from /etc/fstab or the root device; the [FAILED] lines before it say which"
+            }
+            Diagnosis::RootNotFound => {
+                "the initrd did not find the root filesystem: its root= device does not exist, or the initrd has no \
+                 driver for the disk it is on (on NixOS: boot.initrd.availableKernelModules)"
+            }
+            Diagnosis::Reset => {
+                "the board reset after the kernel started, and U-Boot came up again: a reboot loop (a kernel panic \
+                 with panic=N, a watchdog, a crash); the lines before the banner say why"
+            }
+        }
+    }
 }
 
 /// A watched pattern and its meaning.
@@ -33,10 +74,11 @@ fn regex(kind: WatchKind, source: &str) -> Watch {
     }
 }
 
-/// Failures of U-Boot, the kernel and NixOS stage 1 after which waiting is
-/// pointless. NixOS's stage 1 in particular waits for a key forever.
+/// Failures of U-Boot, the kernel, NixOS stage 1, other initrds and systemd after which
+/// waiting is pointless (NixOS's stage 1 in particular waits for a key forever), and systemd's
+/// failed units, which are reported but not fatal.
 pub fn builtin_fatal() -> Vec<Watch> {
-    use WatchKind::Fatal;
+    use WatchKind::{Diagnosed, Fatal};
     vec![
         regex(Fatal, r"Skipping \S+ for failure retrieving"),
         literal(Fatal, "SCRIPT FAILED"),
@@ -53,17 +95,53 @@ pub fn builtin_fatal() -> Vec<Watch> {
         literal(Fatal, "Unable to handle kernel"),
         literal(Fatal, "Internal error: Oops"),
         literal(Fatal, "An error occurred in stage 1 of the boot process"),
+        literal(Diagnosed(Diagnosis::EmergencyMode), "You are in emergency mode"),
+        literal(Diagnosed(Diagnosis::EmergencyMode), "You are in rescue mode"),
+        regex(
+            Diagnosed(Diagnosis::EmergencyMode),
+            r"Reached target .*(Emergency|Rescue) Mode",
+        ),
+        // initramfs-tools: `Gave up waiting for root file system device.` and
+        // `ALERT!  LABEL=NIXOS_SD does not exist.  Dropping to a shell!`
+        literal(
+            Diagnosed(Diagnosis::RootNotFound),
+            "Gave up waiting for root file system device",
+        ),
+        literal(Diagnosed(Diagnosis::RootNotFound), "Dropping to a shell!"),
+        // dracut's emergency shell, after its initqueue timed out waiting for the root.
+        literal(
+            Diagnosed(Diagnosis::RootNotFound),
+            "Entering emergency mode. Exit the shell to continue.",
+        ),
+        regex(Diagnosed(Diagnosis::Reset), r"^U-Boot (SPL )?20\d\d\.\d\d"),
+        regex(WatchKind::FailedUnit, r"\[FAILED\] Failed to start "),
     ]
 }
 
-/// Markers that open each boot stage after the first.
+/// systemd's greeting in an initrd: its os-release name ends in ` (Initrd)`.
+pub const SYSTEMD_INITRD_WELCOME: &str = r"^Welcome to .+ \(Initrd\)!$";
+
+/// systemd's greeting when it starts as the system's init (also matches the initrd's
+/// greeting, which the session tells apart).
+pub const SYSTEMD_WELCOME: &str = r"^Welcome to .+!$";
+
+/// Markers that open each boot stage after the first: NixOS's own, initramfs-tools' and
+/// systemd's, so a NixOS, Debian or systemd-initrd boot is timed stage by stage.
 pub fn stage_markers() -> Vec<Watch> {
     let at = WatchKind::Stage;
     vec![
         regex(at(Stage::Menu), r"Retrieving file: \S*extlinux\.conf"),
-        literal(at(Stage::Kernel), "Starting kernel ..."),
+        literal(at(Stage::Kernel), KERNEL_MARKER),
         literal(at(Stage::Stage1), "<<< NixOS Stage 1 >>>"),
+        // initramfs-tools' first words, and systemd's greeting in an initrd (NixOS's
+        // systemd stage 1, dracut).
+        literal(at(Stage::Initramfs), "Loading, please wait..."),
+        regex(at(Stage::Initramfs), SYSTEMD_INITRD_WELCOME),
         literal(at(Stage::Stage2), "<<< NixOS Stage 2 >>>"),
+        // `Welcome to NixOS 25.05 (Warbler)!`, `Welcome to Debian GNU/Linux 12 (bookworm)!`
+        regex(at(Stage::Systemd), SYSTEMD_WELCOME),
+        regex(at(Stage::Getty), r"^\[ *OK *\] Started .*[Gg]etty"),
         literal(at(Stage::Login), "<<< Welcome to NixOS"),
+        regex(at(Stage::Login), r"^\S+ login: ?$"),
     ]
 }

@@ -15,7 +15,7 @@ pub struct Scenario {
     pub name: String,
     /// What the scenario checks, in words.
     pub description: Option<String>,
-    /// Budget for the whole scenario (the file's `timeout`, 5 minutes when absent).
+    /// Budget for the whole scenario (the file's `timeout`, 10 minutes when absent).
     pub timeout: Duration,
     /// Where the first step finds the target (the file's `start`, power-on when absent).
     pub start: Start,
@@ -51,7 +51,34 @@ pub struct LoginRecipe {
     pub user: String,
     /// Where the password comes from.
     pub password: Password,
+    /// What the shell's prompt looks like, when not the default (`#` or `$` ending the line).
+    pub prompt: Option<PromptRegex>,
 }
+
+/// A regex matching a shell's prompt at the end of the console's last line (`prompt` in a login
+/// table). Recipes compare equal when their prompts' regexes are the same text.
+#[derive(Clone, Debug)]
+pub struct PromptRegex(Pattern);
+
+impl PromptRegex {
+    /// Wraps a console pattern.
+    pub fn new(pattern: Pattern) -> Self {
+        PromptRegex(pattern)
+    }
+
+    /// The pattern.
+    pub fn pattern(&self) -> &Pattern {
+        &self.0
+    }
+}
+
+impl PartialEq for PromptRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for PromptRegex {}
 
 impl LoginRecipe {
     /// The recipe when the file gives no `login`: root, with the password in `R2S_PASSWORD`.
@@ -59,6 +86,7 @@ impl LoginRecipe {
         LoginRecipe {
             user: "root".to_owned(),
             password: Password::Env("R2S_PASSWORD".to_owned()),
+            prompt: None,
         }
     }
 }
@@ -104,6 +132,8 @@ pub enum Action {
         user: String,
         /// Where the password comes from.
         password: Password,
+        /// What the shell's prompt looks like, when not the default.
+        prompt: Option<PromptRegex>,
     },
     /// Run a shell command; its exit status must equal `status` and its output, if `output` is
     /// given, must match it (multi-line mode: `^` and `$` match at line boundaries).
@@ -142,6 +172,9 @@ pub enum Action {
     CopyTo(CopyTo),
     /// Switch a NIC's link up or down.
     Link(Link),
+    /// Wait until a systemd unit is active (`systemctl is-active`), failing at once when it
+    /// failed.
+    WaitForUnit(String),
 }
 
 /// Which extlinux menu entry a `menu` step chooses.
@@ -219,6 +252,7 @@ impl Step {
                 link.nic.as_str(),
                 if link.up { "up" } else { "down" }
             ),
+            Action::WaitForUnit(unit) => format!("wait_for_unit {unit}"),
         }
     }
 }

@@ -11,15 +11,16 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::error::{ScenarioError, ScenarioErrorKind, ACTION_KEYS};
-use super::model::{Action, LoginRecipe, MenuChoice, Password, Scenario, Secret, Start, Step};
+use super::model::{Action, LoginRecipe, MenuChoice, Password, PromptRegex, Scenario, Secret, Start, Step};
 use super::name::{check_name, file_key};
 use super::network::{CommandCheck, CopyTo, Forward, Link, NetworkSpec, RawNetwork};
 use super::raw::{console_regex, MenuValue, RawLogin, RawScenario, RawStep, StartValue};
 use crate::config::{read_text, SourceText, Table, Timeout};
 use crate::console::Pattern;
 
-/// The whole-scenario budget when the file gives none.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// The whole-scenario budget when the file gives none: room for a full NixOS, which under
+/// QEMU's TCG takes one to several minutes to reach its getty, on a loaded machine.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// Parses and validates scenario text; `source` names the file in errors and locations.
 pub fn parse(text: &str, source: &Path) -> Result<Scenario, ScenarioError> {
@@ -233,8 +234,12 @@ impl Validator<'_> {
         }
         let recipe = match login {
             Some(login) => {
-                let (user, password) = self.login(&[Seg::Key("login")], login.into_inner().0)?;
-                LoginRecipe { user, password }
+                let (user, password, prompt) = self.login(&[Seg::Key("login")], login.into_inner().0)?;
+                LoginRecipe {
+                    user,
+                    password,
+                    prompt,
+                }
             }
             None => LoginRecipe::default_root(),
         };
@@ -319,8 +324,12 @@ impl Validator<'_> {
             })
         } else if let Some(login) = raw.login {
             let at = [Seg::Key("steps"), Seg::Index(index), Seg::Key("login")];
-            let (user, password) = self.login(&at, login.into_inner().0)?;
-            Action::Login { user, password }
+            let (user, password, prompt) = self.login(&at, login.into_inner().0)?;
+            Action::Login {
+                user,
+                password,
+                prompt,
+            }
         } else if let Some(command) = raw.run {
             Action::Run {
                 command: command.into_inner().0,
@@ -366,6 +375,8 @@ impl Validator<'_> {
                 nic: link.nic,
                 up: link.up,
             })
+        } else if let Some(unit) = raw.wait_for_unit {
+            Action::WaitForUnit(unit.into_inner().0)
         } else {
             unreachable!("present_actions found exactly one action")
         };
@@ -433,8 +444,13 @@ impl Validator<'_> {
         Ok(spec)
     }
 
-    /// A login table's user and password; `at` is the path of the table in the document.
-    fn login(&self, at: &[Seg<'_>], login: RawLogin) -> Result<(String, Password), ScenarioError> {
+    /// A login table's user, password and prompt; `at` is the path of the table in the
+    /// document.
+    fn login(
+        &self,
+        at: &[Seg<'_>],
+        login: RawLogin,
+    ) -> Result<(String, Password, Option<PromptRegex>), ScenarioError> {
         let password = match (login.password_env, login.password) {
             (None, None) => Password::None,
             (Some(env), None) => Password::Env(env.into_inner().0),
@@ -450,7 +466,8 @@ impl Validator<'_> {
                 return Err(self.invalid(span, "give either `password_env` or `password`, not both"));
             }
         };
-        Ok((login.user.0, password))
+        let prompt = login.prompt.map(|regex| PromptRegex::new(regex.0));
+        Ok((login.user.0, password, prompt))
     }
 }
 
@@ -473,6 +490,7 @@ fn present_actions(raw: &RawStep) -> Vec<(&'static str, Range<usize>)> {
         raw.copy_from.as_ref().map(Spanned::span),
         raw.copy_to.as_ref().map(Spanned::span),
         raw.link.as_ref().map(Spanned::span),
+        raw.wait_for_unit.as_ref().map(Spanned::span),
     ];
     let mut present: Vec<_> = ACTION_KEYS
         .iter()

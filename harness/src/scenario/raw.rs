@@ -49,6 +49,7 @@ pub(crate) struct RawStep {
     pub menu: Option<Spanned<MenuValue>>,
     pub login: Option<Spanned<Table<RawLogin>>>,
     pub run: Option<Spanned<NonEmpty>>,
+    pub wait_for_unit: Option<Spanned<UnitName>>,
     pub status: Option<Spanned<i32>>,
     pub output: Option<Spanned<OutputRegex>>,
     pub until: Option<Spanned<Timeout>>,
@@ -70,6 +71,7 @@ pub(crate) struct RawLogin {
     pub user: NonEmpty,
     pub password_env: Option<Spanned<NonEmpty>>,
     pub password: Option<Spanned<String>>,
+    pub prompt: Option<ConsoleRegex>,
 }
 
 /// A string that must not be empty: an empty pattern matches at once, an empty command or user
@@ -83,6 +85,25 @@ impl<'de> Deserialize<'de> for NonEmpty {
             return Err(de::Error::custom("must not be empty"));
         }
         Ok(NonEmpty(text))
+    }
+}
+
+/// A systemd unit's name (`sshd.service`, `getty@ttyS2.service`): only the characters systemd
+/// allows in one, so it needs no quoting on a shell's command line.
+pub(crate) struct UnitName(pub String);
+
+impl<'de> Deserialize<'de> for UnitName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = NonEmpty::deserialize(deserializer)?.0;
+        if let Some(bad) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || ":-_.\\@".contains(*c)))
+        {
+            return Err(de::Error::custom(format!(
+                "{name:?} is not a systemd unit name: {bad:?} is not allowed in one (letters, digits and `:-_.\\@` are)"
+            )));
+        }
+        Ok(UnitName(name))
     }
 }
 

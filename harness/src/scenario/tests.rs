@@ -113,7 +113,7 @@ output = "^$"
     ));
     assert!(matches!(
         actions(&scenario)[8],
-        Action::Login { user, password: Password::Env(var) } if user == "root" && var == "R2S_PASSWORD"
+        Action::Login { user, password: Password::Env(var), prompt: None } if user == "root" && var == "R2S_PASSWORD"
     ));
     assert!(matches!(actions(&scenario)[9], Action::Run { status: 1, .. }));
 }
@@ -123,7 +123,7 @@ fn defaults_apply_when_keys_are_absent() {
     let scenario =
         parse_ok("name = \"t\"\n[[steps]]\nrun = \"true\"\n[[steps]]\nlogin = { user = \"root\" }\n");
     assert_eq!(scenario.timeout, DEFAULT_TIMEOUT);
-    assert_eq!(scenario.timeout, Duration::from_secs(300));
+    assert_eq!(scenario.timeout, Duration::from_secs(600));
     assert!(scenario.fatal.is_empty());
     assert!(matches!(
         &scenario.steps[0].action,
@@ -199,8 +199,8 @@ fn unknown_step_key_points_at_the_key() {
     assert_eq!(
         error_of(&text),
         "t.toml:4:1: unknown field `expct`, expected one of `expect`, `expect_regex`, `send`, `send_line`, \
-         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `status`, `output`, `until`, `timeout`, `stage`, \
-         `host`, `lan`, `wait_for_port`, `host_port_open`, `copy_from`, `copy_to`, `link`"
+         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `wait_for_unit`, `status`, `output`, `until`, `timeout`, \
+         `stage`, `host`, `lan`, `wait_for_port`, `host_port_open`, `copy_from`, `copy_to`, `link`"
     );
 }
 
@@ -215,7 +215,7 @@ fn unknown_login_key_points_at_the_key() {
     let text = format!("{HEADER}[[steps]]\nlogin = {{ user = \"root\", passwd = \"x\" }}\n");
     assert_eq!(
         error_of(&text),
-        "t.toml:3:26: unknown field `passwd`, expected one of `user`, `password_env`, `password`"
+        "t.toml:3:26: unknown field `passwd`, expected one of `user`, `password_env`, `password`, `prompt`"
     );
 }
 
@@ -258,7 +258,7 @@ fn step_without_action_points_at_its_header() {
         error_of(&text),
         "t.toml:6:1: step has no action: give one of `expect`, `expect_regex`, `send`, `send_line`, \
          `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `host`, `lan`, `wait_for_port`, `host_port_open`, \
-         `copy_from`, `copy_to`, `link`"
+         `copy_from`, `copy_to`, `link`, `wait_for_unit`"
     );
 }
 
@@ -342,6 +342,31 @@ fn output_on_an_expect_step_points_at_the_key() {
     assert_eq!(
         error_of(&text),
         "t.toml:4:1: `output` applies only to `run`, `host`, `lan` and `uboot` steps, not to `expect`"
+    );
+}
+
+#[test]
+fn wait_for_unit_names_the_unit() {
+    let scenario = parse_ok(&format!(
+        "{HEADER}[[steps]]\nwait_for_unit = \"serial-getty@ttyS2.service\"\n"
+    ));
+    assert!(matches!(
+        &scenario.steps[0].action,
+        Action::WaitForUnit(unit) if unit == "serial-getty@ttyS2.service"
+    ));
+    assert_eq!(
+        scenario.steps[0].describe(),
+        "wait_for_unit serial-getty@ttyS2.service"
+    );
+}
+
+#[test]
+fn wait_for_unit_with_a_character_no_unit_name_has_points_at_the_value() {
+    let text = format!("{HEADER}[[steps]]\nwait_for_unit = \"sshd; reboot\"\n");
+    assert_eq!(
+        error_of(&text),
+        "t.toml:3:17: \"sshd; reboot\" is not a systemd unit name: ';' is not allowed in one (letters, digits \
+         and `:-_.\\@` are)"
     );
 }
 

@@ -82,6 +82,7 @@ impl Recording {
             duration: out.duration,
             stages: out.stages,
             last_lines: out.last_lines,
+            failed_units: out.failed_units,
             transcript,
             origin,
         })

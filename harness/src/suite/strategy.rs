@@ -268,6 +268,7 @@ fn priming_failed(scenario: &Scenario, failed: &FailedBoot) -> ScenarioResult {
         verdict,
         stages: boot.stages.clone(),
         last_lines: boot.last_lines.clone(),
+        failed_units: boot.failed_units.clone(),
         transcript: vec![failed.transcript.clone()],
         origin: Origin::Snapshot { primed: true },
     }
@@ -289,6 +290,7 @@ fn setup_failure(expected: &str, detail: String) -> RunOutput {
         start: StartReached::No,
         stages: Vec::new(),
         last_lines: Vec::new(),
+        failed_units: Vec::new(),
         duration: Duration::ZERO,
         artifacts: Vec::new(),
     }
@@ -306,6 +308,7 @@ mod tests {
             start: StartReached::Yes,
             stages: Vec::new(),
             last_lines: Vec::new(),
+            failed_units: Vec::new(),
             duration: Duration::from_secs(9),
             artifacts: Vec::new(),
         }

@@ -123,6 +123,7 @@ mod tests {
             duration: Duration::from_millis(at_ms),
             stages: vec![],
             last_lines: last_lines.iter().map(|s| (*s).to_owned()).collect(),
+            failed_units: vec![],
             transcript: vec![],
             origin: Default::default(),
         }

@@ -142,6 +142,7 @@ mod tests {
                 duration: Duration::from_secs(2),
             }],
             last_lines: vec![],
+            failed_units: vec![],
             transcript: vec![],
             origin: Default::default(),
         }

@@ -148,6 +148,7 @@ mod tests {
                 })
                 .collect(),
             last_lines: vec![],
+            failed_units: vec![],
             transcript: vec![],
             origin: Default::default(),
         }

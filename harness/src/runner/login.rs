@@ -1,0 +1,213 @@
+//! Logging in at a getty as a person at the console would: on the busybox fixtures, and on real
+//! systems (agetty, login(1) and PAM) whose prompts come late, come twice, or were already
+//! matched by an earlier step, whose refusal comes after a pause, and whose shells greet with a
+//! MOTD, a `Last login:` line and a coloured prompt that also sets the terminal title.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::outcome::FailReason;
+use super::session::Session;
+use super::shell;
+use super::steps::{failed, StepFailure, StepResult};
+use super::{RunContext, Stage};
+use crate::console::Pattern;
+use crate::scenario::{Password, PromptRegex};
+
+/// The getty's prompt, matched anywhere in a line: kernel messages may share it.
+const LOGIN_PROMPT: &str = "login: ";
+
+/// login(1)'s and PAM's password prompt, at the end of the line.
+const PASSWORD_PROMPT: &str = r"(?i)password: ?$";
+
+/// What login(1) prints when it refuses the user or the password.
+const LOGIN_INCORRECT: &str = "Login incorrect";
+
+/// How long to wait for a login prompt before looking whether one is already on screen (an
+/// earlier step matched it) and pressing Enter for a fresh one.
+const LOGIN_NUDGE: Duration = Duration::from_secs(5);
+
+/// How often Enter is pressed for a fresh login prompt, and how often the user name or the
+/// password is typed again for a prompt repeated without a verdict, before giving up on it.
+const MAX_REPEATS: u32 = 3;
+
+/// A kernel log line (`[   12.345678] …`), which may land after the getty's prompt.
+fn is_kernel_line(line: &str) -> bool {
+    let line = line.trim_start();
+    line.starts_with('[')
+        && line[1..].trim_start().split_once(']').is_some_and(|(stamp, _)| {
+            stamp.contains('.') && stamp.chars().all(|c| c.is_ascii_digit() || c == '.')
+        })
+}
+
+/// Logs in as `user` at the getty and waits for the shell's prompt (`prompt`, or the default
+/// one), which later `run` steps then expect too.
+pub async fn login(
+    s: &mut Session<'_>,
+    user: &str,
+    password: &Password,
+    prompt: Option<&PromptRegex>,
+    ctx: &RunContext,
+    deadline: Instant,
+) -> StepResult {
+    let secret = password_value(s, user, password, ctx)?;
+    if let Some(prompt) = prompt {
+        s.shell_prompt = prompt.pattern().clone();
+    }
+    await_login_prompt(s, deadline)
+        .await
+        .map_err(failed(format!("login prompt {LOGIN_PROMPT:?}")))?;
+    s.enter_stage(Stage::Login);
+    type_user(s, user).await?;
+    let answers = [
+        Pattern::regex(PASSWORD_PROMPT).expect("the password prompt regex is valid"),
+        s.shell_prompt.clone(),
+        Pattern::literal(LOGIN_INCORRECT),
+        Pattern::literal(LOGIN_PROMPT),
+    ];
+    let (mut passwords, mut users) = (0, 1);
+    loop {
+        let hit = s
+            .wait_for(&answers, deadline)
+            .await
+            .map_err(failed(format!("a password prompt or a shell prompt for {user}")))?;
+        match hit.index {
+            0 => {
+                passwords += 1;
+                if passwords > MAX_REPEATS {
+                    return Err(repeated(user, "password", passwords));
+                }
+                if passwords > 1 {
+                    s.note("the password prompt came again without a verdict; typing the password again");
+                }
+                s.send_secret(secret.as_deref().unwrap_or(""))
+                    .await
+                    .map_err(failed("send"))?;
+            }
+            1 => {
+                shell::at_prompt(s);
+                return Ok(());
+            }
+            2 => {
+                return Err(StepFailure {
+                    expected: format!("a shell for {user}"),
+                    reason: FailReason::LoginRefused {
+                        user: user.to_owned(),
+                        line: hit.line.trim().to_owned(),
+                        password: describe_source(password),
+                    },
+                })
+            }
+            _ => {
+                users += 1;
+                if users > MAX_REPEATS {
+                    return Err(repeated(user, "user name", users));
+                }
+                s.note("the login prompt came again without a verdict; typing the user name again");
+                type_user(s, user).await?;
+            }
+        }
+    }
+}
+
+/// The password to type, from where the step says it comes.
+fn password_value(
+    s: &mut Session<'_>,
+    user: &str,
+    password: &Password,
+    ctx: &RunContext,
+) -> Result<Option<String>, StepFailure> {
+    match password {
+        Password::None => Ok(None),
+        Password::Literal(secret) => Ok(Some(secret.expose().to_owned())),
+        Password::Env(name) => match std::env::var(name) {
+            Ok(value) => Ok(Some(value)),
+            Err(_) => match &ctx.fallback_password {
+                Some(value) => {
+                    s.note(&format!("{name} is not set; using the fixture image's password"));
+                    Ok(Some(value.clone()))
+                }
+                None => Err(StepFailure {
+                    expected: format!("login as {user}"),
+                    reason: FailReason::Setup {
+                        detail: format!(
+                            "environment variable {name} is not set; it must hold the password of {user}"
+                        ),
+                    },
+                }),
+            },
+        },
+    }
+}
+
+/// Where a refused password came from, for the report (never the password itself).
+fn describe_source(password: &Password) -> String {
+    match password {
+        Password::None => "no password".to_owned(),
+        Password::Env(name) => format!("the password in {name}"),
+        Password::Literal(_) => "the scenario's password".to_owned(),
+    }
+}
+
+fn repeated(user: &str, what: &str, times: u32) -> StepFailure {
+    StepFailure {
+        expected: format!("a shell for {user}"),
+        reason: FailReason::Check {
+            detail: format!(
+                "the login asked for the {what} {times} times without letting {user} in or refusing"
+            ),
+        },
+    }
+}
+
+async fn type_user(s: &mut Session<'_>, user: &str) -> StepResult {
+    s.discard_retained();
+    let line = format!("{user}\r");
+    s.send(line.as_bytes(), line.as_bytes())
+        .await
+        .map_err(failed("send"))
+}
+
+/// Waits for a login prompt. An earlier step may have matched the one on screen (an `expect`
+/// of `ivy login:`), and a getty prints no other until something is typed: when none comes
+/// within [`LOGIN_NUDGE`] and the last line on screen (kernel messages aside) is a login
+/// prompt, Enter is pressed for a fresh one.
+async fn await_login_prompt(s: &mut Session<'_>, deadline: Instant) -> Result<(), FailReason> {
+    let prompt = [Pattern::literal(LOGIN_PROMPT)];
+    let mut nudges = 0;
+    loop {
+        if s.wait_within(&prompt, deadline, LOGIN_NUDGE).await?.is_some() {
+            return Ok(());
+        }
+        if nudges < MAX_REPEATS && login_prompt_on_screen(s) {
+            nudges += 1;
+            s.note("a login prompt is on screen but was matched by an earlier step; pressing Enter for a fresh one");
+            s.discard_retained();
+            s.send(b"\r", b"\r").await?;
+        }
+    }
+}
+
+/// Whether the last line on screen, kernel messages aside, is a login prompt.
+fn login_prompt_on_screen(s: &Session<'_>) -> bool {
+    s.recent_lines()
+        .iter()
+        .rev()
+        .find(|line| !line.trim().is_empty() && !is_kernel_line(line))
+        .is_some_and(|line| line.trim_end().ends_with(LOGIN_PROMPT.trim_end()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_log_lines_are_told_from_others() {
+        assert!(is_kernel_line("[   12.345678] random: crng init done"));
+        assert!(is_kernel_line("[12.3] x"));
+        assert!(!is_kernel_line("[root@ivy:~]# "));
+        assert!(!is_kernel_line("[  OK  ] Started Serial Getty on ttyS2."));
+        assert!(!is_kernel_line("ivy login: "));
+    }
+}

@@ -1,6 +1,7 @@
 //! The scenario runner: walks a scenario's steps over a target's console, owns every timeout, and
 //! turns what happened into a [`ScenarioResult`].
 
+mod countdown;
 mod outcome;
 mod session;
 mod stage;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub use countdown::{CountdownPolicy, Countdowns, SkippedWait};
 pub use outcome::{secs, FailReason, Failure, Origin, ScenarioResult, StageTiming, Verdict};
 pub use session::{ConsoleState, Session};
 pub use stage::Stage;
@@ -57,6 +59,8 @@ pub struct RunContext {
     pub baud: Option<u32>,
     /// The kernel console name a real board shows (its profile's `console`), on a serial target.
     pub board_console: Option<String>,
+    /// Whether the boot's countdowns are skipped (see [`Countdowns`]).
+    pub countdowns: CountdownPolicy,
 }
 
 /// The first stage of a run on a restored snapshot: from starting the target to the shell
@@ -118,8 +122,19 @@ pub async fn run_scenario_at(
     let mut session = Session::new(console, transcript, observer, watches_for(scenario));
     session.pacing = ctx.pacing;
     session.board_console = ctx.board_console.clone();
-    if at == ConsoleAt::RestoredShell {
-        session.set_first_stage(RESTORE_STAGE);
+    match (at, &scenario.start) {
+        (ConsoleAt::RestoredShell, _) => session.set_first_stage(RESTORE_STAGE),
+        // The steps begin at a shell: nothing they do meets a countdown.
+        (ConsoleAt::PowerOn, Start::Login(_)) => session.skip_countdowns(Countdowns::for_steps(
+            &ctx.countdowns,
+            scenario.real_time_boot,
+            &[],
+        )),
+        (ConsoleAt::PowerOn, Start::PowerOn) => session.skip_countdowns(Countdowns::for_steps(
+            &ctx.countdowns,
+            scenario.real_time_boot,
+            &scenario.steps,
+        )),
     }
     let first = session.stage().clone();
     session.observer().stage(&first, Duration::ZERO);
@@ -207,6 +222,7 @@ pub async fn reach_login_shell(
     let mut session = Session::new(console, transcript, observer, watches);
     session.pacing = ctx.pacing;
     session.board_console = ctx.board_console.clone();
+    session.skip_countdowns(Countdowns::for_boot(&ctx.countdowns));
     let deadline = Instant::now() + timeout;
     let result = login_with(&mut session, recipe, ctx, deadline).await;
     let end = session.elapsed();

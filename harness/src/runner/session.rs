@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
+use super::countdown::{Countdowns, SkippedWait, Skipper};
 use super::outcome::{FailReason, StageTiming};
 use super::watch::{Watch, WatchKind};
 use super::{Observer, Stage};
@@ -58,6 +59,10 @@ pub struct Session<'a> {
     buf: Vec<u8>,
     /// Cuts typed secrets out of the console bytes before anything records or matches them.
     redactor: Redactor,
+    /// Skips the boot's countdowns while waiting, until the kernel starts.
+    skipper: Option<Skipper>,
+    /// The stages whose countdown was skipped.
+    skipped: Vec<(Stage, SkippedWait)>,
 }
 
 impl<'a> Session<'a> {
@@ -84,7 +89,20 @@ impl<'a> Session<'a> {
             state: ConsoleState::Booting,
             buf: vec![0; 16 * 1024],
             redactor: Redactor::new(),
+            skipper: None,
+            skipped: Vec::new(),
         }
+    }
+
+    /// Skips `countdowns` as the boot reaches them (see [`super::countdown`]).
+    pub fn skip_countdowns(&mut self, countdowns: Countdowns) {
+        self.skipper = Skipper::new(countdowns);
+    }
+
+    /// Records that the current stage's countdown was skipped.
+    pub(super) fn mark_skipped_wait(&mut self, wait: SkippedWait) {
+        let stage = self.stage().clone();
+        self.skipped.push((stage, wait));
     }
 
     /// Names the first stage `name` instead of `uboot`: for a console that did not start at
@@ -129,6 +147,7 @@ impl<'a> Session<'a> {
                 name: name.clone(),
                 start: *start,
                 duration: stop.saturating_sub(*start),
+                skipped_wait: self.skipped.iter().find(|(s, _)| s == name).map(|(_, w)| *w),
             });
         }
         out
@@ -310,16 +329,39 @@ impl<'a> Session<'a> {
     }
 
     /// Waits until one of `patterns` appears, a fatal pattern appears, the console closes, or
-    /// `deadline` passes.
+    /// `deadline` passes; skips the boot's countdowns meanwhile, if asked to.
     pub async fn wait_for(
         &mut self,
         patterns: &[Pattern],
         deadline: Instant,
     ) -> Result<Expected, FailReason> {
+        // A timeout says how long the step waited, countdowns skipped on the way included.
+        let waited_from = Instant::now();
+        loop {
+            let Some(skipper) = self.skipper.take().filter(|_| self.kernel_started.is_none()) else {
+                return self.wait_for_only(patterns, deadline, waited_from).await;
+            };
+            let mut all = patterns.to_vec();
+            all.push(skipper.pattern());
+            let hit = self.wait_for_only(&all, deadline, waited_from).await?;
+            if hit.index < patterns.len() {
+                self.skipper = Some(skipper);
+                return Ok(hit);
+            }
+            self.skipper = skipper.act(self).await?;
+        }
+    }
+
+    /// [`Session::wait_for`] without the countdown skipper; the wait began at `waited_from`.
+    async fn wait_for_only(
+        &mut self,
+        patterns: &[Pattern],
+        deadline: Instant,
+        waited_from: Instant,
+    ) -> Result<Expected, FailReason> {
         if let Some(hit) = self.matcher.expect(patterns) {
             return Ok(hit);
         }
-        let waited_from = Instant::now();
         loop {
             let now = Instant::now();
             if now >= deadline {

@@ -15,7 +15,7 @@ use super::factory::TargetKind;
 use super::power::{self, OffOnDrop, PowerError};
 use super::{Console, LocalBoxFuture, StartFailure, StartFuture, StartLog, Target, TargetError};
 use crate::board::{Board, Power};
-use crate::runner::RunContext;
+use crate::runner::{CountdownPolicy, RunContext};
 
 /// With `manual = true` power: how long the operator has to power-cycle the board.
 pub const MANUAL_POWER_WAIT: Duration = Duration::from_secs(5 * 60);
@@ -81,6 +81,12 @@ pub fn board_context(board: &Board, base: &RunContext) -> RunContext {
         pacing: board.pacing,
         baud: Some(board.baud),
         board_console: Some(format!("{} at {} baud", board.console, board.baud)),
+        // A board's U-Boot may differ from QEMU's: its countdowns are skipped only when its
+        // profile says so.
+        countdowns: CountdownPolicy {
+            skip: base.countdowns.skip && board.skip_countdowns,
+            ..base.countdowns
+        },
         ..base.clone()
     }
 }

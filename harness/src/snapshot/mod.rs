@@ -360,7 +360,7 @@ impl SnapshotCache {
             qemu_img::convert_to_qcow2(source.qemu, shim.disk(), &building.join(&names[1])).await?;
         }
         let disks: Vec<PathBuf> = names.iter().map(|n| building.join(n)).collect();
-        // savevm writes the guest's memory into these disks.
+        // snapshot-save writes the guest's memory into these disks.
         for disk in &disks {
             crate::private::restrict_file(disk).map_err(|e| SnapshotError::io(disk, e))?;
         }

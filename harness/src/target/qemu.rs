@@ -504,10 +504,15 @@ impl Snapshots for QemuMachine {
                 };
                 let how = match &checkout.primed {
                     Some(p) => format!(
-                        "built by this run: {:.1}s to a shell, snapshot-save {:.2}s; boot transcript {}",
+                        "built by this run: {:.1}s to a shell, snapshot-save {:.2}s; boot transcript {}{}",
                         p.to_shell.as_secs_f64(),
                         p.save.as_secs_f64(),
-                        p.transcript.display()
+                        p.transcript.display(),
+                        checkout
+                            .refused
+                            .as_ref()
+                            .map(|why| format!("; the entry in the cache was refused: {why}"))
+                            .unwrap_or_default()
                     ),
                     None => "reused from the cache".to_owned(),
                 };
@@ -530,9 +535,10 @@ impl Snapshots for QemuMachine {
                     Err(e) => return Err(error(e.into())),
                 };
                 let how = format!(
-                    "{}restoring snapshot {TAG} of {} ({how}; snapshot-load {:.2}s)",
+                    "{}restoring snapshot {TAG} of {} ({how}; seal verified in {:.2}s; snapshot-load {:.2}s)",
                     earlier.unwrap_or_default(),
                     cache.entry_dir(&checkout.key).display(),
+                    checkout.verified.as_secs_f64(),
                     loaded.as_secs_f64()
                 );
                 self.running = Some(target);

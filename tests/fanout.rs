@@ -67,6 +67,30 @@ fn snapshot_note(transcripts: &Path, scenario: &str) -> String {
         .to_owned()
 }
 
+/// Runs `shell-fresh-state` once on an empty cache in `dir`, which builds its entry; returns
+/// the entry's first disk, the one holding the saved state.
+fn build_one_entry(dir: &Path) -> PathBuf {
+    let (first, transcripts) = finish_run(start_run(dir, "first", &["shell-fresh-state"]));
+    assert!(
+        snapshot_note(&transcripts, "shell-fresh-state").contains("built by this run"),
+        "{}",
+        first.explain()
+    );
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir.join("cache"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries[0].join("disk0.qcow2")
+}
+
+/// No QEMU started by the test's runs (they name `dir` on their command lines) still runs.
+fn assert_no_qemu_under(dir: &Path) {
+    assert_eq!(qemu_mentioning(dir), Vec::<u32>::new(), "QEMU left running");
+}
+
 /// Priming transcripts (`login-snapshot-<key>.log`) in `dir`.
 fn priming_logs(dir: &Path) -> Vec<PathBuf> {
     let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -163,11 +187,7 @@ fn login_start_scenarios_in_two_processes_share_one_priming_boot() {
     // shell-fresh-state passing in every run shows each restore starts from the saved disk,
     // not from what an earlier scenario wrote.
     assert_eq!(sha256(&image), before, "the image changed");
-    assert_eq!(
-        qemu_mentioning(dir.path()),
-        Vec::<u32>::new(),
-        "QEMU left running"
-    );
+    assert_no_qemu_under(dir.path());
 }
 
 #[test]
@@ -175,20 +195,7 @@ fn a_corrupt_or_stale_cache_entry_is_rebuilt_not_trusted() {
     let image = fixture(r2s_images::DEFAULT_FIXTURE);
     let before = sha256(&image);
     let dir = temp_dir();
-    let (first, transcripts) = finish_run(start_run(dir.path(), "first", &["shell-fresh-state"]));
-    assert!(
-        snapshot_note(&transcripts, "shell-fresh-state").contains("built by this run"),
-        "{}",
-        first.explain()
-    );
-    let entries: Vec<PathBuf> = std::fs::read_dir(dir.path().join("cache"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    let disk0 = entries[0].join("disk0.qcow2");
+    let disk0 = build_one_entry(dir.path());
 
     // Corrupt: the qcow2 header's magic is gone, so `qemu-img check` fails.
     let mut bytes = std::fs::read(&disk0).unwrap();
@@ -223,11 +230,39 @@ fn a_corrupt_or_stale_cache_entry_is_rebuilt_not_trusted() {
         fourth.explain()
     );
     assert_eq!(sha256(&image), before, "the image changed");
-    assert_eq!(
-        qemu_mentioning(dir.path()),
-        Vec::<u32>::new(),
-        "QEMU left running"
+    assert_no_qemu_under(dir.path());
+}
+
+#[test]
+fn one_changed_byte_of_saved_ram_is_caught_by_the_seal_and_the_entry_rebuilt_not_restored() {
+    let dir = temp_dir();
+    let disk0 = build_one_entry(dir.path());
+    // The overlay holds the guest's few disk writes and, after them, its saved state: about
+    // 120 MiB, nearly all RAM. Its middle is RAM; one bit of it flips, which `qemu-img check`
+    // cannot see and QEMU would load.
+    let mut bytes = std::fs::read(&disk0).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&disk0, bytes).unwrap();
+    let check = std::process::Command::new("qemu-img")
+        .args(["check", "-q"])
+        .arg(&disk0)
+        .status()
+        .unwrap();
+    assert!(check.success(), "the change broke the qcow2 structure too");
+
+    let (second, transcripts) = finish_run(start_run(dir.path(), "second", &["shell-fresh-state"]));
+    let note = snapshot_note(&transcripts, "shell-fresh-state");
+    assert!(
+        note.contains("built by this run")
+            && note.contains(&format!(
+                "the entry in the cache was refused: {} does not match the digest recorded when the entry was built",
+                disk0.display()
+            )),
+        "{note}\n{}",
+        second.explain()
     );
+    assert_no_qemu_under(dir.path());
 }
 
 #[test]
@@ -291,9 +326,5 @@ fn an_entry_qemu_cannot_restore_is_discarded_and_rebuilt() {
         "{}\n{log}",
         run.explain()
     );
-    assert_eq!(
-        qemu_mentioning(dir.path()),
-        Vec::<u32>::new(),
-        "QEMU left running"
-    );
+    assert_no_qemu_under(dir.path());
 }

@@ -391,6 +391,7 @@ fn result_with_console(dir: &Path, name: &str, console: &[(u64, &[u8])], fatal_l
         name: Stage::named(name),
         start: Duration::from_millis(start),
         duration: Duration::from_millis(duration),
+        skipped_wait: None,
     };
     ScenarioResult {
         name: name.to_owned(),

@@ -1,14 +1,19 @@
 //! Snapshot fan-out: 10 `start = "login"` scenarios booted cold each against restored from one
 //! login snapshot (the priming boot included), and one cold boot for scale.
 //!
-//! `cargo bench -p r2s-harness --bench fanout` — prints the three wall-clock times and the
-//! ratios. Every run is the whole `harness run` process on the default fixture, with the same
+//! `cargo bench -p r2s-harness --bench fanout` — prints the wall-clock times and the ratios.
+//! Every harness run is the whole `harness run` process on the default fixture, with the same
 //! `--jobs` (default: the core count); the fan-out run starts from an empty snapshot cache, so
-//! it pays for the priming boot. `FANOUT_BENCH_JOBS=N` sets `--jobs`.
+//! it pays for the priming boot. `FANOUT_BENCH_JOBS=N` sets `--jobs`. For scale, raw QEMU
+//! boots the image as it is to its login prompt (median of 3), in the same run.
+
+mod raw_qemu;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use raw_qemu::load;
 
 const SCENARIOS: usize = 10;
 
@@ -41,6 +46,14 @@ fn main() {
 
     println!("Machine: {} cores, load average {}", cores(), load());
     println!("Image: {}; --jobs {jobs}", image.display());
+    let adapted = r2s_harness::adapt::adapt(&image).expect("adapt");
+    let shim = adapted.as_ref().map(|a| a.shim.disk().to_owned());
+    let mut raw: Vec<Duration> = (0..3)
+        .map(|_| raw_qemu::raw_qemu(&image, shim.as_deref()))
+        .collect();
+    raw.sort();
+    let raw = raw[1];
+    println!("raw QEMU cold boot to login (median of 3): {:.2}s", secs(raw));
     let cold_one = harness_run(harness, &image, &one, &jobs, None, work.path());
     println!(
         "one cold boot (1 scenario, --no-snapshots): {:.2}s",
@@ -62,6 +75,10 @@ fn main() {
     println!(
         "fan-out / one cold boot: {:.2} (goal: at most 2)",
         secs(fanout) / secs(cold_one)
+    );
+    println!(
+        "fan-out / raw QEMU cold boot: {:.2} (goal: at most 1.3)",
+        secs(fanout) / secs(raw)
     );
     println!("load average after: {}", load());
 }
@@ -106,10 +123,4 @@ fn secs(d: Duration) -> f64 {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".to_owned())
 }

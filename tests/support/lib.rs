@@ -176,6 +176,27 @@ pub fn finish(mut child: Child, command: String, started: Instant, limit: Durati
     }
 }
 
+/// `harness run --image IMAGE --transcripts DIR EXTRA… SCENARIO` to completion (at most
+/// `limit`).
+pub fn run_image(
+    image: &Path,
+    transcripts: &Path,
+    extra: &[&std::ffi::OsStr],
+    scenario: &Path,
+    limit: Duration,
+) -> Finished {
+    let mut args = vec![
+        std::ffi::OsStr::new("run"),
+        std::ffi::OsStr::new("--image"),
+        image.as_os_str(),
+        std::ffi::OsStr::new("--transcripts"),
+        transcripts.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    args.push(scenario.as_os_str());
+    run_harness(&args, limit)
+}
+
 /// Runs the harness to completion (at most `limit`).
 pub fn run_harness(args: &[&std::ffi::OsStr], limit: Duration) -> Finished {
     let started = Instant::now();

@@ -26,10 +26,15 @@ pub fn patterns() -> Vec<Pattern> {
 }
 
 pub fn time_ours(input: &[u8], patterns: &[Pattern]) -> (Duration, usize) {
+    time_ours_in(input, patterns, CHUNK)
+}
+
+/// [`time_ours`], fed `chunk` bytes at a time.
+pub fn time_ours_in(input: &[u8], patterns: &[Pattern], chunk: usize) -> (Duration, usize) {
     let mut matcher = Matcher::new(patterns.to_vec());
     let started = Instant::now();
     let mut hits = 0;
-    for chunk in input.chunks(CHUNK) {
+    for chunk in input.chunks(chunk) {
         hits += matcher
             .feed(chunk)
             .iter()

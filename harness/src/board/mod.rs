@@ -109,6 +109,7 @@ impl Board {
                 .reconnect_timeout
                 .map_or(DEFAULT_RECONNECT_TIMEOUT, |t| t.get()),
             power,
+            skip_countdowns: raw.skip_countdowns.unwrap_or(false),
             sdmux: raw.sdmux.map(|Table(sdmux)| SdMux::from(sdmux)),
             address: raw
                 .network

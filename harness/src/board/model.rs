@@ -20,6 +20,9 @@ pub struct Board {
     pub reconnect_timeout: Duration,
     /// How the board is switched on and off.
     pub power: Power,
+    /// Whether the harness may skip this board's U-Boot autoboot delay and extlinux menu
+    /// timeout (`skip_countdowns = true`); off unless the profile says so.
+    pub skip_countdowns: bool,
     /// How the board's SD card is switched to the host for flashing, if it can be.
     pub sdmux: Option<super::SdMux>,
     /// The board's address as the harness's machine reaches it (`[network] address`): host

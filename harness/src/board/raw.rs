@@ -19,6 +19,7 @@ pub(crate) struct RawBoard {
     pub baud: Baud,
     pub console: Name,
     pub char_delay: Option<CharPacing>,
+    pub skip_countdowns: Option<bool>,
     pub reconnect_timeout: Option<Timeout>,
     pub power: Option<Table<RawPower>>,
     pub sdmux: Option<Table<super::sdmux::RawSdMux>>,

@@ -269,6 +269,12 @@ pub struct RunArgs {
     /// Default: `snapshots` in the cache directory (see --cache-dir).
     #[arg(long, value_name = "DIR")]
     pub snapshot_cache: Option<PathBuf>,
+    /// Wait out U-Boot's autoboot delay and the extlinux menu's timeout, as a board left alone
+    /// does. Without it, QEMU boots (and boards whose profile says `skip_countdowns = true`)
+    /// stop autoboot at once, run U-Boot's own bootcmd and choose the menu's DEFAULT entry,
+    /// unless a scenario's steps need the countdown.
+    #[arg(long)]
+    pub real_time_boot: bool,
     /// Boot every `start = "login"` scenario cold (and log in) instead of restoring a snapshot.
     #[arg(long, conflicts_with = "snapshot_cache")]
     pub no_snapshots: bool,

@@ -11,7 +11,7 @@ use r2s_harness::report::html::{self, BaselineView, HtmlReporter, RunInfo};
 use r2s_harness::report::junit::JunitReporter;
 use r2s_harness::report::text::TextReporter;
 use r2s_harness::report::timings::TimingsReporter;
-use r2s_harness::runner::{self, RunContext};
+use r2s_harness::runner::{self, CountdownPolicy, RunContext};
 use r2s_harness::scenario;
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, Reporters, Suite};
@@ -181,6 +181,10 @@ fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<(Suite
         target: spec,
         transcripts: args.transcripts.clone(),
         context: RunContext {
+            countdowns: countdown_policy(
+                args,
+                image_menu_default(args.image.as_ref().or(args.flash.as_ref())),
+            ),
             menu_labels,
             ..RunContext::default()
         },
@@ -199,6 +203,7 @@ async fn qemu_suite(args: &RunArgs) -> Result<(Suite, RunInfo), SetupError> {
         ),
     };
     let labels = image::check_bootable_image(&image)?;
+    let menu_default = image_menu_default(Some(&image));
     let (shim, setup) = if args.no_adapt {
         let off = "adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written";
         println!("{off}");
@@ -231,6 +236,7 @@ async fn qemu_suite(args: &RunArgs) -> Result<(Suite, RunInfo), SetupError> {
         target: TargetSpec::qemu(config, image, shim, snapshots),
         transcripts: args.transcripts.clone(),
         context: RunContext {
+            countdowns: countdown_policy(args, menu_default),
             menu_labels: labels,
             fallback_password,
             pacing: board.pacing,
@@ -267,6 +273,22 @@ pub(super) fn tell_root_disk(choice: &disk_bus::Choice) -> Vec<String> {
         told.push(format!("warning: {warning}"));
     }
     told
+}
+
+/// Whether this run skips the boot's countdowns: unless `--real-time-boot`. A board's profile
+/// must also opt in (the target adds that).
+fn countdown_policy(args: &RunArgs, menu_default: Option<usize>) -> CountdownPolicy {
+    CountdownPolicy {
+        skip: !args.real_time_boot,
+        menu_default,
+    }
+}
+
+/// The menu number of the image's extlinux.conf `DEFAULT`, which the menu's timeout chooses;
+/// `None` when the image does not say (the menu then runs its timeout).
+fn image_menu_default(image: Option<&PathBuf>) -> Option<usize> {
+    let config = image::boot_config::find(image?).ok()?.config;
+    config.menu_number(&config.default_label()?.name)
 }
 
 async fn build_default_fixture() -> Result<PathBuf, SetupError> {

@@ -10,7 +10,10 @@
 //! baseline **and** more than [`NOISE_FLOOR`] longer. The second condition keeps sub-second
 //! stages (the extlinux menu, NixOS stage 2 on small images) from failing runs on the tenths of
 //! a second that QEMU's scheduling moves them by. Only scenarios that passed in both the
-//! baseline and this run are compared: a failed run's last stage was cut short.
+//! baseline and this run are compared: a failed run's last stage was cut short. A stage whose
+//! countdown (U-Boot's autoboot delay, the extlinux menu's timeout) was skipped in one run and
+//! waited out in the other is shown but not compared: a skipped wait is not a speed-up, and
+//! baselines recorded before the harness skipped countdowns mark none.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,7 +22,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::timings::{CombinedTimings, Timings, BASELINE_FORMAT, TIMINGS_SUFFIX};
+use super::timings::{CombinedTimings, StageRecord, Timings, BASELINE_FORMAT, TIMINGS_SUFFIX};
 
 /// Changes smaller than this never count as regressions, whatever their percentage.
 pub const NOISE_FLOOR: Duration = Duration::from_millis(500);
@@ -90,6 +93,8 @@ pub struct StageComparison {
     /// Seconds now; `None` for a stage this run did not have.
     pub now: Option<f64>,
     pub regressed: bool,
+    /// Why the two cannot be compared: a countdown skipped in one run only.
+    pub incomparable: Option<String>,
 }
 
 /// Why a scenario of this run was not compared.
@@ -127,6 +132,9 @@ impl Comparison {
             let label = format!("{} {}", s.scenario, s.stage);
             let cell = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}s"));
             let change = match (s.baseline, s.now) {
+                _ if s.incomparable.is_some() => {
+                    format!("not compared: {}", s.incomparable.as_deref().unwrap_or_default())
+                }
                 (Some(b), Some(n)) if b > 0.0 => format!("{:+.0}%", (n - b) / b * 100.0),
                 (Some(_), Some(0.0)) => "+0%".to_owned(),
                 (Some(_), Some(_)) => "was 0".to_owned(),
@@ -230,12 +238,15 @@ impl Baseline {
             }
             for stage in &run.stages {
                 let then = before.stages.iter().find(|s| s.name == stage.name);
+                let incomparable = then.and_then(|then| countdown_differs(then, stage));
                 comparison.stages.push(StageComparison {
                     scenario: run.scenario.clone(),
                     stage: stage.name.clone(),
                     baseline: then.map(|s| s.duration),
                     now: Some(stage.duration),
-                    regressed: then.is_some_and(|then| policy.regressed(then.duration, stage.duration)),
+                    regressed: incomparable.is_none()
+                        && then.is_some_and(|then| policy.regressed(then.duration, stage.duration)),
+                    incomparable,
                 });
             }
             for then in &before.stages {
@@ -246,11 +257,23 @@ impl Baseline {
                         baseline: Some(then.duration),
                         now: None,
                         regressed: false,
+                        incomparable: None,
                     });
                 }
             }
         }
         comparison
+    }
+}
+
+/// Why a stage's two runs are not comparable: one skipped a countdown the other waited out.
+fn countdown_differs(then: &StageRecord, now: &StageRecord) -> Option<String> {
+    match (&then.skipped_wait, &now.skipped_wait) {
+        (a, b) if a == b => None,
+        (None, None) => None,
+        (None, Some(wait)) => Some(format!("{wait} countdown skipped in this run only")),
+        (Some(wait), None) => Some(format!("{wait} countdown skipped in the baseline only")),
+        (Some(before), Some(now)) => Some(format!("{before} countdown skipped in the baseline, {now} now")),
     }
 }
 
@@ -292,7 +315,7 @@ fn read_file(path: &Path) -> Result<Vec<Timings>, BaselineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::timings::{StageRecord, TimingsVerdict};
+    use crate::report::timings::TimingsVerdict;
 
     fn run(scenario: &str, verdict: &str, stages: &[(&str, f64)]) -> Timings {
         let mut start = 0.0;
@@ -312,6 +335,7 @@ mod tests {
                         name: (*name).to_owned(),
                         start,
                         duration: *duration,
+                        skipped_wait: None,
                     };
                     start += duration;
                     record
@@ -495,5 +519,35 @@ mod tests {
         run("a", "pass", &[]).write(dir.path(), "a-again").unwrap();
         let err = Baseline::load(dir.path()).unwrap_err();
         assert!(matches!(err, BaselineError::Duplicate { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_stage_whose_countdown_was_skipped_in_one_run_only_is_shown_but_not_compared() {
+        // An old baseline waited 2 s of autoboot in `uboot`; this run skipped it and was
+        // slower elsewhere in the stage: neither a speed-up nor a regression.
+        let baseline = baseline_of(vec![run("s", "pass", &[("uboot", 2.4), ("kernel", 2.0)])]);
+        let mut now = run("s", "pass", &[("uboot", 9.0), ("kernel", 2.0)]);
+        now.stages[0].skipped_wait = Some("autoboot".to_owned());
+        let comparison = baseline.compare(&[now], &Policy::default());
+        assert_eq!(comparison.regressions().count(), 0);
+        assert_eq!(
+            comparison.stages[0].incomparable.as_deref(),
+            Some("autoboot countdown skipped in this run only")
+        );
+        assert_eq!(comparison.stages[1].incomparable, None);
+        assert!(comparison
+            .render(&Policy::default())
+            .contains("not compared: autoboot countdown skipped in this run only"));
+    }
+
+    #[test]
+    fn stages_that_skipped_the_same_countdown_on_both_sides_are_compared() {
+        let mark = |mut run: Timings| {
+            run.stages[0].skipped_wait = Some("menu".to_owned());
+            run
+        };
+        let baseline = baseline_of(vec![mark(run("s", "pass", &[("menu", 0.2)]))]);
+        let comparison = baseline.compare(&[mark(run("s", "pass", &[("menu", 3.2)]))], &Policy::default());
+        assert_eq!(comparison.regressions().count(), 1);
     }
 }

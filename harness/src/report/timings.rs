@@ -51,6 +51,10 @@ pub struct StageRecord {
     pub start: f64,
     /// Seconds the stage lasted.
     pub duration: f64,
+    /// The countdown the harness skipped in this stage (`autoboot`, `menu`); absent when the
+    /// stage ran in real time, as every stage did before the harness skipped any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_wait: Option<String>,
 }
 
 /// Several runs' timings in one file, as `--write-baseline` writes it.
@@ -104,6 +108,7 @@ impl StageRecord {
             name: stage.name.to_string(),
             start: seconds(stage.start),
             duration: seconds(stage.duration),
+            skipped_wait: stage.skipped_wait.map(|w| w.as_str().to_owned()),
         }
     }
 }
@@ -193,6 +198,7 @@ mod tests {
             name: crate::runner::Stage::named(name),
             start: Duration::from_millis(start),
             duration: Duration::from_millis(duration),
+            skipped_wait: None,
         };
         ScenarioResult {
             name: "boot-to-login".into(),

@@ -2,6 +2,7 @@
 //! turns what happened into a [`ScenarioResult`].
 
 mod copy;
+mod countdown;
 mod failed_units;
 mod login;
 mod network;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub use countdown::{CountdownPolicy, Countdowns, SkippedWait};
 pub use outcome::{secs, FailReason, Failure, Origin, ScenarioResult, StageTiming, Verdict};
 pub use session::{ConsoleState, Session};
 pub use stage::Stage;
@@ -74,6 +76,8 @@ pub struct RunContext {
     /// Under QEMU: the bus the image's disk is on and what its kernel and initrd can drive,
     /// the hint of a failure in which stage 1 did not find its root (see [`root_disk`]).
     pub root_disk: Option<String>,
+    /// Whether the boot's countdowns are skipped (see [`Countdowns`]).
+    pub countdowns: CountdownPolicy,
 }
 
 /// The first stage of a run on a restored snapshot: from starting the target to the shell
@@ -139,8 +143,19 @@ pub async fn run_scenario_at(
     let mut session = Session::new(console, transcript, observer, watches_for(scenario));
     session.pacing = ctx.pacing;
     session.board_console = ctx.board_console.clone();
-    if at == ConsoleAt::RestoredShell {
-        session.set_first_stage(RESTORE_STAGE);
+    match (at, &scenario.start) {
+        (ConsoleAt::RestoredShell, _) => session.set_first_stage(RESTORE_STAGE),
+        // The steps begin at a shell: nothing they do meets a countdown.
+        (ConsoleAt::PowerOn, Start::Login(_)) => session.skip_countdowns(Countdowns::for_steps(
+            &ctx.countdowns,
+            scenario.real_time_boot,
+            &[],
+        )),
+        (ConsoleAt::PowerOn, Start::PowerOn) => session.skip_countdowns(Countdowns::for_steps(
+            &ctx.countdowns,
+            scenario.real_time_boot,
+            &scenario.steps,
+        )),
     }
     if let Start::Login(LoginRecipe {
         prompt: Some(prompt), ..
@@ -258,6 +273,7 @@ pub async fn reach_login_shell(
     let mut session = Session::new(console, transcript, observer, watches);
     session.pacing = ctx.pacing;
     session.board_console = ctx.board_console.clone();
+    session.skip_countdowns(Countdowns::for_boot(&ctx.countdowns));
     let deadline = Instant::now() + timeout;
     let result = login_with(&mut session, recipe, ctx, deadline).await;
     let end = session.elapsed();

@@ -157,6 +157,9 @@ pub struct StageTiming {
     pub name: Stage,
     pub start: Duration,
     pub duration: Duration,
+    /// The countdown the harness cut short in this stage, if any: such a stage is not
+    /// comparable with a run that waited it out.
+    pub skipped_wait: Option<super::SkippedWait>,
 }
 
 /// Seconds with one decimal, as the report prints them.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
+use super::countdown::{Countdowns, SkippedWait, Skipper};
 use super::failed_units::FailedUnits;
 use super::outcome::{FailReason, StageTiming};
 use super::watch::{Diagnosis, Watch, WatchKind, KERNEL_MARKER};
@@ -75,6 +76,10 @@ pub struct Session<'a> {
     /// A fatal line that came right after a step's match, in the same read: fatal unless the
     /// next step expects it.
     deferred_fatal: Option<(usize, String, Duration)>,
+    /// Skips the boot's countdowns while waiting, until the kernel starts.
+    skipper: Option<Skipper>,
+    /// The stages whose countdown was skipped.
+    skipped: Vec<(Stage, SkippedWait)>,
 }
 
 impl<'a> Session<'a> {
@@ -107,7 +112,20 @@ impl<'a> Session<'a> {
             failed_units: FailedUnits::default(),
             expecting: Vec::new(),
             deferred_fatal: None,
+            skipper: None,
+            skipped: Vec::new(),
         }
+    }
+
+    /// Skips `countdowns` as the boot reaches them (see [`super::countdown`]).
+    pub fn skip_countdowns(&mut self, countdowns: Countdowns) {
+        self.skipper = Skipper::new(countdowns);
+    }
+
+    /// Records that the current stage's countdown was skipped.
+    pub(super) fn mark_skipped_wait(&mut self, wait: SkippedWait) {
+        let stage = self.stage().clone();
+        self.skipped.push((stage, wait));
     }
 
     /// Names the first stage `name` instead of `uboot`: for a console that did not start at
@@ -152,6 +170,7 @@ impl<'a> Session<'a> {
                 name: name.clone(),
                 start: *start,
                 duration: stop.saturating_sub(*start),
+                skipped_wait: self.skipped.iter().find(|(s, _)| s == name).map(|(_, w)| *w),
             });
         }
         out
@@ -348,16 +367,31 @@ impl<'a> Session<'a> {
     }
 
     /// Waits until one of `patterns` appears, a fatal pattern appears, the console closes, or
-    /// `deadline` passes.
+    /// `deadline` passes; skips the boot's countdowns meanwhile, if asked to.
     pub async fn wait_for(
         &mut self,
         patterns: &[Pattern],
         deadline: Instant,
     ) -> Result<Expected, FailReason> {
+        // A timeout says how long the step waited, countdowns skipped on the way included.
         let waited_from = Instant::now();
-        match self.wait_until(patterns, deadline).await? {
-            Some(hit) => Ok(hit),
-            None => Err(self.timeout_reason(waited_from.elapsed())),
+        loop {
+            let skipper = self.skipper.take().filter(|_| self.kernel_started.is_none());
+            let mut all = patterns.to_vec();
+            if let Some(skipper) = &skipper {
+                all.push(skipper.pattern());
+            }
+            let Some(hit) = self.wait_until(&all, deadline).await? else {
+                self.skipper = skipper;
+                return Err(self.timeout_reason(waited_from.elapsed()));
+            };
+            match skipper {
+                Some(skipper) if hit.index >= patterns.len() => self.skipper = skipper.act(self).await?,
+                skipper => {
+                    self.skipper = skipper;
+                    return Ok(hit);
+                }
+            }
         }
     }
 

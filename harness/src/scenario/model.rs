@@ -19,6 +19,9 @@ pub struct Scenario {
     pub timeout: Duration,
     /// Where the first step finds the target (the file's `start`, power-on when absent).
     pub start: Start,
+    /// Wait out the boot's countdowns even where the harness would skip them (the file's
+    /// `real_time_boot`).
+    pub real_time_boot: bool,
     /// Fatal patterns the file adds (`fatal` literals, then `fatal_regex` regexes). The built-in
     /// fatal patterns are not included: the runner adds those.
     pub fatal: Vec<Pattern>,

@@ -192,6 +192,7 @@ impl Validator<'_> {
             description: raw.description,
             timeout: raw.timeout.map_or(DEFAULT_TIMEOUT, |t| t.get()),
             start,
+            real_time_boot: raw.real_time_boot.unwrap_or(false),
             fatal,
             steps,
             network,

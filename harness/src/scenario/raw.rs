@@ -21,6 +21,7 @@ pub(crate) struct RawScenario {
     pub description: Option<String>,
     pub timeout: Option<Timeout>,
     pub start: Option<StartValue>,
+    pub real_time_boot: Option<bool>,
     /// The login recipe of `start = "login"`.
     pub login: Option<Spanned<Table<RawLogin>>>,
     // Array elements are checked after deserializing: errors raised inside an array element

@@ -8,13 +8,15 @@
 //! `<key>.building/` and renamed into place, so a half-built entry never has the final name.
 //! `<key>.lock` serialises building and reading across processes.
 //!
-//! An entry is trusted only after checking it: its `entry.json` names its key, `qemu-img check`
-//! passes on every disk, every disk has the tag and one holds the VM state. Anything else, and
-//! a restore that does not reach a shell, makes the entry be rebuilt.
+//! An entry is trusted only after checking it: its `entry.json` names its key, every disk has
+//! the size and digest recorded when it was built (see [`seal`]), `qemu-img check` passes on
+//! every disk, every disk has the tag and one holds the VM state. Anything else, and a restore
+//! that does not reach a shell, makes the entry be rebuilt.
 
 mod key;
 mod lock;
 mod prime;
+mod seal;
 
 use std::collections::HashMap;
 use std::io;
@@ -28,6 +30,7 @@ pub use key::{content_digest, CacheKey, SnapshotSource};
 pub use lock::EntryLock;
 pub use prime::{FailedBoot, Primed};
 use prime::{PrimeOutcome, PrimingBoot};
+pub use seal::SealBroken;
 
 use crate::runner::RunContext;
 use crate::target::qemu::QemuError;
@@ -88,6 +91,8 @@ pub enum EntryProblem {
     NoTag { disk: PathBuf },
     #[error("no disk holds the VM state of snapshot {TAG:?}")]
     NoVmState,
+    #[error(transparent)]
+    Seal(#[from] SealBroken),
 }
 
 impl SnapshotError {
@@ -105,6 +110,10 @@ struct EntryInfo {
     key: String,
     tag: String,
     disks: Vec<String>,
+    /// Each disk's size and digest when the entry was built; absent in entries of older
+    /// harnesses, which are then rebuilt.
+    #[serde(default)]
+    seals: Vec<seal::DiskSeal>,
     /// Distinguishes this build from a later rebuild under the same key, so that a run that
     /// found the entry unusable removes only the build it used.
     build: String,
@@ -152,6 +161,11 @@ pub struct Checkout {
     pub build: String,
     /// Set when this checkout booted to build the entry.
     pub primed: Option<Primed>,
+    /// How long checking the disks against their seal took.
+    pub verified: Duration,
+    /// Why the entry found in the cache was not trusted, when one was there and this checkout
+    /// rebuilt it.
+    pub refused: Option<String>,
 }
 
 impl SnapshotCache {
@@ -204,16 +218,21 @@ impl SnapshotCache {
             return Ok(Prepared::BootFailed(failed));
         }
         let entry = self.entry_dir(&key);
-        if let Ok((info, disks)) = self.check(source, &key, &entry).await {
-            mark_used(&entry);
-            return Ok(Prepared::Ready(Checkout {
-                _lock: lock,
-                disks,
-                key,
-                build: info.build,
-                primed: None,
-            }));
-        }
+        let refused = match self.check(source, &key, &entry).await {
+            Ok((info, disks, verified)) => {
+                mark_used(&entry);
+                return Ok(Prepared::Ready(Checkout {
+                    _lock: lock,
+                    disks,
+                    key,
+                    build: info.build,
+                    primed: None,
+                    verified,
+                    refused: None,
+                }));
+            }
+            Err(problem) => entry.exists().then(|| problem.to_string()),
+        };
         // Missing, stale or corrupt: rebuild from scratch, never repair.
         remove_dir(&entry)?;
         let built = self.build(source, context, &key, transcripts, boot_timeout).await;
@@ -233,7 +252,7 @@ impl SnapshotCache {
             }
         };
         self.evict(&key).await;
-        let (info, disks) =
+        let (info, disks, verified) =
             self.check(source, &key, &entry)
                 .await
                 .map_err(|problem| SnapshotError::Unusable {
@@ -246,6 +265,8 @@ impl SnapshotCache {
             key,
             build: info.build,
             primed: Some(primed),
+            verified,
+            refused,
         }))
     }
 
@@ -305,7 +326,7 @@ impl SnapshotCache {
         source: &SnapshotSource<'_>,
         key: &CacheKey,
         entry: &Path,
-    ) -> Result<(EntryInfo, Vec<PathBuf>), EntryProblem> {
+    ) -> Result<(EntryInfo, Vec<PathBuf>, Duration), EntryProblem> {
         let info = read_info(entry)?;
         if info.key != key.0 || info.tag != TAG {
             return Err(EntryProblem::Names {
@@ -320,6 +341,16 @@ impl SnapshotCache {
                 expected,
             });
         }
+        // Before anything reads the disks as qcow2: a changed byte anywhere is refused.
+        let verifying = std::time::Instant::now();
+        let (dir, names, seals) = (entry.to_owned(), info.disks.clone(), info.seals.clone());
+        tokio::task::spawn_blocking(move || seal::verify(&dir, &names, &seals))
+            .await
+            .map_err(|e| EntryProblem::Read {
+                path: entry.to_owned(),
+                source: io::Error::other(e),
+            })??;
+        let verified = verifying.elapsed();
         let mut disks = Vec::new();
         let mut vm_state = false;
         for name in &info.disks {
@@ -335,7 +366,7 @@ impl SnapshotCache {
         if !vm_state {
             return Err(EntryProblem::NoVmState);
         }
-        Ok((info, disks))
+        Ok((info, disks, verified))
     }
 
     /// Boots to the login state in `<key>.building/`, saves it and renames the directory into
@@ -360,7 +391,7 @@ impl SnapshotCache {
             qemu_img::convert_to_qcow2(source.qemu, shim.disk(), &building.join(&names[1])).await?;
         }
         let disks: Vec<PathBuf> = names.iter().map(|n| building.join(n)).collect();
-        // savevm writes the guest's memory into these disks.
+        // snapshot-save writes the guest's memory into these disks.
         for disk in &disks {
             crate::private::restrict_file(disk).map_err(|e| SnapshotError::io(disk, e))?;
         }
@@ -378,10 +409,21 @@ impl SnapshotCache {
             PrimeOutcome::Saved(primed) => primed,
             failed @ PrimeOutcome::BootFailed(_) => return Ok(failed),
         };
+        let seals = {
+            let (dir, names) = (building.clone(), names.clone());
+            tokio::task::spawn_blocking(move || seal::seal(&dir, &names))
+                .await
+                .map_err(|e| SnapshotError::io(&building, io::Error::other(e)))?
+                .map_err(|problem| SnapshotError::Unusable {
+                    entry: building.clone(),
+                    problem: problem.into(),
+                })?
+        };
         let info = EntryInfo {
             key: key.0.clone(),
             tag: TAG.to_owned(),
             disks: names,
+            seals,
             build: build_id(),
         };
         let info_path = building.join("entry.json");

@@ -11,11 +11,11 @@ use crate::console::Transcript;
 use crate::runner::{self, Quiet, RunContext, RunOutput, Verdict};
 use crate::scenario::LoginRecipe;
 use crate::target::qemu::{QemuConfig, QemuMachine};
-use crate::target::qmp::Qmp;
+use crate::target::qmp::{Qmp, SnapshotJob};
 use crate::target::{NoLog, StartFailure, Target};
 
-/// `savevm` of a 1 GiB guest takes a fraction of a second; this is for a loaded machine.
-const SAVEVM_LIMIT: Duration = Duration::from_secs(120);
+/// Saving a 1 GiB guest takes a fraction of a second; this is for a loaded machine.
+const SAVE_LIMIT: Duration = Duration::from_secs(120);
 
 /// What a priming boot needs.
 pub(super) struct PrimingBoot<'a> {
@@ -45,7 +45,7 @@ pub struct Primed {
     pub transcript: PathBuf,
     /// From QEMU's start to the shell prompt.
     pub to_shell: Duration,
-    /// How long `savevm` took.
+    /// How long `snapshot-save` took.
     pub save: Duration,
 }
 
@@ -90,8 +90,11 @@ pub(super) async fn boot_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome,
             let _ = transcript.note(
                 started.elapsed(),
                 &match &saved {
-                    Ok(()) => format!("savevm {TAG} took {:.2}s", save_started.elapsed().as_secs_f64()),
-                    Err(e) => format!("savevm {TAG} failed: {e}"),
+                    Ok(()) => format!(
+                        "snapshot-save {TAG} took {:.2}s",
+                        save_started.elapsed().as_secs_f64()
+                    ),
+                    Err(e) => format!("snapshot-save {TAG} failed: {e}"),
                 },
             );
             saved.map(|()| {
@@ -119,7 +122,7 @@ async fn save_and_quit(target: &mut QemuMachine) -> Result<(), SnapshotError> {
         return Ok(());
     };
     let mut qmp = Qmp::connect(&running.qmp_socket()).await?;
-    qmp.human_command(&format!("savevm {TAG}"), SAVEVM_LIMIT).await?;
+    qmp.snapshot(SnapshotJob::Save, TAG, SAVE_LIMIT).await?;
     // QEMU may close the socket before it replies to quit; either way it is leaving.
     let _ = qmp
         .execute("quit", serde_json::json!({}), Duration::from_secs(10))

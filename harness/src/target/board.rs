@@ -16,7 +16,7 @@ use super::network::{NetAccess, Ports};
 use super::power::{self, OffOnDrop, PowerError};
 use super::{Console, LocalBoxFuture, StartFailure, StartFuture, StartLog, Target, TargetError};
 use crate::board::{Board, Power};
-use crate::runner::RunContext;
+use crate::runner::{CountdownPolicy, RunContext};
 
 /// With `manual = true` power: how long the operator has to power-cycle the board.
 pub const MANUAL_POWER_WAIT: Duration = Duration::from_secs(5 * 60);
@@ -91,6 +91,12 @@ pub fn board_context(board: &Board, base: &RunContext) -> RunContext {
             None => NetAccess::default(),
         },
         on_failure: board.on_failure.clone(),
+        // A board's U-Boot may differ from QEMU's: its countdowns are skipped only when its
+        // profile says so.
+        countdowns: CountdownPolicy {
+            skip: base.countdowns.skip && board.skip_countdowns,
+            ..base.countdowns
+        },
         ..base.clone()
     }
 }

@@ -80,7 +80,13 @@ pub enum QemuError {
     Spawn { program: PathBuf, source: io::Error },
     #[error("`{command}` failed: {stderr}")]
     QemuImg { command: String, stderr: String },
+    #[error("restoring the snapshot: {0}")]
+    Snapshot(#[from] super::qmp::QmpError),
 }
+
+/// Loading a snapshot of a 1 GiB guest takes a fraction of a second; this is for a loaded
+/// machine.
+const LOAD_LIMIT: Duration = Duration::from_secs(60);
 
 /// A running QEMU. Dropping it kills and reaps the process, on every path out of the harness.
 pub struct QemuTarget {
@@ -167,7 +173,7 @@ impl QemuTarget {
             disks.push(dir.path().join("shim.qcow2"));
             qemu_img::create_overlay(config, shim, "raw", &disks[1]).await?;
         }
-        Self::spawn(config, dir, &disks, None)
+        Self::spawn(config, dir, &disks, false)
     }
 
     /// Starts QEMU on qcow2 `disks` the caller owns, in attachment order (see [`QemuTarget::args`]).
@@ -177,18 +183,19 @@ impl QemuTarget {
         disks: &[PathBuf],
     ) -> Result<(QemuTarget, Console), QemuError> {
         check_firmware(config)?;
-        Self::spawn(config, private_dir()?, disks, None)
+        Self::spawn(config, private_dir()?, disks, false)
     }
 
     /// Starts QEMU from the internal snapshot `tag` of `disks` (qcow2, attachment order):
     /// the files are copied into the target's private directory first, so the originals are
-    /// never written and can be restored again. QEMU refuses to start if a disk lacks the tag;
-    /// the console then closes.
+    /// never written and can be restored again. QEMU starts paused, loads the snapshot through
+    /// a QMP `snapshot-load` job (whose error, such as a disk lacking the tag, is returned) and
+    /// runs on; the second value is how long the load took.
     pub async fn restore(
         config: &QemuConfig,
         disks: &[PathBuf],
         tag: &str,
-    ) -> Result<(QemuTarget, Console), QemuError> {
+    ) -> Result<(QemuTarget, Console, Duration), QemuError> {
         check_firmware(config)?;
         let dir = private_dir()?;
         let mut copies = Vec::new();
@@ -207,20 +214,25 @@ impl QemuTarget {
                 })?;
             copies.push(copy);
         }
-        Self::spawn(config, dir, &copies, Some(tag))
+        let (target, console) = Self::spawn(config, dir, &copies, true)?;
+        let started = Instant::now();
+        let mut qmp = super::qmp::Qmp::connect(&target.qmp_socket()).await?;
+        qmp.snapshot(super::qmp::SnapshotJob::Load, tag, LOAD_LIMIT)
+            .await?;
+        qmp.resume().await?;
+        Ok((target, console, started.elapsed()))
     }
 
     fn spawn(
         config: &QemuConfig,
         dir: TempDir,
         disks: &[PathBuf],
-        loadvm: Option<&str>,
+        paused: bool,
     ) -> Result<(QemuTarget, Console), QemuError> {
         let qmp = dir.path().join("qmp.sock");
         let mut args = Self::args_with_lan(config, disks, &qmp, config.lan_tap.as_deref());
-        if let Some(tag) = loadvm {
-            args.push("-loadvm".into());
-            args.push(tag.into());
+        if paused {
+            args.push("-S".into());
         }
 
         let mut command = Command::new(&config.qemu);
@@ -509,50 +521,77 @@ impl Snapshots for QemuMachine {
                 shim: shim.as_deref(),
                 recipe: request.recipe,
             };
-            let prepared = cache
-                .checkout(
-                    &source,
-                    request.context,
-                    request.transcripts,
-                    request.boot_timeout,
-                )
-                .await
-                .map_err(|e| error(e.into()))?;
-            let checkout = match prepared {
-                Prepared::Ready(checkout) => checkout,
-                Prepared::BootFailed(failed) => return Err(RestoreFailure::Boot(failed)),
-            };
-            let how = match &checkout.primed {
-                Some(p) => format!(
-                    "built by this run: {:.1}s to a shell, savevm {:.2}s; boot transcript {}",
-                    p.to_shell.as_secs_f64(),
-                    p.save.as_secs_f64(),
-                    p.transcript.display()
-                ),
-                None => "reused from the cache".to_owned(),
-            };
-            let how = format!(
-                "restoring snapshot {TAG} of {} ({how})",
-                cache.entry_dir(&checkout.key).display()
-            );
-            let (config, lan) = qemu_net::start_config(&self.config, self.network.as_ref());
-            let (mut target, console) = QemuTarget::restore(&config, &checkout.disks, TAG)
-                .await
-                .map_err(|e| error(e.into()))?;
-            target.net = qemu_net::connect(&target.qmp_socket(), self.network.as_ref(), lan)
-                .await
-                .map_err(|e| error(e.into()))?;
-            self.running = Some(target);
-            self.restored = Some((checkout.key.clone(), checkout.build.clone()));
-            // QEMU has its own copies now; `checkout` drops here, and other runs may use or
-            // rebuild the entry.
-            Ok(Restored {
-                console,
-                how,
-                primed: checkout.primed.is_some(),
-                priming_transcript: checkout.primed.as_ref().map(|p| p.transcript.clone()),
-                build: checkout.build.clone(),
-            })
+            // A snapshot QEMU cannot load (its job says why) is discarded and rebuilt, once.
+            let mut earlier: Option<String> = None;
+            loop {
+                let prepared = cache
+                    .checkout(
+                        &source,
+                        request.context,
+                        request.transcripts,
+                        request.boot_timeout,
+                    )
+                    .await
+                    .map_err(|e| error(e.into()))?;
+                let checkout = match prepared {
+                    Prepared::Ready(checkout) => checkout,
+                    Prepared::BootFailed(failed) => return Err(RestoreFailure::Boot(failed)),
+                };
+                let how = match &checkout.primed {
+                    Some(p) => format!(
+                        "built by this run: {:.1}s to a shell, snapshot-save {:.2}s; boot transcript {}{}",
+                        p.to_shell.as_secs_f64(),
+                        p.save.as_secs_f64(),
+                        p.transcript.display(),
+                        checkout
+                            .refused
+                            .as_ref()
+                            .map(|why| format!("; the entry in the cache was refused: {why}"))
+                            .unwrap_or_default()
+                    ),
+                    None => "reused from the cache".to_owned(),
+                };
+                let (config, lan) = qemu_net::start_config(&self.config, self.network.as_ref());
+                let (mut target, console, loaded) = match QemuTarget::restore(&config, &checkout.disks, TAG)
+                    .await
+                {
+                    Ok(restored) => restored,
+                    Err(QemuError::Snapshot(e)) if earlier.is_none() => {
+                        let (key, build) = (checkout.key.clone(), checkout.build.clone());
+                        drop(checkout);
+                        cache
+                            .discard(&key, &build, request.boot_timeout + Duration::from_secs(60))
+                            .await
+                            .map_err(|e| error(e.into()))?;
+                        earlier = Some(format!(
+                            "an earlier restore from build {build} failed ({e}); the entry was discarded and rebuilt; "
+                        ));
+                        continue;
+                    }
+                    Err(e) => return Err(error(e.into())),
+                };
+                let how = format!(
+                    "{}restoring snapshot {TAG} of {} ({how}; seal verified in {:.2}s; snapshot-load {:.2}s)",
+                    earlier.unwrap_or_default(),
+                    cache.entry_dir(&checkout.key).display(),
+                    checkout.verified.as_secs_f64(),
+                    loaded.as_secs_f64()
+                );
+                target.net = qemu_net::connect(&target.qmp_socket(), self.network.as_ref(), lan)
+                    .await
+                    .map_err(|e| error(e.into()))?;
+                self.running = Some(target);
+                self.restored = Some((checkout.key.clone(), checkout.build.clone()));
+                // QEMU has its own copies now; `checkout` drops here, and other runs may use or
+                // rebuild the entry.
+                return Ok(Restored {
+                    console,
+                    how,
+                    primed: checkout.primed.is_some(),
+                    priming_transcript: checkout.primed.as_ref().map(|p| p.transcript.clone()),
+                    build: checkout.build.clone(),
+                });
+            }
         })
     }
 

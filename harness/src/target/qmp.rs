@@ -1,8 +1,13 @@
-//! A minimal QMP client: just enough of QEMU's machine protocol to save a snapshot and quit.
+//! A minimal QMP client: just enough of QEMU's machine protocol to save and load a snapshot,
+//! resume the guest and quit.
 //!
 //! QMP speaks one JSON object per line over the unix socket QEMU listens on. Asynchronous
 //! events (objects with an `"event"` key) may arrive between a command and its reply; they are
 //! skipped.
+//!
+//! Snapshots go through QEMU's job commands `snapshot-save` and `snapshot-load` (QEMU 6 and
+//! later): they name the disks and the one holding the machine state, and a failed job reports
+//! its error as data. HMP's `savevm` reported failure only as free text.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,6 +36,35 @@ pub enum QmpError {
     Protocol { what: String, reply: String },
     #[error("QMP: {what} failed: {message}")]
     Command { what: String, message: String },
+    #[error("QMP: job {job} ended in status {status:?}: {message}")]
+    Job {
+        job: String,
+        status: String,
+        message: String,
+    },
+}
+
+/// How often a running job's status is asked for: a snapshot of the fixtures takes tenths of a
+/// second, so finer polling would only cost QEMU's attention.
+const JOB_POLL: Duration = Duration::from_millis(10);
+
+/// How long a simple command (a query, `cont`, `job-dismiss`) may take.
+const COMMAND_LIMIT: Duration = Duration::from_secs(10);
+
+/// Whether a snapshot job saves or loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotJob {
+    Save,
+    Load,
+}
+
+impl SnapshotJob {
+    fn command(self) -> &'static str {
+        match self {
+            SnapshotJob::Save => "snapshot-save",
+            SnapshotJob::Load => "snapshot-load",
+        }
+    }
 }
 
 /// A QMP session in command mode.
@@ -123,9 +157,9 @@ impl Qmp {
         }
     }
 
-    /// Runs a human monitor command (HMP) such as `savevm login`. HMP reports failure only as
-    /// text, so any output at all counts as an error: the commands used here print nothing when
-    /// they succeed.
+    /// Runs a human monitor command (HMP) such as `hostfwd_add …`, which QMP has no command
+    /// for. HMP reports failure only as text, so any output at all counts as an error: the
+    /// commands used here print nothing when they succeed.
     pub async fn human_command(&mut self, command_line: &str, limit: Duration) -> Result<(), QmpError> {
         let out = self
             .execute(
@@ -144,6 +178,79 @@ impl Qmp {
                 what: command_line.to_owned(),
                 reply: out.to_string(),
             }),
+        }
+    }
+
+    /// Saves the machine as snapshot `tag` of every disk, its state in the first disk's image, or
+    /// loads that snapshot back, as a QMP job; waits for the job to end, at most `limit`.
+    pub async fn snapshot(&mut self, job: SnapshotJob, tag: &str, limit: Duration) -> Result<(), QmpError> {
+        let nodes = self.disk_nodes().await?;
+        let Some(vmstate) = nodes.first() else {
+            return Err(QmpError::Protocol {
+                what: "query-block".into(),
+                reply: "no disks".into(),
+            });
+        };
+        let id = format!("r2s-{}", job.command());
+        let arguments = json!({ "job-id": id, "tag": tag, "vmstate": vmstate, "devices": nodes });
+        self.execute(job.command(), arguments, COMMAND_LIMIT).await?;
+        self.await_job(&id, limit).await
+    }
+
+    /// Lets a guest started paused (`-S`) run.
+    pub async fn resume(&mut self) -> Result<(), QmpError> {
+        self.execute("cont", json!({}), COMMAND_LIMIT).await.map(drop)
+    }
+
+    /// The block node names of the disks the harness attached (`disk0`, `disk1`, …), in that
+    /// order: the names a snapshot job takes.
+    async fn disk_nodes(&mut self) -> Result<Vec<String>, QmpError> {
+        let blocks = self.execute("query-block", json!({}), COMMAND_LIMIT).await?;
+        disk_nodes(&blocks).ok_or_else(|| QmpError::Protocol {
+            what: "query-block".into(),
+            reply: blocks.to_string(),
+        })
+    }
+
+    /// Polls job `id` until it concludes (then dismisses it) or `limit` passes (then cancels
+    /// it). A job that concluded with an error reports it.
+    async fn await_job(&mut self, id: &str, limit: Duration) -> Result<(), QmpError> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let jobs = self.execute("query-jobs", json!({}), COMMAND_LIMIT).await?;
+            let Some(job) = jobs
+                .as_array()
+                .and_then(|jobs| jobs.iter().find(|j| j["id"] == id))
+            else {
+                return Err(QmpError::Protocol {
+                    what: format!("query-jobs for {id}"),
+                    reply: jobs.to_string(),
+                });
+            };
+            let status = job["status"].as_str().unwrap_or_default().to_owned();
+            if status == "concluded" {
+                let error = job.get("error").and_then(Value::as_str).map(str::to_owned);
+                self.execute("job-dismiss", json!({ "id": id }), COMMAND_LIMIT)
+                    .await?;
+                return match error {
+                    None => Ok(()),
+                    Some(message) => Err(QmpError::Job {
+                        job: id.to_owned(),
+                        status,
+                        message,
+                    }),
+                };
+            }
+            if Instant::now() >= deadline {
+                let _ = self
+                    .execute("job-cancel", json!({ "id": id }), COMMAND_LIMIT)
+                    .await;
+                return Err(QmpError::Timeout {
+                    what: format!("job {id} (status {status:?})"),
+                    limit,
+                });
+            }
+            tokio::time::sleep(JOB_POLL).await;
         }
     }
 
@@ -168,5 +275,47 @@ impl Qmp {
                 source,
             }),
         }
+    }
+}
+
+/// The format node of each `diskN` device in a `query-block` reply, in device order; `None`
+/// when a disk is missing or has no medium.
+fn disk_nodes(blocks: &Value) -> Option<Vec<String>> {
+    let blocks = blocks.as_array()?;
+    let mut nodes = Vec::new();
+    for i in 0.. {
+        let device = format!("disk{i}");
+        let Some(block) = blocks.iter().find(|b| b["device"] == device.as_str()) else {
+            break;
+        };
+        nodes.push(block["inserted"]["node-name"].as_str()?.to_owned());
+    }
+    (!nodes.is_empty() && nodes.len() == blocks.iter().filter(|b| b.get("inserted").is_some()).count())
+        .then_some(nodes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_nodes_are_the_format_nodes_of_the_harness_disks_in_order() {
+        let reply = json!([
+            {"device": "disk1", "inserted": {"node-name": "#block391"}},
+            {"device": "disk0", "inserted": {"node-name": "#block145"}},
+        ]);
+        assert_eq!(
+            disk_nodes(&reply),
+            Some(vec!["#block145".to_owned(), "#block391".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_disk_the_harness_did_not_attach_is_not_silently_left_out_of_a_snapshot() {
+        let reply = json!([
+            {"device": "disk0", "inserted": {"node-name": "#block145"}},
+            {"device": "extra", "inserted": {"node-name": "#block9"}},
+        ]);
+        assert_eq!(disk_nodes(&reply), None);
     }
 }

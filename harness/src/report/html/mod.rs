@@ -140,6 +140,7 @@ mod tests {
                 name: Stage::Uboot,
                 start: Duration::ZERO,
                 duration: Duration::from_secs(2),
+                skipped_wait: None,
             }],
             last_lines: vec![],
             failed_units: vec![],

@@ -145,6 +145,7 @@ mod tests {
                     name: Stage::named(name),
                     start: Duration::from_millis(*start),
                     duration: Duration::from_millis(*duration),
+                    skipped_wait: None,
                 })
                 .collect(),
             last_lines: vec![],

@@ -1,0 +1,45 @@
+//! The matcher's throughput by read size: 10 MiB of recorded boots, the 50 patterns of the
+//! matcher benchmark, fed in reads of 4 KiB (a pty's), 16 KiB (what a scenario's session
+//! reads at most) and larger.
+//!
+//! `cargo bench -p r2s-harness --bench matcher_chunks` — under a minute; median of 7 runs each.
+
+mod workload;
+
+use workload::*;
+
+const RUNS: usize = 7;
+
+fn main() {
+    let (boot, source) = boot_transcript();
+    let ten = repeat_to(&boot, 10 * MIB);
+    let patterns = patterns();
+    println!("Transcript: {source}; 10 MiB; 50 patterns");
+    println!(
+        "Machine: {}, {} cores, load average {}",
+        cpu_model(),
+        cores(),
+        load()
+    );
+    println!();
+    println!("| read size | MB/s | watch events |");
+    println!("|---|---|---|");
+    for chunk in [4 << 10, 16 << 10, 64 << 10, 256 << 10] {
+        let mut runs: Vec<_> = (0..RUNS).map(|_| time_ours_in(&ten, &patterns, chunk)).collect();
+        runs.sort();
+        let (median, hits) = runs[RUNS / 2];
+        println!(
+            "| {} KiB | {:.0} | {hits} |",
+            chunk >> 10,
+            ten.len() as f64 / median.as_secs_f64() / 1e6
+        );
+    }
+    println!();
+    println!("load average after: {}", load());
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}

@@ -1,0 +1,64 @@
+//! Raw QEMU booting an image as it is, for the benchmarks' scale: the harness's own QEMU
+//! arguments and disks, no harness, timed from the first `qemu-img` to `login: `.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use r2s_harness::target::qemu::{QemuConfig, QemuTarget};
+
+const PROMPT: &[u8] = b"login: ";
+
+/// The machine's load average, as `uptime` prints it.
+pub fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// QEMU with the harness's own arguments, overlay creation included, until the login prompt.
+pub fn raw_qemu(image: &Path, shim: Option<&Path>) -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = QemuConfig::default();
+    let start = Instant::now();
+    // The shim goes last: U-Boot's `virtio 0`, as in `QemuTarget::start`.
+    let mut disks = Vec::new();
+    for (backing, name) in std::iter::once((image, "disk.qcow2")).chain(shim.map(|s| (s, "shim.qcow2"))) {
+        let overlay = dir.path().join(name);
+        let status = Command::new(&config.qemu_img)
+            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+            .arg(backing)
+            .arg(&overlay)
+            .status()
+            .expect("qemu-img");
+        assert!(status.success());
+        disks.push(overlay);
+    }
+    let args = QemuTarget::args(&config, &disks, &dir.path().join("qmp.sock"));
+    let mut child = Command::new(&config.qemu)
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qemu");
+    let mut out = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 16384];
+    let elapsed = loop {
+        let n = out.read(&mut buf).expect("read");
+        assert!(n > 0, "QEMU exited before the login prompt");
+        seen.extend_from_slice(&buf[..n]);
+        if seen.windows(PROMPT.len()).any(|w| w == PROMPT) {
+            break start.elapsed();
+        }
+        if seen.len() > 1 << 20 {
+            seen.drain(..seen.len() - 64);
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    elapsed
+}

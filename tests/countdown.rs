@@ -1,0 +1,218 @@
+//! The boot's countdowns end to end, on real QEMU and U-Boot: skipped by default under QEMU
+//! (autoboot stopped, U-Boot's own bootcmd run, the menu's DEFAULT typed), said so in the
+//! transcript and the timings, waited out with `--real-time-boot` or `real_time_boot = true`,
+//! kept on a serial board unless its profile opts in, and never counted as a stage speed-up
+//! against a baseline that waited them out.
+//!
+//! The runs boot only as far as "Starting kernel ...".
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use r2s_tests::bench::VirtualBench;
+use r2s_tests::*;
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// U-Boot prints each second of its countdown after three backspaces; a countdown stopped at
+/// once goes from 2 straight to 0.
+const COUNTDOWN_TICK: &[u8] = b"\x08\x08\x08 1 ";
+
+/// A scenario up to the kernel's start, with `extra` top-level keys.
+fn to_kernel(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("to-kernel.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"to-kernel\"\ntimeout = \"2m\"\n{extra}\n[[steps]]\nexpect = \"Starting kernel ...\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run_qemu(dir: &Path, scenario: &Path, extra: &[&OsStr]) -> Finished {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    run_image(&image, &dir.join("transcripts"), extra, scenario, LIMIT)
+}
+
+/// The stages of a boot to the kernel whose countdowns were skipped.
+const SKIPPED: [(&str, Option<&str>); 3] = [
+    ("uboot", Some("autoboot")),
+    ("menu", Some("menu")),
+    ("kernel", None),
+];
+
+/// Each stage's name and the countdown it skipped, as the timings file says.
+type StageWaits = Vec<(String, Option<String>)>;
+
+/// The run's transcript log, raw bytes and the `skipped_wait` of each stage in its timings.
+fn records(dir: &Path) -> (String, Vec<u8>, StageWaits) {
+    let transcripts = dir.join("transcripts");
+    let log = std::fs::read_to_string(transcripts.join("to-kernel.log")).unwrap();
+    let raw = std::fs::read(transcripts.join("to-kernel.raw")).unwrap();
+    let timings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(transcripts.join("to-kernel.timings.json")).unwrap()).unwrap();
+    let stages = timings["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s.get("skipped_wait").map(|w| w.as_str().unwrap().to_owned()),
+            )
+        })
+        .collect();
+    (log, raw, stages)
+}
+
+fn stages(list: &[(&str, Option<&str>)]) -> StageWaits {
+    list.iter()
+        .map(|(name, wait)| ((*name).to_owned(), wait.map(str::to_owned)))
+        .collect()
+}
+
+fn has_tick(raw: &[u8]) -> bool {
+    memchr::memmem::find(raw, COUNTDOWN_TICK).is_some()
+}
+
+#[test]
+fn qemu_skips_both_countdowns_and_the_transcript_and_timings_say_so() {
+    let dir = temp_dir();
+    let run = run_qemu(dir.path(), &to_kernel(dir.path(), ""), &[]);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let (log, raw, timings) = records(dir.path());
+    assert!(
+        log.contains("-- countdown skipped: U-Boot's autoboot stopped at once; running its own bootcmd"),
+        "{log}"
+    );
+    assert!(
+        log.contains("-- countdown skipped: extlinux menu entry 1 (its DEFAULT, which the timeout would choose) chosen at once"),
+        "{log}"
+    );
+    assert!(log.contains(">> run bootcmd\\r"), "{log}");
+    assert!(!has_tick(&raw), "the countdown ran its seconds");
+    assert_eq!(timings, stages(&SKIPPED));
+}
+
+#[test]
+fn real_time_boot_flag_waits_out_both_countdowns() {
+    let dir = temp_dir();
+    let run = run_qemu(
+        dir.path(),
+        &to_kernel(dir.path(), ""),
+        &[OsStr::new("--real-time-boot")],
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let (log, raw, timings) = records(dir.path());
+    assert!(!log.contains("countdown skipped"), "{log}");
+    assert!(has_tick(&raw), "the countdown did not run");
+    assert_eq!(
+        timings,
+        stages(&[("uboot", None), ("menu", None), ("kernel", None)])
+    );
+}
+
+#[test]
+fn a_scenario_with_real_time_boot_waits_out_both_countdowns() {
+    let dir = temp_dir();
+    let run = run_qemu(dir.path(), &to_kernel(dir.path(), "real_time_boot = true"), &[]);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let (log, raw, _) = records(dir.path());
+    assert!(!log.contains("countdown skipped"), "{log}");
+    assert!(has_tick(&raw), "the countdown did not run");
+}
+
+#[test]
+fn a_baseline_that_waited_the_countdowns_is_not_beaten_by_skipping_them() {
+    let dir = temp_dir();
+    // A baseline recorded before countdowns were skipped: no stage marks a skipped wait, and
+    // U-Boot and the menu took their 2 s and 3 s.
+    let old = dir.path().join("old.json");
+    std::fs::write(
+        &old,
+        r#"{"scenario": "to-kernel", "image": "x.img", "verdict": "pass", "total": 5.7,
+            "stages": [{"name": "uboot", "start": 0, "duration": 2.5},
+                       {"name": "menu", "start": 2.5, "duration": 3.2},
+                       {"name": "kernel", "start": 5.7, "duration": 0.0}]}"#,
+    )
+    .unwrap();
+    let run = run_qemu(
+        dir.path(),
+        &to_kernel(dir.path(), ""),
+        &[OsStr::new("--baseline"), old.as_os_str()],
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    for stage in ["uboot", "menu"] {
+        let wait = if stage == "uboot" { "autoboot" } else { "menu" };
+        let row = run
+            .stdout
+            .lines()
+            .find(|l| l.contains(&format!("to-kernel {stage} ")))
+            .unwrap_or_else(|| panic!("no row for {stage}\n{}", run.explain()));
+        assert!(
+            row.ends_with(&format!(
+                "not compared: {wait} countdown skipped in this run only"
+            )),
+            "{row}"
+        );
+    }
+}
+
+/// A board profile for `bench` with `extra` top-level keys.
+fn bench_profile(bench: &VirtualBench, extra: &str) -> PathBuf {
+    let written = bench.profile("10s");
+    let text = std::fs::read_to_string(&written).unwrap();
+    let path = bench.dir().join("with-extra.toml");
+    std::fs::write(&path, format!("{extra}\n{text}")).unwrap();
+    path
+}
+
+fn run_serial(bench: &VirtualBench, profile: &Path, scenario: &Path) -> Finished {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let transcripts = bench.dir().join("transcripts");
+    run_harness(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--serial"),
+            bench.device().as_os_str(),
+            OsStr::new("--board"),
+            profile.as_os_str(),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            OsStr::new("--transcripts"),
+            transcripts.as_os_str(),
+            scenario.as_os_str(),
+        ],
+        LIMIT,
+    )
+}
+
+#[test]
+fn a_serial_board_keeps_its_countdowns_unless_its_profile_opts_in() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let scenario = to_kernel(bench.dir(), "");
+
+    let kept = run_serial(&bench, &bench_profile(&bench, ""), &scenario);
+    assert_eq!(kept.code(), Some(0), "{}", kept.explain());
+    let (log, raw, _) = records(bench.dir());
+    assert!(!log.contains("countdown skipped"), "{log}");
+    assert!(has_tick(&raw), "the countdown did not run");
+
+    let skipped = run_serial(
+        &bench,
+        &bench_profile(&bench, "skip_countdowns = true"),
+        &scenario,
+    );
+    assert_eq!(skipped.code(), Some(0), "{}", skipped.explain());
+    let (log, raw, timings) = records(bench.dir());
+    assert!(log.contains("-- countdown skipped: U-Boot's autoboot"), "{log}");
+    assert!(
+        log.contains("-- countdown skipped: extlinux menu entry 1"),
+        "{log}"
+    );
+    assert!(!has_tick(&raw), "the countdown ran its seconds");
+    assert_eq!(timings, stages(&SKIPPED));
+}

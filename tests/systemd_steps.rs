@@ -1,15 +1,13 @@
 //! End-to-end: the runner's systemd steps and real logins on the systemd fixture (Debian
 //! bookworm: systemd, agetty, login/PAM, bash), in real QEMU through real U-Boot.
 //!
-//! Marked as tests/systemd.rs marks its tests, for the same reason: the fixture's builder makes
-//! broken initrds under PRoot for now (images/README.md, "Known defect"). With a fixture that
-//! boots, run them with `cargo nextest run -p r2s-tests --test systemd_steps --run-ignored all`.
+//! The first run on a machine builds the fixture (tests/systemd.rs says how long).
 
 use std::time::Duration;
 
 use r2s_tests::*;
 
-/// Building the fixture from nothing (about ten minutes, more on a loaded machine) plus a boot.
+/// Building the fixture from nothing (26 minutes on a loaded two-core machine) plus a boot.
 const LIMIT: Duration = Duration::from_secs(45 * 60);
 
 /// Runs the scenario `body` named `name` on the systemd fixture; returns the run and the
@@ -34,7 +32,6 @@ timeout = "2m"
 "#;
 
 #[test]
-#[ignore = "the builder's initrds are broken under PRoot (images/README.md)"]
 fn wait_for_unit_sees_ssh_come_up_after_a_real_login() {
     let body = format!(
         r#"{LOGIN}
@@ -74,7 +71,6 @@ output = "\\Aunit one\nunit two\\z"
 }
 
 #[test]
-#[ignore = "the builder's initrds are broken under PRoot (images/README.md)"]
 fn wait_for_unit_fails_at_once_on_a_unit_made_to_fail_showing_its_status() {
     let body = format!(
         r#"{LOGIN}

@@ -6,6 +6,7 @@ use regex::Regex;
 use tokio::time::Instant;
 
 use super::copy;
+use super::countdown::{AUTOBOOT, MENU_PROMPT, UBOOT_PROMPT};
 use super::network::{self, Side};
 use super::outcome::FailReason;
 use super::session::{ConsoleState, Session};
@@ -27,12 +28,9 @@ pub(super) fn failed(expected: impl Into<String>) -> impl FnOnce(FailReason) -> 
     move |reason| StepFailure { expected, reason }
 }
 
-const AUTOBOOT: &str = "Hit any key to stop autoboot";
-const UBOOT_PROMPT: &str = "=> ";
 /// How long to wait for U-Boot's prompt after a key before pressing another: U-Boot looks
 /// for a key every few milliseconds of its countdown and shows the prompt at once.
 const KEY_AGAIN: Duration = Duration::from_millis(300);
-const MENU_PROMPT: &str = "Enter choice: ";
 
 /// Runs one step; `seq` numbers the markers that delimit command output.
 pub async fn perform(

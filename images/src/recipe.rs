@@ -80,6 +80,8 @@ pub const SYSTEMD_WAN_NETWORK: RecipeFile = recipe!("systemd/wan.network");
 pub const SYSTEMD_LAN_NETWORK: RecipeFile = recipe!("systemd/lan.network");
 /// sshd's drop-in letting root log in with its password.
 pub const SYSTEMD_SSHD_ROOT_LOGIN: RecipeFile = recipe!("systemd/sshd-root-login.conf");
+/// systemd's drop-in giving devices (the console's among them) time to appear under emulation.
+pub const SYSTEMD_DEVICE_TIMEOUT: RecipeFile = recipe!("systemd/device-timeout.conf");
 
 /// Every recipe file, for the cache key.
 pub const ALL: &[RecipeFile] = &[
@@ -113,6 +115,7 @@ pub const ALL: &[RecipeFile] = &[
     SYSTEMD_WAN_NETWORK,
     SYSTEMD_LAN_NETWORK,
     SYSTEMD_SSHD_ROOT_LOGIN,
+    SYSTEMD_DEVICE_TIMEOUT,
 ];
 
 impl RecipeFile {

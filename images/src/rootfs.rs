@@ -202,6 +202,7 @@ mod tests {
             recipe::SYSTEMD_WAN_NETWORK,
             recipe::SYSTEMD_LAN_NETWORK,
             recipe::SYSTEMD_SSHD_ROOT_LOGIN,
+            recipe::SYSTEMD_DEVICE_TIMEOUT,
         ] {
             assert!(!RECIPES.contains(&router), "{}", router.path);
             assert!(recipe::ALL.contains(&router), "{}", router.path);

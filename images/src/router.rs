@@ -1,7 +1,8 @@
 //! What makes the systemd fixture a router, as an R2S image is one: systemd-networkd with the
 //! WAN (`end0`, DHCP) and the LAN (`enu1`, 192.168.2.1/24 with a DHCP server),
 //! systemd-network-generator (so `ifname=` on the kernel command line names the NICs at boot)
-//! and sshd letting root in with its password.
+//! and sshd letting root in with its password; and, for emulation on a loaded machine, ten
+//! minutes instead of 90 s for a device (the console) to appear.
 //!
 //! Laid over the cached root tree when the image is made, never written into the tree: the tree
 //! takes twenty minutes to make, so a change here costs only the image (half a minute). The
@@ -26,6 +27,10 @@ const FILES: &[(&str, RecipeFile)] = &[
     (
         "/etc/ssh/sshd_config.d/root-login.conf",
         recipe::SYSTEMD_SSHD_ROOT_LOGIN,
+    ),
+    (
+        "/etc/systemd/system.conf.d/device-timeout.conf",
+        recipe::SYSTEMD_DEVICE_TIMEOUT,
     ),
 ];
 

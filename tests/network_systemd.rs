@@ -79,7 +79,7 @@ fn the_wan_gets_qemus_dhcp_address_under_the_boards_name() {
         "systemd-wan-dhcp",
         r#"
 [[steps]]
-run = "for i in $(seq 100); do grep -qs ADDRESS= /run/systemd/netif/leases/* && break; sleep 2; done; grep -h ADDRESS= /run/systemd/netif/leases/*"
+run = "for i in $(seq 100); do grep -qs ^ADDRESS= /run/systemd/netif/leases/* && break; sleep 2; done; grep -h ^ADDRESS= /run/systemd/netif/leases/*"
 output = "\\AADDRESS=10\\.0\\.2\\.15\\z"
 timeout = "5m"
 
@@ -106,7 +106,7 @@ host_port_open = "tcp:22"
 timeout = "3m"
 
 [[steps]]
-host = "SSHPASS=\"$R2S_PASSWORD\" sshpass -e ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=60 -p ${PORT_TCP_22} root@${TARGET_ADDRESS} cat /etc/hostname"
+host = "SSHPASS=\"$R2S_PASSWORD\" sshpass -e ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=60 -p ${PORT_TCP_22} root@${TARGET_ADDRESS} cat /etc/hostname"
 output = "\\Aivy\\z"
 until = "2m"
 timeout = "3m"

@@ -107,7 +107,8 @@ timeout = "3m"
 
 [[steps]]
 host = "SSHPASS=\"$R2S_PASSWORD\" sshpass -e ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=60 -p ${PORT_TCP_22} root@${TARGET_ADDRESS} cat /etc/hostname"
-output = "\\Aivy\\z"
+# The host command's whole output: the hostname and the newline after it.
+output = "\\Aivy\\n\\z"
 until = "2m"
 timeout = "3m"
 

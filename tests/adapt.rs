@@ -39,6 +39,8 @@ fn first_boot_layout_boots_to_login_adapted_and_unchanged() {
         "NixOS: APPEND console=ttyS2,1500000 -> console=ttyAMA0,115200",
         "NixOS: APPEND earlycon=uart8250,mmio32,0xff130000 -> earlycon=pl011,0x9000000",
         "NixOS: FDT /rk3328-nanopi-r2s.dtb dropped",
+        "NixOS: APPEND + ifname=end0:52:54:00:52:32:01 (the board's name for QEMU's NIC)",
+        "NixOS: APPEND + ifname=enu1:52:54:00:52:32:02 (the board's name for QEMU's NIC)",
         "--no-adapt",
         "2 passed, 0 failed",
     ] {
@@ -48,11 +50,34 @@ fn first_boot_layout_boots_to_login_adapted_and_unchanged() {
             result.explain()
         );
     }
-    // The kernel really was the image's, and it was given the adapted console.
+    // The kernel really was the image's, and it was given the adapted console and the board's
+    // NIC names, the rest of its command line as the image has it.
     let log = std::fs::read_to_string(dir.path().join("boot-to-login.log")).unwrap();
+    let append = log
+        .lines()
+        .find_map(|l| l.split_once("] append: ").map(|(_, append)| append.trim_end()))
+        .unwrap_or_else(|| panic!("no append: line in\n{log}"));
+    let words: Vec<&str> = append.split(' ').collect();
+    // The image's init, checked by shape below.
+    let init = words.get(5).copied().unwrap_or_default();
+    assert_eq!(
+        words,
+        [
+            "console=ttyAMA0,115200",
+            "earlycon=pl011,0x9000000",
+            "root=LABEL=NIXOS_SD",
+            "rootfstype=ext4",
+            "rootwait",
+            init,
+            "ifname=end0:52:54:00:52:32:01",
+            "ifname=enu1:52:54:00:52:32:02",
+        ],
+        "{append}"
+    );
     assert!(
-        log.contains("append: console=ttyAMA0,115200 earlycon=pl011,0x9000000 root=LABEL=NIXOS_SD"),
-        "{log}"
+        init.starts_with("init=/nix/store/")
+            && init.ends_with("-nixos-system-ivy-25.05.20250817.48f4c98/init"),
+        "{append}"
     );
     assert_eq!(sha256(&image), before, "the image changed");
 }

@@ -2,7 +2,8 @@
 //! custom test harness (libtest-mimic) that follows nextest's protocol, so `cargo nextest run`
 //! lists, filters, partitions and reports each pair on its own.
 //!
-//! The images are the fixtures in [`FIXTURE_SCENARIOS`] that this checkout can build, and the
+//! The images are the fixtures in [`FIXTURE_SCENARIOS`] (the shipped `scenarios/`) and
+//! [`FIXTURE_NETWORK_SCENARIOS`] (`scenarios/network/`) that this checkout can build, and the
 //! user's image, if any:
 //!
 //! - `R2S_TEST_IMAGE`: a raw disk image (e.g. `result/sd-image/nixos-r2s.img`);
@@ -55,6 +56,11 @@ const FIXTURE_SCENARIOS: &[(&str, Suits)] = &[
     ("r2s-sd-image", Suits::Only(&["boot-to-login"])),
 ];
 
+/// The fixtures the network scenarios (`scenarios/network/`) run on: they need the image's own
+/// network (NIC driver, DHCP client and server, sshd), which the router-like systemd fixture has.
+/// They share one priming boot with NICs (`start = "login"`).
+const FIXTURE_NETWORK_SCENARIOS: &[(&str, Suits)] = &[("debian-systemd", Suits::All)];
+
 /// Where a test's image comes from.
 #[derive(Clone)]
 enum ImageSource {
@@ -66,27 +72,51 @@ enum ImageSource {
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
+    // Host steps read the password from the variable the scenario names (ssh-from-host:
+    // R2S_PASSWORD, for sshpass), as login does with the fixture's password as its fallback.
+    // Set before any thread runs, and only when no user image is tested, whose password the
+    // user gives.
+    if std::env::var_os("R2S_PASSWORD").is_none() && std::env::var_os("R2S_TEST_IMAGE").is_none() {
+        std::env::set_var("R2S_PASSWORD", r2s_images::ROOT_PASSWORD);
+    }
     libtest_mimic::run(&args, trials()).exit_code()
 }
 
 fn trials() -> Vec<Trial> {
     let mut trials = Vec::new();
-    let known: Vec<&str> = r2s_images::fixtures().iter().map(|f| f.name).collect();
-    match scenario::load_all(&[suite::shipped_scenarios()]) {
-        Ok(shipped) => {
-            for (fixture, suits) in FIXTURE_SCENARIOS {
-                if !known.contains(fixture) {
-                    continue;
-                }
-                for scenario in shipped.iter().filter(|s| suited(*suits, s)) {
-                    trials.push(trial(fixture, ImageSource::Fixture(fixture), scenario.clone()));
-                }
-            }
-        }
-        Err(e) => trials.push(broken("qemu::shipped-scenarios", e.to_string())),
-    }
+    let shipped = suite::shipped_scenarios();
+    fixture_trials(
+        &mut trials,
+        "qemu::shipped-scenarios",
+        &shipped,
+        FIXTURE_SCENARIOS,
+    );
+    fixture_trials(
+        &mut trials,
+        "qemu::network-scenarios",
+        &shipped.join("network"),
+        FIXTURE_NETWORK_SCENARIOS,
+    );
     trials.extend(user_trials());
     trials
+}
+
+/// One trial per fixture of `table` this checkout can build and scenario in `dir` it suits; a
+/// directory that does not load is one failing trial named `broken_name`.
+fn fixture_trials(trials: &mut Vec<Trial>, broken_name: &str, dir: &Path, table: &[(&'static str, Suits)]) {
+    let known: Vec<&str> = r2s_images::fixtures().iter().map(|f| f.name).collect();
+    let scenarios = match scenario::load_all(&[dir.to_owned()]) {
+        Ok(scenarios) => scenarios,
+        Err(e) => return trials.push(broken(broken_name, e.to_string())),
+    };
+    for (fixture, suits) in table {
+        if !known.contains(fixture) {
+            continue;
+        }
+        for scenario in scenarios.iter().filter(|s| suited(*suits, s)) {
+            trials.push(trial(fixture, ImageSource::Fixture(fixture), scenario.clone()));
+        }
+    }
 }
 
 fn suited(suits: Suits, scenario: &Scenario) -> bool {

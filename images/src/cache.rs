@@ -35,6 +35,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("modules.rs", include_str!("modules.rs")),
     ("recipe.rs", include_str!("recipe.rs")),
     ("rootfs.rs", include_str!("rootfs.rs")),
+    ("router.rs", include_str!("router.rs")),
     ("seccomp.rs", include_str!("seccomp.rs")),
     ("shared.rs", include_str!("shared.rs")),
     ("staging.rs", include_str!("staging.rs")),

@@ -31,6 +31,7 @@ mod mbr;
 mod modules;
 mod recipe;
 mod rootfs;
+mod router;
 mod seccomp;
 mod shared;
 mod staging;

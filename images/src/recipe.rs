@@ -74,6 +74,14 @@ pub const SYSTEMD_TMPFILES_SHIM: RecipeFile = recipe!("systemd/tmpfiles-shim.sh"
 pub const SYSTEMD_FSTAB: RecipeFile = recipe!("systemd/fstab");
 /// `/etc/hosts` of the systemd fixtures.
 pub const SYSTEMD_HOSTS: RecipeFile = recipe!("systemd/hosts");
+/// The systemd fixtures' WAN for systemd-networkd (laid over the tree, [`crate::router`]).
+pub const SYSTEMD_WAN_NETWORK: RecipeFile = recipe!("systemd/wan.network");
+/// The systemd fixtures' LAN for systemd-networkd.
+pub const SYSTEMD_LAN_NETWORK: RecipeFile = recipe!("systemd/lan.network");
+/// sshd's drop-in letting root log in with its password.
+pub const SYSTEMD_SSHD_ROOT_LOGIN: RecipeFile = recipe!("systemd/sshd-root-login.conf");
+/// systemd's drop-in giving devices (the console's among them) time to appear under emulation.
+pub const SYSTEMD_DEVICE_TIMEOUT: RecipeFile = recipe!("systemd/device-timeout.conf");
 
 /// Every recipe file, for the cache key.
 pub const ALL: &[RecipeFile] = &[
@@ -104,6 +112,10 @@ pub const ALL: &[RecipeFile] = &[
     SYSTEMD_TMPFILES_SHIM,
     SYSTEMD_FSTAB,
     SYSTEMD_HOSTS,
+    SYSTEMD_WAN_NETWORK,
+    SYSTEMD_LAN_NETWORK,
+    SYSTEMD_SSHD_ROOT_LOGIN,
+    SYSTEMD_DEVICE_TIMEOUT,
 ];
 
 impl RecipeFile {

@@ -18,7 +18,7 @@ use crate::fixture::{Breakage, Console, Layout, Recipe};
 use crate::initramfs::{self, Initrd};
 use crate::rootfs::{self, KernelDeb};
 use crate::staging::read;
-use crate::{cache, kernel, recipe, shared, BuildError, FixtureInfo};
+use crate::{cache, kernel, recipe, router, shared, BuildError, FixtureInfo};
 
 /// The systemd fixtures.
 pub const FIXTURES: &[FixtureInfo] = &[
@@ -28,8 +28,10 @@ pub const FIXTURES: &[FixtureInfo] = &[
                       (debootstrap, second stage under PRoot) in the R2S layout: NixOS extlinux menu of two \
                       generations with the board's console, Debian's initramfs-tools initrd (MODULES=list: \
                       every disk bus QEMU offers, virtio, NVMe, AHCI, USB storage on xHCI, and the R2S's SD \
-                      card); boots to `ivy login:` (root password in ROOT_PASSWORD). Takes 15 to 30 minutes \
-                      to build once; cached outside the checkout too",
+                      card), set up as a router: systemd-networkd with the WAN end0 on DHCP and the LAN enu1 \
+                      at 192.168.2.1/24 serving DHCP, systemd-network-generator (`ifname=` names the NICs), \
+                      sshd letting root in by password; boots to `ivy login:` (root password in \
+                      ROOT_PASSWORD). Takes 15 to 30 minutes to build once; cached outside the checkout too",
     },
     FixtureInfo {
         name: "debian-systemd-board-initrd",
@@ -117,8 +119,8 @@ fn kernel_params() -> String {
     )
 }
 
-/// Puts the card image together in `work` from the tree at `root` and the initrd file
-/// `initrd`, and returns its path.
+/// Puts the card image together in `work` from the tree at `root` with the router's
+/// configuration laid over it ([`router`]) and the initrd file `initrd`, and returns its path.
 fn assemble(
     name: &str,
     parts: &Parts,
@@ -149,10 +151,11 @@ fn assemble(
         &kernel_params(),
     )?;
 
+    let root = router::overlay(root, work)?;
     let bootloader = Bootloader::rock64(&parts.uboot)?;
-    let root_size = root_size(tree_bytes(root)?);
+    let root_size = root_size(tree_bytes(&root)?);
     let out = work.join(format!("{name}.img"));
-    card::r2s_with_root_size(&out, work, &bootloader, &boot_dir, root, root_size)?;
+    card::r2s_with_root_size(&out, work, &bootloader, &boot_dir, &root, root_size)?;
     Ok(out)
 }
 

@@ -1,9 +1,10 @@
 //! An extlinux configuration equivalent to the image's, minus what QEMU's virt machine cannot
-//! honour: the R2S serial console and the R2S device tree.
+//! honour: the R2S serial console and the R2S device tree; with the board's NIC names for
+//! QEMU's NICs added.
 
 use std::fmt;
 
-use super::append::{adapt_append, ArgChange};
+use super::append::{adapt_append, with_board_nic_names, ArgChange};
 use crate::image::extlinux::Config;
 
 /// One thing the adapted configuration does differently from the image's.
@@ -24,15 +25,30 @@ impl fmt::Display for Change {
         match self {
             Change::Argument {
                 label,
-                change: ArgChange { from, to: Some(to) },
+                change:
+                    ArgChange {
+                        from: Some(from),
+                        to: Some(to),
+                    },
             } => {
                 write!(f, "{label}: APPEND {from} -> {to}")
             }
             Change::Argument {
                 label,
-                change: ArgChange { from, to: None },
+                change:
+                    ArgChange {
+                        from: Some(from),
+                        to: None,
+                    },
             } => {
-                write!(f, "{label}: APPEND {from} dropped (one serial console is enough)")
+                write!(f, "{label}: APPEND {from} dropped (a duplicate)")
+            }
+            Change::Argument {
+                label,
+                change: ArgChange { from: None, to },
+            } => {
+                let to = to.as_deref().unwrap_or("");
+                write!(f, "{label}: APPEND + {to} (the board's name for QEMU's NIC)")
             }
             Change::DeviceTree {
                 label,
@@ -49,7 +65,9 @@ impl fmt::Display for Change {
 }
 
 /// The configuration U-Boot under QEMU is shown: every label, menu label, default and timeout
-/// kept; console arguments and device-tree lines changed as [`Change`] lists.
+/// kept; console arguments and device-tree lines changed as [`Change`] lists. A configuration
+/// that needs such a change also gets the board's NIC names on every command line
+/// ([`with_board_nic_names`]); one that boots on QEMU as it is stays as it is.
 pub fn adapt_config(config: &Config) -> (Config, Vec<Change>) {
     let mut adapted = config.clone();
     let mut changes = Vec::new();
@@ -76,6 +94,19 @@ pub fn adapt_config(config: &Config) -> (Config, Vec<Change>) {
                     value,
                 });
             }
+        }
+    }
+    if changes.is_empty() {
+        return (adapted, changes);
+    }
+    for label in &mut adapted.labels {
+        if let Some(append) = &label.append {
+            let (new, arg_changes) = with_board_nic_names(append);
+            label.append = Some(new);
+            changes.extend(arg_changes.into_iter().map(|change| Change::Argument {
+                label: label.name.clone(),
+                change,
+            }));
         }
     }
     (adapted, changes)
@@ -131,7 +162,10 @@ LABEL nixos-2-default
         let (adapted, changes) = adapt_config(&Config::parse(GENERATIONS).unwrap());
         assert_eq!(
             adapted.labels[0].append.as_deref(),
-            Some("init=/nix/store/ccc-nixos-system-ivy/init console=ttyAMA0,115200 earlycon=pl011,0x9000000 loglevel=4")
+            Some(
+                "init=/nix/store/ccc-nixos-system-ivy/init console=ttyAMA0,115200 earlycon=pl011,0x9000000 loglevel=4 \
+                 ifname=end0:52:54:00:52:32:01 ifname=enu1:52:54:00:52:32:02"
+            )
         );
         assert!(adapted
             .labels
@@ -146,7 +180,25 @@ LABEL nixos-2-default
                 "nixos-default: FDT ../nixos/ddd-dtbs/rockchip/rk3328-nanopi-r2s.dtb dropped (QEMU passes its own device tree)",
                 "nixos-2-default: APPEND console=ttyS2,1500000 -> console=ttyAMA0,115200",
                 "nixos-2-default: FDTDIR ../nixos/ddd-dtbs dropped (QEMU passes its own device tree)",
+                "nixos-default: APPEND + ifname=end0:52:54:00:52:32:01 (the board's name for QEMU's NIC)",
+                "nixos-default: APPEND + ifname=enu1:52:54:00:52:32:02 (the board's name for QEMU's NIC)",
+                "nixos-2-default: APPEND + ifname=end0:52:54:00:52:32:01 (the board's name for QEMU's NIC)",
+                "nixos-2-default: APPEND + ifname=enu1:52:54:00:52:32:02 (the board's name for QEMU's NIC)",
             ]
+        );
+    }
+
+    #[test]
+    fn a_configuration_that_boots_on_qemu_as_it_is_gets_no_nic_names() {
+        let config = Config::parse(
+            "DEFAULT a\nLABEL a\n  LINUX /k\n  APPEND init=/x/init console=ttyAMA0,115200 loglevel=4\n",
+        )
+        .unwrap();
+        let (adapted, changes) = adapt_config(&config);
+        assert_eq!(changes, vec![]);
+        assert_eq!(
+            adapted.labels[0].append.as_deref(),
+            Some("init=/x/init console=ttyAMA0,115200 loglevel=4")
         );
     }
 }

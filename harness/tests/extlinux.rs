@@ -228,6 +228,17 @@ fn initrd_comes_from_append_when_no_initrd_line_precedes() {
 }
 
 #[test]
+fn an_append_initrd_word_that_names_no_file_gives_no_initrd() {
+    // `initrd=` followed by nothing or by a comment sign is not a path an INITRD line could
+    // give, so the label has no initrd and still renders to a config that parses the same.
+    for append in ["initrd=# note", "initrd= rw", "initrd=\trw"] {
+        let config = parse(&format!("LABEL a\n  LINUX /Image\n  APPEND {append}\n"));
+        assert_eq!(config.labels[0].initrd, None, "{append:?}");
+        assert_round_trips(&config);
+    }
+}
+
+#[test]
 fn device_tree_keywords_and_aliases() {
     let config = parse(
         "LABEL a\n  DEVICETREE /a.dtb\n  FDT /ignored.dtb\n\

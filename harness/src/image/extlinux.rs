@@ -482,7 +482,10 @@ impl<'a> Parser<'a> {
                     if label.initrd.is_none() {
                         if let Some(at) = append.find("initrd=") {
                             let value = &append[at + "initrd=".len()..];
-                            let word = value.split(|c: char| c.is_ascii_whitespace()).next().unwrap_or("");
+                            let word = value
+                                .split(|c: char| c.is_ascii_whitespace())
+                                .next()
+                                .unwrap_or("");
                             // Only what an INITRD line could also say: an empty word or one that
                             // starts a comment names no file, and the config renders as INITRD.
                             if !word.is_empty() && !word.starts_with('#') {

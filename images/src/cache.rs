@@ -180,6 +180,16 @@ impl Entry {
         }
     }
 
+    /// A scratch directory for building fixture `name` into this entry, beside it so that
+    /// [`Entry::commit`]'s rename stays on one filesystem; removed when dropped.
+    pub fn work_dir(&self, name: &str) -> Result<tempfile::TempDir, BuildError> {
+        let dir = self.image.parent().expect("cache entries live in a directory");
+        tempfile::Builder::new()
+            .prefix(&format!(".build-{name}-"))
+            .tempdir_in(dir)
+            .map_err(BuildError::io("creating a temporary directory in", dir))
+    }
+
     /// Whether the cached image was built from inputs with this key.
     pub fn is_fresh(&self, key: &str) -> bool {
         self.image.is_file() && std::fs::read_to_string(&self.key_file).is_ok_and(|k| k.trim() == key)

@@ -120,10 +120,7 @@ pub fn build(name: &str, cache_dir: &Path) -> Result<PathBuf, BuildError> {
         return Ok(entry.image);
     }
 
-    let work = tempfile::Builder::new()
-        .prefix(&format!(".build-{name}-"))
-        .tempdir_in(cache_dir)
-        .map_err(BuildError::io("creating a temporary directory in", cache_dir))?;
+    let work = entry.work_dir(name)?;
     let built = assemble::fixture(name, recipe, &parts, work.path())?;
     entry.commit(&built, &key)?;
     Ok(entry.image)

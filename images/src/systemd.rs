@@ -87,10 +87,7 @@ pub fn build(name: &str, initrd: Initrd, cache_dir: &Path) -> Result<PathBuf, Bu
                 },
             )?;
             let initrds = initramfs::ensure(&shared_dir, &tree)?;
-            let work = tempfile::Builder::new()
-                .prefix(&format!(".build-{name}-"))
-                .tempdir_in(&shared_dir)
-                .map_err(BuildError::io("creating a temporary directory in", &shared_dir))?;
+            let work = shared_entry.work_dir(name)?;
             let built = assemble(name, &parts, &tree.root, &initrds.path(initrd), work.path())?;
             shared_entry.commit(&built, &key)?;
         }
@@ -99,10 +96,7 @@ pub fn build(name: &str, initrd: Initrd, cache_dir: &Path) -> Result<PathBuf, Bu
     if entry.is_fresh(&key) {
         return Ok(entry.image);
     }
-    let work = tempfile::Builder::new()
-        .prefix(&format!(".build-{name}-"))
-        .tempdir_in(cache_dir)
-        .map_err(BuildError::io("creating a temporary directory in", cache_dir))?;
+    let work = entry.work_dir(name)?;
     let staged = work.path().join(format!("{name}.img"));
     shared::link_or_copy(&shared_entry.image, &staged)?;
     entry.commit(&staged, &key)?;

@@ -113,13 +113,18 @@ fn restore_seconds(transcripts: &Path, scenario: &str) -> f64 {
     stages[0]["duration"].as_f64().expect("duration")
 }
 
-/// "built by this run: 11.4s to a shell, …" → 11.4
+/// "built by this run: 11.4s to reach the state, …" → 11.4
 fn priming_seconds(note: &str) -> f64 {
     let after = note
         .split_once("built by this run: ")
         .unwrap_or_else(|| panic!("not a priming note: {note}"))
         .1;
-    after.split_once("s to a shell").unwrap().0.parse().unwrap()
+    after
+        .split_once("s to reach the state")
+        .unwrap()
+        .0
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -269,7 +274,7 @@ fn one_changed_byte_of_saved_ram_is_caught_by_the_seal_and_the_entry_rebuilt_not
 fn an_entry_qemu_cannot_restore_is_discarded_and_rebuilt() {
     use r2s_harness::runner::RunContext;
     use r2s_harness::scenario::LoginRecipe;
-    use r2s_harness::snapshot::{CacheKey, SnapshotCache, SnapshotSource};
+    use r2s_harness::snapshot::{CacheKey, SnapshotCache, SnapshotSource, StateRecipe};
     use r2s_harness::target::qemu::QemuConfig;
 
     let image = fixture(r2s_images::DEFAULT_FIXTURE);
@@ -294,7 +299,7 @@ fn an_entry_qemu_cannot_restore_is_discarded_and_rebuilt() {
         qemu,
         image: &image,
         shim: Some(&adapted.shim),
-        recipe: &recipe,
+        state: StateRecipe::Login(&recipe),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -23,6 +23,8 @@ use super::session::Session;
 pub(super) const AUTOBOOT: &str = "Hit any key to stop autoboot";
 /// U-Boot's command prompt.
 pub(super) const UBOOT_PROMPT: &str = "=> ";
+/// What autoboot runs when its countdown ends: the board's own boot command.
+pub(super) const BOOT_COMMAND: &str = "run bootcmd";
 /// The extlinux menu's prompt.
 pub(super) const MENU_PROMPT: &str = "Enter choice: ";
 
@@ -75,6 +77,16 @@ impl Countdowns {
     /// itself; `send` and `send_line` may type into either countdown, so both run as they are.
     /// An `expect` still sees every line the boot prints, the countdown's first line included.
     pub fn for_steps(policy: &CountdownPolicy, real_time_boot: bool, steps: &[Step]) -> Countdowns {
+        Countdowns::for_actions(policy, real_time_boot, steps.iter().map(|s| &s.action))
+    }
+
+    /// [`Countdowns::for_steps`] for the actions a run performs (a start state's own and its
+    /// steps).
+    pub fn for_actions<'a>(
+        policy: &CountdownPolicy,
+        real_time_boot: bool,
+        actions: impl IntoIterator<Item = &'a Action>,
+    ) -> Countdowns {
         if !policy.skip || real_time_boot {
             return Countdowns::REAL_TIME;
         }
@@ -82,8 +94,8 @@ impl Countdowns {
             autoboot: true,
             menu: policy.menu_default,
         };
-        for step in steps {
-            match step.action {
+        for action in actions {
+            match action {
                 Action::InterruptAutoboot | Action::Uboot { .. } => countdowns.autoboot = false,
                 Action::Menu(_) => countdowns.menu = None,
                 Action::Send(_) | Action::SendLine(_) => return Countdowns::REAL_TIME,
@@ -98,7 +110,8 @@ impl Countdowns {
                 | Action::HostPortOpen(_)
                 | Action::CopyFrom { .. }
                 | Action::CopyTo(_)
-                | Action::Link(_) => {}
+                | Action::Link(_)
+                | Action::SaveState(_) => {}
             }
         }
         countdowns
@@ -163,7 +176,8 @@ impl Skipper {
                 self.phase = Phase::Prompt;
             }
             Phase::Prompt => {
-                s.send(b"run bootcmd\r", b"run bootcmd\r").await?;
+                let line = format!("{BOOT_COMMAND}\r");
+                s.send(line.as_bytes(), line.as_bytes()).await?;
                 match self.menu {
                     Some(number) => self.phase = Phase::Menu(number),
                     None => return Ok(None),

@@ -13,6 +13,7 @@ mod root_disk;
 mod session;
 mod shell;
 mod stage;
+mod start;
 mod steps;
 mod unit;
 mod watch;
@@ -93,8 +94,26 @@ pub const RESTORE_CONFIRM: Duration = Duration::from_secs(20);
 pub enum ConsoleAt {
     /// The target has just been powered on.
     PowerOn,
-    /// The target was restored to a root shell (a snapshot of a `start = "login"` state).
+    /// The target was restored to a root shell (a snapshot of a `start = "login"` state), or a
+    /// board was found at one.
     RestoredShell,
+    /// The target was restored to U-Boot's prompt (a snapshot of `start = "uboot"`).
+    RestoredUboot,
+    /// The target was restored to a saved state (`start = "<name>"`), whose console was as
+    /// `console` says when it was saved. The scenario's first `steps_done` steps are what
+    /// reached it (the saving scenario's own steps before its `save_state`); they are not run
+    /// again.
+    RestoredSaved {
+        console: ConsoleState,
+        steps_done: usize,
+    },
+}
+
+impl ConsoleAt {
+    /// Whether the target was restored (or kept), not powered on.
+    pub fn restored(self) -> bool {
+        self != ConsoleAt::PowerOn
+    }
 }
 
 /// Whether the console reached the state the scenario's steps start from.
@@ -124,6 +143,8 @@ pub struct RunOutput {
     pub duration: Duration,
     /// Files saved beside the transcript: copies out of the target, on-failure diagnostics.
     pub artifacts: Vec<PathBuf>,
+    /// Where the console was at the end, as far as the runner knows (a saved state records it).
+    pub console: ConsoleState,
 }
 
 /// Runs `scenario` on a console that is `at` the given place. A `start = "login"` scenario
@@ -143,19 +164,35 @@ pub async fn run_scenario_at(
     let mut session = Session::new(console, transcript, observer, watches_for(scenario));
     session.pacing = ctx.pacing;
     session.board_console = ctx.board_console.clone();
-    match (at, &scenario.start) {
-        (ConsoleAt::RestoredShell, _) => session.set_first_stage(RESTORE_STAGE),
-        // The steps begin at a shell: nothing they do meets a countdown.
-        (ConsoleAt::PowerOn, Start::Login(_)) => session.skip_countdowns(Countdowns::for_steps(
+    let steps_done = match at {
+        ConsoleAt::RestoredSaved { steps_done, .. } => steps_done,
+        _ => 0,
+    };
+    match at {
+        ConsoleAt::PowerOn => session.skip_countdowns(Countdowns::for_actions(
             &ctx.countdowns,
             scenario.real_time_boot,
-            &[],
+            start::actions_before_steps(&scenario.start)
+                .into_iter()
+                .chain(scenario.steps.iter().map(|s| &s.action)),
         )),
-        (ConsoleAt::PowerOn, Start::PowerOn) => session.skip_countdowns(Countdowns::for_steps(
-            &ctx.countdowns,
-            scenario.real_time_boot,
-            &scenario.steps,
-        )),
+        ConsoleAt::RestoredShell => session.set_first_stage(RESTORE_STAGE),
+        ConsoleAt::RestoredUboot
+        | ConsoleAt::RestoredSaved {
+            console: ConsoleState::UbootPrompt,
+            ..
+        } => {
+            session.set_first_stage(RESTORE_STAGE);
+            // Past the autoboot countdown already; the menu's may still come.
+            let mut countdowns = Countdowns::for_steps(
+                &ctx.countdowns,
+                scenario.real_time_boot,
+                &scenario.steps[steps_done..],
+            );
+            countdowns.autoboot = false;
+            session.skip_countdowns(countdowns);
+        }
+        ConsoleAt::RestoredSaved { .. } => session.set_first_stage(RESTORE_STAGE),
     }
     if let Start::Login(LoginRecipe {
         prompt: Some(prompt), ..
@@ -171,13 +208,13 @@ pub async fn run_scenario_at(
     let mut start = StartReached::NotTried;
     if verdict_passed(&verdict) {
         start = StartReached::Yes;
-        if let Err(failure) = reach_start(&mut session, scenario, at, ctx, scenario_deadline).await {
+        if let Err(failure) = start::reach_start(&mut session, scenario, at, ctx, scenario_deadline).await {
             verdict = Verdict::Fail(failure);
             start = StartReached::No;
         }
     }
     let mut lines_at_failure = None;
-    for (i, step) in scenario.steps.iter().enumerate() {
+    for (i, step) in scenario.steps.iter().enumerate().skip(steps_done) {
         if !verdict_passed(&verdict) {
             break;
         }
@@ -313,47 +350,11 @@ fn output(session: &Session<'_>, verdict: Verdict, start: StartReached, end: Dur
         failed_units: session.failed_units(),
         duration: end,
         artifacts: session.artifacts().to_vec(),
+        console: session.state,
     }
 }
 
-/// Brings the console to where the scenario's first step starts.
-async fn reach_start(
-    session: &mut Session<'_>,
-    scenario: &Scenario,
-    at: ConsoleAt,
-    ctx: &RunContext,
-    scenario_deadline: Instant,
-) -> Result<(), Failure> {
-    let Start::Login(recipe) = &scenario.start else {
-        return Ok(());
-    };
-    let (result, description, deadline) = match at {
-        ConsoleAt::PowerOn => {
-            session.note(&format!(
-                "start = \"login\": booting the default entry, then logging in as {}",
-                recipe.user
-            ));
-            let result = login_with(session, recipe, ctx, scenario_deadline).await;
-            (
-                result,
-                format!("start = \"login\" (login as {})", recipe.user),
-                scenario_deadline,
-            )
-        }
-        ConsoleAt::RestoredShell => {
-            let deadline = scenario_deadline.min(Instant::now() + RESTORE_CONFIRM);
-            let result = steps::confirm_shell(session, deadline).await;
-            (result, "start = \"login\" (restored shell)".to_owned(), deadline)
-        }
-    };
-    result.map_err(|failure| Failure {
-        step: 0,
-        step_description: format!("{description} ({})", scenario.source.display()),
-        ..fail(session, scenario, failure, deadline == scenario_deadline)
-    })
-}
-
-async fn login_with(
+pub(super) async fn login_with(
     session: &mut Session<'_>,
     recipe: &LoginRecipe,
     ctx: &RunContext,
@@ -368,7 +369,7 @@ async fn login_with(
 }
 
 /// The failure a step's failure becomes; the caller fills in which step.
-fn fail(
+pub(super) fn fail(
     session: &mut Session<'_>,
     scenario: &Scenario,
     failure: steps::StepFailure,

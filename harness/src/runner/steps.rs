@@ -6,7 +6,7 @@ use regex::Regex;
 use tokio::time::Instant;
 
 use super::copy;
-use super::countdown::{AUTOBOOT, MENU_PROMPT, UBOOT_PROMPT};
+use super::countdown::{AUTOBOOT, BOOT_COMMAND, MENU_PROMPT, UBOOT_PROMPT};
 use super::network::{self, Side};
 use super::outcome::FailReason;
 use super::session::{ConsoleState, Session};
@@ -95,6 +95,14 @@ pub async fn perform(
         Action::CopyFrom { path } => copy::copy_from(s, path, deadline, seq).await,
         Action::CopyTo(copy) => copy::copy_to(s, copy, deadline, seq).await,
         Action::WaitForUnit(name) => unit::wait_for_unit(s, name, deadline, seq).await,
+        // On QEMU the state is saved by the run that builds its snapshot, which stops before
+        // this step; a run that gets here goes on (see `crate::snapshot`).
+        Action::SaveState(name) => {
+            s.note(&format!(
+                "state {name:?} reached; scenarios with start = {name:?} start from here"
+            ));
+            Ok(())
+        }
     }
 }
 
@@ -147,6 +155,17 @@ async fn uboot(s: &mut Session<'_>, command: &str, check: Option<&Regex>, deadli
 }
 
 async fn menu(s: &mut Session<'_>, choice: &MenuChoice, ctx: &RunContext, deadline: Instant) -> StepResult {
+    if s.state == ConsoleState::UbootPrompt {
+        // Stopped at U-Boot's prompt (`start = "uboot"`): boot on as autoboot would have.
+        s.note(&format!(
+            "at U-Boot's prompt: {BOOT_COMMAND:?} to reach the extlinux menu"
+        ));
+        let line = format!("{BOOT_COMMAND}\r");
+        s.send(line.as_bytes(), line.as_bytes())
+            .await
+            .map_err(failed("send"))?;
+        s.state = ConsoleState::Booting;
+    }
     let prompt = s
         .wait_for(&[Pattern::literal(MENU_PROMPT)], deadline)
         .await

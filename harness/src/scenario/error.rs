@@ -95,7 +95,7 @@ pub enum ScenarioErrorKind {
 }
 
 /// The action keys, in the order the schema documents them.
-pub(crate) const ACTION_KEYS: [&str; 17] = [
+pub(crate) const ACTION_KEYS: [&str; 18] = [
     "expect",
     "expect_regex",
     "send",
@@ -113,11 +113,12 @@ pub(crate) const ACTION_KEYS: [&str; 17] = [
     "copy_to",
     "link",
     "wait_for_unit",
+    "save_state",
 ];
 
 const ACTION_LIST: &str =
     "`expect`, `expect_regex`, `send`, `send_line`, `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, \
-     `host`, `lan`, `wait_for_port`, `host_port_open`, `copy_from`, `copy_to`, `link`, `wait_for_unit`";
+     `host`, `lan`, `wait_for_port`, `host_port_open`, `copy_from`, `copy_to`, `link`, `wait_for_unit`, `save_state`";
 
 fn duplicate_message(name: &str, first: &std::path::Path, first_name: &str) -> String {
     if name == first_name {

@@ -16,7 +16,12 @@ mod tests;
 
 pub use crate::config::Location;
 pub use error::{ScenarioError, ScenarioErrorKind};
-pub use model::{Action, LoginRecipe, MenuChoice, Password, PromptRegex, Scenario, Secret, Start, Step};
+pub use model::{
+    Action, LoginRecipe, MenuChoice, Password, PromptRegex, SavedRecipe, SavedStart, Scenario, Secret, Start,
+    Step,
+};
 pub use name::{check_name, NameError, MAX_NAME_CHARS};
 pub use network::{CommandCheck, CopyTo, Forward, HostCommand, Link, NetworkSpec, Nic, Protocol};
-pub use parse::{load, load_all, parse, DEFAULT_TIMEOUT};
+pub use parse::{load, load_all, parse, resolve_saved_starts, DEFAULT_TIMEOUT};
+#[cfg(test)]
+mod start_tests;

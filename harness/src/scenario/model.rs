@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::network::{CommandCheck, CopyTo, Forward, HostCommand, Link, NetworkSpec};
@@ -36,6 +37,32 @@ pub struct Scenario {
     pub source: PathBuf,
 }
 
+impl Scenario {
+    /// The index of the scenario's `save_state` step and the state's name, if it has one.
+    pub fn save_state_step(&self) -> Option<(usize, &str)> {
+        self.steps
+            .iter()
+            .enumerate()
+            .find_map(|(i, step)| match &step.action {
+                Action::SaveState(name) => Some((i, name.as_str())),
+                _ => None,
+            })
+    }
+
+    /// How the state this scenario saves is reached, if it saves one: its start and its steps
+    /// before the `save_state` step.
+    pub fn saved_recipe(&self) -> Option<SavedRecipe> {
+        let (index, name) = self.save_state_step()?;
+        Some(SavedRecipe {
+            name: name.to_owned(),
+            scenario: self.name.clone(),
+            source: self.source.clone(),
+            base: self.start.clone(),
+            steps: self.steps[..index].to_vec(),
+        })
+    }
+}
+
 /// Where a scenario's first step finds the target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Start {
@@ -43,6 +70,77 @@ pub enum Start {
     PowerOn,
     /// A shell on the booted system, reached by this recipe (`start = "login"`).
     Login(LoginRecipe),
+    /// U-Boot's command prompt, autoboot stopped (`start = "uboot"`).
+    Uboot,
+    /// The state another scenario's `save_state` step names (`start = "<name>"`).
+    Saved(SavedStart),
+}
+
+impl Start {
+    /// Whether QEMU starts such a scenario from a snapshot (every start but power-on).
+    pub fn from_snapshot(&self) -> bool {
+        !matches!(self, Start::PowerOn)
+    }
+
+    /// The file's word for it: `power-on`, `login`, `uboot` or the saved state's name.
+    pub fn word(&self) -> &str {
+        match self {
+            Start::PowerOn => "power-on",
+            Start::Login(_) => "login",
+            Start::Uboot => "uboot",
+            Start::Saved(saved) => &saved.name,
+        }
+    }
+}
+
+/// `start = "<name>"`: a state saved by a `save_state` step. The name is read from the file;
+/// how the state is reached is known only once the scenario that saves it is loaded too
+/// ([`super::load_all`] resolves it).
+#[derive(Clone, Debug)]
+pub struct SavedStart {
+    /// The state's name.
+    pub name: String,
+    /// How it is reached; `None` while no loaded scenario saves it.
+    pub recipe: Option<Arc<SavedRecipe>>,
+}
+
+impl PartialEq for SavedStart {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for SavedStart {}
+
+/// How a saved state is reached: the saving scenario's start, then its steps before its
+/// `save_state` step. On QEMU that is done once and snapshotted (the key covers the start's own
+/// key and every one of these steps); on a board it is done again before each scenario.
+#[derive(Clone, Debug)]
+pub struct SavedRecipe {
+    /// The state's name.
+    pub name: String,
+    /// The saving scenario's name and file.
+    pub scenario: String,
+    pub source: PathBuf,
+    /// Where the saving scenario starts.
+    pub base: Start,
+    /// Its steps before the `save_state` step.
+    pub steps: Vec<Step>,
+}
+
+impl SavedRecipe {
+    /// Every step a replay performs, the base's own replay first (a saved state may start
+    /// from another).
+    pub fn replayed_steps(&self) -> Vec<&Step> {
+        let mut steps = match &self.base {
+            Start::Saved(SavedStart {
+                recipe: Some(base), ..
+            }) => base.replayed_steps(),
+            _ => Vec::new(),
+        };
+        steps.extend(&self.steps);
+        steps
+    }
 }
 
 /// How a `start = "login"` scenario's state is reached: the board's default boot (nothing typed
@@ -178,6 +276,8 @@ pub enum Action {
     /// Wait until a systemd unit is active (`systemctl is-active`), failing at once when it
     /// failed.
     WaitForUnit(String),
+    /// Name the state reached here, for other scenarios to start from (`start = "<name>"`).
+    SaveState(String),
 }
 
 /// Which extlinux menu entry a `menu` step chooses.
@@ -256,6 +356,7 @@ impl Step {
                 if link.up { "up" } else { "down" }
             ),
             Action::WaitForUnit(unit) => format!("wait_for_unit {unit}"),
+            Action::SaveState(name) => format!("save_state {name}"),
         }
     }
 }

@@ -4,6 +4,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -11,7 +12,9 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::error::{ScenarioError, ScenarioErrorKind, ACTION_KEYS};
-use super::model::{Action, LoginRecipe, MenuChoice, Password, PromptRegex, Scenario, Secret, Start, Step};
+use super::model::{
+    Action, LoginRecipe, MenuChoice, Password, PromptRegex, SavedStart, Scenario, Secret, Start, Step,
+};
 use super::name::{check_name, file_key};
 use super::network::{CommandCheck, CopyTo, Forward, Link, NetworkSpec, RawNetwork};
 use super::raw::{console_regex, MenuValue, RawLogin, RawScenario, RawStep, StartValue};
@@ -91,7 +94,70 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, ScenarioError> {
         }
         scenarios.push(scenario);
     }
+    resolve_saved_starts(&mut scenarios)?;
     Ok(scenarios)
+}
+
+/// Fills in how each `start = "<name>"` is reached, from the scenario among `scenarios` whose
+/// `save_state` step names it. A state saved by two scenarios, one no scenario saves, and
+/// states that start from each other are errors of the file that names them.
+pub fn resolve_saved_starts(scenarios: &mut [Scenario]) -> Result<(), ScenarioError> {
+    let mut savers: HashMap<String, usize> = HashMap::new();
+    for (index, scenario) in scenarios.iter().enumerate() {
+        let Some((_, name)) = scenario.save_state_step() else {
+            continue;
+        };
+        if let Some(&first) = savers.get(name) {
+            return Err(ScenarioError::new(
+                &scenario.source,
+                ScenarioErrorKind::Invalid(format!(
+                    "state {name:?} is saved already by scenario {:?} ({}): name this one differently",
+                    scenarios[first].name,
+                    scenarios[first].source.display()
+                )),
+            ));
+        }
+        savers.insert(name.to_owned(), index);
+    }
+    let unresolved = |s: &Scenario| matches!(&s.start, Start::Saved(SavedStart { recipe: None, .. }));
+    // Each pass resolves at least one start whose saver's own start is resolved; a chain of
+    // states is as long as the number of scenarios at most.
+    for _ in 0..=scenarios.len() {
+        let mut progress = false;
+        for index in 0..scenarios.len() {
+            let Start::Saved(SavedStart { name, recipe: None }) = &scenarios[index].start else {
+                continue;
+            };
+            let Some(&saver) = savers.get(name) else {
+                let kind = ScenarioErrorKind::Invalid(format!(
+                    "start = {name:?}: no scenario loaded with this one saves a state of that name \
+                     (a step `save_state = {name:?}`); give its file too, or start at \"power-on\", \
+                     \"login\" or \"uboot\""
+                ));
+                return Err(ScenarioError::new(&scenarios[index].source, kind));
+            };
+            if unresolved(&scenarios[saver]) {
+                continue;
+            }
+            let recipe = scenarios[saver].saved_recipe().map(Arc::new);
+            if let Start::Saved(saved) = &mut scenarios[index].start {
+                saved.recipe = recipe;
+                progress = true;
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    if let Some(stuck) = scenarios.iter().find(|s| unresolved(s)) {
+        let kind = ScenarioErrorKind::Invalid(format!(
+            "start = {:?}: the states this scenario starts from lead back to it (each starts from \
+             the state the next saves); one of them must start at \"power-on\", \"login\" or \"uboot\"",
+            stuck.start.word()
+        ));
+        return Err(ScenarioError::new(&stuck.source, kind));
+    }
+    Ok(())
 }
 
 fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioError> {
@@ -181,7 +247,7 @@ impl Validator<'_> {
                 console_regex(source.get_ref()).map_err(|message| self.invalid(source.span(), message))?,
             );
         }
-        let start = self.start(raw.start, raw.login, &steps)?;
+        let start = self.start(raw.start.clone(), raw.login, &steps)?;
         let network = match raw.network {
             Some(table) => Some(self.network(table.into_inner().0)?),
             None => None,
@@ -209,6 +275,7 @@ impl Validator<'_> {
         login: Option<Spanned<Table<RawLogin>>>,
         steps: &[Step],
     ) -> Result<Start, ScenarioError> {
+        self.one_save_state(steps)?;
         if start != Some(StartValue::Login) {
             if let Some(login) = login {
                 let span = key_span(self.document, &[Seg::Key("login")]).map_or(login.span(), |(key, _)| key);
@@ -216,7 +283,28 @@ impl Validator<'_> {
                     .file
                     .error(Some(span), ScenarioErrorKind::RecipeWithoutLoginStart));
             }
-            return Ok(Start::PowerOn);
+            return match start {
+                Some(StartValue::Uboot) => Ok(Start::Uboot),
+                Some(StartValue::Saved(name)) => {
+                    if let Some(Action::SaveState(own)) = steps
+                        .iter()
+                        .map(|s| &s.action)
+                        .find(|a| matches!(a, Action::SaveState(_)))
+                    {
+                        if *own == name {
+                            let span = key_span(self.document, &[Seg::Key("start")]).map(|(_, value)| value);
+                            return Err(self.file.error(
+                                span,
+                                ScenarioErrorKind::Invalid(format!(
+                                    "the scenario starts from {name:?}, the state it saves itself"
+                                )),
+                            ));
+                        }
+                    }
+                    Ok(Start::Saved(SavedStart { name, recipe: None }))
+                }
+                _ => Ok(Start::PowerOn),
+            };
         }
         for (index, step) in steps.iter().enumerate() {
             let action = match step.action {
@@ -245,6 +333,28 @@ impl Validator<'_> {
             None => LoginRecipe::default_root(),
         };
         Ok(Start::Login(recipe))
+    }
+
+    /// A scenario saves at most one state: a second `save_state` step is a slip.
+    fn one_save_state(&self, steps: &[Step]) -> Result<(), ScenarioError> {
+        let mut saves = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s.action, Action::SaveState(_)));
+        if let (Some(_), Some((second, _))) = (saves.next(), saves.next()) {
+            let span = key_span(
+                self.document,
+                &[Seg::Key("steps"), Seg::Index(second), Seg::Key("save_state")],
+            )
+            .map(|(key, _)| key);
+            return Err(self.file.error(
+                span,
+                ScenarioErrorKind::Invalid(
+                    "a scenario saves one state: this is its second `save_state` step".to_owned(),
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn invalid(&self, span: Range<usize>, message: impl Into<String>) -> ScenarioError {
@@ -378,6 +488,8 @@ impl Validator<'_> {
             })
         } else if let Some(unit) = raw.wait_for_unit {
             Action::WaitForUnit(unit.into_inner().0)
+        } else if let Some(name) = raw.save_state {
+            Action::SaveState(name.into_inner().0)
         } else {
             unreachable!("present_actions found exactly one action")
         };
@@ -492,6 +604,7 @@ fn present_actions(raw: &RawStep) -> Vec<(&'static str, Range<usize>)> {
         raw.copy_to.as_ref().map(Spanned::span),
         raw.link.as_ref().map(Spanned::span),
         raw.wait_for_unit.as_ref().map(Spanned::span),
+        raw.save_state.as_ref().map(Spanned::span),
     ];
     let mut present: Vec<_> = ACTION_KEYS
         .iter()

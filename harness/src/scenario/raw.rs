@@ -51,6 +51,7 @@ pub(crate) struct RawStep {
     pub login: Option<Spanned<Table<RawLogin>>>,
     pub run: Option<Spanned<NonEmpty>>,
     pub wait_for_unit: Option<Spanned<UnitName>>,
+    pub save_state: Option<Spanned<StateName>>,
     pub status: Option<Spanned<i32>>,
     pub output: Option<Spanned<OutputRegex>>,
     pub until: Option<Spanned<Timeout>>,
@@ -108,22 +109,66 @@ impl<'de> Deserialize<'de> for UnitName {
     }
 }
 
-/// `start = "power-on" | "login"`.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// `start = "power-on" | "login" | "uboot" | "<a saved state>"`.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) enum StartValue {
     PowerOn,
     Login,
+    Uboot,
+    Saved(String),
 }
 
 impl<'de> Deserialize<'de> for StartValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match String::deserialize(deserializer)?.as_str() {
+        let word = String::deserialize(deserializer)?;
+        match word.as_str() {
             "power-on" => Ok(StartValue::PowerOn),
             "login" => Ok(StartValue::Login),
-            other => Err(de::Error::custom(format!(
-                r#"unknown start state {other:?}: write "power-on" (a cold boot) or "login" (a root shell on the booted system)"#
-            ))),
+            "uboot" => Ok(StartValue::Uboot),
+            _ => match check_state_name(&word) {
+                Ok(()) => Ok(StartValue::Saved(word)),
+                Err(why) => Err(de::Error::custom(format!(
+                    r#"unknown start state {word:?}: write "power-on" (a cold boot), "login" (a root shell on the booted system), "uboot" (U-Boot's prompt) or the name of a state a `save_state` step saves ({why})"#
+                ))),
+            },
         }
+    }
+}
+
+/// The name of a saved state (`save_state = "configured"`): a word other scenarios can name as
+/// their `start`, so not one of the built-in start states.
+pub(crate) struct StateName(pub String);
+
+impl<'de> Deserialize<'de> for StateName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        if matches!(name.as_str(), "power-on" | "login" | "uboot") {
+            return Err(de::Error::custom(format!(
+                "{name:?} is a built-in start state; name the saved state something else"
+            )));
+        }
+        check_state_name(&name).map_err(de::Error::custom)?;
+        Ok(StateName(name))
+    }
+}
+
+/// Saved state names are short words: they name cache entries and appear in reports.
+fn check_state_name(name: &str) -> Result<(), String> {
+    const LONGEST: usize = 64;
+    if name.is_empty() {
+        return Err("a state name must not be empty".to_owned());
+    }
+    if name.len() > LONGEST {
+        return Err(format!("a state name has at most {LONGEST} characters"));
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.".contains(*c)))
+    {
+        Some(bad) => Err(format!(
+            "{bad:?} is not allowed in a state name (letters, digits and `-_.` are)"
+        )),
+        None => Ok(()),
     }
 }
 

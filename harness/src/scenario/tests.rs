@@ -6,12 +6,12 @@ use std::time::Duration;
 use super::*;
 use crate::console::Pattern;
 
-fn parse_ok(text: &str) -> Scenario {
+pub(super) fn parse_ok(text: &str) -> Scenario {
     parse(text, Path::new("t.toml")).unwrap_or_else(|e| panic!("expected a valid scenario, got: {e}"))
 }
 
 /// The error's first line exactly as users see it (the source line and caret follow it).
-fn error_of(text: &str) -> String {
+pub(super) fn error_of(text: &str) -> String {
     match parse(text, Path::new("t.toml")) {
         Ok(_) => panic!("expected an error for:\n{text}"),
         Err(e) => e.headline(),
@@ -199,7 +199,7 @@ fn unknown_step_key_points_at_the_key() {
     assert_eq!(
         error_of(&text),
         "t.toml:4:1: unknown field `expct`, expected one of `expect`, `expect_regex`, `send`, `send_line`, \
-         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `wait_for_unit`, `status`, `output`, `until`, `timeout`, \
+         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `wait_for_unit`, `save_state`, `status`, `output`, `until`, `timeout`, \
          `stage`, `host`, `lan`, `wait_for_port`, `host_port_open`, `copy_from`, `copy_to`, `link`"
     );
 }
@@ -258,7 +258,7 @@ fn step_without_action_points_at_its_header() {
         error_of(&text),
         "t.toml:6:1: step has no action: give one of `expect`, `expect_regex`, `send`, `send_line`, \
          `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `host`, `lan`, `wait_for_port`, `host_port_open`, \
-         `copy_from`, `copy_to`, `link`, `wait_for_unit`"
+         `copy_from`, `copy_to`, `link`, `wait_for_unit`, `save_state`"
     );
 }
 

@@ -18,11 +18,11 @@ use sha2::{Digest, Sha256};
 
 use super::SnapshotError;
 use crate::adapt::Shim;
-use crate::scenario::{LoginRecipe, Password};
+use crate::scenario::{Action, LoginRecipe, Password, SavedRecipe, SavedStart, Start, Step};
 use crate::target::qemu::{QemuConfig, QemuTarget};
 
 /// Bumped when the layout of an entry or the way it is reached changes.
-const FORMAT: &str = "r2s-login-snapshot/1";
+const FORMAT: &str = "r2s-start-snapshot/2";
 
 /// What a snapshot is made from.
 #[derive(Debug, Clone, Copy)]
@@ -33,8 +33,69 @@ pub struct SnapshotSource<'a> {
     pub image: &'a Path,
     /// The adaptation shim U-Boot boots from, if the image needs one (see [`crate::adapt`]).
     pub shim: Option<&'a Shim>,
-    /// How the shell is reached.
-    pub recipe: &'a LoginRecipe,
+    /// The state the snapshot holds.
+    pub state: StateRecipe<'a>,
+}
+
+/// The state a snapshot holds and how it is reached.
+#[derive(Debug, Clone, Copy)]
+pub enum StateRecipe<'a> {
+    /// A shell, reached by booting the default entry and logging in (`start = "login"`).
+    Login(&'a LoginRecipe),
+    /// U-Boot's prompt, reached by stopping autoboot (`start = "uboot"`).
+    Uboot,
+    /// A saved state: its saving scenario's start, then its steps (`start = "<name>"`).
+    Saved(&'a SavedRecipe),
+}
+
+/// Where building a state begins.
+pub enum StateBase<'a> {
+    /// A cold boot.
+    PowerOn,
+    /// The snapshot of another state.
+    Entry(StateRecipe<'a>),
+}
+
+impl<'a> StateRecipe<'a> {
+    /// The recipe of a scenario's start, if it is one a snapshot can hold (all but power-on,
+    /// and a saved state only once resolved).
+    pub fn of(start: &'a Start) -> Option<StateRecipe<'a>> {
+        match start {
+            Start::PowerOn => None,
+            Start::Login(recipe) => Some(StateRecipe::Login(recipe)),
+            Start::Uboot => Some(StateRecipe::Uboot),
+            Start::Saved(SavedStart { recipe, .. }) => recipe.as_deref().map(StateRecipe::Saved),
+        }
+    }
+
+    /// The internal snapshot's name in an entry's disks.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            StateRecipe::Login(_) => "login",
+            StateRecipe::Uboot => "uboot",
+            StateRecipe::Saved(_) => "saved",
+        }
+    }
+
+    /// What building this state starts from.
+    pub fn base(&self) -> StateBase<'a> {
+        match self {
+            StateRecipe::Login(_) | StateRecipe::Uboot => StateBase::PowerOn,
+            StateRecipe::Saved(recipe) => match StateRecipe::of(&recipe.base) {
+                Some(base) => StateBase::Entry(base),
+                None => StateBase::PowerOn,
+            },
+        }
+    }
+
+    /// How people call it: `login`, `uboot`, or the saved state's name.
+    pub fn name(&self) -> &str {
+        match self {
+            StateRecipe::Login(_) => "login",
+            StateRecipe::Uboot => "uboot",
+            StateRecipe::Saved(recipe) => &recipe.name,
+        }
+    }
 }
 
 /// A cache key: 64 hex digits.
@@ -80,15 +141,35 @@ impl CacheKey {
         for arg in QemuTarget::args(source.qemu, &disks, Path::new("qmp.sock")) {
             field(arg.as_encoded_bytes());
         }
-        field(source.recipe.user.as_bytes());
-        // The password's source, never its value: a snapshot's state does not depend on where
-        // the password came from, but a recipe that names another variable is another recipe.
-        let password = match &source.recipe.password {
-            Password::None => "none".to_owned(),
-            Password::Env(name) => format!("env:{name}"),
-            Password::Literal(_) => "literal".to_owned(),
-        };
-        field(password.as_bytes());
+        field(source.state.tag().as_bytes());
+        match source.state {
+            StateRecipe::Login(recipe) => {
+                field(recipe.user.as_bytes());
+                field(password_source(&recipe.password).as_bytes());
+                field(format!("{:?}", recipe.prompt.as_ref().map(|p| p.pattern().to_string())).as_bytes());
+            }
+            StateRecipe::Uboot => {}
+            StateRecipe::Saved(recipe) => {
+                // Everything the state depends on: the state it starts from (its own key covers
+                // the image and QEMU too) and each step before `save_state`, with what a step
+                // reads from the host.
+                let base = match source.state.base() {
+                    StateBase::PowerOn => "power-on".to_owned(),
+                    StateBase::Entry(base) => {
+                        let base_source = SnapshotSource {
+                            state: base,
+                            ..*source
+                        };
+                        Box::pin(CacheKey::of(&base_source)).await?.0
+                    }
+                };
+                field(base.as_bytes());
+                field(recipe.name.as_bytes());
+                for step in &recipe.steps {
+                    field(step_fingerprint(step)?.as_bytes());
+                }
+            }
+        }
         let digest = hash.finalize();
         Ok(CacheKey(digest.iter().map(|b| format!("{b:02x}")).collect()))
     }
@@ -97,6 +178,31 @@ impl CacheKey {
     pub fn short(&self) -> &str {
         &self.0[..12]
     }
+}
+
+/// A password's source, never its value: a snapshot's state does not depend on where the
+/// password came from, but a recipe that names another variable is another recipe. (Hashing
+/// the value into a cache name would let anyone who sees the name guess a weak password.)
+fn password_source(password: &Password) -> String {
+    match password {
+        Password::None => "none".to_owned(),
+        Password::Env(name) => format!("env:{name}"),
+        Password::Literal(_) => "literal".to_owned(),
+    }
+}
+
+/// What a step does, for a key: its action, timeout and stage (not where it is in its file),
+/// and the content of a file it copies in. `Debug` prints a literal password as `[redacted]`.
+fn step_fingerprint(step: &Step) -> Result<String, SnapshotError> {
+    let mut text = format!("{:?}|{:?}|{:?}", step.action, step.timeout, step.stage);
+    if let Action::CopyTo(copy) = &step.action {
+        let digest = content_digest(&copy.from).map_err(|e| SnapshotError::io(&copy.from, e))?;
+        text.push_str(&format!(
+            "|{}",
+            digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ));
+    }
+    Ok(text)
 }
 
 /// `qemu --version`, asked once per binary per process.

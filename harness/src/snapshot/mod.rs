@@ -1,10 +1,13 @@
-//! Login-state snapshots on QEMU: boot once to a root shell, save the machine, and start every
-//! `start = "login"` scenario from the saved state instead of a cold boot.
+//! Start-state snapshots on QEMU: reach a scenario's start state once (a root shell, U-Boot's
+//! prompt, or a state another scenario's `save_state` step names), save the machine, and start
+//! every scenario with that start from the saved state instead of a cold boot.
 //!
 //! An entry of the cache is a directory `<cache>/<key>/` (see [`CacheKey`]) holding qcow2 disks
 //! in QEMU's attachment order — an overlay over the image (which stays read-only) and, when the
-//! image is adapted, a standalone copy of the shim — each carrying the internal snapshot
-//! [`TAG`], and `entry.json` naming the key and the build. Entries are built in
+//! image is adapted, a standalone copy of the shim — each carrying the internal snapshot named
+//! by [`StateRecipe::tag`], and `entry.json` naming the key, the build and where the console
+//! was. An entry of a saved state is built from its base's entry: the base's disks are copied,
+//! restored, the steps run, the base's snapshot deleted and the new one saved. Entries are built in
 //! `<key>.building/` and renamed into place, so a half-built entry never has the final name.
 //! `<key>.lock` serialises building and reading across processes.
 //!
@@ -26,19 +29,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use key::{content_digest, CacheKey, SnapshotSource};
+pub use key::{content_digest, CacheKey, SnapshotSource, StateBase, StateRecipe};
 pub use lock::EntryLock;
 pub use prime::{FailedBoot, Primed};
 use prime::{PrimeOutcome, PrimingBoot};
 pub use seal::SealBroken;
 
-use crate::runner::RunContext;
+use crate::runner::{ConsoleState, RunContext};
 use crate::target::qemu::QemuError;
 use crate::target::qemu_img;
 use crate::target::qmp::QmpError;
-
-/// The internal snapshot's name in every disk of an entry.
-pub const TAG: &str = "login";
 
 /// Entries kept in a cache directory, the most recently used first. An entry holds a qcow2
 /// overlay with the machine's memory (about 120 MiB for a 1 GiB machine), so a cache that
@@ -54,7 +54,7 @@ pub enum SnapshotError {
     LockTimeout { path: PathBuf, waited: Duration },
     #[error("snapshot cache: {0}")]
     Qemu(#[from] QemuError),
-    #[error("saving the login snapshot: {0}")]
+    #[error("saving the snapshot: {0}")]
     Qmp(#[from] QmpError),
     #[error("snapshot cache entry {entry} was just built but does not check out: {problem}")]
     Unusable {
@@ -87,10 +87,10 @@ pub enum EntryProblem {
     DiskCount { found: usize, expected: usize },
     #[error(transparent)]
     Qemu(#[from] QemuError),
-    #[error("{} has no snapshot {TAG:?}", disk.display())]
-    NoTag { disk: PathBuf },
-    #[error("no disk holds the VM state of snapshot {TAG:?}")]
-    NoVmState,
+    #[error("{} has no snapshot {tag:?}", disk.display())]
+    NoTag { disk: PathBuf, tag: &'static str },
+    #[error("no disk holds the VM state of snapshot {tag:?}")]
+    NoVmState { tag: &'static str },
     #[error(transparent)]
     Seal(#[from] SealBroken),
 }
@@ -117,6 +117,39 @@ struct EntryInfo {
     /// Distinguishes this build from a later rebuild under the same key, so that a run that
     /// found the entry unusable removes only the build it used.
     build: String,
+    /// Where the console was when the state was saved.
+    #[serde(default)]
+    console: SavedConsole,
+}
+
+/// [`ConsoleState`] as `entry.json` writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum SavedConsole {
+    #[default]
+    Shell,
+    Uboot,
+    Booting,
+}
+
+impl From<ConsoleState> for SavedConsole {
+    fn from(state: ConsoleState) -> Self {
+        match state {
+            ConsoleState::Shell => SavedConsole::Shell,
+            ConsoleState::UbootPrompt => SavedConsole::Uboot,
+            ConsoleState::Booting => SavedConsole::Booting,
+        }
+    }
+}
+
+impl From<SavedConsole> for ConsoleState {
+    fn from(saved: SavedConsole) -> Self {
+        match saved {
+            SavedConsole::Shell => ConsoleState::Shell,
+            SavedConsole::Uboot => ConsoleState::UbootPrompt,
+            SavedConsole::Booting => ConsoleState::Booting,
+        }
+    }
 }
 
 /// A directory of login-state snapshots, shared by every process that names it.
@@ -159,6 +192,10 @@ pub struct Checkout {
     pub key: CacheKey,
     /// Which build of the entry this is (for [`SnapshotCache::discard`]).
     pub build: String,
+    /// The internal snapshot to load from the disks.
+    pub tag: &'static str,
+    /// Where the console was when the state was saved.
+    pub console: ConsoleState,
     /// Set when this checkout booted to build the entry.
     pub primed: Option<Primed>,
     /// How long checking the disks against their seal took.
@@ -226,6 +263,8 @@ impl SnapshotCache {
                     disks,
                     key,
                     build: info.build,
+                    tag: source.state.tag(),
+                    console: info.console.into(),
                     primed: None,
                     verified,
                     refused: None,
@@ -264,6 +303,8 @@ impl SnapshotCache {
             disks,
             key,
             build: info.build,
+            tag: source.state.tag(),
+            console: info.console.into(),
             primed: Some(primed),
             verified,
             refused,
@@ -327,8 +368,9 @@ impl SnapshotCache {
         key: &CacheKey,
         entry: &Path,
     ) -> Result<(EntryInfo, Vec<PathBuf>, Duration), EntryProblem> {
+        let tag = source.state.tag();
         let info = read_info(entry)?;
-        if info.key != key.0 || info.tag != TAG {
+        if info.key != key.0 || info.tag != tag {
             return Err(EntryProblem::Names {
                 key: info.key,
                 tag: info.tag,
@@ -357,20 +399,21 @@ impl SnapshotCache {
             let disk = entry.join(name);
             qemu_img::check(source.qemu, &disk).await?;
             let snapshots = qemu_img::snapshots(source.qemu, &disk).await?;
-            let Some(ours) = snapshots.iter().find(|s| s.name == TAG) else {
-                return Err(EntryProblem::NoTag { disk });
+            let Some(ours) = snapshots.iter().find(|s| s.name == tag) else {
+                return Err(EntryProblem::NoTag { disk, tag });
             };
             vm_state |= ours.vm_state_size > 0;
             disks.push(disk);
         }
         if !vm_state {
-            return Err(EntryProblem::NoVmState);
+            return Err(EntryProblem::NoVmState { tag });
         }
         Ok((info, disks, verified))
     }
 
-    /// Boots to the login state in `<key>.building/`, saves it and renames the directory into
-    /// place. QEMU is gone when this returns, on every path.
+    /// Reaches the state in `<key>.building/`, saves it and renames the directory into place:
+    /// from power-on on an overlay of the image, or from a copy of the base state's entry
+    /// (checked out first, built if need be). QEMU is gone when this returns, on every path.
     async fn build(
         &self,
         source: &SnapshotSource<'_>,
@@ -382,31 +425,68 @@ impl SnapshotCache {
         let building = self.dir.join(format!("{}.building", key.0));
         remove_dir(&building)?;
         crate::private::create_dir_all(&building).map_err(|e| SnapshotError::io(&building, e))?;
-        let image = std::fs::canonicalize(source.image).map_err(|e| SnapshotError::io(source.image, e))?;
         let mut names = vec!["disk0.qcow2".to_owned()];
-        qemu_img::create_overlay(source.qemu, &image, "raw", &building.join(&names[0])).await?;
-        if let Some(shim) = source.shim {
-            // A standalone copy: the shim itself lives in a temporary directory of this run.
+        if source.shim.is_some() {
             names.push("disk1.qcow2".to_owned());
-            qemu_img::convert_to_qcow2(source.qemu, shim.disk(), &building.join(&names[1])).await?;
         }
         let disks: Vec<PathBuf> = names.iter().map(|n| building.join(n)).collect();
+        let from = match source.state.base() {
+            StateBase::PowerOn => {
+                let image =
+                    std::fs::canonicalize(source.image).map_err(|e| SnapshotError::io(source.image, e))?;
+                qemu_img::create_overlay(source.qemu, &image, "raw", &disks[0]).await?;
+                if let Some(shim) = source.shim {
+                    // A standalone copy: the shim itself lives in a temporary directory of this run.
+                    qemu_img::convert_to_qcow2(source.qemu, shim.disk(), &disks[1]).await?;
+                }
+                prime::From::PowerOn
+            }
+            StateBase::Entry(base) => {
+                let base_source = SnapshotSource {
+                    state: base,
+                    ..*source
+                };
+                let prepared =
+                    Box::pin(self.checkout(&base_source, context, transcripts, boot_timeout)).await?;
+                let base = match prepared {
+                    Prepared::Ready(base) => base,
+                    Prepared::BootFailed(failed) => {
+                        return Ok(PrimeOutcome::BootFailed(Box::new((*failed).clone())))
+                    }
+                };
+                for (from, to) in base.disks.iter().zip(&disks) {
+                    tokio::fs::copy(from, to)
+                        .await
+                        .map_err(|e| SnapshotError::io(from, e))?;
+                }
+                // The copies are this build's; the base entry may be used or evicted again.
+                prime::From::Snapshot {
+                    tag: base.tag,
+                    console: base.console,
+                    entry: self.entry_dir(&base.key),
+                }
+            }
+        };
         // snapshot-save writes the guest's memory into these disks.
         for disk in &disks {
             crate::private::restrict_file(disk).map_err(|e| SnapshotError::io(disk, e))?;
         }
-        let stem = format!("login-snapshot-{}", key.short());
+        let stem = format!("{}-snapshot-{}", source.state.name(), key.short());
         let boot = PrimingBoot {
             qemu: source.qemu,
             disks: &disks,
-            recipe: source.recipe,
+            state: source.state,
+            from,
             context,
             transcripts,
             stem: &stem,
             timeout: boot_timeout,
         };
-        let primed = match prime::boot_and_save(boot).await? {
-            PrimeOutcome::Saved(primed) => primed,
+        let (primed, console) = match prime::reach_and_save(boot).await? {
+            PrimeOutcome::Saved(primed) => {
+                let console = primed.console;
+                (PrimeOutcome::Saved(primed), console)
+            }
             failed @ PrimeOutcome::BootFailed(_) => return Ok(failed),
         };
         let seals = {
@@ -421,17 +501,18 @@ impl SnapshotCache {
         };
         let info = EntryInfo {
             key: key.0.clone(),
-            tag: TAG.to_owned(),
+            tag: source.state.tag().to_owned(),
             disks: names,
             seals,
             build: build_id(),
+            console: console.into(),
         };
         let info_path = building.join("entry.json");
         let json = serde_json::to_vec_pretty(&info).expect("entry info serialises");
         std::fs::write(&info_path, json).map_err(|e| SnapshotError::io(&info_path, e))?;
         let entry = self.entry_dir(key);
         std::fs::rename(&building, &entry).map_err(|e| SnapshotError::io(&entry, e))?;
-        Ok(PrimeOutcome::Saved(primed))
+        Ok(primed)
     }
 }
 

@@ -1,15 +1,15 @@
-//! The priming boot: QEMU on an entry's disks, booted from power-on to a root shell with the
-//! scenario's login recipe, saved as [`TAG`] and shut down.
+//! The priming run: QEMU on an entry's disks, brought to the state the entry holds — from
+//! power-on, or from the base state's snapshot — saved under the state's tag and shut down.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{SnapshotError, TAG};
+use super::{SnapshotError, StateRecipe};
 use crate::console::Transcript;
-use crate::runner::{self, Quiet, RunContext, RunOutput, Verdict};
-use crate::scenario::LoginRecipe;
+use crate::runner::{self, ConsoleAt, ConsoleState, Quiet, RunContext, RunOutput, Verdict};
+use crate::scenario::{SavedRecipe, Scenario, Start};
 use crate::target::qemu::{QemuConfig, QemuMachine};
 use crate::target::qmp::{Qmp, SnapshotJob};
 use crate::target::{NoLog, StartFailure, Target};
@@ -17,84 +17,147 @@ use crate::target::{NoLog, StartFailure, Target};
 /// Saving a 1 GiB guest takes a fraction of a second; this is for a loaded machine.
 const SAVE_LIMIT: Duration = Duration::from_secs(120);
 
-/// What a priming boot needs.
+/// Where a priming run's disks begin.
+pub(super) enum From {
+    /// At power-on: an overlay over the image.
+    PowerOn,
+    /// Copies of the base state's entry, holding its snapshot `tag`, saved with the console
+    /// at `console`.
+    Snapshot {
+        tag: &'static str,
+        console: ConsoleState,
+        entry: PathBuf,
+    },
+}
+
+/// What a priming run needs.
 pub(super) struct PrimingBoot<'a> {
     pub qemu: &'a QemuConfig,
     /// The entry's disks being built, in attachment order; QEMU writes to them.
     pub disks: &'a [PathBuf],
-    pub recipe: &'a LoginRecipe,
+    pub state: StateRecipe<'a>,
+    pub from: From,
     pub context: &'a RunContext,
-    /// Where the boot's transcript goes, as `<stem>.{log,raw,cast}`.
+    /// Where the run's transcript goes, as `<stem>.{log,raw,cast}`.
     pub transcripts: &'a Path,
     pub stem: &'a str,
     pub timeout: Duration,
 }
 
-/// How a priming boot ended, when the harness itself worked.
+/// How a priming run ended, when the harness itself worked.
 pub(super) enum PrimeOutcome {
-    /// The machine reached a shell and was saved.
+    /// The machine reached the state and was saved.
     Saved(Primed),
-    /// The image did not boot to a shell: a verdict on the image.
+    /// The image did not reach the state: a verdict on the image.
     BootFailed(Box<FailedBoot>),
 }
 
 /// What building an entry took.
 #[derive(Debug, Clone)]
 pub struct Primed {
-    /// The priming boot's transcript log.
+    /// The priming run's transcript log.
     pub transcript: PathBuf,
-    /// From QEMU's start to the shell prompt.
+    /// From QEMU's start to the state.
     pub to_shell: Duration,
     /// How long `snapshot-save` took.
     pub save: Duration,
+    /// Where the console was when saved.
+    pub console: ConsoleState,
 }
 
-/// A priming boot that did not reach a shell: the verdict of every scenario that needed its
+/// A priming run that did not reach its state: the verdict of every scenario that needed its
 /// snapshot.
 #[derive(Debug, Clone)]
 pub struct FailedBoot {
-    /// That boot's verdict, stages and last console lines.
+    /// That run's verdict, stages and last console lines.
     pub output: RunOutput,
     /// Its transcript log.
     pub transcript: PathBuf,
 }
 
-/// Boots, logs in and saves. QEMU is gone when this returns, on every path.
-pub(super) async fn boot_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome, SnapshotError> {
+/// Reaches the state and saves it. QEMU is gone when this returns, on every path.
+pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome, SnapshotError> {
     std::fs::create_dir_all(boot.transcripts).map_err(|e| SnapshotError::io(boot.transcripts, e))?;
-    let mut transcript = Transcript::create(boot.transcripts, boot.stem, "boot to the login snapshot")
+    let title = format!("reaching the {} state to snapshot it", boot.state.name());
+    let mut transcript = Transcript::create(boot.transcripts, boot.stem, &title)
         .map_err(|e| SnapshotError::io(boot.transcripts, e))?;
     let log = transcript.paths().log;
 
     let started = Instant::now();
-    let mut target = QemuMachine::on_disks(boot.qemu.clone(), boot.disks.to_vec());
+    let (mut target, at, base_tag) = match &boot.from {
+        From::PowerOn => (
+            QemuMachine::on_disks(boot.qemu.clone(), boot.disks.to_vec()),
+            ConsoleAt::PowerOn,
+            None,
+        ),
+        From::Snapshot { tag, console, entry } => {
+            let _ = transcript.note(
+                started.elapsed(),
+                &format!("from snapshot {tag} of {} (copied)", entry.display()),
+            );
+            let at = match console {
+                ConsoleState::Shell => ConsoleAt::RestoredShell,
+                ConsoleState::UbootPrompt => ConsoleAt::RestoredUboot,
+                ConsoleState::Booting => ConsoleAt::RestoredSaved {
+                    console: ConsoleState::Booting,
+                    steps_done: 0,
+                },
+            };
+            (
+                QemuMachine::on_disks_at(boot.qemu.clone(), boot.disks.to_vec(), tag),
+                at,
+                Some(*tag),
+            )
+        }
+    };
     let mut console = match target.start(None, &mut NoLog).await {
         Ok(console) => console,
         Err(StartFailure::Error(crate::target::TargetError::Qemu(e))) => return Err(e.into()),
         Err(other) => return Err(SnapshotError::Start(Box::new(other))),
     };
-    let reached = runner::reach_login_shell(
-        &mut console,
-        &mut transcript,
-        boot.context,
-        boot.recipe,
-        boot.timeout,
-        &mut Quiet,
-    )
-    .await;
+    let reached = match boot.state {
+        StateRecipe::Login(recipe) => {
+            runner::reach_login_shell(
+                &mut console,
+                &mut transcript,
+                boot.context,
+                recipe,
+                boot.timeout,
+                &mut Quiet,
+            )
+            .await
+        }
+        StateRecipe::Uboot | StateRecipe::Saved(_) => {
+            let scenario = match boot.state {
+                StateRecipe::Saved(recipe) => saved_state_scenario(recipe, boot.timeout),
+                _ => state_scenario("uboot", Start::Uboot, Vec::new(), boot.timeout),
+            };
+            runner::run_scenario_at(
+                at,
+                &scenario,
+                &mut console,
+                None,
+                &mut transcript,
+                boot.context,
+                &mut Quiet,
+            )
+            .await
+        }
+    };
     let to_shell = started.elapsed();
     let outcome = match reached.verdict {
         Verdict::Pass => {
+            let tag = boot.state.tag();
             let save_started = Instant::now();
-            let saved = save_and_quit(&mut target).await;
+            let saved = save_and_quit(&mut target, base_tag, tag).await;
             let _ = transcript.note(
                 started.elapsed(),
                 &match &saved {
                     Ok(()) => format!(
-                        "snapshot-save {TAG} took {:.2}s",
+                        "snapshot-save {tag} took {:.2}s",
                         save_started.elapsed().as_secs_f64()
                     ),
-                    Err(e) => format!("snapshot-save {TAG} failed: {e}"),
+                    Err(e) => format!("snapshot-save {tag} failed: {e}"),
                 },
             );
             saved.map(|()| {
@@ -102,6 +165,7 @@ pub(super) async fn boot_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome,
                     transcript: log.clone(),
                     to_shell,
                     save: save_started.elapsed(),
+                    console: reached.console,
                 })
             })
         }
@@ -116,13 +180,55 @@ pub(super) async fn boot_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome,
     outcome
 }
 
-/// Saves the machine as [`TAG`] and asks QEMU to quit, so that its disks are closed cleanly.
-async fn save_and_quit(target: &mut QemuMachine) -> Result<(), SnapshotError> {
+/// The scenario a priming run walks to reach a saved state: the saving scenario's start and
+/// its steps before `save_state`.
+fn saved_state_scenario(recipe: &SavedRecipe, timeout: Duration) -> Scenario {
+    let mut scenario = state_scenario(
+        &recipe.scenario,
+        recipe.base.clone(),
+        recipe.steps.clone(),
+        timeout,
+    );
+    scenario.source = recipe.source.clone();
+    scenario
+}
+
+fn state_scenario(
+    name: &str,
+    start: Start,
+    steps: Vec<crate::scenario::Step>,
+    timeout: Duration,
+) -> Scenario {
+    Scenario {
+        name: name.to_owned(),
+        description: None,
+        timeout,
+        start,
+        real_time_boot: false,
+        fatal: Vec::new(),
+        steps,
+        network: None,
+        on_failure: Vec::new(),
+        source: PathBuf::from(name),
+    }
+}
+
+/// Saves the machine as `tag` and asks QEMU to quit, so that its disks are closed cleanly.
+/// Disks copied from a base entry lose the base's snapshot first: its saved memory is of no
+/// use here, and QEMU will not save under a tag that exists.
+async fn save_and_quit(
+    target: &mut QemuMachine,
+    base_tag: Option<&str>,
+    tag: &str,
+) -> Result<(), SnapshotError> {
     let Some(running) = target.running() else {
         return Ok(());
     };
     let mut qmp = Qmp::connect(&running.qmp_socket()).await?;
-    qmp.snapshot(SnapshotJob::Save, TAG, SAVE_LIMIT).await?;
+    if let Some(base) = base_tag {
+        qmp.snapshot(SnapshotJob::Delete, base, SAVE_LIMIT).await?;
+    }
+    qmp.snapshot(SnapshotJob::Save, tag, SAVE_LIMIT).await?;
     // QEMU may close the socket before it replies to quit; either way it is leaving.
     let _ = qmp
         .execute("quit", serde_json::json!({}), Duration::from_secs(10))

@@ -1,6 +1,7 @@
 //! The order scenarios run in. On a target that can run several at once (QEMU), the
-//! `start = "login"` scenarios come after the power-on ones and run side by side, `jobs` at a
-//! time, sharing one login snapshot; on a board every scenario runs in turn. Results come
+//! scenarios that start from a snapshot (`start = "login"`, `"uboot"` or a saved state, and
+//! those that save one) come after the power-on ones and run side by side, `jobs` at a time,
+//! sharing one snapshot per start state; on a board every scenario runs in turn. Results come
 //! back in the scenarios' order, each reported as it finishes.
 
 use std::cell::RefCell;
@@ -11,7 +12,7 @@ use super::events::{Reporters, ScenarioEvents, SuiteEventKind};
 use super::{run_one, Suite, SuiteError};
 use crate::report::ReportError;
 use crate::runner::ScenarioResult;
-use crate::scenario::{Scenario, Start};
+use crate::scenario::Scenario;
 
 /// How a suite run ended.
 pub struct SuiteOutcome {
@@ -41,7 +42,7 @@ pub async fn run_suite(
     let (side_by_side, in_turn): (Vec<Scenario>, Vec<Scenario>) = if suite.target.parallel_login_starts() {
         scenarios
             .into_iter()
-            .partition(|s| matches!(s.start, Start::Login(_)))
+            .partition(|s| s.start.from_snapshot() || s.save_state_step().is_some())
     } else {
         (Vec::new(), scenarios)
     };
@@ -58,13 +59,13 @@ pub async fn run_suite(
     }
     if stopped.is_none() && !side_by_side.is_empty() {
         let how = if suite.target.has_snapshots() {
-            "from one login snapshot"
+            "from one snapshot per start state"
         } else {
             "each from a cold boot (--no-snapshots)"
         };
         emit(SuiteEventKind::Note {
             text: format!(
-                "{} start = \"login\" scenario(s) {how}, {jobs} at a time",
+                "{} scenario(s) starting from a saved state {how}, {jobs} at a time",
                 side_by_side.len()
             ),
         });

@@ -3,9 +3,13 @@
 //!
 //! - `start = "power-on"`: the target is started (QEMU spawned, a board powered on) and the
 //!   runner sees the whole boot.
-//! - `start = "login"` on a target with snapshots (QEMU): restored from the login snapshot,
-//!   built first by a priming boot if needed; a restore that does not reach a shell discards
-//!   the snapshot and tries once more with a rebuilt one.
+//! - `start = "login"`, `"uboot"` or a saved state's name on a target with snapshots (QEMU):
+//!   restored from that state's snapshot, built first by a priming run if needed; a restore
+//!   that does not reach the state discards the snapshot and tries once more with a rebuilt
+//!   one. A scenario with a `save_state` step starts from its own state's snapshot and runs
+//!   the steps after it.
+//! - A saved state's name on a target without snapshots (a board): the saving scenario's
+//!   start and steps are done again first.
 //! - `start = "login"` on a target that may be running (a board): one already at a shell is
 //!   kept as it is; otherwise it is started and the runner logs in with the scenario's recipe.
 
@@ -18,8 +22,8 @@ use crate::runner::{
     self, ConsoleAt, FailReason, Failure, Observer, Origin, RunContext, RunOutput, ScenarioResult, Stage,
     StartReached, Verdict,
 };
-use crate::scenario::{LoginRecipe, Scenario, Start};
-use crate::snapshot::FailedBoot;
+use crate::scenario::{Scenario, Start};
+use crate::snapshot::{FailedBoot, StateRecipe};
 use crate::target::{Console, PortError, RestoreFailure, RestoreRequest, StartFailure, Target, TargetError};
 
 /// How much longer than a scenario's timeout discarding a bad snapshot may wait for its lock.
@@ -37,20 +41,40 @@ pub async fn run_one(
     if let (Some(spec), Some(network)) = (&scenario.network, target.network()) {
         network.attach(spec);
     }
-    match &scenario.start {
-        Start::Login(recipe) if target.snapshots().is_some() => {
-            from_snapshot(suite, &mut *target, recipe, scenario, &context, observer).await
+    if target.snapshots().is_some() {
+        // A scenario that saves a state starts from it too: its steps before `save_state` are
+        // what the snapshot's priming run did.
+        if let Some(own) = scenario.saved_recipe() {
+            if own.base == Start::PowerOn || StateRecipe::of(&own.base).is_some() {
+                let steps_done = scenario.save_state_step().map_or(0, |(index, _)| index + 1);
+                let state = StateRecipe::Saved(&own);
+                return from_snapshot(
+                    suite,
+                    &mut *target,
+                    state,
+                    steps_done,
+                    scenario,
+                    &context,
+                    observer,
+                )
+                .await;
+            }
         }
-        _ => from_power_on(suite, &mut *target, scenario, &context, observer).await,
+        if let Some(state) = StateRecipe::of(&scenario.start) {
+            return from_snapshot(suite, &mut *target, state, 0, scenario, &context, observer).await;
+        }
     }
+    from_power_on(suite, &mut *target, scenario, &context, observer).await
 }
 
-/// A `start = "login"` scenario restored from the target's login snapshot. A restore that
-/// does not reach a shell discards the snapshot and tries once more with a rebuilt one.
+/// A scenario restored from the snapshot of `state`, its first `steps_done` steps already
+/// done by the snapshot's priming run. A restore that does not reach the state discards the
+/// snapshot and tries once more with a rebuilt one.
 async fn from_snapshot(
     suite: &Suite,
     target: &mut dyn Target,
-    recipe: &LoginRecipe,
+    state: StateRecipe<'_>,
+    steps_done: usize,
     scenario: &Scenario,
     context: &RunContext,
     observer: &mut dyn Observer,
@@ -61,7 +85,7 @@ async fn from_snapshot(
             return from_power_on(suite, target, scenario, context, observer).await;
         };
         let request = RestoreRequest {
-            recipe,
+            state,
             context,
             transcripts: &suite.transcripts,
             boot_timeout: scenario.timeout,
@@ -69,15 +93,22 @@ async fn from_snapshot(
         let restored = match snapshots.restore(request).await {
             Ok(restored) => restored,
             // The image did not boot to a shell: that is the scenario's verdict.
-            Err(RestoreFailure::Boot(failed)) => return Ok(priming_failed(scenario, &failed)),
+            Err(RestoreFailure::Boot(failed)) => return Ok(priming_failed(scenario, state.name(), &failed)),
             Err(RestoreFailure::Error(e)) => return Err(e.into()),
         };
         let mut recording = Recording::start(&suite.transcripts, scenario)?;
         if let Some(note) = &earlier_attempt {
             recording.note(note);
         }
-        recording.note(&format!("start = \"login\": {}", restored.how));
-        let at = ConsoleAt::RestoredShell;
+        recording.note(&format!("start = {:?}: {}", state.name(), restored.how));
+        let at = match state {
+            StateRecipe::Login(_) => ConsoleAt::RestoredShell,
+            StateRecipe::Uboot => ConsoleAt::RestoredUboot,
+            StateRecipe::Saved(_) => ConsoleAt::RestoredSaved {
+                console: restored.at,
+                steps_done,
+            },
+        };
         let out = judge(
             target,
             restored.console,
@@ -247,13 +278,13 @@ async fn stop(
     }
 }
 
-/// The result of a `start = "login"` scenario whose priming boot did not reach a shell.
-fn priming_failed(scenario: &Scenario, failed: &FailedBoot) -> ScenarioResult {
+/// The result of a scenario whose start state's priming run did not reach it.
+fn priming_failed(scenario: &Scenario, state: &str, failed: &FailedBoot) -> ScenarioResult {
     let boot = &failed.output;
     let verdict = match &boot.verdict {
         Verdict::Fail(failure) => Verdict::Fail(Failure {
             step_description: format!(
-                "start = \"login\" ({}, {})",
+                "start = {state:?} ({}, {})",
                 failure.step_description,
                 scenario.source.display()
             ),
@@ -293,6 +324,7 @@ fn setup_failure(expected: &str, detail: String) -> RunOutput {
         failed_units: Vec::new(),
         duration: Duration::ZERO,
         artifacts: Vec::new(),
+        console: crate::runner::ConsoleState::Booting,
     }
 }
 
@@ -311,6 +343,7 @@ mod tests {
             failed_units: Vec::new(),
             duration: Duration::from_secs(9),
             artifacts: Vec::new(),
+            console: crate::runner::ConsoleState::Shell,
         }
     }
 

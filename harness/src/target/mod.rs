@@ -41,7 +41,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::runner::RunContext;
-use crate::scenario::LoginRecipe;
 
 pub use board::{BoardSpec, BoardTarget, ConsolePort, PortError};
 pub use factory::{TargetKind, TargetSpec};
@@ -168,8 +167,8 @@ pub enum TargetError {
 /// A target's login-state snapshots: the machine saved at a root shell, restored for each
 /// `start = "login"` scenario instead of booting it.
 pub trait Snapshots {
-    /// Starts the target from its login snapshot, booting and saving one first (the priming
-    /// boot) when there is none that checks out.
+    /// Starts the target from the snapshot of a start state, reaching and saving it first (the
+    /// priming run) when there is none that checks out.
     fn restore<'a>(
         &'a mut self,
         request: RestoreRequest<'a>,
@@ -182,8 +181,8 @@ pub trait Snapshots {
 
 /// What a restore needs to know about the scenario.
 pub struct RestoreRequest<'a> {
-    /// How the priming boot logs in.
-    pub recipe: &'a LoginRecipe,
+    /// The state to restore, and how a priming run reaches it.
+    pub state: crate::snapshot::StateRecipe<'a>,
     /// Passwords and pacing for the priming boot.
     pub context: &'a RunContext,
     /// Where the priming boot's transcript goes.
@@ -194,8 +193,10 @@ pub struct RestoreRequest<'a> {
 
 /// A target started from its snapshot.
 pub struct Restored {
-    /// Its console, at a root shell (if the restore worked).
+    /// Its console, in the saved state (if the restore worked).
     pub console: Console,
+    /// Where the console was when the state was saved.
+    pub at: crate::runner::ConsoleState,
     /// Where the snapshot came from, for the transcript.
     pub how: String,
     /// Whether this restore booted to build the snapshot.

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::adapt::Shim;
 use crate::scenario::NetworkSpec;
-use crate::snapshot::{CacheKey, Prepared, SnapshotCache, SnapshotSource, TAG};
+use crate::snapshot::{CacheKey, Prepared, SnapshotCache, SnapshotSource};
 
 /// Where U-Boot's `qemu_arm64` build lands when installed from the distribution package.
 pub const DEFAULT_FIRMWARE: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
@@ -214,7 +214,27 @@ impl QemuTarget {
                 })?;
             copies.push(copy);
         }
-        let (target, console) = Self::spawn(config, dir, &copies, true)?;
+        Self::spawn_and_load(config, dir, &copies, tag).await
+    }
+
+    /// Starts QEMU from the internal snapshot `tag` of qcow2 `disks` the caller owns, written
+    /// in place (a priming run that goes on from another state's snapshot).
+    pub async fn resume_on_disks(
+        config: &QemuConfig,
+        disks: &[PathBuf],
+        tag: &str,
+    ) -> Result<(QemuTarget, Console, Duration), QemuError> {
+        check_firmware(config)?;
+        Self::spawn_and_load(config, private_dir()?, disks, tag).await
+    }
+
+    async fn spawn_and_load(
+        config: &QemuConfig,
+        dir: TempDir,
+        disks: &[PathBuf],
+        tag: &str,
+    ) -> Result<(QemuTarget, Console, Duration), QemuError> {
+        let (target, console) = Self::spawn(config, dir, disks, true)?;
         let started = Instant::now();
         let mut qmp = super::qmp::Qmp::connect(&target.qmp_socket()).await?;
         qmp.snapshot(super::qmp::SnapshotJob::Load, tag, LOAD_LIMIT)
@@ -393,8 +413,12 @@ impl TargetKind for QemuSpec {
 enum Disks {
     /// A raw image behind a private overlay, and the adaptation shim U-Boot boots from, if any.
     Image { image: PathBuf, shim: Option<Arc<Shim>> },
-    /// qcow2 disks the caller owns, written in place (the priming boot's).
-    Owned(Vec<PathBuf>),
+    /// qcow2 disks the caller owns, written in place (the priming boot's), started from
+    /// power-on or from the internal snapshot `resume`.
+    Owned {
+        disks: Vec<PathBuf>,
+        resume: Option<&'static str>,
+    },
 }
 
 /// QEMU as a [`Target`]: starting it spawns `qemu-system-aarch64`, stopping it kills and reaps
@@ -432,9 +456,19 @@ impl QemuMachine {
 
     /// QEMU on qcow2 `disks` the caller owns (see [`QemuTarget::start_on_disks`]).
     pub fn on_disks(config: QemuConfig, disks: Vec<PathBuf>) -> QemuMachine {
+        QemuMachine::owning(config, disks, None)
+    }
+
+    /// QEMU on qcow2 `disks` the caller owns, started from their internal snapshot `tag`
+    /// (see [`QemuTarget::resume_on_disks`]).
+    pub fn on_disks_at(config: QemuConfig, disks: Vec<PathBuf>, tag: &'static str) -> QemuMachine {
+        QemuMachine::owning(config, disks, Some(tag))
+    }
+
+    fn owning(config: QemuConfig, disks: Vec<PathBuf>, resume: Option<&'static str>) -> QemuMachine {
         QemuMachine {
             config,
-            disks: Disks::Owned(disks),
+            disks: Disks::Owned { disks, resume },
             cache: None,
             running: None,
             restored: None,
@@ -452,7 +486,7 @@ impl Target for QemuMachine {
     fn describe(&self) -> String {
         match &self.disks {
             Disks::Image { image, .. } => format!("QEMU booting {}", image.display()),
-            Disks::Owned(disks) => format!("QEMU on {} disk(s)", disks.len()),
+            Disks::Owned { disks, .. } => format!("QEMU on {} disk(s)", disks.len()),
         }
     }
 
@@ -464,7 +498,13 @@ impl Target for QemuMachine {
                 Disks::Image { image, shim } => {
                     QemuTarget::start(&config, image, shim.as_ref().map(|s| s.disk())).await
                 }
-                Disks::Owned(disks) => QemuTarget::start_on_disks(&config, disks).await,
+                Disks::Owned { disks, resume: None } => QemuTarget::start_on_disks(&config, disks).await,
+                Disks::Owned {
+                    disks,
+                    resume: Some(tag),
+                } => QemuTarget::resume_on_disks(&config, disks, tag)
+                    .await
+                    .map(|(target, console, _)| (target, console)),
             }
             .map_err(TargetError::from)?;
             target.net = qemu_net::connect(&target.qmp_socket(), self.network.as_ref(), lan)
@@ -519,7 +559,7 @@ impl Snapshots for QemuMachine {
                 qemu: &self.config,
                 image,
                 shim: shim.as_deref(),
-                recipe: request.recipe,
+                state: request.state,
             };
             // A snapshot QEMU cannot load (its job says why) is discarded and rebuilt, once.
             let mut earlier: Option<String> = None;
@@ -539,7 +579,7 @@ impl Snapshots for QemuMachine {
                 };
                 let how = match &checkout.primed {
                     Some(p) => format!(
-                        "built by this run: {:.1}s to a shell, snapshot-save {:.2}s; boot transcript {}{}",
+                        "built by this run: {:.1}s to reach the state, snapshot-save {:.2}s; boot transcript {}{}",
                         p.to_shell.as_secs_f64(),
                         p.save.as_secs_f64(),
                         p.transcript.display(),
@@ -552,8 +592,12 @@ impl Snapshots for QemuMachine {
                     None => "reused from the cache".to_owned(),
                 };
                 let (config, lan) = qemu_net::start_config(&self.config, self.network.as_ref());
-                let (mut target, console, loaded) = match QemuTarget::restore(&config, &checkout.disks, TAG)
-                    .await
+                let (mut target, console, loaded) = match QemuTarget::restore(
+                    &config,
+                    &checkout.disks,
+                    checkout.tag,
+                )
+                .await
                 {
                     Ok(restored) => restored,
                     Err(QemuError::Snapshot(e)) if earlier.is_none() => {
@@ -571,8 +615,9 @@ impl Snapshots for QemuMachine {
                     Err(e) => return Err(error(e.into())),
                 };
                 let how = format!(
-                    "{}restoring snapshot {TAG} of {} ({how}; seal verified in {:.2}s; snapshot-load {:.2}s)",
+                    "{}restoring snapshot {} of {} ({how}; seal verified in {:.2}s; snapshot-load {:.2}s)",
                     earlier.unwrap_or_default(),
+                    checkout.tag,
                     cache.entry_dir(&checkout.key).display(),
                     checkout.verified.as_secs_f64(),
                     loaded.as_secs_f64()
@@ -586,6 +631,7 @@ impl Snapshots for QemuMachine {
                 // rebuild the entry.
                 return Ok(Restored {
                     console,
+                    at: checkout.console,
                     how,
                     primed: checkout.primed.is_some(),
                     priming_transcript: checkout.primed.as_ref().map(|p| p.transcript.clone()),

@@ -51,11 +51,12 @@ const JOB_POLL: Duration = Duration::from_millis(10);
 /// How long a simple command (a query, `cont`, `job-dismiss`) may take.
 const COMMAND_LIMIT: Duration = Duration::from_secs(10);
 
-/// Whether a snapshot job saves or loads.
+/// Whether a snapshot job saves, loads or deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotJob {
     Save,
     Load,
+    Delete,
 }
 
 impl SnapshotJob {
@@ -63,6 +64,7 @@ impl SnapshotJob {
         match self {
             SnapshotJob::Save => "snapshot-save",
             SnapshotJob::Load => "snapshot-load",
+            SnapshotJob::Delete => "snapshot-delete",
         }
     }
 }
@@ -192,7 +194,13 @@ impl Qmp {
             });
         };
         let id = format!("r2s-{}", job.command());
-        let arguments = json!({ "job-id": id, "tag": tag, "vmstate": vmstate, "devices": nodes });
+        let arguments = match job {
+            // Deleting removes the tag from every disk; the state lives in one of them.
+            SnapshotJob::Delete => json!({ "job-id": id, "tag": tag, "devices": nodes }),
+            SnapshotJob::Save | SnapshotJob::Load => {
+                json!({ "job-id": id, "tag": tag, "vmstate": vmstate, "devices": nodes })
+            }
+        };
         self.execute(job.command(), arguments, COMMAND_LIMIT).await?;
         self.await_job(&id, limit).await
     }

@@ -51,13 +51,32 @@ fn shipped_scenarios_load_together() {
         names,
         [
             "boot-to-login",
+            "configure-state",
             "extlinux-menu",
+            "from-configured-state",
             "login-and-run",
+            "menu-from-uboot",
             "shell-checks",
             "shell-fresh-state",
+            "uboot-env",
             "uboot-shell"
         ]
     );
+}
+
+#[test]
+fn from_configured_state_starts_where_configure_state_saves() {
+    let scenarios = scenario::load_all(&[shipped_dir()]).expect("valid scenarios");
+    let from = scenarios
+        .iter()
+        .find(|s| s.name == "from-configured-state")
+        .expect("shipped");
+    let Start::Saved(saved) = &from.start else {
+        panic!("{:?}", from.start)
+    };
+    let recipe = saved.recipe.as_ref().expect("resolved among the shipped scenarios");
+    assert_eq!(recipe.scenario, "configure-state");
+    assert_eq!(recipe.base, Start::Login(LoginRecipe::default_root()));
 }
 
 #[test]

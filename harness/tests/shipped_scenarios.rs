@@ -74,7 +74,10 @@ fn from_configured_state_starts_where_configure_state_saves() {
     let Start::Saved(saved) = &from.start else {
         panic!("{:?}", from.start)
     };
-    let recipe = saved.recipe.as_ref().expect("resolved among the shipped scenarios");
+    let recipe = saved
+        .recipe
+        .as_ref()
+        .expect("resolved among the shipped scenarios");
     assert_eq!(recipe.scenario, "configure-state");
     assert_eq!(recipe.base, Start::Login(LoginRecipe::default_root()));
 }

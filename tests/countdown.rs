@@ -216,3 +216,32 @@ fn a_serial_board_keeps_its_countdowns_unless_its_profile_opts_in() {
     assert!(!has_tick(&raw), "the countdown ran its seconds");
     assert_eq!(timings, stages(&SKIPPED));
 }
+
+/// A login's waits for its prompt are short ones, repeated (Enter pressed for a fresh prompt
+/// between them); the countdowns must be skipped during those too, from power-on and in the
+/// priming boot of a login snapshot.
+#[test]
+fn a_login_start_skips_both_countdowns_on_the_way_to_the_login_prompt() {
+    let dir = temp_dir();
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let transcripts = dir.path().join("transcripts");
+    let run = run_image(
+        &image,
+        &transcripts,
+        &[OsStr::new("--no-snapshots")],
+        &scenario("shell-checks"),
+        LIMIT,
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let log = std::fs::read_to_string(transcripts.join("shell-checks.log")).unwrap();
+    assert!(
+        log.contains("-- countdown skipped: U-Boot's autoboot stopped at once"),
+        "{log}"
+    );
+    assert!(
+        log.contains("-- countdown skipped: extlinux menu entry 1"),
+        "{log}"
+    );
+    let raw = std::fs::read(transcripts.join("shell-checks.raw")).unwrap();
+    assert!(!has_tick(&raw), "the countdown ran its seconds");
+}

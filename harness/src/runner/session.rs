@@ -375,23 +375,9 @@ impl<'a> Session<'a> {
     ) -> Result<Expected, FailReason> {
         // A timeout says how long the step waited, countdowns skipped on the way included.
         let waited_from = Instant::now();
-        loop {
-            let skipper = self.skipper.take().filter(|_| self.kernel_started.is_none());
-            let mut all = patterns.to_vec();
-            if let Some(skipper) = &skipper {
-                all.push(skipper.pattern());
-            }
-            let Some(hit) = self.wait_until(&all, deadline).await? else {
-                self.skipper = skipper;
-                return Err(self.timeout_reason(waited_from.elapsed()));
-            };
-            match skipper {
-                Some(skipper) if hit.index >= patterns.len() => self.skipper = skipper.act(self).await?,
-                skipper => {
-                    self.skipper = skipper;
-                    return Ok(hit);
-                }
-            }
+        match self.wait_skipping(patterns, deadline).await? {
+            Some(hit) => Ok(hit),
+            None => Err(self.timeout_reason(waited_from.elapsed())),
         }
     }
 
@@ -408,7 +394,35 @@ impl<'a> Session<'a> {
         if until >= deadline {
             return self.wait_for(patterns, deadline).await.map(Some);
         }
-        self.wait_until(patterns, until).await
+        self.wait_skipping(patterns, until).await
+    }
+
+    /// Waits as [`Session::wait_until`] does, acting on the countdowns the skipper watches
+    /// (until the kernel starts) as they show: a login's short waits for its prompt pass the
+    /// boot's countdowns too.
+    async fn wait_skipping(
+        &mut self,
+        patterns: &[Pattern],
+        until: Instant,
+    ) -> Result<Option<Expected>, FailReason> {
+        loop {
+            let skipper = self.skipper.take().filter(|_| self.kernel_started.is_none());
+            let mut all = patterns.to_vec();
+            if let Some(skipper) = &skipper {
+                all.push(skipper.pattern());
+            }
+            let Some(hit) = self.wait_until(&all, until).await? else {
+                self.skipper = skipper;
+                return Ok(None);
+            };
+            match skipper {
+                Some(skipper) if hit.index >= patterns.len() => self.skipper = skipper.act(self).await?,
+                skipper => {
+                    self.skipper = skipper;
+                    return Ok(Some(hit));
+                }
+            }
+        }
     }
 
     /// Waits as [`Session::wait_for`] does; `None` when `until` passed.

@@ -20,6 +20,7 @@ mod key;
 mod lock;
 mod prime;
 mod seal;
+mod trusted;
 
 use std::collections::HashMap;
 use std::io;
@@ -160,6 +161,8 @@ pub struct SnapshotCache {
     /// of one run that start from the same state get that boot's verdict instead of failing
     /// the same boot again, one after another.
     failed: Arc<Mutex<HashMap<CacheKey, Arc<FailedBoot>>>>,
+    /// Entries this process checked and whose files have not changed since.
+    trusted: Arc<trusted::Trusted>,
 }
 
 /// What [`SnapshotCache::checkout`] found: a usable entry, or the priming boot's failure, which
@@ -198,8 +201,9 @@ pub struct Checkout {
     pub console: ConsoleState,
     /// Set when this checkout booted to build the entry.
     pub primed: Option<Primed>,
-    /// How long checking the disks against their seal took.
-    pub verified: Duration,
+    /// How long checking the disks against their seal took; `None` when this process checked
+    /// the entry before and its files have not changed since.
+    pub verified: Option<Duration>,
     /// Why the entry found in the cache was not trusted, when one was there and this checkout
     /// rebuilt it.
     pub refused: Option<String>,
@@ -211,6 +215,7 @@ impl SnapshotCache {
         SnapshotCache {
             dir: dir.into(),
             failed: Arc::default(),
+            trusted: Arc::default(),
         }
     }
 
@@ -273,6 +278,7 @@ impl SnapshotCache {
             Err(problem) => entry.exists().then(|| problem.to_string()),
         };
         // Missing, stale or corrupt: rebuild from scratch, never repair.
+        self.trusted.forget(&entry);
         remove_dir(&entry)?;
         let built = self.build(source, context, &key, transcripts, boot_timeout).await;
         if !matches!(built, Ok(PrimeOutcome::Saved(_))) {
@@ -324,6 +330,7 @@ impl SnapshotCache {
         let lock_path = self.dir.join(format!("{}.lock", key.0));
         let _lock = EntryLock::acquire(&lock_path, limit).await?;
         let entry = self.entry_dir(key);
+        self.trusted.forget(&entry);
         match read_info(&entry) {
             Ok(info) if info.build != build => Ok(()),
             _ => remove_dir(&entry),
@@ -367,7 +374,7 @@ impl SnapshotCache {
         source: &SnapshotSource<'_>,
         key: &CacheKey,
         entry: &Path,
-    ) -> Result<(EntryInfo, Vec<PathBuf>, Duration), EntryProblem> {
+    ) -> Result<(EntryInfo, Vec<PathBuf>, Option<Duration>), EntryProblem> {
         let tag = source.state.tag();
         let info = read_info(entry)?;
         if info.key != key.0 || info.tag != tag {
@@ -382,6 +389,10 @@ impl SnapshotCache {
                 found: info.disks.len(),
                 expected,
             });
+        }
+        if self.trusted.still(entry, &info.build, &info.disks) {
+            let disks = info.disks.iter().map(|name| entry.join(name)).collect();
+            return Ok((info, disks, None));
         }
         // Before anything reads the disks as qcow2: a changed byte anywhere is refused.
         let verifying = std::time::Instant::now();
@@ -408,7 +419,8 @@ impl SnapshotCache {
         if !vm_state {
             return Err(EntryProblem::NoVmState { tag });
         }
-        Ok((info, disks, verified))
+        self.trusted.remember(entry, &info.build, &info.disks);
+        Ok((info, disks, Some(verified)))
     }
 
     /// Reaches the state in `<key>.building/`, saves it and renames the directory into place:

@@ -615,11 +615,14 @@ impl Snapshots for QemuMachine {
                     Err(e) => return Err(error(e.into())),
                 };
                 let how = format!(
-                    "{}restoring snapshot {} of {} ({how}; seal verified in {:.2}s; snapshot-load {:.2}s)",
+                    "{}restoring snapshot {} of {} ({how}; {}; snapshot-load {:.2}s)",
                     earlier.unwrap_or_default(),
                     checkout.tag,
                     cache.entry_dir(&checkout.key).display(),
-                    checkout.verified.as_secs_f64(),
+                    match checkout.verified {
+                        Some(took) => format!("seal verified in {:.2}s", took.as_secs_f64()),
+                        None => "seal verified earlier in this run, files unchanged since".to_owned(),
+                    },
                     loaded.as_secs_f64()
                 );
                 target.net = qemu_net::connect(&target.qmp_socket(), self.network.as_ref(), lan)

@@ -9,13 +9,14 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::trusted::FileVersion;
 use super::SnapshotError;
 use crate::adapt::Shim;
 use crate::scenario::{Action, LoginRecipe, Password, SavedRecipe, SavedStart, Start, Step};
@@ -238,20 +239,11 @@ async fn qemu_version(qemu: &Path) -> Result<String, SnapshotError> {
 /// once per scenario. The version is device, inode, size, mtime and ctime: ctime cannot be set
 /// back by a user, so a file rewritten in place shows up as a new version.
 pub fn content_digest(path: &Path) -> io::Result<[u8; 32]> {
-    type Version = (u64, u64, u64, i64, i64, i64, i64);
-    static SEEN: OnceLock<Mutex<HashMap<Version, [u8; 32]>>> = OnceLock::new();
+    static SEEN: OnceLock<Mutex<HashMap<FileVersion, [u8; 32]>>> = OnceLock::new();
     let seen = SEEN.get_or_init(Default::default);
     let file = File::open(path)?;
     let meta = file.metadata()?;
-    let version: Version = (
-        meta.dev(),
-        meta.ino(),
-        meta.len(),
-        meta.mtime(),
-        meta.mtime_nsec(),
-        meta.ctime(),
-        meta.ctime_nsec(),
-    );
+    let version = FileVersion::of(&meta);
     if let Some(digest) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&version) {
         return Ok(*digest);
     }

@@ -12,7 +12,23 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-type FileVersion = (u64, u64, u64, i64, i64, i64, i64);
+/// A file's version: device, inode, size, mtime and ctime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct FileVersion(u64, u64, u64, i64, i64, i64, i64);
+
+impl FileVersion {
+    pub fn of(meta: &std::fs::Metadata) -> FileVersion {
+        FileVersion(
+            meta.dev(),
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+        )
+    }
+}
 
 /// Entries checked by this process: the build checked and the versions of its disks then.
 #[derive(Debug, Default)]
@@ -49,18 +65,7 @@ impl Trusted {
 fn versions(entry: &Path, disks: &[String]) -> io::Result<Vec<FileVersion>> {
     disks
         .iter()
-        .map(|name| {
-            let meta = std::fs::metadata(entry.join(name))?;
-            Ok((
-                meta.dev(),
-                meta.ino(),
-                meta.len(),
-                meta.mtime(),
-                meta.mtime_nsec(),
-                meta.ctime(),
-                meta.ctime_nsec(),
-            ))
-        })
+        .map(|name| std::fs::metadata(entry.join(name)).map(|meta| FileVersion::of(&meta)))
         .collect()
 }
 

@@ -9,10 +9,8 @@
 mod raw_qemu;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use raw_qemu::{load, raw_qemu};
+use raw_qemu::{harness_run, load, median, raw_qemu};
 
 const RUNS: usize = 7;
 
@@ -58,27 +56,3 @@ fn main() {
     println!("load average after {}", load());
 }
 
-/// The whole harness process: start, boot-to-login scenario, shutdown, report.
-fn harness_run(harness: &str, image: &Path, scenario: &Path, extra: &[&str]) -> Duration {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let start = std::time::Instant::now();
-    let status = Command::new(harness)
-        .arg("run")
-        .arg("--image")
-        .arg(image)
-        .arg("--transcripts")
-        .arg(dir.path())
-        .args(extra)
-        .arg(scenario)
-        .stdout(Stdio::null())
-        .status()
-        .expect("harness");
-    let elapsed = start.elapsed();
-    assert!(status.success(), "harness run failed");
-    elapsed
-}
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}

@@ -1,5 +1,6 @@
-//! Raw QEMU booting an image as it is, for the benchmarks' scale: the harness's own QEMU
-//! arguments and disks, no harness, timed from the first `qemu-img` to `login: `.
+//! What the boot benchmarks share: raw QEMU booting an image as it is, for scale (the
+//! harness's own QEMU arguments and disks, no harness, timed from the first `qemu-img` to
+//! `login: `), a whole `harness run` process timed, and the machine's load.
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -61,4 +62,31 @@ pub fn raw_qemu(image: &Path, shim: Option<&Path>) -> Duration {
     let _ = child.kill();
     let _ = child.wait();
     elapsed
+}
+
+/// The whole harness process: start, the scenario, shutdown, report; `extra` options before the
+/// scenario file.
+pub fn harness_run(harness: &str, image: &Path, scenario: &Path, extra: &[&str]) -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = std::time::Instant::now();
+    let status = std::process::Command::new(harness)
+        .arg("run")
+        .arg("--image")
+        .arg(image)
+        .arg("--transcripts")
+        .arg(dir.path())
+        .args(extra)
+        .arg(scenario)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("harness");
+    let elapsed = start.elapsed();
+    assert!(status.success(), "harness run of {} failed", scenario.display());
+    elapsed
+}
+
+/// The median of `v` (sorted in place).
+pub fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
 }

@@ -5,8 +5,6 @@
 //! text a person reads, so the matcher and the transcript both see the stream through a
 //! [`Stripper`].
 
-use memchr::memchr2;
-
 const ESC: u8 = 0x1b;
 const CR: u8 = b'\r';
 const BEL: u8 = 0x07;
@@ -52,29 +50,50 @@ impl Stripper {
     /// Appends the text of `input` to `out`, continuing any sequence left open by the previous
     /// call. The output never depends on how the stream was split into calls.
     pub fn strip_into(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        self.strip_judging_into(input, out, &mut Unjudged);
+    }
+
+    /// [`Stripper::strip_into`], showing `judge` every byte that is not printable ASCII, `\t`
+    /// or `\n` on the way, so statistics over the raw bytes cost no pass of their own.
+    pub(crate) fn strip_judging_into(&mut self, input: &[u8], out: &mut Vec<u8>, judge: &mut impl ByteJudge) {
         out.reserve(input.len());
+        // Bytes before this offset have been judged.
+        let mut judged_to = judge.begin(input);
         let mut i = 0;
         while i < input.len() {
-            if self.state == State::Text {
-                // Plain text is the common case: copy whole runs between special bytes.
-                match memchr2(ESC, CR, &input[i..]) {
-                    None => {
-                        out.extend_from_slice(&input[i..]);
-                        return;
-                    }
-                    Some(run) => {
-                        out.extend_from_slice(&input[i..i + run]);
-                        i += run;
-                        if input[i] == ESC {
-                            self.state = State::Escape;
-                        }
-                        i += 1;
-                    }
+            if self.state != State::Text {
+                if i >= judged_to {
+                    judged_to = judge.judge(input, i);
                 }
-            } else if self.step(input[i]) {
-                i += 1;
+                if self.step(input[i]) {
+                    i += 1;
+                }
+                // Otherwise the sequence was abandoned and the byte is read again as text.
+                continue;
             }
-            // Otherwise the sequence was abandoned and the byte is read again as text.
+            // Plain text is the common case: copy whole runs up to the next CR or ESC.
+            let run_start = i;
+            loop {
+                let at = next_notable(input, i);
+                let Some(&byte) = input.get(at) else {
+                    out.extend_from_slice(&input[run_start..]);
+                    return;
+                };
+                if byte == CR || byte == ESC {
+                    out.extend_from_slice(&input[run_start..at]);
+                    if byte == ESC {
+                        self.state = State::Escape;
+                    }
+                    i = at + 1;
+                    break;
+                }
+                i = if at < judged_to {
+                    at + 1
+                } else {
+                    judged_to = judge.judge(input, at);
+                    judged_to
+                };
+            }
         }
     }
 
@@ -104,6 +123,75 @@ impl Stripper {
     }
 }
 
+/// Sees the raw bytes [`Stripper::strip_judging_into`] passes that are not printable ASCII,
+/// `\t` or `\n`.
+pub(crate) trait ByteJudge {
+    /// Called first with each input; returns how many of its first bytes need no judging
+    /// (they completed something the previous input left open).
+    fn begin(&mut self, input: &[u8]) -> usize;
+    /// Judges the byte at `at` and returns the offset after the bytes judged with it (at least
+    /// `at + 1`; only bytes ≥ 0x80 may follow in that span).
+    fn judge(&mut self, input: &[u8], at: usize) -> usize;
+}
+
+/// No judging: plain stripping.
+struct Unjudged;
+
+impl ByteJudge for Unjudged {
+    fn begin(&mut self, _input: &[u8]) -> usize {
+        0
+    }
+
+    fn judge(&mut self, _input: &[u8], at: usize) -> usize {
+        at + 1
+    }
+}
+
+/// Whether a byte is one the stripper or a [`ByteJudge`] must look at: anything but printable
+/// ASCII, `\t` and `\n`. Branch-free, so a block of them compiles to vector compares.
+fn is_notable(byte: u8) -> bool {
+    (byte.wrapping_sub(0x20) >= 0x5f) & (byte != b'\n') & (byte != b'\t')
+}
+
+/// Offset of the first notable byte at or after `from`, or `input.len()`.
+fn next_notable(input: &[u8], from: usize) -> usize {
+    const BLOCK: usize = 32;
+    let mut at = from;
+    while let Some(block) = input.get(at..at + BLOCK) {
+        // The test of a whole block compiles to vector compares; only a block holding a
+        // notable byte is looked at a word at a time.
+        if block.iter().fold(false, |any, &b| any | is_notable(b)) {
+            break;
+        }
+        at += BLOCK;
+    }
+    while let Some(word) = input.get(at..at + 8) {
+        let notable = notable_bytes(u64::from_le_bytes(word.try_into().expect("eight bytes")));
+        if notable != 0 {
+            return at + notable.trailing_zeros() as usize / 8;
+        }
+        at += 8;
+    }
+    input[at..]
+        .iter()
+        .position(|&b| is_notable(b))
+        .map_or(input.len(), |i| at + i)
+}
+
+/// [`is_notable`] for the eight bytes of a little-endian word at once: the top bit of each
+/// notable byte set, every other bit clear. No addition carries out of its byte.
+fn notable_bytes(word: u64) -> u64 {
+    const TOP: u64 = 0x8080_8080_8080_8080;
+    const EACH: u64 = 0x0101_0101_0101_0101;
+    let low = word & !TOP;
+    let non_zero = |x: u64| (x + 0x7f * EACH) & TOP;
+    let control = !(low + 0x60 * EACH) & TOP;
+    let delete = (low + EACH) & TOP;
+    let tab_or_newline =
+        !(non_zero(low ^ (b'\t' as u64 * EACH)) & non_zero(low ^ (b'\n' as u64 * EACH))) & TOP;
+    (word & TOP) | delete | (control & !tab_or_newline)
+}
+
 /// The text of a complete byte string: [`Stripper::strip_into`] on a fresh stripper.
 pub fn strip(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
@@ -112,7 +200,7 @@ pub fn strip(input: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn strip_in_chunks(input: &[u8], size: usize) -> Vec<u8> {
@@ -215,5 +303,109 @@ mod tests {
     #[test]
     fn escape_inside_csi_starts_a_new_sequence() {
         assert_eq!(strip(b"a\x1b[1\x1b[0mb"), b"ab");
+    }
+
+    /// The stripper one byte at a time, without the fast path for runs of text.
+    fn strip_bytewise(input: &[u8]) -> Vec<u8> {
+        let mut stripper = Stripper::new();
+        let mut out = Vec::new();
+        for &byte in input {
+            if stripper.state != State::Text && stripper.step(byte) {
+                continue;
+            }
+            match byte {
+                ESC => stripper.state = State::Escape,
+                CR => {}
+                _ => out.push(byte),
+            }
+        }
+        out
+    }
+
+    /// Console pieces for the fast path: runs longer than its blocks, line ends, sequences,
+    /// whole and cut UTF-8 characters, controls.
+    pub(crate) fn console_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        const PIECES: &[&[u8]] = &[
+            b"Starting kernel ... and a line long enough to fill a block of the scan",
+            b"ok",
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b"\t",
+            b"\x1b[1;32m",
+            b"\x1b[0m",
+            b"\x1b]0;t\xc3\xa9\x07",
+            b"\x1b(B",
+            b"\x1b",
+            b"\x1b[",
+            b"\x08\x08",
+            b"\x7f",
+            b"\xc3\xa9",
+            b"\xe2\x9c\x93",
+            b"\xf0\x9f\xa6\x80",
+            b"\xe2\x82",
+            b"\xf0\x9f",
+            b"\xc3",
+            b"\xff",
+            b"\xed\xa0\x80",
+        ];
+        prop::collection::vec(
+            prop_oneof![
+                4 => prop::sample::select(PIECES).prop_map(<[u8]>::to_vec),
+                1 => any::<u8>().prop_map(|b| vec![b]),
+            ],
+            0..80,
+        )
+        .prop_map(|pieces| pieces.concat())
+    }
+
+    /// `input` cut at `cuts` (offsets, any order, clamped to the input).
+    pub(crate) fn cut(input: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(input.len())).collect();
+        cuts.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut from = 0;
+        for at in cuts.into_iter().chain([input.len()]) {
+            chunks.push(input[from..at].to_vec());
+            from = at;
+        }
+        chunks
+    }
+
+    #[test]
+    fn notable_bytes_of_a_word_are_those_of_each_byte() {
+        for byte in 0..=255u8 {
+            for lane in 0..8 {
+                let mut bytes = [b'a'; 8];
+                bytes[lane] = byte;
+                let expected = if is_notable(byte) {
+                    0x80u64 << (8 * lane)
+                } else {
+                    0
+                };
+                assert_eq!(
+                    notable_bytes(u64::from_le_bytes(bytes)),
+                    expected,
+                    "byte {byte:#x} in lane {lane}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        #[test]
+        fn stripping_runs_at_once_gives_what_stripping_byte_by_byte_gives(
+            input in console_bytes(),
+            cuts in proptest::collection::vec(0..600usize, 0..12),
+        ) {
+            let mut stripper = Stripper::new();
+            let mut out = Vec::new();
+            for chunk in cut(&input, &cuts) {
+                stripper.strip_into(&chunk, &mut out);
+            }
+            proptest::prop_assert_eq!(out, strip_bytewise(&input));
+        }
     }
 }

@@ -25,8 +25,11 @@ impl ByteStats {
     }
 }
 
+use super::ansi::ByteJudge;
+
 /// Streaming [`ByteStats`]: a UTF-8 sequence split across chunks is judged once it completes,
-/// so the counts do not depend on how the stream was chunked.
+/// so the counts do not depend on how the stream was chunked. Fed as the [`ByteJudge`] of the
+/// stripping pass; [`ByteCounter::update`] is the plain reference it is tested against.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ByteCounter {
     stats: ByteStats,
@@ -40,6 +43,8 @@ impl ByteCounter {
         self.stats
     }
 
+    /// Counts `bytes` on their own: the reference for judging during stripping.
+    #[cfg(test)]
     pub(crate) fn update(&mut self, bytes: &[u8]) {
         self.stats.total += bytes.len() as u64;
         let mut rest = bytes;
@@ -87,6 +92,7 @@ impl ByteCounter {
         }
     }
 
+    #[cfg(test)]
     fn count_run(&mut self, mut rest: &[u8]) {
         loop {
             match std::str::from_utf8(rest) {
@@ -112,6 +118,53 @@ impl ByteCounter {
                 }
             }
         }
+    }
+}
+
+impl ByteJudge for ByteCounter {
+    fn begin(&mut self, input: &[u8]) -> usize {
+        self.stats.total += input.len() as u64;
+        if self.pending_len == 0 {
+            return 0;
+        }
+        input.len() - self.finish_pending(input).len()
+    }
+
+    fn judge(&mut self, input: &[u8], at: usize) -> usize {
+        let lead = input[at];
+        if lead < 0x80 {
+            self.stats.non_printable += count_unprintable_ascii(&input[at..=at]);
+            return at + 1;
+        }
+        // Decoding is local: what starts at `at` is decided by at most four bytes, exactly as
+        // a decoder running over the whole stream decides it.
+        let window = &input[at..input.len().min(at + 4)];
+        let error = match std::str::from_utf8(window) {
+            Ok(_) => return at + valid_char_len(lead),
+            Err(error) if error.valid_up_to() > 0 => return at + valid_char_len(lead),
+            Err(error) => error,
+        };
+        match error.error_len() {
+            Some(bad) => {
+                self.stats.non_printable += bad as u64;
+                at + bad
+            }
+            None => {
+                // A valid start of a character cut off by the end of the input.
+                self.pending[..window.len()].copy_from_slice(window);
+                self.pending_len = window.len();
+                input.len()
+            }
+        }
+    }
+}
+
+/// Length of the valid UTF-8 character whose first byte is `lead` (≥ 0xc2).
+fn valid_char_len(lead: u8) -> usize {
+    match lead {
+        ..0xe0 => 2,
+        0xe0..0xf0 => 3,
+        _ => 4,
     }
 }
 
@@ -193,5 +246,23 @@ mod tests {
     #[test]
     fn ratio_of_nothing_is_zero() {
         assert_eq!(ByteStats::default().non_printable_ratio(), 0.0);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        #[test]
+        fn counts_judged_while_stripping_equal_counts_of_the_whole_stream(
+            input in crate::console::ansi::tests::console_bytes(),
+            cuts in proptest::collection::vec(0..600usize, 0..12),
+        ) {
+            let mut counter = ByteCounter::default();
+            let mut stripper = crate::console::ansi::Stripper::new();
+            let mut text = Vec::new();
+            for chunk in crate::console::ansi::tests::cut(&input, &cuts) {
+                stripper.strip_judging_into(&chunk, &mut text, &mut counter);
+            }
+            proptest::prop_assert_eq!(counter.stats(), stats_in_chunks(&input, input.len().max(1)));
+            proptest::prop_assert_eq!(text, crate::console::ansi::strip(&input));
+        }
     }
 }

@@ -192,9 +192,9 @@ impl Matcher {
     /// the match stays retained for the next [`Matcher::expect`]. Watches keep being checked
     /// on the whole chunk either way.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Event> {
-        self.counter.update(bytes);
         let new_start = self.end();
-        self.stripper.strip_into(bytes, &mut self.text);
+        self.stripper
+            .strip_judging_into(bytes, &mut self.text, &mut self.counter);
         let end = self.end();
         if end == new_start {
             return Vec::new();

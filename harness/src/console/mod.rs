@@ -2,10 +2,12 @@
 
 pub mod ansi;
 mod byte_stats;
+mod literal_search;
 pub mod matcher;
 pub mod pattern;
 mod pattern_set;
 pub mod redact;
+mod required_literals;
 pub mod transcript;
 
 pub use byte_stats::ByteStats;

@@ -1,11 +1,12 @@
 //! A group of [`Pattern`]s compiled for searching a growing text: literals with Aho-Corasick,
 //! regexes screened over many lines at once and confirmed within their line.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 use memchr::{memchr, memrchr};
 use regex::bytes::Regex;
 use std::ops::Range;
 
+use super::literal_search::LiteralSearch;
+use super::required_literals::required_literals;
 use super::Pattern;
 
 /// Lines longer than this are matched on their last `LINE_CAP` bytes, so one endless line
@@ -28,23 +29,20 @@ pub(crate) struct Hit {
     pub(crate) end: u64,
 }
 
-/// The literals of a set, in two automata over the same patterns.
-///
-/// Results use overlapping semantics: every (pattern, end position) pair is found exactly
-/// once however the text is split, which is what makes results independent of chunk
-/// boundaries. A leftmost search is several times faster (it can use a vectorised prefilter),
-/// and every overlapping match starts inside a match the leftmost search reports, so the
-/// overlapping search only runs in small windows around those.
+/// The literal patterns of a set.
 #[derive(Debug)]
 struct Literals {
-    leftmost: AhoCorasick,
-    overlapping: AhoCorasick,
-    /// Caller index of each automaton pattern id.
+    search: LiteralSearch,
+    /// Caller index of each literal.
     index: Vec<usize>,
-    /// Per pattern id: no match of any pattern can start inside a match of this one, so its
-    /// leftmost matches need no overlapping search.
-    alone: Vec<bool>,
-    longest: usize,
+}
+
+/// The literals the prefiltered regexes of a set need, in one search.
+#[derive(Debug)]
+struct RegexLiterals {
+    search: LiteralSearch,
+    /// Per literal: the regex slots that need it.
+    needed_by: Vec<Vec<usize>>,
 }
 
 /// One regex of a set.
@@ -54,8 +52,12 @@ struct LineRegex {
     index: usize,
     regex: Regex,
     /// The regex with `^`/`$` at line boundaries, searched over many lines in one call to find
-    /// lines worth confirming; `None` when that form would mean something else.
+    /// lines worth confirming; `None` when that form would mean something else. Unused when
+    /// `prefiltered`.
     screen: Option<Regex>,
+    /// Whether the set's [`RegexLiterals`] hold literals every match of this regex contains,
+    /// so only lines holding one of them are searched.
+    prefiltered: bool,
 }
 
 /// Patterns compiled once and searched many times. Empty literals never match.
@@ -63,13 +65,27 @@ struct LineRegex {
 pub(crate) struct PatternSet {
     literals: Option<Literals>,
     regexes: Vec<LineRegex>,
+    regex_literals: Option<RegexLiterals>,
 }
 
 impl PatternSet {
     pub(crate) fn new(patterns: &[Pattern]) -> Self {
+        Self::build(patterns, true)
+    }
+
+    /// A set whose regexes are screened without their literals: the reference the literal
+    /// prefilter is tested against.
+    #[cfg(test)]
+    fn without_regex_prefilter(patterns: &[Pattern]) -> Self {
+        Self::build(patterns, false)
+    }
+
+    fn build(patterns: &[Pattern], prefilter_regexes: bool) -> Self {
         let mut literals = Vec::new();
         let mut index = Vec::new();
         let mut regexes = Vec::new();
+        let mut needed: Vec<Vec<u8>> = Vec::new();
+        let mut needed_by: Vec<Vec<usize>> = Vec::new();
         for (i, pattern) in patterns.iter().enumerate() {
             match pattern {
                 Pattern::Literal(text) if text.is_empty() => {}
@@ -77,41 +93,43 @@ impl PatternSet {
                     literals.push(text.as_bytes());
                     index.push(i);
                 }
-                Pattern::Regex(regex) => regexes.push(LineRegex {
-                    index: i,
-                    regex: regex.clone(),
-                    screen: can_screen(regex.as_str())
-                        .then(|| Regex::new(&format!("(?m:{})", regex.as_str())).ok())
-                        .flatten(),
-                }),
+                Pattern::Regex(regex) => {
+                    let slot = regexes.len();
+                    let required = prefilter_regexes
+                        .then(|| required_literals(regex.as_str()))
+                        .flatten();
+                    for literal in required.iter().flatten() {
+                        let at = needed.iter().position(|n| n == literal).unwrap_or_else(|| {
+                            needed.push(literal.clone());
+                            needed_by.push(Vec::new());
+                            needed.len() - 1
+                        });
+                        needed_by[at].push(slot);
+                    }
+                    regexes.push(LineRegex {
+                        index: i,
+                        regex: regex.clone(),
+                        screen: can_screen(regex.as_str())
+                            .then(|| Regex::new(&format!("(?m:{})", regex.as_str())).ok())
+                            .flatten(),
+                        prefiltered: required.is_some(),
+                    });
+                }
             }
         }
-        let build = |kind, prefilter| {
-            AhoCorasick::builder()
-                .match_kind(kind)
-                .kind(Some(AhoCorasickKind::DFA))
-                .prefilter(prefilter)
-                .build(&literals)
-                .expect("console pattern sets are far below Aho-Corasick's state limit")
-        };
-        let literals = (!literals.is_empty()).then(|| Literals {
-            leftmost: build(MatchKind::LeftmostFirst, true),
-            // Its windows are a few dozen bytes: a prefilter would only add set-up per window.
-            overlapping: build(MatchKind::Standard, false),
-            longest: literals.iter().map(|l| l.len()).max().unwrap_or(0),
-            alone: (0..literals.len())
-                .map(|p| !can_be_overlapped(&literals, p))
-                .collect(),
-            index,
-        });
-        Self { literals, regexes }
+        let needed: Vec<&[u8]> = needed.iter().map(Vec::as_slice).collect();
+        Self {
+            literals: LiteralSearch::new(&literals).map(|search| Literals { search, index }),
+            regexes,
+            regex_literals: LiteralSearch::new(&needed).map(|search| RegexLiterals { search, needed_by }),
+        }
     }
 
     /// How many bytes before new text a literal match ending in the new text may start.
     pub(crate) fn overlap(&self) -> u64 {
         self.literals
             .as_ref()
-            .map_or(0, |l| l.longest.saturating_sub(1) as u64)
+            .map_or(0, |l| l.search.longest().saturating_sub(1) as u64)
     }
 
     pub(crate) fn regex_count(&self) -> usize {
@@ -132,43 +150,15 @@ impl PatternSet {
             return;
         };
         let haystack = &text.bytes[(from - text.base) as usize..];
-        let mut earliest_end = u64::MAX;
-        for leftmost in literals.leftmost.find_iter(haystack) {
-            if first_only && from + leftmost.start() as u64 >= earliest_end {
-                break;
-            }
-            if literals.alone[leftmost.pattern().as_usize()] {
-                let end = from + leftmost.end() as u64;
-                if end > after {
-                    earliest_end = earliest_end.min(end);
-                    hits.push(Hit {
-                        index: literals.index[leftmost.pattern().as_usize()],
-                        start: from + leftmost.start() as u64,
-                        end,
-                    });
-                }
-                continue;
-            }
-            // Matches starting inside this leftmost match end by `window_end`.
-            let window_end = haystack.len().min(leftmost.end() - 1 + literals.longest);
-            if from + window_end as u64 <= after {
-                continue;
-            }
-            let window = Input::new(haystack).span(leftmost.start()..window_end);
-            for found in literals.overlapping.find_overlapping_iter(window) {
-                let end = from + found.end() as u64;
-                // A match starting further on belongs to a later leftmost match's window.
-                if found.start() >= leftmost.end() || end <= after {
-                    continue;
-                }
-                earliest_end = earliest_end.min(end);
+        literals
+            .search
+            .for_each(haystack, (after - from) as usize, first_only, |found| {
                 hits.push(Hit {
-                    index: literals.index[found.pattern().as_usize()],
-                    start: from + found.start() as u64,
-                    end,
+                    index: literals.index[found.pattern],
+                    start: from + found.start as u64,
+                    end: from + found.end as u64,
                 });
-            }
-        }
+            });
     }
 
     /// Appends regex matches within the lines of `text` in `lines`, searching each line from
@@ -197,8 +187,11 @@ impl PatternSet {
             search_from: (search_from.max(lines.start) - base) as usize,
         };
         let mut limit = region.end;
+        if let Some(prefilter) = &self.regex_literals {
+            self.prefiltered_hits(prefilter, &region, &mut limit, starts, first_line_only, hits);
+        }
         for (slot, line_regex) in self.regexes.iter().enumerate() {
-            let Some(screen) = &line_regex.screen else {
+            let Some(screen) = line_regex.screen.as_ref().filter(|_| !line_regex.prefiltered) else {
                 continue;
             };
             let mut at = region.search_from;
@@ -221,7 +214,7 @@ impl PatternSet {
             }
         }
         for (slot, line_regex) in self.regexes.iter().enumerate() {
-            if line_regex.screen.is_some() {
+            if line_regex.screen.is_some() || line_regex.prefiltered {
                 continue;
             }
             let mut line_start = region.lines_from;
@@ -237,6 +230,64 @@ impl PatternSet {
                     }
                 }
                 line_start = line_end + 1;
+            }
+        }
+    }
+
+    /// [`PatternSet::regex_hits`] for the prefiltered regexes: one literal search over the
+    /// region, then each regex on the lines holding one of its literals, in order.
+    fn prefiltered_hits(
+        &self,
+        prefilter: &RegexLiterals,
+        region: &Region<'_>,
+        limit: &mut usize,
+        starts: &mut [u64],
+        first_line_only: bool,
+        hits: &mut Vec<Hit>,
+    ) {
+        let text = region.text;
+        let mut candidates = Vec::new();
+        let from = region.search_from;
+        prefilter
+            .search
+            .for_each_leftmost(&text[from..region.end], |pattern, start| {
+                // A literal starting inside this one starts on the same line (none holds a
+                // newline), so its regexes search that line too.
+                let overlappers = prefilter.search.overlappers(pattern);
+                for &literal in std::iter::once(&pattern).chain(overlappers) {
+                    for &slot in &prefilter.needed_by[literal] {
+                        candidates.push((slot, from + start));
+                    }
+                }
+            });
+        candidates.sort_unstable();
+        // The slot and line end of the line searched last, so each line is searched once.
+        let mut searched: Option<(usize, usize)> = None;
+        let mut finished = None;
+        for (slot, at) in candidates {
+            let line_floor = match searched {
+                Some((searched_slot, line_end)) if searched_slot == slot => {
+                    if at <= line_end {
+                        continue;
+                    }
+                    line_end + 1
+                }
+                _ => region.lines_from,
+            };
+            if finished == Some(slot) || at > *limit {
+                continue;
+            }
+            let line_start = memrchr(b'\n', &text[line_floor..at]).map_or(line_floor, |i| line_floor + i + 1);
+            if line_start >= *limit {
+                continue;
+            }
+            let line_end = memchr(b'\n', &text[at..region.end]).map_or(region.end, |i| at + i);
+            searched = Some((slot, line_end));
+            if self.verify(slot, region, line_start..line_end, starts, first_line_only, hits)
+                && first_line_only
+            {
+                *limit = line_end;
+                finished = Some(slot);
             }
         }
     }
@@ -283,19 +334,6 @@ impl PatternSet {
     }
 }
 
-/// Whether a match of some pattern can start inside a match of `patterns[p]`: another pattern
-/// (or the same one, shifted) agrees with `patterns[p]` from some offset on, for as long as both
-/// last.
-fn can_be_overlapped(patterns: &[&[u8]], p: usize) -> bool {
-    let pattern = patterns[p];
-    patterns.iter().enumerate().any(|(q, other)| {
-        (0..pattern.len()).any(|offset| {
-            let shared = (pattern.len() - offset).min(other.len());
-            (q != p || offset != 0) && pattern[offset..offset + shared] == other[..shared]
-        })
-    })
-}
-
 /// The text being searched, in offsets relative to the start of the text buffer.
 struct Region<'t> {
     text: &'t [u8],
@@ -334,9 +372,17 @@ fn can_screen(source: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn regex_hits_in(patterns: &[Pattern], text: &str) -> Vec<(usize, String)> {
-        let set = PatternSet::new(patterns);
-        let mut starts = vec![0; set.regex_count()];
+    /// Regex hits of `set` over all of `text` searched from `search_from`, with every slot's
+    /// next match starting at `starts_at` or later; sorted by end, then pattern, then start.
+    /// Also the slots' next starts afterwards.
+    pub(super) fn search_all(
+        set: &PatternSet,
+        text: &str,
+        search_from: u64,
+        starts_at: u64,
+        first_line_only: bool,
+    ) -> (Vec<Hit>, Vec<u64>) {
+        let mut starts = vec![starts_at; set.regex_count()];
         let mut hits = Vec::new();
         set.regex_hits(
             Text {
@@ -344,12 +390,17 @@ mod tests {
                 base: 0,
             },
             0..text.len() as u64,
-            0,
+            search_from,
             &mut starts,
-            false,
+            first_line_only,
             &mut hits,
         );
-        hits.sort_by_key(|h| (h.end, h.index));
+        hits.sort_by_key(|h| (h.end, h.index, h.start));
+        (hits, starts)
+    }
+
+    fn regex_hits_in(patterns: &[Pattern], text: &str) -> Vec<(usize, String)> {
+        let (hits, _) = search_all(&PatternSet::new(patterns), text, 0, 0, false);
         hits.iter()
             .map(|h| (h.index, text[h.start as usize..h.end as usize].to_owned()))
             .collect()
@@ -404,52 +455,108 @@ mod tests {
     }
 
     #[test]
-    fn overlapping_literals_are_each_found_once() {
-        let set = PatternSet::new(&[
-            Pattern::literal("abc"),
-            Pattern::literal("bcd"),
-            Pattern::literal(""),
-        ]);
-        let mut hits = Vec::new();
-        let text = Text {
-            bytes: b"abcd",
-            base: 0,
-        };
-        set.literal_hits(text, 0, 0, false, &mut hits);
-        assert_eq!(
-            hits,
-            [
-                Hit {
-                    index: 0,
-                    start: 0,
-                    end: 3
-                },
-                Hit {
-                    index: 1,
-                    start: 1,
-                    end: 4
-                }
-            ]
-        );
-    }
-
-    #[test]
-    fn literals_that_can_share_text_are_told_apart_from_those_that_cannot() {
-        let patterns: [&[u8]; 5] = [b"Kernel panic", b"end Kernel panic", b"abab", b"login: ", b"ogre"];
-        let overlapped: Vec<bool> = (0..patterns.len())
-            .map(|p| can_be_overlapped(&patterns, p))
-            .collect();
-        // "end Kernel panic" holds "Kernel panic"; "abab" overlaps itself shifted by two; "ogre"
-        // ends in the "e" that starts "end Kernel panic"; nothing can start inside "login: ".
-        assert_eq!(overlapped, [false, true, true, false, true]);
-    }
-
-    #[test]
     fn flag_groups_clearing_multi_line_are_not_screened() {
         assert!(can_screen(r"(?i)login: $"));
         assert!(can_screen(r"(?P<x>a)-m"));
         assert!(!can_screen(r"(?i-m)^x"));
         assert!(!can_screen(r"(?-sm:^x)"));
         assert!(!can_screen(r"\Ax"));
+    }
+}
+
+/// The literal prefilter finds exactly what screening every line finds.
+#[cfg(test)]
+mod prefilter_tests {
+    use super::tests::search_all;
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Regexes with prefix or suffix literals, some sharing text, one case-insensitive, one
+    /// whose literals may overlap each other.
+    const REGEXES: &[&str] = &[
+        r"^U-Boot 20\d\d\.\d\d",
+        r"^\S+ not found$",
+        r"^[a-z0-9-]+ login: $",
+        r"Failed to start .+\.service",
+        r"(?i)ok!",
+        r"(kernel|initrd) (failed|lost)",
+        r"abab\d",
+        r"bab[a-c]+",
+        r"\d+ ok!",
+        r"\Aroot\z",
+        r"U-Boot 2\d+\.\d+ \(",
+    ];
+
+    const PIECES: &[&str] = &[
+        "U-Boot 2024.01",
+        "U-Boot 2024.01 (",
+        "U-Boot 20",
+        "x not found",
+        "nixos login: ",
+        " login: ",
+        "Failed to start a.service",
+        "Failed to start ",
+        "OK!",
+        "oK!",
+        "kernel failed",
+        "initrd lost",
+        "ababab1",
+        "babc",
+        "12 ok!",
+        "root",
+        "\n",
+        "\n",
+        " ",
+        "a",
+        "1",
+    ];
+
+    /// The regexes prefiltered, and screened without their literals.
+    static SETS: std::sync::LazyLock<(PatternSet, PatternSet)> = std::sync::LazyLock::new(|| {
+        let patterns: Vec<Pattern> = REGEXES
+            .iter()
+            .map(|r| Pattern::regex(r).expect("valid regex"))
+            .collect();
+        (
+            PatternSet::new(&patterns),
+            PatternSet::without_regex_prefilter(&patterns),
+        )
+    });
+
+    fn text() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(PIECES), 0..60).prop_map(|pieces| pieces.concat())
+    }
+
+    fn hits_of(
+        set: &PatternSet,
+        text: &str,
+        search_from: u64,
+        first_line_only: bool,
+    ) -> (Vec<Hit>, Vec<u64>) {
+        let (mut hits, mut starts) = search_all(set, text, search_from, search_from / 2, first_line_only);
+        if first_line_only {
+            // Only the earliest match is used; which later ones were found depends on order.
+            hits.truncate(1);
+            starts.clear();
+        }
+        (hits, starts)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn prefiltered_regexes_find_what_screened_regexes_find(
+            text in text(),
+            from_percent in 0..=100u64,
+            first_line_only in any::<bool>(),
+        ) {
+            let (prefiltered, reference) = &*SETS;
+            prop_assert!(prefiltered.regexes.iter().filter(|r| r.prefiltered).count() >= 8);
+            let search_from = text.len() as u64 * from_percent / 100;
+            prop_assert_eq!(
+                hits_of(prefiltered, &text, search_from, first_line_only),
+                hits_of(reference, &text, search_from, first_line_only)
+            );
+        }
     }
 }

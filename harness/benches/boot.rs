@@ -4,19 +4,28 @@
 //! `cargo bench -p r2s-harness --bench boot` — prints each run and the ratios of medians: the
 //! harness as it runs by default (countdowns skipped) and with `--real-time-boot`, each against
 //! raw QEMU. Runs alternate (raw, harness, harness real-time, raw, …) so that a noisy machine
-//! slows every side alike.
+//! slows every side alike. `BOOT_BENCH_FIXTURE=debian-systemd` boots another fixture (built
+//! first if it is not cached), `BOOT_BENCH_RUNS=N` sets the rounds (default 7) and
+//! `BOOT_BENCH_REAL_TIME=0` leaves out the `--real-time-boot` side (printed as 0).
 
 mod raw_qemu;
 
 use std::path::Path;
 
+use std::time::Duration;
+
 use raw_qemu::{harness_run, load, median, raw_qemu};
 
-const RUNS: usize = 7;
-
 fn main() {
-    let image =
-        r2s_images::build(r2s_images::DEFAULT_FIXTURE, &r2s_images::default_cache_dir()).expect("fixture");
+    let fixture =
+        std::env::var("BOOT_BENCH_FIXTURE").unwrap_or_else(|_| r2s_images::DEFAULT_FIXTURE.to_owned());
+    let runs: usize = std::env::var("BOOT_BENCH_RUNS")
+        .ok()
+        .map(|n| n.parse().expect("BOOT_BENCH_RUNS is a number"))
+        .unwrap_or(7);
+    // A systemd boot takes minutes under TCG: BOOT_BENCH_REAL_TIME=0 leaves out the third side.
+    let real_time_side = std::env::var("BOOT_BENCH_REAL_TIME").map_or(true, |v| v != "0");
+    let image = r2s_images::build(&fixture, &r2s_images::default_cache_dir()).expect("fixture");
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/boot-to-login.toml");
     let harness = env!("CARGO_BIN_EXE_harness");
     // Raw QEMU gets the disks the harness attaches: the image behind an overlay and, when the
@@ -26,10 +35,14 @@ fn main() {
     let shim = adapted.as_ref().map(|a| a.shim.disk().to_owned());
     println!("image {}; load average before {}", image.display(), load());
     let (mut raw, mut skipped, mut real_time) = (Vec::new(), Vec::new(), Vec::new());
-    for run in 0..RUNS {
+    for run in 0..runs {
         let r = raw_qemu(&image, shim.as_deref());
         let s = harness_run(harness, &image, &scenario, &[]);
-        let t = harness_run(harness, &image, &scenario, &["--real-time-boot"]);
+        let t = if real_time_side {
+            harness_run(harness, &image, &scenario, &["--real-time-boot"])
+        } else {
+            Duration::ZERO
+        };
         println!(
             "run {run}: raw QEMU {:.2}s, harness {:.2}s, harness --real-time-boot {:.2}s (load {})",
             r.as_secs_f64(),
@@ -43,7 +56,7 @@ fn main() {
     }
     let (r, s, t) = (median(&mut raw), median(&mut skipped), median(&mut real_time));
     println!(
-        "median of {RUNS}: raw QEMU {:.2}s, harness {:.2}s, harness --real-time-boot {:.2}s",
+        "median of {runs}: raw QEMU {:.2}s, harness {:.2}s, harness --real-time-boot {:.2}s",
         r.as_secs_f64(),
         s.as_secs_f64(),
         t.as_secs_f64()
@@ -55,4 +68,3 @@ fn main() {
     );
     println!("load average after {}", load());
 }
-

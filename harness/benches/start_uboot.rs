@@ -9,8 +9,8 @@
 //! - U-Boot commands: `uboot-shell` (power-on, autoboot interrupted, three commands) against
 //!   `uboot-env` (`start = "uboot"`, two commands).
 //!
-//! The snapshot cache is filled before the rounds by one run of each `start = "uboot"` scenario,
-//! whose time (the priming run included) is printed too.
+//! Each pair starts with an empty snapshot cache, filled before its rounds by one run of its
+//! `start = "uboot"` scenario, whose time (the priming run included) is printed too.
 
 mod raw_qemu;
 
@@ -28,14 +28,18 @@ fn main() {
     let shipped = |name: &str| -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{name}.toml"))
     };
-    let cache = tempfile::tempdir().expect("tempdir");
-    let cache_dir = cache.path().to_str().expect("UTF-8 temporary directory");
-    let snapshots = ["--snapshot-cache", cache_dir];
     println!("image {}; load average before {}", image.display(), load());
     let pairs = [("extlinux-menu", "menu-from-uboot"), ("uboot-shell", "uboot-env")];
     for (cold, restored) in pairs {
+        // An empty cache for each pair, so that its first run builds the entry.
+        let cache = tempfile::tempdir().expect("tempdir");
+        let cache_dir = cache.path().to_str().expect("UTF-8 temporary directory");
+        let snapshots = ["--snapshot-cache", cache_dir];
         let first = harness_run(harness, &image, &shipped(restored), &snapshots);
-        println!("{restored}, empty cache (priming run included): {:.2}s", first.as_secs_f64());
+        println!(
+            "{restored}, empty cache (priming run included): {:.2}s",
+            first.as_secs_f64()
+        );
         let (mut cold_runs, mut restored_runs) = (Vec::new(), Vec::new());
         for run in 0..RUNS {
             let c = harness_run(harness, &image, &shipped(cold), &[]);

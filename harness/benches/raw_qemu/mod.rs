@@ -77,6 +77,8 @@ pub fn harness_run(harness: &str, image: &Path, scenario: &Path, extra: &[&str])
         .arg(dir.path())
         .args(extra)
         .arg(scenario)
+        // The fixture's root password, for the scenarios that log in.
+        .env("R2S_PASSWORD", r2s_images::ROOT_PASSWORD)
         .stdout(std::process::Stdio::null())
         .status()
         .expect("harness");

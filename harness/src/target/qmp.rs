@@ -89,9 +89,10 @@ impl Qmp {
         let stream = loop {
             match UnixStream::connect(socket).await {
                 Ok(stream) => break stream,
-                // The socket appears a moment after QEMU starts.
+                // The socket appears a moment after QEMU starts; every restore waits for it,
+                // so it is looked for often.
                 Err(_) if Instant::now() < give_up => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 Err(source) => {
                     return Err(QmpError::Connect {

@@ -43,8 +43,10 @@ use crate::target::qmp::QmpError;
 
 /// Entries kept in a cache directory, the most recently used first. An entry holds a qcow2
 /// overlay with the machine's memory (about 120 MiB for a 1 GiB machine), so a cache that
-/// kept every image and recipe it ever saw would grow without end.
-pub const KEEP_ENTRIES: usize = 4;
+/// kept every image and recipe it ever saw would grow without end. An image has an entry per
+/// start state its scenarios use (login, uboot, each saved state), and the test suite uses
+/// two images' states at once: eight leaves room for both.
+pub const KEEP_ENTRIES: usize = 8;
 
 /// Why a snapshot could not be made or used.
 #[derive(Debug, thiserror::Error)]
@@ -582,13 +584,17 @@ mod tests {
     async fn eviction_keeps_the_most_recently_used_entries_and_those_in_use() {
         let dir = tempfile::tempdir().unwrap();
         let cache = SnapshotCache::new(dir.path());
-        let newest = entry(&cache, 'a', 6_000);
-        let second = entry(&cache, 'b', 5_000);
-        let third = entry(&cache, 'c', 4_000);
-        let old = entry(&cache, 'd', 3_000);
-        let in_use = entry(&cache, 'e', 2_000);
-        let oldest = entry(&cache, 'f', 1_000);
+        // Newest first: the kept entry counts as one of KEEP_ENTRIES, so the KEEP_ENTRIES - 1
+        // newest others stay, and so does an older one in use; the rest go.
+        let digits = ['a', 'b', 'c', 'd', 'e', 'f', '1', '2', '3', '4', '5'];
+        assert!(digits.len() >= KEEP_ENTRIES + 2);
+        let others: Vec<String> = digits
+            .iter()
+            .enumerate()
+            .map(|(age, digit)| entry(&cache, *digit, 10_000 - 100 * age as u64))
+            .collect();
         let kept = entry(&cache, '0', 0);
+        let in_use = &others[KEEP_ENTRIES];
         std::fs::create_dir_all(dir.path().join("unrelated")).unwrap();
         let _held = EntryLock::acquire(&dir.path().join(format!("{in_use}.lock")), Duration::ZERO)
             .await
@@ -597,11 +603,10 @@ mod tests {
         cache.evict(&CacheKey(kept.clone())).await;
 
         let left = |name: &str| dir.path().join(name).exists();
-        for name in [&kept, &newest, &second, &third, &in_use] {
-            assert!(left(name), "{name} was removed");
-        }
-        for name in [&old, &oldest] {
-            assert!(!left(name), "{name} was kept");
+        assert!(left(&kept));
+        for (age, name) in others.iter().enumerate() {
+            let expected = age < KEEP_ENTRIES - 1 || name == in_use;
+            assert_eq!(left(name), expected, "entry {age} (newest is 0)");
         }
         assert!(left("unrelated"));
     }

@@ -59,15 +59,12 @@ pub async fn run_suite(
     }
     if stopped.is_none() && !side_by_side.is_empty() {
         let how = if suite.target.has_snapshots() {
-            "from one snapshot per start state"
+            "start from a snapshot of their start state (one per state)"
         } else {
-            "each from a cold boot (--no-snapshots)"
+            "with a start state boot cold each (--no-snapshots)"
         };
         emit(SuiteEventKind::Note {
-            text: format!(
-                "{} scenario(s) starting from a saved state {how}, {jobs} at a time",
-                side_by_side.len()
-            ),
+            text: format!("{} scenario(s) {how}, {jobs} at a time", side_by_side.len()),
         });
         let (mut more, error) = run_side_by_side(suite, side_by_side, jobs, &reporters).await;
         results.append(&mut more);

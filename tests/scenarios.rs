@@ -11,8 +11,10 @@
 //!   `scenarios/`);
 //! - `R2S_TEST_BOARD`: the board profile (default and, for now, only choice: `qemu-virt`);
 //! - the scenarios' own password variables (`R2S_PASSWORD` for the shipped ones);
-//! - `R2S_TEST_SNAPSHOT_CACHE`: where `start = "login"` scenarios keep their login snapshot
-//!   (default `<target>/tmp/r2s-snapshots`); they start from it instead of a cold boot.
+//! - `R2S_TEST_SNAPSHOT_CACHE`: where scenarios with a start state (`start = "login"`,
+//!   `"uboot"` or a saved state's name) keep its snapshot (default
+//!   `<target>/tmp/r2s-snapshots`); they start from it instead of a cold boot. Each trial loads
+//!   its whole scenario directory, so a saved state's name resolves to the scenario saving it.
 //!
 //! Listing (`--list`) reads scenario files but builds and boots nothing, and writes nothing but
 //! test lines to stdout. Transcripts land in `<target>/tmp/r2s-transcripts/<image>/`, with each

@@ -25,6 +25,8 @@ pub const SHOWN_LINE_CAP: usize = 1024;
 /// How far back into an incomplete line a regex is searched again when more of the line
 /// arrives. Prompts are far shorter; the whole line is searched once it is complete.
 const INCOMPLETE_LOOKBACK: u64 = 512;
+/// Hits whose room is kept from one feed to the next.
+const KEPT_HITS: usize = 1024;
 
 /// Something the matcher saw in the stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,6 +116,10 @@ pub struct Matcher {
     /// The last complete lines, raw, each cut to what [`shown`] displays; converted to text
     /// only when asked for, since most are never looked at.
     recent: VecDeque<Vec<u8>>,
+    /// Hits of the watches and of the expectation found in one feed; kept empty between feeds
+    /// so their allocations are reused.
+    watch_hits: Vec<Hit>,
+    expect_hits: Vec<Hit>,
 }
 
 impl Matcher {
@@ -133,6 +139,8 @@ impl Matcher {
             floor_line_start: 0,
             line_start: 0,
             recent: VecDeque::with_capacity(RECENT_LINES),
+            watch_hits: Vec::new(),
+            expect_hits: Vec::new(),
         }
     }
 
@@ -201,8 +209,8 @@ impl Matcher {
         }
         let base = self.text_base;
 
-        let mut watch_hits = Vec::new();
-        let mut expect_hits = Vec::new();
+        let mut watch_hits = std::mem::take(&mut self.watch_hits);
+        let mut expect_hits = std::mem::take(&mut self.expect_hits);
         let from = new_start.saturating_sub(self.watches.overlap()).max(base);
         self.watches
             .literal_hits(self.clean_text(), from, new_start, false, &mut watch_hits);
@@ -245,6 +253,12 @@ impl Matcher {
         }
         events.extend(expected.map(|(_, found)| Event::Expected(found)));
         self.trim();
+        watch_hits.clear();
+        expect_hits.clear();
+        // A feed full of hits must not leave its memory held for the matcher's life.
+        watch_hits.shrink_to(KEPT_HITS);
+        self.watch_hits = watch_hits;
+        self.expect_hits = expect_hits;
         events
     }
 
@@ -340,8 +354,8 @@ impl Matcher {
             .min(hit.start);
         let expected = Expected {
             index: hit.index,
-            matched: String::from_utf8_lossy(&self.text[at(hit.start)..at(hit.end)]).into_owned(),
-            before: String::from_utf8_lossy(&self.text[at(before_from)..at(hit.start)]).into_owned(),
+            matched: lossy(&self.text[at(hit.start)..at(hit.end)]),
+            before: lossy(&self.text[at(before_from)..at(hit.start)]),
             line: self.line_of(&hit),
         };
         self.floor = hit.end;
@@ -473,12 +487,21 @@ fn incomplete_char_len(bytes: &[u8]) -> usize {
 
 fn shown(line: &[u8]) -> String {
     if line.len() <= SHOWN_LINE_CAP {
-        return String::from_utf8_lossy(line).into_owned();
+        return lossy(line);
     }
     let mut cut = line.len() - SHOWN_LINE_CAP;
     // Skip continuation bytes rather than render half a character.
     while cut < line.len() && line[cut] & 0xc0 == 0x80 && cut < line.len() - SHOWN_LINE_CAP + 3 {
         cut += 1;
     }
-    format!("…{}", String::from_utf8_lossy(&line[cut..]))
+    format!("…{}", lossy(&line[cut..]))
+}
+
+/// `bytes` as text, invalid UTF-8 replaced by U+FFFD. Console text is nearly always valid, and
+/// checking that first is several times faster than the replacing decoder.
+fn lossy(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }

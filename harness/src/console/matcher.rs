@@ -113,6 +113,9 @@ pub struct Matcher {
     floor_line_start: u64,
     /// Start of the incomplete last line.
     line_start: u64,
+    /// Where the text anything may still need begins, as of the last [`Matcher::trim`]; the
+    /// bytes from `text_base` to here are dropped when next convenient.
+    dead_to: u64,
     /// The last complete lines, raw, each cut to what [`shown`] displays; converted to text
     /// only when asked for, since most are never looked at.
     recent: VecDeque<Vec<u8>>,
@@ -138,6 +141,7 @@ impl Matcher {
             floor: 0,
             floor_line_start: 0,
             line_start: 0,
+            dead_to: 0,
             recent: VecDeque::with_capacity(RECENT_LINES),
             watch_hits: Vec::new(),
             expect_hits: Vec::new(),
@@ -201,6 +205,8 @@ impl Matcher {
     /// on the whole chunk either way.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Event> {
         let new_start = self.end();
+        // Clean text is never longer than the raw bytes.
+        self.make_room(bytes.len());
         self.stripper
             .strip_judging_into(bytes, &mut self.text, &mut self.counter);
         let end = self.end();
@@ -435,18 +441,34 @@ impl Matcher {
             .max(self.text_base);
         self.floor = self.floor.max(keep_from);
         self.floor_line_start = self.floor_line_start.max(keep_from);
+        self.dead_to = keep_from;
+        // Moving the live bytes only once as many dead ones have piled up keeps the copying to
+        // a small constant per byte; `make_room` moves them sooner rather than grow the buffer.
         let dead = (keep_from - self.text_base) as usize;
-        let live = self.text.len() - dead;
-        // Moving the live bytes only once at least half as many dead ones have piled up keeps
-        // the copying to a small constant per byte.
-        if dead > 0 && dead * 2 >= live {
-            self.text.drain(..dead);
-            self.text_base = keep_from;
+        if dead > 0 && dead >= self.text.len() - dead {
+            self.drop_dead_text();
         }
         let roomy = 4 * RETAINED_CAP;
         if self.text.capacity() > roomy {
             self.text.shrink_to(roomy / 2);
         }
+    }
+
+    /// Before `more` clean bytes arrive: drops the dead text if the buffer would otherwise
+    /// grow and at least half as many dead bytes as live ones have piled up.
+    fn make_room(&mut self, more: usize) {
+        let dead = (self.dead_to - self.text_base) as usize;
+        let full = self.text.len() + more > self.text.capacity();
+        if full && dead > 0 && dead * 2 >= self.text.len() - dead {
+            self.drop_dead_text();
+        }
+    }
+
+    /// Drops the text before `dead_to`, which [`Matcher::trim`] found nothing needs.
+    fn drop_dead_text(&mut self) {
+        let dead = (self.dead_to - self.text_base) as usize;
+        self.text.drain(..dead);
+        self.text_base = self.dead_to;
     }
 }
 

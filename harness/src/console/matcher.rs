@@ -119,6 +119,10 @@ pub struct Matcher {
     /// The last complete lines, raw, each cut to what [`shown`] displays; converted to text
     /// only when asked for, since most are never looked at.
     recent: VecDeque<Vec<u8>>,
+    /// The complete lines of the last feed that saw a newline, from the first offset to the
+    /// newline at the second, still in `text` and not yet copied into `recent`: the next
+    /// feed's lines usually replace them all, so most are never copied.
+    pending_lines: Option<(u64, u64)>,
     /// Hits of the watches and of the expectation found in one feed; kept empty between feeds
     /// so their allocations are reused.
     watch_hits: Vec<Hit>,
@@ -143,6 +147,7 @@ impl Matcher {
             line_start: 0,
             dead_to: 0,
             recent: VecDeque::with_capacity(RECENT_LINES),
+            pending_lines: None,
             watch_hits: Vec::new(),
             expect_hits: Vec::new(),
         }
@@ -271,7 +276,7 @@ impl Matcher {
     /// The last complete console lines (up to [`RECENT_LINES`]) and then the incomplete one if
     /// it is not empty; ANSI stripped, lossy UTF-8, each cut to [`SHOWN_LINE_CAP`] bytes.
     pub fn recent_lines(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self.recent.iter().map(|line| shown(line)).collect();
+        let mut lines: Vec<String> = self.remembered_lines().map(shown).collect();
         let end = self.end();
         let start = self.line_start.max(self.text_base);
         if end > start {
@@ -293,8 +298,8 @@ impl Matcher {
             text_capacity: self.text.capacity(),
             retained: (end - self.floor) as usize,
             incomplete_line: (end - self.line_start.max(self.text_base)) as usize,
-            recent_lines: self.recent.len(),
-            recent_bytes: self.recent.iter().map(Vec::len).sum(),
+            recent_lines: self.remembered_lines().count(),
+            recent_bytes: self.remembered_lines().map(<[u8]>::len).sum(),
         }
     }
 
@@ -400,21 +405,64 @@ impl Matcher {
 
     /// Remembers the last complete lines ending at the newline at `newline`.
     fn remember_lines(&mut self, line_from: u64, newline: u64) {
+        if let Some((from, to)) = self.pending_lines.take() {
+            let (first, last) = (
+                (line_from - self.text_base) as usize,
+                (newline - self.text_base) as usize,
+            );
+            // The new lines push the pending ones out unless they are fewer than RECENT_LINES.
+            let replaced = memchr::memrchr_iter(b'\n', &self.text[first..last])
+                .take(RECENT_LINES - 1)
+                .count()
+                == RECENT_LINES - 1;
+            if !replaced {
+                self.copy_lines(from, to);
+            }
+        }
+        self.pending_lines = Some((line_from, newline));
+    }
+
+    /// The last [`RECENT_LINES`] complete lines: the copied ones, then the pending ones.
+    fn remembered_lines(&self) -> impl Iterator<Item = &[u8]> {
+        let pending: Vec<&[u8]> = self
+            .pending_lines
+            .map(|(from, to)| {
+                let lines = self.last_lines(from, to);
+                lines.into_iter().map(|line| &self.text[line]).collect()
+            })
+            .unwrap_or_default();
+        let copied = self.recent.len().min(RECENT_LINES - pending.len());
+        self.recent
+            .iter()
+            .skip(self.recent.len() - copied)
+            .map(Vec::as_slice)
+            .chain(pending)
+    }
+
+    /// The last [`RECENT_LINES`] lines of the text from `line_from` to the newline at
+    /// `newline`, oldest first, each cut to the bytes [`shown`] needs.
+    fn last_lines(&self, line_from: u64, newline: u64) -> Vec<std::ops::Range<usize>> {
         let base = self.text_base;
         let first = (line_from - base) as usize;
         let mut line_end = (newline - base) as usize;
-        let mut lines: [std::ops::Range<usize>; RECENT_LINES] = Default::default();
-        let mut count = 0;
+        let mut lines = Vec::with_capacity(RECENT_LINES);
         loop {
             let line_start = memrchr(b'\n', &self.text[first..line_end]).map_or(first, |i| first + i + 1);
-            lines[count] = line_start..line_end;
-            count += 1;
-            if count == RECENT_LINES || line_start == first {
+            // `shown` keeps the last SHOWN_LINE_CAP bytes after skipping at most three
+            // continuation bytes, so this much of the tail renders exactly like the whole line.
+            lines.push(line_start.max(line_end.saturating_sub(SHOWN_LINE_CAP + 4))..line_end);
+            if lines.len() == RECENT_LINES || line_start == first {
                 break;
             }
             line_end = line_start - 1;
         }
-        for line in lines[..count].iter().rev() {
+        lines.reverse();
+        lines
+    }
+
+    /// Copies the last complete lines ending at the newline at `newline` into `recent`.
+    fn copy_lines(&mut self, line_from: u64, newline: u64) {
+        for line in self.last_lines(line_from, newline) {
             // Reuse the oldest line's allocation.
             let mut kept = if self.recent.len() == RECENT_LINES {
                 self.recent.pop_front().unwrap_or_default()
@@ -422,10 +470,7 @@ impl Matcher {
                 Vec::new()
             };
             kept.clear();
-            // `shown` keeps the last SHOWN_LINE_CAP bytes after skipping at most three
-            // continuation bytes, so this much of the tail renders exactly like the whole line.
-            let keep_from = line.start.max(line.end.saturating_sub(SHOWN_LINE_CAP + 4));
-            kept.extend_from_slice(&self.text[keep_from..line.end]);
+            kept.extend_from_slice(&self.text[line]);
             self.recent.push_back(kept);
         }
     }
@@ -466,6 +511,9 @@ impl Matcher {
 
     /// Drops the text before `dead_to`, which [`Matcher::trim`] found nothing needs.
     fn drop_dead_text(&mut self) {
+        if let Some((from, to)) = self.pending_lines.take() {
+            self.copy_lines(from, to);
+        }
         let dead = (self.dead_to - self.text_base) as usize;
         self.text.drain(..dead);
         self.text_base = self.dead_to;

@@ -394,6 +394,33 @@ fn recent_lines_are_the_last_complete_lines_and_the_incomplete_one() {
 }
 
 #[test]
+fn recent_lines_are_the_last_lines_of_a_long_stream_in_any_chunking() {
+    // Over 2 MiB, so retained text is dropped while lines are remembered; line lengths vary so
+    // reads end anywhere in a line and hold from none to hundreds of lines.
+    let mut input = String::new();
+    let mut i = 0;
+    while input.len() < 2_500_000 {
+        input.push_str(&format!("line {i} {}\r\n", "=".repeat(i % 97)));
+        i += 1;
+    }
+    input.push_str("nixos login: ");
+    let mut want: Vec<String> = ((i - RECENT_LINES)..i)
+        .map(|n| format!("line {n} {}", "=".repeat(n % 97)))
+        .collect();
+    want.push("nixos login: ".to_owned());
+    for size in [13, 4096, 100_000] {
+        let mut matcher = Matcher::new(vec![]);
+        feed_in_chunks(&mut matcher, input.as_bytes(), size);
+        assert_eq!(matcher.recent_lines(), want, "chunk size {size}");
+        assert_eq!(
+            matcher.buffer_sizes().recent_lines,
+            RECENT_LINES,
+            "chunk size {size}"
+        );
+    }
+}
+
+#[test]
 fn recent_lines_are_cut_to_their_last_bytes() {
     let mut matcher = Matcher::new(vec![]);
     let long = format!("{}end\n", "x".repeat(5000));

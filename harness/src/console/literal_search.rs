@@ -3,21 +3,40 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 
-/// One set of literals in two automata over the same patterns.
+/// One set of literals searched leftmost-first, with every overlapping occurrence recovered
+/// around the leftmost matches.
 ///
 /// Results use overlapping semantics: every (pattern, end position) pair is found exactly
 /// once however the text is split, which is what makes results independent of chunk
 /// boundaries. A leftmost search is several times faster (it can use a vectorised prefilter),
-/// and every overlapping match starts inside a match the leftmost search reports, so the
-/// overlapping search only runs in small windows around those.
+/// and every overlapping match starts inside a match the leftmost search reports, so only the
+/// window of each leftmost match needs a closer look: usually a few comparisons at the offsets
+/// where another literal can start, else an overlapping search of the window.
 #[derive(Debug)]
 pub(crate) struct LiteralSearch {
     leftmost: AhoCorasick,
-    overlapping: AhoCorasick,
+    /// Built only when some pattern's window is searched rather than compared.
+    overlapping: Option<AhoCorasick>,
     /// Per pattern id: the patterns whose matches can start inside a match of this one. When
-    /// there are none, its leftmost matches need no overlapping search.
+    /// there are none, its leftmost matches need no second look.
     overlappers: Vec<Vec<usize>>,
+    /// Per pattern id: how the rest of the occurrences inside one of its leftmost matches are
+    /// found.
+    windows: Vec<Window>,
+    literals: Vec<Box<[u8]>>,
     longest: usize,
+}
+
+/// How the occurrences starting inside a leftmost match, other than itself, are found.
+#[derive(Debug)]
+enum Window {
+    /// None can.
+    Empty,
+    /// At each (offset, pattern), the pattern is compared with the text: the only places
+    /// where the pattern's occurrences can start inside the match.
+    Compare(Vec<(usize, usize)>),
+    /// Too many places to compare cheaply: an overlapping search of the window.
+    Search,
 }
 
 /// One occurrence of a literal, in offsets into the searched haystack.
@@ -32,6 +51,17 @@ pub(crate) struct Found {
 impl LiteralSearch {
     /// A search for `literals` (none empty); `None` when there are none.
     pub(crate) fn new(literals: &[&[u8]]) -> Option<Self> {
+        Self::build(literals, false)
+    }
+
+    /// A search whose windows are all searched with the overlapping automaton: the reference
+    /// the comparisons are tested against.
+    #[cfg(test)]
+    fn searching_every_window(literals: &[&[u8]]) -> Option<Self> {
+        Self::build(literals, true)
+    }
+
+    fn build(literals: &[&[u8]], search_every_window: bool) -> Option<Self> {
         if literals.is_empty() {
             return None;
         }
@@ -43,12 +73,31 @@ impl LiteralSearch {
                 .build(literals)
                 .expect("console pattern sets are far below Aho-Corasick's state limit")
         };
+        let longest = literals.iter().map(|l| l.len()).max().unwrap_or(0);
+        let windows: Vec<Window> = (0..literals.len())
+            .map(|p| {
+                let starts = overlapping_starts(literals, p);
+                // Comparing costs up to the compared lengths, searching the window its length:
+                // compare only where that is no dearer, so no pattern set makes it slow.
+                let compared: usize = starts.iter().map(|&(_, q)| literals[q].len()).sum();
+                if starts.is_empty() {
+                    Window::Empty
+                } else if search_every_window || compared > 2 * (literals[p].len() + longest) {
+                    Window::Search
+                } else {
+                    Window::Compare(starts)
+                }
+            })
+            .collect();
+        let needs_search = windows.iter().any(|w| matches!(w, Window::Search));
         Some(Self {
             leftmost: build(MatchKind::LeftmostFirst, true),
             // Its windows are a few dozen bytes: a prefilter would only add set-up per window.
-            overlapping: build(MatchKind::Standard, false),
-            longest: literals.iter().map(|l| l.len()).max().unwrap_or(0),
+            overlapping: needs_search.then(|| build(MatchKind::Standard, false)),
+            longest,
             overlappers: (0..literals.len()).map(|p| overlappers(literals, p)).collect(),
+            windows,
+            literals: literals.iter().map(|&l| l.into()).collect(),
         })
     }
 
@@ -86,35 +135,81 @@ impl LiteralSearch {
             if first_only && leftmost.start() >= earliest_end {
                 break;
             }
-            if self.overlappers[leftmost.pattern().as_usize()].is_empty() {
-                if leftmost.end() > after {
-                    earliest_end = earliest_end.min(leftmost.end());
-                    found(Found {
-                        pattern: leftmost.pattern().as_usize(),
-                        start: leftmost.start(),
-                        end: leftmost.end(),
-                    });
-                }
-                continue;
-            }
-            // Matches starting inside this leftmost match end by `window_end`.
-            let window_end = haystack.len().min(leftmost.end() - 1 + self.longest);
-            if window_end <= after {
-                continue;
-            }
-            let window = Input::new(haystack).span(leftmost.start()..window_end);
-            for overlapping in self.overlapping.find_overlapping_iter(window) {
-                // A match starting further on belongs to a later leftmost match's window.
-                if overlapping.start() >= leftmost.end() || overlapping.end() <= after {
-                    continue;
-                }
-                earliest_end = earliest_end.min(overlapping.end());
+            let pattern = leftmost.pattern().as_usize();
+            if leftmost.end() > after {
+                earliest_end = earliest_end.min(leftmost.end());
                 found(Found {
-                    pattern: overlapping.pattern().as_usize(),
-                    start: overlapping.start(),
-                    end: overlapping.end(),
+                    pattern,
+                    start: leftmost.start(),
+                    end: leftmost.end(),
                 });
             }
+            let starts = match &self.windows[pattern] {
+                Window::Empty => continue,
+                Window::Compare(starts) => starts,
+                Window::Search => {
+                    self.search_window(
+                        haystack,
+                        pattern,
+                        leftmost.start(),
+                        leftmost.end(),
+                        after,
+                        &mut |f| {
+                            earliest_end = earliest_end.min(f.end);
+                            found(f);
+                        },
+                    );
+                    continue;
+                }
+            };
+            for &(offset, other) in starts {
+                let start = leftmost.start() + offset;
+                let end = start + self.literals[other].len();
+                if end > after && end <= haystack.len() && haystack[start..end] == *self.literals[other] {
+                    earliest_end = earliest_end.min(end);
+                    found(Found {
+                        pattern: other,
+                        start,
+                        end,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The occurrences other than the leftmost match itself that start inside it (from
+    /// `start` to `end`) and end after `after`, by an overlapping search of its window.
+    fn search_window(
+        &self,
+        haystack: &[u8],
+        pattern: usize,
+        start: usize,
+        end: usize,
+        after: usize,
+        found: &mut impl FnMut(Found),
+    ) {
+        // Matches starting inside this leftmost match end by `window_end`.
+        let window_end = haystack.len().min(end - 1 + self.longest);
+        if window_end <= after {
+            return;
+        }
+        let overlapping = self
+            .overlapping
+            .as_ref()
+            .expect("built whenever a window is searched");
+        let window = Input::new(haystack).span(start..window_end);
+        for occurrence in overlapping.find_overlapping_iter(window) {
+            // A match starting further on belongs to a later leftmost match's window; the
+            // leftmost match itself was reported already.
+            let itself = occurrence.pattern().as_usize() == pattern && occurrence.start() == start;
+            if occurrence.start() >= end || occurrence.end() <= after || itself {
+                continue;
+            }
+            found(Found {
+                pattern: occurrence.pattern().as_usize(),
+                start: occurrence.start(),
+                end: occurrence.end(),
+            });
         }
     }
 }
@@ -123,16 +218,28 @@ impl LiteralSearch {
 /// one shifted included) that agree with `patterns[p]` from some offset on, for as long as both
 /// last.
 fn overlappers(patterns: &[&[u8]], p: usize) -> Vec<usize> {
+    let mut found: Vec<usize> = overlapping_starts(patterns, p)
+        .into_iter()
+        .map(|(_, q)| q)
+        .collect();
+    found.dedup();
+    found
+}
+
+/// Every (offset, pattern) where an occurrence of that pattern can start inside a match of
+/// `patterns[p]` at that offset, other than the match itself; by pattern, then offset.
+fn overlapping_starts(patterns: &[&[u8]], p: usize) -> Vec<(usize, usize)> {
     let pattern = patterns[p];
-    (0..patterns.len())
-        .filter(|&q| {
-            let other = patterns[q];
-            (0..pattern.len()).any(|offset| {
-                let shared = (pattern.len() - offset).min(other.len());
-                (q != p || offset != 0) && pattern[offset..offset + shared] == other[..shared]
-            })
-        })
-        .collect()
+    let mut starts = Vec::new();
+    for (q, other) in patterns.iter().enumerate() {
+        for offset in 0..pattern.len() {
+            let shared = (pattern.len() - offset).min(other.len());
+            if (q != p || offset != 0) && pattern[offset..offset + shared] == other[..shared] {
+                starts.push((offset, q));
+            }
+        }
+    }
+    starts
 }
 
 #[cfg(test)]
@@ -193,5 +300,63 @@ mod tests {
         // ends in the "e" that starts "end Kernel panic"; nothing can start inside "login: " or
         // "Kernel panic".
         assert_eq!(overlapped, [vec![], vec![0], vec![2], vec![], vec![1]]);
+    }
+
+    /// Every occurrence, in a canonical order.
+    fn sorted(search: &LiteralSearch, haystack: &[u8], after: usize) -> Vec<Found> {
+        let mut found = Vec::new();
+        search.for_each(haystack, after, false, |f| found.push(f));
+        found.sort_by_key(|f| (f.end, f.pattern, f.start));
+        found
+    }
+
+    /// The earliest occurrence (by end, then pattern) a first-only search reports.
+    fn earliest(search: &LiteralSearch, haystack: &[u8], after: usize) -> Option<(usize, usize)> {
+        let mut found = Vec::new();
+        search.for_each(haystack, after, true, |f| found.push((f.end, f.pattern)));
+        found.into_iter().min()
+    }
+
+    #[test]
+    fn windows_are_compared_unless_comparing_costs_more_than_searching() {
+        let short: [&[u8]; 3] = [b"Kernel panic", b"end Kernel panic", b"login: "];
+        let search = LiteralSearch::new(&short).expect("literals");
+        assert!(matches!(search.windows[0], Window::Empty));
+        assert!(matches!(&search.windows[1], Window::Compare(starts) if *starts == [(4, 0)]));
+        assert!(search.overlapping.is_none());
+        let runs: [&[u8]; 2] = [b"aaaaaaaa", b"aaaaaaab"];
+        let search = LiteralSearch::new(&runs).expect("literals");
+        assert!(matches!(search.windows[0], Window::Search));
+        assert!(search.overlapping.is_some());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        #[test]
+        fn compared_windows_find_what_searched_windows_find(
+            literals in proptest::collection::vec("[ab]{1,5}|[abc]{1,3}|a{6,9}b?", 1..6),
+            haystack in "[abc]{0,60}",
+            after_percent in 0..=100usize,
+        ) {
+            let literals: Vec<&[u8]> = literals.iter().map(|l| l.as_bytes()).collect();
+            let haystack = haystack.as_bytes();
+            let after = haystack.len() * after_percent / 100;
+            let compared = LiteralSearch::new(&literals).expect("literals");
+            let searched = LiteralSearch::searching_every_window(&literals).expect("literals");
+            proptest::prop_assert_eq!(sorted(&compared, haystack, after), sorted(&searched, haystack, after));
+            proptest::prop_assert_eq!(earliest(&compared, haystack, after), earliest(&searched, haystack, after));
+            // And both are every occurrence, found naively.
+            let mut naive = Vec::new();
+            for (pattern, literal) in literals.iter().enumerate() {
+                for start in 0..haystack.len() {
+                    let end = start + literal.len();
+                    if end > after && haystack.get(start..end) == Some(literal) {
+                        naive.push(Found { pattern, start, end });
+                    }
+                }
+            }
+            naive.sort_by_key(|f| (f.end, f.pattern, f.start));
+            proptest::prop_assert_eq!(sorted(&compared, haystack, after), naive);
+        }
     }
 }

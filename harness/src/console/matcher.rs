@@ -25,6 +25,8 @@ pub const SHOWN_LINE_CAP: usize = 1024;
 /// How far back into an incomplete line a regex is searched again when more of the line
 /// arrives. Prompts are far shorter; the whole line is searched once it is complete.
 const INCOMPLETE_LOOKBACK: u64 = 512;
+/// Hits whose room is kept from one feed to the next.
+const KEPT_HITS: usize = 1024;
 
 /// Something the matcher saw in the stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,9 +113,20 @@ pub struct Matcher {
     floor_line_start: u64,
     /// Start of the incomplete last line.
     line_start: u64,
+    /// Where the text anything may still need begins, as of the last [`Matcher::trim`]; the
+    /// bytes from `text_base` to here are dropped when next convenient.
+    dead_to: u64,
     /// The last complete lines, raw, each cut to what [`shown`] displays; converted to text
     /// only when asked for, since most are never looked at.
     recent: VecDeque<Vec<u8>>,
+    /// The complete lines of the last feed that saw a newline, from the first offset to the
+    /// newline at the second, still in `text` and not yet copied into `recent`: the next
+    /// feed's lines usually replace them all, so most are never copied.
+    pending_lines: Option<(u64, u64)>,
+    /// Hits of the watches and of the expectation found in one feed; kept empty between feeds
+    /// so their allocations are reused.
+    watch_hits: Vec<Hit>,
+    expect_hits: Vec<Hit>,
 }
 
 impl Matcher {
@@ -132,7 +145,11 @@ impl Matcher {
             floor: 0,
             floor_line_start: 0,
             line_start: 0,
+            dead_to: 0,
             recent: VecDeque::with_capacity(RECENT_LINES),
+            pending_lines: None,
+            watch_hits: Vec::new(),
+            expect_hits: Vec::new(),
         }
     }
 
@@ -193,6 +210,8 @@ impl Matcher {
     /// on the whole chunk either way.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Event> {
         let new_start = self.end();
+        // Clean text is never longer than the raw bytes.
+        self.make_room(bytes.len());
         self.stripper
             .strip_judging_into(bytes, &mut self.text, &mut self.counter);
         let end = self.end();
@@ -201,8 +220,8 @@ impl Matcher {
         }
         let base = self.text_base;
 
-        let mut watch_hits = Vec::new();
-        let mut expect_hits = Vec::new();
+        let mut watch_hits = std::mem::take(&mut self.watch_hits);
+        let mut expect_hits = std::mem::take(&mut self.expect_hits);
         let from = new_start.saturating_sub(self.watches.overlap()).max(base);
         self.watches
             .literal_hits(self.clean_text(), from, new_start, false, &mut watch_hits);
@@ -245,13 +264,19 @@ impl Matcher {
         }
         events.extend(expected.map(|(_, found)| Event::Expected(found)));
         self.trim();
+        watch_hits.clear();
+        expect_hits.clear();
+        // A feed full of hits must not leave its memory held for the matcher's life.
+        watch_hits.shrink_to(KEPT_HITS);
+        self.watch_hits = watch_hits;
+        self.expect_hits = expect_hits;
         events
     }
 
     /// The last complete console lines (up to [`RECENT_LINES`]) and then the incomplete one if
     /// it is not empty; ANSI stripped, lossy UTF-8, each cut to [`SHOWN_LINE_CAP`] bytes.
     pub fn recent_lines(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self.recent.iter().map(|line| shown(line)).collect();
+        let mut lines: Vec<String> = self.remembered_lines().map(shown).collect();
         let end = self.end();
         let start = self.line_start.max(self.text_base);
         if end > start {
@@ -273,8 +298,8 @@ impl Matcher {
             text_capacity: self.text.capacity(),
             retained: (end - self.floor) as usize,
             incomplete_line: (end - self.line_start.max(self.text_base)) as usize,
-            recent_lines: self.recent.len(),
-            recent_bytes: self.recent.iter().map(Vec::len).sum(),
+            recent_lines: self.remembered_lines().count(),
+            recent_bytes: self.remembered_lines().map(<[u8]>::len).sum(),
         }
     }
 
@@ -340,8 +365,8 @@ impl Matcher {
             .min(hit.start);
         let expected = Expected {
             index: hit.index,
-            matched: String::from_utf8_lossy(&self.text[at(hit.start)..at(hit.end)]).into_owned(),
-            before: String::from_utf8_lossy(&self.text[at(before_from)..at(hit.start)]).into_owned(),
+            matched: lossy(&self.text[at(hit.start)..at(hit.end)]),
+            before: lossy(&self.text[at(before_from)..at(hit.start)]),
             line: self.line_of(&hit),
         };
         self.floor = hit.end;
@@ -380,21 +405,64 @@ impl Matcher {
 
     /// Remembers the last complete lines ending at the newline at `newline`.
     fn remember_lines(&mut self, line_from: u64, newline: u64) {
+        if let Some((from, to)) = self.pending_lines.take() {
+            let (first, last) = (
+                (line_from - self.text_base) as usize,
+                (newline - self.text_base) as usize,
+            );
+            // The new lines push the pending ones out unless they are fewer than RECENT_LINES.
+            let replaced = memchr::memrchr_iter(b'\n', &self.text[first..last])
+                .take(RECENT_LINES - 1)
+                .count()
+                == RECENT_LINES - 1;
+            if !replaced {
+                self.copy_lines(from, to);
+            }
+        }
+        self.pending_lines = Some((line_from, newline));
+    }
+
+    /// The last [`RECENT_LINES`] complete lines: the copied ones, then the pending ones.
+    fn remembered_lines(&self) -> impl Iterator<Item = &[u8]> {
+        let pending: Vec<&[u8]> = self
+            .pending_lines
+            .map(|(from, to)| {
+                let lines = self.last_lines(from, to);
+                lines.into_iter().map(|line| &self.text[line]).collect()
+            })
+            .unwrap_or_default();
+        let copied = self.recent.len().min(RECENT_LINES - pending.len());
+        self.recent
+            .iter()
+            .skip(self.recent.len() - copied)
+            .map(Vec::as_slice)
+            .chain(pending)
+    }
+
+    /// The last [`RECENT_LINES`] lines of the text from `line_from` to the newline at
+    /// `newline`, oldest first, each cut to the bytes [`shown`] needs.
+    fn last_lines(&self, line_from: u64, newline: u64) -> Vec<std::ops::Range<usize>> {
         let base = self.text_base;
         let first = (line_from - base) as usize;
         let mut line_end = (newline - base) as usize;
-        let mut lines: [std::ops::Range<usize>; RECENT_LINES] = Default::default();
-        let mut count = 0;
+        let mut lines = Vec::with_capacity(RECENT_LINES);
         loop {
             let line_start = memrchr(b'\n', &self.text[first..line_end]).map_or(first, |i| first + i + 1);
-            lines[count] = line_start..line_end;
-            count += 1;
-            if count == RECENT_LINES || line_start == first {
+            // `shown` keeps the last SHOWN_LINE_CAP bytes after skipping at most three
+            // continuation bytes, so this much of the tail renders exactly like the whole line.
+            lines.push(line_start.max(line_end.saturating_sub(SHOWN_LINE_CAP + 4))..line_end);
+            if lines.len() == RECENT_LINES || line_start == first {
                 break;
             }
             line_end = line_start - 1;
         }
-        for line in lines[..count].iter().rev() {
+        lines.reverse();
+        lines
+    }
+
+    /// Copies the last complete lines ending at the newline at `newline` into `recent`.
+    fn copy_lines(&mut self, line_from: u64, newline: u64) {
+        for line in self.last_lines(line_from, newline) {
             // Reuse the oldest line's allocation.
             let mut kept = if self.recent.len() == RECENT_LINES {
                 self.recent.pop_front().unwrap_or_default()
@@ -402,10 +470,7 @@ impl Matcher {
                 Vec::new()
             };
             kept.clear();
-            // `shown` keeps the last SHOWN_LINE_CAP bytes after skipping at most three
-            // continuation bytes, so this much of the tail renders exactly like the whole line.
-            let keep_from = line.start.max(line.end.saturating_sub(SHOWN_LINE_CAP + 4));
-            kept.extend_from_slice(&self.text[keep_from..line.end]);
+            kept.extend_from_slice(&self.text[line]);
             self.recent.push_back(kept);
         }
     }
@@ -421,18 +486,37 @@ impl Matcher {
             .max(self.text_base);
         self.floor = self.floor.max(keep_from);
         self.floor_line_start = self.floor_line_start.max(keep_from);
+        self.dead_to = keep_from;
+        // Moving the live bytes only once as many dead ones have piled up keeps the copying to
+        // a small constant per byte; `make_room` moves them sooner rather than grow the buffer.
         let dead = (keep_from - self.text_base) as usize;
-        let live = self.text.len() - dead;
-        // Moving the live bytes only once at least half as many dead ones have piled up keeps
-        // the copying to a small constant per byte.
-        if dead > 0 && dead * 2 >= live {
-            self.text.drain(..dead);
-            self.text_base = keep_from;
+        if dead > 0 && dead >= self.text.len() - dead {
+            self.drop_dead_text();
         }
         let roomy = 4 * RETAINED_CAP;
         if self.text.capacity() > roomy {
             self.text.shrink_to(roomy / 2);
         }
+    }
+
+    /// Before `more` clean bytes arrive: drops the dead text if the buffer would otherwise
+    /// grow and at least half as many dead bytes as live ones have piled up.
+    fn make_room(&mut self, more: usize) {
+        let dead = (self.dead_to - self.text_base) as usize;
+        let full = self.text.len() + more > self.text.capacity();
+        if full && dead > 0 && dead * 2 >= self.text.len() - dead {
+            self.drop_dead_text();
+        }
+    }
+
+    /// Drops the text before `dead_to`, which [`Matcher::trim`] found nothing needs.
+    fn drop_dead_text(&mut self) {
+        if let Some((from, to)) = self.pending_lines.take() {
+            self.copy_lines(from, to);
+        }
+        let dead = (self.dead_to - self.text_base) as usize;
+        self.text.drain(..dead);
+        self.text_base = self.dead_to;
     }
 }
 
@@ -473,12 +557,21 @@ fn incomplete_char_len(bytes: &[u8]) -> usize {
 
 fn shown(line: &[u8]) -> String {
     if line.len() <= SHOWN_LINE_CAP {
-        return String::from_utf8_lossy(line).into_owned();
+        return lossy(line);
     }
     let mut cut = line.len() - SHOWN_LINE_CAP;
     // Skip continuation bytes rather than render half a character.
     while cut < line.len() && line[cut] & 0xc0 == 0x80 && cut < line.len() - SHOWN_LINE_CAP + 3 {
         cut += 1;
     }
-    format!("…{}", String::from_utf8_lossy(&line[cut..]))
+    format!("…{}", lossy(&line[cut..]))
+}
+
+/// `bytes` as text, invalid UTF-8 replaced by U+FFFD. Console text is nearly always valid, and
+/// checking that first is several times faster than the replacing decoder.
+fn lossy(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }

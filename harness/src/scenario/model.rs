@@ -128,21 +128,6 @@ pub struct SavedRecipe {
     pub steps: Vec<Step>,
 }
 
-impl SavedRecipe {
-    /// Every step a replay performs, the base's own replay first (a saved state may start
-    /// from another).
-    pub fn replayed_steps(&self) -> Vec<&Step> {
-        let mut steps = match &self.base {
-            Start::Saved(SavedStart {
-                recipe: Some(base), ..
-            }) => base.replayed_steps(),
-            _ => Vec::new(),
-        };
-        steps.extend(&self.steps);
-        steps
-    }
-}
-
 /// How a `start = "login"` scenario's state is reached: the board's default boot (nothing typed
 /// in U-Boot or its extlinux menu), then a login at the getty as `user`. On QEMU the state is
 /// reached once and snapshotted; every scenario with the same recipe starts from the snapshot.

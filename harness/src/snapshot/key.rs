@@ -172,7 +172,7 @@ impl CacheKey {
             }
         }
         let digest = hash.finalize();
-        Ok(CacheKey(digest.iter().map(|b| format!("{b:02x}")).collect()))
+        Ok(CacheKey(super::seal::hex(&digest.into())))
     }
 
     /// The first 12 digits, for file names people read.
@@ -198,10 +198,7 @@ fn step_fingerprint(step: &Step) -> Result<String, SnapshotError> {
     let mut text = format!("{:?}|{:?}|{:?}", step.action, step.timeout, step.stage);
     if let Action::CopyTo(copy) = &step.action {
         let digest = content_digest(&copy.from).map_err(|e| SnapshotError::io(&copy.from, e))?;
-        text.push_str(&format!(
-            "|{}",
-            digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        ));
+        text.push_str(&format!("|{}", super::seal::hex(&digest)));
     }
     Ok(text)
 }

@@ -117,7 +117,8 @@ fn measure(path: &Path) -> Result<(u64, [u8; 32]), SealBroken> {
     Ok((size, hash.finalize().into()))
 }
 
-fn hex(digest: &[u8; 32]) -> String {
+/// A SHA-256 digest in lower-case hex.
+pub(super) fn hex(digest: &[u8; 32]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -94,26 +94,23 @@ pub const RESTORE_CONFIRM: Duration = Duration::from_secs(20);
 pub enum ConsoleAt {
     /// The target has just been powered on.
     PowerOn,
-    /// The target was restored to a root shell (a snapshot of a `start = "login"` state), or a
-    /// board was found at one.
-    RestoredShell,
-    /// The target was restored to U-Boot's prompt (a snapshot of `start = "uboot"`).
-    RestoredUboot,
-    /// The target was restored to a saved state (`start = "<name>"`), whose console was as
-    /// `console` says when it was saved. The scenario's first `steps_done` steps are what
-    /// reached it (the saving scenario's own steps before its `save_state`); they are not run
-    /// again.
-    RestoredSaved {
+    /// The target was restored to a start state's snapshot (or a board was found at a shell),
+    /// its console as `console` says: a shell (`start = "login"`), U-Boot's prompt
+    /// (`start = "uboot"`), or wherever a saved state (`start = "<name>"`) left it. The
+    /// scenario's first `steps_done` steps are what reached it (the saving scenario's own
+    /// steps before its `save_state`); they are not run again.
+    Restored {
         console: ConsoleState,
         steps_done: usize,
     },
 }
 
 impl ConsoleAt {
-    /// Whether the target was restored (or kept), not powered on.
-    pub fn restored(self) -> bool {
-        self != ConsoleAt::PowerOn
-    }
+    /// Restored (or kept) at a root shell, no step done.
+    pub const RESTORED_SHELL: ConsoleAt = ConsoleAt::Restored {
+        console: ConsoleState::Shell,
+        steps_done: 0,
+    };
 }
 
 /// Whether the console reached the state the scenario's steps start from.
@@ -165,35 +162,31 @@ pub async fn run_scenario_at(
     session.pacing = ctx.pacing;
     session.board_console = ctx.board_console.clone();
     let steps_done = match at {
-        ConsoleAt::RestoredSaved { steps_done, .. } => steps_done,
-        _ => 0,
-    };
-    match at {
-        ConsoleAt::PowerOn => session.skip_countdowns(Countdowns::for_actions(
-            &ctx.countdowns,
-            scenario.real_time_boot,
-            start::actions_before_steps(&scenario.start)
-                .into_iter()
-                .chain(scenario.steps.iter().map(|s| &s.action)),
-        )),
-        ConsoleAt::RestoredShell => session.set_first_stage(RESTORE_STAGE),
-        ConsoleAt::RestoredUboot
-        | ConsoleAt::RestoredSaved {
-            console: ConsoleState::UbootPrompt,
-            ..
-        } => {
-            session.set_first_stage(RESTORE_STAGE);
-            // Past the autoboot countdown already; the menu's may still come.
-            let mut countdowns = Countdowns::for_steps(
+        ConsoleAt::PowerOn => {
+            session.skip_countdowns(Countdowns::for_actions(
                 &ctx.countdowns,
                 scenario.real_time_boot,
-                &scenario.steps[steps_done..],
-            );
-            countdowns.autoboot = false;
-            session.skip_countdowns(countdowns);
+                start::actions_before_steps(&scenario.start)
+                    .into_iter()
+                    .chain(scenario.steps.iter().map(|s| &s.action)),
+            ));
+            0
         }
-        ConsoleAt::RestoredSaved { .. } => session.set_first_stage(RESTORE_STAGE),
-    }
+        ConsoleAt::Restored { console, steps_done } => {
+            session.set_first_stage(RESTORE_STAGE);
+            if console == ConsoleState::UbootPrompt {
+                // Past the autoboot countdown already; the menu's may still come.
+                let mut countdowns = Countdowns::for_steps(
+                    &ctx.countdowns,
+                    scenario.real_time_boot,
+                    &scenario.steps[steps_done..],
+                );
+                countdowns.autoboot = false;
+                session.skip_countdowns(countdowns);
+            }
+            steps_done
+        }
+    };
     if let Start::Login(LoginRecipe {
         prompt: Some(prompt), ..
     }) = &scenario.start

@@ -73,7 +73,7 @@ pub(super) async fn on_shell(
     respond: impl FnMut(&str) -> (String, i32) + Send + 'static,
 ) -> ShellRun {
     let text = format!("name = \"s\"\nstart = \"login\"\ntimeout = \"30s\"\n{steps}");
-    run_scripted(ConsoleAt::RestoredShell, &text, move |io, tell| {
+    run_scripted(ConsoleAt::RESTORED_SHELL, &text, move |io, tell| {
         fake_shell(io, config, respond, tell)
     })
     .await

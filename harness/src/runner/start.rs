@@ -46,17 +46,13 @@ pub(super) async fn reach_start(
             };
             (result, description, scenario_deadline)
         }
-        restored => {
+        ConsoleAt::Restored { console, .. } => {
             let deadline = scenario_deadline.min(Instant::now() + RESTORE_CONFIRM);
-            let (result, what) = match restored {
-                ConsoleAt::RestoredShell => (steps::confirm_shell(session, deadline).await, "restored shell"),
-                ConsoleAt::RestoredUboot => {
-                    (confirm_uboot(session, deadline).await, "restored U-Boot prompt")
-                }
-                ConsoleAt::RestoredSaved { console, .. } => {
-                    (confirm(session, console, deadline).await, "restored state")
-                }
-                ConsoleAt::PowerOn => unreachable!("matched above"),
+            let result = confirm(session, console, deadline).await;
+            let what = match console {
+                ConsoleState::Shell => "restored shell",
+                ConsoleState::UbootPrompt => "restored U-Boot prompt",
+                ConsoleState::Booting => "restored state",
             };
             (result, format!("start = {word:?} ({what})"), deadline)
         }

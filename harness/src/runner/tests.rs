@@ -79,7 +79,7 @@ async fn run_on(
 #[tokio::test]
 async fn a_restored_shell_is_confirmed_before_the_steps_run() {
     let mut console = console_with(restored_shell);
-    let (out, log) = run(ConsoleAt::RestoredShell, &mut console).await;
+    let (out, log) = run(ConsoleAt::RESTORED_SHELL, &mut console).await;
     assert!(matches!(out.verdict, Verdict::Pass), "{:?}\n{log}", out.verdict);
     let stages: Vec<&str> = out.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(stages, [RESTORE_STAGE.as_str(), "body"]);
@@ -92,7 +92,7 @@ async fn a_restored_shell_is_confirmed_before_the_steps_run() {
 async fn a_restore_whose_console_closes_fails_in_the_restore_stage_before_any_step() {
     // QEMU that cannot load the snapshot exits at once: the console ends.
     let mut console = console_with(|io| async move { drop(io) });
-    let (out, log) = run(ConsoleAt::RestoredShell, &mut console).await;
+    let (out, log) = run(ConsoleAt::RESTORED_SHELL, &mut console).await;
     let Verdict::Fail(failure) = &out.verdict else {
         panic!("passed on a closed console:\n{log}");
     };
@@ -185,7 +185,7 @@ async fn an_unset_recipe_password_fails_before_booting_but_a_restored_shell_need
 
     let mut shell = console_with(restored_shell);
     let mut transcript = Transcript::create(dir.path(), "b", "b").unwrap();
-    let at = ConsoleAt::RestoredShell;
+    let at = ConsoleAt::RESTORED_SHELL;
     let out = run_scenario_at(at, &scenario, &mut shell, None, &mut transcript, &ctx, &mut Quiet).await;
     assert!(matches!(out.verdict, Verdict::Pass), "{:?}", out.verdict);
 }
@@ -236,7 +236,7 @@ async fn a_console_that_closes_says_what_the_target_knows_about_why() {
         closed_because: Some("QEMU exited (exit status: 1): could not load the snapshot".to_owned()),
         ..Default::default()
     };
-    let (out, _log) = run_on(ConsoleAt::RestoredShell, &mut console, Some(&mut target)).await;
+    let (out, _log) = run_on(ConsoleAt::RESTORED_SHELL, &mut console, Some(&mut target)).await;
     let Verdict::Fail(failure) = &out.verdict else {
         panic!("passed on a closed console");
     };

@@ -211,6 +211,33 @@ pub struct Checkout {
     pub refused: Option<String>,
 }
 
+/// What [`SnapshotCache::check`] found in an entry that checks out: its info, its disks, and
+/// how long verifying the seal took (`None`: verified earlier in this run).
+type Checked = (EntryInfo, Vec<PathBuf>, Option<Duration>);
+
+impl Checkout {
+    fn of(
+        lock: EntryLock,
+        key: CacheKey,
+        tag: &'static str,
+        (info, disks, verified): Checked,
+        primed: Option<Primed>,
+        refused: Option<String>,
+    ) -> Checkout {
+        Checkout {
+            _lock: lock,
+            disks,
+            key,
+            build: info.build,
+            tag,
+            console: info.console.into(),
+            primed,
+            verified,
+            refused,
+        }
+    }
+}
+
 impl SnapshotCache {
     /// A cache in `dir`, created when first used.
     pub fn new(dir: impl Into<PathBuf>) -> SnapshotCache {
@@ -263,19 +290,10 @@ impl SnapshotCache {
         }
         let entry = self.entry_dir(&key);
         let refused = match self.check(source, &key, &entry).await {
-            Ok((info, disks, verified)) => {
+            Ok(checked) => {
                 mark_used(&entry);
-                return Ok(Prepared::Ready(Checkout {
-                    _lock: lock,
-                    disks,
-                    key,
-                    build: info.build,
-                    tag: source.state.tag(),
-                    console: info.console.into(),
-                    primed: None,
-                    verified,
-                    refused: None,
-                }));
+                let tag = source.state.tag();
+                return Ok(Prepared::Ready(Checkout::of(lock, key, tag, checked, None, None)));
             }
             Err(problem) => entry.exists().then(|| problem.to_string()),
         };
@@ -299,24 +317,22 @@ impl SnapshotCache {
             }
         };
         self.evict(&key).await;
-        let (info, disks, verified) =
-            self.check(source, &key, &entry)
-                .await
-                .map_err(|problem| SnapshotError::Unusable {
-                    entry: entry.clone(),
-                    problem,
-                })?;
-        Ok(Prepared::Ready(Checkout {
-            _lock: lock,
-            disks,
+        let checked = self
+            .check(source, &key, &entry)
+            .await
+            .map_err(|problem| SnapshotError::Unusable {
+                entry: entry.clone(),
+                problem,
+            })?;
+        let tag = source.state.tag();
+        Ok(Prepared::Ready(Checkout::of(
+            lock,
             key,
-            build: info.build,
-            tag: source.state.tag(),
-            console: info.console.into(),
-            primed: Some(primed),
-            verified,
+            tag,
+            checked,
+            Some(primed),
             refused,
-        }))
+        )))
     }
 
     /// The failure of this process's earlier priming boot for `key`, if there was one. Asked
@@ -376,7 +392,7 @@ impl SnapshotCache {
         source: &SnapshotSource<'_>,
         key: &CacheKey,
         entry: &Path,
-    ) -> Result<(EntryInfo, Vec<PathBuf>, Option<Duration>), EntryProblem> {
+    ) -> Result<Checked, EntryProblem> {
         let tag = source.state.tag();
         let info = read_info(entry)?;
         if info.key != key.0 || info.tag != tag {
@@ -453,7 +469,7 @@ impl SnapshotCache {
                     // A standalone copy: the shim itself lives in a temporary directory of this run.
                     qemu_img::convert_to_qcow2(source.qemu, shim.disk(), &disks[1]).await?;
                 }
-                prime::From::PowerOn
+                prime::PrimeStart::PowerOn
             }
             StateBase::Entry(base) => {
                 let base_source = SnapshotSource {
@@ -474,7 +490,7 @@ impl SnapshotCache {
                         .map_err(|e| SnapshotError::io(from, e))?;
                 }
                 // The copies are this build's; the base entry may be used or evicted again.
-                prime::From::Snapshot {
+                prime::PrimeStart::Snapshot {
                     tag: base.tag,
                     console: base.console,
                     entry: self.entry_dir(&base.key),

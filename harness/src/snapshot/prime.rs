@@ -18,7 +18,7 @@ use crate::target::{NoLog, StartFailure, Target};
 const SAVE_LIMIT: Duration = Duration::from_secs(120);
 
 /// Where a priming run's disks begin.
-pub(super) enum From {
+pub(super) enum PrimeStart {
     /// At power-on: an overlay over the image.
     PowerOn,
     /// Copies of the base state's entry, holding its snapshot `tag`, saved with the console
@@ -36,7 +36,7 @@ pub(super) struct PrimingBoot<'a> {
     /// The entry's disks being built, in attachment order; QEMU writes to them.
     pub disks: &'a [PathBuf],
     pub state: StateRecipe<'a>,
-    pub from: From,
+    pub from: PrimeStart,
     pub context: &'a RunContext,
     /// Where the run's transcript goes, as `<stem>.{log,raw,cast}`.
     pub transcripts: &'a Path,
@@ -58,7 +58,7 @@ pub struct Primed {
     /// The priming run's transcript log.
     pub transcript: PathBuf,
     /// From QEMU's start to the state.
-    pub to_shell: Duration,
+    pub to_state: Duration,
     /// How long `snapshot-save` took.
     pub save: Duration,
     /// Where the console was when saved.
@@ -85,23 +85,19 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
 
     let started = Instant::now();
     let (mut target, at, base_tag) = match &boot.from {
-        From::PowerOn => (
+        PrimeStart::PowerOn => (
             QemuMachine::on_disks(boot.qemu.clone(), boot.disks.to_vec()),
             ConsoleAt::PowerOn,
             None,
         ),
-        From::Snapshot { tag, console, entry } => {
+        PrimeStart::Snapshot { tag, console, entry } => {
             let _ = transcript.note(
                 started.elapsed(),
                 &format!("from snapshot {tag} of {} (copied)", entry.display()),
             );
-            let at = match console {
-                ConsoleState::Shell => ConsoleAt::RestoredShell,
-                ConsoleState::UbootPrompt => ConsoleAt::RestoredUboot,
-                ConsoleState::Booting => ConsoleAt::RestoredSaved {
-                    console: ConsoleState::Booting,
-                    steps_done: 0,
-                },
+            let at = ConsoleAt::Restored {
+                console: *console,
+                steps_done: 0,
             };
             (
                 QemuMachine::on_disks_at(boot.qemu.clone(), boot.disks.to_vec(), tag),
@@ -144,7 +140,7 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
             .await
         }
     };
-    let to_shell = started.elapsed();
+    let to_state = started.elapsed();
     let outcome = match reached.verdict {
         Verdict::Pass => {
             let tag = boot.state.tag();
@@ -163,7 +159,7 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
             saved.map(|()| {
                 PrimeOutcome::Saved(Primed {
                     transcript: log.clone(),
-                    to_shell,
+                    to_state,
                     save: save_started.elapsed(),
                     console: reached.console,
                 })

@@ -101,13 +101,9 @@ async fn from_snapshot(
             recording.note(note);
         }
         recording.note(&format!("start = {:?}: {}", state.name(), restored.how));
-        let at = match state {
-            StateRecipe::Login(_) => ConsoleAt::RestoredShell,
-            StateRecipe::Uboot => ConsoleAt::RestoredUboot,
-            StateRecipe::Saved(_) => ConsoleAt::RestoredSaved {
-                console: restored.at,
-                steps_done,
-            },
+        let at = ConsoleAt::Restored {
+            console: restored.at,
+            steps_done,
         };
         let out = judge(
             target,
@@ -165,7 +161,7 @@ async fn from_power_on(
                         recording.note(
                             "start = \"login\": the board answered at a shell; kept as it is, no power switched",
                         );
-                        let at = ConsoleAt::RestoredShell;
+                        let at = ConsoleAt::RESTORED_SHELL;
                         let out =
                             judge(target, console, at, scenario, context, &mut recording, observer).await;
                         return recording.finish(scenario, out, Origin::PowerOn, Vec::new());

@@ -580,7 +580,7 @@ impl Snapshots for QemuMachine {
                 let how = match &checkout.primed {
                     Some(p) => format!(
                         "built by this run: {:.1}s to reach the state, snapshot-save {:.2}s; boot transcript {}{}",
-                        p.to_shell.as_secs_f64(),
+                        p.to_state.as_secs_f64(),
                         p.save.as_secs_f64(),
                         p.transcript.display(),
                         checkout

@@ -43,6 +43,12 @@ fn run(dir: &Path, run: &str, scenarios: &Path, options: &[&str]) -> (Finished, 
     (finished, transcripts)
 }
 
+/// The run ended with exit code `code` and the summary line `summary`.
+fn assert_summary(finished: &Finished, code: i32, summary: &str) {
+    assert_eq!(finished.code(), Some(code), "{}", finished.explain());
+    assert!(finished.stdout.contains(summary), "{}", finished.explain());
+}
+
 fn log(transcripts: &Path, scenario: &str) -> String {
     let path = transcripts.join(format!("{scenario}.log"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -154,12 +160,7 @@ fn a_failing_step_before_save_state_fails_every_scenario_that_starts_from_the_st
         )
     });
     let (finished, transcripts) = run(dir.path(), "run", &scenarios, &[]);
-    assert_eq!(finished.code(), Some(1), "{}", finished.explain());
-    assert!(
-        finished.stdout.contains("0 passed, 2 failed"),
-        "{}",
-        finished.explain()
-    );
+    assert_summary(&finished, 1, "0 passed, 2 failed");
     assert!(
         finished
             .stdout
@@ -185,4 +186,76 @@ fn without_snapshots_a_saved_start_replays_the_saving_scenarios_steps() {
     let saver = log(&transcripts, "configure-state");
     assert!(saver.contains("state \"configured\" reached"), "{saver}");
     assert!(priming_logs(&transcripts, "configured").is_empty());
+}
+
+/// `configure-state` and `from-configured-state` with `fatal = ["R2S-BROKEN"]` in the saving
+/// scenario and a first step whose output is that line (the typed command is not: the quotes
+/// split it).
+fn fatal_before_save_state(dir: &Path) -> PathBuf {
+    let names = ["configure-state", "from-configured-state"];
+    scenario_dir(dir, "in", &names, |name, text| {
+        if name != "configure-state" {
+            return text;
+        }
+        text.replace("start = \"login\"", "start = \"login\"\nfatal = [\"R2S-BROKEN\"]")
+            .replace(
+                "run = \"echo r2s-configured > /tmp/r2s-state\"",
+                "run = \"echo R2S-''BROKEN; echo r2s-configured > /tmp/r2s-state\"",
+            )
+    })
+}
+
+#[test]
+fn the_saving_scenarios_fatal_patterns_are_watched_while_its_state_is_built() {
+    let dir = temp_dir();
+    let scenarios = fatal_before_save_state(dir.path());
+    let (finished, transcripts) = run(dir.path(), "run", &scenarios, &[]);
+    assert_summary(&finished, 1, "0 passed, 2 failed");
+    assert!(
+        finished.stdout.contains("fatal pattern \"R2S-BROKEN\""),
+        "{}",
+        finished.explain()
+    );
+    assert_eq!(priming_logs(&transcripts, "configured").len(), 1);
+}
+
+#[test]
+fn a_replayed_saved_start_watches_the_saving_scenarios_fatal_patterns() {
+    let dir = temp_dir();
+    let scenarios = fatal_before_save_state(dir.path());
+    let (finished, transcripts) = run(dir.path(), "run", &scenarios, &["--no-snapshots"]);
+    assert_summary(&finished, 1, "0 passed, 2 failed");
+    let from = log(&transcripts, "from-configured-state");
+    assert!(from.contains("fatal pattern \"R2S-BROKEN\""), "{from}");
+}
+
+#[test]
+fn a_state_saved_with_a_network_is_built_and_restored_with_it() {
+    let dir = temp_dir();
+    let scenarios = dir.path().join("in");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    // Each host step reaches the guest's forwarded port: it needs the scenario's forwards to
+    // exist while it runs, in the priming run as much as in the scenarios.
+    let connect = "host = [\"python3\", \"-c\", \"import socket; socket.create_connection(('${TARGET_ADDRESS}', ${PORT_TCP_22}), 5)\"]";
+    std::fs::write(
+        scenarios.join("net-saver.toml"),
+        format!(
+            "name = \"net-saver\"\nstart = \"login\"\n[network]\nforward = [\"tcp:22\"]\n\
+             [[steps]]\n{connect}\n[[steps]]\nsave_state = \"netted\"\n[[steps]]\n{connect}\n"
+        ),
+    )
+    .unwrap();
+    // No [network] of its own: it gets the saving scenario's NICs (its link can be switched)
+    // and forwards.
+    std::fs::write(
+        scenarios.join("net-user.toml"),
+        format!(
+            "name = \"net-user\"\nstart = \"netted\"\n[[steps]]\n{connect}\n\
+             [[steps]]\nlink = {{ nic = \"wan\", up = false }}\n"
+        ),
+    )
+    .unwrap();
+    let (finished, transcripts) = run(dir.path(), "run", &scenarios, &[]);
+    assert_summary(&finished, 0, "2 passed, 0 failed");
+    assert_eq!(priming_logs(&transcripts, "netted").len(), 1);
 }

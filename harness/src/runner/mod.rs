@@ -158,7 +158,7 @@ pub async fn run_scenario_at(
     ctx: &RunContext,
     observer: &mut dyn Observer,
 ) -> RunOutput {
-    let mut session = Session::new(console, transcript, observer, watches_for(scenario));
+    let mut session = Session::new(console, transcript, observer, watches_for(scenario, &at));
     session.pacing = ctx.pacing;
     session.board_console = ctx.board_console.clone();
     let steps_done = match at {
@@ -389,9 +389,20 @@ pub(super) fn fail(
     }
 }
 
-fn watches_for(scenario: &Scenario) -> Vec<Watch> {
+/// The built-in fatal patterns and stage markers, the scenario's own fatal patterns, and, when
+/// a saved start is replayed from power-on, the fatal patterns of each saving scenario whose
+/// steps the replay does (a restored state was already watched for them by its priming run).
+fn watches_for(scenario: &Scenario, at: &ConsoleAt) -> Vec<Watch> {
     let mut watches = builtin_fatal();
-    watches.extend(scenario.fatal.iter().cloned().map(|pattern| Watch {
+    let replayed = match at {
+        ConsoleAt::PowerOn => scenario.start.saved_chain(),
+        ConsoleAt::Restored { .. } => Vec::new(),
+    };
+    let fatal = scenario
+        .fatal
+        .iter()
+        .chain(replayed.into_iter().flat_map(|recipe| recipe.fatal.iter()));
+    watches.extend(fatal.cloned().map(|pattern| Watch {
         kind: WatchKind::Fatal,
         pattern,
     }));

@@ -59,6 +59,8 @@ impl Scenario {
             source: self.source.clone(),
             base: self.start.clone(),
             steps: self.steps[..index].to_vec(),
+            fatal: self.fatal.clone(),
+            network: self.network.clone(),
         })
     }
 }
@@ -80,6 +82,32 @@ impl Start {
     /// Whether QEMU starts such a scenario from a snapshot (every start but power-on).
     pub fn from_snapshot(&self) -> bool {
         !matches!(self, Start::PowerOn)
+    }
+
+    /// The saved states reaching this start goes through: this start's own recipe, then the
+    /// one its saving scenario starts from, and so on. Empty for a built-in start or a name no
+    /// loaded scenario saves.
+    pub fn saved_chain(&self) -> Vec<&SavedRecipe> {
+        let mut chain = Vec::new();
+        let mut start = self;
+        while let Start::Saved(SavedStart {
+            recipe: Some(recipe), ..
+        }) = start
+        {
+            chain.push(recipe.as_ref());
+            start = &recipe.base;
+        }
+        chain
+    }
+
+    /// The `[network]` table a scenario starting here without one of its own runs with: the
+    /// nearest saving scenario's in [`Start::saved_chain`]. A state saved with NICs is restored
+    /// with them (a snapshot holds the devices it was taken with) and its steps were done
+    /// with them.
+    pub fn inherited_network(&self) -> Option<&NetworkSpec> {
+        self.saved_chain()
+            .into_iter()
+            .find_map(|recipe| recipe.network.as_ref())
     }
 
     /// The file's word for it: `power-on`, `login`, `uboot` or the saved state's name.
@@ -126,6 +154,12 @@ pub struct SavedRecipe {
     pub base: Start,
     /// Its steps before the `save_state` step.
     pub steps: Vec<Step>,
+    /// The saving scenario's own fatal patterns: they are watched while the steps are done,
+    /// in the priming run or a replay, as they would be in the saving scenario itself.
+    pub fatal: Vec<Pattern>,
+    /// The saving scenario's `[network]` table: the steps may need its NICs, forwards and LAN,
+    /// and a scenario starting from the state without a table of its own gets the same NICs.
+    pub network: Option<NetworkSpec>,
 }
 
 /// How a `start = "login"` scenario's state is reached: the board's default boot (nothing typed

@@ -8,12 +8,13 @@ use super::*;
 
 /// What replaying `recipe` does, base state's steps first, each as `describe` says it.
 fn replayed(recipe: &SavedRecipe) -> Vec<String> {
-    let mut steps = match &recipe.base {
-        Start::Saved(SavedStart {
-            recipe: Some(base), ..
-        }) => replayed(base),
-        _ => Vec::new(),
-    };
+    let mut steps: Vec<String> = recipe
+        .base
+        .saved_chain()
+        .into_iter()
+        .rev()
+        .flat_map(|r| r.steps.iter().map(Step::describe))
+        .collect();
     steps.extend(recipe.steps.iter().map(Step::describe));
     steps
 }
@@ -206,4 +207,34 @@ fn states_that_start_from_each_other_are_an_error() {
     let (_dir, loaded) = load_dir(&[("a.toml", a), ("b.toml", b)]);
     let message = loaded.unwrap_err().to_string();
     assert!(message.contains("lead back to it"), "{message}");
+}
+
+#[test]
+fn a_start_without_a_network_of_its_own_inherits_the_nearest_saving_scenarios() {
+    let networked =
+        "name = \"net\"\nstart = \"login\"\nfatal = [\"BROKEN\"]\n[network]\nforward = [\"tcp:22\"]\n\
+                     [[steps]]\nrun = \"true\"\n[[steps]]\nsave_state = \"netted\"\n";
+    let middle = "name = \"middle\"\nstart = \"netted\"\n[[steps]]\nrun = \"true\"\n[[steps]]\nsave_state = \"deeper\"\n";
+    let user = "name = \"user\"\nstart = \"deeper\"\n[[steps]]\nrun = \"true\"\n";
+    let (_dir, loaded) = load_dir(&[("a.toml", networked), ("b.toml", middle), ("c.toml", user)]);
+    let loaded = loaded.unwrap();
+    let user = loaded.iter().find(|s| s.name == "user").unwrap();
+    let chain: Vec<&str> = user.start.saved_chain().iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(chain, ["deeper", "netted"]);
+    let network = user.start.inherited_network().expect("the network of `net`");
+    assert_eq!(network.forwards.len(), 1);
+    let fatal: Vec<String> = user
+        .start
+        .saved_chain()
+        .iter()
+        .flat_map(|r| r.fatal.iter().map(|p| p.to_string()))
+        .collect();
+    assert_eq!(fatal, ["\"BROKEN\""]);
+    assert!(Start::Login(LoginRecipe {
+        user: "root".into(),
+        password: Password::None,
+        prompt: None
+    })
+    .inherited_network()
+    .is_none());
 }

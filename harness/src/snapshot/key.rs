@@ -166,8 +166,15 @@ impl CacheKey {
                 };
                 field(base.as_bytes());
                 field(recipe.name.as_bytes());
+                field(&(recipe.steps.len() as u64).to_le_bytes());
                 for step in &recipe.steps {
                     field(step_fingerprint(step)?.as_bytes());
+                }
+                // A fatal pattern the steps were watched for decides whether the state was
+                // reached at all. The forwards do not: they are the host's side, added when a
+                // machine starts, and the NICs they need are in the QEMU arguments above.
+                for pattern in &recipe.fatal {
+                    field(pattern.to_string().as_bytes());
                 }
             }
         }

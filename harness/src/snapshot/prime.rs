@@ -12,7 +12,7 @@ use crate::runner::{self, ConsoleAt, ConsoleState, Quiet, RunContext, RunOutput,
 use crate::scenario::{SavedRecipe, Scenario, Start};
 use crate::target::qemu::{QemuConfig, QemuMachine};
 use crate::target::qmp::{Qmp, SnapshotJob};
-use crate::target::{NoLog, StartFailure, Target};
+use crate::target::{Network, NoLog, StartFailure, Target};
 
 /// Saving a 1 GiB guest takes a fraction of a second; this is for a loaded machine.
 const SAVE_LIMIT: Duration = Duration::from_secs(120);
@@ -106,17 +106,27 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
             )
         }
     };
+    // The steps before `save_state` may use the saving scenario's forwards and LAN.
+    if let StateRecipe::Saved(SavedRecipe {
+        network: Some(spec), ..
+    }) = boot.state
+    {
+        Network::attach(&mut target, spec);
+    }
     let mut console = match target.start(None, &mut NoLog).await {
         Ok(console) => console,
         Err(StartFailure::Error(crate::target::TargetError::Qemu(e))) => return Err(e.into()),
         Err(other) => return Err(SnapshotError::Start(Box::new(other))),
     };
+    // Where host and LAN steps reach the machine is known only now that it runs.
+    let mut context = boot.context.clone();
+    context.net = Network::access(&target);
     let reached = match boot.state {
         StateRecipe::Login(recipe) => {
             runner::reach_login_shell(
                 &mut console,
                 &mut transcript,
-                boot.context,
+                &context,
                 recipe,
                 boot.timeout,
                 &mut Quiet,
@@ -134,7 +144,7 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
                 &mut console,
                 None,
                 &mut transcript,
-                boot.context,
+                &context,
                 &mut Quiet,
             )
             .await
@@ -177,7 +187,7 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
 }
 
 /// The scenario a priming run walks to reach a saved state: the saving scenario's start and
-/// its steps before `save_state`.
+/// its steps before `save_state`, watched for its fatal patterns, with its network.
 fn saved_state_scenario(recipe: &SavedRecipe, timeout: Duration) -> Scenario {
     let mut scenario = state_scenario(
         &recipe.scenario,
@@ -186,6 +196,8 @@ fn saved_state_scenario(recipe: &SavedRecipe, timeout: Duration) -> Scenario {
         timeout,
     );
     scenario.source = recipe.source.clone();
+    scenario.fatal = recipe.fatal.clone();
+    scenario.network = recipe.network.clone();
     scenario
 }
 

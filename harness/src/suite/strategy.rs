@@ -38,7 +38,11 @@ pub async fn run_one(
 ) -> Result<ScenarioResult, SuiteError> {
     let mut target = suite.target.open();
     let context = suite.target.context(&suite.context);
-    if let (Some(spec), Some(network)) = (&scenario.network, target.network()) {
+    let spec = scenario
+        .network
+        .as_ref()
+        .or_else(|| scenario.start.inherited_network());
+    if let (Some(spec), Some(network)) = (spec, target.network()) {
         network.attach(spec);
     }
     if target.snapshots().is_some() {

@@ -259,3 +259,28 @@ fn a_state_saved_with_a_network_is_built_and_restored_with_it() {
     assert_summary(&finished, 0, "2 passed, 0 failed");
     assert_eq!(priming_logs(&transcripts, "netted").len(), 1);
 }
+
+#[test]
+fn units_that_failed_while_a_snapshot_was_made_are_listed_with_every_restored_result() {
+    let dir = temp_dir();
+    let names = ["configure-state", "from-configured-state"];
+    // systemd's line for a unit that failed, as the console shows it; the typed command is not
+    // that line (the quotes split it).
+    let scenarios = scenario_dir(dir.path(), "in", &names, |_, text| {
+        text.replace(
+            "run = \"echo r2s-configured > /tmp/r2s-state\"",
+            "run = \"echo '[FAILED] Failed to'' start r2s-fake.service - Fake.'; echo r2s-configured > /tmp/r2s-state\"",
+        )
+    });
+    for run_name in ["first", "cached"] {
+        let (finished, _) = run(dir.path(), run_name, &scenarios, &[]);
+        assert_summary(&finished, 0, "2 passed, 0 failed");
+        let listed = "r2s-fake.service - Fake (seen while the \"configured\" snapshot was made)";
+        assert_eq!(
+            finished.stdout.matches(listed).count(),
+            2,
+            "{run_name}: {}",
+            finished.explain()
+        );
+    }
+}

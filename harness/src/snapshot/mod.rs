@@ -123,6 +123,9 @@ struct EntryInfo {
     /// Where the console was when the state was saved.
     #[serde(default)]
     console: SavedConsole,
+    /// The systemd units that failed in the boot the state was saved from.
+    #[serde(default)]
+    failed_units: Vec<String>,
 }
 
 /// [`ConsoleState`] as `entry.json` writes it.
@@ -171,7 +174,7 @@ pub struct SnapshotCache {
 /// is the verdict of every scenario that needed the entry.
 #[derive(Debug)]
 pub enum Prepared {
-    Ready(Checkout),
+    Ready(Box<Checkout>),
     BootFailed(Arc<FailedBoot>),
 }
 
@@ -179,7 +182,7 @@ impl Prepared {
     /// The entry, if the priming boot (if any) worked.
     pub fn ready(self) -> Option<Checkout> {
         match self {
-            Prepared::Ready(checkout) => Some(checkout),
+            Prepared::Ready(checkout) => Some(*checkout),
             Prepared::BootFailed(_) => None,
         }
     }
@@ -201,6 +204,9 @@ pub struct Checkout {
     pub tag: &'static str,
     /// Where the console was when the state was saved.
     pub console: ConsoleState,
+    /// The systemd units that failed in the boot the state was saved from (bounded as the
+    /// runner bounds its own list, whatever `entry.json` says).
+    pub failed_units: Vec<String>,
     /// Set when this checkout booted to build the entry.
     pub primed: Option<Primed>,
     /// How long checking the disks against their seal took; `None` when this process checked
@@ -231,6 +237,7 @@ impl Checkout {
             build: info.build,
             tag,
             console: info.console.into(),
+            failed_units: bounded_units(info.failed_units),
             primed,
             verified,
             refused,
@@ -293,7 +300,9 @@ impl SnapshotCache {
             Ok(checked) => {
                 mark_used(&entry);
                 let tag = source.state.tag();
-                return Ok(Prepared::Ready(Checkout::of(lock, key, tag, checked, None, None)));
+                return Ok(Prepared::Ready(Box::new(Checkout::of(
+                    lock, key, tag, checked, None, None,
+                ))));
             }
             Err(problem) => entry.exists().then(|| problem.to_string()),
         };
@@ -325,14 +334,14 @@ impl SnapshotCache {
                 problem,
             })?;
         let tag = source.state.tag();
-        Ok(Prepared::Ready(Checkout::of(
+        Ok(Prepared::Ready(Box::new(Checkout::of(
             lock,
             key,
             tag,
             checked,
             Some(primed),
             refused,
-        )))
+        ))))
     }
 
     /// The failure of this process's earlier priming boot for `key`, if there was one. Asked
@@ -494,6 +503,7 @@ impl SnapshotCache {
                     tag: base.tag,
                     console: base.console,
                     entry: self.entry_dir(&base.key),
+                    failed_units: base.failed_units.clone(),
                 }
             }
         };
@@ -512,10 +522,10 @@ impl SnapshotCache {
             stem: &stem,
             timeout: boot_timeout,
         };
-        let (primed, console) = match prime::reach_and_save(boot).await? {
+        let (primed, console, failed_units) = match prime::reach_and_save(boot).await? {
             PrimeOutcome::Saved(primed) => {
-                let console = primed.console;
-                (PrimeOutcome::Saved(primed), console)
+                let (console, units) = (primed.console, primed.failed_units.clone());
+                (PrimeOutcome::Saved(primed), console, units)
             }
             failed @ PrimeOutcome::BootFailed(_) => return Ok(failed),
         };
@@ -536,6 +546,7 @@ impl SnapshotCache {
             seals,
             build: build_id(),
             console: console.into(),
+            failed_units,
         };
         let info_path = building.join("entry.json");
         let json = serde_json::to_vec_pretty(&info).expect("entry info serialises");
@@ -544,6 +555,19 @@ impl SnapshotCache {
         std::fs::rename(&building, &entry).map_err(|e| SnapshotError::io(&entry, e))?;
         Ok(primed)
     }
+}
+
+/// At most as many units, each at most as long, as a run lists itself: `entry.json` is a file
+/// anyone with the cache directory can edit.
+fn bounded_units(mut units: Vec<String>) -> Vec<String> {
+    const UNIT_CHARS: usize = 512;
+    units.truncate(crate::runner::MAX_FAILED_UNITS + 1);
+    for unit in &mut units {
+        if let Some((cut, _)) = unit.char_indices().nth(UNIT_CHARS) {
+            unit.truncate(cut);
+        }
+    }
+    units
 }
 
 /// Records that `entry` was just used, for [`SnapshotCache::evict`]: its `entry.json`'s

@@ -22,11 +22,12 @@ pub(super) enum PrimeStart {
     /// At power-on: an overlay over the image.
     PowerOn,
     /// Copies of the base state's entry, holding its snapshot `tag`, saved with the console
-    /// at `console`.
+    /// at `console`, after a boot in which `failed_units` failed.
     Snapshot {
         tag: &'static str,
         console: ConsoleState,
         entry: PathBuf,
+        failed_units: Vec<String>,
     },
 }
 
@@ -63,6 +64,8 @@ pub struct Primed {
     pub save: Duration,
     /// Where the console was when saved.
     pub console: ConsoleState,
+    /// The systemd units that failed on the way to the state (in the base state's boot too).
+    pub failed_units: Vec<String>,
 }
 
 /// A priming run that did not reach its state: the verdict of every scenario that needed its
@@ -90,7 +93,9 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
             ConsoleAt::PowerOn,
             None,
         ),
-        PrimeStart::Snapshot { tag, console, entry } => {
+        PrimeStart::Snapshot {
+            tag, console, entry, ..
+        } => {
             let _ = transcript.note(
                 started.elapsed(),
                 &format!("from snapshot {tag} of {} (copied)", entry.display()),
@@ -172,6 +177,7 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
                     to_state,
                     save: save_started.elapsed(),
                     console: reached.console,
+                    failed_units: failed_units(&boot.from, &reached),
                 })
             })
         }
@@ -184,6 +190,18 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
     let _ = target.stop(&mut NoLog).await;
     let _ = transcript.finish();
     outcome
+}
+
+/// The units that failed on the way to a state: in the boot its base state was saved in, then
+/// in this run, at most [`runner::MAX_FAILED_UNITS`] of them.
+fn failed_units(from: &PrimeStart, reached: &RunOutput) -> Vec<String> {
+    let earlier = match from {
+        PrimeStart::PowerOn => &[][..],
+        PrimeStart::Snapshot { failed_units, .. } => failed_units,
+    };
+    let mut units: Vec<String> = earlier.iter().chain(&reached.failed_units).cloned().collect();
+    units.truncate(runner::MAX_FAILED_UNITS + 1);
+    units
 }
 
 /// The scenario a priming run walks to reach a saved state: the saving scenario's start and

@@ -109,7 +109,7 @@ async fn from_snapshot(
             console: restored.at,
             steps_done,
         };
-        let out = judge(
+        let mut out = judge(
             target,
             restored.console,
             at,
@@ -134,12 +134,32 @@ async fn from_snapshot(
             }
             continue;
         }
+        with_snapshot_boot_units(&mut out, &restored.failed_units, state.name(), &mut recording);
         let origin = Origin::Snapshot {
             primed: restored.primed,
         };
         let extra = restored.priming_transcript.into_iter().collect();
         return recording.finish(scenario, out, origin, extra);
     }
+}
+
+/// A restored scenario did not see the boot its snapshot was taken from, so the units that
+/// failed in that boot are listed with its result too, before its own, each saying where it
+/// was seen.
+fn with_snapshot_boot_units(out: &mut RunOutput, units: &[String], state: &str, recording: &mut Recording) {
+    if units.is_empty() {
+        return;
+    }
+    recording.note(&format!(
+        "{} unit(s) failed while the {state:?} snapshot was made (the boot and the steps before it), listed with this result",
+        units.len()
+    ));
+    let mut all: Vec<String> = units
+        .iter()
+        .map(|unit| format!("{unit} (seen while the {state:?} snapshot was made)"))
+        .collect();
+    all.append(&mut out.failed_units);
+    out.failed_units = all;
 }
 
 /// Starts the target and runs the scenario from power-on, or on a board already at a shell.

@@ -197,6 +197,8 @@ pub struct Restored {
     pub console: Console,
     /// Where the console was when the state was saved.
     pub at: crate::runner::ConsoleState,
+    /// The systemd units that failed in the boot the snapshot was taken from.
+    pub failed_units: Vec<String>,
     /// Where the snapshot came from, for the transcript.
     pub how: String,
     /// Whether this restore booted to build the snapshot.

@@ -635,6 +635,7 @@ impl Snapshots for QemuMachine {
                 return Ok(Restored {
                     console,
                     at: checkout.console,
+                    failed_units: checkout.failed_units.clone(),
                     how,
                     primed: checkout.primed.is_some(),
                     priming_transcript: checkout.primed.as_ref().map(|p| p.transcript.clone()),

@@ -396,3 +396,53 @@ fn a_failed_priming_boot_leaves_no_half_built_snapshot_behind() {
         .collect();
     assert_eq!(left, Vec::<String>::new(), "{}", run.explain());
 }
+
+/// A scenario whose command prints backspaces, the C1 control sequence introducer, BEL, DEL, a
+/// bidi override and isolate and a line separator, after a `\r` that would put `FAKE PASS` at
+/// the start of the report's line if the bytes reached a terminal.
+const CONTROL_PRINTING: &str = r#"name = "escape"
+start = "login"
+[[steps]]
+run = "printf 'a\\rFAKE PASS\\b\\b\\xc2\\x9b2J\\x07 \\xe2\\x80\\xae evil\\x7f \\xe2\\x81\\xa6iso\\xe2\\x80\\xa8sep\\n'"
+output = "nope"
+"#;
+
+#[test]
+fn console_control_characters_reach_the_report_junit_and_stderr_only_escaped() {
+    let dir = temp_dir();
+    let run = run_scenario_text(dir.path(), "escape", CONTROL_PRINTING);
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    let raw = [
+        '\u{8}', '\u{7}', '\u{9b}', '\u{7f}', '\u{202e}', '\u{2066}', '\u{2028}',
+    ];
+    for (what, text) in [
+        ("stdout", &run.stdout),
+        ("stderr", &run.stderr),
+        ("junit", &junit),
+    ] {
+        for c in raw {
+            assert!(!text.contains(c), "{c:?} reached {what} raw:\n{}", run.explain());
+        }
+    }
+    let shown = r"aFAKE PASS\u{8}\u{8}\u{9b}2J\u{7} \u{202e} evil\u{7f} \u{2066}iso\u{2028}sep";
+    assert!(
+        run.stdout.contains(&format!(
+            "\n  reason: output did not match /nope/:\n    {shown}\n"
+        )),
+        "the reason:\n{}",
+        run.explain()
+    );
+    assert!(
+        run.stdout.contains(&format!("\n    | {shown}\n")),
+        "the excerpt:\n{}",
+        run.explain()
+    );
+    assert!(
+        junit.contains(&format!(
+            "<failure message=\"output did not match /nope/:\n{shown}\""
+        )),
+        "{junit}"
+    );
+    assert!(junit.contains(&format!("\n    | {shown}\n")), "{junit}");
+}

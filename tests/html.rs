@@ -503,6 +503,48 @@ fn hostile_console_bytes_render_as_text() {
 }
 
 #[test]
+fn console_control_characters_and_bidi_overrides_show_escaped_and_only_the_replay_gets_the_bytes() {
+    let Some(chromium) = Chromium::find() else { return };
+    let dir = temp_dir();
+    let hostile = "a\u{8}\u{7} \u{9b}2J \u{7f} \u{202e}evil \u{2066}iso \u{2028}sep\r\n";
+    let console: &[(u64, &[u8])] = &[
+        (100, hostile.as_bytes()),
+        (1_500, "Kernel panic \u{202e}here\r\n".as_bytes()),
+    ];
+    let result = result_with_console(dir.path(), "escape", console, "Kernel panic \u{202e}here");
+    let page = write_page(dir.path(), &[result], None);
+    let loaded = chromium.load(&page, "");
+    loaded.assert_clean();
+    let shown = r"a\u{8}\u{7} \u{9b}2J \u{7f} \u{202e}evil \u{2066}iso \u{2028}sep";
+    let lines = loaded.texts(r#"<div class="line out"[^>]*>"#);
+    assert!(lines.iter().any(|l| l.ends_with(shown)), "{lines:#?}");
+    let marked = loaded.texts(r#"<div class="line out mark"[^>]*>"#);
+    assert_eq!(marked.len(), 1, "the fatal line is marked");
+    assert!(marked[0].ends_with(r"Kernel panic \u{202e}here"), "{marked:?}");
+    assert!(
+        loaded
+            .dom
+            .contains(r"fatal pattern &quot;Kernel panic&quot; at 1.5s: Kernel panic \u{202e}here"),
+        "the reason, escaped"
+    );
+    // The data blocks hold the recording's bytes as they were, for the player; what the page
+    // draws holds none of them.
+    let drawn = Regex::new(r"(?s)<script.*?</script>")
+        .unwrap()
+        .replace_all(&loaded.dom, "");
+    for c in [
+        '\u{8}', '\u{7}', '\u{9b}', '\u{7f}', '\u{202e}', '\u{2066}', '\u{2028}',
+    ] {
+        assert!(!drawn.contains(c), "{c:?} drawn raw");
+    }
+    let screen = loaded.texts(r#"<div class="term-row"[^>]*>"#);
+    assert!(
+        screen.iter().any(|row| row.contains("Kernel panic here")),
+        "{screen:#?}"
+    );
+}
+
+#[test]
 fn searching_from_the_url_fragment_marks_only_the_matching_lines() {
     let Some(chromium) = Chromium::find() else { return };
     let dir = temp_dir();

@@ -9,6 +9,7 @@ pub mod board;
 pub mod config;
 pub mod console;
 pub mod flash;
+pub mod hex;
 pub mod image;
 pub mod inspect;
 pub mod private;

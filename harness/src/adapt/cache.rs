@@ -75,12 +75,7 @@ impl ShimCache {
             hash.update(n.to_le_bytes());
         }
         hash.update(adapted.render().as_bytes());
-        Ok(hash
-            .finalize()
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect())
+        Ok(crate::hex::lower_hex(&hash.finalize()[..16]))
     }
 
     /// The cached disk for `key`, if a complete entry exists.

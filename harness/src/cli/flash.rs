@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use r2s_harness::board::{self, Board, SdMux};
 use r2s_harness::flash::sdmux::{self, Side};
-use r2s_harness::flash::write::{self as card_write, hex, Progress, WriteError};
+use r2s_harness::flash::write::{self as card_write, Progress, WriteError};
 use r2s_harness::flash::{
     self, bootloader, device::human_size, Allow, Destination, DeviceKind, Piece, Sysroot,
 };
+use r2s_harness::hex::lower_hex;
 use r2s_harness::inspect::{self, render, Profile, Status};
 
 use super::flash_progress::{TransferBar, REDRAW};
@@ -285,7 +286,7 @@ impl Card {
             "flashed: {} bytes to {}, read back and verified (SHA-256 {})",
             written.bytes,
             destination.path.display(),
-            hex(&written.sha256)
+            lower_hex(&written.sha256)
         );
         if let (Some(mux), Some(guard)) = (&self.sdmux, back_to_board) {
             guard.disarm();

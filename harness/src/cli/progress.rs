@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use r2s_harness::report::escape::escape_control;
 use r2s_harness::report::ReportError;
 use r2s_harness::suite::{Reporter, SuiteEvent, SuiteEventKind};
 
@@ -33,7 +34,14 @@ impl ProgressLine {
         let line = self
             .running
             .iter()
-            .map(|(name, stage, elapsed)| format!("{name} · {stage} · {:.1}s", elapsed.as_secs_f64()))
+            .map(|(name, stage, elapsed)| {
+                format!(
+                    "{} · {} · {:.1}s",
+                    escape_control(name),
+                    escape_control(stage),
+                    elapsed.as_secs_f64()
+                )
+            })
             .collect::<Vec<_>>()
             .join("  |  ");
         let _ = write!(std::io::stderr(), "\r\x1b[K  {line}");
@@ -81,7 +89,7 @@ impl Reporter for ProgressLine {
             SuiteEventKind::OperatorAsked { request, .. } => {
                 self.clear();
                 // Asked whether or not stderr is a terminal: the operator may be watching a log.
-                eprintln!("harness: {request}");
+                eprintln!("harness: {}", escape_control(request));
             }
             SuiteEventKind::ScenarioFinished { result } => {
                 self.running.retain(|(name, _, _)| *name != result.name);

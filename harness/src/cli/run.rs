@@ -7,6 +7,7 @@ use r2s_harness::adapt::{self, disk_bus, Shim, ShimCache};
 use r2s_harness::board::{self, Board, BoardError};
 use r2s_harness::image::drivers;
 use r2s_harness::image::{self, ImageError};
+use r2s_harness::report::escape::escape_control;
 use r2s_harness::report::html::{self, BaselineView, HtmlReporter, RunInfo};
 use r2s_harness::report::junit::JunitReporter;
 use r2s_harness::report::text::TextReporter;
@@ -79,7 +80,11 @@ pub async fn run(args: RunArgs) -> u8 {
     // A password variable a login needs is configuration: refused before anything boots.
     let context = suite.target.context(&suite.context);
     if let Some(failure) = scenarios.iter().find_map(|s| runner::unset_password(s, &context)) {
-        eprintln!("harness: {}: {}", failure.step_description, failure.reason);
+        eprintln!(
+            "harness: {}: {}",
+            escape_control(&failure.step_description),
+            escape_control(&failure.reason.to_string())
+        );
         return EXIT_ERROR;
     }
     // The card is written, once everything else checked out, before the board is powered on.

@@ -21,6 +21,7 @@ use memchr::memchr;
 use serde::Serialize;
 
 use super::ansi::Stripper;
+use crate::report::escape::{needs_escape, push_escaped};
 
 /// Terminal width written into the asciicast header; serial consoles have no size of their
 /// own, and kernel lines with timestamps run past 80 columns.
@@ -439,7 +440,9 @@ fn complete_utf8_len(bytes: &[u8]) -> usize {
     bytes.len()
 }
 
-/// Input with control characters written as escapes, so `root\r` and Ctrl-C are visible.
+/// Input with control characters written as escapes, so `root\r` and Ctrl-C are visible:
+/// `\r`, `\n`, `\t`, other C0 and C1 controls and DEL as `\x03`, and the other characters the
+/// reports escape (line separators, bidi overrides: [`needs_escape`]) as `\u{202e}`.
 fn escape_controls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -448,6 +451,7 @@ fn escape_controls(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c if needs_escape(c) => push_escaped(&mut out, c),
             c => out.push(c),
         }
     }
@@ -524,6 +528,20 @@ mod tests {
              [   5.100] >> root\\r\n\
              [   5.101] root\n\
              [   6.000] >> \\x03\n"
+        );
+    }
+
+    #[test]
+    fn input_with_c1_controls_bidi_overrides_and_line_separators_is_logged_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transcript = Transcript::create(dir.path(), "t", "title").unwrap();
+        transcript
+            .input(ms(1), "a\u{9b}\u{7f}\u{202e}\u{2066}\u{2028}b\r".as_bytes())
+            .unwrap();
+        let (_, log, _) = written(&transcript.finish().unwrap());
+        assert!(
+            log.ends_with("[   0.001] >> a\\x9b\\x7f\\u{202e}\\u{2066}\\u{2028}b\\r\n"),
+            "{log}"
         );
     }
 

@@ -237,11 +237,6 @@ fn drop_cache(device: &File) {
     }
 }
 
-/// `sha256` as lower-case hex.
-pub fn hex(sha256: &[u8; 32]) -> String {
-    sha256.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

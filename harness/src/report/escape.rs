@@ -50,6 +50,60 @@ pub fn escape_control(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The lines of `text` (split at `\n` only), each escaped as [`escape_control`] escapes a
+/// field: for text that may span lines, such as a failure reason quoting a command's output,
+/// which a report shows with line breaks of its own between the lines (an indent, a `| `).
+pub fn escape_lines(text: &str) -> impl Iterator<Item = Cow<'_, str>> {
+    text.split('\n').map(escape_control)
+}
+
+/// `text` with every character [`needs_escape`] picks but `\n` written as an escape: the text
+/// keeps its lines, and nothing in a line can move the cursor, recolour or reorder it. For a
+/// page that draws line breaks as breaks and nothing else (the HTML report). Borrowed when
+/// nothing needed escaping.
+pub fn escape_keeping_lines(text: &str) -> Cow<'_, str> {
+    if !text.contains(|c| c != '\n' && needs_escape(c)) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(escape_lines(text).collect::<Vec<_>>().join("\n"))
+}
+
+/// One test per class of character a report must show escaped (C0 controls, the C1 control
+/// sequence introducer, DEL, bidi overrides and isolates, the line separator), in the module
+/// it is invoked in: `$assert(raw, escaped)` asserts that console text holding `raw` is shown
+/// with `escaped` in its place.
+#[cfg(test)]
+macro_rules! shows_each_control_class_escaped {
+    ($assert:ident) => {
+        #[test]
+        fn backspace_and_bel_are_shown_escaped() {
+            $assert("\u{8}\u{7}", "\\u{8}\\u{7}");
+        }
+
+        #[test]
+        fn the_c1_control_sequence_introducer_is_shown_escaped() {
+            $assert("\u{9b}2J", "\\u{9b}2J");
+        }
+
+        #[test]
+        fn del_is_shown_escaped() {
+            $assert("\u{7f}", "\\u{7f}");
+        }
+
+        #[test]
+        fn bidi_overrides_and_isolates_are_shown_escaped() {
+            $assert("\u{202e}evil\u{2066}", "\\u{202e}evil\\u{2066}");
+        }
+
+        #[test]
+        fn the_unicode_line_separator_is_shown_escaped() {
+            $assert("\u{2028}", "\\u{2028}");
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use shows_each_control_class_escaped;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +145,20 @@ mod tests {
     #[test]
     fn backslashes_are_left_alone() {
         assert_eq!(escape_control(r"C:\path\n"), r"C:\path\n");
+    }
+
+    #[test]
+    fn each_line_is_escaped_on_its_own() {
+        let lines: Vec<_> = escape_lines("a\u{8}\nb\u{202e}c\n").collect();
+        assert_eq!(lines, ["a\\u{8}", "b\\u{202e}c", ""]);
+    }
+
+    #[test]
+    fn escape_keeping_lines_keeps_newlines_and_escapes_the_rest() {
+        assert_eq!(
+            escape_keeping_lines("out:\nx\u{9b}2J\r\u{2028}y"),
+            "out:\nx\\u{9b}2J\\r\\u{2028}y"
+        );
+        assert!(matches!(escape_keeping_lines("a\nb"), Cow::Borrowed("a\nb")));
     }
 }

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use std::path::PathBuf;
 
+use super::escape::push_escaped;
 use super::{text, ReportError};
 use crate::runner::{ScenarioResult, Verdict};
 use crate::suite::{Reporter, SuiteEvent, SuiteEventKind};
@@ -85,7 +86,11 @@ pub fn render(suite: &str, results: &[ScenarioResult]) -> String {
     out
 }
 
-/// XML-escapes text and drops characters XML 1.0 cannot carry (console output has plenty).
+/// XML-escapes text. Every other character
+/// [`needs_escape`](super::escape::needs_escape) picks but `\n` is written as the text report
+/// writes it (`\u{9b}`, `\r`), so no control character, bidi override or line separator from
+/// the console reaches a CI page, and the two reports agree; U+FFFE and U+FFFF, which XML 1.0
+/// cannot carry, become U+FFFD.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -95,9 +100,9 @@ pub fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
+            '\n' => out.push(c),
+            '\u{FFFE}' | '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => push_escaped(&mut out, c),
         }
     }
     out
@@ -121,10 +126,36 @@ mod tests {
     }
 
     #[test]
-    fn escape_replaces_markup_and_control_characters() {
+    fn escape_replaces_markup_and_writes_control_characters_as_escapes() {
         assert_eq!(
-            escape("a<b & \"c\"\u{1b}[0m"),
-            "a&lt;b &amp; &quot;c&quot;\u{FFFD}[0m"
+            escape("a<b & \"c\"\u{1b}[0m\r\t\u{FFFE}"),
+            "a&lt;b &amp; &quot;c&quot;\\u{1b}[0m\\r\\t\u{FFFD}"
         );
+    }
+
+    /// Asserts that `raw` in a console line is shown as `escaped` in the failure's message
+    /// and its text, and never as itself.
+    fn assert_shown_escaped(raw: &str, escaped: &str) {
+        let result = text::result_failed_on_console(&format!("a{raw}b"));
+        let xml = render("img", &[result]);
+        assert!(!xml.contains(raw), "{xml:?}");
+        assert!(
+            xml.contains(&format!(
+                "<failure message=\"output did not match /nope/:\na{escaped}b\""
+            )),
+            "message: {xml}"
+        );
+        assert!(xml.contains(&format!("\n    a{escaped}b\n")), "reason: {xml}");
+        assert!(xml.contains(&format!("\n    | a{escaped}b\n")), "excerpt: {xml}");
+    }
+
+    crate::report::escape::shows_each_control_class_escaped!(assert_shown_escaped);
+
+    #[test]
+    fn the_failure_text_is_the_text_reports_failure_details() {
+        let result = text::result_failed_on_console("a\u{9b}<b>\u{202e}");
+        let xml = render("img", std::slice::from_ref(&result));
+        let details = escape(&text::failure_details(&result));
+        assert!(xml.contains(&format!("\">{details}</failure>")), "{xml}");
     }
 }

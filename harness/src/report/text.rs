@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::escape::{escape_control, escape_keeping_lines, escape_lines};
 use super::ReportError;
 use crate::runner::{secs, ScenarioResult, StageTiming, Verdict};
 use crate::suite::{Reporter, SuiteEvent, SuiteEventKind};
@@ -14,7 +15,7 @@ pub fn summary_line(result: &ScenarioResult) -> String {
     let verdict = if result.passed() { "PASS" } else { "FAIL" };
     format!(
         "{verdict}  {}  {}  ({})",
-        result.name,
+        escape_control(&result.name),
         secs(result.duration),
         stages(&result.stages)
     )
@@ -24,36 +25,62 @@ pub fn summary_line(result: &ScenarioResult) -> String {
 pub fn stages(stages: &[StageTiming]) -> String {
     stages
         .iter()
-        .map(|s| format!("{} {}", s.name, secs(s.duration)))
+        .map(|s| format!("{} {}", escape_control(&s.name.to_string()), secs(s.duration)))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// For a failed scenario: the step, what it expected, why it failed, the last console lines and
-/// where the transcript is. Empty for a pass.
+/// where the transcript is. Empty for a pass. Every field is shown escaped (console text is
+/// untrusted): a field that spans lines, such as a reason quoting a command's output, goes on
+/// indented lines of its own, and each console line stays one line.
 pub fn failure_details(result: &ScenarioResult) -> String {
     let Verdict::Fail(failure) = &result.verdict else {
         return String::new();
     };
     let mut out = String::new();
     if failure.step > 0 {
-        let _ = writeln!(out, "  step {}: {}", failure.step, failure.step_description);
+        field(
+            &mut out,
+            &format!("step {}", failure.step),
+            &failure.step_description,
+        );
     }
-    let _ = writeln!(out, "  expected: {}", failure.expected);
-    let _ = writeln!(out, "  reason: {}", failure.reason);
+    field(&mut out, "expected", &failure.expected);
+    field(&mut out, "reason", &failure.reason.to_string());
     if let Some(hint) = &failure.hint {
-        let _ = writeln!(out, "  hint: {hint}");
+        field(&mut out, "hint", hint);
     }
-    let _ = writeln!(out, "  at: {} (stage {})", secs(failure.at), failure.stage);
+    let stage = failure.stage.to_string();
+    let _ = writeln!(
+        out,
+        "  at: {} (stage {})",
+        secs(failure.at),
+        escape_control(&stage)
+    );
     let skip = result.last_lines.len().saturating_sub(LAST_LINES);
     let _ = writeln!(out, "  last {} console lines:", result.last_lines.len() - skip);
     for line in &result.last_lines[skip..] {
-        let _ = writeln!(out, "    | {line}");
+        let _ = writeln!(out, "    | {}", escape_control(line));
     }
     for path in &result.transcript {
-        let _ = writeln!(out, "  transcript: {}", path.display());
+        let _ = writeln!(
+            out,
+            "  transcript: {}",
+            escape_control(&path.display().to_string())
+        );
     }
     out
+}
+
+/// `  label: first line`, then each further line of `text` indented under it, all escaped.
+fn field(out: &mut String, label: &str, text: &str) {
+    let mut lines = escape_lines(text);
+    let first = lines.next().unwrap_or_default();
+    let _ = writeln!(out, "  {label}: {first}");
+    for line in lines {
+        let _ = writeln!(out, "    {line}");
+    }
 }
 
 /// The units systemd failed to start during the run, one per line under the result; empty
@@ -64,7 +91,7 @@ pub fn failed_units(result: &ScenarioResult) -> String {
     }
     let mut out = format!("  failed units ({}):\n", result.failed_units.len());
     for unit in &result.failed_units {
-        let _ = writeln!(out, "    [FAILED] {unit}");
+        let _ = writeln!(out, "    [FAILED] {}", escape_control(unit));
     }
     out
 }
@@ -83,7 +110,7 @@ pub struct TextReporter;
 impl Reporter for TextReporter {
     fn report(&mut self, event: &SuiteEvent) -> Result<(), ReportError> {
         match &event.kind {
-            SuiteEventKind::Note { text } => println!("{text}"),
+            SuiteEventKind::Note { text } => println!("{}", escape_keeping_lines(text)),
             SuiteEventKind::ScenarioFinished { result } => {
                 println!("{}", summary_line(result));
                 print!("{}", failed_units(result));
@@ -91,7 +118,9 @@ impl Reporter for TextReporter {
             }
             SuiteEventKind::SuiteFinished { results, stopped, .. } => {
                 if let Some(error) = stopped {
-                    eprintln!("harness: {error}");
+                    // Further lines (a QEMU's stderr, say) indented under the first.
+                    let lines: Vec<_> = escape_lines(error).collect();
+                    eprintln!("harness: {}", lines.join("\n  "));
                 }
                 println!("{}", totals(results));
             }
@@ -117,9 +146,75 @@ pub(super) fn result_with_failed_units(units: &[&str]) -> ScenarioResult {
     }
 }
 
+/// A result that failed on the console line `console`: its reason quotes the line as a
+/// command's output, and it is the excerpt's last line. For the reporters' tests.
+#[cfg(test)]
+pub(super) fn result_failed_on_console(console: &str) -> ScenarioResult {
+    use crate::runner::{FailReason, Failure, Stage};
+    ScenarioResult {
+        verdict: Verdict::Fail(Failure {
+            step: 1,
+            step_description: "run \"printf x\" (esc.toml:3:1)".to_owned(),
+            expected: "output matching /nope/".to_owned(),
+            reason: FailReason::Check {
+                detail: format!("output did not match /nope/:\n{console}"),
+            },
+            at: std::time::Duration::from_secs(1),
+            stage: Stage::Body,
+            hint: None,
+        }),
+        last_lines: vec!["[root@ivy:~]# printf x".to_owned(), console.to_owned()],
+        ..result_with_failed_units(&[])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Asserts that `raw` in a console line is shown as `escaped` in the reason and the excerpt
+    /// of the failure details, and never as itself.
+    fn assert_shown_escaped(raw: &str, escaped: &str) {
+        let details = failure_details(&result_failed_on_console(&format!("a{raw}b")));
+        assert!(!details.contains(raw), "{details:?}");
+        assert!(
+            details.contains(&format!("\n    a{escaped}b\n")),
+            "reason: {details}"
+        );
+        assert!(
+            details.contains(&format!("\n    | a{escaped}b\n")),
+            "excerpt: {details}"
+        );
+    }
+
+    crate::report::escape::shows_each_control_class_escaped!(assert_shown_escaped);
+
+    #[test]
+    fn output_quoted_in_a_reason_cannot_forge_a_result_line() {
+        let details = failure_details(&result_failed_on_console("x\nPASS  boot  1.0s  ()"));
+        assert!(
+            details.contains("  reason: output did not match /nope/:\n    x\n    PASS  boot  1.0s  ()\n"),
+            "{details}"
+        );
+        assert!(!details.lines().any(|l| l.starts_with("PASS")), "{details}");
+    }
+
+    #[test]
+    fn a_console_line_holding_a_newline_stays_one_excerpt_line() {
+        let mut result = result_failed_on_console("x");
+        result.last_lines = vec!["a\nFAIL  b\rc".to_owned()];
+        let details = failure_details(&result);
+        assert!(details.contains("\n    | a\\nFAIL  b\\rc\n"), "{details}");
+    }
+
+    #[test]
+    fn a_failed_units_name_is_shown_escaped() {
+        let result = result_with_failed_units(&["evil\u{1b}[2J\u{202e}.service"]);
+        assert_eq!(
+            failed_units(&result),
+            "  failed units (1):\n    [FAILED] evil\\u{1b}[2J\\u{202e}.service\n"
+        );
+    }
 
     #[test]
     fn failed_units_are_listed_under_the_result_and_nothing_when_none_failed() {

@@ -187,7 +187,7 @@ fn decode(encoded: &str) -> Result<Vec<u8>, String> {
 }
 
 fn hex_digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::lower_hex(&Sha256::digest(bytes))
 }
 
 /// A file-name-safe label for a target path: `/var/log/messages` → `var_log_messages`.

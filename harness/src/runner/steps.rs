@@ -291,7 +291,7 @@ fn marker_nonce() -> Result<String, FailReason> {
     getrandom::fill(&mut bytes).map_err(|e| FailReason::Setup {
         detail: format!("no random numbers for the command markers: {e}"),
     })?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::hex::lower_hex(&bytes))
 }
 
 /// The exit status in a matched end marker `…:<status>;`; -1 if it does not parse.

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use super::trusted::FileVersion;
 use super::SnapshotError;
 use crate::adapt::Shim;
+use crate::hex::lower_hex;
 use crate::scenario::{Action, LoginRecipe, Password, SavedRecipe, SavedStart, Start, Step};
 use crate::target::qemu::{QemuConfig, QemuTarget};
 
@@ -179,7 +180,7 @@ impl CacheKey {
             }
         }
         let digest = hash.finalize();
-        Ok(CacheKey(super::seal::hex(&digest.into())))
+        Ok(CacheKey(lower_hex(&digest)))
     }
 
     /// The first 12 digits, for file names people read.
@@ -205,7 +206,7 @@ fn step_fingerprint(step: &Step) -> Result<String, SnapshotError> {
     let mut text = format!("{:?}|{:?}|{:?}", step.action, step.timeout, step.stage);
     if let Action::CopyTo(copy) = &step.action {
         let digest = content_digest(&copy.from).map_err(|e| SnapshotError::io(&copy.from, e))?;
-        text.push_str(&format!("|{}", super::seal::hex(&digest)));
+        text.push_str(&format!("|{}", lower_hex(&digest)));
     }
     Ok(text)
 }

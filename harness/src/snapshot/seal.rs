@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::hex::lower_hex;
+
 /// One disk's size and digest, as `entry.json` records them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct DiskSeal {
@@ -51,7 +53,7 @@ pub(super) fn seal(dir: &Path, names: &[String]) -> Result<Vec<DiskSeal>, SealBr
             Ok(DiskSeal {
                 name: name.clone(),
                 size,
-                sha256: hex(&digest),
+                sha256: lower_hex(&digest),
             })
         })
         .collect()
@@ -87,7 +89,7 @@ pub(super) fn verify(dir: &Path, names: &[String], seals: &[DiskSeal]) -> Result
         let seal = sealed(name)?;
         let path = dir.join(name);
         let (_, digest) = measure(&path)?;
-        if hex(&digest) != seal.sha256 {
+        if lower_hex(&digest) != seal.sha256 {
             return Err(SealBroken::Digest { path });
         }
     }
@@ -115,11 +117,6 @@ fn measure(path: &Path) -> Result<(u64, [u8; 32]), SealBroken> {
         size += n as u64;
     }
     Ok((size, hash.finalize().into()))
-}
-
-/// A SHA-256 digest in lower-case hex.
-pub(super) fn hex(digest: &[u8; 32]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

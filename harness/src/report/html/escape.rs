@@ -5,6 +5,8 @@
 
 use std::io::{self, Write};
 
+use crate::report::escape::push_escaped;
+
 /// A writer for JSON that goes inside a `<script>` element: `<`, `>` and `&` become `\u003c`,
 /// `\u003e` and `\u0026`, so no console text can close the element (`</script>`) or open a
 /// comment (`<!--`); U+2028 and U+2029 become `\u2028` and `\u2029`, which old script parsers
@@ -84,7 +86,8 @@ pub fn script_json<T: serde::Serialize>(value: &T) -> String {
     String::from_utf8(bytes).expect("serde_json writes UTF-8 and the escapes are ASCII")
 }
 
-/// Text for an HTML text node or a double-quoted attribute.
+/// Text for an HTML text node or a double-quoted attribute: markup escaped, and control
+/// characters, bidi overrides and line separators written as the text report writes them.
 pub fn html_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -93,8 +96,7 @@ pub fn html_text(text: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
-            c if c.is_control() => out.push('\u{FFFD}'),
-            c => out.push(c),
+            c => push_escaped(&mut out, c),
         }
     }
     out
@@ -126,7 +128,10 @@ mod tests {
     }
 
     #[test]
-    fn html_text_escapes_markup_and_replaces_control_characters() {
-        assert_eq!(html_text("a<b>&\"\u{1b}[0m"), "a&lt;b&gt;&amp;&quot;\u{FFFD}[0m");
+    fn html_text_escapes_markup_and_writes_control_characters_as_escapes() {
+        assert_eq!(
+            html_text("a<b>&\"\u{1b}[0m\u{9b}\u{202e}\u{2028}"),
+            "a&lt;b&gt;&amp;&quot;\\u{1b}[0m\\u{9b}\\u{202e}\\u{2028}"
+        );
     }
 }

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::transcript::{LineKind, LogLine};
+use crate::report::escape::{escape_control, escape_keeping_lines};
 use crate::runner::{FailReason, Failure, ScenarioResult};
 
 /// Transcript lines shown before the marked line.
@@ -46,7 +47,7 @@ pub fn failure_view(result: &ScenarioResult, log: &[LogLine]) -> Option<FailureV
             .map(|text| LogLine {
                 t: at,
                 kind: LineKind::Out,
-                text: text.clone(),
+                text: escape_control(text).into_owned(),
             })
             .collect();
         &fallback
@@ -59,14 +60,18 @@ pub fn failure_view(result: &ScenarioResult, log: &[LogLine]) -> Option<FailureV
         }
         None => (lines[lines.len().saturating_sub(BEFORE)..].to_vec(), None),
     };
+    // The page draws a reason's line breaks (a command's output it quotes) and nothing else.
     Some(FailureView {
         step: failure.step,
-        step_description: failure.step_description.clone(),
-        expected: failure.expected.clone(),
-        reason: failure.reason.to_string(),
-        hint: failure.hint.clone(),
+        step_description: escape_control(&failure.step_description).into_owned(),
+        expected: escape_control(&failure.expected).into_owned(),
+        reason: escape_keeping_lines(&failure.reason.to_string()).into_owned(),
+        hint: failure
+            .hint
+            .as_deref()
+            .map(|hint| escape_keeping_lines(hint).into_owned()),
         at,
-        stage: failure.stage.to_string(),
+        stage: escape_control(&failure.stage.to_string()).into_owned(),
         excerpt,
         mark,
     })
@@ -77,7 +82,9 @@ pub fn failure_view(result: &ScenarioResult, log: &[LogLine]) -> Option<FailureV
 fn marked_line(failure: &Failure, lines: &[LogLine]) -> Option<usize> {
     let output = |l: &&LogLine| l.kind == LineKind::Out;
     if let FailReason::Fatal { line, seen_at, .. } = &failure.reason {
-        let wanted = line.trim();
+        // The page's lines are escaped (see `transcript::log_lines`), so is the line looked for.
+        let wanted = escape_control(line.trim());
+        let wanted = wanted.as_ref();
         let seen = seen_at.as_secs_f64() + 0.001;
         let matches = |l: &LogLine| !wanted.is_empty() && l.text.contains(wanted);
         let before = lines
@@ -184,6 +191,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(view.excerpt[view.mark.unwrap()].text, "b");
+    }
+
+    /// Asserts that `raw` in the console is shown as `escaped` in the failure's reason and in
+    /// the excerpt read from the result's last lines.
+    fn assert_shown_escaped(raw: &str, escaped: &str) {
+        let console = format!("a{raw}b");
+        let reason = FailReason::Check {
+            detail: format!("output did not match /nope/:\n{console}"),
+        };
+        let view = failure_view(&failed(reason, 1_000, &[&console]), &[]).unwrap();
+        assert_eq!(view.reason, format!("output did not match /nope/:\na{escaped}b"));
+        assert_eq!(view.excerpt[0].text, format!("a{escaped}b"));
+    }
+
+    crate::report::escape::shows_each_control_class_escaped!(assert_shown_escaped);
+
+    #[test]
+    fn a_fatal_line_holding_a_bidi_override_is_still_the_marked_line() {
+        let fatal = "Kernel panic \u{202e}here";
+        let log = [
+            out(1.0, "before"),
+            out(2.0, &escape_control(fatal)),
+            out(3.0, "after"),
+        ];
+        let reason = FailReason::Fatal {
+            pattern: "\"Kernel panic\"".into(),
+            line: fatal.into(),
+            seen_at: Duration::from_millis(2_000),
+        };
+        let view = failure_view(&failed(reason, 3_500, &[]), &log).unwrap();
+        assert_eq!(view.mark, Some(1));
+        assert!(
+            view.reason.ends_with("Kernel panic \\u{202e}here"),
+            "{}",
+            view.reason
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the page's own inline script and style run), the inline CSS and script, and the data they
 //! draw from, one JSON block for the run and one per scenario.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::time::SystemTime;
 
@@ -10,6 +11,7 @@ use serde::Serialize;
 use super::escape::{html_text, ScriptJson};
 use super::scenario::scenario_view;
 use super::Run;
+use crate::report::escape::escape_keeping_lines;
 
 /// Nothing is fetched: no scripts, styles, fonts, images (but inline `data:`), frames or
 /// connections other than the page's own inline ones.
@@ -30,7 +32,8 @@ struct RunView<'a> {
     info: &'a super::RunInfo,
     passed: usize,
     failed: usize,
-    stopped: Option<&'a str>,
+    /// Escaped: it may quote what a target printed (QEMU's stderr).
+    stopped: Option<Cow<'a, str>>,
     baseline: Option<BaselineSummary>,
 }
 
@@ -68,7 +71,7 @@ pub fn write(out: &mut dyn Write, run: &Run<'_>) -> io::Result<()> {
         info: run.info,
         passed,
         failed,
-        stopped: run.stopped,
+        stopped: run.stopped.map(escape_keeping_lines),
         baseline: run.baseline.map(|b| BaselineSummary {
             source: b.baseline.source.display().to_string(),
             max_regression: b.policy.max_regression,

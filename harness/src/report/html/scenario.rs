@@ -9,6 +9,7 @@ use super::excerpt::{failure_view, FailureView};
 use super::timeline::{timeline, Timeline};
 use super::transcript::{self, Cast, LogLine, CAST_CAP, LOG_CAP};
 use super::BaselineView;
+use crate::report::escape::escape_control;
 use crate::runner::{Origin, ScenarioResult};
 
 /// What the page knows of one scenario.
@@ -68,8 +69,8 @@ pub fn scenario_view(
         None => (None, Some("this run wrote no recording".to_owned())),
     };
     ScenarioView {
-        name: result.name.clone(),
-        source: result.source.display().to_string(),
+        name: escape_control(&result.name).into_owned(),
+        source: escape_control(&result.source.display().to_string()).into_owned(),
         verdict: if result.passed() { "pass" } else { "fail" },
         duration: result.duration.as_secs_f64(),
         origin: match result.origin {

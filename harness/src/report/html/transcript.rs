@@ -11,6 +11,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::report::escape::escape_control;
+
 /// How much of a scenario's `.log` the page embeds. The page is built in memory, several
 /// copies of this deep (read, parsed, escaped), and the harness must stay within tens of MB on
 /// a console that floods: 1 MiB of head and tail is what a reader scrolls anyway.
@@ -101,6 +103,9 @@ pub fn log_lines(log: &Bounded) -> Vec<LogLine> {
     lines
 }
 
+/// One `.log` line, its text escaped ([`escape_control`]): the `.log` keeps the console's
+/// control characters, bidi overrides and line separators, which the page shows as escapes
+/// rather than let them reorder or break what a reader sees.
 fn parse_log_line(line: &str) -> LogLine {
     let stamped = line
         .strip_prefix('[')
@@ -111,7 +116,7 @@ fn parse_log_line(line: &str) -> LogLine {
         return LogLine {
             t: 0.0,
             kind: LineKind::Out,
-            text: line.to_owned(),
+            text: escape_control(line).into_owned(),
         };
     };
     let (kind, text) = if let Some(note) = text.strip_prefix("-- ") {
@@ -124,7 +129,7 @@ fn parse_log_line(line: &str) -> LogLine {
     LogLine {
         t,
         kind,
-        text: text.to_owned(),
+        text: escape_control(text).into_owned(),
     }
 }
 
@@ -159,6 +164,12 @@ pub fn cast(text: &Bounded) -> Cast {
     let tail = text.tail.as_ref().map(|(_, tail)| tail.lines());
     for line in lines.chain(tail.into_iter().flatten()) {
         match serde_json::from_str::<(f64, String, String)>(line) {
+            // A marker is the harness's note (which may quote the console), shown beside the
+            // player as one line of text; output stays as it was: the player is a terminal.
+            Ok((t, kind, data)) if t.is_finite() && kind == "m" => {
+                let data = escape_control(&data).into_owned();
+                cast.events.push((t, kind, data));
+            }
             Ok(event) if event.0.is_finite() => cast.events.push(event),
             _ => skipped += 1,
         }
@@ -259,6 +270,29 @@ mod tests {
         std::fs::write(&path, b"[   1.000] a\xff\xfeb\n").unwrap();
         let lines = log_lines(&read_bounded(&path, LOG_CAP).unwrap());
         assert_eq!(lines[0].text, "a\u{FFFD}\u{FFFD}b");
+    }
+
+    /// Asserts that `raw` in a console line of the `.log` is read back as `escaped`.
+    fn assert_read_escaped(raw: &str, escaped: &str) {
+        let lines = log_lines(&whole(&format!("[   1.000] a{raw}b\n[   2.000] >> c{raw}\n")));
+        assert_eq!(lines[0].text, format!("a{escaped}b"));
+        assert_eq!(lines[1].text, format!("c{escaped}"));
+    }
+
+    crate::report::escape::shows_each_control_class_escaped!(assert_read_escaped);
+
+    #[test]
+    fn a_cast_keeps_its_output_raw_and_escapes_its_markers() {
+        let cast = cast(&whole(
+            "{\"version\":2}\n[0.5,\"o\",\"\\u001b[31m\\u202e\\u009b\"]\n[1.0,\"m\",\"FAIL: \\u202e\\u0007\"]\n",
+        ));
+        assert_eq!(
+            cast.events,
+            vec![
+                (0.5, "o".into(), "\u{1b}[31m\u{202e}\u{9b}".into()),
+                (1.0, "m".into(), "FAIL: \\u{202e}\\u{7}".into())
+            ]
+        );
     }
 
     #[test]

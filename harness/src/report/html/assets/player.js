@@ -5,6 +5,9 @@
 
 const R2SPlayer = (function () {
   const DEFAULT_ATTR = { fg: -1, bg: -1, bold: false, inverse: false };
+  // The characters the harness's reports escape beyond control characters
+  // (report::escape::needs_escape): line and paragraph separators and bidi formatting.
+  const REORDERING = /^[\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]$/;
 
   function Screen(width, height) {
     this.w = width;
@@ -104,6 +107,9 @@ const R2SPlayer = (function () {
       this.x = Math.min(this.w - 1, (Math.floor(this.x / 8) + 1) * 8);
     } else if (code < 0x20 || code === 0x7f || (code >= 0x80 && code < 0xa0)) {
       // Other control characters move nothing.
+    } else if (REORDERING.test(ch)) {
+      // A terminal draws no bidi override or line separator; in a page they would reorder or
+      // break the row around them.
     } else {
       this.put(ch);
     }

@@ -106,7 +106,7 @@ fn judge(argv: &[String], status: i32, output: &str, check: &CommandCheck) -> St
             reason: FailReason::Check {
                 detail: format!(
                     "{argv:?} exited with status {status}; output:\n{}",
-                    output.trim_end()
+                    super::steps::quoted(output)
                 ),
             },
         });

@@ -458,3 +458,30 @@ async fn a_run_after_a_send_line_waits_for_the_prompt_the_line_brings() {
     run.assert_passed();
     assert_eq!(run.typed_ahead(), Vec::<&str>::new(), "{}", run.log);
 }
+
+#[tokio::test]
+async fn a_failure_quotes_only_the_end_of_a_long_output_and_says_how_much_it_left_out() {
+    // 200 lines of 99 digits and a newline: 19,999 bytes once the last newline is trimmed.
+    let long: String = (0..200).map(|i| format!("{i:0>99}\n")).collect();
+    let steps = "[[steps]]\nrun = \"dmesg\"\noutput = \"^never$\"\n";
+    let run = on_shell(steps, ShellConfig::default(), move |_| (long.clone(), 0)).await;
+    let reason = run.failure().reason.to_string();
+    let (head, quoted) = reason.split_once("\n… (").expect("a note on what was left out");
+    assert_eq!(head, "output did not match /^never$/:");
+    let (note, tail) = quoted.split_once('\n').unwrap();
+    assert_eq!(note, "15903 earlier bytes left out: the transcript has them)");
+    assert_eq!(tail.chars().count(), 4096);
+    assert!(tail.ends_with(&format!("{:0>99}", 199)), "{tail}");
+    // The transcript has every line.
+    assert!(run.log.contains(&format!("{:0>99}", 0)), "{}", run.log);
+}
+
+#[tokio::test]
+async fn a_short_output_is_quoted_whole() {
+    let steps = "[[steps]]\nrun = \"uname -m\"\noutput = \"^x86_64$\"\n";
+    let run = on_shell(steps, ShellConfig::default(), |_| ("aarch64".to_owned(), 0)).await;
+    assert_eq!(
+        run.failure().reason.to_string(),
+        "output did not match /^x86_64$/:\naarch64"
+    );
+}

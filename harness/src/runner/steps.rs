@@ -232,7 +232,10 @@ async fn run(
         return Err(StepFailure {
             expected: format!("exit status {status}"),
             reason: FailReason::Check {
-                detail: format!("{command:?} exited with status {got}; output:\n{output}"),
+                detail: format!(
+                    "{command:?} exited with status {got}; output:\n{}",
+                    quoted(&output)
+                ),
             },
         });
     }
@@ -303,12 +306,38 @@ fn marker_status(matched: &str) -> i32 {
         .unwrap_or(-1)
 }
 
+/// How many characters of a command's output a failure's reason quotes. The reason is shown
+/// whole in the text report, JUnit and the HTML page, while an output may be a MiB; the
+/// transcript keeps all of it.
+const QUOTED_OUTPUT: usize = 4096;
+
+/// A command's output as a failure's reason quotes it: trailing whitespace trimmed, and of a
+/// long output only its last [`QUOTED_OUTPUT`] characters (where a command says what went
+/// wrong), after a line saying how much was left out.
+pub(super) fn quoted(output: &str) -> std::borrow::Cow<'_, str> {
+    let output = output.trim_end();
+    let chars = output.chars().count();
+    if chars <= QUOTED_OUTPUT {
+        return output.into();
+    }
+    let (cut, _) = output
+        .char_indices()
+        .nth(chars - QUOTED_OUTPUT)
+        .expect("a character past the cut");
+    format!(
+        "… ({} earlier bytes left out: the transcript has them)\n{}",
+        cut,
+        &output[cut..]
+    )
+    .into()
+}
+
 pub(super) fn check_output(output: &str, check: Option<&Regex>) -> StepResult {
     match check {
         Some(re) if !re.is_match(output) => Err(StepFailure {
             expected: format!("output matching /{}/", re.as_str()),
             reason: FailReason::Check {
-                detail: format!("output did not match /{}/:\n{}", re.as_str(), output.trim_end()),
+                detail: format!("output did not match /{}/:\n{}", re.as_str(), quoted(output)),
             },
         }),
         _ => Ok(()),

@@ -687,3 +687,67 @@ fn an_include_loop_fails_extlinux_conf_naming_the_chain() {
          rejects the file (\"Error parsing config file\")"
     );
 }
+
+#[test]
+fn text_from_the_image_is_shown_escaped_in_the_report() {
+    let dir = temp_dir();
+    // A LABEL that would clear the screen, ring the bell and reverse the rest of the line.
+    let image = copy_of("r2s-first-boot", dir.path());
+    let conf = r2s_harness::image::Ext4Volume::open_index(&image, 1)
+        .unwrap()
+        .read("/extlinux/extlinux.conf")
+        .unwrap();
+    let conf = String::from_utf8(conf).unwrap();
+    let label = conf
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("LABEL "))
+        .expect("a LABEL")
+        .to_owned();
+    let hostile = dir.path().join("extlinux.conf");
+    std::fs::write(
+        &hostile,
+        conf.replace(
+            &format!("LABEL {label}"),
+            &format!("LABEL {label}\u{1b}[2J\u{7}\u{202e}x"),
+        ),
+    )
+    .unwrap();
+    let write = format!("write {} /extlinux/extlinux.conf", hostile.display());
+    debugfs(&image, 1, &["rm /extlinux/extlinux.conf", &write]);
+    let run = inspect(&image, &[]);
+    for raw in ['\u{1b}', '\u{7}', '\u{202e}'] {
+        assert!(
+            !run.stdout.contains(raw) && !run.stderr.contains(raw),
+            "{raw:?} reached the output raw:\n{}",
+            run.explain()
+        );
+    }
+    assert!(
+        run.stdout.contains("\\u{1b}[2J\\u{7}\\u{202e}x"),
+        "{}",
+        run.explain()
+    );
+
+    // `harness run` says how it adapted those entries for QEMU, quoting them the same way.
+    let scenario = dir.path().join("u-boot.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"u-boot\"\n[[steps]]\nexpect = \"U-Boot 20\"\n",
+    )
+    .unwrap();
+    let booted = run_scenario_file(
+        &image,
+        &scenario,
+        &dir.path().join("run"),
+        Duration::from_secs(120),
+    );
+    assert_eq!(booted.code(), Some(0), "{}", booted.explain());
+    assert!(booted.stdout.contains("adapted for QEMU"), "{}", booted.explain());
+    for raw in ['\u{1b}', '\u{7}', '\u{202e}'] {
+        assert!(
+            !booted.stdout.contains(raw) && !booted.stderr.contains(raw),
+            "{raw:?} reached the output raw:\n{}",
+            booted.explain()
+        );
+    }
+}

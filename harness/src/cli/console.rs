@@ -24,7 +24,7 @@ pub async fn console(args: ConsoleArgs) -> u8 {
     let (description, console, mut target) = match open(&args).await {
         Ok(opened) => opened,
         Err(message) => {
-            eprintln!("harness: {message}");
+            super::say(&message);
             return EXIT_ERROR;
         }
     };

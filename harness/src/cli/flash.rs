@@ -51,7 +51,7 @@ pub async fn flash(args: FlashArgs) -> u8 {
     match flash_checked(&args).await {
         Ok(()) => EXIT_PASS,
         Err(stop) => {
-            eprintln!("harness: {}", stop.message);
+            super::say(&stop.message);
             stop.code
         }
     }
@@ -137,7 +137,7 @@ pub(super) async fn flash_before_run(args: &RunArgs, image: &Path) -> Result<(),
         card.write(&pieces, Layout::Image).await
     };
     flashed.await.map_err(|stop| {
-        eprintln!("harness: {}", stop.message);
+        super::say(&stop.message);
         stop.code
     })
 }

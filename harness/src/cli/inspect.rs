@@ -14,7 +14,7 @@ pub fn inspect(args: InspectArgs) -> u8 {
         match board::Board::load(&args.board) {
             Ok(board) => Profile::r2s_with_console_of(&board),
             Err(e) => {
-                eprintln!("harness: {e}");
+                super::say(&e);
                 return EXIT_ERROR;
             }
         }
@@ -22,7 +22,7 @@ pub fn inspect(args: InspectArgs) -> u8 {
     let report = match inspect::inspect_for(&args.image, &profile) {
         Ok(report) => report,
         Err(error) => {
-            eprintln!("harness: {error}");
+            super::say(&error);
             if args.format == OutputFormat::Json {
                 print!(
                     "{}",

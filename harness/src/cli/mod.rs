@@ -296,6 +296,18 @@ pub struct RunArgs {
 }
 
 /// A size in bytes: a number, optionally followed by KiB, MiB or GiB.
+/// Prints `message` on stderr after `harness: `. Messages quote images, scenario files and
+/// console text (a LABEL, a file name, a command's output), so every control character but the
+/// line breaks is shown escaped: nothing in one can move the cursor, recolour the terminal or
+/// reorder what it shows.
+fn say(message: impl std::fmt::Display) {
+    let message = message.to_string();
+    eprintln!(
+        "harness: {}",
+        r2s_harness::report::escape::escape_keeping_lines(&message)
+    );
+}
+
 fn parse_size(text: &str) -> Result<u64, String> {
     let (number, unit) = text
         .find(|c: char| !c.is_ascii_digit())

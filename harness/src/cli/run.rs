@@ -52,7 +52,7 @@ pub async fn run(args: RunArgs) -> u8 {
         }
         Ok(s) => s,
         Err(e) => {
-            eprintln!("harness: {e}");
+            super::say(&e);
             return EXIT_ERROR;
         }
     };
@@ -60,7 +60,7 @@ pub async fn run(args: RunArgs) -> u8 {
     let baseline = match BaselineCheck::from_args(&args) {
         Ok(check) => check,
         Err(e) => {
-            eprintln!("harness: {e}");
+            super::say(&e);
             return EXIT_ERROR;
         }
     };
@@ -73,7 +73,7 @@ pub async fn run(args: RunArgs) -> u8 {
     let (suite, info) = match suite {
         Ok(made) => made,
         Err(e) => {
-            eprintln!("harness: {e}");
+            super::say(&e);
             return EXIT_ERROR;
         }
     };
@@ -125,7 +125,7 @@ pub async fn run(args: RunArgs) -> u8 {
     let outcome = suite::run_suite(&suite, scenarios, jobs, reporters).await;
 
     for error in &outcome.report_errors {
-        eprintln!("harness: {error}");
+        super::say(error);
     }
     // An error that stops the run before a verdict (QEMU that cannot start, a port in use)
     // ends it with exit 2, after reporting what ran before.
@@ -271,10 +271,11 @@ pub(super) async fn choose_root_disk(image: &Path, forced: Option<DiskBus>) -> d
 /// lines for the HTML report.
 pub(super) fn tell_root_disk(choice: &disk_bus::Choice) -> Vec<String> {
     let line = format!("root disk on {}: {}", choice.disk.bus, choice.disk.reason);
-    println!("{line}");
+    // The reason names what the image's initrd holds.
+    println!("{}", escape_control(&line));
     let mut told = vec![line];
     if let Some(warning) = choice.warning() {
-        eprintln!("harness: warning: {warning}");
+        super::say(format!("warning: {warning}"));
         told.push(format!("warning: {warning}"));
     }
     told
@@ -341,8 +342,9 @@ async fn adapt_for_qemu_told(
                 format!("  extlinux.conf from {}", adapted.source),
             ];
             told.extend(adapted.changes.iter().map(|change| format!("  {change}")));
+            // The changes quote the image's extlinux.conf (its LABELs, APPEND lines).
             for line in &told {
-                println!("{line}");
+                println!("{}", escape_control(line));
             }
             Ok((Some(Arc::new(adapted.shim)), told))
         }

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::report::{Check, Report, Status};
+use crate::report::escape::escape_control;
 
 /// The version of the JSON shape; raised when a field changes meaning or goes away.
 pub const JSON_VERSION: u32 = 1;
@@ -75,20 +76,31 @@ fn to_json(document: &Document<'_>) -> String {
 }
 
 /// The report as text: one block per check, problems with their fix, then a summary line.
+/// Every field quoting the image (a LABEL, a path, an APPEND line) is shown escaped, so that
+/// nothing in the image can start a line of the report or move the terminal's cursor.
 pub fn text(report: &Report) -> String {
-    let mut out = format!("image: {}\nboard: {}\n\n", report.image.display(), report.board);
-    let width = report.checks.iter().map(|c| title(c).len()).max().unwrap_or(0);
-    for check in &report.checks {
+    let mut out = format!(
+        "image: {}\nboard: {}\n\n",
+        escape_control(&report.image.display().to_string()),
+        report.board
+    );
+    let titles: Vec<String> = report
+        .checks
+        .iter()
+        .map(|c| escape_control(&title(c)).into_owned())
+        .collect();
+    let width = titles.iter().map(|t| t.chars().count()).max().unwrap_or(0);
+    for (check, title) in report.checks.iter().zip(&titles) {
         out.push_str(&format!(
             "{:<4}  {:<width$}  {}\n",
             check.status.as_str().to_uppercase(),
-            title(check),
-            check.message
+            title,
+            escape_control(&check.message)
         ));
         let indent = " ".repeat(6 + width + 2);
-        out.push_str(&format!("{indent}where: {}\n", check.location));
+        out.push_str(&format!("{indent}where: {}\n", escape_control(&check.location)));
         if let Some(hint) = &check.hint {
-            out.push_str(&format!("{indent}fix: {hint}\n"));
+            out.push_str(&format!("{indent}fix: {}\n", escape_control(hint)));
         }
     }
     out.push('\n');

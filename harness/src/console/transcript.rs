@@ -21,7 +21,7 @@ use memchr::memchr;
 use serde::Serialize;
 
 use super::ansi::Stripper;
-use crate::report::escape::{needs_escape, push_escaped};
+use crate::report::escape::{escape_console_line, needs_escape, push_escaped};
 
 /// Terminal width written into the asciicast header; serial consoles have no size of their
 /// own, and kernel lines with timestamps run past 80 columns.
@@ -285,7 +285,7 @@ impl Transcript {
     pub fn note(&mut self, at: Duration, text: &str) -> io::Result<()> {
         self.write_partial_line()?;
         for line in text.lines() {
-            let line = format!("[{}] -- {}\n", log_time(at), line);
+            let line = format!("[{}] -- {}\n", log_time(at), escape_console_line(line));
             self.log_line(line.into_bytes())?;
         }
         self.cast_event(at, "m", text)
@@ -351,7 +351,7 @@ impl Transcript {
         let line = format!(
             "[{}] {}\n",
             log_time(self.line_started),
-            String::from_utf8_lossy(&self.line)
+            escape_console_line(&String::from_utf8_lossy(&self.line))
         );
         self.line.clear();
         self.log_line(line.into_bytes())
@@ -528,6 +528,30 @@ mod tests {
              [   5.100] >> root\\r\n\
              [   5.101] root\n\
              [   6.000] >> \\x03\n"
+        );
+    }
+
+    #[test]
+    fn console_lines_and_notes_are_logged_with_controls_and_bidi_overrides_escaped_but_tabs_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transcript = Transcript::create(dir.path(), "t", "title").unwrap();
+        transcript
+            .output(
+                ms(1),
+                "1:\tNixOS\u{8}\u{7}\u{9b}2J\u{7f}\u{202e}x\u{2028}y\r\n".as_bytes(),
+            )
+            .unwrap();
+        transcript.note(ms(2), "output:\n\u{2066}z\u{1b}").unwrap();
+        let (raw, log, _) = written(&transcript.finish().unwrap());
+        assert_eq!(
+            log,
+            "[   0.001] 1:\tNixOS\\u{8}\\u{7}\\u{9b}2J\\u{7f}\\u{202e}x\\u{2028}y\n\
+             [   0.002] -- output:\n\
+             [   0.002] -- \\u{2066}z\\u{1b}\n"
+        );
+        assert!(
+            raw.starts_with("1:\tNixOS\u{8}".as_bytes()),
+            "the raw file keeps the bytes"
         );
     }
 

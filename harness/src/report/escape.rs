@@ -50,19 +50,41 @@ pub fn escape_control(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// The lines of `text` (split at `\n` only), each escaped as [`escape_control`] escapes a
-/// field: for text that may span lines, such as a failure reason quoting a command's output,
-/// which a report shows with line breaks of its own between the lines (an indent, a `| `).
-pub fn escape_lines(text: &str) -> impl Iterator<Item = Cow<'_, str>> {
-    text.split('\n').map(escape_control)
+/// One line of console text as a report shows it: as [`escape_control`] escapes a field, but
+/// with tabs kept. Console text is full of them (U-Boot's menu, `ls`, `systemctl status`), and
+/// a tab only moves the cursor along its line, so shown as `\t` it would make every such line
+/// harder to read for no safety gained. Borrowed when nothing needed escaping.
+pub fn escape_console_line(text: &str) -> Cow<'_, str> {
+    let escaped = |c: char| c != '\t' && needs_escape(c);
+    let Some(first) = text.find(escaped) else {
+        return Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len() + 8);
+    out.push_str(&text[..first]);
+    for c in text[first..].chars() {
+        if escaped(c) {
+            push_escaped(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
-/// `text` with every character [`needs_escape`] picks but `\n` written as an escape: the text
-/// keeps its lines, and nothing in a line can move the cursor, recolour or reorder it. For a
-/// page that draws line breaks as breaks and nothing else (the HTML report). Borrowed when
-/// nothing needed escaping.
+/// The lines of `text` (split at `\n` only), each escaped as [`escape_console_line`] escapes
+/// console text: for text that may span lines, such as a failure reason quoting a command's
+/// output, which a report shows with line breaks of its own between the lines (an indent, a
+/// `| `).
+pub fn escape_lines(text: &str) -> impl Iterator<Item = Cow<'_, str>> {
+    text.split('\n').map(escape_console_line)
+}
+
+/// `text` with every character [`needs_escape`] picks but `\n` and `\t` written as an escape:
+/// the text keeps its lines, and nothing in a line can move the cursor off it, recolour or
+/// reorder it. For a page that draws line breaks as breaks (the HTML report) and messages on
+/// stderr. Borrowed when nothing needed escaping.
 pub fn escape_keeping_lines(text: &str) -> Cow<'_, str> {
-    if !text.contains(|c| c != '\n' && needs_escape(c)) {
+    if !text.contains(|c| c != '\n' && c != '\t' && needs_escape(c)) {
         return Cow::Borrowed(text);
     }
     Cow::Owned(escape_lines(text).collect::<Vec<_>>().join("\n"))
@@ -107,6 +129,13 @@ pub(crate) use shows_each_control_class_escaped;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn console_lines_keep_their_tabs_and_fields_do_not() {
+        assert_eq!(escape_console_line("1:\tNixOS\u{7}"), "1:\tNixOS\\u{7}");
+        assert_eq!(escape_keeping_lines("a\tb\nc\u{202e}"), "a\tb\nc\\u{202e}");
+        assert_eq!(escape_control("1:\tNixOS"), "1:\\tNixOS");
+    }
 
     #[test]
     fn plain_text_is_borrowed_unchanged() {

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::escape::{escape_control, escape_keeping_lines, escape_lines};
+use super::escape::{escape_console_line, escape_control, escape_keeping_lines, escape_lines};
 use super::ReportError;
 use crate::runner::{secs, ScenarioResult, StageTiming, Verdict};
 use crate::suite::{Reporter, SuiteEvent, SuiteEventKind};
@@ -61,7 +61,7 @@ pub fn failure_details(result: &ScenarioResult) -> String {
     let skip = result.last_lines.len().saturating_sub(LAST_LINES);
     let _ = writeln!(out, "  last {} console lines:", result.last_lines.len() - skip);
     for line in &result.last_lines[skip..] {
-        let _ = writeln!(out, "    | {}", escape_control(line));
+        let _ = writeln!(out, "    | {}", escape_console_line(line));
     }
     for path in &result.transcript {
         let _ = writeln!(

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::transcript::{LineKind, LogLine};
-use crate::report::escape::{escape_control, escape_keeping_lines};
+use crate::report::escape::{escape_console_line, escape_control, escape_keeping_lines};
 use crate::runner::{FailReason, Failure, ScenarioResult};
 
 /// Transcript lines shown before the marked line.
@@ -47,7 +47,7 @@ pub fn failure_view(result: &ScenarioResult, log: &[LogLine]) -> Option<FailureV
             .map(|text| LogLine {
                 t: at,
                 kind: LineKind::Out,
-                text: escape_control(text).into_owned(),
+                text: escape_console_line(text).into_owned(),
             })
             .collect();
         &fallback
@@ -83,7 +83,7 @@ fn marked_line(failure: &Failure, lines: &[LogLine]) -> Option<usize> {
     let output = |l: &&LogLine| l.kind == LineKind::Out;
     if let FailReason::Fatal { line, seen_at, .. } = &failure.reason {
         // The page's lines are escaped (see `transcript::log_lines`), so is the line looked for.
-        let wanted = escape_control(line.trim());
+        let wanted = escape_console_line(line.trim());
         let wanted = wanted.as_ref();
         let seen = seen_at.as_secs_f64() + 0.001;
         let matches = |l: &LogLine| !wanted.is_empty() && l.text.contains(wanted);

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::report::escape::escape_control;
+use crate::report::escape::{escape_console_line, escape_control};
 
 /// How much of a scenario's `.log` the page embeds. The page is built in memory, several
 /// copies of this deep (read, parsed, escaped), and the harness must stay within tens of MB on
@@ -116,7 +116,7 @@ fn parse_log_line(line: &str) -> LogLine {
         return LogLine {
             t: 0.0,
             kind: LineKind::Out,
-            text: escape_control(line).into_owned(),
+            text: escape_console_line(line).into_owned(),
         };
     };
     let (kind, text) = if let Some(note) = text.strip_prefix("-- ") {
@@ -129,7 +129,7 @@ fn parse_log_line(line: &str) -> LogLine {
     LogLine {
         t,
         kind,
-        text: escape_control(text).into_owned(),
+        text: escape_console_line(text).into_owned(),
     }
 }
 

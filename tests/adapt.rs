@@ -198,3 +198,30 @@ fn invalid_utf_8_in_extlinux_conf_is_exit_2_naming_line_and_column() {
         result.explain()
     );
 }
+
+#[test]
+fn a_fat_boot_partition_is_adapted_as_ext4_is_and_boots_to_login_unchanged() {
+    let dir = temp_dir();
+    let image = r2s_tests::vfat::first_boot_with_vfat_boot(dir.path());
+    let before = sha256(&image);
+    let result = run(
+        &image,
+        &[],
+        &[&scenario("boot-to-login"), &scenario("login-and-run")],
+        &dir.path().join("run"),
+    );
+    assert_eq!(result.code(), Some(0), "{}", result.explain());
+    for said in [
+        "adapted for QEMU",
+        "extlinux.conf from partition 1:/extlinux/extlinux.conf",
+        "NixOS: APPEND console=ttyS2,1500000 -> console=ttyAMA0,115200",
+        "2 passed, 0 failed",
+    ] {
+        assert!(
+            result.stdout.contains(said),
+            "missing {said:?}\n{}",
+            result.explain()
+        );
+    }
+    assert_eq!(sha256(&image), before, "the image was written");
+}

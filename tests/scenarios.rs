@@ -218,7 +218,7 @@ fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Resul
         ),
         transcripts,
         context: RunContext {
-            menu_labels,
+            menu_labels: Some(menu_labels),
             fallback_password,
             ..RunContext::default()
         },

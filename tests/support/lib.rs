@@ -13,6 +13,7 @@ pub mod hostile;
 pub mod labgrid;
 pub mod pty;
 pub mod ser2net;
+pub mod vfat;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

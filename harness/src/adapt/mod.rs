@@ -41,8 +41,8 @@ pub fn adapt(image: &Path) -> Result<Option<Adapted>, ShimError> {
 pub fn adapt_cached(image: &Path, cache: Option<&ShimCache>) -> Result<Option<Adapted>, ShimError> {
     let found = match boot_config::find(image) {
         Ok(found) => found,
-        // Nothing this harness can read to adapt (e.g. extlinux.conf on a vfat boot partition):
-        // the image boots as it is.
+        // No extlinux.conf where U-Boot looks, on a filesystem this harness reads (ext4, FAT):
+        // nothing to adapt, and U-Boot finds nothing either, which the run then shows.
         Err(ImageError::NoBootConfig { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };

@@ -14,8 +14,8 @@ use std::process::Command;
 use tempfile::TempDir;
 
 use crate::image::extlinux::Config;
-use crate::image::fs::Ext4Volume;
-use crate::image::{boot_config::Found, limits, ImageError};
+use crate::image::volume::Volume;
+use crate::image::{boot_config::Found, limits, ImageError, Table};
 
 /// The shim filesystem's label: distinct from the image's NIXOS_BOOT, so nothing that mounts
 /// by label picks the shim by mistake.
@@ -96,7 +96,7 @@ pub fn build(image: &Path, found: &Found, adapted: &Config) -> Result<Shim, Shim
     let config_path = tree.join(found.path.trim_start_matches('/'));
     write_file(&config_path, adapted.render().as_bytes()).map_err(io_err(&config_path))?;
 
-    let volume = Ext4Volume::open_index(image, found.partition)?;
+    let volume = Volume::open_index(image, &Table::read(image)?, found.partition)?;
     let mut payload: u64 = 0;
     for file in files_to_copy(found, adapted) {
         // A file the image lacks stays missing: U-Boot then fails on it exactly as on the board.

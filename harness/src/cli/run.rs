@@ -173,7 +173,7 @@ fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<(Suite
     println!("board: {name} on {} at {baud} baud", spec.against().display());
     // U-Boot's menu shows MENU LABELs; the card's own extlinux.conf says which number a LABEL is.
     let menu_labels = match args.image.as_ref().or(args.flash.as_ref()) {
-        Some(image) => image::check_bootable_image(image)?,
+        Some(image) => Some(image::check_bootable_image(image)?),
         None => None,
     };
     let info = RunInfo {
@@ -242,7 +242,7 @@ async fn qemu_suite(args: &RunArgs) -> Result<(Suite, RunInfo), SetupError> {
         transcripts: args.transcripts.clone(),
         context: RunContext {
             countdowns: countdown_policy(args, menu_default),
-            menu_labels: labels,
+            menu_labels: Some(labels),
             fallback_password,
             pacing: board.pacing,
             root_disk: Some(choice.root_hint()),

@@ -5,7 +5,6 @@ use std::path::Path;
 use super::error::ImageError;
 use super::extlinux::Config;
 use super::fs::probe_filesystem;
-use super::fs_kind::FsKind;
 use super::limits;
 use super::partition::Table;
 use super::volume::Volume;
@@ -37,29 +36,12 @@ impl Found {
 /// Finds the extlinux.conf U-Boot's distro boot would use: in the bootable partitions in order
 /// (MBR active flag, GPT legacy-BIOS-bootable attribute), or in partition 1 when none is
 /// bootable; in each, `/extlinux/extlinux.conf` before `/boot/extlinux/extlinux.conf`.
-/// Partitions that do not hold ext4 are skipped, as U-Boot skips filesystems it cannot read;
-/// vfat, which U-Boot reads but this module does not, is skipped too and named in the error.
+/// Partitions that hold neither ext4 nor FAT are skipped, as U-Boot skips filesystems it
+/// cannot read.
 pub fn find(image: &Path) -> Result<Found, ImageError> {
-    find_in(image, Readable::Ext4)
-}
-
-/// Like [`find`], but reads vfat partitions too, as U-Boot does. For `inspect`; the QEMU shim
-/// copies boot files from ext4 only, so `harness run` boots a vfat boot partition as it is.
-pub fn find_including_vfat(image: &Path) -> Result<Found, ImageError> {
-    find_in(image, Readable::Ext4AndVfat)
-}
-
-/// Which filesystems the search reads.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Readable {
-    Ext4,
-    Ext4AndVfat,
-}
-
-fn find_in(image: &Path, readable: Readable) -> Result<Found, ImageError> {
-    match search(image, readable)? {
+    match search(image)? {
         Search::Found(found) => Ok(*found),
-        Search::Missing { searched, .. } => Err(ImageError::NoBootConfig {
+        Search::Missing { searched } => Err(ImageError::NoBootConfig {
             image: image.to_owned(),
             searched,
         }),
@@ -71,36 +53,16 @@ enum Search {
     Missing {
         /// One entry per candidate partition, for the error message.
         searched: Vec<String>,
-        /// A candidate was vfat, which U-Boot could have booted from.
-        vfat_skipped: bool,
     },
 }
 
-fn search(image: &Path, readable: Readable) -> Result<Search, ImageError> {
+fn search(image: &Path) -> Result<Search, ImageError> {
     let table = Table::read(image)?;
     let mut searched = Vec::new();
-    let mut vfat_skipped = false;
     for partition in table.boot_candidates() {
         let kind = probe_filesystem(image, partition)?;
-        let read = match kind {
-            FsKind::Ext4 { .. } => true,
-            FsKind::Vfat { .. } => readable == Readable::Ext4AndVfat,
-            FsKind::F2fs { .. } | FsKind::Unknown => false,
-        };
-        let volume = if read {
-            Volume::open(image, partition, &kind)?
-        } else {
-            None
-        };
-        let Some(volume) = volume else {
-            let vfat = matches!(kind, FsKind::Vfat { .. });
-            vfat_skipped |= vfat;
-            let note = if vfat {
-                ", which this harness cannot read"
-            } else {
-                ""
-            };
-            searched.push(format!("partition {} ({kind}{note})", partition.index));
+        let Some(volume) = Volume::open(image, partition, &kind)? else {
+            searched.push(format!("partition {} ({kind})", partition.index));
             continue;
         };
         for path in SEARCH_PATHS {
@@ -130,10 +92,7 @@ fn search(image: &Path, readable: Readable) -> Result<Search, ImageError> {
     if searched.is_empty() {
         searched.push("nothing: the partition table is empty".to_owned());
     }
-    Ok(Search::Missing {
-        searched,
-        vfat_skipped,
-    })
+    Ok(Search::Missing { searched })
 }
 
 /// Resolves a path written in an extlinux.conf the way U-Boot's pxe code does: an absolute
@@ -161,20 +120,7 @@ pub fn resolve(config_path: &str, file_path: &str) -> String {
 
 /// Checks that an image can be booted as U-Boot would, before spending a boot on it: it has a
 /// partition table and an extlinux.conf where distro boot looks. Returns the config's LABEL
-/// names in menu order, or `None` when the boot partition is vfat, which U-Boot reads but this
-/// module cannot, so the menu is unknown in advance.
-pub fn check_bootable_image(image: &Path) -> Result<Option<Vec<String>>, ImageError> {
-    match search(image, Readable::Ext4)? {
-        Search::Found(found) => Ok(Some(found.config.labels.into_iter().map(|l| l.name).collect())),
-        Search::Missing {
-            vfat_skipped: true, ..
-        } => Ok(None),
-        Search::Missing {
-            searched,
-            vfat_skipped: false,
-        } => Err(ImageError::NoBootConfig {
-            image: image.to_owned(),
-            searched,
-        }),
-    }
+/// names in menu order.
+pub fn check_bootable_image(image: &Path) -> Result<Vec<String>, ImageError> {
+    Ok(find(image)?.config.labels.into_iter().map(|l| l.name).collect())
 }

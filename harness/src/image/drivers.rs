@@ -123,7 +123,7 @@ impl fmt::Display for Support {
 /// Reads what the default boot entry of `image`'s extlinux.conf (the first entry if none is
 /// the default) boots with. Files that cannot be read are listed in [`Drivers::unread`].
 pub fn read(image: &Path) -> Result<Drivers, ImageError> {
-    let found = boot_config::find_including_vfat(image)?;
+    let found = boot_config::find(image)?;
     let Some(label) = found.config.default_label().or(found.config.labels.first()) else {
         return Ok(Drivers {
             unread: vec!["extlinux.conf has no boot entry".to_owned()],
@@ -140,7 +140,7 @@ pub fn read_entry(image: &Path, table: &Table, found: &Found, label: &Label) -> 
         entry: format!("LABEL {}", label.name),
         ..Drivers::default()
     };
-    let volume = open(image, table, found.partition)?;
+    let volume = Volume::open_index(image, table, found.partition)?;
     if let Some(kernel) = &label.kernel {
         let path = found.resolve(kernel.split('#').next().unwrap_or(kernel).trim());
         match volume.read_limited(&path, KERNEL_READ, "a kernel read for its configuration") {
@@ -184,24 +184,6 @@ pub fn read_entry(image: &Path, table: &Table, found: &Found, label: &Label) -> 
 fn holds_pl011(kernel: &[u8]) -> bool {
     memchr::memmem::find(kernel, b"uart-pl011\0").is_some()
         && memchr::memmem::find(kernel, b"ttyAMA\0").is_some()
-}
-
-fn open(image: &Path, table: &Table, index: u32) -> Result<Volume, ImageError> {
-    let partition = table
-        .partitions
-        .iter()
-        .find(|p| p.index == index)
-        .ok_or_else(|| ImageError::NoFileReader {
-            image: image.to_owned(),
-            partition: index,
-            found: FsKind::Unknown,
-        })?;
-    let kind = probe_filesystem(image, partition)?;
-    Volume::open(image, partition, &kind)?.ok_or_else(|| ImageError::NoFileReader {
-        image: image.to_owned(),
-        partition: index,
-        found: kind,
-    })
 }
 
 /// modules.builtin of one of `releases` on an ext4 partition other than the boot one: where

@@ -13,6 +13,9 @@ use super::guard::guarded;
 use super::limits;
 use super::partition::Partition;
 
+/// How much of a file one read of [`FatVolume::copy_to`] holds.
+const COPY_CHUNK: usize = 1 << 20;
+
 /// The bytes of one partition, as a seekable stream that cannot be written.
 struct PartitionView {
     file: File,
@@ -151,11 +154,55 @@ impl FatVolume {
         .map_err(|e| self.file_error(path, e))
     }
 
-    /// The contents of a file of at most `limit` bytes (`what` it is, for the error).
-    pub fn read_limited(&self, path: &str, limit: u64, what: &'static str) -> Result<Vec<u8>, ImageError> {
+    /// Streams a file of at most `limit` bytes (`what` it is, for the error) into `out`, in
+    /// chunks of at most a MiB; returns its size.
+    pub fn copy_to(
+        &self,
+        path: &str,
+        limit: u64,
+        what: &'static str,
+        out: &mut dyn Write,
+    ) -> Result<u64, ImageError> {
         let (size, _) = self.read_head(path, 0)?;
         limits::check_file_size(&self.image, self.partition, path, what, size, limit)?;
-        self.read_head(path, size as usize).map(|(_, bytes)| bytes)
+        let mut write_error = None;
+        let copied = self
+            .op(size, || {
+                let mut file = self.fs.root_dir().open_file(path.trim_start_matches('/'))?;
+                let mut chunk = vec![0u8; COPY_CHUNK.min(size as usize).max(1)];
+                let mut copied = 0u64;
+                loop {
+                    let n = file.read(&mut chunk)?;
+                    if n == 0 {
+                        return Ok(copied);
+                    }
+                    copied += n as u64;
+                    if copied > size {
+                        return Err(io::Error::other("the file holds more bytes than its size says"));
+                    }
+                    if let Err(e) = out.write_all(&chunk[..n]) {
+                        write_error = Some(e);
+                        return Ok(copied);
+                    }
+                }
+            })
+            .map_err(|e| self.file_error(path, e))?;
+        match write_error {
+            Some(e) => Err(ImageError::ReadFile {
+                image: self.image.clone(),
+                partition: self.partition,
+                path: path.to_owned(),
+                reason: format!("cannot write the copy: {e}"),
+            }),
+            None => Ok(copied),
+        }
+    }
+
+    /// The contents of a file of at most `limit` bytes (`what` it is, for the error).
+    pub fn read_limited(&self, path: &str, limit: u64, what: &'static str) -> Result<Vec<u8>, ImageError> {
+        let mut bytes = Vec::new();
+        self.copy_to(path, limit, what, &mut bytes)?;
+        Ok(bytes)
     }
 
     /// The contents of a file of at most [`limits::BOOT_FILE`] bytes.

@@ -3,9 +3,10 @@
 use std::path::Path;
 
 use super::error::ImageError;
+use super::fs::probe_filesystem;
 use super::fs::Ext4Volume;
 use super::fs_kind::FsKind;
-use super::partition::Partition;
+use super::partition::{Partition, Table};
 use super::vfat::FatVolume;
 
 /// An ext4 or FAT filesystem in one partition of an image, opened for reading.
@@ -25,6 +26,27 @@ impl Volume {
             FsKind::Ext4 { .. } => Some(Volume::Ext4(Ext4Volume::open(image, partition)?)),
             FsKind::Vfat { .. } => Some(Volume::Vfat(Box::new(FatVolume::open(image, partition)?))),
             FsKind::F2fs { .. } | FsKind::Unknown => None,
+        })
+    }
+
+    /// Opens the filesystem of partition `index` of `image` (its `table`), whichever readable
+    /// kind it holds; an error names the partition when it is missing or of a kind whose
+    /// files cannot be read.
+    pub fn open_index(image: &Path, table: &Table, index: u32) -> Result<Volume, ImageError> {
+        let partition = table
+            .partitions
+            .iter()
+            .find(|p| p.index == index)
+            .ok_or_else(|| ImageError::NoFileReader {
+                image: image.to_owned(),
+                partition: index,
+                found: FsKind::Unknown,
+            })?;
+        let kind = probe_filesystem(image, partition)?;
+        Volume::open(image, partition, &kind)?.ok_or_else(|| ImageError::NoFileReader {
+            image: image.to_owned(),
+            partition: index,
+            found: kind,
         })
     }
 
@@ -49,6 +71,21 @@ impl Volume {
         match self {
             Volume::Ext4(v) => v.read_head(path, len),
             Volume::Vfat(v) => v.read_head(path, len),
+        }
+    }
+
+    /// Streams a file of at most `limit` bytes (`what` it is, for the error) into `out`;
+    /// returns its size.
+    pub fn copy_to(
+        &self,
+        path: &str,
+        limit: u64,
+        what: &'static str,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, ImageError> {
+        match self {
+            Volume::Ext4(v) => v.copy_to(path, limit, what, out),
+            Volume::Vfat(v) => v.copy_to(path, limit, what, out),
         }
     }
 

@@ -113,7 +113,7 @@ pub fn inspect_for(image: &Path, profile: &Profile) -> Result<Report, ImageError
         })
         .collect::<Result<Vec<_>, ImageError>>()?;
     let area = read_bootloader_area(image, table.image_len, profile)?;
-    let found = boot_config::find_including_vfat(image);
+    let found = boot_config::find(image);
     let volumes = ImageVolumes::open(image, &parts);
     let includes = match (
         &found,

@@ -12,10 +12,11 @@
 //! sees a half-written one, and concurrent runs need no lock: the loser of the rename race uses
 //! the winner's entry.
 
-use std::fs;
+use std::fs::{self, TryLockError};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
@@ -27,6 +28,23 @@ const KEEP: usize = 8;
 
 /// The file inside an entry directory that QEMU attaches.
 const DISK: &str = "boot.raw";
+
+/// The file inside an entry directory that runs using the entry hold a shared `flock` on, and
+/// whose modification time is the entry's last use.
+const LOCK: &str = "in-use.lock";
+
+/// How long [`ShimCache::get`] waits for an eviction of the entry in progress to finish.
+const EVICTION_WAIT: Duration = Duration::from_secs(10);
+
+/// A cached shim disk and the shared lock that keeps it from eviction while this lives: a run
+/// attaches the disk to every scenario's QEMU (an overlay names it as its backing file), and
+/// other runs that put new shims meanwhile must not remove it.
+#[derive(Debug)]
+pub struct ShimInUse {
+    /// The disk to attach.
+    pub disk: PathBuf,
+    _hold: fs::File,
+}
 
 /// The default cache directory: `$R2S_CACHE_DIR`, else `$XDG_CACHE_HOME/r2s-harness`, else
 /// `~/.cache/r2s-harness`. `None` when none of these can be told (no HOME).
@@ -78,54 +96,116 @@ impl ShimCache {
         Ok(crate::hex::lower_hex(&hash.finalize()[..16]))
     }
 
-    /// The cached disk for `key`, if a complete entry exists.
-    pub fn get(&self, key: &str) -> Option<PathBuf> {
-        let disk = self.dir.join(key).join(DISK);
-        disk.is_file().then_some(disk)
+    /// The cached disk for `key`, if a complete entry exists, held for use (see [`ShimInUse`])
+    /// and marked as used now.
+    pub fn get(&self, key: &str) -> Option<ShimInUse> {
+        let entry = self.dir.join(key);
+        let disk = entry.join(DISK);
+        if !disk.is_file() {
+            return None;
+        }
+        // Entries of older harnesses have no lock file yet; creating one fails once the entry
+        // is gone.
+        let hold = fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(entry.join(LOCK))
+            .ok()?;
+        let give_up = Instant::now() + EVICTION_WAIT;
+        loop {
+            match hold.try_lock_shared() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if Instant::now() < give_up => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(_) => return None,
+            }
+        }
+        // An eviction that held the lock before us removed the entry.
+        if !disk.is_file() {
+            return None;
+        }
+        let _ = hold.set_modified(SystemTime::now());
+        Some(ShimInUse { disk, _hold: hold })
     }
 
     /// Puts the disk at `built` into the cache under `key` (a hard link where the cache is on the
     /// same filesystem, else a copy; `built` stays) and returns its cached path. Errors leave the
     /// cache as it was.
-    pub fn put(&self, key: &str, built: &Path) -> io::Result<PathBuf> {
+    pub fn put(&self, key: &str, built: &Path) -> io::Result<ShimInUse> {
         crate::private::create_dir_all(&self.dir)?;
         let staging = tempfile::Builder::new().prefix(".new-").tempdir_in(&self.dir)?;
         let disk = staging.path().join(DISK);
         if fs::hard_link(built, &disk).is_err() {
             fs::copy(built, &disk)?;
         }
+        fs::File::create(staging.path().join(LOCK))?;
         let entry = self.dir.join(key);
-        match fs::rename(staging.path(), &entry) {
-            Ok(()) => {}
-            // Another run put the same entry first; its disk is as good as ours.
-            Err(_) if self.get(key).is_some() => {}
-            Err(e) => return Err(e),
-        }
+        // When another run put the same entry first, the rename fails and its disk is as good
+        // as ours; either way the entry is held like one found in the cache.
+        let renamed = fs::rename(staging.path(), &entry);
+        let held = self.get(key);
         self.evict(key);
-        Ok(entry.join(DISK))
+        match (held, renamed) {
+            (Some(held), _) => Ok(held),
+            (None, Err(e)) => Err(e),
+            (None, Ok(())) => Err(io::Error::other(format!(
+                "{}: removed as soon as it was put",
+                entry.display()
+            ))),
+        }
     }
 
-    /// Removes the oldest entries beyond [`KEEP`], never `keep`. Best effort: a run in progress
-    /// holds its shim open through QEMU, and on Linux removing it does not disturb that run.
+    /// Removes the least recently used entries beyond [`KEEP`], never `keep` and never one a
+    /// run holds (see [`ShimInUse`]): those are skipped, and the cache may stay larger until
+    /// they are let go.
     fn evict(&self, keep: &str) {
         let Ok(read) = fs::read_dir(&self.dir) else { return };
-        let mut entries: Vec<(std::time::SystemTime, PathBuf)> = read
+        let mut entries: Vec<(SystemTime, PathBuf)> = read
             .flatten()
             .filter(|e| {
                 let name = e.file_name();
                 let name = name.to_string_lossy();
                 !name.starts_with('.') && name != keep
             })
-            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .filter_map(|e| Some((last_use(&e.path())?, e.path())))
             .collect();
         if entries.len() < KEEP {
             return;
         }
         entries.sort();
-        for (_, path) in &entries[..entries.len() + 1 - KEEP] {
-            let _ = fs::remove_dir_all(path);
+        let mut excess = entries.len() + 1 - KEEP;
+        for (_, path) in &entries {
+            if excess == 0 {
+                break;
+            }
+            let Ok(lock) = fs::File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path.join(LOCK))
+            else {
+                continue;
+            };
+            // Held exclusively while removing, so that a run looking the entry up waits and
+            // then finds it gone, instead of taking a disk that is being removed.
+            if lock.try_lock().is_ok() {
+                let _ = fs::remove_dir_all(path);
+                excess -= 1;
+            }
         }
     }
+}
+
+/// When an entry was last used: its lock file's modification time, else (an entry of an older
+/// harness) the directory's.
+fn last_use(entry: &Path) -> Option<SystemTime> {
+    fs::metadata(entry.join(LOCK))
+        .or_else(|_| fs::metadata(entry))
+        .ok()?
+        .modified()
+        .ok()
 }
 
 #[cfg(test)]
@@ -157,15 +237,15 @@ mod tests {
     fn put_then_get_returns_the_disk_and_a_second_put_of_the_same_key_keeps_one() {
         let dir = tempfile::tempdir().unwrap();
         let cache = ShimCache::new(dir.path());
-        assert_eq!(cache.get("k"), None);
+        assert!(cache.get("k").is_none());
         let built = dir.path().join("built.raw");
         fs::write(&built, b"shim").unwrap();
-        let cached = cache.put("k", &built).unwrap();
-        assert_eq!(cache.get("k"), Some(cached.clone()));
+        let cached = cache.put("k", &built).unwrap().disk;
+        assert_eq!(cache.get("k").map(|held| held.disk), Some(cached.clone()));
         assert_eq!(fs::read(&cached).unwrap(), b"shim");
         let other = dir.path().join("other.raw");
         fs::write(&other, b"again").unwrap();
-        assert_eq!(cache.put("k", &other).unwrap(), cached);
+        assert_eq!(cache.put("k", &other).unwrap().disk, cached);
         assert_eq!(fs::read(&cached).unwrap(), b"shim");
     }
 
@@ -180,19 +260,60 @@ mod tests {
         assert!(cache.dir.is_absolute());
     }
 
-    #[test]
-    fn old_entries_beyond_the_limit_are_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = ShimCache::new(dir.path());
-        for i in 0..KEEP + 3 {
-            let built = dir.path().join(format!("built-{i}.raw"));
+    /// Puts `count` entries `k0`, `k1`, … in order, each used a little later than the one
+    /// before, and lets go of them unless `hold` names them; returns the ones held.
+    fn put_entries(cache: &ShimCache, dir: &Path, count: usize, hold: &[usize]) -> Vec<ShimInUse> {
+        let mut held = Vec::new();
+        for i in 0..count {
+            let built = dir.join(format!("built-{i}.raw"));
             fs::write(&built, [i as u8]).unwrap();
-            cache.put(&format!("k{i}"), &built).unwrap();
+            let entry = cache.put(&format!("k{i}"), &built).unwrap();
+            if hold.contains(&i) {
+                held.push(entry);
+            }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let left = fs::read_dir(dir.path().join("shims")).unwrap().count();
-        assert_eq!(left, KEEP);
-        assert!(cache.get(&format!("k{}", KEEP + 2)).is_some());
+        held
+    }
+
+    fn entries(dir: &Path) -> usize {
+        fs::read_dir(dir.join("shims")).unwrap().count()
+    }
+
+    #[test]
+    fn the_least_recently_used_entries_beyond_the_limit_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ShimCache::new(dir.path());
+        put_entries(&cache, dir.path(), KEEP, &[]);
+        // Used again: now the most recent, so k1 and k2 go first.
+        drop(cache.get("k0").unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        for i in KEEP..KEEP + 2 {
+            let built = dir.path().join(format!("built-{i}.raw"));
+            fs::write(&built, [i as u8]).unwrap();
+            drop(cache.put(&format!("k{i}"), &built).unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(entries(dir.path()), KEEP);
+        assert!(cache.get("k0").is_some());
+        assert!(cache.get("k1").is_none() && cache.get("k2").is_none());
+        assert!(cache.get(&format!("k{}", KEEP + 1)).is_some());
+    }
+
+    #[test]
+    fn an_entry_a_run_holds_is_not_removed_however_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ShimCache::new(dir.path());
+        let held = put_entries(&cache, dir.path(), KEEP + 3, &[0]);
+        assert!(held[0].disk.is_file(), "the oldest entry, held, was removed");
+        assert_eq!(entries(dir.path()), KEEP);
+        assert!(cache.get("k1").is_none());
+        // Let go, it is the oldest again and the next put removes it.
+        drop(held);
+        let built = dir.path().join("built-last.raw");
+        fs::write(&built, b"x").unwrap();
+        drop(cache.put("last", &built).unwrap());
         assert!(cache.get("k0").is_none());
+        assert_eq!(entries(dir.path()), KEEP);
     }
 }

@@ -14,7 +14,7 @@ mod shim;
 use std::path::Path;
 
 pub use append::{adapt_append, ArgChange, QEMU_CONSOLE, QEMU_EARLYCON};
-pub use cache::{default_cache_dir, ShimCache};
+pub use cache::{default_cache_dir, ShimCache, ShimInUse};
 pub use config::{adapt_config, Change};
 pub use shim::{Shim, ShimError, SHIM_LABEL};
 
@@ -72,13 +72,13 @@ fn cached_shim(
         move |source| ShimError::Io { path, source }
     };
     let key = ShimCache::key(image, adapted).map_err(io(image))?;
-    if let Some(disk) = cache.get(&key) {
-        return Ok(Shim::cached(disk, shim::shows(found, adapted)));
+    if let Some(held) = cache.get(&key) {
+        return Ok(Shim::cached(held, shim::shows(found, adapted)));
     }
     let built = shim::build(image, found, adapted)?;
     // An unwritable cache costs speed, not the run: keep the private shim.
     match cache.put(&key, built.disk()) {
-        Ok(disk) => Ok(Shim::cached(disk, built.shows().to_owned())),
+        Ok(held) => Ok(Shim::cached(held, built.shows().to_owned())),
         Err(_) => Ok(built),
     }
 }

@@ -44,6 +44,8 @@ pub struct Shim {
     dir: Option<TempDir>,
     disk: PathBuf,
     shows: String,
+    /// A cached disk's hold on its cache entry, for as long as the run attaches it.
+    _held: Option<super::cache::ShimInUse>,
 }
 
 impl Shim {
@@ -52,13 +54,14 @@ impl Shim {
         &self.disk
     }
 
-    /// A shim whose disk is in the cache: nothing is removed when it is dropped. `shows` is
-    /// [`Shim::shows`] of the shim the disk was built as.
-    pub fn cached(disk: PathBuf, shows: String) -> Shim {
+    /// A shim whose disk is in the cache, held there while the shim lives: nothing is removed
+    /// when it is dropped. `shows` is [`Shim::shows`] of the shim the disk was built as.
+    pub fn cached(held: super::cache::ShimInUse, shows: String) -> Shim {
         Shim {
             dir: None,
-            disk,
+            disk: held.disk.clone(),
             shows,
+            _held: Some(held),
         }
     }
 
@@ -119,6 +122,7 @@ pub fn build(image: &Path, found: &Found, adapted: &Config) -> Result<Shim, Shim
         dir: Some(dir),
         disk,
         shows: shows(found, adapted),
+        _held: None,
     })
 }
 

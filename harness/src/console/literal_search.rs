@@ -101,6 +101,11 @@ impl LiteralSearch {
         })
     }
 
+    /// The literals, in the order they were given.
+    pub(crate) fn literals(&self) -> impl Iterator<Item = &[u8]> {
+        self.literals.iter().map(|l| &**l)
+    }
+
     /// Length of the longest literal.
     pub(crate) fn longest(&self) -> usize {
         self.longest

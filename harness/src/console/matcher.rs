@@ -160,6 +160,9 @@ pub struct Matcher {
     /// so their allocations are reused.
     watch_hits: Vec<Hit>,
     expect_hits: Vec<Hit>,
+    /// Room reused by [`Matcher::event_lines`] from one feed to the next.
+    line_windows: Vec<LineWindow>,
+    line_text: String,
     /// Whether a feed takes the plain paths: the watches' literals and their regexes' literals
     /// searched apart, a `String` of its own for each event line. The reference the fast
     /// paths are tested against.
@@ -201,6 +204,8 @@ impl Matcher {
             pending_lines: None,
             watch_hits: Vec::new(),
             expect_hits: Vec::new(),
+            line_windows: Vec::new(),
+            line_text: String::new(),
             plain,
         }
     }
@@ -287,22 +292,26 @@ impl Matcher {
         let line_from = self.line_start.max(base);
         let last_newline =
             memrchr(b'\n', &self.text[(new_start - base) as usize..]).map(|i| new_start + i as u64);
-        let mut regions = Vec::with_capacity(2);
+        let mut regions: [LineRegion; 2] = Default::default();
+        let mut region_count = 0;
         if let Some(newline) = last_newline {
-            regions.push(LineRegion {
+            regions[0] = LineRegion {
                 lines: line_from..newline + 1,
                 search_from: line_from,
-            });
+            };
+            region_count = 1;
             self.remember_lines(line_from, newline);
             self.line_start = newline + 1;
         }
         if end > self.line_start {
             let lines_from = self.line_start.max(base).max(end.saturating_sub(LINE_CAP as u64));
-            regions.push(LineRegion {
+            regions[region_count] = LineRegion {
                 lines: lines_from..end,
                 search_from: lines_from.max(new_start.saturating_sub(INCOMPLETE_LOOKBACK)),
-            });
+            };
+            region_count += 1;
         }
+        let regions = &regions[..region_count];
         let search_from = regions
             .iter()
             .map(|region| region.search_from)
@@ -317,7 +326,7 @@ impl Matcher {
                 search_from,
                 literal_from,
                 new_start,
-                &regions,
+                regions,
                 &mut self.watch_starts,
                 &mut watch_hits,
             )
@@ -325,7 +334,7 @@ impl Matcher {
         if searched.flatten().is_none() {
             self.watches
                 .literal_hits(text, literal_from, new_start, false, &mut watch_hits);
-            for region in &regions {
+            for region in regions {
                 self.watches.regex_hits(
                     text,
                     region.lines.clone(),
@@ -337,7 +346,7 @@ impl Matcher {
             }
         }
         if let Some(active) = &mut self.expect {
-            for region in &regions {
+            for region in regions {
                 // A regex match in these lines cannot end before one already found in earlier
                 // text.
                 if expect_hits.iter().all(|hit| hit.end > region.lines.start) {
@@ -485,12 +494,13 @@ impl Matcher {
 
     /// The lines of the watch events for `hits`, written into one shared text: one
     /// allocation per feed rather than one per event, and one UTF-8 check for them all.
-    fn event_lines(&self, hits: &[Hit]) -> Vec<EventLine> {
-        let windows: Vec<LineWindow> = hits.iter().map(|hit| self.line_window(hit)).collect();
+    fn event_lines(&mut self, hits: &[Hit]) -> Vec<EventLine> {
+        let mut windows = std::mem::take(&mut self.line_windows);
+        let mut text = std::mem::take(&mut self.line_text);
+        windows.extend(hits.iter().map(|hit| self.line_window(hit)));
         let from = windows.iter().map(|w| w.bytes.start).min().unwrap_or(0);
         let to = windows.iter().map(|w| w.bytes.end).max().unwrap_or(0);
         let valid = std::str::from_utf8(&self.text[from..to]).ok();
-        let mut text = String::new();
         let mut ranges: Vec<std::ops::Range<usize>> = Vec::with_capacity(windows.len());
         for (i, window) in windows.iter().enumerate() {
             // Hits on one line show the same window.
@@ -507,11 +517,19 @@ impl Matcher {
             }
             ranges.push(at..text.len());
         }
-        let text: std::sync::Arc<str> = text.into();
-        ranges
+        let shared: std::sync::Arc<str> = text.as_str().into();
+        let lines = ranges
             .into_iter()
-            .map(|range| EventLine::shared(text.clone(), range))
-            .collect()
+            .map(|range| EventLine::shared(shared.clone(), range))
+            .collect();
+        windows.clear();
+        text.clear();
+        // A feed full of events must not leave its memory held for the matcher's life.
+        windows.shrink_to(KEPT_HITS);
+        text.shrink_to(KEPT_HITS * 64);
+        self.line_windows = windows;
+        self.line_text = text;
+        lines
     }
 
     /// Remembers the last complete lines ending at the newline at `newline`.
@@ -522,10 +540,9 @@ impl Matcher {
                 (newline - self.text_base) as usize,
             );
             // The new lines push the pending ones out unless they are fewer than RECENT_LINES.
-            let replaced = memchr::memrchr_iter(b'\n', &self.text[first..last])
-                .take(RECENT_LINES - 1)
-                .count()
-                == RECENT_LINES - 1;
+            // Counting every newline is one vector pass; finding the last few one by one
+            // costs a search each.
+            let replaced = memchr::memchr_iter(b'\n', &self.text[first..last]).count() >= RECENT_LINES - 1;
             if !replaced {
                 self.copy_lines(from, to);
             }

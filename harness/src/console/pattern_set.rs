@@ -73,7 +73,7 @@ struct CombinedLiterals {
 
 /// A stretch of lines to search for regex matches in a [`PatternSet::feed_hits`]: the lines
 /// from `lines.start` (a line start) to `lines.end`, searched from `search_from` on.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct LineRegion {
     pub(crate) lines: Range<u64>,
     pub(crate) search_from: u64,

@@ -540,9 +540,16 @@ impl Matcher {
                 (newline - self.text_base) as usize,
             );
             // The new lines push the pending ones out unless they are fewer than RECENT_LINES.
-            // Counting every newline is one vector pass; finding the last few one by one
-            // costs a search each.
-            let replaced = memchr::memchr_iter(b'\n', &self.text[first..last]).count() >= RECENT_LINES - 1;
+            // Newlines are counted a kilobyte at a time from the end, a vector pass each,
+            // rather than found one by one.
+            let lines = &self.text[first..last];
+            let (mut newlines, mut counted_from) = (0, lines.len());
+            while counted_from > 0 && newlines < RECENT_LINES - 1 {
+                let piece = counted_from.saturating_sub(1024);
+                newlines += memchr::memchr_iter(b'\n', &lines[piece..counted_from]).count();
+                counted_from = piece;
+            }
+            let replaced = newlines >= RECENT_LINES - 1;
             if !replaced {
                 self.copy_lines(from, to);
             }

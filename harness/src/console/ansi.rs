@@ -120,10 +120,12 @@ impl Stripper {
         let mut i = from;
         let mut len = out.len();
         // SAFETY: SSE2 is in the x86-64 baseline. `strip_judging_into` reserved room for all of
-        // `input` and keeps at most as many bytes as it has read, so `out` has room for the
-        // `input.len() - i` bytes still to come: the block stored at `len` while
-        // `i + BLOCK <= input.len()`, and the judged bytes copied (at most `to - at` with
-        // `len - out.len() <= at`), stay inside its capacity. Loads read inside `input`.
+        // `input` past the text `out` held when it began, and stripping keeps at most as many
+        // bytes as it has read: `len` is at most that start plus `i`. So each store ends
+        // inside the capacity: the block at `len` (while `i + BLOCK <= input.len()`), the
+        // bytes after a `\r` at `len + cut` (while `i + 2 * BLOCK < input.len()`, which also
+        // keeps their load inside `input`), and the judged bytes from `at` to `to`, copied to
+        // `len <= start + at`. Every other load reads sixteen bytes inside `input`.
         unsafe {
             let space = _mm_set1_epi8(0x20);
             let tilde = _mm_set1_epi8(0x7e);

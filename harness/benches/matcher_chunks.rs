@@ -3,6 +3,7 @@
 //! reads at most) and larger.
 //!
 //! `cargo bench -p r2s-harness --bench matcher_chunks` — under a minute; median of 7 runs each.
+//! Read sizes in KiB given after `--` (`-- 4` to profile 4 KiB reads alone) replace the four.
 
 mod workload;
 
@@ -24,7 +25,16 @@ fn main() {
     println!();
     println!("| read size | MB/s | watch events |");
     println!("|---|---|---|");
-    for chunk in [4 << 10, 16 << 10, 64 << 10, 256 << 10] {
+    let mut sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|arg| arg.parse::<usize>().ok())
+        .map(|kib| kib << 10)
+        .filter(|&size| size > 0)
+        .collect();
+    if sizes.is_empty() {
+        sizes = vec![4 << 10, 16 << 10, 64 << 10, 256 << 10];
+    }
+    for chunk in sizes {
         let mut runs: Vec<_> = (0..RUNS).map(|_| time_ours_in(&ten, &patterns, chunk)).collect();
         runs.sort();
         let (median, hits) = runs[RUNS / 2];

@@ -11,7 +11,7 @@ use r2s_harness::console::{ByteStats, Event, Expected, Matcher, Pattern};
 fn watch(index: usize, line: &str) -> Event {
     Event::Watch {
         index,
-        line: line.to_owned(),
+        line: line.into(),
     }
 }
 

@@ -122,7 +122,7 @@ fn event_line_cut_inside_a_character_leaves_the_character_out() {
         matcher.feed(&first),
         [Event::Watch {
             index: 0,
-            line: "U-Boot ".to_owned()
+            line: "U-Boot ".into()
         }]
     );
     assert_eq!(matcher.feed(&crab[2..]), []);

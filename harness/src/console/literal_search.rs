@@ -33,10 +33,21 @@ enum Window {
     /// None can.
     Empty,
     /// At each (offset, pattern), the pattern is compared with the text: the only places
-    /// where the pattern's occurrences can start inside the match.
-    Compare(Vec<(usize, usize)>),
+    /// where the pattern's occurrences can start inside the match. The part of the pattern
+    /// inside the match is known to agree, so only the rest is compared.
+    Compare(Vec<Overlapper>),
     /// Too many places to compare cheaply: an overlapping search of the window.
     Search,
+}
+
+/// A pattern that can start inside a match of another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Overlapper {
+    /// Where it can start, from the start of the match.
+    offset: usize,
+    pattern: usize,
+    /// How many of its first bytes lie inside the match, and agree with it.
+    inside: usize,
 }
 
 /// One occurrence of a literal, in offsets into the searched haystack.
@@ -77,15 +88,32 @@ impl LiteralSearch {
         let windows: Vec<Window> = (0..literals.len())
             .map(|p| {
                 let starts = overlapping_starts(literals, p);
-                // Comparing costs up to the compared lengths, searching the window its length:
-                // compare only where that is no dearer, so no pattern set makes it slow.
-                let compared: usize = starts.iter().map(|&(_, q)| literals[q].len()).sum();
+                // A comparison costs a call and its bytes beyond the match (most differ in the
+                // first), about as much as searching a few bytes of the window; searching
+                // costs the window: compare only where that is no dearer, so no pattern set
+                // makes it slow.
+                let compared: usize = starts
+                    .iter()
+                    .map(|&(offset, q)| {
+                        let inside = (literals[p].len() - offset).min(literals[q].len());
+                        4 + (literals[q].len() - inside) / 8
+                    })
+                    .sum();
                 if starts.is_empty() {
                     Window::Empty
-                } else if search_every_window || compared > 2 * (literals[p].len() + longest) {
+                } else if search_every_window || compared > literals[p].len() + longest {
                     Window::Search
                 } else {
-                    Window::Compare(starts)
+                    Window::Compare(
+                        starts
+                            .into_iter()
+                            .map(|(offset, q)| Overlapper {
+                                offset,
+                                pattern: q,
+                                inside: (literals[p].len() - offset).min(literals[q].len()),
+                            })
+                            .collect(),
+                    )
                 }
             })
             .collect();
@@ -99,6 +127,11 @@ impl LiteralSearch {
             windows,
             literals: literals.iter().map(|&l| l.into()).collect(),
         })
+    }
+
+    /// The literals, in the order they were given.
+    pub(crate) fn literals(&self) -> impl Iterator<Item = &[u8]> {
+        self.literals.iter().map(|l| &**l)
     }
 
     /// Length of the longest literal.
@@ -162,10 +195,21 @@ impl LiteralSearch {
                     continue;
                 }
             };
-            for &(offset, other) in starts {
+            for &Overlapper {
+                offset,
+                pattern: other,
+                inside,
+            } in starts
+            {
+                let literal = &self.literals[other];
                 let start = leftmost.start() + offset;
-                let end = start + self.literals[other].len();
-                if end > after && end <= haystack.len() && haystack[start..end] == *self.literals[other] {
+                let end = start + literal.len();
+                let beyond = start + inside;
+                if end > after
+                    && end <= haystack.len()
+                    && (beyond == end
+                        || haystack[beyond] == literal[inside] && haystack[beyond..end] == literal[inside..])
+                {
                     earliest_end = earliest_end.min(end);
                     found(Found {
                         pattern: other,
@@ -322,7 +366,8 @@ mod tests {
         let short: [&[u8]; 3] = [b"Kernel panic", b"end Kernel panic", b"login: "];
         let search = LiteralSearch::new(&short).expect("literals");
         assert!(matches!(search.windows[0], Window::Empty));
-        assert!(matches!(&search.windows[1], Window::Compare(starts) if *starts == [(4, 0)]));
+        assert!(matches!(&search.windows[1], Window::Compare(starts)
+            if *starts == [Overlapper { offset: 4, pattern: 0, inside: 12 }]));
         assert!(search.overlapping.is_none());
         let runs: [&[u8]; 2] = [b"aaaaaaaa", b"aaaaaaab"];
         let search = LiteralSearch::new(&runs).expect("literals");

@@ -12,7 +12,8 @@ use memchr::{memchr, memrchr};
 
 use super::ansi::Stripper;
 use super::byte_stats::{ByteCounter, ByteStats};
-use super::pattern_set::{Hit, PatternSet, Text, LINE_CAP};
+use super::event_line::EventLine;
+use super::pattern_set::{Hit, LineRegion, PatternSet, Text, LINE_CAP};
 use super::Pattern;
 
 /// Clean text kept for the next [`Matcher::expect`] (the tail is kept when there is more).
@@ -36,7 +37,7 @@ pub enum Event {
         /// Index of the pattern in the list given to [`Matcher::new`].
         index: usize,
         /// The clean line holding the end of the match, as much of it as had arrived.
-        line: String,
+        line: EventLine,
     },
     /// The current expectation matched; the expectation set is now cleared.
     Expected(Expected),
@@ -55,6 +56,38 @@ pub struct Expected {
     pub before: String,
     /// The clean line holding the end of the match, as much of it as had arrived.
     pub line: String,
+}
+
+/// The part of a line an event shows: the bytes, and whether the line goes on before and
+/// after them (shown as `…`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct LineWindow {
+    bytes: std::ops::Range<usize>,
+    cut_before: bool,
+    cut_after: bool,
+}
+
+impl LineWindow {
+    /// Appends the shown line for the window's `bytes` to `out`: all of them, lossy UTF-8 (a
+    /// window is never longer than [`SHOWN_LINE_CAP`] bytes).
+    fn write(&self, bytes: &[u8], out: &mut String) {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.write_str(text, out),
+            Err(_) => self.write_str(&String::from_utf8_lossy(bytes), out),
+        }
+    }
+
+    /// Appends the shown line for the window's `text` (its bytes, valid UTF-8) to `out`.
+    fn write_str(&self, text: &str, out: &mut String) {
+        let at = out.len();
+        out.push_str(text);
+        if self.cut_after {
+            out.push('…');
+        }
+        if self.cut_before && !out[at..].starts_with('…') {
+            out.insert(at, '…');
+        }
+    }
 }
 
 /// How much memory the matcher holds; lets tests check that it stays bounded.
@@ -127,13 +160,34 @@ pub struct Matcher {
     /// so their allocations are reused.
     watch_hits: Vec<Hit>,
     expect_hits: Vec<Hit>,
+    /// Room reused by [`Matcher::event_lines`] from one feed to the next.
+    line_windows: Vec<LineWindow>,
+    line_text: String,
+    /// Whether a feed takes the plain paths: the watches' literals and their regexes' literals
+    /// searched apart, a `String` of its own for each event line. The reference the fast
+    /// paths are tested against.
+    plain: bool,
 }
 
 impl Matcher {
     /// A matcher whose `watches` are checked against every byte exactly once for the
     /// matcher's life (fatal patterns, stage markers).
     pub fn new(watches: Vec<Pattern>) -> Self {
-        let watches = PatternSet::new(&watches);
+        Self::build(watches, false)
+    }
+
+    /// A matcher taking the plain paths (see `plain`).
+    #[cfg(test)]
+    fn plain(watches: Vec<Pattern>) -> Self {
+        Self::build(watches, true)
+    }
+
+    fn build(watches: Vec<Pattern>, plain: bool) -> Self {
+        let watches = if plain {
+            PatternSet::new(&watches)
+        } else {
+            PatternSet::for_feeds(&watches)
+        };
         Self {
             stripper: Stripper::new(),
             counter: ByteCounter::default(),
@@ -150,6 +204,9 @@ impl Matcher {
             pending_lines: None,
             watch_hits: Vec::new(),
             expect_hits: Vec::new(),
+            line_windows: Vec::new(),
+            line_text: String::new(),
+            plain,
         }
     }
 
@@ -222,9 +279,7 @@ impl Matcher {
 
         let mut watch_hits = std::mem::take(&mut self.watch_hits);
         let mut expect_hits = std::mem::take(&mut self.expect_hits);
-        let from = new_start.saturating_sub(self.watches.overlap()).max(base);
-        self.watches
-            .literal_hits(self.clean_text(), from, new_start, false, &mut watch_hits);
+        let literal_from = new_start.saturating_sub(self.watches.overlap()).max(base);
         if let Some(active) = &self.expect {
             let from = new_start.saturating_sub(active.set.overlap()).max(self.floor);
             active
@@ -232,19 +287,79 @@ impl Matcher {
                 .literal_hits(self.clean_text(), from, new_start, true, &mut expect_hits);
         }
 
+        // The complete lines of this feed (with the rest of the line it began in), then the
+        // incomplete last line.
         let line_from = self.line_start.max(base);
         let last_newline =
             memrchr(b'\n', &self.text[(new_start - base) as usize..]).map(|i| new_start + i as u64);
+        let mut regions: [LineRegion; 2] = Default::default();
+        let mut region_count = 0;
         if let Some(newline) = last_newline {
-            let complete = line_from..newline + 1;
-            self.regex_hits(complete, line_from, &mut watch_hits, &mut expect_hits);
+            regions[0] = LineRegion {
+                lines: line_from..newline + 1,
+                search_from: line_from,
+            };
+            region_count = 1;
             self.remember_lines(line_from, newline);
             self.line_start = newline + 1;
         }
         if end > self.line_start {
             let lines_from = self.line_start.max(base).max(end.saturating_sub(LINE_CAP as u64));
-            let search_from = lines_from.max(new_start.saturating_sub(INCOMPLETE_LOOKBACK));
-            self.regex_hits(lines_from..end, search_from, &mut watch_hits, &mut expect_hits);
+            regions[region_count] = LineRegion {
+                lines: lines_from..end,
+                search_from: lines_from.max(new_start.saturating_sub(INCOMPLETE_LOOKBACK)),
+            };
+            region_count += 1;
+        }
+        let regions = &regions[..region_count];
+        let search_from = regions
+            .iter()
+            .map(|region| region.search_from)
+            .fold(literal_from, u64::min);
+        let text = Text {
+            bytes: &self.text,
+            base,
+        };
+        let searched = (!self.plain).then(|| {
+            self.watches.feed_hits(
+                text,
+                search_from,
+                literal_from,
+                new_start,
+                regions,
+                &mut self.watch_starts,
+                &mut watch_hits,
+            )
+        });
+        if searched.flatten().is_none() {
+            self.watches
+                .literal_hits(text, literal_from, new_start, false, &mut watch_hits);
+            for region in regions {
+                self.watches.regex_hits(
+                    text,
+                    region.lines.clone(),
+                    region.search_from,
+                    &mut self.watch_starts,
+                    false,
+                    &mut watch_hits,
+                );
+            }
+        }
+        if let Some(active) = &mut self.expect {
+            for region in regions {
+                // A regex match in these lines cannot end before one already found in earlier
+                // text.
+                if expect_hits.iter().all(|hit| hit.end > region.lines.start) {
+                    active.set.regex_hits(
+                        text,
+                        region.lines.clone(),
+                        region.search_from,
+                        &mut active.starts,
+                        true,
+                        &mut expect_hits,
+                    );
+                }
+            }
         }
 
         watch_hits.sort_by_key(|hit| (hit.end, hit.index));
@@ -253,13 +368,20 @@ impl Matcher {
             (hit.end, self.take_expected(hit))
         });
         let mut events = Vec::with_capacity(watch_hits.len() + usize::from(expected.is_some()));
-        for hit in &watch_hits {
+        let lines = if self.plain {
+            watch_hits.iter().map(|hit| self.line_of(hit).into()).collect()
+        } else if watch_hits.is_empty() {
+            Vec::new()
+        } else {
+            self.event_lines(&watch_hits)
+        };
+        for (hit, line) in watch_hits.iter().zip(lines) {
             if expected.as_ref().is_some_and(|(end, _)| *end < hit.end) {
                 events.extend(expected.take().map(|(_, found)| Event::Expected(found)));
             }
             events.push(Event::Watch {
                 index: hit.index,
-                line: self.line_of(hit),
+                line,
             });
         }
         events.extend(expected.map(|(_, found)| Event::Expected(found)));
@@ -315,44 +437,6 @@ impl Matcher {
         self.text_base + self.text.len() as u64
     }
 
-    /// Finds watch and expectation regex matches in `lines` (see [`PatternSet::regex_hits`]).
-    fn regex_hits(
-        &mut self,
-        lines: std::ops::Range<u64>,
-        search_from: u64,
-        watch_hits: &mut Vec<Hit>,
-        expect_hits: &mut Vec<Hit>,
-    ) {
-        let base = self.text_base;
-        self.watches.regex_hits(
-            Text {
-                bytes: &self.text,
-                base,
-            },
-            lines.clone(),
-            search_from,
-            &mut self.watch_starts,
-            false,
-            watch_hits,
-        );
-        if let Some(active) = &mut self.expect {
-            // A regex match in these lines cannot end before one already found in earlier text.
-            if expect_hits.iter().all(|hit| hit.end > lines.start) {
-                active.set.regex_hits(
-                    Text {
-                        bytes: &self.text,
-                        base,
-                    },
-                    lines,
-                    search_from,
-                    &mut active.starts,
-                    true,
-                    expect_hits,
-                );
-            }
-        }
-    }
-
     /// Builds the event for an expectation match and makes the text after it the retained text.
     fn take_expected(&mut self, hit: Hit) -> Expected {
         let base = self.text_base;
@@ -378,6 +462,14 @@ impl Matcher {
 
     /// The line holding the last byte of a match, up to the next newline or the present.
     fn line_of(&self, hit: &Hit) -> String {
+        let mut line = String::new();
+        let window = self.line_window(hit);
+        window.write(&self.text[window.bytes.clone()], &mut line);
+        line
+    }
+
+    /// The part of the line holding the last byte of `hit` that its event shows.
+    fn line_window(&self, hit: &Hit) -> LineWindow {
         let base = self.text_base;
         let (start, end) = ((hit.start - base) as usize, (hit.end - base) as usize);
         // A literal may end in newlines; its line is the one its last visible byte is on.
@@ -393,14 +485,51 @@ impl Matcher {
         // Keep the part of a long line around the end of the match.
         let window_end = end.min((anchor + 1).max(start + SHOWN_LINE_CAP));
         let window_start = window_end.saturating_sub(SHOWN_LINE_CAP).max(start);
-        let mut line = shown(&self.text[window_start..window_end]);
-        if window_end < end {
-            line.push('…');
+        LineWindow {
+            bytes: window_start..window_end,
+            cut_before: window_start > start,
+            cut_after: window_end < end,
         }
-        if window_start > start && !line.starts_with('…') {
-            line.insert(0, '…');
+    }
+
+    /// The lines of the watch events for `hits`, written into one shared text: one
+    /// allocation per feed rather than one per event, and one UTF-8 check for them all.
+    fn event_lines(&mut self, hits: &[Hit]) -> Vec<EventLine> {
+        let mut windows = std::mem::take(&mut self.line_windows);
+        let mut text = std::mem::take(&mut self.line_text);
+        windows.extend(hits.iter().map(|hit| self.line_window(hit)));
+        let from = windows.iter().map(|w| w.bytes.start).min().unwrap_or(0);
+        let to = windows.iter().map(|w| w.bytes.end).max().unwrap_or(0);
+        let valid = std::str::from_utf8(&self.text[from..to]).ok();
+        let mut ranges: Vec<std::ops::Range<usize>> = Vec::with_capacity(windows.len());
+        for (i, window) in windows.iter().enumerate() {
+            // Hits on one line show the same window.
+            if i > 0 && windows[i - 1] == *window {
+                let same = ranges[i - 1].clone();
+                ranges.push(same);
+                continue;
+            }
+            let at = text.len();
+            let (start, end) = (window.bytes.start - from, window.bytes.end - from);
+            match valid.filter(|v| v.is_char_boundary(start) && v.is_char_boundary(end)) {
+                Some(valid) => window.write_str(&valid[start..end], &mut text),
+                None => window.write(&self.text[window.bytes.clone()], &mut text),
+            }
+            ranges.push(at..text.len());
         }
-        line
+        let shared: std::sync::Arc<str> = text.as_str().into();
+        let lines = ranges
+            .into_iter()
+            .map(|range| EventLine::shared(shared.clone(), range))
+            .collect();
+        windows.clear();
+        text.clear();
+        // A feed full of events must not leave its memory held for the matcher's life.
+        windows.shrink_to(KEPT_HITS);
+        text.shrink_to(KEPT_HITS * 64);
+        self.line_windows = windows;
+        self.line_text = text;
+        lines
     }
 
     /// Remembers the last complete lines ending at the newline at `newline`.
@@ -411,10 +540,16 @@ impl Matcher {
                 (newline - self.text_base) as usize,
             );
             // The new lines push the pending ones out unless they are fewer than RECENT_LINES.
-            let replaced = memchr::memrchr_iter(b'\n', &self.text[first..last])
-                .take(RECENT_LINES - 1)
-                .count()
-                == RECENT_LINES - 1;
+            // Newlines are counted a kilobyte at a time from the end, a vector pass each,
+            // rather than found one by one.
+            let lines = &self.text[first..last];
+            let (mut newlines, mut counted_from) = (0, lines.len());
+            while counted_from > 0 && newlines < RECENT_LINES - 1 {
+                let piece = counted_from.saturating_sub(1024);
+                newlines += memchr::memchr_iter(b'\n', &lines[piece..counted_from]).count();
+                counted_from = piece;
+            }
+            let replaced = newlines >= RECENT_LINES - 1;
             if !replaced {
                 self.copy_lines(from, to);
             }
@@ -573,5 +708,136 @@ fn lossy(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(text) => text.to_owned(),
         Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// The fast paths of a feed give exactly what the plain ones give: the same events, lines
+/// byte for byte, and recent lines.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::ansi::tests::cut;
+    use proptest::prelude::*;
+
+    /// Watches whose literals overlap each other and the regexes' literals, regexes with
+    /// prefix and suffix literals and one with none, and literals across lines.
+    fn watches() -> Vec<Pattern> {
+        let literal = |text: &str| Pattern::literal(text);
+        let regex = |source: &str| Pattern::regex(source).expect("valid regex");
+        vec![
+            literal("Kernel panic"),
+            literal("end Kernel panic"),
+            literal("Failed to mount"),
+            literal("login: "),
+            literal("abab"),
+            literal("ok\nab"),
+            literal("login: "),
+            regex(r"^U-Boot 20\d\d\.\d\d"),
+            regex(r"^[a-z0-9-]+ login: $"),
+            regex(r"Failed to start .+\.service"),
+            regex(r"(?i)ok!"),
+            regex(r"bab[a-c]+"),
+            regex(r"\d+ ok"),
+            regex(r"(?-m)^go$"),
+        ]
+    }
+
+    /// Console pieces: what the patterns look for and parts of it, line ends, colour codes,
+    /// characters of several bytes and invalid ones, and runs that make lines longer than an
+    /// event shows.
+    const PIECES: &[&[u8]] = &[
+        b"U-Boot 2024.01",
+        b"U-Boot 20",
+        b"nixos login: ",
+        b" login: ",
+        b"Failed to start a.service",
+        b"Failed to mount",
+        b"Failed to ",
+        b"end Kernel panic",
+        b"Kernel panic",
+        b"OK!",
+        b"ok",
+        b"ababab",
+        b"babc",
+        b"12 ok",
+        b"go",
+        b"\r\n",
+        b"\n",
+        b"\n",
+        b"\x1b[1;32m",
+        b"\xc3\xa9",
+        b"\xff",
+        b"\xe2\x80\xa6",
+        b"\xf0\x9f\xa6\x80",
+        b"\xf0\x9f",
+        b" ",
+        b"a",
+        b"1",
+        b"LONG",
+    ];
+
+    fn console() -> impl Strategy<Value = Vec<u8>> {
+        let long = [b"x".repeat(500), "\u{e9}".repeat(151).into_bytes()].concat();
+        prop::collection::vec(prop::sample::select(PIECES), 0..150).prop_map(move |pieces| {
+            pieces
+                .iter()
+                .flat_map(|&piece| if piece == b"LONG" { &long[..] } else { piece })
+                .copied()
+                .collect()
+        })
+    }
+
+    /// Expectation sets a run installs in turn, each once the previous one matched.
+    fn steps() -> Vec<Vec<Pattern>> {
+        vec![
+            vec![Pattern::literal("login: ")],
+            vec![Pattern::regex(r"\d+ ok").expect("valid regex")],
+            vec![Pattern::literal("U-Boot")],
+        ]
+    }
+
+    /// The events of feeding `chunks` to `matcher`, installing the steps as they match; and
+    /// the recent lines at the end.
+    fn run(mut matcher: Matcher, chunks: &[Vec<u8>], expect: bool) -> (Vec<Event>, Vec<String>) {
+        let steps = steps();
+        let mut step = 0;
+        let mut events = Vec::new();
+        let arm = |matcher: &mut Matcher, step: &mut usize, events: &mut Vec<Event>| {
+            while expect && *step < steps.len() {
+                match matcher.expect(&steps[*step]) {
+                    Some(found) => {
+                        events.push(Event::Expected(found));
+                        *step += 1;
+                    }
+                    None => break,
+                }
+            }
+        };
+        arm(&mut matcher, &mut step, &mut events);
+        for chunk in chunks {
+            let found = matcher.feed(chunk);
+            let matched = found.iter().any(|e| matches!(e, Event::Expected(_)));
+            events.extend(found);
+            if matched {
+                step += 1;
+                arm(&mut matcher, &mut step, &mut events);
+            }
+        }
+        (events, matcher.recent_lines())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(150))]
+        #[test]
+        fn fast_feeds_give_what_plain_feeds_give(
+            bytes in console(),
+            cuts in prop::collection::vec(0..2000usize, 0..16),
+            expect in any::<bool>(),
+        ) {
+            let chunks = cut(&bytes, &cuts);
+            let fast = run(Matcher::new(watches()), &chunks, expect);
+            let plain = run(Matcher::plain(watches()), &chunks, expect);
+            prop_assert_eq!(fast, plain);
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod ansi;
 mod byte_stats;
+mod event_line;
 mod literal_search;
 pub mod matcher;
 pub mod pattern;
@@ -11,6 +12,7 @@ mod required_literals;
 pub mod transcript;
 
 pub use byte_stats::ByteStats;
+pub use event_line::EventLine;
 pub use matcher::{BufferSizes, Event, Expected, Matcher};
 pub use pattern::Pattern;
 pub use redact::{PromptedSecrets, Redactor};

@@ -12,6 +12,8 @@ use super::Pattern;
 /// Lines longer than this are matched on their last `LINE_CAP` bytes, so one endless line
 /// costs bounded work per byte.
 pub(crate) const LINE_CAP: usize = 64 * 1024;
+/// Candidate offsets per regex whose room is kept from one feed to the next.
+const KEPT_CANDIDATES: usize = 1024;
 
 /// A stretch of the clean stream: `bytes[0]` is at stream offset `base`.
 #[derive(Clone, Copy, Debug)]
@@ -60,17 +62,53 @@ struct LineRegex {
     prefiltered: bool,
 }
 
+/// The set's literals and its regexes' literals in one search, so a feed's bytes are scanned
+/// once for both: ids below `watched` are the set's literals in [`Literals`] order, the rest
+/// the [`RegexLiterals`] in theirs.
+#[derive(Debug)]
+struct CombinedLiterals {
+    search: LiteralSearch,
+    watched: usize,
+}
+
+/// A stretch of lines to search for regex matches in a [`PatternSet::feed_hits`]: the lines
+/// from `lines.start` (a line start) to `lines.end`, searched from `search_from` on.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LineRegion {
+    pub(crate) lines: Range<u64>,
+    pub(crate) search_from: u64,
+}
+
 /// Patterns compiled once and searched many times. Empty literals never match.
 #[derive(Debug)]
 pub(crate) struct PatternSet {
     literals: Option<Literals>,
     regexes: Vec<LineRegex>,
     regex_literals: Option<RegexLiterals>,
+    /// Built for sets searched feed after feed (the watches), not for one-shot sets.
+    combined: Option<CombinedLiterals>,
+    /// Per regex slot: where its literals start in the text of one [`PatternSet::feed_hits`];
+    /// kept empty between calls so the room is reused.
+    candidates: Vec<Vec<usize>>,
 }
 
 impl PatternSet {
     pub(crate) fn new(patterns: &[Pattern]) -> Self {
         Self::build(patterns, true)
+    }
+
+    /// A set also prepared for [`PatternSet::feed_hits`], which finds its literals and its
+    /// regexes' literals in one pass.
+    pub(crate) fn for_feeds(patterns: &[Pattern]) -> Self {
+        let mut set = Self::build(patterns, true);
+        let watched: Vec<&[u8]> = set.literals.iter().flat_map(|l| l.search.literals()).collect();
+        let needed = set.regex_literals.iter().flat_map(|r| r.search.literals());
+        let all: Vec<&[u8]> = watched.iter().copied().chain(needed).collect();
+        set.combined = LiteralSearch::new(&all).map(|search| CombinedLiterals {
+            search,
+            watched: watched.len(),
+        });
+        set
     }
 
     /// A set whose regexes are screened without their literals: the reference the literal
@@ -120,8 +158,10 @@ impl PatternSet {
         let needed: Vec<&[u8]> = needed.iter().map(Vec::as_slice).collect();
         Self {
             literals: LiteralSearch::new(&literals).map(|search| Literals { search, index }),
+            candidates: vec![Vec::new(); regexes.len()],
             regexes,
             regex_literals: LiteralSearch::new(&needed).map(|search| RegexLiterals { search, needed_by }),
+            combined: None,
         }
     }
 
@@ -161,6 +201,109 @@ impl PatternSet {
             });
     }
 
+    /// For a set made by [`PatternSet::for_feeds`] (else `None`, and nothing is searched): one
+    /// literal search of the text from offset `from` appends what
+    /// [`PatternSet::literal_hits`]`(text, literal_from, after, false, hits)` would, then the
+    /// regex hits [`PatternSet::regex_hits`] would find in each region in turn (not first-line
+    /// only), the prefiltered regexes' candidate lines taken from the same search. `from` must
+    /// be at or before `literal_from` and each region's `search_from`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn feed_hits(
+        &mut self,
+        text: Text<'_>,
+        from: u64,
+        literal_from: u64,
+        after: u64,
+        regions: &[LineRegion],
+        starts: &mut [u64],
+        hits: &mut Vec<Hit>,
+    ) -> Option<()> {
+        let combined = self.combined.as_ref()?;
+        let mut candidates = std::mem::take(&mut self.candidates);
+        let haystack = &text.bytes[(from - text.base) as usize..];
+        let offset = (from - text.base) as usize;
+        combined.search.for_each(haystack, 0, false, |found| {
+            if found.pattern < combined.watched {
+                if from + found.end as u64 > after && from + found.start as u64 >= literal_from {
+                    let literals = self.literals.as_ref().expect("watched literals exist");
+                    hits.push(Hit {
+                        index: literals.index[found.pattern],
+                        start: from + found.start as u64,
+                        end: from + found.end as u64,
+                    });
+                }
+            } else if let Some(prefilter) = &self.regex_literals {
+                for &slot in &prefilter.needed_by[found.pattern - combined.watched] {
+                    candidates[slot].push(offset + found.start);
+                }
+            }
+        });
+        for slot_candidates in &mut candidates {
+            // Occurrences come out in order but for those inside one leftmost match.
+            if !slot_candidates.is_sorted() {
+                slot_candidates.sort_unstable();
+            }
+        }
+        let mut out = RegexMatches {
+            starts,
+            first_line_only: false,
+            hits,
+        };
+        for region in regions {
+            let LineRegion { lines, search_from } = region;
+            if lines.end <= lines.start {
+                continue;
+            }
+            let region = Region {
+                text: text.bytes,
+                base: text.base,
+                lines_from: (lines.start - text.base) as usize,
+                end: (lines.end - text.base) as usize,
+                search_from: (search_from.max(&lines.start) - text.base) as usize,
+            };
+            for (slot, line_regex) in self.regexes.iter().enumerate() {
+                if line_regex.prefiltered {
+                    self.candidate_hits(slot, &candidates[slot], &region, &mut out);
+                }
+            }
+            let mut limit = region.end;
+            self.unfiltered_hits(&region, &mut limit, &mut out);
+        }
+        for slot_candidates in &mut candidates {
+            slot_candidates.clear();
+            // A feed full of candidates must not leave its memory held for the set's life.
+            slot_candidates.shrink_to(KEPT_CANDIDATES);
+        }
+        self.candidates = candidates;
+        Some(())
+    }
+
+    /// The regex of prefiltered `slot` on each line of `region` holding one of `candidates`
+    /// (ascending start offsets of its literals in the text), each line once.
+    fn candidate_hits(
+        &self,
+        slot: usize,
+        candidates: &[usize],
+        region: &Region<'_>,
+        out: &mut RegexMatches<'_>,
+    ) {
+        let text = region.text;
+        let first = candidates.partition_point(|&at| at < region.search_from);
+        let mut line_floor = region.lines_from;
+        for &at in &candidates[first..] {
+            if at >= region.end {
+                break;
+            }
+            if at < line_floor {
+                continue;
+            }
+            let line_start = memrchr(b'\n', &text[line_floor..at]).map_or(line_floor, |i| line_floor + i + 1);
+            let line_end = memchr(b'\n', &text[at..region.end]).map_or(region.end, |i| at + i);
+            self.verify(slot, region, line_start..line_end, out);
+            line_floor = line_end + 1;
+        }
+    }
+
     /// Appends regex matches within the lines of `text` in `lines`, searching each line from
     /// the latest of its start, `search_from` and the slot's entry in `starts`, which is moved
     /// past each match so no text matches twice. `lines.start` must be a line start (or where
@@ -187,26 +330,39 @@ impl PatternSet {
             search_from: (search_from.max(lines.start) - base) as usize,
         };
         let mut limit = region.end;
+        let mut out = RegexMatches {
+            starts,
+            first_line_only,
+            hits,
+        };
         if let Some(prefilter) = &self.regex_literals {
-            self.prefiltered_hits(prefilter, &region, &mut limit, starts, first_line_only, hits);
+            self.prefiltered_hits(prefilter, &region, &mut limit, &mut out);
         }
+        self.unfiltered_hits(&region, &mut limit, &mut out);
+    }
+
+    /// [`PatternSet::regex_hits`] for the regexes not prefiltered: screened over many lines,
+    /// or run line by line; searches lines before `limit`, lowered to the end of the first line
+    /// holding a match with `first_line_only`.
+    fn unfiltered_hits(&self, region: &Region<'_>, limit: &mut usize, out: &mut RegexMatches<'_>) {
+        let text = region.text;
         for (slot, line_regex) in self.regexes.iter().enumerate() {
             let Some(screen) = line_regex.screen.as_ref().filter(|_| !line_regex.prefiltered) else {
                 continue;
             };
             let mut at = region.search_from;
             let mut line_floor = region.lines_from;
-            while at < limit {
-                let Some(candidate) = screen.find_at(&text[..limit], at) else {
+            while at < *limit {
+                let Some(candidate) = screen.find_at(&text[..*limit], at) else {
                     break;
                 };
                 let c = candidate.start();
                 let line_start =
                     memrchr(b'\n', &text[line_floor..c]).map_or(line_floor, |i| line_floor + i + 1);
                 let line_end = memchr(b'\n', &text[c..region.end]).map_or(region.end, |i| c + i);
-                let found = self.verify(slot, &region, line_start..line_end, starts, first_line_only, hits);
-                if found && first_line_only {
-                    limit = line_end;
+                let found = self.verify(slot, region, line_start..line_end, out);
+                if found && out.first_line_only {
+                    *limit = line_end;
                     break;
                 }
                 at = line_end + 1;
@@ -218,14 +374,13 @@ impl PatternSet {
                 continue;
             }
             let mut line_start = region.lines_from;
-            while line_start < limit {
+            while line_start < *limit {
                 let line_end =
                     memchr(b'\n', &text[line_start..region.end]).map_or(region.end, |i| line_start + i);
                 if line_end >= region.search_from {
-                    let found =
-                        self.verify(slot, &region, line_start..line_end, starts, first_line_only, hits);
-                    if found && first_line_only {
-                        limit = line_end;
+                    let found = self.verify(slot, region, line_start..line_end, out);
+                    if found && out.first_line_only {
+                        *limit = line_end;
                         break;
                     }
                 }
@@ -241,9 +396,7 @@ impl PatternSet {
         prefilter: &RegexLiterals,
         region: &Region<'_>,
         limit: &mut usize,
-        starts: &mut [u64],
-        first_line_only: bool,
-        hits: &mut Vec<Hit>,
+        out: &mut RegexMatches<'_>,
     ) {
         let text = region.text;
         let mut candidates = Vec::new();
@@ -283,9 +436,7 @@ impl PatternSet {
             }
             let line_end = memchr(b'\n', &text[at..region.end]).map_or(region.end, |i| at + i);
             searched = Some((slot, line_end));
-            if self.verify(slot, region, line_start..line_end, starts, first_line_only, hits)
-                && first_line_only
-            {
+            if self.verify(slot, region, line_start..line_end, out) && out.first_line_only {
                 *limit = line_end;
                 finished = Some(slot);
             }
@@ -298,15 +449,13 @@ impl PatternSet {
         slot: usize,
         region: &Region<'_>,
         line: Range<usize>,
-        starts: &mut [u64],
-        first_only: bool,
-        hits: &mut Vec<Hit>,
+        out: &mut RegexMatches<'_>,
     ) -> bool {
         let line_start = line.start.max(line.end.saturating_sub(LINE_CAP));
         let haystack = &region.text[line_start..line.end];
         let line_offset = region.base + line_start as u64;
         let LineRegex { index, regex, .. } = &self.regexes[slot];
-        let floor = (starts[slot].saturating_sub(region.base) as usize).max(region.search_from);
+        let floor = (out.starts[slot].saturating_sub(region.base) as usize).max(region.search_from);
         let mut from = floor.max(line_start) - line_start;
         let mut found = false;
         while from <= haystack.len() {
@@ -318,20 +467,29 @@ impl PatternSet {
                 from = m.end() + 1;
                 continue;
             }
-            hits.push(Hit {
+            out.hits.push(Hit {
                 index: *index,
                 start: line_offset + m.start() as u64,
                 end: line_offset + m.end() as u64,
             });
-            starts[slot] = line_offset + m.end() as u64;
+            out.starts[slot] = line_offset + m.end() as u64;
             found = true;
-            if first_only {
+            if out.first_line_only {
                 break;
             }
             from = m.end();
         }
         found
     }
+}
+
+/// Where the regex matches of one search go, and how far they are looked for.
+struct RegexMatches<'s> {
+    /// Per regex slot: the stream offset its next match must start at or after.
+    starts: &'s mut [u64],
+    /// Whether lines after the first line holding a match are left unsearched.
+    first_line_only: bool,
+    hits: &'s mut Vec<Hit>,
 }
 
 /// The text being searched, in offsets relative to the start of the text buffer.

@@ -571,12 +571,12 @@ impl<'a> Session<'a> {
                     // After this chunk's match the step is done; whether the line is fatal
                     // depends on what the next step expects.
                     WatchKind::Fatal | WatchKind::Diagnosed(_) if hit.is_some() => {
-                        self.deferred_fatal.get_or_insert((index, line, at));
+                        self.deferred_fatal.get_or_insert((index, line.into(), at));
                     }
                     WatchKind::Fatal | WatchKind::Diagnosed(_) => {
                         return Err(self.fatal(index, &line, at).await);
                     }
-                    WatchKind::FailedUnit => self.failed_units.seen(line),
+                    WatchKind::FailedUnit => self.failed_units.seen(line.into()),
                 },
             }
         }

@@ -59,7 +59,7 @@ pub fn run_chunks<'a>(
         let mut matched = false;
         for event in matcher.feed(chunk) {
             match event {
-                Event::Watch { index, line } => run.watches.push((index, line)),
+                Event::Watch { index, line } => run.watches.push((index, line.into())),
                 Event::Expected(found) => {
                     run.expected.push((step, found));
                     step += 1;

@@ -1,6 +1,7 @@
 //! The scenario runner: walks a scenario's steps over a target's console, owns every timeout, and
 //! turns what happened into a [`ScenarioResult`].
 
+mod burst;
 mod copy;
 mod countdown;
 mod failed_units;

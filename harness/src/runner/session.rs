@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
+use super::burst::{read_burst, Pending};
 use super::countdown::{Countdowns, SkippedWait, Skipper};
 use super::failed_units::FailedUnits;
 use super::outcome::{FailReason, StageTiming};
@@ -27,6 +28,10 @@ const ECHO_WAIT: Duration = Duration::from_millis(250);
 
 /// How often the observer hears the elapsed time while nothing arrives.
 const TICK: Duration = Duration::from_millis(250);
+
+/// The most one read of the console takes: a burst of a pseudo-terminal's 4 KiB reads reaches
+/// the matcher as one feed (see [`super::burst`]).
+const READ_BUFFER: usize = 64 * 1024;
 
 /// A kernel that can reach the console prints within a second or two of U-Boot's
 /// "Starting kernel ..." (earlycon sooner). This much silence means it was told a console this
@@ -64,6 +69,8 @@ pub struct Session<'a> {
     /// typed at once.
     pub prompt_ready: bool,
     buf: Vec<u8>,
+    /// The end of the console or a read error seen behind a burst's bytes, for the next read.
+    burst_end: Pending,
     /// Cuts typed secrets out of the console bytes before anything records or matches them.
     redactor: Redactor,
     /// Files saved beside the transcript (copies, diagnostics), for the result to name.
@@ -105,7 +112,8 @@ impl<'a> Session<'a> {
             state: ConsoleState::Booting,
             shell_prompt: super::shell::default_prompt(),
             prompt_ready: false,
-            buf: vec![0; 16 * 1024],
+            buf: vec![0; READ_BUFFER],
+            burst_end: Pending::default(),
             redactor: Redactor::new(),
             artifacts: Vec::new(),
             fatal_hint: None,
@@ -274,7 +282,7 @@ impl<'a> Session<'a> {
             let chunk = &bytes[written..bytes.len().min(written + WRITE_CHUNK)];
             let console = &mut *self.console;
             let step = tokio::select! {
-                read = console.reader.read(&mut self.buf) => Step::Read(read),
+                read = read_burst(&mut console.reader, &mut self.buf, &mut self.burst_end) => Step::Read(read),
                 wrote = console.writer.write(chunk) => Step::Wrote(wrote),
                 () = tokio::time::sleep_until(deadline) => Step::Late,
             };
@@ -330,7 +338,12 @@ impl<'a> Session<'a> {
     async fn await_echo(&mut self, byte: u8) -> Result<(), FailReason> {
         let until = Instant::now() + ECHO_WAIT;
         loop {
-            let n = match tokio::time::timeout_at(until, self.console.reader.read(&mut self.buf)).await {
+            let n = match tokio::time::timeout_at(
+                until,
+                read_burst(&mut self.console.reader, &mut self.buf, &mut self.burst_end),
+            )
+            .await
+            {
                 Err(_) => return Ok(()),
                 Ok(Ok(0)) => {
                     return Err(FailReason::ConsoleClosed {
@@ -456,7 +469,11 @@ impl<'a> Session<'a> {
                 return Ok(None);
             }
             let wake = until.min(now + TICK);
-            let read = tokio::time::timeout_at(wake, self.console.reader.read(&mut self.buf)).await;
+            let read = tokio::time::timeout_at(
+                wake,
+                read_burst(&mut self.console.reader, &mut self.buf, &mut self.burst_end),
+            )
+            .await;
             self.record_notices();
             let n = match read {
                 Err(_) => {
@@ -496,7 +513,11 @@ impl<'a> Session<'a> {
     pub async fn pause(&mut self, period: Duration) -> Result<(), FailReason> {
         let until = Instant::now() + period;
         loop {
-            let read = tokio::time::timeout_at(until, self.console.reader.read(&mut self.buf)).await;
+            let read = tokio::time::timeout_at(
+                until,
+                read_burst(&mut self.console.reader, &mut self.buf, &mut self.burst_end),
+            )
+            .await;
             self.record_notices();
             match read {
                 Err(_) => {
@@ -633,7 +654,12 @@ impl<'a> Session<'a> {
     /// Reads for `period` more, recording but not acting.
     async fn drain(&mut self, period: Duration) {
         let until = Instant::now() + period;
-        while let Ok(Ok(n)) = tokio::time::timeout_at(until, self.console.reader.read(&mut self.buf)).await {
+        while let Ok(Ok(n)) = tokio::time::timeout_at(
+            until,
+            read_burst(&mut self.console.reader, &mut self.buf, &mut self.burst_end),
+        )
+        .await
+        {
             if n == 0 {
                 break;
             }

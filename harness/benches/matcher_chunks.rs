@@ -3,7 +3,8 @@
 //! reads at most) and larger.
 //!
 //! `cargo bench -p r2s-harness --bench matcher_chunks` — under a minute; median of 7 runs each.
-//! Read sizes in KiB given after `--` (`-- 4` to profile 4 KiB reads alone) replace the four.
+//! Read sizes in KiB given after `--` (`-- 4` to profile 4 KiB reads alone) replace the four;
+//! a size ending in `B` is in bytes (`-- 64B`: the small reads a UART's trickle makes).
 
 mod workload;
 
@@ -27,8 +28,10 @@ fn main() {
     println!("|---|---|---|");
     let mut sizes: Vec<usize> = std::env::args()
         .skip(1)
-        .filter_map(|arg| arg.parse::<usize>().ok())
-        .map(|kib| kib << 10)
+        .filter_map(|arg| match arg.strip_suffix('B') {
+            Some(bytes) => bytes.parse::<usize>().ok(),
+            None => arg.parse::<usize>().ok().map(|kib| kib << 10),
+        })
         .filter(|&size| size > 0)
         .collect();
     if sizes.is_empty() {
@@ -38,9 +41,13 @@ fn main() {
         let mut runs: Vec<_> = (0..RUNS).map(|_| time_ours_in(&ten, &patterns, chunk)).collect();
         runs.sort();
         let (median, hits) = runs[RUNS / 2];
+        let size = if chunk % 1024 == 0 {
+            format!("{} KiB", chunk >> 10)
+        } else {
+            format!("{chunk} B")
+        };
         println!(
-            "| {} KiB | {:.0} | {hits} |",
-            chunk >> 10,
+            "| {size} | {:.0} | {hits} |",
             ten.len() as f64 / median.as_secs_f64() / 1e6
         );
     }

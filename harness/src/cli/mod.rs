@@ -295,7 +295,6 @@ pub struct RunArgs {
     pub transcript_limit: u64,
 }
 
-/// A size in bytes: a number, optionally followed by KiB, MiB or GiB.
 /// Prints `message` on stderr after `harness: `. Messages quote images, scenario files and
 /// console text (a LABEL, a file name, a command's output), so every control character but the
 /// line breaks is shown escaped: nothing in one can move the cursor, recolour the terminal or
@@ -308,6 +307,7 @@ fn say(message: impl std::fmt::Display) {
     );
 }
 
+/// A size in bytes: a number, optionally followed by KiB, MiB or GiB.
 fn parse_size(text: &str) -> Result<u64, String> {
     let (number, unit) = text
         .find(|c: char| !c.is_ascii_digit())

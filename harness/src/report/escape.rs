@@ -39,24 +39,13 @@ pub fn push_escaped(out: &mut String, c: char) {
 /// nothing needed escaping. Backslashes are left alone: the result is for people to read, and
 /// an escape written literally in the input cannot start a line or move the cursor.
 pub fn escape_control(text: &str) -> Cow<'_, str> {
-    let Some(first) = text.find(needs_escape) else {
-        return Cow::Borrowed(text);
-    };
-    let mut out = String::with_capacity(text.len() + 8);
-    out.push_str(&text[..first]);
-    for c in text[first..].chars() {
-        push_escaped(&mut out, c);
-    }
-    Cow::Owned(out)
+    escape_where(text, needs_escape)
 }
 
-/// One line of console text as a report shows it: as [`escape_control`] escapes a field, but
-/// with tabs kept. Console text is full of them (U-Boot's menu, `ls`, `systemctl status`), and
-/// a tab only moves the cursor along its line, so shown as `\t` it would make every such line
-/// harder to read for no safety gained. Borrowed when nothing needed escaping.
-pub fn escape_console_line(text: &str) -> Cow<'_, str> {
-    let escaped = |c: char| c != '\t' && needs_escape(c);
-    let Some(first) = text.find(escaped) else {
+/// `text` with the characters `escaped` picks (a subset of [`needs_escape`]'s) written as
+/// [`push_escaped`] writes them; borrowed when there are none.
+fn escape_where(text: &str, escaped: impl Fn(char) -> bool) -> Cow<'_, str> {
+    let Some(first) = text.find(&escaped) else {
         return Cow::Borrowed(text);
     };
     let mut out = String::with_capacity(text.len() + 8);
@@ -69,6 +58,14 @@ pub fn escape_console_line(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// One line of console text as a report shows it: as [`escape_control`] escapes a field, but
+/// with tabs kept. Console text is full of them (U-Boot's menu, `ls`, `systemctl status`), and
+/// a tab only moves the cursor along its line, so shown as `\t` it would make every such line
+/// harder to read for no safety gained. Borrowed when nothing needed escaping.
+pub fn escape_console_line(text: &str) -> Cow<'_, str> {
+    escape_where(text, |c| c != '\t' && needs_escape(c))
 }
 
 /// The lines of `text` (split at `\n` only), each escaped as [`escape_console_line`] escapes

@@ -338,12 +338,7 @@ impl<'a> Session<'a> {
     async fn await_echo(&mut self, byte: u8) -> Result<(), FailReason> {
         let until = Instant::now() + ECHO_WAIT;
         loop {
-            let n = match tokio::time::timeout_at(
-                until,
-                read_burst(&mut self.console.reader, &mut self.buf, &mut self.burst_end),
-            )
-            .await
-            {
+            let n = match self.read_within(until).await {
                 Err(_) => return Ok(()),
                 Ok(Ok(0)) => {
                     return Err(FailReason::ConsoleClosed {
@@ -469,11 +464,7 @@ impl<'a> Session<'a> {
                 return Ok(None);
             }
             let wake = until.min(now + TICK);
-            let read = tokio::time::timeout_at(
-                wake,
-                read_burst(&mut self.console.reader, &mut self.buf, &mut self.burst_end),
-            )
-            .await;
+            let read = self.read_within(wake).await;
             self.record_notices();
             let n = match read {
                 Err(_) => {
@@ -513,11 +504,7 @@ impl<'a> Session<'a> {
     pub async fn pause(&mut self, period: Duration) -> Result<(), FailReason> {
         let until = Instant::now() + period;
         loop {
-            let read = tokio::time::timeout_at(
-                until,
-                read_burst(&mut self.console.reader, &mut self.buf, &mut self.burst_end),
-            )
-            .await;
+            let read = self.read_within(until).await;
             self.record_notices();
             match read {
                 Err(_) => {
@@ -651,15 +638,23 @@ impl<'a> Session<'a> {
         self.failed_units.all(&self.matcher.recent_lines())
     }
 
-    /// Reads for `period` more, recording but not acting.
-    async fn drain(&mut self, period: Duration) {
-        let until = Instant::now() + period;
-        while let Ok(Ok(n)) = tokio::time::timeout_at(
+    /// A burst of console bytes into `buf` (see [`read_burst`]), or `Err` once `until` passes
+    /// with nothing read.
+    async fn read_within(
+        &mut self,
+        until: Instant,
+    ) -> Result<std::io::Result<usize>, tokio::time::error::Elapsed> {
+        tokio::time::timeout_at(
             until,
             read_burst(&mut self.console.reader, &mut self.buf, &mut self.burst_end),
         )
         .await
-        {
+    }
+
+    /// Reads for `period` more, recording but not acting.
+    async fn drain(&mut self, period: Duration) {
+        let until = Instant::now() + period;
+        while let Ok(Ok(n)) = self.read_within(until).await {
             if n == 0 {
                 break;
             }

@@ -104,14 +104,7 @@ impl ShimCache {
         if !disk.is_file() {
             return None;
         }
-        // Entries of older harnesses have no lock file yet; creating one fails once the entry
-        // is gone.
-        let hold = fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(entry.join(LOCK))
-            .ok()?;
+        let hold = open_lock(&entry).ok()?;
         let give_up = Instant::now() + EVICTION_WAIT;
         loop {
             match hold.try_lock_shared() {
@@ -180,12 +173,7 @@ impl ShimCache {
             if excess == 0 {
                 break;
             }
-            let Ok(lock) = fs::File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(path.join(LOCK))
-            else {
+            let Ok(lock) = open_lock(path) else {
                 continue;
             };
             // Held exclusively while removing, so that a run looking the entry up waits and
@@ -196,6 +184,16 @@ impl ShimCache {
             }
         }
     }
+}
+
+/// The lock file of `entry`, created if missing (entries of older harnesses have none); fails
+/// once the entry is gone.
+fn open_lock(entry: &Path) -> io::Result<fs::File> {
+    fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(entry.join(LOCK))
 }
 
 /// When an entry was last used: its lock file's modification time, else (an entry of an older

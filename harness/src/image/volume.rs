@@ -30,18 +30,10 @@ impl Volume {
     }
 
     /// Opens the filesystem of partition `index` of `image` (its `table`), whichever readable
-    /// kind it holds; an error names the partition when it is missing or of a kind whose
-    /// files cannot be read.
+    /// kind it holds; an error names the partition when the table has none so numbered, or
+    /// when its files cannot be read.
     pub fn open_index(image: &Path, table: &Table, index: u32) -> Result<Volume, ImageError> {
-        let partition = table
-            .partitions
-            .iter()
-            .find(|p| p.index == index)
-            .ok_or_else(|| ImageError::NoFileReader {
-                image: image.to_owned(),
-                partition: index,
-                found: FsKind::Unknown,
-            })?;
+        let partition = table.partition(index)?;
         let kind = probe_filesystem(image, partition)?;
         Volume::open(image, partition, &kind)?.ok_or_else(|| ImageError::NoFileReader {
             image: image.to_owned(),

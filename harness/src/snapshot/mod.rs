@@ -522,11 +522,8 @@ impl SnapshotCache {
             stem: &stem,
             timeout: boot_timeout,
         };
-        let (primed, console, failed_units) = match prime::reach_and_save(boot).await? {
-            PrimeOutcome::Saved(primed) => {
-                let (console, units) = (primed.console, primed.failed_units.clone());
-                (PrimeOutcome::Saved(primed), console, units)
-            }
+        let primed = match prime::reach_and_save(boot).await? {
+            PrimeOutcome::Saved(primed) => primed,
             failed @ PrimeOutcome::BootFailed(_) => return Ok(failed),
         };
         let seals = {
@@ -545,15 +542,15 @@ impl SnapshotCache {
             disks: names,
             seals,
             build: build_id(),
-            console: console.into(),
-            failed_units,
+            console: primed.console.into(),
+            failed_units: primed.failed_units.clone(),
         };
         let info_path = building.join("entry.json");
         let json = serde_json::to_vec_pretty(&info).expect("entry info serialises");
         std::fs::write(&info_path, json).map_err(|e| SnapshotError::io(&info_path, e))?;
         let entry = self.entry_dir(key);
         std::fs::rename(&building, &entry).map_err(|e| SnapshotError::io(&entry, e))?;
-        Ok(primed)
+        Ok(PrimeOutcome::Saved(primed))
     }
 }
 

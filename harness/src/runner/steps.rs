@@ -316,14 +316,11 @@ const QUOTED_OUTPUT: usize = 4096;
 /// wrong), after a line saying how much was left out.
 pub(super) fn quoted(output: &str) -> std::borrow::Cow<'_, str> {
     let output = output.trim_end();
-    let chars = output.chars().count();
-    if chars <= QUOTED_OUTPUT {
-        return output.into();
-    }
-    let (cut, _) = output
-        .char_indices()
-        .nth(chars - QUOTED_OUTPUT)
-        .expect("a character past the cut");
+    // Where the last QUOTED_OUTPUT characters start, walking back from the end only that far.
+    let cut = match output.char_indices().nth_back(QUOTED_OUTPUT - 1) {
+        Some((cut, _)) if cut > 0 => cut,
+        _ => return output.into(),
+    };
     format!(
         "… ({} earlier bytes left out: the transcript has them)\n{}",
         cut,

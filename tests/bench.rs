@@ -129,19 +129,6 @@ fn tear_down(bench: VirtualBench) {
     }
 }
 
-/// Waits until the transcript log holds `needle` (console output: notes are not flushed
-/// as they are written), at most `limit`.
-fn wait_for_log(log: &Path, needle: &str, limit: Duration) {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if std::fs::read_to_string(log).is_ok_and(|text| text.contains(needle)) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{needle:?} did not reach {} within {limit:?}", log.display());
-}
-
 #[test]
 fn boot_to_login_passes_through_the_serial_target_with_power_by_command() {
     let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
@@ -189,7 +176,7 @@ fn console_unplugged_mid_boot_and_plugged_back_is_reopened_and_the_gap_noted() {
     let started = Instant::now();
     let (child, command) = spawn_harness(&serial_args(bench.device(), &profile, &transcripts, &scenario));
     let log = transcripts.join("survives-replug.log");
-    wait_for_log(&log, "U-Boot 20", Duration::from_secs(60));
+    wait_for_console(&log.with_extension("raw"), "U-Boot 20", Duration::from_secs(60));
     bench.command(BenchCommand::Unplug).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     bench.command(BenchCommand::Plug).unwrap();
@@ -252,7 +239,11 @@ fn console_unplugged_for_good_fails_with_console_device_gone() {
     let harness = board.start(&scenario, &transcripts);
     let log = transcripts.join("never-back.log");
     board.print(b"U-Boot 2023.01 (Jan 01 2023)\r\n");
-    wait_for_log(&log, "U-Boot 2023.01", Duration::from_secs(10));
+    wait_for_console(
+        &log.with_extension("raw"),
+        "U-Boot 2023.01",
+        Duration::from_secs(10),
+    );
     board.unplug();
     let run = harness.finish(Duration::from_secs(30));
     assert_eq!(run.code(), Some(1), "{}", run.explain());

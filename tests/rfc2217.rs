@@ -43,18 +43,6 @@ fn scenario_file(dir: &Path, name: &str, steps: &[(&str, &str)]) -> PathBuf {
     path
 }
 
-/// Waits until the transcript log holds `needle`, at most `limit`.
-fn wait_for_log(log: &Path, needle: &str, limit: Duration) {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if std::fs::read_to_string(log).is_ok_and(|text| text.contains(needle)) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{needle:?} did not reach {} within {limit:?}", log.display());
-}
-
 /// Drops the bench and checks that every QEMU it started is gone.
 fn tear_down(bench: VirtualBench) {
     let pids = bench.observed().all_qemu_pids;
@@ -120,7 +108,7 @@ fn start_past_uboot(
     let url = server.url();
     let (child, command) = spawn_harness(&run_args(&url, &profile, &transcripts, &scenario));
     let log = transcripts.join(format!("{name}.log"));
-    wait_for_log(&log, "U-Boot 20", Duration::from_secs(60));
+    wait_for_console(&log.with_extension("raw"), "U-Boot 20", Duration::from_secs(60));
     PastUboot {
         child,
         command,

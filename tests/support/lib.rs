@@ -402,6 +402,21 @@ pub fn wait_for_file(path: &Path, limit: Duration) {
     }
 }
 
+/// Waits until the console bytes of a run, its `.raw` transcript, hold `needle`, at most
+/// `limit`. Not the `.log`: the step's own note there ("step 1: expect \"U-Boot 20\"") holds the
+/// text it waits for before the console has printed it.
+pub fn wait_for_console(raw: &Path, needle: &str, limit: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        let bytes = std::fs::read(raw).unwrap_or_default();
+        if memchr::memmem::find(&bytes, needle.as_bytes()).is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{needle:?} did not reach {} within {limit:?}", raw.display());
+}
+
 /// Collects what a child prints on one stream while the test goes on, for a test that must
 /// act on output before the child ends.
 pub fn read_in_background(

@@ -1,7 +1,7 @@
 //! Every occurrence of a set of literals, overlapping ones included, found at the speed of a
 //! leftmost search.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+use aho_corasick::{packed, AhoCorasick, AhoCorasickKind, Input, Match, MatchKind};
 
 /// One set of literals searched leftmost-first, with every overlapping occurrence recovered
 /// around the leftmost matches.
@@ -14,7 +14,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 /// where another literal can start, else an overlapping search of the window.
 #[derive(Debug)]
 pub(crate) struct LiteralSearch {
-    leftmost: AhoCorasick,
+    leftmost: Leftmost,
     /// Built only when some pattern's window is searched rather than compared.
     overlapping: Option<AhoCorasick>,
     /// Per pattern id: the patterns whose matches can start inside a match of this one. When
@@ -25,6 +25,43 @@ pub(crate) struct LiteralSearch {
     windows: Vec<Window>,
     literals: Vec<Box<[u8]>>,
     longest: usize,
+}
+
+/// The leftmost-first search itself.
+#[derive(Debug)]
+enum Leftmost {
+    /// Teddy on its own: about 1.5 times the speed of the automaton with Teddy as its
+    /// prefilter on console text (BENCHMARKS.md), because the automaton re-runs every match
+    /// Teddy has already verified. Built when the CPU has Teddy's vector instructions and the
+    /// set is small enough for it (64 literals).
+    Packed(packed::Searcher),
+    /// Any set, any CPU.
+    Automaton(AhoCorasick),
+}
+
+impl Leftmost {
+    fn find_iter<'a>(&'a self, haystack: &'a [u8]) -> LeftmostMatches<'a> {
+        match self {
+            Leftmost::Packed(searcher) => LeftmostMatches::Packed(searcher.find_iter(haystack)),
+            Leftmost::Automaton(automaton) => LeftmostMatches::Automaton(automaton.find_iter(haystack)),
+        }
+    }
+}
+
+enum LeftmostMatches<'a> {
+    Packed(packed::FindIter<'a, 'a>),
+    Automaton(aho_corasick::FindIter<'a, 'a>),
+}
+
+impl Iterator for LeftmostMatches<'_> {
+    type Item = Match;
+
+    fn next(&mut self) -> Option<Match> {
+        match self {
+            LeftmostMatches::Packed(matches) => matches.next(),
+            LeftmostMatches::Automaton(matches) => matches.next(),
+        }
+    }
 }
 
 /// How the occurrences starting inside a leftmost match, other than itself, are found.
@@ -62,17 +99,24 @@ pub(crate) struct Found {
 impl LiteralSearch {
     /// A search for `literals` (none empty); `None` when there are none.
     pub(crate) fn new(literals: &[&[u8]]) -> Option<Self> {
-        Self::build(literals, false)
+        Self::build(literals, false, false)
     }
 
     /// A search whose windows are all searched with the overlapping automaton: the reference
     /// the comparisons are tested against.
     #[cfg(test)]
     fn searching_every_window(literals: &[&[u8]]) -> Option<Self> {
-        Self::build(literals, true)
+        Self::build(literals, true, false)
     }
 
-    fn build(literals: &[&[u8]], search_every_window: bool) -> Option<Self> {
+    /// A search whose leftmost matches come from the automaton even where Teddy could run
+    /// alone: the path of other CPUs and of large sets, tested against the other.
+    #[cfg(test)]
+    fn by_automaton(literals: &[&[u8]]) -> Option<Self> {
+        Self::build(literals, false, true)
+    }
+
+    fn build(literals: &[&[u8]], search_every_window: bool, force_automaton: bool) -> Option<Self> {
         if literals.is_empty() {
             return None;
         }
@@ -118,8 +162,22 @@ impl LiteralSearch {
             })
             .collect();
         let needs_search = windows.iter().any(|w| matches!(w, Window::Search));
+        // `build` is `None` where Teddy cannot run: no SSSE3 or NEON, or too many literals.
+        let packed = (!force_automaton)
+            .then(|| {
+                packed::Config::new()
+                    .match_kind(packed::MatchKind::LeftmostFirst)
+                    .builder()
+                    .extend(literals)
+                    .build()
+            })
+            .flatten();
+        let leftmost = match packed {
+            Some(searcher) => Leftmost::Packed(searcher),
+            None => Leftmost::Automaton(build(MatchKind::LeftmostFirst, true)),
+        };
         Some(Self {
-            leftmost: build(MatchKind::LeftmostFirst, true),
+            leftmost,
             // Its windows are a few dozen bytes: a prefilter would only add set-up per window.
             overlapping: needs_search.then(|| build(MatchKind::Standard, false)),
             longest,
@@ -403,5 +461,49 @@ mod tests {
             naive.sort_by_key(|f| (f.end, f.pattern, f.start));
             proptest::prop_assert_eq!(sorted(&compared, haystack, after), naive);
         }
+    }
+
+    proptest::proptest! {
+        // Each case builds two searches of up to 50 literals.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Long enough haystacks for Teddy's vector loop (short ones go to its Rabin-Karp),
+        /// sets large enough for its fat variant.
+        #[test]
+        fn teddy_alone_finds_what_the_automaton_finds(
+            literals in proptest::collection::vec("[ab]{1,5}|[abc]{2,6}|a{6,9}b?|[a-e ]{3,12}", 1..50),
+            haystack in "[abcde ]{0,400}",
+            after_percent in 0..=100usize,
+        ) {
+            let literals: Vec<&[u8]> = literals.iter().map(|l| l.as_bytes()).collect();
+            let haystack = haystack.as_bytes();
+            let after = haystack.len() * after_percent / 100;
+            let packed = LiteralSearch::new(&literals).expect("literals");
+            let automaton = LiteralSearch::by_automaton(&literals).expect("literals");
+            let leftmost = |search: &LiteralSearch| {
+                let mut found = Vec::new();
+                search.for_each_leftmost(haystack, |pattern, start| found.push((pattern, start)));
+                found
+            };
+            proptest::prop_assert_eq!(leftmost(&packed), leftmost(&automaton));
+            proptest::prop_assert_eq!(sorted(&packed, haystack, after), sorted(&automaton, haystack, after));
+            proptest::prop_assert_eq!(earliest(&packed, haystack, after), earliest(&automaton, haystack, after));
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn a_console_sized_set_is_searched_by_teddy_alone_where_the_cpu_has_it() {
+        // 53 literals: the benchmark's 40 watches and the literals its 10 regexes need.
+        let owned: Vec<String> = (0..53).map(|i| format!("console literal {i:02}")).collect();
+        let literals: Vec<&[u8]> = owned.iter().map(|l| l.as_bytes()).collect();
+        let search = LiteralSearch::new(&literals).expect("literals");
+        if std::arch::is_x86_feature_detected!("ssse3") {
+            assert!(matches!(search.leftmost, Leftmost::Packed(_)));
+        }
+        // Beyond Teddy's 64 the automaton searches.
+        let owned: Vec<String> = (0..65).map(|i| format!("console literal {i:02}")).collect();
+        let literals: Vec<&[u8]> = owned.iter().map(|l| l.as_bytes()).collect();
+        let search = LiteralSearch::new(&literals).expect("literals");
+        assert!(matches!(search.leftmost, Leftmost::Automaton(_)));
     }
 }

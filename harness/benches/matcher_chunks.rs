@@ -5,14 +5,23 @@
 //! `cargo bench -p r2s-harness --bench matcher_chunks` — under a minute; median of 7 runs each.
 //! Read sizes in KiB given after `--` (`-- 4` to profile 4 KiB reads alone) replace the four;
 //! a size ending in `B` is in bytes (`-- 64B`: the small reads a UART's trickle makes).
+//! `MATCHER_BENCH_RUNS=N` runs each size N times instead: under
+//! `valgrind --tool=cachegrind`, the counts of a run with N = 3 less those with N = 1 are two
+//! runs' instructions, which no other load on the machine changes.
 
 mod workload;
 
 use workload::*;
 
+/// Runs per read size, unless `MATCHER_BENCH_RUNS` says otherwise.
 const RUNS: usize = 7;
 
 fn main() {
+    let runs: usize = match std::env::var("MATCHER_BENCH_RUNS") {
+        Ok(runs) => runs.parse().expect("MATCHER_BENCH_RUNS is a number of runs"),
+        Err(_) => RUNS,
+    };
+    assert!(runs > 0, "MATCHER_BENCH_RUNS must be at least 1");
     let (boot, source) = boot_transcript();
     let ten = repeat_to(&boot, 10 * MIB);
     let patterns = patterns();
@@ -38,9 +47,9 @@ fn main() {
         sizes = vec![4 << 10, 16 << 10, 64 << 10, 256 << 10];
     }
     for chunk in sizes {
-        let mut runs: Vec<_> = (0..RUNS).map(|_| time_ours_in(&ten, &patterns, chunk)).collect();
-        runs.sort();
-        let (median, hits) = runs[RUNS / 2];
+        let mut timed: Vec<_> = (0..runs).map(|_| time_ours_in(&ten, &patterns, chunk)).collect();
+        timed.sort();
+        let (median, hits) = timed[runs / 2];
         let size = if chunk % 1024 == 0 {
             format!("{} KiB", chunk >> 10)
         } else {

@@ -87,9 +87,11 @@ pub fn render(suite: &str, results: &[ScenarioResult]) -> String {
 }
 
 /// XML-escapes text. Every other character
-/// [`needs_escape`](super::escape::needs_escape) picks but `\n` is written as the text report
-/// writes it (`\u{9b}`, `\r`), so no control character, bidi override or line separator from
-/// the console reaches a CI page, and the two reports agree; U+FFFE and U+FFFF, which XML 1.0
+/// [`needs_escape`](super::escape::needs_escape) picks but `\n` and `\t` is written as the
+/// text report writes it (`\u{9b}`, `\r`), so no control character, bidi override or line
+/// separator from the console reaches a CI page, and the two reports agree. A tab, which the
+/// text report keeps in console lines, is written `&#9;`: an XML parser turns a literal tab in
+/// an attribute (the failure's `message`) into a space. U+FFFE and U+FFFF, which XML 1.0
 /// cannot carry, become U+FFFD.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -101,6 +103,7 @@ pub fn escape(text: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
             '\n' => out.push(c),
+            '\t' => out.push_str("&#9;"),
             '\u{FFFE}' | '\u{FFFF}' => out.push('\u{FFFD}'),
             c => push_escaped(&mut out, c),
         }
@@ -129,7 +132,7 @@ mod tests {
     fn escape_replaces_markup_and_writes_control_characters_as_escapes() {
         assert_eq!(
             escape("a<b & \"c\"\u{1b}[0m\r\t\u{FFFE}"),
-            "a&lt;b &amp; &quot;c&quot;\\u{1b}[0m\\r\\t\u{FFFD}"
+            "a&lt;b &amp; &quot;c&quot;\\u{1b}[0m\\r&#9;\u{FFFD}"
         );
     }
 
@@ -150,6 +153,20 @@ mod tests {
     }
 
     crate::report::escape::shows_each_control_class_escaped!(assert_shown_escaped);
+
+    #[test]
+    fn a_tab_in_console_text_stays_a_tab_as_in_the_text_report() {
+        // U-Boot's menu: `1:\tNixOS`. As a character reference it survives an attribute, where
+        // an XML parser would make a literal tab a space.
+        let result = text::result_failed_on_console("1:\tNixOS");
+        let xml = render("img", &[result]);
+        assert!(
+            xml.contains("<failure message=\"output did not match /nope/:\n1:&#9;NixOS\""),
+            "{xml}"
+        );
+        assert!(xml.contains("\n    | 1:&#9;NixOS\n"), "{xml}");
+        assert!(!xml.contains("\\t"), "{xml}");
+    }
 
     #[test]
     fn the_failure_text_is_the_text_reports_failure_details() {

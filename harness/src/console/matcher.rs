@@ -13,7 +13,7 @@ use memchr::{memchr, memrchr};
 use super::ansi::Stripper;
 use super::byte_stats::{ByteCounter, ByteStats};
 use super::event_line::EventLine;
-use super::pattern_set::{Hit, LineRegion, PatternSet, Text, LINE_CAP};
+use super::pattern_set::{FeedSpan, Hit, LineRegion, PatternSet, Text, LINE_CAP};
 use super::Pattern;
 
 /// Clean text kept for the next [`Matcher::expect`] (the tail is kept when there is more).
@@ -323,9 +323,11 @@ impl Matcher {
         let searched = (!self.plain).then(|| {
             self.watches.feed_hits(
                 text,
-                search_from,
-                literal_from,
-                new_start,
+                FeedSpan {
+                    from: search_from,
+                    literal_from,
+                    after: new_start,
+                },
                 regions,
                 &mut self.watch_starts,
                 &mut watch_hits,

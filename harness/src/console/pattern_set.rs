@@ -79,6 +79,17 @@ pub(crate) struct LineRegion {
     pub(crate) search_from: u64,
 }
 
+/// Where one feed's literal search runs, in stream offsets: the text is searched from `from`;
+/// a watched literal's match counts when it starts at `literal_from` or later and ends after
+/// `after`, the feed's first new byte. `from` is at or before `literal_from` and the regions'
+/// `search_from`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FeedSpan {
+    pub(crate) from: u64,
+    pub(crate) literal_from: u64,
+    pub(crate) after: u64,
+}
+
 /// Patterns compiled once and searched many times. Empty literals never match.
 #[derive(Debug)]
 pub(crate) struct PatternSet {
@@ -202,22 +213,23 @@ impl PatternSet {
     }
 
     /// For a set made by [`PatternSet::for_feeds`] (else `None`, and nothing is searched): one
-    /// literal search of the text from offset `from` appends what
-    /// [`PatternSet::literal_hits`]`(text, literal_from, after, false, hits)` would, then the
-    /// regex hits [`PatternSet::regex_hits`] would find in each region in turn (not first-line
-    /// only), the prefiltered regexes' candidate lines taken from the same search. `from` must
-    /// be at or before `literal_from` and each region's `search_from`.
-    #[allow(clippy::too_many_arguments)]
+    /// literal search of the text from `span.from` appends what
+    /// [`PatternSet::literal_hits`]`(text, span.literal_from, span.after, false, hits)` would,
+    /// then the regex hits [`PatternSet::regex_hits`] would find in each region in turn (not
+    /// first-line only), the prefiltered regexes' candidate lines taken from the same search.
     pub(crate) fn feed_hits(
         &mut self,
         text: Text<'_>,
-        from: u64,
-        literal_from: u64,
-        after: u64,
+        span: FeedSpan,
         regions: &[LineRegion],
         starts: &mut [u64],
         hits: &mut Vec<Hit>,
     ) -> Option<()> {
+        let FeedSpan {
+            from,
+            literal_from,
+            after,
+        } = span;
         let combined = self.combined.as_ref()?;
         let mut candidates = std::mem::take(&mut self.candidates);
         let haystack = &text.bytes[(from - text.base) as usize..];

@@ -29,6 +29,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("f2fs.rs", include_str!("f2fs.rs")),
     ("fixture.rs", include_str!("fixture.rs")),
     ("gpt.rs", include_str!("gpt.rs")),
+    ("hex.rs", include_str!("hex.rs")),
     ("initramfs.rs", include_str!("initramfs.rs")),
     ("kernel.rs", include_str!("kernel.rs")),
     ("mbr.rs", include_str!("mbr.rs")),
@@ -113,20 +114,8 @@ impl KeyHash {
 
     /// The hash in lower-case hex.
     pub(crate) fn hex(self) -> String {
-        lower_hex(&self.0.finalize())
+        crate::hex::lower_hex(&self.0.finalize())
     }
-}
-
-/// `bytes` in lower-case hex, two digits a byte: the one spelling of the digests in cache keys
-/// and names, so that a key never changes by being written another way.
-pub(crate) fn lower_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        hex.push(char::from(DIGITS[usize::from(b >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    hex
 }
 
 /// An exclusive `flock` on `<cache>/lock`, released on drop (or when the process dies, so a
@@ -240,14 +229,6 @@ pub fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Bui
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_is_two_lower_case_digits_a_byte_as_format_writes_them() {
-        let bytes: Vec<u8> = (0..=255).collect();
-        let formatted: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(lower_hex(&bytes), formatted);
-        assert_eq!(lower_hex(&[]), "");
-    }
 
     const RECIPES: &[RecipeFile] = &[RecipeFile {
         path: "a",

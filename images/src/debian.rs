@@ -195,7 +195,7 @@ fn apt_state() -> String {
     }
     let arch = std::fs::read_to_string("/var/lib/dpkg/arch").unwrap_or_default();
     let digest = Sha256::digest(format!("{}|{arch}", parts.join("|")).as_bytes());
-    format!("apt-state {}", crate::cache::lower_hex(&digest))
+    format!("apt-state {}", crate::hex::lower_hex(&digest))
 }
 
 /// The fields of an `apt-cache show` stanza this builder reads.

@@ -25,6 +25,7 @@ mod ext4;
 mod f2fs;
 mod fixture;
 mod gpt;
+pub mod hex;
 mod initramfs;
 mod kernel;
 mod mbr;

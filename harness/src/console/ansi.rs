@@ -143,15 +143,38 @@ macro_rules! text_blocks_fn {
 /// to it is abandoned and that byte is kept, so a stray `ESC` or line noise cannot swallow a
 /// newline; string sequences also end at a newline so an unterminated OSC hides at most the rest
 /// of one line.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Stripper {
     state: State,
+    /// Whether the text loop reads 32 bytes at a time with AVX2: the CPU's answer, asked once.
+    /// Tests turn it off to run the SSE2 loop, which CPUs without AVX2 take, over whole inputs.
+    #[cfg(target_arch = "x86_64")]
+    avx2: bool,
+}
+
+impl Default for Stripper {
+    fn default() -> Self {
+        Stripper {
+            state: State::Text,
+            #[cfg(target_arch = "x86_64")]
+            avx2: std::arch::is_x86_feature_detected!("avx2"),
+        }
+    }
 }
 
 impl Stripper {
     /// A stripper at the start of a stream (outside any sequence).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A stripper whose text loop is SSE2's alone, as on a CPU without AVX2.
+    #[cfg(all(test, target_arch = "x86_64"))]
+    fn without_avx2() -> Self {
+        Stripper {
+            avx2: false,
+            ..Self::default()
+        }
     }
 
     /// Appends the text of `input` to `out`, continuing any sequence left open by the previous
@@ -223,8 +246,8 @@ impl Stripper {
         judged_to: &mut usize,
     ) -> usize {
         let mut i = from;
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
+        if self.avx2 {
+            // SAFETY: `avx2` is set only when the CPU has AVX2.
             i = unsafe { self.copy_text_blocks_avx2(input, i, out, judge, judged_to) };
             if self.state != State::Text {
                 return i;
@@ -652,6 +675,20 @@ pub(crate) mod tests {
             cuts in proptest::collection::vec(0..600usize, 0..12),
         ) {
             let mut stripper = Stripper::new();
+            let mut out = Vec::new();
+            for chunk in cut(&input, &cuts) {
+                stripper.strip_into(&chunk, &mut out);
+            }
+            proptest::prop_assert_eq!(out, strip_bytewise(&input));
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        fn stripping_with_the_sse2_loop_alone_gives_what_stripping_byte_by_byte_gives(
+            input in console_bytes(),
+            cuts in proptest::collection::vec(0..600usize, 0..12),
+        ) {
+            let mut stripper = Stripper::without_avx2();
             let mut out = Vec::new();
             for chunk in cut(&input, &cuts) {
                 stripper.strip_into(&chunk, &mut out);

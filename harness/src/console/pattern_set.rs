@@ -273,12 +273,12 @@ impl PatternSet {
                 end: (lines.end - text.base) as usize,
                 search_from: (search_from.max(&lines.start) - text.base) as usize,
             };
+            let mut limit = region.end;
             for (slot, line_regex) in self.regexes.iter().enumerate() {
                 if line_regex.prefiltered {
-                    self.candidate_hits(slot, &candidates[slot], &region, &mut out);
+                    self.candidate_hits(slot, &candidates[slot], &region, &mut limit, &mut out);
                 }
             }
-            let mut limit = region.end;
             self.unfiltered_hits(&region, &mut limit, &mut out);
         }
         for slot_candidates in &mut candidates {
@@ -290,20 +290,23 @@ impl PatternSet {
         Some(())
     }
 
-    /// The regex of prefiltered `slot` on each line of `region` holding one of `candidates`
-    /// (ascending start offsets of its literals in the text), each line once.
+    /// The regex of prefiltered `slot` on each line of `region` before `limit` holding one of
+    /// `candidates` (ascending start offsets of its literals in the text), each line once;
+    /// with `first_line_only`, stops at the first line holding a match and lowers `limit` to
+    /// its end.
     fn candidate_hits(
         &self,
         slot: usize,
         candidates: &[usize],
         region: &Region<'_>,
+        limit: &mut usize,
         out: &mut RegexMatches<'_>,
     ) {
         let text = region.text;
         let first = candidates.partition_point(|&at| at < region.search_from);
         let mut line_floor = region.lines_from;
         for &at in &candidates[first..] {
-            if at >= region.end {
+            if at >= *limit {
                 break;
             }
             if at < line_floor {
@@ -311,7 +314,10 @@ impl PatternSet {
             }
             let line_start = memrchr(b'\n', &text[line_floor..at]).map_or(line_floor, |i| line_floor + i + 1);
             let line_end = memchr(b'\n', &text[at..region.end]).map_or(region.end, |i| at + i);
-            self.verify(slot, region, line_start..line_end, out);
+            if self.verify(slot, region, line_start..line_end, out) && out.first_line_only {
+                *limit = line_end;
+                return;
+            }
             line_floor = line_end + 1;
         }
     }
@@ -411,7 +417,8 @@ impl PatternSet {
         out: &mut RegexMatches<'_>,
     ) {
         let text = region.text;
-        let mut candidates = Vec::new();
+        // Per slot, ascending: the leftmost matches come out in order.
+        let mut candidates = vec![Vec::new(); self.regexes.len()];
         let from = region.search_from;
         prefilter
             .search
@@ -421,37 +428,12 @@ impl PatternSet {
                 let overlappers = prefilter.search.overlappers(pattern);
                 for &literal in std::iter::once(&pattern).chain(overlappers) {
                     for &slot in &prefilter.needed_by[literal] {
-                        candidates.push((slot, from + start));
+                        candidates[slot].push(from + start);
                     }
                 }
             });
-        candidates.sort_unstable();
-        // The slot and line end of the line searched last, so each line is searched once.
-        let mut searched: Option<(usize, usize)> = None;
-        let mut finished = None;
-        for (slot, at) in candidates {
-            let line_floor = match searched {
-                Some((searched_slot, line_end)) if searched_slot == slot => {
-                    if at <= line_end {
-                        continue;
-                    }
-                    line_end + 1
-                }
-                _ => region.lines_from,
-            };
-            if finished == Some(slot) || at > *limit {
-                continue;
-            }
-            let line_start = memrchr(b'\n', &text[line_floor..at]).map_or(line_floor, |i| line_floor + i + 1);
-            if line_start >= *limit {
-                continue;
-            }
-            let line_end = memchr(b'\n', &text[at..region.end]).map_or(region.end, |i| at + i);
-            searched = Some((slot, line_end));
-            if self.verify(slot, region, line_start..line_end, out) && out.first_line_only {
-                *limit = line_end;
-                finished = Some(slot);
-            }
+        for (slot, slot_candidates) in candidates.iter().enumerate() {
+            self.candidate_hits(slot, slot_candidates, region, limit, out);
         }
     }
 

@@ -163,12 +163,19 @@ impl FatVolume {
         what: &'static str,
         out: &mut dyn Write,
     ) -> Result<u64, ImageError> {
-        let (size, _) = self.read_head(path, 0)?;
+        // Opened once: its size is checked against `limit` before anything is read.
+        let (mut file, size) = self
+            .op(0, || {
+                let mut file = self.fs.root_dir().open_file(path.trim_start_matches('/'))?;
+                let size = file.seek(SeekFrom::End(0))?;
+                file.seek(SeekFrom::Start(0))?;
+                Ok((file, size))
+            })
+            .map_err(|e| self.file_error(path, e))?;
         limits::check_file_size(&self.image, self.partition, path, what, size, limit)?;
         let mut write_error = None;
         let copied = self
             .op(size, || {
-                let mut file = self.fs.root_dir().open_file(path.trim_start_matches('/'))?;
                 let mut chunk = vec![0u8; COPY_CHUNK.min(size as usize).max(1)];
                 let mut copied = 0u64;
                 loop {

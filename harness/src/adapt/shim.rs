@@ -41,33 +41,43 @@ pub enum ShimError {
 /// A built shim disk. A private one is removed when it is dropped; a cached one stays.
 #[derive(Debug)]
 pub struct Shim {
-    dir: Option<TempDir>,
-    disk: PathBuf,
+    kept: Kept,
     shows: String,
-    /// A cached disk's hold on its cache entry, for as long as the run attaches it.
-    _held: Option<super::cache::ShimInUse>,
+}
+
+/// Where a shim's disk lives, held for as long as the shim.
+#[derive(Debug)]
+enum Kept {
+    /// `disk` in a private directory of this run, removed with it.
+    Private { dir: TempDir, disk: PathBuf },
+    /// In the cache, held there against eviction while the run attaches it.
+    Cached(super::cache::ShimInUse),
 }
 
 impl Shim {
     /// The raw disk image to attach.
     pub fn disk(&self) -> &Path {
-        &self.disk
+        match &self.kept {
+            Kept::Private { disk, .. } => disk,
+            Kept::Cached(held) => &held.disk,
+        }
     }
 
     /// A shim whose disk is in the cache, held there while the shim lives: nothing is removed
     /// when it is dropped. `shows` is [`Shim::shows`] of the shim the disk was built as.
     pub fn cached(held: super::cache::ShimInUse, shows: String) -> Shim {
         Shim {
-            dir: None,
-            disk: held.disk.clone(),
+            kept: Kept::Cached(held),
             shows,
-            _held: Some(held),
         }
     }
 
     /// The private directory of a shim built for this run only.
     pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_ref().map(TempDir::path)
+        match &self.kept {
+            Kept::Private { dir, .. } => Some(dir.path()),
+            Kept::Cached(_) => None,
+        }
     }
 
     /// What the shim shows U-Boot, as text: the adapted extlinux.conf's path and contents. The
@@ -119,10 +129,8 @@ pub fn build(image: &Path, found: &Found, adapted: &Config) -> Result<Shim, Shim
     write_gpt(&disk, total, fs_bytes)?;
     mkfs_into(&disk, &tree, fs_bytes)?;
     Ok(Shim {
-        dir: Some(dir),
-        disk,
+        kept: Kept::Private { dir, disk },
         shows: shows(found, adapted),
-        _held: None,
     })
 }
 

@@ -440,7 +440,7 @@ fn console_control_characters_reach_the_report_junit_and_stderr_only_escaped() {
     );
     assert!(
         junit.contains(&format!(
-            "<failure message=\"output did not match /nope/:\n{shown}\""
+            "<failure message=\"output did not match /nope/:&#10;{shown}\""
         )),
         "{junit}"
     );

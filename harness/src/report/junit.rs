@@ -53,24 +53,24 @@ pub fn render(suite: &str, results: &[ScenarioResult]) -> String {
     let _ = writeln!(
         out,
         "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{total:.3}\">",
-        escape(suite),
+        escape_attribute(suite),
         results.len()
     );
     for r in results {
         let _ = write!(
             out,
             "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\" file=\"{}\">",
-            escape(suite),
-            escape(&r.name),
+            escape_attribute(suite),
+            escape_attribute(&r.name),
             r.duration.as_secs_f64(),
-            escape(&r.source.display().to_string())
+            escape_attribute(&r.source.display().to_string())
         );
         if let Verdict::Fail(f) = &r.verdict {
             let _ = write!(
                 out,
                 "\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    ",
-                escape(&f.reason.to_string()),
-                escape(&f.expected),
+                escape_attribute(&f.reason.to_string()),
+                escape_attribute(&f.expected),
                 escape(&text::failure_details(r))
             );
         }
@@ -111,6 +111,12 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// [`escape`] for an attribute's value, where an XML parser reads a literal newline as a
+/// space (attribute-value normalisation): a failure's message keeps its lines as `&#10;`.
+pub fn escape_attribute(text: &str) -> String {
+    escape(text).replace('\n', "&#10;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,7 +150,7 @@ mod tests {
         assert!(!xml.contains(raw), "{xml:?}");
         assert!(
             xml.contains(&format!(
-                "<failure message=\"output did not match /nope/:\na{escaped}b\""
+                "<failure message=\"output did not match /nope/:&#10;a{escaped}b\""
             )),
             "message: {xml}"
         );
@@ -161,11 +167,29 @@ mod tests {
         let result = text::result_failed_on_console("1:\tNixOS");
         let xml = render("img", &[result]);
         assert!(
-            xml.contains("<failure message=\"output did not match /nope/:\n1:&#9;NixOS\""),
+            xml.contains("<failure message=\"output did not match /nope/:&#10;1:&#9;NixOS\""),
             "{xml}"
         );
         assert!(xml.contains("\n    | 1:&#9;NixOS\n"), "{xml}");
         assert!(!xml.contains("\\t"), "{xml}");
+    }
+
+    #[test]
+    fn a_failure_message_keeps_its_lines_in_the_attribute_and_the_text_keeps_them_as_newlines() {
+        // A parser normalises a literal newline in an attribute to a space; `&#10;` survives.
+        let result = text::result_failed_on_console("first\nsecond");
+        let xml = render("img", &[result]);
+        let message = xml
+            .split("<failure message=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a failure message attribute");
+        assert!(!message.contains('\n'), "{message:?}");
+        assert!(message.contains("&#10;"), "{message:?}");
+        assert!(
+            xml.contains("\n    first\n    second\n"),
+            "the failure text keeps its lines: {xml}"
+        );
     }
 
     #[test]

@@ -365,32 +365,67 @@ impl SnapshotCache {
     }
 
     /// Removes the least recently used entries beyond [`KEEP_ENTRIES`], never `keep` and never
-    /// one another process holds (its lock is taken without waiting first). Best effort: an
-    /// entry that cannot be removed now is left for a later run.
+    /// one another process holds (its lock is taken without waiting first), with their lock
+    /// files; then what killed builds left (`<key>.building/`) and the lock files left without
+    /// an entry (a build that failed, or a harness that kept them). Best effort: what cannot be
+    /// removed now is left for a later run.
     async fn evict(&self, keep: &CacheKey) {
         let Ok(read) = std::fs::read_dir(&self.dir) else {
             return;
         };
-        let mut entries: Vec<(std::time::SystemTime, String)> = read
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let is_entry = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
-                if !is_entry || name == keep.0 {
-                    return None;
+        let is_key = |name: &str| name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        let mut entries: Vec<(std::time::SystemTime, String)> = Vec::new();
+        let mut locks: Vec<String> = Vec::new();
+        let mut builds: Vec<String> = Vec::new();
+        for found in read.flatten() {
+            let Ok(name) = found.file_name().into_string() else {
+                continue;
+            };
+            if let Some(key) = name.strip_suffix(".building") {
+                if is_key(key) && key != keep.0 {
+                    builds.push(key.to_owned());
                 }
-                let used = std::fs::metadata(e.path().join("entry.json"))
-                    .and_then(|m| m.modified())
-                    .unwrap_or(std::time::UNIX_EPOCH);
-                Some((used, name))
-            })
-            .collect();
+                continue;
+            }
+            if let Some(key) = name.strip_suffix(".lock") {
+                if is_key(key) && key != keep.0 {
+                    locks.push(key.to_owned());
+                }
+                continue;
+            }
+            if !is_key(&name) || name == keep.0 {
+                continue;
+            }
+            let used = std::fs::metadata(found.path().join("entry.json"))
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            entries.push((used, name));
+        }
         // Newest first; the kept entry counts as one of the KEEP_ENTRIES.
         entries.sort_by(|a, b| b.cmp(a));
-        for (_, name) in entries.iter().skip(KEEP_ENTRIES.saturating_sub(1)) {
+        let kept = entries.len().min(KEEP_ENTRIES.saturating_sub(1));
+        for (_, name) in &entries[kept..] {
             let lock_path = self.dir.join(format!("{name}.lock"));
-            if let Ok(_lock) = EntryLock::acquire(&lock_path, Duration::ZERO).await {
-                let _ = remove_dir(&self.dir.join(name));
+            if let Ok(lock) = EntryLock::acquire(&lock_path, Duration::ZERO).await {
+                if remove_dir(&self.dir.join(name)).is_ok() {
+                    let _ = lock.remove(&lock_path);
+                }
+            }
+        }
+        // A build directory whose lock nobody holds is what a killed build left.
+        for key in builds {
+            if let Ok(_lock) = EntryLock::acquire(&self.dir.join(format!("{key}.lock")), Duration::ZERO).await
+            {
+                let _ = remove_dir(&self.dir.join(format!("{key}.building")));
+            }
+        }
+        for key in locks.into_iter().filter(|key| !self.dir.join(key).exists()) {
+            let lock_path = self.dir.join(format!("{key}.lock"));
+            // Looked at again under the lock: a run may have built the entry in the meantime.
+            if let Ok(lock) = EntryLock::acquire(&lock_path, Duration::ZERO).await {
+                if !self.dir.join(&key).exists() {
+                    let _ = lock.remove(&lock_path);
+                }
             }
         }
     }
@@ -618,7 +653,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn eviction_keeps_the_most_recently_used_entries_and_those_in_use() {
+    async fn eviction_keeps_the_most_recently_used_entries_and_those_in_use_and_removes_the_others_lock_files(
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let cache = SnapshotCache::new(dir.path());
         // Newest first: the kept entry counts as one of KEEP_ENTRIES, so the KEEP_ENTRIES - 1
@@ -637,14 +673,39 @@ mod tests {
             .await
             .unwrap();
 
+        // Lock files: every entry's, one whose build failed (no entry), one being built.
+        let lock_of = |name: &str| dir.path().join(format!("{name}.lock"));
+        for name in others.iter().chain([&kept]) {
+            std::fs::File::create(lock_of(name)).unwrap();
+        }
+        let failed: String = std::iter::repeat_n('9', 64).collect();
+        std::fs::File::create(lock_of(&failed)).unwrap();
+        let building: String = std::iter::repeat_n('8', 64).collect();
+        let _building = EntryLock::acquire(&lock_of(&building), Duration::ZERO)
+            .await
+            .unwrap();
+        let build_of = |name: &str| dir.path().join(format!("{name}.building"));
+        std::fs::create_dir_all(build_of(&building)).unwrap();
+        // A build killed half-way: its directory, and its lock file nobody holds.
+        let killed: String = std::iter::repeat_n('7', 64).collect();
+        std::fs::create_dir_all(build_of(&killed)).unwrap();
+        std::fs::File::create(lock_of(&killed)).unwrap();
+
         cache.evict(&CacheKey(kept.clone())).await;
 
         let left = |name: &str| dir.path().join(name).exists();
         assert!(left(&kept));
+        assert!(lock_of(&kept).exists());
         for (age, name) in others.iter().enumerate() {
             let expected = age < KEEP_ENTRIES - 1 || name == in_use;
             assert_eq!(left(name), expected, "entry {age} (newest is 0)");
+            assert_eq!(lock_of(name).exists(), expected, "lock file of entry {age}");
         }
+        assert!(!lock_of(&failed).exists(), "a lock file without an entry goes");
+        assert!(lock_of(&building).exists(), "a held lock file stays");
+        assert!(build_of(&building).exists(), "a build in progress stays");
+        assert!(!build_of(&killed).exists(), "a killed build's directory goes");
+        assert!(!lock_of(&killed).exists(), "and its lock file");
         assert!(left("unrelated"));
     }
 }

@@ -6,7 +6,8 @@
 //! raw QEMU. Runs alternate (raw, harness, harness real-time, raw, …) so that a noisy machine
 //! slows every side alike. `BOOT_BENCH_FIXTURE=debian-systemd` boots another fixture (built
 //! first if it is not cached), `BOOT_BENCH_RUNS=N` sets the rounds (default 7) and
-//! `BOOT_BENCH_REAL_TIME=0` leaves out the `--real-time-boot` side (printed as 0).
+//! `BOOT_BENCH_REAL_TIME=0` leaves out the `--real-time-boot` side (printed as 0). Each round
+//! also prints the CPU time of the raw and the default side, and how many cores that kept busy.
 
 mod raw_qemu;
 
@@ -14,7 +15,7 @@ use std::path::Path;
 
 use std::time::Duration;
 
-use raw_qemu::{harness_run, load, median, raw_qemu};
+use raw_qemu::{harness_run, load, median, raw_qemu, with_cpu};
 
 fn main() {
     let fixture =
@@ -36,8 +37,8 @@ fn main() {
     println!("image {}; load average before {}", image.display(), load());
     let (mut raw, mut skipped, mut real_time) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
-        let r = raw_qemu(&image, shim.as_deref());
-        let s = harness_run(harness, &image, &scenario, &[]);
+        let (r, r_cpu) = with_cpu(|| raw_qemu(&image, shim.as_deref()));
+        let (s, s_cpu) = with_cpu(|| harness_run(harness, &image, &scenario, &[]));
         let t = if real_time_side {
             harness_run(harness, &image, &scenario, &["--real-time-boot"])
         } else {
@@ -49,6 +50,15 @@ fn main() {
             s.as_secs_f64(),
             t.as_secs_f64(),
             load()
+        );
+        // The cores the emulated machine kept busy: a boot that keeps them busy throughout
+        // has no wait left for the harness to skip.
+        println!(
+            "  CPU time: raw QEMU {:.1}s ({:.2} cores busy), harness and its QEMU {:.1}s ({:.2} cores busy)",
+            r_cpu.as_secs_f64(),
+            r_cpu.as_secs_f64() / r.as_secs_f64(),
+            s_cpu.as_secs_f64(),
+            s_cpu.as_secs_f64() / s.as_secs_f64()
         );
         raw.push(r);
         skipped.push(s);

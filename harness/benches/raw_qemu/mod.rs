@@ -92,3 +92,27 @@ pub fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
+
+/// CPU time (user and system) of this process's children that have ended and been waited for:
+/// QEMU for [`raw_qemu`], the harness and the QEMU it reaped for [`harness_run`]. The difference
+/// across one call is that call's CPU time, which says how much of a boot's wall-clock time the
+/// emulated machine kept the host's cores busy.
+pub fn children_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct it is given; a zeroed rusage is a valid value.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) != 0 {
+            return Duration::ZERO;
+        }
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// `run`'s wall-clock time (what it returns) and the CPU time of the children it waited for.
+pub fn with_cpu(run: impl FnOnce() -> Duration) -> (Duration, Duration) {
+    let before = children_cpu();
+    let wall = run();
+    (wall, children_cpu().saturating_sub(before))
+}

@@ -30,9 +30,9 @@ use crate::snapshot::{CacheKey, Prepared, SnapshotCache, SnapshotSource};
 /// Where U-Boot's `qemu_arm64` build lands when installed from the distribution package.
 pub const DEFAULT_FIRMWARE: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 
-/// How to start QEMU: a Cortex-A53 `virt` machine with 1 GiB, like the R2S, and two cores where
-/// the R2S's RK3328 has four: under TCG each emulated core is a host thread, and the machines
-/// the tests run on have two.
+/// How to start QEMU: a Cortex-A53 `virt` machine with 1 GiB, like the R2S, and the design's two
+/// cores where the R2S's RK3328 has four: under TCG each emulated core is a host thread, and two
+/// match the two-core machines the tests run on.
 #[derive(Clone, Debug)]
 pub struct QemuConfig {
     pub qemu: PathBuf,

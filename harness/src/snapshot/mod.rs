@@ -274,6 +274,17 @@ impl SnapshotCache {
         self.dir.join(&key.0)
     }
 
+    /// The lock file of the entry named `key`, beside its directory (it must exist before the
+    /// entry does).
+    fn lock_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.lock"))
+    }
+
+    /// Where the entry named `key` is built before it is renamed into place.
+    fn build_dir(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.building"))
+    }
+
     /// A checked entry for `source`, built first if it is missing or fails its checks. Building
     /// boots QEMU from power-on within `boot_timeout`, logs in with the recipe, saves the
     /// machine and writes the boot's transcript to `transcripts`. Only one process builds an
@@ -290,8 +301,8 @@ impl SnapshotCache {
             return Ok(Prepared::BootFailed(failed));
         }
         crate::private::create_dir_all(&self.dir).map_err(|e| SnapshotError::io(&self.dir, e))?;
-        let lock_path = self.dir.join(format!("{}.lock", key.0));
-        let lock = EntryLock::acquire(&lock_path, boot_timeout + Duration::from_secs(60)).await?;
+        let lock =
+            EntryLock::acquire(&self.lock_path(&key.0), boot_timeout + Duration::from_secs(60)).await?;
         if let Some(failed) = self.earlier_failure(&key) {
             return Ok(Prepared::BootFailed(failed));
         }
@@ -312,7 +323,7 @@ impl SnapshotCache {
         let built = self.build(source, context, &key, transcripts, boot_timeout).await;
         if !matches!(built, Ok(PrimeOutcome::Saved(_))) {
             // A half-built entry (tens of MB of overlay) is of no use to anyone.
-            let _ = remove_dir(&self.dir.join(format!("{}.building", key.0)));
+            let _ = remove_dir(&self.build_dir(&key.0));
         }
         let primed = match built? {
             PrimeOutcome::Saved(primed) => primed,
@@ -354,8 +365,7 @@ impl SnapshotCache {
     /// Removes the entry for `key` if it is still build `build`: a restore from it failed, so
     /// the next checkout rebuilds it. A build made since by another run is left alone.
     pub async fn discard(&self, key: &CacheKey, build: &str, limit: Duration) -> Result<(), SnapshotError> {
-        let lock_path = self.dir.join(format!("{}.lock", key.0));
-        let _lock = EntryLock::acquire(&lock_path, limit).await?;
+        let _lock = EntryLock::acquire(&self.lock_path(&key.0), limit).await?;
         let entry = self.entry_dir(key);
         self.trusted.forget(&entry);
         match read_info(&entry) {
@@ -375,21 +385,22 @@ impl SnapshotCache {
         };
         let is_key = |name: &str| name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
         let mut entries: Vec<(std::time::SystemTime, String)> = Vec::new();
-        let mut locks: Vec<String> = Vec::new();
-        let mut builds: Vec<String> = Vec::new();
+        // Keys with a build directory, or with a lock file and no entry: what killed or failed
+        // builds left. Gathered before any entry is evicted, whose lock file goes with it.
+        let mut leftovers: std::collections::BTreeSet<String> = Default::default();
         for found in read.flatten() {
             let Ok(name) = found.file_name().into_string() else {
                 continue;
             };
             if let Some(key) = name.strip_suffix(".building") {
                 if is_key(key) && key != keep.0 {
-                    builds.push(key.to_owned());
+                    leftovers.insert(key.to_owned());
                 }
                 continue;
             }
             if let Some(key) = name.strip_suffix(".lock") {
-                if is_key(key) && key != keep.0 {
-                    locks.push(key.to_owned());
+                if is_key(key) && key != keep.0 && !self.dir.join(key).exists() {
+                    leftovers.insert(key.to_owned());
                 }
                 continue;
             }
@@ -405,24 +416,19 @@ impl SnapshotCache {
         entries.sort_by(|a, b| b.cmp(a));
         let kept = entries.len().min(KEEP_ENTRIES.saturating_sub(1));
         for (_, name) in &entries[kept..] {
-            let lock_path = self.dir.join(format!("{name}.lock"));
+            let lock_path = self.lock_path(name);
             if let Ok(lock) = EntryLock::acquire(&lock_path, Duration::ZERO).await {
                 if remove_dir(&self.dir.join(name)).is_ok() {
                     let _ = lock.remove(&lock_path);
                 }
             }
         }
-        // A build directory whose lock nobody holds is what a killed build left.
-        for key in builds {
-            if let Ok(_lock) = EntryLock::acquire(&self.dir.join(format!("{key}.lock")), Duration::ZERO).await
-            {
-                let _ = remove_dir(&self.dir.join(format!("{key}.building")));
-            }
-        }
-        for key in locks.into_iter().filter(|key| !self.dir.join(key).exists()) {
-            let lock_path = self.dir.join(format!("{key}.lock"));
-            // Looked at again under the lock: a run may have built the entry in the meantime.
+        for key in leftovers {
+            let lock_path = self.lock_path(&key);
+            // A build whose lock nobody holds is over; looked at under the lock, because a run
+            // may have built the entry since the listing.
             if let Ok(lock) = EntryLock::acquire(&lock_path, Duration::ZERO).await {
+                let _ = remove_dir(&self.build_dir(&key));
                 if !self.dir.join(&key).exists() {
                     let _ = lock.remove(&lock_path);
                 }
@@ -496,7 +502,7 @@ impl SnapshotCache {
         transcripts: &Path,
         boot_timeout: Duration,
     ) -> Result<PrimeOutcome, SnapshotError> {
-        let building = self.dir.join(format!("{}.building", key.0));
+        let building = self.build_dir(&key.0);
         remove_dir(&building)?;
         crate::private::create_dir_all(&building).map_err(|e| SnapshotError::io(&building, e))?;
         let mut names = vec!["disk0.qcow2".to_owned()];

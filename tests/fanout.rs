@@ -275,7 +275,7 @@ fn an_entry_qemu_cannot_restore_is_discarded_and_rebuilt() {
     use r2s_harness::runner::RunContext;
     use r2s_harness::scenario::LoginRecipe;
     use r2s_harness::snapshot::{CacheKey, SnapshotCache, SnapshotSource, StateRecipe};
-    use r2s_harness::target::qemu::QemuConfig;
+    use r2s_harness::targets::qemu::QemuConfig;
 
     let image = fixture(r2s_images::DEFAULT_FIXTURE);
     let dir = temp_dir();

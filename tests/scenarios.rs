@@ -33,8 +33,8 @@ use r2s_harness::runner::{Quiet, RunContext};
 use r2s_harness::scenario::{self, Scenario};
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, Suite};
-use r2s_harness::target::qemu::QemuConfig;
-use r2s_harness::target::TargetSpec;
+use r2s_harness::targets::qemu::QemuConfig;
+use r2s_harness::targets::TargetSpec;
 
 /// Which shipped scenarios a fixture is tested with.
 #[derive(Clone, Copy)]

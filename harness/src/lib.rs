@@ -19,4 +19,4 @@ pub mod scenario;
 pub mod scratch;
 pub mod snapshot;
 pub mod suite;
-pub mod target;
+pub mod targets;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::runner::RunContext;
-use crate::target::{TargetError, TargetSpec};
+use crate::targets::{TargetError, TargetSpec};
 
 pub mod events;
 mod recording;

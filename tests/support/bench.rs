@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use r2s_harness::adapt::{self, Shim};
-use r2s_harness::target::qemu::{QemuConfig, QemuTarget};
+use r2s_harness::targets::qemu::{QemuConfig, QemuTarget};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use r2s_harness::target::qemu::{QemuConfig, QemuTarget};
+use r2s_harness::targets::qemu::{QemuConfig, QemuTarget};
 
 const PROMPT: &[u8] = b"login: ";
 

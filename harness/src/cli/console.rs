@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use r2s_harness::board::{self, BoardError};
 use r2s_harness::console::{PromptedSecrets, Transcript};
-use r2s_harness::target::{Console, NoLog, StartFailure, Target, TargetError, TargetSpec};
+use r2s_harness::targets::{Console, NoLog, StartFailure, Target, TargetError, TargetSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 

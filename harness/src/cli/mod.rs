@@ -150,7 +150,7 @@ pub struct ConsoleArgs {
     /// Attach the image on this bus under QEMU instead of the one chosen from what the
     /// image's kernel and initrd can drive (the first of virtio, nvme, ahci, usb they can).
     #[arg(long, requires = "image", value_name = "BUS", value_enum)]
-    pub disk_bus: Option<r2s_harness::target::qemu_disk::DiskBus>,
+    pub disk_bus: Option<r2s_harness::targets::qemu_disk::DiskBus>,
 }
 
 /// A board in a labgrid farm.
@@ -168,8 +168,8 @@ pub struct FarmArgs {
 
 impl FarmArgs {
     /// The place asked for, reached through `labgrid-client` on PATH.
-    pub fn labgrid(&self) -> Option<r2s_harness::target::labgrid::Labgrid> {
-        Some(r2s_harness::target::labgrid::Labgrid {
+    pub fn labgrid(&self) -> Option<r2s_harness::targets::labgrid::Labgrid> {
+        Some(r2s_harness::targets::labgrid::Labgrid {
             client: PathBuf::from("labgrid-client"),
             coordinator: self.coordinator.clone(),
             place: self.place.clone()?,
@@ -181,7 +181,7 @@ impl FarmArgs {
 #[derive(Debug, clap::Args)]
 pub struct QemuArgs {
     /// U-Boot firmware for QEMU's virt machine.
-    #[arg(long, value_name = "PATH", default_value = r2s_harness::target::qemu::DEFAULT_FIRMWARE)]
+    #[arg(long, value_name = "PATH", default_value = r2s_harness::targets::qemu::DEFAULT_FIRMWARE)]
     pub firmware: PathBuf,
     /// The QEMU binary.
     #[arg(long = "qemu", value_name = "PATH", default_value = "qemu-system-aarch64")]
@@ -190,8 +190,8 @@ pub struct QemuArgs {
 
 impl QemuArgs {
     /// The QEMU configuration these arguments ask for.
-    pub fn config(&self) -> r2s_harness::target::qemu::QemuConfig {
-        r2s_harness::target::qemu::QemuConfig {
+    pub fn config(&self) -> r2s_harness::targets::qemu::QemuConfig {
+        r2s_harness::targets::qemu::QemuConfig {
             qemu: self.binary.clone(),
             firmware: self.firmware.clone(),
             ..Default::default()
@@ -241,7 +241,7 @@ pub struct RunArgs {
     /// Attach the image on this bus under QEMU instead of the one chosen from what the
     /// image's kernel and initrd can drive (the first of virtio, nvme, ahci, usb they can).
     #[arg(long, conflicts_with_all = ["serial", "place"], value_name = "BUS", value_enum)]
-    pub disk_bus: Option<r2s_harness::target::qemu_disk::DiskBus>,
+    pub disk_bus: Option<r2s_harness::targets::qemu_disk::DiskBus>,
     /// Where to keep what later runs of an unchanged image can reuse (the adaptation's shim
     /// disk). Default: $R2S_CACHE_DIR, else $XDG_CACHE_HOME/r2s-harness, else
     /// ~/.cache/r2s-harness.

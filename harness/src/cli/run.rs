@@ -16,8 +16,8 @@ use r2s_harness::runner::{self, CountdownPolicy, RunContext};
 use r2s_harness::scenario;
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, Reporters, Suite};
-use r2s_harness::target::qemu_disk::DiskBus;
-use r2s_harness::target::TargetSpec;
+use r2s_harness::targets::qemu_disk::DiskBus;
+use r2s_harness::targets::TargetSpec;
 
 use super::progress::ProgressLine;
 use super::timings::BaselineCheck;
@@ -35,7 +35,7 @@ pub enum SetupError {
     #[error("cannot adapt {image} for QEMU: {detail}")]
     Adapt { image: PathBuf, detail: String },
     #[error(transparent)]
-    Place(#[from] r2s_harness::target::labgrid::PlaceError),
+    Place(#[from] r2s_harness::targets::labgrid::PlaceError),
 }
 
 pub async fn run(args: RunArgs) -> u8 {
@@ -153,7 +153,7 @@ pub(super) fn load_board(name: Option<&str>, default: &str) -> Result<Board, Boa
 /// when the suite is dropped.
 fn place_suite(
     args: &RunArgs,
-    labgrid: r2s_harness::target::labgrid::Labgrid,
+    labgrid: r2s_harness::targets::labgrid::Labgrid,
 ) -> Result<(Suite, RunInfo), SetupError> {
     let board = load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?;
     let name = board.name.clone();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::board::SdMux;
-use crate::target::power::{self, OffOnDrop, PowerError};
+use crate::targets::power::{self, OffOnDrop, PowerError};
 
 /// Where the card is connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

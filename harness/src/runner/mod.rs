@@ -35,7 +35,7 @@ pub use watch::{builtin_fatal, stage_markers, Diagnosis, Watch, WatchKind};
 use crate::board::CharPacing;
 use crate::console::{ByteStats, Transcript};
 use crate::scenario::{Action, LoginRecipe, Password, Scenario, Start};
-use crate::target::{Console, Target};
+use crate::targets::{Console, Target};
 
 /// Hears about one scenario's run as it happens; the suite turns what it hears into
 /// [`crate::suite::SuiteEvent`]s for the reporters.
@@ -73,7 +73,7 @@ pub struct RunContext {
     /// The kernel console name a real board shows (its profile's `console`), on a serial target.
     pub board_console: Option<String>,
     /// Where host and LAN steps reach the target (filled in once it runs).
-    pub net: crate::target::NetAccess,
+    pub net: crate::targets::NetAccess,
     /// Diagnostics the board profile runs on failure, after the scenario's own.
     pub on_failure: Vec<String>,
     /// Under QEMU: the bus the image's disk is on and what its kernel and initrd can drive,

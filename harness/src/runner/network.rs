@@ -14,9 +14,9 @@ use super::session::Session;
 use super::steps::{capture, check_output, StepFailure, StepResult};
 use super::RunContext;
 use crate::scenario::{CommandCheck, Forward, HostCommand, Link, Protocol};
-use crate::target::qemu_net;
-use crate::target::qmp::Qmp;
-use crate::target::NetAccess;
+use crate::targets::qemu_net;
+use crate::targets::qmp::Qmp;
+use crate::targets::NetAccess;
 
 /// The most of a host command's output kept (stdout and stderr each); the rest is read and
 /// dropped, so a chatty command cannot grow memory.
@@ -473,7 +473,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::target::Ports;
+    use crate::targets::Ports;
 
     fn forwarded(port: u16) -> NetAccess {
         NetAccess {

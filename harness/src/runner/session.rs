@@ -15,7 +15,7 @@ use super::watch::{Diagnosis, Watch, WatchKind, KERNEL_MARKER};
 use super::{Observer, Stage};
 use crate::board::CharPacing;
 use crate::console::{ByteStats, Event, Expected, Matcher, Pattern, Redactor, Transcript};
-use crate::target::Console;
+use crate::targets::Console;
 
 /// After a fatal pattern, keep reading this long so the report shows the whole fatal line and
 /// what followed it; well inside the 2 s in which a fatal line must end the run.
@@ -785,7 +785,7 @@ mod tests {
 
     use super::*;
     use crate::runner::Quiet;
-    use crate::target::test_console::scripted;
+    use crate::targets::test_console::scripted;
 
     /// A board on the far end of a pipe that echoes each byte `echo_after` after it arrives
     /// (or never, with `None`), and returns when each byte arrived, from the start.

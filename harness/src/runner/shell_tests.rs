@@ -11,7 +11,7 @@ use super::fake_shell::{fake_shell, Heard, ShellConfig};
 use super::tests::read_line;
 use super::*;
 use crate::scenario;
-use crate::target::test_console::scripted;
+use crate::targets::test_console::scripted;
 
 /// What a run on a scripted shell produced: its output, the transcript's log and what the
 /// shell heard.

@@ -23,7 +23,7 @@ where
     F: FnOnce(DuplexStream) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    crate::target::test_console::scripted(64 * 1024, board)
+    crate::targets::test_console::scripted(64 * 1024, board)
 }
 
 /// A restored shell: answers an empty line with its prompt and `ping` with `pong`.
@@ -232,7 +232,7 @@ fn silent_kernel_on_a_board_names_the_board_console_not_qemus() {
 #[tokio::test]
 async fn a_console_that_closes_says_what_the_target_knows_about_why() {
     let mut console = console_with(|io| async move { drop(io) });
-    let mut target = crate::target::test_console::FakeTarget {
+    let mut target = crate::targets::test_console::FakeTarget {
         closed_because: Some("QEMU exited (exit status: 1): could not load the snapshot".to_owned()),
         ..Default::default()
     };

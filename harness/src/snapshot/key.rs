@@ -21,7 +21,7 @@ use super::SnapshotError;
 use crate::adapt::Shim;
 use crate::hex::lower_hex;
 use crate::scenario::{Action, LoginRecipe, Password, SavedRecipe, SavedStart, Start, Step};
-use crate::target::qemu::{QemuConfig, QemuTarget};
+use crate::targets::qemu::{QemuConfig, QemuTarget};
 
 /// Bumped when the layout of an entry or the way it is reached changes.
 const FORMAT: &str = "r2s-start-snapshot/2";

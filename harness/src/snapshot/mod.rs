@@ -37,9 +37,9 @@ use prime::{PrimeOutcome, PrimingBoot};
 pub use seal::SealBroken;
 
 use crate::runner::{ConsoleState, RunContext};
-use crate::target::qemu::QemuError;
-use crate::target::qemu_img;
-use crate::target::qmp::QmpError;
+use crate::targets::qemu::QemuError;
+use crate::targets::qemu_img;
+use crate::targets::qmp::QmpError;
 
 /// Entries kept in a cache directory, the most recently used first. An entry holds a qcow2
 /// overlay with the machine's memory (about 120 MiB for a 1 GiB machine), so a cache that
@@ -66,7 +66,7 @@ pub enum SnapshotError {
         problem: EntryProblem,
     },
     #[error("the priming boot could not start QEMU: {0}")]
-    Start(#[source] Box<crate::target::StartFailure>),
+    Start(#[source] Box<crate::targets::StartFailure>),
 }
 
 /// Why a cache entry is not trusted.
@@ -189,7 +189,7 @@ impl Prepared {
 }
 
 /// A usable entry, locked for as long as this lives: restore from [`Checkout::disks`] (QEMU
-/// copies them; see [`crate::target::QemuTarget::restore`]), then drop it so other runs can
+/// copies them; see [`crate::targets::QemuTarget::restore`]), then drop it so other runs can
 /// proceed.
 #[derive(Debug)]
 pub struct Checkout {

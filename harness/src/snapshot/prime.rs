@@ -10,9 +10,9 @@ use super::{SnapshotError, StateRecipe};
 use crate::console::Transcript;
 use crate::runner::{self, ConsoleAt, ConsoleState, Quiet, RunContext, RunOutput, Verdict};
 use crate::scenario::{SavedRecipe, Scenario, Start};
-use crate::target::qemu::{QemuConfig, QemuMachine};
-use crate::target::qmp::{Qmp, SnapshotJob};
-use crate::target::{Network, NoLog, StartFailure, Target};
+use crate::targets::qemu::{QemuConfig, QemuMachine};
+use crate::targets::qmp::{Qmp, SnapshotJob};
+use crate::targets::{Network, NoLog, StartFailure, Target};
 
 /// Saving a 1 GiB guest takes a fraction of a second; this is for a loaded machine.
 const SAVE_LIMIT: Duration = Duration::from_secs(120);
@@ -120,7 +120,7 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
     }
     let mut console = match target.start(None, &mut NoLog).await {
         Ok(console) => console,
-        Err(StartFailure::Error(crate::target::TargetError::Qemu(e))) => return Err(e.into()),
+        Err(StartFailure::Error(crate::targets::TargetError::Qemu(e))) => return Err(e.into()),
         Err(other) => return Err(SnapshotError::Start(Box::new(other))),
     };
     // Where host and LAN steps reach the machine is known only now that it runs.

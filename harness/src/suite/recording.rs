@@ -7,7 +7,7 @@ use super::{transcript_stem, SuiteError};
 use crate::console::Transcript;
 use crate::runner::{Origin, RunOutput, ScenarioResult};
 use crate::scenario::Scenario;
-use crate::target::StartLog;
+use crate::targets::StartLog;
 
 /// An open transcript of one scenario.
 pub struct Recording {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::console::ansi;
-use crate::target::Console;
+use crate::targets::Console;
 
 /// How long a board that may already be at a shell gets to answer an empty line, before a
 /// `start = "login"` scenario boots it instead.
@@ -72,7 +72,7 @@ fn ends_with_shell_prompt(output: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::test_console::scripted;
+    use crate::targets::test_console::scripted;
     use std::sync::{Arc, Mutex};
 
     #[tokio::test]

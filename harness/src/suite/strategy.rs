@@ -24,7 +24,7 @@ use crate::runner::{
 };
 use crate::scenario::{Scenario, Start};
 use crate::snapshot::{FailedBoot, StateRecipe};
-use crate::target::{Console, PortError, RestoreFailure, RestoreRequest, StartFailure, Target, TargetError};
+use crate::targets::{Console, PortError, RestoreFailure, RestoreRequest, StartFailure, Target, TargetError};
 
 /// How much longer than a scenario's timeout discarding a bad snapshot may wait for its lock.
 const DISCARD_GRACE: Duration = Duration::from_secs(60);
@@ -352,7 +352,7 @@ fn setup_failure(expected: &str, detail: String) -> RunOutput {
 mod tests {
     use super::*;
     use crate::runner::Quiet;
-    use crate::target::test_console::FakeTarget;
+    use crate::targets::test_console::FakeTarget;
 
     fn passed() -> RunOutput {
         RunOutput {

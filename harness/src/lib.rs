@@ -2,7 +2,8 @@
 //! judges the serial console against scenario files.
 //!
 //! Data flows one way: image → target → console stream → matcher → scenario runner → suite
-//! events → reporters.
+//! events → reporters. [`layers::LAYERS`] writes that order down module by module, and a test
+//! there fails on any `crate::…` path that goes against it.
 
 pub mod adapt;
 pub mod board;
@@ -12,6 +13,7 @@ pub mod flash;
 pub mod hex;
 pub mod image;
 pub mod inspect;
+pub mod layers;
 pub mod private;
 pub mod report;
 pub mod runner;

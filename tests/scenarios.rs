@@ -208,7 +208,10 @@ fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Resul
     };
     let menu_labels = image::check_bootable_image(&image).map_err(|e| e.to_string())?;
     let shim = adapt_for_qemu(&image)?;
-    let page = transcripts.join(format!("{}.html", suite::transcript_stem(&scenario.name)));
+    let page = transcripts.join(format!(
+        "{}.html",
+        r2s_harness::scenario::transcript_stem(&scenario.name)
+    ));
     let suite = Suite {
         target: TargetSpec::qemu(
             QemuConfig::default(),

@@ -235,16 +235,9 @@ mod tests {
     const BEING_REMOVED: &[&str] = &[
         "adapt/append.rs uses targets",
         "adapt/disk_bus.rs uses targets",
-        "config/diagnostic.rs uses report",
-        "console/transcript.rs uses report",
         "inspect/qemu.rs uses targets",
-        "inspect/render.rs uses report",
-        "scenario/name.rs uses report",
-        "scenario/name.rs uses suite",
         "snapshot/mod.rs uses runner",
         "snapshot/prime.rs uses runner",
-        "suite/events.rs uses report",
-        "suite/schedule.rs uses report",
         "targets/board.rs uses runner",
         "targets/factory.rs uses runner",
         "targets/factory.rs uses snapshot",
@@ -316,7 +309,7 @@ mod tests {
     #[test]
     fn layer_edges_are_read_from_paths_groups_and_code_but_not_comments() {
         let source = "use crate::console::Transcript;\n\
-                      // crate::report::escape in a comment\n\
+                      // crate::escape in a comment\n\
                       use crate::{\n    runner::RunContext,\n    targets::{Console, Target},\n};\n\
                       let x = \"// not a comment\"; let y = crate::suite::run_one;\n\
                       let z = '\"'; crate::hex::lower_hex(&[]); // crate::flash\n\

@@ -14,7 +14,7 @@ pub mod schedule;
 pub mod shell_probe;
 pub mod strategy;
 
-pub use events::{Reporter, Reporters, ScenarioEvents, SuiteEvent, SuiteEventKind};
+pub use events::{ReportError, Reporter, Reporters, ScenarioEvents, SuiteEvent, SuiteEventKind};
 pub use schedule::{run_suite, SuiteOutcome};
 pub use strategy::run_one;
 
@@ -36,19 +36,6 @@ pub enum SuiteError {
     Target(#[from] TargetError),
     #[error("cannot write transcripts in {dir}: {source}")]
     Transcript { dir: PathBuf, source: std::io::Error },
-}
-
-/// A file name for a scenario's transcripts: its name with anything odd replaced.
-pub fn transcript_stem(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// The harness's own scenarios directory, next to its crate in the source tree.

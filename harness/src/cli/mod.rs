@@ -301,10 +301,7 @@ pub struct RunArgs {
 /// reorder what it shows.
 fn say(message: impl std::fmt::Display) {
     let message = message.to_string();
-    eprintln!(
-        "harness: {}",
-        r2s_harness::report::escape::escape_keeping_lines(&message)
-    );
+    eprintln!("harness: {}", r2s_harness::escape::escape_keeping_lines(&message));
 }
 
 /// A size in bytes: a number, optionally followed by KiB, MiB or GiB.

@@ -4,8 +4,8 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use r2s_harness::report::escape::escape_control;
-use r2s_harness::report::ReportError;
+use r2s_harness::escape::escape_control;
+use r2s_harness::suite::ReportError;
 use r2s_harness::suite::{Reporter, SuiteEvent, SuiteEventKind};
 
 /// Rewrites one stderr line; silent when stderr is not a terminal, except for requests to the

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use r2s_harness::adapt::{self, disk_bus, Shim, ShimCache};
 use r2s_harness::board::{self, Board, BoardError};
+use r2s_harness::escape::escape_control;
 use r2s_harness::image::drivers;
 use r2s_harness::image::{self, ImageError};
-use r2s_harness::report::escape::escape_control;
 use r2s_harness::report::html::{self, BaselineView, HtmlReporter, RunInfo};
 use r2s_harness::report::junit::JunitReporter;
 use r2s_harness::report::text::TextReporter;

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use r2s_harness::report::baseline::{Baseline, BaselineError, Policy};
 use r2s_harness::report::timings::Timings;
-use r2s_harness::report::ReportError;
+use r2s_harness::suite::ReportError;
 use r2s_harness::suite::{Reporter, SuiteEvent, SuiteEventKind};
 
 use super::RunArgs;

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use super::Location;
-use crate::report::escape::{escape_control, push_escaped};
+use crate::escape::{escape_control, push_escaped};
 
 /// The most characters of a source line an [`Excerpt`] shows; a longer line is cut around the
 /// place and the cuts are marked `…`.

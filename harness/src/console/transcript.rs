@@ -21,7 +21,7 @@ use memchr::memchr;
 use serde::Serialize;
 
 use super::ansi::Stripper;
-use crate::report::escape::{escape_console_line, needs_escape, push_escaped};
+use crate::escape::{escape_console_line, needs_escape, push_escaped};
 
 /// Terminal width written into the asciicast header; serial consoles have no size of their
 /// own, and kernel lines with timestamps run past 80 columns.

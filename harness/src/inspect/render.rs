@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::report::{Check, Report, Status};
-use crate::report::escape::escape_control;
+use crate::escape::escape_control;
 
 /// The version of the JSON shape; raised when a field changes meaning or goes away.
 pub const JSON_VERSION: u32 = 1;

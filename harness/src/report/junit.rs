@@ -4,9 +4,10 @@ use std::fmt::Write;
 
 use std::path::PathBuf;
 
-use super::escape::push_escaped;
-use super::{text, ReportError};
+use super::text;
+use crate::escape::push_escaped;
 use crate::runner::{ScenarioResult, Verdict};
+use crate::suite::ReportError;
 use crate::suite::{Reporter, SuiteEvent, SuiteEventKind};
 
 /// Writes the JUnit file when the suite finishes, with every result in the scenarios' order,
@@ -87,7 +88,7 @@ pub fn render(suite: &str, results: &[ScenarioResult]) -> String {
 }
 
 /// XML-escapes text. Every other character
-/// [`needs_escape`](super::escape::needs_escape) picks but `\n` and `\t` is written as the
+/// [`needs_escape`](crate::escape::needs_escape) picks but `\n` and `\t` is written as the
 /// text report writes it (`\u{9b}`, `\r`), so no control character, bidi override or line
 /// separator from the console reaches a CI page, and the two reports agree. A tab, which the
 /// text report keeps in console lines, is written `&#9;`: an XML parser turns a literal tab in
@@ -158,7 +159,7 @@ mod tests {
         assert!(xml.contains(&format!("\n    | a{escaped}b\n")), "excerpt: {xml}");
     }
 
-    crate::report::escape::shows_each_control_class_escaped!(assert_shown_escaped);
+    crate::escape::shows_each_control_class_escaped!(assert_shown_escaped);
 
     #[test]
     fn a_tab_in_console_text_stays_a_tab_as_in_the_text_report() {

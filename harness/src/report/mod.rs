@@ -3,29 +3,7 @@
 //! [`crate::suite::Reporter`] of the suite's events.
 
 pub mod baseline;
-pub mod escape;
 pub mod html;
 pub mod junit;
 pub mod text;
 pub mod timings;
-
-use std::path::PathBuf;
-
-/// A report that could not be written.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error(transparent)]
-    Timings(#[from] timings::TimingsError),
-    #[error("cannot write HTML report {path}: {source}")]
-    Html {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot write JUnit report {path}: {source}")]
-    Junit {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}

@@ -2,9 +2,9 @@
 
 use std::fmt::Write;
 
-use super::escape::{escape_console_line, escape_control, escape_keeping_lines, escape_lines};
-use super::ReportError;
+use crate::escape::{escape_console_line, escape_control, escape_keeping_lines, escape_lines};
 use crate::runner::{secs, ScenarioResult, StageTiming, Verdict};
+use crate::suite::ReportError;
 use crate::suite::{Reporter, SuiteEvent, SuiteEventKind};
 
 /// How many console lines a failure report shows.
@@ -187,7 +187,7 @@ mod tests {
         );
     }
 
-    crate::report::escape::shows_each_control_class_escaped!(assert_shown_escaped);
+    crate::escape::shows_each_control_class_escaped!(assert_shown_escaped);
 
     #[test]
     fn output_quoted_in_a_reason_cannot_forge_a_result_line() {

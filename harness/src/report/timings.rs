@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::ReportError;
 use crate::runner::{ScenarioResult, StageTiming};
-use crate::suite::{transcript_stem, Reporter, SuiteEvent, SuiteEventKind};
+use crate::scenario::transcript_stem;
+use crate::suite::ReportError;
+use crate::suite::{Reporter, SuiteEvent, SuiteEventKind};
 
 /// The `format` value of a combined baseline file.
 pub const BASELINE_FORMAT: &str = "r2s-harness-baseline/1";
@@ -71,6 +72,14 @@ pub struct CombinedTimings {
 pub enum TimingsError {
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+}
+
+impl From<TimingsError> for ReportError {
+    fn from(error: TimingsError) -> ReportError {
+        match error {
+            TimingsError::Write { path, source } => ReportError::Write { path, source },
+        }
+    }
 }
 
 impl Timings {

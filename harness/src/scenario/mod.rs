@@ -20,7 +20,7 @@ pub use model::{
     Action, LoginRecipe, MenuChoice, Password, PromptRegex, SavedRecipe, SavedStart, Scenario, Secret, Start,
     Step,
 };
-pub use name::{check_name, NameError, MAX_NAME_CHARS};
+pub use name::{check_name, transcript_stem, NameError, MAX_NAME_CHARS};
 pub use network::{CommandCheck, CopyTo, Forward, HostCommand, Link, NetworkSpec, Nic, Protocol};
 pub use parse::{load, load_all, parse, resolve_saved_starts, DEFAULT_TIMEOUT};
 #[cfg(test)]

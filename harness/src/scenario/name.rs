@@ -1,7 +1,7 @@
 //! Scenario names: shown on report lines and used as transcript file names, so a name must be
 //! one line of text that is a safe file name, and two scenarios of a run must not share files.
 
-use crate::report::escape::needs_escape;
+use crate::escape::needs_escape;
 
 /// The longest name, in characters: with `.timings.json` after it, a transcript file name stays
 /// well inside the 255 bytes file systems allow.
@@ -47,10 +47,23 @@ pub fn check_name(name: &str) -> Result<(), NameError> {
     }
 }
 
+/// A file name for a scenario's transcripts: its name with anything odd replaced.
+pub fn transcript_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// What two names must not share: their transcript file stem, case folded (macOS and Windows
 /// file systems ignore case, so `Boot` and `boot` would write one file).
 pub(crate) fn file_key(name: &str) -> String {
-    crate::suite::transcript_stem(name).to_lowercase()
+    transcript_stem(name).to_lowercase()
 }
 
 #[cfg(test)]

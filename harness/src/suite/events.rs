@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::report::ReportError;
 use crate::runner::{Observer, ScenarioResult, Stage};
 
 /// One thing that happened, and when.
@@ -60,6 +59,30 @@ pub enum SuiteEventKind {
         against: PathBuf,
         results: Vec<ScenarioResult>,
         stopped: Option<String>,
+    },
+}
+
+/// A report that could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A file of a report without a name of its own (the timings files).
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write HTML report {path}: {source}")]
+    Html {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write JUnit report {path}: {source}")]
+    Junit {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
 }
 

@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{transcript_stem, SuiteError};
+use super::SuiteError;
 use crate::console::Transcript;
 use crate::runner::{Origin, RunOutput, ScenarioResult};
+use crate::scenario::transcript_stem;
 use crate::scenario::Scenario;
 use crate::targets::StartLog;
 

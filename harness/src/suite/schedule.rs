@@ -9,8 +9,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::events::{Reporters, ScenarioEvents, SuiteEventKind};
+use super::ReportError;
 use super::{run_one, Suite, SuiteError};
-use crate::report::ReportError;
 use crate::runner::ScenarioResult;
 use crate::scenario::Scenario;
 

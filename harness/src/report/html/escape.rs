@@ -5,7 +5,7 @@
 
 use std::io::{self, Write};
 
-use crate::report::escape::push_escaped;
+use crate::escape::push_escaped;
 
 /// A writer for JSON that goes inside a `<script>` element: `<`, `>` and `&` become `\u003c`,
 /// `\u003e` and `\u0026`, so no console text can close the element (`</script>`) or open a

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::transcript::{LineKind, LogLine};
-use crate::report::escape::{escape_console_line, escape_control, escape_keeping_lines};
+use crate::escape::{escape_console_line, escape_control, escape_keeping_lines};
 use crate::runner::{FailReason, Failure, ScenarioResult};
 
 /// Transcript lines shown before the marked line.
@@ -205,7 +205,7 @@ mod tests {
         assert_eq!(view.excerpt[0].text, format!("a{escaped}b"));
     }
 
-    crate::report::escape::shows_each_control_class_escaped!(assert_shown_escaped);
+    crate::escape::shows_each_control_class_escaped!(assert_shown_escaped);
 
     #[test]
     fn a_fatal_line_holding_a_bidi_override_is_still_the_marked_line() {

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::baseline::{Baseline, Policy};
-use super::ReportError;
 use crate::runner::ScenarioResult;
+use crate::suite::ReportError;
 use crate::suite::{Reporter, SuiteEvent, SuiteEventKind};
 
 /// The file name of the page in the transcripts directory, where `harness run` writes it by

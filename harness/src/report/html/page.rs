@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::escape::{html_text, ScriptJson};
 use super::scenario::scenario_view;
 use super::Run;
-use crate::report::escape::escape_keeping_lines;
+use crate::escape::escape_keeping_lines;
 
 /// Nothing is fetched: no scripts, styles, fonts, images (but inline `data:`), frames or
 /// connections other than the page's own inline ones.

@@ -9,7 +9,7 @@ use super::excerpt::{failure_view, FailureView};
 use super::timeline::{timeline, Timeline};
 use super::transcript::{self, Cast, LogLine, CAST_CAP, LOG_CAP};
 use super::BaselineView;
-use crate::report::escape::escape_control;
+use crate::escape::escape_control;
 use crate::runner::{Origin, ScenarioResult};
 
 /// What the page knows of one scenario.

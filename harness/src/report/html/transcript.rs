@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::report::escape::{escape_console_line, escape_control};
+use crate::escape::{escape_console_line, escape_control};
 
 /// How much of a scenario's `.log` the page embeds. The page is built in memory, several
 /// copies of this deep (read, parsed, escaped), and the harness must stay within tens of MB on
@@ -279,7 +279,7 @@ mod tests {
         assert_eq!(lines[1].text, format!("c{escaped}"));
     }
 
-    crate::report::escape::shows_each_control_class_escaped!(assert_read_escaped);
+    crate::escape::shows_each_control_class_escaped!(assert_read_escaped);
 
     #[test]
     fn a_cast_keeps_its_output_raw_and_escapes_its_markers() {

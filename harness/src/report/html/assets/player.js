@@ -6,7 +6,7 @@
 const R2SPlayer = (function () {
   const DEFAULT_ATTR = { fg: -1, bg: -1, bold: false, inverse: false };
   // The characters the harness's reports escape beyond control characters
-  // (report::escape::needs_escape): line and paragraph separators and bidi formatting.
+  // (escape::needs_escape): line and paragraph separators and bidi formatting.
   const REORDERING = /^[\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]$/;
 
   function Screen(width, height) {

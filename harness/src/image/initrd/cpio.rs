@@ -4,6 +4,7 @@
 //! needs: the names of module files and the text of `modules.builtin`. Every size a header
 //! claims is checked before anything is kept, and file data is skipped, not stored.
 
+use super::layout::Entries;
 use super::{Index, InitrdError, Limits};
 
 /// `070701` and `070702` share their first five bytes.
@@ -59,6 +60,7 @@ pub(super) struct Parser {
     /// Where the current entry's header starts in the stream.
     header_at: u64,
     pub(super) index: Index,
+    pub(super) found: Entries,
 }
 
 impl Parser {
@@ -75,6 +77,7 @@ impl Parser {
             offset: 0,
             header_at: 0,
             index: Index::default(),
+            found: Entries::default(),
         }
     }
 
@@ -158,7 +161,7 @@ impl Parser {
                     };
                     self.state = *then;
                     if let State::Data { left: 0, .. } = self.state {
-                        self.data_done();
+                        self.data_done()?;
                     }
                 }
                 Ok(n)
@@ -170,7 +173,7 @@ impl Parser {
                 }
                 *left -= n as u64;
                 if *left == 0 {
-                    self.data_done();
+                    self.data_done()?;
                 }
                 Ok(n)
             }
@@ -240,8 +243,18 @@ impl Parser {
         let name_pad = (4 - (HEADER_LEN + name_len) % 4) % 4;
         let data_pad = ((4 - file_size % 4) % 4) as usize;
         let trailer = self.name == TRAILER;
-        let keep = !trailer && self.mode & TYPE_MASK == REGULAR && is_builtin_list(&self.name);
-        if keep && file_size > self.limits.builtin_list {
+        let kind = self.mode & TYPE_MASK;
+        let symlink = !trailer && kind == SYMLINK;
+        if symlink && file_size > NAME_MAX as u64 {
+            return Err(InitrdError::BadHeader {
+                offset: self.header_offset(),
+                within: String::new(),
+                detail: format!("a symlink's target of {file_size} bytes, more than {NAME_MAX}"),
+            });
+        }
+        let builtin_list = !trailer && kind == REGULAR && Entries::wants_data(&self.name);
+        let keep = symlink || builtin_list;
+        if builtin_list && file_size > self.limits.builtin_list {
             return Err(InitrdError::BuiltinListTooLarge {
                 path: String::from_utf8_lossy(&self.name).into_owned(),
                 size: file_size,
@@ -268,17 +281,18 @@ impl Parser {
             data
         };
         if let State::Data { left: 0, .. } = self.state {
-            self.data_done();
+            self.data_done()?;
         }
         Ok(())
     }
 
     /// An entry's data is complete: record what it says.
-    fn data_done(&mut self) {
-        let name = String::from_utf8_lossy(&self.name).into_owned();
-        let kind = self.mode & TYPE_MASK;
-        if kind == REGULAR || kind == SYMLINK {
-            self.index.record(&name, kind == REGULAR, &self.kept);
+    fn data_done(&mut self) -> Result<(), InitrdError> {
+        let name = String::from_utf8_lossy(&self.name);
+        match self.mode & TYPE_MASK {
+            REGULAR => self.found.file(&name, &self.kept, self.limits)?,
+            SYMLINK => self.found.symlink(&name, &self.kept, self.limits)?,
+            _ => {}
         }
         let pad = match &self.state {
             State::Data { pad, .. } => *pad,
@@ -293,10 +307,6 @@ impl Parser {
             State::Header { have: 0 }
         };
         self.kept.clear();
+        Ok(())
     }
-}
-
-/// `lib/modules/<release>/modules.builtin`, under `/usr` or not.
-fn is_builtin_list(name: &[u8]) -> bool {
-    name.ends_with(b"/modules.builtin") && super::release_of(&String::from_utf8_lossy(name)).is_some()
 }

@@ -1,5 +1,6 @@
 //! What an initrd holds, by name: the kernel modules it carries (`*.ko`, `*.ko.zst`, `*.ko.xz`,
-//! `*.ko.gz` below `lib/modules/`) and the kernel's `modules.builtin` list, if it carries one.
+//! `*.ko.gz` below `/lib/modules/<release>/`, wherever the archive's own symlinks make that
+//! path lead: [`layout`]) and the kernel's `modules.builtin` list, if it carries one.
 //!
 //! An initrd is what the kernel unpacks at boot: cpio archives in the newc format ([`cpio`]),
 //! one after another, each either as it is or compressed ([`decompress`]: gzip, zstd, xz, lzma,
@@ -12,6 +13,7 @@
 
 mod cpio;
 mod decompress;
+mod layout;
 
 use std::collections::BTreeSet;
 
@@ -29,6 +31,9 @@ pub struct Limits {
     pub builtin_list: u64,
     /// Archives (compressed or not) one after another.
     pub segments: usize,
+    /// Bytes of the paths and symlink targets kept to find the modules directory: those of
+    /// module files, `modules.builtin` lists and symlinks.
+    pub names: u64,
 }
 
 impl Default for Limits {
@@ -38,6 +43,7 @@ impl Default for Limits {
             entries: 1 << 20,
             builtin_list: 4 << 20,
             segments: 64,
+            names: 64 << 20,
         }
     }
 }
@@ -122,7 +128,13 @@ pub enum InitrdError {
         /// [`Limits::segments`].
         limit: usize,
     },
-    /// A `modules.builtin` larger than [`Limits::builtin_list`].
+    /// More than [`Limits::names`] bytes of paths and link targets to keep.
+    #[error("its module paths and symlinks take more than {limit} bytes")]
+    NamesTooLarge {
+        /// [`Limits::names`].
+        limit: u64,
+    },
+    /// A `modules.builtin` larger than [`Limits::builtin_list`], or several that are together.
     #[error("{path} is {size} bytes, more than the {limit} a modules.builtin list can be")]
     BuiltinListTooLarge {
         /// Its path in the archive.
@@ -148,37 +160,6 @@ pub struct Index {
     pub releases: BTreeSet<String>,
     /// Each archive in order: how it was stored.
     pub segments: Vec<Compression>,
-}
-
-impl Index {
-    /// Records a file or symlink of the archive; `data` is its contents if it was kept.
-    fn record(&mut self, path: &str, regular: bool, data: &[u8]) {
-        let Some(release) = release_of(path) else {
-            return;
-        };
-        let file = path.rsplit('/').next().unwrap_or(path);
-        if let Some(module) = module_name(file) {
-            self.modules.insert(module);
-            self.releases.insert(release.to_owned());
-        } else if regular
-            && file == "modules.builtin"
-            && path.ends_with(&format!("{release}/modules.builtin"))
-        {
-            let list = self.builtin.get_or_insert_with(BTreeSet::new);
-            list.extend(parse_builtin_list(&String::from_utf8_lossy(data)));
-            self.releases.insert(release.to_owned());
-        }
-    }
-}
-
-/// The kernel release in `…lib/modules/<release>/…`, if `path` is below such a directory.
-fn release_of(path: &str) -> Option<&str> {
-    let path = path.trim_start_matches("./").trim_start_matches('/');
-    let rest = path
-        .strip_prefix("lib/modules/")
-        .or_else(|| path.strip_prefix("usr/lib/modules/"))?;
-    let (release, below) = rest.split_once('/')?;
-    (!release.is_empty() && !below.is_empty()).then_some(release)
 }
 
 /// The canonical name of a module file (`dw_mmc-rockchip.ko.zst` → `dw_mmc_rockchip`), `None`
@@ -238,6 +219,7 @@ pub fn read_with(initrd: &[u8], limits: Limits) -> Result<Index, InitrdError> {
     if parser.index.segments.is_empty() {
         return Err(InitrdError::Empty);
     }
+    parser.found.index_into(&mut parser.index);
     Ok(parser.index)
 }
 

@@ -29,16 +29,7 @@ fn pipe(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
 /// A newc archive made by `cpio -o -H newc` of the files `(path, contents)` under a fresh
 /// directory.
 fn cpio_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut list = String::new();
-    for (path, contents) in files {
-        let full = dir.path().join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(&full, contents).unwrap();
-        list.push_str(path);
-        list.push('\n');
-    }
-    cpio_in(dir.path(), &list)
+    cpio_with_links(files, &[])
 }
 
 fn cpio_in(dir: &Path, list: &str) -> Vec<u8> {
@@ -300,8 +291,142 @@ fn module_names_are_canonical_and_other_files_are_not_modules() {
     assert_eq!(module_name("nvme-core.ko").as_deref(), Some("nvme_core"));
     assert_eq!(module_name("modules.dep"), None);
     assert_eq!(module_name(".ko"), None);
-    assert_eq!(release_of("lib/modules/6.1/kernel/x.ko"), Some("6.1"));
-    assert_eq!(release_of("./usr/lib/modules/6.1/modules.builtin"), Some("6.1"));
-    assert_eq!(release_of("lib/modules/6.1"), None);
-    assert_eq!(release_of("opt/lib/modules/6.1/x.ko"), None);
+}
+
+/// A NixOS store path of the kind stage-1.nix puts the initrd's modules in.
+const MODULES_SHRUNK: &str = "nix/store/0a1b2c3d4e5f6g7h8i9j0k1l2m3n4p5q-linux-6.1-modules-shrunk";
+
+/// An archive made by the real `cpio` tool of `files` and `(path, target)` symlinks.
+fn cpio_with_links(files: &[(&str, &[u8])], links: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut list = String::new();
+    for (path, contents) in files {
+        let full = dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(&full, contents).unwrap();
+        list.push_str(&format!("{path}\n"));
+    }
+    for (path, target) in links {
+        let full = dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, &full).unwrap();
+        list.push_str(&format!("{path}\n"));
+    }
+    cpio_in(dir.path(), &list)
+}
+
+/// The modules of a NixOS initrd, in its store path: xz-compressed as makeModulesClosure
+/// copies them from a kernel built with compressed modules, with depmod's files.
+fn store_modules() -> Vec<(String, &'static [u8])> {
+    let base = format!("{MODULES_SHRUNK}/lib/modules/{RELEASE}");
+    vec![
+        (
+            format!("{base}/kernel/drivers/mmc/core/mmc_block.ko.xz"),
+            b"xz".as_slice(),
+        ),
+        (
+            format!("{base}/kernel/drivers/block/virtio_blk.ko.xz"),
+            b"xz".as_slice(),
+        ),
+        (
+            format!("{base}/modules.builtin"),
+            b"kernel/drivers/tty/serial/amba-pl011.ko\n".as_slice(),
+        ),
+        (format!("{base}/modules.dep"), b"".as_slice()),
+    ]
+}
+
+/// An archive of [`store_modules`] and `more` files, with `links`.
+fn store_archive(more: &[(&str, &[u8])], links: &[(&str, &str)]) -> Vec<u8> {
+    let store = store_modules();
+    let mut files: Vec<(&str, &[u8])> = store.iter().map(|(p, d)| (p.as_str(), *d)).collect();
+    files.extend_from_slice(more);
+    cpio_with_links(&files, links)
+}
+
+fn expect_store_modules(index: &Index) {
+    assert_eq!(index.modules, names(&["mmc_block", "virtio_blk"]));
+    assert_eq!(index.builtin, Some(names(&["amba_pl011"])));
+    assert_eq!(index.releases, names(&[RELEASE]));
+}
+
+#[test]
+fn a_scripted_stage_1_initrd_is_read_through_its_lib_link_to_the_store() {
+    let target = format!("/{MODULES_SHRUNK}/lib");
+    let archive = store_archive(&[], &[("lib", &target)]);
+    let index = read(&pipe("zstd", &["-q", "-c"], &archive)).unwrap();
+    expect_store_modules(&index);
+    assert_eq!(index.segments, [Compression::Zstd]);
+}
+
+#[test]
+fn a_systemd_stage_1_initrd_is_read_through_its_lib_modules_link() {
+    let target = format!("/{MODULES_SHRUNK}/lib/modules");
+    let archive = store_archive(&[], &[("lib/modules", &target)]);
+    expect_store_modules(&read(&pipe("zstd", &["-q", "-c"], &archive)).unwrap());
+}
+
+#[test]
+fn a_link_in_a_later_archive_leads_to_modules_an_earlier_one_holds() {
+    let mut initrd = store_archive(&[], &[]);
+    let target = format!("/{MODULES_SHRUNK}/lib");
+    initrd.extend(pipe(
+        "gzip",
+        &["-c"],
+        &cpio_with_links(&[("init", b"#!/bin/sh\n")], &[("lib", &target)]),
+    ));
+    expect_store_modules(&read(&initrd).unwrap());
+}
+
+#[test]
+fn store_modules_count_without_a_link_when_the_initrd_makes_it_at_run_time() {
+    expect_store_modules(&read(&store_archive(&[], &[])).unwrap());
+}
+
+#[test]
+fn modules_outside_the_directory_modprobe_looks_in_are_not_the_kernel_s() {
+    let elsewhere = format!("opt/lib/modules/{RELEASE}/kernel/drivers/nvme/host/nvme.ko");
+    let plain = format!("lib/modules/{RELEASE}/kernel/drivers/ata/ahci.ko");
+    let index = read(&store_archive(&[(&elsewhere, b"elf"), (&plain, b"elf")], &[])).unwrap();
+    assert_eq!(
+        index.modules,
+        names(&["ahci"]),
+        "only /lib/modules counts once it has modules"
+    );
+    assert_eq!(index.builtin, None);
+}
+
+#[test]
+fn a_link_loop_leaves_the_modules_directory_empty_instead_of_hanging() {
+    let files = [(format!("lib2/modules/{RELEASE}/kernel/x.ko"), b"elf".as_slice())];
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), *d)).collect();
+    let index = read(&cpio_with_links(
+        &files,
+        &[("lib", "lib2/loop"), ("lib2/loop", "/lib")],
+    ))
+    .unwrap();
+    assert!(index.modules.is_empty(), "{:?}", index.modules);
+}
+
+#[test]
+fn kept_paths_beyond_the_names_limit_are_refused() {
+    let limits = Limits {
+        names: 200,
+        ..Limits::default()
+    };
+    let error = read_with(&store_archive(&[], &[]), limits).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "its module paths and symlinks take more than 200 bytes"
+    );
+}
+
+#[test]
+fn a_symlink_claiming_a_target_longer_than_a_path_is_refused_at_its_header() {
+    let archive = cpio_with_links(&[], &[("lib", "usr/lib")]);
+    let error = read(&with_field(archive, 6, b"00002000")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "bad cpio header at byte 0: a symlink's target of 8192 bytes, more than 4096"
+    );
 }

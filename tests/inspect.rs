@@ -655,3 +655,36 @@ fn text_from_the_image_is_shown_escaped_in_the_report() {
         );
     }
 }
+
+/// What the harness's initrd reader finds in the initrd of fixture `name`'s default entry.
+fn default_initrd_of(name: &str) -> r2s_harness::image::initrd::Index {
+    let volume = r2s_harness::image::Ext4Volume::open_index(&fixture(name), 1).unwrap();
+    let conf = String::from_utf8(volume.read("/extlinux/extlinux.conf").unwrap()).unwrap();
+    let initrd = conf
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("INITRD "))
+        .expect("an INITRD line");
+    // NixOS writes `../nixos/…`, relative to /extlinux; the write-up `/initrd`.
+    let path = match initrd.strip_prefix("../") {
+        Some(below_root) => format!("/{below_root}"),
+        None => initrd.to_owned(),
+    };
+    r2s_harness::image::initrd::read(&volume.read(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn the_busybox_fixture_initrd_is_nixos_s_layout_read_through_its_lib_link_to_the_store() {
+    let index = default_initrd_of("r2s-busybox");
+    assert_eq!(index.segments, [r2s_harness::image::initrd::Compression::Zstd]);
+    for module in ["virtio_blk", "virtio_mmio", "ext4"] {
+        assert!(index.modules.contains(module), "{module} in {:?}", index.modules);
+    }
+    assert_eq!(index.releases.len(), 1, "{:?}", index.releases);
+}
+
+#[test]
+fn the_first_boot_fixture_initrd_keeps_the_plain_layout_and_is_read_too() {
+    let index = default_initrd_of("r2s-first-boot");
+    assert_eq!(index.segments, [r2s_harness::image::initrd::Compression::Gzip]);
+    assert_eq!(index.modules, default_initrd_of("r2s-busybox").modules);
+}

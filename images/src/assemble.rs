@@ -7,7 +7,7 @@ use crate::boot::{self, BootContents};
 use crate::card::{self, Bootloader, ROOT_LABEL};
 use crate::cpio::Archive;
 use crate::debian::{Parts, BUSYBOX};
-use crate::fixture::{Console, Layout, Recipe};
+use crate::fixture::{Console, InitrdLayout, Layout, Recipe};
 use crate::recipe::{self, RecipeFile};
 use crate::staging::{link, put, read, set_mode, under};
 use crate::store::{self, Generation};
@@ -32,7 +32,7 @@ pub fn fixture(name: &str, recipe: Recipe, parts: &Parts, work: &Path) -> Result
     };
     let contents = BootContents {
         kernel,
-        initrd: initrd(parts, &busybox)?,
+        initrd: initrd(parts, &busybox, recipe.layout.initrd_layout())?,
         dtb: read(
             &parts
                 .kernel
@@ -93,8 +93,9 @@ fn kernel_params(layout: Layout) -> String {
 }
 
 /// The initrd: busybox, stage 1 as `/init`, and the kernel modules it loads with their
-/// dependencies and a `modules.dep` for busybox `modprobe`. gzip-compressed.
-fn initrd(parts: &Parts, busybox: &[u8]) -> Result<Vec<u8>, BuildError> {
+/// dependencies and a `modules.dep` for busybox `modprobe`, laid out and compressed as
+/// `layout` says.
+fn initrd(parts: &Parts, busybox: &[u8], layout: InitrdLayout) -> Result<Vec<u8>, BuildError> {
     let release = &parts.kernel_release;
     let modules_root = ["lib/modules", "usr/lib/modules"]
         .iter()
@@ -109,9 +110,7 @@ fn initrd(parts: &Parts, busybox: &[u8]) -> Result<Vec<u8>, BuildError> {
     let modules = tree.closure(&wanted)?;
 
     let mut cpio = Archive::new();
-    for dir in [
-        "bin", "dev", "etc", "lib", "mnt-root", "proc", "run", "sys", "tmp",
-    ] {
+    for dir in ["bin", "dev", "etc", "mnt-root", "proc", "run", "sys", "tmp"] {
         cpio.dir(dir, 0o755);
     }
     // The kernel opens /dev/console for init before anything mounts devtmpfs.
@@ -127,8 +126,16 @@ fn initrd(parts: &Parts, busybox: &[u8]) -> Result<Vec<u8>, BuildError> {
     ]);
     cpio.file("init", 0o755, init.as_bytes());
 
-    let base = format!("lib/modules/{release}");
-    let mut made = vec!["lib".to_owned()];
+    let lib = match layout {
+        InitrdLayout::NixStore => {
+            let closure = store::store_path(&format!("linux-{release}-modules-shrunk"));
+            cpio.symlink("lib", &format!("{closure}/lib"));
+            format!("{}/lib", closure.trim_start_matches('/'))
+        }
+        InitrdLayout::Plain => "lib".to_owned(),
+    };
+    let base = format!("{lib}/modules/{release}");
+    let mut made = Vec::new();
     for module in &modules {
         let path = format!("{base}/{}", module.path);
         for (at, _) in path.match_indices('/') {
@@ -146,9 +153,17 @@ fn initrd(parts: &Parts, busybox: &[u8]) -> Result<Vec<u8>, BuildError> {
         modules::modules_dep(&modules).as_bytes(),
     );
 
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&cpio.finish()).expect("writing to memory");
-    Ok(gz.finish().expect("writing to memory"))
+    let archive = cpio.finish();
+    Ok(match layout {
+        InitrdLayout::NixStore => {
+            ruzstd::encoding::compress_to_vec(archive.as_slice(), ruzstd::encoding::CompressionLevel::Fastest)
+        }
+        InitrdLayout::Plain => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(&archive).expect("writing to memory");
+            gz.finish().expect("writing to memory")
+        }
+    })
 }
 
 /// The items of an applet list, each checked to be compiled into `busybox`: its applet-name

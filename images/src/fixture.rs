@@ -143,6 +143,28 @@ pub enum Layout {
     SdImage,
 }
 
+impl Layout {
+    /// Where the layout's initrd keeps its kernel modules.
+    pub fn initrd_layout(self) -> InitrdLayout {
+        match self {
+            Layout::FirstBoot => InitrdLayout::Plain,
+            Layout::Generations(_) | Layout::SdImage => InitrdLayout::NixStore,
+        }
+    }
+}
+
+/// Where an initrd keeps its kernel modules, and how it is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitrdLayout {
+    /// As NixOS's stage-1.nix makes it: the modules in the store path of a
+    /// `linux-<release>-modules-shrunk` closure, `/lib` a symlink to its `lib`, the archive
+    /// zstd-compressed.
+    NixStore,
+    /// Modules in `/lib/modules/<release>/` itself, gzip-compressed: an initrd not made by
+    /// NixOS, so that the reader's plain path stays tested end to end too.
+    Plain,
+}
+
 /// The console the kernel command line names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Console {

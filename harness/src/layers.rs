@@ -10,6 +10,8 @@
 pub const LAYERS: &[&[&str]] = &[
     // Leaves: facts and helpers that know nothing of the harness.
     &["hex", "private", "scratch", "escape", "layers"],
+    // Caches of disk files, on private directories.
+    &["disk_cache"],
     &["config"],
     &["board", "image"],
     &["console", "adapt"],

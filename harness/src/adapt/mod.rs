@@ -13,8 +13,9 @@ mod shim;
 
 use std::path::Path;
 
+pub use crate::disk_cache::default_cache_dir;
 pub use append::{adapt_append, ArgChange, QEMU_CONSOLE, QEMU_EARLYCON};
-pub use cache::{default_cache_dir, ShimCache, ShimInUse};
+pub use cache::{ShimCache, ShimInUse};
 pub use config::{adapt_config, Change};
 pub use shim::{Shim, ShimError, SHIM_LABEL};
 

@@ -19,8 +19,11 @@ pub mod ikconfig;
 pub mod initrd;
 pub mod limits;
 pub mod mbr;
+pub mod packed;
 pub mod partition;
 pub mod read_at;
+#[cfg(test)]
+mod test_tools;
 pub mod vfat;
 pub mod volume;
 

@@ -6,25 +6,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::*;
+use crate::image::test_tools::pipe;
 
 const RELEASE: &str = "6.1.0-test-arm64";
-
-/// Runs `program args` with `input` on stdin; its stdout.
-fn pipe(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(output.status.success(), "{program} {args:?} failed");
-    output.stdout
-}
 
 /// A newc archive made by `cpio -o -H newc` of the files `(path, contents)` under a fresh
 /// directory.

@@ -127,7 +127,7 @@ impl DiskCache {
     /// put it.
     pub fn build_lock(&self, key: &str, wait: Duration) -> io::Result<fs::File> {
         crate::private::create_dir_all(&self.dir)?;
-        let path = self.dir.join(format!(".{key}.building.lock"));
+        let path = self.build_lock_path(key);
         let file = fs::File::options()
             .create(true)
             .truncate(false)
@@ -149,6 +149,10 @@ impl DiskCache {
                 Err(TryLockError::Error(e)) => return Err(e),
             }
         }
+    }
+
+    fn build_lock_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!(".{key}.building.lock"))
     }
 
     /// Removes the least recently used entries beyond [`self.keep`], never `keep` and never one a
@@ -181,6 +185,11 @@ impl DiskCache {
             // then finds it gone, instead of taking a disk that is being removed.
             if lock.try_lock().is_ok() {
                 let _ = fs::remove_dir_all(path);
+                // Its build lock too, so that the directory does not fill with them; a run
+                // waiting on the removed file builds the entry again, as if it were new.
+                if let Some(key) = path.file_name() {
+                    let _ = fs::remove_file(self.build_lock_path(&key.to_string_lossy()));
+                }
                 excess -= 1;
             }
         }

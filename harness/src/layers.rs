@@ -14,7 +14,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["disk_cache"],
     &["config"],
     &["board", "image"],
-    &["console", "adapt"],
+    &["console", "adapt", "unpacked"],
     &["scenario", "inspect"],
     // Things with a console: QEMU, boards, ports. No runner, snapshot cache or suite.
     &["targets"],

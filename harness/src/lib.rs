@@ -24,3 +24,4 @@ pub mod scratch;
 pub mod snapshot;
 pub mod suite;
 pub mod targets;
+pub mod unpacked;

@@ -12,8 +12,9 @@ use r2s_harness::targets::{Console, NoLog, StartFailure, Target, TargetError, Ta
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::run::{adapt_for_qemu, choose_root_disk, load_board, tell_root_disk, SetupError};
+use super::run::{adapt_for_qemu, choose_root_disk, load_board, open_image, tell_root_disk, SetupError};
 use super::{ConsoleArgs, EXIT_ERROR, EXIT_PASS};
+use r2s_harness::unpacked::DiskImage;
 
 /// Ctrl-]: what telnet uses, and nothing a shell or U-Boot needs.
 const ESCAPE: u8 = 0x1d;
@@ -21,7 +22,7 @@ const ESCAPE: u8 = 0x1d;
 /// Runs the console until the escape key, the end of input, or the console closing.
 pub async fn console(args: ConsoleArgs) -> u8 {
     // The target lives until this function returns: QEMU is killed, the port released.
-    let (description, console, mut target) = match open(&args).await {
+    let (description, console, mut target, _disk) = match open(&args).await {
         Ok(opened) => opened,
         Err(message) => {
             super::say(&message);
@@ -64,7 +65,11 @@ pub async fn console(args: ConsoleArgs) -> u8 {
 /// Opens the target `args` name through the factory and returns its description, its console
 /// and the target, which keeps the console alive (QEMU running, the port held) until dropped.
 /// A board's console is attached as the board is, with no power switched; QEMU is started.
-async fn open(args: &ConsoleArgs) -> Result<(String, Console, Box<dyn Target>), OpenError> {
+/// A compressed `--image` is unpacked first, and its disk held until the console is left.
+async fn open(
+    args: &ConsoleArgs,
+) -> Result<(String, Console, Box<dyn Target>, Option<DiskImage>), OpenError> {
+    let mut disk = None;
     let spec = match (&args.serial, args.farm.labgrid()) {
         (Some(port), _) => TargetSpec::board(
             load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?,
@@ -77,12 +82,15 @@ async fn open(args: &ConsoleArgs) -> Result<(String, Console, Box<dyn Target>), 
         .map_err(SetupError::from)?,
         (None, None) => {
             let image = args.image.as_ref().expect("clap requires --serial or --image");
-            let shim = adapt_for_qemu(image, r2s_harness::adapt::default_cache_dir()).await?;
-            let choice = choose_root_disk(image, args.disk_bus).await;
+            let opened = open_image(image, None).map_err(SetupError::from)?;
+            let image = opened.disk().to_owned();
+            disk = Some(opened);
+            let shim = adapt_for_qemu(&image, r2s_harness::adapt::default_cache_dir()).await?;
+            let choice = choose_root_disk(&image, args.disk_bus).await;
             tell_root_disk(&choice);
             let mut config = args.qemu.config();
             config.root_disk = choice.disk;
-            TargetSpec::qemu(config, image.clone(), shim, None)
+            TargetSpec::qemu(config, image, shim, None)
         }
     };
     let mut target = spec.open();
@@ -94,7 +102,7 @@ async fn open(args: &ConsoleArgs) -> Result<(String, Console, Box<dyn Target>), 
         Some(console) => console,
         None => target.start(None, &mut NoLog).await?,
     };
-    Ok((target.describe(), console, target))
+    Ok((target.describe(), console, target, disk))
 }
 
 /// Why the console could not be opened.

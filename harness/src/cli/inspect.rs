@@ -19,18 +19,28 @@ pub fn inspect(args: InspectArgs) -> u8 {
             }
         }
     };
-    let report = match inspect::inspect_for(&args.image, &profile) {
-        Ok(report) => report,
-        Err(error) => {
-            super::say(&error);
-            if args.format == OutputFormat::Json {
-                print!(
-                    "{}",
-                    render::json_error(&args.image, profile.name, &error.to_string())
-                );
-            }
-            return EXIT_ERROR;
+    // An image that cannot be read is exit 2, said on stderr and, for JSON, as a JSON error.
+    let unreadable = |error: &dyn std::error::Error| {
+        super::say(error);
+        if args.format == OutputFormat::Json {
+            print!(
+                "{}",
+                render::json_error(&args.image, profile.name, &error.to_string())
+            );
         }
+        EXIT_ERROR
+    };
+    let opened = match super::run::open_image(&args.image, None) {
+        Ok(opened) => opened,
+        Err(error) => return unreadable(&error),
+    };
+    let report = match inspect::inspect_for(opened.disk(), &profile) {
+        Ok(mut report) => {
+            // The report names the file the user gave, not the cache's unpacked copy.
+            report.image = args.image.clone();
+            report
+        }
+        Err(error) => return unreadable(&error),
     };
     match args.format {
         OutputFormat::Text => print!("{}", render::text(&report)),

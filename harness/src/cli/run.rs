@@ -18,6 +18,7 @@ use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, Reporters, Suite};
 use r2s_harness::targets::qemu_disk::DiskBus;
 use r2s_harness::targets::TargetSpec;
+use r2s_harness::unpacked::{self, DiskImage, OpenImageError};
 
 use super::progress::ProgressLine;
 use super::timings::BaselineCheck;
@@ -36,7 +37,14 @@ pub enum SetupError {
     Adapt { image: PathBuf, detail: String },
     #[error(transparent)]
     Place(#[from] r2s_harness::targets::labgrid::PlaceError),
+    #[error(transparent)]
+    Open(#[from] OpenImageError),
 }
+
+/// What a run is set up with: the suite, what the report says of it, and the unpacked disk
+/// of a compressed `--image`, held (against the cache's eviction, or as a scratch directory)
+/// until the run ends.
+type Setup = (Suite, RunInfo, Option<DiskImage>);
 
 pub async fn run(args: RunArgs) -> u8 {
     r2s_harness::console::transcript::set_default_limit(args.transcript_limit);
@@ -70,7 +78,7 @@ pub async fn run(args: RunArgs) -> u8 {
         (None, Some(labgrid)) => place_suite(&args, labgrid),
         (None, None) => qemu_suite(&args).await,
     };
-    let (suite, info) = match suite {
+    let (suite, info, _disk) = match suite {
         Ok(made) => made,
         Err(e) => {
             super::say(&e);
@@ -151,10 +159,7 @@ pub(super) fn load_board(name: Option<&str>, default: &str) -> Result<Board, Boa
 
 /// A board in a labgrid place, acquired here (blocking: nothing else runs yet) and released
 /// when the suite is dropped.
-fn place_suite(
-    args: &RunArgs,
-    labgrid: r2s_harness::targets::labgrid::Labgrid,
-) -> Result<(Suite, RunInfo), SetupError> {
+fn place_suite(args: &RunArgs, labgrid: r2s_harness::targets::labgrid::Labgrid) -> Result<Setup, SetupError> {
     let board = load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?;
     let name = board.name.clone();
     board_suite_on(args, &name, TargetSpec::place(labgrid, board)?)
@@ -162,18 +167,22 @@ fn place_suite(
 
 /// A board on `port`: nothing to build or adapt; the board boots what is on its storage
 /// (`--image`, if given, is only read for its menu's LABELs).
-fn board_suite(args: &RunArgs, port: &Path) -> Result<(Suite, RunInfo), SetupError> {
+fn board_suite(args: &RunArgs, port: &Path) -> Result<Setup, SetupError> {
     let board = load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?;
     board_suite_on(args, &board.name, TargetSpec::board(board.clone(), port))
 }
 
 /// The suite for the real board `name`'s target `spec`.
-fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<(Suite, RunInfo), SetupError> {
+fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<Setup, SetupError> {
     let baud = spec.context(&RunContext::default()).baud.unwrap_or_default();
     println!("board: {name} on {} at {baud} baud", spec.against().display());
     // U-Boot's menu shows MENU LABELs; the card's own extlinux.conf says which number a LABEL is.
-    let menu_labels = match args.image.as_ref().or(args.flash.as_ref()) {
-        Some(image) => Some(image::check_bootable_image(image)?),
+    let disk = match args.image.as_ref().or(args.flash.as_ref()) {
+        Some(image) => Some(open_image(image, args.cache_dir.as_deref())?),
+        None => None,
+    };
+    let menu_labels = match &disk {
+        Some(disk) => Some(image::check_bootable_image(disk.disk())?),
         None => None,
     };
     let info = RunInfo {
@@ -186,27 +195,31 @@ fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<(Suite
         target: spec,
         transcripts: args.transcripts.clone(),
         context: RunContext {
-            countdowns: countdown_policy(
-                args,
-                image_menu_default(args.image.as_ref().or(args.flash.as_ref())),
-            ),
+            countdowns: countdown_policy(args, image_menu_default(disk.as_ref().map(DiskImage::disk))),
             menu_labels,
             ..RunContext::default()
         },
     };
-    Ok((suite, info))
+    Ok((suite, info, disk))
 }
 
 /// QEMU booting `--image`, or the default fixture built first, adapted unless --no-adapt.
-async fn qemu_suite(args: &RunArgs) -> Result<(Suite, RunInfo), SetupError> {
+async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
     let board = load_board(args.board.as_deref(), board::QEMU_BOARD)?;
-    let (image, fallback_password) = match &args.image {
-        Some(path) => (path.clone(), None),
+    let (disk, fallback_password) = match &args.image {
+        Some(path) => {
+            let (path, cache) = (path.clone(), args.cache_dir.clone());
+            let opened = tokio::task::spawn_blocking(move || open_image(&path, cache.as_deref()))
+                .await
+                .expect("opening the image does not panic")?;
+            (opened, None)
+        }
         None => (
-            build_default_fixture().await?,
+            DiskImage::AsIs(build_default_fixture().await?),
             Some(r2s_images::ROOT_PASSWORD.to_owned()),
         ),
     };
+    let image = disk.disk().to_owned();
     let labels = image::check_bootable_image(&image)?;
     let menu_default = image_menu_default(Some(&image));
     let (shim, setup) = if args.no_adapt {
@@ -217,7 +230,7 @@ async fn qemu_suite(args: &RunArgs) -> Result<(Suite, RunInfo), SetupError> {
         let cache = args.cache_dir.clone().or_else(adapt::default_cache_dir);
         adapt_for_qemu_told(&image, cache).await?
     };
-    println!("image: {}", image.display());
+    println!("image: {}", disk.named().display());
     let choice = choose_root_disk(&image, args.disk_bus).await;
     let mut setup = setup;
     setup.extend(tell_root_disk(&choice));
@@ -232,7 +245,7 @@ async fn qemu_suite(args: &RunArgs) -> Result<(Suite, RunInfo), SetupError> {
         )
     });
     let info = RunInfo {
-        image: Some(image.display().to_string()),
+        image: Some(disk.describe().unwrap_or_else(|| image.display().to_string())),
         board: board.name.clone(),
         target: format!("QEMU ({}, virt machine)", args.qemu.binary.display()),
         setup,
@@ -249,7 +262,18 @@ async fn qemu_suite(args: &RunArgs) -> Result<(Suite, RunInfo), SetupError> {
             ..RunContext::default()
         },
     };
-    Ok((suite, info))
+    Ok((suite, info, Some(disk)))
+}
+
+/// `image` as the harness reads and boots it: unpacked into the cache (`cache_dir`, else the
+/// default one) when it is compressed.
+pub(super) fn open_image(image: &Path, cache_dir: Option<&Path>) -> Result<DiskImage, OpenImageError> {
+    let cache = cache_dir.map(Path::to_owned).or_else(adapt::default_cache_dir);
+    let opened = unpacked::open(image, cache.as_deref())?;
+    if let Some(line) = opened.describe() {
+        eprintln!("harness: {line}");
+    }
+    Ok(opened)
 }
 
 /// The bus to attach `image` on: `forced` (`--disk-bus`), else the first its kernel and initrd
@@ -292,7 +316,7 @@ fn countdown_policy(args: &RunArgs, menu_default: Option<usize>) -> CountdownPol
 
 /// The menu number of the image's extlinux.conf `DEFAULT`, which the menu's timeout chooses;
 /// `None` when the image does not say (the menu then runs its timeout).
-fn image_menu_default(image: Option<&PathBuf>) -> Option<usize> {
+fn image_menu_default(image: Option<&Path>) -> Option<usize> {
     let config = image::boot_config::find(image?).ok()?.config;
     config.menu_number(&config.default_label()?.name)
 }

@@ -149,7 +149,7 @@ pub fn unpack(
     let mut data = 0u64;
     let mut table_end_at = None;
     loop {
-        let filled = fill(&mut decoder, &mut block).map_err(|e| corrupt(size, e))?;
+        let filled = read_full(&mut decoder, &mut block).map_err(|e| corrupt(size, e))?;
         if filled == 0 {
             break;
         }
@@ -192,7 +192,7 @@ pub fn unpack(
 }
 
 /// Reads until `block` is full or the stream ends; the bytes read.
-fn fill(reader: &mut dyn Read, block: &mut [u8]) -> io::Result<usize> {
+pub fn read_full(reader: &mut dyn Read, block: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < block.len() {
         match reader.read(&mut block[filled..]) {

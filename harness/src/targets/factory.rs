@@ -113,7 +113,10 @@ impl TargetSpec {
 /// The console port `--serial` names: a serial server's `tcp://HOST:PORT` or
 /// `rfc2217://HOST:PORT`, else a device.
 pub fn console_port(name: &Path, board: &Board) -> Box<dyn ConsolePort> {
-    if let Some(tcp) = name.to_str().and_then(TcpPort::parse) {
+    if let Some(tcp) = name
+        .to_str()
+        .and_then(|n| TcpPort::parse(n, board.reconnect_timeout))
+    {
         return Box::new(tcp);
     }
     if let Some(rfc2217) = name

@@ -27,6 +27,7 @@ pub mod qemu_disk;
 pub mod qemu_img;
 pub mod qemu_net;
 pub mod qmp;
+pub mod reconnecting_port;
 pub mod rfc2217;
 pub mod serial;
 pub mod tcp;

@@ -7,6 +7,7 @@ use r2s_harness::adapt::{self, disk_bus, Shim, ShimCache};
 use r2s_harness::board::{self, Board, BoardError};
 use r2s_harness::image::drivers;
 use r2s_harness::image::{self, ImageError};
+use r2s_harness::qemu_devices::DiskBus;
 use r2s_harness::report::escape::escape_control;
 use r2s_harness::report::html::{self, BaselineView, HtmlReporter, RunInfo};
 use r2s_harness::report::junit::JunitReporter;
@@ -16,7 +17,6 @@ use r2s_harness::runner::{self, CountdownPolicy, RunContext};
 use r2s_harness::scenario;
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, Reporters, Suite};
-use r2s_harness::targets::qemu_disk::DiskBus;
 use r2s_harness::targets::TargetSpec;
 
 use super::progress::ProgressLine;

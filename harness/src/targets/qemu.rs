@@ -17,13 +17,14 @@ use tokio::process::{Child, Command};
 
 use super::factory::TargetKind;
 use super::network::Network;
-use super::qemu_disk::{disk_args, RootDisk};
+use super::qemu_disk::disk_args;
 use super::qemu_net::{self, RunningNetwork};
 use super::{
     qemu_img, Console, LocalBoxFuture, RestoreFailure, RestoreRequest, Restored, Snapshots, StartFuture,
     StartLog, Target, TargetError,
 };
 use crate::adapt::Shim;
+use crate::qemu_devices::RootDisk;
 use crate::scenario::NetworkSpec;
 use crate::snapshot::{CacheKey, Prepared, SnapshotCache, SnapshotSource};
 

@@ -4,7 +4,6 @@
 mod burst;
 mod copy;
 mod countdown;
-mod failed_units;
 mod login;
 mod network;
 mod on_failure;
@@ -25,7 +24,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use countdown::{CountdownPolicy, Countdowns, SkippedWait};
-pub use failed_units::MAX_LISTED as MAX_FAILED_UNITS;
 pub use outcome::{secs, FailReason, Failure, Origin, ScenarioResult, StageTiming, Verdict};
 pub use session::{ConsoleState, Session};
 pub use stage::Stage;

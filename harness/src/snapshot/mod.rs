@@ -36,7 +36,8 @@ pub use prime::{FailedBoot, Primed};
 use prime::{PrimeOutcome, PrimingBoot};
 pub use seal::SealBroken;
 
-use crate::runner::{ConsoleState, RunContext};
+use crate::console::ConsoleState;
+use crate::runner::RunContext;
 use crate::targets::qemu::QemuError;
 use crate::targets::qemu_img;
 use crate::targets::qmp::QmpError;
@@ -599,7 +600,7 @@ impl SnapshotCache {
 /// anyone with the cache directory can edit.
 fn bounded_units(mut units: Vec<String>) -> Vec<String> {
     const UNIT_CHARS: usize = 512;
-    units.truncate(crate::runner::MAX_FAILED_UNITS + 1);
+    units.truncate(crate::console::MAX_FAILED_UNITS + 1);
     for unit in &mut units {
         if let Some((cut, _)) = unit.char_indices().nth(UNIT_CHARS) {
             unit.truncate(cut);

@@ -193,14 +193,14 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
 }
 
 /// The units that failed on the way to a state: in the boot its base state was saved in, then
-/// in this run, at most [`runner::MAX_FAILED_UNITS`] of them.
+/// in this run, at most [`crate::console::MAX_FAILED_UNITS`] of them.
 fn failed_units(from: &PrimeStart, reached: &RunOutput) -> Vec<String> {
     let earlier = match from {
         PrimeStart::PowerOn => &[][..],
         PrimeStart::Snapshot { failed_units, .. } => failed_units,
     };
     let mut units: Vec<String> = earlier.iter().chain(&reached.failed_units).cloned().collect();
-    units.truncate(runner::MAX_FAILED_UNITS + 1);
+    units.truncate(crate::console::MAX_FAILED_UNITS + 1);
     units
 }
 

@@ -196,7 +196,7 @@ pub struct Restored {
     /// Its console, in the saved state (if the restore worked).
     pub console: Console,
     /// Where the console was when the state was saved.
-    pub at: crate::runner::ConsoleState,
+    pub at: crate::console::ConsoleState,
     /// The systemd units that failed in the boot the snapshot was taken from.
     pub failed_units: Vec<String>,
     /// Where the snapshot came from, for the transcript.

@@ -242,12 +242,9 @@ mod tests {
         "snapshot/prime.rs uses runner",
         "suite/events.rs uses report",
         "suite/schedule.rs uses report",
-        "targets/board.rs uses runner",
-        "targets/factory.rs uses runner",
         "targets/factory.rs uses snapshot",
         "targets/mod.rs uses runner",
         "targets/mod.rs uses snapshot",
-        "targets/place.rs uses runner",
         "targets/qemu.rs uses snapshot",
     ];
 

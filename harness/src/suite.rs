@@ -29,6 +29,17 @@ pub struct Suite {
     pub context: RunContext,
 }
 
+impl Suite {
+    /// What the runner knows on this suite's target: [`Suite::context`], with what a real
+    /// board's profile adds (see [`RunContext::on_board`]).
+    pub fn run_context(&self) -> RunContext {
+        match self.target.board_profile() {
+            Some(board) => self.context.on_board(board),
+            None => self.context.clone(),
+        }
+    }
+}
+
 /// Errors that stop a run before a verdict is possible.
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {

@@ -78,7 +78,7 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     };
     // A password variable a login needs is configuration: refused before anything boots.
-    let context = suite.target.context(&suite.context);
+    let context = suite.run_context();
     if let Some(failure) = scenarios.iter().find_map(|s| runner::unset_password(s, &context)) {
         eprintln!(
             "harness: {}: {}",
@@ -169,7 +169,7 @@ fn board_suite(args: &RunArgs, port: &Path) -> Result<(Suite, RunInfo), SetupErr
 
 /// The suite for the real board `name`'s target `spec`.
 fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<(Suite, RunInfo), SetupError> {
-    let baud = spec.context(&RunContext::default()).baud.unwrap_or_default();
+    let baud = spec.board_profile().map_or(0, |board| board.baud);
     println!("board: {name} on {} at {baud} baud", spec.against().display());
     // U-Boot's menu shows MENU LABELs; the card's own extlinux.conf says which number a LABEL is.
     let menu_labels = match args.image.as_ref().or(args.flash.as_ref()) {

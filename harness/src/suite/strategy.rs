@@ -37,7 +37,7 @@ pub async fn run_one(
     observer: &mut dyn Observer,
 ) -> Result<ScenarioResult, SuiteError> {
     let mut target = suite.target.open();
-    let context = suite.target.context(&suite.context);
+    let context = suite.run_context();
     let spec = scenario
         .network
         .as_ref()

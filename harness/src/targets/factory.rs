@@ -18,7 +18,6 @@ use super::tcp::TcpPort;
 use super::Target;
 use crate::adapt::Shim;
 use crate::board::Board;
-use crate::runner::RunContext;
 use crate::snapshot::SnapshotCache;
 
 /// What a kind of target knows before any target of it exists.
@@ -27,9 +26,10 @@ pub trait TargetKind: fmt::Debug {
     fn open(&self) -> Box<dyn Target>;
     /// What the scenarios run against, for reports: an image, a console port.
     fn against(&self) -> &Path;
-    /// `base` with what the target adds (a board's pacing, line rate and kernel console).
-    fn context(&self, base: &RunContext) -> RunContext {
-        base.clone()
+    /// The profile of the real board a target of this kind is, which says how a run talks to
+    /// it (pacing, line rate, kernel console, address, diagnostics); `None` for QEMU.
+    fn board(&self) -> Option<&Board> {
+        None
     }
     /// Whether `start = "login"` scenarios can run side by side, each on a target of its own,
     /// rather than one after another on the one target.
@@ -94,9 +94,9 @@ impl TargetSpec {
         self.0.against()
     }
 
-    /// `base` with what the target adds: a board's pacing, line rate and kernel console.
-    pub fn context(&self, base: &RunContext) -> RunContext {
-        self.0.context(base)
+    /// The profile of the real board the scenarios run on; `None` for QEMU.
+    pub fn board_profile(&self) -> Option<&Board> {
+        self.0.board()
     }
 
     /// Whether `start = "login"` scenarios run side by side (QEMU) rather than in turn.

@@ -238,14 +238,8 @@ mod tests {
         "inspect/render.rs uses report",
         "scenario/name.rs uses report",
         "scenario/name.rs uses suite",
-        "snapshot/mod.rs uses runner",
-        "snapshot/prime.rs uses runner",
         "suite/events.rs uses report",
         "suite/schedule.rs uses report",
-        "targets/factory.rs uses snapshot",
-        "targets/mod.rs uses runner",
-        "targets/mod.rs uses snapshot",
-        "targets/qemu.rs uses snapshot",
     ];
 
     #[test]

@@ -82,7 +82,7 @@ async fn open(args: &ConsoleArgs) -> Result<(String, Console, Box<dyn Target>), 
             tell_root_disk(&choice);
             let mut config = args.qemu.config();
             config.root_disk = choice.disk;
-            TargetSpec::qemu(config, image.clone(), shim, None)
+            TargetSpec::qemu(config, image.clone(), shim)
         }
     };
     let mut target = spec.open();

@@ -16,7 +16,7 @@ use r2s_harness::report::timings::TimingsReporter;
 use r2s_harness::runner::{self, CountdownPolicy, RunContext};
 use r2s_harness::scenario;
 use r2s_harness::snapshot::SnapshotCache;
-use r2s_harness::suite::{self, Reporters, Suite};
+use r2s_harness::suite::{self, Reporters, StartSnapshots, Suite};
 use r2s_harness::targets::TargetSpec;
 
 use super::progress::ProgressLine;
@@ -193,6 +193,7 @@ fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<(Suite
             menu_labels,
             ..RunContext::default()
         },
+        snapshots: None,
     };
     Ok((suite, info))
 }
@@ -224,12 +225,12 @@ async fn qemu_suite(args: &RunArgs) -> Result<(Suite, RunInfo), SetupError> {
     let mut config = args.qemu.config();
     config.root_disk = choice.disk.clone();
     let snapshots = (!args.no_snapshots).then(|| {
-        SnapshotCache::new(
+        StartSnapshots::new(SnapshotCache::new(
             args.snapshot_cache
                 .clone()
                 .or_else(|| args.cache_dir.as_ref().map(|dir| dir.join("snapshots")))
                 .unwrap_or_else(SnapshotCache::default_dir),
-        )
+        ))
     });
     let info = RunInfo {
         image: Some(image.display().to_string()),
@@ -238,7 +239,7 @@ async fn qemu_suite(args: &RunArgs) -> Result<(Suite, RunInfo), SetupError> {
         setup,
     };
     let suite = Suite {
-        target: TargetSpec::qemu(config, image, shim, snapshots),
+        target: TargetSpec::qemu(config, image, shim),
         transcripts: args.transcripts.clone(),
         context: RunContext {
             countdowns: countdown_policy(args, menu_default),
@@ -248,6 +249,7 @@ async fn qemu_suite(args: &RunArgs) -> Result<(Suite, RunInfo), SetupError> {
             root_disk: Some(choice.root_hint()),
             ..RunContext::default()
         },
+        snapshots,
     };
     Ok((suite, info))
 }

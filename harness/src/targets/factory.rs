@@ -18,7 +18,6 @@ use super::tcp::TcpPort;
 use super::Target;
 use crate::adapt::Shim;
 use crate::board::Board;
-use crate::snapshot::SnapshotCache;
 
 /// What a kind of target knows before any target of it exists.
 pub trait TargetKind: fmt::Debug {
@@ -36,7 +35,7 @@ pub trait TargetKind: fmt::Debug {
     fn side_by_side(&self) -> bool {
         false
     }
-    /// Whether `start = "login"` scenarios start from a snapshot.
+    /// Whether its targets can start from a saved state ([`Target::snapshots`]).
     fn has_snapshots(&self) -> bool {
         false
     }
@@ -49,19 +48,9 @@ pub struct TargetSpec(Arc<dyn TargetKind>);
 
 impl TargetSpec {
     /// QEMU booting `image` (raw; never written), through the adaptation `shim` if the image
-    /// needs one; with `snapshots`, `start = "login"` scenarios start from a login snapshot.
-    pub fn qemu(
-        config: QemuConfig,
-        image: PathBuf,
-        shim: Option<Arc<Shim>>,
-        snapshots: Option<SnapshotCache>,
-    ) -> TargetSpec {
-        TargetSpec(Arc::new(QemuSpec {
-            config,
-            image,
-            shim,
-            snapshots,
-        }))
+    /// needs one.
+    pub fn qemu(config: QemuConfig, image: PathBuf, shim: Option<Arc<Shim>>) -> TargetSpec {
+        TargetSpec(Arc::new(QemuSpec { config, image, shim }))
     }
 
     /// A real board on `port` (`--serial`: a device, or `tcp://HOST:PORT` of a serial
@@ -104,7 +93,7 @@ impl TargetSpec {
         self.0.side_by_side()
     }
 
-    /// Whether `start = "login"` scenarios start from a snapshot.
+    /// Whether its targets can start from a saved state (QEMU).
     pub fn has_snapshots(&self) -> bool {
         self.0.has_snapshots()
     }

@@ -275,6 +275,7 @@ fn an_entry_qemu_cannot_restore_is_discarded_and_rebuilt() {
     use r2s_harness::runner::RunContext;
     use r2s_harness::scenario::LoginRecipe;
     use r2s_harness::snapshot::{CacheKey, SnapshotCache, SnapshotSource, StateRecipe};
+    use r2s_harness::suite::StartSnapshots;
     use r2s_harness::targets::qemu::QemuConfig;
 
     let image = fixture(r2s_images::DEFAULT_FIXTURE);
@@ -306,7 +307,7 @@ fn an_entry_qemu_cannot_restore_is_discarded_and_rebuilt() {
         .build()
         .unwrap();
     let (small_key, key) = runtime.block_on(async {
-        let checkout = cache
+        let checkout = StartSnapshots::new(cache.clone())
             .checkout(&source(&small), &context, &dir.path().join("prime"), LIMIT)
             .await
             .expect("a 512 MiB entry")

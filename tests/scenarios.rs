@@ -32,7 +32,7 @@ use r2s_harness::report::text;
 use r2s_harness::runner::{Quiet, RunContext};
 use r2s_harness::scenario::{self, Scenario};
 use r2s_harness::snapshot::SnapshotCache;
-use r2s_harness::suite::{self, Suite};
+use r2s_harness::suite::{self, StartSnapshots, Suite};
 use r2s_harness::targets::qemu::QemuConfig;
 use r2s_harness::targets::TargetSpec;
 
@@ -213,18 +213,14 @@ fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Resul
         r2s_harness::scenario::transcript_stem(&scenario.name)
     ));
     let suite = Suite {
-        target: TargetSpec::qemu(
-            QemuConfig::default(),
-            image.clone(),
-            shim,
-            Some(SnapshotCache::new(snapshot_cache())),
-        ),
+        target: TargetSpec::qemu(QemuConfig::default(), image.clone(), shim),
         transcripts,
         context: RunContext {
             menu_labels: Some(menu_labels),
             fallback_password,
             ..RunContext::default()
         },
+        snapshots: Some(StartSnapshots::new(SnapshotCache::new(snapshot_cache()))),
     };
     // One thread, as in the harness binary: QEMU's parent-death signal is tied to the thread
     // that spawned it.

@@ -17,6 +17,7 @@ pub mod image;
 pub mod inspect;
 pub mod layers;
 pub mod private;
+pub mod qemu_devices;
 pub mod report;
 pub mod runner;
 pub mod scenario;

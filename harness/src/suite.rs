@@ -6,16 +6,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::runner::RunContext;
+use crate::snapshot::SnapshotError;
 use crate::targets::{TargetError, TargetSpec};
 
 pub mod events;
+mod prime;
 mod recording;
 pub mod schedule;
 pub mod shell_probe;
+pub mod snapshots;
 pub mod strategy;
 
 pub use events::{ReportError, Reporter, Reporters, ScenarioEvents, SuiteEvent, SuiteEventKind};
 pub use schedule::{run_suite, SuiteOutcome};
+pub use snapshots::StartSnapshots;
 pub use strategy::run_one;
 
 /// Everything a suite needs besides its scenarios.
@@ -27,6 +31,25 @@ pub struct Suite {
     pub transcripts: PathBuf,
     /// What the runner knows beyond the scenarios; the target adds its own (a board's pacing).
     pub context: RunContext,
+    /// Where scenarios with a start state find its snapshot, on a target that can start from
+    /// one (QEMU); `None` boots each of them cold.
+    pub snapshots: Option<StartSnapshots>,
+}
+
+impl Suite {
+    /// What the runner knows on this suite's target: [`Suite::context`], with what a real
+    /// board's profile adds (see [`RunContext::on_board`]).
+    pub fn run_context(&self) -> RunContext {
+        match self.target.board_profile() {
+            Some(board) => self.context.on_board(board),
+            None => self.context.clone(),
+        }
+    }
+
+    /// Whether scenarios with a start state start from its snapshot.
+    pub fn starts_from_snapshots(&self) -> bool {
+        self.snapshots.is_some() && self.target.has_snapshots()
+    }
 }
 
 /// Errors that stop a run before a verdict is possible.
@@ -34,6 +57,8 @@ pub struct Suite {
 pub enum SuiteError {
     #[error(transparent)]
     Target(#[from] TargetError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     #[error("cannot write transcripts in {dir}: {source}")]
     Transcript { dir: PathBuf, source: std::io::Error },
 }

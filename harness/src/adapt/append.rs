@@ -7,11 +7,11 @@
 //!
 //! The board names its NICs `end0` (WAN) and `enu1` (LAN); QEMU's are named by their PCI slot.
 //! An adapted command line also says `ifname=end0:<WAN MAC> ifname=enu1:<LAN MAC>` with the
-//! MACs QEMU gives its NICs ([`crate::targets::qemu_net`]): systemd-network-generator turns them
+//! MACs QEMU gives its NICs ([`crate::qemu_devices`]): systemd-network-generator turns them
 //! into `.link` files that udev applies when the NICs appear, so an image whose system runs the
 //! generator sees its own names. Without NICs attached nothing matches, and nothing changes.
 
-use crate::targets::qemu_net::{LAN_MAC, WAN_MAC};
+use crate::qemu_devices::{LAN_MAC, WAN_MAC};
 
 /// QEMU virt's serial console, as the kernel names it.
 pub const QEMU_CONSOLE: &str = "console=ttyAMA0,115200";

@@ -4,7 +4,7 @@
 //! on a bus it cannot drive it waits for `NIXOS_SD` until it gives up.
 
 use crate::image::drivers::{Driver, Drivers, Support};
-use crate::targets::qemu_disk::{DiskBus, RootDisk};
+use crate::qemu_devices::{DiskBus, RootDisk};
 
 const fn driver(module: &'static str, option: &'static str) -> Driver {
     Driver { module, option }

@@ -90,7 +90,7 @@ async fn open(
             tell_root_disk(&choice);
             let mut config = args.qemu.config();
             config.root_disk = choice.disk;
-            TargetSpec::qemu(config, image, shim, None)
+            TargetSpec::qemu(config, image, shim)
         }
     };
     let mut target = spec.open();

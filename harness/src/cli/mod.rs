@@ -150,7 +150,7 @@ pub struct ConsoleArgs {
     /// Attach the image on this bus under QEMU instead of the one chosen from what the
     /// image's kernel and initrd can drive (the first of virtio, nvme, ahci, usb they can).
     #[arg(long, requires = "image", value_name = "BUS", value_enum)]
-    pub disk_bus: Option<r2s_harness::targets::qemu_disk::DiskBus>,
+    pub disk_bus: Option<r2s_harness::qemu_devices::DiskBus>,
 }
 
 /// A board in a labgrid farm.
@@ -241,7 +241,7 @@ pub struct RunArgs {
     /// Attach the image on this bus under QEMU instead of the one chosen from what the
     /// image's kernel and initrd can drive (the first of virtio, nvme, ahci, usb they can).
     #[arg(long, conflicts_with_all = ["serial", "place"], value_name = "BUS", value_enum)]
-    pub disk_bus: Option<r2s_harness::targets::qemu_disk::DiskBus>,
+    pub disk_bus: Option<r2s_harness::qemu_devices::DiskBus>,
     /// Where to keep what later runs of an unchanged image can reuse (the adaptation's shim
     /// disk). Default: $R2S_CACHE_DIR, else $XDG_CACHE_HOME/r2s-harness, else
     /// ~/.cache/r2s-harness.

@@ -8,6 +8,7 @@ use r2s_harness::board::{self, Board, BoardError};
 use r2s_harness::escape::escape_control;
 use r2s_harness::image::drivers;
 use r2s_harness::image::{self, ImageError};
+use r2s_harness::qemu_devices::DiskBus;
 use r2s_harness::report::html::{self, BaselineView, HtmlReporter, RunInfo};
 use r2s_harness::report::junit::JunitReporter;
 use r2s_harness::report::text::TextReporter;
@@ -15,8 +16,7 @@ use r2s_harness::report::timings::TimingsReporter;
 use r2s_harness::runner::{self, CountdownPolicy, RunContext};
 use r2s_harness::scenario;
 use r2s_harness::snapshot::SnapshotCache;
-use r2s_harness::suite::{self, Reporters, Suite};
-use r2s_harness::targets::qemu_disk::DiskBus;
+use r2s_harness::suite::{self, Reporters, StartSnapshots, Suite};
 use r2s_harness::targets::TargetSpec;
 use r2s_harness::unpacked::{self, DiskImage, OpenImageError};
 
@@ -86,7 +86,7 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     };
     // A password variable a login needs is configuration: refused before anything boots.
-    let context = suite.target.context(&suite.context);
+    let context = suite.run_context();
     if let Some(failure) = scenarios.iter().find_map(|s| runner::unset_password(s, &context)) {
         eprintln!(
             "harness: {}: {}",
@@ -174,7 +174,7 @@ fn board_suite(args: &RunArgs, port: &Path) -> Result<Setup, SetupError> {
 
 /// The suite for the real board `name`'s target `spec`.
 fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<Setup, SetupError> {
-    let baud = spec.context(&RunContext::default()).baud.unwrap_or_default();
+    let baud = spec.board_profile().map_or(0, |board| board.baud);
     println!("board: {name} on {} at {baud} baud", spec.against().display());
     // U-Boot's menu shows MENU LABELs; the card's own extlinux.conf says which number a LABEL is.
     let disk = match args.image.as_ref().or(args.flash.as_ref()) {
@@ -199,6 +199,7 @@ fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<Setup,
             menu_labels,
             ..RunContext::default()
         },
+        snapshots: None,
     };
     Ok((suite, info, disk))
 }
@@ -237,12 +238,12 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
     let mut config = args.qemu.config();
     config.root_disk = choice.disk.clone();
     let snapshots = (!args.no_snapshots).then(|| {
-        SnapshotCache::new(
+        StartSnapshots::new(SnapshotCache::new(
             args.snapshot_cache
                 .clone()
                 .or_else(|| args.cache_dir.as_ref().map(|dir| dir.join("snapshots")))
                 .unwrap_or_else(SnapshotCache::default_dir),
-        )
+        ))
     });
     let info = RunInfo {
         image: Some(disk.describe().unwrap_or_else(|| image.display().to_string())),
@@ -251,7 +252,7 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
         setup,
     };
     let suite = Suite {
-        target: TargetSpec::qemu(config, image, shim, snapshots),
+        target: TargetSpec::qemu(config, image, shim),
         transcripts: args.transcripts.clone(),
         context: RunContext {
             countdowns: countdown_policy(args, menu_default),
@@ -261,6 +262,7 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
             root_disk: Some(choice.root_hint()),
             ..RunContext::default()
         },
+        snapshots,
     };
     Ok((suite, info, Some(disk)))
 }

@@ -4,7 +4,7 @@
 
 use crate::adapt::disk_bus::{self, Drivable};
 use crate::image::drivers::{Driver, Drivers, Support};
-use crate::targets::qemu_disk::DiskBus;
+use crate::qemu_devices::DiskBus;
 
 use super::report::{Check, CheckName};
 

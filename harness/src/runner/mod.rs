@@ -4,7 +4,6 @@
 mod burst;
 mod copy;
 mod countdown;
-mod failed_units;
 mod login;
 mod network;
 mod on_failure;
@@ -25,17 +24,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use countdown::{CountdownPolicy, Countdowns, SkippedWait};
-pub use failed_units::MAX_LISTED as MAX_FAILED_UNITS;
 pub use outcome::{secs, FailReason, Failure, Origin, ScenarioResult, StageTiming, Verdict};
 pub use session::{ConsoleState, Session};
 pub use stage::Stage;
 pub use steps::menu_number;
 pub use watch::{builtin_fatal, stage_markers, Diagnosis, Watch, WatchKind};
 
-use crate::board::CharPacing;
+use crate::board::{Board, CharPacing};
 use crate::console::{ByteStats, Transcript};
 use crate::scenario::{Action, LoginRecipe, Password, Scenario, Start};
-use crate::targets::{Console, Target};
+use crate::targets::{Console, NetAccess, Ports, Target};
 
 /// Hears about one scenario's run as it happens; the suite turns what it hears into
 /// [`crate::suite::SuiteEvent`]s for the reporters.
@@ -73,7 +71,7 @@ pub struct RunContext {
     /// The kernel console name a real board shows (its profile's `console`), on a serial target.
     pub board_console: Option<String>,
     /// Where host and LAN steps reach the target (filled in once it runs).
-    pub net: crate::targets::NetAccess,
+    pub net: NetAccess,
     /// Diagnostics the board profile runs on failure, after the scenario's own.
     pub on_failure: Vec<String>,
     /// Under QEMU: the bus the image's disk is on and what its kernel and initrd can drive,
@@ -81,6 +79,34 @@ pub struct RunContext {
     pub root_disk: Option<String>,
     /// Whether the boot's countdowns are skipped (see [`Countdowns`]).
     pub countdowns: CountdownPolicy,
+}
+
+impl RunContext {
+    /// This context on a real board: its profile's pacing, line rate, kernel console, address
+    /// and diagnostics, and its say on skipping countdowns.
+    pub fn on_board(&self, board: &Board) -> RunContext {
+        RunContext {
+            pacing: board.pacing,
+            baud: Some(board.baud),
+            board_console: Some(format!("{} at {} baud", board.console, board.baud)),
+            net: match &board.address {
+                Some(address) => NetAccess {
+                    address: Some(address.clone()),
+                    ports: Ports::Direct,
+                    ..NetAccess::default()
+                },
+                None => NetAccess::default(),
+            },
+            on_failure: board.on_failure.clone(),
+            // A board's U-Boot may differ from QEMU's: its countdowns are skipped only when its
+            // profile says so.
+            countdowns: CountdownPolicy {
+                skip: self.countdowns.skip && board.skip_countdowns,
+                ..self.countdowns
+            },
+            ..self.clone()
+        }
+    }
 }
 
 /// The first stage of a run on a restored snapshot: from starting the target to the shell

@@ -9,12 +9,12 @@ use tokio::time::Instant;
 
 use super::burst::{read_burst, Pending};
 use super::countdown::{Countdowns, SkippedWait, Skipper};
-use super::failed_units::FailedUnits;
 use super::outcome::{FailReason, StageTiming};
 use super::watch::{Diagnosis, Watch, WatchKind, KERNEL_MARKER};
 use super::{Observer, Stage};
 use crate::board::CharPacing;
-use crate::console::{ByteStats, Event, Expected, Matcher, Pattern, Redactor, Transcript};
+pub use crate::console::ConsoleState;
+use crate::console::{ByteStats, Event, Expected, FailedUnits, Matcher, Pattern, Redactor, Transcript};
 use crate::targets::Console;
 
 /// After a fatal pattern, keep reading this long so the report shows the whole fatal line and
@@ -37,14 +37,6 @@ const READ_BUFFER: usize = 64 * 1024;
 /// "Starting kernel ..." (earlycon sooner). This much silence means it was told a console this
 /// target does not have; waiting out a step's minutes would only delay saying so.
 const KERNEL_SILENCE: Duration = Duration::from_secs(45);
-
-/// Where the console is, as far as the runner knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConsoleState {
-    Booting,
-    UbootPrompt,
-    Shell,
-}
 
 /// One scenario's live console.
 pub struct Session<'a> {

@@ -11,6 +11,12 @@
 //! `<key>.building/` and renamed into place, so a half-built entry never has the final name.
 //! `<key>.lock` serialises building and reading across processes.
 //!
+//! The cache keeps entries; it does not boot anything. Reaching a state to save it (the
+//! priming boot, which runs the scenario runner) and deciding when an entry is rebuilt are the
+//! start-up strategy's (`suite::snapshots`): it locks an entry ([`SnapshotCache::lock`]),
+//! opens it ([`SnapshotCache::open`]), and when it is missing fills an [`EntryBuild`]'s disks
+//! and puts the entry in place ([`EntryBuild::finish`]).
+//!
 //! An entry is trusted only after checking it: its `entry.json` names its key, every disk has
 //! the size and digest recorded when it was built (see [`seal`]), `qemu-img check` passes on
 //! every disk, every disk has the tag and one holds the VM state. Anything else, and a restore
@@ -18,25 +24,21 @@
 
 mod key;
 mod lock;
-mod prime;
 mod seal;
 mod trusted;
 
-use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub use key::{content_digest, CacheKey, SnapshotSource, StateBase, StateRecipe};
 pub use lock::EntryLock;
-pub use prime::{FailedBoot, Primed};
-use prime::{PrimeOutcome, PrimingBoot};
 pub use seal::SealBroken;
 
-use crate::runner::{ConsoleState, RunContext};
+use crate::console::ConsoleState;
 use crate::targets::qemu::QemuError;
 use crate::targets::qemu_img;
 use crate::targets::qmp::QmpError;
@@ -99,7 +101,8 @@ pub enum EntryProblem {
 }
 
 impl SnapshotError {
-    fn io(path: &Path, source: io::Error) -> SnapshotError {
+    /// Reading or writing `path` failed.
+    pub fn io(path: &Path, source: io::Error) -> SnapshotError {
         SnapshotError::Io {
             path: path.to_owned(),
             source,
@@ -158,34 +161,28 @@ impl From<SavedConsole> for ConsoleState {
     }
 }
 
-/// A directory of login-state snapshots, shared by every process that names it.
+/// A directory of start-state snapshots, shared by every process that names it.
 #[derive(Debug, Clone)]
 pub struct SnapshotCache {
     dir: PathBuf,
-    /// Keys whose priming boot failed in this process. Shared by clones, so that the scenarios
-    /// of one run that start from the same state get that boot's verdict instead of failing
-    /// the same boot again, one after another.
-    failed: Arc<Mutex<HashMap<CacheKey, Arc<FailedBoot>>>>,
     /// Entries this process checked and whose files have not changed since.
     trusted: Arc<trusted::Trusted>,
 }
 
-/// What [`SnapshotCache::checkout`] found: a usable entry, or the priming boot's failure, which
-/// is the verdict of every scenario that needed the entry.
+/// An entry's lock, held: what [`SnapshotCache::lock`] returns and [`SnapshotCache::open`]
+/// takes.
 #[derive(Debug)]
-pub enum Prepared {
-    Ready(Box<Checkout>),
-    BootFailed(Arc<FailedBoot>),
+pub struct LockedEntry {
+    lock: EntryLock,
+    key: CacheKey,
 }
 
-impl Prepared {
-    /// The entry, if the priming boot (if any) worked.
-    pub fn ready(self) -> Option<Checkout> {
-        match self {
-            Prepared::Ready(checkout) => Some(*checkout),
-            Prepared::BootFailed(_) => None,
-        }
-    }
+/// What [`SnapshotCache::open`] found: an entry that checks out, or none (missing, stale or
+/// corrupt, and removed) and its build begun.
+#[derive(Debug)]
+pub enum Opened {
+    Ready(Box<Checkout>),
+    Missing(EntryBuild),
 }
 
 /// A usable entry, locked for as long as this lives: restore from [`Checkout::disks`] (QEMU
@@ -207,8 +204,6 @@ pub struct Checkout {
     /// The systemd units that failed in the boot the state was saved from (bounded as the
     /// runner bounds its own list, whatever `entry.json` says).
     pub failed_units: Vec<String>,
-    /// Set when this checkout booted to build the entry.
-    pub primed: Option<Primed>,
     /// How long checking the disks against their seal took; `None` when this process checked
     /// the entry before and its files have not changed since.
     pub verified: Option<Duration>,
@@ -227,7 +222,6 @@ impl Checkout {
         key: CacheKey,
         tag: &'static str,
         (info, disks, verified): Checked,
-        primed: Option<Primed>,
         refused: Option<String>,
     ) -> Checkout {
         Checkout {
@@ -238,7 +232,6 @@ impl Checkout {
             tag,
             console: info.console.into(),
             failed_units: bounded_units(info.failed_units),
-            primed,
             verified,
             refused,
         }
@@ -250,7 +243,6 @@ impl SnapshotCache {
     pub fn new(dir: impl Into<PathBuf>) -> SnapshotCache {
         SnapshotCache {
             dir: dir.into(),
-            failed: Arc::default(),
             trusted: Arc::default(),
         }
     }
@@ -285,81 +277,57 @@ impl SnapshotCache {
         self.dir.join(format!("{key}.building"))
     }
 
-    /// A checked entry for `source`, built first if it is missing or fails its checks. Building
-    /// boots QEMU from power-on within `boot_timeout`, logs in with the recipe, saves the
-    /// machine and writes the boot's transcript to `transcripts`. Only one process builds an
-    /// entry; others wait for it (up to `boot_timeout` plus a minute).
-    pub async fn checkout(
-        &self,
-        source: &SnapshotSource<'_>,
-        context: &RunContext,
-        transcripts: &Path,
-        boot_timeout: Duration,
-    ) -> Result<Prepared, SnapshotError> {
-        let key = CacheKey::of(source).await?;
-        if let Some(failed) = self.earlier_failure(&key) {
-            return Ok(Prepared::BootFailed(failed));
-        }
+    /// Takes the lock of the entry named `key`, waiting up to `limit` for another run that
+    /// builds or reads it.
+    pub async fn lock(&self, key: &CacheKey, limit: Duration) -> Result<LockedEntry, SnapshotError> {
         crate::private::create_dir_all(&self.dir).map_err(|e| SnapshotError::io(&self.dir, e))?;
-        let lock =
-            EntryLock::acquire(&self.lock_path(&key.0), boot_timeout + Duration::from_secs(60)).await?;
-        if let Some(failed) = self.earlier_failure(&key) {
-            return Ok(Prepared::BootFailed(failed));
-        }
+        let lock = EntryLock::acquire(&self.lock_path(&key.0), limit).await?;
+        Ok(LockedEntry {
+            lock,
+            key: key.clone(),
+        })
+    }
+
+    /// The locked entry for `source`, if it checks out; otherwise (missing, stale or corrupt)
+    /// it is removed, never repaired, and its build begun in `<key>.building/`.
+    pub async fn open(
+        &self,
+        locked: LockedEntry,
+        source: &SnapshotSource<'_>,
+    ) -> Result<Opened, SnapshotError> {
+        let LockedEntry { lock, key } = locked;
         let entry = self.entry_dir(&key);
+        let tag = source.state.tag();
         let refused = match self.check(source, &key, &entry).await {
             Ok(checked) => {
                 mark_used(&entry);
-                let tag = source.state.tag();
-                return Ok(Prepared::Ready(Box::new(Checkout::of(
-                    lock, key, tag, checked, None, None,
+                return Ok(Opened::Ready(Box::new(Checkout::of(
+                    lock, key, tag, checked, None,
                 ))));
             }
             Err(problem) => entry.exists().then(|| problem.to_string()),
         };
-        // Missing, stale or corrupt: rebuild from scratch, never repair.
         self.trusted.forget(&entry);
         remove_dir(&entry)?;
-        let built = self.build(source, context, &key, transcripts, boot_timeout).await;
-        if !matches!(built, Ok(PrimeOutcome::Saved(_))) {
-            // A half-built entry (tens of MB of overlay) is of no use to anyone.
-            let _ = remove_dir(&self.build_dir(&key.0));
+        let dir = self.build_dir(&key.0);
+        let mut names = vec!["disk0.qcow2".to_owned()];
+        if source.shim.is_some() {
+            names.push("disk1.qcow2".to_owned());
         }
-        let primed = match built? {
-            PrimeOutcome::Saved(primed) => primed,
-            PrimeOutcome::BootFailed(failed) => {
-                let failed = Arc::new(*failed);
-                self.failed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key.clone(), failed.clone());
-                return Ok(Prepared::BootFailed(failed));
-            }
-        };
-        self.evict(&key).await;
-        let checked = self
-            .check(source, &key, &entry)
-            .await
-            .map_err(|problem| SnapshotError::Unusable {
-                entry: entry.clone(),
-                problem,
-            })?;
-        let tag = source.state.tag();
-        Ok(Prepared::Ready(Box::new(Checkout::of(
-            lock,
+        let disks = names.iter().map(|n| dir.join(n)).collect();
+        // From here a failure removes the half-built directory (tens of MB of overlay).
+        let build = EntryBuild {
+            cache: self.clone(),
+            lock: Some(lock),
             key,
-            tag,
-            checked,
-            Some(primed),
+            dir,
+            names,
+            disks,
             refused,
-        ))))
-    }
-
-    /// The failure of this process's earlier priming boot for `key`, if there was one. Asked
-    /// again after taking the lock, for the scenarios that waited on the failed boot.
-    fn earlier_failure(&self, key: &CacheKey) -> Option<Arc<FailedBoot>> {
-        let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
-        failed.get(key).cloned()
+        };
+        remove_dir(&build.dir)?;
+        crate::private::create_dir_all(&build.dir).map_err(|e| SnapshotError::io(&build.dir, e))?;
+        Ok(Opened::Missing(build))
     }
 
     /// Removes the entry for `key` if it is still build `build`: a restore from it failed, so
@@ -490,85 +458,80 @@ impl SnapshotCache {
         self.trusted.remember(entry, &info.build, &info.disks);
         Ok((info, disks, Some(verified)))
     }
+}
 
-    /// Reaches the state in `<key>.building/`, saves it and renames the directory into place:
-    /// from power-on on an overlay of the image, or from a copy of the base state's entry
-    /// (checked out first, built if need be). QEMU is gone when this returns, on every path.
-    async fn build(
-        &self,
-        source: &SnapshotSource<'_>,
-        context: &RunContext,
-        key: &CacheKey,
-        transcripts: &Path,
-        boot_timeout: Duration,
-    ) -> Result<PrimeOutcome, SnapshotError> {
-        let building = self.build_dir(&key.0);
-        remove_dir(&building)?;
-        crate::private::create_dir_all(&building).map_err(|e| SnapshotError::io(&building, e))?;
-        let mut names = vec!["disk0.qcow2".to_owned()];
-        if source.shim.is_some() {
-            names.push("disk1.qcow2".to_owned());
+/// An entry being built in `<key>.building/`, its lock held: its disks are made (an overlay
+/// over the image, or copies of the base state's entry), a priming boot reaches the state and
+/// saves it in them, and [`EntryBuild::finish`] puts the entry in place. Dropped unfinished,
+/// the half-built directory is removed.
+#[derive(Debug)]
+pub struct EntryBuild {
+    cache: SnapshotCache,
+    /// Taken by [`EntryBuild::finish`], into the entry's [`Checkout`].
+    lock: Option<EntryLock>,
+    key: CacheKey,
+    dir: PathBuf,
+    names: Vec<String>,
+    disks: Vec<PathBuf>,
+    /// Why the entry found in the cache was not trusted, when one was there.
+    refused: Option<String>,
+}
+
+impl EntryBuild {
+    /// The key of the entry being built.
+    pub fn key(&self) -> &CacheKey {
+        &self.key
+    }
+
+    /// The entry's disks being built, in attachment order; the priming boot's QEMU writes to
+    /// them.
+    pub fn disks(&self) -> &[PathBuf] {
+        &self.disks
+    }
+
+    /// Makes the disks for a state reached from power-on: an overlay over the image and a
+    /// standalone copy of the shim.
+    pub async fn from_power_on(&self, source: &SnapshotSource<'_>) -> Result<(), SnapshotError> {
+        let image = std::fs::canonicalize(source.image).map_err(|e| SnapshotError::io(source.image, e))?;
+        qemu_img::create_overlay(source.qemu, &image, "raw", &self.disks[0]).await?;
+        if let Some(shim) = source.shim {
+            // A standalone copy: the shim itself lives in a temporary directory of this run.
+            qemu_img::convert_to_qcow2(source.qemu, shim.disk(), &self.disks[1]).await?;
         }
-        let disks: Vec<PathBuf> = names.iter().map(|n| building.join(n)).collect();
-        let from = match source.state.base() {
-            StateBase::PowerOn => {
-                let image =
-                    std::fs::canonicalize(source.image).map_err(|e| SnapshotError::io(source.image, e))?;
-                qemu_img::create_overlay(source.qemu, &image, "raw", &disks[0]).await?;
-                if let Some(shim) = source.shim {
-                    // A standalone copy: the shim itself lives in a temporary directory of this run.
-                    qemu_img::convert_to_qcow2(source.qemu, shim.disk(), &disks[1]).await?;
-                }
-                prime::PrimeStart::PowerOn
-            }
-            StateBase::Entry(base) => {
-                let base_source = SnapshotSource {
-                    state: base,
-                    ..*source
-                };
-                let prepared =
-                    Box::pin(self.checkout(&base_source, context, transcripts, boot_timeout)).await?;
-                let base = match prepared {
-                    Prepared::Ready(base) => base,
-                    Prepared::BootFailed(failed) => {
-                        return Ok(PrimeOutcome::BootFailed(Box::new((*failed).clone())))
-                    }
-                };
-                for (from, to) in base.disks.iter().zip(&disks) {
-                    tokio::fs::copy(from, to)
-                        .await
-                        .map_err(|e| SnapshotError::io(from, e))?;
-                }
-                // The copies are this build's; the base entry may be used or evicted again.
-                prime::PrimeStart::Snapshot {
-                    tag: base.tag,
-                    console: base.console,
-                    entry: self.entry_dir(&base.key),
-                    failed_units: base.failed_units.clone(),
-                }
-            }
-        };
-        // snapshot-save writes the guest's memory into these disks.
-        for disk in &disks {
+        self.restrict()
+    }
+
+    /// Makes the disks for a state reached from another state's snapshot: copies of that
+    /// state's entry, which may be used or evicted again once this returns.
+    pub async fn copy_from(&self, base: &Checkout) -> Result<(), SnapshotError> {
+        for (from, to) in base.disks.iter().zip(&self.disks) {
+            tokio::fs::copy(from, to)
+                .await
+                .map_err(|e| SnapshotError::io(from, e))?;
+        }
+        self.restrict()
+    }
+
+    /// snapshot-save writes the guest's memory into the disks.
+    fn restrict(&self) -> Result<(), SnapshotError> {
+        for disk in &self.disks {
             crate::private::restrict_file(disk).map_err(|e| SnapshotError::io(disk, e))?;
         }
-        let stem = format!("{}-snapshot-{}", source.state.name(), key.short());
-        let boot = PrimingBoot {
-            qemu: source.qemu,
-            disks: &disks,
-            state: source.state,
-            from,
-            context,
-            transcripts,
-            stem: &stem,
-            timeout: boot_timeout,
-        };
-        let primed = match prime::reach_and_save(boot).await? {
-            PrimeOutcome::Saved(primed) => primed,
-            failed @ PrimeOutcome::BootFailed(_) => return Ok(failed),
-        };
+        Ok(())
+    }
+
+    /// The state is saved in the disks, with the console at `console` after a boot in which
+    /// `failed_units` failed: seals the disks, writes `entry.json`, renames the directory into
+    /// place, evicts old entries and checks the new one, which is returned locked.
+    pub async fn finish(
+        mut self,
+        source: &SnapshotSource<'_>,
+        console: ConsoleState,
+        failed_units: Vec<String>,
+    ) -> Result<Checkout, SnapshotError> {
+        let building = self.dir.clone();
         let seals = {
-            let (dir, names) = (building.clone(), names.clone());
+            let (dir, names) = (building.clone(), self.names.clone());
             tokio::task::spawn_blocking(move || seal::seal(&dir, &names))
                 .await
                 .map_err(|e| SnapshotError::io(&building, io::Error::other(e)))?
@@ -578,20 +541,47 @@ impl SnapshotCache {
                 })?
         };
         let info = EntryInfo {
-            key: key.0.clone(),
+            key: self.key.0.clone(),
             tag: source.state.tag().to_owned(),
-            disks: names,
+            disks: self.names.clone(),
             seals,
             build: build_id(),
-            console: primed.console.into(),
-            failed_units: primed.failed_units.clone(),
+            console: console.into(),
+            failed_units,
         };
         let info_path = building.join("entry.json");
         let json = serde_json::to_vec_pretty(&info).expect("entry info serialises");
         std::fs::write(&info_path, json).map_err(|e| SnapshotError::io(&info_path, e))?;
-        let entry = self.entry_dir(key);
+        let cache = self.cache.clone();
+        let entry = cache.entry_dir(&self.key);
         std::fs::rename(&building, &entry).map_err(|e| SnapshotError::io(&entry, e))?;
-        Ok(PrimeOutcome::Saved(primed))
+        cache.evict(&self.key).await;
+        let checked =
+            cache
+                .check(source, &self.key, &entry)
+                .await
+                .map_err(|problem| SnapshotError::Unusable {
+                    entry: entry.clone(),
+                    problem,
+                })?;
+        let lock = self.lock.take().expect("an unfinished build holds its lock");
+        Ok(Checkout::of(
+            lock,
+            self.key.clone(),
+            source.state.tag(),
+            checked,
+            self.refused.take(),
+        ))
+    }
+}
+
+impl Drop for EntryBuild {
+    fn drop(&mut self) {
+        if self.lock.is_some() {
+            // Unfinished, or finished but not checked out: a half-built entry is of no use to
+            // anyone. Still under the entry's lock.
+            let _ = remove_dir(&self.dir);
+        }
     }
 }
 
@@ -599,7 +589,7 @@ impl SnapshotCache {
 /// anyone with the cache directory can edit.
 fn bounded_units(mut units: Vec<String>) -> Vec<String> {
     const UNIT_CHARS: usize = 512;
-    units.truncate(crate::runner::MAX_FAILED_UNITS + 1);
+    units.truncate(crate::console::MAX_FAILED_UNITS + 1);
     for unit in &mut units {
         if let Some((cut, _)) = unit.char_indices().nth(UNIT_CHARS) {
             unit.truncate(cut);
@@ -656,6 +646,41 @@ mod tests {
         file.set_modified(UNIX_EPOCH + Duration::from_secs(used_secs))
             .unwrap();
         name
+    }
+
+    #[tokio::test]
+    async fn a_missing_entry_is_built_in_its_own_directory_which_goes_if_the_build_is_not_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = SnapshotCache::new(dir.path());
+        let qemu = crate::targets::QemuConfig::default();
+        let source = SnapshotSource {
+            qemu: &qemu,
+            image: Path::new("image.raw"),
+            shim: None,
+            state: StateRecipe::Uboot,
+        };
+        let key = CacheKey(std::iter::repeat_n('a', 64).collect());
+        let locked = cache.lock(&key, Duration::ZERO).await.unwrap();
+        let Opened::Missing(build) = cache.open(locked, &source).await.unwrap() else {
+            panic!("an empty cache has no entry");
+        };
+        let building = dir.path().join(format!("{}.building", key.0));
+        assert_eq!(build.disks(), [building.join("disk0.qcow2")]);
+        assert!(building.is_dir());
+        assert!(
+            EntryLock::acquire(&cache.lock_path(&key.0), Duration::ZERO)
+                .await
+                .is_err(),
+            "the build holds the entry's lock"
+        );
+
+        drop(build);
+
+        assert!(!building.exists());
+        assert!(!cache.entry_dir(&key).exists());
+        EntryLock::acquire(&cache.lock_path(&key.0), Duration::ZERO)
+            .await
+            .expect("the lock is released with the build");
     }
 
     #[tokio::test]

@@ -58,7 +58,7 @@ pub async fn run_suite(
         }
     }
     if stopped.is_none() && !side_by_side.is_empty() {
-        let how = if suite.target.has_snapshots() {
+        let how = if suite.starts_from_snapshots() {
             "start from a snapshot of their start state (one per state)"
         } else {
             "with a start state boot cold each (--no-snapshots)"
@@ -101,7 +101,7 @@ async fn run_reported(
 }
 
 /// Runs `scenarios` `jobs` at a time. The first to need the snapshot builds it and the others
-/// wait for it (see [`crate::snapshot::SnapshotCache::checkout`]). On an error the scenarios
+/// wait for it (see [`super::StartSnapshots::checkout`]). On an error the scenarios
 /// still running are stopped; the results so far come back with it.
 async fn run_side_by_side(
     suite: &Suite,

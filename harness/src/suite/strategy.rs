@@ -6,8 +6,8 @@
 //! - `start = "login"`, `"uboot"` or a saved state's name on a target with snapshots (QEMU):
 //!   restored from that state's snapshot, built first by a priming run if needed; a restore
 //!   that does not reach the state discards the snapshot and tries once more with a rebuilt
-//!   one. A scenario with a `save_state` step starts from its own state's snapshot and runs
-//!   the steps after it.
+//!   one (see [`super::snapshots`]). A scenario with a `save_state` step starts from its own
+//!   state's snapshot and runs the steps after it.
 //! - A saved state's name on a target without snapshots (a board): the saving scenario's
 //!   start and steps are done again first.
 //! - `start = "login"` on a target that may be running (a board): one already at a shell is
@@ -17,17 +17,15 @@ use std::time::Duration;
 
 use super::recording::{Recording, TargetLog};
 use super::shell_probe::{at_shell, SHELL_PROBE};
+use super::snapshots::from_snapshot;
 use super::{Suite, SuiteError};
 use crate::runner::{
     self, ConsoleAt, FailReason, Failure, Observer, Origin, RunContext, RunOutput, ScenarioResult, Stage,
     StartReached, Verdict,
 };
 use crate::scenario::{Scenario, Start};
-use crate::snapshot::{FailedBoot, StateRecipe};
-use crate::targets::{Console, PortError, RestoreFailure, RestoreRequest, StartFailure, Target, TargetError};
-
-/// How much longer than a scenario's timeout discarding a bad snapshot may wait for its lock.
-const DISCARD_GRACE: Duration = Duration::from_secs(60);
+use crate::snapshot::StateRecipe;
+use crate::targets::{Console, PortError, StartFailure, Target, TargetError};
 
 /// Runs `scenario` on a fresh target of `suite` and judges it. The target is stopped when this
 /// returns, and also if the future is dropped part-way (Ctrl-C, SIGTERM, panic).
@@ -37,7 +35,7 @@ pub async fn run_one(
     observer: &mut dyn Observer,
 ) -> Result<ScenarioResult, SuiteError> {
     let mut target = suite.target.open();
-    let context = suite.target.context(&suite.context);
+    let context = suite.run_context();
     let spec = scenario
         .network
         .as_ref()
@@ -45,7 +43,7 @@ pub async fn run_one(
     if let (Some(spec), Some(network)) = (spec, target.network()) {
         network.attach(spec);
     }
-    if target.snapshots().is_some() {
+    if suite.snapshots.is_some() && target.snapshots().is_some() {
         // A scenario that saves a state starts from it too: its steps before `save_state` are
         // what the snapshot's priming run did.
         if let Some(own) = scenario.saved_recipe() {
@@ -71,99 +69,8 @@ pub async fn run_one(
     from_power_on(suite, &mut *target, scenario, &context, observer).await
 }
 
-/// A scenario restored from the snapshot of `state`, its first `steps_done` steps already
-/// done by the snapshot's priming run. A restore that does not reach the state discards the
-/// snapshot and tries once more with a rebuilt one.
-async fn from_snapshot(
-    suite: &Suite,
-    target: &mut dyn Target,
-    state: StateRecipe<'_>,
-    steps_done: usize,
-    scenario: &Scenario,
-    context: &RunContext,
-    observer: &mut dyn Observer,
-) -> Result<ScenarioResult, SuiteError> {
-    let mut earlier_attempt: Option<String> = None;
-    loop {
-        let Some(snapshots) = target.snapshots() else {
-            return from_power_on(suite, target, scenario, context, observer).await;
-        };
-        let request = RestoreRequest {
-            state,
-            context,
-            transcripts: &suite.transcripts,
-            boot_timeout: scenario.timeout,
-        };
-        let restored = match snapshots.restore(request).await {
-            Ok(restored) => restored,
-            // The image did not boot to a shell: that is the scenario's verdict.
-            Err(RestoreFailure::Boot(failed)) => return Ok(priming_failed(scenario, state.name(), &failed)),
-            Err(RestoreFailure::Error(e)) => return Err(e.into()),
-        };
-        let mut recording = Recording::start(&suite.transcripts, scenario)?;
-        if let Some(note) = &earlier_attempt {
-            recording.note(note);
-        }
-        recording.note(&format!("start = {:?}: {}", state.name(), restored.how));
-        let at = ConsoleAt::Restored {
-            console: restored.at,
-            steps_done,
-        };
-        let mut out = judge(
-            target,
-            restored.console,
-            at,
-            scenario,
-            context,
-            &mut recording,
-            observer,
-        )
-        .await;
-        if out.start == StartReached::No && earlier_attempt.is_none() {
-            if let Verdict::Fail(f) = &out.verdict {
-                earlier_attempt = Some(format!(
-                    "an earlier restore from build {} failed ({}); the entry was discarded and rebuilt",
-                    restored.build, f.reason
-                ));
-            }
-            recording.discard();
-            if let Some(snapshots) = target.snapshots() {
-                snapshots
-                    .discard_restored(scenario.timeout + DISCARD_GRACE)
-                    .await?;
-            }
-            continue;
-        }
-        with_snapshot_boot_units(&mut out, &restored.failed_units, state.name(), &mut recording);
-        let origin = Origin::Snapshot {
-            primed: restored.primed,
-        };
-        let extra = restored.priming_transcript.into_iter().collect();
-        return recording.finish(scenario, out, origin, extra);
-    }
-}
-
-/// A restored scenario did not see the boot its snapshot was taken from, so the units that
-/// failed in that boot are listed with its result too, before its own, each saying where it
-/// was seen.
-fn with_snapshot_boot_units(out: &mut RunOutput, units: &[String], state: &str, recording: &mut Recording) {
-    if units.is_empty() {
-        return;
-    }
-    recording.note(&format!(
-        "{} unit(s) failed while the {state:?} snapshot was made (the boot and the steps before it), listed with this result",
-        units.len()
-    ));
-    let mut all: Vec<String> = units
-        .iter()
-        .map(|unit| format!("{unit} (seen while the {state:?} snapshot was made)"))
-        .collect();
-    all.append(&mut out.failed_units);
-    out.failed_units = all;
-}
-
 /// Starts the target and runs the scenario from power-on, or on a board already at a shell.
-async fn from_power_on(
+pub(super) async fn from_power_on(
     suite: &Suite,
     target: &mut dyn Target,
     scenario: &Scenario,
@@ -229,7 +136,7 @@ async fn from_power_on(
 
 /// The one judge step of every target: runs the scenario on the started target's console,
 /// then stops the target.
-async fn judge(
+pub(super) async fn judge(
     target: &mut dyn Target,
     mut console: Console,
     at: ConsoleAt,
@@ -295,33 +202,6 @@ async fn stop(
                 Verdict::Fail(_) => out,
             }
         }
-    }
-}
-
-/// The result of a scenario whose start state's priming run did not reach it.
-fn priming_failed(scenario: &Scenario, state: &str, failed: &FailedBoot) -> ScenarioResult {
-    let boot = &failed.output;
-    let verdict = match &boot.verdict {
-        Verdict::Fail(failure) => Verdict::Fail(Failure {
-            step_description: format!(
-                "start = {state:?} ({}, {})",
-                failure.step_description,
-                scenario.source.display()
-            ),
-            ..failure.clone()
-        }),
-        Verdict::Pass => Verdict::Pass,
-    };
-    ScenarioResult {
-        name: scenario.name.clone(),
-        source: scenario.source.clone(),
-        duration: boot.duration,
-        verdict,
-        stages: boot.stages.clone(),
-        last_lines: boot.last_lines.clone(),
-        failed_units: boot.failed_units.clone(),
-        transcript: vec![failed.transcript.clone()],
-        origin: Origin::Snapshot { primed: true },
     }
 }
 

@@ -12,11 +12,9 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use super::factory::TargetKind;
-use super::network::{NetAccess, Ports};
 use super::power::{self, OffOnDrop, PowerError};
 use super::{Console, LocalBoxFuture, StartFailure, StartFuture, StartLog, Target, TargetError};
 use crate::board::{Board, Power};
-use crate::runner::{CountdownPolicy, RunContext};
 
 /// With `manual = true` power: how long the operator has to power-cycle the board.
 pub const MANUAL_POWER_WAIT: Duration = Duration::from_secs(5 * 60);
@@ -71,33 +69,8 @@ impl TargetKind for BoardSpec {
         &self.port
     }
 
-    fn context(&self, base: &RunContext) -> RunContext {
-        board_context(&self.board, base)
-    }
-}
-
-/// `base` with what a real board adds: its pacing, line rate and kernel console.
-pub fn board_context(board: &Board, base: &RunContext) -> RunContext {
-    RunContext {
-        pacing: board.pacing,
-        baud: Some(board.baud),
-        board_console: Some(format!("{} at {} baud", board.console, board.baud)),
-        net: match &board.address {
-            Some(address) => NetAccess {
-                address: Some(address.clone()),
-                ports: Ports::Direct,
-                ..NetAccess::default()
-            },
-            None => NetAccess::default(),
-        },
-        on_failure: board.on_failure.clone(),
-        // A board's U-Boot may differ from QEMU's: its countdowns are skipped only when its
-        // profile says so.
-        countdowns: CountdownPolicy {
-            skip: base.countdowns.skip && board.skip_countdowns,
-            ..base.countdowns
-        },
-        ..base.clone()
+    fn board(&self) -> Option<&Board> {
+        Some(&self.board)
     }
 }
 

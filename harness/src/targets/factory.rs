@@ -18,8 +18,6 @@ use super::tcp::TcpPort;
 use super::Target;
 use crate::adapt::Shim;
 use crate::board::Board;
-use crate::runner::RunContext;
-use crate::snapshot::SnapshotCache;
 
 /// What a kind of target knows before any target of it exists.
 pub trait TargetKind: fmt::Debug {
@@ -27,16 +25,17 @@ pub trait TargetKind: fmt::Debug {
     fn open(&self) -> Box<dyn Target>;
     /// What the scenarios run against, for reports: an image, a console port.
     fn against(&self) -> &Path;
-    /// `base` with what the target adds (a board's pacing, line rate and kernel console).
-    fn context(&self, base: &RunContext) -> RunContext {
-        base.clone()
+    /// The profile of the real board a target of this kind is, which says how a run talks to
+    /// it (pacing, line rate, kernel console, address, diagnostics); `None` for QEMU.
+    fn board(&self) -> Option<&Board> {
+        None
     }
     /// Whether `start = "login"` scenarios can run side by side, each on a target of its own,
     /// rather than one after another on the one target.
     fn side_by_side(&self) -> bool {
         false
     }
-    /// Whether `start = "login"` scenarios start from a snapshot.
+    /// Whether its targets can start from a saved state ([`Target::snapshots`]).
     fn has_snapshots(&self) -> bool {
         false
     }
@@ -49,19 +48,9 @@ pub struct TargetSpec(Arc<dyn TargetKind>);
 
 impl TargetSpec {
     /// QEMU booting `image` (raw; never written), through the adaptation `shim` if the image
-    /// needs one; with `snapshots`, `start = "login"` scenarios start from a login snapshot.
-    pub fn qemu(
-        config: QemuConfig,
-        image: PathBuf,
-        shim: Option<Arc<Shim>>,
-        snapshots: Option<SnapshotCache>,
-    ) -> TargetSpec {
-        TargetSpec(Arc::new(QemuSpec {
-            config,
-            image,
-            shim,
-            snapshots,
-        }))
+    /// needs one.
+    pub fn qemu(config: QemuConfig, image: PathBuf, shim: Option<Arc<Shim>>) -> TargetSpec {
+        TargetSpec(Arc::new(QemuSpec { config, image, shim }))
     }
 
     /// A real board on `port` (`--serial`: a device, or `tcp://HOST:PORT` of a serial
@@ -94,9 +83,9 @@ impl TargetSpec {
         self.0.against()
     }
 
-    /// `base` with what the target adds: a board's pacing, line rate and kernel console.
-    pub fn context(&self, base: &RunContext) -> RunContext {
-        self.0.context(base)
+    /// The profile of the real board the scenarios run on; `None` for QEMU.
+    pub fn board_profile(&self) -> Option<&Board> {
+        self.0.board()
     }
 
     /// Whether `start = "login"` scenarios run side by side (QEMU) rather than in turn.
@@ -104,7 +93,7 @@ impl TargetSpec {
         self.0.side_by_side()
     }
 
-    /// Whether `start = "login"` scenarios start from a snapshot.
+    /// Whether its targets can start from a saved state (QEMU).
     pub fn has_snapshots(&self) -> bool {
         self.0.has_snapshots()
     }

@@ -3,8 +3,8 @@
 //! Every target implements [`Target`]: start it (QEMU spawns, a board is powered on) and get
 //! its [`Console`]; ask why that console closed; stop it, however the run ends (dropping a
 //! target stops it too). What only some targets can do is a capability reached through an
-//! accessor that returns `None` elsewhere: [`Target::snapshots`] (QEMU saves and restores a
-//! booted machine) and [`Target::attach`] (a board's console opened as the board is, without
+//! accessor that returns `None` elsewhere: [`Target::snapshots`] (QEMU starts from a machine
+//! saved earlier) and [`Target::attach`] (a board's console opened as the board is, without
 //! switching power). A board's power commands and the operator prompt of `power = "manual"`
 //! live in [`board::BoardTarget`], which any [`ConsolePort`] (a UART, a TCP socket) plugs
 //! into.
@@ -14,6 +14,11 @@
 //! [`TargetKind`] behind it. The snapshot priming boot starts its QEMU through the same
 //! [`Target`] interface.
 //! Scenarios never know which target they run on; the runner sees only a [`Console`].
+//!
+//! Targets are a lower layer than the runner, the snapshot cache and the start-up strategy
+//! (see [`crate::layers`]): a target offers primitives (start, start at a snapshot, save a
+//! state, stop), and what to do with them is decided above; a target author needs no runner
+//! type.
 
 pub mod board;
 pub mod factory;
@@ -40,8 +45,6 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-
-use crate::runner::RunContext;
 
 pub use board::{BoardSpec, BoardTarget, ConsolePort, PortError};
 pub use factory::{TargetKind, TargetSpec};
@@ -106,7 +109,7 @@ pub trait Target {
         None
     }
 
-    /// Login-state snapshots, on targets that can save and restore a booted machine.
+    /// Starting from a saved state, on targets that can (QEMU).
     fn snapshots(&mut self) -> Option<&mut dyn Snapshots> {
         None
     }
@@ -158,64 +161,27 @@ pub enum TargetError {
     #[error(transparent)]
     Port(#[from] PortError),
     #[error(transparent)]
-    Snapshot(#[from] crate::snapshot::SnapshotError),
-    #[error(transparent)]
     Power(#[from] power::PowerError),
     #[error(transparent)]
     Network(#[from] qemu_net::NetError),
 }
 
-/// A target's login-state snapshots: the machine saved at a root shell, restored for each
-/// `start = "login"` scenario instead of booting it.
+/// A target that can start from a state saved earlier instead of from power-on: QEMU, whose
+/// machine is saved as an internal snapshot of qcow2 disks. The target only starts at a
+/// snapshot; reaching and saving a state (a priming boot on disks of its own, saved with
+/// [`QemuMachine::save_and_quit`]), keeping the saved states (the snapshot cache) and retrying
+/// a restore that failed are the start-up strategy's.
 pub trait Snapshots {
-    /// Starts the target from the snapshot of a start state, reaching and saving it first (the
-    /// priming run) when there is none that checks out.
-    fn restore<'a>(
+    /// What the machine boots from power-on, which every state saved from it depends on.
+    fn spec(&self) -> QemuSpec;
+
+    /// Starts the target from the internal snapshot `tag` of qcow2 `disks` (attachment order),
+    /// copied first so that the originals are never written, with the network attached
+    /// ([`Target::network`]); returns its console and how long loading the snapshot took. A
+    /// snapshot QEMU cannot load is [`qemu::QemuError::Snapshot`].
+    fn start_at<'a>(
         &'a mut self,
-        request: RestoreRequest<'a>,
-    ) -> LocalBoxFuture<'a, Result<Restored, RestoreFailure>>;
-
-    /// The snapshot last restored did not reach a shell: forget it, so the next restore builds
-    /// a new one.
-    fn discard_restored(&mut self, limit: Duration) -> LocalBoxFuture<'_, Result<(), TargetError>>;
-}
-
-/// What a restore needs to know about the scenario.
-pub struct RestoreRequest<'a> {
-    /// The state to restore, and how a priming run reaches it.
-    pub state: crate::snapshot::StateRecipe<'a>,
-    /// Passwords and pacing for the priming boot.
-    pub context: &'a RunContext,
-    /// Where the priming boot's transcript goes.
-    pub transcripts: &'a std::path::Path,
-    /// How long the priming boot may take.
-    pub boot_timeout: Duration,
-}
-
-/// A target started from its snapshot.
-pub struct Restored {
-    /// Its console, in the saved state (if the restore worked).
-    pub console: Console,
-    /// Where the console was when the state was saved.
-    pub at: crate::runner::ConsoleState,
-    /// The systemd units that failed in the boot the snapshot was taken from.
-    pub failed_units: Vec<String>,
-    /// Where the snapshot came from, for the transcript.
-    pub how: String,
-    /// Whether this restore booted to build the snapshot.
-    pub primed: bool,
-    /// The priming boot's transcript, when this restore built the snapshot.
-    pub priming_transcript: Option<PathBuf>,
-    /// Which build of the snapshot was restored, for the transcript of a retry.
-    pub build: String,
-}
-
-/// Why a target could not be restored.
-#[derive(Debug)]
-pub enum RestoreFailure {
-    /// The priming boot did not reach a shell: a verdict on the image, shared by every
-    /// scenario that needed that snapshot.
-    Boot(std::sync::Arc<crate::snapshot::FailedBoot>),
-    /// The snapshot could not be made or used for another reason.
-    Error(TargetError),
+        disks: &'a [PathBuf],
+        tag: &'a str,
+    ) -> LocalBoxFuture<'a, Result<(Console, Duration), TargetError>>;
 }

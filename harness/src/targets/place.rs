@@ -7,13 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::board::{board_context, BoardTarget};
+use super::board::BoardTarget;
 use super::factory::TargetKind;
 use super::labgrid::{Labgrid, PlaceError};
 use super::rfc2217::Rfc2217Port;
 use super::Target;
 use crate::board::{Board, Power, PowerCommands};
-use crate::runner::RunContext;
 
 /// An acquired place; released when the last holder drops it.
 #[derive(Debug)]
@@ -97,7 +96,7 @@ impl TargetKind for PlaceSpec {
         &self.against
     }
 
-    fn context(&self, base: &RunContext) -> RunContext {
-        board_context(&self.board, base)
+    fn board(&self) -> Option<&Board> {
+        Some(&self.board)
     }
 }

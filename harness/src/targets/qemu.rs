@@ -17,15 +17,13 @@ use tokio::process::{Child, Command};
 
 use super::factory::TargetKind;
 use super::network::Network;
-use super::qemu_disk::{disk_args, RootDisk};
+use super::qemu_disk::disk_args;
 use super::qemu_net::{self, RunningNetwork};
-use super::{
-    qemu_img, Console, LocalBoxFuture, RestoreFailure, RestoreRequest, Restored, Snapshots, StartFuture,
-    StartLog, Target, TargetError,
-};
+use super::qmp::{Qmp, QmpError, SnapshotJob};
+use super::{qemu_img, Console, LocalBoxFuture, Snapshots, StartFuture, StartLog, Target, TargetError};
 use crate::adapt::Shim;
+use crate::qemu_devices::RootDisk;
 use crate::scenario::NetworkSpec;
-use crate::snapshot::{CacheKey, Prepared, SnapshotCache, SnapshotSource};
 
 /// Where U-Boot's `qemu_arm64` build lands when installed from the distribution package.
 pub const DEFAULT_FIRMWARE: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
@@ -83,12 +81,15 @@ pub enum QemuError {
     #[error("`{command}` failed: {stderr}")]
     QemuImg { command: String, stderr: String },
     #[error("restoring the snapshot: {0}")]
-    Snapshot(#[from] super::qmp::QmpError),
+    Snapshot(#[from] QmpError),
 }
 
 /// Loading a snapshot of a 1 GiB guest takes a fraction of a second; this is for a loaded
 /// machine.
 const LOAD_LIMIT: Duration = Duration::from_secs(60);
+
+/// Saving a 1 GiB guest takes a fraction of a second; this is for a loaded machine.
+const SAVE_LIMIT: Duration = Duration::from_secs(120);
 
 /// A running QEMU. Dropping it kills and reaps the process, on every path out of the harness.
 pub struct QemuTarget {
@@ -238,9 +239,8 @@ impl QemuTarget {
     ) -> Result<(QemuTarget, Console, Duration), QemuError> {
         let (target, console) = Self::spawn(config, dir, disks, true)?;
         let started = Instant::now();
-        let mut qmp = super::qmp::Qmp::connect(&target.qmp_socket()).await?;
-        qmp.snapshot(super::qmp::SnapshotJob::Load, tag, LOAD_LIMIT)
-            .await?;
+        let mut qmp = Qmp::connect(&target.qmp_socket()).await?;
+        qmp.snapshot(SnapshotJob::Load, tag, LOAD_LIMIT).await?;
         qmp.resume().await?;
         Ok((target, console, started.elapsed()))
     }
@@ -375,16 +375,15 @@ fn private_dir() -> Result<TempDir, QemuError> {
     crate::scratch::dir("qemu").map_err(QemuError::TempDir)
 }
 
-/// QEMU booting an image, before any run: what [`super::TargetSpec::qemu`] makes.
-#[derive(Debug)]
+/// QEMU booting an image, before any run: what [`super::TargetSpec::qemu`] makes, and what
+/// every state saved from such a machine depends on.
+#[derive(Debug, Clone)]
 pub struct QemuSpec {
     pub config: QemuConfig,
     /// The raw image; never written.
     pub image: PathBuf,
     /// The disk U-Boot boots from when the image was adapted for QEMU (see [`crate::adapt`]).
     pub shim: Option<Arc<Shim>>,
-    /// Where `start = "login"` scenarios find their snapshot; `None` boots each of them cold.
-    pub snapshots: Option<SnapshotCache>,
 }
 
 impl TargetKind for QemuSpec {
@@ -393,7 +392,6 @@ impl TargetKind for QemuSpec {
             self.config.clone(),
             self.image.clone(),
             self.shim.clone(),
-            self.snapshots.clone(),
         ))
     }
 
@@ -406,7 +404,7 @@ impl TargetKind for QemuSpec {
     }
 
     fn has_snapshots(&self) -> bool {
-        self.snapshots.is_some()
+        true
     }
 }
 
@@ -424,34 +422,25 @@ enum Disks {
 }
 
 /// QEMU as a [`Target`]: starting it spawns `qemu-system-aarch64`, stopping it kills and reaps
-/// the process. With a snapshot cache it can also start from a login-state snapshot
-/// ([`Target::snapshots`]).
+/// the process. Booting an image, it can also start from a snapshot of a state saved earlier
+/// ([`Target::snapshots`]); started on disks of its own, it can save its state
+/// ([`QemuMachine::save_and_quit`]).
 pub struct QemuMachine {
     // First, so that it drops first: QEMU is gone before the shim disk it reads.
     pub(super) running: Option<QemuTarget>,
     pub(super) config: QemuConfig,
     disks: Disks,
-    cache: Option<SnapshotCache>,
-    /// The cache entry restored last: (key, build), for [`Snapshots::discard_restored`].
-    restored: Option<(CacheKey, String)>,
     /// The NICs' forwards, when a scenario attached them ([`Network::attach`]).
     pub(super) network: Option<NetworkSpec>,
 }
 
 impl QemuMachine {
-    /// QEMU booting `image` (see [`QemuTarget::start`]); `cache` enables snapshots.
-    pub fn new(
-        config: QemuConfig,
-        image: PathBuf,
-        shim: Option<Arc<Shim>>,
-        cache: Option<SnapshotCache>,
-    ) -> QemuMachine {
+    /// QEMU booting `image` (see [`QemuTarget::start`]).
+    pub fn new(config: QemuConfig, image: PathBuf, shim: Option<Arc<Shim>>) -> QemuMachine {
         QemuMachine {
             config,
             disks: Disks::Image { image, shim },
-            cache,
             running: None,
-            restored: None,
             network: None,
         }
     }
@@ -471,9 +460,7 @@ impl QemuMachine {
         QemuMachine {
             config,
             disks: Disks::Owned { disks, resume },
-            cache: None,
             running: None,
-            restored: None,
             network: None,
         }
     }
@@ -481,6 +468,27 @@ impl QemuMachine {
     /// The QEMU process, while it runs.
     pub fn running(&mut self) -> Option<&mut QemuTarget> {
         self.running.as_mut()
+    }
+
+    /// Saves the running machine as the internal snapshot `tag` of its disks and asks QEMU to
+    /// quit, so that the disks are closed cleanly. `replacing`, the snapshot the disks were
+    /// started from, is deleted first: QEMU will not save under a tag that exists. Does nothing
+    /// on a machine that is not running.
+    pub async fn save_and_quit(&mut self, replacing: Option<&str>, tag: &str) -> Result<(), QmpError> {
+        let Some(running) = self.running.as_mut() else {
+            return Ok(());
+        };
+        let mut qmp = Qmp::connect(&running.qmp_socket()).await?;
+        if let Some(old) = replacing {
+            qmp.snapshot(SnapshotJob::Delete, old, SAVE_LIMIT).await?;
+        }
+        qmp.snapshot(SnapshotJob::Save, tag, SAVE_LIMIT).await?;
+        // QEMU may close the socket before it replies to quit; either way it is leaving.
+        let _ = qmp
+            .execute("quit", serde_json::json!({}), Duration::from_secs(10))
+            .await;
+        running.wait_exit(Duration::from_secs(10)).await;
+        Ok(())
     }
 }
 
@@ -536,9 +544,9 @@ impl Target for QemuMachine {
     }
 
     fn snapshots(&mut self) -> Option<&mut dyn Snapshots> {
-        match (&self.cache, &self.disks) {
-            (Some(_), Disks::Image { .. }) => Some(self),
-            _ => None,
+        match &self.disks {
+            Disks::Image { .. } => Some(self),
+            Disks::Owned { .. } => None,
         }
     }
 
@@ -548,111 +556,28 @@ impl Target for QemuMachine {
 }
 
 impl Snapshots for QemuMachine {
-    fn restore<'a>(
-        &'a mut self,
-        request: RestoreRequest<'a>,
-    ) -> LocalBoxFuture<'a, Result<Restored, RestoreFailure>> {
-        Box::pin(async move {
-            let error = |e: TargetError| RestoreFailure::Error(e);
-            let (Some(cache), Disks::Image { image, shim }) = (&self.cache, &self.disks) else {
-                unreachable!("snapshots() offers restore only with a cache and an image");
-            };
-            let source = SnapshotSource {
-                qemu: &self.config,
-                image,
-                shim: shim.as_deref(),
-                state: request.state,
-            };
-            // A snapshot QEMU cannot load (its job says why) is discarded and rebuilt, once.
-            let mut earlier: Option<String> = None;
-            loop {
-                let prepared = cache
-                    .checkout(
-                        &source,
-                        request.context,
-                        request.transcripts,
-                        request.boot_timeout,
-                    )
-                    .await
-                    .map_err(|e| error(e.into()))?;
-                let checkout = match prepared {
-                    Prepared::Ready(checkout) => checkout,
-                    Prepared::BootFailed(failed) => return Err(RestoreFailure::Boot(failed)),
-                };
-                let how = match &checkout.primed {
-                    Some(p) => format!(
-                        "built by this run: {:.1}s to reach the state, snapshot-save {:.2}s; boot transcript {}{}",
-                        p.to_state.as_secs_f64(),
-                        p.save.as_secs_f64(),
-                        p.transcript.display(),
-                        checkout
-                            .refused
-                            .as_ref()
-                            .map(|why| format!("; the entry in the cache was refused: {why}"))
-                            .unwrap_or_default()
-                    ),
-                    None => "reused from the cache".to_owned(),
-                };
-                let (config, lan) = qemu_net::start_config(&self.config, self.network.as_ref());
-                let (mut target, console, loaded) = match QemuTarget::restore(
-                    &config,
-                    &checkout.disks,
-                    checkout.tag,
-                )
-                .await
-                {
-                    Ok(restored) => restored,
-                    Err(QemuError::Snapshot(e)) if earlier.is_none() => {
-                        let (key, build) = (checkout.key.clone(), checkout.build.clone());
-                        drop(checkout);
-                        cache
-                            .discard(&key, &build, request.boot_timeout + Duration::from_secs(60))
-                            .await
-                            .map_err(|e| error(e.into()))?;
-                        earlier = Some(format!(
-                            "an earlier restore from build {build} failed ({e}); the entry was discarded and rebuilt; "
-                        ));
-                        continue;
-                    }
-                    Err(e) => return Err(error(e.into())),
-                };
-                let how = format!(
-                    "{}restoring snapshot {} of {} ({how}; {}; snapshot-load {:.2}s)",
-                    earlier.unwrap_or_default(),
-                    checkout.tag,
-                    cache.entry_dir(&checkout.key).display(),
-                    match checkout.verified {
-                        Some(took) => format!("seal verified in {:.2}s", took.as_secs_f64()),
-                        None => "seal verified earlier in this run, files unchanged since".to_owned(),
-                    },
-                    loaded.as_secs_f64()
-                );
-                target.net = qemu_net::connect(&target.qmp_socket(), self.network.as_ref(), lan)
-                    .await
-                    .map_err(|e| error(e.into()))?;
-                self.running = Some(target);
-                self.restored = Some((checkout.key.clone(), checkout.build.clone()));
-                // QEMU has its own copies now; `checkout` drops here, and other runs may use or
-                // rebuild the entry.
-                return Ok(Restored {
-                    console,
-                    at: checkout.console,
-                    failed_units: checkout.failed_units.clone(),
-                    how,
-                    primed: checkout.primed.is_some(),
-                    priming_transcript: checkout.primed.as_ref().map(|p| p.transcript.clone()),
-                    build: checkout.build.clone(),
-                });
-            }
-        })
+    fn spec(&self) -> QemuSpec {
+        let Disks::Image { image, shim } = &self.disks else {
+            unreachable!("snapshots() is offered only on a machine booting an image");
+        };
+        QemuSpec {
+            config: self.config.clone(),
+            image: image.clone(),
+            shim: shim.clone(),
+        }
     }
 
-    fn discard_restored(&mut self, limit: Duration) -> LocalBoxFuture<'_, Result<(), TargetError>> {
+    fn start_at<'a>(
+        &'a mut self,
+        disks: &'a [PathBuf],
+        tag: &'a str,
+    ) -> LocalBoxFuture<'a, Result<(Console, Duration), TargetError>> {
         Box::pin(async move {
-            if let (Some(cache), Some((key, build))) = (&self.cache, self.restored.take()) {
-                cache.discard(&key, &build, limit).await?;
-            }
-            Ok(())
+            let (config, lan) = qemu_net::start_config(&self.config, self.network.as_ref());
+            let (mut target, console, loaded) = QemuTarget::restore(&config, disks, tag).await?;
+            target.net = qemu_net::connect(&target.qmp_socket(), self.network.as_ref(), lan).await?;
+            self.running = Some(target);
+            Ok((console, loaded))
         })
     }
 }

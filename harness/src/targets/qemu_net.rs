@@ -25,15 +25,11 @@ use serde_json::json;
 use super::network::{LanEnd, NetAccess, Network, Ports};
 use super::qemu::{QemuConfig, QemuMachine};
 use super::qmp::{Qmp, QmpError};
+use crate::qemu_devices::{LAN_MAC, WAN_MAC};
 use crate::scenario::{Forward, NetworkSpec, Nic, Protocol};
 
 /// The NIC model: built into the stock arm64 kernels (`VIRTIO_NET`) and U-Boot's qemu_arm64.
 pub const MODEL: &str = "virtio-net-pci";
-
-/// The WAN NIC's MAC address (locally administered, QEMU's OUI).
-pub const WAN_MAC: &str = "52:54:00:52:32:01";
-/// The LAN NIC's MAC address.
-pub const LAN_MAC: &str = "52:54:00:52:32:02";
 
 /// The PCI slots of the NICs, fixed so that other devices never move them (a bus-path name
 /// such as `enp0s16` stays the same).

@@ -1,21 +1,18 @@
-//! The priming run: QEMU on an entry's disks, brought to the state the entry holds — from
-//! power-on, or from the base state's snapshot — saved under the state's tag and shut down.
+//! The priming run: QEMU on the disks of a snapshot cache entry being built, brought by the
+//! runner to the state the entry holds — from power-on, or from the base state's snapshot —
+//! saved under the state's tag and shut down.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{SnapshotError, StateRecipe};
-use crate::console::Transcript;
-use crate::runner::{self, ConsoleAt, ConsoleState, Quiet, RunContext, RunOutput, Verdict};
+use crate::console::{ConsoleState, Transcript, MAX_FAILED_UNITS};
+use crate::runner::{self, ConsoleAt, Quiet, RunContext, RunOutput, Verdict};
 use crate::scenario::{SavedRecipe, Scenario, Start};
+use crate::snapshot::{SnapshotError, StateRecipe};
 use crate::targets::qemu::{QemuConfig, QemuMachine};
-use crate::targets::qmp::{Qmp, SnapshotJob};
-use crate::targets::{Network, NoLog, StartFailure, Target};
-
-/// Saving a 1 GiB guest takes a fraction of a second; this is for a loaded machine.
-const SAVE_LIMIT: Duration = Duration::from_secs(120);
+use crate::targets::{Network, NoLog, StartFailure, Target, TargetError};
 
 /// Where a priming run's disks begin.
 pub(super) enum PrimeStart {
@@ -120,7 +117,7 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
     }
     let mut console = match target.start(None, &mut NoLog).await {
         Ok(console) => console,
-        Err(StartFailure::Error(crate::targets::TargetError::Qemu(e))) => return Err(e.into()),
+        Err(StartFailure::Error(TargetError::Qemu(e))) => return Err(e.into()),
         Err(other) => return Err(SnapshotError::Start(Box::new(other))),
     };
     // Where host and LAN steps reach the machine is known only now that it runs.
@@ -160,7 +157,10 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
         Verdict::Pass => {
             let tag = boot.state.tag();
             let save_started = Instant::now();
-            let saved = save_and_quit(&mut target, base_tag, tag).await;
+            let saved = target
+                .save_and_quit(base_tag, tag)
+                .await
+                .map_err(SnapshotError::from);
             let _ = transcript.note(
                 started.elapsed(),
                 &match &saved {
@@ -193,14 +193,14 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
 }
 
 /// The units that failed on the way to a state: in the boot its base state was saved in, then
-/// in this run, at most [`runner::MAX_FAILED_UNITS`] of them.
+/// in this run, at most [`MAX_FAILED_UNITS`] of them.
 fn failed_units(from: &PrimeStart, reached: &RunOutput) -> Vec<String> {
     let earlier = match from {
         PrimeStart::PowerOn => &[][..],
         PrimeStart::Snapshot { failed_units, .. } => failed_units,
     };
     let mut units: Vec<String> = earlier.iter().chain(&reached.failed_units).cloned().collect();
-    units.truncate(runner::MAX_FAILED_UNITS + 1);
+    units.truncate(MAX_FAILED_UNITS + 1);
     units
 }
 
@@ -237,28 +237,4 @@ fn state_scenario(
         on_failure: Vec::new(),
         source: PathBuf::from(name),
     }
-}
-
-/// Saves the machine as `tag` and asks QEMU to quit, so that its disks are closed cleanly.
-/// Disks copied from a base entry lose the base's snapshot first: its saved memory is of no
-/// use here, and QEMU will not save under a tag that exists.
-async fn save_and_quit(
-    target: &mut QemuMachine,
-    base_tag: Option<&str>,
-    tag: &str,
-) -> Result<(), SnapshotError> {
-    let Some(running) = target.running() else {
-        return Ok(());
-    };
-    let mut qmp = Qmp::connect(&running.qmp_socket()).await?;
-    if let Some(base) = base_tag {
-        qmp.snapshot(SnapshotJob::Delete, base, SAVE_LIMIT).await?;
-    }
-    qmp.snapshot(SnapshotJob::Save, tag, SAVE_LIMIT).await?;
-    // QEMU may close the socket before it replies to quit; either way it is leaving.
-    let _ = qmp
-        .execute("quit", serde_json::json!({}), Duration::from_secs(10))
-        .await;
-    running.wait_exit(Duration::from_secs(10)).await;
-    Ok(())
 }

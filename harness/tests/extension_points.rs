@@ -128,3 +128,24 @@ fn the_readme_says_which_countdowns_each_step_keeps() {
     table.sort_by_key(|(key, _)| *key);
     assert_eq!(said, table);
 }
+
+#[test]
+fn the_readmes_examples_show_every_step_key() {
+    let readme = readme();
+    let example_lines: Vec<&str> = readme
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|block| block.split("\n```").next())
+        .flat_map(str::lines)
+        .collect();
+    for kind in StepKind::ALL {
+        let given = format!("{} = ", kind.key());
+        assert!(
+            example_lines
+                .iter()
+                .any(|line| line.starts_with(&given) || line.contains(&format!("or: {given}"))),
+            "no example in the README gives `{}`",
+            kind.key()
+        );
+    }
+}

@@ -209,6 +209,18 @@ mod tests {
     }
 
     #[test]
+    fn every_step_is_described_by_its_key_and_a_regex_expect_as_an_expect() {
+        for &kind in StepKind::ALL {
+            let description = parse_ok(&one_step("", kind)).steps[0].describe();
+            let said = match kind {
+                StepKind::ExpectRegex => StepKind::Expect.key(),
+                _ => kind.key(),
+            };
+            assert_eq!(description.split(' ').next(), Some(said), "{description}");
+        }
+    }
+
+    #[test]
     fn two_action_keys_are_refused_at_the_second_whichever_they_are() {
         for &first in StepKind::ALL {
             for &second in StepKind::ALL.iter().filter(|&&k| k != first) {

@@ -7,108 +7,74 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-/// Every check `inspect` runs, in report order. The names are part of the JSON output and the
-/// text report, so they are stable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CheckName {
-    /// A GPT or MBR partition table with at least one partition.
-    PartitionTable,
-    /// No partition overlaps the bootloader area (sectors 64–32767 on the R2S).
-    BootloaderArea,
-    /// The RK3328 idbloader (TPL/SPL) at sector 64.
-    Idbloader,
-    /// The U-Boot FIT image at sector 16384.
-    #[serde(rename = "u-boot-itb")]
-    UBootItb,
-    /// Exactly one filesystem labelled `NIXOS_SD`.
-    RootLabel,
-    /// At most one filesystem labelled `NIXOS_BOOT`.
-    BootLabel,
-    /// The root filesystem is ext4.
-    RootFilesystem,
-    /// An extlinux.conf where U-Boot's distro boot looks, which U-Boot can parse.
-    ExtlinuxConf,
-    /// No keywords U-Boot ignores.
-    ExtlinuxKeywords,
-    /// `DEFAULT` names a label of the file.
-    ExtlinuxDefault,
-    /// The entry's `LINUX`/`KERNEL` file exists.
-    Kernel,
-    /// The kernel is a raw arm64 Image.
-    KernelFormat,
-    /// The kernel fits below the initrd load address.
-    KernelSize,
-    /// The entry's `INITRD` file exists.
-    Initrd,
-    /// The entry's `FDT` (or `FDTDIR` file) exists and is a device tree.
-    Fdt,
-    /// The device tree's `compatible` names the board.
-    FdtCompatible,
-    /// `APPEND` puts the console on the board's UART at its baud rate.
-    Console,
-    /// `root=` names an existing filesystem label or partition.
-    Root,
-    /// `init=` exists on the root filesystem.
-    Init,
-    /// Under QEMU's virt machine the kernel has a console: PL011 built in.
-    QemuConsole,
-    /// Under QEMU's virt machine stage 1 can drive the root disk, and on which bus.
-    QemuRootDisk,
+/// Declares [`CheckName`] from one list of variants and their report names: the enum, its
+/// serde names, [`CheckName::ALL`] and [`CheckName::as_str`] cannot disagree or miss one.
+macro_rules! check_names {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+        /// Every check `inspect` runs, in report order. The names are part of the JSON output
+        /// and the text report, so they are stable.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        pub enum CheckName {
+            $($(#[$doc])* #[serde(rename = $name)] $variant,)*
+        }
+
+        impl CheckName {
+            /// Every check, in report order.
+            pub const ALL: [CheckName; [$($name),*].len()] = [$(CheckName::$variant),*];
+
+            /// The name as reports print it, e.g. `u-boot-itb`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(CheckName::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl CheckName {
-    /// Every check, in report order.
-    pub const ALL: [CheckName; 21] = [
-        CheckName::PartitionTable,
-        CheckName::BootloaderArea,
-        CheckName::Idbloader,
-        CheckName::UBootItb,
-        CheckName::RootLabel,
-        CheckName::BootLabel,
-        CheckName::RootFilesystem,
-        CheckName::ExtlinuxConf,
-        CheckName::ExtlinuxKeywords,
-        CheckName::ExtlinuxDefault,
-        CheckName::Kernel,
-        CheckName::KernelFormat,
-        CheckName::KernelSize,
-        CheckName::Initrd,
-        CheckName::Fdt,
-        CheckName::FdtCompatible,
-        CheckName::Console,
-        CheckName::Root,
-        CheckName::Init,
-        CheckName::QemuConsole,
-        CheckName::QemuRootDisk,
-    ];
-
-    /// The name as reports print it, e.g. `u-boot-itb`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckName::PartitionTable => "partition-table",
-            CheckName::BootloaderArea => "bootloader-area",
-            CheckName::Idbloader => "idbloader",
-            CheckName::UBootItb => "u-boot-itb",
-            CheckName::RootLabel => "root-label",
-            CheckName::BootLabel => "boot-label",
-            CheckName::RootFilesystem => "root-filesystem",
-            CheckName::ExtlinuxConf => "extlinux-conf",
-            CheckName::ExtlinuxKeywords => "extlinux-keywords",
-            CheckName::ExtlinuxDefault => "extlinux-default",
-            CheckName::Kernel => "kernel",
-            CheckName::KernelFormat => "kernel-format",
-            CheckName::KernelSize => "kernel-size",
-            CheckName::Initrd => "initrd",
-            CheckName::Fdt => "fdt",
-            CheckName::FdtCompatible => "fdt-compatible",
-            CheckName::Console => "console",
-            CheckName::Root => "root",
-            CheckName::Init => "init",
-            CheckName::QemuConsole => "qemu-console",
-            CheckName::QemuRootDisk => "qemu-root-disk",
-        }
-    }
+check_names! {
+    /// A GPT or MBR partition table with at least one partition.
+    PartitionTable = "partition-table",
+    /// No partition overlaps the bootloader area (sectors 64–32767 on the R2S).
+    BootloaderArea = "bootloader-area",
+    /// The RK3328 idbloader (TPL/SPL) at sector 64.
+    Idbloader = "idbloader",
+    /// The U-Boot FIT image at sector 16384.
+    UBootItb = "u-boot-itb",
+    /// Exactly one filesystem labelled `NIXOS_SD`.
+    RootLabel = "root-label",
+    /// At most one filesystem labelled `NIXOS_BOOT`.
+    BootLabel = "boot-label",
+    /// The root filesystem is ext4.
+    RootFilesystem = "root-filesystem",
+    /// An extlinux.conf where U-Boot's distro boot looks, which U-Boot can parse.
+    ExtlinuxConf = "extlinux-conf",
+    /// No keywords U-Boot ignores.
+    ExtlinuxKeywords = "extlinux-keywords",
+    /// `DEFAULT` names a label of the file.
+    ExtlinuxDefault = "extlinux-default",
+    /// The entry's `LINUX`/`KERNEL` file exists.
+    Kernel = "kernel",
+    /// The kernel is a raw arm64 Image.
+    KernelFormat = "kernel-format",
+    /// The kernel fits below the initrd load address.
+    KernelSize = "kernel-size",
+    /// The entry's `INITRD` file exists.
+    Initrd = "initrd",
+    /// The entry's `FDT` (or `FDTDIR` file) exists and is a device tree.
+    Fdt = "fdt",
+    /// The device tree's `compatible` names the board.
+    FdtCompatible = "fdt-compatible",
+    /// `APPEND` puts the console on the board's UART at its baud rate.
+    Console = "console",
+    /// `root=` names an existing filesystem label or partition.
+    Root = "root",
+    /// `init=` exists on the root filesystem.
+    Init = "init",
+    /// Under QEMU's virt machine the kernel has a console: PL011 built in.
+    QemuConsole = "qemu-console",
+    /// Under QEMU's virt machine stage 1 can drive the root disk, and on which bus.
+    QemuRootDisk = "qemu-root-disk",
 }
 
 impl fmt::Display for CheckName {

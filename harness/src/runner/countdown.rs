@@ -72,10 +72,12 @@ impl Countdowns {
         menu: None,
     };
 
-    /// What `policy` skips for a run whose steps are `steps`. Steps that stop U-Boot
-    /// (`interrupt_autoboot`, `uboot`) need its countdown; a `menu` step chooses the entry
-    /// itself; `send` and `send_line` may type into either countdown, so both run as they are.
-    /// An `expect` still sees every line the boot prints, the countdown's first line included.
+    /// What `policy` skips for a run whose steps are `steps`: every countdown but those a step
+    /// needs as they are, as the step table says of each kind
+    /// ([`StepKind::countdowns`](crate::scenario::StepKind::countdowns): steps that stop U-Boot
+    /// need its countdown, a `menu` step chooses the entry itself, `send` and `send_line` may
+    /// type into either countdown). An `expect` still sees every line the boot prints, the
+    /// countdown's first line included.
     pub fn for_steps(policy: &CountdownPolicy, real_time_boot: bool, steps: &[Step]) -> Countdowns {
         Countdowns::for_actions(policy, real_time_boot, steps.iter().map(|s| &s.action))
     }
@@ -95,23 +97,12 @@ impl Countdowns {
             menu: policy.menu_default,
         };
         for action in actions {
-            match action {
-                Action::InterruptAutoboot | Action::Uboot { .. } => countdowns.autoboot = false,
-                Action::Menu(_) => countdowns.menu = None,
-                Action::Send(_) | Action::SendLine(_) => return Countdowns::REAL_TIME,
-                // Everything else acts after the boot, at a shell or on the host.
-                Action::Expect(_)
-                | Action::Login { .. }
-                | Action::Run { .. }
-                | Action::WaitForUnit(_)
-                | Action::Host { .. }
-                | Action::Lan { .. }
-                | Action::WaitForPort(_)
-                | Action::HostPortOpen(_)
-                | Action::CopyFrom { .. }
-                | Action::CopyTo(_)
-                | Action::Link(_)
-                | Action::SaveState(_) => {}
+            let need = action.kind().countdowns();
+            if need.autoboot() {
+                countdowns.autoboot = false;
+            }
+            if need.menu() {
+                countdowns.menu = None;
             }
         }
         countdowns

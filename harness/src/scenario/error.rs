@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::name::NameError;
+use super::step_kind::StepKind;
 use crate::config::{Diagnostic, ReadError};
 
 /// A scenario file that could not be read or is not a valid scenario.
@@ -39,7 +40,7 @@ pub enum ScenarioErrorKind {
     #[error("scenario has no steps: add at least one [[steps]] table")]
     NoSteps,
     /// A step without an action key.
-    #[error("step has no action: give one of {}", ACTION_LIST)]
+    #[error("step has no action: give one of {}", StepKind::key_list())]
     NoAction,
     /// A step with more than one action key.
     #[error("step has two actions, `{first}` and `{second}`: split them into two [[steps]]")]
@@ -93,32 +94,6 @@ pub enum ScenarioErrorKind {
         first_name: String,
     },
 }
-
-/// The action keys, in the order the schema documents them.
-pub(crate) const ACTION_KEYS: [&str; 18] = [
-    "expect",
-    "expect_regex",
-    "send",
-    "send_line",
-    "interrupt_autoboot",
-    "uboot",
-    "menu",
-    "login",
-    "run",
-    "host",
-    "lan",
-    "wait_for_port",
-    "host_port_open",
-    "copy_from",
-    "copy_to",
-    "link",
-    "wait_for_unit",
-    "save_state",
-];
-
-const ACTION_LIST: &str =
-    "`expect`, `expect_regex`, `send`, `send_line`, `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, \
-     `host`, `lan`, `wait_for_port`, `host_port_open`, `copy_from`, `copy_to`, `link`, `wait_for_unit`, `save_state`";
 
 fn duplicate_message(name: &str, first: &std::path::Path, first_name: &str) -> String {
     if name == first_name {

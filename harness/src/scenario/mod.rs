@@ -10,6 +10,7 @@ mod name;
 pub mod network;
 mod parse;
 mod raw;
+mod step_kind;
 
 #[cfg(test)]
 mod tests;
@@ -23,5 +24,6 @@ pub use model::{
 pub use name::{check_name, transcript_stem, NameError, MAX_NAME_CHARS};
 pub use network::{CommandCheck, CopyTo, Forward, HostCommand, Link, NetworkSpec, Nic, Protocol};
 pub use parse::{load, load_all, parse, resolve_saved_starts, DEFAULT_TIMEOUT};
+pub use step_kind::{CountdownNeed, StepKind};
 #[cfg(test)]
 mod start_tests;

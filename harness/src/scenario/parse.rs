@@ -11,13 +11,14 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::error::{ScenarioError, ScenarioErrorKind, ACTION_KEYS};
+use super::error::{ScenarioError, ScenarioErrorKind};
 use super::model::{
     Action, LoginRecipe, MenuChoice, Password, PromptRegex, SavedStart, Scenario, Secret, Start, Step,
 };
 use super::name::{check_name, file_key};
 use super::network::{CommandCheck, CopyTo, Forward, Link, NetworkSpec, RawNetwork};
 use super::raw::{console_regex, MenuValue, RawLogin, RawScenario, RawStep, StartValue};
+use super::step_kind::{present_actions, StepKind};
 use crate::config::{read_text, SourceText, Table, Timeout};
 use crate::console::Pattern;
 
@@ -307,13 +308,11 @@ impl Validator<'_> {
             };
         }
         for (index, step) in steps.iter().enumerate() {
-            let action = match step.action {
-                Action::InterruptAutoboot => "interrupt_autoboot",
-                Action::Uboot { .. } => "uboot",
-                Action::Menu(_) => "menu",
-                Action::Login { .. } => "login",
-                _ => continue,
-            };
+            let kind = step.action.kind();
+            if !kind.needs_boot() {
+                continue;
+            }
+            let action = kind.key();
             let span = key_span(
                 self.document,
                 &[Seg::Key("steps"), Seg::Index(index), Seg::Key(action)],
@@ -344,7 +343,11 @@ impl Validator<'_> {
         if let (Some(_), Some((second, _))) = (saves.next(), saves.next()) {
             let span = key_span(
                 self.document,
-                &[Seg::Key("steps"), Seg::Index(second), Seg::Key("save_state")],
+                &[
+                    Seg::Key("steps"),
+                    Seg::Index(second),
+                    Seg::Key(StepKind::SaveState.key()),
+                ],
             )
             .map(|(key, _)| key);
             return Err(self.file.error(
@@ -376,15 +379,19 @@ impl Validator<'_> {
         };
 
         let present = present_actions(&raw);
-        let action_key = match present.as_slice() {
+        let step_kind = match present.as_slice() {
             [] => return Err(self.file.error(Some(step_span), ScenarioErrorKind::NoAction)),
             [(only, _)] => *only,
             [(first, _), (second, second_span), ..] => {
-                let kind = ScenarioErrorKind::TwoActions { first, second };
-                return Err(key_error(second, second_span.clone(), kind));
+                let kind = ScenarioErrorKind::TwoActions {
+                    first: first.key(),
+                    second: second.key(),
+                };
+                return Err(key_error(second.key(), second_span.clone(), kind));
             }
         };
-        let command_step = matches!(action_key, "run" | "host" | "lan");
+        let action_key = step_kind.key();
+        let command_step = matches!(step_kind, StepKind::Run | StepKind::Host | StepKind::Lan);
         if let Some(status) = &raw.status {
             if !command_step {
                 let kind = ScenarioErrorKind::MisplacedKey {
@@ -396,7 +403,7 @@ impl Validator<'_> {
             }
         }
         if let Some(output) = &raw.output {
-            if !command_step && action_key != "uboot" {
+            if !command_step && step_kind != StepKind::Uboot {
                 let kind = ScenarioErrorKind::MisplacedKey {
                     key: "output",
                     action: action_key,
@@ -406,92 +413,82 @@ impl Validator<'_> {
             }
         }
         let output = raw.output.map(|o| o.into_inner().0);
-        let until = self.until(index, action_key, raw.until.as_ref(), raw.timeout.as_ref())?;
+        let until = self.until(index, step_kind, raw.until.as_ref(), raw.timeout.as_ref())?;
         let check = |output: Option<regex::Regex>| CommandCheck {
             status: raw.status.as_ref().map_or(0, |s| *s.get_ref()),
             output,
             until,
         };
 
-        let action = if let Some(text) = raw.expect {
-            Action::Expect(Pattern::Literal(text.into_inner().0))
-        } else if let Some(regex) = raw.expect_regex {
-            Action::Expect(regex.into_inner().0)
-        } else if let Some(text) = raw.send {
-            Action::Send(text.into_inner().0.into_bytes())
-        } else if let Some(text) = raw.send_line {
-            Action::SendLine(text.into_inner())
-        } else if raw.interrupt_autoboot.is_some() {
-            Action::InterruptAutoboot
-        } else if let Some(command) = raw.uboot {
-            Action::Uboot {
-                command: command.into_inner().0,
+        let action = match step_kind {
+            StepKind::Expect => Action::Expect(Pattern::Literal(given(raw.expect).0)),
+            StepKind::ExpectRegex => Action::Expect(given(raw.expect_regex).0),
+            StepKind::Send => Action::Send(given(raw.send).0.into_bytes()),
+            StepKind::SendLine => Action::SendLine(given(raw.send_line)),
+            StepKind::InterruptAutoboot => Action::InterruptAutoboot,
+            StepKind::Uboot => Action::Uboot {
+                command: given(raw.uboot).0,
                 output,
-            }
-        } else if let Some(menu) = raw.menu {
-            Action::Menu(match menu.into_inner() {
+            },
+            StepKind::Menu => Action::Menu(match given(raw.menu) {
                 MenuValue::Label(label) => MenuChoice::Label(label),
                 MenuValue::Number(number) => MenuChoice::Number(number),
-            })
-        } else if let Some(login) = raw.login {
-            let at = [Seg::Key("steps"), Seg::Index(index), Seg::Key("login")];
-            let (user, password, prompt) = self.login(&at, login.into_inner().0)?;
-            Action::Login {
-                user,
-                password,
-                prompt,
+            }),
+            StepKind::Login => {
+                let at = [Seg::Key("steps"), Seg::Index(index), Seg::Key("login")];
+                let (user, password, prompt) = self.login(&at, given(raw.login).0)?;
+                Action::Login {
+                    user,
+                    password,
+                    prompt,
+                }
             }
-        } else if let Some(command) = raw.run {
-            Action::Run {
-                command: command.into_inner().0,
+            StepKind::Run => Action::Run {
+                command: given(raw.run).0,
                 status: raw.status.map_or(0, Spanned::into_inner),
                 output,
                 until,
-            }
-        } else if let Some(command) = raw.host {
-            Action::Host {
-                command: command.into_inner(),
+            },
+            StepKind::Host => Action::Host {
+                command: given(raw.host),
                 check: check(output),
-            }
-        } else if let Some(command) = raw.lan {
-            Action::Lan {
-                command: command.into_inner(),
+            },
+            StepKind::Lan => Action::Lan {
+                command: given(raw.lan),
                 check: check(output),
+            },
+            StepKind::WaitForPort => {
+                let port = raw.wait_for_port.expect(GIVEN);
+                if *port.get_ref() == 0 {
+                    return Err(self.invalid(port.span(), "port 0 is no port: give 1 to 65535"));
+                }
+                Action::WaitForPort(port.into_inner())
             }
-        } else if let Some(port) = raw.wait_for_port {
-            if *port.get_ref() == 0 {
-                return Err(self.invalid(port.span(), "port 0 is no port: give 1 to 65535"));
+            StepKind::HostPortOpen => Action::HostPortOpen(given(raw.host_port_open)),
+            StepKind::CopyFrom => Action::CopyFrom {
+                path: given(raw.copy_from).0.path.0,
+            },
+            StepKind::CopyTo => {
+                let copy = given(raw.copy_to).0;
+                let from = PathBuf::from(copy.from.0);
+                let from = match self.file.path.parent() {
+                    Some(dir) if from.is_relative() => dir.join(from),
+                    _ => from,
+                };
+                Action::CopyTo(CopyTo {
+                    from,
+                    path: copy.path.0,
+                })
             }
-            Action::WaitForPort(port.into_inner())
-        } else if let Some(forward) = raw.host_port_open {
-            Action::HostPortOpen(forward.into_inner())
-        } else if let Some(copy) = raw.copy_from {
-            Action::CopyFrom {
-                path: copy.into_inner().0.path.0,
+            StepKind::Link => {
+                let link = given(raw.link).0;
+                Action::Link(Link {
+                    nic: link.nic,
+                    up: link.up,
+                })
             }
-        } else if let Some(copy) = raw.copy_to {
-            let copy = copy.into_inner().0;
-            let from = PathBuf::from(copy.from.0);
-            let from = match self.file.path.parent() {
-                Some(dir) if from.is_relative() => dir.join(from),
-                _ => from,
-            };
-            Action::CopyTo(CopyTo {
-                from,
-                path: copy.path.0,
-            })
-        } else if let Some(link) = raw.link {
-            let link = link.into_inner().0;
-            Action::Link(Link {
-                nic: link.nic,
-                up: link.up,
-            })
-        } else if let Some(unit) = raw.wait_for_unit {
-            Action::WaitForUnit(unit.into_inner().0)
-        } else if let Some(name) = raw.save_state {
-            Action::SaveState(name.into_inner().0)
-        } else {
-            unreachable!("present_actions found exactly one action")
+            StepKind::WaitForUnit => Action::WaitForUnit(given(raw.wait_for_unit).0),
+            StepKind::SaveState => Action::SaveState(given(raw.save_state).0),
         };
         Ok(Step {
             action,
@@ -506,14 +503,14 @@ impl Validator<'_> {
     fn until(
         &self,
         index: usize,
-        action_key: &'static str,
+        step_kind: StepKind,
         until: Option<&Spanned<Timeout>>,
         timeout: Option<&Spanned<Timeout>>,
     ) -> Result<Option<Duration>, ScenarioError> {
         let Some(until) = until else {
             return Ok(None);
         };
-        if !matches!(action_key, "run" | "host" | "lan") {
+        if !matches!(step_kind, StepKind::Run | StepKind::Host | StepKind::Lan) {
             let span = key_span(
                 self.document,
                 &[Seg::Key("steps"), Seg::Index(index), Seg::Key("until")],
@@ -521,7 +518,7 @@ impl Validator<'_> {
             .map_or(until.span(), |(key, _)| key);
             let kind = ScenarioErrorKind::MisplacedKey {
                 key: "until",
-                action: action_key,
+                action: step_kind.key(),
                 applies_to: "`run`, `host` and `lan`",
             };
             return Err(self.file.error(Some(span), kind));
@@ -584,33 +581,10 @@ impl Validator<'_> {
     }
 }
 
-/// The action keys a step has, with their value spans, in file order.
-fn present_actions(raw: &RawStep) -> Vec<(&'static str, Range<usize>)> {
-    let spans = [
-        raw.expect.as_ref().map(Spanned::span),
-        raw.expect_regex.as_ref().map(Spanned::span),
-        raw.send.as_ref().map(Spanned::span),
-        raw.send_line.as_ref().map(Spanned::span),
-        raw.interrupt_autoboot.as_ref().map(Spanned::span),
-        raw.uboot.as_ref().map(Spanned::span),
-        raw.menu.as_ref().map(Spanned::span),
-        raw.login.as_ref().map(Spanned::span),
-        raw.run.as_ref().map(Spanned::span),
-        raw.host.as_ref().map(Spanned::span),
-        raw.lan.as_ref().map(Spanned::span),
-        raw.wait_for_port.as_ref().map(Spanned::span),
-        raw.host_port_open.as_ref().map(Spanned::span),
-        raw.copy_from.as_ref().map(Spanned::span),
-        raw.copy_to.as_ref().map(Spanned::span),
-        raw.link.as_ref().map(Spanned::span),
-        raw.wait_for_unit.as_ref().map(Spanned::span),
-        raw.save_state.as_ref().map(Spanned::span),
-    ];
-    let mut present: Vec<_> = ACTION_KEYS
-        .iter()
-        .zip(spans)
-        .filter_map(|(key, span)| span.map(|span| (*key, span)))
-        .collect();
-    present.sort_by_key(|(_, span)| span.start);
-    present
+/// What [`given`] says when a step's action key is missing after all.
+const GIVEN: &str = "present_actions found the step's action key";
+
+/// The value of the step's action key, which [`present_actions`] found.
+fn given<T>(value: Option<Spanned<T>>) -> T {
+    value.expect(GIVEN).into_inner()
 }

@@ -106,7 +106,7 @@ pub struct OpenImageError {
 /// What went wrong opening an image.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenImageErrorKind {
-    #[error("cannot read it: {0}")]
+    #[error("cannot open image: {0}")]
     Read(#[source] std::io::Error),
     #[error("{packing}-compressed, and {source}")]
     Unpack {

@@ -138,12 +138,27 @@ pub fn unpack(
     out: &mut std::fs::File,
     limits: UnpackLimits,
 ) -> Result<Unpacked, UnpackError> {
+    let decoded = decoder(packing, source).map_err(|e| UnpackError::Corrupt {
+        packing,
+        at: 0,
+        detail: e.to_string(),
+    })?;
+    unpack_decoded(packing, decoded, out, limits)
+}
+
+/// [`unpack`] of what `decoder` yields, a decoder of `packing` of the caller's choosing (the
+/// benchmark compares decoders this way).
+pub fn unpack_decoded(
+    packing: Packing,
+    mut decoder: impl Read,
+    out: &mut std::fs::File,
+    limits: UnpackLimits,
+) -> Result<Unpacked, UnpackError> {
     let corrupt = |at: u64, e: io::Error| UnpackError::Corrupt {
         packing,
         at,
         detail: e.to_string(),
     };
-    let mut decoder = decoder(packing, source).map_err(|e| corrupt(0, e))?;
     let mut block = vec![0u8; BLOCK];
     let mut size = 0u64;
     let mut data = 0u64;

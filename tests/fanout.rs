@@ -299,6 +299,7 @@ fn an_entry_qemu_cannot_restore_is_discarded_and_rebuilt() {
     let source = |qemu| SnapshotSource {
         qemu,
         image: &image,
+        unpacked_from: None,
         shim: Some(&adapted.shim),
         state: StateRecipe::Login(&recipe),
     };

@@ -33,7 +33,7 @@ use r2s_harness::runner::{Quiet, RunContext};
 use r2s_harness::scenario::{self, Scenario};
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, StartSnapshots, Suite};
-use r2s_harness::targets::qemu::QemuConfig;
+use r2s_harness::targets::qemu::{QemuConfig, QemuSpec};
 use r2s_harness::targets::TargetSpec;
 
 /// Which shipped scenarios a fixture is tested with.
@@ -213,7 +213,12 @@ fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Resul
         r2s_harness::scenario::transcript_stem(&scenario.name)
     ));
     let suite = Suite {
-        target: TargetSpec::qemu(QemuConfig::default(), image.clone(), shim),
+        target: TargetSpec::qemu(QemuSpec {
+            config: QemuConfig::default(),
+            image: image.clone(),
+            shim,
+            unpacked_from: None,
+        }),
         transcripts,
         context: RunContext {
             menu_labels: Some(menu_labels),

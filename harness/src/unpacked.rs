@@ -73,6 +73,14 @@ impl DiskImage {
         }
     }
 
+    /// The compressed file the disk was unpacked from, if it was.
+    pub fn unpacked_from(&self) -> Option<PathBuf> {
+        match self {
+            DiskImage::AsIs(_) => None,
+            DiskImage::Unpacked(unpacked) => Some(unpacked.packed.clone()),
+        }
+    }
+
     /// A line for the run's output when the image was compressed: what was unpacked, and
     /// where the disk is.
     pub fn describe(&self) -> Option<String> {

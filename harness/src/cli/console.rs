@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use r2s_harness::board::{self, BoardError};
 use r2s_harness::console::{PromptedSecrets, Transcript};
-use r2s_harness::targets::{Console, NoLog, StartFailure, Target, TargetError, TargetSpec};
+use r2s_harness::targets::{Console, NoLog, QemuSpec, StartFailure, Target, TargetError, TargetSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -90,7 +90,12 @@ async fn open(
             tell_root_disk(&choice);
             let mut config = args.qemu.config();
             config.root_disk = choice.disk;
-            TargetSpec::qemu(config, image, shim)
+            TargetSpec::qemu(QemuSpec {
+                config,
+                image,
+                shim,
+                unpacked_from: disk.as_ref().and_then(DiskImage::unpacked_from),
+            })
         }
     };
     let mut target = spec.open();

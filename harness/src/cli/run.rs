@@ -17,7 +17,7 @@ use r2s_harness::runner::{self, CountdownPolicy, RunContext};
 use r2s_harness::scenario;
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, Reporters, StartSnapshots, Suite};
-use r2s_harness::targets::TargetSpec;
+use r2s_harness::targets::{QemuSpec, TargetSpec};
 use r2s_harness::unpacked::{self, DiskImage, OpenImageError};
 
 use super::progress::ProgressLine;
@@ -252,7 +252,12 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
         setup,
     };
     let suite = Suite {
-        target: TargetSpec::qemu(config, image, shim),
+        target: TargetSpec::qemu(QemuSpec {
+            config,
+            image,
+            shim,
+            unpacked_from: disk.unpacked_from(),
+        }),
         transcripts: args.transcripts.clone(),
         context: RunContext {
             countdowns: countdown_policy(args, menu_default),

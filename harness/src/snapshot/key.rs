@@ -33,6 +33,9 @@ pub struct SnapshotSource<'a> {
     pub qemu: &'a QemuConfig,
     /// The raw disk image; read, never written.
     pub image: &'a Path,
+    /// The compressed file the image was unpacked from, if it was: hashed instead of the
+    /// image, whose bytes it names in fewer of its own.
+    pub unpacked_from: Option<&'a Path>,
     /// The adaptation shim U-Boot boots from, if the image needs one (see [`crate::adapt`]).
     pub shim: Option<&'a Shim>,
     /// The state the snapshot holds.
@@ -110,7 +113,8 @@ impl CacheKey {
     pub async fn of(source: &SnapshotSource<'_>) -> Result<CacheKey, SnapshotError> {
         let image = std::fs::canonicalize(source.image).map_err(|e| SnapshotError::io(source.image, e))?;
         let version = qemu_version(&source.qemu.qemu).await?;
-        let files = [image.clone(), source.qemu.firmware.clone()];
+        let content = source.unpacked_from.map_or_else(|| image.clone(), Path::to_owned);
+        let files = [content, source.qemu.firmware.clone()];
         let digests = tokio::task::spawn_blocking(move || {
             files
                 .iter()
@@ -334,5 +338,48 @@ mod tests {
         let dc = sparse_digest(&File::open(&c).unwrap(), 8 << 20).unwrap();
         assert_eq!(da, db);
         assert_ne!(da, dc);
+    }
+
+    /// The key of booting `image` (unpacked from `packed`, if given) to U-Boot's prompt, with
+    /// an empty file as the firmware.
+    fn uboot_key(dir: &Path, image: &Path, packed: Option<&Path>) -> String {
+        let firmware = dir.join("firmware.bin");
+        std::fs::write(&firmware, b"").unwrap();
+        let qemu = QemuConfig {
+            firmware,
+            ..QemuConfig::default()
+        };
+        let source = SnapshotSource {
+            qemu: &qemu,
+            image,
+            unpacked_from: packed,
+            shim: None,
+            state: StateRecipe::Uboot,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(CacheKey::of(&source)).unwrap().0
+    }
+
+    #[test]
+    fn an_unpacked_image_is_keyed_by_the_compressed_file_it_came_from_not_its_own_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("disk.raw");
+        let packed = dir.path().join("disk.img.zst");
+        std::fs::write(&image, b"disk one").unwrap();
+        std::fs::write(&packed, b"packed one").unwrap();
+        let first = uboot_key(dir.path(), &image, Some(&packed));
+        // The disk's bytes are not what the key is made of...
+        std::fs::write(&image, b"disk two").unwrap();
+        assert_eq!(uboot_key(dir.path(), &image, Some(&packed)), first);
+        // ...the compressed file's are.
+        std::fs::write(&packed, b"packed two").unwrap();
+        assert_ne!(uboot_key(dir.path(), &image, Some(&packed)), first);
+        // A raw image is keyed by its own bytes.
+        let raw = uboot_key(dir.path(), &image, None);
+        std::fs::write(&image, b"disk three").unwrap();
+        assert_ne!(uboot_key(dir.path(), &image, None), raw);
     }
 }

@@ -656,6 +656,7 @@ mod tests {
         let source = SnapshotSource {
             qemu: &qemu,
             image: Path::new("image.raw"),
+            unpacked_from: None,
             shim: None,
             state: StateRecipe::Uboot,
         };

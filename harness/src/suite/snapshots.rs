@@ -313,6 +313,7 @@ async fn restore(
     let source = SnapshotSource {
         qemu: &spec.config,
         image: &spec.image,
+        unpacked_from: spec.unpacked_from.as_deref(),
         shim: spec.shim.as_deref(),
         state,
     };

@@ -7,16 +7,15 @@
 //! way to reach a board's console is a [`ConsolePort`] and a line in [`console_port`].
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::board::{BoardSpec, ConsolePort};
-use super::qemu::{QemuConfig, QemuSpec};
+use super::qemu::QemuSpec;
 use super::rfc2217::Rfc2217Port;
 use super::serial::{SerialConfig, SerialPort};
 use super::tcp::TcpPort;
 use super::Target;
-use crate::adapt::Shim;
 use crate::board::Board;
 
 /// What a kind of target knows before any target of it exists.
@@ -47,10 +46,10 @@ pub trait TargetKind: fmt::Debug {
 pub struct TargetSpec(Arc<dyn TargetKind>);
 
 impl TargetSpec {
-    /// QEMU booting `image` (raw; never written), through the adaptation `shim` if the image
-    /// needs one.
-    pub fn qemu(config: QemuConfig, image: PathBuf, shim: Option<Arc<Shim>>) -> TargetSpec {
-        TargetSpec(Arc::new(QemuSpec { config, image, shim }))
+    /// QEMU booting `spec`'s image (raw; never written), through its adaptation shim if the
+    /// image needs one.
+    pub fn qemu(spec: QemuSpec) -> TargetSpec {
+        TargetSpec(Arc::new(spec))
     }
 
     /// A real board on `port` (`--serial`: a device, or `tcp://HOST:PORT` of a serial

@@ -384,15 +384,14 @@ pub struct QemuSpec {
     pub image: PathBuf,
     /// The disk U-Boot boots from when the image was adapted for QEMU (see [`crate::adapt`]).
     pub shim: Option<Arc<Shim>>,
+    /// The compressed file `image` was unpacked from, if it was: its bytes name the image's,
+    /// and there are fewer of them to hash for a snapshot's key.
+    pub unpacked_from: Option<PathBuf>,
 }
 
 impl TargetKind for QemuSpec {
     fn open(&self) -> Box<dyn Target> {
-        Box::new(QemuMachine::new(
-            self.config.clone(),
-            self.image.clone(),
-            self.shim.clone(),
-        ))
+        Box::new(QemuMachine::new(self.clone()))
     }
 
     fn against(&self) -> &Path {
@@ -412,7 +411,7 @@ impl TargetKind for QemuSpec {
 #[derive(Clone)]
 enum Disks {
     /// A raw image behind a private overlay, and the adaptation shim U-Boot boots from, if any.
-    Image { image: PathBuf, shim: Option<Arc<Shim>> },
+    Image(Box<QemuSpec>),
     /// qcow2 disks the caller owns, written in place (the priming boot's), started from
     /// power-on or from the internal snapshot `resume`.
     Owned {
@@ -435,11 +434,11 @@ pub struct QemuMachine {
 }
 
 impl QemuMachine {
-    /// QEMU booting `image` (see [`QemuTarget::start`]).
-    pub fn new(config: QemuConfig, image: PathBuf, shim: Option<Arc<Shim>>) -> QemuMachine {
+    /// QEMU booting the image of `spec` (see [`QemuTarget::start`]).
+    pub fn new(spec: QemuSpec) -> QemuMachine {
         QemuMachine {
-            config,
-            disks: Disks::Image { image, shim },
+            config: spec.config.clone(),
+            disks: Disks::Image(Box::new(spec)),
             running: None,
             network: None,
         }
@@ -495,7 +494,7 @@ impl QemuMachine {
 impl Target for QemuMachine {
     fn describe(&self) -> String {
         match &self.disks {
-            Disks::Image { image, .. } => format!("QEMU booting {}", image.display()),
+            Disks::Image(spec) => format!("QEMU booting {}", spec.image.display()),
             Disks::Owned { disks, .. } => format!("QEMU on {} disk(s)", disks.len()),
         }
     }
@@ -505,8 +504,8 @@ impl Target for QemuMachine {
             log.note(&super::qemu_disk::note(&self.config.root_disk));
             let (config, lan) = qemu_net::start_config(&self.config, self.network.as_ref());
             let (mut target, console) = match &self.disks {
-                Disks::Image { image, shim } => {
-                    QemuTarget::start(&config, image, shim.as_ref().map(|s| s.disk())).await
+                Disks::Image(spec) => {
+                    QemuTarget::start(&config, &spec.image, spec.shim.as_ref().map(|s| s.disk())).await
                 }
                 Disks::Owned { disks, resume: None } => QemuTarget::start_on_disks(&config, disks).await,
                 Disks::Owned {
@@ -545,7 +544,7 @@ impl Target for QemuMachine {
 
     fn snapshots(&mut self) -> Option<&mut dyn Snapshots> {
         match &self.disks {
-            Disks::Image { .. } => Some(self),
+            Disks::Image(_) => Some(self),
             Disks::Owned { .. } => None,
         }
     }
@@ -557,14 +556,10 @@ impl Target for QemuMachine {
 
 impl Snapshots for QemuMachine {
     fn spec(&self) -> QemuSpec {
-        let Disks::Image { image, shim } = &self.disks else {
+        let Disks::Image(spec) = &self.disks else {
             unreachable!("snapshots() is offered only on a machine booting an image");
         };
-        QemuSpec {
-            config: self.config.clone(),
-            image: image.clone(),
-            shim: shim.clone(),
-        }
+        (**spec).clone()
     }
 
     fn start_at<'a>(

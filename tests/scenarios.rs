@@ -6,7 +6,8 @@
 //! [`FIXTURE_NETWORK_SCENARIOS`] (`scenarios/network/`) that this checkout can build, and the
 //! user's image, if any:
 //!
-//! - `R2S_TEST_IMAGE`: a raw disk image (e.g. `result/sd-image/nixos-r2s.img`);
+//! - `R2S_TEST_IMAGE`: a disk image, raw or compressed as `nix build` leaves it (e.g.
+//!   `result/sd-image/nixos-r2s.img.zst`, unpacked once into the cache);
 //! - `R2S_TEST_SCENARIOS`: scenario files or directories, `:`-separated (default: the shipped
 //!   `scenarios/`);
 //! - `R2S_TEST_BOARD`: the board profile (default and, for now, only choice: `qemu-virt`);
@@ -35,6 +36,7 @@ use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, StartSnapshots, Suite};
 use r2s_harness::targets::qemu::{QemuConfig, QemuSpec};
 use r2s_harness::targets::TargetSpec;
+use r2s_harness::unpacked::{self, DiskImage};
 
 /// Which shipped scenarios a fixture is tested with.
 #[derive(Clone, Copy)]
@@ -134,12 +136,20 @@ fn user_trials() -> Vec<Trial> {
         return Vec::new();
     };
     let image = PathBuf::from(image);
-    let stem = name_part(
-        &image
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "image".to_owned()),
-    );
+    // `nixos-r2s.img.zst` and `nixos-r2s.img` are both `nixos-r2s`.
+    let file = image
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let file = [".zst", ".xz", ".gz", ".bz2"]
+        .iter()
+        .find_map(|suffix| file.strip_suffix(suffix))
+        .unwrap_or(&file);
+    let file = file
+        .strip_suffix(".img")
+        .or_else(|| file.strip_suffix(".raw"))
+        .unwrap_or(file);
+    let stem = name_part(if file.is_empty() { "image" } else { file });
     // Test names must be unique: an image named like a fixture is told apart by a prefix.
     let label = if r2s_images::fixtures().iter().any(|f| f.name == stem) {
         format!("user-{stem}")
@@ -198,14 +208,23 @@ fn name_part(text: &str) -> String {
 }
 
 fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Result<(), Failed> {
-    let (image, fallback_password) = match source {
+    let (opened, fallback_password) = match source {
         ImageSource::Fixture(name) => (
-            r2s_images::build(name, &r2s_images::default_cache_dir())
-                .map_err(|e| format!("building fixture {name}: {e}"))?,
+            DiskImage::AsIs(
+                r2s_images::build(name, &r2s_images::default_cache_dir())
+                    .map_err(|e| format!("building fixture {name}: {e}"))?,
+            ),
             Some(r2s_images::ROOT_PASSWORD.to_owned()),
         ),
-        ImageSource::User(path) => (path.clone(), None),
+        // A compressed image (`result/sd-image/*.img.zst`) is unpacked once into the cache;
+        // every trial's process takes the same disk.
+        ImageSource::User(path) => (
+            unpacked::open(path, r2s_harness::adapt::default_cache_dir().as_deref())
+                .map_err(|e| e.to_string())?,
+            None,
+        ),
     };
+    let image = opened.disk().to_owned();
     let menu_labels = image::check_bootable_image(&image).map_err(|e| e.to_string())?;
     let shim = adapt_for_qemu(&image)?;
     let page = transcripts.join(format!(
@@ -217,7 +236,7 @@ fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Resul
             config: QemuConfig::default(),
             image: image.clone(),
             shim,
-            unpacked_from: None,
+            unpacked_from: opened.unpacked_from(),
         }),
         transcripts,
         context: RunContext {

@@ -130,6 +130,8 @@ const TABLE_PREFIX: usize = 34 * 512;
 /// Blocks all of zero bytes are skipped, leaving a hole: sd-image's root file system is mostly
 /// empty.
 const BLOCK: usize = 64 << 10;
+/// A block of zeros to compare blocks with.
+static ZEROS: [u8; BLOCK] = [0; BLOCK];
 
 /// Unpacks `packing`-compressed `source` into `out` (an empty file), zero blocks as holes.
 pub fn unpack(
@@ -187,7 +189,9 @@ pub fn unpack_decoded(
             });
         }
         let chunk = &block[..filled];
-        if chunk.iter().all(|&b| b == 0) {
+        // A slice comparison is a memcmp, many times faster than a loop over the bytes, and
+        // the image is mostly zeros.
+        if chunk == &ZEROS[..chunk.len()] {
             out.seek(SeekFrom::Current(filled as i64))
                 .map_err(UnpackError::Write)?;
         } else {

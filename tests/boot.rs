@@ -212,6 +212,12 @@ fn kernel_panic_fails_fast() {
 }
 
 #[test]
+fn a_kernel_past_the_firmware_s_ramdisk_address_fails_fast_in_uboot() {
+    // Its header asks for 68 MiB from 0x40400000; QEMU's U-Boot loads the ramdisk 60 MiB above.
+    assert_fails_fast("broken-inspect-kernel-size", "ERROR: RD image overlaps OS image");
+}
+
+#[test]
 fn missing_initrd_fails_fast_in_uboot() {
     assert_fails_fast("broken-initrd-missing", "for failure retrieving initrd");
 }

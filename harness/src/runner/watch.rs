@@ -90,6 +90,12 @@ pub fn builtin_fatal() -> Vec<Watch> {
         literal(Fatal, "### ERROR ### Please RESET the board ###"),
         literal(Fatal, "Synchronous Abort"),
         literal(Fatal, "Retry count exceeded"),
+        // booti refuses a kernel whose header's image_size reaches the ramdisk's or the
+        // device tree's load address (`ERROR: RD image overlaps OS image (OS=…)`): a kernel
+        // that outgrew the firmware's load addresses. sysboot then tries every other entry
+        // and gives up (`EXTLINUX FAILED: continuing...`), and distro boot ends at the prompt.
+        literal(Fatal, "image overlaps OS image"),
+        literal(Fatal, "EXTLINUX FAILED"),
         literal(Fatal, "Resetting CPU"),
         literal(Fatal, "Kernel panic - not syncing"),
         literal(Fatal, "Unable to handle kernel"),

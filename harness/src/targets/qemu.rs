@@ -559,7 +559,12 @@ impl Snapshots for QemuMachine {
         let Disks::Image(spec) = &self.disks else {
             unreachable!("snapshots() is offered only on a machine booting an image");
         };
-        (**spec).clone()
+        // The machine's own configuration, not the spec's: attaching a network gave it NICs,
+        // and a snapshot's key must tell a machine with NICs from one without.
+        QemuSpec {
+            config: self.config.clone(),
+            ..(**spec).clone()
+        }
     }
 
     fn start_at<'a>(

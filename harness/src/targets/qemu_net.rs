@@ -410,4 +410,21 @@ mod tests {
             "ifname=end0:52:54:00:52:32:01 ifname=enu1:52:54:00:52:32:02"
         );
     }
+
+    #[test]
+    fn a_machine_given_a_network_offers_its_snapshots_a_configuration_with_nics() {
+        use crate::targets::{QemuSpec, Snapshots};
+        let spec = QemuSpec {
+            config: QemuConfig::default(),
+            image: "disk.img".into(),
+            shim: None,
+            unpacked_from: None,
+        };
+        let mut machine = QemuMachine::new(spec);
+        assert!(!machine.spec().config.nics);
+        machine.attach(&NetworkSpec { forwards: Vec::new() });
+        // A snapshot's key is made from this configuration: a machine with NICs must not
+        // share snapshots with one without.
+        assert!(machine.spec().config.nics);
+    }
 }

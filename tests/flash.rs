@@ -76,6 +76,37 @@ fn an_image_that_passed_is_written_to_a_file_byte_for_byte() {
 }
 
 #[test]
+fn a_zstd_image_as_nix_build_leaves_it_is_written_unpacked_byte_for_byte() {
+    let dir = temp_dir();
+    let raw = fixture("r2s-first-boot");
+    let image = dir.path().join("nixos-sd-image.img.zst");
+    let packed = std::process::Command::new("zstd")
+        .args(["-q", "-1", "-T2", "-c"])
+        .arg(&raw)
+        .output()
+        .unwrap();
+    assert!(packed.status.success());
+    std::fs::write(&image, packed.stdout).unwrap();
+    let card = dir.path().join("card.img");
+    let cache = dir.path().join("cache");
+    let run = flash(
+        &[os(&image), os(&card), os("--no-boot"), os("--yes")],
+        &[
+            ("TMPDIR", dir.path().as_os_str()),
+            ("R2S_CACHE_DIR", cache.as_os_str()),
+        ],
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(
+        run.stderr
+            .contains(&format!("{} is zstd-compressed: unpacked to ", image.display())),
+        "{}",
+        run.explain()
+    );
+    assert_eq!(sha256(&card), sha256(&raw));
+}
+
+#[test]
 fn an_image_failing_inspect_is_not_written() {
     let dir = temp_dir();
     let card = dir.path().join("card.img");

@@ -91,9 +91,12 @@ async fn flash_checked(args: &FlashArgs) -> Result<(), Stop> {
             };
             let card = card_for(device);
             card.check_terminal()?;
-            let pieces = vec![flash::image_piece(image).map_err(Stop::error)?];
+            // A compressed image is written from the disk unpacked into the cache, which the
+            // checks and the boot below read too.
+            let disk = run::open_image(image, None).map_err(Stop::error)?;
+            let pieces = vec![flash::image_piece(disk.disk()).map_err(Stop::error)?];
             card.check_early(&pieces)?;
-            inspect_for(image, &board)?;
+            inspect_for(disk.disk(), &board)?;
             if args.no_boot {
                 println!("scenarios under QEMU: skipped (--no-boot)");
             } else {
@@ -131,9 +134,10 @@ pub(super) async fn flash_before_run(args: &RunArgs, image: &Path) -> Result<(),
             flip_byte: None,
         };
         card.check_terminal()?;
-        let pieces = vec![flash::image_piece(image).map_err(Stop::error)?];
+        let disk = run::open_image(image, args.cache_dir.as_deref()).map_err(Stop::error)?;
+        let pieces = vec![flash::image_piece(disk.disk()).map_err(Stop::error)?];
         card.check_early(&pieces)?;
-        inspect_for(image, &board)?;
+        inspect_for(disk.disk(), &board)?;
         card.write(&pieces, Layout::Image).await
     };
     flashed.await.map_err(|stop| {

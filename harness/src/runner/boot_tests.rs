@@ -361,3 +361,49 @@ async fn boot_failure_lines_a_command_prints_at_the_shell_are_not_fatal() {
     .await;
     run.assert_passed();
 }
+
+#[tokio::test]
+async fn u_boot_back_at_its_prompt_after_the_skipped_autoboot_fails_at_once_naming_its_last_error() {
+    let ctx = RunContext {
+        countdowns: CountdownPolicy {
+            skip: true,
+            menu_default: None,
+        },
+        ..RunContext::default()
+    };
+    let text = "name = \"b\"\ntimeout = \"60s\"\n[[steps]]\nexpect = \"login:\"\n";
+    let started = Instant::now();
+    let run = super::shell_tests::run_scripted_in(
+        ctx,
+        ConsoleAt::PowerOn,
+        text,
+        |mut io: DuplexStream, _| async move {
+            let _ = io
+                .write_all(b"U-Boot 2023.01\r\nHit any key to stop autoboot:  2 ")
+                .await;
+            let mut key = [0u8; 1];
+            let _ = tokio::io::AsyncReadExt::read_exact(&mut io, &mut key).await;
+            let _ = io.write_all(b"\x08\x08\x08 0 \r\n=> ").await;
+            let command = read_line(&mut io).await;
+            assert_eq!(String::from_utf8_lossy(&command).trim(), "run bootcmd");
+            let _ = io
+            .write_all(
+                b"run bootcmd\r\nScanning virtio 0:1...\r\nCard did not respond to voltage select! : -110\r\n\
+                  No ethernet found.\r\n=> ",
+            )
+            .await;
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        },
+    )
+    .await;
+    assert_eq!(
+        run.failure().reason.to_string(),
+        "U-Boot gave up on the image: it is back at its prompt after running bootcmd, before any kernel started; \
+         its last error: No ethernet found."
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -123,6 +123,9 @@ enum Phase {
     Prompt,
     /// Waiting for the menu to type the default's number.
     Menu(usize),
+    /// Typed `run bootcmd` (and the menu's number): U-Boot's prompt again before the kernel
+    /// starts means it gave up on the image, and nobody will type at it.
+    Booting,
 }
 
 /// Acts on the countdowns as a run's console reaches them; lives in the [`Session`].
@@ -150,7 +153,7 @@ impl Skipper {
     pub(super) fn pattern(&self) -> Pattern {
         Pattern::literal(match self.phase {
             Phase::Autoboot => AUTOBOOT,
-            Phase::Prompt => UBOOT_PROMPT,
+            Phase::Prompt | Phase::Booting => UBOOT_PROMPT,
             Phase::Menu(_) => MENU_PROMPT,
         })
     }
@@ -169,10 +172,10 @@ impl Skipper {
             Phase::Prompt => {
                 let line = format!("{BOOT_COMMAND}\r");
                 s.send(line.as_bytes(), line.as_bytes()).await?;
-                match self.menu {
-                    Some(number) => self.phase = Phase::Menu(number),
-                    None => return Ok(None),
-                }
+                self.phase = match self.menu {
+                    Some(number) => Phase::Menu(number),
+                    None => Phase::Booting,
+                };
             }
             Phase::Menu(number) => {
                 let line = format!("{number}\r");
@@ -181,11 +184,47 @@ impl Skipper {
                     "countdown skipped: extlinux menu entry {number} (its DEFAULT, which the timeout would choose) chosen at once"
                 ));
                 s.mark_skipped_wait(SkippedWait::Menu);
-                return Ok(None);
+                self.phase = Phase::Booting;
+            }
+            Phase::Booting => {
+                return Err(FailReason::Check {
+                    detail: format!(
+                        "U-Boot gave up on the image: it is back at its prompt after running bootcmd, before any \
+                         kernel started; its last error: {}",
+                        last_error(&s.recent_lines())
+                    ),
+                });
             }
         }
         Ok(Some(self))
     }
+}
+
+/// The last line of U-Boot's that reads like an error, else its last line with any text.
+fn last_error(lines: &[String]) -> String {
+    let text = |line: &&String| !line.trim().is_empty() && line.trim() != UBOOT_PROMPT.trim();
+    let error = |line: &&String| {
+        let lower = line.to_ascii_lowercase();
+        [
+            "error",
+            "fail",
+            "not found",
+            "cannot",
+            "can't",
+            "bad ",
+            "missing",
+            "no ",
+        ]
+        .iter()
+        .any(|word| lower.contains(word))
+    };
+    let mut candidates = lines.iter().rev().filter(text);
+    let last = candidates.clone().next();
+    candidates
+        .find(error)
+        .or(last)
+        .map(|line| line.trim().to_owned())
+        .unwrap_or_else(|| "(nothing printed)".to_owned())
 }
 
 #[cfg(test)]

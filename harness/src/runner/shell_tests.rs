@@ -97,6 +97,15 @@ where
     F: FnOnce(DuplexStream, UnboundedSender<Heard>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    run_scripted_in(RunContext::default(), at, text, board).await
+}
+
+/// [`run_scripted`] with the run's context `ctx` (its fallback password set to `pw-42`).
+pub(super) async fn run_scripted_in<F, Fut>(ctx: RunContext, at: ConsoleAt, text: &str, board: F) -> ShellRun
+where
+    F: FnOnce(DuplexStream, UnboundedSender<Heard>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let scenario = scenario::parse(text, Path::new("s.toml")).expect("valid scenario");
     let (tell, mut heard) = unbounded_channel();
     let mut console = scripted(64 * 1024, move |io| board(io, tell));
@@ -104,7 +113,7 @@ where
     let mut transcript = Transcript::create(dir.path(), "t", "t").unwrap();
     let ctx = RunContext {
         fallback_password: Some("pw-42".to_owned()),
-        ..RunContext::default()
+        ..ctx
     };
     let out = run_scenario_at(
         at,

@@ -212,12 +212,16 @@ fn unpack_into(
     limits: UnpackLimits,
 ) -> Result<(), OpenImageErrorKind> {
     let source = std::fs::File::open(image).map_err(OpenImageErrorKind::Read)?;
+    // Failing to make the disk is the cache's (or scratch directory's) fault, not the image's.
     let mut out = std::fs::File::options()
         .write(true)
         .create(true)
         .truncate(true)
         .open(disk)
-        .map_err(OpenImageErrorKind::Read)?;
+        .map_err(|source| OpenImageErrorKind::Cache {
+            dir: disk.parent().unwrap_or(disk).to_owned(),
+            source,
+        })?;
     packed::unpack(packing, source, &mut out, limits)
         .map_err(|source| OpenImageErrorKind::Unpack { packing, source })?;
     Ok(())

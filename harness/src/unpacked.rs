@@ -169,7 +169,13 @@ pub fn open_within(
             })
         })?;
         let disk = dir.path().join("disk.raw");
-        unpack_into(image, packing, &disk, limits).map_err(fail)?;
+        let mut out = std::fs::File::create(&disk).map_err(|source| {
+            fail(OpenImageErrorKind::Cache {
+                dir: dir.path().to_owned(),
+                source,
+            })
+        })?;
+        unpack_into(image, packing, &mut out, limits).map_err(fail)?;
         return Ok(unpacked(UnpackedDisk::Scratch { _dir: dir, disk }, true));
     };
     let cache = DiskCache::new(&cache_dir.join("unpacked"), KEEP);
@@ -187,11 +193,11 @@ pub fn open_within(
     if let Some(held) = cache.get(&key) {
         return Ok(unpacked(UnpackedDisk::Cached(held), false));
     }
-    let staged = tempfile::Builder::new()
+    let mut staged = tempfile::Builder::new()
         .prefix(".unpacking-")
         .tempfile_in(cache.dir())
         .map_err(cache_error)?;
-    unpack_into(image, packing, staged.path(), limits).map_err(fail)?;
+    unpack_into(image, packing, staged.as_file_mut(), limits).map_err(fail)?;
     let held = cache.put(&key, staged.path()).map_err(cache_error)?;
     Ok(unpacked(UnpackedDisk::Cached(held), true))
 }
@@ -208,21 +214,11 @@ fn key(image: &Path) -> std::io::Result<String> {
 fn unpack_into(
     image: &Path,
     packing: Packing,
-    disk: &Path,
+    out: &mut std::fs::File,
     limits: UnpackLimits,
 ) -> Result<(), OpenImageErrorKind> {
     let source = std::fs::File::open(image).map_err(OpenImageErrorKind::Read)?;
-    // Failing to make the disk is the cache's (or scratch directory's) fault, not the image's.
-    let mut out = std::fs::File::options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(disk)
-        .map_err(|source| OpenImageErrorKind::Cache {
-            dir: disk.parent().unwrap_or(disk).to_owned(),
-            source,
-        })?;
-    packed::unpack(packing, source, &mut out, limits)
+    packed::unpack(packing, source, out, limits)
         .map_err(|source| OpenImageErrorKind::Unpack { packing, source })?;
     Ok(())
 }

@@ -410,8 +410,13 @@ impl TargetKind for QemuSpec {
 /// What a [`QemuMachine`] boots.
 #[derive(Clone)]
 enum Disks {
-    /// A raw image behind a private overlay, and the adaptation shim U-Boot boots from, if any.
-    Image(Box<QemuSpec>),
+    /// A raw image behind a private overlay, and the adaptation shim U-Boot boots from, if any
+    /// (the rest of a [`QemuSpec`] but its configuration, which is the machine's own).
+    Image {
+        image: PathBuf,
+        shim: Option<Arc<Shim>>,
+        unpacked_from: Option<PathBuf>,
+    },
     /// qcow2 disks the caller owns, written in place (the priming boot's), started from
     /// power-on or from the internal snapshot `resume`.
     Owned {
@@ -436,9 +441,19 @@ pub struct QemuMachine {
 impl QemuMachine {
     /// QEMU booting the image of `spec` (see [`QemuTarget::start`]).
     pub fn new(spec: QemuSpec) -> QemuMachine {
+        let QemuSpec {
+            config,
+            image,
+            shim,
+            unpacked_from,
+        } = spec;
         QemuMachine {
-            config: spec.config.clone(),
-            disks: Disks::Image(Box::new(spec)),
+            config,
+            disks: Disks::Image {
+                image,
+                shim,
+                unpacked_from,
+            },
             running: None,
             network: None,
         }
@@ -494,7 +509,7 @@ impl QemuMachine {
 impl Target for QemuMachine {
     fn describe(&self) -> String {
         match &self.disks {
-            Disks::Image(spec) => format!("QEMU booting {}", spec.image.display()),
+            Disks::Image { image, .. } => format!("QEMU booting {}", image.display()),
             Disks::Owned { disks, .. } => format!("QEMU on {} disk(s)", disks.len()),
         }
     }
@@ -504,8 +519,8 @@ impl Target for QemuMachine {
             log.note(&super::qemu_disk::note(&self.config.root_disk));
             let (config, lan) = qemu_net::start_config(&self.config, self.network.as_ref());
             let (mut target, console) = match &self.disks {
-                Disks::Image(spec) => {
-                    QemuTarget::start(&config, &spec.image, spec.shim.as_ref().map(|s| s.disk())).await
+                Disks::Image { image, shim, .. } => {
+                    QemuTarget::start(&config, image, shim.as_ref().map(|s| s.disk())).await
                 }
                 Disks::Owned { disks, resume: None } => QemuTarget::start_on_disks(&config, disks).await,
                 Disks::Owned {
@@ -544,7 +559,7 @@ impl Target for QemuMachine {
 
     fn snapshots(&mut self) -> Option<&mut dyn Snapshots> {
         match &self.disks {
-            Disks::Image(_) => Some(self),
+            Disks::Image { .. } => Some(self),
             Disks::Owned { .. } => None,
         }
     }
@@ -556,14 +571,21 @@ impl Target for QemuMachine {
 
 impl Snapshots for QemuMachine {
     fn spec(&self) -> QemuSpec {
-        let Disks::Image(spec) = &self.disks else {
+        let Disks::Image {
+            image,
+            shim,
+            unpacked_from,
+        } = &self.disks
+        else {
             unreachable!("snapshots() is offered only on a machine booting an image");
         };
-        // The machine's own configuration, not the spec's: attaching a network gave it NICs,
-        // and a snapshot's key must tell a machine with NICs from one without.
+        // The machine's configuration is the one copy: attaching a network gives it NICs, and
+        // a snapshot's key must tell a machine with NICs from one without.
         QemuSpec {
             config: self.config.clone(),
-            ..(**spec).clone()
+            image: image.clone(),
+            shim: shim.clone(),
+            unpacked_from: unpacked_from.clone(),
         }
     }
 

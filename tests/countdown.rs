@@ -245,3 +245,57 @@ fn a_login_start_skips_both_countdowns_on_the_way_to_the_login_prompt() {
     let raw = std::fs::read(transcripts.join("shell-checks.raw")).unwrap();
     assert!(!has_tick(&raw), "the countdown ran its seconds");
 }
+
+/// NixOS 24.11's extlinux.conf for `boot.loader.timeout = 0`: a menu that waits for a key
+/// forever. The board hangs there; under QEMU nothing types past it either.
+const MENU_WAITS: &str = "broken-inspect-extlinux-menu-wait";
+
+/// A limit far beyond what failing at the menu takes, well short of the scenario's timeout.
+const AT_ONCE: Duration = Duration::from_secs(150);
+
+fn run_menu_waits(dir: &Path, extra_keys: &str, extra: &[&OsStr]) -> Finished {
+    let scenario = dir.join("to-kernel.toml");
+    std::fs::write(
+        &scenario,
+        format!("name = \"to-kernel\"\ntimeout = \"10m\"\n[[steps]]\n{extra_keys}\n[[steps]]\nexpect = \"Starting kernel ...\"\n"),
+    )
+    .unwrap();
+    run_image(
+        &fixture(MENU_WAITS),
+        &dir.join("transcripts"),
+        extra,
+        &scenario,
+        LIMIT * 4,
+    )
+}
+
+#[test]
+fn a_menu_that_waits_forever_fails_at_the_menu_instead_of_being_typed_past() {
+    for extra in [&[][..], &[OsStr::new("--real-time-boot")][..]] {
+        let dir = temp_dir();
+        let run = run_menu_waits(dir.path(), "expect = \"U-Boot\"", extra);
+        assert_eq!(run.code(), Some(1), "{}", run.explain());
+        assert!(
+            run.stdout.contains(
+                "the extlinux menu (3 entries, TIMEOUT -10) waits at `Enter choice:` for a key without limit"
+            ),
+            "{}",
+            run.explain()
+        );
+        assert!(
+            run.stdout.contains("boot.loader.timeout = 1"),
+            "{}",
+            run.explain()
+        );
+        assert!(run.elapsed < AT_ONCE, "took {:?}: {}", run.elapsed, run.explain());
+        let log = std::fs::read_to_string(dir.path().join("transcripts/to-kernel.log")).unwrap();
+        assert!(!log.contains("countdown skipped: extlinux menu"), "{log}");
+    }
+}
+
+#[test]
+fn a_menu_step_chooses_at_a_menu_that_waits_forever_and_the_boot_goes_on() {
+    let dir = temp_dir();
+    let run = run_menu_waits(dir.path(), "menu = 2", &[]);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+}

@@ -113,6 +113,8 @@ broken! {
         [("extlinux-keywords", "warn")];
     extlinux_default_fixture_fails_extlinux_default: "broken-inspect-extlinux-default" => 1,
         [("extlinux-default", "fail")];
+    extlinux_menu_wait_fixture_fails_extlinux_menu_wait: "broken-inspect-extlinux-menu-wait" => 1,
+        [("extlinux-menu-wait", "fail")];
     // Without a readable kernel, nothing says whether PL011 is built in.
     kernel_fixture_fails_kernel: "broken-inspect-kernel" => 1,
         [("kernel", "fail"), ("qemu-console", "warn")];

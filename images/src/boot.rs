@@ -184,7 +184,7 @@ fn stale_init() -> String {
     )
 }
 
-/// `conf` with the text breakages applied: a changed `DEFAULT`, an extra line after `TIMEOUT`,
+/// `conf` with the text breakages applied: a changed `DEFAULT` or `TIMEOUT`, an extra line after `TIMEOUT`,
 /// and `console=`, `root=` or `init=` replaced in every `APPEND`.
 fn edit_conf(conf: &str, breakage: Breakage) -> String {
     let replaced_param = match breakage {
@@ -198,6 +198,7 @@ fn edit_conf(conf: &str, breakage: Breakage) -> String {
         match (keyword, breakage, &replaced_param) {
             ("DEFAULT", Breakage::Default(label), _) => out.push_str(&format!("DEFAULT {label}")),
             ("TIMEOUT", Breakage::ExtlinuxLine(extra), _) => out.push_str(&format!("{line}\n{extra}")),
+            ("TIMEOUT", Breakage::MenuTimeout(tenths), _) => out.push_str(&format!("TIMEOUT {tenths}")),
             ("APPEND", _, Some(param)) => {
                 let key = param.split('=').next().unwrap_or("");
                 let indent = &line[..line.len() - line.trim_start().len()];

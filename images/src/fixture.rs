@@ -93,6 +93,11 @@ pub const FIXTURES: &[FixtureInfo] = &[
         description: "r2s-generations whose extlinux.conf says `DEFAULT nixos-42`, a label it does not have",
     },
     FixtureInfo {
+        name: "broken-inspect-extlinux-menu-wait",
+        description: "r2s-generations whose extlinux.conf says `TIMEOUT -10` under its `MENU TITLE`, as NixOS \
+                      24.11 wrote for boot.loader.timeout = 0: U-Boot's menu waits for a key forever",
+    },
+    FixtureInfo {
         name: "broken-inspect-kernel",
         description: "r2s-generations without the kernel file the entries name",
     },
@@ -203,6 +208,8 @@ pub enum Breakage {
     ExtlinuxLine(&'static str),
     /// extlinux.conf's `DEFAULT` names this label.
     Default(&'static str),
+    /// extlinux.conf's `TIMEOUT` is this number.
+    MenuTimeout(i32),
     /// The kernel file is left off the boot filesystem.
     KernelMissing,
     /// The kernel file is the Image gzip-compressed.
@@ -256,6 +263,7 @@ pub fn recipe(name: &str) -> Option<Recipe> {
         "broken-inspect-extlinux-conf" => (BOARD, B::ExtlinuxConfMissing),
         "broken-inspect-extlinux-keywords" => (BOARD, B::ExtlinuxLine("UI menu.c32")),
         "broken-inspect-extlinux-default" => (BOARD, B::Default("nixos-42")),
+        "broken-inspect-extlinux-menu-wait" => (BOARD, B::MenuTimeout(-10)),
         "broken-inspect-kernel" => (BOARD, B::KernelMissing),
         "broken-inspect-kernel-format" => (BOARD, B::KernelGzipped),
         "broken-inspect-kernel-size" => (BOARD, B::KernelImageSize(68 << 20)),

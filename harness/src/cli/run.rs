@@ -195,7 +195,7 @@ fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<Setup,
         target: spec,
         transcripts: args.transcripts.clone(),
         context: RunContext {
-            countdowns: countdown_policy(args, image_menu_default(disk.as_ref().map(DiskImage::disk))),
+            countdowns: countdown_policy(args, disk.as_ref().map(DiskImage::disk)),
             menu_labels,
             ..RunContext::default()
         },
@@ -222,7 +222,7 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
     };
     let image = disk.disk().to_owned();
     let labels = image::check_bootable_image(&image)?;
-    let menu_default = image_menu_default(Some(&image));
+    let countdowns = countdown_policy(args, Some(&image));
     let (shim, setup) = if args.no_adapt {
         let off = "adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written";
         println!("{off}");
@@ -260,7 +260,7 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
         }),
         transcripts: args.transcripts.clone(),
         context: RunContext {
-            countdowns: countdown_policy(args, menu_default),
+            countdowns,
             menu_labels: Some(labels),
             fallback_password,
             pacing: board.pacing,
@@ -313,19 +313,20 @@ pub(super) fn tell_root_disk(choice: &disk_bus::Choice) -> Vec<String> {
 }
 
 /// Whether this run skips the boot's countdowns: unless `--real-time-boot`. A board's profile
-/// must also opt in (the target adds that).
-fn countdown_policy(args: &RunArgs, menu_default: Option<usize>) -> CountdownPolicy {
+/// must also opt in (the target adds that). From the image's extlinux.conf: the menu number of
+/// its `DEFAULT`, which the menu's timeout chooses (`None` when the image does not say: the
+/// menu then runs its timeout), and whether its menu waits for a key without limit.
+fn countdown_policy(args: &RunArgs, image: Option<&Path>) -> CountdownPolicy {
+    let config = image
+        .and_then(|image| image::boot_config::find(image).ok())
+        .map(|found| found.config);
     CountdownPolicy {
         skip: !args.real_time_boot,
-        menu_default,
+        menu_default: config
+            .as_ref()
+            .and_then(|c| c.menu_number(&c.default_label()?.name)),
+        menu_waits: config.as_ref().and_then(|c| c.menu_waits_forever()),
     }
-}
-
-/// The menu number of the image's extlinux.conf `DEFAULT`, which the menu's timeout chooses;
-/// `None` when the image does not say (the menu then runs its timeout).
-fn image_menu_default(image: Option<&Path>) -> Option<usize> {
-    let config = image::boot_config::find(image?).ok()?.config;
-    config.menu_number(&config.default_label()?.name)
 }
 
 async fn build_default_fixture() -> Result<PathBuf, SetupError> {

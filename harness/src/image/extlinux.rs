@@ -75,6 +75,37 @@ impl Label {
     }
 }
 
+/// A menu that waits for a key without limit ([`Config::menu_waits_forever`]): what `inspect`
+/// fails and what a power-on run under QEMU fails with instead of typing past it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MenuWait {
+    /// `TIMEOUT` as written, if any.
+    pub timeout: Option<i32>,
+    /// How many entries the menu shows.
+    pub entries: usize,
+}
+
+impl MenuWait {
+    /// How to make the menu choose by itself.
+    pub const FIX: &'static str = "NixOS 25.05 and later write no menu for boot.loader.timeout = 0; \
+         on an older release set boot.loader.timeout = 1 (the menu then boots its DEFAULT after a second)";
+}
+
+impl fmt::Display for MenuWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let timeout = match self.timeout {
+            Some(t) => format!("TIMEOUT {t}"),
+            None => "no TIMEOUT".to_owned(),
+        };
+        write!(
+            f,
+            "the extlinux menu ({} entries, {timeout}) waits at `Enter choice:` for a key without limit: \
+             on the board nobody types and it never boots",
+            self.entries
+        )
+    }
+}
+
 /// An extlinux.conf U-Boot refuses as a whole ("Error parsing config file").
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]
@@ -125,6 +156,20 @@ impl Config {
     pub fn menu_timeout_secs(&self) -> u32 {
         self.timeout
             .map_or(0, |t| u32::try_from(t).unwrap_or(0).div_ceil(10))
+    }
+
+    /// Whether U-Boot's menu would wait for a key without limit: a menu is shown (a top-level
+    /// `MENU` line or `PROMPT 1`), it has more than one entry (U-Boot boots a lone entry
+    /// without asking) and `TIMEOUT` is absent, zero or negative (U-Boot rounds it to whole
+    /// seconds, and 0 means no limit). NixOS 24.11 wrote such a file for
+    /// `boot.loader.timeout = 0`; on the board nobody types, and the board hangs at
+    /// `Enter choice:`.
+    pub fn menu_waits_forever(&self) -> Option<MenuWait> {
+        let waits = self.prompt && self.labels.len() > 1 && self.timeout.is_none_or(|t| t <= 0);
+        waits.then_some(MenuWait {
+            timeout: self.timeout,
+            entries: self.labels.len(),
+        })
     }
 
     /// Writes an extlinux.conf that U-Boot reads into the same configuration (lines, unknown

@@ -4,6 +4,7 @@
 use super::include::IncludeProblem;
 use super::report::{Check, CheckName};
 use crate::image::boot_config::{Found, SEARCH_PATHS};
+use crate::image::extlinux::MenuWait;
 use crate::image::{Config, ImageError};
 
 /// Where distro boot looks, for reports.
@@ -113,6 +114,32 @@ pub fn check_keywords(found: &Found) -> Check {
     )
 }
 
+/// The menu chooses by itself ([`Config::menu_waits_forever`]): a board that waits at
+/// `Enter choice:` for a key nobody types never boots.
+pub fn check_menu_wait(found: &Found) -> Check {
+    let config: &Config = &found.config;
+    let location = format!("partition {}: {} TIMEOUT", found.partition, found.path);
+    if let Some(wait) = config.menu_waits_forever() {
+        return Check::fail(
+            CheckName::ExtlinuxMenuWait,
+            location,
+            wait.to_string(),
+            MenuWait::FIX,
+        );
+    }
+    let detail = if !config.prompt {
+        "no menu: U-Boot boots the DEFAULT at once".to_owned()
+    } else if config.labels.len() <= 1 {
+        "one entry: U-Boot boots it without showing the menu".to_owned()
+    } else {
+        format!(
+            "the menu boots its DEFAULT after {} s without a key",
+            config.menu_timeout_secs()
+        )
+    };
+    Check::pass(CheckName::ExtlinuxMenuWait, location, detail)
+}
+
 /// `DEFAULT` (or `ONTIMEOUT`, or `MENU DEFAULT`) names a label of the file. Without any, U-Boot
 /// tries the labels in order, which is fine.
 pub fn check_default(found: &Found) -> Check {
@@ -207,6 +234,63 @@ mod tests {
         let check = check_conf(Ok(&found(GOOD)), Some(&IncludeProblem::TooMany));
         assert_eq!(check.status, Status::Fail);
         assert_eq!(check.message, "U-Boot rejects it: more than 256 included files");
+    }
+
+    /// Two labels under a menu title, with this TIMEOUT line (or none).
+    fn menu_with(timeout: &str) -> String {
+        format!("DEFAULT a\nMENU TITLE ----\n{timeout}\nLABEL a\n  LINUX /Image\nLABEL b\n  LINUX /Image\n")
+    }
+
+    #[test]
+    fn a_menu_with_a_zero_negative_or_missing_timeout_fails_menu_wait_with_the_fix() {
+        for (timeout, said) in [
+            ("TIMEOUT -10", "TIMEOUT -10"),
+            ("TIMEOUT 0", "TIMEOUT 0"),
+            ("", "no TIMEOUT"),
+        ] {
+            let check = check_menu_wait(&found(&menu_with(timeout)));
+            assert_eq!(check.status, Status::Fail, "{timeout}");
+            assert_eq!(
+                check.message,
+                format!(
+                    "the extlinux menu (2 entries, {said}) waits at `Enter choice:` for a key without limit: \
+                     on the board nobody types and it never boots"
+                )
+            );
+            assert!(
+                check
+                    .hint
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("boot.loader.timeout = 1"),
+                "{check:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_menu_that_times_out_one_entry_or_no_menu_passes_menu_wait() {
+        for (conf, said) in [
+            (
+                menu_with("TIMEOUT 30"),
+                "the menu boots its DEFAULT after 3 s without a key",
+            ),
+            (
+                GOOD.replace("TIMEOUT 30", "TIMEOUT -10"),
+                "no menu: U-Boot boots the DEFAULT at once",
+            ),
+            (
+                format!("MENU TITLE x\nTIMEOUT -10\n{GOOD}"),
+                "one entry: U-Boot boots it without showing the menu",
+            ),
+        ] {
+            let check = check_menu_wait(&found(&conf));
+            assert_eq!(
+                (check.status, check.message.as_str()),
+                (Status::Pass, said),
+                "{conf}"
+            );
+        }
     }
 
     #[test]

@@ -136,6 +136,7 @@ pub fn inspect_for(image: &Path, profile: &Profile) -> Result<Report, ImageError
     if let Ok(found) = &found {
         checks.push(extlinux::check_keywords(found));
         checks.push(extlinux::check_default(found));
+        checks.push(extlinux::check_menu_wait(found));
         let ctx = Context {
             profile,
             parts: &parts,

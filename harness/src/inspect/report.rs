@@ -53,6 +53,8 @@ check_names! {
     ExtlinuxKeywords = "extlinux-keywords",
     /// `DEFAULT` names a label of the file.
     ExtlinuxDefault = "extlinux-default",
+    /// The extlinux menu chooses by itself: no menu that waits for a key without limit.
+    ExtlinuxMenuWait = "extlinux-menu-wait",
     /// The entry's `LINUX`/`KERNEL` file exists.
     Kernel = "kernel",
     /// The kernel is a raw arm64 Image.

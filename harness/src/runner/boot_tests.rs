@@ -367,7 +367,7 @@ async fn u_boot_back_at_its_prompt_after_the_skipped_autoboot_fails_at_once_nami
     let ctx = RunContext {
         countdowns: CountdownPolicy {
             skip: true,
-            menu_default: None,
+            ..CountdownPolicy::default()
         },
         ..RunContext::default()
     };

@@ -14,6 +14,7 @@
 //! need: see [`Countdowns::for_steps`].
 
 use crate::console::Pattern;
+use crate::image::extlinux::MenuWait;
 use crate::scenario::{Action, Step};
 
 use super::outcome::FailReason;
@@ -35,6 +36,9 @@ pub struct CountdownPolicy {
     pub skip: bool,
     /// The menu number of the extlinux.conf's `DEFAULT` entry, when known from the image.
     pub menu_default: Option<usize>,
+    /// The image's menu waits for a key without limit: nobody types on the board, so a run
+    /// that reaches it without a step that chooses fails there, skipping or not.
+    pub menu_waits: Option<MenuWait>,
 }
 
 /// A wait the skipper cut short, as transcripts, timings and baselines name it.
@@ -63,6 +67,9 @@ pub struct Countdowns {
     pub autoboot: bool,
     /// Type this menu entry number at the extlinux menu at once.
     pub menu: Option<usize>,
+    /// Fail at the extlinux menu, which would wait for a key without limit and no step
+    /// chooses.
+    pub menu_waits: Option<MenuWait>,
 }
 
 impl Countdowns {
@@ -70,6 +77,7 @@ impl Countdowns {
     pub const REAL_TIME: Countdowns = Countdowns {
         autoboot: false,
         menu: None,
+        menu_waits: None,
     };
 
     /// What `policy` skips for a run whose steps are `steps`: every countdown but those a step
@@ -89,12 +97,11 @@ impl Countdowns {
         real_time_boot: bool,
         actions: impl IntoIterator<Item = &'a Action>,
     ) -> Countdowns {
-        if !policy.skip || real_time_boot {
-            return Countdowns::REAL_TIME;
-        }
+        let skip = policy.skip && !real_time_boot;
         let mut countdowns = Countdowns {
-            autoboot: true,
-            menu: policy.menu_default,
+            autoboot: skip,
+            menu: policy.menu_default.filter(|_| skip),
+            menu_waits: policy.menu_waits,
         };
         for action in actions {
             let need = action.kind().countdowns();
@@ -103,6 +110,7 @@ impl Countdowns {
             }
             if need.menu() {
                 countdowns.menu = None;
+                countdowns.menu_waits = None;
             }
         }
         countdowns
@@ -123,6 +131,8 @@ enum Phase {
     Prompt,
     /// Waiting for the menu to type the default's number.
     Menu(usize),
+    /// Waiting for a menu that waits for a key without limit, to fail there.
+    MenuWaits(MenuWait),
     /// Typed `run bootcmd` (and the menu's number): U-Boot's prompt again before the kernel
     /// starts means it gave up on the image, and nobody will type at it.
     Booting,
@@ -133,20 +143,31 @@ enum Phase {
 pub struct Skipper {
     phase: Phase,
     menu: Option<usize>,
+    menu_waits: Option<MenuWait>,
 }
 
 impl Skipper {
-    /// A skipper for `countdowns`, or `None` when nothing is skipped.
+    /// A skipper for `countdowns`, or `None` when nothing is skipped or watched for.
     pub fn new(countdowns: Countdowns) -> Option<Skipper> {
         let phase = if countdowns.autoboot {
             Phase::Autoboot
         } else {
-            Phase::Menu(countdowns.menu?)
+            Skipper::menu_phase(countdowns.menu_waits, countdowns.menu)?
         };
         Some(Skipper {
             phase,
             menu: countdowns.menu,
+            menu_waits: countdowns.menu_waits,
         })
+    }
+
+    /// What the skipper watches the menu for: one that waits forever, else to type `menu`.
+    fn menu_phase(menu_waits: Option<MenuWait>, menu: Option<usize>) -> Option<Phase> {
+        match (menu_waits, menu) {
+            (Some(wait), _) => Some(Phase::MenuWaits(wait)),
+            (None, Some(number)) => Some(Phase::Menu(number)),
+            (None, None) => None,
+        }
     }
 
     /// The console text the skipper acts on next.
@@ -154,7 +175,7 @@ impl Skipper {
         Pattern::literal(match self.phase {
             Phase::Autoboot => AUTOBOOT,
             Phase::Prompt | Phase::Booting => UBOOT_PROMPT,
-            Phase::Menu(_) => MENU_PROMPT,
+            Phase::Menu(_) | Phase::MenuWaits(_) => MENU_PROMPT,
         })
     }
 
@@ -172,10 +193,7 @@ impl Skipper {
             Phase::Prompt => {
                 let line = format!("{BOOT_COMMAND}\r");
                 s.send(line.as_bytes(), line.as_bytes()).await?;
-                self.phase = match self.menu {
-                    Some(number) => Phase::Menu(number),
-                    None => Phase::Booting,
-                };
+                self.phase = Skipper::menu_phase(self.menu_waits, self.menu).unwrap_or(Phase::Booting);
             }
             Phase::Menu(number) => {
                 let line = format!("{number}\r");
@@ -185,6 +203,14 @@ impl Skipper {
                 ));
                 s.mark_skipped_wait(SkippedWait::Menu);
                 self.phase = Phase::Booting;
+            }
+            Phase::MenuWaits(wait) => {
+                return Err(FailReason::Check {
+                    detail: format!(
+                        "{wait} (not typed past under the harness, as nobody types at the board); {}",
+                        MenuWait::FIX
+                    ),
+                });
             }
             Phase::Booting => {
                 return Err(FailReason::Check {
@@ -251,6 +277,12 @@ mod tests {
     const SKIP: CountdownPolicy = CountdownPolicy {
         skip: true,
         menu_default: Some(1),
+        menu_waits: None,
+    };
+
+    const WAITS: MenuWait = MenuWait {
+        timeout: Some(-10),
+        entries: 2,
     };
 
     #[test]
@@ -260,7 +292,8 @@ mod tests {
             Countdowns::for_steps(&SKIP, false, &steps),
             Countdowns {
                 autoboot: true,
-                menu: Some(1)
+                menu: Some(1),
+                menu_waits: None,
             }
         );
     }
@@ -272,7 +305,8 @@ mod tests {
             Countdowns::for_steps(&SKIP, false, &steps),
             Countdowns {
                 autoboot: true,
-                menu: None
+                menu: None,
+                menu_waits: None,
             }
         );
     }
@@ -284,7 +318,8 @@ mod tests {
             Countdowns::for_steps(&SKIP, false, &uboot),
             Countdowns {
                 autoboot: false,
-                menu: Some(1)
+                menu: Some(1),
+                menu_waits: None,
             }
         );
         let typing = [step(Action::Send(b" ".to_vec()))];
@@ -307,13 +342,45 @@ mod tests {
         let policy = CountdownPolicy {
             skip: true,
             menu_default: None,
+            menu_waits: None,
         };
         assert_eq!(
             Countdowns::for_boot(&policy),
             Countdowns {
                 autoboot: true,
-                menu: None
+                menu: None,
+                menu_waits: None,
             }
         );
+    }
+
+    #[test]
+    fn a_menu_that_waits_forever_is_watched_for_whether_or_not_countdowns_are_skipped() {
+        for skip in [true, false] {
+            let policy = CountdownPolicy {
+                skip,
+                menu_default: Some(1),
+                menu_waits: Some(WAITS),
+            };
+            let countdowns = Countdowns::for_boot(&policy);
+            assert_eq!(countdowns.menu_waits, Some(WAITS));
+            let skipper = Skipper::new(countdowns).expect("watches the menu");
+            let first = if skip { AUTOBOOT } else { MENU_PROMPT };
+            assert_eq!(
+                format!("{:?}", skipper.pattern()),
+                format!("{:?}", Pattern::literal(first))
+            );
+        }
+    }
+
+    #[test]
+    fn a_step_that_chooses_at_the_menu_is_not_failed_by_a_menu_that_waits() {
+        let policy = CountdownPolicy {
+            skip: true,
+            menu_default: Some(1),
+            menu_waits: Some(WAITS),
+        };
+        let steps = [step(Action::Menu(MenuChoice::Number(2)))];
+        assert_eq!(Countdowns::for_steps(&policy, false, &steps).menu_waits, None);
     }
 }

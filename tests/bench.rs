@@ -153,12 +153,56 @@ fn boot_to_login_passes_through_the_serial_target_with_power_by_command() {
 
 #[test]
 fn login_and_run_types_through_the_serial_target() {
-    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let bench = VirtualBench::new(&image);
     let profile = bench.profile("10s");
     let transcripts = bench.dir().join("transcripts");
-    let run = run_serial(bench.device(), &profile, &transcripts, &scenario("login-and-run"));
+    let scenario = scenario("login-and-run");
+    let mut args = serial_args(bench.device(), &profile, &transcripts, &scenario);
+    // The image on the card tells the hostname the scenario expects.
+    args.extend([OsStr::new("--image"), image.as_os_str()]);
+    let run = run_harness(&args, LIMIT);
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     assert!(run.stdout.contains("PASS  login-and-run  "), "{}", run.explain());
+    tear_down(bench);
+}
+
+#[test]
+fn without_the_image_a_scenario_that_needs_its_values_is_skipped_on_a_board_saying_why() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let profile = bench.profile("10s");
+    let dir = bench.dir().to_owned();
+    let junit = dir.join("junit.xml");
+    let scenario = scenario("login-and-run");
+    let mut args = serial_args(bench.device(), &profile, &dir, &scenario);
+    args.extend([OsStr::new("--junit"), junit.as_os_str()]);
+    let run = run_harness(&args, LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(
+        run.stdout.contains(
+            "SKIP  login-and-run  (needs what the image does not tell: ${IMAGE_HOSTNAME}: no image was given \
+             to tell (pass --image))"
+        ),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        run.stdout.contains("0 passed, 0 failed, 1 skipped"),
+        "{}",
+        run.explain()
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("failures=\"0\" errors=\"0\" skipped=\"1\""), "{xml}");
+    assert!(
+        xml.contains("<skipped message=\"needs what the image does not tell"),
+        "{xml}"
+    );
+    // Nothing was switched on for a scenario that did not run.
+    assert!(
+        bench.observed().power_log.is_empty(),
+        "{:?}",
+        bench.observed().power_log
+    );
     tear_down(bench);
 }
 
@@ -565,8 +609,9 @@ fn a_board_already_at_a_shell_is_kept_for_the_next_login_start_scenario() {
     )
     .unwrap();
     let transcripts = bench.dir().join("transcripts");
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
     let mut args = serial_args(bench.device(), &profile, &transcripts, &first);
-    args.push(second.as_os_str());
+    args.extend([second.as_os_str(), OsStr::new("--image"), image.as_os_str()]);
     let run = run_harness(&args, LIMIT);
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     assert!(run.stdout.contains("PASS  first  "), "{}", run.explain());

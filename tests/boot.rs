@@ -301,3 +301,54 @@ fn sigterm_mid_boot_leaves_no_qemu_behind() {
 fn sigint_mid_boot_leaves_no_qemu_behind() {
     assert_signal_leaves_no_qemu(libc::SIGINT, 130);
 }
+
+/// The default run (no scenario named: the shipped set) on an image with one generation, as
+/// a freshly built NixOS image has: every shipped scenario that applies passes, and the two
+/// that choose an older generation are skipped with the reason, counted apart, in the text
+/// report, JUnit and the HTML page.
+#[test]
+fn the_shipped_set_passes_a_one_generation_image_and_skips_the_menu_scenarios_saying_why() {
+    let image = fixture("r2s-first-boot");
+    let dir = temp_dir();
+    let junit = dir.path().join("junit.xml");
+    let cache = dir.path().join("cache");
+    let run = run_harness(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            OsStr::new("--transcripts"),
+            dir.path().as_os_str(),
+            OsStr::new("--junit"),
+            junit.as_os_str(),
+            OsStr::new("--cache-dir"),
+            cache.as_os_str(),
+        ],
+        Duration::from_secs(900),
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let why = "(requires generations >= 2; the image's extlinux.conf has 1 entry)";
+    for name in ["extlinux-menu", "menu-from-uboot"] {
+        assert!(
+            run.stdout.contains(&format!("SKIP  {name}  {why}")),
+            "{}",
+            run.explain()
+        );
+    }
+    assert!(
+        run.stdout.contains("8 passed, 0 failed, 2 skipped"),
+        "{}",
+        run.explain()
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("tests=\"10\" failures=\"0\" errors=\"0\" skipped=\"2\""),
+        "{xml}"
+    );
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(page.contains("8 passed, 0 failed, 2 skipped"), "the page's title");
+    assert!(
+        page.contains("\"verdict\":\"skip\""),
+        "the skipped scenarios' data"
+    );
+}

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use libtest_mimic::{Arguments, Failed, Trial};
 use r2s_harness::adapt::{self, Shim};
 use r2s_harness::image;
+use r2s_harness::image::facts::ImageFacts;
 use r2s_harness::report::html::{self, Run, RunInfo};
 use r2s_harness::report::text;
 use r2s_harness::runner::{Quiet, RunContext};
@@ -118,7 +119,12 @@ fn fixture_trials(trials: &mut Vec<Trial>, broken_name: &str, dir: &Path, table:
             continue;
         }
         for scenario in scenarios.iter().filter(|s| suited(*suits, s)) {
-            trials.push(trial(fixture, ImageSource::Fixture(fixture), scenario.clone()));
+            trials.push(trial(
+                fixture,
+                ImageSource::Fixture(fixture),
+                scenario.clone(),
+                vec![dir.to_owned()],
+            ));
         }
     }
 }
@@ -167,25 +173,34 @@ fn user_trials() -> Vec<Trial> {
         Some(list) => std::env::split_paths(&list).collect(),
         None => vec![suite::shipped_scenarios()],
     };
-    match scenario::load_all(&paths) {
+    // Read for the image, so that a scenario that does not apply to it is listed as ignored
+    // (nextest's skipped): a compressed image is unpacked into the cache at the first listing.
+    let facts = unpacked::open(&image, r2s_harness::adapt::default_cache_dir().as_deref())
+        .ok()
+        .map(|opened| ImageFacts::read(opened.disk()));
+    match scenario::load_all_for(&paths, facts.as_ref()) {
         Ok(scenarios) if scenarios.is_empty() => vec![broken(
             &format!("qemu::{label}::scenarios"),
             format!("R2S_TEST_SCENARIOS names no scenario files: {}", show(&paths)),
         )],
         Ok(scenarios) => scenarios
             .into_iter()
-            .map(|s| trial(&label, ImageSource::User(image.clone()), s))
+            .map(|s| {
+                let skipped = s.skip.is_some();
+                trial(&label, ImageSource::User(image.clone()), s, paths.clone()).with_ignored_flag(skipped)
+            })
             .collect(),
         Err(e) => vec![broken(&format!("qemu::{label}::scenarios"), e.to_string())],
     }
 }
 
-fn trial(image_label: &str, source: ImageSource, scenario: Scenario) -> Trial {
+/// The test of `scenario` (loaded from `paths`) on the image `source` names.
+fn trial(image_label: &str, source: ImageSource, scenario: Scenario, paths: Vec<PathBuf>) -> Trial {
     let name = format!("qemu::{image_label}::{}", name_part(&scenario.name));
     let transcripts = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("r2s-transcripts")
         .join(image_label);
-    Trial::test(name, move || run(&source, &scenario, transcripts))
+    Trial::test(name, move || run(&source, &scenario.name, &paths, transcripts))
 }
 
 /// A test that fails with `message`: a problem found while listing is reported as a failing
@@ -207,7 +222,7 @@ fn name_part(text: &str) -> String {
         .collect()
 }
 
-fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Result<(), Failed> {
+fn run(source: &ImageSource, name: &str, paths: &[PathBuf], transcripts: PathBuf) -> Result<(), Failed> {
     let (opened, fallback_password) = match source {
         ImageSource::Fixture(name) => (
             DiskImage::AsIs(
@@ -225,6 +240,17 @@ fn run(source: &ImageSource, scenario: &Scenario, transcripts: PathBuf) -> Resul
         ),
     };
     let image = opened.disk().to_owned();
+    // Read again for the image: its `${IMAGE_…}` values.
+    let facts = ImageFacts::read(&image);
+    let scenarios = scenario::load_all_for(paths, Some(&facts)).map_err(|e| e.to_string())?;
+    let scenario = scenarios
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| format!("scenario {name} is gone from {}", show(paths)))?;
+    if let Some(reason) = &scenario.skip {
+        // A fixture row names a scenario that does not apply to its fixture: the table is wrong.
+        return Err(format!("{name} does not apply to this image ({reason}): it is not a test of it").into());
+    }
     let menu_labels = image::check_bootable_image(&image).map_err(|e| e.to_string())?;
     let shim = adapt_for_qemu(&image)?;
     let page = transcripts.join(format!(

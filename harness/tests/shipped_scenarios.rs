@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use r2s_harness::image::facts::{EntryFacts, ImageFacts};
 use r2s_harness::scenario::{self, Action, LoginRecipe, MenuChoice, Start};
 
 fn shipped_dir() -> PathBuf {
@@ -94,21 +95,85 @@ fn shell_scenarios_start_at_a_root_login() {
     }
 }
 
+/// What a NixOS image with `generations` menu entries, hostname `nixos-r2s`, declares.
+fn image(generations: usize) -> ImageFacts {
+    ImageFacts {
+        entries: (1..=generations)
+            .map(|n| EntryFacts {
+                label: if n == 1 {
+                    "nixos-default".to_owned()
+                } else {
+                    format!("nixos-{n}-default")
+                },
+                system: Some(format!("hash{n}-nixos-system-nixos-r2s-25.05")),
+            })
+            .collect(),
+        hostname: Some("nixos-r2s".to_owned()),
+        systemd: Some(true),
+        unread: Vec::new(),
+    }
+}
+
 #[test]
-fn extlinux_menu_scenario_picks_generation_two() {
-    let scenario = scenario::load(&shipped_dir().join("extlinux-menu.toml")).expect("valid scenario");
+fn extlinux_menu_scenario_picks_the_images_second_entry_and_expects_its_system() {
+    let path = shipped_dir().join("extlinux-menu.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let scenario = scenario::parse_for(&text, &path, Some(&image(3))).expect("valid scenario");
+    assert_eq!(scenario.skip, None);
     assert!(
         matches!(&scenario.steps[0].action, Action::Menu(MenuChoice::Label(l)) if l == "nixos-2-default")
     );
-    let described: Vec<String> = scenario.steps.iter().map(|s| s.describe()).collect();
-    assert_eq!(
-        described,
-        [
-            "menu nixos-2-default",
-            "login root",
-            r#"run "readlink /run/booted-system""#,
-        ]
-    );
+    let Action::Run {
+        output: Some(output), ..
+    } = &scenario.steps[2].action
+    else {
+        panic!("{:?}", scenario.steps[2].action)
+    };
+    assert_eq!(output.as_str(), "^/nix/store/hash2-nixos-system-nixos-r2s-25.05$");
+}
+
+#[test]
+fn on_an_image_with_one_generation_only_the_menu_scenarios_are_skipped_saying_why() {
+    let scenarios = scenario::load_all_for(&[shipped_dir()], Some(&image(1))).expect("valid scenarios");
+    let skipped: Vec<(&str, &str)> = scenarios
+        .iter()
+        .filter_map(|s| Some((s.name.as_str(), s.skip.as_deref()?)))
+        .collect();
+    let why = "requires generations >= 2; the image's extlinux.conf has 1 entry";
+    assert_eq!(skipped, [("extlinux-menu", why), ("menu-from-uboot", why)]);
+}
+
+#[test]
+fn the_hostname_checks_expect_the_images_own_hostname() {
+    let scenarios = scenario::load_all_for(&[shipped_dir()], Some(&image(1))).expect("valid scenarios");
+    for name in ["login-and-run", "shell-checks"] {
+        let scenario = scenarios.iter().find(|s| s.name == name).expect("shipped");
+        let outputs: Vec<&str> = scenario
+            .steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Run {
+                    output: Some(output), ..
+                } => Some(output.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(outputs.contains(&"^nixos-r2s$"), "{name}: {outputs:?}");
+    }
+}
+
+#[test]
+fn no_shipped_scenario_names_the_fixtures_hostname_or_generations() {
+    for file in shipped_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for fixture_value in ["ivy", "nixos-2-default", "20250701"] {
+            assert!(
+                !text.contains(fixture_value),
+                "{} names {fixture_value}",
+                file.display()
+            );
+        }
+    }
 }
 
 #[test]

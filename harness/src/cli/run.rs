@@ -7,6 +7,7 @@ use r2s_harness::adapt::{self, disk_bus, Shim, ShimCache};
 use r2s_harness::board::{self, Board, BoardError};
 use r2s_harness::escape::escape_control;
 use r2s_harness::image::drivers;
+use r2s_harness::image::facts::ImageFacts;
 use r2s_harness::image::{self, ImageError};
 use r2s_harness::qemu_devices::DiskBus;
 use r2s_harness::report::html::{self, BaselineView, HtmlReporter, RunInfo};
@@ -53,12 +54,14 @@ pub async fn run(args: RunArgs) -> u8 {
     } else {
         args.scenarios.clone()
     };
-    let scenarios = match scenario::load_all(&paths) {
+    // Read once before the target is made, so that a mistake in a file costs no boot; read
+    // again below for the image.
+    match scenario::load_all(&paths) {
         Ok(s) if s.is_empty() => {
             eprintln!("harness: no scenario files found in {}", show(&paths));
             return EXIT_ERROR;
         }
-        Ok(s) => s,
+        Ok(_) => {}
         Err(e) => {
             super::say(&e);
             return EXIT_ERROR;
@@ -78,8 +81,17 @@ pub async fn run(args: RunArgs) -> u8 {
         (None, Some(labgrid)) => place_suite(&args, labgrid),
         (None, None) => qemu_suite(&args).await,
     };
-    let (suite, info, _disk) = match suite {
+    let (suite, info, disk) = match suite {
         Ok(made) => made,
+        Err(e) => {
+            super::say(&e);
+            return EXIT_ERROR;
+        }
+    };
+    // Read again for the image: its `${IMAGE_…}` values, and what does not apply to it.
+    let facts = disk.as_ref().map(|disk| ImageFacts::read(disk.disk()));
+    let scenarios = match scenario::load_all_for(&paths, facts.as_ref()) {
+        Ok(s) => s,
         Err(e) => {
             super::say(&e);
             return EXIT_ERROR;
@@ -87,7 +99,11 @@ pub async fn run(args: RunArgs) -> u8 {
     };
     // A password variable a login needs is configuration: refused before anything boots.
     let context = suite.run_context();
-    if let Some(failure) = scenarios.iter().find_map(|s| runner::unset_password(s, &context)) {
+    if let Some(failure) = scenarios
+        .iter()
+        .filter(|s| s.skip.is_none())
+        .find_map(|s| runner::unset_password(s, &context))
+    {
         eprintln!(
             "harness: {}: {}",
             escape_control(&failure.step_description),
@@ -141,7 +157,7 @@ pub async fn run(args: RunArgs) -> u8 {
         return EXIT_ERROR;
     }
     let within_baseline = within_baseline.is_none_or(|clean| clean.get().unwrap_or(true));
-    if outcome.results.iter().all(|r| r.passed()) && within_baseline {
+    if !outcome.results.iter().any(|r| r.failed()) && within_baseline {
         EXIT_PASS
     } else {
         EXIT_FAIL

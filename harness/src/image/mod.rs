@@ -11,6 +11,7 @@ pub mod budget;
 pub mod drivers;
 mod error;
 pub mod extlinux;
+pub mod facts;
 pub mod fs;
 pub mod fs_kind;
 pub mod gpt;

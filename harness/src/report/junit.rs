@@ -43,7 +43,8 @@ impl Reporter for JunitReporter {
 /// A `<testsuites>` document with one `<testcase>` per scenario, grouped under `suite` (the
 /// image's name).
 pub fn render(suite: &str, results: &[ScenarioResult]) -> String {
-    let failures = results.iter().filter(|r| !r.passed()).count();
+    let failures = results.iter().filter(|r| r.failed()).count();
+    let skipped = results.iter().filter(|r| r.skipped().is_some()).count();
     let total: f64 = results.iter().map(|r| r.duration.as_secs_f64()).sum();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -53,7 +54,7 @@ pub fn render(suite: &str, results: &[ScenarioResult]) -> String {
     );
     let _ = writeln!(
         out,
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{total:.3}\">",
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{total:.3}\">",
         escape_attribute(suite),
         results.len()
     );
@@ -66,14 +67,24 @@ pub fn render(suite: &str, results: &[ScenarioResult]) -> String {
             r.duration.as_secs_f64(),
             escape_attribute(&r.source.display().to_string())
         );
-        if let Verdict::Fail(f) = &r.verdict {
-            let _ = write!(
-                out,
-                "\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    ",
-                escape_attribute(&f.reason.to_string()),
-                escape_attribute(&f.expected),
-                escape(&text::failure_details(r))
-            );
+        match &r.verdict {
+            Verdict::Fail(f) => {
+                let _ = write!(
+                    out,
+                    "\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    ",
+                    escape_attribute(&f.reason.to_string()),
+                    escape_attribute(&f.expected),
+                    escape(&text::failure_details(r))
+                );
+            }
+            Verdict::Skip(reason) => {
+                let _ = write!(
+                    out,
+                    "\n      <skipped message=\"{}\"/>\n    ",
+                    escape_attribute(reason)
+                );
+            }
+            Verdict::Pass => {}
         }
         let mut system_out = format!("stages: {}", text::stages(&r.stages));
         let units = text::failed_units(r);

@@ -10,8 +10,15 @@ use crate::suite::{Reporter, SuiteEvent, SuiteEventKind};
 /// How many console lines a failure report shows.
 pub const LAST_LINES: usize = 20;
 
-/// One line: verdict, name, duration and time per stage.
+/// One line: verdict, name, duration and time per stage; for a skipped scenario, why.
 pub fn summary_line(result: &ScenarioResult) -> String {
+    if let Some(reason) = result.skipped() {
+        return format!(
+            "SKIP  {}  ({})",
+            escape_control(&result.name),
+            escape_control(reason)
+        );
+    }
     let verdict = if result.passed() { "PASS" } else { "FAIL" };
     format!(
         "{verdict}  {}  {}  ({})",
@@ -96,10 +103,16 @@ pub fn failed_units(result: &ScenarioResult) -> String {
     out
 }
 
-/// The closing line: `3 passed, 1 failed`.
+/// The closing line: `3 passed, 1 failed`, and `, 2 skipped` when any were.
 pub fn totals(results: &[ScenarioResult]) -> String {
     let passed = results.iter().filter(|r| r.passed()).count();
-    format!("{passed} passed, {} failed", results.len() - passed)
+    let failed = results.iter().filter(|r| r.failed()).count();
+    let skipped = results.len() - passed - failed;
+    let mut line = format!("{passed} passed, {failed} failed");
+    if skipped > 0 {
+        line.push_str(&format!(", {skipped} skipped"));
+    }
+    line
 }
 
 /// The text report on stdout: a line (and the failure details) per scenario as it finishes,

@@ -162,7 +162,8 @@ impl Reporter for TimingsReporter {
     fn report(&mut self, event: &SuiteEvent) -> Result<(), ReportError> {
         match &event.kind {
             SuiteEventKind::SuiteStarted { against, .. } => self.against = against.clone(),
-            SuiteEventKind::ScenarioFinished { result } => {
+            // A skipped scenario did not run: it has no timings.
+            SuiteEventKind::ScenarioFinished { result } if result.skipped().is_none() => {
                 std::fs::create_dir_all(&self.dir).map_err(|source| TimingsError::Write {
                     path: self.dir.clone(),
                     source,
@@ -171,7 +172,11 @@ impl Reporter for TimingsReporter {
             }
             SuiteEventKind::SuiteFinished { against, results, .. } => {
                 if let Some(path) = &self.combined {
-                    let runs = results.iter().map(|r| Timings::of(r, against)).collect();
+                    let runs = results
+                        .iter()
+                        .filter(|r| r.skipped().is_none())
+                        .map(|r| Timings::of(r, against))
+                        .collect();
                     CombinedTimings::new(runs).write(path)?;
                 }
             }

@@ -40,13 +40,44 @@ impl ScenarioResult {
     pub fn passed(&self) -> bool {
         matches!(self.verdict, Verdict::Pass)
     }
+
+    /// Whether it failed (a skipped scenario neither passed nor failed).
+    pub fn failed(&self) -> bool {
+        matches!(self.verdict, Verdict::Fail(_))
+    }
+
+    /// Why it did not run, when it was skipped.
+    pub fn skipped(&self) -> Option<&str> {
+        match &self.verdict {
+            Verdict::Skip(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The result of a scenario that did not run because the image does not meet what it
+    /// requires (`reason`).
+    pub fn skip(name: &str, source: &std::path::Path, reason: &str) -> ScenarioResult {
+        ScenarioResult {
+            name: name.to_owned(),
+            source: source.to_owned(),
+            verdict: Verdict::Skip(reason.to_owned()),
+            duration: Duration::ZERO,
+            stages: Vec::new(),
+            last_lines: Vec::new(),
+            failed_units: Vec::new(),
+            transcript: Vec::new(),
+            origin: Origin::default(),
+        }
+    }
 }
 
-/// Pass, or the first thing that went wrong.
+/// Pass, the first thing that went wrong, or why the scenario was not run.
 #[derive(Debug, Clone)]
 pub enum Verdict {
     Pass,
     Fail(Failure),
+    /// Not run: the image does not meet what the scenario requires (the reason says what).
+    Skip(String),
 }
 
 /// Where and why a scenario failed.

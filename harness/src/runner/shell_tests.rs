@@ -25,7 +25,7 @@ impl ShellRun {
     pub(super) fn failure(&self) -> &Failure {
         match &self.out.verdict {
             Verdict::Fail(failure) => failure,
-            Verdict::Pass => panic!("passed:\n{}", self.log),
+            other => panic!("did not fail: {other:?}\n{}", self.log),
         }
     }
 

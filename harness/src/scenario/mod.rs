@@ -5,11 +5,13 @@
 //! offending key or value, with the line and a caret under it.
 
 mod error;
+pub mod image_variables;
 mod model;
 mod name;
 pub mod network;
 mod parse;
 mod raw;
+pub mod requires;
 mod step_kind;
 
 #[cfg(test)]
@@ -23,7 +25,8 @@ pub use model::{
 };
 pub use name::{check_name, transcript_stem, NameError, MAX_NAME_CHARS};
 pub use network::{CommandCheck, CopyTo, Forward, HostCommand, Link, NetworkSpec, Nic, Protocol};
-pub use parse::{load, load_all, parse, resolve_saved_starts, DEFAULT_TIMEOUT};
+pub use parse::{load, load_all, load_all_for, parse, parse_for, resolve_saved_starts, DEFAULT_TIMEOUT};
+pub use requires::Requirement;
 pub use step_kind::{CountdownNeed, StepKind};
 #[cfg(test)]
 mod start_tests;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::network::{CommandCheck, CopyTo, Forward, HostCommand, Link, NetworkSpec};
+use super::requires::Requirement;
 use crate::config::Location;
 use crate::console::Pattern;
 
@@ -33,6 +34,11 @@ pub struct Scenario {
     /// Shell commands run, each bounded, when a step fails while a shell is reachable; their
     /// output is saved beside the transcript.
     pub on_failure: Vec<String>,
+    /// What the scenario needs of an image (the file's `requires`).
+    pub requires: Vec<Requirement>,
+    /// Why the scenario does not apply to the image it was read for (an unmet requirement, or
+    /// an `${IMAGE_…}` value the image does not tell): it is skipped, not run.
+    pub skip: Option<String>,
     /// The file the scenario was read from.
     pub source: PathBuf,
 }

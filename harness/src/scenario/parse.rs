@@ -12,23 +12,57 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::error::{ScenarioError, ScenarioErrorKind};
+use super::image_variables;
 use super::model::{
     Action, LoginRecipe, MenuChoice, Password, PromptRegex, SavedStart, Scenario, Secret, Start, Step,
 };
 use super::name::{check_name, file_key};
 use super::network::{CommandCheck, CopyTo, Forward, Link, NetworkSpec, RawNetwork};
 use super::raw::{console_regex, MenuValue, RawLogin, RawScenario, RawStep, StartValue};
+use super::requires::Requirement;
 use super::step_kind::{present_actions, StepKind};
 use crate::config::{read_text, SourceText, Table, Timeout};
 use crate::console::Pattern;
+use crate::image::facts::ImageFacts;
 
 /// The whole-scenario budget when the file gives none: room for a full NixOS, which under
 /// QEMU's TCG takes one to several minutes to reach its getty, on a loaded machine.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
-/// Parses and validates scenario text; `source` names the file in errors and locations.
+/// Parses and validates scenario text; `source` names the file in errors and locations. No
+/// image is known: `${IMAGE_…}` values are not told (see [`parse_for`]).
 pub fn parse(text: &str, source: &Path) -> Result<Scenario, ScenarioError> {
-    parse_file(&SourceText::new(text, source)).map(|(scenario, _)| scenario)
+    parse_for(text, source, None)
+}
+
+/// [`parse`] for the image `facts` describe: `${IMAGE_…}` replaced by its values, and
+/// [`Scenario::skip`] saying why the scenario does not apply to it, if it does not.
+pub fn parse_for(text: &str, source: &Path, facts: Option<&ImageFacts>) -> Result<Scenario, ScenarioError> {
+    parse_with_image(&SourceText::new(text, source), facts).map(|(scenario, _)| scenario)
+}
+
+/// The scenario of `file` for the image `facts` describe, and the span of its `name` value.
+fn parse_with_image(
+    file: &SourceText<'_>,
+    facts: Option<&ImageFacts>,
+) -> Result<(Scenario, Range<usize>), ScenarioError> {
+    let substituted = image_variables::substitute(file.text, facts)
+        .map_err(|unknown| file.error(Some(unknown.span), ScenarioErrorKind::Invalid(unknown.message)))?;
+    // Values are single words: the substituted text has the same lines as the file.
+    let (mut scenario, name_span) = parse_file(&SourceText::new(&substituted.text, file.path))?;
+    let unmet = scenario
+        .requires
+        .iter()
+        .find_map(|requirement| requirement.unmet(facts));
+    scenario.skip = unmet.or_else(|| {
+        (!substituted.not_told.is_empty()).then(|| {
+            format!(
+                "needs what the image does not tell: {}",
+                substituted.not_told.join("; ")
+            )
+        })
+    });
+    Ok((scenario, name_span))
 }
 
 /// The scenario and the span of its `name` value.
@@ -66,19 +100,25 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     parse(&text, path)
 }
 
+/// [`load_all_for`] with no image known.
+pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, ScenarioError> {
+    load_all_for(paths, None)
+}
+
 /// Loads scenario files and directories: a directory stands for every `*.toml` file directly
 /// inside it, in name order; files are taken as given, in the order given. Stops at the first
 /// error, which names its file. Scenario names must be unique across the result, also when
 /// compared as transcript file names (case folded, see [`ScenarioErrorKind::DuplicateName`]).
 /// An empty directory contributes nothing (the result may be empty).
-pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, ScenarioError> {
+/// Each is read for the image `facts` describe (see [`parse_for`]).
+pub fn load_all_for(paths: &[PathBuf], facts: Option<&ImageFacts>) -> Result<Vec<Scenario>, ScenarioError> {
     let mut scenarios: Vec<Scenario> = Vec::new();
     // Per file key: the index of the scenario that has it.
     let mut first_use: HashMap<String, usize> = HashMap::new();
     for path in scenario_files(paths)? {
         let text = read_text(&path, ScenarioErrorKind::Read)?;
         let file = SourceText::new(&text, &path);
-        let (scenario, name_span) = parse_file(&file)?;
+        let (scenario, name_span) = parse_with_image(&file, facts)?;
         match first_use.entry(file_key(&scenario.name)) {
             Entry::Occupied(entry) => {
                 let first = &scenarios[*entry.get()];
@@ -254,6 +294,12 @@ impl Validator<'_> {
             None => None,
         };
         let on_failure = raw.on_failure.into_iter().map(|c| c.into_inner().0).collect();
+        let mut requires = Vec::with_capacity(raw.requires.len());
+        for text in raw.requires {
+            requires.push(
+                Requirement::parse(text.get_ref()).map_err(|message| self.invalid(text.span(), message))?,
+            );
+        }
         let scenario = Scenario {
             name: raw.name.into_inner().0,
             description: raw.description,
@@ -264,6 +310,8 @@ impl Validator<'_> {
             steps,
             network,
             on_failure,
+            requires,
+            skip: None,
             source: self.file.path.to_owned(),
         };
         Ok((scenario, name_span))

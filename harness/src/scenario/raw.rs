@@ -36,6 +36,9 @@ pub(crate) struct RawScenario {
     /// Commands run at the shell when a step fails.
     #[serde(default)]
     pub on_failure: Vec<Spanned<NonEmpty>>,
+    /// What the scenario needs of an image (see [`super::requires`]).
+    #[serde(default)]
+    pub requires: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -181,7 +181,8 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
                 })
             })
         }
-        Verdict::Fail(_) => Ok(PrimeOutcome::BootFailed(Box::new(FailedBoot {
+        // A run the runner made is never skipped; counted as not reaching the state.
+        Verdict::Fail(_) | Verdict::Skip(_) => Ok(PrimeOutcome::BootFailed(Box::new(FailedBoot {
             output: reached,
             transcript: log,
         }))),
@@ -235,6 +236,8 @@ fn state_scenario(
         steps,
         network: None,
         on_failure: Vec::new(),
+        requires: Vec::new(),
+        skip: None,
         source: PathBuf::from(name),
     }
 }

@@ -12,7 +12,7 @@ use super::events::{Reporters, ScenarioEvents, SuiteEventKind};
 use super::ReportError;
 use super::{run_one, Suite, SuiteError};
 use crate::runner::ScenarioResult;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, Start};
 
 /// How a suite run ended.
 pub struct SuiteOutcome {
@@ -39,6 +39,8 @@ pub async fn run_suite(
         against: against.clone(),
         scenarios: scenarios.len(),
     });
+    let mut results = Vec::new();
+    let scenarios = skip_what_does_not_apply(scenarios, &reporters, &mut results);
     let (side_by_side, in_turn): (Vec<Scenario>, Vec<Scenario>) = if suite.target.parallel_login_starts() {
         scenarios
             .into_iter()
@@ -46,7 +48,6 @@ pub async fn run_suite(
     } else {
         (Vec::new(), scenarios)
     };
-    let mut results = Vec::new();
     let mut stopped = None;
     for scenario in &in_turn {
         match run_reported(suite, scenario, &reporters).await {
@@ -81,6 +82,49 @@ pub async fn run_suite(
         stopped,
         report_errors,
     }
+}
+
+/// Reports the scenarios that do not apply to the image ([`Scenario::skip`]), and those that
+/// start from a state only a skipped scenario saves, as skipped, adding their results to
+/// `results`; returns the others.
+fn skip_what_does_not_apply(
+    scenarios: Vec<Scenario>,
+    reporters: &Rc<RefCell<Reporters>>,
+    results: &mut Vec<ScenarioResult>,
+) -> Vec<Scenario> {
+    let skipped_savers: Vec<(String, String)> = scenarios
+        .iter()
+        .filter(|s| s.skip.is_some())
+        .filter_map(|s| Some((s.save_state_step()?.1.to_owned(), s.name.clone())))
+        .collect();
+    let mut run = Vec::with_capacity(scenarios.len());
+    for scenario in scenarios {
+        let saver_skipped = match &scenario.start {
+            Start::Saved(saved) => {
+                skipped_savers
+                    .iter()
+                    .find(|(state, _)| *state == saved.name)
+                    .map(|(state, saver)| {
+                        format!("starts from state {state:?}, which {saver:?} saves and is skipped")
+                    })
+            }
+            _ => None,
+        };
+        let Some(reason) = scenario.skip.clone().or(saver_skipped) else {
+            run.push(scenario);
+            continue;
+        };
+        let result = ScenarioResult::skip(&scenario.name, &scenario.source, &reason);
+        let mut reporters = reporters.borrow_mut();
+        reporters.emit(SuiteEventKind::ScenarioStarted {
+            scenario: scenario.name.clone(),
+        });
+        reporters.emit(SuiteEventKind::ScenarioFinished {
+            result: Box::new(result.clone()),
+        });
+        results.push(result);
+    }
+    run
 }
 
 /// Runs one scenario between its started and finished events.

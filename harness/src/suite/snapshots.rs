@@ -411,7 +411,7 @@ fn priming_failed(scenario: &Scenario, state: &str, failed: &FailedBoot) -> Scen
             ),
             ..failure.clone()
         }),
-        Verdict::Pass => Verdict::Pass,
+        other => other.clone(),
     };
     ScenarioResult {
         name: scenario.name.clone(),

@@ -32,6 +32,8 @@ struct RunView<'a> {
     info: &'a super::RunInfo,
     passed: usize,
     failed: usize,
+    /// Scenarios not run: the image does not meet what they require.
+    skipped: usize,
     /// Escaped: it may quote what a target printed (QEMU's stderr).
     stopped: Option<Cow<'a, str>>,
     baseline: Option<BaselineSummary>,
@@ -47,12 +49,12 @@ struct BaselineSummary {
 /// Writes the whole page of `run` to `out`, one scenario's transcript in memory at a time.
 pub fn write(out: &mut dyn Write, run: &Run<'_>) -> io::Result<()> {
     let passed = run.results.iter().filter(|r| r.passed()).count();
-    let failed = run.results.len() - passed;
+    let failed = run.results.iter().filter(|r| r.failed()).count();
+    let skipped = run.results.len() - passed - failed;
     let title = format!(
-        "{} — {} passed, {} failed — r2s-harness",
+        "{} — {} — r2s-harness",
         run.against.display(),
-        passed,
-        failed
+        crate::report::text::totals(run.results)
     );
     write!(
         out,
@@ -71,6 +73,7 @@ pub fn write(out: &mut dyn Write, run: &Run<'_>) -> io::Result<()> {
         info: run.info,
         passed,
         failed,
+        skipped,
         stopped: run.stopped.map(escape_keeping_lines),
         baseline: run.baseline.map(|b| BaselineSummary {
             source: b.baseline.source.display().to_string(),

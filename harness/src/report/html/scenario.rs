@@ -10,15 +10,17 @@ use super::timeline::{timeline, Timeline};
 use super::transcript::{self, Cast, LogLine, CAST_CAP, LOG_CAP};
 use super::BaselineView;
 use crate::escape::escape_control;
-use crate::runner::{Origin, ScenarioResult};
+use crate::runner::{Origin, ScenarioResult, Verdict};
 
 /// What the page knows of one scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioView {
     pub name: String,
     pub source: String,
-    /// `pass` or `fail`.
+    /// `pass`, `fail` or `skip`.
     pub verdict: &'static str,
+    /// Why a skipped scenario did not run.
+    pub skipped: Option<String>,
     /// Seconds from the target's start to the scenario's end.
     pub duration: f64,
     /// How the target reached the scenario's first step.
@@ -71,7 +73,12 @@ pub fn scenario_view(
     ScenarioView {
         name: escape_control(&result.name).into_owned(),
         source: escape_control(&result.source.display().to_string()).into_owned(),
-        verdict: if result.passed() { "pass" } else { "fail" },
+        verdict: match result.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Fail(_) => "fail",
+            Verdict::Skip(_) => "skip",
+        },
+        skipped: result.skipped().map(|reason| escape_control(reason).into_owned()),
         duration: result.duration.as_secs_f64(),
         origin: match result.origin {
             Origin::PowerOn => "from power-on",

@@ -74,7 +74,7 @@
     }
     const header = el("header", { class: "run " + verdict },
       el("h1", {}, el("span", { class: "badge " + verdict }, verdict === "pass" ? "PASS" : "FAIL"),
-        " " + run.passed + " passed, " + run.failed + " failed"),
+        " " + run.passed + " passed, " + run.failed + " failed" + (run.skipped ? ", " + run.skipped + " skipped" : "")),
       facts);
     if (run.stopped) header.append(el("p", { class: "stopped" }, "The run stopped early: " + run.stopped));
     if (run.setup && run.setup.length) {
@@ -239,6 +239,10 @@
       el("h2", {}, el("span", { class: "badge " + s.verdict }, s.verdict.toUpperCase()), " " + s.name + " ",
         el("span", { class: "muted" }, secs(s.duration))),
       el("p", { class: "muted" }, s.source + " · " + s.origin));
+    if (s.skipped) {
+      section.append(el("p", { class: "skipped" }, "Not run: " + s.skipped));
+      return section;
+    }
     section.append(...timelineView(s.timeline, s.failure));
     if (s.failure) section.append(failureView(s.failure));
     section.append(transcriptView(s), replayView(s));

@@ -1,0 +1,216 @@
+//! What an image declares about the system it boots, read from the image itself: its
+//! extlinux.conf's entries and the system each boots (`init=`), the hostname that system sets,
+//! and whether it runs systemd. Scenarios take their expected values from these instead of
+//! naming one image's hostname or generations, and state what they need of an image.
+//!
+//! NixOS keeps a system's files in its store path: `<system>/etc/hostname` is a symlink chain
+//! into the `etc` derivation, followed inside the root filesystem. Before the first boot the
+//! root's own `/etc` is empty (activation fills it), so the system's copy comes first.
+
+use std::path::Path;
+
+use super::boot_config;
+use super::extlinux::Config;
+use super::fs::probe_filesystem;
+use super::fs_kind::FsKind;
+use super::partition::Table;
+use super::volume::Volume;
+
+/// The root filesystem's label when `root=` names none: NixOS's sd-image default.
+pub const DEFAULT_ROOT_LABEL: &str = "NIXOS_SD";
+
+/// The most a hostname file may hold (a hostname is at most 253 characters).
+const HOSTNAME_FILE_LIMIT: u64 = 4096;
+
+/// What an image declares, each fact `None` (or empty) when the image does not tell.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// The extlinux.conf's entries, in menu order.
+    pub entries: Vec<EntryFacts>,
+    /// The hostname the default entry's system sets (`<system>/etc/hostname`), else the root
+    /// filesystem's `/etc/hostname`.
+    pub hostname: Option<String>,
+    /// Whether the default entry's system runs systemd (`<system>/systemd`, or a
+    /// `/lib/systemd/systemd` on the root filesystem); `None` when the root cannot be read.
+    pub systemd: Option<bool>,
+    /// Why facts are missing, for the reasons a skipped scenario gives.
+    pub unread: Vec<String>,
+}
+
+/// One extlinux.conf entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryFacts {
+    /// Its `LABEL`.
+    pub label: String,
+    /// The store name of the system its `init=` names (`<hash>-nixos-system-<host>-<version>`),
+    /// when it names one.
+    pub system: Option<String>,
+}
+
+impl ImageFacts {
+    /// Reads what `image` declares. Nothing here fails a run: a fact that cannot be read is
+    /// left out, and [`ImageFacts::unread`] says why.
+    pub fn read(image: &Path) -> ImageFacts {
+        let mut facts = ImageFacts::default();
+        let config = match boot_config::find(image) {
+            Ok(found) => found.config,
+            Err(e) => {
+                facts
+                    .unread
+                    .push(format!("no extlinux.conf read: {}", e.detail()));
+                return facts;
+            }
+        };
+        facts.entries = entries_of(&config);
+        let default = config.default_label().or(config.labels.first());
+        let append = default.and_then(|label| label.append.as_deref()).unwrap_or("");
+        let root = match open_root(image, append) {
+            Ok(root) => root,
+            Err(reason) => {
+                facts.unread.push(reason);
+                return facts;
+            }
+        };
+        let system = init_system(append).map(|(dir, _)| dir.to_owned());
+        facts.hostname = read_hostname(&root, system.as_deref());
+        if facts.hostname.is_none() {
+            facts
+                .unread
+                .push("no hostname file in the system or at /etc/hostname".to_owned());
+        }
+        facts.systemd = Some(runs_systemd(&root, system.as_deref()));
+        facts
+    }
+}
+
+/// The system directory and its store name of the last `init=` on a command line, when it is
+/// a store path's `init`:
+/// `init=/nix/store/abc-nixos-system-ivy-25.05/init` → (`/nix/store/abc-nixos-system-ivy-25.05`,
+/// `abc-nixos-system-ivy-25.05`).
+fn init_system(append: &str) -> Option<(&str, &str)> {
+    let init = append
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix("init="))
+        .next_back()?;
+    let dir = init.strip_suffix("/init")?;
+    let name = dir
+        .strip_prefix("/nix/store/")
+        .filter(|n| !n.is_empty() && !n.contains('/'))?;
+    Some((dir, name))
+}
+
+/// The root filesystem: the ext4 partition whose label `root=LABEL=…` names, else
+/// [`DEFAULT_ROOT_LABEL`].
+fn open_root(image: &Path, append: &str) -> Result<Volume, String> {
+    let label = append
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix("root=LABEL="))
+        .next_back()
+        .unwrap_or(DEFAULT_ROOT_LABEL);
+    let table = Table::read(image).map_err(|e| format!("no partition table: {}", e.detail()))?;
+    for partition in &table.partitions {
+        let Ok(kind) = probe_filesystem(image, partition) else {
+            continue;
+        };
+        let named = match &kind {
+            FsKind::Ext4 { label: l } | FsKind::Vfat { label: l } | FsKind::F2fs { label: l } => {
+                l.as_deref() == Some(label)
+            }
+            FsKind::Unknown => false,
+        };
+        if !named {
+            continue;
+        }
+        return match Volume::open(image, partition, &kind) {
+            Ok(Some(volume)) => Ok(volume),
+            Ok(None) => Err(format!(
+                "the root filesystem {label} is {kind}, which the harness cannot read"
+            )),
+            Err(e) => Err(format!(
+                "the root filesystem {label} cannot be read: {}",
+                e.detail()
+            )),
+        };
+    }
+    Err(format!("no filesystem labelled {label}"))
+}
+
+/// The first line of the system's hostname file, else the root's; only a name a scenario can
+/// quote as it is (letters, digits, `-`, `.`; at most 253 characters).
+fn read_hostname(root: &Volume, system: Option<&str>) -> Option<String> {
+    let candidates = system
+        .map(|dir| format!("{dir}/etc/hostname"))
+        .into_iter()
+        .chain(std::iter::once("/etc/hostname".to_owned()));
+    for path in candidates {
+        if let Ok(text) = root.read_text(&path, HOSTNAME_FILE_LIMIT, "hostname file") {
+            let name = text.lines().next().unwrap_or("").trim();
+            if is_hostname(name) {
+                return Some(name.to_owned());
+            }
+        }
+    }
+    None
+}
+
+/// Letters, digits, `-` and `.`, 1 to 253 characters.
+fn is_hostname(name: &str) -> bool {
+    (1..=253).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// Whether the system runs systemd: a NixOS system links its systemd at `<system>/systemd`;
+/// another layout has systemd's binary on the root filesystem.
+fn runs_systemd(root: &Volume, system: Option<&str>) -> bool {
+    let system_link = system.map(|dir| format!("{dir}/systemd"));
+    let found = system_link
+        .iter()
+        .map(String::as_str)
+        .chain(["/lib/systemd/systemd", "/usr/lib/systemd/systemd"])
+        .any(|path| root.exists(path).unwrap_or(false));
+    found
+}
+
+/// The entries of a parsed extlinux.conf.
+pub fn entries_of(config: &Config) -> Vec<EntryFacts> {
+    config
+        .labels
+        .iter()
+        .map(|label| EntryFacts {
+            label: label.name.clone(),
+            system: label
+                .append
+                .as_deref()
+                .and_then(init_system)
+                .map(|(_, name)| name.to_owned()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_is_the_directory_of_the_last_init() {
+        assert_eq!(
+            init_system("root=LABEL=NIXOS_SD init=/nix/store/a-old/init init=/nix/store/b-nixos-system-ivy-25.05/init"),
+            Some(("/nix/store/b-nixos-system-ivy-25.05", "b-nixos-system-ivy-25.05"))
+        );
+        assert_eq!(init_system("init=/sbin/init"), None);
+        assert_eq!(init_system("init=/nix/store/a/b/init"), None);
+        assert_eq!(init_system("root=/dev/sda"), None);
+        assert_eq!(init_system("init=/bin/sh"), None);
+    }
+
+    #[test]
+    fn only_names_a_scenario_can_quote_are_hostnames() {
+        assert!(is_hostname("ivy"));
+        assert!(is_hostname("nixos-r2s.lan"));
+        for bad in ["", "a b", "a$b", "a/b", "ä", &"x".repeat(254)] {
+            assert!(!is_hostname(bad), "{bad}");
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod network;
 mod parse;
 mod raw;
 mod step_kind;
+mod step_table;
 
 #[cfg(test)]
 mod tests;
@@ -18,12 +19,12 @@ mod tests;
 pub use crate::config::Location;
 pub use error::{ScenarioError, ScenarioErrorKind};
 pub use model::{
-    Action, LoginRecipe, MenuChoice, Password, PromptRegex, SavedRecipe, SavedStart, Scenario, Secret, Start,
-    Step,
+    LoginRecipe, MenuChoice, Password, PromptRegex, SavedRecipe, SavedStart, Scenario, Secret, Start, Step,
 };
 pub use name::{check_name, transcript_stem, NameError, MAX_NAME_CHARS};
 pub use network::{CommandCheck, CopyTo, Forward, HostCommand, Link, NetworkSpec, Nic, Protocol};
 pub use parse::{load, load_all, parse, resolve_saved_starts, DEFAULT_TIMEOUT};
-pub use step_kind::{CountdownNeed, StepKind};
+pub use step_kind::{Action, StepKind};
+pub use step_table::CountdownNeed;
 #[cfg(test)]
 mod start_tests;

@@ -193,14 +193,16 @@ fn duplicate_key_is_a_syntax_error_at_the_second_key() {
     );
 }
 
+/// The keys are listed as the step table has them, in the order of the "no action" error, then
+/// the keys only some steps take, then those any step may have.
 #[test]
 fn unknown_step_key_points_at_the_key() {
     let text = format!("{HEADER}[[steps]]\nexpect = \"x\"\nexpct = \"y\"\n");
     assert_eq!(
         error_of(&text),
         "t.toml:4:1: unknown field `expct`, expected one of `expect`, `expect_regex`, `send`, `send_line`, \
-         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `wait_for_unit`, `save_state`, `status`, `output`, `until`, `timeout`, \
-         `stage`, `host`, `lan`, `wait_for_port`, `host_port_open`, `copy_from`, `copy_to`, `link`"
+         `interrupt_autoboot`, `uboot`, `menu`, `login`, `run`, `host`, `lan`, `wait_for_port`, `host_port_open`, \
+         `copy_from`, `copy_to`, `link`, `wait_for_unit`, `save_state`, `status`, `output`, `until`, `timeout`, `stage`"
     );
 }
 

@@ -396,19 +396,6 @@ mod tests {
     }
 
     #[test]
-    fn the_unknown_key_error_lists_the_action_keys_in_table_order_then_the_other_keys() {
-        let message = error_of("name = \"t\"\n[[steps]]\nexpct = \"x\"\n");
-        let listed: Vec<&str> = message.split('`').skip(3).step_by(2).collect();
-        let keys: Vec<&str> = StepKind::ALL
-            .iter()
-            .map(|kind| kind.key())
-            .chain(RestrictedKey::ALL.iter().map(|key| key.key()))
-            .chain(["timeout", "stage"])
-            .collect();
-        assert_eq!(listed, keys, "{message}");
-    }
-
-    #[test]
     fn a_restricted_key_is_refused_on_every_kind_that_does_not_take_it() {
         let values = [
             (RestrictedKey::Status, "1"),

@@ -1,6 +1,7 @@
 //! What the README says a new step or image check takes, and what it says of the step kinds,
-//! agrees with the code: the files it names exist and hold what it says they hold, and its
-//! lists of steps are the step table's.
+//! agrees with the code: the files it names exist and hold what it says they hold, its lists of
+//! steps are the step table's, and no file but the step table and the runner's dispatch lists
+//! the kinds of step.
 
 use std::path::Path;
 
@@ -42,6 +43,10 @@ fn source(named: &str) -> String {
     std::fs::read_to_string(path).expect("readable source")
 }
 
+/// Where a new kind of step is written: its row, and its arm in the runner's dispatch.
+const STEP_TABLE: &str = "scenario/step_kind.rs";
+const STEP_DISPATCH: &str = "runner/steps.rs";
+
 #[test]
 fn the_files_the_readme_names_for_a_new_step_or_check_hold_what_it_says() {
     let readme = readme();
@@ -50,12 +55,10 @@ fn the_files_the_readme_names_for_a_new_step_or_check_hold_what_it_says() {
         source(named);
     }
     let claims = [
-        ("scenario/step_kind.rs", "step_table! {"),
-        ("scenario/raw.rs", "pub(crate) struct RawStep {"),
-        ("scenario/model.rs", "pub enum Action {"),
-        ("scenario/model.rs", "pub fn describe(&self)"),
-        ("scenario/parse.rs", "match step_kind {"),
-        ("runner/steps.rs", "match action {"),
+        (STEP_TABLE, "step_table! {"),
+        ("scenario/step_table.rs", "macro_rules! step_table {"),
+        ("scenario/raw.rs", "impl<'de> Deserialize<'de> for NonEmpty {"),
+        (STEP_DISPATCH, "match action {"),
         ("inspect/report.rs", "check_names! {"),
         ("inspect/mod.rs", "pub fn inspect_for("),
         ("inspect/entry/mod.rs", "pub fn check_entry("),
@@ -69,7 +72,13 @@ fn the_files_the_readme_names_for_a_new_step_or_check_hold_what_it_says() {
         );
         assert!(source(file).contains(holds), "{file} holds no {holds:?}");
     }
-    let table = source("scenario/step_kind.rs");
+    assert!(
+        text.contains(&format!(
+            "is one row of the step table in `{STEP_TABLE}` and one arm in `{STEP_DISPATCH}`"
+        )),
+        "the README no longer says a new step is one row and one arm"
+    );
+    let table = source(STEP_TABLE);
     for kind in StepKind::ALL {
         assert!(
             table.contains(&format!("\n    {} => ", kind.key())),
@@ -146,6 +155,99 @@ fn the_readmes_examples_show_every_step_key() {
                 .any(|line| line.starts_with(&given) || line.contains(&format!("or: {given}"))),
             "no example in the README gives `{}`",
             kind.key()
+        );
+    }
+}
+
+/// The crate's source files under `harness/src/`, relative to it, with their text; test code
+/// left out (files of tests, and a file's `mod tests` at its end).
+fn crate_sources() -> Vec<(String, String)> {
+    fn walk(dir: &Path, into: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("readable source folder") {
+            let path = entry.expect("readable folder entry").path();
+            if path.is_dir() {
+                walk(&path, into);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                into.push(path);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut paths = Vec::new();
+    walk(&root, &mut paths);
+    paths.sort();
+    paths
+        .into_iter()
+        .filter(|path| {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            stem != "tests" && !stem.ends_with("_tests")
+        })
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).expect("readable source");
+            let code = match text.find("#[cfg(test)]\nmod tests {") {
+                Some(tests) => text[..tests].to_owned(),
+                None => text,
+            };
+            let relative = path
+                .strip_prefix(&root)
+                .expect("under src")
+                .to_string_lossy()
+                .into_owned();
+            (relative, code)
+        })
+        .collect()
+}
+
+/// The kinds of step a text names as `Action::Variant` or `StepKind::Variant`, each once.
+fn kinds_named(code: &str) -> Vec<String> {
+    let mut named: Vec<String> = Vec::new();
+    for prefix in ["Action::", "StepKind::"] {
+        for (at, _) in code.match_indices(prefix) {
+            let before = code[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let name: String = code[at + prefix.len()..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric())
+                .collect();
+            // A variant is CamelCase: this leaves out `StepKind::ALL` and the methods.
+            let variant = name.starts_with(|c: char| c.is_ascii_uppercase())
+                && name.contains(|c: char| c.is_lowercase());
+            if variant && !named.contains(&name) {
+                named.push(name);
+            }
+        }
+    }
+    named
+}
+
+/// A new kind of step is one row and one arm: no other code lists the kinds. A file naming one
+/// kind uses it for a purpose of its own (the saved state's `save_state`, the login start's
+/// `login`); a file naming two or more is where a list of kinds begins, which a new kind would
+/// have to join.
+#[test]
+fn only_the_step_table_and_the_runners_dispatch_name_more_than_one_kind_of_step() {
+    let sources = crate_sources();
+    let mut lists = Vec::new();
+    for (file, code) in &sources {
+        let named = kinds_named(code);
+        if named.len() > 1 && file != STEP_TABLE && file != STEP_DISPATCH {
+            lists.push(format!("{file} names {}", named.join(", ")));
+        }
+    }
+    assert!(
+        lists.is_empty(),
+        "kinds of step listed outside the table and the dispatch: {lists:?}"
+    );
+    for allowed in [STEP_TABLE, STEP_DISPATCH] {
+        let (_, code) = sources
+            .iter()
+            .find(|(file, _)| file == allowed)
+            .unwrap_or_else(|| panic!("no {allowed}"));
+        assert!(
+            kinds_named(code).len() >= StepKind::ALL.len() - 1,
+            "{allowed} names too few kinds for the scan to be reading it"
         );
     }
 }

@@ -71,20 +71,17 @@ pub async fn perform(
             command,
             status,
             output,
-            until: None,
-        } => run(s, command, *status, output.as_ref(), deadline, seq).await,
-        Action::Run {
-            command,
-            status,
-            output,
-            until: Some(window),
-        } => {
-            let what = format!("run {command:?} until it passes");
-            retry::until_passes(s, &what, *window, deadline, async |s| {
-                run(s, command, *status, output.as_ref(), deadline, seq).await
-            })
-            .await
-        }
+            until,
+        } => match until {
+            None => run(s, command, *status, output.as_ref(), deadline, seq).await,
+            Some(window) => {
+                let what = format!("run {command:?} until it passes");
+                retry::until_passes(s, &what, *window, deadline, async |s| {
+                    run(s, command, *status, output.as_ref(), deadline, seq).await
+                })
+                .await
+            }
+        },
         Action::Host { command, check } => {
             network::command(s, Side::Host, command, check, ctx, deadline).await
         }

@@ -57,8 +57,8 @@ pub enum ScenarioErrorKind {
         key: &'static str,
         /// The step's action key.
         action: &'static str,
-        /// The actions that take the key, e.g. "`run`".
-        applies_to: &'static str,
+        /// The actions that take the key, e.g. "`run`, `host` and `lan`".
+        applies_to: String,
     },
     /// A step that only a booting target can perform, in a scenario that starts at a shell.
     #[error(

@@ -13,6 +13,7 @@ mod parse;
 mod raw;
 pub mod requires;
 mod step_kind;
+mod step_table;
 
 #[cfg(test)]
 mod tests;
@@ -20,13 +21,13 @@ mod tests;
 pub use crate::config::Location;
 pub use error::{ScenarioError, ScenarioErrorKind};
 pub use model::{
-    Action, LoginRecipe, MenuChoice, Password, PromptRegex, SavedRecipe, SavedStart, Scenario, Secret, Start,
-    Step,
+    LoginRecipe, MenuChoice, Password, PromptRegex, SavedRecipe, SavedStart, Scenario, Secret, Start, Step,
 };
 pub use name::{check_name, transcript_stem, NameError, MAX_NAME_CHARS};
 pub use network::{CommandCheck, CopyTo, Forward, HostCommand, Link, NetworkSpec, Nic, Protocol};
 pub use parse::{load, load_all, load_all_for, parse, parse_for, resolve_saved_starts, DEFAULT_TIMEOUT};
 pub use requires::Requirement;
-pub use step_kind::{CountdownNeed, StepKind};
+pub use step_kind::{Action, StepKind};
+pub use step_table::CountdownNeed;
 #[cfg(test)]
 mod start_tests;

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::network::{CommandCheck, CopyTo, Forward, HostCommand, Link, NetworkSpec};
+use super::network::NetworkSpec;
 use super::requires::Requirement;
+use super::step_kind::Action;
 use crate::config::Location;
 use crate::console::Pattern;
 
@@ -231,80 +232,6 @@ pub struct Step {
     pub location: Location,
 }
 
-/// What a step does. Exactly one per step.
-#[derive(Clone, Debug)]
-pub enum Action {
-    /// Wait until the console shows the pattern.
-    Expect(Pattern),
-    /// Send these bytes as they are.
-    Send(Vec<u8>),
-    /// Send the text followed by the Enter key (`"\r"`).
-    SendLine(String),
-    /// Stop U-Boot at "Hit any key to stop autoboot" and wait for its prompt.
-    InterruptAutoboot,
-    /// Run a command at the U-Boot prompt; `output`, if given, must match what it printed
-    /// (multi-line mode: `^` and `$` match at line boundaries).
-    Uboot {
-        /// The command line sent to U-Boot.
-        command: String,
-        /// What the command's output must match.
-        output: Option<regex::Regex>,
-    },
-    /// Choose an entry of U-Boot's extlinux menu.
-    Menu(MenuChoice),
-    /// Log in on the getty.
-    Login {
-        /// The user name typed at `login:`.
-        user: String,
-        /// Where the password comes from.
-        password: Password,
-        /// What the shell's prompt looks like, when not the default.
-        prompt: Option<PromptRegex>,
-    },
-    /// Run a shell command; its exit status must equal `status` and its output, if `output` is
-    /// given, must match it (multi-line mode: `^` and `$` match at line boundaries).
-    Run {
-        /// The command line sent to the shell.
-        command: String,
-        /// The exit status the command must end with (0 unless the file says otherwise).
-        status: i32,
-        /// What the command's output must match.
-        output: Option<regex::Regex>,
-        /// Retry the command until its status and output match, for at most this long
-        /// (`until = "60s"`); `None` runs it once.
-        until: Option<Duration>,
-    },
-    /// Run a command on the harness's machine (`${PORT_TCP_22}` and `${TARGET_ADDRESS}`
-    /// replaced), within the step's time.
-    Host {
-        command: HostCommand,
-        check: CommandCheck,
-    },
-    /// Run a command as a client on the target's LAN (inside the harness's network namespace).
-    Lan {
-        command: HostCommand,
-        check: CommandCheck,
-    },
-    /// Wait until something in the target listens on this TCP port.
-    WaitForPort(u16),
-    /// Wait until a connection from the host through the forward reaches a listener.
-    HostPortOpen(Forward),
-    /// Copy a target file out, over the console, beside the transcript.
-    CopyFrom {
-        /// The file on the target.
-        path: String,
-    },
-    /// Copy a local file into the target, over the console.
-    CopyTo(CopyTo),
-    /// Switch a NIC's link up or down.
-    Link(Link),
-    /// Wait until a systemd unit is active (`systemctl is-active`), failing at once when it
-    /// failed.
-    WaitForUnit(String),
-    /// Name the state reached here, for other scenarios to start from (`start = "<name>"`).
-    SaveState(String),
-}
-
 /// Which extlinux menu entry a `menu` step chooses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MenuChoice {
@@ -359,39 +286,6 @@ impl Step {
     /// `run "cat /etc/hostname"`, `menu nixos-2-default`. The checks a step makes (`output`,
     /// `status`) are left out, for the failure to state; a password never shows.
     pub fn describe(&self) -> String {
-        match &self.action {
-            Action::Expect(pattern) => format!("expect {pattern}"),
-            Action::Send(bytes) => format!("send {}", quoted_head(&String::from_utf8_lossy(bytes))),
-            Action::SendLine(text) => format!("send_line {}", quoted_head(text)),
-            Action::InterruptAutoboot => "interrupt_autoboot".to_owned(),
-            Action::Uboot { command, .. } => format!("uboot {command:?}"),
-            Action::Menu(MenuChoice::Label(label)) => format!("menu {label}"),
-            Action::Menu(MenuChoice::Number(number)) => format!("menu {number}"),
-            Action::Login { user, .. } => format!("login {user}"),
-            Action::Run { command, .. } => format!("run {}", quoted_head(command)),
-            Action::Host { command, .. } => format!("host {command}"),
-            Action::Lan { command, .. } => format!("lan {command}"),
-            Action::WaitForPort(port) => format!("wait_for_port {port}"),
-            Action::HostPortOpen(forward) => format!("host_port_open {forward}"),
-            Action::CopyFrom { path } => format!("copy_from {path:?}"),
-            Action::CopyTo(copy) => format!("copy_to {:?} from {}", copy.path, copy.from.display()),
-            Action::Link(link) => format!(
-                "link {} {}",
-                link.nic.as_str(),
-                if link.up { "up" } else { "down" }
-            ),
-            Action::WaitForUnit(unit) => format!("wait_for_unit {unit}"),
-            Action::SaveState(name) => format!("save_state {name}"),
-        }
-    }
-}
-
-/// `text` quoted, or, when long, its first characters quoted and its size: a step's line in a
-/// report or log stays one readable line even for a megabyte of input.
-fn quoted_head(text: &str) -> String {
-    const SHOWN: usize = 200;
-    match text.char_indices().nth(SHOWN) {
-        None => format!("{text:?}"),
-        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
+        self.action.describe()
     }
 }

@@ -13,14 +13,13 @@ use toml::Spanned;
 
 use super::error::{ScenarioError, ScenarioErrorKind};
 use super::image_variables;
-use super::model::{
-    Action, LoginRecipe, MenuChoice, Password, PromptRegex, SavedStart, Scenario, Secret, Start, Step,
-};
+use super::model::{LoginRecipe, Password, PromptRegex, SavedStart, Scenario, Secret, Start, Step};
 use super::name::{check_name, file_key};
-use super::network::{CommandCheck, CopyTo, Forward, Link, NetworkSpec, RawNetwork};
-use super::raw::{console_regex, MenuValue, RawLogin, RawScenario, RawStep, StartValue};
+use super::network::{CommandCheck, Forward, NetworkSpec, RawNetwork};
+use super::raw::{console_regex, RawLogin, RawScenario, StartValue};
 use super::requires::Requirement;
-use super::step_kind::{present_actions, StepKind};
+use super::step_kind::{Action, RawAction, RawStep, StepKind};
+use super::step_table::RestrictedKey;
 use crate::config::{read_text, SourceText, Table, Timeout};
 use crate::console::Pattern;
 use crate::image::facts::ImageFacts;
@@ -416,7 +415,7 @@ impl Validator<'_> {
     fn step(&self, index: usize, step: Spanned<Table<RawStep>>) -> Result<Step, ScenarioError> {
         let location = self.file.location(step.span().start);
         let step_span = step.span();
-        let raw = step.into_inner().0;
+        let mut raw = step.into_inner().0;
         let key_error = |key: &str, fallback: Range<usize>, kind| {
             let span = key_span(
                 self.document,
@@ -426,151 +425,62 @@ impl Validator<'_> {
             self.file.error(Some(span), kind)
         };
 
-        let present = present_actions(&raw);
-        let step_kind = match present.as_slice() {
-            [] => return Err(self.file.error(Some(step_span), ScenarioErrorKind::NoAction)),
-            [(only, _)] => *only,
-            [(first, _), (second, second_span), ..] => {
+        let mut present = RawAction::take_all(&mut raw).into_iter();
+        let action = match (present.next(), present.next()) {
+            (None, _) => return Err(self.file.error(Some(step_span), ScenarioErrorKind::NoAction)),
+            (Some(only), None) => only,
+            (Some(first), Some(second)) => {
                 let kind = ScenarioErrorKind::TwoActions {
-                    first: first.key(),
-                    second: second.key(),
+                    first: first.kind().key(),
+                    second: second.kind().key(),
                 };
-                return Err(key_error(second.key(), second_span.clone(), kind));
+                return Err(key_error(second.kind().key(), second.span(), kind));
             }
         };
-        let action_key = step_kind.key();
-        let command_step = matches!(step_kind, StepKind::Run | StepKind::Host | StepKind::Lan);
-        if let Some(status) = &raw.status {
-            if !command_step {
+        let step_kind = action.kind();
+        let restricted = [
+            (RestrictedKey::Status, raw.status.as_ref().map(Spanned::span)),
+            (RestrictedKey::Output, raw.output.as_ref().map(Spanned::span)),
+            (RestrictedKey::Until, raw.until.as_ref().map(Spanned::span)),
+        ];
+        for (key, span) in restricted {
+            if let Some(span) = span.filter(|_| !step_kind.takes(key)) {
                 let kind = ScenarioErrorKind::MisplacedKey {
-                    key: "status",
-                    action: action_key,
-                    applies_to: "`run`, `host` and `lan`",
+                    key: key.key(),
+                    action: step_kind.key(),
+                    applies_to: StepKind::taking(key),
                 };
-                return Err(key_error("status", status.span(), kind));
+                return Err(key_error(key.key(), span, kind));
             }
         }
-        if let Some(output) = &raw.output {
-            if !command_step && step_kind != StepKind::Uboot {
-                let kind = ScenarioErrorKind::MisplacedKey {
-                    key: "output",
-                    action: action_key,
-                    applies_to: "`run`, `host`, `lan` and `uboot`",
-                };
-                return Err(key_error("output", output.span(), kind));
-            }
-        }
-        let output = raw.output.map(|o| o.into_inner().0);
-        let until = self.until(index, step_kind, raw.until.as_ref(), raw.timeout.as_ref())?;
-        let check = |output: Option<regex::Regex>| CommandCheck {
-            status: raw.status.as_ref().map_or(0, |s| *s.get_ref()),
-            output,
+        let until = match raw.until {
+            Some(until) => Some(self.until(until, raw.timeout.as_ref())?),
+            None => None,
+        };
+        let input = StepInput {
+            validator: self,
+            index,
+            key: step_kind.key(),
+            value_span: action.span(),
+            status: raw.status.map_or(0, Spanned::into_inner),
+            output: raw.output.map(|o| o.into_inner().0),
             until,
         };
-
-        let action = match step_kind {
-            StepKind::Expect => Action::Expect(Pattern::Literal(given(raw.expect).0)),
-            StepKind::ExpectRegex => Action::Expect(given(raw.expect_regex).0),
-            StepKind::Send => Action::Send(given(raw.send).0.into_bytes()),
-            StepKind::SendLine => Action::SendLine(given(raw.send_line)),
-            StepKind::InterruptAutoboot => Action::InterruptAutoboot,
-            StepKind::Uboot => Action::Uboot {
-                command: given(raw.uboot).0,
-                output,
-            },
-            StepKind::Menu => Action::Menu(match given(raw.menu) {
-                MenuValue::Label(label) => MenuChoice::Label(label),
-                MenuValue::Number(number) => MenuChoice::Number(number),
-            }),
-            StepKind::Login => {
-                let at = [Seg::Key("steps"), Seg::Index(index), Seg::Key("login")];
-                let (user, password, prompt) = self.login(&at, given(raw.login).0)?;
-                Action::Login {
-                    user,
-                    password,
-                    prompt,
-                }
-            }
-            StepKind::Run => Action::Run {
-                command: given(raw.run).0,
-                status: raw.status.map_or(0, Spanned::into_inner),
-                output,
-                until,
-            },
-            StepKind::Host => Action::Host {
-                command: given(raw.host),
-                check: check(output),
-            },
-            StepKind::Lan => Action::Lan {
-                command: given(raw.lan),
-                check: check(output),
-            },
-            StepKind::WaitForPort => {
-                let port = raw.wait_for_port.expect(GIVEN);
-                if *port.get_ref() == 0 {
-                    return Err(self.invalid(port.span(), "port 0 is no port: give 1 to 65535"));
-                }
-                Action::WaitForPort(port.into_inner())
-            }
-            StepKind::HostPortOpen => Action::HostPortOpen(given(raw.host_port_open)),
-            StepKind::CopyFrom => Action::CopyFrom {
-                path: given(raw.copy_from).0.path.0,
-            },
-            StepKind::CopyTo => {
-                let copy = given(raw.copy_to).0;
-                let from = PathBuf::from(copy.from.0);
-                let from = match self.file.path.parent() {
-                    Some(dir) if from.is_relative() => dir.join(from),
-                    _ => from,
-                };
-                Action::CopyTo(CopyTo {
-                    from,
-                    path: copy.path.0,
-                })
-            }
-            StepKind::Link => {
-                let link = given(raw.link).0;
-                Action::Link(Link {
-                    nic: link.nic,
-                    up: link.up,
-                })
-            }
-            StepKind::WaitForUnit => Action::WaitForUnit(given(raw.wait_for_unit).0),
-            StepKind::SaveState => Action::SaveState(given(raw.save_state).0),
-        };
         Ok(Step {
-            action,
+            action: action.into_action(input)?,
             timeout: raw.timeout.map(|t| t.into_inner().get()),
             stage: raw.stage.map(|s| s.0),
             location,
         })
     }
 
-    /// A step's `until`: only on `run`, `host` and `lan`, and no longer than the step's own `timeout`, which
-    /// bounds every try together.
+    /// A step's `until`, which must be no longer than the step's own `timeout`: that bounds
+    /// every try together.
     fn until(
         &self,
-        index: usize,
-        step_kind: StepKind,
-        until: Option<&Spanned<Timeout>>,
+        until: Spanned<Timeout>,
         timeout: Option<&Spanned<Timeout>>,
-    ) -> Result<Option<Duration>, ScenarioError> {
-        let Some(until) = until else {
-            return Ok(None);
-        };
-        if !matches!(step_kind, StepKind::Run | StepKind::Host | StepKind::Lan) {
-            let span = key_span(
-                self.document,
-                &[Seg::Key("steps"), Seg::Index(index), Seg::Key("until")],
-            )
-            .map_or(until.span(), |(key, _)| key);
-            let kind = ScenarioErrorKind::MisplacedKey {
-                key: "until",
-                action: step_kind.key(),
-                applies_to: "`run`, `host` and `lan`",
-            };
-            return Err(self.file.error(Some(span), kind));
-        }
+    ) -> Result<Duration, ScenarioError> {
         let window = until.get_ref().get();
         if let Some(timeout) = timeout {
             let limit = timeout.get_ref().get();
@@ -586,7 +496,7 @@ impl Validator<'_> {
                 ));
             }
         }
-        Ok(Some(window))
+        Ok(window)
     }
 
     /// `[network]`: its forwards checked one by one, each at its place, and listed once.
@@ -629,10 +539,55 @@ impl Validator<'_> {
     }
 }
 
-/// What [`given`] says when a step's action key is missing after all.
-const GIVEN: &str = "present_actions found the step's action key";
+/// What a row of the step table makes its action with, besides its key's value: the rest of
+/// the step, and the scenario file for errors and paths.
+pub(super) struct StepInput<'a> {
+    validator: &'a Validator<'a>,
+    /// The step's index among the file's `[[steps]]`.
+    index: usize,
+    /// The step's action key.
+    key: &'static str,
+    /// Where the action key's value is.
+    value_span: Range<usize>,
+    /// `status`, 0 when the step gives none (only steps whose row takes it can give it).
+    pub(super) status: i32,
+    /// `output`, when given.
+    pub(super) output: Option<regex::Regex>,
+    /// `until`, when given; no longer than the step's `timeout`.
+    pub(super) until: Option<Duration>,
+}
 
-/// The value of the step's action key, which [`present_actions`] found.
-fn given<T>(value: Option<Spanned<T>>) -> T {
-    value.expect(GIVEN).into_inner()
+impl StepInput<'_> {
+    /// A command's checks: `status`, `output` and `until`.
+    pub(super) fn check(self) -> CommandCheck {
+        CommandCheck {
+            status: self.status,
+            output: self.output,
+            until: self.until,
+        }
+    }
+
+    /// An error about the action key's value, pointing at it.
+    pub(super) fn invalid(&self, message: impl Into<String>) -> ScenarioError {
+        self.validator.invalid(self.value_span.clone(), message)
+    }
+
+    /// The user, password and prompt of a login table that is the action key's value.
+    pub(super) fn login(
+        &self,
+        login: RawLogin,
+    ) -> Result<(String, Password, Option<PromptRegex>), ScenarioError> {
+        let at = [Seg::Key("steps"), Seg::Index(self.index), Seg::Key(self.key)];
+        self.validator.login(&at, login)
+    }
+
+    /// A local path as the file gives it, relative to the scenario file's directory unless
+    /// absolute.
+    pub(super) fn beside_file(&self, path: String) -> PathBuf {
+        let path = PathBuf::from(path);
+        match self.validator.file.path.parent() {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path,
+        }
+    }
 }

@@ -10,7 +10,8 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::network::{Forward, HostCommand, RawCopyFrom, RawCopyTo, RawLink, RawNetwork};
+use super::network::RawNetwork;
+use super::step_kind::RawStep;
 use crate::config::{Table, Timeout};
 use crate::console::Pattern;
 
@@ -39,35 +40,6 @@ pub(crate) struct RawScenario {
     /// What the scenario needs of an image (see [`super::requires`]).
     #[serde(default)]
     pub requires: Vec<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawStep {
-    pub expect: Option<Spanned<NonEmpty>>,
-    pub expect_regex: Option<Spanned<ConsoleRegex>>,
-    pub send: Option<Spanned<NonEmpty>>,
-    pub send_line: Option<Spanned<String>>,
-    pub interrupt_autoboot: Option<Spanned<OnlyTrue>>,
-    pub uboot: Option<Spanned<NonEmpty>>,
-    pub menu: Option<Spanned<MenuValue>>,
-    pub login: Option<Spanned<Table<RawLogin>>>,
-    pub run: Option<Spanned<NonEmpty>>,
-    pub wait_for_unit: Option<Spanned<UnitName>>,
-    pub save_state: Option<Spanned<StateName>>,
-    pub status: Option<Spanned<i32>>,
-    pub output: Option<Spanned<OutputRegex>>,
-    pub until: Option<Spanned<Timeout>>,
-    pub timeout: Option<Spanned<Timeout>>,
-    pub stage: Option<NonEmpty>,
-    // Network and host-side actions (see [`super::network`]).
-    pub host: Option<Spanned<HostCommand>>,
-    pub lan: Option<Spanned<HostCommand>>,
-    pub wait_for_port: Option<Spanned<u16>>,
-    pub host_port_open: Option<Spanned<Forward>>,
-    pub copy_from: Option<Spanned<Table<RawCopyFrom>>>,
-    pub copy_to: Option<Spanned<Table<RawCopyTo>>>,
-    pub link: Option<Spanned<Table<RawLink>>>,
 }
 
 #[derive(Deserialize)]

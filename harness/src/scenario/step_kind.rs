@@ -1,202 +1,333 @@
-//! The step table: every kind of step a scenario file can give, written once.
+//! The step table: every kind of step a scenario file can give, one row each.
 //!
-//! A row names the step's TOML key, the [`Action`] it becomes, whether it needs the boot and
-//! what it does to the boot's countdowns. Everything else that lists the kinds is made from
-//! the rows: [`StepKind`] and [`StepKind::ALL`], the keys the "no action" error lists, the
-//! spans that find a step's action keys in a [`RawStep`], [`Action::kind`] (which the runner's
-//! countdown skipper and the login-start check ask), and the tests' key lists.
-//!
-//! A row refers to its `RawStep` field by its key and to its `Action` by a pattern, so neither
-//! can be missing; an `Action` without a row does not compile either ([`Action::kind`] is an
-//! exhaustive match), nor does a row without its conversion (`parse.rs` matches every
-//! [`StepKind`]) or its description ([`super::Step::describe`]). A `RawStep` field without a
-//! row fails a test below.
+//! A row is all the scenario side knows of a kind of step: its key, the type of its value,
+//! the [`Action`] variant it declares and how the value becomes one, how the step is
+//! described, which of `status`, `output` and `until` it takes, whether it needs the boot,
+//! which countdowns it keeps, and an example value for the tests. What a row gives and what
+//! is made from the rows is in [`super::step_table`]; the runner's dispatch
+//! (`runner/steps.rs`) is the one other place a new row asks for code.
 
-use std::ops::Range;
-
-use super::model::Action;
-use super::raw::RawStep;
+use super::model::{MenuChoice, Password, PromptRegex};
+use super::network::{CommandCheck, CopyTo, Forward, HostCommand, Link, RawCopyFrom, RawCopyTo, RawLink};
+use super::raw::{ConsoleRegex, MenuValue, NonEmpty, OnlyTrue, RawLogin, StateName, UnitName};
+use super::step_table::step_table;
+use crate::config::Table;
 use crate::console::Pattern;
-
-/// Which of the boot's countdowns a step needs to run as they are. The runner skips the
-/// countdowns that no step of a run needs (U-Boot's autoboot delay and the extlinux menu's
-/// timeout), doing at once what they would end in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CountdownNeed {
-    /// Neither: the step acts after the boot, at a shell or on the host, or only watches the
-    /// console (an `expect` still sees every line the boot prints).
-    Neither,
-    /// U-Boot's autoboot countdown: the step stops U-Boot itself.
-    Autoboot,
-    /// The extlinux menu: the step chooses the entry itself.
-    Menu,
-    /// Both: the step may type into either countdown.
-    Both,
-}
-
-impl CountdownNeed {
-    /// Whether the autoboot countdown must run as it is.
-    pub fn autoboot(self) -> bool {
-        matches!(self, CountdownNeed::Autoboot | CountdownNeed::Both)
-    }
-
-    /// Whether the extlinux menu must be left to the step (no default typed).
-    pub fn menu(self) -> bool {
-        matches!(self, CountdownNeed::Menu | CountdownNeed::Both)
-    }
-}
-
-/// Declares [`StepKind`] and everything derived from the rows; see the module's comment.
-macro_rules! step_table {
-    ($(
-        $(#[$doc:meta])*
-        $key:ident => $kind:ident, $action:pat, needs_boot: $boot:literal, countdowns: $countdowns:ident;
-    )*) => {
-        /// A kind of step: one per action key of a `[[steps]]` table.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum StepKind {
-            $($(#[$doc])* $kind,)*
-        }
-
-        impl StepKind {
-            /// Every kind, in the order the schema documents them.
-            pub const ALL: &[StepKind] = &[$(StepKind::$kind),*];
-
-            /// The step's key in a scenario file, e.g. `expect_regex`.
-            pub fn key(self) -> &'static str {
-                match self {
-                    $(StepKind::$kind => stringify!($key),)*
-                }
-            }
-
-            /// Whether the step acts on the boot (U-Boot, its menu, the getty), so that a
-            /// scenario starting at a shell cannot have it.
-            pub fn needs_boot(self) -> bool {
-                match self {
-                    $(StepKind::$kind => $boot,)*
-                }
-            }
-
-            /// Which of the boot's countdowns the step needs as they are.
-            pub fn countdowns(self) -> CountdownNeed {
-                match self {
-                    $(StepKind::$kind => CountdownNeed::$countdowns,)*
-                }
-            }
-        }
-
-        impl Action {
-            /// The kind of step that gives this action.
-            pub fn kind(&self) -> StepKind {
-                match self {
-                    $($action => StepKind::$kind,)*
-                }
-            }
-        }
-
-        /// The action keys a step has, with their value spans, in file order.
-        pub(super) fn present_actions(raw: &RawStep) -> Vec<(StepKind, Range<usize>)> {
-            let mut present: Vec<(StepKind, Range<usize>)> = [
-                $(raw.$key.as_ref().map(|value| (StepKind::$kind, value.span())),)*
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            present.sort_by_key(|(_, span)| span.start);
-            present
-        }
-    };
-}
 
 step_table! {
     /// `expect = "text"`: wait until the console shows the text.
-    expect => Expect, Action::Expect(Pattern::Literal(_)), needs_boot: false, countdowns: Neither;
+    expect => Expect {
+        value: NonEmpty,
+        /// Wait until the console shows the pattern.
+        action: Expect(Pattern),
+        is: Action::Expect(pattern @ Pattern::Literal(_)),
+        from: |text, _| Ok(Action::Expect(Pattern::Literal(text.0))),
+        says: format!("expect {pattern}"),
+        takes: [],
+        needs_boot: false,
+        countdowns: Neither,
+        example: r#""login:""#,
+    }
     /// `expect_regex = "regex"`: wait until a console line matches.
-    expect_regex => ExpectRegex, Action::Expect(Pattern::Regex(_)), needs_boot: false, countdowns: Neither;
+    expect_regex => ExpectRegex {
+        value: ConsoleRegex,
+        is: Action::Expect(pattern @ Pattern::Regex(_)),
+        from: |regex, _| Ok(Action::Expect(regex.0)),
+        says: format!("expect {pattern}"),
+        takes: [],
+        needs_boot: false,
+        countdowns: Neither,
+        example: r#""login: ?$""#,
+    }
     /// `send = "bytes"`: type the text as it is.
-    send => Send, Action::Send(_), needs_boot: false, countdowns: Both;
+    send => Send {
+        value: NonEmpty,
+        /// Send these bytes as they are.
+        action: Send(Vec<u8>),
+        is: Action::Send(bytes),
+        from: |text, _| Ok(Action::Send(text.0.into_bytes())),
+        says: format!("send {}", quoted_head(&String::from_utf8_lossy(bytes))),
+        takes: [],
+        needs_boot: false,
+        countdowns: Both,
+        example: r#""\u0003""#,
+    }
     /// `send_line = "text"`: type the text and Enter.
-    send_line => SendLine, Action::SendLine(_), needs_boot: false, countdowns: Both;
+    send_line => SendLine {
+        value: String,
+        /// Send the text followed by the Enter key (`"\r"`).
+        action: SendLine(String),
+        is: Action::SendLine(text),
+        from: |text, _| Ok(Action::SendLine(text)),
+        says: format!("send_line {}", quoted_head(text)),
+        takes: [],
+        needs_boot: false,
+        countdowns: Both,
+        example: r#""root""#,
+    }
     /// `interrupt_autoboot = true`: stop U-Boot's countdown at its prompt.
-    interrupt_autoboot => InterruptAutoboot, Action::InterruptAutoboot, needs_boot: true, countdowns: Autoboot;
+    interrupt_autoboot => InterruptAutoboot {
+        value: OnlyTrue,
+        /// Stop U-Boot at "Hit any key to stop autoboot" and wait for its prompt.
+        action: InterruptAutoboot,
+        is: Action::InterruptAutoboot,
+        from: |OnlyTrue, _| Ok(Action::InterruptAutoboot),
+        says: "interrupt_autoboot".to_owned(),
+        takes: [],
+        needs_boot: true,
+        countdowns: Autoboot,
+        example: "true",
+    }
     /// `uboot = "command"`: run a command at U-Boot's prompt.
-    uboot => Uboot, Action::Uboot { .. }, needs_boot: true, countdowns: Autoboot;
+    uboot => Uboot {
+        value: NonEmpty,
+        /// Run a command at the U-Boot prompt; `output`, if given, must match what it printed
+        /// (multi-line mode: `^` and `$` match at line boundaries).
+        action: Uboot {
+            /// The command line sent to U-Boot.
+            command: String,
+            /// What the command's output must match.
+            output: Option<regex::Regex>,
+        },
+        is: Action::Uboot { command, .. },
+        from: |command, step| Ok(Action::Uboot { command: command.0, output: step.output }),
+        says: format!("uboot {command:?}"),
+        takes: [Output],
+        needs_boot: true,
+        countdowns: Autoboot,
+        example: r#""version""#,
+    }
     /// `menu = "LABEL"` or `menu = N`: choose an extlinux menu entry.
-    menu => Menu, Action::Menu(_), needs_boot: true, countdowns: Menu;
+    menu => Menu {
+        value: MenuValue,
+        /// Choose an entry of U-Boot's extlinux menu.
+        action: Menu(MenuChoice),
+        is: Action::Menu(choice),
+        from: |menu, _| Ok(Action::Menu(match menu {
+            MenuValue::Label(label) => MenuChoice::Label(label),
+            MenuValue::Number(number) => MenuChoice::Number(number),
+        })),
+        says: match choice {
+            MenuChoice::Label(label) => format!("menu {label}"),
+            MenuChoice::Number(number) => format!("menu {number}"),
+        },
+        takes: [],
+        needs_boot: true,
+        countdowns: Menu,
+        example: "2",
+    }
     /// `login = { user = … }`: log in at the getty.
-    login => Login, Action::Login { .. }, needs_boot: true, countdowns: Neither;
+    login => Login {
+        value: Table<RawLogin>,
+        /// Log in on the getty.
+        action: Login {
+            /// The user name typed at `login:`.
+            user: String,
+            /// Where the password comes from.
+            password: Password,
+            /// What the shell's prompt looks like, when not the default.
+            prompt: Option<PromptRegex>,
+        },
+        is: Action::Login { user, .. },
+        from: |login, step| {
+            let (user, password, prompt) = step.login(login.0)?;
+            Ok(Action::Login { user, password, prompt })
+        },
+        says: format!("login {user}"),
+        takes: [],
+        needs_boot: true,
+        countdowns: Neither,
+        example: r#"{ user = "root" }"#,
+    }
     /// `run = "command"`: run a shell command and check its status and output.
-    run => Run, Action::Run { .. }, needs_boot: false, countdowns: Neither;
+    run => Run {
+        value: NonEmpty,
+        /// Run a shell command; its exit status must equal `status` and its output, if `output`
+        /// is given, must match it (multi-line mode: `^` and `$` match at line boundaries).
+        action: Run {
+            /// The command line sent to the shell.
+            command: String,
+            /// The exit status the command must end with (0 unless the file says otherwise).
+            status: i32,
+            /// What the command's output must match.
+            output: Option<regex::Regex>,
+            /// Retry the command until its status and output match, for at most this long
+            /// (`until = "60s"`); `None` runs it once.
+            until: Option<std::time::Duration>,
+        },
+        is: Action::Run { command, .. },
+        from: |command, step| Ok(Action::Run {
+            command: command.0,
+            status: step.status,
+            output: step.output,
+            until: step.until,
+        }),
+        says: format!("run {}", quoted_head(command)),
+        takes: [Status, Output, Until],
+        needs_boot: false,
+        countdowns: Neither,
+        example: r#""true""#,
+    }
     /// `host = "command"`: run a command on the harness's machine.
-    host => Host, Action::Host { .. }, needs_boot: false, countdowns: Neither;
+    host => Host {
+        value: HostCommand,
+        /// Run a command on the harness's machine (`${PORT_TCP_22}` and `${TARGET_ADDRESS}`
+        /// replaced), within the step's time.
+        action: Host {
+            command: HostCommand,
+            check: CommandCheck,
+        },
+        is: Action::Host { command, .. },
+        from: |command, step| Ok(Action::Host { command, check: step.check() }),
+        says: format!("host {command}"),
+        takes: [Status, Output, Until],
+        needs_boot: false,
+        countdowns: Neither,
+        example: r#""true""#,
+    }
     /// `lan = "command"`: run a command as a client on the target's LAN.
-    lan => Lan, Action::Lan { .. }, needs_boot: false, countdowns: Neither;
+    lan => Lan {
+        value: HostCommand,
+        /// Run a command as a client on the target's LAN (inside the harness's network
+        /// namespace).
+        action: Lan {
+            command: HostCommand,
+            check: CommandCheck,
+        },
+        is: Action::Lan { command, .. },
+        from: |command, step| Ok(Action::Lan { command, check: step.check() }),
+        says: format!("lan {command}"),
+        takes: [Status, Output, Until],
+        needs_boot: false,
+        countdowns: Neither,
+        example: r#"["ping", "-c1", "${TARGET_ADDRESS}"]"#,
+    }
     /// `wait_for_port = 22`: wait until something in the target listens on the port.
-    wait_for_port => WaitForPort, Action::WaitForPort(_), needs_boot: false, countdowns: Neither;
+    wait_for_port => WaitForPort {
+        value: u16,
+        /// Wait until something in the target listens on this TCP port.
+        action: WaitForPort(u16),
+        is: Action::WaitForPort(port),
+        from: |port, step| match port {
+            0 => Err(step.invalid("port 0 is no port: give 1 to 65535")),
+            port => Ok(Action::WaitForPort(port)),
+        },
+        says: format!("wait_for_port {port}"),
+        takes: [],
+        needs_boot: false,
+        countdowns: Neither,
+        example: "22",
+    }
     /// `host_port_open = "tcp:22"`: wait until the host reaches a listener through the forward.
-    host_port_open => HostPortOpen, Action::HostPortOpen(_), needs_boot: false, countdowns: Neither;
+    host_port_open => HostPortOpen {
+        value: Forward,
+        /// Wait until a connection from the host through the forward reaches a listener.
+        action: HostPortOpen(Forward),
+        is: Action::HostPortOpen(forward),
+        from: |forward, _| Ok(Action::HostPortOpen(forward)),
+        says: format!("host_port_open {forward}"),
+        takes: [],
+        needs_boot: false,
+        countdowns: Neither,
+        example: r#""tcp:22""#,
+    }
     /// `copy_from = { path = … }`: copy a target file out over the console.
-    copy_from => CopyFrom, Action::CopyFrom { .. }, needs_boot: false, countdowns: Neither;
+    copy_from => CopyFrom {
+        value: Table<RawCopyFrom>,
+        /// Copy a target file out, over the console, beside the transcript.
+        action: CopyFrom {
+            /// The file on the target.
+            path: String,
+        },
+        is: Action::CopyFrom { path },
+        from: |copy, _| Ok(Action::CopyFrom { path: copy.0.path.0 }),
+        says: format!("copy_from {path:?}"),
+        takes: [],
+        needs_boot: false,
+        countdowns: Neither,
+        example: r#"{ path = "/etc/hostname" }"#,
+    }
     /// `copy_to = { from = …, path = … }`: copy a local file in over the console.
-    copy_to => CopyTo, Action::CopyTo(_), needs_boot: false, countdowns: Neither;
+    copy_to => CopyTo {
+        value: Table<RawCopyTo>,
+        /// Copy a local file into the target, over the console.
+        action: CopyTo(CopyTo),
+        is: Action::CopyTo(copy),
+        from: |copy, step| Ok(Action::CopyTo(CopyTo {
+            from: step.beside_file(copy.0.from.0),
+            path: copy.0.path.0,
+        })),
+        says: format!("copy_to {:?} from {}", copy.path, copy.from.display()),
+        takes: [],
+        needs_boot: false,
+        countdowns: Neither,
+        example: r#"{ from = "a", path = "/tmp/a" }"#,
+    }
     /// `link = { nic = …, up = … }`: switch a NIC's link up or down.
-    link => Link, Action::Link(_), needs_boot: false, countdowns: Neither;
+    link => Link {
+        value: Table<RawLink>,
+        /// Switch a NIC's link up or down.
+        action: Link(Link),
+        is: Action::Link(link),
+        from: |link, _| Ok(Action::Link(Link { nic: link.0.nic, up: link.0.up })),
+        says: format!("link {} {}", link.nic.as_str(), if link.up { "up" } else { "down" }),
+        takes: [],
+        needs_boot: false,
+        countdowns: Neither,
+        example: r#"{ nic = "wan", up = false }"#,
+    }
     /// `wait_for_unit = "unit"`: wait until a systemd unit is active.
-    wait_for_unit => WaitForUnit, Action::WaitForUnit(_), needs_boot: false, countdowns: Neither;
+    wait_for_unit => WaitForUnit {
+        value: UnitName,
+        /// Wait until a systemd unit is active (`systemctl is-active`), failing at once when it
+        /// failed.
+        action: WaitForUnit(String),
+        is: Action::WaitForUnit(unit),
+        from: |unit, _| Ok(Action::WaitForUnit(unit.0)),
+        says: format!("wait_for_unit {unit}"),
+        takes: [],
+        needs_boot: false,
+        countdowns: Neither,
+        example: r#""sshd.service""#,
+    }
     /// `save_state = "name"`: name the state reached here, for other scenarios to start from.
-    save_state => SaveState, Action::SaveState(_), needs_boot: false, countdowns: Neither;
+    save_state => SaveState {
+        value: StateName,
+        /// Name the state reached here, for other scenarios to start from (`start = "<name>"`).
+        action: SaveState(String),
+        is: Action::SaveState(name),
+        from: |name, _| Ok(Action::SaveState(name.0)),
+        says: format!("save_state {name}"),
+        takes: [],
+        needs_boot: false,
+        countdowns: Neither,
+        example: r#""configured""#,
+    }
 }
 
-impl StepKind {
-    /// Every key, each in backticks, separated by commas: `` `expect`, `expect_regex`, … ``.
-    pub fn key_list() -> String {
-        let keys: Vec<String> = StepKind::ALL
-            .iter()
-            .map(|kind| format!("`{}`", kind.key()))
-            .collect();
-        keys.join(", ")
+/// `text` quoted, or, when long, its first characters quoted and its size: a step's line in a
+/// report or log stays one readable line even for a megabyte of input.
+fn quoted_head(text: &str) -> String {
+    const SHOWN: usize = 200;
+    match text.char_indices().nth(SHOWN) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde::de::{self, Deserializer, Visitor};
-    use serde::Deserialize;
-
     use super::*;
+    use crate::scenario::step_table::RestrictedKey;
     use crate::scenario::tests::{error_of, parse_ok};
     use crate::scenario::ScenarioErrorKind;
-
-    /// A value each key takes, for scenario text about every kind.
-    fn example(kind: StepKind) -> &'static str {
-        match kind {
-            StepKind::Expect => r#""login:""#,
-            StepKind::ExpectRegex => r#""login: ?$""#,
-            StepKind::Send => r#""\u0003""#,
-            StepKind::SendLine => r#""root""#,
-            StepKind::InterruptAutoboot => "true",
-            StepKind::Uboot => r#""version""#,
-            StepKind::Menu => "2",
-            StepKind::Login => r#"{ user = "root" }"#,
-            StepKind::Run => r#""true""#,
-            StepKind::Host => r#""true""#,
-            StepKind::Lan => r#"["ping", "-c1", "${TARGET_ADDRESS}"]"#,
-            StepKind::WaitForPort => "22",
-            StepKind::HostPortOpen => r#""tcp:22""#,
-            StepKind::CopyFrom => r#"{ path = "/etc/hostname" }"#,
-            StepKind::CopyTo => r#"{ from = "a", path = "/tmp/a" }"#,
-            StepKind::Link => r#"{ nic = "wan", up = false }"#,
-            StepKind::WaitForUnit => r#""sshd.service""#,
-            StepKind::SaveState => r#""configured""#,
-        }
-    }
 
     /// A scenario of one step, `kind` with its example value, after `header`.
     fn one_step(header: &str, kind: StepKind) -> String {
         format!(
             "name = \"t\"\n{header}[[steps]]\n{} = {}\n",
             kind.key(),
-            example(kind)
+            kind.example()
         )
     }
 
@@ -224,7 +355,7 @@ mod tests {
     fn two_action_keys_are_refused_at_the_second_whichever_they_are() {
         for &first in StepKind::ALL {
             for &second in StepKind::ALL.iter().filter(|&&k| k != first) {
-                let text = format!("{}{} = {}\n", one_step("", first), second.key(), example(second));
+                let text = format!("{}{} = {}\n", one_step("", first), second.key(), second.example());
                 assert_eq!(
                     error_of(&text),
                     format!(
@@ -264,62 +395,30 @@ mod tests {
         assert_eq!(listed, keys);
     }
 
-    /// The field names serde reads a struct by, in declaration order: a deserializer that
-    /// records what `deserialize_struct` is asked for.
-    fn fields_of<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
-        #[derive(Debug)]
-        struct Found(&'static [&'static str]);
-        impl std::fmt::Display for Found {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                write!(f, "{:?}", self.0)
-            }
-        }
-        impl std::error::Error for Found {}
-        impl de::Error for Found {
-            fn custom<M: std::fmt::Display>(_: M) -> Self {
-                Found(&[])
-            }
-        }
-        struct Recorder;
-        impl<'de> Deserializer<'de> for Recorder {
-            type Error = Found;
-
-            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Found> {
-                Err(Found(&[]))
-            }
-
-            fn deserialize_struct<V: Visitor<'de>>(
-                self,
-                _: &'static str,
-                fields: &'static [&'static str],
-                _: V,
-            ) -> Result<V::Value, Found> {
-                Err(Found(fields))
-            }
-
-            serde::forward_to_deserialize_any! {
-                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
-                identifier ignored_any
-            }
-        }
-        match T::deserialize(Recorder) {
-            Ok(_) => unreachable!("the recorder gives no values"),
-            Err(Found(fields)) => fields,
-        }
-    }
-
     #[test]
-    fn every_step_field_is_an_action_key_or_a_key_any_step_may_have() {
-        let others = ["status", "output", "until", "timeout", "stage"];
-        let mut fields: Vec<&str> = fields_of::<RawStep>()
-            .iter()
-            .copied()
-            .filter(|field| !others.contains(field))
-            .collect();
-        let mut keys: Vec<&str> = StepKind::ALL.iter().map(|k| k.key()).collect();
-        fields.sort_unstable();
-        keys.sort_unstable();
-        assert_eq!(fields, keys);
+    fn a_restricted_key_is_refused_on_every_kind_that_does_not_take_it() {
+        let values = [
+            (RestrictedKey::Status, "1"),
+            (RestrictedKey::Output, "\"x\""),
+            (RestrictedKey::Until, "\"5s\""),
+        ];
+        for &kind in StepKind::ALL {
+            for (key, value) in values {
+                let text = format!("{}{} = {value}\n", one_step("", kind), key.key());
+                if kind.takes(key) {
+                    parse_ok(&text);
+                } else {
+                    assert_eq!(
+                        error_of(&text),
+                        format!(
+                            "t.toml:4:1: `{}` applies only to {} steps, not to `{}`",
+                            key.key(),
+                            StepKind::taking(key),
+                            kind.key()
+                        )
+                    );
+                }
+            }
+        }
     }
 }

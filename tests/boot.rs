@@ -302,10 +302,11 @@ fn sigint_mid_boot_leaves_no_qemu_behind() {
     assert_signal_leaves_no_qemu(libc::SIGINT, 130);
 }
 
-/// The default run (no scenario named: the shipped set) on an image with one generation, as
-/// a freshly built NixOS image has: every shipped scenario that applies passes, and the two
-/// that choose an older generation are skipped with the reason, counted apart, in the text
-/// report, JUnit and the HTML page.
+/// The default run (no scenario named: the health check written from the image, then the
+/// shipped set) on an image with one generation, as a freshly built NixOS image has: the health
+/// check (boot and login: the fixture has no systemd) and every shipped scenario that applies
+/// pass, and the two that choose an older generation are skipped with the reason, counted
+/// apart, in the text report, JUnit and the HTML page.
 #[test]
 fn the_shipped_set_passes_a_one_generation_image_and_skips_the_menu_scenarios_saying_why() {
     let image = fixture("r2s-first-boot");
@@ -336,17 +337,20 @@ fn the_shipped_set_passes_a_one_generation_image_and_skips_the_menu_scenarios_sa
         );
     }
     assert!(
-        run.stdout.contains("8 passed, 0 failed, 2 skipped"),
+        run.stdout.contains("9 passed, 0 failed, 2 skipped"),
         "{}",
         run.explain()
     );
+    assert!(run.stdout.contains("PASS  health  "), "{}", run.explain());
+    let health = std::fs::read_to_string(dir.path().join("health.toml")).unwrap();
+    assert!(health.contains("the image does not run systemd"), "{health}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
-        xml.contains("tests=\"10\" failures=\"0\" errors=\"0\" skipped=\"2\""),
+        xml.contains("tests=\"11\" failures=\"0\" errors=\"0\" skipped=\"2\""),
         "{xml}"
     );
     let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
-    assert!(page.contains("8 passed, 0 failed, 2 skipped"), "the page's title");
+    assert!(page.contains("9 passed, 0 failed, 2 skipped"), "the page's title");
     assert!(
         page.contains("\"verdict\":\"skip\""),
         "the skipped scenarios' data"

@@ -8,8 +8,8 @@
 //!
 //! - `R2S_TEST_IMAGE`: a disk image, raw or compressed as `nix build` leaves it (e.g.
 //!   `result/sd-image/nixos-r2s.img.zst`, unpacked once into the cache);
-//! - `R2S_TEST_SCENARIOS`: scenario files or directories, `:`-separated (default: the shipped
-//!   `scenarios/`);
+//! - `R2S_TEST_SCENARIOS`: scenario files or directories, `:`-separated (default: the health
+//!   check written from the image, then the shipped `scenarios/`);
 //! - `R2S_TEST_BOARD`: the board profile (default and, for now, only choice: `qemu-virt`);
 //! - the scenarios' own password variables (`R2S_PASSWORD` for the shipped ones);
 //! - `R2S_TEST_SNAPSHOT_CACHE`: where scenarios with a start state (`start = "login"`,
@@ -169,15 +169,33 @@ fn user_trials() -> Vec<Trial> {
             format!("R2S_TEST_BOARD={board}: this test harness runs images on the qemu-virt board only"),
         )];
     }
-    let paths: Vec<PathBuf> = match std::env::var_os("R2S_TEST_SCENARIOS").filter(|v| !v.is_empty()) {
-        Some(list) => std::env::split_paths(&list).collect(),
-        None => vec![suite::shipped_scenarios()],
-    };
     // Read for the image, so that a scenario that does not apply to it is listed as ignored
     // (nextest's skipped): a compressed image is unpacked into the cache at the first listing.
     let facts = unpacked::open(&image, r2s_harness::adapt::default_cache_dir().as_deref())
         .ok()
         .map(|opened| ImageFacts::read(opened.disk()));
+    let paths: Vec<PathBuf> = match std::env::var_os("R2S_TEST_SCENARIOS").filter(|v| !v.is_empty()) {
+        Some(list) => std::env::split_paths(&list).collect(),
+        // As `harness run` without scenarios: the health check written from the image, then
+        // the shipped set.
+        None => {
+            let health = Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join("r2s-transcripts")
+                .join(&label)
+                .join("health.toml");
+            let written = health
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&health, scenario::health::health_scenario(facts.as_ref())));
+            if let Err(e) = written {
+                return vec![broken(
+                    &format!("qemu::{label}::health"),
+                    format!("cannot write the health check {}: {e}", health.display()),
+                )];
+            }
+            vec![health, suite::shipped_scenarios()]
+        }
+    };
     match scenario::load_all_for(&paths, facts.as_ref()) {
         Ok(scenarios) if scenarios.is_empty() => vec![broken(
             &format!("qemu::{label}::scenarios"),

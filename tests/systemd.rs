@@ -145,3 +145,84 @@ timeout = "1m"
         "{log}"
     );
 }
+
+/// `harness run --health-only` on the systemd fixture: the health check written from the image
+/// reads the units its system enables and judges each, one step apiece.
+fn health_only(image: &std::path::Path, dir: &std::path::Path) -> Finished {
+    run_harness(
+        &[
+            std::ffi::OsStr::new("run"),
+            std::ffi::OsStr::new("--image"),
+            image.as_os_str(),
+            std::ffi::OsStr::new("--transcripts"),
+            dir.as_os_str(),
+            std::ffi::OsStr::new("--health-only"),
+        ],
+        LIMIT,
+    )
+}
+
+#[test]
+fn the_health_check_judges_every_unit_the_systemd_image_enables_and_passes_it() {
+    let image = fixture("debian-systemd");
+    let dir = temp_dir();
+    let run = health_only(&image, dir.path());
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  health  "), "{}", run.explain());
+    assert!(run.stdout.contains("1 passed, 0 failed"), "{}", run.explain());
+    let written = std::fs::read_to_string(dir.path().join("health.toml")).unwrap();
+    for step in [
+        "system_running = true",
+        "unit_healthy = \"ssh.service\"",
+        "unit_healthy = \"fstrim.timer\"",
+    ] {
+        assert!(written.contains(step), "{written}");
+    }
+    let log = std::fs::read_to_string(dir.path().join("health.log")).unwrap();
+    assert!(log.contains("-- step 5: unit_healthy ssh.service"), "{log}");
+}
+
+#[test]
+fn the_health_check_fails_a_systemd_image_with_a_failing_unit_naming_it() {
+    let dir = temp_dir();
+    // A copy of the fixture with one more enabled unit, which fails at every boot.
+    let image = dir.path().join("broken-unit.img");
+    let copied = std::process::Command::new("cp")
+        .args(["--sparse=always"])
+        .arg(fixture("debian-systemd"))
+        .arg(&image)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let unit = dir.path().join("r2s-broken.service");
+    std::fs::write(
+        &unit,
+        "[Unit]\nDescription=A unit that fails\n[Service]\nType=oneshot\nExecStart=/bin/false\n\
+         [Install]\nWantedBy=multi-user.target\n",
+    )
+    .unwrap();
+    hostile::debugfs(
+        &image,
+        2,
+        &[
+            &format!("write {} /etc/systemd/system/r2s-broken.service", unit.display()),
+            "symlink /etc/systemd/system/multi-user.target.wants/r2s-broken.service /etc/systemd/system/r2s-broken.service",
+        ],
+    );
+    let transcripts = dir.path().join("transcripts");
+    let run = health_only(&image, &transcripts);
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    assert!(run.stdout.contains("FAIL  health  "), "{}", run.explain());
+    assert!(run.stdout.contains("step 2: system_running"), "{}", run.explain());
+    assert!(
+        run.stdout
+            .contains("the system is degraded: 1 failed unit: r2s-broken.service"),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        run.stdout.contains("systemctl status r2s-broken.service:"),
+        "{}",
+        run.explain()
+    );
+}

@@ -110,6 +110,7 @@ fn image(generations: usize) -> ImageFacts {
             .collect(),
         hostname: Some("nixos-r2s".to_owned()),
         systemd: Some(true),
+        units: Vec::new(),
         unread: Vec::new(),
     }
 }

@@ -218,9 +218,13 @@ pub struct RunArgs {
     /// nanopi-r2s with --serial, qemu-virt otherwise.
     #[arg(long, value_name = "BOARD")]
     pub board: Option<String>,
-    /// Scenario files or directories of them. Default: the shipped scenarios.
+    /// Scenario files or directories of them. Default: the health check written from the image
+    /// (written beside the transcripts as `health.toml`), then the shipped scenarios.
     #[arg(value_name = "SCENARIO_FILE|DIR")]
     pub scenarios: Vec<PathBuf>,
+    /// Run the health check written from the image, and no other scenario.
+    #[arg(long, conflicts_with = "scenarios")]
+    pub health_only: bool,
     /// Write JUnit XML here.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,

@@ -49,7 +49,9 @@ type Setup = (Suite, RunInfo, Option<DiskImage>);
 
 pub async fn run(args: RunArgs) -> u8 {
     r2s_harness::console::transcript::set_default_limit(args.transcript_limit);
-    let paths = if args.scenarios.is_empty() {
+    let paths = if args.health_only {
+        Vec::new()
+    } else if args.scenarios.is_empty() {
         vec![suite::shipped_scenarios()]
     } else {
         args.scenarios.clone()
@@ -57,7 +59,7 @@ pub async fn run(args: RunArgs) -> u8 {
     // Read once before the target is made, so that a mistake in a file costs no boot; read
     // again below for the image.
     match scenario::load_all(&paths) {
-        Ok(s) if s.is_empty() => {
+        Ok(s) if s.is_empty() && !args.health_only => {
             eprintln!("harness: no scenario files found in {}", show(&paths));
             return EXIT_ERROR;
         }
@@ -88,8 +90,19 @@ pub async fn run(args: RunArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    // Read again for the image: its `${IMAGE_…}` values, and what does not apply to it.
+    // Read again for the image: its `${IMAGE_…}` values, and what does not apply to it. With
+    // no scenario given, the health check written from the image comes first.
     let facts = disk.as_ref().map(|disk| ImageFacts::read(disk.disk()));
+    let mut paths = paths;
+    if args.scenarios.is_empty() {
+        match write_health_check(&args.transcripts, facts.as_ref()) {
+            Ok(path) => paths.insert(0, path),
+            Err(e) => {
+                super::say(&e);
+                return EXIT_ERROR;
+            }
+        }
+    }
     let scenarios = match scenario::load_all_for(&paths, facts.as_ref()) {
         Ok(s) => s,
         Err(e) => {
@@ -326,6 +339,17 @@ pub(super) fn tell_root_disk(choice: &disk_bus::Choice) -> Vec<String> {
         told.push(format!("warning: {warning}"));
     }
     told
+}
+
+/// Writes the health check for the image `facts` describe into `transcripts` (so it can be
+/// read, copied and run again), says so, and returns its path.
+fn write_health_check(transcripts: &Path, facts: Option<&ImageFacts>) -> Result<PathBuf, String> {
+    let path = transcripts.join(format!("{}.toml", scenario::health::HEALTH_NAME));
+    std::fs::create_dir_all(transcripts)
+        .and_then(|()| std::fs::write(&path, scenario::health::health_scenario(facts)))
+        .map_err(|e| format!("cannot write the health check {}: {e}", path.display()))?;
+    println!("health check written from the image: {}", path.display());
+    Ok(path)
 }
 
 /// Whether this run skips the boot's countdowns: unless `--real-time-boot`. A board's profile

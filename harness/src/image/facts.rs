@@ -11,10 +11,9 @@ use std::path::Path;
 
 use super::boot_config;
 use super::extlinux::Config;
-use super::fs::probe_filesystem;
+use super::fs::{probe_filesystem, Ext4Volume};
 use super::fs_kind::FsKind;
 use super::partition::Table;
-use super::volume::Volume;
 
 /// The root filesystem's label when `root=` names none: NixOS's sd-image default.
 pub const DEFAULT_ROOT_LABEL: &str = "NIXOS_SD";
@@ -33,9 +32,32 @@ pub struct ImageFacts {
     /// Whether the default entry's system runs systemd (`<system>/systemd`, or a
     /// `/lib/systemd/systemd` on the root filesystem); `None` when the root cannot be read.
     pub systemd: Option<bool>,
+    /// The units the system enables for a default boot (the `*.wants` of [`BOOT_TARGETS`]),
+    /// by name, when it runs systemd.
+    pub units: Vec<UnitFacts>,
     /// Why facts are missing, for the reasons a skipped scenario gives.
     pub unread: Vec<String>,
 }
+
+/// A unit the system enables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitFacts {
+    /// Its name, e.g. `sshd.service`.
+    pub name: String,
+    /// The target whose `.wants` holds it.
+    pub wanted_by: String,
+    /// The TCP ports of its `ListenStream=` lines (a socket unit's).
+    pub listen_ports: Vec<u16>,
+}
+
+/// The targets a default boot reaches whose `.wants` the health check reads.
+pub const BOOT_TARGETS: [&str; 3] = ["multi-user.target", "sockets.target", "timers.target"];
+
+/// The most units read from the image: a NixOS router enables a few dozen.
+const MAX_UNITS: usize = 256;
+
+/// The most a unit file may hold.
+const UNIT_FILE_LIMIT: u64 = 64 * 1024;
 
 /// One extlinux.conf entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +101,9 @@ impl ImageFacts {
                 .push("no hostname file in the system or at /etc/hostname".to_owned());
         }
         facts.systemd = Some(runs_systemd(&root, system.as_deref()));
+        if facts.systemd == Some(true) {
+            facts.units = enabled_units(&root, system.as_deref());
+        }
         facts
     }
 }
@@ -101,7 +126,7 @@ fn init_system(append: &str) -> Option<(&str, &str)> {
 
 /// The root filesystem: the ext4 partition whose label `root=LABEL=…` names, else
 /// [`DEFAULT_ROOT_LABEL`].
-fn open_root(image: &Path, append: &str) -> Result<Volume, String> {
+fn open_root(image: &Path, append: &str) -> Result<Ext4Volume, String> {
     let label = append
         .split_whitespace()
         .filter_map(|word| word.strip_prefix("root=LABEL="))
@@ -121,14 +146,11 @@ fn open_root(image: &Path, append: &str) -> Result<Volume, String> {
         if !named {
             continue;
         }
-        return match Volume::open(image, partition, &kind) {
-            Ok(Some(volume)) => Ok(volume),
-            Ok(None) => Err(format!(
-                "the root filesystem {label} is {kind}, which the harness cannot read"
-            )),
-            Err(e) => Err(format!(
-                "the root filesystem {label} cannot be read: {}",
-                e.detail()
+        return match kind {
+            FsKind::Ext4 { .. } => Ext4Volume::open(image, partition)
+                .map_err(|e| format!("the root filesystem {label} cannot be read: {}", e.detail())),
+            other => Err(format!(
+                "the root filesystem {label} is {other}, which the harness cannot read"
             )),
         };
     }
@@ -137,13 +159,13 @@ fn open_root(image: &Path, append: &str) -> Result<Volume, String> {
 
 /// The first line of the system's hostname file, else the root's; only a name a scenario can
 /// quote as it is (letters, digits, `-`, `.`; at most 253 characters).
-fn read_hostname(root: &Volume, system: Option<&str>) -> Option<String> {
+fn read_hostname(root: &Ext4Volume, system: Option<&str>) -> Option<String> {
     let candidates = system
         .map(|dir| format!("{dir}/etc/hostname"))
         .into_iter()
         .chain(std::iter::once("/etc/hostname".to_owned()));
     for path in candidates {
-        if let Ok(text) = root.read_text(&path, HOSTNAME_FILE_LIMIT, "hostname file") {
+        if let Some(text) = read_text(root, &path, HOSTNAME_FILE_LIMIT) {
             let name = text.lines().next().unwrap_or("").trim();
             if is_hostname(name) {
                 return Some(name.to_owned());
@@ -163,7 +185,7 @@ fn is_hostname(name: &str) -> bool {
 
 /// Whether the system runs systemd: a NixOS system links its systemd at `<system>/systemd`;
 /// another layout has systemd's binary on the root filesystem.
-fn runs_systemd(root: &Volume, system: Option<&str>) -> bool {
+fn runs_systemd(root: &Ext4Volume, system: Option<&str>) -> bool {
     let system_link = system.map(|dir| format!("{dir}/systemd"));
     let found = system_link
         .iter()
@@ -171,6 +193,102 @@ fn runs_systemd(root: &Volume, system: Option<&str>) -> bool {
         .chain(["/lib/systemd/systemd", "/usr/lib/systemd/systemd"])
         .any(|path| root.exists(path).unwrap_or(false));
     found
+}
+
+/// The units in the `.wants` of [`BOOT_TARGETS`]: the system's own (`<system>/etc/systemd/system`,
+/// NixOS), else the root filesystem's (`/etc/systemd/system`), at most [`MAX_UNITS`], each
+/// named only once, and only names a scenario can quote.
+fn enabled_units(root: &Ext4Volume, system: Option<&str>) -> Vec<UnitFacts> {
+    let dirs = system
+        .map(|dir| format!("{dir}/etc/systemd/system"))
+        .into_iter()
+        .chain(std::iter::once("/etc/systemd/system".to_owned()));
+    for dir in dirs {
+        let mut units: Vec<UnitFacts> = Vec::new();
+        let mut any = false;
+        for target in BOOT_TARGETS {
+            let wants = format!("{dir}/{target}.wants");
+            let Ok(names) = root.list_dir(&wants) else {
+                continue;
+            };
+            any = true;
+            let mut names: Vec<String> = names.into_iter().filter(|n| is_unit_name(n)).collect();
+            names.sort();
+            for name in names {
+                if units.len() >= MAX_UNITS || units.iter().any(|u| u.name == name) {
+                    continue;
+                }
+                let listen_ports = if name.ends_with(".socket") {
+                    read_text(root, &format!("{wants}/{name}"), UNIT_FILE_LIMIT)
+                        .map(|text| listen_stream_ports(&text))
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                units.push(UnitFacts {
+                    name,
+                    wanted_by: target.to_owned(),
+                    listen_ports,
+                });
+            }
+        }
+        if any {
+            return units;
+        }
+    }
+    Vec::new()
+}
+
+/// A text file of at most `limit` bytes; `None` when it cannot be read or is not UTF-8.
+fn read_text(root: &Ext4Volume, path: &str, limit: u64) -> Option<String> {
+    let bytes = root.read_limited(path, limit, "text file").ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// A unit name: a known suffix, and letters, digits and `:-_.\@` only.
+fn is_unit_name(name: &str) -> bool {
+    const SUFFIXES: [&str; 11] = [
+        ".service",
+        ".socket",
+        ".timer",
+        ".target",
+        ".path",
+        ".mount",
+        ".automount",
+        ".swap",
+        ".slice",
+        ".scope",
+        ".device",
+    ];
+    name.len() <= 256
+        && SUFFIXES
+            .iter()
+            .any(|suffix| name.len() > suffix.len() && name.ends_with(suffix))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c))
+}
+
+/// The TCP ports a socket unit listens on: `ListenStream=22`, `0.0.0.0:22`, `[::]:22`; paths
+/// (`/run/…`) and other families are not ports.
+fn listen_stream_ports(unit: &str) -> Vec<u16> {
+    let mut ports = Vec::new();
+    for line in unit.lines() {
+        let Some(value) = line.trim().strip_prefix("ListenStream=") else {
+            continue;
+        };
+        let value = value.trim();
+        let port = value.rsplit(':').next().unwrap_or(value);
+        if value.starts_with('/') || value.starts_with('@') || value.starts_with("vsock:") {
+            continue;
+        }
+        if let Ok(port) = port.parse::<u16>() {
+            if port != 0 && !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+    }
+    ports
 }
 
 /// The entries of a parsed extlinux.conf.
@@ -203,6 +321,23 @@ mod tests {
         assert_eq!(init_system("init=/nix/store/a/b/init"), None);
         assert_eq!(init_system("root=/dev/sda"), None);
         assert_eq!(init_system("init=/bin/sh"), None);
+    }
+
+    #[test]
+    fn listen_stream_ports_are_the_tcp_ports_of_a_socket_unit() {
+        let unit = "[Socket]\nListenStream=22\nListenStream=0.0.0.0:80\nListenStream=[::]:443\n\
+                    ListenStream=/run/foo.sock\nListenStream=vsock:2:22\nListenDatagram=53\nListenStream=22\n";
+        assert_eq!(listen_stream_ports(unit), [22, 80, 443]);
+    }
+
+    #[test]
+    fn unit_names_have_a_known_suffix_and_quotable_characters() {
+        assert!(is_unit_name("sshd.service"));
+        assert!(is_unit_name("getty@tty1.service"));
+        assert!(is_unit_name("dev-disk-by\\x2dlabel-NIXOS_SD.device"));
+        for bad in ["sshd", ".service", "a b.service", "a\"b.service", "x.conf"] {
+            assert!(!is_unit_name(bad), "{bad}");
+        }
     }
 
     #[test]

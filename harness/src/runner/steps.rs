@@ -92,6 +92,8 @@ pub async fn perform(
         Action::CopyFrom { path } => copy::copy_from(s, path, deadline, seq).await,
         Action::CopyTo(copy) => copy::copy_to(s, copy, deadline, seq).await,
         Action::WaitForUnit(name) => unit::wait_for_unit(s, name, deadline, seq).await,
+        Action::SystemRunning => unit::system_running(s, deadline, seq).await,
+        Action::UnitHealthy(name) => unit::unit_healthy(s, name, deadline, seq).await,
         // On QEMU the state is saved by the run that builds its snapshot, which stops before
         // this step; a run that gets here goes on (see `crate::snapshot`).
         Action::SaveState(name) => {

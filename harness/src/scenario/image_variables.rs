@@ -147,6 +147,7 @@ mod tests {
             ],
             hostname: Some("ivy".to_owned()),
             systemd: Some(true),
+            units: Vec::new(),
             unread: Vec::new(),
         }
     }

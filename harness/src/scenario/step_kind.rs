@@ -290,6 +290,36 @@ step_table! {
         countdowns: Neither,
         example: r#""sshd.service""#,
     }
+    /// `system_running = true`: wait until systemd ends the boot and check it says `running`.
+    system_running => SystemRunning {
+        value: OnlyTrue,
+        /// Wait until systemd ends the boot (`systemctl is-system-running --wait`) and check that
+        /// it says `running`; when it says `degraded`, the failure lists the failed units with
+        /// their `systemctl status`.
+        action: SystemRunning,
+        is: Action::SystemRunning,
+        from: |OnlyTrue, _| Ok(Action::SystemRunning),
+        says: "system_running".to_owned(),
+        takes: [],
+        needs_boot: false,
+        countdowns: Neither,
+        example: "true",
+    }
+    /// `unit_healthy = "unit"`: check that a systemd unit did what it is for.
+    unit_healthy => UnitHealthy {
+        value: UnitName,
+        /// Check that a systemd unit did what it is for: active, or (a oneshot without
+        /// `RemainAfterExit`) ended with success, or skipped by its own condition; a failure
+        /// names the unit and quotes its `systemctl status`.
+        action: UnitHealthy(String),
+        is: Action::UnitHealthy(unit),
+        from: |unit, _| Ok(Action::UnitHealthy(unit.0)),
+        says: format!("unit_healthy {unit}"),
+        takes: [],
+        needs_boot: false,
+        countdowns: Neither,
+        example: r#""sshd.service""#,
+    }
     /// `save_state = "name"`: name the state reached here, for other scenarios to start from.
     save_state => SaveState {
         value: StateName,

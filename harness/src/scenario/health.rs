@@ -1,0 +1,154 @@
+//! The health check: a scenario written from what an image declares, so that a run on an image
+//! with no scenario given answers "is this image healthy" without anyone writing one.
+//!
+//! It boots from power-on and logs in (every stage timed). On a systemd image it then waits for
+//! systemd to end the boot and checks it says `running` (a degraded system's failure lists the
+//! failed units with their status), checks every unit the image's system enables for a default
+//! boot ([`crate::image::facts::BOOT_TARGETS`]), one step each, and that every TCP port its
+//! socket units declare (`ListenStream=`) is listened on. An image without systemd (the busybox
+//! fixtures) is judged on boot and login alone, and the scenario's description says so.
+
+use std::fmt::Write;
+
+use crate::image::facts::ImageFacts;
+
+/// The health check's scenario name (and transcript stem).
+pub const HEALTH_NAME: &str = "health";
+
+/// The health check for the image `facts` describe (`None`: no image known, boot and login
+/// only), as scenario text.
+pub fn health_scenario(facts: Option<&ImageFacts>) -> String {
+    let systemd = facts.is_some_and(|f| f.systemd == Some(true));
+    let mut text = String::new();
+    let _ = writeln!(text, "name = {}", quoted(HEALTH_NAME));
+    let scope = if systemd {
+        let units = facts.map_or(0, |f| f.units.len());
+        format!(
+            "boot from power-on, log in, systemd ends the boot `running`, and each of the {units} units the \
+             image's system enables for a default boot is healthy, with the TCP ports its socket units declare \
+             listened on"
+        )
+    } else {
+        let why = match facts {
+            Some(f) if f.systemd == Some(false) => "the image does not run systemd".to_owned(),
+            Some(f) => format!(
+                "whether the image runs systemd cannot be read ({})",
+                f.unread.join("; ")
+            ),
+            None => "no image was given to read its units from".to_owned(),
+        };
+        format!("boot from power-on and log in; {why}, so nothing more is judged")
+    };
+    let _ = writeln!(
+        text,
+        "description = {}",
+        quoted(&format!(
+            "The health check, written from the image itself: {scope}."
+        ))
+    );
+    let _ = writeln!(text, "timeout = \"20m\"");
+    let _ = writeln!(
+        text,
+        "\n[[steps]]\nlogin = {{ user = \"root\", password_env = \"R2S_PASSWORD\" }}\nstage = \"uboot\"\ntimeout = \"10m\""
+    );
+    if !systemd {
+        return text;
+    }
+    let _ = writeln!(text, "\n[[steps]]\nsystem_running = true\ntimeout = \"5m\"");
+    let units = facts.map(|f| f.units.as_slice()).unwrap_or_default();
+    for unit in units {
+        let _ = writeln!(
+            text,
+            "\n[[steps]]\nunit_healthy = {}\ntimeout = \"1m\"",
+            quoted(&unit.name)
+        );
+    }
+    let mut ports: Vec<u16> = units
+        .iter()
+        .flat_map(|u| u.listen_ports.iter().copied())
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    for port in ports {
+        let _ = writeln!(text, "\n[[steps]]\nwait_for_port = {port}\ntimeout = \"1m\"");
+    }
+    text
+}
+
+/// `text` as a TOML basic string.
+fn quoted(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::image::facts::UnitFacts;
+    use crate::scenario::{parse_for, Action, Start};
+
+    fn systemd_image() -> ImageFacts {
+        let unit = |name: &str, ports: &[u16]| UnitFacts {
+            name: name.to_owned(),
+            wanted_by: "multi-user.target".to_owned(),
+            listen_ports: ports.to_vec(),
+        };
+        ImageFacts {
+            systemd: Some(true),
+            units: vec![
+                unit("sshd.service", &[]),
+                unit("getty@tty1.service", &[]),
+                unit("dev-x\\x2dy.mount", &[]),
+                unit("web.socket", &[8080, 22]),
+            ],
+            ..ImageFacts::default()
+        }
+    }
+
+    fn actions(facts: Option<&ImageFacts>) -> Vec<Action> {
+        let text = health_scenario(facts);
+        let scenario =
+            parse_for(&text, Path::new("health.toml"), facts).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(scenario.start, Start::PowerOn);
+        assert_eq!(scenario.skip, None);
+        scenario.steps.into_iter().map(|s| s.action).collect()
+    }
+
+    #[test]
+    fn on_a_systemd_image_every_enabled_unit_and_declared_port_is_a_step() {
+        let described: Vec<String> = actions(Some(&systemd_image()))
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect();
+        assert_eq!(
+            described[1..],
+            [
+                "SystemRunning",
+                "UnitHealthy(\"sshd.service\")",
+                "UnitHealthy(\"getty@tty1.service\")",
+                "UnitHealthy(\"dev-x\\\\x2dy.mount\")",
+                "UnitHealthy(\"web.socket\")",
+                "WaitForPort(22)",
+                "WaitForPort(8080)",
+            ]
+        );
+        assert!(described[0].starts_with("Login"), "{}", described[0]);
+    }
+
+    #[test]
+    fn without_systemd_or_an_image_it_is_boot_and_login_saying_so() {
+        let busybox = ImageFacts {
+            systemd: Some(false),
+            ..ImageFacts::default()
+        };
+        for facts in [Some(&busybox), None] {
+            let all = actions(facts);
+            assert_eq!(all.len(), 1);
+            assert!(matches!(all[0], Action::Login { .. }));
+        }
+        assert!(health_scenario(Some(&busybox))
+            .contains("log in; the image does not run systemd, so nothing more"));
+        assert!(health_scenario(None).contains("log in; no image was given to read its units from"));
+    }
+}

@@ -5,4 +5,5 @@
 pub mod depmod;
 pub mod index_files;
 pub mod kmod_index;
+pub mod on_root;
 pub mod vermagic;

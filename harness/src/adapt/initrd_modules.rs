@@ -1,0 +1,329 @@
+//! Disk drivers added to the initrd QEMU's U-Boot loads, when the image's kernel and initrd can
+//! drive none of QEMU's disk buses: an initrd built for the board (`mmc_block` alone, as the
+//! R2S configurations users copy have it) with a kernel that builds virtio as modules boots
+//! on the board and stops in stage 1 under QEMU.
+//!
+//! The drivers are the image's own: from the kernel's full module tree on the root filesystem
+//! ([`on_root`]), the fewest modules that complete one bus ([`disk_bus::needs`]) with what
+//! they need from `modules.dep`, each checked to be built for the kernel's release. They go
+//! into one more newc archive appended to the shim's copy of the initrd (the kernel unpacks
+//! archives one after another, a later file replacing an earlier one), in the initrd's own
+//! modules directory, with depmod's files regenerated for the initrd's modules and the added
+//! ones together (text for busybox, kmod's binary index for udev and kmod's `modprobe` in a
+//! scripted stage 1) and an `/etc/modules-load.d` entry that systemd's stage 1 loads. The
+//! image is never written.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use r2s_images::cpio::Archive;
+
+use super::disk_bus::{self, Drivable};
+use crate::image::boot_config::Found;
+use crate::image::drivers::{self, Drivers, Support};
+use crate::image::extlinux::Label;
+use crate::image::initrd;
+use crate::image::modules::index_files::{index_files, IndexedModule};
+use crate::image::modules::on_root::{self, RootTree};
+use crate::image::modules::vermagic;
+use crate::image::{ImageError, Table, Volume};
+use crate::qemu_devices::DiskBus;
+
+/// The largest module read from the root filesystem.
+const MODULE_READ: u64 = 64 << 20;
+/// The largest initrd read for its modules, as [`drivers`] reads it.
+const INITRD_READ: u64 = 512 << 20;
+/// The largest kernel read for its release.
+const KERNEL_READ: u64 = 128 << 20;
+/// The modules-load.d file systemd's stage 1 reads, named for who wrote it.
+pub const MODULES_LOAD: &str = "etc/modules-load.d/r2s-harness-qemu-disk.conf";
+
+/// What adapting the initrd for QEMU's disk buses decided.
+#[derive(Debug)]
+pub enum InitrdModules {
+    /// Stage 1 can drive a bus already, or nothing says it cannot: nothing added.
+    NotNeeded,
+    /// It cannot, and no modules are added: why.
+    Refused(String),
+    /// Modules added.
+    Added(Addition),
+}
+
+impl InitrdModules {
+    /// What was decided, in lines for the run's notes, transcript and report; none when
+    /// nothing was needed.
+    pub fn notes(&self) -> Vec<String> {
+        match self {
+            InitrdModules::NotNeeded => Vec::new(),
+            InitrdModules::Refused(why) => vec![format!("initrd: no disk drivers added: {why}")],
+            InitrdModules::Added(addition) => addition.notes(),
+        }
+    }
+}
+
+/// Modules added to an initrd, and the archive that adds them.
+#[derive(Debug)]
+pub struct Addition {
+    /// The boot entry whose kernel and initrd were read: `nixos-default`.
+    pub label: String,
+    /// The initrd file (in the boot partition) the archive is appended to.
+    pub initrd: String,
+    /// The bus the added modules drive.
+    pub bus: DiskBus,
+    /// The kernel's release, which every added module's vermagic names.
+    pub release: String,
+    /// Where the modules came from: `partition 2: /nix/store/…/lib/modules/6.1.0-57-arm64 (the init= system)`.
+    pub from: String,
+    /// The modules added, in load order: canonical name and path below the tree.
+    pub modules: Vec<(String, String)>,
+    /// Where they are in the initrd: its modules directory.
+    pub into: String,
+    /// Why: what the kernel and initrd could drive before.
+    pub reason: String,
+    /// The newc archive to append.
+    pub archive: Vec<u8>,
+}
+
+impl Addition {
+    /// The module names, for the disk-bus choice.
+    pub fn names(&self) -> Vec<String> {
+        self.modules.iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    /// What was done, in lines for the run's notes, transcript and report.
+    pub fn notes(&self) -> Vec<String> {
+        let mut lines = vec![
+            format!(
+                "initrd {} (LABEL {}): + {} for the root disk on {}, from {}",
+                self.initrd,
+                self.label,
+                self.modules
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.bus,
+                self.from
+            ),
+            format!("  why: {}", self.reason),
+        ];
+        lines.extend(
+            self.modules
+                .iter()
+                .map(|(_, path)| format!("  added /{}/{path}", self.into)),
+        );
+        lines.push(format!(
+            "  with modules.dep(.bin), modules.alias(.bin) for the initrd's modules and these, and /{MODULES_LOAD}; vermagic {}",
+            self.release
+        ));
+        lines
+    }
+}
+
+/// Decides what `image`'s default boot entry (of `found`) needs under QEMU, and builds the
+/// archive if modules are added. Errors are the image's partition table or boot partition
+/// being unreadable; everything else is a [`InitrdModules::Refused`] reason.
+pub fn plan(image: &Path, found: &Found) -> Result<InitrdModules, ImageError> {
+    let Some(label) = found.config.default_label().or(found.config.labels.first()) else {
+        return Ok(InitrdModules::NotNeeded);
+    };
+    let table = Table::read(image)?;
+    let drivers = drivers::read_entry(image, &table, found, label)?;
+    let choice = disk_bus::choose(&drivers);
+    if !matches!(choice.drivable, Drivable::Missing(_)) {
+        return Ok(InitrdModules::NotNeeded);
+    }
+    let Some(initrd_path) = label
+        .initrd
+        .as_deref()
+        .and_then(|i| i.split(',').map(str::trim).rfind(|p| !p.is_empty()))
+        .map(|p| found.resolve(p))
+    else {
+        return Ok(InitrdModules::Refused(format!(
+            "LABEL {} has no initrd to add modules to",
+            label.name
+        )));
+    };
+    let boot = Volume::open_index(image, &table, found.partition)?;
+    let index = match boot
+        .read_limited(&initrd_path, INITRD_READ, "an initrd read for its modules")
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| initrd::read(&bytes).map_err(|e| format!("initrd {initrd_path}: {e}")))
+    {
+        Ok(index) => index,
+        Err(e) => return Ok(InitrdModules::Refused(format!("the initrd cannot be read ({e})"))),
+    };
+    let release = match kernel_release(&boot, found, label, &index) {
+        Ok(release) => release,
+        Err(e) => return Ok(InitrdModules::Refused(e)),
+    };
+    let init = on_root::init_of(label.append.as_deref());
+    let tree = match on_root::find(image, &table, found.partition, init, &release) {
+        Ok(tree) => tree,
+        Err(e) => {
+            return Ok(InitrdModules::Refused(format!(
+                "no modules of the kernel's release {release} to add: {e}"
+            )))
+        }
+    };
+    Ok(match build(&drivers, &choice.summary, &index, &tree, &release) {
+        Ok((bus, modules, into, archive)) => InitrdModules::Added(Addition {
+            label: label.name.clone(),
+            initrd: initrd_path,
+            bus,
+            release,
+            from: format!("partition {}: {} ({})", tree.partition, tree.dir, tree.via),
+            modules,
+            into,
+            reason: format!(
+                "the image's kernel and initrd can drive none of QEMU's disk buses: {}",
+                choice.summary
+            ),
+            archive,
+        }),
+        Err(e) => InitrdModules::Refused(e),
+    })
+}
+
+/// The kernel's release: its banner's, else the one modules directory the initrd has.
+fn kernel_release(
+    boot: &Volume,
+    found: &Found,
+    label: &Label,
+    index: &initrd::Index,
+) -> Result<String, String> {
+    if let Some(kernel) = &label.kernel {
+        let path = found.resolve(kernel.split('#').next().unwrap_or(kernel).trim());
+        if let Ok(bytes) = boot.read_limited(&path, KERNEL_READ, "a kernel read for its release") {
+            if let Some(release) = vermagic::kernel_release(&bytes) {
+                return Ok(release);
+            }
+        }
+    }
+    match &index.releases.iter().collect::<Vec<_>>()[..] {
+        [one] => Ok((*one).clone()),
+        _ => Err(
+            "the kernel's release is unknown (no `Linux version` banner in the kernel, and the initrd \
+                  has not exactly one lib/modules/<release>)"
+                .to_owned(),
+        ),
+    }
+}
+
+/// Picks the bus needing the fewest modules, reads and checks them, and builds the archive:
+/// (bus, added modules, the initrd's modules directory, archive).
+fn build(
+    drivers: &Drivers,
+    summary: &str,
+    index: &initrd::Index,
+    tree: &RootTree,
+    release: &str,
+) -> Result<(DiskBus, Vec<(String, String)>, String, Vec<u8>), String> {
+    let mut best: Option<(DiskBus, Vec<String>)> = None;
+    let mut why_not = Vec::new();
+    for bus in DiskBus::ALL {
+        let missing: Vec<&str> = disk_bus::needs(bus)
+            .iter()
+            .filter(|d| matches!(drivers.support(d), Support::Missing))
+            .map(|d| d.module)
+            .collect();
+        match tree.depmod.closure(missing.iter().copied()) {
+            Ok(closure) => {
+                let added: Vec<String> = closure
+                    .into_iter()
+                    .filter(|m| !index.modules.contains(m))
+                    .collect();
+                if best.as_ref().is_none_or(|(_, b)| added.len() < b.len()) {
+                    best = Some((bus, added));
+                }
+            }
+            Err(module) => why_not.push(format!("{bus}: {module} is not in its modules.dep")),
+        }
+    }
+    let Some((bus, added)) = best else {
+        return Err(format!(
+            "{} completes no bus ({}); what the kernel and initrd drive: {summary}",
+            tree.dir,
+            why_not.join("; ")
+        ));
+    };
+    let into = index
+        .module_dirs
+        .get(release)
+        .cloned()
+        .unwrap_or_else(|| format!("lib/modules/{release}"));
+    let mut archive = Archive::new();
+    let mut made = BTreeSet::new();
+    let mut dirs_to = |archive: &mut Archive, path: &str| {
+        for (at, _) in path.match_indices('/') {
+            if made.insert(path[..at].to_owned()) {
+                archive.dir(&path[..at], 0o755);
+            }
+        }
+    };
+    let mut modules = Vec::new();
+    for name in &added {
+        let entry = &tree.depmod.modules[name];
+        let source = format!("{}/{}", tree.dir, entry.path);
+        let bytes = tree
+            .volume
+            .read_limited(&source, MODULE_READ, "a kernel module")
+            .map_err(|e| e.to_string())?;
+        let file = entry.path.rsplit('/').next().unwrap_or(&entry.path);
+        let built_for = vermagic::module_release(&vermagic::inflated(file, &bytes)?);
+        if built_for.as_deref() != Some(release) {
+            return Err(format!(
+                "{source} was built for {} but the kernel is {release} (its vermagic); the kernel would refuse it",
+                built_for.as_deref().unwrap_or("no release (no vermagic)")
+            ));
+        }
+        let path = format!("{into}/{}", entry.path);
+        dirs_to(&mut archive, &path);
+        archive.file(&path, 0o644, &bytes);
+        modules.push((name.clone(), entry.path.clone()));
+    }
+    let combined = combined_set(index, tree, &added);
+    let files = index_files(&combined, tree.builtin.as_deref()).map_err(|e| e.to_string())?;
+    dirs_to(&mut archive, &format!("{into}/modules.dep"));
+    for (name, bytes) in files {
+        archive.file(&format!("{into}/{name}"), 0o644, &bytes);
+    }
+    let load: String = disk_bus::needs(bus)
+        .iter()
+        .filter(|d| matches!(drivers.support(d), Support::Missing))
+        .map(|d| format!("{}\n", d.module))
+        .collect();
+    dirs_to(&mut archive, MODULES_LOAD);
+    archive.file(
+        MODULES_LOAD,
+        0o644,
+        format!("# Added by r2s-harness: the drivers for QEMU's {bus} root disk.\n{load}").as_bytes(),
+    );
+    Ok((bus, modules, into, archive.finish()))
+}
+
+/// The initrd's modules and the added ones, as the regenerated index lists them: paths as they
+/// are in the initrd, needs and aliases from the tree, in the tree's order.
+fn combined_set(index: &initrd::Index, tree: &RootTree, added: &[String]) -> Vec<IndexedModule> {
+    let mut names: Vec<&String> = index.modules.iter().chain(added).collect();
+    names.sort_by_key(|name| {
+        (
+            tree.depmod.order.get(*name).copied().unwrap_or(u32::MAX),
+            (*name).clone(),
+        )
+    });
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let entry = tree.depmod.modules.get(name);
+            let path = index.module_paths.get(name).or(entry.map(|e| &e.path))?;
+            Some(IndexedModule {
+                name: name.clone(),
+                path: path.clone(),
+                deps: entry.map(|e| e.deps.clone()).unwrap_or_default(),
+                aliases: tree.depmod.aliases.get(name).cloned().unwrap_or_default(),
+            })
+        })
+        .collect()
+}

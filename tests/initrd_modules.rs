@@ -124,7 +124,7 @@ fn appended_archive(dir: &Path) -> String {
         .unwrap()
         .read(&addition.initrd)
         .unwrap();
-    let copy = Ext4Volume::open_index(adapted.shim.disk(), 1)
+    let copy = Ext4Volume::open_index(adapted.shim.as_ref().expect("a shim").disk(), 1)
         .unwrap()
         .read(&addition.initrd)
         .unwrap();
@@ -198,5 +198,92 @@ fn kmod_reads_the_added_binary_index_for_the_initrds_modules_and_the_added_ones(
     assert_eq!(
         std::fs::read_to_string(dir.path().join("etc/modules-load.d/r2s-harness-qemu-disk.conf")).unwrap(),
         "# Added by r2s-harness: the drivers for QEMU's virtio-blk (virtio-mmio) root disk.\nvirtio_blk\nvirtio_mmio\n"
+    );
+}
+
+/// The real directory of the module tree the fixture's systems link as `kernel-modules`.
+fn tree_dir(image: &Path) -> String {
+    let root = Ext4Volume::open_index(image, 2).unwrap();
+    let system = r2s_images::generations()[0].store_path.clone();
+    let store = root.read_link(&format!("{system}/kernel-modules")).unwrap();
+    format!("{store}/lib/modules/{}", release(image))
+}
+
+fn release(image: &Path) -> String {
+    let root = Ext4Volume::open_index(image, 2).unwrap();
+    let system = r2s_images::generations()[0].store_path.clone();
+    root.list_dir(&format!("{system}/kernel-modules/lib/modules"))
+        .unwrap()
+        .remove(0)
+}
+
+/// What adapting `image` (a changed copy of the fixture) decided about its initrd.
+fn refusal(image: &Path) -> String {
+    let adapted = r2s_harness::adapt::adapt(image)
+        .unwrap()
+        .expect("the refusal is reported");
+    match adapted.modules {
+        r2s_harness::adapt::InitrdModules::Refused(why) => why,
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+#[test]
+fn a_module_built_for_another_release_is_refused_naming_both() {
+    let dir = temp_dir();
+    let image = r2s_tests::hostile::copy_of(FIXTURE, dir.path());
+    let release = release(&image);
+    let block = format!("{}/kernel/drivers/block", tree_dir(&image));
+    let module = Ext4Volume::open_index(&image, 2)
+        .unwrap()
+        .read(&format!("{block}/virtio_blk.ko"))
+        .unwrap();
+    // The same length, so only the vermagic differs.
+    let other = release.replacen("6.1.0-", "6.1.9-", 1);
+    let needle = format!("vermagic={release} ");
+    let at = memchr::memmem::find(&module, needle.as_bytes()).expect("a vermagic");
+    let mut changed = module.clone();
+    changed[at..at + needle.len()].copy_from_slice(format!("vermagic={other} ").as_bytes());
+    let local = dir.path().join("virtio_blk.ko");
+    std::fs::write(&local, changed).unwrap();
+    let write = format!("write {} virtio_blk.ko", local.display());
+    r2s_tests::hostile::debugfs(&image, 2, &[&format!("cd {block}"), "rm virtio_blk.ko", &write]);
+    let system = &r2s_images::generations()[0].store_path;
+    assert_eq!(
+        refusal(&image),
+        format!(
+            "{system}/kernel-modules/lib/modules/{release}/kernel/drivers/block/virtio_blk.ko was built for \
+             {other} but the kernel is {release} (its vermagic); the kernel would refuse it"
+        )
+    );
+}
+
+#[test]
+fn a_root_without_the_kernels_module_tree_is_refused_naming_where_it_looked() {
+    let dir = temp_dir();
+    let image = r2s_tests::hostile::copy_of(FIXTURE, dir.path());
+    let release = release(&image);
+    r2s_tests::hostile::debugfs(&image, 2, &[&format!("rm {}/modules.dep", tree_dir(&image))]);
+    let system = &r2s_images::generations()[0].store_path;
+    assert_eq!(
+        refusal(&image),
+        format!(
+            "no modules of the kernel's release {release} to add: no modules.dep in \
+             {system}/kernel-modules/lib/modules/{release}, /lib/modules/{release}, /usr/lib/modules/{release} \
+             on any ext4 partition"
+        )
+    );
+}
+
+#[test]
+fn an_f2fs_root_is_named_as_unreadable() {
+    let image = fixture("broken-inspect-root-filesystem");
+    let table = Table::read(&image).unwrap();
+    let error =
+        r2s_harness::image::modules::on_root::find(&image, &table, 1, None, "6.1.0-57-arm64").unwrap_err();
+    assert_eq!(
+        error,
+        "the root filesystem cannot be read (partition 2 is f2fs, whose files this harness cannot read); no \
+         modules.dep in /lib/modules/6.1.0-57-arm64, /usr/lib/modules/6.1.0-57-arm64 on the partitions read"
     );
 }

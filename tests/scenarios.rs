@@ -299,7 +299,7 @@ fn snapshot_cache() -> PathBuf {
 /// extlinux.conf made QEMU-ready; the image itself is never written.
 fn adapt_for_qemu(image: &Path) -> Result<Option<Arc<Shim>>, Failed> {
     match adapt::adapt(image) {
-        Ok(adapted) => Ok(adapted.map(|a| Arc::new(a.shim))),
+        Ok(adapted) => Ok(adapted.and_then(|a| a.shim).map(Arc::new)),
         Err(e) => Err(format!("adapting {} for QEMU: {e}", image.display()).into()),
     }
 }

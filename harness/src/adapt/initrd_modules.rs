@@ -166,22 +166,74 @@ pub fn plan(image: &Path, found: &Found) -> Result<InitrdModules, ImageError> {
             )))
         }
     };
-    Ok(match build(&drivers, &choice.summary, &index, &tree, &release) {
-        Ok((bus, modules, into, archive)) => InitrdModules::Added(Addition {
+    let built = pick_bus(&drivers, &choice.summary, &index, &tree)
+        .and_then(|(bus, added)| build(&drivers, bus, &added, &index, &tree, &release));
+    Ok(match built {
+        Ok(built) => InitrdModules::Added(Addition {
             label: label.name.clone(),
             initrd: initrd_path,
-            bus,
+            bus: built.bus,
             release,
             from: format!("partition {}: {} ({})", tree.partition, tree.dir, tree.via),
-            modules,
-            into,
+            modules: built.modules,
+            into: built.into,
             reason: format!(
                 "the image's kernel and initrd can drive none of QEMU's disk buses: {}",
                 choice.summary
             ),
-            archive,
+            archive: built.archive,
         }),
         Err(e) => InitrdModules::Refused(e),
+    })
+}
+
+/// The archive [`build`] made, and what is in it.
+struct Built {
+    bus: DiskBus,
+    modules: Vec<(String, String)>,
+    into: String,
+    archive: Vec<u8>,
+}
+
+/// The drivers of `bus` that are neither built in nor in the initrd.
+fn missing(drivers: &Drivers, bus: DiskBus) -> Vec<&'static str> {
+    disk_bus::needs(bus)
+        .iter()
+        .filter(|d| matches!(drivers.support(d), Support::Missing))
+        .map(|d| d.module)
+        .collect()
+}
+
+/// The bus whose missing drivers, with what they need, are the fewest modules not in the
+/// initrd (the first of [`DiskBus::ALL`] on a tie), and those modules in load order.
+fn pick_bus(
+    drivers: &Drivers,
+    summary: &str,
+    index: &initrd::Index,
+    tree: &RootTree,
+) -> Result<(DiskBus, Vec<String>), String> {
+    let mut best: Option<(DiskBus, Vec<String>)> = None;
+    let mut why_not = Vec::new();
+    for bus in DiskBus::ALL {
+        match tree.depmod.closure(missing(drivers, bus)) {
+            Ok(closure) => {
+                let added: Vec<String> = closure
+                    .into_iter()
+                    .filter(|m| !index.modules.contains(m))
+                    .collect();
+                if best.as_ref().is_none_or(|(_, b)| added.len() < b.len()) {
+                    best = Some((bus, added));
+                }
+            }
+            Err(module) => why_not.push(format!("{bus}: {module} is not in its modules.dep")),
+        }
+    }
+    best.ok_or_else(|| {
+        format!(
+            "{} completes no bus ({}); what the kernel and initrd drive: {summary}",
+            tree.dir,
+            why_not.join("; ")
+        )
     })
 }
 
@@ -210,43 +262,17 @@ fn kernel_release(
     }
 }
 
-/// Picks the bus needing the fewest modules, reads and checks them, and builds the archive:
-/// (bus, added modules, the initrd's modules directory, archive).
+/// Reads the `added` modules from `tree`, checks each was built for `release`, and builds the
+/// archive that puts them, the regenerated index and the modules-load.d entry for `bus` into
+/// the initrd.
 fn build(
     drivers: &Drivers,
-    summary: &str,
+    bus: DiskBus,
+    added: &[String],
     index: &initrd::Index,
     tree: &RootTree,
     release: &str,
-) -> Result<(DiskBus, Vec<(String, String)>, String, Vec<u8>), String> {
-    let mut best: Option<(DiskBus, Vec<String>)> = None;
-    let mut why_not = Vec::new();
-    for bus in DiskBus::ALL {
-        let missing: Vec<&str> = disk_bus::needs(bus)
-            .iter()
-            .filter(|d| matches!(drivers.support(d), Support::Missing))
-            .map(|d| d.module)
-            .collect();
-        match tree.depmod.closure(missing.iter().copied()) {
-            Ok(closure) => {
-                let added: Vec<String> = closure
-                    .into_iter()
-                    .filter(|m| !index.modules.contains(m))
-                    .collect();
-                if best.as_ref().is_none_or(|(_, b)| added.len() < b.len()) {
-                    best = Some((bus, added));
-                }
-            }
-            Err(module) => why_not.push(format!("{bus}: {module} is not in its modules.dep")),
-        }
-    }
-    let Some((bus, added)) = best else {
-        return Err(format!(
-            "{} completes no bus ({}); what the kernel and initrd drive: {summary}",
-            tree.dir,
-            why_not.join("; ")
-        ));
-    };
+) -> Result<Built, String> {
     let into = index
         .module_dirs
         .get(release)
@@ -262,7 +288,7 @@ fn build(
         }
     };
     let mut modules = Vec::new();
-    for name in &added {
+    for name in added {
         let entry = &tree.depmod.modules[name];
         let source = format!("{}/{}", tree.dir, entry.path);
         let bytes = tree
@@ -282,24 +308,25 @@ fn build(
         archive.file(&path, 0o644, &bytes);
         modules.push((name.clone(), entry.path.clone()));
     }
-    let combined = combined_set(index, tree, &added);
+    let combined = combined_set(index, tree, added);
     let files = index_files(&combined, tree.builtin.as_deref()).map_err(|e| e.to_string())?;
     dirs_to(&mut archive, &format!("{into}/modules.dep"));
     for (name, bytes) in files {
         archive.file(&format!("{into}/{name}"), 0o644, &bytes);
     }
-    let load: String = disk_bus::needs(bus)
-        .iter()
-        .filter(|d| matches!(drivers.support(d), Support::Missing))
-        .map(|d| format!("{}\n", d.module))
-        .collect();
+    let load: String = missing(drivers, bus).iter().map(|m| format!("{m}\n")).collect();
     dirs_to(&mut archive, MODULES_LOAD);
     archive.file(
         MODULES_LOAD,
         0o644,
         format!("# Added by r2s-harness: the drivers for QEMU's {bus} root disk.\n{load}").as_bytes(),
     );
-    Ok((bus, modules, into, archive.finish()))
+    Ok(Built {
+        bus,
+        modules,
+        into,
+        archive: archive.finish(),
+    })
 }
 
 /// The initrd's modules and the added ones, as the regenerated index lists them: paths as they

@@ -33,7 +33,9 @@ pub struct Adapted {
     pub changes: Vec<Change>,
     /// Disk drivers added to the initrd, or why none were when stage 1 needs them.
     pub modules: InitrdModules,
-    pub shim: Shim,
+    /// The disk U-Boot boots from; `None` when the configuration needed no change and modules
+    /// were refused (the refusal is all there is to say).
+    pub shim: Option<Shim>,
 }
 
 /// What to adapt besides the console and device tree.
@@ -51,8 +53,8 @@ impl Default for Options {
 }
 
 /// Plans and builds the adaptation of `image`. `Ok(None)` when the image's configuration needs
-/// no change (it already boots on QEMU virt as it is), or when there is none this harness can
-/// read (then U-Boot boots the image as it is).
+/// no change and its initrd no modules (it already boots on QEMU virt as it is), or when there
+/// is no configuration this harness can read (then U-Boot boots the image as it is).
 pub fn adapt(image: &Path) -> Result<Option<Adapted>, ShimError> {
     adapt_cached(image, None, Options::default())
 }
@@ -82,7 +84,15 @@ pub fn adapt_cached(
         InitrdModules::NotNeeded | InitrdModules::Refused(_) => None,
     };
     if changes.is_empty() && addition.is_none() {
-        return Ok(None);
+        return Ok(match modules {
+            InitrdModules::Refused(_) => Some(Adapted {
+                source: format!("partition {}:{}", found.partition, found.path),
+                changes,
+                modules,
+                shim: None,
+            }),
+            InitrdModules::NotNeeded | InitrdModules::Added(_) => None,
+        });
     }
     let shim = match cache {
         Some(cache) => cached_shim(cache, image, &found, &adapted, addition)?,
@@ -93,7 +103,7 @@ pub fn adapt_cached(
         source: format!("partition {}:{}", found.partition, found.path),
         changes,
         modules,
-        shim,
+        shim: Some(shim),
     }))
 }
 

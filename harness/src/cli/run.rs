@@ -407,7 +407,7 @@ async fn adapt_for_qemu_told(
                 adapt::InitrdModules::Added(addition) => addition.names(),
                 adapt::InitrdModules::NotNeeded | adapt::InitrdModules::Refused(_) => Vec::new(),
             };
-            Ok((Some(Arc::new(adapted.shim)), added, told))
+            Ok((adapted.shim.map(Arc::new), added, told))
         }
         Ok(None) => Ok((None, Vec::new(), Vec::new())),
         Err(e) => Err(adapt_error(e.to_string())),

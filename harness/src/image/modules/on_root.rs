@@ -123,17 +123,14 @@ pub fn find(
         .map(|(d, _)| d.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    Err(if read == 0 {
-        format!(
-            "the root filesystem cannot be read (no ext4 partition this harness reads{})",
-            if unreadable.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", unreadable.join("; "))
-            }
-        )
-    } else {
-        format!("no modules.dep in {looked} on any ext4 partition")
+    let unreadable = unreadable.join("; ");
+    Err(match (read, unreadable.is_empty()) {
+        (0, true) => "the root filesystem cannot be read (no partition holds ext4)".to_owned(),
+        (0, false) => format!("the root filesystem cannot be read ({unreadable})"),
+        (_, false) => format!(
+            "the root filesystem cannot be read ({unreadable}); no modules.dep in {looked} on the partitions read"
+        ),
+        (_, true) => format!("no modules.dep in {looked} on any ext4 partition"),
     })
 }
 

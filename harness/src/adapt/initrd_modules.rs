@@ -23,6 +23,7 @@ use crate::image::boot_config::Found;
 use crate::image::drivers::{self, Drivers, Support};
 use crate::image::extlinux::Label;
 use crate::image::initrd;
+use crate::image::modules::depmod::Depmod;
 use crate::image::modules::index_files::{index_files, IndexedModule};
 use crate::image::modules::on_root::{self, RootTree};
 use crate::image::modules::vermagic;
@@ -31,6 +32,9 @@ use crate::qemu_devices::DiskBus;
 
 /// The largest module read from the root filesystem.
 const MODULE_READ: u64 = 64 << 20;
+/// The most module bytes added to one initrd: a disk bus's drivers are well under 10 MiB, and
+/// the R2S unpacks the initrd into 1 GiB.
+const ADDED_BYTES: u64 = 128 << 20;
 /// The largest initrd read for its modules, as [`drivers`] reads it.
 const INITRD_READ: u64 = 512 << 20;
 /// The largest kernel read for its release.
@@ -166,7 +170,7 @@ pub fn plan(image: &Path, found: &Found) -> Result<InitrdModules, ImageError> {
             )))
         }
     };
-    let built = pick_bus(&drivers, &choice.summary, &index, &tree)
+    let built = pick_bus(&drivers, &choice.summary, &index.modules, &tree.depmod, &tree.dir)
         .and_then(|(bus, added)| build(&drivers, bus, &added, &index, &tree, &release));
     Ok(match built {
         Ok(built) => InitrdModules::Added(Addition {
@@ -209,29 +213,26 @@ fn missing(drivers: &Drivers, bus: DiskBus) -> Vec<&'static str> {
 fn pick_bus(
     drivers: &Drivers,
     summary: &str,
-    index: &initrd::Index,
-    tree: &RootTree,
+    in_initrd: &BTreeSet<String>,
+    tree: &Depmod,
+    tree_dir: &str,
 ) -> Result<(DiskBus, Vec<String>), String> {
     let mut best: Option<(DiskBus, Vec<String>)> = None;
     let mut why_not = Vec::new();
     for bus in DiskBus::ALL {
-        match tree.depmod.closure(missing(drivers, bus)) {
+        match tree.closure(missing(drivers, bus)) {
             Ok(closure) => {
-                let added: Vec<String> = closure
-                    .into_iter()
-                    .filter(|m| !index.modules.contains(m))
-                    .collect();
+                let added: Vec<String> = closure.into_iter().filter(|m| !in_initrd.contains(m)).collect();
                 if best.as_ref().is_none_or(|(_, b)| added.len() < b.len()) {
                     best = Some((bus, added));
                 }
             }
-            Err(module) => why_not.push(format!("{bus}: {module} is not in its modules.dep")),
+            Err(module) => why_not.push(format!("{}: {module} is not in its modules.dep", bus.name())),
         }
     }
     best.ok_or_else(|| {
         format!(
-            "{} completes no bus ({}); what the kernel and initrd drive: {summary}",
-            tree.dir,
+            "{tree_dir} completes no bus ({}); what the kernel and initrd drive: {summary}",
             why_not.join("; ")
         )
     })
@@ -288,6 +289,7 @@ fn build(
         }
     };
     let mut modules = Vec::new();
+    let mut total = 0u64;
     for name in added {
         let entry = &tree.depmod.modules[name];
         let source = format!("{}/{}", tree.dir, entry.path);
@@ -295,6 +297,13 @@ fn build(
             .volume
             .read_limited(&source, MODULE_READ, "a kernel module")
             .map_err(|e| e.to_string())?;
+        total += bytes.len() as u64;
+        if total > ADDED_BYTES {
+            return Err(format!(
+                "the modules for {bus} ({}) are more than {ADDED_BYTES} bytes together",
+                added.join(", ")
+            ));
+        }
         let file = entry.path.rsplit('/').next().unwrap_or(&entry.path);
         let built_for = vermagic::module_release(&vermagic::inflated(file, &bytes)?);
         if built_for.as_deref() != Some(release) {
@@ -353,4 +362,74 @@ fn combined_set(index: &initrd::Index, tree: &RootTree, added: &[String]) -> Vec
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::drivers::Drivers;
+
+    /// Debian's arm64 kernel: every QEMU disk driver a module, PCI host and virtio core built in.
+    fn debian_kernel() -> Drivers {
+        Drivers {
+            builtin: Some(
+                ["pci_host_generic", "virtio", "virtio_ring", "mmc_block"]
+                    .map(String::from)
+                    .into(),
+            ),
+            initrd: ["ext4", "jbd2", "mbcache", "dw_mmc_rockchip"]
+                .map(String::from)
+                .into(),
+            ..Drivers::default()
+        }
+    }
+
+    const TREE: &str = "\
+kernel/drivers/block/virtio_blk.ko:
+kernel/drivers/virtio/virtio_mmio.ko:
+kernel/drivers/nvme/host/nvme.ko: kernel/drivers/nvme/host/nvme-core.ko
+kernel/drivers/nvme/host/nvme-core.ko:
+kernel/drivers/ata/ahci.ko: kernel/drivers/ata/libahci.ko kernel/drivers/ata/libata.ko kernel/drivers/scsi/sd_mod.ko kernel/drivers/scsi/scsi_mod.ko
+kernel/drivers/ata/libahci.ko: kernel/drivers/ata/libata.ko kernel/drivers/scsi/scsi_mod.ko
+kernel/drivers/ata/libata.ko: kernel/drivers/scsi/scsi_mod.ko
+kernel/drivers/scsi/sd_mod.ko: kernel/drivers/scsi/scsi_mod.ko
+kernel/drivers/scsi/scsi_mod.ko:
+kernel/fs/ext4/ext4.ko: kernel/fs/jbd2/jbd2.ko kernel/fs/mbcache.ko
+kernel/fs/jbd2/jbd2.ko:
+kernel/fs/mbcache.ko:
+";
+
+    fn pick(tree: &str) -> Result<(DiskBus, Vec<String>), String> {
+        let drivers = debian_kernel();
+        let depmod = Depmod::parse(tree, None).unwrap();
+        pick_bus(&drivers, "(summary)", &drivers.initrd, &depmod, "/tree")
+    }
+
+    #[test]
+    fn the_bus_needing_the_fewest_modules_is_chosen_with_what_they_need() {
+        assert_eq!(
+            pick(TREE),
+            Ok((DiskBus::Virtio, vec!["virtio_blk".into(), "virtio_mmio".into()]))
+        );
+    }
+
+    #[test]
+    fn a_bus_whose_driver_the_tree_lacks_is_passed_over_for_the_next_smallest() {
+        let without_virtio_mmio = TREE.replace("kernel/drivers/virtio/virtio_mmio.ko:\n", "");
+        assert_eq!(
+            pick(&without_virtio_mmio),
+            Ok((DiskBus::Nvme, vec!["nvme_core".into(), "nvme".into()]))
+        );
+    }
+
+    #[test]
+    fn a_tree_that_completes_no_bus_is_refused_naming_what_each_lacks() {
+        assert_eq!(
+            pick("kernel/fs/ext4/ext4.ko:\n"),
+            Err("/tree completes no bus (virtio: virtio_blk is not in its modules.dep; nvme: nvme is not in its \
+                 modules.dep; ahci: ahci is not in its modules.dep; usb: usb_storage is not in its modules.dep); \
+                 what the kernel and initrd drive: (summary)"
+                .to_owned())
+        );
+    }
 }

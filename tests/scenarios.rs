@@ -58,6 +58,9 @@ const FIXTURE_SCENARIOS: &[(&str, Suits)] = &[
     ("r2s-generations", Suits::Only(&["extlinux-menu"])),
     // nixpkgs' sd-image: MBR, vfat FIRMWARE, extlinux.conf under /boot on the ext4 root.
     ("r2s-sd-image", Suits::Only(&["boot-to-login"])),
+    // The board's initrd with Debian's modular virtio, booted on the modules the adaptation adds
+    // (`initrd_modules.rs` boots it to login): that a shell then works.
+    ("r2s-board-initrd", Suits::Only(&["login-and-run"])),
 ];
 
 /// The fixtures the network scenarios (`scenarios/network/`) run on: they need the image's own

@@ -75,7 +75,10 @@ pub fn adapt_cached(
     };
     let (adapted, changes) = adapt_config(&found.config);
     let modules = if options.initrd_modules {
-        initrd_modules::plan(image, &found)?
+        // Not reading the kernel, initrd or root for drivers costs this run nothing it had
+        // before: say why, and boot as without the addition.
+        initrd_modules::plan(image, &found)
+            .unwrap_or_else(|e| InitrdModules::Refused(format!("the image's boot files cannot be read: {e}")))
     } else {
         InitrdModules::NotNeeded
     };

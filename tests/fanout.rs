@@ -300,7 +300,7 @@ fn an_entry_qemu_cannot_restore_is_discarded_and_rebuilt() {
         qemu,
         image: &image,
         unpacked_from: None,
-        shim: Some(&adapted.shim),
+        shim: adapted.shim.as_ref(),
         state: StateRecipe::Login(&recipe),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -59,6 +59,9 @@ const FIXTURE_SCENARIOS: &[(&str, Suits)] = &[
     ("r2s-generations", Suits::Only(&["extlinux-menu"])),
     // nixpkgs' sd-image: MBR, vfat FIRMWARE, extlinux.conf under /boot on the ext4 root.
     ("r2s-sd-image", Suits::Only(&["boot-to-login"])),
+    // The board's initrd with Debian's modular virtio, booted on the modules the adaptation adds
+    // (`initrd_modules.rs` boots it to login): that a shell then works.
+    ("r2s-board-initrd", Suits::Only(&["login-and-run"])),
 ];
 
 /// The fixtures the network scenarios (`scenarios/network/`) run on: they need the image's own
@@ -343,7 +346,7 @@ fn snapshot_cache() -> PathBuf {
 /// extlinux.conf made QEMU-ready; the image itself is never written.
 fn adapt_for_qemu(image: &Path) -> Result<Option<Arc<Shim>>, Failed> {
     match adapt::adapt(image) {
-        Ok(adapted) => Ok(adapted.map(|a| Arc::new(a.shim))),
+        Ok(adapted) => Ok(adapted.and_then(|a| a.shim).map(Arc::new)),
         Err(e) => Err(format!("adapting {} for QEMU: {e}", image.display()).into()),
     }
 }

@@ -33,7 +33,10 @@ fn main() {
     // image names the R2S console, the shim disk that adaptation builds (built here once, outside
     // the timing; the harness builds its own inside its run).
     let adapted = r2s_harness::adapt::adapt(&image).expect("adapt");
-    let shim = adapted.as_ref().map(|a| a.shim.disk().to_owned());
+    let shim = adapted
+        .as_ref()
+        .and_then(|a| a.shim.as_ref())
+        .map(|s| s.disk().to_owned());
     println!("image {}; load average before {}", image.display(), load());
     let (mut raw, mut skipped, mut real_time) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {

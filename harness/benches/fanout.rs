@@ -47,7 +47,10 @@ fn main() {
     println!("Machine: {} cores, load average {}", cores(), load());
     println!("Image: {}; --jobs {jobs}", image.display());
     let adapted = r2s_harness::adapt::adapt(&image).expect("adapt");
-    let shim = adapted.as_ref().map(|a| a.shim.disk().to_owned());
+    let shim = adapted
+        .as_ref()
+        .and_then(|a| a.shim.as_ref())
+        .map(|s| s.disk().to_owned());
     let mut raw: Vec<Duration> = (0..3)
         .map(|_| raw_qemu::raw_qemu(&image, shim.as_deref()))
         .collect();

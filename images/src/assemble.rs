@@ -7,7 +7,7 @@ use crate::boot::{self, BootContents};
 use crate::card::{self, Bootloader, ROOT_LABEL};
 use crate::cpio::Archive;
 use crate::debian::{Parts, BUSYBOX};
-use crate::fixture::{Console, InitrdLayout, Layout, Recipe};
+use crate::fixture::{Breakage, Console, InitrdLayout, Layout, Recipe};
 use crate::recipe::{self, RecipeFile};
 use crate::staging::{link, put, read, set_mode, under};
 use crate::store::{self, Generation};
@@ -27,12 +27,18 @@ pub fn fixture(name: &str, recipe: Recipe, parts: &Parts, work: &Path) -> Result
     let kernel = kernel::raw_image(&parts.kernel.file(&format!("boot/vmlinuz-{release}"))?)?;
     let busybox = read(&parts.busybox.file("bin/busybox")?)?;
     let dtb = match recipe.breakage {
-        crate::fixture::Breakage::FdtFrom(other) => other,
+        Breakage::FdtFrom(other) => other,
         _ => boot::DTB,
+    };
+    let board_initrd = recipe.breakage == Breakage::BoardInitrd;
+    let initrd_modules = if board_initrd {
+        &recipe::BOARD_INITRD_MODULES
+    } else {
+        &recipe::INITRD_MODULES
     };
     let contents = BootContents {
         kernel,
-        initrd: initrd(parts, &busybox, recipe.layout.initrd_layout())?,
+        initrd: initrd(parts, &busybox, recipe.layout.initrd_layout(), initrd_modules)?,
         dtb: read(
             &parts
                 .kernel
@@ -44,7 +50,19 @@ pub fn fixture(name: &str, recipe: Recipe, parts: &Parts, work: &Path) -> Result
     let generations = generations(recipe.layout);
     let params = kernel_params(recipe.layout);
     let root_dir = work.join("root");
-    stage_root(&root_dir, parts, &busybox, &generations, &params)?;
+    let kernel_modules = if board_initrd {
+        Some(stage_module_tree(&root_dir, parts)?)
+    } else {
+        None
+    };
+    stage_root(
+        &root_dir,
+        parts,
+        &busybox,
+        &generations,
+        &params,
+        kernel_modules.as_deref(),
+    )?;
     // nixpkgs' sd-image keeps /boot on the root filesystem; the R2S cards have NIXOS_BOOT.
     let boot_dir = match recipe.layout {
         Layout::SdImage => root_dir.join("boot"),
@@ -95,18 +113,15 @@ fn kernel_params(layout: Layout) -> String {
 /// The initrd: busybox, stage 1 as `/init`, and the kernel modules it loads with their
 /// dependencies and a `modules.dep` for busybox `modprobe`, laid out and compressed as
 /// `layout` says.
-fn initrd(parts: &Parts, busybox: &[u8], layout: InitrdLayout) -> Result<Vec<u8>, BuildError> {
+fn initrd(
+    parts: &Parts,
+    busybox: &[u8],
+    layout: InitrdLayout,
+    list: &RecipeFile,
+) -> Result<Vec<u8>, BuildError> {
     let release = &parts.kernel_release;
-    let modules_root = ["lib/modules", "usr/lib/modules"]
-        .iter()
-        .map(|base| parts.kernel.root.join(base).join(release))
-        .find(|p| p.is_dir())
-        .ok_or_else(|| BuildError::PartMissing {
-            package: parts.kernel.package.clone(),
-            path: format!("lib/modules/{release}").into(),
-        })?;
-    let tree = modules::Tree::open(&modules_root)?;
-    let wanted = recipe::INITRD_MODULES.items();
+    let tree = modules::Tree::open(&package_modules(parts)?)?;
+    let wanted = list.items();
     let modules = tree.closure(&wanted)?;
 
     let mut cpio = Archive::new();
@@ -166,6 +181,56 @@ fn initrd(parts: &Parts, busybox: &[u8], layout: InitrdLayout) -> Result<Vec<u8>
     })
 }
 
+/// `lib/modules/<release>` of the unpacked kernel package.
+fn package_modules(parts: &Parts) -> Result<PathBuf, BuildError> {
+    let release = &parts.kernel_release;
+    ["lib/modules", "usr/lib/modules"]
+        .iter()
+        .map(|base| parts.kernel.root.join(base).join(release))
+        .find(|p| p.is_dir())
+        .ok_or_else(|| BuildError::PartMissing {
+            package: parts.kernel.package.clone(),
+            path: format!("lib/modules/{release}").into(),
+        })
+}
+
+/// The kernel's module tree in the root's store, as NixOS keeps the one each system links as
+/// `kernel-modules`: the modules `recipes/system/kernel-modules` lists and what they need, with
+/// depmod's `modules.dep` and `modules.alias` for them and the kernel's `modules.builtin`.
+/// Returns the store path.
+fn stage_module_tree(dir: &Path, parts: &Parts) -> Result<String, BuildError> {
+    let release = &parts.kernel_release;
+    let source = package_modules(parts)?;
+    let tree = modules::Tree::open(&source)?;
+    let chosen = tree.closure(&recipe::ROOT_KERNEL_MODULES.items())?;
+    let store = store::store_path(&format!("linux-{release}-modules"));
+    let base = format!("{store}/lib/modules/{release}");
+    for module in &chosen {
+        put(
+            &under(dir, &format!("{base}/{}", module.path)),
+            &module.data,
+            0o444,
+        )?;
+    }
+    put(
+        &under(dir, &format!("{base}/modules.dep")),
+        modules::modules_dep(&chosen).as_bytes(),
+        0o444,
+    )?;
+    put(
+        &under(dir, &format!("{base}/modules.alias")),
+        modules::modules_alias(&chosen)?.as_bytes(),
+        0o444,
+    )?;
+    let builtin = source.join("modules.builtin");
+    put(
+        &under(dir, &format!("{base}/modules.builtin")),
+        &read(&builtin)?,
+        0o444,
+    )?;
+    Ok(store)
+}
+
 /// The items of an applet list, each checked to be compiled into `busybox`: its applet-name
 /// table holds every name NUL-terminated.
 fn checked_applets(list: &RecipeFile, busybox: &[u8]) -> Result<Vec<&'static str>, BuildError> {
@@ -195,6 +260,7 @@ fn stage_root(
     busybox: &[u8],
     generations: &[Generation],
     params: &str,
+    kernel_modules: Option<&str>,
 ) -> Result<(), BuildError> {
     let busybox_store = store::store_path(&format!(
         "busybox-static-{}",
@@ -219,6 +285,12 @@ fn stage_root(
 
     for generation in generations {
         stage_generation(dir, generation, &shell, &system_path, &login, params)?;
+        if let Some(tree) = kernel_modules {
+            link(
+                &under(dir, &format!("{}/kernel-modules", generation.store_path)),
+                tree,
+            )?;
+        }
     }
     store::link_profiles(dir, generations)?;
 

@@ -43,6 +43,15 @@ pub const FIXTURES: &[FixtureInfo] = &[
                       console `console=ttyS2,1500000 earlycon=uart8250,mmio32,0xff130000`",
     },
     FixtureInfo {
+        name: "r2s-board-initrd",
+        description: "r2s-busybox whose initrd is the board's (`includeDefaultModules = false`: the SD \
+                      controller and ext4, no virtio, NVMe, AHCI or USB storage) with Debian's kernel, which \
+                      builds every QEMU disk driver as a module; the root filesystem holds the kernel's \
+                      module tree where NixOS keeps it (<system>/kernel-modules/lib/modules/<release>). \
+                      Boots under QEMU only once the harness adds the image's own virtio modules to the \
+                      initrd; with --no-adapt, stage 1 cannot find NIXOS_SD",
+    },
+    FixtureInfo {
         name: "r2s-sd-image",
         description: "nixpkgs sd-image layout: MBR, vfat FIRMWARE at the default 8 MiB (sector 16384, where an \
                       R2S needs u-boot.itb) and bootable ext4 NIXOS_SD with /boot/extlinux/extlinux.conf \
@@ -200,6 +209,9 @@ pub enum Breakage {
     ExtraPartition(&'static str),
     /// A third partition table entry that starts 1 MiB inside NIXOS_SD.
     OverlappingPartitions,
+    /// The initrd carries only the board's modules (`recipes/initrd/board-kernel-modules`), and
+    /// each system links `kernel-modules` to the kernel's module tree on the root filesystem.
+    BoardInitrd,
     /// The root partition holds an f2fs superblock instead of ext4.
     F2fsRoot,
     /// No extlinux.conf.
@@ -251,6 +263,7 @@ pub fn recipe(name: &str) -> Option<Recipe> {
         "r2s-first-boot" => (Layout::FirstBoot, B::None),
         "r2s-generations" => (BOARD, B::None),
         "r2s-sd-image" => (Layout::SdImage, B::None),
+        "r2s-board-initrd" => (DEFAULT, B::BoardInitrd),
         // fdisk's default first sector, taken by anyone who does not type 32768 as the
         // write-up did.
         "broken-inspect-bootloader-area" => (BOARD, B::BootPartitionAt(2048)),

@@ -16,7 +16,7 @@ mod assemble;
 mod boot;
 mod cache;
 mod card;
-mod cpio;
+pub mod cpio;
 mod debian;
 mod debootstrap;
 mod disk;

@@ -191,6 +191,27 @@ impl Tree {
     }
 }
 
+/// `modules.alias` for `modules` as depmod writes it: `alias PATTERN MODULE` for each `alias=`
+/// of each module's `.modinfo`, in the modules' order.
+pub fn modules_alias(modules: &[Module]) -> Result<String, BuildError> {
+    let mut out = String::from("# Aliases extracted from modules themselves.\n");
+    for module in modules {
+        let info = modinfo(module.data.as_slice()).map_err(|source| BuildError::Module {
+            module: module.name.clone(),
+            source: ModuleError::Modinfo {
+                path: module.path.clone().into(),
+                source,
+            },
+        })?;
+        for (key, value) in info {
+            if key == "alias" {
+                out.push_str(&format!("alias {value} {}\n", module.name));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// `modules.dep` lines for `modules` in the format kmod and busybox read: each module's path,
 /// then its transitive dependencies with the one to load first last.
 pub fn modules_dep(modules: &[Module]) -> String {

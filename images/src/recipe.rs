@@ -23,6 +23,10 @@ macro_rules! recipe {
 pub const STAGE_1_INIT: RecipeFile = recipe!("initrd/stage-1-init.sh");
 /// Modules stage 1 loads by name.
 pub const INITRD_MODULES: RecipeFile = recipe!("initrd/kernel-modules");
+/// Modules stage 1 loads by name in an initrd built for the board (no QEMU disk driver).
+pub const BOARD_INITRD_MODULES: RecipeFile = recipe!("initrd/board-kernel-modules");
+/// The modules in the root filesystem's kernel module tree, for fixtures with the board's initrd.
+pub const ROOT_KERNEL_MODULES: RecipeFile = recipe!("system/kernel-modules");
 /// Busybox applets in the initrd.
 pub const INITRD_APPLETS: RecipeFile = recipe!("initrd/applets");
 /// Each generation's `init`, NixOS stage 2.
@@ -87,6 +91,8 @@ pub const SYSTEMD_DEVICE_TIMEOUT: RecipeFile = recipe!("systemd/device-timeout.c
 pub const ALL: &[RecipeFile] = &[
     STAGE_1_INIT,
     INITRD_MODULES,
+    BOARD_INITRD_MODULES,
+    ROOT_KERNEL_MODULES,
     INITRD_APPLETS,
     STAGE_2_INIT,
     ACTIVATE,

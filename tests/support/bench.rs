@@ -75,7 +75,7 @@ impl VirtualBench {
         let socket = dir.path().join("power.sock");
         let shim = adapt::adapt(image)
             .expect("adapting the fixture for QEMU")
-            .map(|a| a.shim);
+            .and_then(|a| a.shim);
         let (tx, rx) = mpsc::unbounded_channel();
         let state = Arc::new(Mutex::new(Observed::default()));
         let board = VirtualBoard {

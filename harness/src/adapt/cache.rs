@@ -15,7 +15,6 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::disk_cache::{file_identity, DiskCache, DiskInUse};
-use crate::image::extlinux::Config;
 
 /// Entries kept: more than the images a developer alternates between, few enough that the
 /// directory stays small (a shim is the size of the image's kernels and initrds).
@@ -38,12 +37,13 @@ impl ShimCache {
         }
     }
 
-    /// The key of the shim for `image` showing `adapted` to U-Boot.
-    pub fn key(image: &Path, adapted: &Config) -> io::Result<String> {
+    /// The key of the shim for `image` that [`super::Shim::shows`] `shows` (the adapted
+    /// configuration and what was added to an initrd).
+    pub fn key(image: &Path, shows: &str) -> io::Result<String> {
         let mut hash = Sha256::new();
         hash.update(env!("CARGO_PKG_VERSION").as_bytes());
         hash.update(file_identity(image)?);
-        hash.update(adapted.render().as_bytes());
+        hash.update(shows.as_bytes());
         Ok(crate::hex::lower_hex(&hash.finalize()[..16]))
     }
 
@@ -64,8 +64,8 @@ mod tests {
 
     use super::*;
 
-    fn config(text: &str) -> Config {
-        Config::parse(text).unwrap()
+    fn config(text: &str) -> String {
+        crate::image::extlinux::Config::parse(text).unwrap().render()
     }
 
     #[test]

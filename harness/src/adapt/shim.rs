@@ -1,5 +1,6 @@
 //! The shim disk: a small GPT disk whose one ext4 partition holds the adapted extlinux.conf and,
-//! at the same paths as in the image, the image's own kernel and initrd bytes.
+//! at the same paths as in the image, the image's own kernel and initrd bytes (an initrd
+//! followed by the archive of added disk drivers, if [`super::initrd_modules`] adds any).
 //!
 //! QEMU attaches it last, which makes it U-Boot's `virtio 0`, the only device distro boot scans
 //! on `qemu_arm64`. The image itself stays attached (behind an overlay) and provides the root
@@ -13,6 +14,7 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
+use super::initrd_modules::Addition;
 use crate::image::extlinux::Config;
 use crate::image::volume::Volume;
 use crate::image::{boot_config::Found, limits, ImageError, Table};
@@ -43,6 +45,7 @@ pub enum ShimError {
 pub struct Shim {
     kept: Kept,
     shows: String,
+    notes: Vec<String>,
 }
 
 /// Where a shim's disk lives, held for as long as the shim.
@@ -69,7 +72,19 @@ impl Shim {
         Shim {
             kept: Kept::Cached(held),
             shows,
+            notes: Vec::new(),
         }
+    }
+
+    /// The shim with `notes`: what it changed beyond the configuration, for the transcript.
+    pub fn with_notes(mut self, notes: Vec<String>) -> Shim {
+        self.notes = notes;
+        self
+    }
+
+    /// What the shim changed beyond the configuration, line by line (added disk drivers).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The private directory of a shim built for this run only.
@@ -89,13 +104,25 @@ impl Shim {
     }
 }
 
-/// [`Shim::shows`] of the shim for `found` showing `adapted`.
-pub fn shows(found: &Found, adapted: &Config) -> String {
-    format!("{}\n{}", found.path, adapted.render())
+/// [`Shim::shows`] of the shim for `found` showing `adapted`, with `addition` appended to an
+/// initrd.
+pub fn shows(found: &Found, adapted: &Config, addition: Option<&Addition>) -> String {
+    let mut shows = format!("{}\n{}", found.path, adapted.render());
+    for line in addition.map(Addition::notes).unwrap_or_default() {
+        shows.push_str(&line);
+        shows.push('\n');
+    }
+    shows
 }
 
-/// Builds the shim for `found` (the image's extlinux.conf) showing `adapted` to U-Boot.
-pub fn build(image: &Path, found: &Found, adapted: &Config) -> Result<Shim, ShimError> {
+/// Builds the shim for `found` (the image's extlinux.conf) showing `adapted` to U-Boot, with
+/// `addition`'s archive after the copy of its initrd.
+pub fn build(
+    image: &Path,
+    found: &Found,
+    adapted: &Config,
+    addition: Option<&Addition>,
+) -> Result<Shim, ShimError> {
     let dir = crate::scratch::dir("shim").map_err(|source| ShimError::Io {
         path: std::env::temp_dir(),
         source,
@@ -118,7 +145,15 @@ pub fn build(image: &Path, found: &Found, adapted: &Config) -> Result<Shim, Shim
         }
         let dest = tree.join(file.trim_start_matches('/'));
         let mut out = create_file(&dest).map_err(io_err(&dest))?;
-        payload += volume.copy_to(&file, limits::BOOT_FILE, "a kernel or initrd", &mut out)?;
+        let mut size = volume.copy_to(&file, limits::BOOT_FILE, "a kernel or initrd", &mut out)?;
+        if let Some(addition) = addition.filter(|a| a.initrd == file) {
+            // The kernel looks for the next archive at a multiple of four bytes.
+            let padding = size.next_multiple_of(4) - size;
+            out.write_all(&vec![0; padding as usize]).map_err(io_err(&dest))?;
+            out.write_all(&addition.archive).map_err(io_err(&dest))?;
+            size += padding + addition.archive.len() as u64;
+        }
+        payload += size;
         out.flush().map_err(io_err(&dest))?;
     }
 
@@ -130,7 +165,8 @@ pub fn build(image: &Path, found: &Found, adapted: &Config) -> Result<Shim, Shim
     mkfs_into(&disk, &tree, fs_bytes)?;
     Ok(Shim {
         kept: Kept::Private { dir, disk },
-        shows: shows(found, adapted),
+        shows: shows(found, adapted, addition),
+        notes: Vec::new(),
     })
 }
 

@@ -110,6 +110,7 @@ impl Board {
                 .map_or(DEFAULT_RECONNECT_TIMEOUT, |t| t.get()),
             power,
             skip_countdowns: raw.skip_countdowns.unwrap_or(false),
+            adapt_initrd_modules: raw.adapt_initrd_modules.unwrap_or(true),
             sdmux: raw.sdmux.map(|Table(sdmux)| SdMux::from(sdmux)),
             address: raw
                 .network

@@ -23,6 +23,10 @@ pub struct Board {
     /// Whether the harness may skip this board's U-Boot autoboot delay and extlinux menu
     /// timeout (`skip_countdowns = true`); off unless the profile says so.
     pub skip_countdowns: bool,
+    /// Whether QEMU's adaptation may add the image's own disk drivers to an initrd that can
+    /// drive none of QEMU's disk buses (`adapt_initrd_modules = false` turns it off); on unless
+    /// the profile says so.
+    pub adapt_initrd_modules: bool,
     /// How the board's SD card is switched to the host for flashing, if it can be.
     pub sdmux: Option<super::SdMux>,
     /// The board's address as the harness's machine reaches it (`[network] address`): host

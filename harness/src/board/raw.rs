@@ -20,6 +20,8 @@ pub(crate) struct RawBoard {
     pub console: Name,
     pub char_delay: Option<CharPacing>,
     pub skip_countdowns: Option<bool>,
+    /// Under QEMU, add the image's own disk drivers to an initrd that has none (default true).
+    pub adapt_initrd_modules: Option<bool>,
     pub reconnect_timeout: Option<Timeout>,
     pub power: Option<Table<RawPower>>,
     pub sdmux: Option<Table<super::sdmux::RawSdMux>>,

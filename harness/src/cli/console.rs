@@ -85,8 +85,13 @@ async fn open(
             let opened = open_image(image, None).map_err(SetupError::from)?;
             let image = opened.disk().to_owned();
             disk = Some(opened);
-            let shim = adapt_for_qemu(&image, r2s_harness::adapt::default_cache_dir()).await?;
-            let choice = choose_root_disk(&image, args.disk_bus).await;
+            let (shim, added) = adapt_for_qemu(
+                &image,
+                r2s_harness::adapt::default_cache_dir(),
+                r2s_harness::adapt::Options::default(),
+            )
+            .await?;
+            let choice = choose_root_disk(&image, args.disk_bus, &added).await;
             tell_root_disk(&choice);
             let mut config = args.qemu.config();
             config.root_disk = choice.disk;

@@ -252,16 +252,29 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
     let image = disk.disk().to_owned();
     let labels = image::check_bootable_image(&image)?;
     let countdowns = countdown_policy(args, Some(&image));
-    let (shim, setup) = if args.no_adapt {
-        let off = "adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written";
+    let (shim, added, setup) = if args.no_adapt {
+        let off = "adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written \
+                   and its initrd as built";
         println!("{off}");
-        (None, vec![off.to_owned()])
+        (None, Vec::new(), vec![off.to_owned()])
     } else {
         let cache = args.cache_dir.clone().or_else(adapt::default_cache_dir);
-        adapt_for_qemu_told(&image, cache).await?
+        let options = adapt::Options {
+            initrd_modules: board.adapt_initrd_modules,
+        };
+        let (shim, added, mut told) = adapt_for_qemu_told(&image, cache, options).await?;
+        if !options.initrd_modules {
+            let off = format!(
+                "adding disk drivers to the initrd: off (board profile {}: adapt_initrd_modules = false)",
+                board.name
+            );
+            println!("{off}");
+            told.push(off);
+        }
+        (shim, added, told)
     };
     println!("image: {}", disk.named().display());
-    let choice = choose_root_disk(&image, args.disk_bus).await;
+    let choice = choose_root_disk(&image, args.disk_bus, &added).await;
     let mut setup = setup;
     setup.extend(tell_root_disk(&choice));
     let mut config = args.qemu.config();
@@ -313,13 +326,21 @@ pub(super) fn open_image(image: &Path, cache_dir: Option<&Path>) -> Result<DiskI
 }
 
 /// The bus to attach `image` on: `forced` (`--disk-bus`), else the first its kernel and initrd
-/// can drive.
-pub(super) async fn choose_root_disk(image: &Path, forced: Option<DiskBus>) -> disk_bus::Choice {
+/// (with the modules `added` to it by the adaptation) can drive.
+pub(super) async fn choose_root_disk(
+    image: &Path,
+    forced: Option<DiskBus>,
+    added: &[String],
+) -> disk_bus::Choice {
     let owned = image.to_owned();
     let drivers = tokio::task::spawn_blocking(move || drivers::read(&owned))
         .await
         .map_err(|e| e.to_string())
-        .and_then(|read| read.map_err(|e| e.to_string()));
+        .and_then(|read| read.map_err(|e| e.to_string()))
+        .map(|mut drivers| {
+            drivers.initrd.extend(added.iter().cloned());
+            drivers
+        });
     match (forced, drivers) {
         (Some(bus), drivers) => disk_bus::forced(bus, drivers.as_ref().ok()),
         (None, Ok(drivers)) => disk_bus::choose(&drivers),
@@ -383,19 +404,23 @@ async fn build_default_fixture() -> Result<PathBuf, SetupError> {
 }
 
 /// Builds the shim disk that shows U-Boot a QEMU-ready copy of the image's extlinux.conf, and
-/// says what it changed. `None` when the image boots on QEMU as it is.
+/// says what it changed. `None` when the image boots on QEMU as it is; with it, the modules
+/// added to the initrd.
 pub(super) async fn adapt_for_qemu(
     image: &Path,
     cache: Option<PathBuf>,
-) -> Result<Option<Arc<Shim>>, SetupError> {
-    Ok(adapt_for_qemu_told(image, cache).await?.0)
+    options: adapt::Options,
+) -> Result<(Option<Arc<Shim>>, Vec<String>), SetupError> {
+    let (shim, added, _) = adapt_for_qemu_told(image, cache, options).await?;
+    Ok((shim, added))
 }
 
 /// [`adapt_for_qemu`], and the lines it printed, for the HTML report.
 async fn adapt_for_qemu_told(
     image: &Path,
     cache: Option<PathBuf>,
-) -> Result<(Option<Arc<Shim>>, Vec<String>), SetupError> {
+    options: adapt::Options,
+) -> Result<(Option<Arc<Shim>>, Vec<String>, Vec<String>), SetupError> {
     let owned = image.to_owned();
     let adapt_error = |detail: String| SetupError::Adapt {
         image: image.to_owned(),
@@ -403,7 +428,7 @@ async fn adapt_for_qemu_told(
     };
     let adapted = tokio::task::spawn_blocking(move || {
         let cache = cache.map(|dir| ShimCache::new(&dir));
-        adapt::adapt_cached(&owned, cache.as_ref())
+        adapt::adapt_cached(&owned, cache.as_ref(), options)
     })
     .await
     .map_err(|e| adapt_error(e.to_string()))?;
@@ -414,13 +439,18 @@ async fn adapt_for_qemu_told(
                 format!("  extlinux.conf from {}", adapted.source),
             ];
             told.extend(adapted.changes.iter().map(|change| format!("  {change}")));
+            told.extend(adapted.modules.notes().iter().map(|line| format!("  {line}")));
             // The changes quote the image's extlinux.conf (its LABELs, APPEND lines).
             for line in &told {
                 println!("{}", escape_control(line));
             }
-            Ok((Some(Arc::new(adapted.shim)), told))
+            let added = match &adapted.modules {
+                adapt::InitrdModules::Added(addition) => addition.names(),
+                adapt::InitrdModules::NotNeeded | adapt::InitrdModules::Refused(_) => Vec::new(),
+            };
+            Ok((adapted.shim.map(Arc::new), added, told))
         }
-        Ok(None) => Ok((None, Vec::new())),
+        Ok(None) => Ok((None, Vec::new(), Vec::new())),
         Err(e) => Err(adapt_error(e.to_string())),
     }
 }

@@ -174,7 +174,8 @@ pub fn read_entry(image: &Path, table: &Table, found: &Found, label: &Label) -> 
         }
     }
     if drivers.builtin.is_none() {
-        builtin_from_root(image, table, found.partition, &releases, &mut drivers);
+        let init = super::modules::on_root::init_of(label.append.as_deref());
+        builtin_from_root(image, table, found.partition, &releases, init, &mut drivers);
     }
     Ok(drivers)
 }
@@ -186,13 +187,15 @@ fn holds_pl011(kernel: &[u8]) -> bool {
         && memchr::memmem::find(kernel, b"ttyAMA\0").is_some()
 }
 
-/// modules.builtin of one of `releases` on an ext4 partition other than the boot one: where
-/// Debian and the kernel's `make modules_install` put it.
+/// modules.builtin of one of `releases` on an ext4 partition other than the boot one: in the
+/// `init=` system's module tree (NixOS), or where Debian and the kernel's `make
+/// modules_install` put it.
 fn builtin_from_root(
     image: &Path,
     table: &Table,
     boot: u32,
     releases: &BTreeSet<String>,
+    init: Option<&str>,
     drivers: &mut Drivers,
 ) {
     for partition in table.partitions.iter().filter(|p| p.index != boot) {
@@ -203,8 +206,8 @@ fn builtin_from_root(
             continue;
         };
         for release in releases {
-            for dir in ["/lib/modules", "/usr/lib/modules"] {
-                let path = format!("{dir}/{release}/modules.builtin");
+            for (dir, _) in super::modules::on_root::candidate_dirs(init, release) {
+                let path = format!("{dir}/modules.builtin");
                 if let Ok(text) = volume.read_text(&path, 4 << 20, "modules.builtin") {
                     drivers.builtin = Some(initrd::parse_builtin_list(&text).collect());
                     drivers.builtin_from = Some(format!("partition {}: {path}", partition.index));

@@ -20,6 +20,7 @@ pub mod ikconfig;
 pub mod initrd;
 pub mod limits;
 pub mod mbr;
+pub mod modules;
 pub mod packed;
 pub mod partition;
 pub mod read_at;

@@ -115,8 +115,9 @@ pub fn check_root_disk(drivers: &Drivers) -> Check {
             name,
             location,
             format!(
-                "no bus QEMU's virt machine offers can be driven by stage 1, so under `harness run` it \
-                 will not find its root: {}",
+                "no bus QEMU's virt machine offers can be driven by stage 1 as built; `harness run` adds \
+                 the image's own drivers to its initrd from the kernel's module tree on the root \
+                 filesystem when it can (else stage 1 will not find its root): {}",
                 choice.summary
             ),
             modules_hint(DiskBus::Virtio),

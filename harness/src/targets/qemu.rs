@@ -516,6 +516,12 @@ impl Target for QemuMachine {
 
     fn start<'a>(&'a mut self, _attached: Option<Console>, log: &'a mut dyn StartLog) -> StartFuture<'a> {
         Box::pin(async move {
+            if let Disks::Image { shim: Some(shim), .. } = &self.disks {
+                // What the adaptation added to the initrd U-Boot loads: the transcript says it.
+                for line in shim.notes() {
+                    log.note(&format!("adapted for QEMU: {line}"));
+                }
+            }
             log.note(&super::qemu_disk::note(&self.config.root_disk));
             let (config, lan) = qemu_net::start_config(&self.config, self.network.as_ref());
             let (mut target, console) = match &self.disks {

@@ -110,7 +110,8 @@ impl Entries {
     /// Adds what lies below the modules directory `below` finds in a path (`<release>/…`).
     fn index_below<'a>(&'a self, index: &mut Index, below: impl Fn(&'a str) -> Option<&'a str>) {
         for path in &self.module_files {
-            let Some((release, rest)) = below(path).and_then(|b| b.split_once('/')) else {
+            let Some(below) = below(path) else { continue };
+            let Some((release, rest)) = below.split_once('/') else {
                 continue;
             };
             if release.is_empty() || rest.is_empty() {
@@ -118,6 +119,10 @@ impl Entries {
             }
             let file = path.rsplit('/').next().unwrap_or(path);
             if let Some(module) = module_name(file) {
+                // `below` ends `path`: what comes before it is the modules directory.
+                let dir = format!("{}{release}", &path[..path.len() - below.len()]);
+                index.module_dirs.entry(release.to_owned()).or_insert(dir);
+                index.module_paths.insert(module.clone(), rest.to_owned());
                 index.modules.insert(module);
                 index.releases.insert(release.to_owned());
             }

@@ -15,7 +15,7 @@ mod cpio;
 mod decompress;
 mod layout;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use decompress::Compression;
 
@@ -160,6 +160,12 @@ pub struct Index {
     pub releases: BTreeSet<String>,
     /// Each archive in order: how it was stored.
     pub segments: Vec<Compression>,
+    /// Per release, the archive path (no leading `/`, symlinks followed) of the
+    /// `lib/modules/<release>` directory its modules are in:
+    /// `nix/store/<hash>-linux-6.6-modules-shrunk/lib/modules/6.6.30`.
+    pub module_dirs: BTreeMap<String, String>,
+    /// Each module's path below its `lib/modules/<release>/`: `kernel/fs/ext4/ext4.ko.xz`.
+    pub module_paths: BTreeMap<String, String>,
 }
 
 /// The canonical name of a module file (`dw_mmc-rockchip.ko.zst` → `dw_mmc_rockchip`), `None`

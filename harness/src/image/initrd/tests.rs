@@ -344,6 +344,20 @@ fn a_scripted_stage_1_initrd_is_read_through_its_lib_link_to_the_store() {
 }
 
 #[test]
+fn the_store_paths_modules_directory_and_each_modules_path_below_it_are_kept() {
+    let target = format!("/{MODULES_SHRUNK}/lib");
+    let index = read(&store_archive(&[], &[("lib", &target)])).unwrap();
+    assert_eq!(
+        index.module_dirs.get(RELEASE).map(String::as_str),
+        Some(format!("{MODULES_SHRUNK}/lib/modules/{RELEASE}").trim_start_matches('/'))
+    );
+    assert_eq!(
+        index.module_paths.get("virtio_blk").map(String::as_str),
+        Some("kernel/drivers/block/virtio_blk.ko.xz")
+    );
+}
+
+#[test]
 fn a_systemd_stage_1_initrd_is_read_through_its_lib_modules_link() {
     let target = format!("/{MODULES_SHRUNK}/lib/modules");
     let archive = store_archive(&[], &[("lib/modules", &target)]);

@@ -93,10 +93,13 @@ fn a_missing_image_is_an_image_error() {
     assert!(run.stderr.contains("/nonexistent/r2s.img"), "{}", run.explain());
 }
 
+/// A scenario whose login needs a password variable that is not set cannot run: it is an
+/// error in every report, never booted for, and the other scenarios still run.
 #[test]
-fn an_unset_password_variable_is_a_config_error_before_anything_boots() {
+fn an_unset_password_variable_is_an_error_result_and_the_other_scenarios_still_run() {
     let image = fixture(r2s_images::DEFAULT_FIXTURE);
     let dir = temp_dir();
+    let junit = dir.path().join("junit.xml");
     let started = std::time::Instant::now();
     let (child, command) = spawn_harness_env_without(
         &[
@@ -105,7 +108,10 @@ fn an_unset_password_variable_is_a_config_error_before_anything_boots() {
             image.as_os_str(),
             OsStr::new("--transcripts"),
             dir.path().as_os_str(),
+            OsStr::new("--junit"),
+            junit.as_os_str(),
             scenario("login-and-run").as_os_str(),
+            scenario("uboot-shell").as_os_str(),
         ],
         &[],
         &["R2S_PASSWORD"],
@@ -113,13 +119,31 @@ fn an_unset_password_variable_is_a_config_error_before_anything_boots() {
     let run = finish(child, command, started, LIMIT);
     assert_eq!(run.code(), Some(2), "{}", run.explain());
     assert!(
-        run.stderr
-            .contains("environment variable R2S_PASSWORD is not set")
-            && run.stderr.contains("login-and-run.toml"),
+        run.stdout
+            .contains("ERROR  login-and-run  (could not run: login root (")
+            && run.stdout.contains("login-and-run.toml")
+            && run
+                .stdout
+                .contains("environment variable R2S_PASSWORD is not set"),
         "{}",
         run.explain()
     );
-    // Refused before booting: no transcript of a boot was started.
+    assert!(run.stdout.contains("PASS  uboot-shell  "), "{}", run.explain());
+    assert!(
+        run.stdout.contains("1 passed, 0 failed, 1 error"),
+        "{}",
+        run.explain()
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("tests=\"2\" failures=\"0\" errors=\"1\" skipped=\"0\""),
+        "{xml}"
+    );
+    assert!(xml.contains("<error message=\"login root ("), "{xml}");
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(page.contains("1 passed, 0 failed, 1 error"), "the page's title");
+    assert!(page.contains("\"verdict\":\"error\""), "the scenario's data");
+    // Not booted for: no transcript of a boot was started.
     assert!(
         !dir.path().join("login-and-run.raw").exists(),
         "{}",
@@ -150,8 +174,21 @@ fn qemu_that_cannot_start_is_an_error_with_a_transcript_and_a_junit_report() {
     );
     assert_eq!(run.code(), Some(2), "{}", run.explain());
     let said = format!("cannot run {}", missing.display());
-    assert!(run.stderr.contains(&said), "{}", run.explain());
+    assert!(
+        run.stdout.contains("ERROR  uboot-shell  (could not run: ") && run.stdout.contains(&said),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        run.stdout.contains("0 passed, 0 failed, 1 error"),
+        "{}",
+        run.explain()
+    );
     let log = std::fs::read_to_string(dir.path().join("uboot-shell.log")).unwrap();
     assert!(log.contains("-- ERROR: ") && log.contains(&said), "{log}");
-    assert!(junit.exists(), "{}", run.explain());
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("errors=\"1\"") && xml.contains("<error message=\""),
+        "{xml}"
+    );
 }

@@ -432,7 +432,6 @@ fn write_page(dir: &Path, results: &[ScenarioResult], baseline: Option<&Baseline
             info: &info,
             against: Path::new("<img src=x>.img"),
             results,
-            stopped: None,
             baseline,
         },
     )

@@ -312,7 +312,6 @@ fn run(source: &ImageSource, name: &str, paths: &[PathBuf], transcripts: PathBuf
         info: &info,
         against: &image,
         results: std::slice::from_ref(&result),
-        stopped: None,
         baseline: None,
     };
     html::write_report(&page, &run).map_err(|e| e.to_string())?;

@@ -14,7 +14,7 @@ use r2s_harness::report::html::{self, BaselineView, HtmlReporter, RunInfo};
 use r2s_harness::report::junit::JunitReporter;
 use r2s_harness::report::text::TextReporter;
 use r2s_harness::report::timings::TimingsReporter;
-use r2s_harness::runner::{self, CountdownPolicy, RunContext};
+use r2s_harness::runner::{CountdownPolicy, RunContext};
 use r2s_harness::scenario;
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, Reporters, StartSnapshots, Suite};
@@ -110,20 +110,6 @@ pub async fn run(args: RunArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    // A password variable a login needs is configuration: refused before anything boots.
-    let context = suite.run_context();
-    if let Some(failure) = scenarios
-        .iter()
-        .filter(|s| s.skip.is_none())
-        .find_map(|s| runner::unset_password(s, &context))
-    {
-        eprintln!(
-            "harness: {}: {}",
-            escape_control(&failure.step_description),
-            escape_control(&failure.reason.to_string())
-        );
-        return EXIT_ERROR;
-    }
     // The card is written, once everything else checked out, before the board is powered on.
     if let Some(image) = &args.flash {
         if let Err(code) = super::flash::flash_before_run(&args, image).await {
@@ -164,9 +150,9 @@ pub async fn run(args: RunArgs) -> u8 {
     for error in &outcome.report_errors {
         super::say(error);
     }
-    // An error that stops the run before a verdict (QEMU that cannot start, a port in use)
-    // ends it with exit 2, after reporting what ran before.
-    if !outcome.report_errors.is_empty() || outcome.stopped.is_some() {
+    // A scenario the harness could not run (QEMU that cannot start, a cache it cannot write,
+    // a password variable not set) ends the run with exit 2, after reporting every result.
+    if !outcome.report_errors.is_empty() || outcome.results.iter().any(|r| r.error().is_some()) {
         return EXIT_ERROR;
     }
     let within_baseline = within_baseline.is_none_or(|clean| clean.get().unwrap_or(true));

@@ -51,12 +51,7 @@ impl BaselineCheck {
 
 impl Reporter for BaselineCheck {
     fn report(&mut self, event: &SuiteEvent) -> Result<(), ReportError> {
-        let SuiteEventKind::SuiteFinished {
-            against,
-            results,
-            stopped: None,
-        } = &event.kind
-        else {
+        let SuiteEventKind::SuiteFinished { against, results } = &event.kind else {
             return Ok(());
         };
         let runs: Vec<Timings> = results.iter().map(|r| Timings::of(r, against)).collect();

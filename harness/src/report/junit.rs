@@ -45,16 +45,17 @@ impl Reporter for JunitReporter {
 pub fn render(suite: &str, results: &[ScenarioResult]) -> String {
     let failures = results.iter().filter(|r| r.failed()).count();
     let skipped = results.iter().filter(|r| r.skipped().is_some()).count();
+    let errors = results.iter().filter(|r| r.error().is_some()).count();
     let total: f64 = results.iter().map(|r| r.duration.as_secs_f64()).sum();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuites tests=\"{}\" failures=\"{failures}\" time=\"{total:.3}\">",
+        "<testsuites tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{total:.3}\">",
         results.len()
     );
     let _ = writeln!(
         out,
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{total:.3}\">",
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{total:.3}\">",
         escape_attribute(suite),
         results.len()
     );
@@ -82,6 +83,14 @@ pub fn render(suite: &str, results: &[ScenarioResult]) -> String {
                     out,
                     "\n      <skipped message=\"{}\"/>\n    ",
                     escape_attribute(reason)
+                );
+            }
+            Verdict::Error(reason) => {
+                let _ = write!(
+                    out,
+                    "\n      <error message=\"{}\" type=\"could not run\">{}</error>\n    ",
+                    escape_attribute(reason),
+                    escape(reason)
                 );
             }
             Verdict::Pass => {}

@@ -19,6 +19,13 @@ pub fn summary_line(result: &ScenarioResult) -> String {
             escape_control(reason)
         );
     }
+    if let Some(reason) = result.error() {
+        return format!(
+            "ERROR  {}  (could not run: {})",
+            escape_control(&result.name),
+            escape_control(reason)
+        );
+    }
     let verdict = if result.passed() { "PASS" } else { "FAIL" };
     format!(
         "{verdict}  {}  {}  ({})",
@@ -103,12 +110,16 @@ pub fn failed_units(result: &ScenarioResult) -> String {
     out
 }
 
-/// The closing line: `3 passed, 1 failed`, and `, 2 skipped` when any were.
+/// The closing line: `3 passed, 1 failed`, then `, 1 error` and `, 2 skipped` when any.
 pub fn totals(results: &[ScenarioResult]) -> String {
     let passed = results.iter().filter(|r| r.passed()).count();
     let failed = results.iter().filter(|r| r.failed()).count();
-    let skipped = results.len() - passed - failed;
+    let errors = results.iter().filter(|r| r.error().is_some()).count();
+    let skipped = results.iter().filter(|r| r.skipped().is_some()).count();
     let mut line = format!("{passed} passed, {failed} failed");
+    if errors > 0 {
+        line.push_str(&format!(", {errors} error{}", if errors == 1 { "" } else { "s" }));
+    }
     if skipped > 0 {
         line.push_str(&format!(", {skipped} skipped"));
     }
@@ -116,7 +127,7 @@ pub fn totals(results: &[ScenarioResult]) -> String {
 }
 
 /// The text report on stdout: a line (and the failure details) per scenario as it finishes,
-/// the suite's remarks, and the totals. What stopped a run early goes to stderr.
+/// the suite's remarks, and the totals.
 #[derive(Debug, Default)]
 pub struct TextReporter;
 
@@ -129,12 +140,7 @@ impl Reporter for TextReporter {
                 print!("{}", failed_units(result));
                 print!("{}", failure_details(result));
             }
-            SuiteEventKind::SuiteFinished { results, stopped, .. } => {
-                if let Some(error) = stopped {
-                    // Further lines (a QEMU's stderr, say) indented under the first.
-                    let lines: Vec<_> = escape_lines(error).collect();
-                    eprintln!("harness: {}", lines.join("\n  "));
-                }
+            SuiteEventKind::SuiteFinished { results, .. } => {
                 println!("{}", totals(results));
             }
             _ => {}

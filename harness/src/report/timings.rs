@@ -162,8 +162,8 @@ impl Reporter for TimingsReporter {
     fn report(&mut self, event: &SuiteEvent) -> Result<(), ReportError> {
         match &event.kind {
             SuiteEventKind::SuiteStarted { against, .. } => self.against = against.clone(),
-            // A skipped scenario did not run: it has no timings.
-            SuiteEventKind::ScenarioFinished { result } if result.skipped().is_none() => {
+            // A skipped scenario, or one that could not run, has no timings.
+            SuiteEventKind::ScenarioFinished { result } if result.ran() => {
                 std::fs::create_dir_all(&self.dir).map_err(|source| TimingsError::Write {
                     path: self.dir.clone(),
                     source,
@@ -174,7 +174,7 @@ impl Reporter for TimingsReporter {
                 if let Some(path) = &self.combined {
                     let runs = results
                         .iter()
-                        .filter(|r| r.skipped().is_none())
+                        .filter(|r| r.ran())
                         .map(|r| Timings::of(r, against))
                         .collect();
                     CombinedTimings::new(runs).write(path)?;
@@ -284,7 +284,6 @@ mod tests {
         reporters.emit(SuiteEventKind::SuiteFinished {
             against: "img/r2s.img".into(),
             results: vec![result()],
-            stopped: None,
         });
         let all: CombinedTimings = serde_json::from_slice(&std::fs::read(&combined).unwrap()).unwrap();
         assert_eq!(all.scenarios, vec![written]);

@@ -46,6 +46,11 @@ impl ScenarioResult {
         matches!(self.verdict, Verdict::Fail(_))
     }
 
+    /// Whether it ran (it was neither skipped nor impossible to run).
+    pub fn ran(&self) -> bool {
+        matches!(self.verdict, Verdict::Pass | Verdict::Fail(_))
+    }
+
     /// Why it did not run, when it was skipped.
     pub fn skipped(&self) -> Option<&str> {
         match &self.verdict {
@@ -54,13 +59,31 @@ impl ScenarioResult {
         }
     }
 
+    /// Why it could not run, when the harness could not run it.
+    pub fn error(&self) -> Option<&str> {
+        match &self.verdict {
+            Verdict::Error(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
     /// The result of a scenario that did not run because the image does not meet what it
     /// requires (`reason`).
     pub fn skip(name: &str, source: &std::path::Path, reason: &str) -> ScenarioResult {
+        ScenarioResult::not_run(name, source, Verdict::Skip(reason.to_owned()))
+    }
+
+    /// The result of a scenario the harness could not run (`reason`: its cache, a snapshot,
+    /// QEMU's start, a password variable), reported rather than left out.
+    pub fn could_not_run(name: &str, source: &std::path::Path, reason: &str) -> ScenarioResult {
+        ScenarioResult::not_run(name, source, Verdict::Error(reason.to_owned()))
+    }
+
+    fn not_run(name: &str, source: &std::path::Path, verdict: Verdict) -> ScenarioResult {
         ScenarioResult {
             name: name.to_owned(),
             source: source.to_owned(),
-            verdict: Verdict::Skip(reason.to_owned()),
+            verdict,
             duration: Duration::ZERO,
             stages: Vec::new(),
             last_lines: Vec::new(),
@@ -78,6 +101,9 @@ pub enum Verdict {
     Fail(Failure),
     /// Not run: the image does not meet what the scenario requires (the reason says what).
     Skip(String),
+    /// Not run: the harness could not run it (the reason says why); counted as an error, not
+    /// a verdict on the image.
+    Error(String),
 }
 
 /// Where and why a scenario failed.

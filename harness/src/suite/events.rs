@@ -53,12 +53,11 @@ pub enum SuiteEventKind {
     OperatorAsked { scenario: String, request: String },
     /// A scenario ended; its result is complete.
     ScenarioFinished { result: Box<ScenarioResult> },
-    /// The suite ended: every result in the scenarios' order, and the error that stopped the
-    /// run early, if one did.
+    /// The suite ended: every result in the scenarios' order (one the harness could not run
+    /// among them, as an error).
     SuiteFinished {
         against: PathBuf,
         results: Vec<ScenarioResult>,
-        stopped: Option<String>,
     },
 }
 

@@ -182,10 +182,12 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
             })
         }
         // A run the runner made is never skipped; counted as not reaching the state.
-        Verdict::Fail(_) | Verdict::Skip(_) => Ok(PrimeOutcome::BootFailed(Box::new(FailedBoot {
-            output: reached,
-            transcript: log,
-        }))),
+        Verdict::Fail(_) | Verdict::Skip(_) | Verdict::Error(_) => {
+            Ok(PrimeOutcome::BootFailed(Box::new(FailedBoot {
+                output: reached,
+                transcript: log,
+            })))
+        }
     };
     drop(console);
     let _ = target.stop(&mut NoLog).await;

@@ -10,17 +10,14 @@ use std::sync::Arc;
 
 use super::events::{Reporters, ScenarioEvents, SuiteEventKind};
 use super::ReportError;
-use super::{run_one, Suite, SuiteError};
-use crate::runner::ScenarioResult;
+use super::{run_one, Suite};
+use crate::runner::{self, ScenarioResult};
 use crate::scenario::{Scenario, Start};
 
 /// How a suite run ended.
 pub struct SuiteOutcome {
     /// Every result, in the scenarios' order (power-on ones first where they ran first).
     pub results: Vec<ScenarioResult>,
-    /// What stopped the run before a verdict on every scenario (QEMU that cannot start, a
-    /// port in use); the results of what ran before are still there.
-    pub stopped: Option<SuiteError>,
     /// Reports that could not be written.
     pub report_errors: Vec<ReportError>,
 }
@@ -41,6 +38,7 @@ pub async fn run_suite(
     });
     let mut results = Vec::new();
     let scenarios = skip_what_does_not_apply(scenarios, &reporters, &mut results);
+    let scenarios = report_what_cannot_run(suite, scenarios, &reporters, &mut results);
     let (side_by_side, in_turn): (Vec<Scenario>, Vec<Scenario>) = if suite.target.parallel_login_starts() {
         scenarios
             .into_iter()
@@ -48,17 +46,12 @@ pub async fn run_suite(
     } else {
         (Vec::new(), scenarios)
     };
-    let mut stopped = None;
+    // A scenario the harness cannot run (QEMU that does not start, a cache it cannot write) is
+    // a result of its own, an error; the others still run.
     for scenario in &in_turn {
-        match run_reported(suite, scenario, &reporters).await {
-            Ok(result) => results.push(result),
-            Err(e) => {
-                stopped = Some(e);
-                break;
-            }
-        }
+        results.push(run_reported(suite, scenario, &reporters).await);
     }
-    if stopped.is_none() && !side_by_side.is_empty() {
+    if !side_by_side.is_empty() {
         let how = if suite.starts_from_snapshots() {
             "start from a snapshot of their start state (one per state)"
         } else {
@@ -67,19 +60,15 @@ pub async fn run_suite(
         emit(SuiteEventKind::Note {
             text: format!("{} scenario(s) {how}, {jobs} at a time", side_by_side.len()),
         });
-        let (mut more, error) = run_side_by_side(suite, side_by_side, jobs, &reporters).await;
-        results.append(&mut more);
-        stopped = error;
+        results.append(&mut run_side_by_side(suite, side_by_side, jobs, &reporters).await);
     }
     emit(SuiteEventKind::SuiteFinished {
         against,
         results: results.clone(),
-        stopped: stopped.as_ref().map(ToString::to_string),
     });
     let report_errors = reporters.borrow_mut().take_errors();
     SuiteOutcome {
         results,
-        stopped,
         report_errors,
     }
 }
@@ -114,45 +103,87 @@ fn skip_what_does_not_apply(
             run.push(scenario);
             continue;
         };
-        let result = ScenarioResult::skip(&scenario.name, &scenario.source, &reason);
-        let mut reporters = reporters.borrow_mut();
-        reporters.emit(SuiteEventKind::ScenarioStarted {
-            scenario: scenario.name.clone(),
-        });
-        reporters.emit(SuiteEventKind::ScenarioFinished {
-            result: Box::new(result.clone()),
-        });
-        results.push(result);
+        report_not_run(
+            ScenarioResult::skip(&scenario.name, &scenario.source, &reason),
+            reporters,
+            results,
+        );
     }
     run
 }
 
-/// Runs one scenario between its started and finished events.
+/// Reports the scenarios that cannot run because a password variable a login needs is not set
+/// (before any of them boots: a boot it would waste) as errors, adding their results to
+/// `results`; returns the others.
+fn report_what_cannot_run(
+    suite: &Suite,
+    scenarios: Vec<Scenario>,
+    reporters: &Rc<RefCell<Reporters>>,
+    results: &mut Vec<ScenarioResult>,
+) -> Vec<Scenario> {
+    let context = suite.run_context();
+    let mut run = Vec::with_capacity(scenarios.len());
+    for scenario in scenarios {
+        let Some(failure) = runner::unset_password(&scenario, &context) else {
+            run.push(scenario);
+            continue;
+        };
+        let reason = format!("{}: {}", failure.step_description, failure.reason);
+        report_not_run(
+            ScenarioResult::could_not_run(&scenario.name, &scenario.source, &reason),
+            reporters,
+            results,
+        );
+    }
+    run
+}
+
+/// Reports `result`, of a scenario that did not run, as started and finished at once.
+fn report_not_run(
+    result: ScenarioResult,
+    reporters: &Rc<RefCell<Reporters>>,
+    results: &mut Vec<ScenarioResult>,
+) {
+    let mut reporters = reporters.borrow_mut();
+    reporters.emit(SuiteEventKind::ScenarioStarted {
+        scenario: result.name.clone(),
+    });
+    reporters.emit(SuiteEventKind::ScenarioFinished {
+        result: Box::new(result.clone()),
+    });
+    results.push(result);
+}
+
+/// Runs one scenario between its started and finished events; one the harness cannot run is
+/// reported as an error result.
 async fn run_reported(
     suite: &Suite,
     scenario: &Scenario,
     reporters: &Rc<RefCell<Reporters>>,
-) -> Result<ScenarioResult, SuiteError> {
+) -> ScenarioResult {
     reporters.borrow_mut().emit(SuiteEventKind::ScenarioStarted {
         scenario: scenario.name.clone(),
     });
     let mut events = ScenarioEvents::new(&scenario.name, reporters.clone());
-    let result = run_one(suite, scenario, &mut events).await?;
+    let result = match run_one(suite, scenario, &mut events).await {
+        Ok(result) => result,
+        Err(e) => ScenarioResult::could_not_run(&scenario.name, &scenario.source, &e.to_string()),
+    };
     reporters.borrow_mut().emit(SuiteEventKind::ScenarioFinished {
         result: Box::new(result.clone()),
     });
-    Ok(result)
+    result
 }
 
 /// Runs `scenarios` `jobs` at a time. The first to need the snapshot builds it and the others
-/// wait for it (see [`super::StartSnapshots::checkout`]). On an error the scenarios
-/// still running are stopped; the results so far come back with it.
+/// wait for it (see [`super::StartSnapshots::checkout`]). Results come back in the scenarios'
+/// order.
 async fn run_side_by_side(
     suite: &Suite,
     scenarios: Vec<Scenario>,
     jobs: usize,
     reporters: &Rc<RefCell<Reporters>>,
-) -> (Vec<ScenarioResult>, Option<SuiteError>) {
+) -> Vec<ScenarioResult> {
     let count = scenarios.len();
     let slots = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     // The futures hold QEMU targets that are not Send; a LocalSet runs them on this thread,
@@ -172,18 +203,11 @@ async fn run_side_by_side(
                 });
             }
             let mut results: Vec<Option<ScenarioResult>> = vec![None; count];
-            let mut error = None;
             while let Some(joined) = tasks.join_next().await {
                 let (index, result) = joined.expect("a scenario task panicked");
-                match result {
-                    Ok(result) => results[index] = Some(result),
-                    Err(e) => {
-                        error = Some(e);
-                        break;
-                    }
-                }
+                results[index] = Some(result);
             }
-            (results.into_iter().flatten().collect(), error)
+            results.into_iter().flatten().collect()
         })
         .await
 }

@@ -199,7 +199,7 @@ async fn stop(
                     verdict: setup_failure("power the board off", e.to_string()).verdict,
                     ..out
                 },
-                Verdict::Fail(_) | Verdict::Skip(_) => out,
+                Verdict::Fail(_) | Verdict::Skip(_) | Verdict::Error(_) => out,
             }
         }
     }

@@ -65,19 +65,13 @@ impl HtmlReporter {
 
 impl Reporter for HtmlReporter {
     fn report(&mut self, event: &SuiteEvent) -> Result<(), ReportError> {
-        let SuiteEventKind::SuiteFinished {
-            against,
-            results,
-            stopped,
-        } = &event.kind
-        else {
+        let SuiteEventKind::SuiteFinished { against, results } = &event.kind else {
             return Ok(());
         };
         let run = Run {
             info: &self.info,
             against,
             results,
-            stopped: stopped.as_deref(),
             baseline: self.baseline.as_ref(),
         };
         write_report(&self.path, &run)
@@ -92,8 +86,6 @@ pub struct Run<'a> {
     pub against: &'a Path,
     /// The results in the scenarios' order.
     pub results: &'a [ScenarioResult],
-    /// What stopped the run before every scenario had a verdict.
-    pub stopped: Option<&'a str>,
     pub baseline: Option<&'a BaselineView>,
 }
 
@@ -166,7 +158,6 @@ mod tests {
         reporters.emit(SuiteEventKind::SuiteFinished {
             against: "r2s.img".into(),
             results: vec![passed("a"), passed("b")],
-            stopped: None,
         });
         assert!(reporters.take_errors().is_empty());
         let page = std::fs::read_to_string(&path).unwrap();
@@ -188,7 +179,6 @@ mod tests {
             info: &info,
             against: Path::new("r2s.img"),
             results: &results,
-            stopped: None,
             baseline: None,
         };
         write_report(&path, &run).unwrap();
@@ -221,7 +211,6 @@ mod tests {
             info: &info,
             against: Path::new("r2s.img"),
             results: &[],
-            stopped: None,
             baseline: None,
         };
         let error = write_report(&path, &run).unwrap_err();

@@ -2,7 +2,6 @@
 //! the page's own inline script and style run), the inline CSS and script, and the data they
 //! draw from, one JSON block for the run and one per scenario.
 
-use std::borrow::Cow;
 use std::io::{self, Write};
 use std::time::SystemTime;
 
@@ -11,7 +10,6 @@ use serde::Serialize;
 use super::escape::{html_text, ScriptJson};
 use super::scenario::scenario_view;
 use super::Run;
-use crate::escape::escape_keeping_lines;
 
 /// Nothing is fetched: no scripts, styles, fonts, images (but inline `data:`), frames or
 /// connections other than the page's own inline ones.
@@ -34,8 +32,8 @@ struct RunView<'a> {
     failed: usize,
     /// Scenarios not run: the image does not meet what they require.
     skipped: usize,
-    /// Escaped: it may quote what a target printed (QEMU's stderr).
-    stopped: Option<Cow<'a, str>>,
+    /// Scenarios the harness could not run.
+    errors: usize,
     baseline: Option<BaselineSummary>,
 }
 
@@ -50,7 +48,8 @@ struct BaselineSummary {
 pub fn write(out: &mut dyn Write, run: &Run<'_>) -> io::Result<()> {
     let passed = run.results.iter().filter(|r| r.passed()).count();
     let failed = run.results.iter().filter(|r| r.failed()).count();
-    let skipped = run.results.len() - passed - failed;
+    let skipped = run.results.iter().filter(|r| r.skipped().is_some()).count();
+    let errors = run.results.iter().filter(|r| r.error().is_some()).count();
     let title = format!(
         "{} — {} — r2s-harness",
         run.against.display(),
@@ -74,7 +73,7 @@ pub fn write(out: &mut dyn Write, run: &Run<'_>) -> io::Result<()> {
         passed,
         failed,
         skipped,
-        stopped: run.stopped.map(escape_keeping_lines),
+        errors,
         baseline: run.baseline.map(|b| BaselineSummary {
             source: b.baseline.source.display().to_string(),
             max_regression: b.policy.max_regression,

@@ -17,10 +17,12 @@ use crate::runner::{Origin, ScenarioResult, Verdict};
 pub struct ScenarioView {
     pub name: String,
     pub source: String,
-    /// `pass`, `fail` or `skip`.
+    /// `pass`, `fail`, `skip` or `error`.
     pub verdict: &'static str,
     /// Why a skipped scenario did not run.
     pub skipped: Option<String>,
+    /// Why the harness could not run it.
+    pub error: Option<String>,
     /// Seconds from the target's start to the scenario's end.
     pub duration: f64,
     /// How the target reached the scenario's first step.
@@ -77,8 +79,10 @@ pub fn scenario_view(
             Verdict::Pass => "pass",
             Verdict::Fail(_) => "fail",
             Verdict::Skip(_) => "skip",
+            Verdict::Error(_) => "error",
         },
         skipped: result.skipped().map(|reason| escape_control(reason).into_owned()),
+        error: result.error().map(|reason| escape_control(reason).into_owned()),
         duration: result.duration.as_secs_f64(),
         origin: match result.origin {
             Origin::PowerOn => "from power-on",

@@ -56,7 +56,7 @@
   }
 
   function summary(run, scenarios) {
-    const verdict = run.failed > 0 || run.stopped ? "fail" : "pass";
+    const verdict = run.failed > 0 || run.errors > 0 ? "fail" : "pass";
     const facts = el("dl", { class: "facts" });
     const fact = (term, value) => {
       if (value === null || value === undefined || value === "") return;
@@ -74,9 +74,10 @@
     }
     const header = el("header", { class: "run " + verdict },
       el("h1", {}, el("span", { class: "badge " + verdict }, verdict === "pass" ? "PASS" : "FAIL"),
-        " " + run.passed + " passed, " + run.failed + " failed" + (run.skipped ? ", " + run.skipped + " skipped" : "")),
+        " " + run.passed + " passed, " + run.failed + " failed" +
+          (run.errors ? ", " + run.errors + (run.errors === 1 ? " error" : " errors") : "") +
+          (run.skipped ? ", " + run.skipped + " skipped" : "")),
       facts);
-    if (run.stopped) header.append(el("p", { class: "stopped" }, "The run stopped early: " + run.stopped));
     if (run.setup && run.setup.length) {
       header.append(el("details", { class: "setup" }, el("summary", {}, "Before booting"),
         el("ul", {}, ...run.setup.map((line) => el("li", {}, line)))));
@@ -242,6 +243,9 @@
     if (s.skipped) {
       section.append(el("p", { class: "skipped" }, "Not run: " + s.skipped));
       return section;
+    }
+    if (s.error) {
+      section.append(el("section", { class: "failure" }, el("h3", {}, "Could not run"), el("p", {}, s.error)));
     }
     section.append(...timelineView(s.timeline, s.failure));
     if (s.failure) section.append(failureView(s.failure));

@@ -9,6 +9,7 @@ mod append;
 mod cache;
 mod config;
 pub mod disk_bus;
+pub mod load_addresses;
 mod shim;
 
 use std::path::Path;

@@ -90,6 +90,8 @@ async fn open(
             tell_root_disk(&choice);
             let mut config = args.qemu.config();
             config.root_disk = choice.disk;
+            let cache = r2s_harness::adapt::default_cache_dir();
+            super::load_addresses::adapt_load_addresses(&image, &mut config, cache, false).await;
             TargetSpec::qemu(QemuSpec {
                 config,
                 image,

@@ -158,6 +158,14 @@ pub fn inspect_for(image: &Path, profile: &Profile) -> Result<Report, ImageError
     })
 }
 
+/// The load addresses of the U-Boot on `image`'s card, for `profile` (see
+/// [`load_addresses::Resolved`]).
+pub fn image_load_addresses(image: &Path, profile: &Profile) -> Result<load_addresses::Resolved, ImageError> {
+    let table = Table::read(image)?;
+    let area = read_bootloader_area(image, table.image_len, profile)?;
+    Ok(load_addresses::Resolved::of(&area, profile))
+}
+
 /// The QEMU checks of the entry U-Boot boots by default (the first, without a default); none
 /// for a configuration without entries.
 fn qemu_checks(image: &Path, table: &Table, found: &boot_config::Found) -> Vec<Check> {

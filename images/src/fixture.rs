@@ -115,8 +115,9 @@ pub const FIXTURES: &[FixtureInfo] = &[
     },
     FixtureInfo {
         name: "broken-inspect-kernel-size",
-        description: "r2s-generations whose kernel header says it needs 68 MiB, more than the 63.5 MiB between \
-                      the RK3328 U-Boot's kernel_addr_r and ramdisk_addr_r",
+        description: "r2s-generations whose kernel header says it needs 68 MiB, more than the 62 MiB between \
+                      where the RK3328 U-Boot's booti runs the kernel (kernel_addr_r rounded up to 2 MiB) and \
+                      ramdisk_addr_r",
     },
     FixtureInfo {
         name: "broken-inspect-initrd",

@@ -95,8 +95,11 @@ pub struct EntryFiles {
 /// One thing U-Boot puts in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Piece {
+    /// The kernel: its file, and the memory its header asks for.
     Kernel,
+    /// The initrd at `ramdisk_addr_r`.
     Initrd,
+    /// The device tree at `fdt_addr_r`.
     DeviceTree,
 }
 
@@ -151,7 +154,9 @@ impl fmt::Display for KernelEnd {
 /// Two pieces that share memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overlap {
+    /// One piece and the memory it takes.
     pub first: (Piece, Range<u64>),
+    /// The piece it reaches, and the memory that one takes.
     pub second: (Piece, Range<u64>),
 }
 
@@ -337,6 +342,22 @@ mod tests {
     fn bytes_without_the_arm64_magic_have_no_header() {
         assert_eq!(KernelHeader::parse(&[0x1f, 0x8b, 0, 0]), None);
         assert_eq!(KernelHeader::parse(&[0u8; 64]), None);
+    }
+
+    #[test]
+    fn addresses_and_sizes_at_the_top_of_the_address_space_place_without_wrapping() {
+        let hostile = LoadAddresses {
+            kernel_addr_r: u64::MAX - 3,
+            ramdisk_addr_r: u64::MAX,
+            fdt_addr_r: Some(0),
+        };
+        let mut entry = files(u64::MAX, u64::MAX);
+        entry.kernel.text_offset = u64::MAX;
+        entry.fdt = Some(u64::MAX);
+        let placed = Placement::of(hostile, &entry);
+        assert_eq!(placed.kernel.end, u64::MAX);
+        assert!(placed.overlap().is_some());
+        assert!(placed.kernel_needs() <= u64::MAX - placed.kernel_start);
     }
 
     #[test]

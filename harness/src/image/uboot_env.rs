@@ -49,7 +49,18 @@ pub enum AddressError {
 impl DefaultEnv {
     /// The first default environment in `bytes` holding `kernel_addr_r`, if there is one.
     pub fn find(bytes: &[u8]) -> Option<DefaultEnv> {
-        let anchor = find_bytes(bytes, ANCHOR)? + 1;
+        // The first `kernel_addr_r=` that is itself a whole entry: one with a value that is not
+        // text is other bytes that happen to spell it. Each candidate is checked up to its own
+        // end only, which comes before the next candidate's start: the search stays linear.
+        let mut from = 0;
+        let anchor = loop {
+            let anchor = from + find_bytes(&bytes[from..], ANCHOR)? + 1;
+            let end = anchor + bytes[anchor..].iter().position(|&b| b == 0)?;
+            if parse_entry(&bytes[anchor..end]).is_some() {
+                break anchor;
+            }
+            from = end;
+        };
         let mut start = anchor;
         // Back over the entries before the anchor: each is preceded by a NUL.
         while start >= 2 && bytes[start - 1] == 0 && anchor - start < ENV_BLOCK {
@@ -210,6 +221,19 @@ mod tests {
     fn a_reference_to_kernel_addr_r_is_not_an_entry() {
         let bytes = b"\0load mmc 0 ${kernel_addr_r} Image\0".to_vec();
         assert_eq!(DefaultEnv::find(&bytes), None);
+    }
+
+    #[test]
+    fn a_kernel_addr_r_whose_value_is_not_text_is_passed_over() {
+        // Found by the fuzzer: the anchor's own entry is not an entry, so no block holds it.
+        assert_eq!(
+            DefaultEnv::find(b"rodata\0kernel_addr_r=\x0b\0\0\0un distro"),
+            None
+        );
+        let mut bytes = b"rodata\0kernel_addr_r=\x0b\0".to_vec();
+        bytes.extend_from_slice(&binary(RK3328));
+        let env = DefaultEnv::find(&bytes).unwrap();
+        assert_eq!(env.address("kernel_addr_r"), Ok(0x0208_0000));
     }
 
     #[test]

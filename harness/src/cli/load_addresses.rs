@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use r2s_harness::adapt::load_addresses::{self, Firmware, Move, Plan, QEMU_DRAM_BASE};
+use r2s_harness::board;
 use r2s_harness::escape::escape_control;
-use r2s_harness::inspect::{self, entry::check_kernel_size, Board, Status};
+use r2s_harness::inspect::{self, entry::check_kernel_size, Board, Profile, Status};
 use r2s_harness::targets::qemu::QemuConfig;
 
 /// Where under the cache directory changed firmware files are kept.
@@ -13,18 +14,23 @@ const FIRMWARE_DIR: &str = "firmware";
 
 /// Checks `image`'s entries against `config`'s firmware and, unless `no_adapt`, points
 /// `config` at a copy of the firmware with the initrd (and device tree) moved up when they
-/// would not fit, with a note for the transcripts. Returns the lines it printed, for the HTML
-/// report; says nothing when every entry fits.
+/// would not fit, with a note for the transcripts. Whether the image's own U-Boot would boot
+/// the kernel is judged as `inspect` judges it, with `board`'s `[load_addresses]` where the
+/// image's u-boot.itb does not say. Returns the lines it printed, for the HTML report; says
+/// nothing when every entry fits.
 pub(super) async fn adapt_load_addresses(
     image: &Path,
     config: &mut QemuConfig,
+    board: Option<&board::Board>,
     cache: Option<PathBuf>,
     no_adapt: bool,
 ) -> Vec<String> {
     let (image, firmware, memory_mib) = (image.to_owned(), config.firmware.clone(), config.memory_mib);
-    let decided = tokio::task::spawn_blocking(move || decide(&image, &firmware, memory_mib, cache, no_adapt))
-        .await
-        .unwrap_or_else(|e| Decision::told(format!("load addresses: not checked: {e}")));
+    let profile = board.map_or(*Board::NanopiR2s.profile(), Profile::r2s_with_console_of);
+    let decided =
+        tokio::task::spawn_blocking(move || decide(&image, &firmware, memory_mib, &profile, cache, no_adapt))
+            .await
+            .unwrap_or_else(|e| Decision::told(format!("load addresses: not checked: {e}")));
     for line in &decided.told {
         // The lines quote the image's LABELs.
         println!("{}", escape_control(line));
@@ -57,6 +63,7 @@ fn decide(
     image: &Path,
     firmware: &Path,
     memory_mib: u32,
+    profile: &Profile,
     cache: Option<PathBuf>,
     no_adapt: bool,
 ) -> Decision {
@@ -93,7 +100,6 @@ fn decide(
     }
     // The card's own U-Boot decides whether the image boots at all: QEMU's smaller gap is
     // made up for, a kernel the board would refuse too is not.
-    let profile = Board::NanopiR2s.profile();
     let own = match inspect::image_load_addresses(image, profile) {
         Ok(own) => own,
         Err(e) => return not_checked(&e),

@@ -68,6 +68,12 @@ fn a_kernel_past_qemu_s_gap_boots_to_login_with_the_initrd_moved_up() {
     assert_eq!(noted, Some(0.0), "{log}");
     // The moved initrd is where U-Boot loaded it: the kernel found it and ran stage 1.
     assert!(log.contains("<<< NixOS Stage 1 >>>"), "{log}");
+    // And the HTML report's setup and notes.
+    let report = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(
+        report.contains("load addresses moved for QEMU"),
+        "report.html does not say so"
+    );
 }
 
 #[test]

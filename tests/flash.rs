@@ -133,6 +133,44 @@ fn an_image_failing_inspect_is_not_written() {
     assert_eq!(sha256(&card), before);
 }
 
+/// The gate judges the kernel against the load addresses of the U-Boot on the card: the stock
+/// RK3328 u-boot.itb leaves 62 MiB, the kernel's header asks for 66.
+#[test]
+fn a_kernel_the_card_s_u_boot_cannot_load_is_not_written() {
+    let dir = temp_dir();
+    let card = dir.path().join("card.img");
+    patterned(&card, 1 << 20);
+    let before = sha256(&card);
+    let run = flash(
+        &[
+            os(&fixture("broken-large-kernel-stock-uboot")),
+            os(&card),
+            os("--board"),
+            os(QEMU_CONSOLE_BOARD),
+            os("--yes"),
+        ],
+        &[],
+    );
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    assert!(
+        run.stdout.contains(
+            "FAIL  kernel-size [nixos-default]       needs 66.0 MiB (header image_size) from 0x02200000"
+        ),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        run.stderr.contains(
+            "harness: not written: inspect failed for board qemu-virt: kernel-size [nixos-default], kernel-size \
+             [nixos-2-default], kernel-size [nixos-1-default]"
+        ),
+        "{}",
+        run.explain()
+    );
+    assert!(!run.stdout.contains("scenarios under QEMU"), "{}", run.explain());
+    assert_eq!(sha256(&card), before);
+}
+
 #[test]
 fn an_image_failing_a_scenario_is_not_written() {
     let dir = temp_dir();

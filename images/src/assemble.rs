@@ -70,7 +70,13 @@ pub fn fixture(name: &str, recipe: Recipe, parts: &Parts, work: &Path) -> Result
     };
     boot::stage(&boot_dir, recipe, &contents, &generations, &params)?;
 
-    let bootloader = Bootloader::rock64(&parts.uboot)?;
+    let bootloader = match recipe.breakage {
+        crate::fixture::Breakage::LargeKernel(large) if large.uboot_ramdisk_addr_r.is_some() => {
+            let value = large.uboot_ramdisk_addr_r.unwrap_or_default();
+            Bootloader::rock64(&parts.uboot)?.with_ramdisk_addr_r(value)?
+        }
+        _ => Bootloader::rock64(&parts.uboot)?,
+    };
     let out = work.join(format!("{name}.img"));
     match recipe.layout {
         Layout::SdImage => card::sd_image(&out, work, &bootloader, &root_dir)?,

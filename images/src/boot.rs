@@ -37,12 +37,20 @@ impl BootContents {
     pub fn broken(mut self, breakage: Breakage) -> BootContents {
         match breakage {
             Breakage::KernelGzipped => self.kernel = gzip(&self.kernel),
-            Breakage::KernelImageSize(size) => {
-                self.kernel[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&size.to_le_bytes());
+            Breakage::KernelImageSize(size) => self.set_image_size(size),
+            Breakage::LargeKernel(large) => {
+                self.set_image_size(large.image_size);
+                // Zeros after the Image's end are never read by the kernel; on ext4 they are holes.
+                let len = self.kernel.len().max(large.file_size as usize);
+                self.kernel.resize(len, 0);
             }
             _ => {}
         }
         self
+    }
+
+    fn set_image_size(&mut self, size: u64) {
+        self.kernel[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&size.to_le_bytes());
     }
 }
 
@@ -344,5 +352,24 @@ mod tests {
         }
         .broken(Breakage::KernelImageSize(68 << 20));
         assert_eq!(&contents.kernel[0x10..0x18], &(68u64 << 20).to_le_bytes());
+    }
+
+    #[test]
+    fn large_kernel_breakage_raises_image_size_and_pads_the_file_with_zeros() {
+        let mut kernel = vec![7u8; 64];
+        kernel[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        let contents = BootContents {
+            kernel,
+            initrd: Vec::new(),
+            dtb: Vec::new(),
+        }
+        .broken(Breakage::LargeKernel(crate::fixture::LargeKernel {
+            image_size: 66 << 20,
+            file_size: 4096,
+            uboot_ramdisk_addr_r: None,
+        }));
+        assert_eq!(&contents.kernel[0x10..0x18], &(66u64 << 20).to_le_bytes());
+        assert_eq!(contents.kernel.len(), 4096);
+        assert!(contents.kernel[64..].iter().all(|b| *b == 0));
     }
 }

@@ -44,6 +44,30 @@ impl Bootloader {
     }
 }
 
+impl Bootloader {
+    /// The bootloader with u-boot.itb's default `ramdisk_addr_r` set to `value`, which must be
+    /// as long as the stock value it replaces, so that nothing else in the FIT moves.
+    pub fn with_ramdisk_addr_r(mut self, value: &str) -> Result<Bootloader, BuildError> {
+        const STOCK: &[u8] = b"\0ramdisk_addr_r=0x06000000\0";
+        let unchanged = || BuildError::BootloaderPatch {
+            what: format!(
+                "ramdisk_addr_r={value}: u-boot.itb has no stock ramdisk_addr_r=0x06000000 of that length"
+            ),
+        };
+        let at = self
+            .itb
+            .windows(STOCK.len())
+            .position(|w| w == STOCK)
+            .ok_or_else(unchanged)?;
+        let new = format!("\0ramdisk_addr_r={value}\0");
+        if new.len() != STOCK.len() {
+            return Err(unchanged());
+        }
+        self.itb[at..at + STOCK.len()].copy_from_slice(new.as_bytes());
+        Ok(self)
+    }
+}
+
 /// Writes the R2S card `out`: GPT, NIXOS_BOOT from `boot_dir`, NIXOS_SD from `root_dir`, the
 /// bootloader at sectors 64 and 16384, changed as `breakage` says. Scratch files go in `work`.
 pub fn r2s(

@@ -127,6 +127,10 @@ pub enum BuildError {
         source: mbrman::Error,
     },
 
+    /// A fixture's bootloader could not be changed as its recipe says.
+    #[error("changing the bootloader: {what}")]
+    BootloaderPatch { what: String },
+
     /// The root password could not be hashed for /etc/shadow.
     #[error("hashing root's password for /etc/shadow: {0:?}")]
     PasswordHash(sha_crypt::CryptError),

@@ -58,6 +58,19 @@ pub const FIXTURES: &[FixtureInfo] = &[
                       and /boot/nixos; boots under QEMU, `harness inspect` flags the collision",
     },
     FixtureInfo {
+        name: "r2s-large-kernel",
+        description: "r2s-busybox whose kernel needs more than QEMU's U-Boot leaves it (header image_size 66 MiB, \
+                      file padded with zeros to 61 MiB; QEMU's qemu_arm64 loads the initrd 60 MiB above the \
+                      kernel) and whose u-boot.itb loads the initrd at 0x08000000, as R2S flakes patch theirs: \
+                      its own U-Boot boots it; under QEMU it boots only with the initrd moved up",
+    },
+    FixtureInfo {
+        name: "broken-large-kernel-stock-uboot",
+        description: "r2s-large-kernel with the stock RK3328 u-boot.itb (ramdisk_addr_r 0x06000000, 62 MiB above \
+                      where booti runs the kernel): `harness inspect` flags the kernel, and under QEMU the \
+                      initrd is not moved for it",
+    },
+    FixtureInfo {
         name: "broken-inspect-partition-table",
         description: "r2s-generations with a third GPT entry starting 1 MiB inside NIXOS_SD, as a \
                       hand-edited or miscalculated partition script leaves it",
@@ -116,8 +129,9 @@ pub const FIXTURES: &[FixtureInfo] = &[
     },
     FixtureInfo {
         name: "broken-inspect-kernel-size",
-        description: "r2s-generations whose kernel header says it needs 68 MiB, more than the 63.5 MiB between \
-                      the RK3328 U-Boot's kernel_addr_r and ramdisk_addr_r",
+        description: "r2s-generations whose kernel header says it needs 68 MiB, more than the 62 MiB between \
+                      where the RK3328 U-Boot's booti runs the kernel (kernel_addr_r rounded up to 2 MiB) and \
+                      ramdisk_addr_r",
     },
     FixtureInfo {
         name: "broken-inspect-initrd",
@@ -228,6 +242,8 @@ pub enum Breakage {
     KernelGzipped,
     /// The kernel header's image_size field says this many bytes.
     KernelImageSize(u64),
+    /// A kernel that outgrows QEMU's U-Boot's load addresses.
+    LargeKernel(LargeKernel),
     /// The device tree file is left off the boot filesystem.
     FdtMissing,
     /// The board's device tree file holds this device tree of Debian's (path below
@@ -241,6 +257,18 @@ pub enum Breakage {
     StaleInit,
 }
 
+/// A kernel grown past the room a U-Boot leaves it, and the u-boot.itb that boots it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LargeKernel {
+    /// The header's `image_size`.
+    pub image_size: u64,
+    /// The file's size: the Image padded with zeros (ext4 holes).
+    pub file_size: u64,
+    /// The `ramdisk_addr_r` written into u-boot.itb's default environment in place of the
+    /// stock `0x06000000` (as many characters), if any.
+    pub uboot_ramdisk_addr_r: Option<&'static str>,
+}
+
 /// What a fixture is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recipe {
@@ -249,6 +277,14 @@ pub struct Recipe {
     /// What is changed.
     pub breakage: Breakage,
 }
+
+/// Past QEMU's 60 MiB and the stock R2S U-Boot's 62 MiB (from the 2 MiB boundary `booti` moves
+/// the kernel to), within the 128 MiB below 0x08000000.
+const LARGE_KERNEL: LargeKernel = LargeKernel {
+    image_size: 66 << 20,
+    file_size: 61 << 20,
+    uboot_ramdisk_addr_r: None,
+};
 
 /// The recipe of fixture `name`, `None` for names that are not fixtures.
 pub fn recipe(name: &str) -> Option<Recipe> {
@@ -264,6 +300,14 @@ pub fn recipe(name: &str) -> Option<Recipe> {
         "r2s-generations" => (BOARD, B::None),
         "r2s-sd-image" => (Layout::SdImage, B::None),
         "r2s-board-initrd" => (DEFAULT, B::BoardInitrd),
+        "r2s-large-kernel" => (
+            DEFAULT,
+            B::LargeKernel(LargeKernel {
+                uboot_ramdisk_addr_r: Some("0x08000000"),
+                ..LARGE_KERNEL
+            }),
+        ),
+        "broken-large-kernel-stock-uboot" => (DEFAULT, B::LargeKernel(LARGE_KERNEL)),
         // fdisk's default first sector, taken by anyone who does not type 32768 as the
         // write-up did.
         "broken-inspect-bootloader-area" => (BOARD, B::BootPartitionAt(2048)),

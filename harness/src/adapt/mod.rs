@@ -12,6 +12,7 @@ mod cache;
 mod config;
 pub mod disk_bus;
 pub mod initrd_modules;
+pub mod load_addresses;
 mod shim;
 
 use std::path::Path;

@@ -16,7 +16,10 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use error::{BoardError, BoardErrorKind};
-pub use model::{Board, CharPacing, Power, PowerCommands, DEFAULT_POWER_TIMEOUT, DEFAULT_RECONNECT_TIMEOUT};
+pub use model::{
+    Board, CharPacing, LoadAddressKeys, Power, PowerCommands, DEFAULT_POWER_TIMEOUT,
+    DEFAULT_RECONNECT_TIMEOUT,
+};
 
 pub use sdmux::{SdMux, DEFAULT_DEVICE_TIMEOUT, DEFAULT_SDMUX_TIMEOUT};
 
@@ -121,6 +124,13 @@ impl Board {
                 .into_iter()
                 .filter(|c| !c.trim().is_empty())
                 .collect(),
+            load_addresses: raw
+                .load_addresses
+                .map_or_else(LoadAddressKeys::default, |Table(keys)| LoadAddressKeys {
+                    kernel_addr_r: keys.kernel_addr_r.map(|a| a.0),
+                    ramdisk_addr_r: keys.ramdisk_addr_r.map(|a| a.0),
+                    fdt_addr_r: keys.fdt_addr_r.map(|a| a.0),
+                }),
             source: source.to_owned(),
         })
     }

@@ -34,8 +34,22 @@ pub struct Board {
     pub address: Option<String>,
     /// Diagnostics run at the shell when a step fails (`on_failure`), after the scenario's own.
     pub on_failure: Vec<String>,
+    /// U-Boot load addresses the board's U-Boot uses (`[load_addresses]`): what `inspect` and
+    /// `flash` judge a kernel against when the image's own u-boot.itb does not say.
+    pub load_addresses: LoadAddressKeys,
     /// The profile file, or `<built-in NAME>`.
     pub source: PathBuf,
+}
+
+/// The `[load_addresses]` of a profile: each of U-Boot's load address variables it sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoadAddressKeys {
+    /// `kernel_addr_r`.
+    pub kernel_addr_r: Option<u64>,
+    /// `ramdisk_addr_r`.
+    pub ramdisk_addr_r: Option<u64>,
+    /// `fdt_addr_r`.
+    pub fdt_addr_r: Option<u64>,
 }
 
 /// How typed input is paced, for UART receivers that drop characters sent back to back.

@@ -30,6 +30,67 @@ pub(crate) struct RawBoard {
     /// Diagnostics run at the shell when a step fails, after the scenario's own.
     #[serde(default)]
     pub on_failure: Vec<String>,
+    /// The board U-Boot's load addresses (`[load_addresses]`).
+    pub load_addresses: Option<Table<RawLoadAddresses>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLoadAddresses {
+    pub kernel_addr_r: Option<Address>,
+    pub ramdisk_addr_r: Option<Address>,
+    pub fdt_addr_r: Option<Address>,
+}
+
+/// A physical address as U-Boot's environment has it: a TOML integer (`0x08000000`) or the
+/// text `printenv` shows (`"0x08000000"`), below arm64's 48-bit physical address space.
+pub(crate) struct Address(pub u64);
+
+/// arm64 physical addresses have at most 48 bits.
+const ADDRESS_LIMIT: u64 = 1 << 48;
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AddressVisitor;
+        impl Visitor<'_> for AddressVisitor {
+            type Value = Address;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"an address such as 0x08000000 or "0x08000000""#)
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Address, E> {
+                match u64::try_from(value) {
+                    Ok(address) => self.visit_u64(address),
+                    Err(_) => Err(E::custom(format!("address {value} is negative"))),
+                }
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Address, E> {
+                if value >= ADDRESS_LIMIT {
+                    return Err(E::custom(format!(
+                        "address {value:#x} is beyond arm64's 48-bit physical address space"
+                    )));
+                }
+                Ok(Address(value))
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Address, E> {
+                // As U-Boot reads it: hexadecimal, with or without 0x.
+                let digits = text
+                    .strip_prefix("0x")
+                    .or_else(|| text.strip_prefix("0X"))
+                    .unwrap_or(text);
+                match u64::from_str_radix(digits, 16) {
+                    Ok(value) if digits.bytes().all(|b| b.is_ascii_hexdigit()) => self.visit_u64(value),
+                    _ => Err(E::custom(format!(
+                        r#"{text:?} is not a hexadecimal address; write it as U-Boot does, e.g. 0x08000000"#
+                    ))),
+                }
+            }
+        }
+        deserializer.deserialize_any(AddressVisitor)
+    }
 }
 
 #[derive(Deserialize)]

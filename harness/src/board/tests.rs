@@ -258,3 +258,58 @@ fn a_profile_without_network_has_no_address() {
     assert_eq!(board.address, None);
     assert!(board.on_failure.is_empty());
 }
+
+#[test]
+fn load_addresses_are_optional_and_default_to_none() {
+    assert_eq!(parse(MINIMAL).unwrap().load_addresses, LoadAddressKeys::default());
+}
+
+#[test]
+fn load_addresses_take_toml_integers_and_u_boot_text() {
+    let board = parse(&format!(
+        "{MINIMAL}[load_addresses]\nkernel_addr_r = 0x02080000\nramdisk_addr_r = \"0x08000000\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        board.load_addresses,
+        LoadAddressKeys {
+            kernel_addr_r: Some(0x0208_0000),
+            ramdisk_addr_r: Some(0x0800_0000),
+            fdt_addr_r: None,
+        }
+    );
+}
+
+#[test]
+fn a_load_address_that_is_not_hexadecimal_points_at_the_value() {
+    let error = parse(&format!("{MINIMAL}[load_addresses]\nramdisk_addr_r = \"128M\"\n")).unwrap_err();
+    assert!(
+        error.starts_with(
+            "bench.toml:5:18: \"128M\" is not a hexadecimal address; write it as U-Boot does, e.g. 0x08000000"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_negative_or_too_large_load_address_is_refused() {
+    let error = parse(&format!("{MINIMAL}[load_addresses]\nfdt_addr_r = -1\n")).unwrap_err();
+    assert!(
+        error.starts_with("bench.toml:5:14: address -1 is negative"),
+        "{error}"
+    );
+    let error = parse(&format!(
+        "{MINIMAL}[load_addresses]\nfdt_addr_r = 0x1000000000000\n"
+    ))
+    .unwrap_err();
+    assert!(
+        error.contains("address 0x1000000000000 is beyond arm64's 48-bit physical address space"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_unknown_load_address_key_is_refused() {
+    let error = parse(&format!("{MINIMAL}[load_addresses]\nkernel_comp_addr_r = 1\n")).unwrap_err();
+    assert!(error.contains("unknown field `kernel_comp_addr_r`"), "{error}");
+}

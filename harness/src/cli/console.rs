@@ -95,6 +95,13 @@ async fn open(
             tell_root_disk(&choice);
             let mut config = args.qemu.config();
             config.root_disk = choice.disk;
+            let cache = r2s_harness::adapt::default_cache_dir();
+            let board = match args.board.as_deref() {
+                Some(name) => Some(load_board(Some(name), board::QEMU_BOARD)?),
+                None => None,
+            };
+            super::load_addresses::adapt_load_addresses(&image, &mut config, board.as_ref(), cache, false)
+                .await;
             TargetSpec::qemu(QemuSpec {
                 config,
                 image,

@@ -4,6 +4,7 @@ mod console;
 mod flash;
 mod flash_progress;
 mod inspect;
+mod load_addresses;
 mod progress;
 mod run;
 pub mod signals;

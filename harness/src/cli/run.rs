@@ -265,6 +265,11 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
     setup.extend(tell_root_disk(&choice));
     let mut config = args.qemu.config();
     config.root_disk = choice.disk.clone();
+    let cache = args.cache_dir.clone().or_else(adapt::default_cache_dir);
+    setup.extend(
+        super::load_addresses::adapt_load_addresses(&image, &mut config, Some(&board), cache, args.no_adapt)
+            .await,
+    );
     let snapshots = (!args.no_snapshots).then(|| {
         StartSnapshots::new(SnapshotCache::new(
             args.snapshot_cache

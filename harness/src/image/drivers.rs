@@ -13,8 +13,9 @@ use super::ikconfig::{self, KernelConfig};
 use super::initrd;
 use super::{probe_filesystem, FsKind, ImageError, Table, Volume};
 
-/// The largest kernel read for its configuration: an R2S kernel must fit in the 63.5 MiB below
-/// the initrd's load address, so twice that is no kernel U-Boot can boot.
+/// The largest kernel read for its configuration: an R2S kernel must fit below the initrd's load
+/// address (62 MiB on the stock U-Boot, 94 MiB on one that loads the initrd at 0x08000000), so
+/// a larger one is no kernel U-Boot can boot.
 const KERNEL_READ: u64 = 128 << 20;
 /// The largest initrd read: the R2S has 1 GiB of memory for it and the unpacked archive.
 const INITRD_READ: u64 = 512 << 20;

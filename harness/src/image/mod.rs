@@ -19,6 +19,7 @@ pub mod guard;
 pub mod ikconfig;
 pub mod initrd;
 pub mod limits;
+pub mod load_layout;
 pub mod mbr;
 pub mod modules;
 pub mod packed;
@@ -26,6 +27,7 @@ pub mod partition;
 pub mod read_at;
 #[cfg(test)]
 mod test_tools;
+pub mod uboot_env;
 pub mod vfat;
 pub mod volume;
 

@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+use crate::board::LoadAddressKeys;
+use crate::image::load_layout::LoadAddresses;
+
 /// A board `harness inspect` can judge images for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Board {
@@ -24,10 +27,13 @@ pub struct Profile {
     /// The first sector partitions may use: everything before it belongs to the bootloader
     /// except the partition table itself (sectors 0–63).
     pub first_free_sector: u64,
-    /// U-Boot's `kernel_addr_r`: where extlinux's kernel is loaded.
-    pub kernel_addr_r: u64,
-    /// U-Boot's `ramdisk_addr_r`: where the initrd is loaded, which the kernel must not reach.
-    pub ramdisk_addr_r: u64,
+    /// The stock U-Boot's load addresses (`kernel_addr_r`, `ramdisk_addr_r`, `fdt_addr_r`):
+    /// what a kernel is judged against when neither the image's own u-boot.itb nor the board
+    /// profile says otherwise.
+    pub stock_load_addresses: LoadAddresses,
+    /// The load addresses the board profile sets (`[load_addresses]`), each preferred to the
+    /// stock one when the image's u-boot.itb does not say.
+    pub board_load_addresses: LoadAddressKeys,
     /// The device tree U-Boot picks from an `FDTDIR` (its `fdtfile` variable).
     pub fdtfile: &'static str,
     /// The `compatible` string the board's device tree must carry.
@@ -47,8 +53,16 @@ const NANOPI_R2S: Profile = Profile {
     idbloader_sector: 64,
     itb_sector: 16384,
     first_free_sector: 32768,
-    kernel_addr_r: 0x0208_0000,
-    ramdisk_addr_r: 0x0600_0000,
+    stock_load_addresses: LoadAddresses {
+        kernel_addr_r: 0x0208_0000,
+        ramdisk_addr_r: 0x0600_0000,
+        fdt_addr_r: Some(0x01f0_0000),
+    },
+    board_load_addresses: LoadAddressKeys {
+        kernel_addr_r: None,
+        ramdisk_addr_r: None,
+        fdt_addr_r: None,
+    },
     fdtfile: "rockchip/rk3328-nanopi-r2s.dtb",
     compatible: "friendlyarm,nanopi-r2s",
     console_device: "ttyS2",
@@ -71,9 +85,11 @@ impl fmt::Display for Board {
 }
 
 impl Profile {
-    /// The NanoPi R2S facts with the console of a board profile (`harness run --board`'s TOML):
-    /// a bench whose images use another console or line rate is checked for that one. The
-    /// bootloader and load-address facts are the RK3328's whatever the profile says.
+    /// The NanoPi R2S facts with the console and load addresses of a board profile (`harness
+    /// run --board`'s TOML): a bench whose images use another console or line rate is checked
+    /// for that one, and a U-Boot built with other load addresses for those (where the image's
+    /// own u-boot.itb does not say). The bootloader facts are the RK3328's whatever the profile
+    /// says.
     pub fn r2s_with_console_of(board: &crate::board::Board) -> Profile {
         // Leaked once per process: a profile's strings live as long as the command.
         let leak = |s: &str| -> &'static str { Box::leak(s.to_owned().into_boxed_str()) };
@@ -81,6 +97,7 @@ impl Profile {
             name: leak(&board.name),
             console_device: leak(&board.console),
             console_baud: board.baud,
+            board_load_addresses: board.load_addresses,
             ..NANOPI_R2S
         }
     }

@@ -12,6 +12,7 @@ pub mod extlinux;
 pub mod fdt;
 pub mod filesystems;
 pub mod include;
+pub mod load_addresses;
 pub mod partitions;
 pub mod qemu;
 pub mod render;
@@ -113,6 +114,7 @@ pub fn inspect_for(image: &Path, profile: &Profile) -> Result<Report, ImageError
         })
         .collect::<Result<Vec<_>, ImageError>>()?;
     let area = read_bootloader_area(image, table.image_len, profile)?;
+    let addresses = load_addresses::Resolved::of(&area, profile);
     let found = boot_config::find(image);
     let volumes = ImageVolumes::open(image, &parts);
     let includes = match (
@@ -139,6 +141,7 @@ pub fn inspect_for(image: &Path, profile: &Profile) -> Result<Report, ImageError
         checks.push(extlinux::check_menu_wait(found));
         let ctx = Context {
             profile,
+            addresses: &addresses,
             parts: &parts,
             config_partition: found.partition,
             config_path: &found.path,
@@ -154,6 +157,14 @@ pub fn inspect_for(image: &Path, profile: &Profile) -> Result<Report, ImageError
         board: profile.name,
         checks,
     })
+}
+
+/// The load addresses of the U-Boot on `image`'s card, for `profile` (see
+/// [`load_addresses::Resolved`]).
+pub fn image_load_addresses(image: &Path, profile: &Profile) -> Result<load_addresses::Resolved, ImageError> {
+    let table = Table::read(image)?;
+    let area = read_bootloader_area(image, table.image_len, profile)?;
+    Ok(load_addresses::Resolved::of(&area, profile))
 }
 
 /// The QEMU checks of the entry U-Boot boots by default (the first, without a default); none

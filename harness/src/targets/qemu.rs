@@ -48,6 +48,10 @@ pub struct QemuConfig {
     /// The tap device the LAN NIC is connected to, for this start only: never part of
     /// [`QemuTarget::args`], so a snapshot's key does not depend on it.
     pub lan_tap: Option<String>,
+    /// What the harness changed about the machine for this image (a firmware whose load
+    /// addresses were moved), noted in every transcript when the machine starts. Not part of
+    /// [`QemuTarget::args`]: the change itself is (the firmware file).
+    pub notes: Vec<String>,
 }
 
 impl Default for QemuConfig {
@@ -63,6 +67,7 @@ impl Default for QemuConfig {
             extra_args: Vec::new(),
             nics: false,
             lan_tap: None,
+            notes: Vec::new(),
         }
     }
 }
@@ -523,6 +528,9 @@ impl Target for QemuMachine {
                 }
             }
             log.note(&super::qemu_disk::note(&self.config.root_disk));
+            for note in &self.config.notes {
+                log.note(note);
+            }
             let (config, lan) = qemu_net::start_config(&self.config, self.network.as_ref());
             let (mut target, console) = match &self.disks {
                 Disks::Image { image, shim, .. } => {

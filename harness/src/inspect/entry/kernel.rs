@@ -1,18 +1,13 @@
 //! The kernel a boot entry names, judged by its arm64 Image header: the format `booti` takes,
-//! and the memory it needs below the initrd's load address.
+//! and the memory it needs below the initrd's (and device tree's) load address.
 
 use super::files::{find_file, BootFiles};
 use super::Context;
+use crate::image::load_layout::{mib, EntryFiles, KernelHeader, Piece, Placement, KERNEL_HEADER_LEN};
 use crate::image::Label;
-use crate::inspect::board::Profile;
 use crate::inspect::fdt;
-use crate::inspect::report::{Check, CheckName, Status};
-
-/// Enough of a kernel to read its arm64 Image header.
-const KERNEL_HEADER_LEN: usize = 64;
-const ARM64_MAGIC_OFFSET: usize = 0x38;
-const ARM64_MAGIC: &[u8; 4] = b"ARM\x64";
-const IMAGE_SIZE_OFFSET: usize = 0x10;
+use crate::inspect::load_addresses::Resolved;
+use crate::inspect::report::{Check, CheckName};
 
 pub(super) fn kernel_checks(label: &Label, ctx: &Context<'_>, boot: &BootFiles<'_>, out: &mut Vec<Check>) {
     let Some(written) = &label.kernel else {
@@ -38,10 +33,30 @@ pub(super) fn kernel_checks(label: &Label, ctx: &Context<'_>, boot: &BootFiles<'
         format!("{size} bytes"),
     ));
     let format = check_kernel_format(&head, &location);
-    let is_image = format.status == Status::Pass;
     out.push(format);
-    if is_image && label.initrd.is_some() {
-        out.push(check_kernel_size(size, &head, ctx.profile, &location));
+    if let (Some(kernel), Some(initrd)) = (KernelHeader::parse(&head), &label.initrd) {
+        let size_of = |keyword: &str, written: &str| {
+            find_file(CheckName::Kernel, keyword, written, 0, ctx, boot)
+                .ok()
+                .map(|(_, size, _)| size)
+        };
+        let fdt = match (&label.fdt, &label.fdtdir) {
+            (Some(fdt), _) => size_of("FDT", fdt),
+            (None, Some(dir)) => size_of(
+                "FDTDIR",
+                &format!("{}/{}", dir.trim_end_matches('/'), ctx.profile.fdtfile),
+            ),
+            (None, None) => None,
+        };
+        let files = EntryFiles {
+            kernel,
+            kernel_file: size,
+            // A missing initrd is the initrd check's failure; the kernel still must not reach
+            // where it would load.
+            initrd: Some(size_of("INITRD", initrd).unwrap_or(1)),
+            fdt,
+        };
+        out.push(check_kernel_size(&files, ctx.addresses, &location));
     }
 }
 
@@ -49,7 +64,7 @@ pub(super) fn kernel_checks(label: &Label, ctx: &Context<'_>, boot: &BootFiles<'
 /// takes from a U-Boot without `kernel_comp_addr_r`.
 pub fn check_kernel_format(head: &[u8], location: &str) -> Check {
     let name = CheckName::KernelFormat;
-    if head.get(ARM64_MAGIC_OFFSET..ARM64_MAGIC_OFFSET + 4) == Some(ARM64_MAGIC) {
+    if KernelHeader::parse(head).is_some() {
         return Check::pass(name, location, "arm64 Image (ARM\\x64 at 0x38)");
     }
     let what = if head.starts_with(&[0x1f, 0x8b]) {
@@ -73,35 +88,44 @@ pub fn check_kernel_format(head: &[u8], location: &str) -> Check {
     )
 }
 
-/// The kernel, loaded at `kernel_addr_r`, needs `image_size` bytes of memory (its header) or at
-/// least its file size; both must end below `ramdisk_addr_r`, where U-Boot loads the initrd.
-pub fn check_kernel_size(file_size: u64, head: &[u8], profile: &Profile, location: &str) -> Check {
-    let image_size = head
-        .get(IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8)
-        .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-    let room = profile.ramdisk_addr_r - profile.kernel_addr_r;
-    let (needed, source) = if image_size > file_size {
-        (image_size, "header image_size")
-    } else {
-        (file_size, "file size")
-    };
-    let mib = |n: u64| format!("{:.1} MiB", n as f64 / f64::from(1 << 20));
-    let message = format!(
-        "needs {} ({source}) from kernel_addr_r {:#010x}; the initrd loads at ramdisk_addr_r {:#010x}, {} above",
-        mib(needed),
-        profile.kernel_addr_r,
-        profile.ramdisk_addr_r,
-        mib(room)
+/// The kernel, loaded at `kernel_addr_r` and run by `booti` from the next 2 MiB boundary, needs
+/// its header's `image_size` from there and its file from `kernel_addr_r`; neither may reach
+/// the initrd at `ramdisk_addr_r` or the device tree at `fdt_addr_r` (see
+/// [`crate::image::load_layout`]). The message names the addresses and where they came from.
+pub fn check_kernel_size(files: &EntryFiles, addresses: &Resolved, location: &str) -> Check {
+    let placed = Placement::of(addresses.addresses, files);
+    let mut message = format!(
+        "needs {} ({}) from {:#010x}",
+        mib(placed.kernel_needs()),
+        placed.kernel_end_by,
+        placed.kernel_start
     );
-    if needed <= room {
-        Check::pass(CheckName::KernelSize, location, message)
-    } else {
-        Check::fail(
+    if placed.kernel_start != addresses.addresses.kernel_addr_r {
+        message.push_str(&format!(
+            " (booti moves it there from kernel_addr_r {:#010x})",
+            addresses.addresses.kernel_addr_r
+        ));
+    }
+    if let Some((piece, room)) = placed.room_above_kernel() {
+        let (variable, at) = match piece {
+            Piece::DeviceTree => ("fdt_addr_r", addresses.addresses.fdt_addr_r.unwrap_or_default()),
+            _ => ("ramdisk_addr_r", addresses.addresses.ramdisk_addr_r),
+        };
+        message.push_str(&format!(
+            "; the {piece} loads at {variable} {at:#010x}, {} above",
+            mib(room)
+        ));
+    }
+    message.push_str(&format!("; {}", addresses.describe()));
+    match placed.overlap() {
+        None => Check::pass(CheckName::KernelSize, location, message),
+        Some(overlap) => Check::fail(
             CheckName::KernelSize,
             location,
-            message,
-            "build a smaller kernel (drivers as modules), or use a U-Boot whose ramdisk_addr_r leaves room: \
-             kernel and initrd would overlap in memory",
-        )
+            format!("{message}: {overlap}"),
+            "build a smaller kernel (drivers as modules), or use a U-Boot whose ramdisk_addr_r leaves room (as \
+             U-Boot's environment, or the board profile's [load_addresses] for a U-Boot whose environment \
+             cannot be read): U-Boot says \"ERROR: RD image overlaps OS image\" and boots nothing",
+        ),
     }
 }

@@ -19,6 +19,8 @@ use crate::image::Label;
 pub struct Context<'a> {
     /// The board the image is for.
     pub profile: &'a Profile,
+    /// The load addresses of the U-Boot on the card, and where they came from.
+    pub addresses: &'a crate::inspect::load_addresses::Resolved,
     /// The image's partitions and their filesystems.
     pub parts: &'a [Probed],
     /// The partition holding extlinux.conf, where its paths resolve.
@@ -93,9 +95,11 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::image::load_layout::{EntryFiles, KernelHeader};
     use crate::image::{Config, FsKind, ImageError};
     use crate::inspect::board::Board;
     use crate::inspect::fdt;
+    use crate::inspect::load_addresses::Resolved;
     use crate::inspect::report::CheckName;
     use crate::inspect::report::Status;
     use crate::inspect::test_parts::ext4;
@@ -159,12 +163,19 @@ mod tests {
         Disk(BTreeMap::from([(1, boot), (2, root)]), f2fs)
     }
 
+    /// The stock R2S U-Boot's addresses, as for an image without u-boot.itb.
+    fn stock_addresses() -> Resolved {
+        Resolved::of(&[], Board::NanopiR2s.profile())
+    }
+
     /// The checks of the first entry of `conf`, on NIXOS_BOOT (1) and NIXOS_SD (2) of `disk`.
     fn entry_checks(conf: &str, disk: &Disk) -> Vec<Check> {
         let parts = [ext4(1, "NIXOS_BOOT"), ext4(2, "NIXOS_SD")];
         let config = Config::parse(conf).unwrap();
+        let addresses = stock_addresses();
         let ctx = Context {
             profile: Board::NanopiR2s.profile(),
+            addresses: &addresses,
             parts: &parts,
             config_partition: 1,
             config_path: "/extlinux/extlinux.conf",
@@ -259,25 +270,69 @@ mod tests {
             .starts_with("gzip-compressed data, not an arm64 Image"));
     }
 
+    /// An entry whose kernel (flags 0: run where it is loaded) has `image_size` and a file of
+    /// `file` bytes, with a 4 MiB initrd and no device tree.
+    fn entry_files(image_size: u64, file: u64) -> EntryFiles {
+        EntryFiles {
+            kernel: KernelHeader::parse(&kernel(image_size, 64)).unwrap(),
+            kernel_file: file,
+            initrd: Some(4 << 20),
+            fdt: None,
+        }
+    }
+
     #[test]
     fn kernel_size_is_judged_against_the_gap_below_ramdisk_addr_r() {
-        let profile = Board::NanopiR2s.profile();
         let room = 0x0600_0000 - 0x0208_0000;
         assert_eq!(
-            check_kernel_size(1 << 20, &kernel(room, 64), profile, "k").status,
+            check_kernel_size(&entry_files(room, 1 << 20), &stock_addresses(), "k").status,
             Status::Pass
         );
-        let check = check_kernel_size(1 << 20, &kernel(68 << 20, 64), profile, "k");
+        let check = check_kernel_size(&entry_files(68 << 20, 1 << 20), &stock_addresses(), "k");
         assert_eq!(check.status, Status::Fail);
         assert_eq!(
             check.message,
-            "needs 68.0 MiB (header image_size) from kernel_addr_r 0x02080000; the initrd loads at \
-             ramdisk_addr_r 0x06000000, 63.5 MiB above"
+            "needs 68.0 MiB (header image_size) from 0x02080000; the initrd loads at ramdisk_addr_r 0x06000000, \
+             63.5 MiB above; load addresses from the stock nanopi-r2s U-Boot: the kernel (0x02080000–0x06480000) \
+             overlaps the initrd (0x06000000–0x06400000)"
         );
         // A kernel too old to fill image_size is judged by its file size.
         assert_eq!(
-            check_kernel_size(room + 1, &kernel(0, 64), profile, "k").status,
+            check_kernel_size(&entry_files(0, room + 1), &stock_addresses(), "k").status,
             Status::Fail
+        );
+    }
+
+    #[test]
+    fn a_kernel_that_may_lie_anywhere_is_judged_from_the_2_mib_boundary_booti_moves_it_to() {
+        let mut files = entry_files(63 << 20, 1 << 20);
+        files.kernel.place_anywhere = true;
+        let check = check_kernel_size(&files, &stock_addresses(), "k");
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check.message.starts_with(
+                "needs 63.0 MiB (header image_size) from 0x02200000 (booti moves it there from kernel_addr_r \
+                 0x02080000); the initrd loads at ramdisk_addr_r 0x06000000, 62.0 MiB above"
+            ),
+            "{}",
+            check.message
+        );
+    }
+
+    #[test]
+    fn a_board_profile_ramdisk_addr_r_leaves_the_room_it_says() {
+        let mut profile = *Board::NanopiR2s.profile();
+        profile.board_load_addresses.ramdisk_addr_r = Some(0x0800_0000);
+        let addresses = Resolved::of(&[], &profile);
+        let check = check_kernel_size(&entry_files(68 << 20, 1 << 20), &addresses, "k");
+        assert_eq!(check.status, Status::Pass);
+        assert!(
+            check.message.ends_with(
+                "ramdisk_addr_r from board profile nanopi-r2s's [load_addresses], fdt_addr_r from the stock \
+                 nanopi-r2s U-Boot"
+            ),
+            "{}",
+            check.message
         );
     }
 

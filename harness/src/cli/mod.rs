@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+mod cache_dir;
 mod console;
 mod flash;
 mod flash_progress;

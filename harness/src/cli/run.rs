@@ -47,8 +47,14 @@ pub enum SetupError {
 /// until the run ends.
 type Setup = (Suite, RunInfo, Option<DiskImage>);
 
-pub async fn run(args: RunArgs) -> u8 {
+pub async fn run(mut args: RunArgs) -> u8 {
     r2s_harness::console::transcript::set_default_limit(args.transcript_limit);
+    // Without --cache-dir, the default cache, or a per-run one where it cannot be written (a
+    // build sandbox); held until the run ends.
+    let _cache = match &args.cache_dir {
+        Some(_) => None,
+        None => super::cache_dir::usable_default().inspect(|cache| args.cache_dir = Some(cache.dir.clone())),
+    };
     let paths = if args.health_only {
         Vec::new()
     } else if args.scenarios.is_empty() {

@@ -12,7 +12,7 @@ use super::events::{Reporters, ScenarioEvents, SuiteEventKind};
 use super::ReportError;
 use super::{run_one, Suite};
 use crate::runner::{self, ScenarioResult};
-use crate::scenario::{Scenario, Start};
+use crate::scenario::{Action, Scenario, Start};
 
 /// How a suite run ended.
 pub struct SuiteOutcome {
@@ -37,7 +37,7 @@ pub async fn run_suite(
         scenarios: scenarios.len(),
     });
     let mut results = Vec::new();
-    let scenarios = skip_what_does_not_apply(scenarios, &reporters, &mut results);
+    let scenarios = skip_what_does_not_apply(suite, scenarios, &reporters, &mut results);
     let scenarios = report_what_cannot_run(suite, scenarios, &reporters, &mut results);
     let (side_by_side, in_turn): (Vec<Scenario>, Vec<Scenario>) = if suite.target.parallel_login_starts() {
         scenarios
@@ -73,10 +73,12 @@ pub async fn run_suite(
     }
 }
 
-/// Reports the scenarios that do not apply to the image ([`Scenario::skip`]), and those that
-/// start from a state only a skipped scenario saves, as skipped, adding their results to
-/// `results`; returns the others.
+/// Reports the scenarios that do not apply to the image ([`Scenario::skip`]), those with `lan`
+/// steps where the target's LAN cannot be made (not root), and those that start from a state
+/// only a skipped scenario saves, as skipped, adding their results to `results`; returns the
+/// others.
 fn skip_what_does_not_apply(
+    suite: &Suite,
     scenarios: Vec<Scenario>,
     reporters: &Rc<RefCell<Reporters>>,
     results: &mut Vec<ScenarioResult>,
@@ -86,6 +88,17 @@ fn skip_what_does_not_apply(
         .filter(|s| s.skip.is_some())
         .filter_map(|s| Some((s.save_state_step()?.1.to_owned(), s.name.clone())))
         .collect();
+    let lan_unavailable = suite.target.lan_unavailable();
+    let lan_skipped = |scenario: &Scenario| {
+        let uses_lan = scenario
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Lan { .. }));
+        lan_unavailable
+            .as_ref()
+            .filter(|_| uses_lan)
+            .map(|why| format!("has `lan` steps, which cannot run here: {why}"))
+    };
     let mut run = Vec::with_capacity(scenarios.len());
     for scenario in scenarios {
         let saver_skipped = match &scenario.start {
@@ -99,7 +112,12 @@ fn skip_what_does_not_apply(
             }
             _ => None,
         };
-        let Some(reason) = scenario.skip.clone().or(saver_skipped) else {
+        let Some(reason) = scenario
+            .skip
+            .clone()
+            .or_else(|| lan_skipped(&scenario))
+            .or(saver_skipped)
+        else {
             run.push(scenario);
             continue;
         };

@@ -38,6 +38,10 @@ pub trait TargetKind: fmt::Debug {
     fn has_snapshots(&self) -> bool {
         false
     }
+    /// Why `lan` steps cannot run on its targets here, if they cannot (QEMU's LAN needs root).
+    fn lan_unavailable(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What to run scenarios on. Cheap to clone; [`TargetSpec::open`] makes a fresh target for
@@ -95,6 +99,11 @@ impl TargetSpec {
     /// Whether its targets can start from a saved state (QEMU).
     pub fn has_snapshots(&self) -> bool {
         self.0.has_snapshots()
+    }
+
+    /// Why `lan` steps cannot run on its targets here, if they cannot.
+    pub fn lan_unavailable(&self) -> Option<String> {
+        self.0.lan_unavailable()
     }
 }
 

@@ -410,6 +410,10 @@ impl TargetKind for QemuSpec {
     fn has_snapshots(&self) -> bool {
         true
     }
+
+    fn lan_unavailable(&self) -> Option<String> {
+        super::qemu_net::lan_unavailable()
+    }
 }
 
 /// What a [`QemuMachine`] boots.

@@ -1,0 +1,115 @@
+//! The harness in the conditions of a Nix build sandbox: no network (`unshare -n`, loopback
+//! up), an unprivileged user (`setpriv`), `HOME=/homeless-shelter` (which cannot be created),
+//! the image read-only in a read-only directory. It runs every scenario, its cache per run under
+//! `TMPDIR` (said once), skips what needs root (the LAN) saying why, and leaves nothing behind
+//! but its transcripts.
+
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use r2s_tests::*;
+
+/// The unprivileged user and group (nobody, nogroup).
+const NOBODY: &str = "65534";
+
+const LIMIT: Duration = Duration::from_secs(600);
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn runs_unprivileged_offline_with_a_homeless_home_and_a_read_only_image() {
+    let dir = temp_dir();
+    chmod(dir.path(), 0o755);
+    // The image, read-only in a read-only directory.
+    let images = dir.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    let image = images.join("r2s.img");
+    let copied = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(fixture(r2s_images::DEFAULT_FIXTURE))
+        .arg(&image)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    chmod(&image, 0o444);
+    chmod(&images, 0o555);
+    // The build's own temporary directory, the only place it may write.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let chowned = Command::new("chown")
+        .arg(format!("{NOBODY}:{NOBODY}"))
+        .arg(&tmp)
+        .status()
+        .unwrap();
+    assert!(chowned.success());
+    let transcripts = tmp.join("transcripts");
+
+    let mut command = Command::new("unshare");
+    command
+        .args(["-n", "sh", "-c", r#"ip link set lo up && exec "$@""#, "sandbox"])
+        .args([
+            "setpriv",
+            "--reuid",
+            NOBODY,
+            "--regid",
+            NOBODY,
+            "--clear-groups",
+            "--",
+        ])
+        .args(["env", "-i"])
+        .arg(format!("PATH={}", std::env::var("PATH").unwrap_or_default()))
+        .arg("HOME=/homeless-shelter")
+        .arg(format!("TMPDIR={}", tmp.display()))
+        .arg(format!("R2S_PASSWORD={}", r2s_images::ROOT_PASSWORD))
+        .arg(harness_bin())
+        .args([OsStr::new("run"), OsStr::new("--image"), image.as_os_str()])
+        .args([OsStr::new("--transcripts"), transcripts.as_os_str()])
+        .arg(scenario("boot-to-login"))
+        .arg(scenario("shell-checks"))
+        .arg(repo_root().join("scenarios/network/lan-dhcp.toml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let shown = format!("{command:?}");
+    let started = Instant::now();
+    let run = finish(command.spawn().unwrap(), shown, started, LIMIT);
+
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  boot-to-login  "), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  shell-checks  "), "{}", run.explain());
+    // The LAN's network namespace needs root: its scenario is skipped, saying so, not failed.
+    assert!(
+        run.stdout
+            .contains("SKIP  lan-dhcp  (has `lan` steps, which cannot run here: the LAN needs a tap device"),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        run.stdout.contains("2 passed, 0 failed, 1 skipped"),
+        "{}",
+        run.explain()
+    );
+    let said = "cannot use the cache /homeless-shelter/.cache/r2s-harness: ";
+    assert_eq!(
+        run.stderr.matches(said).count(),
+        1,
+        "said once: {}",
+        run.explain()
+    );
+    assert!(
+        run.stderr.contains("using a per-run cache in "),
+        "{}",
+        run.explain()
+    );
+    // Nothing left but the transcripts: the per-run cache, QEMU's and the shim's scratch
+    // directories are gone.
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["transcripts"], "{}", run.explain());
+}

@@ -316,7 +316,7 @@ fn an_entry_qemu_cannot_restore_is_discarded_and_rebuilt() {
             .expect("the priming boot reaches a shell");
         (
             checkout.key.clone(),
-            CacheKey::of(&source(&default)).await.unwrap(),
+            CacheKey::of(&source(&default), &cache.digests()).await.unwrap(),
         )
     });
     assert_ne!(small_key, key);

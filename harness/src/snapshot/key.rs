@@ -5,6 +5,7 @@
 //! (`SEEK_DATA`/`SEEK_HOLE`): a 600 MiB fixture with 35 MiB of data hashes in a fraction of a
 //! second, and a multi-GiB NixOS image is streamed, never held in memory.
 
+use super::digests::DigestStore;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -108,17 +109,19 @@ impl<'a> StateRecipe<'a> {
 pub struct CacheKey(pub String);
 
 impl CacheKey {
-    /// Computes the key of `source`. Reads the image, the firmware and the shim (each once per
-    /// process and file version) and asks QEMU its version (once per process).
-    pub async fn of(source: &SnapshotSource<'_>) -> Result<CacheKey, SnapshotError> {
+    /// Computes the key of `source`. Reads the image and the firmware once per file version,
+    /// keeping their digests in `store` for later processes, and asks QEMU its version (once
+    /// per process).
+    pub async fn of(source: &SnapshotSource<'_>, store: &DigestStore) -> Result<CacheKey, SnapshotError> {
         let image = std::fs::canonicalize(source.image).map_err(|e| SnapshotError::io(source.image, e))?;
         let version = qemu_version(&source.qemu.qemu).await?;
         let content = source.unpacked_from.map_or_else(|| image.clone(), Path::to_owned);
         let files = [content, source.qemu.firmware.clone()];
+        let blocking_store = store.clone();
         let digests = tokio::task::spawn_blocking(move || {
             files
                 .iter()
-                .map(|f| content_digest(f).map_err(|e| SnapshotError::io(f, e)))
+                .map(|f| blocking_store.digest(f).map_err(|e| SnapshotError::io(f, e)))
                 .collect::<Result<Vec<_>, SnapshotError>>()
         })
         .await
@@ -166,7 +169,7 @@ impl CacheKey {
                             state: base,
                             ..*source
                         };
-                        Box::pin(CacheKey::of(&base_source)).await?.0
+                        Box::pin(CacheKey::of(&base_source, store)).await?.0
                     }
                 };
                 field(base.as_bytes());
@@ -360,7 +363,8 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(CacheKey::of(&source)).unwrap().0
+        let store = DigestStore::new(dir.join("digests"));
+        runtime.block_on(CacheKey::of(&source, &store)).unwrap().0
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! every disk, every disk has the tag and one holds the VM state. Anything else, and a restore
 //! that does not reach a shell, makes the entry be rebuilt.
 
+mod digests;
 mod key;
 mod lock;
 mod seal;
@@ -34,6 +35,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use digests::DigestStore;
 pub use key::{content_digest, CacheKey, SnapshotSource, StateBase, StateRecipe};
 pub use lock::EntryLock;
 pub use seal::SealBroken;
@@ -259,6 +261,12 @@ impl SnapshotCache {
     /// The cache directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The digests of the images and firmware its keys hash, kept in its `digests/` folder so
+    /// that each file version is hashed once, not once per process.
+    pub fn digests(&self) -> DigestStore {
+        DigestStore::new(self.dir.join("digests"))
     }
 
     /// The entry's directory for `key`.

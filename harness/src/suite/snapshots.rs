@@ -96,7 +96,7 @@ impl StartSnapshots {
         transcripts: &Path,
         boot_timeout: Duration,
     ) -> Result<Prepared, SnapshotError> {
-        let key = CacheKey::of(source).await?;
+        let key = CacheKey::of(source, &self.cache.digests()).await?;
         if let Some(failed) = self.earlier_failure(&key) {
             return Ok(Prepared::BootFailed(failed));
         }

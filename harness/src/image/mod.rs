@@ -23,6 +23,7 @@ pub mod mbr;
 pub mod packed;
 pub mod partition;
 pub mod read_at;
+pub mod root_device;
 #[cfg(test)]
 mod test_tools;
 pub mod vfat;

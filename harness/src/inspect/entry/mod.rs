@@ -13,6 +13,7 @@ pub use kernel::{check_kernel_format, check_kernel_size};
 use super::board::Profile;
 use super::report::Check;
 use super::Probed;
+use crate::image::root_device::RootDevice;
 use crate::image::Label;
 
 /// What every entry of one extlinux.conf shares.
@@ -59,9 +60,9 @@ impl Context<'_> {
     }
 }
 
-/// Every check of one boot entry, in report order; checks that need a file that is missing
+/// Every check of one boot entry (whose stage 1 mounts `root`), in report order; checks that need a file that is missing
 /// or unreadable are left out.
-pub fn check_entry(label: &Label, ctx: &Context<'_>) -> Vec<Check> {
+pub fn check_entry(label: &Label, root: &RootDevice, ctx: &Context<'_>) -> Vec<Check> {
     if label.kernel.is_none() && label.localboot.is_some() {
         // LOCALBOOT hands over to another boot device: nothing is loaded, nothing passed.
         return Vec::new();
@@ -73,7 +74,7 @@ pub fn check_entry(label: &Label, ctx: &Context<'_>) -> Vec<Check> {
     files::fdt_checks(label, ctx, &boot, &mut checks);
     let append = label.append.as_deref().unwrap_or("");
     checks.push(check_console(append, ctx.profile, &append_location(label)));
-    let (root_check, root_partition) = cmdline::check_root(append, ctx, &append_location(label));
+    let (root_check, root_partition) = cmdline::check_root(append, root, ctx, &append_location(label));
     checks.push(root_check);
     checks.push(cmdline::check_init(
         append,
@@ -93,6 +94,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::image::root_device;
     use crate::image::{Config, FsKind, ImageError};
     use crate::inspect::board::Board;
     use crate::inspect::fdt;
@@ -170,7 +172,9 @@ mod tests {
             config_path: "/extlinux/extlinux.conf",
             volumes: disk,
         };
-        check_entry(&config.labels[0], &ctx)
+        let label = &config.labels[0];
+        let root = root_device::decide(None, label.append.as_deref().unwrap_or(""), || None);
+        check_entry(label, &root, &ctx)
     }
 
     fn run(conf: &str, disk: &Disk) -> Vec<(CheckName, Status)> {

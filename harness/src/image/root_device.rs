@@ -55,7 +55,7 @@ impl fmt::Display for RootSource {
             RootSource::CommandLine => "root= on the kernel command line",
             RootSource::InitrdFstab => "the initrd's fstab (systemd stage 1)",
             RootSource::RootFstab => "the root filesystem's /etc/fstab",
-            RootSource::Default => "nothing on the image names it; NixOS's default",
+            RootSource::Default => "NixOS's default, as nothing on the image names another",
         })
     }
 }
@@ -291,6 +291,14 @@ pub fn read(image: &Path, table: &Table, found: &Found, label: &Label) -> RootDe
     let append = label.append.as_deref().unwrap_or("");
     let initrd = read_initrd(image, table, found, label);
     decide(initrd.as_ref(), append, || read_root_fstab(image, table, append))
+}
+
+/// What the image itself names as the root filesystem for entry `label`: [`read`] without its
+/// command line's `root=` (which is the entry's, not the image's).
+pub fn read_image_root(image: &Path, table: &Table, found: &Found, label: &Label) -> RootDevice {
+    let append = label.append.as_deref().unwrap_or("");
+    let initrd = read_initrd(image, table, found, label);
+    decide(initrd.as_ref(), "", || read_root_fstab(image, table, append))
 }
 
 /// The root device of the entry U-Boot boots by default (the first, without a default).

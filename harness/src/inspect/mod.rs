@@ -140,22 +140,24 @@ pub fn inspect_for(image: &Path, profile: &Profile) -> Result<Report, ImageError
         _ => None,
     };
 
-    let mut roots = RootDevices::default();
-    let default_root = match &found {
+    // The image-wide checks judge the filesystem the image names as its root (the default
+    // entry's initrd, the root's fstab); a `root=` is its entry's, judged by the entry's `root`.
+    let image_root = match &found {
         Ok(found) => match found.config.default_label().or(found.config.labels.first()) {
-            Some(label) => roots.of(image, &table, found, label),
+            Some(label) => root_device::read_image_root(image, &table, found, label),
             None => RootDevice::default_label(),
         },
         Err(_) => RootDevice::default_label(),
     };
+    let mut roots = RootDevices::default();
     let mut checks = vec![
         partitions::check_table(&table),
         partitions::check_bootloader_area(&parts, profile),
         bootloader::check_idbloader(&area, &parts, profile),
         bootloader::check_u_boot_itb(&area, &parts, profile),
-        filesystems::check_root_label(&parts, &default_root),
-        filesystems::check_boot_label(&parts, found.as_ref().ok().map(|f| f.partition), &default_root),
-        filesystems::check_root_filesystem(&parts, &default_root),
+        filesystems::check_root_label(&parts, &image_root),
+        filesystems::check_boot_label(&parts, found.as_ref().ok().map(|f| f.partition), &image_root),
+        filesystems::check_root_filesystem(&parts, &image_root),
         extlinux::check_conf(found.as_ref(), includes.as_ref()),
     ];
     if let Ok(found) = &found {

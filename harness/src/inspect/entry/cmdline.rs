@@ -123,6 +123,11 @@ pub(super) fn check_root(
             Check::pass(CheckName::Root, location, format!("{what} is {}", p.describe())),
             Some(p.partition.index),
         ),
+        // Nothing names the root: the image-wide root-label check judges NIXOS_SD.
+        None if root.source == RootSource::Default => (
+            Check::pass(CheckName::Root, location, format!("{what}; see root-label")),
+            None,
+        ),
         None => {
             let known: Vec<String> = ctx
                 .parts

@@ -324,6 +324,52 @@ mod tests {
         );
     }
 
+    /// The root check of an entry whose APPEND is `append` and whose initrd holds `fstab`.
+    fn root_check_with_initrd_fstab(append: &str, fstab: Option<&str>) -> Check {
+        let parts = [ext4(1, "NIXOS_BOOT"), ext4(2, "NIXOS_SD_USB")];
+        let disk = disk();
+        let ctx = Context {
+            profile: Board::NanopiR2s.profile(),
+            parts: &parts,
+            config_partition: 1,
+            config_path: "/extlinux/extlinux.conf",
+            volumes: &disk,
+        };
+        let files = crate::image::initrd::RootFiles {
+            fstab: fstab.map(str::to_owned),
+            ..Default::default()
+        };
+        let root = root_device::decide(Some(&files), append, || None);
+        cmdline::check_root(append, &root, &ctx, "APPEND").0
+    }
+
+    #[test]
+    fn root_fstab_passes_when_the_initrd_s_fstab_names_a_partition_and_warns_without_one() {
+        let fstab = "/dev/disk/by-label/NIXOS_SD_USB /sysroot ext4 defaults\n";
+        let check = root_check_with_initrd_fstab("root=fstab", Some(fstab));
+        assert_eq!(check.status, Status::Pass);
+        assert_eq!(
+            check.message,
+            "root=fstab: stage 1 mounts /dev/disk/by-label/NIXOS_SD_USB (from the initrd's fstab (systemd stage 1)) \
+             is partition 2 (ext4 labelled \"NIXOS_SD_USB\", sectors 65536–67583)"
+        );
+        let check = root_check_with_initrd_fstab("root=fstab", None);
+        assert_eq!(check.status, Status::Warn);
+        assert!(check
+            .message
+            .starts_with("root=fstab, but the initrd names no root in an fstab"));
+        let check = root_check_with_initrd_fstab("", Some("LABEL=NIXOS_SD /sysroot ext4 defaults\n"));
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check.message.starts_with(
+                "no root=: stage 1 mounts LABEL=NIXOS_SD (from the initrd's fstab (systemd stage 1)) names no \
+                 partition of the image"
+            ),
+            "{}",
+            check.message
+        );
+    }
+
     #[test]
     fn root_resolves_labels_and_partuuids() {
         let append = |root: &str| CONF.replace("loglevel=4", root);

@@ -157,6 +157,7 @@ pub fn missing_root_hint(ctx: &RunContext, failure: &Failure, last_lines: &[Stri
 mod tests {
     use super::*;
     use crate::image::root_device::RootSource;
+    use crate::runner::FailReason;
 
     fn initrd_fstab_root(device: &str) -> RootDevice {
         RootDevice {
@@ -195,6 +196,52 @@ mod tests {
         let mut unknown = relabelled();
         unknown[1].2 = None;
         assert_eq!(AbsentRoot::of(initrd_fstab_root("UUID=abc"), &unknown), None);
+    }
+
+    fn timed_out_in(stage: Stage) -> Failure {
+        Failure {
+            step: 1,
+            step_description: "expect \"login:\"".to_owned(),
+            expected: "login:".to_owned(),
+            reason: FailReason::Timeout {
+                waited: std::time::Duration::from_secs(60),
+            },
+            at: std::time::Duration::from_secs(70),
+            stage,
+            hint: None,
+        }
+    }
+
+    #[test]
+    fn a_failure_in_an_initrd_s_stage_gets_the_disk_hint_and_one_after_it_does_not() {
+        let ctx = RunContext {
+            root_disk: Some("the root disk was on virtio-blk".to_owned()),
+            ..RunContext::default()
+        };
+        for stage in [Stage::Initramfs, Stage::Stage1] {
+            assert_eq!(
+                missing_root_hint(&ctx, &timed_out_in(stage.clone()), &[]).as_deref(),
+                Some("the root disk was on virtio-blk"),
+                "{stage}"
+            );
+        }
+        assert_eq!(missing_root_hint(&ctx, &timed_out_in(Stage::Systemd), &[]), None);
+    }
+
+    #[test]
+    fn the_absent_root_s_hint_comes_before_the_disk_s_once_systemd_waited_for_it() {
+        let ctx = RunContext {
+            root_disk: Some("the root disk was on virtio-blk".to_owned()),
+            absent_root: AbsentRoot::of(initrd_fstab_root("LABEL=NIXOS_SD"), &relabelled()),
+            ..RunContext::default()
+        };
+        let waited = ["         Expecting device dev-disk-…m - /dev/disk/by-label/NIXOS_SD...".to_owned()];
+        let hint = missing_root_hint(&ctx, &timed_out_in(Stage::Kernel), &waited).unwrap();
+        assert!(
+            hint.starts_with("stage 1 waits for /dev/disk/by-label/NIXOS_SD (named by the initrd's fstab")
+                && hint.ends_with("; the root disk was on virtio-blk"),
+            "{hint}"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! other fixtures are (bootloader at sectors 64 and 16384, ext4 NIXOS_BOOT at 32768 with NixOS's
 //! extlinux menu, here of two generations, the board's console and the RK3328 device tree; ext4
 //! NIXOS_SD), booted by Debian's own initramfs-tools initrd or by one holding only what an R2S
-//! needs ([`crate::initramfs`]).
+//! needs ([`crate::initramfs`]), or by systemd in a dracut-made initrd that finds its root from
+//! its own fstab, as NixOS's systemd stage 1 does ([`crate::dracut`]).
 //!
 //! The tree takes minutes to make, so tree and images live in the shared cache
 //! ([`crate::shared`]) too: a checkout whose own cache lacks an image takes the shared one.

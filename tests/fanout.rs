@@ -80,7 +80,8 @@ fn build_one_entry(dir: &Path) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.is_dir())
+        // Entries are named by their key; `digests/` keeps the image's digest beside them.
+        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "digests"))
         .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     entries[0].join("disk0.qcow2")

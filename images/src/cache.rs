@@ -24,6 +24,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("debian.rs", include_str!("debian.rs")),
     ("debootstrap.rs", include_str!("debootstrap.rs")),
     ("disk.rs", include_str!("disk.rs")),
+    ("dracut.rs", include_str!("dracut.rs")),
     ("error.rs", include_str!("error.rs")),
     ("ext4.rs", include_str!("ext4.rs")),
     ("f2fs.rs", include_str!("f2fs.rs")),

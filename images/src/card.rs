@@ -89,25 +89,18 @@ pub fn r2s(
     )
 }
 
-/// A good R2S card whose NIXOS_SD is `root_size` bytes (a whole number of MiB), for root trees
-/// larger than the busybox fixtures'.
+/// An R2S card whose NIXOS_SD is `root_size` bytes (a whole number of MiB), for root trees
+/// larger than the busybox fixtures', changed as `breakage` says.
 pub fn r2s_with_root_size(
     out: &Path,
     work: &Path,
+    breakage: Breakage,
     bootloader: &Bootloader,
     boot_dir: &Path,
     root_dir: &Path,
     root_size: u64,
 ) -> Result<(), BuildError> {
-    r2s_sized(
-        out,
-        work,
-        Breakage::None,
-        bootloader,
-        boot_dir,
-        root_dir,
-        root_size,
-    )
+    r2s_sized(out, work, breakage, bootloader, boot_dir, root_dir, root_size)
 }
 
 fn r2s_sized(

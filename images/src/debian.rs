@@ -85,6 +85,16 @@ impl Parts {
     }
 }
 
+/// The candidate arm64 version of `package`, downloaded into `<cache>/debs` when missing and
+/// unpacked once into `<cache>/parts`: a tool a fixture's build runs (dracut), not a part of
+/// every fixture. Callers hold the cache lock.
+pub(crate) fn fetch_tool(cache: &Path, package: &str) -> Result<Unpacked, BuildError> {
+    let debs = cache.join("debs");
+    create_dir(&debs)?;
+    let deb_name = deb_of(&show(&[package], &debs)?, package)?;
+    fetch_and_unpack(cache, package, &deb_name)
+}
+
 /// Which .deb files the current apt lists offer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Resolved {
@@ -125,20 +135,10 @@ impl Resolved {
                 detail: "its Depends names no linux-image-* package".to_owned(),
             })?;
         let kernel = show(&[&kernel_package], cwd)?;
-        let deb = |stanzas: &[Stanza], package: &str| {
-            stanzas
-                .iter()
-                .find(|s| s.package == package)
-                .map(Stanza::deb_name)
-                .ok_or_else(|| BuildError::PackageUnavailable {
-                    package: package.to_owned(),
-                    detail: "`apt-cache show` printed no stanza for it".to_owned(),
-                })
-        };
         Ok(Resolved {
-            kernel_deb: deb(&kernel, &kernel_package)?,
-            busybox_deb: deb(&stanzas, BUSYBOX)?,
-            uboot_deb: deb(&stanzas, UBOOT_ROCKCHIP)?,
+            kernel_deb: deb_of(&kernel, &kernel_package)?,
+            busybox_deb: deb_of(&stanzas, BUSYBOX)?,
+            uboot_deb: deb_of(&stanzas, UBOOT_ROCKCHIP)?,
             kernel_package,
         })
     }
@@ -217,6 +217,18 @@ impl Stanza {
             self.architecture
         )
     }
+}
+
+/// The .deb name of `package`'s stanza among `stanzas`.
+fn deb_of(stanzas: &[Stanza], package: &str) -> Result<String, BuildError> {
+    stanzas
+        .iter()
+        .find(|s| s.package == package)
+        .map(Stanza::deb_name)
+        .ok_or_else(|| BuildError::PackageUnavailable {
+            package: package.to_owned(),
+            detail: "`apt-cache show` printed no stanza for it".to_owned(),
+        })
 }
 
 /// Candidate-version stanzas of the arm64 `packages`.

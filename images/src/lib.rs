@@ -20,6 +20,7 @@ pub mod cpio;
 mod debian;
 mod debootstrap;
 mod disk;
+mod dracut;
 mod error;
 mod ext4;
 mod f2fs;
@@ -99,9 +100,9 @@ pub fn default_cache_dir() -> PathBuf {
 /// lock file there; images appear by atomic rename, so a path returned stays a complete image
 /// even while another process replaces it.
 pub fn build(name: &str, cache_dir: &Path) -> Result<PathBuf, BuildError> {
-    if let Some(initrd) = systemd::initrd_of(name) {
+    if let Some(variant) = systemd::variant_of(name) {
         std::fs::create_dir_all(cache_dir).map_err(BuildError::io("creating directory", cache_dir))?;
-        return systemd::build(name, initrd, cache_dir);
+        return systemd::build(name, variant, cache_dir);
     }
     let recipe = fixture::recipe(name).ok_or_else(|| BuildError::UnknownFixture {
         name: name.to_owned(),

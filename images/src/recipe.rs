@@ -70,6 +70,12 @@ pub const SYSTEMD_FINISH: RecipeFile = recipe!("systemd/finish.sh");
 pub const SYSTEMD_MAKE_INITRD: RecipeFile = recipe!("systemd/make-initrd.sh");
 /// The systemd fixtures' own initrd's module list.
 pub const SYSTEMD_INITRD_MODULES: RecipeFile = recipe!("systemd/initrd-modules");
+/// Run inside the systemd fixtures' finished tree: the systemd initrd, with dracut.
+pub const SYSTEMD_MAKE_DRACUT_INITRD: RecipeFile = recipe!("systemd/make-dracut-initrd.sh");
+/// The systemd initrd's `/etc/initrd-release`: its name ends in ` (Initrd)`, as NixOS's does.
+pub const SYSTEMD_INITRD_RELEASE: RecipeFile = recipe!("systemd/initrd-release");
+/// The systemd initrd's `/etc/fstab`: the root for `/sysroot`, as NixOS's systemd stage 1 has it.
+pub const SYSTEMD_INITRD_FSTAB: RecipeFile = recipe!("systemd/initrd-fstab");
 /// The board-specific initrd's module list.
 pub const SYSTEMD_BOARD_INITRD_MODULES: RecipeFile = recipe!("systemd/board-initrd-modules");
 /// systemd-tmpfiles' stand-in while the systemd fixtures' tree is made under PRoot.
@@ -115,6 +121,9 @@ pub const ALL: &[RecipeFile] = &[
     SYSTEMD_MAKE_INITRD,
     SYSTEMD_INITRD_MODULES,
     SYSTEMD_BOARD_INITRD_MODULES,
+    SYSTEMD_MAKE_DRACUT_INITRD,
+    SYSTEMD_INITRD_RELEASE,
+    SYSTEMD_INITRD_FSTAB,
     SYSTEMD_TMPFILES_SHIM,
     SYSTEMD_FSTAB,
     SYSTEMD_HOSTS,

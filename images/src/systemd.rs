@@ -2,7 +2,8 @@
 //! other fixtures are (bootloader at sectors 64 and 16384, ext4 NIXOS_BOOT at 32768 with NixOS's
 //! extlinux menu, here of two generations, the board's console and the RK3328 device tree; ext4
 //! NIXOS_SD), booted by Debian's own initramfs-tools initrd or by one holding only what an R2S
-//! needs ([`crate::initramfs`]).
+//! needs ([`crate::initramfs`]), or by systemd in a dracut-made initrd that finds its root from
+//! its own fstab, as NixOS's systemd stage 1 does ([`crate::dracut`]).
 //!
 //! The tree takes minutes to make, so tree and images live in the shared cache
 //! ([`crate::shared`]) too: a checkout whose own cache lacks an image takes the shared one.
@@ -18,7 +19,7 @@ use crate::fixture::{Breakage, Console, Layout, Recipe};
 use crate::initramfs::{self, Initrd};
 use crate::rootfs::{self, KernelDeb};
 use crate::staging::read;
-use crate::{cache, kernel, recipe, router, shared, BuildError, FixtureInfo};
+use crate::{cache, debian, dracut, kernel, recipe, router, shared, BuildError, FixtureInfo};
 
 /// The systemd fixtures.
 pub const FIXTURES: &[FixtureInfo] = &[
@@ -34,6 +35,22 @@ pub const FIXTURES: &[FixtureInfo] = &[
                       ROOT_PASSWORD). Takes 15 to 30 minutes to build once; cached outside the checkout too",
     },
     FixtureInfo {
+        name: "debian-systemd-stage1",
+        description: "debian-systemd booted by a systemd initrd, as NixOS 26.05's default systemd stage 1: \
+                      dracut's systemd modules only (systemd as /init, udev, journald, the modules of every QEMU \
+                      disk bus and the R2S's SD card), `Welcome to Debian GNU/Linux 12 (bookworm) (Initrd)!`, \
+                      no root= on the command line: the initrd's /etc/fstab mounts \
+                      /dev/disk/by-label/NIXOS_SD at /sysroot; then switch-root and systemd's own `Welcome`, \
+                      boots to `ivy login:`",
+    },
+    FixtureInfo {
+        name: "broken-systemd-stage1-root",
+        description: "debian-systemd-stage1 whose root filesystem is labelled `nixos` instead of NIXOS_SD: the \
+                      initrd waits for /dev/disk/by-label/NIXOS_SD (`A start job is running for …`), after 90 s \
+                      `Timed out waiting for device`, `Dependency failed for …sysroot`, emergency mode with \
+                      the root account locked",
+    },
+    FixtureInfo {
         name: "debian-systemd-board-initrd",
         description: "debian-systemd whose initrd holds only what an R2S needs to mount its root from the SD \
                       card or USB storage (initramfs-tools MODULES=list: mmc_block, dw_mmc_rockchip, ext4, \
@@ -44,11 +61,32 @@ pub const FIXTURES: &[FixtureInfo] = &[
     },
 ];
 
-/// The initrd of systemd fixture `name`, `None` for other names.
-pub fn initrd_of(name: &str) -> Option<Initrd> {
+/// What runs before the system's systemd: an initramfs-tools initrd, or systemd itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage1 {
+    /// One of the initramfs-tools initrds; `root=` names the root.
+    Initramfs(Initrd),
+    /// The systemd initrd ([`dracut`]); its fstab names the root.
+    Systemd,
+}
+
+/// How a systemd fixture differs from the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variant {
+    /// Its stage 1.
+    pub stage1: Stage1,
+    /// Its root filesystem's label.
+    pub root_label: &'static str,
+}
+
+/// What systemd fixture `name` is, `None` for other names.
+pub fn variant_of(name: &str) -> Option<Variant> {
+    let variant = |stage1, root_label| Some(Variant { stage1, root_label });
     match name {
-        "debian-systemd" => Some(Initrd::Debian),
-        "debian-systemd-board-initrd" => Some(Initrd::Board),
+        "debian-systemd" => variant(Stage1::Initramfs(Initrd::Debian), card::ROOT_LABEL),
+        "debian-systemd-board-initrd" => variant(Stage1::Initramfs(Initrd::Board), card::ROOT_LABEL),
+        "debian-systemd-stage1" => variant(Stage1::Systemd, card::ROOT_LABEL),
+        "broken-systemd-stage1-root" => variant(Stage1::Systemd, "nixos"),
         _ => None,
     }
 }
@@ -60,16 +98,22 @@ const SHARED_LOCK_LIMIT: Duration = Duration::from_secs(60 * 60);
 const ROOT_SLACK: u64 = 256 << 20;
 
 /// Builds systemd fixture `name` into `cache_dir`, through the shared cache.
-pub fn build(name: &str, initrd: Initrd, cache_dir: &Path) -> Result<PathBuf, BuildError> {
+pub fn build(name: &str, variant: Variant, cache_dir: &Path) -> Result<PathBuf, BuildError> {
     let entry = cache::Entry::new(cache_dir, name);
-    let (parts, key) = {
+    let (parts, dracut, key) = {
         let _lock = cache::Lock::acquire(cache_dir)?;
         let parts = Parts::fetch(cache_dir)?;
-        let key = cache::KeyInputs::current(name, &parts.deb_names()).key();
+        let dracut = match variant.stage1 {
+            Stage1::Systemd => Some(debian::fetch_tool(cache_dir, dracut::PACKAGE)?),
+            Stage1::Initramfs(_) => None,
+        };
+        let mut debs = parts.deb_names().to_vec();
+        debs.extend(dracut.as_ref().map(|d| d.deb_name.as_str()));
+        let key = cache::KeyInputs::current(name, &debs).key();
         if entry.is_fresh(&key) {
             return Ok(entry.image);
         }
-        (parts, key)
+        (parts, dracut, key)
     };
     // The checkout's cache is not held while the tree is made: other fixtures build meanwhile.
     let shared_dir = shared::dir().unwrap_or_else(|| cache_dir.join("shared"));
@@ -86,9 +130,13 @@ pub fn build(name: &str, initrd: Initrd, cache_dir: &Path) -> Result<PathBuf, Bu
                     release: &parts.kernel_release,
                 },
             )?;
-            let initrds = initramfs::ensure(&shared_dir, &tree)?;
+            let initrd = match (variant.stage1, &dracut) {
+                (Stage1::Initramfs(initrd), _) => initramfs::ensure(&shared_dir, &tree)?.path(initrd),
+                (Stage1::Systemd, Some(dracut)) => dracut::ensure(&shared_dir, dracut, &tree)?,
+                (Stage1::Systemd, None) => unreachable!("dracut is fetched for a systemd stage 1"),
+            };
             let work = shared_entry.work_dir(name)?;
-            let built = assemble(name, &parts, &tree.root, &initrds.path(initrd), work.path())?;
+            let built = assemble(name, variant, &parts, &tree.root, &initrd, work.path())?;
             shared_entry.commit(&built, &key)?;
         }
     }
@@ -104,19 +152,26 @@ pub fn build(name: &str, initrd: Initrd, cache_dir: &Path) -> Result<PathBuf, Bu
 }
 
 /// The kernel parameters after `init=`: initramfs-tools needs the root named (NixOS's stage 1
-/// knows it); then the board's console, as on the board-faithful busybox fixtures.
-fn kernel_params() -> String {
-    format!(
-        "root=LABEL={} rootwait {}",
-        card::ROOT_LABEL,
-        recipe::KERNEL_PARAMS_BOARD.joined()
-    )
+/// knows it); then the board's console, as on the board-faithful busybox fixtures. A systemd
+/// stage 1 reads its root from its fstab: NixOS writes `root=fstab` for that, which Debian's
+/// systemd 252 would take for a device's name (251 to 253 read no `root=` as the same), so
+/// none is written.
+fn kernel_params(stage1: Stage1) -> String {
+    match stage1 {
+        Stage1::Initramfs(_) => format!(
+            "root=LABEL={} rootwait {}",
+            card::ROOT_LABEL,
+            recipe::KERNEL_PARAMS_BOARD.joined()
+        ),
+        Stage1::Systemd => recipe::KERNEL_PARAMS_BOARD.joined(),
+    }
 }
 
 /// Puts the card image together in `work` from the tree at `root` with the router's
 /// configuration laid over it ([`router`]) and the initrd file `initrd`, and returns its path.
 fn assemble(
     name: &str,
+    variant: Variant,
     parts: &Parts,
     root: &Path,
     initrd: &Path,
@@ -142,14 +197,18 @@ fn assemble(
         recipe,
         &contents,
         &rootfs::generations(),
-        &kernel_params(),
+        &kernel_params(variant.stage1),
     )?;
 
     let root = router::overlay(root, work)?;
     let bootloader = Bootloader::rock64(&parts.uboot)?;
     let root_size = root_size(tree_bytes(&root)?);
     let out = work.join(format!("{name}.img"));
-    card::r2s_with_root_size(&out, work, &bootloader, &boot_dir, &root, root_size)?;
+    let breakage = match variant.root_label {
+        card::ROOT_LABEL => Breakage::None,
+        label => Breakage::RootLabel(label),
+    };
+    card::r2s_with_root_size(&out, work, breakage, &bootloader, &boot_dir, &root, root_size)?;
     Ok(out)
 }
 
@@ -184,19 +243,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn systemd_fixtures_have_an_initrd_and_others_none() {
+    fn systemd_fixtures_have_a_variant_and_others_none() {
         for fixture in FIXTURES {
-            assert!(initrd_of(fixture.name).is_some(), "{}", fixture.name);
+            assert!(variant_of(fixture.name).is_some(), "{}", fixture.name);
         }
-        assert_eq!(initrd_of("r2s-busybox"), None);
+        assert_eq!(variant_of("r2s-busybox"), None);
     }
 
     #[test]
-    fn kernel_params_name_the_root_and_the_board_console() {
+    fn kernel_params_name_the_root_for_initramfs_tools_and_the_board_console() {
         assert_eq!(
-            kernel_params(),
+            kernel_params(Stage1::Initramfs(Initrd::Debian)),
             "root=LABEL=NIXOS_SD rootwait console=ttyS2,1500000 earlycon=uart8250,mmio32,0xff130000 loglevel=4"
         );
+    }
+
+    #[test]
+    fn a_systemd_stage_1_gets_no_root_parameter() {
+        assert_eq!(
+            kernel_params(Stage1::Systemd),
+            "console=ttyS2,1500000 earlycon=uart8250,mmio32,0xff130000 loglevel=4"
+        );
+    }
+
+    #[test]
+    fn the_broken_stage_1_variant_differs_only_in_its_root_label() {
+        let good = variant_of("debian-systemd-stage1").unwrap();
+        let broken = variant_of("broken-systemd-stage1-root").unwrap();
+        assert_eq!(broken.stage1, good.stage1);
+        assert_eq!((good.root_label, broken.root_label), ("NIXOS_SD", "nixos"));
     }
 
     #[test]

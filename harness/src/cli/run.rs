@@ -14,7 +14,7 @@ use r2s_harness::report::html::{self, BaselineView, HtmlReporter, RunInfo};
 use r2s_harness::report::junit::JunitReporter;
 use r2s_harness::report::text::TextReporter;
 use r2s_harness::report::timings::TimingsReporter;
-use r2s_harness::runner::{CountdownPolicy, RunContext};
+use r2s_harness::runner::{AbsentRoot, CountdownPolicy, RunContext};
 use r2s_harness::scenario;
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, Reporters, StartSnapshots, Suite};
@@ -269,6 +269,12 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
     let choice = choose_root_disk(&image, args.disk_bus, &added).await;
     let mut setup = setup;
     setup.extend(tell_root_disk(&choice));
+    let absent_root = absent_root(&image).await;
+    if let Some(absent) = &absent_root {
+        let warning = format!("warning: {}", absent.hint());
+        super::say(warning.clone());
+        setup.push(warning);
+    }
     let mut config = args.qemu.config();
     config.root_disk = choice.disk.clone();
     let cache = args.cache_dir.clone().or_else(adapt::default_cache_dir);
@@ -304,6 +310,7 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
             fallback_password,
             pacing: board.pacing,
             root_disk: Some(choice.root_hint()),
+            absent_root,
             ..RunContext::default()
         },
         snapshots,
@@ -343,6 +350,16 @@ pub(super) async fn choose_root_disk(
         (None, Ok(drivers)) => disk_bus::choose(&drivers),
         (None, Err(e)) => disk_bus::unread(&e),
     }
+}
+
+/// The root device `image`'s default entry waits for, when no filesystem of the image is it:
+/// under QEMU it never appears ([`AbsentRoot`]).
+async fn absent_root(image: &Path) -> Option<AbsentRoot> {
+    let owned = image.to_owned();
+    tokio::task::spawn_blocking(move || AbsentRoot::of_image(&owned))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Prints the bus `choice` chose and why (and a warning if stage 1 cannot drive it); the

@@ -1,8 +1,9 @@
-//! systemd's `[FAILED] Failed to start <unit>` lines, collected for the report: a unit that
-//! fails does not fail the scenario, but whoever reads the result should see it.
+//! systemd's `[FAILED] Failed to start <unit>` and `[FAILED] Failed to mount <unit>` lines,
+//! collected for the report: a unit that fails does not fail the scenario, but whoever reads
+//! the result should see it.
 
-/// What follows the marker on a failed unit's line: the unit and its description.
-const MARKER: &str = "Failed to start ";
+/// What follows a marker on a failed unit's line: the unit and its description.
+const MARKERS: [&str; 2] = ["Failed to start ", "Failed to mount "];
 
 /// At most this many failed units are listed; a boot whose every unit fails says enough with
 /// these, and the count of the rest.
@@ -71,7 +72,10 @@ impl FailedUnits {
 
 /// The unit and description in a `[FAILED] Failed to start foo.service - Foo.` line.
 fn unit_of(line: &str) -> String {
-    let after = line.split_once(MARKER).map_or(line, |(_, rest)| rest);
+    let after = MARKERS
+        .iter()
+        .find_map(|marker| line.split_once(marker))
+        .map_or(line, |(_, rest)| rest);
     after.trim().trim_end_matches('.').to_owned()
 }
 
@@ -93,6 +97,14 @@ mod tests {
             units.all(&[]),
             ["systemd-networkd.service - Network Configuration"]
         );
+    }
+
+    #[test]
+    fn a_mount_that_failed_is_a_failed_unit() {
+        let mut units = FailedUnits::default();
+        units.seen("[FAILED] Failed to mount sysroot.mount - /sysroot.".to_owned());
+        units.complete(&["[FAILED] Failed to mount sysroot.mount - /sysroot.".to_owned()]);
+        assert_eq!(units.all(&[]), ["sysroot.mount - /sysroot"]);
     }
 
     #[test]

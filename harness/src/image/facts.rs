@@ -9,14 +9,14 @@
 
 use std::path::Path;
 
-use super::boot_config;
+use super::boot_config::{self, Found};
 use super::extlinux::Config;
 use super::fs::{probe_filesystem, Ext4Volume};
 use super::fs_kind::FsKind;
 use super::partition::Table;
+use super::root_device::{self, RootDevice};
 
-/// The root filesystem's label when `root=` names none: NixOS's sd-image default.
-pub const DEFAULT_ROOT_LABEL: &str = "NIXOS_SD";
+pub use super::root_device::DEFAULT_ROOT_LABEL;
 
 /// The most a hostname file may hold (a hostname is at most 253 characters).
 const HOSTNAME_FILE_LIMIT: u64 = 4096;
@@ -74,8 +74,8 @@ impl ImageFacts {
     /// left out, and [`ImageFacts::unread`] says why.
     pub fn read(image: &Path) -> ImageFacts {
         let mut facts = ImageFacts::default();
-        let config = match boot_config::find(image) {
-            Ok(found) => found.config,
+        let found = match boot_config::find(image) {
+            Ok(found) => found,
             Err(e) => {
                 facts
                     .unread
@@ -83,10 +83,11 @@ impl ImageFacts {
                 return facts;
             }
         };
-        facts.entries = entries_of(&config);
+        let config = &found.config;
+        facts.entries = entries_of(config);
         let default = config.default_label().or(config.labels.first());
         let append = default.and_then(|label| label.append.as_deref()).unwrap_or("");
-        let root = match open_root(image, append) {
+        let root = match open_root(image, &found) {
             Ok(root) => root,
             Err(reason) => {
                 facts.unread.push(reason);
@@ -124,37 +125,29 @@ fn init_system(append: &str) -> Option<(&str, &str)> {
     Some((dir, name))
 }
 
-/// The root filesystem: the ext4 partition whose label `root=LABEL=…` names, else
-/// [`DEFAULT_ROOT_LABEL`].
-fn open_root(image: &Path, append: &str) -> Result<Ext4Volume, String> {
-    let label = append
-        .split_whitespace()
-        .filter_map(|word| word.strip_prefix("root=LABEL="))
-        .next_back()
-        .unwrap_or(DEFAULT_ROOT_LABEL);
+/// The root filesystem: the ext4 partition that is the default entry's root device
+/// ([`root_device::read_default`]: its initrd, `root=`, the root's fstab, else
+/// [`DEFAULT_ROOT_LABEL`]).
+fn open_root(image: &Path, found: &Found) -> Result<Ext4Volume, String> {
     let table = Table::read(image).map_err(|e| format!("no partition table: {}", e.detail()))?;
+    let root: RootDevice = root_device::read_default(image, &table, found);
+    let device = &root.device;
     for partition in &table.partitions {
         let Ok(kind) = probe_filesystem(image, partition) else {
             continue;
         };
-        let named = match &kind {
-            FsKind::Ext4 { label: l } | FsKind::Vfat { label: l } | FsKind::F2fs { label: l } => {
-                l.as_deref() == Some(label)
-            }
-            FsKind::Unknown => false,
-        };
-        if !named {
+        if root.is(partition, &kind) != Some(true) {
             continue;
         }
         return match kind {
             FsKind::Ext4 { .. } => Ext4Volume::open(image, partition)
-                .map_err(|e| format!("the root filesystem {label} cannot be read: {}", e.detail())),
+                .map_err(|e| format!("the root filesystem {device} cannot be read: {}", e.detail())),
             other => Err(format!(
-                "the root filesystem {label} is {other}, which the harness cannot read"
+                "the root filesystem {device} is {other}, which the harness cannot read"
             )),
         };
     }
-    Err(format!("no filesystem labelled {label}"))
+    Err(format!("no filesystem is the root device {}", root.describe()))
 }
 
 /// The first line of the system's hostname file, else the root's; only a name a scenario can

@@ -25,6 +25,7 @@ pub mod modules;
 pub mod packed;
 pub mod partition;
 pub mod read_at;
+pub mod root_device;
 #[cfg(test)]
 mod test_tools;
 pub mod uboot_env;

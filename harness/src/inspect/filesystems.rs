@@ -1,12 +1,11 @@
-//! The filesystems NixOS finds by label: `NIXOS_SD` (the root, which stage 1 waits for) and
-//! `NIXOS_BOOT` (the boot files, where the layout has one).
+//! The filesystems NixOS finds by label: the root, which stage 1 waits for (the image's own
+//! root device, [`RootDevice`]: `NIXOS_SD` unless the image names another), and `NIXOS_BOOT`
+//! (the boot files, where the layout has one).
 
 use super::report::{Check, CheckName};
 use super::Probed;
+use crate::image::root_device::RootDevice;
 use crate::image::FsKind;
-
-/// The root filesystem's label, which NixOS's stage 1 mounts as `/`.
-pub const ROOT_LABEL: &str = "NIXOS_SD";
 /// The boot filesystem's label, in layouts with a separate boot partition.
 pub const BOOT_LABEL: &str = "NIXOS_BOOT";
 
@@ -26,38 +25,43 @@ fn location(label: &str) -> String {
     format!("filesystem labels of all partitions (LABEL={label})")
 }
 
-/// Exactly one filesystem is labelled `NIXOS_SD`.
-pub fn check_root_label(parts: &[Probed]) -> Check {
-    let found = labelled(parts, ROOT_LABEL);
+/// Exactly one filesystem carries the label of the root device `root` (the default entry's);
+/// a root named otherwise (PARTUUID, a device path) has no label to check.
+pub fn check_root_label(parts: &[Probed], root: &RootDevice) -> Check {
+    let Some(label) = root.label() else {
+        return Check::pass(
+            CheckName::RootLabel,
+            "filesystem labels of all partitions",
+            format!("the root device is {}: no label to check", root.describe()),
+        );
+    };
+    let found = labelled(parts, &label);
     match found.as_slice() {
         [one] => Check::pass(
             CheckName::RootLabel,
-            location(ROOT_LABEL),
-            format!("{ROOT_LABEL} is {}", one.describe()),
+            location(&label),
+            format!("{label} is {}", one.describe()),
         ),
         [] => Check::fail(
             CheckName::RootLabel,
-            location(ROOT_LABEL),
+            location(&label),
             format!(
-                "no filesystem is labelled {ROOT_LABEL} (labels: {})",
+                "no filesystem is labelled {label} (labels: {})",
                 all_labels(parts)
             ),
             format!(
-                "label the root filesystem: `e2label /dev/sdX2 {ROOT_LABEL}`; NixOS's stage 1 waits for \
-                 /dev/disk/by-label/{ROOT_LABEL}"
+                "label the root filesystem: `e2label /dev/sdX2 {label}`; stage 1 waits for \
+                 /dev/disk/by-label/{label} (named by {})",
+                root.source
             ),
         ),
         many => Check::fail(
             CheckName::RootLabel,
-            location(ROOT_LABEL),
+            location(&label),
+            format!("{} filesystems are labelled {label}: {}", many.len(), list(many)),
             format!(
-                "{} filesystems are labelled {ROOT_LABEL}: {}",
-                many.len(),
-                list(many)
-            ),
-            format!(
-                "relabel all but the root filesystem; /dev/disk/by-label/{ROOT_LABEL} points at whichever \
-                 udev sees last"
+                "relabel all but the root filesystem; /dev/disk/by-label/{label} points at whichever udev \
+                 sees last"
             ),
         ),
     }
@@ -67,11 +71,11 @@ pub fn check_root_label(parts: &[Probed]) -> Check {
 /// own (`boot_partition`, where extlinux.conf was found, when it is not the root filesystem)
 /// labels it so, because NixOS's R2S configurations mount `/boot` by that label. Layouts that
 /// keep `/boot` on the root filesystem need none.
-pub fn check_boot_label(parts: &[Probed], boot_partition: Option<u32>) -> Check {
+pub fn check_boot_label(parts: &[Probed], boot_partition: Option<u32>, root: &RootDevice) -> Check {
     let found = labelled(parts, BOOT_LABEL);
     let separate = boot_partition
         .and_then(|index| parts.iter().find(|p| p.partition.index == index))
-        .filter(|p| p.fs.label() != Some(ROOT_LABEL));
+        .filter(|p| root.is(&p.partition, &p.fs) != Some(true));
     match (found.as_slice(), separate) {
         ([], None) => Check::pass(
             CheckName::BootLabel,
@@ -123,14 +127,24 @@ fn all_labels(parts: &[Probed]) -> String {
     }
 }
 
-/// The root filesystem (the first `NIXOS_SD`) is ext4; f2fs is a warning, anything else fails.
-pub fn check_root_filesystem(parts: &[Probed]) -> Check {
-    let location = format!("superblock of the partition labelled {ROOT_LABEL}");
-    let Some(root) = labelled(parts, ROOT_LABEL).into_iter().next() else {
+/// The root filesystem (the first partition that is the root device `root`) is ext4; f2fs is
+/// a warning, anything else fails.
+pub fn check_root_filesystem(parts: &[Probed], root_device: &RootDevice) -> Check {
+    let location = match root_device.label() {
+        Some(label) => format!("superblock of the partition labelled {label}"),
+        None => format!("superblock of the root partition ({})", root_device.device),
+    };
+    let Some(root) = parts
+        .iter()
+        .find(|p| root_device.is(&p.partition, &p.fs) == Some(true))
+    else {
         return Check::warn(
             CheckName::RootFilesystem,
             location,
-            format!("not checked: no filesystem is labelled {ROOT_LABEL}"),
+            format!(
+                "not checked: no filesystem is the root device {}",
+                root_device.describe()
+            ),
             "see root-label",
         );
     };
@@ -150,7 +164,10 @@ pub fn check_root_filesystem(parts: &[Probed]) -> Check {
             CheckName::RootFilesystem,
             location,
             format!("{} holds {other}, not ext4", root.describe()),
-            "format the root partition as ext4 (`mkfs.ext4 -L NIXOS_SD`)",
+            format!(
+                "format the root partition as ext4 (`mkfs.ext4 -L {}`)",
+                root_device.label().as_deref().unwrap_or("NIXOS_SD")
+            ),
         ),
     }
 }
@@ -158,8 +175,13 @@ pub fn check_root_filesystem(parts: &[Probed]) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::root_device::{RootSource, DEFAULT_ROOT_LABEL as ROOT_LABEL};
     use crate::inspect::report::Status;
     use crate::inspect::test_parts::{ext4, probed};
+
+    fn nixos_sd() -> RootDevice {
+        RootDevice::default_label()
+    }
 
     fn part(index: u32, fs: FsKind) -> Probed {
         let first = 32768 * u64::from(index);
@@ -169,15 +191,18 @@ mod tests {
     #[test]
     fn one_root_and_one_boot_label_pass() {
         let parts = [ext4(1, BOOT_LABEL), ext4(2, ROOT_LABEL)];
-        assert_eq!(check_root_label(&parts).status, Status::Pass);
-        assert_eq!(check_boot_label(&parts, Some(1)).status, Status::Pass);
-        assert_eq!(check_root_filesystem(&parts).status, Status::Pass);
+        assert_eq!(check_root_label(&parts, &nixos_sd()).status, Status::Pass);
+        assert_eq!(
+            check_boot_label(&parts, Some(1), &nixos_sd()).status,
+            Status::Pass
+        );
+        assert_eq!(check_root_filesystem(&parts, &nixos_sd()).status, Status::Pass);
     }
 
     #[test]
     fn a_missing_root_label_fails_listing_the_labels() {
         let parts = [ext4(1, BOOT_LABEL), ext4(2, "nixos")];
-        let check = check_root_label(&parts);
+        let check = check_root_label(&parts, &nixos_sd());
         assert_eq!(check.status, Status::Fail);
         assert_eq!(
             check.message,
@@ -186,20 +211,48 @@ mod tests {
     }
 
     #[test]
+    fn the_root_label_is_the_image_s_own_root_device_s() {
+        let usb = RootDevice {
+            device: "/dev/disk/by-label/NIXOS_SD_USB".to_owned(),
+            source: RootSource::InitrdFstab,
+        };
+        let parts = [ext4(1, BOOT_LABEL), ext4(2, "NIXOS_SD_USB")];
+        let check = check_root_label(&parts, &usb);
+        assert_eq!(check.status, Status::Pass);
+        assert_eq!(
+            check.location,
+            "filesystem labels of all partitions (LABEL=NIXOS_SD_USB)"
+        );
+        assert_eq!(check_root_filesystem(&parts, &usb).status, Status::Pass);
+        let check = check_root_label(&[ext4(1, BOOT_LABEL), ext4(2, ROOT_LABEL)], &usb);
+        assert_eq!(check.status, Status::Fail);
+        assert_eq!(
+            check.hint.as_deref(),
+            Some(
+                "label the root filesystem: `e2label /dev/sdX2 NIXOS_SD_USB`; stage 1 waits for \
+                 /dev/disk/by-label/NIXOS_SD_USB (named by the initrd's fstab (systemd stage 1))"
+            )
+        );
+    }
+
+    #[test]
     fn a_duplicate_root_label_fails() {
         let parts = [ext4(2, ROOT_LABEL), ext4(3, ROOT_LABEL)];
-        assert_eq!(check_root_label(&parts).status, Status::Fail);
+        assert_eq!(check_root_label(&parts, &nixos_sd()).status, Status::Fail);
     }
 
     #[test]
     fn a_duplicate_boot_label_fails() {
         let parts = [ext4(1, BOOT_LABEL), ext4(3, BOOT_LABEL)];
-        assert_eq!(check_boot_label(&parts, Some(1)).status, Status::Fail);
+        assert_eq!(
+            check_boot_label(&parts, Some(1), &nixos_sd()).status,
+            Status::Fail
+        );
     }
 
     #[test]
     fn no_boot_label_passes_when_boot_files_are_on_the_root_filesystem() {
-        let check = check_boot_label(&[ext4(1, "FIRMWARE"), ext4(2, ROOT_LABEL)], Some(2));
+        let check = check_boot_label(&[ext4(1, "FIRMWARE"), ext4(2, ROOT_LABEL)], Some(2), &nixos_sd());
         assert_eq!(check.status, Status::Pass);
         assert_eq!(
             check.message,
@@ -209,7 +262,7 @@ mod tests {
 
     #[test]
     fn an_unlabelled_boot_partition_of_its_own_is_a_warning() {
-        let check = check_boot_label(&[ext4(1, "BOOT"), ext4(2, ROOT_LABEL)], Some(1));
+        let check = check_boot_label(&[ext4(1, "BOOT"), ext4(2, ROOT_LABEL)], Some(1), &nixos_sd());
         assert_eq!(check.status, Status::Warn);
         assert_eq!(
             check.message,
@@ -226,13 +279,13 @@ mod tests {
                 label: Some(ROOT_LABEL.to_owned()),
             },
         )];
-        assert_eq!(check_root_filesystem(&f2fs).status, Status::Warn);
+        assert_eq!(check_root_filesystem(&f2fs, &nixos_sd()).status, Status::Warn);
         let vfat = [part(
             2,
             FsKind::Vfat {
                 label: Some(ROOT_LABEL.to_owned()),
             },
         )];
-        assert_eq!(check_root_filesystem(&vfat).status, Status::Fail);
+        assert_eq!(check_root_filesystem(&vfat, &nixos_sd()).status, Status::Fail);
     }
 }

@@ -18,7 +18,7 @@ pub mod qemu;
 pub mod render;
 pub mod report;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -26,7 +26,10 @@ use std::path::Path;
 pub use board::{Board, Profile};
 pub use report::{Check, CheckName, Report, Status};
 
-use crate::image::{boot_config, drivers, probe_filesystem, FsKind, ImageError, Partition, Table, Volume};
+use crate::image::root_device::{self, RootDevice};
+use crate::image::{
+    boot_config, drivers, probe_filesystem, FsKind, ImageError, Label, Partition, Table, Volume,
+};
 use bootloader::SECTOR;
 use entry::{Context, Files, Volumes};
 
@@ -93,6 +96,20 @@ impl Volumes for ImageVolumes {
     }
 }
 
+/// The root devices of boot entries, read once per initrd and command line (the entries of a
+/// NixOS menu often share an initrd, which takes a while to unpack).
+#[derive(Default)]
+struct RootDevices(HashMap<(Option<String>, Option<String>), RootDevice>);
+
+impl RootDevices {
+    fn of(&mut self, image: &Path, table: &Table, found: &boot_config::Found, label: &Label) -> RootDevice {
+        self.0
+            .entry((label.initrd.clone(), label.append.clone()))
+            .or_insert_with(|| root_device::read(image, table, found, label))
+            .clone()
+    }
+}
+
 /// Runs every check on `image` for `board`. Fails only when the image itself cannot be read:
 /// it cannot be opened, has no partition table, or is shorter than its table says. Problems
 /// inside filesystems are check failures, not errors.
@@ -125,14 +142,24 @@ pub fn inspect_for(image: &Path, profile: &Profile) -> Result<Report, ImageError
         _ => None,
     };
 
+    // The image-wide checks judge the filesystem the image names as its root (the default
+    // entry's initrd, the root's fstab); a `root=` is its entry's, judged by the entry's `root`.
+    let image_root = match &found {
+        Ok(found) => match found.config.default_label().or(found.config.labels.first()) {
+            Some(label) => root_device::read_image_root(image, &table, found, label),
+            None => RootDevice::default_label(),
+        },
+        Err(_) => RootDevice::default_label(),
+    };
+    let mut roots = RootDevices::default();
     let mut checks = vec![
         partitions::check_table(&table),
         partitions::check_bootloader_area(&parts, profile),
         bootloader::check_idbloader(&area, &parts, profile),
         bootloader::check_u_boot_itb(&area, &parts, profile),
-        filesystems::check_root_label(&parts),
-        filesystems::check_boot_label(&parts, found.as_ref().ok().map(|f| f.partition)),
-        filesystems::check_root_filesystem(&parts),
+        filesystems::check_root_label(&parts, &image_root),
+        filesystems::check_boot_label(&parts, found.as_ref().ok().map(|f| f.partition), &image_root),
+        filesystems::check_root_filesystem(&parts, &image_root),
         extlinux::check_conf(found.as_ref(), includes.as_ref()),
     ];
     if let Ok(found) = &found {
@@ -148,7 +175,8 @@ pub fn inspect_for(image: &Path, profile: &Profile) -> Result<Report, ImageError
             volumes: &volumes,
         };
         for label in &found.config.labels {
-            checks.extend(entry::check_entry(label, &ctx));
+            let root = roots.of(image, &table, found, label);
+            checks.extend(entry::check_entry(label, &root, &ctx));
         }
         checks.extend(qemu_checks(image, &table, found));
     }

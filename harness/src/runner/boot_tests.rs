@@ -128,6 +128,37 @@ async fn initramfs_tools_giving_up_on_the_root_fails_at_once_with_a_hint() {
 }
 
 #[tokio::test]
+async fn a_locked_root_in_systemd_s_emergency_mode_fails_at_once() {
+    let run = boot_to_login(&[
+        b"Welcome to NixOS 26.05 (Yarara) (Initrd)!\r\n",
+        b"[DEPEND] Dependency failed for sysroot.mount - /sysroot.\r\n",
+        b"Cannot open access to console, the root account is locked.\r\n",
+        b"See sulogin(8) man page for more details.\r\n\r\nPress Enter to continue.\r\n",
+    ])
+    .await;
+    assert_fatal_at_once(
+        run,
+        "\"Cannot open access to console, the root account is locked\"",
+        Diagnosis::EmergencyMode,
+        Stage::Initramfs,
+    );
+}
+
+#[tokio::test]
+async fn systemds_initrd_targets_open_initramfs_when_its_greeting_is_lost() {
+    let (run, _) = boot_to_login(&[
+        b"[  OK  ] Started systemd-ask-passwo\xe2\x80\xa6quests to Console Directory Watch.\r\n",
+        b"[  OK  ] Reached target initrd-root\xe2\x80\xa6e.target - Initrd Root Device.\r\n",
+        b"[  OK  ] Reached target initrd-switch-root.target - Switch Root.\r\n",
+        b"Welcome to Debian GNU/Linux 12 (bookworm)!\r\n",
+        b"[  OK  ] Stopped target initrd-fs.target - Initrd File Systems.\r\n",
+        b"ivy login: ",
+    ])
+    .await;
+    assert_initramfs_then_systemd(&run);
+}
+
+#[tokio::test]
 async fn dracuts_emergency_shell_is_a_root_not_found() {
     let (run, _) = boot_to_login(&[
         b"dracut-initqueue[312]: Warning: dracut-initqueue: starting timeout scripts\r\n",
@@ -189,6 +220,15 @@ async fn a_nixos_boot_with_systemd_is_timed_stage_by_stage() {
     );
 }
 
+/// The boot passed through an initrd's `initramfs` stage to systemd's, without a getty stage.
+fn assert_initramfs_then_systemd(run: &ShellRun) {
+    run.assert_passed();
+    assert_eq!(
+        stage_names(&run.out),
+        ["uboot", "menu", "kernel", "initramfs", "systemd", "login"]
+    );
+}
+
 #[tokio::test]
 async fn systemds_greeting_in_an_initrd_opens_initramfs_not_systemd() {
     let (run, _) = boot_to_login(&[
@@ -198,11 +238,7 @@ async fn systemds_greeting_in_an_initrd_opens_initramfs_not_systemd() {
         b"ivy login: ",
     ])
     .await;
-    run.assert_passed();
-    assert_eq!(
-        stage_names(&run.out),
-        ["uboot", "menu", "kernel", "initramfs", "systemd", "login"]
-    );
+    assert_initramfs_then_systemd(&run);
 }
 
 #[tokio::test]
@@ -223,6 +259,18 @@ async fn failed_units_are_listed_without_failing_the_run() {
             "ssh.service - OpenBSD Secure Shell server"
         ]
     );
+}
+
+#[tokio::test]
+async fn a_mount_that_failed_is_listed_with_the_failed_units() {
+    let (run, _) = boot_to_login(&[
+        b"Welcome to Debian GNU/Linux 12 (bookworm)!\r\n",
+        b"[\x1b[0;1;31mFAILED\x1b[0m] Failed to mount \x1b[0;1;39mmnt-data.mount\x1b[0m - /mnt/data.\r\n",
+        b"ivy login: ",
+    ])
+    .await;
+    run.assert_passed();
+    assert_eq!(run.out.failed_units, ["mnt-data.mount - /mnt/data"]);
 }
 
 /// A scenario waiting for what never comes, failing when its 7 s run out: long enough for the

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 pub use countdown::{CountdownPolicy, Countdowns, SkippedWait};
 pub use outcome::{secs, FailReason, Failure, Origin, ScenarioResult, StageTiming, Verdict};
+pub use root_disk::AbsentRoot;
 pub use session::{ConsoleState, Session};
 pub use stage::Stage;
 pub use steps::menu_number;
@@ -77,6 +78,9 @@ pub struct RunContext {
     /// Under QEMU: the bus the image's disk is on and what its kernel and initrd can drive,
     /// the hint of a failure in which stage 1 did not find its root (see [`root_disk`]).
     pub root_disk: Option<String>,
+    /// Under QEMU: the root device the image's stage 1 waits for, when no filesystem of the
+    /// image is it. The run then ends as soon as systemd says it waits for it.
+    pub absent_root: Option<AbsentRoot>,
     /// Whether the boot's countdowns are skipped (see [`Countdowns`]).
     pub countdowns: CountdownPolicy,
 }
@@ -162,7 +166,7 @@ pub struct RunOutput {
     pub stages: Vec<StageTiming>,
     /// The console's last lines (ANSI stripped).
     pub last_lines: Vec<String>,
-    /// The units systemd said it failed to start (`[FAILED] Failed to start …`).
+    /// The units systemd said it failed to start or mount (`[FAILED] Failed to start …`).
     pub failed_units: Vec<String>,
     /// From the start of the run to its end.
     pub duration: Duration,
@@ -186,7 +190,7 @@ pub async fn run_scenario_at(
     ctx: &RunContext,
     observer: &mut dyn Observer,
 ) -> RunOutput {
-    let mut session = Session::new(console, transcript, observer, watches_for(scenario, &at));
+    let mut session = Session::new(console, transcript, observer, watches_for(scenario, &at, ctx));
     session.pacing = ctx.pacing;
     session.board_console = ctx.board_console.clone();
     let steps_done = match at {
@@ -327,6 +331,7 @@ pub async fn reach_login_shell(
     observer: &mut dyn Observer,
 ) -> RunOutput {
     let mut watches = builtin_fatal();
+    watches.extend(ctx.absent_root.as_ref().map(AbsentRoot::watch));
     watches.extend(stage_markers());
     let mut session = Session::new(console, transcript, observer, watches);
     session.pacing = ctx.pacing;
@@ -417,11 +422,13 @@ pub(super) fn fail(
     }
 }
 
-/// The built-in fatal patterns and stage markers, the scenario's own fatal patterns, and, when
-/// a saved start is replayed from power-on, the fatal patterns of each saving scenario whose
-/// steps the replay does (a restored state was already watched for them by its priming run).
-fn watches_for(scenario: &Scenario, at: &ConsoleAt) -> Vec<Watch> {
+/// The built-in fatal patterns and stage markers, the wait for an absent root (`ctx`), the
+/// scenario's own fatal patterns, and, when a saved start is replayed from power-on, the fatal
+/// patterns of each saving scenario whose steps the replay does (a restored state was already
+/// watched for them by its priming run).
+fn watches_for(scenario: &Scenario, at: &ConsoleAt, ctx: &RunContext) -> Vec<Watch> {
     let mut watches = builtin_fatal();
+    watches.extend(ctx.absent_root.as_ref().map(AbsentRoot::watch));
     let replayed = match at {
         ConsoleAt::PowerOn => scenario.start.saved_chain(),
         ConsoleAt::Restored { .. } => Vec::new(),

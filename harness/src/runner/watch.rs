@@ -17,7 +17,8 @@ pub enum WatchKind {
     Diagnosed(Diagnosis),
     /// A boot stage begins.
     Stage(Stage),
-    /// systemd could not start a unit (`[FAILED] Failed to start …`): reported, not fatal.
+    /// systemd could not start or mount a unit (`[FAILED] Failed to start …`, `[FAILED] Failed
+    /// to mount …`): reported, not fatal.
     FailedUnit,
 }
 
@@ -29,6 +30,9 @@ pub enum Diagnosis {
     /// The initrd (initramfs-tools, dracut) did not find the root filesystem and started a
     /// shell.
     RootNotFound,
+    /// The initrd waits for a root device that no disk of the run holds
+    /// ([`super::root_disk::AbsentRoot`]): it would wait until its timeout, then fail.
+    RootAbsent,
     /// U-Boot's sign-on banner after the kernel started: the board reset (a reboot loop).
     Reset,
 }
@@ -44,6 +48,10 @@ impl Diagnosis {
             Diagnosis::RootNotFound => {
                 "the initrd did not find the root filesystem: its root= device does not exist, or the initrd has no \
                  driver for the disk it is on (on NixOS: boot.initrd.availableKernelModules)"
+            }
+            Diagnosis::RootAbsent => {
+                "waiting is pointless: stage 1 would give up on its root device only after its timeout (systemd \
+                 in an initrd: 90 s, then emergency mode)"
             }
             Diagnosis::Reset => {
                 "the board reset after the kernel started, and U-Boot came up again: a reboot loop (a kernel panic \
@@ -103,6 +111,12 @@ pub fn builtin_fatal() -> Vec<Watch> {
         literal(Fatal, "An error occurred in stage 1 of the boot process"),
         literal(Diagnosed(Diagnosis::EmergencyMode), "You are in emergency mode"),
         literal(Diagnosed(Diagnosis::EmergencyMode), "You are in rescue mode"),
+        // systemd's emergency shell when root has no password (NixOS's systemd stage 1 locks it
+        // unless boot.initrd.systemd.emergencyAccess is set): nobody can log in.
+        literal(
+            Diagnosed(Diagnosis::EmergencyMode),
+            "Cannot open access to console, the root account is locked",
+        ),
         regex(
             Diagnosed(Diagnosis::EmergencyMode),
             r"Reached target .*(Emergency|Rescue) Mode",
@@ -120,12 +134,15 @@ pub fn builtin_fatal() -> Vec<Watch> {
             "Entering emergency mode. Exit the shell to continue.",
         ),
         regex(Diagnosed(Diagnosis::Reset), r"^U-Boot (SPL )?20\d\d\.\d\d"),
-        regex(WatchKind::FailedUnit, r"\[FAILED\] Failed to start "),
+        regex(WatchKind::FailedUnit, r"\[FAILED\] Failed to (start|mount) "),
     ]
 }
 
 /// systemd's greeting in an initrd: its os-release name ends in ` (Initrd)`.
 pub const SYSTEMD_INITRD_WELCOME: &str = r"^Welcome to .+ \(Initrd\)!$";
+
+/// systemd reaching one of its initrd targets, whose descriptions start with `Initrd`.
+pub const SYSTEMD_INITRD_TARGET: &str = r"^\[ *OK *\] Reached target (.* - )?Initrd ";
 
 /// systemd's greeting when it starts as the system's init (also matches the initrd's
 /// greeting, which the session tells apart).
@@ -143,6 +160,10 @@ pub fn stage_markers() -> Vec<Watch> {
         // systemd stage 1, dracut).
         literal(at(Stage::Initramfs), "Loading, please wait..."),
         regex(at(Stage::Initramfs), SYSTEMD_INITRD_WELCOME),
+        // systemd in an initrd may lose its greeting on a serial console it is the first to
+        // open; its initrd targets are its own (`Reached target initrd-root-device.target -
+        // Initrd Root Device.`, or by description only before systemd 252).
+        regex(at(Stage::Initramfs), SYSTEMD_INITRD_TARGET),
         literal(at(Stage::Stage2), "<<< NixOS Stage 2 >>>"),
         // `Welcome to NixOS 25.05 (Warbler)!`, `Welcome to Debian GNU/Linux 12 (bookworm)!`
         regex(at(Stage::Systemd), SYSTEMD_WELCOME),

@@ -1,10 +1,10 @@
 //! A push parser for cpio archives in the `newc` format (magic `070701`, or `070702` with
 //! checksums), as the kernel unpacks an initramfs: archives one after another, zero bytes
 //! between them, each ending in a `TRAILER!!!` entry. It keeps only what [`super::Index`]
-//! needs: the names of module files and the text of `modules.builtin`. Every size a header
+//! needs: the names of module files, the text of `modules.builtin` and of the root files. Every size a header
 //! claims is checked before anything is kept, and file data is skipped, not stored.
 
-use super::layout::Entries;
+use super::layout::{Entries, Wanted};
 use super::{Index, InitrdError, Limits};
 
 /// `070701` and `070702` share their first five bytes.
@@ -252,8 +252,15 @@ impl Parser {
                 detail: format!("a symlink's target of {file_size} bytes, more than {NAME_MAX}"),
             });
         }
-        let builtin_list = !trailer && kind == REGULAR && Entries::wants_data(&self.name);
-        let keep = symlink || builtin_list;
+        let wanted = if !trailer && kind == REGULAR {
+            Entries::wants_data(&self.name)
+        } else {
+            Wanted::Nothing
+        };
+        let builtin_list = wanted == Wanted::BuiltinList;
+        // A root file too large to be one is skipped, not an error: the initrd is still read.
+        let root_file = wanted == Wanted::RootFile && file_size <= self.limits.root_file;
+        let keep = symlink || builtin_list || root_file;
         if builtin_list && file_size > self.limits.builtin_list {
             return Err(InitrdError::BuiltinListTooLarge {
                 path: String::from_utf8_lossy(&self.name).into_owned(),
@@ -290,6 +297,8 @@ impl Parser {
     fn data_done(&mut self) -> Result<(), InitrdError> {
         let name = String::from_utf8_lossy(&self.name);
         match self.mode & TYPE_MASK {
+            // A root file that was too large to keep has no data here: it is not recorded.
+            REGULAR if Entries::wants_data(&self.name) == Wanted::RootFile && self.kept.is_empty() => {}
             REGULAR => self.found.file(&name, &self.kept, self.limits)?,
             SYMLINK => self.found.symlink(&name, &self.kept, self.limits)?,
             _ => {}

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{module_name, parse_builtin_list, Index, InitrdError, Limits};
+use super::{module_name, parse_builtin_list, Index, InitrdError, Limits, RootFiles};
 
 /// How many symlinks one path may pass through, as the kernel's `MAXSYMLINKS`.
 const MAX_HOPS: usize = 40;
@@ -16,7 +16,26 @@ const MAX_HOPS: usize = 40;
 /// The paths modprobe looks in, before the archive's symlinks are followed.
 const MODULE_DIRS: [&str; 2] = ["lib/modules", "usr/lib/modules"];
 
-/// The entries of an archive that may say what modules it holds.
+/// Which files' data an [`Entries`] wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Wanted {
+    /// Only the name.
+    Nothing,
+    /// A `modules.builtin` list.
+    BuiltinList,
+    /// One of the [`RootFiles`] (or a file `/etc/fstab` may lead to).
+    RootFile,
+}
+
+/// Where a NixOS initrd keeps its store paths, and the names of the store paths that say which
+/// filesystem is the root.
+const STORE: &str = "nix/store/";
+const STORE_FSTAB: &str = "-initrd-fstab";
+const STORE_FS_INFO: &str = "-initrd-fsinfo";
+const FSTAB: &str = "etc/fstab";
+
+/// The entries of an archive that may say what modules it holds and which filesystem is the
+/// root.
 #[derive(Debug, Default)]
 pub(super) struct Entries {
     /// Files and symlinks named like modules (`*.ko`, `*.ko.zst`, …), by path.
@@ -29,12 +48,26 @@ pub(super) struct Entries {
     kept: u64,
     /// Bytes of `modules.builtin` lists read, against [`Limits::builtin_list`].
     builtin_bytes: u64,
+    /// The root files' texts by path (at most [`Limits::root_file`] bytes each, and only the
+    /// paths [`Entries::wants_data`] names, so few).
+    root_texts: BTreeMap<String, String>,
 }
 
 impl Entries {
-    /// Whether the data of a regular file at `path` is wanted (a `modules.builtin` list).
-    pub(super) fn wants_data(path: &[u8]) -> bool {
-        path.ends_with(b"modules.builtin")
+    /// Whether the data of a regular file at `path` is wanted, and as what.
+    pub(super) fn wants_data(path: &[u8]) -> Wanted {
+        if path.ends_with(b"modules.builtin") {
+            return Wanted::BuiltinList;
+        }
+        let path = normal(std::str::from_utf8(path).unwrap_or(""));
+        let store_file = path.strip_prefix(STORE).is_some_and(|name| {
+            !name.contains('/') && (name.ends_with(STORE_FSTAB) || name.ends_with(STORE_FS_INFO))
+        });
+        if path == FSTAB || store_file {
+            Wanted::RootFile
+        } else {
+            Wanted::Nothing
+        }
     }
 
     /// Records a regular file; `data` is its contents if [`Entries::wants_data`] said so.
@@ -52,6 +85,9 @@ impl Entries {
             self.keep(dir.len(), limits)?;
             let list = parse_builtin_list(&String::from_utf8_lossy(data)).collect();
             self.builtin_lists.insert(dir.to_owned(), list);
+        } else if Self::wants_data(path.as_bytes()) == Wanted::RootFile {
+            self.root_texts
+                .insert(path.to_owned(), String::from_utf8_lossy(data).into_owned());
         } else {
             self.module_file(path, limits)?;
         }
@@ -89,6 +125,7 @@ impl Entries {
     /// in; if there are none, with those below any `nix/store/<path>/lib/modules/` (initrds
     /// whose init makes the `/lib/modules` link only when it runs).
     pub(super) fn index_into(&self, index: &mut Index) {
+        index.root_files = self.root_files();
         let linked: Vec<String> = MODULE_DIRS
             .iter()
             .filter_map(|dir| resolve(dir, &self.symlinks))
@@ -104,6 +141,27 @@ impl Entries {
                 let (_, below) = in_store.split_once("/lib/modules/")?;
                 Some(below)
             });
+        }
+    }
+
+    /// The root files: `/etc/fstab` where its links lead, and the store's fstab and fsinfo
+    /// (a store fstab that `/etc/fstab` leads to is the fstab, not another one).
+    fn root_files(&self) -> RootFiles {
+        let fstab_path = resolve(FSTAB, &self.symlinks);
+        let fstab = fstab_path
+            .as_ref()
+            .and_then(|path| self.root_texts.get(path))
+            .cloned();
+        let store = |suffix: &str| {
+            self.root_texts
+                .iter()
+                .find(|(path, _)| path.ends_with(suffix) && Some(*path) != fstab_path.as_ref())
+                .map(|(_, text)| text.clone())
+        };
+        RootFiles {
+            fstab,
+            store_fstab: store(STORE_FSTAB),
+            fs_info: store(STORE_FS_INFO),
         }
     }
 

@@ -1,6 +1,7 @@
 //! What an initrd holds, by name: the kernel modules it carries (`*.ko`, `*.ko.zst`, `*.ko.xz`,
 //! `*.ko.gz` below `/lib/modules/<release>/`, wherever the archive's own symlinks make that
-//! path lead: [`layout`]) and the kernel's `modules.builtin` list, if it carries one.
+//! path lead: [`layout`]), the kernel's `modules.builtin` list, if it carries one, and the files
+//! that say which filesystem is the root ([`RootFiles`]).
 //!
 //! An initrd is what the kernel unpacks at boot: cpio archives in the newc format ([`cpio`]),
 //! one after another, each either as it is or compressed ([`decompress`]: gzip, zstd, xz, lzma,
@@ -8,7 +9,8 @@
 //! archive (CPU microcode) before the compressed main one; NixOS one zstd-compressed archive.
 //!
 //! Pure and bounded: it reads the bytes it is given, keeps only names (and modules.builtin,
-//! at most [`Limits::builtin_list`] bytes), and stops with an error once the archives unpack to
+//! at most [`Limits::builtin_list`] bytes, and the root files, at most [`Limits::root_file`]
+//! bytes each), and stops with an error once the archives unpack to
 //! more than [`Limits::unpacked`] bytes, whatever the compressed data claims.
 
 mod cpio;
@@ -29,6 +31,8 @@ pub struct Limits {
     pub entries: usize,
     /// A `modules.builtin` file: the kernel's own has a few thousand lines, about 50 KiB.
     pub builtin_list: u64,
+    /// One of the [`RootFiles`]: a few lines each; a larger one is not kept.
+    pub root_file: u64,
     /// Archives (compressed or not) one after another.
     pub segments: usize,
     /// Bytes of the paths and symlink targets kept to find the modules directory: those of
@@ -42,6 +46,7 @@ impl Default for Limits {
             unpacked: 1 << 30,
             entries: 1 << 20,
             builtin_list: 4 << 20,
+            root_file: 64 << 10,
             segments: 64,
             names: 64 << 20,
         }
@@ -166,6 +171,22 @@ pub struct Index {
     pub module_dirs: BTreeMap<String, String>,
     /// Each module's path below its `lib/modules/<release>/`: `kernel/fs/ext4/ext4.ko.xz`.
     pub module_paths: BTreeMap<String, String>,
+    /// What it says about the root filesystem.
+    pub root_files: RootFiles,
+}
+
+/// The files of an initrd that name the root filesystem, as text (invalid UTF-8 replaced).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RootFiles {
+    /// `/etc/fstab`, its symlinks followed: systemd in an initrd mounts its `/sysroot` entry
+    /// (NixOS's systemd stage 1 up to 24.05, dracut's `--add-fstab`).
+    pub fstab: Option<String>,
+    /// A `/nix/store/<hash>-initrd-fstab` that `/etc/fstab` does not lead to: NixOS's systemd
+    /// stage 1 from 24.11 names it in `SYSTEMD_SYSROOT_FSTAB`, its root at `/`.
+    pub store_fstab: Option<String>,
+    /// A `/nix/store/<hash>-initrd-fsinfo`: NixOS's scripted stage 1 mounts what it lists, four
+    /// lines per filesystem (mount point, device, type, options).
+    pub fs_info: Option<String>,
 }
 
 /// The canonical name of a module file (`dw_mmc-rockchip.ko.zst` → `dw_mmc_rockchip`), `None`

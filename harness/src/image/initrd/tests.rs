@@ -428,3 +428,52 @@ fn a_symlink_claiming_a_target_longer_than_a_path_is_refused_at_its_header() {
         "bad cpio header at byte 0: a symlink's target of 8192 bytes, more than 4096"
     );
 }
+
+const FSTAB: &[u8] = b"/dev/disk/by-label/NIXOS_SD /sysroot ext4 defaults\n";
+const FS_INFO: &[u8] = b"/\n/dev/disk/by-label/NIXOS_SD\next4\ndefaults\n";
+
+#[test]
+fn the_root_files_are_read_etc_fstab_through_its_link_into_the_store() {
+    // NixOS's systemd stage 1 links /etc/fstab to its store fstab; a scripted stage 1 keeps
+    // its fsInfo in the store.
+    let archive = cpio_with_links(
+        &[
+            ("nix/store/aaaa-initrd-fstab", FSTAB),
+            ("nix/store/bbbb-initrd-fsinfo", FS_INFO),
+            ("etc/hostname", b"ivy\n"),
+        ],
+        &[("etc/fstab", "/nix/store/aaaa-initrd-fstab")],
+    );
+    let index = read(&archive).unwrap();
+    assert_eq!(
+        index.root_files,
+        RootFiles {
+            fstab: Some(String::from_utf8(FSTAB.to_vec()).unwrap()),
+            store_fstab: None,
+            fs_info: Some(String::from_utf8(FS_INFO.to_vec()).unwrap()),
+        }
+    );
+}
+
+#[test]
+fn a_store_fstab_no_link_leads_to_is_kept_apart_and_an_initrd_without_root_files_has_none() {
+    let archive = cpio_of(&[("nix/store/cccc-initrd-fstab", FSTAB)]);
+    let index = read(&archive).unwrap();
+    assert_eq!(index.root_files.fstab, None);
+    assert_eq!(
+        index.root_files.store_fstab.as_deref(),
+        Some(std::str::from_utf8(FSTAB).unwrap())
+    );
+    assert_eq!(read(&main_archive()).unwrap().root_files, RootFiles::default());
+}
+
+#[test]
+fn a_root_file_larger_than_its_limit_is_skipped_and_the_rest_is_read() {
+    let limits = Limits {
+        root_file: 16,
+        ..Limits::default()
+    };
+    let archive = cpio_of(&[("etc/fstab", FSTAB), ("init", b"#!/bin/sh\n")]);
+    let index = read_with(&archive, limits).unwrap();
+    assert_eq!(index.root_files, RootFiles::default());
+}

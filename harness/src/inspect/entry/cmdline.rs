@@ -2,8 +2,10 @@
 //! `root=` that names a partition of the image, an `init=` that exists on it.
 
 use super::Context;
+use crate::image::root_device::{
+    command_line_root, CommandLineRoot, RootDevice, RootSource, DEFAULT_ROOT_LABEL,
+};
 use crate::inspect::board::Profile;
-use crate::inspect::filesystems::ROOT_LABEL;
 use crate::inspect::report::{Check, CheckName};
 
 /// The values of a kernel parameter in command-line order.
@@ -54,66 +56,77 @@ pub fn check_console(append: &str, profile: &Profile, location: &str) -> Check {
     }
 }
 
-/// What a `root=` value names.
-enum RootSpec<'a> {
-    Label(&'a str),
-    PartUuid(&'a str),
-    Other,
-}
-
-fn root_spec(value: &str) -> RootSpec<'_> {
-    if let Some(label) = value
-        .strip_prefix("LABEL=")
-        .or(value.strip_prefix("/dev/disk/by-label/"))
-    {
-        RootSpec::Label(label)
-    } else if let Some(uuid) = value
-        .strip_prefix("PARTUUID=")
-        .or(value.strip_prefix("/dev/disk/by-partuuid/"))
-    {
-        RootSpec::PartUuid(uuid)
-    } else {
-        RootSpec::Other
-    }
-}
-
-/// `root=` (the last one, as the kernel takes it) names a filesystem label or PARTUUID of the
-/// image. Returns the check and the partition it names.
-pub(super) fn check_root(append: &str, ctx: &Context<'_>, location: &str) -> (Check, Option<u32>) {
-    let Some(value) = params(append, "root").pop() else {
-        return (
-            Check::pass(
-                CheckName::Root,
-                location,
-                "no root=: NixOS's stage 1 mounts the filesystem labelled NIXOS_SD",
-            ),
-            None,
-        );
+/// The root device stage 1 mounts for this entry (`root`, read from its initrd, `root=` and the
+/// root's fstab) names a filesystem label or PARTUUID of the image. `root=fstab` (NixOS's
+/// systemd stage 1) is accepted when the initrd's fstab names the root. Returns the check and
+/// the partition that is the root.
+pub(super) fn check_root(
+    append: &str,
+    root: &RootDevice,
+    ctx: &Context<'_>,
+    location: &str,
+) -> (Check, Option<u32>) {
+    let said = match command_line_root(append) {
+        CommandLineRoot::Absent => "no root=".to_owned(),
+        CommandLineRoot::Fstab => "root=fstab".to_owned(),
+        CommandLineRoot::GptAuto => {
+            return (
+                Check::pass(
+                    CheckName::Root,
+                    location,
+                    "root=gpt-auto: systemd finds the root by its GPT partition type; not checked",
+                ),
+                None,
+            )
+        }
+        CommandLineRoot::Device(device) => format!("root={device}"),
     };
-    let found = match root_spec(value) {
-        RootSpec::Label(label) => ctx.parts.iter().find(|p| p.fs.label() == Some(label)),
-        RootSpec::PartUuid(uuid) => ctx
-            .parts
-            .iter()
-            .find(|p| p.partition.partuuid.eq_ignore_ascii_case(uuid)),
-        RootSpec::Other => return (
+    if said == "root=fstab" && matches!(root.source, RootSource::RootFstab | RootSource::Default) {
+        return (
             Check::warn(
                 CheckName::Root,
                 location,
-                format!("root={value} cannot be checked against the image"),
-                "use root=LABEL=NIXOS_SD or root=PARTUUID=…: device names differ between SD card and eMMC",
+                format!(
+                    "root=fstab, but the initrd names no root in an fstab (systemd in the initrd then mounts \
+                     nothing at /sysroot); the root device would be {}",
+                    root.describe()
+                ),
+                "root=fstab is for systemd stage 1 (NixOS: boot.initrd.systemd.enable, which writes the \
+                 initrd's fstab); otherwise name the root: root=LABEL=NIXOS_SD",
             ),
             None,
-        ),
+        );
+    }
+    // `root=X` when the command line decides; else what stage 1 mounts, and from where.
+    let what = if root.source == RootSource::CommandLine {
+        said
+    } else {
+        format!("{said}: stage 1 mounts {}", root.describe())
     };
-    match found {
-        Some(p) => (
-            Check::pass(
+    let found = ctx
+        .parts
+        .iter()
+        .find(|p| root.is(&p.partition, &p.fs) == Some(true));
+    if found.is_none() && ctx.parts.iter().any(|p| root.is(&p.partition, &p.fs).is_none()) {
+        return (
+            Check::warn(
                 CheckName::Root,
                 location,
-                format!("root={value} is {}", p.describe()),
+                format!("{what}, which cannot be checked against the image"),
+                "name the root by LABEL= or PARTUUID=: device names differ between SD card and eMMC",
             ),
+            None,
+        );
+    }
+    match found {
+        Some(p) => (
+            Check::pass(CheckName::Root, location, format!("{what} is {}", p.describe())),
             Some(p.partition.index),
+        ),
+        // Nothing names the root: the image-wide root-label check judges NIXOS_SD.
+        None if root.source == RootSource::Default => (
+            Check::pass(CheckName::Root, location, format!("{what}; see root-label")),
+            None,
         ),
         None => {
             let known: Vec<String> = ctx
@@ -129,15 +142,16 @@ pub(super) fn check_root(append: &str, ctx: &Context<'_>, location: &str) -> (Ch
                     CheckName::Root,
                     location,
                     format!(
-                        "root={value} names no partition of the image (it has {})",
+                        "{what} names no partition of the image (it has {})",
                         if known.is_empty() {
                             "none".to_owned()
                         } else {
                             known.join("; ")
                         }
                     ),
-                    "fix root= (e.g. root=LABEL=NIXOS_SD) or relabel the root filesystem; the kernel waits \
-                     for it forever with rootwait",
+                    "name the root filesystem's label in the image's root device (root=LABEL=…, NixOS: \
+                     fileSystems.\"/\".device) or relabel the root filesystem; stage 1 waits for it until it \
+                     gives up (the kernel forever, with rootwait)",
                 ),
                 None,
             )
@@ -145,8 +159,8 @@ pub(super) fn check_root(append: &str, ctx: &Context<'_>, location: &str) -> (Ch
     }
 }
 
-/// `init=` exists on the root filesystem: the partition `root=` names, else the one labelled
-/// NIXOS_SD.
+/// `init=` exists on the root filesystem: the partition that is the root device, else (a root
+/// the image cannot judge, such as a device path) the one labelled [`DEFAULT_ROOT_LABEL`].
 pub(super) fn check_init(append: &str, ctx: &Context<'_>, root: Option<u32>, location: &str) -> Check {
     let Some(init) = params(append, "init").pop() else {
         return Check::warn(
@@ -159,7 +173,7 @@ pub(super) fn check_init(append: &str, ctx: &Context<'_>, root: Option<u32>, loc
     let root = root.or_else(|| {
         ctx.parts
             .iter()
-            .find(|p| p.fs.label() == Some(ROOT_LABEL))
+            .find(|p| p.fs.label() == Some(DEFAULT_ROOT_LABEL))
             .map(|p| p.partition.index)
     });
     let Some(root) = root else {

@@ -13,6 +13,7 @@ pub use kernel::{check_kernel_format, check_kernel_size};
 use super::board::Profile;
 use super::report::Check;
 use super::Probed;
+use crate::image::root_device::RootDevice;
 use crate::image::Label;
 
 /// What every entry of one extlinux.conf shares.
@@ -61,9 +62,9 @@ impl Context<'_> {
     }
 }
 
-/// Every check of one boot entry, in report order; checks that need a file that is missing
+/// Every check of one boot entry (whose stage 1 mounts `root`), in report order; checks that need a file that is missing
 /// or unreadable are left out.
-pub fn check_entry(label: &Label, ctx: &Context<'_>) -> Vec<Check> {
+pub fn check_entry(label: &Label, root: &RootDevice, ctx: &Context<'_>) -> Vec<Check> {
     if label.kernel.is_none() && label.localboot.is_some() {
         // LOCALBOOT hands over to another boot device: nothing is loaded, nothing passed.
         return Vec::new();
@@ -75,7 +76,7 @@ pub fn check_entry(label: &Label, ctx: &Context<'_>) -> Vec<Check> {
     files::fdt_checks(label, ctx, &boot, &mut checks);
     let append = label.append.as_deref().unwrap_or("");
     checks.push(check_console(append, ctx.profile, &append_location(label)));
-    let (root_check, root_partition) = cmdline::check_root(append, ctx, &append_location(label));
+    let (root_check, root_partition) = cmdline::check_root(append, root, ctx, &append_location(label));
     checks.push(root_check);
     checks.push(cmdline::check_init(
         append,
@@ -96,6 +97,7 @@ mod tests {
 
     use super::*;
     use crate::image::load_layout::{EntryFiles, KernelHeader};
+    use crate::image::root_device;
     use crate::image::{Config, FsKind, ImageError};
     use crate::inspect::board::Board;
     use crate::inspect::fdt;
@@ -181,7 +183,9 @@ mod tests {
             config_path: "/extlinux/extlinux.conf",
             volumes: disk,
         };
-        check_entry(&config.labels[0], &ctx)
+        let label = &config.labels[0];
+        let root = root_device::decide(None, label.append.as_deref().unwrap_or(""), || None);
+        check_entry(label, &root, &ctx)
     }
 
     fn run(conf: &str, disk: &Disk) -> Vec<(CheckName, Status)> {
@@ -372,6 +376,54 @@ mod tests {
         assert_eq!(
             check_console("console=ttyS2,115200n8 x", profile, "a").message,
             "console=ttyS2,115200n8, not console=ttyS2,1500000"
+        );
+    }
+
+    /// The root check of an entry whose APPEND is `append` and whose initrd holds `fstab`.
+    fn root_check_with_initrd_fstab(append: &str, fstab: Option<&str>) -> Check {
+        let parts = [ext4(1, "NIXOS_BOOT"), ext4(2, "NIXOS_SD_USB")];
+        let disk = disk();
+        let addresses = stock_addresses();
+        let ctx = Context {
+            profile: Board::NanopiR2s.profile(),
+            parts: &parts,
+            config_partition: 1,
+            config_path: "/extlinux/extlinux.conf",
+            volumes: &disk,
+            addresses: &addresses,
+        };
+        let files = crate::image::initrd::RootFiles {
+            fstab: fstab.map(str::to_owned),
+            ..Default::default()
+        };
+        let root = root_device::decide(Some(&files), append, || None);
+        cmdline::check_root(append, &root, &ctx, "APPEND").0
+    }
+
+    #[test]
+    fn root_fstab_passes_when_the_initrd_s_fstab_names_a_partition_and_warns_without_one() {
+        let fstab = "/dev/disk/by-label/NIXOS_SD_USB /sysroot ext4 defaults\n";
+        let check = root_check_with_initrd_fstab("root=fstab", Some(fstab));
+        assert_eq!(check.status, Status::Pass);
+        assert_eq!(
+            check.message,
+            "root=fstab: stage 1 mounts /dev/disk/by-label/NIXOS_SD_USB (from the initrd's fstab (systemd stage 1)) \
+             is partition 2 (ext4 labelled \"NIXOS_SD_USB\", sectors 65536–67583)"
+        );
+        let check = root_check_with_initrd_fstab("root=fstab", None);
+        assert_eq!(check.status, Status::Warn);
+        assert!(check
+            .message
+            .starts_with("root=fstab, but the initrd names no root in an fstab"));
+        let check = root_check_with_initrd_fstab("", Some("LABEL=NIXOS_SD /sysroot ext4 defaults\n"));
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check.message.starts_with(
+                "no root=: stage 1 mounts LABEL=NIXOS_SD (from the initrd's fstab (systemd stage 1)) names no \
+                 partition of the image"
+            ),
+            "{}",
+            check.message
         );
     }
 

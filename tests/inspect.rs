@@ -92,7 +92,9 @@ macro_rules! broken {
         fn $test() {
             assert_fixture($fixture, $code, &[$(($check, $status)),*]);
             let named = $fixture.strip_prefix("broken-inspect-").unwrap();
-            assert!([$($check),*].contains(&named), "{} is not caught by the check it is named after", $fixture);
+            // A variant is named after its check and what sets it apart: `init-on-f2fs`.
+            let caught = [$($check),*].iter().any(|c| named == *c || named.starts_with(&format!("{c}-")));
+            assert!(caught, "{} is not caught by the check it is named after", $fixture);
         }
     )*};
 }
@@ -106,8 +108,11 @@ broken! {
     u_boot_itb_fixture_fails_u_boot_itb: "broken-inspect-u-boot-itb" => 1, [("u-boot-itb", "fail")];
     root_label_fixture_fails_root_label: "broken-inspect-root-label" => 1, [("root-label", "fail")];
     boot_label_fixture_fails_boot_label: "broken-inspect-boot-label" => 1, [("boot-label", "fail")];
+    // init= is read from the f2fs root and found there.
     root_filesystem_fixture_warns_root_filesystem: "broken-inspect-root-filesystem" => 0,
-        [("root-filesystem", "warn"), ("init", "warn")];
+        [("root-filesystem", "warn")];
+    init_on_f2fs_fixture_fails_init: "broken-inspect-init-on-f2fs" => 1,
+        [("root-filesystem", "warn"), ("init", "fail")];
     extlinux_conf_fixture_fails_extlinux_conf: "broken-inspect-extlinux-conf" => 1, [("extlinux-conf", "fail")];
     extlinux_keywords_fixture_warns_extlinux_keywords: "broken-inspect-extlinux-keywords" => 0,
         [("extlinux-keywords", "warn")];
@@ -149,6 +154,25 @@ fn a_board_profile_file_sets_the_console_the_image_must_use() {
     assert_eq!(problems(&report), set(&[("console", "fail")]));
     // The built-in profile's 1,500,000 baud is what the image has.
     assert_eq!(inspect(&image, &[]).code(), Some(0));
+}
+
+/// An f2fs root is read as an ext4 one: its `/etc/fstab`, and the image facts, whose hostname
+/// comes through the system's symlinks into the store.
+#[test]
+fn an_f2fs_roots_fstab_and_facts_are_read_from_it() {
+    use r2s_harness::image::{facts::ImageFacts, Table, Volume};
+    let image = fixture("broken-inspect-root-filesystem");
+    let table = Table::read(&image).unwrap();
+    let root = Volume::open_index(&image, &table, 2).unwrap();
+    assert!(matches!(root, Volume::F2fs(_)), "{root:?}");
+    assert_eq!(
+        root.read_text("/etc/fstab", 4096, "an fstab").unwrap(),
+        r2s_images::F2FS_FSTAB
+    );
+    let facts = ImageFacts::read(&image);
+    assert_eq!(facts.unread, Vec::<String>::new());
+    assert_eq!(facts.hostname.as_deref(), Some(r2s_images::HOSTNAME));
+    assert_eq!(facts.systemd, Some(false));
 }
 
 #[test]

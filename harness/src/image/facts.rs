@@ -11,9 +11,10 @@ use std::path::Path;
 
 use super::boot_config;
 use super::extlinux::Config;
-use super::fs::{probe_filesystem, Ext4Volume};
+use super::fs::probe_filesystem;
 use super::fs_kind::FsKind;
 use super::partition::Table;
+use super::volume::Volume;
 
 /// The root filesystem's label when `root=` names none: NixOS's sd-image default.
 pub const DEFAULT_ROOT_LABEL: &str = "NIXOS_SD";
@@ -124,9 +125,9 @@ fn init_system(append: &str) -> Option<(&str, &str)> {
     Some((dir, name))
 }
 
-/// The root filesystem: the ext4 partition whose label `root=LABEL=…` names, else
+/// The root filesystem: the ext4 or f2fs partition whose label `root=LABEL=…` names, else
 /// [`DEFAULT_ROOT_LABEL`].
-fn open_root(image: &Path, append: &str) -> Result<Ext4Volume, String> {
+fn open_root(image: &Path, append: &str) -> Result<Volume, String> {
     let label = append
         .split_whitespace()
         .filter_map(|word| word.strip_prefix("root=LABEL="))
@@ -147,8 +148,16 @@ fn open_root(image: &Path, append: &str) -> Result<Ext4Volume, String> {
             continue;
         }
         return match kind {
-            FsKind::Ext4 { .. } => Ext4Volume::open(image, partition)
-                .map_err(|e| format!("the root filesystem {label} cannot be read: {}", e.detail())),
+            FsKind::Ext4 { .. } | FsKind::F2fs { .. } => match Volume::open(image, partition, &kind) {
+                Ok(Some(volume)) => Ok(volume),
+                Ok(None) => Err(format!(
+                    "the root filesystem {label} is {kind}, which the harness cannot read"
+                )),
+                Err(e) => Err(format!(
+                    "the root filesystem {label} cannot be read: {}",
+                    e.detail()
+                )),
+            },
             other => Err(format!(
                 "the root filesystem {label} is {other}, which the harness cannot read"
             )),
@@ -159,7 +168,7 @@ fn open_root(image: &Path, append: &str) -> Result<Ext4Volume, String> {
 
 /// The first line of the system's hostname file, else the root's; only a name a scenario can
 /// quote as it is (letters, digits, `-`, `.`; at most 253 characters).
-fn read_hostname(root: &Ext4Volume, system: Option<&str>) -> Option<String> {
+fn read_hostname(root: &Volume, system: Option<&str>) -> Option<String> {
     let candidates = system
         .map(|dir| format!("{dir}/etc/hostname"))
         .into_iter()
@@ -185,7 +194,7 @@ fn is_hostname(name: &str) -> bool {
 
 /// Whether the system runs systemd: a NixOS system links its systemd at `<system>/systemd`;
 /// another layout has systemd's binary on the root filesystem.
-fn runs_systemd(root: &Ext4Volume, system: Option<&str>) -> bool {
+fn runs_systemd(root: &Volume, system: Option<&str>) -> bool {
     let system_link = system.map(|dir| format!("{dir}/systemd"));
     let found = system_link
         .iter()
@@ -198,7 +207,7 @@ fn runs_systemd(root: &Ext4Volume, system: Option<&str>) -> bool {
 /// The units in the `.wants` of [`BOOT_TARGETS`]: the system's own (`<system>/etc/systemd/system`,
 /// NixOS), else the root filesystem's (`/etc/systemd/system`), at most [`MAX_UNITS`], each
 /// named only once, and only names a scenario can quote.
-fn enabled_units(root: &Ext4Volume, system: Option<&str>) -> Vec<UnitFacts> {
+fn enabled_units(root: &Volume, system: Option<&str>) -> Vec<UnitFacts> {
     let dirs = system
         .map(|dir| format!("{dir}/etc/systemd/system"))
         .into_iter()
@@ -240,7 +249,7 @@ fn enabled_units(root: &Ext4Volume, system: Option<&str>) -> Vec<UnitFacts> {
 }
 
 /// A text file of at most `limit` bytes; `None` when it cannot be read or is not UTF-8.
-fn read_text(root: &Ext4Volume, path: &str, limit: u64) -> Option<String> {
+fn read_text(root: &Volume, path: &str, limit: u64) -> Option<String> {
     let bytes = root.read_limited(path, limit, "text file").ok()?;
     String::from_utf8(bytes).ok()
 }

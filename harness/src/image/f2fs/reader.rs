@@ -23,6 +23,9 @@ use crate::image::read_at::ReadAt;
 pub const MAX_SYMLINK_HOPS: usize = 40;
 /// The longest symlink target read (Linux's `PATH_MAX`).
 const MAX_SYMLINK_LEN: u64 = 4096;
+/// The most blocks a directory may have (4 GiB): far beyond a real one (a `/nix/store` of
+/// 100,000 entries has a few thousand), few enough that walking its holes is quick.
+const MAX_DIR_BLOCKS: u64 = 1 << 20;
 /// The most names one directory listing returns.
 pub const MAX_DIR_ENTRIES: usize = 1 << 16;
 
@@ -384,40 +387,49 @@ impl<R: ReadAt> F2fs<R> {
         Ok(&cache.0.back().expect("just pushed").1)
     }
 
-    /// Entry `i` of node `nid` (an address in a direct node, a node id in an indirect one);
-    /// `0` when `nid` is 0 (a hole).
-    fn node_entry(&self, cache: &mut NodeCache, nid: u32, ino: u32, i: u64) -> Result<u32, F2fsError> {
-        if nid == 0 {
-            return Ok(0);
+    /// The address of block `rest` of the range under node `nid` (a direct node when `span`
+    /// is [`ADDRS_PER_BLOCK`], an indirect one above it), and how many blocks from there are
+    /// known to be holes when a node on the way is missing (1 otherwise).
+    fn walk(
+        &self,
+        cache: &mut NodeCache,
+        mut nid: u32,
+        ino: u32,
+        mut rest: u64,
+        mut span: u64,
+    ) -> Result<(u32, u64), F2fsError> {
+        loop {
+            if nid == 0 {
+                return Ok((NULL_ADDR, span - rest));
+            }
+            span /= ADDRS_PER_BLOCK;
+            let entry = le32(self.cached_node(cache, nid, ino)?, 4 * (rest / span) as usize);
+            if span == 1 {
+                return Ok((entry, 1));
+            }
+            nid = entry;
+            rest %= span;
         }
-        Ok(le32(self.cached_node(cache, nid, ino)?, 4 * i as usize))
     }
 
-    /// The block address of block `index` of a file (0 for a hole).
-    fn data_addr(&self, inode: &Inode, index: u64, cache: &mut NodeCache) -> Result<u32, F2fsError> {
+    /// The block address of block `index` of a file (0 for a hole), and how many blocks from
+    /// `index` that answer covers (more than 1 for a hole left by a missing node).
+    fn data_addr(&self, inode: &Inode, index: u64, cache: &mut NodeCache) -> Result<(u32, u64), F2fsError> {
         let per = ADDRS_PER_BLOCK;
         let in_inode = inode.addrs as u64;
         if index < in_inode {
-            return Ok(inode.addr(index as usize));
+            return Ok((inode.addr(index as usize), 1));
         }
         let mut rest = index - in_inode;
-        for k in 0..2 {
-            if rest < per {
-                return self.node_entry(cache, inode.nid(k), inode.ino, rest);
+        // Two direct nodes, two indirect, one double indirect.
+        for (k, span) in [per, per, per * per, per * per, per * per * per]
+            .into_iter()
+            .enumerate()
+        {
+            if rest < span {
+                return self.walk(cache, inode.nid(k), inode.ino, rest, span);
             }
-            rest -= per;
-        }
-        for k in 2..4 {
-            if rest < per * per {
-                let direct = self.node_entry(cache, inode.nid(k), inode.ino, rest / per)?;
-                return self.node_entry(cache, direct, inode.ino, rest % per);
-            }
-            rest -= per * per;
-        }
-        if rest < per * per * per {
-            let indirect = self.node_entry(cache, inode.nid(4), inode.ino, rest / (per * per))?;
-            let direct = self.node_entry(cache, indirect, inode.ino, rest / per % per)?;
-            return self.node_entry(cache, direct, inode.ino, rest % per);
+            rest -= span;
         }
         Err(F2fsError::Corrupt(format!(
             "inode {} has block {index}, more than an inode can address",
@@ -427,7 +439,7 @@ impl<R: ReadAt> F2fs<R> {
 
     /// Data block `index` of a file, zeros for a hole.
     fn data_block(&self, inode: &Inode, index: u64, cache: &mut NodeCache) -> Result<Vec<u8>, F2fsError> {
-        match self.data_addr(inode, index, cache)? {
+        match self.data_addr(inode, index, cache)?.0 {
             NULL_ADDR | NEW_ADDR => Ok(vec![0u8; BLOCK]),
             COMPRESS_ADDR => Err(F2fsError::Unsupported(format!(
                 "a compressed file (inode {})",
@@ -515,11 +527,20 @@ impl<R: ReadAt> F2fs<R> {
             )?;
             return Ok(());
         }
+        let blocks = dir.size.div_ceil(BLOCK_U64);
+        if blocks > MAX_DIR_BLOCKS {
+            return Err(F2fsError::Corrupt(format!(
+                "directory inode {} says it is {} bytes, more than {MAX_DIR_BLOCKS} blocks",
+                dir.ino, dir.size
+            )));
+        }
         let mut cache = NodeCache::default();
-        for index in 0..dir.size.div_ceil(BLOCK_U64) {
-            match self.data_addr(dir, index, &mut cache)? {
-                NULL_ADDR | NEW_ADDR => continue,
-                _ => {}
+        let mut index = 0;
+        while index < blocks {
+            let (addr, run) = self.data_addr(dir, index, &mut cache)?;
+            if addr == NULL_ADDR || addr == NEW_ADDR {
+                index += run;
+                continue;
             }
             let block = self.data_block(dir, index, &mut cache)?;
             let names_at = BLOCK_DENTRIES_AT + DENTRIES_PER_BLOCK * DENTRY_LEN;
@@ -534,6 +555,7 @@ impl<R: ReadAt> F2fs<R> {
             if flow.is_break() {
                 break;
             }
+            index += 1;
         }
         Ok(())
     }

@@ -397,3 +397,32 @@ fn a_directory_whose_entries_are_inline_is_read_from_its_inode() {
         "{fsck}"
     );
 }
+
+#[test]
+fn a_directory_claiming_gigabytes_of_holes_is_walked_by_the_nodes_it_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = image_of(dir.path(), &small_tree(dir.path()), 128, &[]);
+    let etc = open(&image).resolve("/etc", true).unwrap().ino;
+    let at = inode_block_offset(&image, etc);
+    // 4 GiB of directory: one dentry block, then holes the inode's missing nodes stand for.
+    patch(&image, at + 16, &(4u64 << 30).to_le_bytes());
+    let started = std::time::Instant::now();
+    assert_eq!(
+        read(&open(&image), "/etc/fstab").unwrap(),
+        b"LABEL=NIXOS_SD / f2fs defaults 0 1\n"
+    );
+    assert_eq!(
+        read(&open(&image), "/etc/hostname").unwrap_err().to_string(),
+        "no such file"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    patch(&image, at + 16, &((4u64 << 30) + 1).to_le_bytes());
+    assert_eq!(
+        read(&open(&image), "/etc/fstab").unwrap_err().to_string(),
+        format!("corrupt f2fs: directory inode {etc} says it is 4294967297 bytes, more than 1048576 blocks")
+    );
+}

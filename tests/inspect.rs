@@ -175,6 +175,53 @@ fn an_f2fs_roots_fstab_and_facts_are_read_from_it() {
     assert_eq!(facts.systemd, Some(false));
 }
 
+/// A hostname file the f2fs reader cannot read (compressed, as a compressing kernel marks it in
+/// the inode's flags) is a fact left out with that reason, not one passed over silently.
+#[test]
+fn an_f2fs_hostname_the_reader_cannot_read_is_left_out_saying_why() {
+    use std::os::unix::fs::FileExt;
+
+    use r2s_harness::image::{budget::ReadBudget, f2fs::F2fs, facts::ImageFacts, Table};
+    let dir = temp_dir();
+    let image = copy_of("broken-inspect-root-filesystem", dir.path());
+    let table = Table::read(&image).unwrap();
+    let root = table.partition(2).unwrap().clone();
+    let fs = F2fs::open(
+        std::fs::File::open(&image).unwrap(),
+        root.offset(),
+        root.size(),
+        ReadBudget::new(64 << 20),
+    )
+    .unwrap();
+    let system = &r2s_images::generations()[0].store_path;
+    let ino = fs.resolve(&format!("{system}/etc/hostname"), true).unwrap().ino;
+    // The inode's node block: the one whose footer names it as node and inode.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&image)
+        .unwrap();
+    let mut block = vec![0u8; 4096];
+    let node_at = (0..root.size() / 4096)
+        .map(|i| root.offset() + i * 4096)
+        .find(|at| {
+            file.read_exact_at(&mut block, *at).unwrap();
+            let le = |o: usize| u32::from_le_bytes(block[o..o + 4].try_into().unwrap());
+            (le(4072), le(4076)) == (ino, ino) && block[0..2] != [0, 0]
+        })
+        .expect("the hostname's inode");
+    file.write_all_at(&4u32.to_le_bytes(), node_at + 80).unwrap();
+    let facts = ImageFacts::read(&image);
+    assert_eq!(facts.hostname, None);
+    assert_eq!(
+        facts.unread,
+        [format!(
+            "the hostname cannot be read: partition 2: cannot read {system}/etc/hostname: a compressed file \
+             (inode {ino}), which this f2fs reader cannot read"
+        )]
+    );
+}
+
 #[test]
 fn every_broken_inspect_fixture_has_a_test() {
     let source = include_str!("inspect.rs");

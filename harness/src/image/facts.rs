@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use super::boot_config;
+use super::error::ImageError;
 use super::extlinux::Config;
 use super::fs::probe_filesystem;
 use super::fs_kind::FsKind;
@@ -95,11 +96,14 @@ impl ImageFacts {
             }
         };
         let system = init_system(append).map(|(dir, _)| dir.to_owned());
-        facts.hostname = read_hostname(&root, system.as_deref());
-        if facts.hostname.is_none() {
-            facts
+        match read_hostname(&root, system.as_deref()) {
+            Ok(Some(hostname)) => facts.hostname = Some(hostname),
+            Ok(None) => facts
                 .unread
-                .push("no hostname file in the system or at /etc/hostname".to_owned());
+                .push("no hostname file in the system or at /etc/hostname".to_owned()),
+            Err(reason) => facts
+                .unread
+                .push(format!("the hostname cannot be read: {reason}")),
         }
         facts.systemd = Some(runs_systemd(&root, system.as_deref()));
         if facts.systemd == Some(true) {
@@ -168,20 +172,22 @@ fn open_root(image: &Path, append: &str) -> Result<Volume, String> {
 
 /// The first line of the system's hostname file, else the root's; only a name a scenario can
 /// quote as it is (letters, digits, `-`, `.`; at most 253 characters).
-fn read_hostname(root: &Volume, system: Option<&str>) -> Option<String> {
+/// `Err` says why a hostname file that is there cannot be read (the reader lacks what it
+/// needs, e.g. an encrypted f2fs directory).
+fn read_hostname(root: &Volume, system: Option<&str>) -> Result<Option<String>, String> {
     let candidates = system
         .map(|dir| format!("{dir}/etc/hostname"))
         .into_iter()
         .chain(std::iter::once("/etc/hostname".to_owned()));
     for path in candidates {
-        if let Some(text) = read_text(root, &path, HOSTNAME_FILE_LIMIT) {
+        if let Some(text) = read_text(root, &path, HOSTNAME_FILE_LIMIT)? {
             let name = text.lines().next().unwrap_or("").trim();
             if is_hostname(name) {
-                return Some(name.to_owned());
+                return Ok(Some(name.to_owned()));
             }
         }
     }
-    None
+    Ok(None)
 }
 
 /// Letters, digits, `-` and `.`, 1 to 253 characters.
@@ -229,6 +235,8 @@ fn enabled_units(root: &Volume, system: Option<&str>) -> Vec<UnitFacts> {
                 }
                 let listen_ports = if name.ends_with(".socket") {
                     read_text(root, &format!("{wants}/{name}"), UNIT_FILE_LIMIT)
+                        .ok()
+                        .flatten()
                         .map(|text| listen_stream_ports(&text))
                         .unwrap_or_default()
                 } else {
@@ -248,10 +256,14 @@ fn enabled_units(root: &Volume, system: Option<&str>) -> Vec<UnitFacts> {
     Vec::new()
 }
 
-/// A text file of at most `limit` bytes; `None` when it cannot be read or is not UTF-8.
-fn read_text(root: &Volume, path: &str, limit: u64) -> Option<String> {
-    let bytes = root.read_limited(path, limit, "text file").ok()?;
-    String::from_utf8(bytes).ok()
+/// A text file of at most `limit` bytes; `None` when it cannot be read or is not UTF-8, `Err`
+/// with the reason when it is there but the reader lacks what it needs.
+fn read_text(root: &Volume, path: &str, limit: u64) -> Result<Option<String>, String> {
+    match root.read_limited(path, limit, "text file") {
+        Ok(bytes) => Ok(String::from_utf8(bytes).ok()),
+        Err(e @ ImageError::Unsupported { .. }) => Err(e.detail()),
+        Err(_) => Ok(None),
+    }
 }
 
 /// A unit name: a known suffix, and letters, digits and `:-_.\@` only.

@@ -92,7 +92,9 @@ macro_rules! broken {
         fn $test() {
             assert_fixture($fixture, $code, &[$(($check, $status)),*]);
             let named = $fixture.strip_prefix("broken-inspect-").unwrap();
-            assert!([$($check),*].contains(&named), "{} is not caught by the check it is named after", $fixture);
+            // A variant is named after its check and what sets it apart: `init-on-f2fs`.
+            let caught = [$($check),*].iter().any(|c| named == *c || named.starts_with(&format!("{c}-")));
+            assert!(caught, "{} is not caught by the check it is named after", $fixture);
         }
     )*};
 }
@@ -106,8 +108,11 @@ broken! {
     u_boot_itb_fixture_fails_u_boot_itb: "broken-inspect-u-boot-itb" => 1, [("u-boot-itb", "fail")];
     root_label_fixture_fails_root_label: "broken-inspect-root-label" => 1, [("root-label", "fail")];
     boot_label_fixture_fails_boot_label: "broken-inspect-boot-label" => 1, [("boot-label", "fail")];
+    // init= is read from the f2fs root and found there.
     root_filesystem_fixture_warns_root_filesystem: "broken-inspect-root-filesystem" => 0,
-        [("root-filesystem", "warn"), ("init", "warn")];
+        [("root-filesystem", "warn")];
+    init_on_f2fs_fixture_fails_init: "broken-inspect-init-on-f2fs" => 1,
+        [("root-filesystem", "warn"), ("init", "fail")];
     extlinux_conf_fixture_fails_extlinux_conf: "broken-inspect-extlinux-conf" => 1, [("extlinux-conf", "fail")];
     extlinux_keywords_fixture_warns_extlinux_keywords: "broken-inspect-extlinux-keywords" => 0,
         [("extlinux-keywords", "warn")];
@@ -149,6 +154,72 @@ fn a_board_profile_file_sets_the_console_the_image_must_use() {
     assert_eq!(problems(&report), set(&[("console", "fail")]));
     // The built-in profile's 1,500,000 baud is what the image has.
     assert_eq!(inspect(&image, &[]).code(), Some(0));
+}
+
+/// An f2fs root is read as an ext4 one: its `/etc/fstab`, and the image facts, whose hostname
+/// comes through the system's symlinks into the store.
+#[test]
+fn an_f2fs_roots_fstab_and_facts_are_read_from_it() {
+    use r2s_harness::image::{facts::ImageFacts, Table, Volume};
+    let image = fixture("broken-inspect-root-filesystem");
+    let table = Table::read(&image).unwrap();
+    let root = Volume::open_index(&image, &table, 2).unwrap();
+    assert!(matches!(root, Volume::F2fs(_)), "{root:?}");
+    assert_eq!(
+        root.read_text("/etc/fstab", 4096, "an fstab").unwrap(),
+        r2s_images::F2FS_FSTAB
+    );
+    let facts = ImageFacts::read(&image);
+    assert_eq!(facts.unread, Vec::<String>::new());
+    assert_eq!(facts.hostname.as_deref(), Some(r2s_images::HOSTNAME));
+    assert_eq!(facts.systemd, Some(false));
+}
+
+/// A hostname file the f2fs reader cannot read (compressed, as a compressing kernel marks it in
+/// the inode's flags) is a fact left out with that reason, not one passed over silently.
+#[test]
+fn an_f2fs_hostname_the_reader_cannot_read_is_left_out_saying_why() {
+    use std::os::unix::fs::FileExt;
+
+    use r2s_harness::image::{budget::ReadBudget, f2fs::F2fs, facts::ImageFacts, Table};
+    let dir = temp_dir();
+    let image = copy_of("broken-inspect-root-filesystem", dir.path());
+    let table = Table::read(&image).unwrap();
+    let root = table.partition(2).unwrap().clone();
+    let fs = F2fs::open(
+        std::fs::File::open(&image).unwrap(),
+        root.offset(),
+        root.size(),
+        ReadBudget::new(64 << 20),
+    )
+    .unwrap();
+    let system = &r2s_images::generations()[0].store_path;
+    let ino = fs.resolve(&format!("{system}/etc/hostname"), true).unwrap().ino;
+    // The inode's node block: the one whose footer names it as node and inode.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&image)
+        .unwrap();
+    let mut block = vec![0u8; 4096];
+    let node_at = (0..root.size() / 4096)
+        .map(|i| root.offset() + i * 4096)
+        .find(|at| {
+            file.read_exact_at(&mut block, *at).unwrap();
+            let le = |o: usize| u32::from_le_bytes(block[o..o + 4].try_into().unwrap());
+            (le(4072), le(4076)) == (ino, ino) && block[0..2] != [0, 0]
+        })
+        .expect("the hostname's inode");
+    file.write_all_at(&4u32.to_le_bytes(), node_at + 80).unwrap();
+    let facts = ImageFacts::read(&image);
+    assert_eq!(facts.hostname, None);
+    assert_eq!(
+        facts.unread,
+        [format!(
+            "the hostname cannot be read: partition 2: cannot read {system}/etc/hostname: a compressed file \
+             (inode {ino}), which this f2fs reader cannot read"
+        )]
+    );
 }
 
 #[test]

@@ -10,6 +10,8 @@ use std::sync::{Mutex, OnceLock};
 
 use r2s_harness::image::{Partition, PartitionType};
 
+pub mod sparse;
+
 /// The memfd that holds the current input, made once per process.
 fn memfd() -> &'static Mutex<File> {
     static FILE: OnceLock<Mutex<File>> = OnceLock::new();

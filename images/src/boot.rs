@@ -197,7 +197,7 @@ fn stale_init() -> String {
 fn edit_conf(conf: &str, breakage: Breakage) -> String {
     let replaced_param = match breakage {
         Breakage::Console(param) | Breakage::RootParam(param) => Some(param.to_owned()),
-        Breakage::StaleInit => Some(format!("init={}", stale_init())),
+        Breakage::StaleInit | Breakage::F2fsRootStaleInit => Some(format!("init={}", stale_init())),
         _ => None,
     };
     let mut out = String::new();

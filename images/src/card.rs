@@ -22,6 +22,12 @@ const SD_IMAGE_ROOT_SIZE: u64 = 128 << 20;
 const EXTRA_PARTITION_SIZE: u64 = 8 << 20;
 /// How far the overlapping fixture's third partition reaches into NIXOS_SD.
 const OVERLAP: u64 = 1 << 20;
+/// NIXOS_SD when it holds f2fs: f2fs keeps six segments of 2 MiB open for writing and
+/// overprovisions, so the busybox tree does not fit in 64 MiB.
+const F2FS_ROOT_SIZE: u64 = 128 << 20;
+/// The root's `/etc/fstab` on the f2fs-root fixtures, as NixOS writes it for `fileSystems."/"`.
+pub const F2FS_FSTAB: &str = "# This is a generated file.  Do not edit!\n\
+                              /dev/disk/by-label/NIXOS_SD / f2fs defaults 0 1\n";
 
 /// The RK3328 TPL/SPL and U-Boot FIT.
 #[derive(Debug, Clone)]
@@ -78,15 +84,11 @@ pub fn r2s(
     boot_dir: &Path,
     root_dir: &Path,
 ) -> Result<(), BuildError> {
-    r2s_sized(
-        out,
-        work,
-        breakage,
-        bootloader,
-        boot_dir,
-        root_dir,
-        disk::ROOT_SIZE,
-    )
+    let root_size = match breakage {
+        Breakage::F2fsRoot | Breakage::F2fsRootStaleInit => F2FS_ROOT_SIZE,
+        _ => disk::ROOT_SIZE,
+    };
+    r2s_sized(out, work, breakage, bootloader, boot_dir, root_dir, root_size)
 }
 
 /// An R2S card whose NIXOS_SD is `root_size` bytes (a whole number of MiB), for root trees
@@ -140,8 +142,15 @@ fn r2s_sized(
         unreachable!("an R2S table has NIXOS_BOOT and NIXOS_SD");
     };
     ext4::make(boot_dir, BOOT_LABEL, boot_part.size(), &seed("boot"), &boot_fs)?;
-    if breakage == Breakage::F2fsRoot {
-        f2fs::superblock_only(root_label, root_part.size(), &root_fs)?;
+    if matches!(breakage, Breakage::F2fsRoot | Breakage::F2fsRootStaleInit) {
+        f2fs::make(root_dir, root_label, root_part.size(), &seed("root"), &root_fs)?;
+        // The fstab NixOS writes for an f2fs root, for inspect to read from it.
+        let extra = work.join("f2fs-extra");
+        let etc = extra.join("etc");
+        std::fs::create_dir_all(&etc).map_err(BuildError::io("creating directory", &etc))?;
+        let fstab = etc.join("fstab");
+        std::fs::write(&fstab, F2FS_FSTAB).map_err(BuildError::io("writing", &fstab))?;
+        f2fs::add(&extra, &root_fs)?;
     } else {
         ext4::make(root_dir, root_label, root_part.size(), &seed("root"), &root_fs)?;
     }

@@ -35,7 +35,7 @@ pub fn make(dir: &Path, label: &str, size: u64, seed: &str, out: &Path) -> Resul
 }
 
 /// A UUID in text form that is a fixed function of `seed`.
-fn uuid(seed: &str) -> String {
+pub(crate) fn uuid(seed: &str) -> String {
     let d = Sha256::digest(seed.as_bytes());
     let hex = crate::hex::lower_hex(&d[..16]);
     format!(

@@ -1,51 +1,103 @@
-//! An f2fs superblock alone: enough for anything that tells filesystems by their superblock
-//! (blkid, U-Boot, `harness inspect`) to see f2fs, without f2fs-tools. Nothing can mount it.
+//! f2fs filesystem images from a staging directory, made by `mkfs.f2fs` and filled by
+//! `sload.f2fs` in a plain file (no root, no loop device, no mount): NixOS configurations with
+//! an f2fs root exist, and `harness inspect` reads their files.
 
 use std::path::Path;
+use std::process::Command;
 
+use crate::tool::run;
 use crate::BuildError;
 
-/// The superblock's byte offset in the partition (f2fs keeps two copies, at 1 KiB and in the
-/// second 4 KiB block; the first is the one probed).
-const SUPERBLOCK: usize = 1024;
-/// `F2FS_SUPER_MAGIC`, little-endian on disk.
-const MAGIC: u32 = 0xF2F5_2010;
-/// Offset of `volume_name` (UTF-16, 512 units) within the superblock.
-const VOLUME_NAME: usize = 0x7c;
+/// The same fixed time as the ext4 filesystems', so the same inputs give the same filesystem.
+const FAKE_TIME: &str = "1755388800";
 
-/// Writes a file of `size` bytes holding an f2fs superblock labelled `label` and zeros.
-pub fn superblock_only(label: &str, size: u64, out: &Path) -> Result<(), BuildError> {
-    let mut sb = vec![0u8; 0x400];
-    let mut field = |at: usize, bytes: &[u8]| sb[at..at + bytes.len()].copy_from_slice(bytes);
-    field(0x00, &MAGIC.to_le_bytes());
-    field(0x04, &1u16.to_le_bytes()); // major_ver
-    field(0x06, &16u16.to_le_bytes()); // minor_ver
-    field(0x08, &9u32.to_le_bytes()); // log_sectorsize
-    field(0x0c, &3u32.to_le_bytes()); // log_sectors_per_block
-    field(0x10, &12u32.to_le_bytes()); // log_blocksize
-    field(0x14, &9u32.to_le_bytes()); // log_blocks_per_seg
-    field(0x24, &(size / 4096).to_le_bytes()); // block_count
-    for (i, unit) in label.encode_utf16().enumerate() {
-        field(VOLUME_NAME + 2 * i, &unit.to_le_bytes());
-    }
+/// Makes an f2fs filesystem of `size` bytes labelled `label` in the file `out`, filled from
+/// `dir` (owned by root). Its UUID derives from `seed`, its checkpoint seed is fixed.
+pub fn make(dir: &Path, label: &str, size: u64, seed: &str, out: &Path) -> Result<(), BuildError> {
+    let cwd = out.parent().unwrap_or(Path::new("."));
     let file = std::fs::File::create(out).map_err(BuildError::io("creating", out))?;
     file.set_len(size).map_err(BuildError::io("sizing", out))?;
-    std::os::unix::fs::FileExt::write_all_at(&file, &sb, SUPERBLOCK as u64)
-        .map_err(BuildError::io("writing", out))
+    drop(file);
+    let fs_uuid = crate::ext4::uuid(&format!("{seed}/uuid"));
+    run(
+        Command::new("mkfs.f2fs")
+            .args([
+                "-q", "-f", "-r", "-t", "0", "-T", FAKE_TIME, "-l", label, "-U", &fs_uuid,
+            ])
+            .arg(out),
+        cwd,
+    )?;
+    add(dir, out)
+}
+
+/// Adds the tree `dir` to the f2fs filesystem in `out`, merged into its root: directories that
+/// exist are kept, with the new files added to them.
+pub fn add(dir: &Path, out: &Path) -> Result<(), BuildError> {
+    let cwd = out.parent().unwrap_or(Path::new("."));
+    run(
+        Command::new("sload.f2fs")
+            .args(["-T", FAKE_TIME, "-f"])
+            .arg(dir)
+            .arg(out),
+        cwd,
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// `dir/tree`, holding an `/etc/fstab`.
+    fn tree_with_fstab(dir: &Path) -> std::path::PathBuf {
+        let tree = dir.join("tree");
+        std::fs::create_dir_all(tree.join("etc")).unwrap();
+        std::fs::write(tree.join("etc/fstab"), "LABEL=NIXOS_SD / f2fs defaults 0 1\n").unwrap();
+        tree
+    }
+
     #[test]
-    fn superblock_has_magic_and_utf16_label_at_their_offsets() {
+    fn the_filesystem_has_the_f2fs_magic_and_the_label_at_their_offsets() {
         let dir = tempfile::tempdir().unwrap();
+        let tree = tree_with_fstab(dir.path());
         let out = dir.path().join("f2fs");
-        superblock_only("NIXOS_SD", 1 << 20, &out).unwrap();
+        make(&tree, "NIXOS_SD", 128 << 20, "test", &out).unwrap();
         let bytes = std::fs::read(&out).unwrap();
-        assert_eq!(bytes.len(), 1 << 20);
+        assert_eq!(bytes.len(), 128 << 20);
         assert_eq!(&bytes[1024..1028], &[0x10, 0x20, 0xF5, 0xF2]);
         assert_eq!(&bytes[1024 + 0x7c..1024 + 0x7c + 4], &[b'N', 0, b'I', 0]);
+    }
+
+    #[test]
+    fn the_same_tree_gives_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = tree_with_fstab(dir.path());
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        make(&tree, "NIXOS_SD", 128 << 20, "test", &a).unwrap();
+        make(&tree, "NIXOS_SD", 128 << 20, "test", &b).unwrap();
+        assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap());
+    }
+
+    #[test]
+    fn an_added_tree_is_merged_into_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree, extra) = (dir.path().join("tree"), dir.path().join("extra"));
+        std::fs::create_dir_all(tree.join("etc")).unwrap();
+        std::fs::write(tree.join("etc/hostname"), "ivy\n").unwrap();
+        std::fs::create_dir_all(extra.join("etc")).unwrap();
+        std::fs::write(extra.join("etc/fstab"), "fstab\n").unwrap();
+        let out = dir.path().join("f2fs");
+        make(&tree, "NIXOS_SD", 128 << 20, "test", &out).unwrap();
+        add(&extra, &out).unwrap();
+        let listing = run(
+            Command::new("fsck.f2fs").args(["--dry-run", "-t"]).arg(&out),
+            dir.path(),
+        )
+        .unwrap();
+        let names: Vec<&str> = listing
+            .lines()
+            .filter_map(|l| l.split("-- ").nth(1)?.split(' ').next())
+            .collect();
+        assert_eq!(names, ["etc", "hostname", "fstab"], "{listing}");
     }
 }

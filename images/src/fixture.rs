@@ -98,8 +98,13 @@ pub const FIXTURES: &[FixtureInfo] = &[
     },
     FixtureInfo {
         name: "broken-inspect-root-filesystem",
-        description: "r2s-generations whose NIXOS_SD is f2fs (a superblock only): a warning, as Nix's SQLite \
-                      database fails on f2fs",
+        description: "r2s-generations whose NIXOS_SD is f2fs (made by mkfs.f2fs and sload.f2fs from the same \
+                      tree): a warning, as Nix's SQLite database fails on f2fs; init= is read from it and passes",
+    },
+    FixtureInfo {
+        name: "broken-inspect-init-on-f2fs",
+        description: "broken-inspect-root-filesystem whose `init=` names a system that is not in the f2fs root's \
+                      store",
     },
     FixtureInfo {
         name: "broken-inspect-extlinux-conf",
@@ -226,8 +231,10 @@ pub enum Breakage {
     /// The initrd carries only the board's modules (`recipes/initrd/board-kernel-modules`), and
     /// each system links `kernel-modules` to the kernel's module tree on the root filesystem.
     BoardInitrd,
-    /// The root partition holds an f2fs superblock instead of ext4.
+    /// The root partition holds f2fs instead of ext4.
     F2fsRoot,
+    /// [`Breakage::F2fsRoot`] and [`Breakage::StaleInit`] together.
+    F2fsRootStaleInit,
     /// No extlinux.conf.
     ExtlinuxConfMissing,
     /// This line is added after the extlinux.conf's `TIMEOUT`.
@@ -317,6 +324,7 @@ pub fn recipe(name: &str) -> Option<Recipe> {
         "broken-inspect-root-label" => (BOARD, B::ExtraPartition("NIXOS_SD")),
         "broken-inspect-boot-label" => (BOARD, B::ExtraPartition("NIXOS_BOOT")),
         "broken-inspect-root-filesystem" => (BOARD, B::F2fsRoot),
+        "broken-inspect-init-on-f2fs" => (BOARD, B::F2fsRootStaleInit),
         "broken-inspect-extlinux-conf" => (BOARD, B::ExtlinuxConfMissing),
         "broken-inspect-extlinux-keywords" => (BOARD, B::ExtlinuxLine("UI menu.c32")),
         "broken-inspect-extlinux-default" => (BOARD, B::Default("nixos-42")),

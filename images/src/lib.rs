@@ -43,6 +43,7 @@ mod tool;
 mod vfat;
 
 pub use boot::MENU_TIMEOUT;
+pub use card::F2FS_FSTAB;
 pub use error::{BuildError, KernelImageError, ModinfoError, ModuleError};
 pub use store::{generations, Generation, HOSTNAME};
 

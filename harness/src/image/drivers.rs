@@ -188,7 +188,7 @@ fn holds_pl011(kernel: &[u8]) -> bool {
         && memchr::memmem::find(kernel, b"ttyAMA\0").is_some()
 }
 
-/// modules.builtin of one of `releases` on an ext4 partition other than the boot one: in the
+/// modules.builtin of one of `releases` on an ext4 or f2fs partition other than the boot one: in the
 /// `init=` system's module tree (NixOS), or where Debian and the kernel's `make
 /// modules_install` put it.
 fn builtin_from_root(
@@ -200,10 +200,11 @@ fn builtin_from_root(
     drivers: &mut Drivers,
 ) {
     for partition in table.partitions.iter().filter(|p| p.index != boot) {
-        if !matches!(probe_filesystem(image, partition), Ok(FsKind::Ext4 { .. })) {
-            continue;
-        }
-        let Ok(Some(volume)) = Volume::open(image, partition, &FsKind::Ext4 { label: None }) else {
+        let kind = match probe_filesystem(image, partition) {
+            Ok(kind @ (FsKind::Ext4 { .. } | FsKind::F2fs { .. })) => kind,
+            _ => continue,
+        };
+        let Ok(Some(volume)) = Volume::open(image, partition, &kind) else {
             continue;
         };
         for release in releases {

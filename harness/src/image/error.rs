@@ -100,6 +100,16 @@ pub enum ImageError {
         /// The reader's explanation.
         reason: String,
     },
+    /// An f2fs filesystem that cannot be read (corrupt, or using features the reader lacks).
+    #[error("{}: partition {partition}: cannot read the f2fs filesystem: {reason}", image.display())]
+    F2fsFilesystem {
+        /// The image file.
+        image: PathBuf,
+        /// The partition (1-based).
+        partition: u32,
+        /// The reader's explanation.
+        reason: String,
+    },
     /// Files were asked of a partition whose filesystem this harness has no reader for.
     #[error("{}: partition {partition} holds {found}, whose files this harness cannot read", image.display())]
     NoFileReader {
@@ -130,6 +140,19 @@ pub enum ImageError {
         /// The path inside the partition.
         path: String,
         /// The reader's explanation.
+        reason: String,
+    },
+    /// A file the reader cannot read because it uses something the reader lacks (an f2fs file
+    /// that is compressed or encrypted): not corrupt, not checked.
+    #[error("{}: partition {partition}: cannot read {path}: {reason}", image.display())]
+    Unsupported {
+        /// The image file.
+        image: PathBuf,
+        /// The partition (1-based).
+        partition: u32,
+        /// The path inside the partition.
+        path: String,
+        /// What the reader lacks.
         reason: String,
     },
     /// A file larger than anything of its kind can be, refused before it is read.
@@ -199,6 +222,14 @@ pub enum ImageError {
 }
 
 impl ImageError {
+    /// Opens the image file for reading; [`ImageError::Open`] if it cannot be.
+    pub fn open_image(image: &Path) -> Result<std::fs::File, ImageError> {
+        std::fs::File::open(image).map_err(|error| ImageError::Open {
+            image: image.to_owned(),
+            error,
+        })
+    }
+
     /// The image file the error is about.
     pub fn image(&self) -> &Path {
         match self {
@@ -211,9 +242,11 @@ impl ImageError {
             | ImageError::NotExt4 { image, .. }
             | ImageError::Filesystem { image, .. }
             | ImageError::FatFilesystem { image, .. }
+            | ImageError::F2fsFilesystem { image, .. }
             | ImageError::NoFileReader { image, .. }
             | ImageError::FileNotFound { image, .. }
             | ImageError::ReadFile { image, .. }
+            | ImageError::Unsupported { image, .. }
             | ImageError::TooLarge { image, .. }
             | ImageError::NotUtf8 { image, .. }
             | ImageError::NoBootConfig { image, .. }

@@ -10,11 +10,12 @@
 use std::path::Path;
 
 use super::boot_config::{self, Found};
+use super::error::ImageError;
 use super::extlinux::Config;
-use super::fs::{probe_filesystem, Ext4Volume};
-use super::fs_kind::FsKind;
+use super::fs::probe_filesystem;
 use super::partition::Table;
 use super::root_device::{self, RootDevice};
+use super::volume::Volume;
 
 pub use super::root_device::DEFAULT_ROOT_LABEL;
 
@@ -95,11 +96,14 @@ impl ImageFacts {
             }
         };
         let system = init_system(append).map(|(dir, _)| dir.to_owned());
-        facts.hostname = read_hostname(&root, system.as_deref());
-        if facts.hostname.is_none() {
-            facts
+        match read_hostname(&root, system.as_deref()) {
+            Ok(Some(hostname)) => facts.hostname = Some(hostname),
+            Ok(None) => facts
                 .unread
-                .push("no hostname file in the system or at /etc/hostname".to_owned());
+                .push("no hostname file in the system or at /etc/hostname".to_owned()),
+            Err(reason) => facts
+                .unread
+                .push(format!("the hostname cannot be read: {reason}")),
         }
         facts.systemd = Some(runs_systemd(&root, system.as_deref()));
         if facts.systemd == Some(true) {
@@ -125,10 +129,10 @@ fn init_system(append: &str) -> Option<(&str, &str)> {
     Some((dir, name))
 }
 
-/// The root filesystem: the ext4 partition that is the default entry's root device
+/// The root filesystem: the ext4 or f2fs partition that is the default entry's root device
 /// ([`root_device::read_default`]: its initrd, `root=`, the root's fstab, else
 /// [`DEFAULT_ROOT_LABEL`]).
-fn open_root(image: &Path, found: &Found) -> Result<Ext4Volume, String> {
+fn open_root(image: &Path, found: &Found) -> Result<Volume, String> {
     let table = Table::read(image).map_err(|e| format!("no partition table: {}", e.detail()))?;
     let root: RootDevice = root_device::read_default(image, &table, found);
     let device = &root.device;
@@ -139,11 +143,14 @@ fn open_root(image: &Path, found: &Found) -> Result<Ext4Volume, String> {
         if root.is(partition, &kind) != Some(true) {
             continue;
         }
-        return match kind {
-            FsKind::Ext4 { .. } => Ext4Volume::open(image, partition)
-                .map_err(|e| format!("the root filesystem {device} cannot be read: {}", e.detail())),
-            other => Err(format!(
-                "the root filesystem {device} is {other}, which the harness cannot read"
+        return match Volume::open(image, partition, &kind) {
+            Ok(Some(volume)) => Ok(volume),
+            Ok(None) => Err(format!(
+                "the root filesystem {device} is {kind}, which the harness cannot read"
+            )),
+            Err(e) => Err(format!(
+                "the root filesystem {device} cannot be read: {}",
+                e.detail()
             )),
         };
     }
@@ -152,20 +159,22 @@ fn open_root(image: &Path, found: &Found) -> Result<Ext4Volume, String> {
 
 /// The first line of the system's hostname file, else the root's; only a name a scenario can
 /// quote as it is (letters, digits, `-`, `.`; at most 253 characters).
-fn read_hostname(root: &Ext4Volume, system: Option<&str>) -> Option<String> {
+/// `Err` says why a hostname file that is there cannot be read (the reader lacks what it
+/// needs, e.g. an encrypted f2fs directory).
+fn read_hostname(root: &Volume, system: Option<&str>) -> Result<Option<String>, String> {
     let candidates = system
         .map(|dir| format!("{dir}/etc/hostname"))
         .into_iter()
         .chain(std::iter::once("/etc/hostname".to_owned()));
     for path in candidates {
-        if let Some(text) = read_text(root, &path, HOSTNAME_FILE_LIMIT) {
+        if let Some(text) = read_text(root, &path, HOSTNAME_FILE_LIMIT)? {
             let name = text.lines().next().unwrap_or("").trim();
             if is_hostname(name) {
-                return Some(name.to_owned());
+                return Ok(Some(name.to_owned()));
             }
         }
     }
-    None
+    Ok(None)
 }
 
 /// Letters, digits, `-` and `.`, 1 to 253 characters.
@@ -178,7 +187,7 @@ fn is_hostname(name: &str) -> bool {
 
 /// Whether the system runs systemd: a NixOS system links its systemd at `<system>/systemd`;
 /// another layout has systemd's binary on the root filesystem.
-fn runs_systemd(root: &Ext4Volume, system: Option<&str>) -> bool {
+fn runs_systemd(root: &Volume, system: Option<&str>) -> bool {
     let system_link = system.map(|dir| format!("{dir}/systemd"));
     let found = system_link
         .iter()
@@ -191,7 +200,7 @@ fn runs_systemd(root: &Ext4Volume, system: Option<&str>) -> bool {
 /// The units in the `.wants` of [`BOOT_TARGETS`]: the system's own (`<system>/etc/systemd/system`,
 /// NixOS), else the root filesystem's (`/etc/systemd/system`), at most [`MAX_UNITS`], each
 /// named only once, and only names a scenario can quote.
-fn enabled_units(root: &Ext4Volume, system: Option<&str>) -> Vec<UnitFacts> {
+fn enabled_units(root: &Volume, system: Option<&str>) -> Vec<UnitFacts> {
     let dirs = system
         .map(|dir| format!("{dir}/etc/systemd/system"))
         .into_iter()
@@ -213,6 +222,8 @@ fn enabled_units(root: &Ext4Volume, system: Option<&str>) -> Vec<UnitFacts> {
                 }
                 let listen_ports = if name.ends_with(".socket") {
                     read_text(root, &format!("{wants}/{name}"), UNIT_FILE_LIMIT)
+                        .ok()
+                        .flatten()
                         .map(|text| listen_stream_ports(&text))
                         .unwrap_or_default()
                 } else {
@@ -232,10 +243,14 @@ fn enabled_units(root: &Ext4Volume, system: Option<&str>) -> Vec<UnitFacts> {
     Vec::new()
 }
 
-/// A text file of at most `limit` bytes; `None` when it cannot be read or is not UTF-8.
-fn read_text(root: &Ext4Volume, path: &str, limit: u64) -> Option<String> {
-    let bytes = root.read_limited(path, limit, "text file").ok()?;
-    String::from_utf8(bytes).ok()
+/// A text file of at most `limit` bytes; `None` when it cannot be read or is not UTF-8, `Err`
+/// with the reason when it is there but the reader lacks what it needs.
+fn read_text(root: &Volume, path: &str, limit: u64) -> Result<Option<String>, String> {
+    match root.read_limited(path, limit, "text file") {
+        Ok(bytes) => Ok(String::from_utf8(bytes).ok()),
+        Err(e @ ImageError::Unsupported { .. }) => Err(e.detail()),
+        Err(_) => Ok(None),
+    }
 }
 
 /// A unit name: a known suffix, and letters, digits and `:-_.\@` only.

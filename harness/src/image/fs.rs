@@ -21,10 +21,7 @@ const CHUNK: usize = 1 << 20;
 
 /// Reads the first bytes of a partition and tells its filesystem.
 pub fn probe_filesystem(image: &Path, partition: &Partition) -> Result<FsKind, ImageError> {
-    let file = File::open(image).map_err(|error| ImageError::Open {
-        image: image.to_owned(),
-        error,
-    })?;
+    let file = ImageError::open_image(image)?;
     let len = partition.size().min(PROBE_LEN as u64) as usize;
     let mut head = vec![0u8; len];
     file.read_exact_at(&mut head, partition.offset())
@@ -150,10 +147,7 @@ impl Ext4Volume {
                 found,
             });
         }
-        let file = File::open(image).map_err(|error| ImageError::Open {
-            image: image.to_owned(),
-            error,
-        })?;
+        let file = ImageError::open_image(image)?;
         check_superblock(image, &file, partition)?;
         let budget = ReadBudget::new(limits::METADATA_READ);
         let reader = PartitionReader {

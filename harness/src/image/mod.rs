@@ -1,5 +1,5 @@
 //! Disk images read without mounting: partition tables, filesystems in partitions, files from
-//! ext4, and the extlinux.conf U-Boot would boot from.
+//! ext4, FAT and f2fs, and the extlinux.conf U-Boot would boot from.
 //!
 //! Every size read from an image (partition entry arrays, file and directory sizes) is checked
 //! against the image and against a limit ([`limits`]) before anything is allocated, and every
@@ -11,6 +11,7 @@ pub mod budget;
 pub mod drivers;
 mod error;
 pub mod extlinux;
+pub mod f2fs;
 pub mod facts;
 pub mod fs;
 pub mod fs_kind;
@@ -35,6 +36,7 @@ pub mod volume;
 pub use boot_config::{check_bootable_image, resolve, Found};
 pub use error::ImageError;
 pub use extlinux::{Config, Label};
+pub use f2fs::F2fsVolume;
 pub use fs::{exists, probe_filesystem, read_file, Ext4Volume};
 pub use fs_kind::FsKind;
 pub use partition::{Guid, Partition, PartitionType, Scheme, Table};

@@ -2,7 +2,6 @@
 //! them.
 
 use std::fmt;
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -196,10 +195,7 @@ impl Table {
     /// its partitions, on garbage, and on an inconsistent table; never panics, and reads at
     /// most [`limits::GPT_ENTRY_ARRAY`](super::limits::GPT_ENTRY_ARRAY) bytes of entries.
     pub fn read(image: &Path) -> Result<Table, ImageError> {
-        let file = File::open(image).map_err(|error| ImageError::Open {
-            image: image.to_owned(),
-            error,
-        })?;
+        let file = ImageError::open_image(image)?;
         Table::read_from(image, &file)
     }
 

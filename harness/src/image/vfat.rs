@@ -96,10 +96,7 @@ impl fmt::Debug for FatVolume {
 impl FatVolume {
     /// Opens the FAT filesystem of a partition.
     pub fn open(image: &Path, partition: &Partition) -> Result<FatVolume, ImageError> {
-        let file = File::open(image).map_err(|error| ImageError::Open {
-            image: image.to_owned(),
-            error,
-        })?;
+        let file = ImageError::open_image(image)?;
         let budget = ReadBudget::new(limits::METADATA_READ);
         let view = PartitionView {
             file,

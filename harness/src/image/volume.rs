@@ -3,29 +3,33 @@
 use std::path::Path;
 
 use super::error::ImageError;
+use super::f2fs::F2fsVolume;
 use super::fs::probe_filesystem;
 use super::fs::Ext4Volume;
 use super::fs_kind::FsKind;
 use super::partition::{Partition, Table};
 use super::vfat::FatVolume;
 
-/// An ext4 or FAT filesystem in one partition of an image, opened for reading.
+/// An ext4, FAT or f2fs filesystem in one partition of an image, opened for reading.
 #[derive(Debug)]
 pub enum Volume {
     /// ext2/3/4, read with ext4-view.
     Ext4(Ext4Volume),
     /// FAT12/16/32, read with fatfs.
     Vfat(Box<FatVolume>),
+    /// f2fs, read with the harness's own reader.
+    F2fs(F2fsVolume),
 }
 
 impl Volume {
     /// Opens the filesystem of a partition that holds `kind`; `Ok(None)` for kinds this harness
-    /// cannot read files from (f2fs, unknown).
+    /// cannot read files from (unknown).
     pub fn open(image: &Path, partition: &Partition, kind: &FsKind) -> Result<Option<Volume>, ImageError> {
         Ok(match kind {
             FsKind::Ext4 { .. } => Some(Volume::Ext4(Ext4Volume::open(image, partition)?)),
             FsKind::Vfat { .. } => Some(Volume::Vfat(Box::new(FatVolume::open(image, partition)?))),
-            FsKind::F2fs { .. } | FsKind::Unknown => None,
+            FsKind::F2fs { .. } => Some(Volume::F2fs(F2fsVolume::open(image, partition)?)),
+            FsKind::Unknown => None,
         })
     }
 
@@ -47,14 +51,16 @@ impl Volume {
         match self {
             Volume::Ext4(v) => v.is_file(path),
             Volume::Vfat(v) => v.is_file(path),
+            Volume::F2fs(v) => v.is_file(path),
         }
     }
 
-    /// Whether `path` exists (ext4 follows symlinks inside the partition).
+    /// Whether `path` exists (ext4 and f2fs follow symlinks inside the partition).
     pub fn exists(&self, path: &str) -> Result<bool, ImageError> {
         match self {
             Volume::Ext4(v) => v.exists(path),
             Volume::Vfat(v) => v.exists(path),
+            Volume::F2fs(v) => v.exists(path),
         }
     }
 
@@ -63,6 +69,7 @@ impl Volume {
         match self {
             Volume::Ext4(v) => v.read_head(path, len),
             Volume::Vfat(v) => v.read_head(path, len),
+            Volume::F2fs(v) => v.read_head(path, len),
         }
     }
 
@@ -78,6 +85,7 @@ impl Volume {
         match self {
             Volume::Ext4(v) => v.copy_to(path, limit, what, out),
             Volume::Vfat(v) => v.copy_to(path, limit, what, out),
+            Volume::F2fs(v) => v.copy_to(path, limit, what, out),
         }
     }
 
@@ -86,6 +94,7 @@ impl Volume {
         match self {
             Volume::Ext4(v) => v.read_limited(path, limit, what),
             Volume::Vfat(v) => v.read_limited(path, limit, what),
+            Volume::F2fs(v) => v.read_limited(path, limit, what),
         }
     }
 
@@ -110,11 +119,27 @@ impl Volume {
         })
     }
 
+    /// The names in a directory, sorted, without `.` and `..` (ext4 and f2fs; FAT holds no
+    /// directory this harness lists).
+    pub fn list_dir(&self, path: &str) -> Result<Vec<String>, ImageError> {
+        match self {
+            Volume::Ext4(v) => v.list_dir(path),
+            Volume::F2fs(v) => v.list_dir(path),
+            Volume::Vfat(v) => Err(ImageError::ReadFile {
+                image: v.image().to_owned(),
+                partition: v.partition(),
+                path: path.to_owned(),
+                reason: "directories of a FAT filesystem are not listed".to_owned(),
+            }),
+        }
+    }
+
     /// The image file.
     pub fn image(&self) -> &Path {
         match self {
             Volume::Ext4(v) => v.image(),
             Volume::Vfat(v) => v.image(),
+            Volume::F2fs(v) => v.image(),
         }
     }
 
@@ -123,6 +148,7 @@ impl Volume {
         match self {
             Volume::Ext4(v) => v.partition(),
             Volume::Vfat(v) => v.partition(),
+            Volume::F2fs(v) => v.partition(),
         }
     }
 }

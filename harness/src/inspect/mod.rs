@@ -19,7 +19,6 @@ pub mod render;
 pub mod report;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -64,7 +63,7 @@ impl Probed {
     }
 }
 
-/// The readable (ext4 and vfat) filesystems of an image, opened once each.
+/// The readable (ext4, vfat and f2fs) filesystems of an image, opened once each.
 struct ImageVolumes {
     volumes: BTreeMap<u32, Result<Volume, ImageError>>,
 }
@@ -224,10 +223,7 @@ fn qemu_checks(image: &Path, table: &Table, found: &boot_config::Found) -> Vec<C
 fn read_bootloader_area(image: &Path, image_len: u64, profile: &Profile) -> Result<Vec<u8>, ImageError> {
     let len = (profile.first_free_sector * SECTOR).min(image_len);
     let mut area = vec![0u8; len as usize];
-    let file = File::open(image).map_err(|error| ImageError::Open {
-        image: image.to_owned(),
-        error,
-    })?;
+    let file = ImageError::open_image(image)?;
     file.read_exact_at(&mut area, 0)
         .map_err(|error| ImageError::Read {
             image: image.to_owned(),

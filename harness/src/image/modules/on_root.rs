@@ -59,7 +59,7 @@ pub fn init_of(append: Option<&str>) -> Option<&str> {
 }
 
 /// The first tree of `release` with a modules.dep in a [`candidate_dirs`] directory on an ext4
-/// partition of `image` (the boot partition `boot` last: on nixpkgs' sd-image it is the root).
+/// partition of `image` (ext4 or f2fs; the boot partition `boot` last: on nixpkgs' sd-image it is the root).
 /// `Err` says why none was found: no partition readable, or none holds one.
 pub fn find(
     image: &Path,
@@ -75,20 +75,15 @@ pub fn find(
     let mut read = 0;
     for partition in partitions {
         let volume = match probe_filesystem(image, partition) {
-            Ok(FsKind::Ext4 { .. }) => match Volume::open(image, partition, &FsKind::Ext4 { label: None }) {
-                Ok(Some(volume)) => volume,
-                Ok(None) => continue,
-                Err(e) => {
-                    unreadable.push(e.to_string());
-                    continue;
+            Ok(kind @ (FsKind::Ext4 { .. } | FsKind::F2fs { .. })) => {
+                match Volume::open(image, partition, &kind) {
+                    Ok(Some(volume)) => volume,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        unreadable.push(e.to_string());
+                        continue;
+                    }
                 }
-            },
-            Ok(FsKind::F2fs { .. }) => {
-                unreadable.push(format!(
-                    "partition {} is f2fs, whose files this harness cannot read",
-                    partition.index
-                ));
-                continue;
             }
             Ok(_) => continue,
             Err(e) => {
@@ -125,12 +120,12 @@ pub fn find(
         .join(", ");
     let unreadable = unreadable.join("; ");
     Err(match (read, unreadable.is_empty()) {
-        (0, true) => "the root filesystem cannot be read (no partition holds ext4)".to_owned(),
+        (0, true) => "the root filesystem cannot be read (no partition holds ext4 or f2fs)".to_owned(),
         (0, false) => format!("the root filesystem cannot be read ({unreadable})"),
         (_, false) => format!(
             "the root filesystem cannot be read ({unreadable}); no modules.dep in {looked} on the partitions read"
         ),
-        (_, true) => format!("no modules.dep in {looked} on any ext4 partition"),
+        (_, true) => format!("no modules.dep in {looked} on any ext4 or f2fs partition"),
     })
 }
 

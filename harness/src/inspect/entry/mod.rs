@@ -171,7 +171,7 @@ mod tests {
     }
 
     /// The checks of the first entry of `conf`, on NIXOS_BOOT (1) and NIXOS_SD (2) of `disk`.
-    fn entry_checks(conf: &str, disk: &Disk) -> Vec<Check> {
+    fn entry_checks(conf: &str, disk: &dyn Volumes) -> Vec<Check> {
         let parts = [ext4(1, "NIXOS_BOOT"), ext4(2, "NIXOS_SD")];
         let config = Config::parse(conf).unwrap();
         let addresses = stock_addresses();
@@ -447,6 +447,42 @@ mod tests {
         assert_eq!(statuses(&run(&conf, &disk()), Status::Fail), [CheckName::Init]);
         let stale = CONF.replace("/nix/store/s/init", "/nix/store/gone/init");
         assert_eq!(statuses(&run(&stale, &disk()), Status::Fail), [CheckName::Init]);
+    }
+
+    /// A root whose reader lacks what every lookup needs (an encrypted directory).
+    struct Encrypted;
+
+    impl Files for Encrypted {
+        fn head(&self, _: &str, _: usize) -> Result<Option<(u64, Vec<u8>)>, ImageError> {
+            Ok(None)
+        }
+
+        fn exists(&self, path: &str) -> Result<bool, ImageError> {
+            Err(ImageError::Unsupported {
+                image: "r2s.img".into(),
+                partition: 2,
+                path: path.to_owned(),
+                reason: "an encrypted directory (inode 5), which this f2fs reader cannot read".to_owned(),
+            })
+        }
+    }
+
+    #[test]
+    fn init_behind_what_the_reader_cannot_read_is_a_warning_saying_why() {
+        struct Roots(Memory, Encrypted);
+        impl Volumes for Roots {
+            fn files(&self, index: u32) -> Option<Result<&dyn Files, &ImageError>> {
+                Some(Ok(if index == 2 { &self.1 } else { &self.0 }))
+            }
+        }
+        let boot = disk().0.remove(&1).unwrap();
+        let init = entry_checks(CONF, &Roots(boot, Encrypted)).pop().unwrap();
+        assert_eq!((init.name, init.status), (CheckName::Init, Status::Warn));
+        assert_eq!(
+            init.message,
+            "not checked: partition 2: cannot read /nix/store/s/init: an encrypted directory (inode 5), which this \
+             f2fs reader cannot read"
+        );
     }
 
     #[test]

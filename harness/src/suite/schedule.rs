@@ -83,11 +83,6 @@ fn skip_what_does_not_apply(
     reporters: &Rc<RefCell<Reporters>>,
     results: &mut Vec<ScenarioResult>,
 ) -> Vec<Scenario> {
-    let skipped_savers: Vec<(String, String)> = scenarios
-        .iter()
-        .filter(|s| s.skip.is_some())
-        .filter_map(|s| Some((s.save_state_step()?.1.to_owned(), s.name.clone())))
-        .collect();
     let lan_unavailable = suite.target.lan_unavailable();
     let lan_skipped = |scenario: &Scenario| {
         let uses_lan = scenario
@@ -99,6 +94,11 @@ fn skip_what_does_not_apply(
             .filter(|_| uses_lan)
             .map(|why| format!("has `lan` steps, which cannot run here: {why}"))
     };
+    let skipped_savers: Vec<(String, String)> = scenarios
+        .iter()
+        .filter(|s| s.skip.is_some() || lan_skipped(s).is_some())
+        .filter_map(|s| Some((s.save_state_step()?.1.to_owned(), s.name.clone())))
+        .collect();
     let mut run = Vec::with_capacity(scenarios.len());
     for scenario in scenarios {
         let saver_skipped = match &scenario.start {

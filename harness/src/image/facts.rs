@@ -13,6 +13,7 @@ use super::boot_config::{self, Found};
 use super::error::ImageError;
 use super::extlinux::Config;
 use super::fs::probe_filesystem;
+use super::modules::on_root;
 use super::partition::Table;
 use super::root_device::{self, RootDevice};
 use super::volume::Volume;
@@ -113,16 +114,12 @@ impl ImageFacts {
     }
 }
 
-/// The system directory and its store name of the last `init=` on a command line, when it is
-/// a store path's `init`:
+/// The system directory and its store name of the command line's `init=`
+/// ([`on_root::init_of`]), when it is a store path's `init`:
 /// `init=/nix/store/abc-nixos-system-ivy-25.05/init` → (`/nix/store/abc-nixos-system-ivy-25.05`,
 /// `abc-nixos-system-ivy-25.05`).
 fn init_system(append: &str) -> Option<(&str, &str)> {
-    let init = append
-        .split_whitespace()
-        .filter_map(|word| word.strip_prefix("init="))
-        .next_back()?;
-    let dir = init.strip_suffix("/init")?;
+    let dir = on_root::init_of(Some(append))?.strip_suffix("/init")?;
     let name = dir
         .strip_prefix("/nix/store/")
         .filter(|n| !n.is_empty() && !n.contains('/'))?;

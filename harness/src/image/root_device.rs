@@ -332,12 +332,10 @@ fn read_initrd(image: &Path, table: &Table, found: &Found, label: &Label) -> Opt
 }
 
 /// The first `/etc/fstab` with an entry for `/` on a partition of the image: the booted
-/// system's (`<system>/etc/fstab`, the last `init=`'s directory) before the root's own.
+/// system's (`<system>/etc/fstab`, the directory of the command line's `init=`) before the
+/// root's own.
 fn read_root_fstab(image: &Path, table: &Table, append: &str) -> Option<String> {
-    let system = append
-        .split_whitespace()
-        .filter_map(|word| word.strip_prefix("init="))
-        .next_back()
+    let system = super::modules::on_root::init_of(Some(append))
         .and_then(|init| init.strip_suffix("/init"))
         .filter(|dir| dir.starts_with("/nix/store/"));
     let paths: Vec<String> = system

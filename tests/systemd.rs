@@ -182,18 +182,77 @@ fn the_health_check_judges_every_unit_the_systemd_image_enables_and_passes_it() 
     assert!(log.contains("-- step 5: unit_healthy ssh.service"), "{log}");
 }
 
+/// A sparse copy of the systemd fixture at `image`, to change with debugfs.
+fn copy_of_debian_systemd(image: &std::path::Path) {
+    let copied = std::process::Command::new("cp")
+        .args(["--sparse=always"])
+        .arg(fixture("debian-systemd"))
+        .arg(image)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+}
+
+#[test]
+fn the_health_check_follows_a_getty_that_logs_root_in_and_needs_no_password() {
+    let dir = temp_dir();
+    // A copy of the fixture whose serial getty logs root in by itself, as NixOS's
+    // `services.getty.autologinUser = "root"` makes it: a drop-in replacing agetty's command.
+    let image = dir.path().join("autologin.img");
+    copy_of_debian_systemd(&image);
+    let drop_in = dir.path().join("autologin.conf");
+    std::fs::write(
+        &drop_in,
+        "[Service]\nExecStart=\nExecStart=-/sbin/agetty '--autologin' 'root' --keep-baud 115200,57600,38400,9600 - $TERM\n",
+    )
+    .unwrap();
+    hostile::debugfs(
+        &image,
+        2,
+        &[
+            "mkdir /etc/systemd/system/serial-getty@.service.d",
+            &format!(
+                "write {} /etc/systemd/system/serial-getty@.service.d/autologin.conf",
+                drop_in.display()
+            ),
+        ],
+    );
+    let transcripts = dir.path().join("transcripts");
+    let (child, command) = spawn_harness_env_without(
+        &[
+            std::ffi::OsStr::new("run"),
+            std::ffi::OsStr::new("--image"),
+            image.as_os_str(),
+            std::ffi::OsStr::new("--transcripts"),
+            transcripts.as_os_str(),
+            std::ffi::OsStr::new("--health-only"),
+        ],
+        &[],
+        // No password anywhere: the automatic login needs none.
+        &["R2S_PASSWORD"],
+    );
+    let run = finish(child, command, std::time::Instant::now(), LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  health  "), "{}", run.explain());
+    let written = std::fs::read_to_string(transcripts.join("health.toml")).unwrap();
+    assert!(written.contains("login = { user = \"root\" }"), "{written}");
+    let log = std::fs::read_to_string(transcripts.join("health.log")).unwrap();
+    // agetty's own line, then the harness following it without a user name or password typed.
+    assert!(log.contains("root (automatic login)"), "{log}");
+    assert!(
+        log.contains("the console's getty logged root in by itself (agetty --autologin)"),
+        "{log}"
+    );
+    assert!(!log.contains("Password:"), "{log}");
+    assert!(!log.contains(">> root\\r"), "{log}");
+}
+
 #[test]
 fn the_health_check_fails_a_systemd_image_with_a_failing_unit_naming_it() {
     let dir = temp_dir();
     // A copy of the fixture with one more enabled unit, which fails at every boot.
     let image = dir.path().join("broken-unit.img");
-    let copied = std::process::Command::new("cp")
-        .args(["--sparse=always"])
-        .arg(fixture("debian-systemd"))
-        .arg(&image)
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    copy_of_debian_systemd(&image);
     let unit = dir.path().join("r2s-broken.service");
     std::fs::write(
         &unit,

@@ -111,6 +111,7 @@ fn image(generations: usize) -> ImageFacts {
         hostname: Some("nixos-r2s".to_owned()),
         systemd: Some(true),
         units: Vec::new(),
+        autologin: None,
         unread: Vec::new(),
     }
 }

@@ -89,7 +89,7 @@ pub async fn run(mut args: RunArgs) -> u8 {
         (None, Some(labgrid)) => place_suite(&args, labgrid),
         (None, None) => qemu_suite(&args).await,
     };
-    let (suite, info, disk) = match suite {
+    let (mut suite, info, disk) = match suite {
         Ok(made) => made,
         Err(e) => {
             super::say(&e);
@@ -99,6 +99,7 @@ pub async fn run(mut args: RunArgs) -> u8 {
     // Read again for the image: its `${IMAGE_…}` values, and what does not apply to it. With
     // no scenario given, the health check written from the image comes first.
     let facts = disk.as_ref().map(|disk| ImageFacts::read(disk.disk()));
+    suite.context.autologin = facts.as_ref().and_then(|f| f.autologin.clone());
     let mut paths = paths;
     if args.scenarios.is_empty() {
         match write_health_check(&args.transcripts, facts.as_ref()) {

@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use super::autologin;
 use super::boot_config::{self, Found};
 use super::error::ImageError;
 use super::extlinux::Config;
@@ -37,6 +38,9 @@ pub struct ImageFacts {
     /// The units the system enables for a default boot (the `*.wants` of [`BOOT_TARGETS`]),
     /// by name, when it runs systemd.
     pub units: Vec<UnitFacts>,
+    /// The user the serial console's getty logs in by itself (agetty's `--autologin`, NixOS's
+    /// `services.getty.autologinUser`), read from the system's unit files ([`autologin`]).
+    pub autologin: Option<String>,
     /// Why facts are missing, for the reasons a skipped scenario gives.
     pub unread: Vec<String>,
 }
@@ -110,6 +114,7 @@ impl ImageFacts {
         if facts.systemd == Some(true) {
             facts.units = enabled_units(&root, system.as_deref());
         }
+        facts.autologin = autologin::read(&root, system.as_deref());
         facts
     }
 }

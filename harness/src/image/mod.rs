@@ -6,6 +6,7 @@
 //! call into a third-party filesystem reader runs under [`guard`], so a hostile image is an
 //! [`ImageError`], never an abort or a panic.
 
+pub mod autologin;
 pub mod boot_config;
 pub mod budget;
 pub mod drivers;

@@ -24,6 +24,13 @@ const PASSWORD_PROMPT: &str = r"(?i)password: ?$";
 /// What login(1) prints when it refuses the user or the password.
 const LOGIN_INCORRECT: &str = "Login incorrect";
 
+/// What agetty prints after its prompt and the user's name when it logs the user in by itself.
+const AUTOMATIC_LOGIN: &str = "(automatic login)";
+
+/// How long after the login prompt agetty's automatic login is looked for. agetty writes it
+/// with the prompt in one `printf`; this is time for the bytes to cross the console.
+const AUTOLOGIN_GRACE: Duration = Duration::from_millis(300);
+
 /// How long to wait for a login prompt before looking whether one is already on screen (an
 /// earlier step matched it) and pressing Enter for a fresh one.
 const LOGIN_NUDGE: Duration = Duration::from_secs(5);
@@ -51,7 +58,6 @@ pub async fn login(
     ctx: &RunContext,
     deadline: Instant,
 ) -> StepResult {
-    let secret = password_value(s, user, password, ctx)?;
     if let Some(prompt) = prompt {
         s.shell_prompt = prompt.pattern().clone();
     }
@@ -59,6 +65,9 @@ pub async fn login(
         .await
         .map_err(failed(format!("login prompt {LOGIN_PROMPT:?}")))?;
     s.enter_stage(Stage::Login);
+    if let Some(logged_in) = automatic_login(s, deadline).await? {
+        return follow_automatic_login(s, user, &logged_in, deadline).await;
+    }
     type_user(s, user).await?;
     let answers = [
         Pattern::regex(PASSWORD_PROMPT).expect("the password prompt regex is valid"),
@@ -81,6 +90,8 @@ pub async fn login(
                 if passwords > 1 {
                     s.note("the password prompt came again without a verdict; typing the password again");
                 }
+                // Read only when asked for: a getty that logs the user in asks for none.
+                let secret = password_value(s, user, password, ctx)?;
                 s.send_secret(secret.as_deref().unwrap_or(""))
                     .await
                     .map_err(failed("send"))?;
@@ -109,6 +120,56 @@ pub async fn login(
             }
         }
     }
+}
+
+/// Whether the getty logged a user in by itself: agetty's `--autologin` prints
+/// `<host> login: USER (automatic login)` in the same write as the prompt, so it is looked for
+/// only briefly after the prompt. The user it names, if so.
+async fn automatic_login(s: &mut Session<'_>, deadline: Instant) -> Result<Option<String>, StepFailure> {
+    let marker = [Pattern::literal(AUTOMATIC_LOGIN)];
+    let hit = s
+        .wait_within(&marker, deadline, AUTOLOGIN_GRACE)
+        .await
+        .map_err(failed(format!("login prompt {LOGIN_PROMPT:?}")))?;
+    Ok(hit.map(|hit| automatic_login_user(&hit.line).unwrap_or_default()))
+}
+
+/// The user in agetty's `login: USER (automatic login)` line.
+fn automatic_login_user(line: &str) -> Option<String> {
+    let before = &line[..line.find(AUTOMATIC_LOGIN)?];
+    let user = before.trim_end().rsplit(char::is_whitespace).next()?;
+    (!user.is_empty() && !user.ends_with(':')).then(|| user.to_owned())
+}
+
+/// Follows a getty's automatic login of `logged_in` to its shell's prompt, when that is the
+/// user the step logs in; another user's shell is not the step's and fails it.
+async fn follow_automatic_login(
+    s: &mut Session<'_>,
+    user: &str,
+    logged_in: &str,
+    deadline: Instant,
+) -> StepResult {
+    if logged_in != user {
+        let who = if logged_in.is_empty() { "a user" } else { logged_in };
+        return Err(StepFailure {
+            expected: format!("a login prompt for {user}"),
+            reason: FailReason::Check {
+                detail: format!(
+                    "the console's getty logged {who} in by itself (agetty --autologin, NixOS's \
+                     services.getty.autologinUser), not {user}: log in as {who} in this step, or drop the automatic login"
+                ),
+            },
+        });
+    }
+    s.note(&format!(
+        "the console's getty logged {user} in by itself (agetty --autologin); following it to the shell's prompt, no password typed"
+    ));
+    let prompt = [s.shell_prompt.clone()];
+    s.wait_for(&prompt, deadline).await.map_err(failed(format!(
+        "a shell prompt for {user} after the automatic login"
+    )))?;
+    shell::at_prompt(s);
+    Ok(())
 }
 
 /// The password to type, from where the step says it comes.

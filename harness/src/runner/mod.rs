@@ -64,6 +64,9 @@ pub struct RunContext {
     /// A password to use when a login step's variable is unset: only for the harness's own
     /// fixture images, whose password is public.
     pub fallback_password: Option<String>,
+    /// The user the image's console getty logs in by itself (agetty's `--autologin`), whose
+    /// login needs no password.
+    pub autologin: Option<String>,
     /// How input is typed (the board profile's `char_delay`).
     pub pacing: CharPacing,
     /// The UART line rate, on a serial target: a failure whose console output was mostly
@@ -456,7 +459,11 @@ pub fn unset_password(scenario: &Scenario, ctx: &RunContext) -> Option<Failure> 
 /// shell needs no password for the start recipe; the steps still might.
 fn missing_password(scenario: &Scenario, at: ConsoleAt, ctx: &RunContext) -> Option<Failure> {
     let unset = |user: &str, password: &Password| match password {
-        Password::Env(name) if std::env::var_os(name).is_none() && ctx.fallback_password.is_none() => {
+        Password::Env(name)
+            if std::env::var_os(name).is_none()
+                && ctx.fallback_password.is_none()
+                && ctx.autologin.as_deref() != Some(user) =>
+        {
             Some(FailReason::Setup {
                 detail: format!(
                     "environment variable {name} is not set; it must hold the password of {user}"

@@ -540,3 +540,50 @@ async fn a_prompt_that_starts_like_the_password_is_still_matched() {
     .await;
     assert!(matches!(out.verdict, Verdict::Pass), "{:?}", out.verdict);
 }
+
+/// agetty with `--autologin root`: its prompt and the user's name, written apart as a slow
+/// console may deliver them, then the shell; no user name or password is asked for.
+async fn autologin_getty(mut io: DuplexStream, user: &'static [u8]) {
+    let _ = io.write_all(b"U-Boot 2023.01\r\n\r\nivy login: ").await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let _ = io.write_all(user).await;
+    let _ = io.write_all(b" (automatic login)\r\n\r\n").await;
+    let _ = io.write_all(PROMPT).await;
+    // The first thing typed must be the step's command, not a user name or a password.
+    assert_eq!(read_line(&mut io).await, b"ping");
+    let _ = io.write_all(b"\r\npong").await;
+    let _ = io.write_all(PROMPT).await;
+    restored_shell(io).await;
+}
+
+#[tokio::test]
+async fn a_getty_that_logs_the_user_in_by_itself_is_followed_without_typing_a_password() {
+    let mut console = console_with(|io| autologin_getty(io, b"root"));
+    let (out, log) = run(ConsoleAt::PowerOn, &mut console).await;
+    assert!(matches!(out.verdict, Verdict::Pass), "{:?}\n{log}", out.verdict);
+    assert!(
+        log.contains("the console's getty logged root in by itself (agetty --autologin)"),
+        "{log}"
+    );
+    assert!(!log.contains(">> root\\r"), "{log}");
+}
+
+#[tokio::test]
+async fn a_getty_that_logs_another_user_in_fails_the_login_naming_both() {
+    let mut console = console_with(|io| autologin_getty(io, b"nixos"));
+    let (out, log) = run(ConsoleAt::PowerOn, &mut console).await;
+    let Verdict::Fail(failure) = &out.verdict else {
+        panic!("passed as the wrong user:\n{log}");
+    };
+    let FailReason::Check { detail } = &failure.reason else {
+        panic!("{failure:?}");
+    };
+    assert!(
+        detail.starts_with("the console's getty logged nixos in by itself (agetty --autologin"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("not root: log in as nixos in this step"),
+        "{detail}"
+    );
+}

@@ -39,6 +39,12 @@ pub fn health_scenario(facts: Option<&ImageFacts>) -> String {
         };
         format!("boot from power-on and log in; {why}, so nothing more is judged")
     };
+    let scope = match facts.and_then(|f| f.autologin.as_deref()) {
+        Some(user) => {
+            format!("{scope}; the console's getty logs {user} in by itself, which the login follows")
+        }
+        None => scope,
+    };
     let _ = writeln!(
         text,
         "description = {}",
@@ -49,7 +55,8 @@ pub fn health_scenario(facts: Option<&ImageFacts>) -> String {
     let _ = writeln!(text, "timeout = \"20m\"");
     let _ = writeln!(
         text,
-        "\n[[steps]]\nlogin = {{ user = \"root\", password_env = \"R2S_PASSWORD\" }}\nstage = \"uboot\"\ntimeout = \"10m\""
+        "\n[[steps]]\nlogin = {}\nstage = \"uboot\"\ntimeout = \"10m\"",
+        login_table(facts.and_then(|f| f.autologin.as_deref()))
     );
     if !systemd {
         return text;
@@ -75,6 +82,15 @@ pub fn health_scenario(facts: Option<&ImageFacts>) -> String {
     text
 }
 
+/// The login step's table: root with the password from `R2S_PASSWORD`, or the user the
+/// console's getty logs in by itself, who needs no password.
+fn login_table(autologin: Option<&str>) -> String {
+    match autologin {
+        Some(user) => format!("{{ user = {} }}", quoted(user)),
+        None => "{ user = \"root\", password_env = \"R2S_PASSWORD\" }".to_owned(),
+    }
+}
+
 /// `text` as a TOML basic string.
 fn quoted(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()
@@ -86,7 +102,7 @@ mod tests {
 
     use super::*;
     use crate::image::facts::UnitFacts;
-    use crate::scenario::{parse_for, Action, Start};
+    use crate::scenario::{parse_for, Action, Password, Start};
 
     fn systemd_image() -> ImageFacts {
         let unit = |name: &str, ports: &[u16]| UnitFacts {
@@ -150,5 +166,26 @@ mod tests {
         assert!(health_scenario(Some(&busybox))
             .contains("log in; the image does not run systemd, so nothing more"));
         assert!(health_scenario(None).contains("log in; no image was given to read its units from"));
+    }
+
+    #[test]
+    fn with_a_getty_that_logs_a_user_in_the_login_is_that_user_without_a_password() {
+        let autologin = ImageFacts {
+            autologin: Some("nixos".to_owned()),
+            ..systemd_image()
+        };
+        let all = actions(Some(&autologin));
+        assert!(
+            matches!(&all[0], Action::Login { user, password: Password::None, .. } if user == "nixos"),
+            "{:?}",
+            all[0]
+        );
+        assert!(health_scenario(Some(&autologin)).contains("the console's getty logs nixos in by itself"));
+        let plain = actions(Some(&systemd_image()));
+        assert!(
+            matches!(&plain[0], Action::Login { user, password: Password::Env(name), .. } if user == "root" && name == "R2S_PASSWORD"),
+            "{:?}",
+            plain[0]
+        );
     }
 }

@@ -148,6 +148,7 @@ mod tests {
             hostname: Some("ivy".to_owned()),
             systemd: Some(true),
             units: Vec::new(),
+            autologin: None,
             unread: Vec::new(),
         }
     }

@@ -25,4 +25,5 @@ pub mod scratch;
 pub mod snapshot;
 pub mod suite;
 pub mod targets;
+pub mod terminal;
 pub mod unpacked;

@@ -13,6 +13,7 @@ pub mod hostile;
 pub mod labgrid;
 pub mod pty;
 pub mod ser2net;
+pub mod terminal;
 pub mod vfat;
 
 /// The repository root.
@@ -111,14 +112,7 @@ pub fn spawn_harness_env_without(
     unset: &[&str],
 ) -> (Child, String) {
     let bin = harness_bin();
-    let command = format!(
-        "{} {}",
-        bin.display(),
-        args.iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    let command = shown_command(&bin, args);
     let mut command_line = Command::new(&bin);
     command_line
         .args(args)
@@ -135,6 +129,12 @@ pub fn spawn_harness_env_without(
         .spawn()
         .unwrap_or_else(|e| panic!("spawning {command}: {e}"));
     (child, command)
+}
+
+/// `bin ARGS` as a report shows the command.
+pub fn shown_command(bin: &Path, args: &[&std::ffi::OsStr]) -> String {
+    let args: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
+    format!("{} {}", bin.display(), args.join(" "))
 }
 
 /// Waits for `child` up to `limit`, killing it if it overruns, and collects its output.

@@ -2,25 +2,23 @@
 //! screen or picocom. The terminal is raw (Ctrl-C goes to the board), an escape key leaves, and
 //! everything is logged as a transcript.
 
-use std::io::{IsTerminal, Write};
-use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use r2s_harness::board::{self, BoardError};
 use r2s_harness::console::{PromptedSecrets, Transcript};
 use r2s_harness::targets::{Console, NoLog, QemuSpec, StartFailure, Target, TargetError, TargetSpec};
+use r2s_harness::terminal::{split_at_escape, Terminal};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 
 use super::run::{adapt_for_qemu, choose_root_disk, load_board, open_image, tell_root_disk, SetupError};
 use super::{ConsoleArgs, EXIT_ERROR, EXIT_PASS};
 use r2s_harness::unpacked::DiskImage;
 
-/// Ctrl-]: what telnet uses, and nothing a shell or U-Boot needs.
-const ESCAPE: u8 = 0x1d;
-
 /// Runs the console until the escape key, the end of input, or the console closing.
 pub async fn console(args: ConsoleArgs) -> u8 {
+    if let (Some(state), Some(image)) = (&args.from, &args.image) {
+        return super::console_from::console_from(&args, image, state).await;
+    }
     // The target lives until this function returns: QEMU is killed, the port released.
     let (description, console, mut target, _disk) = match open(&args).await {
         Ok(opened) => opened,
@@ -45,9 +43,7 @@ pub async fn console(args: ConsoleArgs) -> u8 {
         "harness console: {description}. Press Ctrl-] to leave. Transcript: {}",
         transcript.paths().log.display()
     );
-    let terminal = RawTerminal::enter();
     let ended = attach(console, transcript).await;
-    drop(terminal);
     // QEMU is killed and reaped, the port released; a board keeps its power as it is.
     let _ = target.stop(&mut NoLog).await;
     match ended {
@@ -138,8 +134,8 @@ enum OpenError {
 /// Copies keys to the console and console output to the terminal, logging both.
 async fn attach(mut console: Console, mut transcript: Transcript) -> std::io::Result<&'static str> {
     let start = Instant::now();
-    let mut keys = stdin_keys();
-    let mut stdout = std::io::stdout();
+    let terminal = Terminal::shared();
+    let mut hold = terminal.hold().await;
     let mut buf = vec![0u8; 16 * 1024];
     let mut secrets = PromptedSecrets::new();
     let why = loop {
@@ -149,19 +145,14 @@ async fn attach(mut console: Console, mut transcript: Transcript) -> std::io::Re
                 Ok(n) => {
                     let recorded = secrets.output(&buf[..n]);
                     let _ = transcript.output(start.elapsed(), &recorded);
-                    // A terminal that cannot keep up blocks us briefly; the serial reader
-                    // thread keeps draining the UART meanwhile.
-                    let _ = stdout.write_all(&buf[..n]).and_then(|()| stdout.flush());
+                    hold.show(&buf[..n]);
                 }
                 Err(e) => return Err(e),
             },
-            key = keys.recv() => match key {
+            key = hold.keys() => match key {
                 None => break "end of input",
                 Some(bytes) => {
-                    let (typed, leave) = match bytes.iter().position(|&b| b == ESCAPE) {
-                        Some(at) => (&bytes[..at], true),
-                        None => (&bytes[..], false),
-                    };
+                    let (typed, leave) = split_at_escape(&bytes);
                     if !typed.is_empty() {
                         let (shown, released) = secrets.input(typed);
                         let _ = transcript.input(start.elapsed(), &shown);
@@ -177,69 +168,10 @@ async fn attach(mut console: Console, mut transcript: Transcript) -> std::io::Re
         }
         for (when, text) in console.notices.take() {
             let _ = transcript.note(when.saturating_duration_since(start), &text);
-            eprint!("\r\n[harness: {text}]\r\n");
+            hold.say(&text);
         }
     };
     let _ = transcript.output(start.elapsed(), &secrets.flush());
     transcript.finish()?;
     Ok(why)
-}
-
-/// Keys as they are typed. A plain thread reads stdin: a blocking read cannot be cancelled, and
-/// a runtime task stuck in one would hold up the harness's exit.
-fn stdin_keys() -> mpsc::UnboundedReceiver<Vec<u8>> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 1024];
-        loop {
-            // SAFETY: reads into a live buffer of the given length.
-            let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
-            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            if n <= 0 || tx.send(buf[..n as usize].to_vec()).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// The terminal in raw mode while it lives; restored on drop, on every way out.
-struct RawTerminal {
-    saved: Option<libc::termios>,
-}
-
-impl RawTerminal {
-    fn enter() -> RawTerminal {
-        let stdin = std::io::stdin();
-        if !stdin.is_terminal() {
-            return RawTerminal { saved: None };
-        }
-        let fd = stdin.as_raw_fd();
-        // SAFETY: termios is plain data, filled by tcgetattr before it is used.
-        unsafe {
-            let mut saved: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(fd, &mut saved) != 0 {
-                return RawTerminal { saved: None };
-            }
-            let mut raw = saved;
-            libc::cfmakeraw(&mut raw);
-            if libc::tcsetattr(fd, libc::TCSANOW, &raw) != 0 {
-                return RawTerminal { saved: None };
-            }
-            RawTerminal { saved: Some(saved) }
-        }
-    }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        if let Some(saved) = &self.saved {
-            // SAFETY: restores settings read from the same descriptor.
-            unsafe {
-                libc::tcsetattr(std::io::stdin().as_raw_fd(), libc::TCSANOW, saved);
-            }
-        }
-    }
 }

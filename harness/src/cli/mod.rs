@@ -2,6 +2,7 @@
 
 mod cache_dir;
 mod console;
+mod console_from;
 mod flash;
 mod flash_progress;
 mod inspect;
@@ -153,6 +154,22 @@ pub struct ConsoleArgs {
     /// image's kernel and initrd can drive (the first of virtio, nvme, ahci, usb they can).
     #[arg(long, requires = "image", value_name = "BUS", value_enum)]
     pub disk_bus: Option<r2s_harness::qemu_devices::DiskBus>,
+    /// Open the console on the image's machine restored from a saved state instead of booting
+    /// it: `login` (a root shell), `uboot` (U-Boot's prompt), or the name a scenario saves with
+    /// `save_state` (found in SCENARIO_FILE|DIR, by default the shipped scenarios). The state
+    /// is taken from the snapshot cache `harness run` uses, built first if missing; the machine
+    /// is thrown away on leaving.
+    #[arg(long, value_name = "STATE", requires = "image")]
+    pub from: Option<String>,
+    /// With --from: the scenario files or directories that save named states.
+    #[arg(value_name = "SCENARIO_FILE|DIR", requires = "from")]
+    pub scenarios: Vec<PathBuf>,
+    /// With --from: the cache of adapted boot files and unpacked images, as `harness run` takes it.
+    #[arg(long, value_name = "DIR", requires = "from")]
+    pub cache_dir: Option<PathBuf>,
+    /// With --from: the snapshot cache, as `harness run` takes it.
+    #[arg(long, value_name = "DIR", requires = "from")]
+    pub snapshot_cache: Option<PathBuf>,
 }
 
 /// A board in a labgrid farm.
@@ -180,7 +197,7 @@ impl FarmArgs {
 }
 
 /// Where QEMU and its firmware are.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct QemuArgs {
     /// U-Boot firmware for QEMU's virt machine.
     #[arg(long, value_name = "PATH", default_value = r2s_harness::targets::qemu::DEFAULT_FIRMWARE)]
@@ -299,6 +316,21 @@ pub struct RunArgs {
     /// `.raw` keeps its first bytes, `.log` its head and tail, `.cast` its first events.
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub transcript_limit: u64,
+    #[command(flatten)]
+    pub debug: DebugArgs,
+}
+
+/// Stopping where something happens, to look around.
+#[derive(Debug, clap::Args)]
+pub struct DebugArgs {
+    /// Where a scenario fails, keep the machine as it is and attach this terminal to its
+    /// console (Ctrl-] leaves; the run then goes on, its verdicts unchanged). Needs a terminal.
+    #[arg(long)]
+    pub attach_on_failure: bool,
+    /// Stop before step N of every scenario (or of SCENARIO only) and attach this terminal to
+    /// the console, as a `pause` step does. Ignored, with a warning, without a terminal.
+    #[arg(long, value_name = "[SCENARIO:]N")]
+    pub pause_at: Vec<r2s_harness::runner::PauseAt>,
 }
 
 /// Prints `message` on stderr after `harness: `. Messages quote images, scenario files and

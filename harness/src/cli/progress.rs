@@ -28,7 +28,8 @@ impl ProgressLine {
     }
 
     fn draw(&mut self) {
-        if !self.enabled {
+        // A console holds the terminal: the person there is reading it, not this line.
+        if !self.enabled || r2s_harness::terminal::held() {
             return;
         }
         let line = self
@@ -50,7 +51,7 @@ impl ProgressLine {
 
     /// Erases the line before results are printed.
     fn clear(&mut self) {
-        if self.enabled && self.last_draw.is_some() {
+        if self.enabled && self.last_draw.is_some() && !r2s_harness::terminal::held() {
             let _ = write!(std::io::stderr(), "\r\x1b[K");
             self.last_draw = None;
         }

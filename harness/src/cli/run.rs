@@ -14,16 +14,17 @@ use r2s_harness::report::html::{self, BaselineView, HtmlReporter, RunInfo};
 use r2s_harness::report::junit::JunitReporter;
 use r2s_harness::report::text::TextReporter;
 use r2s_harness::report::timings::TimingsReporter;
-use r2s_harness::runner::{AbsentRoot, CountdownPolicy, RunContext};
+use r2s_harness::runner::{AbsentRoot, CountdownPolicy, Interaction, RunContext};
 use r2s_harness::scenario;
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, Reporters, StartSnapshots, Suite};
 use r2s_harness::targets::{QemuSpec, TargetSpec};
+use r2s_harness::terminal::Terminal;
 use r2s_harness::unpacked::{self, DiskImage, OpenImageError};
 
 use super::progress::ProgressLine;
 use super::timings::BaselineCheck;
-use super::{RunArgs, EXIT_ERROR, EXIT_FAIL, EXIT_PASS};
+use super::{DebugArgs, RunArgs, EXIT_ERROR, EXIT_FAIL, EXIT_PASS};
 
 /// Why the target of a run could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +46,17 @@ pub enum SetupError {
 /// What a run is set up with: the suite, what the report says of it, and the unpacked disk
 /// of a compressed `--image`, held (against the cache's eviction, or as a scratch directory)
 /// until the run ends.
-type Setup = (Suite, RunInfo, Option<DiskImage>);
+pub(super) type Setup = (Suite, RunInfo, Option<DiskImage>);
 
 pub async fn run(mut args: RunArgs) -> u8 {
     r2s_harness::console::transcript::set_default_limit(args.transcript_limit);
+    let interaction = match interaction(&args.debug) {
+        Ok(interaction) => interaction,
+        Err(message) => {
+            super::say(message);
+            return EXIT_ERROR;
+        }
+    };
     // Without --cache-dir, the default cache, or a per-run one where it cannot be written (a
     // build sandbox); held until the run ends.
     let _cache = match &args.cache_dir {
@@ -100,6 +108,7 @@ pub async fn run(mut args: RunArgs) -> u8 {
     // no scenario given, the health check written from the image comes first.
     let facts = disk.as_ref().map(|disk| ImageFacts::read(disk.disk()));
     suite.context.autologin = facts.as_ref().and_then(|f| f.autologin.clone());
+    suite.context.interaction = interaction;
     let mut paths = paths;
     if args.scenarios.is_empty() {
         match write_health_check(&args.transcripts, facts.as_ref()) {
@@ -227,7 +236,7 @@ fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<Setup,
 }
 
 /// QEMU booting `--image`, or the default fixture built first, adapted unless --no-adapt.
-async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
+pub(super) async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
     let board = load_board(args.board.as_deref(), board::QEMU_BOARD)?;
     let (disk, fallback_password) = match &args.image {
         Some(path) => {
@@ -375,6 +384,27 @@ pub(super) fn tell_root_disk(choice: &disk_bus::Choice) -> Vec<String> {
         told.push(format!("warning: {warning}"));
     }
     told
+}
+
+/// How the run hands consoles to a person: refused when attaching at failures is asked for
+/// without a terminal to attach (CI would block); pauses without one are ignored, saying so.
+fn interaction(args: &DebugArgs) -> Result<Interaction, String> {
+    let terminal = r2s_harness::terminal::is_interactive().then(Terminal::shared);
+    if args.attach_on_failure && terminal.is_none() {
+        return Err(
+            "--attach-on-failure needs a terminal (stdin and stdout), and this run has none; \
+             without one, keep the transcripts and HTML page, or reproduce with `harness console`"
+                .to_owned(),
+        );
+    }
+    if !args.pause_at.is_empty() && terminal.is_none() {
+        super::say("warning: no terminal (stdin and stdout): --pause-at is ignored");
+    }
+    Ok(Interaction {
+        terminal,
+        attach_on_failure: args.attach_on_failure,
+        pause_at: args.pause_at.clone(),
+    })
 }
 
 /// Writes the health check for the image `facts` describe into `transcripts` (so it can be

@@ -4,6 +4,7 @@
 mod burst;
 mod copy;
 mod countdown;
+mod interactive;
 mod login;
 mod network;
 mod on_failure;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use countdown::{CountdownPolicy, Countdowns, SkippedWait};
+pub use interactive::{Interaction, PauseAt};
 pub use outcome::{secs, FailReason, Failure, Origin, ScenarioResult, StageTiming, Verdict};
 pub use root_disk::AbsentRoot;
 pub use session::{ConsoleState, Session};
@@ -67,6 +69,8 @@ pub struct RunContext {
     /// The user the image's console getty logs in by itself (agetty's `--autologin`), whose
     /// login needs no password.
     pub autologin: Option<String>,
+    /// How consoles are handed to a person: pauses, and attaching at a failure.
+    pub interaction: Interaction,
     /// How input is typed (the board profile's `char_delay`).
     pub pacing: CharPacing,
     /// The UART line rate, on a serial target: a failure whose console output was mostly
@@ -194,6 +198,7 @@ pub async fn run_scenario_at(
     observer: &mut dyn Observer,
 ) -> RunOutput {
     let mut session = Session::new(console, transcript, observer, watches_for(scenario, &at, ctx));
+    session.scenario = scenario.name.clone();
     session.pacing = ctx.pacing;
     session.board_console = ctx.board_console.clone();
     let steps_done = match at {
@@ -253,9 +258,13 @@ pub async fn run_scenario_at(
             Some(t) => scenario_deadline.min(Instant::now() + t),
             None => scenario_deadline,
         };
+        let paused = interactive::pause_at(&mut session, &ctx.interaction, &scenario.name, i + 1).await;
         session.note(&format!("step {}: {}", i + 1, step.describe()));
         session.observer().step_started(i + 1, &step.describe());
-        let performed = steps::perform(&mut session, &step.action, ctx, deadline, i + 1).await;
+        let performed = match paused {
+            Ok(()) => steps::perform(&mut session, &step.action, ctx, deadline, i + 1).await,
+            Err(failure) => Err(failure),
+        };
         session.observer().step_finished(i + 1, performed.is_ok());
         if let Err(failure) = performed {
             let description = format!("{} ({})", step.describe(), step.location);
@@ -294,6 +303,9 @@ pub async fn run_scenario_at(
             session.note(&why);
             detail.push_str(&format!("; {why}"));
         }
+    }
+    if let Verdict::Fail(failure) = &verdict {
+        interactive::at_failure(&mut session, &ctx.interaction, &scenario.name, failure).await;
     }
     let end = session.elapsed();
     if let Verdict::Fail(failure) = &mut verdict {

@@ -13,9 +13,11 @@ use super::outcome::{FailReason, StageTiming};
 use super::watch::{Diagnosis, Watch, WatchKind, KERNEL_MARKER};
 use super::{Observer, Stage};
 use crate::board::CharPacing;
+use crate::console::redact::PromptedSecrets;
 pub use crate::console::ConsoleState;
 use crate::console::{ByteStats, Event, Expected, FailedUnits, Matcher, Pattern, Redactor, Transcript};
 use crate::targets::Console;
+use crate::terminal::{split_at_escape, Hold};
 
 /// After a fatal pattern, keep reading this long so the report shows the whole fatal line and
 /// what followed it; well inside the 2 s in which a fatal line must end the run.
@@ -48,6 +50,8 @@ pub struct Session<'a> {
     start: Instant,
     stages: Vec<(Stage, Duration)>,
     kernel_started: Option<Duration>,
+    /// The scenario's name, for what the session says to a person at the terminal.
+    pub scenario: String,
     /// Pacing of typed characters, for UARTs whose receivers drop fast input.
     pub pacing: CharPacing,
     /// The kernel console name of a real board, for the report on a kernel that printed
@@ -99,6 +103,7 @@ impl<'a> Session<'a> {
             start: Instant::now(),
             stages: vec![(Stage::Uboot, Duration::ZERO)],
             kernel_started: None,
+            scenario: String::new(),
             pacing: CharPacing::default(),
             board_console: None,
             state: ConsoleState::Booting,
@@ -641,6 +646,73 @@ impl<'a> Session<'a> {
             read_burst(&mut self.console.reader, &mut self.buf, &mut self.burst_end),
         )
         .await
+    }
+
+    /// Hands the console to the person holding the terminal, until they leave (Ctrl-]), their
+    /// keys end or the console closes; returns which. Everything is recorded as usual, the
+    /// harness's own secrets cut out of what they see too, and what they type at a password
+    /// prompt redacted. The matcher sees none of it: what they did cannot satisfy or fail a
+    /// later step, and a failure's report shows the console as the failure left it.
+    pub async fn interact(&mut self, hold: &mut Hold<'_>) -> Result<&'static str, FailReason> {
+        let mut secrets = PromptedSecrets::new();
+        let why = loop {
+            let console = &mut *self.console;
+            tokio::select! {
+                read = read_burst(&mut console.reader, &mut self.buf, &mut self.burst_end) => match read {
+                    Ok(0) => break "the console closed",
+                    Ok(n) => {
+                        let chunk = self.redactor.filter(&self.buf[..n]);
+                        self.show_interactive(hold, &mut secrets, &chunk)?;
+                    }
+                    Err(_) => break "the console closed",
+                },
+                keys = hold.keys() => match keys {
+                    None => break "the terminal's input ended",
+                    Some(keys) => {
+                        let (typed, leave) = split_at_escape(&keys);
+                        if !typed.is_empty() {
+                            let at = self.elapsed();
+                            let (shown, released) = secrets.input(typed);
+                            let _ = self.transcript.input(at, &shown);
+                            let _ = self.transcript.output(at, &released);
+                            write_within(self.console, typed, WRITE_LIMIT).await?;
+                        }
+                        if leave {
+                            break "left with Ctrl-]";
+                        }
+                    }
+                },
+                // A quiet console: show what the redactor held back as a possible secret.
+                () = tokio::time::sleep(TICK) => {
+                    let held = self.redactor.flush();
+                    if !held.is_empty() {
+                        self.show_interactive(hold, &mut secrets, &held)?;
+                    }
+                }
+            }
+            self.record_notices();
+        };
+        let _ = self.transcript.output(self.elapsed(), &secrets.flush());
+        self.matcher.discard_retained();
+        self.prompt_ready = false;
+        Ok(why)
+    }
+
+    /// Records console bytes of an interactive session and shows them on the terminal.
+    fn show_interactive(
+        &mut self,
+        hold: &mut Hold<'_>,
+        secrets: &mut PromptedSecrets,
+        chunk: &[u8],
+    ) -> Result<(), FailReason> {
+        let recorded = secrets.output(chunk);
+        self.transcript
+            .output(self.elapsed(), &recorded)
+            .map_err(|e| FailReason::Io {
+                detail: format!("transcript: {e}"),
+            })?;
+        hold.show(chunk);
+        Ok(())
     }
 
     /// Reads for `period` more, recording but not acting.

@@ -10,7 +10,7 @@ use super::countdown::{AUTOBOOT, BOOT_COMMAND, MENU_PROMPT, UBOOT_PROMPT};
 use super::network::{self, Side};
 use super::outcome::FailReason;
 use super::session::{ConsoleState, Session};
-use super::{login, retry, shell, unit, RunContext};
+use super::{interactive, login, retry, shell, unit, RunContext};
 use crate::console::Pattern;
 use crate::scenario::{Action, MenuChoice};
 
@@ -93,6 +93,7 @@ pub async fn perform(
         Action::CopyTo(copy) => copy::copy_to(s, copy, deadline, seq).await,
         Action::WaitForUnit(name) => unit::wait_for_unit(s, name, deadline, seq).await,
         Action::SystemRunning => unit::system_running(s, deadline, seq).await,
+        Action::Pause => interactive::pause(s, &ctx.interaction, seq).await,
         Action::UnitHealthy(name) => unit::unit_healthy(s, name, deadline, seq).await,
         // On QEMU the state is saved by the run that builds its snapshot, which stops before
         // this step; a run that gets here goes on (see `crate::snapshot`).

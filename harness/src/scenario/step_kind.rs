@@ -320,6 +320,21 @@ step_table! {
         countdowns: Neither,
         example: r#""sshd.service""#,
     }
+    /// `pause = true`: hand the console to the person at the terminal until they leave.
+    pause => Pause {
+        value: OnlyTrue,
+        /// Hand the console to the person at the terminal (as the NixOS test driver's
+        /// `breakpoint()` does) until they leave with Ctrl-]; the run then goes on. Without a
+        /// terminal (CI) the step notes so and does nothing.
+        action: Pause,
+        is: Action::Pause,
+        from: |OnlyTrue, _| Ok(Action::Pause),
+        says: "pause".to_owned(),
+        takes: [],
+        needs_boot: false,
+        countdowns: Neither,
+        example: "true",
+    }
     /// `save_state = "name"`: name the state reached here, for other scenarios to start from.
     save_state => SaveState {
         value: StateName,

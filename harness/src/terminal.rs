@@ -1,0 +1,181 @@
+//! The person's terminal, for the moments the harness hands them a console: `harness console`,
+//! a run that attaches at a failure (`--attach-on-failure`) or pauses before a step (`pause`,
+//! `--pause-at`). Keys come from one reader of stdin for the whole process (a blocking read
+//! cannot be cancelled, so there is only ever one); one console holds the terminal at a time,
+//! the others queue in order; the terminal is raw while held and restored however the hold
+//! ends. While it is held, [`held`] tells the progress line to keep quiet.
+
+use std::io::{IsTerminal, Write};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::{mpsc, Mutex, MutexGuard};
+
+/// Ctrl-]: what telnet uses, and nothing a shell or U-Boot needs.
+pub const ESCAPE: u8 = 0x1d;
+
+/// Whether a console holds the terminal now.
+static HELD: AtomicBool = AtomicBool::new(false);
+
+/// Whether a console holds the terminal now: output meant for the terminal (the progress line)
+/// waits.
+pub fn held() -> bool {
+    HELD.load(Ordering::Relaxed)
+}
+
+/// Whether stdin and stdout are both terminals: a person can type and see.
+pub fn is_interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
+/// The process's terminal: its keys and the right to hold it.
+pub struct Terminal {
+    keys: Mutex<mpsc::UnboundedReceiver<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for Terminal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Terminal")
+    }
+}
+
+impl Terminal {
+    /// The process's terminal (stdin and stdout, whatever they are), its key reader started on
+    /// first use.
+    pub fn shared() -> Arc<Terminal> {
+        static SHARED: OnceLock<Arc<Terminal>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                Arc::new(Terminal {
+                    keys: Mutex::new(stdin_keys()),
+                })
+            })
+            .clone()
+    }
+
+    /// Waits for the terminal (consoles that asked before hold it first), then holds it: raw,
+    /// keys going to the holder, until the hold is dropped.
+    pub async fn hold(&self) -> Hold<'_> {
+        let keys = self.keys.lock().await;
+        HELD.store(true, Ordering::Relaxed);
+        Hold {
+            keys,
+            _raw: RawTerminal::enter(),
+        }
+    }
+}
+
+/// The terminal, held by one console.
+pub struct Hold<'a> {
+    keys: MutexGuard<'a, mpsc::UnboundedReceiver<Vec<u8>>>,
+    _raw: RawTerminal,
+}
+
+impl Hold<'_> {
+    /// The next keys typed; `None` once stdin ends.
+    pub async fn keys(&mut self) -> Option<Vec<u8>> {
+        self.keys.recv().await
+    }
+
+    /// Shows console output.
+    pub fn show(&mut self, bytes: &[u8]) {
+        let mut stdout = std::io::stdout();
+        // A terminal that cannot keep up blocks us briefly; the console's reader keeps draining
+        // the UART meanwhile.
+        let _ = stdout.write_all(bytes).and_then(|()| stdout.flush());
+    }
+
+    /// Says something of the harness's own, on a line of its own, apart from console output.
+    pub fn say(&mut self, text: &str) {
+        let mut stderr = std::io::stderr();
+        let _ = write!(stderr, "\r\n[harness: {}]\r\n", text.replace('\n', "\r\n"));
+        let _ = stderr.flush();
+    }
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        HELD.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Keys as they are typed, read by a plain thread: a blocking read cannot be cancelled, and a
+/// runtime task stuck in one would hold up the harness's exit.
+fn stdin_keys() -> mpsc::UnboundedReceiver<Vec<u8>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        loop {
+            // SAFETY: reads into a live buffer of the given length.
+            let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            if n <= 0 || tx.send(buf[..n as usize].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The terminal in raw mode while it lives (Ctrl-C goes to the console); restored on drop, on
+/// every way out. Nothing happens when stdin is not a terminal.
+struct RawTerminal {
+    saved: Option<libc::termios>,
+}
+
+impl RawTerminal {
+    fn enter() -> RawTerminal {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return RawTerminal { saved: None };
+        }
+        let fd = stdin.as_raw_fd();
+        // SAFETY: termios is plain data, filled by tcgetattr before it is used.
+        unsafe {
+            let mut saved: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(fd, &mut saved) != 0 {
+                return RawTerminal { saved: None };
+            }
+            let mut raw = saved;
+            libc::cfmakeraw(&mut raw);
+            if libc::tcsetattr(fd, libc::TCSANOW, &raw) != 0 {
+                return RawTerminal { saved: None };
+            }
+            RawTerminal { saved: Some(saved) }
+        }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            // SAFETY: restores settings read from the same descriptor.
+            unsafe {
+                libc::tcsetattr(std::io::stdin().as_raw_fd(), libc::TCSANOW, saved);
+            }
+        }
+    }
+}
+
+/// Splits typed keys at the escape key: what goes to the console, and whether the person left.
+pub fn split_at_escape(keys: &[u8]) -> (&[u8], bool) {
+    match keys.iter().position(|&b| b == ESCAPE) {
+        Some(at) => (&keys[..at], true),
+        None => (keys, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_after_the_escape_key_are_not_typed() {
+        assert_eq!(split_at_escape(b"ls\r"), (&b"ls\r"[..], false));
+        assert_eq!(split_at_escape(b"ls\x1dexit\r"), (&b"ls"[..], true));
+        assert_eq!(split_at_escape(b"\x1d"), (&b""[..], true));
+    }
+}

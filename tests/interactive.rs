@@ -1,0 +1,222 @@
+//! End-to-end: a person debugging where it happened, at a real pseudo-terminal, on real QEMU.
+//! `harness console --from login` puts them at a root shell restored from the snapshot cache;
+//! `run --attach-on-failure` hands them the failed machine's console; a `pause` step and
+//! `--pause-at` stop before a step. Each test types into the guest, sees its answer, leaves
+//! with Ctrl-] and checks the run went on as it would have, with nothing left running.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::time::Duration;
+
+use r2s_tests::terminal::AtTerminal;
+use r2s_tests::*;
+
+/// A busybox boot and a priming run under TCG on a loaded machine, with room.
+const LIMIT: Duration = Duration::from_secs(240);
+
+/// The banner a console handed to a person starts with, and how they leave.
+const HANDED_OVER: &str = "You are at its console; press Ctrl-] to leave and let the run go on.";
+
+/// Types a command whose answer only the guest's shell can compute, and waits for the answer.
+fn guest_answers(terminal: &mut AtTerminal, tag: &str) {
+    terminal.type_keys(format!("echo {tag}-$((6*7))\r").as_bytes());
+    terminal.expect(&format!("{tag}-42"), Duration::from_secs(30));
+}
+
+/// The run's temporary directory (`TMPDIR`), where QEMU's overlays go; checked empty of QEMU
+/// processes once the run ends.
+fn run_tmp(dir: &Path) -> std::path::PathBuf {
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    tmp
+}
+
+fn assert_nothing_left_running(tmp: &Path, shown: &str) {
+    assert_eq!(
+        qemu_mentioning(tmp),
+        Vec::<u32>::new(),
+        "QEMU left behind; terminal:\n{shown}"
+    );
+}
+
+/// `harness run --image FIXTURE --transcripts DIR --snapshot-cache DIR/snapshots OPTIONS SCENARIO`
+/// at a terminal.
+fn run_at_terminal(dir: &Path, scenario_body: &str, options: &[&str]) -> AtTerminal {
+    let scenario = dir.join("debug-me.toml");
+    std::fs::write(&scenario, format!("name = \"debug-me\"\n{scenario_body}")).unwrap();
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let snapshots = dir.join("snapshots");
+    let tmp = run_tmp(dir);
+    let mut args: Vec<&OsStr> = vec![
+        OsStr::new("run"),
+        OsStr::new("--image"),
+        image.as_os_str(),
+        OsStr::new("--transcripts"),
+        dir.as_os_str(),
+        OsStr::new("--snapshot-cache"),
+        snapshots.as_os_str(),
+    ];
+    args.extend(options.iter().map(OsStr::new));
+    args.push(scenario.as_os_str());
+    AtTerminal::spawn(&args, &[("TMPDIR", tmp.as_os_str())])
+}
+
+#[test]
+fn console_from_login_is_a_root_shell_of_the_image_thrown_away_on_leaving() {
+    let dir = temp_dir();
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let snapshots = dir.path().join("snapshots");
+    let transcripts = dir.path().join("transcripts");
+    let tmp = run_tmp(dir.path());
+    let before = sha256(&image);
+    let mut terminal = AtTerminal::spawn(
+        &[
+            OsStr::new("console"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            OsStr::new("--from"),
+            OsStr::new("login"),
+            OsStr::new("--snapshot-cache"),
+            snapshots.as_os_str(),
+            OsStr::new("--transcripts"),
+            transcripts.as_os_str(),
+        ],
+        &[("TMPDIR", tmp.as_os_str())],
+    );
+    terminal.expect(HANDED_OVER, LIMIT);
+    guest_answers(&mut terminal, "restored");
+    terminal.type_keys(b"id -u\r");
+    terminal.expect("\r\n0\r\n", Duration::from_secs(30));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert!(shown.contains("left with Ctrl-]; the run goes on"), "{shown}");
+    assert!(shown.contains("harness console: the machine is gone"), "{shown}");
+    assert_nothing_left_running(&tmp, &shown);
+    assert_eq!(sha256(&image), before, "the image was modified");
+    let log = std::fs::read_to_string(transcripts.join("console.log")).unwrap();
+    assert!(log.contains("interactive session begins"), "{log}");
+    assert!(log.contains("restored-42"), "{log}");
+    assert!(
+        log.contains("interactive session ends: left with Ctrl-]"),
+        "{log}"
+    );
+}
+
+#[test]
+fn attach_on_failure_hands_over_the_failed_machine_and_the_verdict_stands() {
+    let dir = temp_dir();
+    let body = "start = \"login\"\ntimeout = \"5m\"\n[[steps]]\nrun = \"echo broken; false\"\n";
+    let mut terminal = run_at_terminal(dir.path(), body, &["--attach-on-failure"]);
+    terminal.expect("debug-me: step 1 failed: ", LIMIT);
+    terminal.expect(HANDED_OVER, Duration::from_secs(10));
+    // The failed machine is the one the scenario ran on: its shell still has the step's result.
+    guest_answers(&mut terminal, "after-failure");
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{shown}");
+    assert!(shown.contains("FAIL  debug-me"), "{shown}");
+    assert_nothing_left_running(&dir.path().join("tmp"), &shown);
+    let log = std::fs::read_to_string(dir.path().join("debug-me.log")).unwrap();
+    let begins = log
+        .find("interactive session begins")
+        .expect("interactive part marked");
+    assert!(log.find("FAIL: ").unwrap() < begins, "{log}");
+    assert!(log[begins..].contains("after-failure-42"), "{log}");
+}
+
+#[test]
+fn attach_on_failure_without_a_terminal_is_refused_before_anything_boots() {
+    let dir = temp_dir();
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"s\"\nstart = \"login\"\n[[steps]]\nrun = \"true\"\n",
+    )
+    .unwrap();
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let run = run_harness(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            OsStr::new("--transcripts"),
+            dir.path().as_os_str(),
+            OsStr::new("--attach-on-failure"),
+            scenario.as_os_str(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr
+            .contains("--attach-on-failure needs a terminal (stdin and stdout)"),
+        "{}",
+        run.explain()
+    );
+    assert!(!dir.path().join("s.log").exists(), "a scenario ran");
+}
+
+#[test]
+fn a_pause_step_hands_over_the_console_and_the_steps_after_it_see_what_was_typed() {
+    let dir = temp_dir();
+    let body = "start = \"login\"\ntimeout = \"5m\"\n[[steps]]\npause = true\n\
+                [[steps]]\nrun = \"cat /tmp/typed-by-a-person\"\noutput = \"^hello$\"\n";
+    let mut terminal = run_at_terminal(dir.path(), body, &[]);
+    terminal.expect("debug-me: paused at step 1 (a pause step)", LIMIT);
+    terminal.expect(HANDED_OVER, Duration::from_secs(10));
+    terminal.type_keys(b"echo hello > /tmp/typed-by-a-person; echo written-$((6*7))\r");
+    terminal.expect("written-42", Duration::from_secs(30));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert!(shown.contains("PASS  debug-me"), "{shown}");
+    assert_nothing_left_running(&dir.path().join("tmp"), &shown);
+}
+
+#[test]
+fn pause_at_stops_before_the_step_named_only_in_the_scenario_named() {
+    let dir = temp_dir();
+    let body = "start = \"login\"\ntimeout = \"5m\"\n[[steps]]\nrun = \"touch /tmp/step-1-ran\"\n\
+                [[steps]]\nrun = \"true\"\n";
+    let mut terminal = run_at_terminal(
+        dir.path(),
+        body,
+        &["--pause-at", "other:1", "--pause-at", "debug-me:2"],
+    );
+    terminal.expect("debug-me: paused before step 2 (--pause-at)", LIMIT);
+    terminal.expect(HANDED_OVER, Duration::from_secs(10));
+    // Step 1 ran before the pause; step 2 did not yet.
+    terminal.type_keys(b"test -e /tmp/step-1-ran && echo step1-$((6*7))\r");
+    terminal.expect("step1-42", Duration::from_secs(30));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert!(shown.contains("PASS  debug-me"), "{shown}");
+    assert!(!shown.contains("paused before step 1"), "{shown}");
+}
+
+#[test]
+fn without_a_terminal_a_pause_step_is_noted_and_the_run_goes_on() {
+    let dir = temp_dir();
+    let scenario = dir.path().join("paused.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"paused\"\nstart = \"login\"\ntimeout = \"5m\"\n[[steps]]\npause = true\n[[steps]]\nrun = \"true\"\n",
+    )
+    .unwrap();
+    let snapshots = dir.path().join("snapshots");
+    let run = run_scenario_file_with(
+        &fixture(r2s_images::DEFAULT_FIXTURE),
+        &scenario,
+        dir.path(),
+        LIMIT,
+        &["--snapshot-cache", snapshots.to_str().unwrap()],
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let log = std::fs::read_to_string(dir.path().join("paused.log")).unwrap();
+    assert!(
+        log.contains("paused: paused at step 1 (a pause step): no terminal to hand the console to; going on"),
+        "{log}"
+    );
+}

@@ -220,3 +220,65 @@ fn without_a_terminal_a_pause_step_is_noted_and_the_run_goes_on() {
         "{log}"
     );
 }
+
+#[test]
+fn keep_failed_saves_the_failed_machine_which_states_lists_and_console_reopens() {
+    let dir = temp_dir();
+    let scenario = dir.path().join("keeps.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"keeps\"\nstart = \"login\"\ntimeout = \"5m\"\n\
+         [[steps]]\nrun = \"echo left-by-the-scenario > /tmp/at-failure\"\n[[steps]]\nrun = \"false\"\n",
+    )
+    .unwrap();
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let snapshots = dir.path().join("snapshots");
+    let cache = ["--snapshot-cache", snapshots.to_str().unwrap()];
+    let mut options = vec!["--keep-failed"];
+    options.extend(cache);
+    let run = run_scenario_file_with(&image, &scenario, dir.path(), LIMIT, &options);
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    let log = std::fs::read_to_string(dir.path().join("keeps.log")).unwrap();
+    assert!(
+        log.contains("--keep-failed: the failed machine is kept as state failed-keeps"),
+        "{log}"
+    );
+
+    let listed = run_harness(
+        &[OsStr::new("states"), OsStr::new(cache[0]), OsStr::new(cache[1])],
+        Duration::from_secs(30),
+    );
+    assert_eq!(listed.code(), Some(0), "{}", listed.explain());
+    assert!(listed.stdout.contains("failed-keeps  "), "{}", listed.explain());
+    assert!(
+        listed
+            .stdout
+            .contains("scenario keeps: step 2: \"false\" exited with status 1"),
+        "{}",
+        listed.explain()
+    );
+
+    let tmp = run_tmp(dir.path());
+    let mut terminal = AtTerminal::spawn(
+        &[
+            OsStr::new("console"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            OsStr::new("--from"),
+            OsStr::new("failed-keeps"),
+            OsStr::new(cache[0]),
+            OsStr::new(cache[1]),
+            OsStr::new("--transcripts"),
+            dir.path().join("console").as_os_str(),
+        ],
+        &[("TMPDIR", tmp.as_os_str())],
+    );
+    terminal.expect("Press Ctrl-] to leave.", LIMIT);
+    // The machine as the failure left it: the file its first step wrote is there.
+    terminal.type_keys(b"cat /tmp/at-failure\r");
+    terminal.expect("left-by-the-scenario", Duration::from_secs(30));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert_nothing_left_running(&tmp, &shown);
+}

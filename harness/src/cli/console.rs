@@ -2,7 +2,8 @@
 //! screen or picocom. The terminal is raw (Ctrl-C goes to the board), an escape key leaves, and
 //! everything is logged as a transcript.
 
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use r2s_harness::board::{self, BoardError};
 use r2s_harness::console::{PromptedSecrets, Transcript};
@@ -27,26 +28,46 @@ pub async fn console(args: ConsoleArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let transcript = std::fs::create_dir_all(&args.transcripts)
-        .and_then(|()| Transcript::create(&args.transcripts, "console", &description));
+    let ended = attach_logged(console, &args.transcripts, &description, Duration::ZERO).await;
+    // QEMU is killed and reaped, the port released; a board keeps its power as it is.
+    let _ = target.stop(&mut NoLog).await;
+    ended
+}
+
+/// Attaches the terminal to `console` with a transcript in `transcripts`, telling the person
+/// what it is (`description`, restored in `restored` when it was) and how to leave; the exit
+/// code of the console.
+pub(super) async fn attach_logged(
+    console: Console,
+    transcripts: &Path,
+    description: &str,
+    restored: Duration,
+) -> u8 {
+    let transcript = std::fs::create_dir_all(transcripts)
+        .and_then(|()| Transcript::create(transcripts, "console", description));
     let transcript = match transcript {
         Ok(t) => t,
         Err(e) => {
             eprintln!(
                 "harness: cannot write a transcript in {}: {e}",
-                args.transcripts.display()
+                transcripts.display()
             );
             return EXIT_ERROR;
         }
     };
+    let restored = if restored.is_zero() {
+        String::new()
+    } else {
+        format!(
+            " (restored in {:.1}s; press Enter for a prompt)",
+            restored.as_secs_f64()
+        )
+    };
     eprintln!(
-        "harness console: {description}. Press Ctrl-] to leave. Transcript: {}",
+        "harness console: {description}{restored}. Press Ctrl-] to leave. Transcript: {}",
         transcript.paths().log.display()
     );
-    let ended = attach(console, transcript).await;
-    // QEMU is killed and reaped, the port released; a board keeps its power as it is.
-    let _ = target.stop(&mut NoLog).await;
-    match ended {
+    match attach(console, transcript).await {
         Ok(why) => {
             eprintln!("\r\nharness console: {why}");
             EXIT_PASS

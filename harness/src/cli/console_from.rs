@@ -11,7 +11,9 @@ use clap::{Args, FromArgMatches};
 use r2s_harness::image::facts::ImageFacts;
 use r2s_harness::runner::{Interaction, Verdict};
 use r2s_harness::scenario;
+use r2s_harness::snapshot::kept::{KeptStates, KEPT_PREFIX, KEPT_TAG};
 use r2s_harness::suite::{self, Reporters};
+use r2s_harness::targets::NoLog;
 use r2s_harness::terminal::Terminal;
 
 use super::run::qemu_suite;
@@ -29,6 +31,9 @@ pub async fn console_from(args: &ConsoleArgs, image: &Path, state: &str) -> u8 {
         Some(_) => None,
         None => super::cache_dir::usable_default().inspect(|cache| run.cache_dir = Some(cache.dir.clone())),
     };
+    if state.starts_with(KEPT_PREFIX) {
+        return console_from_kept(args, &run, state).await;
+    }
     let scratch = match tempfile::Builder::new().prefix("r2s-console-").tempdir() {
         Ok(dir) => dir,
         Err(e) => {
@@ -110,6 +115,57 @@ pub async fn console_from(args: &ConsoleArgs, image: &Path, state: &str) -> u8 {
             EXIT_ERROR
         }
     }
+}
+
+/// The console of a failed machine `harness run --keep-failed` kept as `name`, restored on a
+/// copy of its disks (the kept state stays as it is, to open again).
+async fn console_from_kept(args: &ConsoleArgs, run: &RunArgs, name: &str) -> u8 {
+    let cache = super::states::snapshot_cache_dir(run.snapshot_cache.as_ref(), run.cache_dir.as_ref());
+    let kept = match KeptStates::in_cache(&cache).open(name) {
+        Ok(kept) => kept,
+        Err(e) => {
+            super::say(&e);
+            return EXIT_ERROR;
+        }
+    };
+    let (suite, _info, _disk) = match qemu_suite(run).await {
+        Ok(setup) => setup,
+        Err(e) => {
+            super::say(&e);
+            return EXIT_ERROR;
+        }
+    };
+    let mut target = suite.target.open();
+    let Some(snapshots) = target.snapshots() else {
+        super::say("kept states are QEMU machines; this target cannot restore one");
+        return EXIT_ERROR;
+    };
+    let image = std::fs::canonicalize(snapshots.spec().image).unwrap_or_default();
+    if image != kept.meta.image.path {
+        super::say(format!(
+            "kept state {name} is a machine of {}, not of {}: give that image with --image",
+            kept.meta.image.path.display(),
+            image.display()
+        ));
+        return EXIT_ERROR;
+    }
+    let restored = snapshots.start_at(&kept.disks, KEPT_TAG).await;
+    let (console, loaded) = match restored {
+        Ok(restored) => restored,
+        Err(e) => {
+            super::say(format!("kept state {name} cannot be restored: {e}"));
+            let _ = target.stop(&mut NoLog).await;
+            return EXIT_ERROR;
+        }
+    };
+    let description = format!(
+        "kept state {name} (scenario {}, {})",
+        kept.meta.scenario, kept.meta.failure
+    );
+    let ended = super::console::attach_logged(console, &args.transcripts, &description, loaded).await;
+    // QEMU is killed and reaped; the kept disks were copied, not written.
+    let _ = target.stop(&mut NoLog).await;
+    ended
 }
 
 /// The scenario of the console: start at `state`, then hand the console over.

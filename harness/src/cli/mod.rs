@@ -10,6 +10,7 @@ mod load_addresses;
 mod progress;
 mod run;
 pub mod signals;
+mod states;
 mod timings;
 
 use std::path::PathBuf;
@@ -59,6 +60,20 @@ pub enum Command {
     /// Exit code: 0 written and verified, 1 a check or scenario failed (nothing written) or the
     /// read-back differs, 2 a usage error, a refused device or an I/O error.
     Flash(FlashArgs),
+    /// List the failed machines `harness run --keep-failed` kept, newest first, with their
+    /// scenario, image, age and failure; open one with `harness console --image IMG --from NAME`.
+    States(StatesArgs),
+}
+
+/// `harness states`
+#[derive(Debug, clap::Args)]
+pub struct StatesArgs {
+    /// The snapshot cache the runs used (`run --snapshot-cache`).
+    #[arg(long, value_name = "DIR")]
+    pub snapshot_cache: Option<PathBuf>,
+    /// The cache directory the runs used (`run --cache-dir`); its `snapshots/` is the cache.
+    #[arg(long, value_name = "DIR", conflicts_with = "snapshot_cache")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// `harness flash`
@@ -331,6 +346,15 @@ pub struct DebugArgs {
     /// the console, as a `pause` step does. Ignored, with a warning, without a terminal.
     #[arg(long, value_name = "[SCENARIO:]N")]
     pub pause_at: Vec<r2s_harness::runner::PauseAt>,
+    /// Keep each failed scenario's QEMU machine as it was at the failure, as the state
+    /// `failed-<scenario>` in the snapshot cache: `harness console --image IMG --from
+    /// failed-<scenario>` reopens it, `harness states` lists them.
+    #[arg(long, conflicts_with = "no_snapshots")]
+    pub keep_failed: bool,
+    /// With --keep-failed: how many kept states to leave, the newest; older ones are removed.
+    #[arg(long, value_name = "N", requires = "keep_failed", default_value_t = r2s_harness::snapshot::kept::DEFAULT_KEPT as u16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub keep_failed_max: u16,
 }
 
 /// Prints `message` on stderr after `harness: `. Messages quote images, scenario files and
@@ -367,6 +391,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Run(args) => run::run(*args).await,
         Command::Console(args) => console::console(args).await,
+        Command::States(args) => states::states(&args),
         Command::Inspect(args) => inspect::inspect(args),
         Command::Flash(args) => flash::flash(args).await,
     }

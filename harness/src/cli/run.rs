@@ -16,6 +16,7 @@ use r2s_harness::report::text::TextReporter;
 use r2s_harness::report::timings::TimingsReporter;
 use r2s_harness::runner::{AbsentRoot, CountdownPolicy, Interaction, RunContext};
 use r2s_harness::scenario;
+use r2s_harness::snapshot::kept::{KeepFailed, KeptStates};
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, Reporters, StartSnapshots, Suite};
 use r2s_harness::targets::{QemuSpec, TargetSpec};
@@ -109,6 +110,17 @@ pub async fn run(mut args: RunArgs) -> u8 {
     let facts = disk.as_ref().map(|disk| ImageFacts::read(disk.disk()));
     suite.context.autologin = facts.as_ref().and_then(|f| f.autologin.clone());
     suite.context.interaction = interaction;
+    if args.debug.keep_failed {
+        match &suite.snapshots {
+            Some(snapshots) => {
+                suite.context.keep_failed = Some(KeepFailed {
+                    states: KeptStates::in_cache(snapshots.cache().dir()),
+                    keep: usize::from(args.debug.keep_failed_max),
+                })
+            }
+            None => super::say("warning: --keep-failed keeps QEMU machines only; this run has none"),
+        }
+    }
     let mut paths = paths;
     if args.scenarios.is_empty() {
         match write_health_check(&args.transcripts, facts.as_ref()) {

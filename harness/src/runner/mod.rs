@@ -71,6 +71,8 @@ pub struct RunContext {
     pub autologin: Option<String>,
     /// How consoles are handed to a person: pauses, and attaching at a failure.
     pub interaction: Interaction,
+    /// Where a failed scenario's machine is kept (`--keep-failed`), on targets that can save one.
+    pub keep_failed: Option<crate::snapshot::kept::KeepFailed>,
     /// How input is typed (the board profile's `char_delay`).
     pub pacing: CharPacing,
     /// The UART line rate, on a serial target: a failure whose console output was mostly

@@ -23,6 +23,7 @@
 //! that does not reach a shell, makes the entry be rebuilt.
 
 mod digests;
+pub mod kept;
 mod key;
 mod lock;
 mod seal;

@@ -24,8 +24,9 @@ use crate::runner::{
     StartReached, Verdict,
 };
 use crate::scenario::{Scenario, Start};
+use crate::snapshot::kept::{self, ImageIdentity, KeepFailed, KeptMeta, KeptStates, KEPT_TAG};
 use crate::snapshot::StateRecipe;
-use crate::targets::{Console, PortError, StartFailure, Target, TargetError};
+use crate::targets::{Console, PortError, Snapshots, StartFailure, Target, TargetError};
 
 /// Runs `scenario` on a fresh target of `suite` and judges it. The target is stopped when this
 /// returns, and also if the future is dropped part-way (Ctrl-C, SIGTERM, panic).
@@ -172,8 +173,73 @@ pub(super) async fn judge(
         observer,
     )
     .await;
+    if let (Verdict::Fail(failure), Some(keep)) = (&out.verdict, &context.keep_failed) {
+        // A restore that did not reach its state is retried from a rebuilt entry, not kept.
+        let restore_failed = matches!(at, ConsoleAt::Restored { .. }) && out.start == StartReached::No;
+        if !restore_failed {
+            if let Some(snapshots) = target.snapshots() {
+                keep_failed_machine(snapshots, keep, scenario, failure, recording).await;
+            }
+        }
+    }
     drop(console);
     stop(target, out, recording, observer).await
+}
+
+/// Saves the failed machine as the kept state `failed-<scenario>` (`--keep-failed`), saying so
+/// in the transcript; a machine that cannot be kept is noted, and the verdict stays as it is.
+async fn keep_failed_machine(
+    snapshots: &mut dyn Snapshots,
+    keep: &KeepFailed,
+    scenario: &Scenario,
+    failure: &Failure,
+    recording: &mut Recording,
+) {
+    let name = KeptStates::name_for(&scenario.name);
+    let image = snapshots.spec().image;
+    let kept = async {
+        let identity = ImageIdentity::of(&image).map_err(|e| format!("{}: {e}", image.display()))?;
+        let staging = keep.states.staging().map_err(|e| e.to_string())?;
+        let disks = snapshots
+            .save_into(KEPT_TAG, staging.path())
+            .await
+            .map_err(|e| e.to_string())?;
+        let where_failed = match failure.step {
+            0 => "reaching the start state".to_owned(),
+            n => format!("step {n}"),
+        };
+        let reason = failure.reason.to_string();
+        let meta = KeptMeta {
+            name: name.clone(),
+            scenario: scenario.name.clone(),
+            failure: format!("{where_failed}: {}", reason.lines().next().unwrap_or("")),
+            image: identity,
+            kept_at: kept::now_secs(),
+            disks: disks.len(),
+        };
+        keep.states.commit(staging, &meta).map_err(|e| e.to_string())?;
+        keep.states.evict(keep.keep).map_err(|e| e.to_string())
+    };
+    match kept.await {
+        Ok(evicted) => {
+            recording.note(&format!(
+                "--keep-failed: the failed machine is kept as state {name} in {}; open it with \
+                 `harness console --image {} --from {name}`",
+                keep.states.dir().display(),
+                image.display()
+            ));
+            if !evicted.is_empty() {
+                recording.note(&format!(
+                    "--keep-failed: the oldest kept states were removed ({}), {} are kept",
+                    evicted.join(", "),
+                    keep.keep
+                ));
+            }
+        }
+        Err(e) => recording.note(&format!(
+            "--keep-failed: the failed machine could not be kept: {e}"
+        )),
+    }
 }
 
 /// Stops the target. A target that cannot be stopped (a board whose power-off command failed)

@@ -40,7 +40,7 @@ pub mod tcp;
 pub mod test_console;
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -184,4 +184,12 @@ pub trait Snapshots {
         disks: &'a [PathBuf],
         tag: &'a str,
     ) -> LocalBoxFuture<'a, Result<(Console, Duration), TargetError>>;
+
+    /// Saves the running machine as the internal snapshot `tag` of its disks, stops it, and
+    /// copies the disks into the directory `into` (attachment order); returns the copies.
+    fn save_into<'a>(
+        &'a mut self,
+        tag: &'a str,
+        into: &'a Path,
+    ) -> LocalBoxFuture<'a, Result<Vec<PathBuf>, TargetError>>;
 }

@@ -87,6 +87,29 @@ pub enum QemuError {
     QemuImg { command: String, stderr: String },
     #[error("restoring the snapshot: {0}")]
     Snapshot(#[from] QmpError),
+    #[error("QEMU is not running")]
+    NotRunning,
+}
+
+/// Copies `disks` into `into` as `disk0.qcow2` …; returns the copies.
+async fn copy_disks(disks: &[PathBuf], into: &Path) -> Result<Vec<PathBuf>, QemuError> {
+    let mut copies = Vec::new();
+    for (i, disk) in disks.iter().enumerate() {
+        let copy = into.join(saved_disk_name(i));
+        tokio::fs::copy(disk, &copy)
+            .await
+            .map_err(|source| QemuError::Image {
+                path: disk.clone(),
+                source,
+            })?;
+        copies.push(copy);
+    }
+    Ok(copies)
+}
+
+/// The file name of disk `index` of a machine saved with [`QemuMachine::save_into`].
+pub fn saved_disk_name(index: usize) -> String {
+    format!("disk{index}.qcow2")
 }
 
 /// Loading a snapshot of a 1 GiB guest takes a fraction of a second; this is for a loaded
@@ -104,6 +127,8 @@ pub struct QemuTarget {
     stderr: Option<tokio::task::JoinHandle<Vec<u8>>>,
     /// Forwards and the LAN namespace, when the NICs are attached; dropped after QEMU is killed.
     pub(super) net: Option<RunningNetwork>,
+    /// The qcow2 disks it runs on, in attachment order.
+    disks: Vec<PathBuf>,
 }
 
 impl QemuTarget {
@@ -303,6 +328,7 @@ impl QemuTarget {
                 dir,
                 stderr: Some(stderr),
                 net: None,
+                disks: disks.to_vec(),
             },
             console,
         ))
@@ -493,6 +519,25 @@ impl QemuMachine {
         self.running.as_mut()
     }
 
+    /// Saves the running machine as the internal snapshot `tag` of the disks it runs on, lets
+    /// QEMU quit, and copies the disks into `into` as `disk0.qcow2` … (attachment order);
+    /// returns the copies. The machine is gone afterwards, whatever happened.
+    pub async fn save_into(&mut self, tag: &str, into: &Path) -> Result<Vec<PathBuf>, QemuError> {
+        let Some(running) = self.running.as_ref() else {
+            return Err(QemuError::NotRunning);
+        };
+        let disks = running.disks.clone();
+        // The disks live in the target's private directory: copied before it goes.
+        let copied = match self.save_and_quit(None, tag).await {
+            Ok(()) => copy_disks(&disks, into).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Some(target) = self.running.take() {
+            target.shutdown().await;
+        }
+        copied
+    }
+
     /// Saves the running machine as the internal snapshot `tag` of its disks and asks QEMU to
     /// quit, so that the disks are closed cleanly. `replacing`, the snapshot the disks were
     /// started from, is deleted first: QEMU will not save under a tag that exists. Does nothing
@@ -605,6 +650,14 @@ impl Snapshots for QemuMachine {
             shim: shim.clone(),
             unpacked_from: unpacked_from.clone(),
         }
+    }
+
+    fn save_into<'a>(
+        &'a mut self,
+        tag: &'a str,
+        into: &'a Path,
+    ) -> LocalBoxFuture<'a, Result<Vec<PathBuf>, TargetError>> {
+        Box::pin(async move { Ok(QemuMachine::save_into(self, tag, into).await?) })
     }
 
     fn start_at<'a>(

@@ -91,11 +91,15 @@ pub enum QemuError {
     NotRunning,
 }
 
-/// Copies `disks` into `into` as `disk0.qcow2` …; returns the copies.
-async fn copy_disks(disks: &[PathBuf], into: &Path) -> Result<Vec<PathBuf>, QemuError> {
+/// Copies `disks`, disk `i` to `copy_of(i)`, on the blocking pool (a copy of a hundred MiB
+/// must not stall other scenarios running on this thread); returns the copies.
+async fn copy_disks(
+    disks: &[PathBuf],
+    copy_of: impl Fn(usize) -> PathBuf,
+) -> Result<Vec<PathBuf>, QemuError> {
     let mut copies = Vec::new();
     for (i, disk) in disks.iter().enumerate() {
-        let copy = into.join(saved_disk_name(i));
+        let copy = copy_of(i);
         tokio::fs::copy(disk, &copy)
             .await
             .map_err(|source| QemuError::Image {
@@ -231,22 +235,10 @@ impl QemuTarget {
     ) -> Result<(QemuTarget, Console, Duration), QemuError> {
         check_firmware(config)?;
         let dir = private_dir()?;
-        let mut copies = Vec::new();
-        for (i, disk) in disks.iter().enumerate() {
-            let copy = dir.path().join(format!("restored{i}.qcow2"));
-            // `-loadvm` only finds snapshots in the top image of each drive, so an overlay over
-            // the entry would not do: the file itself is copied (a reflink where the filesystem
-            // can, through copy_file_range).
-            // On the blocking pool: a copy of a hundred MiB must not stall other scenarios
-            // running on this thread.
-            tokio::fs::copy(disk, &copy)
-                .await
-                .map_err(|source| QemuError::Image {
-                    path: disk.clone(),
-                    source,
-                })?;
-            copies.push(copy);
-        }
+        // `-loadvm` only finds snapshots in the top image of each drive, so an overlay over the
+        // entry would not do: the file itself is copied (a reflink where the filesystem can,
+        // through copy_file_range).
+        let copies = copy_disks(disks, |i| dir.path().join(format!("restored{i}.qcow2"))).await?;
         Self::spawn_and_load(config, dir, &copies, tag).await
     }
 
@@ -529,7 +521,7 @@ impl QemuMachine {
         let disks = running.disks.clone();
         // The disks live in the target's private directory: copied before it goes.
         let copied = match self.save_and_quit(None, tag).await {
-            Ok(()) => copy_disks(&disks, into).await,
+            Ok(()) => copy_disks(&disks, |i| into.join(saved_disk_name(i))).await,
             Err(e) => Err(e.into()),
         };
         if let Some(target) = self.running.take() {

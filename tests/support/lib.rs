@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 pub mod bench;
+pub mod flake;
 pub mod hostile;
+pub mod install;
 pub mod labgrid;
 pub mod pty;
 pub mod ser2net;

@@ -37,20 +37,16 @@ fn schema_check(schema: &str, file: &Path) -> Output {
         .expect("check-jsonschema runs (.ci/setup installs it)")
 }
 
-fn shown(output: &Output) -> String {
-    format!(
-        "status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 #[test]
 fn the_github_actions_recipe_passes_actionlint() {
     let linted = actionlint(&recipe("github-actions.yml"));
-    assert_eq!(linted.status.code(), Some(0), "{}", shown(&linted));
-    assert_eq!(String::from_utf8_lossy(&linted.stdout), "", "{}", shown(&linted));
+    assert_eq!(linted.status.code(), Some(0), "{}", explain_output(&linted));
+    assert_eq!(
+        String::from_utf8_lossy(&linted.stdout),
+        "",
+        "{}",
+        explain_output(&linted)
+    );
 }
 
 #[test]
@@ -63,26 +59,30 @@ fn actionlint_refuses_a_workflow_with_a_broken_expression() {
     )
     .unwrap();
     let linted = actionlint(&workflow);
-    assert_eq!(linted.status.code(), Some(1), "{}", shown(&linted));
+    assert_eq!(linted.status.code(), Some(1), "{}", explain_output(&linted));
     let said = String::from_utf8_lossy(&linted.stdout);
     assert!(
         said.starts_with(&format!("{}:6:", workflow.display())),
         "{}",
-        shown(&linted)
+        explain_output(&linted)
     );
-    assert!(said.trim_end().ends_with("[expression]"), "{}", shown(&linted));
+    assert!(
+        said.trim_end().ends_with("[expression]"),
+        "{}",
+        explain_output(&linted)
+    );
 }
 
 #[test]
 fn the_github_actions_recipe_fits_the_workflow_schema() {
     let checked = schema_check("vendor.github-workflows", &recipe("github-actions.yml"));
-    assert!(checked.status.success(), "{}", shown(&checked));
+    assert!(checked.status.success(), "{}", explain_output(&checked));
 }
 
 #[test]
 fn the_gitlab_recipe_fits_the_gitlab_ci_schema() {
     let checked = schema_check("vendor.gitlab-ci", &recipe("gitlab-ci.yml"));
-    assert!(checked.status.success(), "{}", shown(&checked));
+    assert!(checked.status.success(), "{}", explain_output(&checked));
 }
 
 #[test]
@@ -91,11 +91,11 @@ fn the_gitlab_ci_schema_refuses_a_job_whose_script_is_a_number() {
     let job = dir.path().join("broken.yml");
     std::fs::write(&job, "boot:\n  script: 5\n").unwrap();
     let checked = schema_check("vendor.gitlab-ci", &job);
-    assert_eq!(checked.status.code(), Some(1), "{}", shown(&checked));
+    assert_eq!(checked.status.code(), Some(1), "{}", explain_output(&checked));
     assert!(
         String::from_utf8_lossy(&checked.stdout).contains("$.boot.script: 5 is not of type 'string'"),
         "{}",
-        shown(&checked)
+        explain_output(&checked)
     );
 }
 

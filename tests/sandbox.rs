@@ -2,16 +2,15 @@
 //! up), an unprivileged user (`setpriv`), `HOME=/homeless-shelter` (which cannot be created),
 //! the image read-only in a read-only directory. It runs every scenario, its cache per run under
 //! `TMPDIR` (said once), skips what needs root (the LAN) saying why, and leaves nothing behind
-//! but its transcripts. It is the harness as `cargo install` installs it, run with the command
-//! line flake.nix's `bootCheck` runs in a Nix build (read from the flake).
+//! but its transcripts. It is the harness as `cargo install` installs it, run by the build script
+//! of flake.nix's `bootCheck` (evaluated from the flake), as a Nix check runs it.
 
-use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use r2s_tests::flake::boot_check_args;
+use r2s_tests::flake::boot_check_script;
 use r2s_tests::install::installed_harness;
 use r2s_tests::*;
 
@@ -50,14 +49,22 @@ fn runs_unprivileged_offline_with_a_homeless_home_and_a_read_only_image() {
         .status()
         .unwrap();
     assert!(chowned.success());
-    // The derivation's $out.
+    // The derivation's $out, and its build script from flake.nix's bootCheck.
     let out = tmp.join("out");
     let scenarios = [
         scenario("boot-to-login"),
         scenario("shell-checks"),
         repo_root().join("scenarios/network/lan-dhcp.toml"),
-    ]
-    .map(OsString::from);
+    ];
+    let script = boot_check_script(&image, &scenarios);
+    // The harness as `cargo install` installs it, on PATH as the derivation's
+    // nativeBuildInputs put it.
+    let installed = installed_harness();
+    let path = format!(
+        "{}:{}",
+        installed.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
 
     let mut command = Command::new("unshare");
     command
@@ -72,13 +79,13 @@ fn runs_unprivileged_offline_with_a_homeless_home_and_a_read_only_image() {
             "--",
         ])
         .args(["env", "-i"])
-        .arg(format!("PATH={}", std::env::var("PATH").unwrap_or_default()))
+        .arg(format!("PATH={path}"))
         .arg("HOME=/homeless-shelter")
         .arg(format!("TMPDIR={}", tmp.display()))
         .arg(format!("R2S_PASSWORD={}", r2s_images::ROOT_PASSWORD))
-        // As installed, and with the command line flake.nix's bootCheck runs.
-        .arg(installed_harness())
-        .args(boot_check_args(&image, &out, &scenarios))
+        .arg(format!("out={}", out.display()))
+        // As stdenv runs a build script.
+        .args(["bash", "-euo", "pipefail", "-c", &script])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let shown = format!("{command:?}");

@@ -1,54 +1,57 @@
-//! The command line `flake.nix`'s `bootCheck` runs, read from the flake itself, so that the
-//! sandbox test runs exactly what a Nix check runs: the line after the `# bootCheck command`
-//! marker, with the derivation's shell variables (`$img`, `$out`, `"$@"`) put in.
+//! `flake.nix` evaluated by Nix against a stand-in for nixpkgs (`flake_stub.nix` beside this
+//! file; nixpkgs cannot be fetched here): what its outputs are, and the build script of its
+//! `bootCheck` derivation, which the sandbox test runs as the Nix build would (`bash` with
+//! stdenv's `set -eu -o pipefail`, `$out` set, the harness on `PATH`).
 
-use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use super::repo_root;
 
-/// The marker comment on the line before the command in `flake.nix`.
+/// The marker comment on the line before the harness's command in `bootCheck`'s script.
 pub const MARKER: &str = "# bootCheck command";
 
-/// The command's words as `flake.nix` writes them, e.g. `["harness", "run", "--image",
-/// "\"$img\"", …]`.
-pub fn boot_check_words() -> Vec<String> {
-    let flake = std::fs::read_to_string(repo_root().join("flake.nix")).expect("flake.nix is readable");
-    let mut lines = flake
-        .lines()
-        .skip_while(|line| !line.trim_start().starts_with(MARKER));
-    assert!(lines.next().is_some(), "flake.nix has no `{MARKER}` line");
-    let command = lines.next().expect("a line follows the marker");
-    command.split_whitespace().map(str::to_owned).collect()
+/// What the stand-in evaluation returns (see `flake_stub.nix`), as JSON.
+pub fn evaluate(image: &Path, scenarios: &[PathBuf]) -> serde_json::Value {
+    let stub = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/flake_stub.nix");
+    let scenarios: Vec<String> = scenarios
+        .iter()
+        .map(|path| format!("{:?}", path.display().to_string()))
+        .collect();
+    let evaluated = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json"])
+        .arg(&stub)
+        .arg("--arg")
+        .arg("flake")
+        .arg(repo_root().join("flake.nix"))
+        .arg("--argstr")
+        .arg("image")
+        .arg(image)
+        .arg("--arg")
+        .arg("scenarios")
+        .arg(format!("[ {} ]", scenarios.join(" ")))
+        .output()
+        .expect("nix-instantiate runs (Debian's nix-bin; .ci/setup installs it)");
+    assert!(
+        evaluated.status.success(),
+        "evaluating flake.nix: {}",
+        String::from_utf8_lossy(&evaluated.stderr)
+    );
+    serde_json::from_slice(&evaluated.stdout).expect("nix-instantiate --json prints JSON")
 }
 
-/// The command's arguments after `harness`, for this `image`, output directory `out` and
-/// `rest` (what the derivation's `"$@"` holds: options, then scenario files).
-pub fn boot_check_args(image: &Path, out: &Path, rest: &[OsString]) -> Vec<OsString> {
-    let words = boot_check_words();
-    assert_eq!(words.first().map(String::as_str), Some("harness"), "{words:?}");
-    let mut args = Vec::new();
-    for word in &words[1..] {
-        if word == "\"$@\"" {
-            args.extend(rest.iter().cloned());
-            continue;
-        }
-        let unquoted = word
-            .strip_prefix('"')
-            .and_then(|w| w.strip_suffix('"'))
-            .unwrap_or(word);
-        let expanded = if let Some(tail) = unquoted.strip_prefix("$img") {
-            format!("{}{tail}", image.display())
-        } else if let Some(tail) = unquoted.strip_prefix("$out") {
-            format!("{}{tail}", out.display())
-        } else {
-            unquoted.to_owned()
-        };
-        assert!(
-            !expanded.contains('$'),
-            "{word}: a variable the tests do not know"
-        );
-        args.push(expanded.into());
-    }
-    args
+/// The build script of `bootCheck { name = "r2s"; image; scenarios; }`.
+pub fn boot_check_script(image: &Path, scenarios: &[PathBuf]) -> String {
+    let evaluated = evaluate(image, scenarios);
+    evaluated["check"]["buildCommand"]
+        .as_str()
+        .expect("the check has a build script")
+        .to_owned()
+}
+
+/// The harness's command line in that script: the line after [`MARKER`].
+pub fn boot_check_command(script: &str) -> &str {
+    let mut lines = script.lines().skip_while(|line| !line.starts_with(MARKER));
+    assert!(lines.next().is_some(), "no `{MARKER}` line in\n{script}");
+    lines.next().expect("a line follows the marker")
 }

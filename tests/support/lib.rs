@@ -95,6 +95,16 @@ impl Finished {
     }
 }
 
+/// A finished command's status and output, for assertion messages.
+pub fn explain_output(output: &std::process::Output) -> String {
+    format!(
+        "status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// The harness started with `args`, stdout and stderr captured.
 pub fn spawn_harness(args: &[&std::ffi::OsStr]) -> (Child, String) {
     spawn_harness_env(args, &[])

@@ -66,6 +66,9 @@
         }:
         let
           options = lib.optionals (board != null) [ "--board" board ] ++ extraArgs;
+          # As store paths: "${file}" copies a local file into the store, where the build can
+          # read it (toString would give its path outside the sandbox).
+          scenarioFiles = map (file: "${file}") scenarios;
         in
         pkgs.runCommand "boot-check-${name}"
           ({
@@ -84,8 +87,8 @@
               exit 1
             fi
             mkdir -p "$out"
-            set -- ${lib.escapeShellArgs (options ++ map toString scenarios)}
-            # bootCheck command (tests/flake.rs runs this same line in the sandbox test):
+            set -- ${lib.escapeShellArgs (options ++ scenarioFiles)}
+            # bootCheck command (tests/flake.rs and tests/sandbox.rs run this script as it is):
             harness run --image "$img" --transcripts "$out/transcripts" --junit "$out/junit.xml" --html "$out/report.html" "$@"
           '';
     in

@@ -439,7 +439,8 @@ fn fixture_builds_here() -> Result<(), String> {
         return Ok(());
     }
     let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let inside = match (std::fs::canonicalize(&checkout), std::env::current_dir()) {
+    let here = std::env::current_dir().and_then(std::fs::canonicalize);
+    let inside = match (std::fs::canonicalize(&checkout), here) {
         (Ok(checkout), Ok(here)) => {
             checkout.join("images").join("recipes").is_dir() && here.starts_with(&checkout)
         }

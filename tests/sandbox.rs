@@ -2,14 +2,16 @@
 //! up), an unprivileged user (`setpriv`), `HOME=/homeless-shelter` (which cannot be created),
 //! the image read-only in a read-only directory. It runs every scenario, its cache per run under
 //! `TMPDIR` (said once), skips what needs root (the LAN) saying why, and leaves nothing behind
-//! but its transcripts.
+//! but its transcripts. It is the harness as `cargo install` installs it, run by the build script
+//! of flake.nix's `bootCheck` (evaluated from the flake), as a Nix check runs it.
 
-use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use r2s_tests::flake::boot_check_script;
+use r2s_tests::install::installed_harness;
 use r2s_tests::*;
 
 /// The unprivileged user and group (nobody, nogroup).
@@ -47,7 +49,22 @@ fn runs_unprivileged_offline_with_a_homeless_home_and_a_read_only_image() {
         .status()
         .unwrap();
     assert!(chowned.success());
-    let transcripts = tmp.join("transcripts");
+    // The derivation's $out, and its build script from flake.nix's bootCheck.
+    let out = tmp.join("out");
+    let scenarios = [
+        scenario("boot-to-login"),
+        scenario("shell-checks"),
+        repo_root().join("scenarios/network/lan-dhcp.toml"),
+    ];
+    let script = boot_check_script(&image, &scenarios);
+    // The harness as `cargo install` installs it, on PATH as the derivation's
+    // nativeBuildInputs put it.
+    let installed = installed_harness();
+    let path = format!(
+        "{}:{}",
+        installed.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
 
     let mut command = Command::new("unshare");
     command
@@ -62,16 +79,13 @@ fn runs_unprivileged_offline_with_a_homeless_home_and_a_read_only_image() {
             "--",
         ])
         .args(["env", "-i"])
-        .arg(format!("PATH={}", std::env::var("PATH").unwrap_or_default()))
+        .arg(format!("PATH={path}"))
         .arg("HOME=/homeless-shelter")
         .arg(format!("TMPDIR={}", tmp.display()))
         .arg(format!("R2S_PASSWORD={}", r2s_images::ROOT_PASSWORD))
-        .arg(harness_bin())
-        .args([OsStr::new("run"), OsStr::new("--image"), image.as_os_str()])
-        .args([OsStr::new("--transcripts"), transcripts.as_os_str()])
-        .arg(scenario("boot-to-login"))
-        .arg(scenario("shell-checks"))
-        .arg(repo_root().join("scenarios/network/lan-dhcp.toml"))
+        .arg(format!("out={}", out.display()))
+        // As stdenv runs a build script.
+        .args(["bash", "-euo", "pipefail", "-c", &script])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let shown = format!("{command:?}");
@@ -105,11 +119,15 @@ fn runs_unprivileged_offline_with_a_homeless_home_and_a_read_only_image() {
         "{}",
         run.explain()
     );
-    // Nothing left but the transcripts: the per-run cache, QEMU's and the shim's scratch
-    // directories are gone.
+    // What a Nix check keeps: the transcripts, JUnit and the HTML page.
+    for kept in ["transcripts/boot-to-login.log", "junit.xml", "report.html"] {
+        assert!(out.join(kept).is_file(), "{kept}: {}", run.explain());
+    }
+    // Nothing left but $out: the per-run cache, QEMU's and the shim's scratch directories are
+    // gone.
     let left: Vec<String> = std::fs::read_dir(&tmp)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(left, ["transcripts"], "{}", run.explain());
+    assert_eq!(left, ["out"], "{}", run.explain());
 }

@@ -63,7 +63,9 @@ pub enum SuiteError {
     Transcript { dir: PathBuf, source: std::io::Error },
 }
 
-/// The harness's own scenarios directory, next to its crate in the source tree.
+/// The harness's own scenarios directory, next to its crate in the source tree, for the tests
+/// that run it from there. A run without scenario arguments takes the copy built into the
+/// binary ([`crate::scenario::shipped`]), which an installed harness has too.
 pub fn shipped_scenarios() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
 }

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 pub mod bench;
+pub mod flake;
 pub mod hostile;
+pub mod install;
 pub mod labgrid;
 pub mod pty;
 pub mod ser2net;
@@ -92,6 +94,16 @@ impl Finished {
             self.stderr
         )
     }
+}
+
+/// A finished command's status and output, for assertion messages.
+pub fn explain_output(output: &std::process::Output) -> String {
+    format!(
+        "status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 /// The harness started with `args`, stdout and stderr captured.

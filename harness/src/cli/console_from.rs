@@ -55,11 +55,18 @@ pub async fn console_from(args: &ConsoleArgs, image: &Path, state: &str) -> u8 {
     };
     let facts = disk.as_ref().map(|disk| ImageFacts::read(disk.disk()));
     let mut paths = if args.scenarios.is_empty() {
-        vec![suite::shipped_scenarios()]
+        // The copy embedded in the binary, written into the scratch directory.
+        match scenario::shipped::write_for_run(&scratch.path().join("shipped")) {
+            Ok(files) => files,
+            Err(e) => {
+                super::say(&e);
+                return EXIT_ERROR;
+            }
+        }
     } else {
         args.scenarios.clone()
     };
-    paths.push(written);
+    paths.push(written.clone());
     let scenarios = match scenario::load_all_for(&paths, facts.as_ref()) {
         Ok(all) => all,
         Err(e) => {

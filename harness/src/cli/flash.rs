@@ -176,15 +176,11 @@ fn inspect_for(image: &Path, board: &Board) -> Result<(), Stop> {
 async fn boot_first(args: &FlashArgs, image: &Path, scenarios: &[PathBuf]) -> Result<(), Stop> {
     let mut argv: Vec<OsString> = ["harness", "run", "--image"].map(OsString::from).to_vec();
     argv.push(image.into());
-    argv.extend([
-        "--transcripts".into(),
-        args.transcripts.clone().into(),
-        "--firmware".into(),
-        args.qemu.firmware.clone().into(),
-        "--qemu".into(),
-        args.qemu.binary.clone().into(),
-        "--".into(),
-    ]);
+    argv.extend(["--transcripts".into(), args.transcripts.clone().into()]);
+    if let Some(firmware) = &args.qemu.firmware {
+        argv.extend(["--firmware".into(), firmware.clone().into()]);
+    }
+    argv.extend(["--qemu".into(), args.qemu.binary.clone().into(), "--".into()]);
     argv.extend(scenarios.iter().map(OsString::from));
     let run_args = match Cli::try_parse_from(argv).map(|cli| cli.command) {
         Ok(Command::Run(run_args)) => run_args,

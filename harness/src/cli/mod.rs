@@ -9,6 +9,7 @@ mod inspect;
 mod load_addresses;
 mod progress;
 mod run;
+mod scenarios;
 pub mod signals;
 mod states;
 mod timings;
@@ -63,6 +64,9 @@ pub enum Command {
     /// List the failed machines `harness run --keep-failed` kept, newest first, with their
     /// scenario, image, age and failure; open one with `harness console --image IMG --from NAME`.
     States(StatesArgs),
+    /// The shipped scenarios, which are built into the harness.
+    #[command(subcommand)]
+    Scenarios(ScenariosCommand),
 }
 
 /// `harness states`
@@ -74,6 +78,18 @@ pub struct StatesArgs {
     /// The cache directory the runs used (`run --cache-dir`); its `snapshots/` is the cache.
     #[arg(long, value_name = "DIR", conflicts_with = "snapshot_cache")]
     pub cache_dir: Option<PathBuf>,
+}
+
+/// `harness scenarios`
+#[derive(Debug, Subcommand)]
+pub enum ScenariosCommand {
+    /// Write the shipped scenario files into DIR (created if missing; subdirectories kept), to
+    /// read, copy and change. A file already there with other contents is not overwritten.
+    Export {
+        /// Where to write them.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// `harness flash`
@@ -214,9 +230,11 @@ impl FarmArgs {
 /// Where QEMU and its firmware are.
 #[derive(Clone, Debug, clap::Args)]
 pub struct QemuArgs {
-    /// U-Boot firmware for QEMU's virt machine.
-    #[arg(long, value_name = "PATH", default_value = r2s_harness::targets::qemu::DEFAULT_FIRMWARE)]
-    pub firmware: PathBuf,
+    /// U-Boot firmware for QEMU's virt machine. Default: $R2S_FIRMWARE, else Debian's
+    /// /usr/lib/u-boot/qemu_arm64/u-boot.bin, else u-boot.bin in a Nix profile (nixpkgs'
+    /// ubootQemuAarch64).
+    #[arg(long, value_name = "PATH")]
+    pub firmware: Option<PathBuf>,
     /// The QEMU binary.
     #[arg(long = "qemu", value_name = "PATH", default_value = "qemu-system-aarch64")]
     pub binary: PathBuf,
@@ -227,7 +245,7 @@ impl QemuArgs {
     pub fn config(&self) -> r2s_harness::targets::qemu::QemuConfig {
         r2s_harness::targets::qemu::QemuConfig {
             qemu: self.binary.clone(),
-            firmware: self.firmware.clone(),
+            firmware: r2s_harness::targets::firmware::find(self.firmware.clone()),
             ..Default::default()
         }
     }
@@ -236,7 +254,8 @@ impl QemuArgs {
 /// `harness run`
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Disk image to boot (raw). Default: the harness's fixture image, built if needed. With
+    /// Disk image to boot (raw). Default: the harness's fixture image, built if needed (only
+    /// inside the harness's source checkout). With
     /// --serial: the image the board's card was written from, read (never booted) for the
     /// extlinux LABELs that `menu = "LABEL"` steps name.
     #[arg(long, value_name = "IMG")]
@@ -394,6 +413,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::States(args) => states::states(&args),
         Command::Inspect(args) => inspect::inspect(args),
         Command::Flash(args) => flash::flash(args).await,
+        Command::Scenarios(command) => scenarios::scenarios(command),
     }
 }
 

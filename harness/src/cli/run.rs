@@ -36,6 +36,8 @@ pub enum SetupError {
     Image(#[from] ImageError),
     #[error("cannot build the default fixture image: {0}")]
     Fixture(String),
+    #[error("{0}")]
+    NoImage(String),
     #[error("cannot adapt {image} for QEMU: {detail}")]
     Adapt { image: PathBuf, detail: String },
     #[error(transparent)]
@@ -67,7 +69,15 @@ pub async fn run(mut args: RunArgs) -> u8 {
     let paths = if args.health_only {
         Vec::new()
     } else if args.scenarios.is_empty() {
-        vec![suite::shipped_scenarios()]
+        // The copy embedded in the binary, so that an installed harness has them too; written
+        // beside the transcripts, where the report's file names point.
+        match scenario::shipped::write_for_run(&args.transcripts.join("scenarios")) {
+            Ok(files) => files,
+            Err(e) => {
+                super::say(&e);
+                return EXIT_ERROR;
+            }
+        }
     } else {
         args.scenarios.clone()
     };
@@ -448,6 +458,9 @@ fn countdown_policy(args: &RunArgs, image: Option<&Path>) -> CountdownPolicy {
 }
 
 async fn build_default_fixture() -> Result<PathBuf, SetupError> {
+    if let Err(why) = fixture_builds_here() {
+        return Err(SetupError::NoImage(why));
+    }
     eprintln!(
         "harness: no --image given; using fixture {}",
         r2s_images::DEFAULT_FIXTURE
@@ -458,6 +471,33 @@ async fn build_default_fixture() -> Result<PathBuf, SetupError> {
     .await
     .map_err(|e| SetupError::Fixture(e.to_string()))?
     .map_err(|e| SetupError::Fixture(e.to_string()))
+}
+
+/// Whether a run without `--image` may build the default fixture: only in the source checkout
+/// the harness was built from (the fixture's recipes and builder live there, and it is built
+/// with apt), or where `R2S_FIXTURE_DIR` says where fixtures are. Elsewhere (an installed
+/// harness) the reason, saying what to pass instead.
+fn fixture_builds_here() -> Result<(), String> {
+    if std::env::var_os("R2S_FIXTURE_DIR").is_some_and(|dir| !dir.is_empty()) {
+        return Ok(());
+    }
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let here = std::env::current_dir().and_then(std::fs::canonicalize);
+    let inside = match (std::fs::canonicalize(&checkout), here) {
+        (Ok(checkout), Ok(here)) => {
+            checkout.join("images").join("recipes").is_dir() && here.starts_with(&checkout)
+        }
+        _ => false,
+    };
+    if inside {
+        return Ok(());
+    }
+    Err(
+        "no --image given: name the image to test with --image IMG (a raw .img, or the .img.zst \
+         `nix build` leaves in result/sd-image/); without one, the harness builds a fixture image \
+         of its own, which it does only inside its source checkout"
+            .to_owned(),
+    )
 }
 
 /// Builds the shim disk that shows U-Boot a QEMU-ready copy of the image's extlinux.conf, and

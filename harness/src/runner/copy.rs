@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::{DecodeError, Engine};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
@@ -133,57 +135,27 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// Standard base64 with padding, as `base64` prints it.
 fn encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    STANDARD.encode(bytes)
 }
 
-/// Decodes base64 text, ignoring line breaks (and a terminal's carriage returns).
+/// Decodes base64 text, ignoring line breaks (and a terminal's carriage returns). The text
+/// comes from the console, so anything may arrive: every error says what is wrong with it.
 fn decode(encoded: &str) -> Result<Vec<u8>, String> {
     let text: Vec<u8> = encoded.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    if !text.len().is_multiple_of(4) {
-        return Err(format!("{} base64 characters is not a multiple of 4", text.len()));
-    }
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    for (index, quad) in text.chunks(4).enumerate() {
-        let last = index + 1 == text.len() / 4;
-        let mut n = 0u32;
-        let mut padding = 0;
-        for (i, &c) in quad.iter().enumerate() {
-            let value = match c {
-                b'=' if last && i >= 2 => {
-                    padding += 1;
-                    0
-                }
-                _ if padding > 0 => return Err("data after padding".to_owned()),
-                _ => ALPHABET
-                    .iter()
-                    .position(|&a| a == c)
-                    .ok_or_else(|| format!("{:?} is not a base64 character", c as char))?
-                    as u32,
-            };
-            n = n << 6 | value;
+    STANDARD.decode(&text).map_err(|e| match e {
+        DecodeError::InvalidByte(_, b'=') => "data after padding".to_owned(),
+        DecodeError::InvalidByte(_, byte) => format!("{:?} is not a base64 character", byte as char),
+        DecodeError::InvalidLength(length) => format!("{length} base64 characters is not a multiple of 4"),
+        DecodeError::InvalidLastSymbol(offset, byte) => {
+            format!(
+                "{:?} at character {offset} leaves stray bits before the padding",
+                byte as char
+            )
         }
-        let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..4 - padding]);
-    }
-    Ok(out)
+        DecodeError::InvalidPadding => "the padding is wrong".to_owned(),
+    })
 }
 
 fn hex_digest(bytes: &[u8]) -> String {
@@ -244,6 +216,11 @@ mod tests {
             decode("aGVsb").unwrap_err(),
             "5 base64 characters is not a multiple of 4"
         );
+    }
+
+    #[test]
+    fn base64_with_data_after_its_padding_is_refused() {
+        assert_eq!(decode("aGV=bG8=").unwrap_err(), "data after padding");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod network;
 mod parse;
 mod raw;
 pub mod requires;
+pub mod shipped;
 mod step_kind;
 mod step_table;
 

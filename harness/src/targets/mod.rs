@@ -22,6 +22,7 @@
 
 pub mod board;
 pub mod factory;
+pub mod firmware;
 pub mod labgrid;
 pub mod network;
 pub mod notices;

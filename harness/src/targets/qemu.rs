@@ -25,9 +25,6 @@ use crate::adapt::Shim;
 use crate::qemu_devices::RootDisk;
 use crate::scenario::NetworkSpec;
 
-/// Where U-Boot's `qemu_arm64` build lands when installed from the distribution package.
-pub const DEFAULT_FIRMWARE: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
-
 /// How to start QEMU: a Cortex-A53 `virt` machine with 1 GiB, like the R2S, and the design's two
 /// cores where the R2S's RK3328 has four: under TCG each emulated core is a host thread, and two
 /// match the two-core machines the tests run on.
@@ -59,7 +56,7 @@ impl Default for QemuConfig {
         QemuConfig {
             qemu: "qemu-system-aarch64".into(),
             qemu_img: "qemu-img".into(),
-            firmware: DEFAULT_FIRMWARE.into(),
+            firmware: super::firmware::find(None),
             cpu: "cortex-a53".into(),
             smp: 2,
             memory_mib: 1024,
@@ -75,7 +72,9 @@ impl Default for QemuConfig {
 /// Why QEMU could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum QemuError {
-    #[error("firmware {path} not found (install U-Boot's qemu_arm64 build, or pass --firmware)")]
+    #[error(
+        "firmware {path} not found (install U-Boot's qemu_arm64 build: Debian's u-boot-qemu or nixpkgs' ubootQemuAarch64; or name it with --firmware or R2S_FIRMWARE)"
+    )]
     FirmwareMissing { path: PathBuf },
     #[error("image {path}: {source}")]
     Image { path: PathBuf, source: io::Error },

@@ -1,0 +1,173 @@
+//! The harness installed with `cargo install --path harness`, run from a directory outside
+//! the checkout, as a user runs it: the shipped scenarios come from the binary, and without
+//! `--image` it says what to give instead of building a fixture.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use r2s_tests::install::installed_harness;
+use r2s_tests::*;
+
+/// The health check and eleven shipped scenarios on the busybox fixture, under load.
+const LIMIT: Duration = Duration::from_secs(900);
+
+/// The installed harness with `args`, in `cwd`, as a user's shell starts it: no fixture
+/// directory, the fixture's password in the variable the scenarios name.
+fn run_installed(cwd: &Path, args: &[&OsStr], env: &[(&str, &OsStr)], limit: Duration) -> Finished {
+    let bin = installed_harness();
+    let mut command = Command::new(&bin);
+    command
+        .current_dir(cwd)
+        .args(args)
+        .env_remove("R2S_FIXTURE_DIR")
+        .env("R2S_PASSWORD", r2s_images::ROOT_PASSWORD)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let shown = format!("{command:?}");
+    let started = Instant::now();
+    finish(command.spawn().unwrap(), shown, started, limit)
+}
+
+/// The scenario files of the repository's `scenarios/`, relative to it, sorted.
+fn repository_scenarios(dir: &Path, under: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            repository_scenarios(&path, under, found);
+        } else if path.extension().is_some_and(|ext| ext == "toml") {
+            found.push(path.strip_prefix(under).unwrap().to_owned());
+        }
+    }
+    found.sort();
+}
+
+#[test]
+fn the_installed_harness_runs_the_shipped_scenarios_outside_the_checkout() {
+    let dir = temp_dir();
+    assert!(!dir.path().starts_with(repo_root()), "{}", dir.path().display());
+    let image = dir.path().join("r2s.img");
+    let copied = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(fixture(r2s_images::DEFAULT_FIXTURE))
+        .arg(&image)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let args = ["run", "--image", "r2s.img", "--transcripts", "out"].map(OsStr::new);
+    let run = run_installed(dir.path(), &args, &[("TMPDIR", tmp.as_os_str())], LIMIT);
+
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let mut top_level = Vec::new();
+    let shipped = repo_root().join("scenarios");
+    repository_scenarios(&shipped, &shipped, &mut top_level);
+    top_level.retain(|path| path.components().count() == 1);
+    for file in &top_level {
+        let name = file.file_stem().unwrap().to_string_lossy();
+        assert!(
+            run.stdout.contains(&format!("PASS  {name}  ")),
+            "{name}: {}",
+            run.explain()
+        );
+        // The copy the run read, beside the transcripts.
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out/scenarios").join(file)).unwrap(),
+            std::fs::read_to_string(shipped.join(file)).unwrap()
+        );
+    }
+    assert!(
+        run.stdout
+            .contains(&format!("{} passed, 0 failed", top_level.len() + 1)),
+        "the health check and {} shipped scenarios: {}",
+        top_level.len(),
+        run.explain()
+    );
+    assert_no_qemu_left(&tmp, &run);
+}
+
+#[test]
+fn the_installed_harness_exports_the_shipped_scenarios() {
+    let dir = temp_dir();
+    let args = ["scenarios", "export", "exported"].map(OsStr::new);
+    let run = run_installed(dir.path(), &args, &[], Duration::from_secs(60));
+
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let shipped = repo_root().join("scenarios");
+    let exported = dir.path().join("exported");
+    let (mut expected, mut written) = (Vec::new(), Vec::new());
+    repository_scenarios(&shipped, &shipped, &mut expected);
+    repository_scenarios(&exported, &exported, &mut written);
+    assert_eq!(written, expected);
+    assert!(
+        written.contains(&PathBuf::from("network/lan-dhcp.toml")),
+        "{written:?}"
+    );
+    for file in &expected {
+        assert_eq!(
+            std::fs::read(exported.join(file)).unwrap(),
+            std::fs::read(shipped.join(file)).unwrap(),
+            "{}",
+            file.display()
+        );
+    }
+    let listed: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(listed.len(), expected.len(), "{}", run.explain());
+}
+
+#[test]
+fn the_installed_harness_without_an_image_says_to_give_one() {
+    let dir = temp_dir();
+    let args = ["run", "--transcripts", "out"].map(OsStr::new);
+    let run = run_installed(dir.path(), &args, &[], Duration::from_secs(60));
+
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert_eq!(
+        run.stderr,
+        "harness: no --image given: name the image to test with --image IMG (a raw .img, or the .img.zst \
+         `nix build` leaves in result/sd-image/); without one, the harness builds a fixture image of its own, \
+         which it does only inside its source checkout\n",
+        "{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn the_installed_harness_takes_its_firmware_from_r2s_firmware() {
+    let dir = temp_dir();
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let missing = dir.path().join("nowhere/u-boot.bin");
+    let boot_to_login = scenario("boot-to-login");
+    let args = [
+        OsStr::new("run"),
+        OsStr::new("--image"),
+        image.as_os_str(),
+        OsStr::new("--transcripts"),
+        OsStr::new("out"),
+        boot_to_login.as_os_str(),
+    ];
+    let run = run_installed(
+        dir.path(),
+        &args,
+        &[
+            ("R2S_FIRMWARE", missing.as_os_str()),
+            ("TMPDIR", dir.path().as_os_str()),
+        ],
+        Duration::from_secs(300),
+    );
+
+    assert_ne!(run.code(), Some(0), "{}", run.explain());
+    let said = format!(
+        "firmware {} not found (install U-Boot's qemu_arm64 build: Debian's u-boot-qemu or nixpkgs' ubootQemuAarch64; or name it with --firmware or R2S_FIRMWARE)",
+        missing.display()
+    );
+    assert!(
+        run.stdout.contains(&said) || run.stderr.contains(&said),
+        "{}",
+        run.explain()
+    );
+}

@@ -74,10 +74,7 @@ pub async fn console_from(args: &ConsoleArgs, image: &Path, state: &str) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let Some(console) = scenarios
-        .into_iter()
-        .find(|s| s.source.starts_with(scratch.path()))
-    else {
+    let Some(console) = scenarios.into_iter().find(|s| s.source == written) else {
         super::say("the console's scenario was not loaded");
         return EXIT_ERROR;
     };

@@ -415,6 +415,7 @@ fn result_with_console(dir: &Path, name: &str, console: &[(u64, &[u8])], fatal_l
         failed_units: vec![],
         transcript: vec![paths.log, paths.raw, paths.cast],
         origin: Default::default(),
+        earlier_tries: Vec::new(),
     }
 }
 

@@ -12,6 +12,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    cli::set_up_output(&args);
     // Scratch directories of runs that were killed outright (their QEMU overlays, shims) would
     // otherwise stay in the temporary directory for good.
     r2s_harness::scratch::sweep_stale();

@@ -56,11 +56,11 @@ impl Reporter for BaselineCheck {
         };
         let runs: Vec<Timings> = results.iter().map(|r| Timings::of(r, against)).collect();
         let comparison = self.baseline.compare(&runs, &self.policy);
-        println!(
+        super::human::show(format!(
             "stage timings against baseline {}:",
             self.baseline.source.display()
-        );
-        print!("{}", comparison.render(&self.policy));
+        ));
+        super::human::show(comparison.render(&self.policy).trim_end_matches('\n'));
         self.clean.set(Some(comparison.regressions().next().is_none()));
         Ok(())
     }

@@ -17,8 +17,12 @@ use crate::runner::{Origin, ScenarioResult, Verdict};
 pub struct ScenarioView {
     pub name: String,
     pub source: String,
-    /// `pass`, `fail`, `skip` or `error`.
+    /// `pass`, `flaky` (passed on a later try), `fail`, `skip` or `error`.
     pub verdict: &'static str,
+    /// How many times it ran (`--retries`): 1 unless a try failed and it ran again.
+    pub tries: usize,
+    /// Why each earlier try failed, oldest first: `step N: reason`.
+    pub failed_tries: Vec<String>,
     /// Why a skipped scenario did not run.
     pub skipped: Option<String>,
     /// Why the harness could not run it.
@@ -76,11 +80,14 @@ pub fn scenario_view(
         name: escape_control(&result.name).into_owned(),
         source: escape_control(&result.source.display().to_string()).into_owned(),
         verdict: match result.verdict {
+            Verdict::Pass if result.flaky() => "flaky",
             Verdict::Pass => "pass",
             Verdict::Fail(_) => "fail",
             Verdict::Skip(_) => "skip",
             Verdict::Error(_) => "error",
         },
+        tries: result.tries(),
+        failed_tries: result.earlier_tries.iter().map(try_failure).collect(),
         skipped: result.skipped().map(|reason| escape_control(reason).into_owned()),
         error: result.error().map(|reason| escape_control(reason).into_owned()),
         duration: result.duration.as_secs_f64(),
@@ -106,6 +113,16 @@ pub fn scenario_view(
             cast,
             error: cast_error,
         },
+    }
+}
+
+/// `step 3: timed out after 60s` for a failed try, escaped.
+fn try_failure(result: &ScenarioResult) -> String {
+    match &result.verdict {
+        Verdict::Fail(failure) => {
+            escape_control(&format!("step {}: {}", failure.step, failure.reason)).into_owned()
+        }
+        _ => String::new(),
     }
 }
 

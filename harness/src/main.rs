@@ -8,11 +8,16 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let matches = cli::Cli::command().get_matches();
+    let mut args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     cli::set_up_output(&args);
+    // Before the runtime's threads start: the project file may set password variables.
+    if let Err(code) = cli::project::apply(&mut args, &matches) {
+        return ExitCode::from(code);
+    }
     // Scratch directories of runs that were killed outright (their QEMU overlays, shims) would
     // otherwise stay in the temporary directory for good.
     r2s_harness::scratch::sweep_stale();

@@ -10,6 +10,7 @@ mod load_addresses;
 pub mod logging;
 mod manual;
 mod progress;
+pub mod project;
 mod run;
 pub mod signals;
 mod timings;
@@ -37,6 +38,9 @@ pub struct Cli {
     /// suite's notes); results, warnings and errors stay.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Do not read the project file (`r2s-harness.toml` in the current directory or above).
+    #[arg(long, global = true)]
+    pub no_project: bool,
     #[command(subcommand)]
     pub command: Command,
 }

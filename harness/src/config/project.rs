@@ -154,7 +154,12 @@ impl Project {
                 }
             }),
             firmware: raw.firmware.map(relative),
-            scenarios: raw.scenarios.unwrap_or_default().into_iter().map(relative).collect(),
+            scenarios: raw
+                .scenarios
+                .unwrap_or_default()
+                .into_iter()
+                .map(relative)
+                .collect(),
             passwords,
         })
     }
@@ -175,7 +180,10 @@ impl Quoting<'_> {
             .map(|(at, _)| self.text[..at].rfind('\n').map_or(0, |nl| nl + 1))
             .min();
         let mut error = self.source.error(span.clone(), kind);
-        if span.zip(passwords_from).is_some_and(|(span, from)| span.end > from) {
+        if span
+            .zip(passwords_from)
+            .is_some_and(|(span, from)| span.end > from)
+        {
             error.excerpt = None;
         }
         error
@@ -195,7 +203,9 @@ fn password_source(value: toml::Value, dir: &Path) -> Result<PasswordSource, Str
     let mut keys = table.into_iter();
     match (keys.next(), keys.next()) {
         (Some((key, toml::Value::String(var))), None) if key == "env" => Ok(PasswordSource::Env(var)),
-        (Some((key, toml::Value::String(path))), None) if key == "file" => Ok(PasswordSource::File(dir.join(path))),
+        (Some((key, toml::Value::String(path))), None) if key == "file" => {
+            Ok(PasswordSource::File(dir.join(path)))
+        }
         _ => Err("expected exactly one of env = \"VARIABLE\" or file = \"PATH\"".to_owned()),
     }
 }
@@ -220,7 +230,10 @@ mod tests {
         assert_eq!(project.firmware, Some(PathBuf::from("/fw/u-boot.bin")));
         assert_eq!(
             project.scenarios,
-            [PathBuf::from("/src/app/tests/r2s"), PathBuf::from("/src/app/more.toml")]
+            [
+                PathBuf::from("/src/app/tests/r2s"),
+                PathBuf::from("/src/app/more.toml")
+            ]
         );
     }
 
@@ -239,7 +252,10 @@ mod tests {
         assert_eq!(
             project.passwords,
             [
-                ("ADMIN".to_owned(), PasswordSource::File("/src/app/secrets/admin".into())),
+                (
+                    "ADMIN".to_owned(),
+                    PasswordSource::File("/src/app/secrets/admin".into())
+                ),
                 ("R2S_PASSWORD".to_owned(), PasswordSource::Env("CI_SECRET".into())),
             ]
         );
@@ -286,10 +302,16 @@ mod tests {
 
     #[test]
     fn a_password_source_with_both_or_neither_key_is_refused() {
-        for text in ["X = { env = \"A\", file = \"b\" }", "X = {}", "X = { path = \"b\" }"] {
+        for text in [
+            "X = { env = \"A\", file = \"b\" }",
+            "X = {}",
+            "X = { path = \"b\" }",
+        ] {
             let error = parse(&format!("[passwords]\n{text}\n")).unwrap_err();
             assert!(
-                error.headline().ends_with("passwords.X: expected exactly one of env = \"VARIABLE\" or file = \"PATH\""),
+                error
+                    .headline()
+                    .ends_with("passwords.X: expected exactly one of env = \"VARIABLE\" or file = \"PATH\""),
                 "{error}"
             );
         }
@@ -314,6 +336,9 @@ mod tests {
         std::fs::write(&path, "s3cret\nignored\n").unwrap();
         assert_eq!(PasswordSource::File(path).read(), Ok("s3cret".to_owned()));
         let missing = PasswordSource::Env("R2S_TEST_SURELY_UNSET_VARIABLE".into()).read();
-        assert_eq!(missing, Err("environment variable R2S_TEST_SURELY_UNSET_VARIABLE is not set".into()));
+        assert_eq!(
+            missing,
+            Err("environment variable R2S_TEST_SURELY_UNSET_VARIABLE is not set".into())
+        );
     }
 }

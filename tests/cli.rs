@@ -378,3 +378,88 @@ fn man_dir_writes_a_page_per_subcommand_naming_runs_flags() {
     assert!(roff.contains("\\-\\-retries"), "{roff}");
     assert!(roff.contains("\\-\\-message\\-format"), "{roff}");
 }
+
+/// Everything written to the pseudo-terminal `pty` until every writer closed it (or `LIMIT`).
+fn read_terminal(pty: r2s_tests::pty::Pty) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + LIMIT;
+        let (mut seen, mut buf) = (Vec::new(), [0u8; 4096]);
+        while Instant::now() < deadline {
+            match r2s_tests::pty::read_some(pty.master(), &mut buf) {
+                Ok(0) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                // EIO: the last writer (the harness, its QEMU) closed the terminal.
+                Err(_) => break,
+            }
+        }
+        seen
+    })
+}
+
+#[test]
+fn with_no_color_on_a_terminal_progress_is_plain_lines_without_escapes_or_carriage_returns() {
+    let dir = temp_dir();
+    let pty = r2s_tests::pty::Pty::open(&dir.path().join("terminal")).expect("a pseudo-terminal");
+    let terminal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(pty.slave())
+        .expect("opening the terminal");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let mut command = Command::new(harness_bin());
+    command
+        .args([
+            OsStr::new("-v"),
+            OsStr::new("run"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+        ])
+        .arg("--transcripts")
+        .arg(dir.path())
+        .arg(scenario("boot-to-login"))
+        .env("TMPDIR", &tmp)
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm-256color")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(terminal);
+    let started = Instant::now();
+    let child = command.spawn().expect("spawning the harness");
+    // Only the harness holds the terminal now: its end is the reader's end.
+    drop(command);
+    let reader = read_terminal(pty);
+    let run = finish(
+        child,
+        "harness -v run … boot-to-login (stderr a terminal)".into(),
+        started,
+        LIMIT,
+    );
+    assert_no_qemu_left(&tmp, &run);
+    let shown = String::from_utf8_lossy(&reader.join().expect("reader")).into_owned();
+    assert_eq!(
+        run.code(),
+        Some(0),
+        "{}\n--- terminal ---\n{shown}",
+        run.explain()
+    );
+    assert!(
+        !shown.contains('\u{1b}'),
+        "an escape sequence on the terminal:\n{shown:?}"
+    );
+    assert!(
+        !shown.contains('\r'),
+        "a carriage return on the terminal:\n{shown:?}"
+    );
+    assert!(
+        shown.contains("\n  boot-to-login · kernel · "),
+        "no plain progress line:\n{shown}"
+    );
+    // The log is there too, uncoloured.
+    assert!(shown.contains(" DEBUG adapt: "), "no debug log:\n{shown}");
+}

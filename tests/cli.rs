@@ -117,6 +117,22 @@ fn a_filter_runs_only_the_matching_scenarios() {
     assert!(run.stdout.ends_with("1 passed, 0 failed\n"), "{}", run.explain());
 }
 
+#[test]
+fn quiet_leaves_only_the_results_and_the_totals_on_stdout() {
+    let dir = temp_dir();
+    let scenario = write_scenario(dir.path(), "quiet-host-step", "[[steps]]\nhost = \"true\"\n");
+    let run = run_fixture(dir.path(), &["-q", scenario.to_str().unwrap()]);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.explain());
+    assert!(
+        lines[0].starts_with("PASS  quiet-host-step  "),
+        "{}",
+        run.explain()
+    );
+    assert_eq!(lines[1], "1 passed, 0 failed");
+}
+
 /// Runs `scenario` with `--retries 2`; the run and its JUnit file.
 fn run_with_two_retries(dir: &Path, scenario: &Path) -> (Finished, String) {
     let junit = dir.join("junit.xml");

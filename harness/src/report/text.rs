@@ -209,7 +209,7 @@ impl Reporter for TextReporter {
 
 /// A passed 90 s result of scenario `boot` in which `units` failed, for the reporters' tests.
 #[cfg(test)]
-pub(super) fn result_with_failed_units(units: &[&str]) -> ScenarioResult {
+pub(crate) fn result_with_failed_units(units: &[&str]) -> ScenarioResult {
     ScenarioResult {
         name: "boot".to_owned(),
         source: "boot.toml".into(),
@@ -227,7 +227,7 @@ pub(super) fn result_with_failed_units(units: &[&str]) -> ScenarioResult {
 /// A result that failed on the console line `console`: its reason quotes the line as a
 /// command's output, and it is the excerpt's last line. For the reporters' tests.
 #[cfg(test)]
-pub(super) fn result_failed_on_console(console: &str) -> ScenarioResult {
+pub(crate) fn result_failed_on_console(console: &str) -> ScenarioResult {
     use crate::runner::{FailReason, Failure, Stage};
     ScenarioResult {
         verdict: Verdict::Fail(Failure {

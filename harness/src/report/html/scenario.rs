@@ -136,3 +136,28 @@ fn own_file(result: &ScenarioResult, ext: &str) -> Option<PathBuf> {
         .find(|p| p.extension().is_some_and(|e| e == ext))
         .cloned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::text::{result_failed_on_console, result_with_failed_units};
+
+    #[test]
+    fn a_scenario_passing_on_a_retry_is_shown_flaky_with_its_tries_and_why_each_failed() {
+        let flaky = ScenarioResult {
+            earlier_tries: vec![result_failed_on_console("x")],
+            ..result_with_failed_units(&[])
+        };
+        let view = scenario_view(&flaky, Path::new("r2s.img"), None);
+        assert_eq!(view.verdict, "flaky");
+        assert_eq!(view.tries, 2);
+        assert_eq!(view.failed_tries, ["step 1: output did not match /nope/:\\nx"]);
+    }
+
+    #[test]
+    fn a_scenario_run_once_is_one_try_with_no_failed_ones() {
+        let view = scenario_view(&result_failed_on_console("x"), Path::new("r2s.img"), None);
+        assert_eq!((view.verdict, view.tries), ("fail", 1));
+        assert!(view.failed_tries.is_empty());
+    }
+}

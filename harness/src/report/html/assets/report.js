@@ -243,7 +243,7 @@
       el("p", { class: "muted" }, s.source + " · " + s.origin));
     if (s.tries > 1) {
       section.append(el("section", { class: "tries" },
-        el("h3", {}, (s.verdict === "flaky" ? "FLAKY: passed on try " : "Failed every try: ") + s.tries + " tries"),
+        el("h3", {}, s.verdict === "flaky" ? "FLAKY: passed on try " + s.tries : "Failed all " + s.tries + " tries"),
         el("ul", {}, ...s.failed_tries.map((why, t) => el("li", {}, "try " + (t + 1) + " failed: " + why)))));
     }
     if (s.skipped) {

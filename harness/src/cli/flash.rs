@@ -151,7 +151,8 @@ fn inspect_for(image: &Path, board: &Board) -> Result<(), Stop> {
     let profile = Profile::r2s_with_console_of(board);
     let report =
         inspect::inspect_for(image, &profile).map_err(|e| Stop::error(format!("not written: {e}")))?;
-    print!("{}", render::text(&report));
+    let text = render::text(&report);
+    super::human::show(text.strip_suffix('\n').unwrap_or(&text));
     if report.status() != Status::Fail {
         return Ok(());
     }

@@ -60,7 +60,10 @@ impl Reporter for BaselineCheck {
             "stage timings against baseline {}:",
             self.baseline.source.display()
         ));
-        super::human::show(comparison.render(&self.policy).trim_end_matches('\n'));
+        let rendered = comparison.render(&self.policy);
+        if !rendered.is_empty() {
+            super::human::show(rendered.strip_suffix('\n').unwrap_or(&rendered));
+        }
         self.clean.set(Some(comparison.regressions().next().is_none()));
         Ok(())
     }

@@ -155,7 +155,10 @@ impl Reporter for ProgressLine {
                 self.running.retain(|(name, _, _)| *name != result.name);
                 self.clear();
             }
-            SuiteEventKind::Note { .. } | SuiteEventKind::SuiteFinished { .. } => self.clear(),
+            // The text report prints a line for each of these: the progress line makes room.
+            SuiteEventKind::Note { .. }
+            | SuiteEventKind::ScenarioRetried { .. }
+            | SuiteEventKind::SuiteFinished { .. } => self.clear(),
             _ => {}
         }
         Ok(())

@@ -231,6 +231,21 @@ fn message_format_json_writes_one_versioned_object_per_event_and_the_text_report
         stages.contains(&"kernel") && stages.contains(&"login"),
         "{stages:?}"
     );
+    // Every step that started finished, passed, in order.
+    let steps = |kind: &str| -> Vec<u64> {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind)
+            .map(|e| e["step"].as_u64().unwrap())
+            .collect()
+    };
+    assert!(!steps("step-started").is_empty(), "{names:?}");
+    assert_eq!(steps("step-started"), steps("step-finished"), "{names:?}");
+    assert!(events
+        .iter()
+        .filter(|e| e["event"] == "step-finished")
+        .all(|e| e["passed"] == true));
+    assert_eq!(events[0]["scenarios"], 1);
     assert_eq!(events[finished]["result"]["verdict"], "pass");
     assert_eq!(events[finished]["result"]["name"], "boot-to-login");
     assert_eq!(events.last().unwrap()["passed"], 1);

@@ -415,6 +415,7 @@ fn result_with_console(dir: &Path, name: &str, console: &[(u64, &[u8])], fatal_l
         failed_units: vec![],
         transcript: vec![paths.log, paths.raw, paths.cast],
         origin: Default::default(),
+        earlier_tries: Vec::new(),
     }
 }
 
@@ -437,6 +438,40 @@ fn write_page(dir: &Path, results: &[ScenarioResult], baseline: Option<&Baseline
     )
     .unwrap();
     page
+}
+
+#[test]
+fn a_scenario_passing_on_a_retry_is_shown_flaky_with_the_reason_of_each_failed_try() {
+    let Some(chromium) = Chromium::find() else { return };
+    let dir = temp_dir();
+    let failed = result_with_console(dir.path(), "flaky", &[(100, b"U-Boot\r\n")], "Kernel panic");
+    let passed = ScenarioResult {
+        verdict: Verdict::Pass,
+        earlier_tries: vec![failed.clone()],
+        ..failed
+    };
+    let page = write_page(dir.path(), &[passed], None);
+    let loaded = chromium.load(&page, "");
+    loaded.assert_clean();
+    assert_eq!(
+        loaded
+            .dom
+            .matches(r#"<span class="badge flaky">FLAKY</span>"#)
+            .count(),
+        2,
+        "a badge in the table and one on the scenario"
+    );
+    assert!(
+        loaded.dom.contains("1 passed, 0 failed, 1 flaky"),
+        "the run's header"
+    );
+    assert!(
+        loaded.dom.contains("<h3>FLAKY: passed on try 2</h3>"),
+        "{}",
+        loaded.dom
+    );
+    let tries = Regex::new(r"<li>try 1 failed: step 1: fatal pattern [^<]*Kernel panic[^<]*</li>").unwrap();
+    assert!(tries.is_match(&loaded.dom), "{}", loaded.dom);
 }
 
 #[test]

@@ -21,6 +21,7 @@ fn place_args<'a>(
     scenario: &'a Path,
 ) -> Vec<&'a OsStr> {
     vec![
+        OsStr::new("-v"),
         OsStr::new("run"),
         OsStr::new("--place"),
         OsStr::new(PLACE),
@@ -84,6 +85,18 @@ fn boot_to_login_runs_on_a_labgrid_place_and_releases_it() {
     let log = std::fs::read_to_string(transcripts.join("boot-to-login.log")).unwrap();
     assert!(log.contains(&format!("-p {PLACE} power cycle")), "{log}");
     assert_eq!(farm.holder(), "None", "the place was not released");
+    // -v: the labgrid client calls and the power commands are in the debug log.
+    for call in [
+        "DEBUG labgrid: acquire: ",
+        "DEBUG labgrid: release: ",
+        "DEBUG power: cycle: ",
+    ] {
+        assert!(
+            run.stderr.contains(call),
+            "{call:?} not logged\n{}",
+            run.explain()
+        );
+    }
     tear_down(farm, bench);
 }
 

@@ -52,8 +52,9 @@ fn tear_down(bench: VirtualBench) {
     }
 }
 
-/// Runs the shipped scenario `name` over ser2net on a fresh bench: it passes, and its
-/// transcript names the port and the line rate.
+/// Runs the shipped scenario `name` over ser2net on a fresh bench with `-v`: it passes, its
+/// transcript names the port and the line rate, the debug log shows the RFC 2217 negotiation,
+/// and the password typed (if any) is in neither output stream.
 fn passes_over_ser2net(name: &str) {
     let image = fixture(r2s_images::DEFAULT_FIXTURE);
     let bench = VirtualBench::new(&image);
@@ -64,7 +65,7 @@ fn passes_over_ser2net(name: &str) {
     let scenario = scenario(name);
     let mut args = run_args(&url, &profile, &transcripts, &scenario);
     // The image on the card tells the values the shipped scenarios expect (its hostname).
-    args.extend([OsStr::new("--image"), image.as_os_str()]);
+    args.extend([OsStr::new("--image"), image.as_os_str(), OsStr::new("-v")]);
     let run = run_harness(&args, LIMIT);
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     assert!(
@@ -76,6 +77,17 @@ fn passes_over_ser2net(name: &str) {
     let log = std::fs::read_to_string(transcripts.join(format!("{name}.log"))).unwrap();
     let said = format!("-- board virtual-bench on {url} at 1500000 baud 8N1");
     assert!(log.contains(&said), "{log}");
+    assert!(
+        run.stderr.contains("DEBUG rfc2217: ")
+            && run.stderr.contains(": the bridge confirmed 1500000 baud 8N1"),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        !run.stdout.contains(r2s_images::ROOT_PASSWORD) && !run.stderr.contains(r2s_images::ROOT_PASSWORD),
+        "{}",
+        run.explain()
+    );
     drop(server);
     tear_down(bench);
 }

@@ -11,7 +11,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let mut args = cli::Cli::parse();
+    cli::set_up_output(&args);
+    // Before the runtime's threads start: the project file may set password variables.
+    if let Err(code) = cli::project::apply(&mut args) {
+        return ExitCode::from(code);
+    }
     // Scratch directories of runs that were killed outright (their QEMU overlays, shims) would
     // otherwise stay in the temporary directory for good.
     r2s_harness::scratch::sweep_stale();

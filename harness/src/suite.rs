@@ -12,6 +12,7 @@ use crate::targets::{TargetError, TargetSpec};
 pub mod events;
 mod prime;
 mod recording;
+mod retry;
 pub mod schedule;
 pub mod shell_probe;
 pub mod snapshots;

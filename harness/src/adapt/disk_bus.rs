@@ -125,6 +125,7 @@ pub fn summary(drivers: &Drivers) -> String {
 pub fn choose(drivers: &Drivers) -> Choice {
     let verdicts: Vec<(DiskBus, Drivable)> =
         DiskBus::ALL.iter().map(|&b| (b, drivable(b, drivers))).collect();
+    tracing::debug!(target: "adapt", "root disk buses, in order of preference: {verdicts:?}");
     let summary = summary(drivers);
     let first = |want: fn(&Drivable) -> bool| verdicts.iter().find(|(_, d)| want(d)).cloned();
     let (bus, drivable, reason) = if let Some((bus, d)) = first(|d| *d == Drivable::Yes) {

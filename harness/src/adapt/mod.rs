@@ -75,6 +75,14 @@ pub fn adapt_cached(
         Err(e) => return Err(e.into()),
     };
     let (adapted, changes) = adapt_config(&found.config);
+    tracing::debug!(
+        target: "adapt",
+        "extlinux.conf at partition {}:{}: {} change(s) for QEMU: {:?}",
+        found.partition,
+        found.path,
+        changes.len(),
+        changes
+    );
     let modules = if options.initrd_modules {
         // Not reading the kernel, initrd or root for drivers costs this run nothing it had
         // before: say why, and boot as without the addition.
@@ -83,6 +91,7 @@ pub fn adapt_cached(
     } else {
         InitrdModules::NotNeeded
     };
+    tracing::debug!(target: "adapt", "initrd modules: {:?}", modules.notes());
     let addition = match &modules {
         InitrdModules::Added(addition) => Some(addition),
         InitrdModules::NotNeeded | InitrdModules::Refused(_) => None,
@@ -98,6 +107,11 @@ pub fn adapt_cached(
             InitrdModules::NotNeeded | InitrdModules::Added(_) => None,
         });
     }
+    tracing::debug!(
+        target: "adapt",
+        "shim disk: {}",
+        if cache.is_some() { "from the cache (built if missing)" } else { "built for this run" }
+    );
     let shim = match cache {
         Some(cache) => cached_shim(cache, image, &found, &adapted, addition)?,
         None => shim::build(image, &found, &adapted, addition)?,

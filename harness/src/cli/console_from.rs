@@ -86,7 +86,7 @@ pub async fn console_from(args: &ConsoleArgs, image: &Path, state: &str) -> u8 {
     eprintln!(
         "harness console: restoring the machine at state {state:?} (built first if the snapshot cache has none)"
     );
-    let outcome = suite::run_suite(&suite, vec![console], 1, Reporters::new()).await;
+    let outcome = suite::run_suite(&suite, vec![console], 1, 0, Reporters::new()).await;
     let transcript = args.transcripts.join(format!("{SCENARIO_NAME}.log"));
     match outcome.results.first().map(|r| &r.verdict) {
         Some(Verdict::Pass) => {

@@ -98,7 +98,7 @@ async fn flash_checked(args: &FlashArgs) -> Result<(), Stop> {
             card.check_early(&pieces)?;
             inspect_for(disk.disk(), &board)?;
             if args.no_boot {
-                println!("scenarios under QEMU: skipped (--no-boot)");
+                super::human::show("scenarios under QEMU: skipped (--no-boot)");
             } else {
                 boot_first(args, image, scenarios).await?;
             }
@@ -151,7 +151,8 @@ fn inspect_for(image: &Path, board: &Board) -> Result<(), Stop> {
     let profile = Profile::r2s_with_console_of(board);
     let report =
         inspect::inspect_for(image, &profile).map_err(|e| Stop::error(format!("not written: {e}")))?;
-    print!("{}", render::text(&report));
+    let text = render::text(&report);
+    super::human::show(text.strip_suffix('\n').unwrap_or(&text));
     if report.status() != Status::Fail {
         return Ok(());
     }
@@ -187,7 +188,7 @@ async fn boot_first(args: &FlashArgs, image: &Path, scenarios: &[PathBuf]) -> Re
         Ok(_) => unreachable!("the arguments start with `run`"),
         Err(e) => return Err(Stop::error(format!("cannot run the scenarios: {e}"))),
     };
-    println!("scenarios under QEMU, before anything is written:");
+    super::human::show("scenarios under QEMU, before anything is written:");
     match run::run(*run_args).await {
         EXIT_PASS => Ok(()),
         EXIT_FAIL => Err(Stop::fail(
@@ -247,7 +248,10 @@ impl Card {
         // Armed while the card is with the host: however this ends, it goes back to the board.
         let mut back_to_board = None;
         if let Some(mux) = &self.sdmux {
-            println!("SD-mux: switching the card to the host: {}", mux.host.join(" "));
+            super::human::show(format!(
+                "SD-mux: switching the card to the host: {}",
+                mux.host.join(" ")
+            ));
             sdmux::switch(mux, Side::Host).await.map_err(Stop::error)?;
             back_to_board = Some(sdmux::back_to_dut_on_drop(mux));
             sdmux::wait_for_device(mux, &self.device)
@@ -282,18 +286,18 @@ impl Card {
             card_write::verify(f, &record, p)
         })
         .await?;
-        println!(
+        super::human::show(format!(
             "flashed: {} bytes to {}, read back and verified (SHA-256 {})",
             written.bytes,
             destination.path.display(),
             lower_hex(&written.sha256)
-        );
+        ));
         if let (Some(mux), Some(guard)) = (&self.sdmux, back_to_board) {
             guard.disarm();
-            println!(
+            super::human::show(format!(
                 "SD-mux: switching the card back to the board: {}",
                 mux.dut.join(" ")
-            );
+            ));
             sdmux::switch(mux, Side::Dut).await.map_err(Stop::error)?;
         }
         Ok(())
@@ -305,12 +309,12 @@ impl Card {
             .iter()
             .map(|p| format!("{} ({}, {})", p.what, p.source.display(), human_size(p.len)))
             .collect();
-        println!("about to write {} to:", what.join(" and "));
+        super::human::show(format!("about to write {} to:", what.join(" and ")));
         for line in destination.describe() {
-            println!("  {line}");
+            super::human::show(format!("  {line}"));
         }
         if self.yes {
-            println!("writing without asking (--yes)");
+            super::human::show("writing without asking (--yes)");
             return Ok(());
         }
         eprint!(

@@ -1,7 +1,8 @@
 //! The progress bar of a card write or read-back: bytes done, rate and time left, redrawn on
-//! one stderr line while on a terminal, and one summary line either way.
+//! one stderr line while on a terminal that takes it (not under `NO_COLOR`, `TERM=dumb` or
+//! `-q`), and one summary line either way.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use r2s_harness::flash::device::human_size;
@@ -20,13 +21,15 @@ pub struct TransferBar {
 }
 
 impl TransferBar {
-    /// A bar for `verb` (`writing`, `verifying`) over `total` bytes; drawn only on a terminal.
+    /// A bar for `verb` (`writing`, `verifying`) over `total` bytes; drawn only where the
+    /// progress line would be redrawn (see [`super::progress::Style`]).
     pub fn new(verb: &'static str, total: u64) -> TransferBar {
         TransferBar {
             verb,
             total,
             started: Instant::now(),
-            enabled: std::io::stderr().is_terminal(),
+            enabled: super::progress::Style::of_stderr(super::human::get().quiet)
+                == super::progress::Style::Redraw,
         }
     }
 
@@ -76,12 +79,12 @@ impl TransferBar {
         if self.enabled {
             let _ = write!(std::io::stderr(), "\r\x1b[K");
         }
-        println!(
+        super::human::show(format!(
             "{summary} {} in {:.1}s ({}/s)",
             human_size(self.total),
             elapsed.as_secs_f64(),
             human_size(rate(self.total, elapsed) as u64)
-        );
+        ));
     }
 
     /// Clears the bar without a summary (the pass failed; the error says why).

@@ -33,7 +33,7 @@ pub(super) async fn adapt_load_addresses(
             .unwrap_or_else(|e| Decision::told(format!("load addresses: not checked: {e}")));
     for line in &decided.told {
         // The lines quote the image's LABELs.
-        println!("{}", escape_control(line));
+        super::human::tell(escape_control(line));
     }
     if let Some(firmware) = decided.firmware {
         config.firmware = firmware;

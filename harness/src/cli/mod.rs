@@ -5,9 +5,13 @@ mod console;
 mod console_from;
 mod flash;
 mod flash_progress;
+pub mod human;
 mod inspect;
 mod load_addresses;
+pub mod logging;
+mod manual;
 mod progress;
+pub mod project;
 mod run;
 mod scenarios;
 pub mod signals;
@@ -29,6 +33,17 @@ pub const EXIT_ERROR: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "harness", version)]
 pub struct Cli {
+    /// More detail on stderr: -v logs QMP traffic, labgrid calls, the RFC 2217 negotiation and
+    /// the adaptation's decisions (debug); -vv everything (trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less on the terminal: no progress line and no remarks (the image, the adaptation, the
+    /// suite's notes); results, warnings and errors stay.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Do not read the project file (`r2s-harness.toml` in the current directory or above).
+    #[arg(long, global = true)]
+    pub no_project: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -67,6 +82,20 @@ pub enum Command {
     /// The shipped scenarios, which are built into the harness.
     #[command(subcommand)]
     Scenarios(ScenariosCommand),
+    /// Print a shell completion script on stdout, e.g. `harness completions bash >
+    /// ~/.local/share/bash-completion/completions/harness`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout, e.g. `harness man | man -l -`; with --dir,
+    /// write `harness.1` and one page per subcommand (`harness-run.1`, …) there instead.
+    Man {
+        /// Write the pages into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `harness states`
@@ -350,6 +379,25 @@ pub struct RunArgs {
     /// `.raw` keeps its first bytes, `.log` its head and tail, `.cast` its first events.
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub transcript_limit: u64,
+    /// Print the names of the scenarios the run would run, as its reports name them, one a
+    /// line, and exit; nothing is built or booted (--image is not read).
+    #[arg(long)]
+    pub list: bool,
+    /// Run only the scenarios whose name matches PATTERN: a glob matched against the whole
+    /// name when PATTERN holds `*`, `?` or `[`, else a substring. Case-sensitive; repeat it to
+    /// run the scenarios matching any.
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Vec<String>,
+    /// Run a failed scenario again, up to N more times. One that passes on a later try is
+    /// reported FLAKY (JUnit: a passing test case holding a `<flakyFailure>` per failed try);
+    /// one that fails every try is a failure with a `<rerunFailure>` per later try. The
+    /// transcripts of a failed try are kept as `<scenario>.tryN.{log,raw,cast}`.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+    /// `json`: one JSON object per suite event on stdout, a line each (see the README); the
+    /// text report and remarks then go to stderr.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
     #[command(flatten)]
     pub debug: DebugArgs,
 }
@@ -374,6 +422,16 @@ pub struct DebugArgs {
     #[arg(long, value_name = "N", requires = "keep_failed", default_value_t = r2s_harness::snapshot::kept::DEFAULT_KEPT as u16,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub keep_failed_max: u16,
+}
+
+/// What `run` writes on stdout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MessageFormat {
+    /// The text report.
+    #[default]
+    Human,
+    /// A JSON object per suite event, for programs.
+    Json,
 }
 
 /// Prints `message` on stderr after `harness: `. Messages quote images, scenario files and
@@ -405,6 +463,18 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is not a size of at least 1024 bytes"))
 }
 
+/// Sets up the log and where human output goes, as the global flags say; before anything
+/// else is printed.
+pub fn set_up_output(cli: &Cli) {
+    let machine_stdout =
+        matches!(&cli.command, Command::Run(args) if args.message_format == MessageFormat::Json);
+    human::set(human::Human {
+        to_stderr: machine_stdout,
+        quiet: cli.quiet,
+    });
+    logging::init(cli.quiet, cli.verbose);
+}
+
 /// Runs the command; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> u8 {
     match cli.command {
@@ -414,6 +484,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Inspect(args) => inspect::inspect(args),
         Command::Flash(args) => flash::flash(args).await,
         Command::Scenarios(command) => scenarios::scenarios(command),
+        Command::Completions { shell } => manual::completions(shell),
+        Command::Man { dir } => manual::man(dir.as_deref()),
     }
 }
 

@@ -11,11 +11,13 @@ use r2s_harness::image::facts::ImageFacts;
 use r2s_harness::image::{self, ImageError};
 use r2s_harness::qemu_devices::DiskBus;
 use r2s_harness::report::html::{self, BaselineView, HtmlReporter, RunInfo};
+use r2s_harness::report::json::JsonReporter;
 use r2s_harness::report::junit::JunitReporter;
 use r2s_harness::report::text::TextReporter;
 use r2s_harness::report::timings::TimingsReporter;
 use r2s_harness::runner::{AbsentRoot, CountdownPolicy, Interaction, RunContext};
 use r2s_harness::scenario;
+use r2s_harness::scenario::filter::{self, NameFilter};
 use r2s_harness::snapshot::kept::{KeepFailed, KeptStates};
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, Reporters, StartSnapshots, Suite};
@@ -25,7 +27,7 @@ use r2s_harness::unpacked::{self, DiskImage, OpenImageError};
 
 use super::progress::ProgressLine;
 use super::timings::BaselineCheck;
-use super::{DebugArgs, RunArgs, EXIT_ERROR, EXIT_FAIL, EXIT_PASS};
+use super::{DebugArgs, MessageFormat, RunArgs, EXIT_ERROR, EXIT_FAIL, EXIT_PASS};
 
 /// Why the target of a run could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -81,19 +83,40 @@ pub async fn run(mut args: RunArgs) -> u8 {
     } else {
         args.scenarios.clone()
     };
-    // Read once before the target is made, so that a mistake in a file costs no boot; read
-    // again below for the image.
-    match scenario::load_all(&paths) {
-        Ok(s) if s.is_empty() && !args.health_only => {
-            eprintln!("harness: no scenario files found in {}", show(&paths));
-            return EXIT_ERROR;
-        }
-        Ok(_) => {}
+    let filters = match args
+        .filter
+        .iter()
+        .map(|p| NameFilter::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(filters) => filters,
         Err(e) => {
             super::say(&e);
             return EXIT_ERROR;
         }
     };
+    // Read once before the target is made, so that a mistake in a file costs no boot; read
+    // again below for the image.
+    let listed = match scenario::load_all(&paths) {
+        Ok(s) if s.is_empty() && !args.health_only => {
+            eprintln!("harness: no scenario files found in {}", show(&paths));
+            return EXIT_ERROR;
+        }
+        Ok(s) => s,
+        Err(e) => {
+            super::say(&e);
+            return EXIT_ERROR;
+        }
+    };
+    if args.list {
+        // The health check is written from the image, but its name is always the same.
+        let health = args.scenarios.is_empty().then_some(scenario::health::HEALTH_NAME);
+        let names = health.into_iter().chain(listed.iter().map(|s| s.name.as_str()));
+        for name in names.filter(|name| filter::kept(&filters, name)) {
+            super::human::show(escape_control(name));
+        }
+        return EXIT_PASS;
+    }
 
     let baseline = match BaselineCheck::from_args(&args) {
         Ok(check) => check,
@@ -142,12 +165,24 @@ pub async fn run(mut args: RunArgs) -> u8 {
         }
     }
     let scenarios = match scenario::load_all_for(&paths, facts.as_ref()) {
-        Ok(s) => s,
+        // A scenario starting from a saved state carries its saver's recipe: it runs without
+        // the saver, which the filter may leave out.
+        Ok(s) => s
+            .into_iter()
+            .filter(|s| filter::kept(&filters, &s.name))
+            .collect::<Vec<_>>(),
         Err(e) => {
             super::say(&e);
             return EXIT_ERROR;
         }
     };
+    if scenarios.is_empty() {
+        super::say(format!(
+            "--filter {}: no scenario matches",
+            args.filter.join(" --filter ")
+        ));
+        return EXIT_ERROR;
+    }
     // The card is written, once everything else checked out, before the board is powered on.
     if let Some(image) = &args.flash {
         if let Err(code) = super::flash::flash_before_run(&args, image).await {
@@ -155,9 +190,13 @@ pub async fn run(mut args: RunArgs) -> u8 {
         }
     }
 
+    let human = super::human::get();
     let mut reporters = Reporters::new();
-    reporters.attach(ProgressLine::new());
-    reporters.attach(TextReporter);
+    if args.message_format == MessageFormat::Json {
+        reporters.attach(JsonReporter::stdout());
+    }
+    reporters.attach(ProgressLine::new(human.quiet));
+    reporters.attach(TextReporter::new(human.to_stderr, human.quiet));
     reporters.attach(TimingsReporter::new(
         args.transcripts.clone(),
         args.write_baseline.clone(),
@@ -183,7 +222,7 @@ pub async fn run(mut args: RunArgs) -> u8 {
         outcome
     });
     let jobs = args.jobs.map_or_else(cores, |j| j as usize);
-    let outcome = suite::run_suite(&suite, scenarios, jobs, reporters).await;
+    let outcome = suite::run_suite(&suite, scenarios, jobs, args.retries, reporters).await;
 
     for error in &outcome.report_errors {
         super::say(error);
@@ -228,7 +267,10 @@ fn board_suite(args: &RunArgs, port: &Path) -> Result<Setup, SetupError> {
 /// The suite for the real board `name`'s target `spec`.
 fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<Setup, SetupError> {
     let baud = spec.board_profile().map_or(0, |board| board.baud);
-    println!("board: {name} on {} at {baud} baud", spec.against().display());
+    super::human::tell(format!(
+        "board: {name} on {} at {baud} baud",
+        spec.against().display()
+    ));
     // U-Boot's menu shows MENU LABELs; the card's own extlinux.conf says which number a LABEL is.
     let disk = match args.image.as_ref().or(args.flash.as_ref()) {
         Some(image) => Some(open_image(image, args.cache_dir.as_deref())?),
@@ -279,7 +321,7 @@ pub(super) async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
     let (shim, added, setup) = if args.no_adapt {
         let off = "adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written \
                    and its initrd as built";
-        println!("{off}");
+        super::human::tell(off);
         (None, Vec::new(), vec![off.to_owned()])
     } else {
         let cache = args.cache_dir.clone().or_else(adapt::default_cache_dir);
@@ -292,12 +334,12 @@ pub(super) async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
                 "adding disk drivers to the initrd: off (board profile {}: adapt_initrd_modules = false)",
                 board.name
             );
-            println!("{off}");
+            super::human::tell(&off);
             told.push(off);
         }
         (shim, added, told)
     };
-    println!("image: {}", disk.named().display());
+    super::human::tell(format!("image: {}", disk.named().display()));
     let choice = choose_root_disk(&image, args.disk_bus, &added).await;
     let mut setup = setup;
     setup.extend(tell_root_disk(&choice));
@@ -399,7 +441,7 @@ async fn absent_root(image: &Path) -> Option<AbsentRoot> {
 pub(super) fn tell_root_disk(choice: &disk_bus::Choice) -> Vec<String> {
     let line = format!("root disk on {}: {}", choice.disk.bus, choice.disk.reason);
     // The reason names what the image's initrd holds.
-    println!("{}", escape_control(&line));
+    super::human::tell(escape_control(&line));
     let mut told = vec![line];
     if let Some(warning) = choice.warning() {
         super::say(format!("warning: {warning}"));
@@ -436,7 +478,7 @@ fn write_health_check(transcripts: &Path, facts: Option<&ImageFacts>) -> Result<
     std::fs::create_dir_all(transcripts)
         .and_then(|()| std::fs::write(&path, scenario::health::health_scenario(facts)))
         .map_err(|e| format!("cannot write the health check {}: {e}", path.display()))?;
-    println!("health check written from the image: {}", path.display());
+    super::human::tell(format!("health check written from the image: {}", path.display()));
     Ok(path)
 }
 
@@ -539,7 +581,7 @@ async fn adapt_for_qemu_told(
             told.extend(adapted.modules.notes().iter().map(|line| format!("  {line}")));
             // The changes quote the image's extlinux.conf (its LABELs, APPEND lines).
             for line in &told {
-                println!("{}", escape_control(line));
+                super::human::tell(escape_control(line));
             }
             let added = match &adapted.modules {
                 adapt::InitrdModules::Added(addition) => addition.names(),

@@ -56,11 +56,14 @@ impl Reporter for BaselineCheck {
         };
         let runs: Vec<Timings> = results.iter().map(|r| Timings::of(r, against)).collect();
         let comparison = self.baseline.compare(&runs, &self.policy);
-        println!(
+        super::human::show(format!(
             "stage timings against baseline {}:",
             self.baseline.source.display()
-        );
-        print!("{}", comparison.render(&self.policy));
+        ));
+        let rendered = comparison.render(&self.policy);
+        if !rendered.is_empty() {
+            super::human::show(rendered.strip_suffix('\n').unwrap_or(&rendered));
+        }
         self.clean.set(Some(comparison.regressions().next().is_none()));
         Ok(())
     }

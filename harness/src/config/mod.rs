@@ -6,6 +6,7 @@
 mod diagnostic;
 mod duration;
 mod location;
+pub mod project;
 mod read;
 mod source;
 mod table;

@@ -69,14 +69,22 @@ pub fn render(suite: &str, results: &[ScenarioResult]) -> String {
             escape_attribute(&r.source.display().to_string())
         );
         match &r.verdict {
-            Verdict::Fail(f) => {
-                let _ = write!(
-                    out,
-                    "\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    ",
-                    escape_attribute(&f.reason.to_string()),
-                    escape_attribute(&f.expected),
-                    escape(&text::failure_details(r))
-                );
+            // Retried (`--retries`) as nextest and Surefire report it: the first try is the
+            // `<failure>`, each later one a `<rerunFailure>`.
+            Verdict::Fail(_) => {
+                let tries = r.earlier_tries.iter().chain(std::iter::once(r));
+                for (index, try_result) in tries.enumerate() {
+                    let element = if index == 0 { "failure" } else { "rerunFailure" };
+                    push_failure(&mut out, element, try_result);
+                }
+                out.push_str("\n    ");
+            }
+            // Passed on a later try: flaky, each failed try a `<flakyFailure>`.
+            Verdict::Pass if r.flaky() => {
+                for failed in &r.earlier_tries {
+                    push_failure(&mut out, "flakyFailure", failed);
+                }
+                out.push_str("\n    ");
             }
             Verdict::Skip(reason) => {
                 let _ = write!(
@@ -105,6 +113,30 @@ pub fn render(suite: &str, results: &[ScenarioResult]) -> String {
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// `<element message type time>`, the failure details of `result` (one failed try) inside:
+/// in `<stackTrace>` for the retry elements, as Surefire's schema has it, directly in a
+/// `<failure>`.
+fn push_failure(out: &mut String, element: &str, result: &ScenarioResult) {
+    let Verdict::Fail(f) = &result.verdict else {
+        return;
+    };
+    let details = escape(&text::failure_details(result));
+    let (time, body) = if element == "failure" {
+        (String::new(), details)
+    } else {
+        (
+            format!(" time=\"{:.3}\"", result.duration.as_secs_f64()),
+            format!("<stackTrace>{details}</stackTrace>"),
+        )
+    };
+    let _ = write!(
+        out,
+        "\n      <{element} message=\"{}\" type=\"{}\"{time}>{body}</{element}>",
+        escape_attribute(&f.reason.to_string()),
+        escape_attribute(&f.expected),
+    );
 }
 
 /// XML-escapes text. Every other character
@@ -141,6 +173,66 @@ pub fn escape_attribute(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The elements inside the one test case of `xml`, by name, in order.
+    fn elements_in_testcase(xml: &str) -> Vec<&str> {
+        let case = &xml[xml.find("<testcase").unwrap()..xml.find("</testcase>").unwrap()];
+        case.match_indices('<')
+            .skip(1)
+            .filter_map(|(at, _)| {
+                let name = &case[at + 1..];
+                let end = name.find([' ', '>', '/'])?;
+                (!name.starts_with('/')).then_some(&name[..end])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_scenario_passing_on_a_retry_is_a_passing_case_with_a_flaky_failure_per_failed_try() {
+        let failed = text::result_failed_on_console("x");
+        let flaky = ScenarioResult {
+            earlier_tries: vec![failed.clone(), failed],
+            ..text::result_with_failed_units(&[])
+        };
+        let xml = render("img", &[flaky]);
+        assert_eq!(
+            elements_in_testcase(&xml),
+            [
+                "flakyFailure",
+                "stackTrace",
+                "flakyFailure",
+                "stackTrace",
+                "system-out"
+            ]
+        );
+        assert!(xml.contains("failures=\"0\""), "{xml}");
+        assert!(
+            xml.contains("<flakyFailure message=\"output did not match /nope/:&#10;x\" type=\"output matching /nope/\" time=\"90.000\"><stackTrace>  step 1: run"),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn a_scenario_failing_every_try_is_a_failure_then_a_rerun_failure_per_later_try() {
+        let failed = text::result_failed_on_console("x");
+        let every_try = ScenarioResult {
+            earlier_tries: vec![failed.clone(), failed.clone()],
+            ..failed
+        };
+        let xml = render("img", &[every_try]);
+        assert_eq!(
+            elements_in_testcase(&xml),
+            [
+                "failure",
+                "rerunFailure",
+                "stackTrace",
+                "rerunFailure",
+                "stackTrace",
+                "system-out"
+            ]
+        );
+        assert!(xml.contains("failures=\"1\""), "{xml}");
+    }
 
     #[test]
     fn failed_units_are_listed_in_the_testcase_output() {

@@ -4,6 +4,7 @@
 
 pub mod baseline;
 pub mod html;
+pub mod json;
 pub mod junit;
 pub mod text;
 pub mod timings;

@@ -26,9 +26,30 @@ pub fn summary_line(result: &ScenarioResult) -> String {
             escape_control(reason)
         );
     }
-    let verdict = if result.passed() { "PASS" } else { "FAIL" };
-    format!(
+    let verdict = if result.flaky() {
+        "FLAKY"
+    } else if result.passed() {
+        "PASS"
+    } else {
+        "FAIL"
+    };
+    let line = format!(
         "{verdict}  {}  {}  ({})",
+        escape_control(&result.name),
+        secs(result.duration),
+        stages(&result.stages)
+    );
+    match (result.tries(), result.passed()) {
+        (1, _) => line,
+        (tries, true) => format!("{line}  passed on try {tries}"),
+        (tries, false) => format!("{line}  failed all {tries} tries"),
+    }
+}
+
+/// The line of a failed try that runs again: `TRY 1 FAIL  name  3.0s  (stages)`.
+pub fn try_line(result: &ScenarioResult, try_number: usize) -> String {
+    format!(
+        "TRY {try_number} FAIL  {}  {}  ({})",
         escape_control(&result.name),
         secs(result.duration),
         stages(&result.stages)
@@ -110,7 +131,8 @@ pub fn failed_units(result: &ScenarioResult) -> String {
     out
 }
 
-/// The closing line: `3 passed, 1 failed`, then `, 1 error` and `, 2 skipped` when any.
+/// The closing line: `3 passed, 1 failed`, then `, 1 error`, `, 2 skipped` and `, 1 flaky`
+/// (passed, after a failed try) when any.
 pub fn totals(results: &[ScenarioResult]) -> String {
     let passed = results.iter().filter(|r| r.passed()).count();
     let failed = results.iter().filter(|r| r.failed()).count();
@@ -123,25 +145,61 @@ pub fn totals(results: &[ScenarioResult]) -> String {
     if skipped > 0 {
         line.push_str(&format!(", {skipped} skipped"));
     }
+    let flaky = results.iter().filter(|r| r.flaky()).count();
+    if flaky > 0 {
+        line.push_str(&format!(", {flaky} flaky"));
+    }
     line
 }
 
-/// The text report on stdout: a line (and the failure details) per scenario as it finishes,
-/// the suite's remarks, and the totals.
+/// The text report: a line (and the failure details) per scenario as it finishes, the
+/// suite's remarks, and the totals; on stdout, or on stderr when stdout is another program's.
 #[derive(Debug, Default)]
-pub struct TextReporter;
+pub struct TextReporter {
+    to_stderr: bool,
+    quiet: bool,
+}
+
+impl TextReporter {
+    /// The report on stderr if `to_stderr`, else stdout; without the suite's remarks if
+    /// `quiet`.
+    pub fn new(to_stderr: bool, quiet: bool) -> TextReporter {
+        TextReporter { to_stderr, quiet }
+    }
+
+    fn write(&self, text: &str) {
+        use std::io::Write as _;
+        let _ = if self.to_stderr {
+            std::io::stderr().write_all(text.as_bytes())
+        } else {
+            std::io::stdout().write_all(text.as_bytes())
+        };
+    }
+}
 
 impl Reporter for TextReporter {
     fn report(&mut self, event: &SuiteEvent) -> Result<(), ReportError> {
         match &event.kind {
-            SuiteEventKind::Note { text } => println!("{}", escape_keeping_lines(text)),
+            SuiteEventKind::Note { text } if !self.quiet => {
+                self.write(&format!("{}\n", escape_keeping_lines(text)));
+            }
+            SuiteEventKind::ScenarioRetried { result, try_number } => {
+                self.write(&format!(
+                    "{}\n{}",
+                    try_line(result, *try_number),
+                    failure_details(result)
+                ));
+            }
             SuiteEventKind::ScenarioFinished { result } => {
-                println!("{}", summary_line(result));
-                print!("{}", failed_units(result));
-                print!("{}", failure_details(result));
+                self.write(&format!(
+                    "{}\n{}{}",
+                    summary_line(result),
+                    failed_units(result),
+                    failure_details(result)
+                ));
             }
             SuiteEventKind::SuiteFinished { results, .. } => {
-                println!("{}", totals(results));
+                self.write(&format!("{}\n", totals(results)));
             }
             _ => {}
         }
@@ -151,7 +209,7 @@ impl Reporter for TextReporter {
 
 /// A passed 90 s result of scenario `boot` in which `units` failed, for the reporters' tests.
 #[cfg(test)]
-pub(super) fn result_with_failed_units(units: &[&str]) -> ScenarioResult {
+pub(crate) fn result_with_failed_units(units: &[&str]) -> ScenarioResult {
     ScenarioResult {
         name: "boot".to_owned(),
         source: "boot.toml".into(),
@@ -162,13 +220,14 @@ pub(super) fn result_with_failed_units(units: &[&str]) -> ScenarioResult {
         failed_units: units.iter().map(|u| (*u).to_owned()).collect(),
         transcript: Vec::new(),
         origin: Default::default(),
+        earlier_tries: Vec::new(),
     }
 }
 
 /// A result that failed on the console line `console`: its reason quotes the line as a
 /// command's output, and it is the excerpt's last line. For the reporters' tests.
 #[cfg(test)]
-pub(super) fn result_failed_on_console(console: &str) -> ScenarioResult {
+pub(crate) fn result_failed_on_console(console: &str) -> ScenarioResult {
     use crate::runner::{FailReason, Failure, Stage};
     ScenarioResult {
         verdict: Verdict::Fail(Failure {
@@ -207,6 +266,27 @@ mod tests {
     }
 
     crate::escape::shows_each_control_class_escaped!(assert_shown_escaped);
+
+    #[test]
+    fn a_scenario_passing_on_its_second_try_is_flaky_and_counted_so() {
+        let failed = result_failed_on_console("x");
+        let flaky = ScenarioResult {
+            earlier_tries: vec![failed.clone()],
+            ..result_with_failed_units(&[])
+        };
+        assert_eq!(summary_line(&flaky), "FLAKY  boot  90.0s  ()  passed on try 2");
+        assert_eq!(totals(&[flaky]), "1 passed, 0 failed, 1 flaky");
+        let every_try = ScenarioResult {
+            earlier_tries: vec![failed.clone(), failed.clone()],
+            ..failed.clone()
+        };
+        assert_eq!(
+            summary_line(&every_try),
+            "FAIL  boot  90.0s  ()  failed all 3 tries"
+        );
+        assert_eq!(totals(&[every_try]), "0 passed, 1 failed");
+        assert_eq!(try_line(&failed, 1), "TRY 1 FAIL  boot  90.0s  ()");
+    }
 
     #[test]
     fn output_quoted_in_a_reason_cannot_forge_a_result_line() {

@@ -22,6 +22,9 @@ pub struct ScenarioResult {
     pub transcript: Vec<PathBuf>,
     /// How the target reached the point where the steps began.
     pub origin: Origin,
+    /// The failed tries before this one, oldest first, when the scenario was run again
+    /// (`run --retries`); empty when this was the only try.
+    pub earlier_tries: Vec<ScenarioResult>,
 }
 
 /// How the target reached the point where a scenario's steps began.
@@ -90,7 +93,18 @@ impl ScenarioResult {
             failed_units: Vec::new(),
             transcript: Vec::new(),
             origin: Origin::default(),
+            earlier_tries: Vec::new(),
         }
+    }
+
+    /// Which try this result is: 1 unless the scenario was run again.
+    pub fn tries(&self) -> usize {
+        self.earlier_tries.len() + 1
+    }
+
+    /// Whether it passed only after failing (`--retries`): flaky, as nextest calls it.
+    pub fn flaky(&self) -> bool {
+        self.passed() && !self.earlier_tries.is_empty()
     }
 }
 

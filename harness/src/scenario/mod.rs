@@ -5,6 +5,7 @@
 //! offending key or value, with the line and a caret under it.
 
 mod error;
+pub mod filter;
 pub mod health;
 pub mod image_variables;
 mod model;

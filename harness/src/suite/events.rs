@@ -51,7 +51,13 @@ pub enum SuiteEventKind {
     Tick { scenario: String, elapsed: Duration },
     /// The operator must act (power-cycle a board by hand).
     OperatorAsked { scenario: String, request: String },
-    /// A scenario ended; its result is complete.
+    /// A try of a scenario failed and the scenario runs again (`--retries`); `result` is that
+    /// try's, its transcripts set aside, and `try_number` counts from 1.
+    ScenarioRetried {
+        result: Box<ScenarioResult>,
+        try_number: usize,
+    },
+    /// A scenario ended; its result is complete (with its failed tries, if it was retried).
     ScenarioFinished { result: Box<ScenarioResult> },
     /// The suite ended: every result in the scenarios' order (one the harness could not run
     /// among them, as an error).

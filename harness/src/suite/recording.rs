@@ -86,6 +86,7 @@ impl Recording {
             failed_units: out.failed_units,
             transcript,
             origin,
+            earlier_tries: Vec::new(),
         })
     }
 }

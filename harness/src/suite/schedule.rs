@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::events::{Reporters, ScenarioEvents, SuiteEventKind};
 use super::ReportError;
-use super::{run_one, Suite};
+use super::{retry, run_one, Suite};
 use crate::runner::{self, ScenarioResult};
 use crate::scenario::{Action, Scenario, Start};
 
@@ -22,11 +22,13 @@ pub struct SuiteOutcome {
     pub report_errors: Vec<ReportError>,
 }
 
-/// Runs `scenarios` on `suite`, reporting to `reporters`.
+/// Runs `scenarios` on `suite`, reporting to `reporters`; a scenario that fails is run again
+/// up to `retries` times.
 pub async fn run_suite(
     suite: &Suite,
     scenarios: Vec<Scenario>,
     jobs: usize,
+    retries: u32,
     reporters: Reporters,
 ) -> SuiteOutcome {
     let reporters = Rc::new(RefCell::new(reporters));
@@ -49,7 +51,7 @@ pub async fn run_suite(
     // A scenario the harness cannot run (QEMU that does not start, a cache it cannot write) is
     // a result of its own, an error; the others still run.
     for scenario in &in_turn {
-        results.push(run_reported(suite, scenario, &reporters).await);
+        results.push(run_reported(suite, scenario, retries, &reporters).await);
     }
     if !side_by_side.is_empty() {
         let how = if suite.starts_from_snapshots() {
@@ -60,7 +62,7 @@ pub async fn run_suite(
         emit(SuiteEventKind::Note {
             text: format!("{} scenario(s) {how}, {jobs} at a time", side_by_side.len()),
         });
-        results.append(&mut run_side_by_side(suite, side_by_side, jobs, &reporters).await);
+        results.append(&mut run_side_by_side(suite, side_by_side, jobs, retries, &reporters).await);
     }
     emit(SuiteEventKind::SuiteFinished {
         against,
@@ -173,20 +175,38 @@ fn report_not_run(
 }
 
 /// Runs one scenario between its started and finished events; one the harness cannot run is
-/// reported as an error result.
+/// reported as an error result. A failed try is run again, up to `retries` times: each failed
+/// try is reported (and its transcripts kept aside) before the next begins, and the result
+/// is the last try's, holding the failed ones before it.
 async fn run_reported(
     suite: &Suite,
     scenario: &Scenario,
+    retries: u32,
     reporters: &Rc<RefCell<Reporters>>,
 ) -> ScenarioResult {
     reporters.borrow_mut().emit(SuiteEventKind::ScenarioStarted {
         scenario: scenario.name.clone(),
     });
     let mut events = ScenarioEvents::new(&scenario.name, reporters.clone());
-    let result = match run_one(suite, scenario, &mut events).await {
-        Ok(result) => result,
-        Err(e) => ScenarioResult::could_not_run(&scenario.name, &scenario.source, &e.to_string()),
+    let mut earlier_tries = Vec::new();
+    let mut result = loop {
+        let result = match run_one(suite, scenario, &mut events).await {
+            Ok(result) => result,
+            Err(e) => ScenarioResult::could_not_run(&scenario.name, &scenario.source, &e.to_string()),
+        };
+        // Only a failure is tried again: a scenario the harness could not run would not run
+        // the next time either.
+        if !result.failed() || earlier_tries.len() >= retries as usize {
+            break result;
+        }
+        let failed = retry::set_aside(result, earlier_tries.len() + 1);
+        reporters.borrow_mut().emit(SuiteEventKind::ScenarioRetried {
+            result: Box::new(failed.clone()),
+            try_number: earlier_tries.len() + 1,
+        });
+        earlier_tries.push(failed);
     };
+    result.earlier_tries = earlier_tries;
     reporters.borrow_mut().emit(SuiteEventKind::ScenarioFinished {
         result: Box::new(result.clone()),
     });
@@ -200,6 +220,7 @@ async fn run_side_by_side(
     suite: &Suite,
     scenarios: Vec<Scenario>,
     jobs: usize,
+    retries: u32,
     reporters: &Rc<RefCell<Reporters>>,
 ) -> Vec<ScenarioResult> {
     let count = scenarios.len();
@@ -217,7 +238,7 @@ async fn run_side_by_side(
                 let reporters = reporters.clone();
                 tasks.spawn_local(async move {
                     let _slot = slots.acquire_owned().await.expect("semaphore is never closed");
-                    (index, run_reported(&suite, &scenario, &reporters).await)
+                    (index, run_reported(&suite, &scenario, retries, &reporters).await)
                 });
             }
             let mut results: Vec<Option<ScenarioResult>> = vec![None; count];

@@ -423,5 +423,6 @@ fn priming_failed(scenario: &Scenario, state: &str, failed: &FailedBoot) -> Scen
         failed_units: boot.failed_units.clone(),
         transcript: vec![failed.transcript.clone()],
         origin: Origin::Snapshot { primed: true },
+        earlier_tries: Vec::new(),
     }
 }

@@ -94,6 +94,8 @@ pub async fn switch(what: &str, argv: &[String], timeout: Duration) -> Result<()
             command: command_line.clone(),
             name,
         })?;
+    // As written, `${VAR}` unexpanded: a variable may hold a secret (a PDU's password).
+    tracing::debug!(target: "power", "{what}: {command_line}");
     let (program, args) = argv.split_first().expect("board profiles refuse empty commands");
     let mut child = Command::new(program)
         .args(args)

@@ -128,6 +128,8 @@ impl Qmp {
         let mut line = json!({ "execute": command, "arguments": arguments }).to_string();
         line.push('\n');
         let what = command.to_owned();
+        // QMP carries no console text and no password: commands and replies are logged whole.
+        tracing::debug!(target: "qmp", "-> {}", line.trim_end());
         self.writer
             .write_all(line.as_bytes())
             .await
@@ -275,10 +277,13 @@ impl Qmp {
             Ok(0) => Err(QmpError::Closed {
                 what: what.to_owned(),
             }),
-            Ok(_) => serde_json::from_str(&line).map_err(|_| QmpError::Protocol {
-                what: what.to_owned(),
-                reply: line.trim().to_owned(),
-            }),
+            Ok(_) => {
+                tracing::debug!(target: "qmp", "<- {}", crate::escape::escape_control(line.trim_end()));
+                serde_json::from_str(&line).map_err(|_| QmpError::Protocol {
+                    what: what.to_owned(),
+                    reply: line.trim().to_owned(),
+                })
+            }
             Err(source) => Err(QmpError::Io {
                 what: what.to_owned(),
                 source,

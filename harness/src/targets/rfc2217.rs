@@ -215,6 +215,7 @@ impl Link for Rfc2217Link {
 /// Offers COM-PORT-OPTION, sends the line settings and waits for the bridge to confirm them.
 fn negotiate(address: &str, mut stream: TcpStream, baud: u32) -> Result<Connection, PortError> {
     let mut client = Client::new(settings(baud));
+    tracing::debug!(target: "rfc2217", "{address}: offering COM-PORT-OPTION, asking {baud} baud 8N1");
     let mut early = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + NEGOTIATE_LIMIT;
@@ -230,7 +231,10 @@ fn negotiate(address: &str, mut stream: TcpStream, baud: u32) -> Result<Connecti
             .write_all(&output)
             .map_err(|e| failed(format!("connection failed while negotiating: {e}")))?;
         match client.readiness() {
-            Ok(()) => break,
+            Ok(()) => {
+                tracing::debug!(target: "rfc2217", "{address}: the bridge confirmed {baud} baud 8N1");
+                break;
+            }
             Err(e @ (NotReady::Refused | NotReady::Mismatched(_))) => {
                 return Err(failed(format!("cannot set {baud} baud 8N1: {e}")))
             }
@@ -255,7 +259,9 @@ fn negotiate(address: &str, mut stream: TcpStream, baud: u32) -> Result<Connecti
             Err(e) if is_timeout(&e) => {}
             Err(e) => return Err(failed(format!("connection failed while negotiating: {e}"))),
         }
-        while client.poll_event().is_some() {}
+        while let Some(event) = client.poll_event() {
+            tracing::debug!(target: "rfc2217", "{address}: {event:?}");
+        }
     }
     Ok(Connection {
         stream,

@@ -138,6 +138,7 @@ mod tests {
             failed_units: vec![],
             transcript: vec![],
             origin: Default::default(),
+            earlier_tries: Vec::new(),
         }
     }
 

@@ -34,6 +34,8 @@ struct RunView<'a> {
     skipped: usize,
     /// Scenarios the harness could not run.
     errors: usize,
+    /// Passed scenarios that failed a try first (`--retries`).
+    flaky: usize,
     baseline: Option<BaselineSummary>,
 }
 
@@ -74,6 +76,7 @@ pub fn write(out: &mut dyn Write, run: &Run<'_>) -> io::Result<()> {
         failed,
         skipped,
         errors,
+        flaky: run.results.iter().filter(|r| r.flaky()).count(),
         baseline: run.baseline.map(|b| BaselineSummary {
             source: b.baseline.source.display().to_string(),
             max_regression: b.policy.max_regression,

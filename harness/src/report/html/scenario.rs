@@ -17,8 +17,12 @@ use crate::runner::{Origin, ScenarioResult, Verdict};
 pub struct ScenarioView {
     pub name: String,
     pub source: String,
-    /// `pass`, `fail`, `skip` or `error`.
+    /// `pass`, `flaky` (passed on a later try), `fail`, `skip` or `error`.
     pub verdict: &'static str,
+    /// How many times it ran (`--retries`): 1 unless a try failed and it ran again.
+    pub tries: usize,
+    /// Why each earlier try failed, oldest first: `step N: reason`.
+    pub failed_tries: Vec<String>,
     /// Why a skipped scenario did not run.
     pub skipped: Option<String>,
     /// Why the harness could not run it.
@@ -76,11 +80,14 @@ pub fn scenario_view(
         name: escape_control(&result.name).into_owned(),
         source: escape_control(&result.source.display().to_string()).into_owned(),
         verdict: match result.verdict {
+            Verdict::Pass if result.flaky() => "flaky",
             Verdict::Pass => "pass",
             Verdict::Fail(_) => "fail",
             Verdict::Skip(_) => "skip",
             Verdict::Error(_) => "error",
         },
+        tries: result.tries(),
+        failed_tries: result.earlier_tries.iter().map(try_failure).collect(),
         skipped: result.skipped().map(|reason| escape_control(reason).into_owned()),
         error: result.error().map(|reason| escape_control(reason).into_owned()),
         duration: result.duration.as_secs_f64(),
@@ -109,6 +116,16 @@ pub fn scenario_view(
     }
 }
 
+/// `step 3: timed out after 60s` for a failed try, escaped.
+fn try_failure(result: &ScenarioResult) -> String {
+    match &result.verdict {
+        Verdict::Fail(failure) => {
+            escape_control(&format!("step {}: {}", failure.step, failure.reason)).into_owned()
+        }
+        _ => String::new(),
+    }
+}
+
 /// The scenario's own transcript file with extension `ext` (the first: a priming boot's files
 /// come after). Never the `.raw` bytes, which are not redacted.
 fn own_file(result: &ScenarioResult, ext: &str) -> Option<PathBuf> {
@@ -118,4 +135,29 @@ fn own_file(result: &ScenarioResult, ext: &str) -> Option<PathBuf> {
         .iter()
         .find(|p| p.extension().is_some_and(|e| e == ext))
         .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::text::{result_failed_on_console, result_with_failed_units};
+
+    #[test]
+    fn a_scenario_passing_on_a_retry_is_shown_flaky_with_its_tries_and_why_each_failed() {
+        let flaky = ScenarioResult {
+            earlier_tries: vec![result_failed_on_console("x")],
+            ..result_with_failed_units(&[])
+        };
+        let view = scenario_view(&flaky, Path::new("r2s.img"), None);
+        assert_eq!(view.verdict, "flaky");
+        assert_eq!(view.tries, 2);
+        assert_eq!(view.failed_tries, ["step 1: output did not match /nope/:\\nx"]);
+    }
+
+    #[test]
+    fn a_scenario_run_once_is_one_try_with_no_failed_ones() {
+        let view = scenario_view(&result_failed_on_console("x"), Path::new("r2s.img"), None);
+        assert_eq!((view.verdict, view.tries), ("fail", 1));
+        assert!(view.failed_tries.is_empty());
+    }
 }

@@ -200,6 +200,7 @@ fn run(argv: &[String], what: &str, place: &str) -> Result<Done, PlaceError> {
         what: what.to_owned(),
         detail,
     };
+    tracing::debug!(target: "labgrid", "{what}: {}", argv.join(" "));
     let mut child = Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
@@ -234,11 +235,18 @@ fn run(argv: &[String], what: &str, place: &str) -> Result<Done, PlaceError> {
             Err(e) => return Err(failed(e.to_string())),
         }
     };
-    Ok(Done {
+    let done = Done {
         ok: status.success(),
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
-    })
+    };
+    tracing::debug!(
+        target: "labgrid",
+        "{what}: {status}; stdout {:?}; stderr {:?}",
+        done.stdout,
+        done.stderr
+    );
+    Ok(done)
 }
 
 #[cfg(test)]

@@ -76,7 +76,8 @@
       el("h1", {}, el("span", { class: "badge " + verdict }, verdict === "pass" ? "PASS" : "FAIL"),
         " " + run.passed + " passed, " + run.failed + " failed" +
           (run.errors ? ", " + run.errors + (run.errors === 1 ? " error" : " errors") : "") +
-          (run.skipped ? ", " + run.skipped + " skipped" : "")),
+          (run.skipped ? ", " + run.skipped + " skipped" : "") +
+          (run.flaky ? ", " + run.flaky + " flaky" : "")),
       facts);
     if (run.setup && run.setup.length) {
       header.append(el("details", { class: "setup" }, el("summary", {}, "Before booting"),
@@ -240,6 +241,11 @@
       el("h2", {}, el("span", { class: "badge " + s.verdict }, s.verdict.toUpperCase()), " " + s.name + " ",
         el("span", { class: "muted" }, secs(s.duration))),
       el("p", { class: "muted" }, s.source + " · " + s.origin));
+    if (s.tries > 1) {
+      section.append(el("section", { class: "tries" },
+        el("h3", {}, s.verdict === "flaky" ? "FLAKY: passed on try " + s.tries : "Failed all " + s.tries + " tries"),
+        el("ul", {}, ...s.failed_tries.map((why, t) => el("li", {}, "try " + (t + 1) + " failed: " + why)))));
+    }
     if (s.skipped) {
       section.append(el("p", { class: "skipped" }, "Not run: " + s.skipped));
       return section;

@@ -634,3 +634,53 @@ fn the_baselines_bars_are_drawn_beside_the_runs_and_a_regression_is_marked() {
     assert_eq!(attr(&regressed[0], "data-stage"), "kernel");
     assert!(loaded.dom.contains("+100% REGRESSION"));
 }
+
+#[test]
+fn an_interactive_part_of_the_transcript_is_a_section_of_its_own() {
+    let Some(chromium) = Chromium::find() else { return };
+    let dir = temp_dir();
+    let mut transcript = Transcript::create(dir.path(), "debug-me", "debug-me").unwrap();
+    let at = Duration::from_millis;
+    transcript
+        .note(at(100), "FAIL: \"false\" exited with status 1")
+        .unwrap();
+    transcript
+        .note(
+            at(200),
+            "interactive session begins (debug-me: step 1 failed: \"false\" exited with status 1): \
+             what follows was typed by a person, until it ends",
+        )
+        .unwrap();
+    transcript.input(at(300), b"uname -m\r").unwrap();
+    transcript
+        .output(at(400), b"aarch64-typed-by-a-person\r\n")
+        .unwrap();
+    transcript
+        .note(at(500), "interactive session ends: left with Ctrl-]")
+        .unwrap();
+    let paths = transcript.finish().unwrap();
+    let result = ScenarioResult {
+        transcript: vec![paths.log, paths.raw, paths.cast],
+        ..result_with_console(dir.path(), "debug-me", &[], "Kernel panic")
+    };
+    let page = write_page(dir.path(), &[result], None);
+    let loaded = chromium.load(&page, "");
+    loaded.assert_clean();
+    let summary = "<summary>Interactive session 1: debug-me: step 1 failed: \"false\" exited with status 1 \
+                   (left with Ctrl-])</summary>";
+    let section = loaded
+        .dom
+        .find(&summary.replace('"', "&quot;"))
+        .or_else(|| loaded.dom.find(summary))
+        .unwrap_or_else(|| panic!("no interactive section:\n{}", loaded.dom));
+    let typed = loaded.dom[section..]
+        .find("aarch64-typed-by-a-person")
+        .expect("the part's lines");
+    let transcript_at = loaded.dom[section..]
+        .find("class=\"transcript\"")
+        .expect("the transcript after it");
+    assert!(
+        typed < transcript_at,
+        "the part's own lines come before the whole transcript"
+    );
+}

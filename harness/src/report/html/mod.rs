@@ -10,6 +10,7 @@
 
 pub mod escape;
 pub mod excerpt;
+mod interactive;
 pub mod page;
 pub mod scenario;
 pub mod timeline;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::excerpt::{failure_view, FailureView};
+use super::interactive::{interactive_parts, InteractiveView};
 use super::timeline::{timeline, Timeline};
 use super::transcript::{self, Cast, LogLine, CAST_CAP, LOG_CAP};
 use super::BaselineView;
@@ -33,6 +34,8 @@ pub struct ScenarioView {
     pub origin: &'static str,
     pub timeline: Timeline,
     pub failure: Option<FailureView>,
+    /// The parts of the transcript a person typed in, each its own section.
+    pub interactive: Vec<InteractiveView>,
     pub transcript: TranscriptView,
     pub cast: CastView,
 }
@@ -103,6 +106,7 @@ pub fn scenario_view(
             &lines,
         ),
         failure: failure_view(result, &lines),
+        interactive: interactive_parts(&lines),
         transcript: TranscriptView {
             file: log_path.map(|p| p.display().to_string()),
             lines,

@@ -222,6 +222,14 @@
     return details;
   }
 
+  function interactiveView(part, n) {
+    const details = el("details", { class: "interactive", open: "" },
+      el("summary", {}, "Interactive session " + (n + 1) + ": " + part.why +
+        (part.ended ? " (" + part.ended + ")" : " (the transcript ends inside it)")));
+    details.append(el("div", { class: "lines" }, ...part.lines.map(l => lineNode(l, false))));
+    return details;
+  }
+
   function replayView(s) {
     const c = s.cast;
     const details = el("details", { class: "replay" },
@@ -255,6 +263,7 @@
     }
     section.append(...timelineView(s.timeline, s.failure));
     if (s.failure) section.append(failureView(s.failure));
+    section.append(...s.interactive.map(interactiveView));
     section.append(transcriptView(s), replayView(s));
     return section;
   }

@@ -644,3 +644,31 @@ fn menu_by_label_on_a_board_reads_the_labels_from_the_image_given() {
     assert!(run.stdout.contains("PASS  extlinux-menu  "), "{}", run.explain());
     tear_down(bench);
 }
+
+#[test]
+fn attach_on_failure_on_a_serial_board_hands_its_uart_to_the_terminal() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let profile = bench.profile("10s");
+    let transcripts = bench.dir().join("transcripts");
+    let scenario = bench.dir().join("fails-on-board.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"fails-on-board\"\nstart = \"login\"\ntimeout = \"3m\"\n[[steps]]\nrun = \"false\"\n",
+    )
+    .unwrap();
+    let mut args = serial_args(bench.device(), &profile, &transcripts, &scenario);
+    args.push(OsStr::new("--attach-on-failure"));
+    let mut terminal = r2s_tests::terminal::AtTerminal::spawn(&args, &[]);
+    terminal.expect("fails-on-board: step 1 failed: ", LIMIT);
+    terminal.expect("press Ctrl-] to leave", Duration::from_secs(10));
+    // Typed through the UART at 1,500,000 baud, answered by the board's shell.
+    terminal.type_keys(b"echo uart-$((6*7))\r");
+    terminal.expect("uart-42", Duration::from_secs(30));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{shown}");
+    assert!(shown.contains("FAIL  fails-on-board"), "{shown}");
+    // The board is powered off after the person left, as after any run.
+    assert_eq!(bench.observed().power_log.last().map(String::as_str), Some("off"));
+    tear_down(bench);
+}

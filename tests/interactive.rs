@@ -282,3 +282,35 @@ fn keep_failed_saves_the_failed_machine_which_states_lists_and_console_reopens()
     assert_eq!(status.code(), Some(0), "{shown}");
     assert_nothing_left_running(&tmp, &shown);
 }
+
+#[test]
+fn console_from_uboot_is_at_u_boots_prompt() {
+    let dir = temp_dir();
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let snapshots = dir.path().join("snapshots");
+    let tmp = run_tmp(dir.path());
+    let mut terminal = AtTerminal::spawn(
+        &[
+            OsStr::new("console"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            OsStr::new("--from"),
+            OsStr::new("uboot"),
+            OsStr::new("--snapshot-cache"),
+            snapshots.as_os_str(),
+            OsStr::new("--transcripts"),
+            dir.path().join("transcripts").as_os_str(),
+        ],
+        &[("TMPDIR", tmp.as_os_str())],
+    );
+    terminal.expect(HANDED_OVER, LIMIT);
+    // U-Boot's own command, answered by U-Boot: the machine is at its prompt, not booting.
+    terminal.type_keys(b"echo uboot-says-hello\r");
+    terminal.expect("\r\nuboot-says-hello", Duration::from_secs(30));
+    terminal.type_keys(b"printenv bootcmd\r");
+    terminal.expect("bootcmd=", Duration::from_secs(30));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert_nothing_left_running(&tmp, &shown);
+}

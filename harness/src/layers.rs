@@ -9,7 +9,15 @@
 /// Top-level modules of the crate, grouped by layer, lowest first.
 pub const LAYERS: &[&[&str]] = &[
     // Leaves: facts and helpers that know nothing of the harness.
-    &["hex", "private", "qemu_devices", "scratch", "escape", "layers"],
+    &[
+        "hex",
+        "private",
+        "qemu_devices",
+        "scratch",
+        "escape",
+        "layers",
+        "debug_timing",
+    ],
     // Caches of disk files, on private directories.
     &["disk_cache"],
     &["config"],

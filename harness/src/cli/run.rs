@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use r2s_harness::adapt::{self, disk_bus, Shim, ShimCache};
 use r2s_harness::board::{self, Board, BoardError};
+use r2s_harness::debug_timing::mark;
 use r2s_harness::escape::escape_control;
 use r2s_harness::image::drivers;
 use r2s_harness::image::facts::ImageFacts;
@@ -64,7 +65,9 @@ pub async fn run(mut args: RunArgs) -> u8 {
     };
     // Read once before the target is made, so that a mistake in a file costs no boot; read
     // again below for the image.
-    match scenario::load_all(&paths) {
+    let loaded = scenario::load_all(&paths);
+    mark("scenario files read");
+    match loaded {
         Ok(s) if s.is_empty() && !args.health_only => {
             eprintln!("harness: no scenario files found in {}", show(&paths));
             return EXIT_ERROR;
@@ -99,6 +102,7 @@ pub async fn run(mut args: RunArgs) -> u8 {
     // Read again for the image: its `${IMAGE_…}` values, and what does not apply to it. With
     // no scenario given, the health check written from the image comes first.
     let facts = disk.as_ref().map(|disk| ImageFacts::read(disk.disk()));
+    mark("image facts read");
     let mut paths = paths;
     if args.scenarios.is_empty() {
         match write_health_check(&args.transcripts, facts.as_ref()) {
@@ -109,7 +113,9 @@ pub async fn run(mut args: RunArgs) -> u8 {
             }
         }
     }
-    let scenarios = match scenario::load_all_for(&paths, facts.as_ref()) {
+    let loaded = scenario::load_all_for(&paths, facts.as_ref());
+    mark("scenario files read for the image");
+    let scenarios = match loaded {
         Ok(s) => s,
         Err(e) => {
             super::say(&e);
@@ -151,7 +157,9 @@ pub async fn run(mut args: RunArgs) -> u8 {
         outcome
     });
     let jobs = args.jobs.map_or_else(cores, |j| j as usize);
+    mark("reporters attached");
     let outcome = suite::run_suite(&suite, scenarios, jobs, reporters).await;
+    mark("suite finished, reports written");
 
     for error in &outcome.report_errors {
         super::say(error);
@@ -228,6 +236,7 @@ fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<Setup,
 /// QEMU booting `--image`, or the default fixture built first, adapted unless --no-adapt.
 async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
     let board = load_board(args.board.as_deref(), board::QEMU_BOARD)?;
+    mark("board profile read");
     let (disk, fallback_password) = match &args.image {
         Some(path) => {
             let (path, cache) = (path.clone(), args.cache_dir.clone());
@@ -242,8 +251,11 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
         ),
     };
     let image = disk.disk().to_owned();
+    mark("image opened");
     let labels = image::check_bootable_image(&image)?;
+    mark("image checked: bootable, menu labels");
     let countdowns = countdown_policy(args, Some(&image));
+    mark("countdown policy from extlinux.conf");
     let (shim, added, setup) = if args.no_adapt {
         let off = "adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written \
                    and its initrd as built";
@@ -265,11 +277,14 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
         }
         (shim, added, told)
     };
+    mark("adapted for QEMU");
     println!("image: {}", disk.named().display());
     let choice = choose_root_disk(&image, args.disk_bus, &added).await;
+    mark("root disk bus chosen (kernel and initrd drivers read)");
     let mut setup = setup;
     setup.extend(tell_root_disk(&choice));
     let absent_root = absent_root(&image).await;
+    mark("root device looked for");
     if let Some(absent) = &absent_root {
         let warning = format!("warning: {}", absent.hint());
         super::say(warning.clone());
@@ -282,6 +297,7 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
         super::load_addresses::adapt_load_addresses(&image, &mut config, Some(&board), cache, args.no_adapt)
             .await,
     );
+    mark("load addresses checked");
     let snapshots = (!args.no_snapshots).then(|| {
         StartSnapshots::new(SnapshotCache::new(
             args.snapshot_cache

@@ -172,6 +172,7 @@ pub(super) async fn judge(
         observer,
     )
     .await;
+    crate::debug_timing::mark("steps done");
     drop(console);
     stop(target, out, recording, observer).await
 }

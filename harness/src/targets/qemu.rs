@@ -222,6 +222,7 @@ impl QemuTarget {
                 })?;
             copies.push(copy);
         }
+        crate::debug_timing::mark("entry's disks copied for QEMU");
         Self::spawn_and_load(config, dir, &copies, tag).await
     }
 
@@ -243,10 +244,14 @@ impl QemuTarget {
         tag: &str,
     ) -> Result<(QemuTarget, Console, Duration), QemuError> {
         let (target, console) = Self::spawn(config, dir, disks, true)?;
+        crate::debug_timing::mark("QEMU spawned");
         let started = Instant::now();
         let mut qmp = Qmp::connect(&target.qmp_socket()).await?;
+        crate::debug_timing::mark("QMP handshake done");
         qmp.snapshot(SnapshotJob::Load, tag, LOAD_LIMIT).await?;
+        crate::debug_timing::mark("snapshot-load done");
         qmp.resume().await?;
+        crate::debug_timing::mark("machine resumed");
         Ok((target, console, started.elapsed()))
     }
 

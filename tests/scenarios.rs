@@ -342,9 +342,12 @@ fn snapshot_cache() -> PathBuf {
 }
 
 /// The same adaptation `harness run` applies: U-Boot boots a shim disk with the image's
-/// extlinux.conf made QEMU-ready; the image itself is never written.
+/// extlinux.conf made QEMU-ready; the image itself is never written. The shim is taken from
+/// the harness's cache, as `harness run` takes it: built once per image version, not once per
+/// test process.
 fn adapt_for_qemu(image: &Path) -> Result<Option<Arc<Shim>>, Failed> {
-    match adapt::adapt(image) {
+    let cache = adapt::default_cache_dir().map(|dir| adapt::ShimCache::new(&dir));
+    match adapt::adapt_cached(image, cache.as_ref(), adapt::Options::default()) {
         Ok(adapted) => Ok(adapted.and_then(|a| a.shim).map(Arc::new)),
         Err(e) => Err(format!("adapting {} for QEMU: {e}", image.display()).into()),
     }

@@ -256,12 +256,14 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
     mark("image checked: bootable, menu labels");
     let countdowns = countdown_policy(args, Some(&image));
     mark("countdown policy from extlinux.conf");
-    let (shim, added, setup) = if args.no_adapt {
-        let off = "adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written \
-                   and its initrd as built";
-        println!("{off}");
-        (None, Vec::new(), vec![off.to_owned()])
-    } else {
+    let adapting = async {
+        if args.no_adapt {
+            let off =
+                "adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written \
+                       and its initrd as built";
+            println!("{off}");
+            return Ok((None, Vec::new(), vec![off.to_owned()]));
+        }
         let cache = args.cache_dir.clone().or_else(adapt::default_cache_dir);
         let options = adapt::Options {
             initrd_modules: board.adapt_initrd_modules,
@@ -275,16 +277,28 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
             println!("{off}");
             told.push(off);
         }
-        (shim, added, told)
+        mark("adapted for QEMU");
+        Ok::<_, SetupError>((shim, added, told))
     };
-    mark("adapted for QEMU");
+    // Independent reads side by side: the adaptation (the kernel and initrd), the root device
+    // the image waits for, and QEMU's version for the snapshot key (asked once per process).
+    let looking_for_root = async {
+        let found = absent_root(&image).await;
+        mark("root device looked for");
+        found
+    };
+    let asking_qemu = async {
+        if !args.no_snapshots {
+            let _ = r2s_harness::snapshot::qemu_version(&args.qemu.binary).await;
+        }
+    };
+    let (adapted, absent_root, ()) = tokio::join!(adapting, looking_for_root, asking_qemu);
+    let (shim, added, setup) = adapted?;
     println!("image: {}", disk.named().display());
     let choice = choose_root_disk(&image, args.disk_bus, &added).await;
     mark("root disk bus chosen (kernel and initrd drivers read)");
     let mut setup = setup;
     setup.extend(tell_root_disk(&choice));
-    let absent_root = absent_root(&image).await;
-    mark("root device looked for");
     if let Some(absent) = &absent_root {
         let warning = format!("warning: {}", absent.hint());
         super::say(warning.clone());

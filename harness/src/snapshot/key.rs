@@ -220,8 +220,9 @@ fn step_fingerprint(step: &Step) -> Result<String, SnapshotError> {
     Ok(text)
 }
 
-/// `qemu --version`, asked once per binary per process.
-async fn qemu_version(qemu: &Path) -> Result<String, SnapshotError> {
+/// `qemu --version`, asked once per binary per process (a run may ask early, beside its other
+/// setup, so that computing the first key does not wait for it).
+pub async fn qemu_version(qemu: &Path) -> Result<String, SnapshotError> {
     static SEEN: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
     let seen = SEEN.get_or_init(Default::default);
     if let Some(v) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(qemu) {

@@ -37,7 +37,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use digests::DigestStore;
-pub use key::{content_digest, CacheKey, SnapshotSource, StateBase, StateRecipe};
+pub use key::{content_digest, qemu_version, CacheKey, SnapshotSource, StateBase, StateRecipe};
 pub use lock::EntryLock;
 pub use seal::SealBroken;
 

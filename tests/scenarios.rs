@@ -31,7 +31,7 @@ use r2s_harness::image;
 use r2s_harness::image::facts::ImageFacts;
 use r2s_harness::report::html::{self, Run, RunInfo};
 use r2s_harness::report::text;
-use r2s_harness::runner::{Quiet, RunContext};
+use r2s_harness::runner::{CountdownPolicy, Quiet, RunContext};
 use r2s_harness::scenario::{self, Scenario};
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, StartSnapshots, Suite};
@@ -287,6 +287,8 @@ fn run(source: &ImageSource, name: &str, paths: &[PathBuf], transcripts: PathBuf
         }),
         transcripts,
         context: RunContext {
+            // As `harness run` does without `--real-time-boot`: nobody is at QEMU's console.
+            countdowns: CountdownPolicy::for_image(Some(&image), true),
             menu_labels: Some(menu_labels),
             fallback_password,
             ..RunContext::default()

@@ -229,15 +229,7 @@ fn under_nextest(large: &Path, work: &Path) {
         let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
         command
             .current_dir(&workspace)
-            .args([
-                "nextest",
-                "run",
-                "-p",
-                "r2s-tests",
-                "--test",
-                "scenarios",
-                "--no-fail-fast",
-            ])
+            .args(["nextest", "run", "-p", "r2s-tests", "--test", "scenarios"])
             .args(extra)
             .arg("-E")
             .arg(format!("test(/^qemu::{label}::/)"))
@@ -265,7 +257,9 @@ fn under_nextest(large: &Path, work: &Path) {
         let raw = raw_qemu::raw_qemu(large, shim.as_deref());
         let cache = work.join(format!("nextest-snapshots-{round}"));
         let start = Instant::now();
-        let output = nextest(&cache, &[]).output().expect("cargo nextest");
+        let output = nextest(&cache, &["--no-fail-fast"])
+            .output()
+            .expect("cargo nextest");
         let run = start.elapsed();
         let text = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "cargo nextest run failed:\n{text}");

@@ -422,16 +422,7 @@ fn write_health_check(transcripts: &Path, facts: Option<&ImageFacts>) -> Result<
 /// its `DEFAULT`, which the menu's timeout chooses (`None` when the image does not say: the
 /// menu then runs its timeout), and whether its menu waits for a key without limit.
 fn countdown_policy(args: &RunArgs, image: Option<&Path>) -> CountdownPolicy {
-    let config = image
-        .and_then(|image| image::boot_config::find(image).ok())
-        .map(|found| found.config);
-    CountdownPolicy {
-        skip: !args.real_time_boot,
-        menu_default: config
-            .as_ref()
-            .and_then(|c| c.menu_number(&c.default_label()?.name)),
-        menu_waits: config.as_ref().and_then(|c| c.menu_waits_forever()),
-    }
+    CountdownPolicy::for_image(image, !args.real_time_boot)
 }
 
 async fn build_default_fixture() -> Result<PathBuf, SetupError> {

@@ -20,7 +20,8 @@
 //! An entry is trusted only after checking it: its `entry.json` names its key, every disk has
 //! the size and digest recorded when it was built (see [`seal`]), `qemu-img check` passes on
 //! every disk, every disk has the tag and one holds the VM state. Anything else, and a restore
-//! that does not reach a shell, makes the entry be rebuilt.
+//! that does not reach a shell, makes the entry be rebuilt. The checks are made once per
+//! version of the entry's disks, not once per process (see [`verified`]).
 
 mod digests;
 mod key;

@@ -31,7 +31,7 @@ use r2s_harness::image;
 use r2s_harness::image::facts::ImageFacts;
 use r2s_harness::report::html::{self, Run, RunInfo};
 use r2s_harness::report::text;
-use r2s_harness::runner::{Quiet, RunContext};
+use r2s_harness::runner::{CountdownPolicy, Quiet, RunContext};
 use r2s_harness::scenario::{self, Scenario};
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, StartSnapshots, Suite};
@@ -287,6 +287,8 @@ fn run(source: &ImageSource, name: &str, paths: &[PathBuf], transcripts: PathBuf
         }),
         transcripts,
         context: RunContext {
+            // As `harness run` does without `--real-time-boot`: nobody is at QEMU's console.
+            countdowns: CountdownPolicy::for_image(Some(&image), true),
             menu_labels: Some(menu_labels),
             fallback_password,
             ..RunContext::default()
@@ -342,9 +344,12 @@ fn snapshot_cache() -> PathBuf {
 }
 
 /// The same adaptation `harness run` applies: U-Boot boots a shim disk with the image's
-/// extlinux.conf made QEMU-ready; the image itself is never written.
+/// extlinux.conf made QEMU-ready; the image itself is never written. The shim is taken from
+/// the harness's cache, as `harness run` takes it: built once per image version, not once per
+/// test process.
 fn adapt_for_qemu(image: &Path) -> Result<Option<Arc<Shim>>, Failed> {
-    match adapt::adapt(image) {
+    let cache = adapt::default_cache_dir().map(|dir| adapt::ShimCache::new(&dir));
+    match adapt::adapt_cached(image, cache.as_ref(), adapt::Options::default()) {
         Ok(adapted) => Ok(adapted.and_then(|a| a.shim).map(Arc::new)),
         Err(e) => Err(format!("adapting {} for QEMU: {e}", image.display()).into()),
     }

@@ -17,6 +17,7 @@ pub const LAYERS: &[&[&str]] = &[
         "escape",
         "layers",
         "terminal",
+        "debug_timing",
     ],
     // Caches of disk files, on private directories.
     &["disk_cache"],

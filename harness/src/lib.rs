@@ -9,6 +9,7 @@ pub mod adapt;
 pub mod board;
 pub mod config;
 pub mod console;
+pub mod debug_timing;
 pub mod disk_cache;
 pub mod escape;
 pub mod flash;

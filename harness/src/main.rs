@@ -17,9 +17,11 @@ fn main() -> ExitCode {
     if let Err(code) = cli::project::apply(&mut args) {
         return ExitCode::from(code);
     }
+    r2s_harness::debug_timing::mark("main: arguments parsed");
     // Scratch directories of runs that were killed outright (their QEMU overlays, shims) would
     // otherwise stay in the temporary directory for good.
     r2s_harness::scratch::sweep_stale();
+    r2s_harness::debug_timing::mark("stale scratch directories swept");
     // One thread: QEMU is spawned from it, so the child's parent-death signal fires only when
     // the harness process itself dies.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {

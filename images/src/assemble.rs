@@ -23,6 +23,18 @@ const FIRST_BOOT_SYSTEM: &str =
 
 /// Builds fixture `name` from `recipe` and `parts` in `work`, returning the image path.
 pub fn fixture(name: &str, recipe: Recipe, parts: &Parts, work: &Path) -> Result<PathBuf, BuildError> {
+    fixture_with_root_data(name, recipe, parts, work, 0)
+}
+
+/// [`fixture`], with a file of `root_data` pseudo-random bytes at [`ROOT_DATA_PATH`] on the
+/// root filesystem (none when 0), whose partition grows to hold it.
+pub fn fixture_with_root_data(
+    name: &str,
+    recipe: Recipe,
+    parts: &Parts,
+    work: &Path,
+    root_data: u64,
+) -> Result<PathBuf, BuildError> {
     let release = &parts.kernel_release;
     let kernel = kernel::raw_image(&parts.kernel.file(&format!("boot/vmlinuz-{release}"))?)?;
     let busybox = read(&parts.busybox.file("bin/busybox")?)?;
@@ -63,6 +75,9 @@ pub fn fixture(name: &str, recipe: Recipe, parts: &Parts, work: &Path) -> Result
         &params,
         kernel_modules.as_deref(),
     )?;
+    if root_data > 0 {
+        write_root_data(&root_dir, root_data)?;
+    }
     // nixpkgs' sd-image keeps /boot on the root filesystem; the R2S cards have NIXOS_BOOT.
     let boot_dir = match recipe.layout {
         Layout::SdImage => root_dir.join("boot"),
@@ -80,11 +95,55 @@ pub fn fixture(name: &str, recipe: Recipe, parts: &Parts, work: &Path) -> Result
     let out = work.join(format!("{name}.img"));
     match recipe.layout {
         Layout::SdImage => card::sd_image(&out, work, &bootloader, &root_dir)?,
+        Layout::Generations(_) | Layout::FirstBoot if root_data > 0 => {
+            // The fixture's root, the data, and a tenth more for ext4's metadata.
+            const MIB: u64 = 1 << 20;
+            let size = crate::disk::ROOT_SIZE + (root_data + root_data / 10).div_ceil(MIB) * MIB;
+            card::r2s_with_root_size(
+                &out,
+                work,
+                recipe.breakage,
+                &bootloader,
+                &boot_dir,
+                &root_dir,
+                size,
+            )?
+        }
         Layout::Generations(_) | Layout::FirstBoot => {
             card::r2s(&out, work, recipe.breakage, &bootloader, &boot_dir, &root_dir)?
         }
     }
     Ok(out)
+}
+
+/// Where [`fixture_with_root_data`] puts its data on the root filesystem.
+pub const ROOT_DATA_PATH: &str = "var/lib/r2s-data";
+
+/// Writes `bytes` of pseudo-random data (xorshift64, fixed seed: no two blocks alike, none of
+/// them zeros, so the file is stored and read in full) to [`ROOT_DATA_PATH`] under `root`.
+fn write_root_data(root: &Path, bytes: u64) -> Result<(), BuildError> {
+    let path = root.join(ROOT_DATA_PATH);
+    let parent = path.parent().expect("the data path has a directory");
+    std::fs::create_dir_all(parent).map_err(BuildError::io("creating directory", parent))?;
+    let file = std::fs::File::create(&path).map_err(BuildError::io("creating", &path))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut block = vec![0u8; 1 << 16];
+    let mut left = bytes;
+    while left > 0 {
+        for word in block.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        let n = left.min(block.len() as u64) as usize;
+        out.write_all(&block[..n])
+            .map_err(BuildError::io("writing", &path))?;
+        left -= n as u64;
+    }
+    out.flush().map_err(BuildError::io("writing", &path))?;
+    Ok(())
 }
 
 /// The systems in a layout's store, current first: three generations after nixos-rebuild;

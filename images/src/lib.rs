@@ -105,14 +105,8 @@ pub fn build(name: &str, cache_dir: &Path) -> Result<PathBuf, BuildError> {
         std::fs::create_dir_all(cache_dir).map_err(BuildError::io("creating directory", cache_dir))?;
         return systemd::build(name, variant, cache_dir);
     }
-    let recipe = fixture::recipe(name).ok_or_else(|| BuildError::UnknownFixture {
-        name: name.to_owned(),
-        known: fixtures().iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
-    })?;
-    std::fs::create_dir_all(cache_dir).map_err(BuildError::io("creating directory", cache_dir))?;
-    // Tools run inside the cache directory (`dpkg -x`, `mke2fs`), so the paths handed to them
-    // must not be relative to this process's working directory.
-    let cache_dir = &std::path::absolute(cache_dir).map_err(BuildError::io("resolving", cache_dir))?;
+    let (recipe, cache_dir) = recipe_and_cache(name, cache_dir)?;
+    let cache_dir = &cache_dir;
     let _lock = cache::Lock::acquire(cache_dir)?;
 
     let parts = debian::Parts::fetch(cache_dir)?;
@@ -127,6 +121,44 @@ pub fn build(name: &str, cache_dir: &Path) -> Result<PathBuf, BuildError> {
     let built = assemble::fixture(name, recipe, &parts, work.path())?;
     entry.commit(&built, &key)?;
     Ok(entry.image)
+}
+
+/// The recipe of the busybox fixture `name`, and `cache_dir` created and made absolute: tools
+/// run inside the cache directory (`dpkg -x`, `mke2fs`), so the paths handed to them must not
+/// be relative to this process's working directory.
+fn recipe_and_cache(name: &str, cache_dir: &Path) -> Result<(fixture::Recipe, PathBuf), BuildError> {
+    let recipe = fixture::recipe(name).ok_or_else(|| BuildError::UnknownFixture {
+        name: name.to_owned(),
+        known: fixtures().iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
+    })?;
+    std::fs::create_dir_all(cache_dir).map_err(BuildError::io("creating directory", cache_dir))?;
+    let cache_dir = std::path::absolute(cache_dir).map_err(BuildError::io("resolving", cache_dir))?;
+    Ok((recipe, cache_dir))
+}
+
+/// Builds fixture `name` (not a systemd one) with a file of `root_data` bytes of pseudo-random
+/// data on its root filesystem (at `/var/lib/r2s-data`), its root partition grown to hold it,
+/// and writes the image to `out`: a real-size image for benchmarks, which hash and read an
+/// image as a multi-GiB NixOS image makes them. Not cached; the Debian parts are, in
+/// `cache_dir`. Takes a while: the data is written twice (the file, then the filesystem).
+pub fn build_with_root_data(
+    name: &str,
+    root_data: u64,
+    cache_dir: &Path,
+    out: &Path,
+) -> Result<(), BuildError> {
+    let (recipe, cache_dir) = recipe_and_cache(name, cache_dir)?;
+    let cache_dir = &cache_dir;
+    let _lock = cache::Lock::acquire(cache_dir)?;
+    let parts = debian::Parts::fetch(cache_dir)?;
+    let work = tempfile::Builder::new()
+        .prefix(&format!(".build-{name}-data-"))
+        .tempdir_in(cache_dir)
+        .map_err(BuildError::io("creating a temporary directory in", cache_dir))?;
+    let built = assemble::fixture_with_root_data(name, recipe, &parts, work.path(), root_data)?;
+    std::fs::rename(&built, out)
+        .or_else(|_| std::fs::copy(&built, out).map(drop))
+        .map_err(BuildError::io("writing", out))
 }
 
 #[cfg(test)]

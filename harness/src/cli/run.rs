@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use r2s_harness::adapt::{self, disk_bus, Shim, ShimCache};
 use r2s_harness::board::{self, Board, BoardError};
+use r2s_harness::debug_timing::mark;
 use r2s_harness::escape::escape_control;
 use r2s_harness::image::drivers;
 use r2s_harness::image::facts::ImageFacts;
@@ -97,7 +98,9 @@ pub async fn run(mut args: RunArgs) -> u8 {
     };
     // Read once before the target is made, so that a mistake in a file costs no boot; read
     // again below for the image.
-    let listed = match scenario::load_all(&paths) {
+    let loaded = scenario::load_all(&paths);
+    mark("scenario files read");
+    let listed = match loaded {
         Ok(s) if s.is_empty() && !args.health_only => {
             eprintln!("harness: no scenario files found in {}", show(&paths));
             return EXIT_ERROR;
@@ -141,6 +144,7 @@ pub async fn run(mut args: RunArgs) -> u8 {
     // Read again for the image: its `${IMAGE_…}` values, and what does not apply to it. With
     // no scenario given, the health check written from the image comes first.
     let facts = disk.as_ref().map(|disk| ImageFacts::read(disk.disk()));
+    mark("image facts read");
     suite.context.autologin = facts.as_ref().and_then(|f| f.autologin.clone());
     suite.context.interaction = interaction;
     if args.debug.keep_failed {
@@ -164,7 +168,9 @@ pub async fn run(mut args: RunArgs) -> u8 {
             }
         }
     }
-    let scenarios = match scenario::load_all_for(&paths, facts.as_ref()) {
+    let loaded = scenario::load_all_for(&paths, facts.as_ref());
+    mark("scenario files read for the image");
+    let scenarios = match loaded {
         // A scenario starting from a saved state carries its saver's recipe: it runs without
         // the saver, which the filter may leave out.
         Ok(s) => s
@@ -222,7 +228,9 @@ pub async fn run(mut args: RunArgs) -> u8 {
         outcome
     });
     let jobs = args.jobs.map_or_else(cores, |j| j as usize);
+    mark("reporters attached");
     let outcome = suite::run_suite(&suite, scenarios, jobs, args.retries, reporters).await;
+    mark("suite finished, reports written");
 
     for error in &outcome.report_errors {
         super::say(error);
@@ -302,6 +310,7 @@ fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<Setup,
 /// QEMU booting `--image`, or the default fixture built first, adapted unless --no-adapt.
 pub(super) async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
     let board = load_board(args.board.as_deref(), board::QEMU_BOARD)?;
+    mark("board profile read");
     let (disk, fallback_password) = match &args.image {
         Some(path) => {
             let (path, cache) = (path.clone(), args.cache_dir.clone());
@@ -316,14 +325,19 @@ pub(super) async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
         ),
     };
     let image = disk.disk().to_owned();
+    mark("image opened");
     let labels = image::check_bootable_image(&image)?;
+    mark("image checked: bootable, menu labels");
     let countdowns = countdown_policy(args, Some(&image));
-    let (shim, added, setup) = if args.no_adapt {
-        let off = "adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written \
-                   and its initrd as built";
-        super::human::tell(off);
-        (None, Vec::new(), vec![off.to_owned()])
-    } else {
+    mark("countdown policy from extlinux.conf");
+    let adapting = async {
+        if args.no_adapt {
+            let off =
+                "adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written \
+                       and its initrd as built";
+            super::human::tell(off);
+            return Ok((None, Vec::new(), vec![off.to_owned()]));
+        }
         let cache = args.cache_dir.clone().or_else(adapt::default_cache_dir);
         let options = adapt::Options {
             initrd_modules: board.adapt_initrd_modules,
@@ -337,13 +351,28 @@ pub(super) async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
             super::human::tell(&off);
             told.push(off);
         }
-        (shim, added, told)
+        mark("adapted for QEMU");
+        Ok::<_, SetupError>((shim, added, told))
     };
+    // Independent reads side by side: the adaptation (the kernel and initrd), the root device
+    // the image waits for, and QEMU's version for the snapshot key (asked once per process).
+    let looking_for_root = async {
+        let found = absent_root(&image).await;
+        mark("root device looked for");
+        found
+    };
+    let asking_qemu = async {
+        if !args.no_snapshots {
+            let _ = r2s_harness::snapshot::qemu_version(&args.qemu.binary).await;
+        }
+    };
+    let (adapted, absent_root, ()) = tokio::join!(adapting, looking_for_root, asking_qemu);
+    let (shim, added, setup) = adapted?;
     super::human::tell(format!("image: {}", disk.named().display()));
     let choice = choose_root_disk(&image, args.disk_bus, &added).await;
+    mark("root disk bus chosen (kernel and initrd drivers read)");
     let mut setup = setup;
     setup.extend(tell_root_disk(&choice));
-    let absent_root = absent_root(&image).await;
     if let Some(absent) = &absent_root {
         let warning = format!("warning: {}", absent.hint());
         super::say(warning.clone());
@@ -356,6 +385,7 @@ pub(super) async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
         super::load_addresses::adapt_load_addresses(&image, &mut config, Some(&board), cache, args.no_adapt)
             .await,
     );
+    mark("load addresses checked");
     let snapshots = (!args.no_snapshots).then(|| {
         StartSnapshots::new(SnapshotCache::new(
             args.snapshot_cache
@@ -487,16 +517,7 @@ fn write_health_check(transcripts: &Path, facts: Option<&ImageFacts>) -> Result<
 /// its `DEFAULT`, which the menu's timeout chooses (`None` when the image does not say: the
 /// menu then runs its timeout), and whether its menu waits for a key without limit.
 fn countdown_policy(args: &RunArgs, image: Option<&Path>) -> CountdownPolicy {
-    let config = image
-        .and_then(|image| image::boot_config::find(image).ok())
-        .map(|found| found.config);
-    CountdownPolicy {
-        skip: !args.real_time_boot,
-        menu_default: config
-            .as_ref()
-            .and_then(|c| c.menu_number(&c.default_label()?.name)),
-        menu_waits: config.as_ref().and_then(|c| c.menu_waits_forever()),
-    }
+    CountdownPolicy::for_image(image, !args.real_time_boot)
 }
 
 async fn build_default_fixture() -> Result<PathBuf, SetupError> {

@@ -41,6 +41,24 @@ pub struct CountdownPolicy {
     pub menu_waits: Option<MenuWait>,
 }
 
+impl CountdownPolicy {
+    /// The policy for booting `image`: skipping or not, with its extlinux.conf's `DEFAULT`
+    /// menu number and whether its menu waits without limit (both unknown when the image's
+    /// extlinux.conf cannot be read).
+    pub fn for_image(image: Option<&std::path::Path>, skip: bool) -> CountdownPolicy {
+        let config = image
+            .and_then(|image| crate::image::boot_config::find(image).ok())
+            .map(|found| found.config);
+        CountdownPolicy {
+            skip,
+            menu_default: config
+                .as_ref()
+                .and_then(|c| c.menu_number(&c.default_label()?.name)),
+            menu_waits: config.as_ref().and_then(|c| c.menu_waits_forever()),
+        }
+    }
+}
+
 /// A wait the skipper cut short, as transcripts, timings and baselines name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SkippedWait {

@@ -247,6 +247,7 @@ pub async fn run_scenario_at(
             verdict = Verdict::Fail(failure);
             start = StartReached::No;
         }
+        crate::debug_timing::mark("start reached (login or restored prompt checked)");
     }
     let mut lines_at_failure = None;
     for (i, step) in scenario.steps.iter().enumerate().skip(steps_done) {

@@ -115,6 +115,7 @@ impl CacheKey {
     pub async fn of(source: &SnapshotSource<'_>, store: &DigestStore) -> Result<CacheKey, SnapshotError> {
         let image = std::fs::canonicalize(source.image).map_err(|e| SnapshotError::io(source.image, e))?;
         let version = qemu_version(&source.qemu.qemu).await?;
+        crate::debug_timing::mark("snapshot key: QEMU's version");
         let content = source.unpacked_from.map_or_else(|| image.clone(), Path::to_owned);
         let files = [content, source.qemu.firmware.clone()];
         let blocking_store = store.clone();
@@ -126,6 +127,7 @@ impl CacheKey {
         })
         .await
         .map_err(|e| SnapshotError::io(source.image, io::Error::other(e)))??;
+        crate::debug_timing::mark("snapshot key: image and firmware digests");
 
         let mut hash = Sha256::new();
         let mut field = |bytes: &[u8]| {
@@ -218,8 +220,9 @@ fn step_fingerprint(step: &Step) -> Result<String, SnapshotError> {
     Ok(text)
 }
 
-/// `qemu --version`, asked once per binary per process.
-async fn qemu_version(qemu: &Path) -> Result<String, SnapshotError> {
+/// `qemu --version`, asked once per binary per process (a run may ask early, beside its other
+/// setup, so that computing the first key does not wait for it).
+pub async fn qemu_version(qemu: &Path) -> Result<String, SnapshotError> {
     static SEEN: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
     let seen = SEEN.get_or_init(Default::default);
     if let Some(v) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(qemu) {

@@ -20,7 +20,8 @@
 //! An entry is trusted only after checking it: its `entry.json` names its key, every disk has
 //! the size and digest recorded when it was built (see [`seal`]), `qemu-img check` passes on
 //! every disk, every disk has the tag and one holds the VM state. Anything else, and a restore
-//! that does not reach a shell, makes the entry be rebuilt.
+//! that does not reach a shell, makes the entry be rebuilt. The checks are made once per
+//! version of the entry's disks, not once per process (see [`verified`]).
 
 mod digests;
 pub mod kept;
@@ -28,6 +29,7 @@ mod key;
 mod lock;
 mod seal;
 mod trusted;
+mod verified;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -37,7 +39,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use digests::DigestStore;
-pub use key::{content_digest, CacheKey, SnapshotSource, StateBase, StateRecipe};
+pub use key::{content_digest, qemu_version, CacheKey, SnapshotSource, StateBase, StateRecipe};
 pub use lock::EntryLock;
 pub use seal::SealBroken;
 
@@ -207,17 +209,40 @@ pub struct Checkout {
     /// The systemd units that failed in the boot the state was saved from (bounded as the
     /// runner bounds its own list, whatever `entry.json` says).
     pub failed_units: Vec<String>,
-    /// How long checking the disks against their seal took; `None` when this process checked
-    /// the entry before and its files have not changed since.
-    pub verified: Option<Duration>,
+    /// Whether the entry's disks were checked against their seal now (and how long that
+    /// took), or earlier and unchanged since.
+    pub verified: Verification,
     /// Why the entry found in the cache was not trusted, when one was there and this checkout
     /// rebuilt it.
     pub refused: Option<String>,
 }
 
 /// What [`SnapshotCache::check`] found in an entry that checks out: its info, its disks, and
-/// how long verifying the seal took (`None`: verified earlier in this run).
-type Checked = (EntryInfo, Vec<PathBuf>, Option<Duration>);
+/// when its seal was verified.
+type Checked = (EntryInfo, Vec<PathBuf>, Verification);
+
+/// When an entry's disks were checked (seal, `qemu-img check`, the snapshot's tag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// Now, in this long.
+    Now(Duration),
+    /// Earlier in this process; none of the disks changed since.
+    EarlierInThisRun,
+    /// By an earlier process, which recorded it in the entry; none of the disks changed since.
+    Recorded,
+}
+
+impl std::fmt::Display for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verification::Now(took) => write!(f, "seal verified in {:.2}s", took.as_secs_f64()),
+            Verification::EarlierInThisRun => {
+                f.write_str("seal verified earlier in this run, files unchanged since")
+            }
+            Verification::Recorded => f.write_str("seal verified by an earlier run, files unchanged since"),
+        }
+    }
+}
 
 impl Checkout {
     fn of(
@@ -435,10 +460,24 @@ impl SnapshotCache {
                 expected,
             });
         }
-        if self.trusted.still(entry, &info.build, &info.disks) {
+        let earlier = if self.trusted.still(entry, &info.build, &info.disks) {
+            Some(Verification::EarlierInThisRun)
+        } else if verified::still(entry, &info.build, &info.seals, &info.disks) {
+            self.trusted.remember(entry, &info.build, &info.disks);
+            Some(Verification::Recorded)
+        } else {
+            None
+        };
+        if let Some(earlier) = earlier {
             let disks = info.disks.iter().map(|name| entry.join(name)).collect();
-            return Ok((info, disks, None));
+            return Ok((info, disks, earlier));
         }
+        verified::forget(entry);
+        // The versions the checks below are of: recorded only if nothing changed meanwhile.
+        let versions = trusted::versions(entry, &info.disks).map_err(|source| EntryProblem::Read {
+            path: entry.to_owned(),
+            source,
+        })?;
         // Before anything reads the disks as qcow2: a changed byte anywhere is refused.
         let verifying = std::time::Instant::now();
         let (dir, names, seals) = (entry.to_owned(), info.disks.clone(), info.seals.clone());
@@ -449,6 +488,7 @@ impl SnapshotCache {
                 source: io::Error::other(e),
             })??;
         let verified = verifying.elapsed();
+        crate::debug_timing::mark("snapshot entry: seal verified");
         let mut disks = Vec::new();
         let mut vm_state = false;
         for name in &info.disks {
@@ -464,8 +504,18 @@ impl SnapshotCache {
         if !vm_state {
             return Err(EntryProblem::NoVmState { tag });
         }
+        crate::debug_timing::mark("snapshot entry: qemu-img check and info");
         self.trusted.remember(entry, &info.build, &info.disks);
-        Ok((info, disks, Some(verified)))
+        verified::remember(
+            entry,
+            &info.build,
+            &info.seals,
+            &info.disks,
+            &versions,
+            verified::SETTLED,
+            std::time::SystemTime::now(),
+        );
+        Ok((info, disks, Verification::Now(verified)))
     }
 }
 
@@ -655,6 +705,146 @@ mod tests {
         file.set_modified(UNIX_EPOCH + Duration::from_secs(used_secs))
             .unwrap();
         name
+    }
+
+    /// A real entry of state `uboot` in `cache`: an overlay over a blank 1 MiB raw disk `image`,
+    /// and the machine QEMU ran on it (U-Boot, 128 MiB of RAM) saved in it through QMP.
+    async fn real_entry(cache: &SnapshotCache, source: &SnapshotSource<'_>, key: &CacheKey) -> Checkout {
+        use crate::targets::qemu::QemuTarget;
+        use crate::targets::qmp::{Qmp, SnapshotJob};
+        std::fs::File::create(source.image)
+            .unwrap()
+            .set_len(1 << 20)
+            .unwrap();
+        let locked = cache.lock(key, Duration::ZERO).await.unwrap();
+        let Opened::Missing(build) = cache.open(locked, source).await.unwrap() else {
+            panic!("an empty cache has no entry");
+        };
+        build.from_power_on(source).await.unwrap();
+        let (target, console) = QemuTarget::start_on_disks(source.qemu, build.disks())
+            .await
+            .unwrap();
+        let mut qmp = Qmp::connect(&target.qmp_socket()).await.unwrap();
+        qmp.snapshot(SnapshotJob::Save, source.state.tag(), Duration::from_secs(120))
+            .await
+            .unwrap();
+        // Quit, not killed: a killed QEMU leaves clusters `qemu-img check` reports as leaked.
+        let _ = qmp
+            .execute("quit", serde_json::json!({}), Duration::from_secs(10))
+            .await;
+        let mut target = target;
+        assert!(
+            target.wait_exit(Duration::from_secs(10)).await,
+            "QEMU did not quit"
+        );
+        drop(console);
+        build
+            .finish(source, ConsoleState::UbootPrompt, Vec::new())
+            .await
+            .unwrap()
+    }
+
+    /// How a process of its own (a cache with nothing checked yet) finds the entry `key`.
+    async fn opened_by_a_new_process(dir: &Path, source: &SnapshotSource<'_>, key: &CacheKey) -> Opened {
+        let cache = SnapshotCache::new(dir);
+        let locked = cache.lock(key, Duration::ZERO).await.unwrap();
+        cache.open(locked, source).await.unwrap()
+    }
+
+    fn verification(opened: Opened) -> Verification {
+        match opened {
+            Opened::Ready(checkout) => checkout.verified,
+            Opened::Missing(build) => panic!("the entry was refused: {:?}", build.refused),
+        }
+    }
+
+    fn small_machine() -> crate::targets::QemuConfig {
+        crate::targets::QemuConfig {
+            memory_mib: 128,
+            smp: 1,
+            ..Default::default()
+        }
+    }
+
+    /// The source of a `uboot` entry of `image`.
+    fn uboot_source<'a>(qemu: &'a crate::targets::QemuConfig, image: &'a Path) -> SnapshotSource<'a> {
+        SnapshotSource {
+            qemu,
+            image,
+            unpacked_from: None,
+            shim: None,
+            state: StateRecipe::Uboot,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_verified_version_of_an_entry_is_not_hashed_again_by_later_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = SnapshotCache::new(dir.path().join("cache"));
+        let (qemu, image) = (small_machine(), dir.path().join("image.raw"));
+        let source = uboot_source(&qemu, &image);
+        let key = CacheKey("b".repeat(64));
+        let built = real_entry(&cache, &source, &key).await;
+        assert!(matches!(built.verified, Verification::Now(_)));
+        drop(built);
+        // Disks written less than a clock tick ago are not recorded (see `verified`).
+        tokio::time::sleep(verified::SETTLED).await;
+
+        let first = opened_by_a_new_process(cache.dir(), &source, &key).await;
+        assert!(matches!(verification(first), Verification::Now(_)));
+        for _ in 0..2 {
+            let later = opened_by_a_new_process(cache.dir(), &source, &key).await;
+            assert_eq!(verification(later), Verification::Recorded);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rewritten_disk_is_hashed_again_and_one_changed_byte_in_it_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = SnapshotCache::new(dir.path().join("cache"));
+        let (qemu, image) = (small_machine(), dir.path().join("image.raw"));
+        let source = uboot_source(&qemu, &image);
+        let key = CacheKey("c".repeat(64));
+        let disk0 = real_entry(&cache, &source, &key).await.disks[0].clone();
+        tokio::time::sleep(verified::SETTLED).await;
+        let first = opened_by_a_new_process(cache.dir(), &source, &key).await;
+        assert!(matches!(verification(first), Verification::Now(_)));
+
+        // The same bytes written again through the file system: a new version, hashed again.
+        let bytes = std::fs::read(&disk0).unwrap();
+        std::fs::write(&disk0, &bytes).unwrap();
+        let rewritten = opened_by_a_new_process(cache.dir(), &source, &key).await;
+        assert!(matches!(verification(rewritten), Verification::Now(_)));
+
+        // One bit of the saved state flipped, the file's times put back as they were.
+        let meta = std::fs::metadata(&disk0).unwrap();
+        let mut changed = bytes;
+        let middle = changed.len() / 2;
+        changed[middle] ^= 0x01;
+        std::fs::write(&disk0, &changed).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&disk0)
+            .unwrap()
+            .set_times(
+                std::fs::FileTimes::new()
+                    .set_modified(meta.modified().unwrap())
+                    .set_accessed(meta.accessed().unwrap()),
+            )
+            .unwrap();
+        let Opened::Missing(build) = opened_by_a_new_process(cache.dir(), &source, &key).await else {
+            panic!("an entry with a changed byte was trusted");
+        };
+        assert_eq!(
+            build.refused.as_deref(),
+            Some(
+                format!(
+                    "{} does not match the digest recorded when the entry was built",
+                    disk0.display()
+                )
+                .as_str()
+            )
+        );
     }
 
     #[tokio::test]

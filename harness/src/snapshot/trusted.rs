@@ -11,9 +11,10 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A file's version: device, inode, size, mtime and ctime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub(super) struct FileVersion(u64, u64, u64, i64, i64, i64, i64);
 
 impl FileVersion {
@@ -27,6 +28,16 @@ impl FileVersion {
             meta.ctime(),
             meta.ctime_nsec(),
         )
+    }
+
+    /// Whether the file's last change (its ctime) was at least `settled` before `now`.
+    pub fn changed_before(&self, now: SystemTime, settled: Duration) -> bool {
+        let (secs, nanos) = (self.5, self.6);
+        let Ok(secs) = u64::try_from(secs) else {
+            return true;
+        };
+        let changed = UNIX_EPOCH + Duration::new(secs, nanos.clamp(0, 999_999_999) as u32);
+        now.duration_since(changed).is_ok_and(|age| age >= settled)
     }
 }
 
@@ -62,7 +73,8 @@ impl Trusted {
     }
 }
 
-fn versions(entry: &Path, disks: &[String]) -> io::Result<Vec<FileVersion>> {
+/// The versions of `disks` in `entry`, in order.
+pub(super) fn versions(entry: &Path, disks: &[String]) -> io::Result<Vec<FileVersion>> {
     disks
         .iter()
         .map(|name| std::fs::metadata(entry.join(name)).map(|meta| FileVersion::of(&meta)))

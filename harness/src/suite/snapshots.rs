@@ -19,6 +19,7 @@ use super::recording::Recording;
 use super::strategy::{from_power_on, judge};
 use super::{Suite, SuiteError};
 use crate::console::ConsoleState;
+use crate::debug_timing::mark;
 use crate::runner::{
     ConsoleAt, Failure, Observer, Origin, RunContext, RunOutput, ScenarioResult, StartReached, Verdict,
 };
@@ -97,20 +98,23 @@ impl StartSnapshots {
         boot_timeout: Duration,
     ) -> Result<Prepared, SnapshotError> {
         let key = CacheKey::of(source, &self.cache.digests()).await?;
+        mark("snapshot key computed");
         if let Some(failed) = self.earlier_failure(&key) {
             return Ok(Prepared::BootFailed(failed));
         }
         let locked = self.cache.lock(&key, boot_timeout + LOCK_GRACE).await?;
+        mark("snapshot entry locked");
         // Asked again under the lock, for the scenarios that waited on the failed boot.
         if let Some(failed) = self.earlier_failure(&key) {
             return Ok(Prepared::BootFailed(failed));
         }
         let build = match self.cache.open(locked, source).await? {
             Opened::Ready(checkout) => {
+                mark("snapshot entry checked");
                 return Ok(Prepared::Ready(Box::new(Ready {
                     checkout: *checkout,
                     primed: None,
-                })))
+                })));
             }
             Opened::Missing(build) => build,
         };
@@ -265,6 +269,7 @@ pub(super) async fn from_snapshot(
             console: restored.at,
             steps_done,
         };
+        mark("restored: console attached");
         let mut out = judge(
             target,
             restored.console,
@@ -275,6 +280,7 @@ pub(super) async fn from_snapshot(
             observer,
         )
         .await;
+        mark("steps done, QEMU stopped");
         if out.start == StartReached::No && earlier_attempt.is_none() {
             if let Verdict::Fail(f) = &out.verdict {
                 earlier_attempt = Some(format!(
@@ -359,10 +365,7 @@ async fn restore(
             earlier.unwrap_or_default(),
             checkout.tag,
             cache.entry_dir(&checkout.key).display(),
-            match checkout.verified {
-                Some(took) => format!("seal verified in {:.2}s", took.as_secs_f64()),
-                None => "seal verified earlier in this run, files unchanged since".to_owned(),
-            },
+            checkout.verified,
             loaded.as_secs_f64()
         );
         // QEMU has its own copies now; `checkout` drops here, and other runs may use or

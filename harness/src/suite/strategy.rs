@@ -173,6 +173,7 @@ pub(super) async fn judge(
         observer,
     )
     .await;
+    crate::debug_timing::mark("steps done");
     if let (Verdict::Fail(failure), Some(keep)) = (&out.verdict, &context.keep_failed) {
         // A restore that did not reach its state is retried from a rebuilt entry, not kept.
         let restore_failed = matches!(at, ConsoleAt::Restored { .. }) && out.start == StartReached::No;

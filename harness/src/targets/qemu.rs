@@ -238,6 +238,7 @@ impl QemuTarget {
         // entry would not do: the file itself is copied (a reflink where the filesystem can,
         // through copy_file_range).
         let copies = copy_disks(disks, |i| dir.path().join(format!("restored{i}.qcow2"))).await?;
+        crate::debug_timing::mark("entry's disks copied for QEMU");
         Self::spawn_and_load(config, dir, &copies, tag).await
     }
 
@@ -259,10 +260,14 @@ impl QemuTarget {
         tag: &str,
     ) -> Result<(QemuTarget, Console, Duration), QemuError> {
         let (target, console) = Self::spawn(config, dir, disks, true)?;
+        crate::debug_timing::mark("QEMU spawned");
         let started = Instant::now();
         let mut qmp = Qmp::connect(&target.qmp_socket()).await?;
+        crate::debug_timing::mark("QMP handshake done");
         qmp.snapshot(SnapshotJob::Load, tag, LOAD_LIMIT).await?;
+        crate::debug_timing::mark("snapshot-load done");
         qmp.resume().await?;
+        crate::debug_timing::mark("machine resumed");
         Ok((target, console, started.elapsed()))
     }
 

@@ -126,7 +126,7 @@ pub struct Unpacked {
 
 /// The first bytes read before the partition table is checked: the MBR, the GPT header and a
 /// full 128-entry GPT array.
-const TABLE_PREFIX: usize = 34 * 512;
+pub const TABLE_PREFIX: usize = 34 * 512;
 /// Blocks all of zero bytes are skipped, leaving a hole: sd-image's root file system is mostly
 /// empty.
 const BLOCK: usize = 64 << 10;
@@ -152,41 +152,17 @@ pub fn unpack(
 /// benchmark compares decoders this way).
 pub fn unpack_decoded(
     packing: Packing,
-    mut decoder: impl Read,
+    decoder: impl Read,
     out: &mut std::fs::File,
     limits: UnpackLimits,
 ) -> Result<Unpacked, UnpackError> {
-    let corrupt = |at: u64, e: io::Error| UnpackError::Corrupt {
-        packing,
-        at,
-        detail: e.to_string(),
-    };
+    let mut stream = UnpackStream::new(packing, decoder, limits);
     let mut block = vec![0u8; BLOCK];
-    let mut size = 0u64;
     let mut data = 0u64;
-    let mut table_end_at = None;
     loop {
-        let filled = read_full(&mut decoder, &mut block).map_err(|e| corrupt(size, e))?;
+        let filled = stream.next_block(&mut block)?;
         if filled == 0 {
             break;
-        }
-        let end = match table_end_at {
-            Some(end) => end,
-            None => {
-                *table_end_at.insert(table_end(&block[..filled]).ok_or(UnpackError::NoPartitionTable {
-                    looked: filled.min(TABLE_PREFIX) as u64,
-                })?)
-            }
-        };
-        let after = size + filled as u64;
-        if after > limits.most {
-            return Err(UnpackError::TooLarge { limit: limits.most });
-        }
-        if after > end.saturating_add(limits.slack) {
-            return Err(UnpackError::PastTable {
-                end,
-                slack: limits.slack,
-            });
         }
         let chunk = &block[..filled];
         // A slice comparison is a memcmp, many times faster than a loop over the bytes, and
@@ -198,16 +174,107 @@ pub fn unpack_decoded(
             out.write_all(chunk).map_err(UnpackError::Write)?;
             data += filled as u64;
         }
-        size = after;
     }
-    let end = table_end_at.ok_or(UnpackError::NoPartitionTable { looked: 0 })?;
-    if size < end {
-        return Err(UnpackError::ShortOfTable { size, end });
-    }
+    let size = stream.size();
     // A trailing hole is made by the length, not a write.
     out.set_len(size).map_err(UnpackError::Write)?;
     out.flush().map_err(UnpackError::Write)?;
     Ok(Unpacked { size, data })
+}
+
+/// The unpacked bytes of a compressed image, block by block, checked as they come: against
+/// the end the image's own partition table (in its first block) gives, with
+/// [`UnpackLimits::slack`], and against [`UnpackLimits::most`]. At the end of the data, an
+/// image short of its partition table is an error too. `flash` writes a card from this, so
+/// no unpacked copy is needed; [`unpack`] writes a file.
+pub struct UnpackStream<R> {
+    packing: Packing,
+    decoder: R,
+    limits: UnpackLimits,
+    /// Bytes handed out so far.
+    size: u64,
+    /// Where the partition table says the disk ends, once the first block was read.
+    table_end: Option<u64>,
+}
+
+impl<R: Read> UnpackStream<R> {
+    /// The unpacked bytes of what `decoder` (a decoder of `packing`) yields, within `limits`.
+    pub fn new(packing: Packing, decoder: R, limits: UnpackLimits) -> Self {
+        UnpackStream {
+            packing,
+            decoder,
+            limits,
+            size: 0,
+            table_end: None,
+        }
+    }
+
+    /// Bytes handed out so far: where the next block starts in the unpacked image.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Fills `block` with the next bytes; fewer only at the end, 0 once past it. The first
+    /// `block` must hold the partition table: at least [`TABLE_PREFIX`] bytes.
+    pub fn next_block(&mut self, block: &mut [u8]) -> Result<usize, UnpackError> {
+        let mut filled = 0;
+        while filled < block.len() {
+            match self.decoder.read(&mut block[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(UnpackError::Corrupt {
+                        packing: self.packing,
+                        at: self.size + filled as u64,
+                        detail: e.to_string(),
+                    })
+                }
+            }
+        }
+        if filled == 0 {
+            let end = self
+                .table_end
+                .ok_or(UnpackError::NoPartitionTable { looked: 0 })?;
+            if self.size < end {
+                return Err(UnpackError::ShortOfTable { size: self.size, end });
+            }
+            return Ok(0);
+        }
+        let end =
+            match self.table_end {
+                Some(end) => end,
+                None => *self.table_end.insert(table_end(&block[..filled]).ok_or(
+                    UnpackError::NoPartitionTable {
+                        looked: filled.min(TABLE_PREFIX) as u64,
+                    },
+                )?),
+            };
+        let after = self.size + filled as u64;
+        if after > self.limits.most {
+            return Err(UnpackError::TooLarge {
+                limit: self.limits.most,
+            });
+        }
+        if after > end.saturating_add(self.limits.slack) {
+            return Err(UnpackError::PastTable {
+                end,
+                slack: self.limits.slack,
+            });
+        }
+        self.size = after;
+        Ok(filled)
+    }
+}
+
+/// The bounded stream of compressed image `path`'s unpacked bytes.
+pub fn open_stream(
+    packing: Packing,
+    path: &std::path::Path,
+    limits: UnpackLimits,
+) -> Result<UnpackStream<Box<dyn Read>>, io::Error> {
+    let file = std::fs::File::open(path)?;
+    Ok(UnpackStream::new(packing, decoder(packing, file)?, limits))
 }
 
 /// Reads until `block` is full or the stream ends; the bytes read.

@@ -237,7 +237,7 @@ fn locate_mismatch(piece: &Piece, block: &BlockDigest, read: &[u8]) -> WriteErro
 /// Where a piece's bytes come from: the file itself, or the stream unpacked from it.
 enum Source {
     Raw(File),
-    Unpacked(UnpackStream<Box<dyn io::Read>>),
+    Unpacked(UnpackStream<Box<dyn io::Read + Send>>),
 }
 
 impl Source {

@@ -13,6 +13,7 @@ pub mod hostile;
 pub mod labgrid;
 pub mod pty;
 pub mod ser2net;
+pub mod strip_modules;
 pub mod vfat;
 
 /// The repository root.

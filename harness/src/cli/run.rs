@@ -269,11 +269,19 @@ async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
     let choice = choose_root_disk(&image, args.disk_bus, &added).await;
     let mut setup = setup;
     setup.extend(tell_root_disk(&choice));
-    let absent_root = absent_root(&image).await;
+    let mut absent_root = absent_root(&image).await;
     if let Some(absent) = &absent_root {
         let warning = format!("warning: {}", absent.hint());
         super::say(warning.clone());
         setup.push(warning);
+    } else if let disk_bus::Drivable::Missing(missing) = &choice.drivable {
+        // Warned about above; the root device on that disk never appears either, and the run
+        // ends as soon as stage 1 says it waits for it.
+        let (owned, bus, missing) = (image.clone(), choice.disk.bus.to_string(), missing.clone());
+        absent_root = tokio::task::spawn_blocking(move || AbsentRoot::undrivable(&owned, &bus, &missing))
+            .await
+            .ok()
+            .flatten();
     }
     let mut config = args.qemu.config();
     config.root_disk = choice.disk.clone();

@@ -75,18 +75,90 @@ fn an_image_that_passed_is_written_to_a_file_byte_for_byte() {
     assert_eq!(sha256(&card), sha256(&image));
 }
 
+/// `image` compressed by the real zstd as nixpkgs' sd-image compresses it, into `dir`.
+fn zstd_of(image: &Path, dir: &Path) -> PathBuf {
+    let packed = dir.join("nixos-sd-image.img.zst");
+    let status = Command::new("zstd")
+        .args(["-q", "-1", "-T2", "-o"])
+        .arg(&packed)
+        .arg(image)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    packed
+}
+
+/// The disk of the one entry of the unpacked images' cache at `cache`.
+fn unpacked_disk(cache: &Path) -> PathBuf {
+    let entries: Vec<PathBuf> = std::fs::read_dir(cache.join("unpacked"))
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries[0].join("disk.raw")
+}
+
 #[test]
-fn a_zstd_image_as_nix_build_leaves_it_is_written_unpacked_byte_for_byte() {
+fn a_zstd_image_as_nix_build_leaves_it_is_written_as_it_unpacks_byte_for_byte() {
+    use std::os::unix::fs::FileExt;
     let dir = temp_dir();
     let raw = fixture("r2s-first-boot");
-    let image = dir.path().join("nixos-sd-image.img.zst");
-    let packed = std::process::Command::new("zstd")
-        .args(["-q", "-1", "-T2", "-c"])
-        .arg(&raw)
-        .output()
-        .unwrap();
-    assert!(packed.status.success());
-    std::fs::write(&image, packed.stdout).unwrap();
+    let image = zstd_of(&raw, dir.path());
+    let card = dir.path().join("card.img");
+    let cache = dir.path().join("cache");
+    let env = [
+        ("TMPDIR", dir.path().as_os_str()),
+        ("R2S_CACHE_DIR", cache.as_os_str()),
+    ];
+    // inspect unpacks the image into the cache; the card must not come from that copy. Its
+    // last byte (free space of the root filesystem, which inspect does not read) is changed.
+    let started = Instant::now();
+    let (child, command) = spawn_harness_env(&[os("inspect"), os(&image)], &env);
+    let inspected = finish(child, command, started, LIMIT);
+    assert_eq!(inspected.code(), Some(0), "{}", inspected.explain());
+    let copy = unpacked_disk(&cache);
+    let last = std::fs::metadata(&copy).unwrap().len() - 1;
+    let copy_file = std::fs::File::options().write(true).open(&copy).unwrap();
+    copy_file.write_all_at(&[0xa5], last).unwrap();
+    drop(copy_file);
+
+    let run = flash(&[os(&image), os(&card), os("--no-boot"), os("--yes")], &env);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(
+        run.stderr.contains(&format!(
+            "{} is zstd-compressed: unpacked before, at ",
+            image.display()
+        )),
+        "{}",
+        run.explain()
+    );
+    let len = std::fs::metadata(&raw).unwrap().len();
+    let about = format!(
+        "about to write the image ({}, zstd-compressed, unpacked as it is written: ",
+        image.display()
+    );
+    assert!(run.stdout.contains(&about), "{}", run.explain());
+    assert!(
+        run.stdout.lines().any(|l| l
+            == format!(
+                "flashed: {len} bytes to {}, read back and verified (SHA-256 {})",
+                card.display(),
+                sha256(&raw)
+            )),
+        "{}",
+        run.explain()
+    );
+    assert_eq!(sha256(&card), sha256(&raw));
+}
+
+#[test]
+fn a_cut_short_zstd_image_is_refused_naming_the_file_and_the_offset_with_exit_2() {
+    let dir = temp_dir();
+    let image = zstd_of(&fixture("r2s-first-boot"), dir.path());
+    let bytes = std::fs::read(&image).unwrap();
+    std::fs::write(&image, &bytes[..bytes.len() / 2]).unwrap();
     let card = dir.path().join("card.img");
     let cache = dir.path().join("cache");
     let run = flash(
@@ -96,14 +168,20 @@ fn a_zstd_image_as_nix_build_leaves_it_is_written_unpacked_byte_for_byte() {
             ("R2S_CACHE_DIR", cache.as_os_str()),
         ],
     );
-    assert_eq!(run.code(), Some(0), "{}", run.explain());
-    assert!(
-        run.stderr
-            .contains(&format!("{} is zstd-compressed: unpacked to ", image.display())),
-        "{}",
-        run.explain()
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    let prefix = format!(
+        "harness: {}: zstd-compressed, and the zstd data does not decode at unpacked byte ",
+        image.display()
     );
-    assert_eq!(sha256(&card), sha256(&raw));
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no error naming the file:\n{}", run.explain()));
+    let at: u64 = line[prefix.len()..].split(':').next().unwrap().parse().unwrap();
+    assert!(at > 0, "{line}");
+    assert!(!card.exists(), "a card was written");
+    assert!(!run.stdout.contains("about to write"), "{}", run.explain());
 }
 
 #[test]
@@ -217,8 +295,6 @@ fn a_read_back_difference_is_named_by_its_first_bad_offset() {
         &[
             os(&image),
             os(&card),
-            os("--board"),
-            os(QEMU_CONSOLE_BOARD),
             os("--no-boot"),
             os("--yes"),
             os("--test-flip-byte"),

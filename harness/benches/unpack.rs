@@ -165,7 +165,7 @@ fn harness_unpack(packing: Packing, packed: &Path, out: &Path) {
     packed::unpack(packing, source, &mut file, UnpackLimits::default()).expect("unpack");
 }
 
-fn unpack_with(packing: Packing, decoder: impl Read, out: &Path) {
+fn unpack_with(packing: Packing, decoder: impl Read + Send, out: &Path) {
     let mut file = std::fs::File::create(out).unwrap();
     packed::unpack_decoded(packing, decoder, &mut file, UnpackLimits::default()).expect("unpack");
 }

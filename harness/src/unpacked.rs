@@ -73,6 +73,14 @@ impl DiskImage {
         }
     }
 
+    /// How the file the user named is compressed, if it is.
+    pub fn packing(&self) -> Option<Packing> {
+        match self {
+            DiskImage::AsIs(_) => None,
+            DiskImage::Unpacked(unpacked) => Some(unpacked.packing),
+        }
+    }
+
     /// The compressed file the disk was unpacked from, if it was.
     pub fn unpacked_from(&self) -> Option<PathBuf> {
         match self {

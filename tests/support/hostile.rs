@@ -40,6 +40,24 @@ pub fn debugfs(image: &Path, index: u32, commands: &[&str]) {
     );
 }
 
+/// The bytes of file `path` on the ext4 filesystem of partition `index` of `image`.
+pub fn debugfs_cat(image: &Path, index: u32, path: &str) -> Vec<u8> {
+    let table = r2s_harness::image::Table::read(image).unwrap();
+    let partition = table.partition(index).unwrap();
+    let out = std::process::Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("cat {path}"))
+        .arg(format!("{}?offset={}", image.display(), partition.offset()))
+        .output()
+        .expect("debugfs runs (e2fsprogs is installed)");
+    assert!(
+        out.status.success() && !out.stdout.is_empty(),
+        "debugfs cat {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// A sparse image of `len` bytes holding a protective MBR and a primary GPT header (CRC
 /// correct) that says `count` entries of `entry_size` bytes from sector 2, followed by `entries`.
 pub fn gpt_image(path: &Path, len: u64, count: u32, entry_size: u32, entries: &[u8]) {

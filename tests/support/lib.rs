@@ -15,6 +15,7 @@ pub mod install;
 pub mod labgrid;
 pub mod pty;
 pub mod ser2net;
+pub mod strip_modules;
 pub mod terminal;
 pub mod vfat;
 

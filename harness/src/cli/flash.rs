@@ -91,10 +91,10 @@ async fn flash_checked(args: &FlashArgs) -> Result<(), Stop> {
             };
             let card = card_for(device);
             card.check_terminal()?;
-            // A compressed image is written from the disk unpacked into the cache, which the
-            // checks and the boot below read too.
+            // The checks and the boot below read a compressed image's disk unpacked into the
+            // cache; the card is written from the compressed file as it unpacks.
             let disk = run::open_image(image, None).map_err(Stop::error)?;
-            let pieces = vec![flash::image_piece(disk.disk()).map_err(Stop::error)?];
+            let pieces = vec![flash::image_piece(&disk).map_err(Stop::error)?];
             card.check_early(&pieces)?;
             inspect_for(disk.disk(), &board)?;
             if args.no_boot {
@@ -135,7 +135,7 @@ pub(super) async fn flash_before_run(args: &RunArgs, image: &Path) -> Result<(),
         };
         card.check_terminal()?;
         let disk = run::open_image(image, args.cache_dir.as_deref()).map_err(Stop::error)?;
-        let pieces = vec![flash::image_piece(disk.disk()).map_err(Stop::error)?];
+        let pieces = vec![flash::image_piece(&disk).map_err(Stop::error)?];
         card.check_early(&pieces)?;
         inspect_for(disk.disk(), &board)?;
         card.write(&pieces, Layout::Image).await
@@ -307,7 +307,15 @@ impl Card {
     async fn confirm(&self, destination: &Destination, pieces: &[Piece]) -> Result<(), Stop> {
         let what: Vec<String> = pieces
             .iter()
-            .map(|p| format!("{} ({}, {})", p.what, p.source.display(), human_size(p.len)))
+            .map(|p| match p.packing {
+                None => format!("{} ({}, {})", p.what, p.source.display(), human_size(p.len)),
+                Some(packing) => format!(
+                    "{} ({}, {packing}-compressed, unpacked as it is written: {})",
+                    p.what,
+                    p.source.display(),
+                    human_size(p.len)
+                ),
+            })
             .collect();
         super::human::show(format!("about to write {} to:", what.join(" and ")));
         for line in destination.describe() {

@@ -366,7 +366,7 @@ pub(super) async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
             let _ = r2s_harness::snapshot::qemu_version(&args.qemu.binary).await;
         }
     };
-    let (adapted, absent_root, ()) = tokio::join!(adapting, looking_for_root, asking_qemu);
+    let (adapted, mut absent_root, ()) = tokio::join!(adapting, looking_for_root, asking_qemu);
     let (shim, added, setup) = adapted?;
     super::human::tell(format!("image: {}", disk.named().display()));
     let choice = choose_root_disk(&image, args.disk_bus, &added).await;
@@ -377,6 +377,14 @@ pub(super) async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
         let warning = format!("warning: {}", absent.hint());
         super::say(warning.clone());
         setup.push(warning);
+    } else if let disk_bus::Drivable::Missing(missing) = &choice.drivable {
+        // Warned about above; the root device on that disk never appears either, and the run
+        // ends as soon as stage 1 says it waits for it.
+        let (owned, bus, missing) = (image.clone(), choice.disk.bus.to_string(), missing.clone());
+        absent_root = tokio::task::spawn_blocking(move || AbsentRoot::undrivable(&owned, &bus, &missing))
+            .await
+            .ok()
+            .flatten();
     }
     let mut config = args.qemu.config();
     config.root_disk = choice.disk.clone();

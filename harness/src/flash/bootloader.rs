@@ -75,12 +75,14 @@ pub fn pieces(idbloader: &Path, itb: &Path) -> Result<Vec<Piece>, BootloaderErro
             source: idbloader.to_owned(),
             len: idb,
             at: profile.idbloader_sector * SECTOR,
+            packing: None,
         },
         Piece {
             what: "u-boot.itb".to_owned(),
             source: itb.to_owned(),
             len: fit,
             at: profile.itb_sector * SECTOR,
+            packing: None,
         },
     ])
 }

@@ -25,6 +25,8 @@ pub use device::{BlockDevice, DeviceError, DeviceKind, Sysroot};
 pub use guards::{Allow, Refusal};
 pub use write::{Piece, Progress, WriteError, Written};
 
+use crate::unpacked::DiskImage;
+
 /// Why a destination is not written.
 #[derive(Debug, thiserror::Error)]
 pub enum FlashError {
@@ -80,19 +82,22 @@ pub fn extent(pieces: &[Piece]) -> u64 {
     pieces.iter().map(|p| p.at + p.len).max().unwrap_or(0)
 }
 
-/// One piece: all of `image` at offset 0.
-pub fn image_piece(image: &Path) -> Result<Piece, FlashError> {
-    let len = std::fs::metadata(image)
+/// One piece: all of `image` at offset 0. A compressed image is written from its unpacked
+/// stream, as long as the disk unpacked from it (which `inspect` read) is.
+pub fn image_piece(image: &DiskImage) -> Result<Piece, FlashError> {
+    let disk = image.disk();
+    let len = std::fs::metadata(disk)
         .map_err(|source| FlashError::Source {
-            path: image.to_owned(),
+            path: disk.to_owned(),
             source,
         })?
         .len();
     Ok(Piece {
         what: "the image".to_owned(),
-        source: image.to_owned(),
+        source: image.named().to_owned(),
         len,
         at: 0,
+        packing: image.packing(),
     })
 }
 

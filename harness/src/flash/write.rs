@@ -5,6 +5,13 @@
 //! its cancel flag stops it at the next block. Each block's digest is kept (32 bytes per
 //! 4 MiB), so a mismatch found on read-back is located to the first differing byte by reading
 //! only that block of the source again.
+//!
+//! A compressed image (`.img.zst`, …) is written as it unpacks, block by block, with no
+//! unpacked copy anywhere: each block's digest is taken from the unpacked stream, so the
+//! read-back checks the card against the image's unpacked bytes. The stream is bounded as
+//! `image::packed` bounds every unpack (the partition table's end, a cap), and must come to
+//! the length the piece says; a corrupt or cut-short archive stops the write naming the file
+//! and the unpacked offset.
 
 use std::fs::File;
 use std::io;
@@ -15,6 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
+use crate::image::packed::{self, Packing, UnpackError, UnpackLimits, UnpackStream};
+
 /// Bytes per write: a multiple of every sector and erase-block size that matters.
 pub const BLOCK: u64 = 4 << 20;
 
@@ -24,10 +33,12 @@ pub struct Piece {
     /// What it is, for messages (`the image`, `idbloader.img`).
     pub what: String,
     pub source: PathBuf,
-    /// Bytes from the start of `source`.
+    /// Bytes from the start of `source` (of its unpacked stream when it is compressed).
     pub len: u64,
     /// Byte offset on the device (a multiple of 512).
     pub at: u64,
+    /// How `source` is compressed; `None` when its bytes are written as they are.
+    pub packing: Option<Packing>,
 }
 
 /// How far a write or a read-back has got, shared with whoever draws a progress bar.
@@ -94,6 +105,14 @@ pub enum WriteError {
     },
     #[error("{what} ({}) is shorter than {len} bytes: it changed while being written", path.display())]
     SourceShrank { what: String, path: PathBuf, len: u64 },
+    #[error("{what} ({}) unpacks to more than the {len} bytes it unpacked to before: it changed while being written", path.display())]
+    SourceGrew { what: String, path: PathBuf, len: u64 },
+    #[error("cannot unpack {what} ({}): {source}", path.display())]
+    Unpack {
+        what: String,
+        path: PathBuf,
+        source: UnpackError,
+    },
     #[error("write failed at device byte {offset}: {source}")]
     Write { offset: u64, source: io::Error },
     #[error("flushing the device failed: {0}")]
@@ -127,7 +146,7 @@ pub fn write(device: &File, pieces: &[Piece], progress: &Progress) -> Result<Wri
     let mut whole = Sha256::new();
     let mut blocks = Vec::new();
     for (index, piece) in pieces.iter().enumerate() {
-        let source = File::open(&piece.source).map_err(|e| source_error(piece, 0, e))?;
+        let mut source = Source::open(piece)?;
         let mut offset = 0;
         while offset < piece.len {
             if progress.cancelled() {
@@ -138,14 +157,7 @@ pub fn write(device: &File, pieces: &[Piece], progress: &Progress) -> Result<Wri
             }
             let len = BLOCK.min(piece.len - offset);
             let chunk = &mut buffer[..len as usize];
-            source.read_exact_at(chunk, offset).map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => WriteError::SourceShrank {
-                    what: piece.what.clone(),
-                    path: piece.source.clone(),
-                    len: piece.len,
-                },
-                _ => source_error(piece, offset, e),
-            })?;
+            source.read_block(piece, chunk, offset)?;
             device
                 .write_all_at(chunk, piece.at + offset)
                 .map_err(|source| WriteError::Write {
@@ -162,6 +174,7 @@ pub fn write(device: &File, pieces: &[Piece], progress: &Progress) -> Result<Wri
             offset += len;
             progress.advance(len);
         }
+        source.check_end(piece)?;
     }
     device.sync_all().map_err(WriteError::Sync)?;
     Ok(Written {
@@ -205,9 +218,11 @@ pub fn verify(device: &File, written: &Written, progress: &Progress) -> Result<(
 fn locate_mismatch(piece: &Piece, block: &BlockDigest, read: &[u8]) -> WriteError {
     let at = piece.at + block.offset;
     let mut wrote = vec![0u8; read.len()];
-    let reread = File::open(&piece.source).and_then(|f| f.read_exact_at(&mut wrote, block.offset));
-    if let Err(e) = reread {
-        return source_error(piece, block.offset, e);
+    if let Err(e) = Source::open(piece).and_then(|mut source| {
+        source.skip_to(piece, block.offset, &mut wrote)?;
+        source.read_block(piece, &mut wrote, block.offset)
+    }) {
+        return e;
     }
     // The source can have changed since; then the first byte of the block is all we know.
     let first = wrote.iter().zip(read).position(|(w, r)| w != r).unwrap_or(0);
@@ -216,6 +231,88 @@ fn locate_mismatch(piece: &Piece, block: &BlockDigest, read: &[u8]) -> WriteErro
         offset: at + first as u64,
         wrote: wrote[first],
         read: read[first],
+    }
+}
+
+/// Where a piece's bytes come from: the file itself, or the stream unpacked from it.
+enum Source {
+    Raw(File),
+    Unpacked(UnpackStream<Box<dyn io::Read + Send>>),
+}
+
+impl Source {
+    fn open(piece: &Piece) -> Result<Source, WriteError> {
+        match piece.packing {
+            None => File::open(&piece.source)
+                .map(Source::Raw)
+                .map_err(|e| source_error(piece, 0, e)),
+            Some(packing) => packed::open_stream(packing, &piece.source, UnpackLimits::default())
+                .map(Source::Unpacked)
+                .map_err(|e| source_error(piece, 0, e)),
+        }
+    }
+
+    /// Fills `chunk` with the piece's bytes from `offset`: read there in a file, the stream's
+    /// next bytes (which start at `offset`) when unpacked.
+    fn read_block(&mut self, piece: &Piece, chunk: &mut [u8], offset: u64) -> Result<(), WriteError> {
+        let shrank = || WriteError::SourceShrank {
+            what: piece.what.clone(),
+            path: piece.source.clone(),
+            len: piece.len,
+        };
+        match self {
+            Source::Raw(file) => file.read_exact_at(chunk, offset).map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => shrank(),
+                _ => source_error(piece, offset, e),
+            }),
+            Source::Unpacked(stream) => {
+                let filled = stream
+                    .next_block(chunk)
+                    .map_err(|source| unpack_error(piece, source))?;
+                if filled < chunk.len() {
+                    return Err(shrank());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves an unpacked stream to `offset`, through `scratch`; a file needs no moving.
+    fn skip_to(&mut self, piece: &Piece, offset: u64, scratch: &mut [u8]) -> Result<(), WriteError> {
+        while let Source::Unpacked(stream) = self {
+            let Some(left) = offset.checked_sub(stream.size()).filter(|left| *left > 0) else {
+                break;
+            };
+            let len = scratch.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            self.read_block(piece, &mut scratch[..len], 0)?;
+        }
+        Ok(())
+    }
+
+    /// After the piece's last byte: an unpacked stream must end there, with its own checks
+    /// (its partition table's end) passed.
+    fn check_end(&mut self, piece: &Piece) -> Result<(), WriteError> {
+        let Source::Unpacked(stream) = self else {
+            return Ok(());
+        };
+        let mut probe = [0u8; 1];
+        match stream.next_block(&mut probe) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(WriteError::SourceGrew {
+                what: piece.what.clone(),
+                path: piece.source.clone(),
+                len: piece.len,
+            }),
+            Err(source) => Err(unpack_error(piece, source)),
+        }
+    }
+}
+
+fn unpack_error(piece: &Piece, source: UnpackError) -> WriteError {
+    WriteError::Unpack {
+        what: piece.what.clone(),
+        path: piece.source.clone(),
+        source,
     }
 }
 
@@ -254,6 +351,7 @@ mod tests {
             source,
             len,
             at,
+            packing: None,
         }
     }
 
@@ -314,5 +412,116 @@ mod tests {
         let error = write(&device, &[piece(image, 4096, 0)], &progress).unwrap_err();
         assert_eq!(error.to_string(), "stopped after 0 of 4096 bytes");
         assert_eq!(device.metadata().unwrap().len(), 0);
+    }
+
+    /// A 9 MiB disk (three blocks of writing, the last short) with an MBR whose one partition
+    /// fills it and a pattern that leaves no block of zeros.
+    fn disk() -> Vec<u8> {
+        let len: usize = (9 << 20) + 4096;
+        let mut disk: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        disk[446..512].fill(0);
+        disk[446 + 4] = 0x83;
+        disk[446 + 8..446 + 12].copy_from_slice(&1u32.to_le_bytes());
+        disk[446 + 12..446 + 16].copy_from_slice(&(len as u32 / 512 - 1).to_le_bytes());
+        disk[510..512].copy_from_slice(&[0x55, 0xaa]);
+        disk
+    }
+
+    /// `disk` compressed by the real zstd into `dir`/`name`; its path.
+    fn zstd_file(dir: &tempfile::TempDir, name: &str, disk: &[u8]) -> PathBuf {
+        let raw = dir.path().join("raw");
+        std::fs::write(&raw, disk).unwrap();
+        let path = dir.path().join(name);
+        let status = std::process::Command::new("zstd")
+            .args(["-q", "-f", "-o"])
+            .arg(&path)
+            .arg(&raw)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::remove_file(raw).unwrap();
+        path
+    }
+
+    fn packed_piece(source: PathBuf, len: u64) -> Piece {
+        Piece {
+            packing: Some(Packing::Zstd),
+            ..piece(source, len, 0)
+        }
+    }
+
+    #[test]
+    fn a_compressed_piece_is_written_unpacked_and_verified_against_the_streams_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = zstd_file(&dir, "disk.img.zst", &disk());
+        let device = tempfile::tempfile().unwrap();
+        let progress = Progress::default();
+        let written = write(&device, &[packed_piece(image, disk().len() as u64)], &progress).unwrap();
+        assert_eq!(written.bytes, disk().len() as u64);
+        assert_eq!(written.sha256, <[u8; 32]>::from(Sha256::digest(disk())));
+        verify(&device, &written, &progress).unwrap();
+        let mut on_device = vec![0u8; disk().len()];
+        device.read_exact_at(&mut on_device, 0).unwrap();
+        assert!(on_device == disk(), "the device does not hold the unpacked disk");
+    }
+
+    #[test]
+    fn a_changed_byte_after_a_compressed_write_is_named_by_its_offset_and_the_unpacked_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = zstd_file(&dir, "disk.img.zst", &disk());
+        let device = tempfile::tempfile().unwrap();
+        let progress = Progress::default();
+        let written = write(&device, &[packed_piece(image, disk().len() as u64)], &progress).unwrap();
+        let at = (8 << 20) + 5000;
+        device.write_all_at(&[0x55], at).unwrap();
+        let error = verify(&device, &written, &progress).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!(
+                "read-back differs from the image: first bad byte at device offset {at} (0x{at:x}), wrote 0x{:02x}, read 0x55",
+                disk()[at as usize]
+            )
+        );
+    }
+
+    #[test]
+    fn a_cut_short_archive_stops_the_write_naming_the_file_and_the_unpacked_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = zstd_file(&dir, "disk.img.zst", &disk());
+        let bytes = std::fs::read(&image).unwrap();
+        std::fs::write(&image, &bytes[..bytes.len() / 2]).unwrap();
+        let device = tempfile::tempfile().unwrap();
+        let error = write(
+            &device,
+            &[packed_piece(image.clone(), disk().len() as u64)],
+            &Progress::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        let prefix = format!(
+            "cannot unpack the image ({}): the zstd data does not decode at unpacked byte ",
+            image.display()
+        );
+        assert!(error.starts_with(&prefix), "{error}");
+        let at: u64 = error[prefix.len()..].split(':').next().unwrap().parse().unwrap();
+        assert!(at > 0 && at < disk().len() as u64, "{error}");
+    }
+
+    #[test]
+    fn a_compressed_image_that_unpacks_to_more_than_before_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = zstd_file(&dir, "disk.img.zst", &disk());
+        let device = tempfile::tempfile().unwrap();
+        let len = disk().len() as u64 - 4096;
+        let error = write(&device, &[packed_piece(image.clone(), len)], &Progress::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            format!(
+                "the image ({}) unpacks to more than the {len} bytes it unpacked to before: it changed while being written",
+                image.display()
+            )
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The hint for a boot whose stage 1 did not find its root filesystem under QEMU: which root
-//! device the image's stage 1 waits for when no filesystem of the image is it ([`AbsentRoot`],
-//! which also ends the run as soon as systemd says it waits for it), which bus the image's disk
+//! device the image's stage 1 waits for when no filesystem of the image is it, or when its
+//! disk is on a bus the image's kernel and initrd cannot drive ([`AbsentRoot`], which also ends
+//! the run as soon as systemd says it waits for it), which bus the image's disk
 //! was on and what the image's kernel and initrd can drive, as [`RunContext::root_disk`] says
 //! (the command line fills it in from [`crate::adapt::disk_bus`]).
 
@@ -25,18 +26,28 @@ const GAVE_UP: [&str; 7] = [
     "Entering emergency mode",
 ];
 
-/// The root device the image's stage 1 waits for, when no filesystem of the image is it. Under
-/// QEMU the image is the run's only disk, so the device never appears: systemd in an initrd
-/// would wait 90 s (`Timed out waiting for device`), NixOS's scripted stage 1 20 s,
-/// initramfs-tools 180 s.
+/// The root device the image's stage 1 waits for, when it can never appear: no filesystem of
+/// the image is it, or its disk is on a bus stage 1 cannot drive. Under QEMU the image is the
+/// run's only disk, so systemd in an initrd would wait 90 s (`Timed out waiting for device`),
+/// NixOS's scripted stage 1 20 s, initramfs-tools 180 s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AbsentRoot {
     /// The root device and where it was read.
     pub root: RootDevice,
     /// The path the initrd waits for: `/dev/disk/by-label/NIXOS_SD`.
     pub wait_path: String,
-    /// The image's filesystems, `1 "NIXOS_BOOT", 2 "nixos"`.
-    pub labels: String,
+    /// Why it never appears.
+    pub why: Absence,
+}
+
+/// Why a root device never appears under QEMU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Absence {
+    /// No filesystem of the image is it; the image's filesystems, `1 "NIXOS_BOOT", 2 "nixos"`.
+    NoFilesystem { labels: String },
+    /// The image's disk is on `bus`, which the image's kernel and initrd cannot drive: these
+    /// drivers are neither built in nor in the initrd.
+    Undrivable { bus: String, missing: String },
 }
 
 impl AbsentRoot {
@@ -58,10 +69,12 @@ impl AbsentRoot {
         Some(AbsentRoot {
             root,
             wait_path,
-            labels: if labels.is_empty() {
-                "none".to_owned()
-            } else {
-                labels.join(", ")
+            why: Absence::NoFilesystem {
+                labels: if labels.is_empty() {
+                    "none".to_owned()
+                } else {
+                    labels.join(", ")
+                },
             },
         })
     }
@@ -69,20 +82,23 @@ impl AbsentRoot {
     /// Reads `image`: the root device of its default boot entry, and whether a filesystem of
     /// the image is it. `None` when it is there, or the image cannot be read so far.
     pub fn of_image(image: &Path) -> Option<AbsentRoot> {
-        let found = boot_config::find(image).ok()?;
-        let table = Table::read(image).ok()?;
-        let root = root_device::read_default(image, &table, &found);
-        let filesystems: Vec<_> = table
-            .partitions
-            .iter()
-            .map(|partition| {
-                let fs = probe_filesystem(image, partition).ok();
-                let label = fs.as_ref().and_then(|fs| fs.label().map(str::to_owned));
-                let is = fs.as_ref().and_then(|fs| root.is(partition, fs));
-                (partition.index, label, is)
-            })
-            .collect();
+        let (root, filesystems) = read_root(image)?;
         AbsentRoot::of(root, &filesystems)
+    }
+
+    /// The root device of `image`'s default boot entry, on a disk attached on `bus` that the
+    /// image's kernel and initrd cannot drive (`missing` drivers): it never appears, wherever it
+    /// is. `None` when the image does not say which device stage 1 waits for.
+    pub fn undrivable(image: &Path, bus: &str, missing: &[&str]) -> Option<AbsentRoot> {
+        let (root, _) = read_root(image)?;
+        Some(AbsentRoot {
+            wait_path: root.wait_path()?,
+            root,
+            why: Absence::Undrivable {
+                bus: bus.to_owned(),
+                missing: missing.join(", "),
+            },
+        })
     }
 
     /// The watch that ends a run as soon as systemd says it waits for the device: `Expecting
@@ -110,25 +126,58 @@ impl AbsentRoot {
     /// What the report says: the device, where it was named, the image's filesystems, and how
     /// to fix it.
     pub fn hint(&self) -> String {
-        let fix = match self.root.label() {
-            Some(label) => format!(
-                "label the root filesystem {label} (`e2label /dev/sdX2 {label}`), or name its label in \
-                 fileSystems.\"/\".device"
+        match &self.why {
+            Absence::NoFilesystem { labels } => {
+                let fix = match self.root.label() {
+                    Some(label) => format!(
+                        "label the root filesystem {label} (`e2label /dev/sdX2 {label}`), or name its label in \
+                         fileSystems.\"/\".device"
+                    ),
+                    None => "name the root filesystem's device in fileSystems.\"/\".device".to_owned(),
+                };
+                format!(
+                    "stage 1 waits for {} (named by {}), and no filesystem of the image is it (the image's \
+                     filesystems: {labels}): {fix}",
+                    self.wait_path, self.root.source
+                )
+            }
+            Absence::Undrivable { bus, missing } => format!(
+                "stage 1 waits for {} (named by {}) on the root disk on {bus}, which the image's kernel \
+                 and initrd cannot drive (missing: {missing}): put its drivers in the initrd \
+                 (boot.initrd.availableKernelModules), or let the harness add them (without --no-adapt)",
+                self.wait_path, self.root.source
             ),
-            None => "name the root filesystem's device in fileSystems.\"/\".device".to_owned(),
-        };
-        format!(
-            "stage 1 waits for {} (named by {}), and no filesystem of the image is it (the image's \
-             filesystems: {}): {fix}",
-            self.wait_path, self.root.source, self.labels
-        )
+        }
     }
+}
+
+/// Per partition of an image: its index, its filesystem's label, and whether it is the root
+/// device (`None`: cannot tell).
+type Filesystems = Vec<(u32, Option<String>, Option<bool>)>;
+
+/// The root device of `image`'s default boot entry and its [`Filesystems`]; `None` when the
+/// image cannot be read so far.
+fn read_root(image: &Path) -> Option<(RootDevice, Filesystems)> {
+    let found = boot_config::find(image).ok()?;
+    let table = Table::read(image).ok()?;
+    let root = root_device::read_default(image, &table, &found);
+    let filesystems = table
+        .partitions
+        .iter()
+        .map(|partition| {
+            let fs = probe_filesystem(image, partition).ok();
+            let label = fs.as_ref().and_then(|fs| fs.label().map(str::to_owned));
+            let is = fs.as_ref().and_then(|fs| root.is(partition, fs));
+            (partition.index, label, is)
+        })
+        .collect();
+    Some((root, filesystems))
 }
 
 /// The hint for `failure`, if the run was on QEMU and the failure looks like stage 1 not
 /// finding its root: it failed in stage 1 (or the initramfs stage), or the console's last
-/// lines show an initrd giving up, or waiting for the absent root. The absent root's hint comes
-/// first when there is one.
+/// lines show an initrd giving up, or waiting for the absent root. The hint of a root absent
+/// from the image's filesystems comes first when there is one.
 pub fn missing_root_hint(ctx: &RunContext, failure: &Failure, last_lines: &[String]) -> Option<String> {
     let bus = ctx.root_disk.as_ref()?;
     let in_stage_1 = matches!(failure.stage, Stage::Stage1 | Stage::Initramfs);
@@ -148,8 +197,11 @@ pub fn missing_root_hint(ctx: &RunContext, failure: &Failure, last_lines: &[Stri
         return None;
     }
     Some(match &ctx.absent_root {
-        Some(absent) => format!("{}; {bus}", absent.hint()),
-        None => bus.clone(),
+        // A disk stage 1 cannot drive is what the bus's hint says already.
+        Some(absent) if matches!(absent.why, Absence::NoFilesystem { .. }) => {
+            format!("{}; {bus}", absent.hint())
+        }
+        _ => bus.clone(),
     })
 }
 
@@ -242,6 +294,28 @@ mod tests {
                 && hint.ends_with("; the root disk was on virtio-blk"),
             "{hint}"
         );
+    }
+
+    #[test]
+    fn a_root_on_a_disk_stage_1_cannot_drive_is_waited_for_pointlessly_and_the_bus_s_hint_says_why() {
+        let root = initrd_fstab_root("LABEL=NIXOS_SD");
+        let absent = AbsentRoot {
+            wait_path: root.wait_path().unwrap(),
+            root,
+            why: Absence::Undrivable {
+                bus: "virtio-blk (virtio-mmio)".to_owned(),
+                missing: "virtio_blk, virtio_mmio".to_owned(),
+            },
+        };
+        let waited = ["         Expecting device dev-disk-…m - /dev/disk/by-label/NIXOS_SD...".to_owned()];
+        assert!(absent.waited_for_in(&waited[0]));
+        let ctx = RunContext {
+            root_disk: Some("the root disk was on virtio-blk (virtio-mmio) (no bus …)".to_owned()),
+            absent_root: Some(absent),
+            ..RunContext::default()
+        };
+        let hint = missing_root_hint(&ctx, &timed_out_in(Stage::Initramfs), &waited).unwrap();
+        assert_eq!(hint, "the root disk was on virtio-blk (virtio-mmio) (no bus …)");
     }
 
     #[test]

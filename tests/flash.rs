@@ -295,6 +295,8 @@ fn a_read_back_difference_is_named_by_its_first_bad_offset() {
         &[
             os(&image),
             os(&card),
+            os("--board"),
+            os(QEMU_CONSOLE_BOARD),
             os("--no-boot"),
             os("--yes"),
             os("--test-flip-byte"),

@@ -78,6 +78,28 @@ fn run_on(
     finish(child, command, started, LIMIT)
 }
 
+/// The place acquired by alice on ci-runner-2.
+fn acquire_as_alice(farm: &Farm) {
+    let theirs = [("LG_USERNAME", "alice"), ("LG_HOSTNAME", "ci-runner-2")];
+    let acquired = farm.place_client_as(&["acquire"], &theirs);
+    assert!(
+        acquired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&acquired.stderr)
+    );
+}
+
+/// The run ended at once with exit 2, naming alice as the place's holder.
+fn assert_refused_naming_alice(run: &Finished) {
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr
+            .contains(&format!("place {PLACE} is held by ci-runner-2/alice")),
+        "{}",
+        run.explain()
+    );
+}
+
 /// Drops the farm, then the bench, and checks that every QEMU it started is gone.
 fn tear_down(farm: Farm, bench: Arc<VirtualBench>) {
     drop(farm);
@@ -193,27 +215,46 @@ fn a_place_held_by_someone_else_is_refused_naming_the_holder() {
     let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
     let profile = bench.profile("10s");
     let farm = Farm::start(bench.clone(), bench.dir());
-    let theirs = [("LG_USERNAME", "alice"), ("LG_HOSTNAME", "ci-runner-2")];
-    let acquired = farm.place_client_as(&["acquire"], &theirs);
-    assert!(
-        acquired.status.success(),
-        "{}",
-        String::from_utf8_lossy(&acquired.stderr)
-    );
+    acquire_as_alice(&farm);
     let transcripts = bench.dir().join("transcripts");
     let run = run_on_place(&farm, &profile, &transcripts, &scenario("boot-to-login"));
-    assert_eq!(run.code(), Some(2), "{}", run.explain());
-    assert!(
-        run.stderr
-            .contains(&format!("place {PLACE} is held by ci-runner-2/alice")),
-        "{}",
-        run.explain()
-    );
+    assert_refused_naming_alice(&run);
     assert!(
         farm.power_log.lock().unwrap().is_empty(),
         "a held place's power was switched"
     );
     assert_eq!(farm.holder(), "ci-runner-2/alice");
+    tear_down(farm, bench);
+}
+
+#[test]
+fn lg_place_names_the_place_when_run_is_given_no_target() {
+    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
+    let profile = bench.profile("10s");
+    let farm = Farm::start(bench.clone(), bench.dir());
+    acquire_as_alice(&farm);
+    let path: OsString = path_with_labgrid();
+    let transcripts = bench.dir().join("transcripts");
+    let boot = scenario("boot-to-login");
+    let args = [
+        OsStr::new("run"),
+        OsStr::new("--no-project"),
+        OsStr::new("--board"),
+        profile.as_os_str(),
+        OsStr::new("--transcripts"),
+        transcripts.as_os_str(),
+        boot.as_os_str(),
+    ];
+    let env = [
+        ("PATH", path.as_os_str()),
+        ("LG_PLACE", OsStr::new(PLACE)),
+        ("LG_COORDINATOR", OsStr::new(farm.coordinator())),
+    ];
+    let started = Instant::now();
+    let (child, command) = spawn_harness_env(&args, &env);
+    let run = finish(child, command, started, LIMIT);
+    // Refused by the coordinator naming alice: the run went to the place $LG_PLACE names.
+    assert_refused_naming_alice(&run);
     tear_down(farm, bench);
 }
 

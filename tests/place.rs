@@ -15,6 +15,7 @@ use r2s_tests::*;
 const LIMIT: Duration = Duration::from_secs(240);
 
 fn place_args<'a>(
+    place: &'a str,
     farm: &'a Farm,
     profile: &'a Path,
     transcripts: &'a Path,
@@ -24,7 +25,7 @@ fn place_args<'a>(
         OsStr::new("-v"),
         OsStr::new("run"),
         OsStr::new("--place"),
-        OsStr::new(PLACE),
+        OsStr::new(place),
         OsStr::new("--coordinator"),
         OsStr::new(farm.coordinator()),
         OsStr::new("--board"),
@@ -42,17 +43,61 @@ fn spawn_on_place(
     transcripts: &Path,
     scenario: &Path,
 ) -> (std::process::Child, String) {
+    spawn_on(PLACE, &[], farm, profile, transcripts, scenario)
+}
+
+/// The harness on `place` (a name or `+TOKEN`), labgrid-client on its PATH, `env` added.
+fn spawn_on(
+    place: &str,
+    env: &[(&str, &str)],
+    farm: &Farm,
+    profile: &Path,
+    transcripts: &Path,
+    scenario: &Path,
+) -> (std::process::Child, String) {
     let path: OsString = path_with_labgrid();
-    spawn_harness_env(
-        &place_args(farm, profile, transcripts, scenario),
-        &[("PATH", &path)],
-    )
+    let mut all: Vec<(&str, &OsStr)> = vec![("PATH", &path)];
+    all.extend(env.iter().map(|(k, v)| (*k, OsStr::new(v))));
+    spawn_harness_env(&place_args(place, farm, profile, transcripts, scenario), &all)
 }
 
 fn run_on_place(farm: &Farm, profile: &Path, transcripts: &Path, scenario: &Path) -> Finished {
+    run_on(PLACE, &[], farm, profile, transcripts, scenario)
+}
+
+fn run_on(
+    place: &str,
+    env: &[(&str, &str)],
+    farm: &Farm,
+    profile: &Path,
+    transcripts: &Path,
+    scenario: &Path,
+) -> Finished {
     let started = Instant::now();
-    let (child, command) = spawn_on_place(farm, profile, transcripts, scenario);
+    let (child, command) = spawn_on(place, env, farm, profile, transcripts, scenario);
     finish(child, command, started, LIMIT)
+}
+
+/// The place acquired by alice on ci-runner-2.
+fn acquire_as_alice(farm: &Farm) {
+    let theirs = [("LG_USERNAME", "alice"), ("LG_HOSTNAME", "ci-runner-2")];
+    let acquired = farm.place_client_as(&["acquire"], &theirs);
+    assert!(
+        acquired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&acquired.stderr)
+    );
+}
+
+/// The run ended at once with exit 2, naming alice as the place's holder.
+fn assert_refused_naming_alice(run: &Finished) {
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr
+            .contains(&format!("place {PLACE} is held by ci-runner-2/alice")),
+        "{}",
+        run.explain()
+    );
 }
 
 /// Drops the farm, then the bench, and checks that every QEMU it started is gone.
@@ -101,26 +146,79 @@ fn boot_to_login_runs_on_a_labgrid_place_and_releases_it() {
 }
 
 #[test]
-fn a_place_held_by_someone_else_is_refused_naming_the_holder() {
+fn a_place_the_user_acquired_beforehand_is_used_and_left_acquired() {
     let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
     let profile = bench.profile("10s");
     let farm = Farm::start(bench.clone(), bench.dir());
-    let theirs = [("LG_USERNAME", "alice"), ("LG_HOSTNAME", "ci-runner-2")];
-    let acquired = farm.place_client_as(&["acquire"], &theirs);
+    let acquired = farm.place_client(&["acquire"]);
     assert!(
         acquired.status.success(),
         "{}",
         String::from_utf8_lossy(&acquired.stderr)
     );
+    let ours = farm.holder();
     let transcripts = bench.dir().join("transcripts");
     let run = run_on_place(&farm, &profile, &transcripts, &scenario("boot-to-login"));
-    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  boot-to-login  "), "{}", run.explain());
+    assert_eq!(farm.holder(), ours, "the user's place was released");
     assert!(
-        run.stderr
-            .contains(&format!("place {PLACE} is held by ci-runner-2/alice")),
+        !run.stderr.contains("DEBUG labgrid: release: "),
         "{}",
         run.explain()
     );
+    assert_eq!(*farm.power_log.lock().unwrap(), ["off", "on", "off"]);
+    tear_down(farm, bench);
+}
+
+/// `labgrid-client reserve --wait` → `harness run --place +TOKEN` → release, as a CI job runs.
+#[test]
+fn a_reservation_token_names_the_place_as_labgrid_client_resolves_it() {
+    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
+    let profile = bench.profile("10s");
+    let farm = Farm::start(bench.clone(), bench.dir());
+    let reserved = farm.client(&["reserve", "--wait", "--shell", &format!("name={PLACE}")]);
+    let shell = String::from_utf8_lossy(&reserved.stdout).into_owned();
+    assert!(
+        reserved.status.success(),
+        "{shell}{}",
+        String::from_utf8_lossy(&reserved.stderr)
+    );
+    let token = shell
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("export LG_TOKEN="))
+        .unwrap_or_else(|| panic!("no token in {shell}"))
+        .to_owned();
+    let transcripts = bench.dir().join("transcripts");
+    // `+` alone takes the token from LG_TOKEN, as labgrid-client does.
+    for (place, env) in [
+        (format!("+{token}"), vec![]),
+        ("+".to_owned(), vec![("LG_TOKEN", token.as_str())]),
+    ] {
+        let run = run_on(
+            &place,
+            &env,
+            &farm,
+            &profile,
+            &transcripts,
+            &scenario("boot-to-login"),
+        );
+        assert_eq!(run.code(), Some(0), "{}", run.explain());
+        assert!(run.stdout.contains("PASS  boot-to-login  "), "{}", run.explain());
+        assert_eq!(farm.holder(), "None", "the reserved place was not released");
+    }
+    tear_down(farm, bench);
+}
+
+#[test]
+fn a_place_held_by_someone_else_is_refused_naming_the_holder() {
+    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
+    let profile = bench.profile("10s");
+    let farm = Farm::start(bench.clone(), bench.dir());
+    acquire_as_alice(&farm);
+    let transcripts = bench.dir().join("transcripts");
+    let run = run_on_place(&farm, &profile, &transcripts, &scenario("boot-to-login"));
+    assert_refused_naming_alice(&run);
     assert!(
         farm.power_log.lock().unwrap().is_empty(),
         "a held place's power was switched"
@@ -130,7 +228,38 @@ fn a_place_held_by_someone_else_is_refused_naming_the_holder() {
 }
 
 #[test]
-fn a_second_run_on_a_held_place_is_refused_and_sigterm_releases_it() {
+fn lg_place_names_the_place_when_run_is_given_no_target() {
+    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
+    let profile = bench.profile("10s");
+    let farm = Farm::start(bench.clone(), bench.dir());
+    acquire_as_alice(&farm);
+    let path: OsString = path_with_labgrid();
+    let transcripts = bench.dir().join("transcripts");
+    let boot = scenario("boot-to-login");
+    let args = [
+        OsStr::new("run"),
+        OsStr::new("--no-project"),
+        OsStr::new("--board"),
+        profile.as_os_str(),
+        OsStr::new("--transcripts"),
+        transcripts.as_os_str(),
+        boot.as_os_str(),
+    ];
+    let env = [
+        ("PATH", path.as_os_str()),
+        ("LG_PLACE", OsStr::new(PLACE)),
+        ("LG_COORDINATOR", OsStr::new(farm.coordinator())),
+    ];
+    let started = Instant::now();
+    let (child, command) = spawn_harness_env(&args, &env);
+    let run = finish(child, command, started, LIMIT);
+    // Refused by the coordinator naming alice: the run went to the place $LG_PLACE names.
+    assert_refused_naming_alice(&run);
+    tear_down(farm, bench);
+}
+
+#[test]
+fn a_second_users_run_on_a_held_place_is_refused_and_sigterm_releases_it() {
     let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
     let profile = bench.profile("10s");
     let farm = Farm::start(bench.clone(), bench.dir());
@@ -153,7 +282,15 @@ fn a_second_run_on_a_held_place_is_refused_and_sigterm_releases_it() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let second = run_on_place(&farm, &profile, &dir.join("second"), &scenario("boot-to-login"));
+    let bob = [("LG_USERNAME", "bob")];
+    let second = run_on(
+        PLACE,
+        &bob,
+        &farm,
+        &profile,
+        &dir.join("second"),
+        &scenario("boot-to-login"),
+    );
     assert_eq!(second.code(), Some(2), "{}", second.explain());
     assert!(
         second.stderr.contains(&format!("place {PLACE} is held by ")),

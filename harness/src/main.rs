@@ -13,6 +13,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let mut args = cli::Cli::parse();
     cli::set_up_output(&args);
+    cli::FarmArgs::place_from_lg_place(&mut args);
     // Before the runtime's threads start: the project file may set password variables.
     if let Err(code) = cli::project::apply(&mut args) {
         return ExitCode::from(code);

@@ -237,7 +237,9 @@ pub struct ConsoleArgs {
 pub struct FarmArgs {
     /// Run on the board of this labgrid place: acquired for the run and released however it
     /// ends; its console is the place's NetworkSerialPort (RFC 2217), its power
-    /// `labgrid-client power`. --board still gives pacing and timeouts.
+    /// `labgrid-client power`. --board still gives pacing and timeouts. A place you acquired
+    /// beforehand is used and left acquired; `+TOKEN` (or `+` with $LG_TOKEN) is the place of
+    /// that reservation. `harness run` given no target takes $LG_PLACE.
     #[arg(long, value_name = "NAME", conflicts_with = "serial")]
     pub place: Option<String>,
     /// The labgrid coordinator, HOST:PORT. Default: $LG_COORDINATOR, as labgrid-client takes it.
@@ -246,6 +248,16 @@ pub struct FarmArgs {
 }
 
 impl FarmArgs {
+    /// `harness run` given neither `--serial`, `--image` nor `--place` runs on `$LG_PLACE`, as
+    /// labgrid-client takes it (before the project file's image fills the gap).
+    pub fn place_from_lg_place(cli: &mut Cli) {
+        if let Command::Run(args) = &mut cli.command {
+            if args.image.is_none() && args.serial.is_none() && args.farm.place.is_none() {
+                args.farm.place = std::env::var("LG_PLACE").ok().filter(|p| !p.is_empty());
+            }
+        }
+    }
+
     /// The place asked for, reached through `labgrid-client` on PATH.
     pub fn labgrid(&self) -> Option<r2s_harness::targets::labgrid::Labgrid> {
         Some(r2s_harness::targets::labgrid::Labgrid {

@@ -1,5 +1,6 @@
-//! A board in a labgrid farm, `--place NAME`: the place is acquired before anything runs and
-//! released however the run ends (dropping the spec releases it: a finished run, a failure, and
+//! A board in a labgrid farm, `--place NAME` (or `+TOKEN`, a reservation): the place is
+//! acquired before anything runs and released however the run ends; a place the user acquired
+//! beforehand is used as it is and left acquired (dropping the spec releases it: a finished run, a failure, and
 //! SIGINT/SIGTERM, which drop the running command). Its console is the place's
 //! NetworkSerialPort over RFC 2217, asked of labgrid again at every reconnect (ser2net may come
 //! back on another port); its power is `labgrid-client -p NAME power on|off|cycle`.
@@ -9,17 +10,21 @@ use std::sync::Arc;
 
 use super::board::BoardTarget;
 use super::factory::TargetKind;
-use super::labgrid::{Labgrid, PlaceError};
+use super::labgrid::{Acquisition, Labgrid, PlaceError};
 use super::rfc2217::Rfc2217Port;
 use super::Target;
 use crate::board::{Board, Power, PowerCommands};
 
-/// An acquired place; released when the last holder drops it.
+/// An acquired place; released when the last holder drops it, unless the user held it before
+/// the run (then it is theirs to release).
 #[derive(Debug)]
-struct Acquired(Labgrid);
+struct Acquired(Labgrid, Acquisition);
 
 impl Drop for Acquired {
     fn drop(&mut self) {
+        if self.1 == Acquisition::AlreadyOurs {
+            return;
+        }
         if let Err(e) = self.0.release() {
             eprintln!("harness: {e}");
         }
@@ -40,9 +45,12 @@ impl PlaceSpec {
     /// reconnect timeout and the power commands' time limit. The port's `speed` is the line
     /// rate when the exporter gives one.
     pub fn acquire(labgrid: Labgrid, board: Board) -> Result<PlaceSpec, PlaceError> {
-        labgrid.acquire()?;
-        // Held from here on: an error below releases it again.
-        let place = Arc::new(Acquired(labgrid));
+        let acquisition = labgrid.acquire()?;
+        if acquisition == Acquisition::AlreadyOurs {
+            tracing::info!(target: "labgrid", "place {} is acquired by you already: used as it is, and left acquired", labgrid.place);
+        }
+        // Held from here on: an error below releases it again (if this run acquired it).
+        let place = Arc::new(Acquired(labgrid, acquisition));
         let port = place.0.serial_port()?;
         if port.protocol != "rfc2217" {
             return Err(PlaceError::SerialPort {

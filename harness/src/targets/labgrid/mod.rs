@@ -44,6 +44,15 @@ pub struct NetworkSerialPort {
     pub protocol: String,
 }
 
+/// How [`Labgrid::acquire`] found the place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquisition {
+    /// Acquired by this call: release it when done.
+    Acquired,
+    /// This user on this host held it already: use it, and leave it acquired.
+    AlreadyOurs,
+}
+
 /// What went wrong with a place.
 #[derive(Debug, thiserror::Error)]
 pub enum PlaceError {
@@ -80,13 +89,19 @@ impl Labgrid {
         argv
     }
 
-    /// Acquires the place for this user; [`PlaceError::Held`] names who has it otherwise.
-    pub fn acquire(&self) -> Result<(), PlaceError> {
+    /// Acquires the place for this user, or finds it acquired by this user on this host
+    /// already (an `acquire` run beforehand, as labgrid users work); [`PlaceError::Held`] names
+    /// who has it otherwise. `-p +TOKEN` (and `-p +` with `LG_TOKEN`) is resolved by
+    /// labgrid-client itself, to the place allocated to that reservation.
+    pub fn acquire(&self) -> Result<Acquisition, PlaceError> {
         let mut argv = self.base_argv();
         argv.push("acquire".to_owned());
         let done = run(&argv, "acquire", &self.place)?;
         if done.ok {
-            return Ok(());
+            return Ok(Acquisition::Acquired);
+        }
+        if acquired_by_us_here(&done.stderr) {
+            return Ok(Acquisition::AlreadyOurs);
         }
         if let Some(holder) = holder_in(&done.stderr) {
             return Err(PlaceError::Held {
@@ -97,7 +112,7 @@ impl Labgrid {
         if done.stderr.contains("You have already acquired place") {
             return Err(PlaceError::Held {
                 place: self.place.clone(),
-                holder: "you already (another run, or an acquire left over)".to_owned(),
+                holder: "you on another host".to_owned(),
             });
         }
         Err(self.failed("acquire", done.stderr))
@@ -172,6 +187,15 @@ fn holder_in(stderr: &str) -> Option<String> {
     let (_, rest) = stderr.split_once("is already acquired by ")?;
     let holder = rest.split(['.', ' ', '\n']).next()?.trim();
     (!holder.is_empty()).then(|| holder.to_owned())
+}
+
+/// labgrid's refusal when this user on this host holds the place: `You have already acquired
+/// place P.` (held by this user on another host, it goes on ` on HOST. To work …`).
+fn acquired_by_us_here(stderr: &str) -> bool {
+    stderr.lines().any(|line| {
+        line.split_once("You have already acquired place ")
+            .is_some_and(|(_, rest)| rest.trim_end().ends_with('.') && !rest.contains(" on "))
+    })
 }
 
 /// `program` found on PATH, if it is a bare name.
@@ -258,6 +282,17 @@ mod tests {
         let stderr = "labgrid-client: Error: Place farm1 is already acquired by ci-runner-2/builder. To work simultaneously, builder can execute labgrid-client -p farm1 allow vm/root";
         assert_eq!(holder_in(stderr).as_deref(), Some("ci-runner-2/builder"));
         assert_eq!(holder_in("labgrid-client: Error: place farm1 not found"), None);
+    }
+
+    #[test]
+    fn a_place_this_user_holds_here_is_told_from_one_held_elsewhere() {
+        assert!(acquired_by_us_here(
+            "labgrid-client: Error: You have already acquired place r2s."
+        ));
+        assert!(!acquired_by_us_here(
+            "labgrid-client: Error: You have already acquired place r2s on ci-2. To work simultaneously, execute 'labgrid-client -p r2s allow me/you' on ci-2."
+        ));
+        assert!(!acquired_by_us_here("labgrid-client: Error: place r2s not found"));
     }
 
     #[test]

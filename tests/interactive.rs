@@ -314,3 +314,33 @@ fn console_from_uboot_is_at_u_boots_prompt() {
     assert_eq!(status.code(), Some(0), "{shown}");
     assert_nothing_left_running(&tmp, &shown);
 }
+
+#[test]
+fn console_from_a_state_a_scenario_saves_is_that_state() {
+    let dir = temp_dir();
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let snapshots = dir.path().join("snapshots");
+    let tmp = run_tmp(dir.path());
+    // The shipped `configure-state` saves `configured` after writing /tmp/r2s-state.
+    let mut terminal = AtTerminal::spawn(
+        &[
+            OsStr::new("console"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            OsStr::new("--from"),
+            OsStr::new("configured"),
+            OsStr::new("--snapshot-cache"),
+            snapshots.as_os_str(),
+            OsStr::new("--transcripts"),
+            dir.path().join("transcripts").as_os_str(),
+        ],
+        &[("TMPDIR", tmp.as_os_str())],
+    );
+    terminal.expect(HANDED_OVER, LIMIT);
+    terminal.type_keys(b"cat /tmp/r2s-state\r");
+    terminal.expect("\r\nr2s-configured", Duration::from_secs(30));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert_nothing_left_running(&tmp, &shown);
+}

@@ -61,21 +61,20 @@ fn run_at_terminal(dir: &Path, scenario_body: &str, options: &[&str]) -> AtTermi
     AtTerminal::spawn(&args, &[("TMPDIR", tmp.as_os_str())])
 }
 
-#[test]
-fn console_from_login_is_a_root_shell_of_the_image_thrown_away_on_leaving() {
-    let dir = temp_dir();
+/// `harness console --image FIXTURE --from STATE` at a terminal, with a snapshot cache, the
+/// transcripts and `TMPDIR` under `dir`; returns it and the `TMPDIR`.
+fn console_from(dir: &Path, state: &str) -> (AtTerminal, std::path::PathBuf) {
     let image = fixture(r2s_images::DEFAULT_FIXTURE);
-    let snapshots = dir.path().join("snapshots");
-    let transcripts = dir.path().join("transcripts");
-    let tmp = run_tmp(dir.path());
-    let before = sha256(&image);
-    let mut terminal = AtTerminal::spawn(
+    let snapshots = dir.join("snapshots");
+    let transcripts = dir.join("transcripts");
+    let tmp = run_tmp(dir);
+    let terminal = AtTerminal::spawn(
         &[
             OsStr::new("console"),
             OsStr::new("--image"),
             image.as_os_str(),
             OsStr::new("--from"),
-            OsStr::new("login"),
+            OsStr::new(state),
             OsStr::new("--snapshot-cache"),
             snapshots.as_os_str(),
             OsStr::new("--transcripts"),
@@ -83,6 +82,16 @@ fn console_from_login_is_a_root_shell_of_the_image_thrown_away_on_leaving() {
         ],
         &[("TMPDIR", tmp.as_os_str())],
     );
+    (terminal, tmp)
+}
+
+#[test]
+fn console_from_login_is_a_root_shell_of_the_image_thrown_away_on_leaving() {
+    let dir = temp_dir();
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let transcripts = dir.path().join("transcripts");
+    let before = sha256(&image);
+    let (mut terminal, tmp) = console_from(dir.path(), "login");
     terminal.expect(HANDED_OVER, LIMIT);
     guest_answers(&mut terminal, "restored");
     terminal.type_keys(b"id -u\r");
@@ -286,23 +295,7 @@ fn keep_failed_saves_the_failed_machine_which_states_lists_and_console_reopens()
 #[test]
 fn console_from_uboot_is_at_u_boots_prompt() {
     let dir = temp_dir();
-    let image = fixture(r2s_images::DEFAULT_FIXTURE);
-    let snapshots = dir.path().join("snapshots");
-    let tmp = run_tmp(dir.path());
-    let mut terminal = AtTerminal::spawn(
-        &[
-            OsStr::new("console"),
-            OsStr::new("--image"),
-            image.as_os_str(),
-            OsStr::new("--from"),
-            OsStr::new("uboot"),
-            OsStr::new("--snapshot-cache"),
-            snapshots.as_os_str(),
-            OsStr::new("--transcripts"),
-            dir.path().join("transcripts").as_os_str(),
-        ],
-        &[("TMPDIR", tmp.as_os_str())],
-    );
+    let (mut terminal, tmp) = console_from(dir.path(), "uboot");
     terminal.expect(HANDED_OVER, LIMIT);
     // U-Boot's own command, answered by U-Boot: the machine is at its prompt, not booting.
     terminal.type_keys(b"echo uboot-says-hello\r");
@@ -318,24 +311,8 @@ fn console_from_uboot_is_at_u_boots_prompt() {
 #[test]
 fn console_from_a_state_a_scenario_saves_is_that_state() {
     let dir = temp_dir();
-    let image = fixture(r2s_images::DEFAULT_FIXTURE);
-    let snapshots = dir.path().join("snapshots");
-    let tmp = run_tmp(dir.path());
     // The shipped `configure-state` saves `configured` after writing /tmp/r2s-state.
-    let mut terminal = AtTerminal::spawn(
-        &[
-            OsStr::new("console"),
-            OsStr::new("--image"),
-            image.as_os_str(),
-            OsStr::new("--from"),
-            OsStr::new("configured"),
-            OsStr::new("--snapshot-cache"),
-            snapshots.as_os_str(),
-            OsStr::new("--transcripts"),
-            dir.path().join("transcripts").as_os_str(),
-        ],
-        &[("TMPDIR", tmp.as_os_str())],
-    );
+    let (mut terminal, tmp) = console_from(dir.path(), "configured");
     terminal.expect(HANDED_OVER, LIMIT);
     terminal.type_keys(b"cat /tmp/r2s-state\r");
     terminal.expect("\r\nr2s-configured", Duration::from_secs(30));

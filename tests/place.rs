@@ -313,3 +313,23 @@ fn a_second_users_run_on_a_held_place_is_refused_and_sigterm_releases_it() {
     );
     tear_down(farm, bench);
 }
+
+#[test]
+fn a_place_whose_serial_port_speaks_raw_tcp_is_reached_through_the_raw_tcp_target() {
+    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
+    let profile = bench.profile("10s");
+    let device = std::fs::canonicalize(bench.device()).expect("the bench's pty");
+    let server = r2s_tests::ser2net::Ser2net::start_raw(&device, bench.dir());
+    let farm = Farm::start_raw(bench.clone(), bench.dir(), server.port());
+    let transcripts = bench.dir().join("transcripts");
+    let run = run_on_place(&farm, &profile, &transcripts, &scenario("boot-to-login"));
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  boot-to-login  "), "{}", run.explain());
+    let log = std::fs::read_to_string(transcripts.join("boot-to-login.log")).unwrap();
+    assert!(
+        log.contains(&format!("tcp://127.0.0.1:{}", server.port())),
+        "the console is the raw TCP port:\n{log}"
+    );
+    drop(server);
+    tear_down(farm, bench);
+}

@@ -56,6 +56,17 @@ pub const PLACE: &str = "r2s-bench";
 impl Farm {
     /// A farm whose place is `bench`'s board; its files go in `dir`.
     pub fn start(bench: Arc<VirtualBench>, dir: &Path) -> Farm {
+        Farm::start_sharing(bench, dir, None)
+    }
+
+    /// [`Farm::start`], the place's serial port a static NetworkSerialPort speaking raw TCP at
+    /// `raw_port` on localhost (a serial server the test runs) instead of the bench's pty
+    /// shared by the exporter's ser2net.
+    pub fn start_raw(bench: Arc<VirtualBench>, dir: &Path, raw_port: u16) -> Farm {
+        Farm::start_sharing(bench, dir, Some(raw_port))
+    }
+
+    fn start_sharing(bench: Arc<VirtualBench>, dir: &Path, raw_port: Option<u16>) -> Farm {
         let power_log = Arc::new(Mutex::new(Vec::new()));
         let relay_stop = Arc::new(AtomicBool::new(false));
         let relay = start_relay(Arc::downgrade(&bench), power_log.clone(), relay_stop.clone());
@@ -81,10 +92,15 @@ impl Farm {
         // The exporter starts ser2net on a /dev path only: the pty itself, not the bench's link.
         let device = std::fs::canonicalize(bench.device()).expect("the bench's pty");
         let config = dir.join("exporter.yaml");
+        let serial = match raw_port {
+            None => format!("  RawSerialPort:\n    port: {}\n    speed: 1500000\n", device.display()),
+            Some(port) => format!(
+                "  NetworkSerialPort:\n    host: 127.0.0.1\n    port: {port}\n    speed: 1500000\n    protocol: raw\n"
+            ),
+        };
         let text = format!(
-            "bench:\n  RawSerialPort:\n    port: {}\n    speed: 1500000\n  NetworkPowerPort:\n    \
-             model: simplerest\n    host: 'http://127.0.0.1:{relay}/relay/{{index}}/{{value}}'\n    index: 0\n",
-            device.display()
+            "bench:\n{serial}  NetworkPowerPort:\n    \
+             model: simplerest\n    host: 'http://127.0.0.1:{relay}/relay/{{index}}/{{value}}'\n    index: 0\n"
         );
         std::fs::write(&config, text).expect("write the exporter config");
         farm.spawn(

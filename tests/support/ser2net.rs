@@ -32,10 +32,20 @@ impl Ser2net {
 
     /// ser2net serving `device` on `port` (to restart one where it was).
     pub fn start_on(device: &Path, dir: &Path, port: u16) -> Ser2net {
-        let config = dir.join(format!("ser2net-{port}.yaml"));
         // As labgrid's exporter writes it for a USBSerialPort or RawSerialPort.
+        Ser2net::start_accepting(device, dir, port, "telnet(rfc2217,mode=server),tcp")
+    }
+
+    /// ser2net serving `device` on a free port as raw TCP: bytes as they are, no telnet, as a
+    /// console server's port is.
+    pub fn start_raw(device: &Path, dir: &Path) -> Ser2net {
+        Ser2net::start_accepting(device, dir, free_port(), "tcp")
+    }
+
+    fn start_accepting(device: &Path, dir: &Path, port: u16, accepter: &str) -> Ser2net {
+        let config = dir.join(format!("ser2net-{port}.yaml"));
         let text = format!(
-            "connection: &bench\n  accepter: telnet(rfc2217,mode=server),tcp,127.0.0.1,{port}\n  \
+            "connection: &bench\n  accepter: {accepter},127.0.0.1,{port}\n  \
              connector: serialdev(nouucplock=true),{},1500000n81,local\n  options:\n    kickolduser: true\n",
             device.display()
         );

@@ -12,6 +12,7 @@ use super::board::BoardTarget;
 use super::factory::TargetKind;
 use super::labgrid::{Acquisition, Labgrid, PlaceError};
 use super::rfc2217::Rfc2217Port;
+use super::tcp::TcpPort;
 use super::Target;
 use crate::board::{Board, Power, PowerCommands};
 
@@ -38,6 +39,8 @@ pub struct PlaceSpec {
     /// The profile, with power switched through the place.
     board: Board,
     against: PathBuf,
+    /// `HOST:PORT` of its NetworkSerialPort when that is a raw TCP port, not RFC 2217.
+    raw: Option<String>,
 }
 
 impl PlaceSpec {
@@ -52,15 +55,21 @@ impl PlaceSpec {
         // Held from here on: an error below releases it again (if this run acquired it).
         let place = Arc::new(Acquired(labgrid, acquisition));
         let port = place.0.serial_port()?;
-        if port.protocol != "rfc2217" {
-            return Err(PlaceError::SerialPort {
-                place: place.0.place.clone(),
-                detail: format!(
-                    "its NetworkSerialPort speaks {:?}; the harness reaches places over rfc2217",
-                    port.protocol
-                ),
-            });
-        }
+        let raw = match port.protocol.as_str() {
+            "rfc2217" => None,
+            // A serial server's plain TCP port (ser2net's raw accepter, a console server):
+            // bytes as they are, the line rate set at the server. A static resource: its
+            // address does not move as an exporter's ser2net may.
+            "raw" => Some(format!("{}:{}", port.host, port.port)),
+            other => {
+                return Err(PlaceError::SerialPort {
+                    place: place.0.place.clone(),
+                    detail: format!(
+                        "its NetworkSerialPort speaks {other:?}; the harness reaches places over rfc2217 or raw TCP"
+                    ),
+                })
+            }
+        };
         let timeout = match &board.power {
             Power::Commands(commands) => commands.timeout,
             _ => std::time::Duration::from_secs(60),
@@ -80,12 +89,17 @@ impl PlaceSpec {
             place,
             board,
             against,
+            raw,
         })
     }
 }
 
 impl TargetKind for PlaceSpec {
     fn open(&self) -> Box<dyn Target> {
+        if let Some(address) = &self.raw {
+            let port = TcpPort::at(address, self.board.reconnect_timeout);
+            return Box::new(BoardTarget::new(self.board.clone(), Box::new(port)));
+        }
         let place = self.place.clone();
         let locate = Arc::new(move || {
             let port = place.0.serial_port().map_err(|e| e.to_string())?;

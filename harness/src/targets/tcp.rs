@@ -54,6 +54,17 @@ impl TcpPort {
     }
 }
 
+impl TcpPort {
+    /// The port at `address` (`HOST:PORT`).
+    pub fn at(address: &str, reconnect_timeout: Duration) -> TcpPort {
+        TcpPort {
+            address: address.to_owned(),
+            reconnect_timeout,
+            open: None,
+        }
+    }
+}
+
 impl ConsolePort for TcpPort {
     fn describe(&self) -> String {
         format!("{SCHEME}{}", self.address)

@@ -49,17 +49,17 @@ fn repository_scenarios(dir: &Path, under: &Path, found: &mut Vec<PathBuf>) {
 fn the_installed_harness_runs_the_shipped_scenarios_outside_the_checkout() {
     let dir = temp_dir();
     assert!(!dir.path().starts_with(repo_root()), "{}", dir.path().display());
-    let image = dir.path().join("r2s.img");
-    let copied = Command::new("cp")
-        .arg("--sparse=always")
-        .arg(fixture(r2s_images::DEFAULT_FIXTURE))
-        .arg(&image)
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    let image = hostile::copy_of(r2s_images::DEFAULT_FIXTURE, dir.path());
+    let image_name = image.file_name().unwrap();
     let tmp = dir.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    let args = ["run", "--image", "r2s.img", "--transcripts", "out"].map(OsStr::new);
+    let args = [
+        OsStr::new("run"),
+        OsStr::new("--image"),
+        image_name,
+        OsStr::new("--transcripts"),
+        OsStr::new("out"),
+    ];
     let run = run_installed(dir.path(), &args, &[("TMPDIR", tmp.as_os_str())], LIMIT);
 
     assert_eq!(run.code(), Some(0), "{}", run.explain());

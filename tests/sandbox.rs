@@ -30,14 +30,7 @@ fn runs_unprivileged_offline_with_a_homeless_home_and_a_read_only_image() {
     // The image, read-only in a read-only directory.
     let images = dir.path().join("images");
     std::fs::create_dir(&images).unwrap();
-    let image = images.join("r2s.img");
-    let copied = Command::new("cp")
-        .arg("--sparse=always")
-        .arg(fixture(r2s_images::DEFAULT_FIXTURE))
-        .arg(&image)
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    let image = hostile::copy_of(r2s_images::DEFAULT_FIXTURE, &images);
     chmod(&image, 0o444);
     chmod(&images, 0o555);
     // The build's own temporary directory, the only place it may write.

@@ -182,24 +182,12 @@ fn the_health_check_judges_every_unit_the_systemd_image_enables_and_passes_it() 
     assert!(log.contains("-- step 5: unit_healthy ssh.service"), "{log}");
 }
 
-/// A sparse copy of the systemd fixture at `image`, to change with debugfs.
-fn copy_of_debian_systemd(image: &std::path::Path) {
-    let copied = std::process::Command::new("cp")
-        .args(["--sparse=always"])
-        .arg(fixture("debian-systemd"))
-        .arg(image)
-        .status()
-        .unwrap();
-    assert!(copied.success());
-}
-
 #[test]
 fn the_health_check_follows_a_getty_that_logs_root_in_and_needs_no_password() {
     let dir = temp_dir();
     // A copy of the fixture whose serial getty logs root in by itself, as NixOS's
     // `services.getty.autologinUser = "root"` makes it: a drop-in replacing agetty's command.
-    let image = dir.path().join("autologin.img");
-    copy_of_debian_systemd(&image);
+    let image = hostile::copy_of("debian-systemd", dir.path());
     let drop_in = dir.path().join("autologin.conf");
     std::fs::write(
         &drop_in,
@@ -251,8 +239,7 @@ fn the_health_check_follows_a_getty_that_logs_root_in_and_needs_no_password() {
 fn the_health_check_fails_a_systemd_image_with_a_failing_unit_naming_it() {
     let dir = temp_dir();
     // A copy of the fixture with one more enabled unit, which fails at every boot.
-    let image = dir.path().join("broken-unit.img");
-    copy_of_debian_systemd(&image);
+    let image = hostile::copy_of("debian-systemd", dir.path());
     let unit = dir.path().join("r2s-broken.service");
     std::fs::write(
         &unit,

@@ -87,11 +87,7 @@ fn a_root_label_missing_from_the_image_fails_at_once_naming_the_label_and_the_di
                    \"NIXOS_BOOT\", 2 \"nixos\"): label the root filesystem NIXOS_SD (`e2label /dev/sdX2 NIXOS_SD`), \
                    or name its label in fileSystems.\"/\".device";
     assert!(run.stderr.lines().any(|l| l == warning), "{}", run.explain());
-    let hint = run
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("  hint: "))
-        .unwrap_or_else(|| panic!("no hint:\n{}", run.explain()));
+    let hint = run.report_field("hint");
     assert!(
         hint.starts_with(
             "waiting is pointless: stage 1 would give up on its root device only after its timeout (systemd in \
@@ -101,11 +97,7 @@ fn a_root_label_missing_from_the_image_fails_at_once_naming_the_label_and_the_di
         "{hint}"
     );
     // At systemd's first word of the wait, in the initrd, long before its 90 s device timeout.
-    let at = run
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("  at: "))
-        .unwrap_or_else(|| panic!("no failure time:\n{}", run.explain()));
+    let at = run.report_field("at");
     assert!(at.ends_with("s (stage initramfs)"), "{at}");
     let seconds: f64 = at.split('s').next().unwrap().parse().unwrap();
     assert!(

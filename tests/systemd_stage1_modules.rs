@@ -102,11 +102,7 @@ fn without_adaptation_systemd_stage_1_stops_with_the_disk_bus_hint() {
     );
     assert_eq!(run.code(), Some(1), "{}", run.explain());
     assert!(!run.stdout.contains("+ virtio_blk"), "{}", run.explain());
-    let hint = run
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("  hint: "))
-        .unwrap_or_else(|| panic!("no hint:\n{}", run.explain()));
+    let hint = run.report_field("hint");
     assert!(
         hint.contains(
             "the root disk was on virtio-blk (virtio-mmio) (no bus the image's kernel and initrd can drive; \
@@ -115,11 +111,7 @@ fn without_adaptation_systemd_stage_1_stops_with_the_disk_bus_hint() {
         ),
         "{hint}"
     );
-    let at = run
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("  at: "))
-        .unwrap_or_else(|| panic!("no failure time:\n{}", run.explain()));
+    let at = run.report_field("at");
     assert!(at.ends_with("s (stage initramfs)"), "{at}");
     // At systemd's first word of the wait for its root, long before its 90 s device timeout.
     assert!(

@@ -79,6 +79,16 @@ pub struct Finished {
 }
 
 impl Finished {
+    /// The value of the text report's `  NAME: ` line (a failure's `hint`, `at`, …); panics
+    /// naming the run when there is none.
+    pub fn report_field(&self, name: &str) -> &str {
+        let prefix = format!("  {name}: ");
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {name:?} line in the report:\n{}", self.explain()))
+    }
+
     /// The exit code (None if killed by a signal).
     pub fn code(&self) -> Option<i32> {
         self.status.code()

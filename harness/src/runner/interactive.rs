@@ -90,11 +90,7 @@ pub async fn at_failure(s: &mut Session<'_>, interaction: &Interaction, scenario
         s.note("--attach-on-failure: the console closed with the failure; nothing to attach to");
         return;
     }
-    let step = match failure.step {
-        0 => "reaching the start state".to_owned(),
-        n => format!("step {n}"),
-    };
-    let why = format!("{scenario}: {step} failed: {}", failure.reason);
+    let why = format!("{scenario}: {} failed: {}", failure.place(), failure.reason);
     // The verdict is made; a console that closes meanwhile changes nothing.
     let _ = attach(s, interaction, &why).await;
 }

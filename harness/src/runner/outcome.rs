@@ -138,6 +138,16 @@ pub struct Failure {
     pub hint: Option<String>,
 }
 
+impl Failure {
+    /// Where it failed, for a person: `step 3`, or `reaching the start state` for step 0.
+    pub fn place(&self) -> String {
+        match self.step {
+            0 => "reaching the start state".to_owned(),
+            n => format!("step {n}"),
+        }
+    }
+}
+
 /// Why a step failed.
 #[derive(Debug, Clone)]
 pub enum FailReason {

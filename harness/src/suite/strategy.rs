@@ -205,15 +205,11 @@ async fn keep_failed_machine(
             .save_into(KEPT_TAG, staging.path())
             .await
             .map_err(|e| e.to_string())?;
-        let where_failed = match failure.step {
-            0 => "reaching the start state".to_owned(),
-            n => format!("step {n}"),
-        };
         let reason = failure.reason.to_string();
         let meta = KeptMeta {
             name: name.clone(),
             scenario: scenario.name.clone(),
-            failure: format!("{where_failed}: {}", reason.lines().next().unwrap_or("")),
+            failure: format!("{}: {}", failure.place(), reason.lines().next().unwrap_or("")),
             image: identity,
             kept_at: kept::now_secs(),
             disks: disks.len(),

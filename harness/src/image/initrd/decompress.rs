@@ -1,6 +1,8 @@
 //! The compressions the kernel unpacks an initramfs from, recognised by their magic bytes as
-//! the kernel recognises them (`lib/decompress.c`), and decoded by pure-Rust decoders straight
-//! into the cpio parser, which stops them once the unpacked size passes its limit.
+//! the kernel recognises them (`lib/decompress.c`), and decoded straight into the cpio parser,
+//! which stops them once the unpacked size passes its limit. xz and lzma go through liblzma, the
+//! library `xz` itself is: the pure-Rust lzma-rs adds unchecked sizes from the stream (a fuzzed
+//! xz footer overflowed it), and is half as fast (BENCHMARKS.md).
 
 use std::fmt;
 use std::io::{self, Write};
@@ -99,7 +101,7 @@ pub(super) fn unpack(
             Compression::None => unreachable!("stored archives are not unpacked"),
             Compression::Gzip => gzip(&mut rest, &mut sink),
             Compression::Zstd => zstd(&mut rest, &mut sink),
-            Compression::Xz => lzma_rs::xz_decompress(&mut rest, &mut sink).map_err(|e| e.to_string()),
+            Compression::Xz => xz(&mut rest, &mut sink),
             Compression::Lzma => lzma(&mut rest, &mut sink),
             Compression::Lz4 => lz4_legacy(&mut rest, &mut sink),
         };
@@ -182,14 +184,27 @@ fn zstd(rest: &mut &[u8], sink: &mut Sink<'_>) -> Result<(), String> {
     io::copy(&mut decoder, sink).map(drop).map_err(|e| e.to_string())
 }
 
+/// The decoder's memory: the dictionary, which xz and lzma's presets keep to at most 64 MiB.
+const LZMA_MEMLIMIT: u64 = 256 << 20;
+
+fn xz(rest: &mut &[u8], sink: &mut Sink<'_>) -> Result<(), String> {
+    // One stream, not CONCATENATED: the loop in `unpack` takes the streams that follow, so that
+    // what comes after the last one is left for the next archive.
+    let stream = liblzma::stream::Stream::new_stream_decoder(LZMA_MEMLIMIT, 0).map_err(|e| e.to_string())?;
+    lzma_stream(rest, sink, stream)
+}
+
 fn lzma(rest: &mut &[u8], sink: &mut Sink<'_>) -> Result<(), String> {
-    let options = lzma_rs::decompress::Options {
-        unpacked_size: lzma_rs::decompress::UnpackedSize::ReadFromHeader,
-        // The dictionary is the decoder's memory; xz and lzma's presets use at most 64 MiB.
-        memlimit: Some(256 << 20),
-        allow_incomplete: false,
-    };
-    lzma_rs::lzma_decompress_with_options(rest, sink, &options).map_err(|e| e.to_string())
+    let stream = liblzma::stream::Stream::new_lzma_decoder(LZMA_MEMLIMIT).map_err(|e| e.to_string())?;
+    lzma_stream(rest, sink, stream)
+}
+
+/// Runs a liblzma decoder over `rest` into `sink`, leaving in `rest` what its stream did not take.
+fn lzma_stream(rest: &mut &[u8], sink: &mut Sink<'_>, stream: liblzma::stream::Stream) -> Result<(), String> {
+    let mut decoder = liblzma::bufread::XzDecoder::new_stream(*rest, stream);
+    let copied = io::copy(&mut decoder, sink);
+    *rest = decoder.into_inner();
+    copied.map(drop).map_err(|e| e.to_string())
 }
 
 /// lz4's legacy format: the magic, then blocks, each a little-endian 32-bit compressed size

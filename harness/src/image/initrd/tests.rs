@@ -167,6 +167,35 @@ fn a_truncated_compressed_stream_is_a_decode_error() {
     }
 }
 
+/// `xz -c` of the main archive with its stream footer's backward size (the index's length,
+/// stored as length / 4 - 1) set to `backward`, and the footer's CRC32 made to match, so only
+/// the size itself is wrong.
+fn xz_with_backward_size(backward: u32) -> Vec<u8> {
+    let mut packed = pipe("xz", &["-c"], &main_archive());
+    let footer = packed.len() - 12;
+    packed[footer + 4..footer + 8].copy_from_slice(&backward.to_le_bytes());
+    let crc = crc32fast::hash(&packed[footer + 4..footer + 10]);
+    packed[footer..footer + 4].copy_from_slice(&crc.to_le_bytes());
+    packed
+}
+
+#[test]
+fn an_xz_footer_claiming_the_largest_index_is_a_decode_error_not_an_overflow() {
+    // The input a fuzzer found: lzma-rs added 1 to this size unchecked and panicked.
+    let error = read(&xz_with_backward_size(u32::MAX)).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            InitrdError::Corrupt {
+                offset: 0,
+                compression: Compression::Xz,
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
 #[test]
 fn an_uncompressed_archive_cut_short_is_truncated() {
     let archive = main_archive();

@@ -38,7 +38,7 @@ impl DigestStore {
     pub fn digest(&self, path: &Path) -> io::Result<[u8; 32]> {
         let identity = file_identity(path)?;
         let name = lower_hex(&Sha256::digest(&identity))[..32].to_owned();
-        let record = self.dir.join(format!("{name}.sha256"));
+        let record = self.dir.join(format!("{name}.blake3"));
         if let Some(digest) = read_record(&record) {
             return Ok(digest);
         }
@@ -97,7 +97,7 @@ mod tests {
         let records: Vec<_> = std::fs::read_dir(dir.path().join("digests"))
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "sha256"))
+            .filter(|p| p.extension().is_some_and(|e| e == "blake3"))
             .collect();
         assert_eq!(records.len(), 1);
         // A record is what later processes read: one that says otherwise is believed, which
@@ -131,7 +131,7 @@ mod tests {
     fn a_damaged_record_is_not_believed() {
         for text in ["", "zz", &"AB".repeat(32), &"ab".repeat(33)] {
             let dir = tempfile::tempdir().unwrap();
-            let record = dir.path().join("r.sha256");
+            let record = dir.path().join("r.blake3");
             std::fs::write(&record, text).unwrap();
             assert_eq!(read_record(&record), None, "{text:?}");
         }

@@ -25,7 +25,7 @@ use crate::scenario::{Action, LoginRecipe, Password, SavedRecipe, SavedStart, St
 use crate::targets::qemu::{QemuConfig, QemuTarget};
 
 /// Bumped when the layout of an entry or the way it is reached changes.
-const FORMAT: &str = "r2s-start-snapshot/2";
+const FORMAT: &str = "r2s-start-snapshot/3";
 
 /// What a snapshot is made from.
 #[derive(Debug, Clone, Copy)]
@@ -246,9 +246,11 @@ pub async fn qemu_version(qemu: &Path) -> Result<String, SnapshotError> {
     Ok(version)
 }
 
-/// SHA-256 of a file's content, holes read as zeros but not read at all: each data extent is
+/// BLAKE3 of a file's content, holes read as zeros but not read at all: each data extent is
 /// hashed with its offset and length. The same bytes with another hole layout give another
-/// digest; that only costs a rebuild, never a wrong match.
+/// digest; that only costs a rebuild, never a wrong match. BLAKE3 rather than SHA-256: the first
+/// run on a multi-GiB image waits for this, and BLAKE3 hashes it in a third of the time
+/// (BENCHMARKS.md, "Hashing an image").
 ///
 /// Memoised per file version within the process, because `harness run` asks for the same image
 /// once per scenario. The version is device, inode, size, mtime and ctime: ctime cannot be set
@@ -269,9 +271,20 @@ pub fn content_digest(path: &Path) -> io::Result<[u8; 32]> {
     Ok(digest)
 }
 
-fn sparse_digest(file: &File, len: u64) -> io::Result<[u8; 32]> {
-    let mut hash = Sha256::new();
-    hash.update(len.to_le_bytes());
+/// [`content_digest`] without the memo.
+pub fn sparse_digest(file: &File, len: u64) -> io::Result<[u8; 32]> {
+    let mut hash = blake3::Hasher::new();
+    feed_data_extents(file, len, &mut |bytes| {
+        hash.update(bytes);
+    })?;
+    Ok(*hash.finalize().as_bytes())
+}
+
+/// Feeds what a content digest covers to `update`: the length, then each data extent's offset,
+/// length and bytes, read in 1 MiB pieces. Public for the benchmark that compares hashes over
+/// the same reads.
+pub fn feed_data_extents(file: &File, len: u64, update: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+    update(&len.to_le_bytes());
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = 0u64;
     while pos < len {
@@ -279,8 +292,8 @@ fn sparse_digest(file: &File, len: u64) -> io::Result<[u8; 32]> {
             Some(extent) => extent,
             None => break,
         };
-        hash.update(start.to_le_bytes());
-        hash.update((end - start).to_le_bytes());
+        update(&start.to_le_bytes());
+        update(&(end - start).to_le_bytes());
         let mut at = start;
         while at < end {
             let want = buf.len().min((end - at) as usize);
@@ -288,12 +301,12 @@ fn sparse_digest(file: &File, len: u64) -> io::Result<[u8; 32]> {
             if n == 0 {
                 break;
             }
-            hash.update(&buf[..n]);
+            update(&buf[..n]);
             at += n as u64;
         }
         pos = end;
     }
-    Ok(hash.finalize().into())
+    Ok(())
 }
 
 /// The next data extent at or after `pos`: `[start, end)`. Where the filesystem cannot say,

@@ -39,7 +39,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use digests::DigestStore;
-pub use key::{content_digest, qemu_version, CacheKey, SnapshotSource, StateBase, StateRecipe};
+pub use key::{
+    content_digest, feed_data_extents, qemu_version, sparse_digest, CacheKey, SnapshotSource, StateBase,
+    StateRecipe,
+};
 pub use lock::EntryLock;
 pub use seal::SealBroken;
 

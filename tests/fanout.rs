@@ -68,7 +68,7 @@ fn snapshot_note(transcripts: &Path, scenario: &str) -> String {
 }
 
 /// Runs `shell-fresh-state` once on an empty cache in `dir`, which builds its entry; returns
-/// the entry's first disk, the one holding the saved state.
+/// the entry's directory.
 fn build_one_entry(dir: &Path) -> PathBuf {
     let (first, transcripts) = finish_run(start_run(dir, "first", &["shell-fresh-state"]));
     assert!(
@@ -84,7 +84,7 @@ fn build_one_entry(dir: &Path) -> PathBuf {
         .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "digests"))
         .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
-    entries[0].join("disk0.qcow2")
+    entries[0].clone()
 }
 
 /// No QEMU started by the test's runs (they name `dir` on their command lines) still runs.
@@ -201,7 +201,8 @@ fn a_corrupt_or_stale_cache_entry_is_rebuilt_not_trusted() {
     let image = fixture(r2s_images::DEFAULT_FIXTURE);
     let before = sha256(&image);
     let dir = temp_dir();
-    let disk0 = build_one_entry(dir.path());
+    let entry = build_one_entry(dir.path());
+    let disk0 = entry.join("disk0.qcow2");
 
     // Corrupt: the qcow2 header's magic is gone, so `qemu-img check` fails.
     let mut bytes = std::fs::read(&disk0).unwrap();
@@ -214,17 +215,12 @@ fn a_corrupt_or_stale_cache_entry_is_rebuilt_not_trusted() {
         second.explain()
     );
 
-    // Stale: a sound qcow2 file without the saved state.
-    let status = std::process::Command::new("qemu-img")
-        .args(["snapshot", "-d", "login"])
-        .arg(&disk0)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    // Stale: sound disks without the saved state.
+    std::fs::remove_file(entry.join("login.state")).unwrap();
     let (third, transcripts) = finish_run(start_run(dir.path(), "third", &["shell-fresh-state"]));
     assert!(
         snapshot_note(&transcripts, "shell-fresh-state").contains("built by this run"),
-        "entry without its snapshot was used:\n{}",
+        "entry without its saved state was used:\n{}",
         third.explain()
     );
 
@@ -242,20 +238,29 @@ fn a_corrupt_or_stale_cache_entry_is_rebuilt_not_trusted() {
 #[test]
 fn one_changed_byte_of_saved_ram_is_caught_by_the_seal_and_the_entry_rebuilt_not_restored() {
     let dir = temp_dir();
-    let disk0 = build_one_entry(dir.path());
-    // The overlay holds the guest's few disk writes and, after them, its saved state: about
-    // 120 MiB, nearly all RAM. Its middle is RAM; one bit of it flips, which `qemu-img check`
-    // cannot see and QEMU would load.
-    let mut bytes = std::fs::read(&disk0).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x01;
-    std::fs::write(&disk0, bytes).unwrap();
-    let check = std::process::Command::new("qemu-img")
-        .args(["check", "-q"])
-        .arg(&disk0)
-        .status()
+    let state = build_one_entry(dir.path()).join("login.state");
+    // The state file has each RAM page the guest used at the page's own offset, holes between.
+    // One bit of the first page after the file's middle flips: QEMU would load it.
+    // Read and written in place: the file is as large as the guest's RAM.
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&state)
         .unwrap();
-    assert!(check.success(), "the change broke the qcow2 structure too");
+    let mut at = file.metadata().unwrap().len() / 2;
+    let mut chunk = vec![0u8; 1 << 20];
+    let page = loop {
+        let n = file.read_at(&mut chunk, at).unwrap();
+        assert!(n > 0, "no RAM page after the middle of {}", state.display());
+        if let Some(i) = chunk[..n].iter().position(|&b| b != 0) {
+            break at + i as u64;
+        }
+        at += n as u64;
+    };
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, page).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x01], page).unwrap();
 
     let (second, transcripts) = finish_run(start_run(dir.path(), "second", &["shell-fresh-state"]));
     let note = snapshot_note(&transcripts, "shell-fresh-state");
@@ -263,7 +268,7 @@ fn one_changed_byte_of_saved_ram_is_caught_by_the_seal_and_the_entry_rebuilt_not
         note.contains("built by this run")
             && note.contains(&format!(
                 "the entry in the cache was refused: {} does not match the digest recorded when the entry was built",
-                disk0.display()
+                state.display()
             )),
         "{note}\n{}",
         second.explain()
@@ -290,10 +295,10 @@ fn an_entry_qemu_cannot_restore_is_discarded_and_rebuilt() {
         fallback_password: Some(r2s_images::ROOT_PASSWORD.to_owned()),
         ..RunContext::default()
     };
-    // An entry saved from a 512 MiB machine, filed under the key of the default 1 GiB one:
-    // every check passes, but QEMU refuses to load its RAM.
+    // An entry saved from a machine of 4 CPUs, filed under the key of the default one of 2:
+    // every check passes, but QEMU refuses to load the state of CPUs it does not have.
     let small = QemuConfig {
-        memory_mib: 512,
+        smp: 4,
         ..QemuConfig::default()
     };
     let default = QemuConfig::default();
@@ -312,7 +317,7 @@ fn an_entry_qemu_cannot_restore_is_discarded_and_rebuilt() {
         let checkout = StartSnapshots::new(cache.clone())
             .checkout(&source(&small), &context, &dir.path().join("prime"), LIMIT)
             .await
-            .expect("a 512 MiB entry")
+            .expect("a 4-CPU entry")
             .ready()
             .expect("the priming boot reaches a shell");
         (

@@ -1,7 +1,7 @@
 //! Where a run's time goes, at debug level: with `R2S_LOG=debug` in the environment, each
 //! phase of setting up and starting a scenario (reading the scenario and board files, the
 //! image's checks, the adaptation, the snapshot key, the entry's check, QEMU's start, the QMP
-//! handshake, `snapshot-load`, the console, the login check) prints one line to stderr:
+//! handshake, loading the machine state, the console, the login check) prints one line to stderr:
 //!
 //! ```text
 //! harness: debug: 0.412s (+0.118s) snapshot key

@@ -1,9 +1,9 @@
 //! Machines kept where a scenario failed (`harness run --keep-failed`), to open again with
 //! `harness console --from failed-<scenario>` after the run: at the desk, or from a CI job's
 //! cache. A kept state is a directory `<snapshot cache>/kept/<name>/` holding the failed
-//! machine's qcow2 disks in attachment order, each with the internal snapshot [`KEPT_TAG`]
-//! (one holds the VM state), and `state.json` saying which scenario failed where, on which
-//! image, and when. Only the newest few are kept ([`KeptStates::evict`]).
+//! machine's qcow2 disks in attachment order, its saved machine state (`kept-failed.state`,
+//! [`KEPT_TAG`]), and `state.json` saying which scenario failed where, on which image, and
+//! when. Only the newest few are kept ([`KeptStates::evict`]).
 //!
 //! The disks depend on the image they were booted from (the first is an overlay over it): a
 //! state is opened only while that image is unchanged (path, size, modification time).
@@ -14,9 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::targets::qemu::saved_disk_name as disk_name;
+use crate::targets::qemu::{saved_disk_name as disk_name, saved_state_name};
 
-/// The internal snapshot a kept machine is saved under.
+/// The name a kept machine's state is saved under.
 pub const KEPT_TAG: &str = "kept-failed";
 
 /// The prefix of a kept state's name: `failed-<scenario>`.
@@ -250,7 +250,8 @@ impl KeptStates {
             )));
         }
         let disks: Vec<PathBuf> = (0..meta.disks).map(|i| dir.join(disk_name(i))).collect();
-        if let Some(missing) = disks.iter().find(|disk| !disk.is_file()) {
+        let state = dir.join(saved_state_name(KEPT_TAG));
+        if let Some(missing) = disks.iter().chain([&state]).find(|file| !file.is_file()) {
             return Err(damaged(format!("{} is missing", missing.display())));
         }
         Ok(Kept { meta, disks })
@@ -297,6 +298,7 @@ mod tests {
     fn keep(states: &KeptStates, image: &Path, scenario: &str, kept_at: u64) -> PathBuf {
         let staging = states.staging().unwrap();
         std::fs::write(staging.path().join(disk_name(0)), b"qcow2").unwrap();
+        std::fs::write(staging.path().join(saved_state_name(KEPT_TAG)), b"ram").unwrap();
         let meta = KeptMeta {
             name: KeptStates::name_for(scenario),
             scenario: scenario.to_owned(),
@@ -342,11 +344,14 @@ mod tests {
     }
 
     #[test]
-    fn damaged_metadata_or_a_missing_disk_is_not_opened() {
+    fn damaged_metadata_or_a_missing_disk_or_state_is_not_opened() {
         let dir = tempfile::tempdir().unwrap();
         let image = dir.path().join("a.img");
         std::fs::write(&image, b"image").unwrap();
         let states = KeptStates::in_cache(dir.path());
+        let kept = keep(&states, &image, "x", 1);
+        std::fs::remove_file(kept.join("kept-failed.state")).unwrap();
+        assert!(matches!(states.open("failed-x"), Err(KeptError::Damaged { .. })));
         let kept = keep(&states, &image, "x", 1);
         std::fs::remove_file(kept.join("disk0.qcow2")).unwrap();
         assert!(matches!(states.open("failed-x"), Err(KeptError::Damaged { .. })));

@@ -74,7 +74,7 @@ impl<'a> StateRecipe<'a> {
         }
     }
 
-    /// The internal snapshot's name in an entry's disks.
+    /// The name of the state's file in an entry (`<tag>.state`).
     pub fn tag(&self) -> &'static str {
         match self {
             StateRecipe::Login(_) => "login",
@@ -311,7 +311,7 @@ pub fn feed_data_extents(file: &File, len: u64, update: &mut dyn FnMut(&[u8])) -
 
 /// The next data extent at or after `pos`: `[start, end)`. Where the filesystem cannot say,
 /// the rest of the file is one extent.
-fn data_extent(file: &File, pos: u64) -> io::Result<Option<(u64, u64)>> {
+pub(super) fn data_extent(file: &File, pos: u64) -> io::Result<Option<(u64, u64)>> {
     let fd = file.as_raw_fd();
     let len = file.metadata()?.len();
     // SAFETY: lseek on a descriptor `file` owns; no memory is passed.

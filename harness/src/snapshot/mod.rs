@@ -4,10 +4,12 @@
 //!
 //! An entry of the cache is a directory `<cache>/<key>/` (see [`CacheKey`]) holding qcow2 disks
 //! in QEMU's attachment order — an overlay over the image (which stays read-only) and, when the
-//! image is adapted, a standalone copy of the shim — each carrying the internal snapshot named
-//! by [`StateRecipe::tag`], and `entry.json` naming the key, the build and where the console
-//! was. An entry of a saved state is built from its base's entry: the base's disks are copied,
-//! restored, the steps run, the base's snapshot deleted and the new one saved. Entries are built in
+//! image is adapted, a standalone copy of the shim — as they were when the machine was saved,
+//! the machine's state (RAM and devices) in `<tag>.state` ([`StateRecipe::tag`],
+//! [`crate::targets::qmp::Qmp::save_state`]), and `entry.json` naming the key, the build and
+//! where the console was. An entry of a saved state is built from its base's entry: the base's
+//! disks are copied, the machine started from the base's state on them, the steps run and the
+//! new state saved beside them. Entries are built in
 //! `<key>.building/` and renamed into place, so a half-built entry never has the final name.
 //! `<key>.lock` serialises building and reading across processes.
 //!
@@ -18,8 +20,8 @@
 //! and puts the entry in place ([`EntryBuild::finish`]).
 //!
 //! An entry is trusted only after checking it: its `entry.json` names its key, every disk has
-//! the size and digest recorded when it was built (see [`seal`]), `qemu-img check` passes on
-//! every disk, every disk has the tag and one holds the VM state. Anything else, and a restore
+//! the size and digest recorded when it was built, and so has the state file (see [`seal`]),
+//! and `qemu-img check` passes on every disk. Anything else, and a restore
 //! that does not reach a shell, makes the entry be rebuilt. The checks are made once per
 //! version of the entry's disks, not once per process (see [`verified`]).
 
@@ -47,7 +49,7 @@ pub use lock::EntryLock;
 pub use seal::SealBroken;
 
 use crate::console::ConsoleState;
-use crate::targets::qemu::QemuError;
+use crate::targets::qemu::{saved_state_name, QemuError};
 use crate::targets::qemu_img;
 use crate::targets::qmp::QmpError;
 
@@ -100,10 +102,6 @@ pub enum EntryProblem {
     DiskCount { found: usize, expected: usize },
     #[error(transparent)]
     Qemu(#[from] QemuError),
-    #[error("{} has no snapshot {tag:?}", disk.display())]
-    NoTag { disk: PathBuf, tag: &'static str },
-    #[error("no disk holds the VM state of snapshot {tag:?}")]
-    NoVmState { tag: &'static str },
     #[error(transparent)]
     Seal(#[from] SealBroken),
 }
@@ -137,6 +135,15 @@ struct EntryInfo {
     /// The systemd units that failed in the boot the state was saved from.
     #[serde(default)]
     failed_units: Vec<String>,
+}
+
+impl EntryInfo {
+    /// The files its seal covers: the disks, then the saved machine state.
+    fn files(&self) -> Vec<String> {
+        let mut files = self.disks.clone();
+        files.push(saved_state_name(&self.tag));
+        files
+    }
 }
 
 /// [`ConsoleState`] as `entry.json` writes it.
@@ -205,7 +212,7 @@ pub struct Checkout {
     pub key: CacheKey,
     /// Which build of the entry this is (for [`SnapshotCache::discard`]).
     pub build: String,
-    /// The internal snapshot to load from the disks.
+    /// The state to load, saved beside the disks as `<tag>.state`.
     pub tag: &'static str,
     /// Where the console was when the state was saved.
     pub console: ConsoleState,
@@ -463,10 +470,11 @@ impl SnapshotCache {
                 expected,
             });
         }
-        let earlier = if self.trusted.still(entry, &info.build, &info.disks) {
+        let files = info.files();
+        let earlier = if self.trusted.still(entry, &info.build, &files) {
             Some(Verification::EarlierInThisRun)
-        } else if verified::still(entry, &info.build, &info.seals, &info.disks) {
-            self.trusted.remember(entry, &info.build, &info.disks);
+        } else if verified::still(entry, &info.build, &info.seals, &files) {
+            self.trusted.remember(entry, &info.build, &files);
             Some(Verification::Recorded)
         } else {
             None
@@ -477,13 +485,14 @@ impl SnapshotCache {
         }
         verified::forget(entry);
         // The versions the checks below are of: recorded only if nothing changed meanwhile.
-        let versions = trusted::versions(entry, &info.disks).map_err(|source| EntryProblem::Read {
+        let versions = trusted::versions(entry, &files).map_err(|source| EntryProblem::Read {
             path: entry.to_owned(),
             source,
         })?;
-        // Before anything reads the disks as qcow2: a changed byte anywhere is refused.
+        // Before anything reads the files: a changed byte anywhere, or a missing state, is
+        // refused.
         let verifying = std::time::Instant::now();
-        let (dir, names, seals) = (entry.to_owned(), info.disks.clone(), info.seals.clone());
+        let (dir, names, seals) = (entry.to_owned(), files.clone(), info.seals.clone());
         tokio::task::spawn_blocking(move || seal::verify(&dir, &names, &seals))
             .await
             .map_err(|e| EntryProblem::Read {
@@ -493,27 +502,18 @@ impl SnapshotCache {
         let verified = verifying.elapsed();
         crate::debug_timing::mark("snapshot entry: seal verified");
         let mut disks = Vec::new();
-        let mut vm_state = false;
         for name in &info.disks {
             let disk = entry.join(name);
             qemu_img::check(source.qemu, &disk).await?;
-            let snapshots = qemu_img::snapshots(source.qemu, &disk).await?;
-            let Some(ours) = snapshots.iter().find(|s| s.name == tag) else {
-                return Err(EntryProblem::NoTag { disk, tag });
-            };
-            vm_state |= ours.vm_state_size > 0;
             disks.push(disk);
         }
-        if !vm_state {
-            return Err(EntryProblem::NoVmState { tag });
-        }
-        crate::debug_timing::mark("snapshot entry: qemu-img check and info");
-        self.trusted.remember(entry, &info.build, &info.disks);
+        crate::debug_timing::mark("snapshot entry: qemu-img check");
+        self.trusted.remember(entry, &info.build, &files);
         verified::remember(
             entry,
             &info.build,
             &info.seals,
-            &info.disks,
+            &files,
             &versions,
             verified::SETTLED,
             std::time::SystemTime::now(),
@@ -574,7 +574,7 @@ impl EntryBuild {
         self.restrict()
     }
 
-    /// snapshot-save writes the guest's memory into the disks.
+    /// The disks hold what the guest wrote, and the state file beside them its memory.
     fn restrict(&self) -> Result<(), SnapshotError> {
         for disk in &self.disks {
             crate::private::restrict_file(disk).map_err(|e| SnapshotError::io(disk, e))?;
@@ -582,9 +582,10 @@ impl EntryBuild {
         Ok(())
     }
 
-    /// The state is saved in the disks, with the console at `console` after a boot in which
-    /// `failed_units` failed: seals the disks, writes `entry.json`, renames the directory into
-    /// place, evicts old entries and checks the new one, which is returned locked.
+    /// The state is saved beside the disks ([`saved_state_name`]), with the console at `console`
+    /// after a boot in which `failed_units` failed: seals the disks and the state, writes
+    /// `entry.json`, renames the directory into place, evicts old entries and checks the new
+    /// one, which is returned locked.
     pub async fn finish(
         mut self,
         source: &SnapshotSource<'_>,
@@ -593,7 +594,9 @@ impl EntryBuild {
     ) -> Result<Checkout, SnapshotError> {
         let building = self.dir.clone();
         let seals = {
-            let (dir, names) = (building.clone(), self.names.clone());
+            let mut names = self.names.clone();
+            names.push(saved_state_name(source.state.tag()));
+            let dir = building.clone();
             tokio::task::spawn_blocking(move || seal::seal(&dir, &names))
                 .await
                 .map_err(|e| SnapshotError::io(&building, io::Error::other(e)))?
@@ -711,10 +714,10 @@ mod tests {
     }
 
     /// A real entry of state `uboot` in `cache`: an overlay over a blank 1 MiB raw disk `image`,
-    /// and the machine QEMU ran on it (U-Boot, 128 MiB of RAM) saved in it through QMP.
+    /// and the machine QEMU ran on it (U-Boot, 128 MiB of RAM) saved beside it through QMP.
     async fn real_entry(cache: &SnapshotCache, source: &SnapshotSource<'_>, key: &CacheKey) -> Checkout {
         use crate::targets::qemu::QemuTarget;
-        use crate::targets::qmp::{Qmp, SnapshotJob};
+        use crate::targets::qmp::Qmp;
         std::fs::File::create(source.image)
             .unwrap()
             .set_len(1 << 20)
@@ -728,9 +731,8 @@ mod tests {
             .await
             .unwrap();
         let mut qmp = Qmp::connect(&target.qmp_socket()).await.unwrap();
-        qmp.snapshot(SnapshotJob::Save, source.state.tag(), Duration::from_secs(120))
-            .await
-            .unwrap();
+        let state = build.dir.join(saved_state_name(source.state.tag()));
+        qmp.save_state(&state, Duration::from_secs(120)).await.unwrap();
         // Quit, not killed: a killed QEMU leaves clusters `qemu-img check` reports as leaked.
         let _ = qmp
             .execute("quit", serde_json::json!({}), Duration::from_secs(10))
@@ -802,32 +804,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_rewritten_disk_is_hashed_again_and_one_changed_byte_in_it_refused() {
+    async fn a_rewritten_state_is_hashed_again_and_one_changed_byte_in_it_refused() {
         let dir = tempfile::tempdir().unwrap();
         let cache = SnapshotCache::new(dir.path().join("cache"));
         let (qemu, image) = (small_machine(), dir.path().join("image.raw"));
         let source = uboot_source(&qemu, &image);
         let key = CacheKey("c".repeat(64));
-        let disk0 = real_entry(&cache, &source, &key).await.disks[0].clone();
+        let entry = real_entry(&cache, &source, &key).await;
+        let state = cache.entry_dir(&key).join(saved_state_name(entry.tag));
+        drop(entry);
         tokio::time::sleep(verified::SETTLED).await;
         let first = opened_by_a_new_process(cache.dir(), &source, &key).await;
         assert!(matches!(verification(first), Verification::Now(_)));
 
         // The same bytes written again through the file system: a new version, hashed again.
-        let bytes = std::fs::read(&disk0).unwrap();
-        std::fs::write(&disk0, &bytes).unwrap();
+        let bytes = std::fs::read(&state).unwrap();
+        std::fs::write(&state, &bytes).unwrap();
         let rewritten = opened_by_a_new_process(cache.dir(), &source, &key).await;
         assert!(matches!(verification(rewritten), Verification::Now(_)));
 
-        // One bit of the saved state flipped, the file's times put back as they were.
-        let meta = std::fs::metadata(&disk0).unwrap();
+        // One bit of the saved RAM flipped, the file's times put back as they were. The first
+        // data after the file's middle is a RAM page QEMU wrote.
+        let meta = std::fs::metadata(&state).unwrap();
         let mut changed = bytes;
         let middle = changed.len() / 2;
-        changed[middle] ^= 0x01;
-        std::fs::write(&disk0, &changed).unwrap();
+        let page = middle + changed[middle..].iter().position(|&b| b != 0).expect("RAM data");
+        changed[page] ^= 0x01;
+        std::fs::write(&state, &changed).unwrap();
         std::fs::File::options()
             .write(true)
-            .open(&disk0)
+            .open(&state)
             .unwrap()
             .set_times(
                 std::fs::FileTimes::new()
@@ -843,7 +849,7 @@ mod tests {
             Some(
                 format!(
                     "{} does not match the digest recorded when the entry was built",
-                    disk0.display()
+                    state.display()
                 )
                 .as_str()
             )

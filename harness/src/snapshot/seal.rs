@@ -1,21 +1,20 @@
-//! A cache entry's seal: the size and SHA-256 of each of its disks, recorded when the entry is
-//! built and checked before it is restored.
+//! A cache entry's seal: the size and digest of each of its files (the disks and the saved
+//! machine state), recorded when the entry is built and checked before it is restored.
 //!
-//! `qemu-img check` sees a broken qcow2 structure but not a changed byte of the saved RAM: QEMU
-//! would restore that machine and the scenario would run on it. Hashing the disks (about
-//! 120 MiB for a 1 GiB guest, most of it the saved RAM) costs a fraction of a restore: SHA-256
-//! runs at the CPU's SHA extensions' speed, and the dev profile builds `sha2` optimised.
+//! `qemu-img check` sees a broken qcow2 structure but nothing of the saved RAM: QEMU would
+//! restore a changed byte of it and the scenario would run on that machine.
 //!
-//! The digest is of the bytes alone, read start to end. Where a filesystem puts holes in a
-//! file QEMU just wrote changes once it has written the file back, so a digest of the data
-//! extents (as the cache key's image digest is) would refuse a sound entry.
+//! The digest is of the content alone, read as the bytes are: a BLAKE3 of each 4 KiB block
+//! that is not all zeros, with its offset. The state file is mostly holes (QEMU writes each RAM
+//! page at its own offset of a file as large as the RAM; a 1 GiB guest uses 80 MB of it), so
+//! only the data extents are read (`SEEK_DATA`); and where a filesystem puts holes changes once
+//! a file is written back, so a hole and a block of zeros count alike.
 
 use std::fs::File;
-use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::hex::lower_hex;
 
@@ -26,8 +25,8 @@ pub(super) struct DiskSeal {
     pub name: String,
     /// Its size in bytes.
     pub size: u64,
-    /// SHA-256 of its bytes, in hex.
-    pub sha256: String,
+    /// Its content's digest (see the module's comment), in hex.
+    pub digest: String,
 }
 
 /// Why an entry's disks do not match its seal.
@@ -43,7 +42,7 @@ pub enum SealBroken {
     Digest { path: PathBuf },
 }
 
-/// Seals the disks `names` of the entry in `dir`.
+/// Seals the files `names` of the entry in `dir`.
 pub(super) fn seal(dir: &Path, names: &[String]) -> Result<Vec<DiskSeal>, SealBroken> {
     names
         .iter()
@@ -53,13 +52,13 @@ pub(super) fn seal(dir: &Path, names: &[String]) -> Result<Vec<DiskSeal>, SealBr
             Ok(DiskSeal {
                 name: name.clone(),
                 size,
-                sha256: lower_hex(&digest),
+                digest: lower_hex(&digest),
             })
         })
         .collect()
 }
 
-/// Checks the disks `names` of the entry in `dir` against `seals`: sizes first (free), then
+/// Checks the files `names` of the entry in `dir` against `seals`: sizes first (free), then
 /// digests.
 pub(super) fn verify(dir: &Path, names: &[String], seals: &[DiskSeal]) -> Result<(), SealBroken> {
     let sealed = |name: &String| {
@@ -89,34 +88,53 @@ pub(super) fn verify(dir: &Path, names: &[String], seals: &[DiskSeal]) -> Result
         let seal = sealed(name)?;
         let path = dir.join(name);
         let (_, digest) = measure(&path)?;
-        if lower_hex(&digest) != seal.sha256 {
+        if lower_hex(&digest) != seal.digest {
             return Err(SealBroken::Digest { path });
         }
     }
     Ok(())
 }
 
+/// A block of the content digest: all zeros, it counts as a hole.
+const BLOCK: usize = 4096;
+
 fn measure(path: &Path) -> Result<(u64, [u8; 32]), SealBroken> {
     let read = |source| SealBroken::Read {
         path: path.to_owned(),
         source,
     };
-    let mut file = File::open(path).map_err(read)?;
-    let mut hash = Sha256::new();
+    let file = File::open(path).map_err(read)?;
+    let size = file.metadata().map_err(read)?.len();
+    let mut hash = blake3::Hasher::new();
+    hash.update(&size.to_le_bytes());
     let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            other => other.map_err(read)?,
-        };
-        if n == 0 {
+    let mut pos = 0u64;
+    while pos < size {
+        let Some((start, end)) = super::key::data_extent(&file, pos).map_err(read)? else {
             break;
+        };
+        // Whole blocks from the block the extent starts in.
+        let mut at = start - start % BLOCK as u64;
+        while at < end {
+            let want = buf.len().min((end - at) as usize);
+            let n = match file.read_at(&mut buf[..want], at) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => other.map_err(read)?,
+            };
+            if n == 0 {
+                break;
+            }
+            for (i, block) in buf[..n].chunks(BLOCK).enumerate() {
+                if block.iter().any(|&b| b != 0) {
+                    hash.update(&(at + (i * BLOCK) as u64).to_le_bytes());
+                    hash.update(block);
+                }
+            }
+            at += n as u64;
         }
-        hash.update(&buf[..n]);
-        size += n as u64;
+        pos = end;
     }
-    Ok((size, hash.finalize().into()))
+    Ok((size, *hash.finalize().as_bytes()))
 }
 
 #[cfg(test)]
@@ -142,6 +160,32 @@ mod tests {
         let (dir, names) = entry_with(b"saved ram");
         let seals = seal(dir.path(), &names).unwrap();
         std::fs::write(dir.path().join("disk0.qcow2"), b"saved rAm").unwrap();
+        let broken = verify(dir.path(), &names, &seals).unwrap_err();
+        assert!(matches!(broken, SealBroken::Digest { .. }), "{broken}");
+    }
+
+    #[test]
+    fn holes_and_written_zeros_seal_alike_and_a_byte_in_a_hole_breaks_the_seal() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = vec!["state".to_owned()];
+        let path = dir.path().join("state");
+        // Sparse: a page of data 1 MiB in, holes around it, 4 MiB long.
+        let file = File::create(&path).unwrap();
+        file.set_len(4 << 20).unwrap();
+        file.write_all_at(&[7u8; 4096], 1 << 20).unwrap();
+        let seals = seal(dir.path(), &names).unwrap();
+        // Dense: the same bytes, zeros written out.
+        let mut dense = vec![0u8; 4 << 20];
+        dense[1 << 20..(1 << 20) + 4096].fill(7);
+        std::fs::write(&path, &dense).unwrap();
+        verify(dir.path(), &names, &seals).unwrap();
+        // One byte where the sparse file had a hole.
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .write_all_at(&[1], 3 << 20)
+            .unwrap();
         let broken = verify(dir.path(), &names, &seals).unwrap_err();
         assert!(matches!(broken, SealBroken::Digest { .. }), "{broken}");
     }

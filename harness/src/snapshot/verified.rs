@@ -129,7 +129,7 @@ mod tests {
         assert!(still(dir.path(), "b1", &seals, &disks));
         assert!(!still(dir.path(), "b2", &seals, &disks), "another build");
         let mut other = seals.clone();
-        other[0].sha256 = "00".repeat(32);
+        other[0].digest = "00".repeat(32);
         assert!(!still(dir.path(), "b1", &other, &disks), "other seals");
     }
 

@@ -11,7 +11,7 @@ use crate::console::{ConsoleState, Transcript, MAX_FAILED_UNITS};
 use crate::runner::{self, ConsoleAt, Quiet, RunContext, RunOutput, Verdict};
 use crate::scenario::{SavedRecipe, Scenario, Start};
 use crate::snapshot::{SnapshotError, StateRecipe};
-use crate::targets::qemu::{QemuConfig, QemuMachine};
+use crate::targets::qemu::{saved_state_name, QemuConfig, QemuMachine};
 use crate::targets::{Network, NoLog, StartFailure, Target, TargetError};
 
 /// Where a priming run's disks begin.
@@ -57,7 +57,7 @@ pub struct Primed {
     pub transcript: PathBuf,
     /// From QEMU's start to the state.
     pub to_state: Duration,
-    /// How long `snapshot-save` took.
+    /// How long saving the state took.
     pub save: Duration,
     /// Where the console was when saved.
     pub console: ConsoleState,
@@ -84,27 +84,29 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
     let log = transcript.paths().log;
 
     let started = Instant::now();
-    let (mut target, at, base_tag) = match &boot.from {
+    let (mut target, at) = match &boot.from {
         PrimeStart::PowerOn => (
             QemuMachine::on_disks(boot.qemu.clone(), boot.disks.to_vec()),
             ConsoleAt::PowerOn,
-            None,
         ),
         PrimeStart::Snapshot {
             tag, console, entry, ..
         } => {
             let _ = transcript.note(
                 started.elapsed(),
-                &format!("from snapshot {tag} of {} (copied)", entry.display()),
+                &format!("from snapshot {tag} of {} (its disks copied)", entry.display()),
             );
             let at = ConsoleAt::Restored {
                 console: *console,
                 steps_done: 0,
             };
             (
-                QemuMachine::on_disks_at(boot.qemu.clone(), boot.disks.to_vec(), tag),
+                QemuMachine::on_disks_at(
+                    boot.qemu.clone(),
+                    boot.disks.to_vec(),
+                    entry.join(saved_state_name(tag)),
+                ),
                 at,
-                Some(*tag),
             )
         }
     };
@@ -157,18 +159,24 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
         Verdict::Pass => {
             let tag = boot.state.tag();
             let save_started = Instant::now();
+            // Beside the disks being built, which become the entry.
+            let dir = boot
+                .disks
+                .first()
+                .and_then(|d| d.parent())
+                .unwrap_or(Path::new("."));
             let saved = target
-                .save_and_quit(base_tag, tag)
+                .save_and_quit(&dir.join(saved_state_name(tag)))
                 .await
                 .map_err(SnapshotError::from);
             let _ = transcript.note(
                 started.elapsed(),
                 &match &saved {
                     Ok(()) => format!(
-                        "snapshot-save {tag} took {:.2}s",
+                        "state {tag} saved in {:.2}s",
                         save_started.elapsed().as_secs_f64()
                     ),
-                    Err(e) => format!("snapshot-save {tag} failed: {e}"),
+                    Err(e) => format!("saving state {tag} failed: {e}"),
                 },
             );
             saved.map(|()| {

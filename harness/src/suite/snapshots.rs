@@ -335,7 +335,7 @@ async fn restore(
         };
         let how = match &primed {
             Some(p) => format!(
-                "built by this run: {:.1}s to reach the state, snapshot-save {:.2}s; boot transcript {}{}",
+                "built by this run: {:.1}s to reach the state, saved in {:.2}s; boot transcript {}{}",
                 p.to_state.as_secs_f64(),
                 p.save.as_secs_f64(),
                 p.transcript.display(),
@@ -361,7 +361,7 @@ async fn restore(
             Err(e) => return Err(e.into()),
         };
         let how = format!(
-            "{}restoring snapshot {} of {} ({how}; {}; snapshot-load {:.2}s)",
+            "{}restoring snapshot {} of {} ({how}; {}; state loaded in {:.2}s)",
             earlier.unwrap_or_default(),
             checkout.tag,
             cache.entry_dir(&checkout.key).display(),

@@ -168,7 +168,7 @@ pub enum TargetError {
 }
 
 /// A target that can start from a state saved earlier instead of from power-on: QEMU, whose
-/// machine is saved as an internal snapshot of qcow2 disks. The target only starts at a
+/// machine is saved as its qcow2 disks and a file of its state. The target only starts at a
 /// snapshot; reaching and saving a state (a priming boot on disks of its own, saved with
 /// [`QemuMachine::save_and_quit`]), keeping the saved states (the snapshot cache) and retrying
 /// a restore that failed are the start-up strategy's.
@@ -176,8 +176,8 @@ pub trait Snapshots {
     /// What the machine boots from power-on, which every state saved from it depends on.
     fn spec(&self) -> QemuSpec;
 
-    /// Starts the target from the internal snapshot `tag` of qcow2 `disks` (attachment order),
-    /// copied first so that the originals are never written, with the network attached
+    /// Starts the target from the state saved as `tag` beside qcow2 `disks` (attachment order),
+    /// the disks copied first so that the originals are never written, with the network attached
     /// ([`Target::network`]); returns its console and how long loading the snapshot took. A
     /// snapshot QEMU cannot load is [`qemu::QemuError::Snapshot`].
     fn start_at<'a>(
@@ -186,8 +186,8 @@ pub trait Snapshots {
         tag: &'a str,
     ) -> LocalBoxFuture<'a, Result<(Console, Duration), TargetError>>;
 
-    /// Saves the running machine as the internal snapshot `tag` of its disks, stops it, and
-    /// copies the disks into the directory `into` (attachment order); returns the copies.
+    /// Saves the running machine's state into the directory `into` as `tag`, stops it, and
+    /// copies the disks there too (attachment order); returns the copies.
     fn save_into<'a>(
         &'a mut self,
         tag: &'a str,

@@ -19,7 +19,7 @@ use super::factory::TargetKind;
 use super::network::Network;
 use super::qemu_disk::disk_args;
 use super::qemu_net::{self, RunningNetwork};
-use super::qmp::{Qmp, QmpError, SnapshotJob};
+use super::qmp::{Qmp, QmpError};
 use super::{qemu_img, Console, LocalBoxFuture, Snapshots, StartFuture, StartLog, Target, TargetError};
 use crate::adapt::Shim;
 use crate::qemu_devices::RootDisk;
@@ -115,12 +115,33 @@ pub fn saved_disk_name(index: usize) -> String {
     format!("disk{index}.qcow2")
 }
 
-/// Loading a snapshot of a 1 GiB guest takes a fraction of a second; this is for a loaded
+/// The file name of the machine state saved as `tag` ([`QemuMachine::save_into`], an entry of
+/// the snapshot cache): it lies beside the saved disks.
+pub fn saved_state_name(tag: &str) -> String {
+    format!("{tag}.state")
+}
+
+/// The state saved as `tag` beside `disks` (the first disk's directory).
+fn state_beside(disks: &[PathBuf], tag: &str) -> PathBuf {
+    let dir = disks.first().and_then(|d| d.parent()).unwrap_or(Path::new("."));
+    dir.join(saved_state_name(tag))
+}
+
+/// Loading the state of a 1 GiB guest takes a fraction of a second; this is for a loaded
 /// machine.
 const LOAD_LIMIT: Duration = Duration::from_secs(60);
 
 /// Saving a 1 GiB guest takes a fraction of a second; this is for a loaded machine.
 const SAVE_LIMIT: Duration = Duration::from_secs(120);
+
+/// How a spawned QEMU begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Begin {
+    /// Running from power-on.
+    Boot,
+    /// Stopped, waiting for a saved machine state ([`Qmp::load_state`]).
+    Incoming,
+}
 
 /// A running QEMU. Dropping it kills and reaps the process, on every path out of the harness.
 pub struct QemuTarget {
@@ -209,7 +230,7 @@ impl QemuTarget {
             disks.push(dir.path().join("shim.qcow2"));
             qemu_img::create_overlay(config, shim, "raw", &disks[1]).await?;
         }
-        Self::spawn(config, dir, &disks, false)
+        Self::spawn(config, dir, &disks, Begin::Boot)
     }
 
     /// Starts QEMU on qcow2 `disks` the caller owns, in attachment order (see [`QemuTarget::args`]).
@@ -219,14 +240,15 @@ impl QemuTarget {
         disks: &[PathBuf],
     ) -> Result<(QemuTarget, Console), QemuError> {
         check_firmware(config)?;
-        Self::spawn(config, private_dir()?, disks, false)
+        Self::spawn(config, private_dir()?, disks, Begin::Boot)
     }
 
-    /// Starts QEMU from the internal snapshot `tag` of `disks` (qcow2, attachment order):
-    /// the files are copied into the target's private directory first, so the originals are
-    /// never written and can be restored again. QEMU starts paused, loads the snapshot through
-    /// a QMP `snapshot-load` job (whose error, such as a disk lacking the tag, is returned) and
-    /// runs on; the second value is how long the load took.
+    /// Starts QEMU from the machine state saved as `tag` beside `disks` (qcow2, attachment
+    /// order; see [`saved_state_name`]): the disks are copied into the target's private
+    /// directory first, so the originals are never written and can be restored again (they
+    /// hold only what the guest wrote, a few MB; the state file is only read). QEMU starts
+    /// waiting for the state, loads it ([`Qmp::load_state`], whose error is returned) and runs
+    /// on; the second value is how long the load took.
     pub async fn restore(
         config: &QemuConfig,
         disks: &[PathBuf],
@@ -234,38 +256,35 @@ impl QemuTarget {
     ) -> Result<(QemuTarget, Console, Duration), QemuError> {
         check_firmware(config)?;
         let dir = private_dir()?;
-        // `-loadvm` only finds snapshots in the top image of each drive, so an overlay over the
-        // entry would not do: the file itself is copied (a reflink where the filesystem can,
-        // through copy_file_range).
         let copies = copy_disks(disks, |i| dir.path().join(format!("restored{i}.qcow2"))).await?;
         crate::debug_timing::mark("entry's disks copied for QEMU");
-        Self::spawn_and_load(config, dir, &copies, tag).await
+        Self::spawn_and_load(config, dir, &copies, &state_beside(disks, tag)).await
     }
 
-    /// Starts QEMU from the internal snapshot `tag` of qcow2 `disks` the caller owns, written
-    /// in place (a priming run that goes on from another state's snapshot).
+    /// Starts QEMU on qcow2 `disks` the caller owns, written in place, from the machine state
+    /// in `state` (a priming run that goes on from another state's snapshot).
     pub async fn resume_on_disks(
         config: &QemuConfig,
         disks: &[PathBuf],
-        tag: &str,
+        state: &Path,
     ) -> Result<(QemuTarget, Console, Duration), QemuError> {
         check_firmware(config)?;
-        Self::spawn_and_load(config, private_dir()?, disks, tag).await
+        Self::spawn_and_load(config, private_dir()?, disks, state).await
     }
 
     async fn spawn_and_load(
         config: &QemuConfig,
         dir: TempDir,
         disks: &[PathBuf],
-        tag: &str,
+        state: &Path,
     ) -> Result<(QemuTarget, Console, Duration), QemuError> {
-        let (target, console) = Self::spawn(config, dir, disks, true)?;
+        let (target, console) = Self::spawn(config, dir, disks, Begin::Incoming)?;
         crate::debug_timing::mark("QEMU spawned");
         let started = Instant::now();
         let mut qmp = Qmp::connect(&target.qmp_socket()).await?;
         crate::debug_timing::mark("QMP handshake done");
-        qmp.snapshot(SnapshotJob::Load, tag, LOAD_LIMIT).await?;
-        crate::debug_timing::mark("snapshot-load done");
+        qmp.load_state(state, LOAD_LIMIT).await?;
+        crate::debug_timing::mark("machine state loaded");
         qmp.resume().await?;
         crate::debug_timing::mark("machine resumed");
         Ok((target, console, started.elapsed()))
@@ -275,12 +294,13 @@ impl QemuTarget {
         config: &QemuConfig,
         dir: TempDir,
         disks: &[PathBuf],
-        paused: bool,
+        begin: Begin,
     ) -> Result<(QemuTarget, Console), QemuError> {
         let qmp = dir.path().join("qmp.sock");
         let mut args = Self::args_with_lan(config, disks, &qmp, config.lan_tap.as_deref());
-        if paused {
-            args.push("-S".into());
+        if begin == Begin::Incoming {
+            // Stopped, waiting for a state to load; still stopped once it is loaded.
+            args.extend(["-S".into(), "-incoming".into(), "defer".into()]);
         }
 
         let mut command = Command::new(&config.qemu);
@@ -449,10 +469,10 @@ enum Disks {
         unpacked_from: Option<PathBuf>,
     },
     /// qcow2 disks the caller owns, written in place (the priming boot's), started from
-    /// power-on or from the internal snapshot `resume`.
+    /// power-on or from the machine state in the file `resume`.
     Owned {
         disks: Vec<PathBuf>,
-        resume: Option<&'static str>,
+        resume: Option<PathBuf>,
     },
 }
 
@@ -495,13 +515,13 @@ impl QemuMachine {
         QemuMachine::owning(config, disks, None)
     }
 
-    /// QEMU on qcow2 `disks` the caller owns, started from their internal snapshot `tag`
-    /// (see [`QemuTarget::resume_on_disks`]).
-    pub fn on_disks_at(config: QemuConfig, disks: Vec<PathBuf>, tag: &'static str) -> QemuMachine {
-        QemuMachine::owning(config, disks, Some(tag))
+    /// QEMU on qcow2 `disks` the caller owns, started from the machine state in `state`,
+    /// saved when the disks were as they are (see [`QemuTarget::resume_on_disks`]).
+    pub fn on_disks_at(config: QemuConfig, disks: Vec<PathBuf>, state: PathBuf) -> QemuMachine {
+        QemuMachine::owning(config, disks, Some(state))
     }
 
-    fn owning(config: QemuConfig, disks: Vec<PathBuf>, resume: Option<&'static str>) -> QemuMachine {
+    fn owning(config: QemuConfig, disks: Vec<PathBuf>, resume: Option<PathBuf>) -> QemuMachine {
         QemuMachine {
             config,
             disks: Disks::Owned { disks, resume },
@@ -515,16 +535,16 @@ impl QemuMachine {
         self.running.as_mut()
     }
 
-    /// Saves the running machine as the internal snapshot `tag` of the disks it runs on, lets
-    /// QEMU quit, and copies the disks into `into` as `disk0.qcow2` … (attachment order);
-    /// returns the copies. The machine is gone afterwards, whatever happened.
+    /// Saves the running machine's state into `into` as [`saved_state_name`]`(tag)`, lets QEMU
+    /// quit, and copies the disks into `into` as `disk0.qcow2` … (attachment order); returns the
+    /// copies. The machine is gone afterwards, whatever happened.
     pub async fn save_into(&mut self, tag: &str, into: &Path) -> Result<Vec<PathBuf>, QemuError> {
         let Some(running) = self.running.as_ref() else {
             return Err(QemuError::NotRunning);
         };
         let disks = running.disks.clone();
         // The disks live in the target's private directory: copied before it goes.
-        let copied = match self.save_and_quit(None, tag).await {
+        let copied = match self.save_and_quit(&into.join(saved_state_name(tag))).await {
             Ok(()) => copy_disks(&disks, |i| into.join(saved_disk_name(i))).await,
             Err(e) => Err(e.into()),
         };
@@ -534,19 +554,21 @@ impl QemuMachine {
         copied
     }
 
-    /// Saves the running machine as the internal snapshot `tag` of its disks and asks QEMU to
-    /// quit, so that the disks are closed cleanly. `replacing`, the snapshot the disks were
-    /// started from, is deleted first: QEMU will not save under a tag that exists. Does nothing
-    /// on a machine that is not running.
-    pub async fn save_and_quit(&mut self, replacing: Option<&str>, tag: &str) -> Result<(), QmpError> {
+    /// Saves the running machine's state into the file `state` ([`Qmp::save_state`]: the
+    /// guest stopped, so its disks stay as they were at that moment) and asks QEMU to quit, so
+    /// that the disks are closed cleanly. Does nothing on a machine that is not running.
+    pub async fn save_and_quit(&mut self, state: &Path) -> Result<(), QmpError> {
         let Some(running) = self.running.as_mut() else {
             return Ok(());
         };
         let mut qmp = Qmp::connect(&running.qmp_socket()).await?;
-        if let Some(old) = replacing {
-            qmp.snapshot(SnapshotJob::Delete, old, SAVE_LIMIT).await?;
-        }
-        qmp.snapshot(SnapshotJob::Save, tag, SAVE_LIMIT).await?;
+        qmp.save_state(state, SAVE_LIMIT).await?;
+        // QEMU created it as its umask allows; the guest's memory may hold a password typed at
+        // its login.
+        crate::private::restrict_file(state).map_err(|source| QmpError::Io {
+            what: format!("restricting {}", state.display()),
+            source,
+        })?;
         // QEMU may close the socket before it replies to quit; either way it is leaving.
         let _ = qmp
             .execute("quit", serde_json::json!({}), Duration::from_secs(10))
@@ -584,8 +606,8 @@ impl Target for QemuMachine {
                 Disks::Owned { disks, resume: None } => QemuTarget::start_on_disks(&config, disks).await,
                 Disks::Owned {
                     disks,
-                    resume: Some(tag),
-                } => QemuTarget::resume_on_disks(&config, disks, tag)
+                    resume: Some(state),
+                } => QemuTarget::resume_on_disks(&config, disks, state)
                     .await
                     .map(|(target, console, _)| (target, console)),
             }

@@ -61,43 +61,6 @@ pub async fn check(config: &QemuConfig, file: &Path) -> Result<(), QemuError> {
     run(config, &args).await.map(drop)
 }
 
-/// An internal snapshot of a qcow2 file, as `qemu-img info` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotInfo {
-    /// The snapshot's tag.
-    pub name: String,
-    /// Bytes of VM state (RAM and devices) stored with it: 0 for a disk-only snapshot, and for
-    /// the disks of a `savevm` other than the one QEMU put the VM state in.
-    pub vm_state_size: u64,
-}
-
-/// The internal snapshots in `file`.
-pub async fn snapshots(config: &QemuConfig, file: &Path) -> Result<Vec<SnapshotInfo>, QemuError> {
-    let args: Vec<OsString> = vec![
-        "info".into(),
-        "--output=json".into(),
-        "-f".into(),
-        "qcow2".into(),
-        file.into(),
-    ];
-    let out = run(config, &args).await?;
-    let info: serde_json::Value = serde_json::from_slice(&out).map_err(|e| QemuError::QemuImg {
-        command: show(config, &args),
-        stderr: format!("unreadable JSON: {e}"),
-    })?;
-    let list = info.get("snapshots").and_then(|s| s.as_array());
-    Ok(list
-        .into_iter()
-        .flatten()
-        .filter_map(|s| {
-            Some(SnapshotInfo {
-                name: s.get("name")?.as_str()?.to_owned(),
-                vm_state_size: s.get("vm-state-size").and_then(|v| v.as_u64()).unwrap_or(0),
-            })
-        })
-        .collect())
-}
-
 /// Runs qemu-img with `args`; its stdout on success.
 async fn run(config: &QemuConfig, args: &[OsString]) -> Result<Vec<u8>, QemuError> {
     let mut command = Command::new(&config.qemu_img);

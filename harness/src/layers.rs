@@ -21,7 +21,7 @@ pub const LAYERS: &[&[&str]] = &[
     ],
     // Caches of disk files, on private directories.
     &["disk_cache"],
-    &["config"],
+    &["config", "file_memo"],
     &["board", "image"],
     &["console", "adapt", "unpacked"],
     &["scenario", "inspect"],

@@ -12,6 +12,7 @@ pub mod console;
 pub mod debug_timing;
 pub mod disk_cache;
 pub mod escape;
+pub mod file_memo;
 pub mod flash;
 pub mod hex;
 pub mod image;

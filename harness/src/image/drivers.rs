@@ -3,16 +3,16 @@
 //! (from the initrd, else from the root filesystem), and the modules the initrd carries
 //! ([`super::initrd`]). Stage 1 can only use a driver that is built in or in the initrd.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
 
 use super::boot_config::{self, Found};
 use super::extlinux::Label;
 use super::ikconfig::{self, KernelConfig};
 use super::initrd;
 use super::{probe_filesystem, FsKind, ImageError, Table, Volume};
+use crate::file_memo::FileMemo;
 
 /// The largest kernel read for its configuration: an R2S kernel must fit below the initrd's load
 /// address (62 MiB on the stock U-Boot, 94 MiB on one that loads the initrd at 0x08000000), so
@@ -141,33 +141,9 @@ pub fn read(image: &Path) -> Result<Drivers, ImageError> {
 /// adaptation and again to choose the root disk's bus, and each read searches the kernel and
 /// unpacks the initrd.
 pub fn read_entry(image: &Path, table: &Table, found: &Found, label: &Label) -> Result<Drivers, ImageError> {
-    /// A few images' entries: a run reads one image, a test process a handful.
-    const REMEMBERED: usize = 16;
-    type Seen = Mutex<HashMap<(Vec<u8>, u32, String, String), Drivers>>;
-    static SEEN: OnceLock<Seen> = OnceLock::new();
-    let Ok(identity) = crate::disk_cache::file_identity(image) else {
-        return read_entry_now(image, table, found, label);
-    };
-    let key = (
-        identity,
-        found.partition,
-        found.path.clone(),
-        format!("{label:?}"),
-    );
-    let seen = SEEN.get_or_init(Default::default);
-    if let Some(drivers) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-        return Ok(drivers.clone());
-    }
-    let drivers = read_entry_now(image, table, found, label)?;
-    // Kept only if the file is still the version read.
-    if crate::disk_cache::file_identity(image).is_ok_and(|now| now == key.0) {
-        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() >= REMEMBERED {
-            seen.clear();
-        }
-        seen.insert(key, drivers.clone());
-    }
-    Ok(drivers)
+    static SEEN: FileMemo<Drivers> = FileMemo::new();
+    let detail = format!("{} {} {label:?}", found.partition, found.path);
+    SEEN.get_or_try(image, &detail, || read_entry_now(image, table, found, label))
 }
 
 fn read_entry_now(image: &Path, table: &Table, found: &Found, label: &Label) -> Result<Drivers, ImageError> {

@@ -18,6 +18,7 @@ use super::modules::on_root;
 use super::partition::Table;
 use super::root_device::{self, RootDevice};
 use super::volume::Volume;
+use crate::file_memo::FileMemo;
 
 pub use super::root_device::DEFAULT_ROOT_LABEL;
 
@@ -77,8 +78,14 @@ pub struct EntryFacts {
 
 impl ImageFacts {
     /// Reads what `image` declares. Nothing here fails a run: a fact that cannot be read is
-    /// left out, and [`ImageFacts::unread`] says why.
+    /// left out, and [`ImageFacts::unread`] says why. Remembered per version of the file for
+    /// the rest of the process ([`FileMemo`]).
     pub fn read(image: &Path) -> ImageFacts {
+        static SEEN: FileMemo<ImageFacts> = FileMemo::new();
+        SEEN.get_or(image, "", || ImageFacts::read_now(image))
+    }
+
+    fn read_now(image: &Path) -> ImageFacts {
         let mut facts = ImageFacts::default();
         let found = match boot_config::find(image) {
             Ok(found) => found,

@@ -23,6 +23,7 @@ use super::fs_kind::FsKind;
 use super::initrd::{self, RootFiles};
 use super::partition::{Partition, Table};
 use super::volume::Volume;
+use crate::file_memo::FileMemo;
 
 /// The root filesystem's label when nothing on the image names the root: NixOS's sd-image
 /// default.
@@ -302,11 +303,17 @@ pub fn read_image_root(image: &Path, table: &Table, found: &Found, label: &Label
 }
 
 /// The root device of the entry U-Boot boots by default (the first, without a default).
+/// Remembered per version of the file for the rest of the process ([`FileMemo`]): the facts
+/// and the root-disk hints both ask.
 pub fn read_default(image: &Path, table: &Table, found: &Found) -> RootDevice {
-    match found.config.default_label().or(found.config.labels.first()) {
-        Some(label) => read(image, table, found, label),
-        None => RootDevice::default_label(),
-    }
+    static SEEN: FileMemo<RootDevice> = FileMemo::new();
+    let detail = format!("{} {}", found.partition, found.path);
+    SEEN.get_or(image, &detail, || {
+        match found.config.default_label().or(found.config.labels.first()) {
+            Some(label) => read(image, table, found, label),
+            None => RootDevice::default_label(),
+        }
+    })
 }
 
 /// The root files of the entry's initrds (a later one's replace an earlier one's, as the

@@ -202,13 +202,25 @@ impl Qmp {
 
     async fn set_mapped_ram(&mut self) -> Result<(), QmpError> {
         let capabilities = json!([{ "capability": MAPPED_RAM, "state": true }]);
-        self.execute(
-            "migrate-set-capabilities",
-            json!({ "capabilities": capabilities }),
-            COMMAND_LIMIT,
-        )
-        .await
-        .map(drop)
+        match self
+            .execute(
+                "migrate-set-capabilities",
+                json!({ "capabilities": capabilities }),
+                COMMAND_LIMIT,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            // A QEMU before 9.0 has no such capability: say what would work.
+            Err(QmpError::Command { what, message }) => Err(QmpError::Command {
+                what,
+                message: format!(
+                    "{message} (saved machine states need QEMU 9.0 or later, for its {MAPPED_RAM} \
+                     format; with an older QEMU, run with --no-snapshots)"
+                ),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// Polls the migration (outgoing or incoming) until it completes or fails, or `limit`

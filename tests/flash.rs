@@ -1229,3 +1229,29 @@ fn run_with_flash_needs_an_sd_mux_in_the_board_profile() {
         )
     );
 }
+
+#[test]
+fn run_with_flash_needs_a_board_to_write_the_card_of() {
+    let image = fixture("r2s-first-boot");
+    let dir = temp_dir();
+    let args = [
+        os("run"),
+        os("--no-project"),
+        os("--transcripts"),
+        os(dir.path()),
+        os("--image"),
+        os(&image),
+        os("--flash"),
+        os(&image),
+        os("--yes"),
+    ];
+    let started = Instant::now();
+    // Without $LG_PLACE, which would name a place.
+    let (child, command) = spawn_harness_env_without(&args, &[], &["LG_PLACE"]);
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert_eq!(
+        run.stderr.trim_end(),
+        "harness: --flash needs the board whose card it writes: --serial DEV or --place NAME"
+    );
+}

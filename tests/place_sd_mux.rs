@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use r2s_tests::bench::VirtualBench;
 use r2s_tests::exporter_ssh::ExporterSsh;
-use r2s_tests::labgrid::{labgrid_bin, Farm, PLACE};
+use r2s_tests::labgrid::{labgrid_bin, path_with_labgrid, Farm, PLACE};
 use r2s_tests::sd_mux::SdMuxStandIn;
 use r2s_tests::*;
 
@@ -226,4 +226,44 @@ fn a_mux_that_cannot_switch_ends_the_run_with_its_tools_words_and_the_place_rele
     );
     assert!(farm.mux.switches().is_empty(), "{:?}", farm.mux.switches());
     farm.tear_down();
+}
+
+#[test]
+fn a_place_without_an_sd_mux_is_refused_for_flash_and_released() {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let bench = Arc::new(VirtualBench::new(&image));
+    let farm = Farm::start(bench.clone(), bench.dir());
+    let path = path_with_labgrid();
+    let transcripts = bench.dir().join("transcripts");
+    let args = [
+        OsStr::new("run"),
+        OsStr::new("--place"),
+        OsStr::new(PLACE),
+        OsStr::new("--coordinator"),
+        OsStr::new(farm.coordinator()),
+        OsStr::new("--flash"),
+        image.as_os_str(),
+        OsStr::new("--yes"),
+        OsStr::new("--transcripts"),
+        transcripts.as_os_str(),
+    ];
+    let started = Instant::now();
+    let (child, command) = spawn_harness_env(&args, &[("PATH", &path)]);
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr.contains(&format!(
+            "harness: place {PLACE}: it has no SD-mux (a USBSDMuxDevice, USBSDWireDevice or USBSDWire3Device in its \
+             exporter's configuration), and --flash writes the card through one\n"
+        )),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        farm.power_log.lock().unwrap().is_empty(),
+        "the board was switched"
+    );
+    assert_eq!(farm.holder(), "None", "the place was not released");
+    drop(farm);
+    drop(bench);
 }

@@ -56,6 +56,11 @@ pub(super) type Setup = (Suite, RunInfo, Option<DiskImage>);
 
 pub async fn run(mut args: RunArgs) -> u8 {
     r2s_harness::console::transcript::set_default_limit(args.transcript_limit);
+    // Checked here, not by clap: $LG_PLACE names the place after the arguments are parsed.
+    if args.flash.is_some() && args.serial.is_none() && args.farm.place.is_none() {
+        super::say("--flash needs the board whose card it writes: --serial DEV or --place NAME");
+        return EXIT_ERROR;
+    }
     let interaction = match interaction(&args.debug) {
         Ok(interaction) => interaction,
         Err(message) => {
@@ -129,11 +134,6 @@ pub async fn run(mut args: RunArgs) -> u8 {
         }
     };
 
-    // Checked here, not by clap: $LG_PLACE names the place after the arguments are parsed.
-    if args.flash.is_some() && args.serial.is_none() && args.farm.place.is_none() {
-        super::say("--flash needs the board whose card it writes: --serial DEV or --place NAME");
-        return EXIT_ERROR;
-    }
     let suite = match (&args.serial, args.farm.labgrid()) {
         (Some(port), _) => board_suite(&args, port),
         (None, Some(labgrid)) => place_suite(&args, labgrid),

@@ -946,19 +946,11 @@ fn the_sd_mux_gives_the_card_to_the_host_for_the_write_and_back_to_the_board() {
     );
     assert!(!card.exists(), "the card went back to the board");
     assert_eq!(sha256(&with_board), sha256(&image));
-    let order: Vec<usize> = [
+    run.assert_stdout_in_order(&[
         "SD-mux: switching the card to the host",
         "flashed: ",
         "SD-mux: switching the card back",
-    ]
-    .iter()
-    .map(|needle| {
-        run.stdout
-            .find(needle)
-            .unwrap_or_else(|| panic!("{needle}: {}", run.explain()))
-    })
-    .collect();
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "{}", run.explain());
+    ]);
 }
 
 #[test]
@@ -1052,25 +1044,10 @@ fn a_loop_device_is_refused_as_fixed_then_written_when_allowed() {
         .unwrap()
         .set_len(std::fs::metadata(&image).unwrap().len() + (1 << 20))
         .unwrap();
-    let attached = Command::new("losetup")
-        .args(["--find", "--show"])
-        .arg(&backing)
-        .output();
-    let device = match attached {
-        Ok(out) if out.status.success() => PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
-        Ok(out) => {
-            eprintln!(
-                "skipped: losetup cannot attach a loop device here: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            return;
-        }
-        Err(e) => {
-            eprintln!("skipped: losetup cannot run here: {e}");
-            return;
-        }
+    let Some(attached) = r2s_tests::loop_device::LoopDevice::attach(&backing) else {
+        return;
     };
-    let detach = Detach(device.clone());
+    let device = attached.path().to_owned();
     let name = device.file_name().unwrap().to_string_lossy().into_owned();
     let mut args = vec![
         os(&image),
@@ -1107,18 +1084,9 @@ fn a_loop_device_is_refused_as_fixed_then_written_when_allowed() {
         &[],
     );
     assert_eq!(bootloader.code(), Some(0), "{}", bootloader.explain());
-    drop(detach);
+    drop(attached);
     // r2s-first-boot's bootloader regions hold the same bootloader as the default fixture's.
     assert_holds(&backing, &image);
-}
-
-/// Detaches a loop device however the test ends.
-struct Detach(PathBuf);
-
-impl Drop for Detach {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
-    }
 }
 
 /// `run --serial … --flash IMG`: the card is written through the SD-mux, handed to the board,
@@ -1259,5 +1227,31 @@ fn run_with_flash_needs_an_sd_mux_in_the_board_profile() {
             "harness: --flash needs an [sdmux] table in board profile {}: the commands that switch the card to the host and back",
             profile.display()
         )
+    );
+}
+
+#[test]
+fn run_with_flash_needs_a_board_to_write_the_card_of() {
+    let image = fixture("r2s-first-boot");
+    let dir = temp_dir();
+    let args = [
+        os("run"),
+        os("--no-project"),
+        os("--transcripts"),
+        os(dir.path()),
+        os("--image"),
+        os(&image),
+        os("--flash"),
+        os(&image),
+        os("--yes"),
+    ];
+    let started = Instant::now();
+    // Without $LG_PLACE, which would name a place.
+    let (child, command) = spawn_harness_env_without(&args, &[], &["LG_PLACE"]);
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert_eq!(
+        run.stderr.trim_end(),
+        "harness: --flash needs the board whose card it writes: --serial DEV or --place NAME"
     );
 }

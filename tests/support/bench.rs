@@ -70,17 +70,30 @@ impl VirtualBench {
     /// A bench for `image` (raw), adapted for QEMU as `harness run --image` would. The board is
     /// off and the UART plugged in.
     pub fn new(image: &Path) -> VirtualBench {
-        let dir = r2s_harness::scratch::dir("bench").expect("bench dir");
-        let device = dir.path().join("ttyBENCH");
-        let socket = dir.path().join("power.sock");
         let shim = adapt::adapt(image)
             .expect("adapting the fixture for QEMU")
             .and_then(|a| a.shim);
+        VirtualBench::start(image, shim, None)
+    }
+
+    /// A bench whose board boots from `card` (a file standing for its SD card), as it holds
+    /// it at each power-on (adapted for QEMU then), and only while the SD-mux `mux_state`
+    /// (a file whose content is the mux's mode) connects the card to the board (`dut`); without
+    /// its card the board stays silent.
+    pub fn with_card(card: &Path, mux_state: &Path) -> VirtualBench {
+        VirtualBench::start(card, None, Some(mux_state.to_owned()))
+    }
+
+    fn start(image: &Path, shim: Option<Shim>, mux_state: Option<PathBuf>) -> VirtualBench {
+        let dir = r2s_harness::scratch::dir("bench").expect("bench dir");
+        let device = dir.path().join("ttyBENCH");
+        let socket = dir.path().join("power.sock");
         let (tx, rx) = mpsc::unbounded_channel();
         let state = Arc::new(Mutex::new(Observed::default()));
         let board = VirtualBoard {
             image: image.to_owned(),
             shim,
+            mux_state,
             device: device.clone(),
             state: state.clone(),
             pty: Arc::new(Mutex::new(None)),
@@ -184,6 +197,8 @@ struct Running {
 struct VirtualBoard {
     image: PathBuf,
     shim: Option<Shim>,
+    /// With a card behind an SD-mux: the file holding the mux's mode.
+    mux_state: Option<PathBuf>,
     device: PathBuf,
     state: Arc<Mutex<Observed>>,
     /// The UART, while plugged in.
@@ -269,6 +284,17 @@ impl VirtualBoard {
     async fn power_on(&mut self) -> Result<(), String> {
         if self.running.is_some() {
             return Ok(());
+        }
+        if let Some(state) = &self.mux_state {
+            let mode = std::fs::read_to_string(state).unwrap_or_default();
+            if mode.trim() != "dut" {
+                // The card is with the host (or nowhere): the board has nothing to boot.
+                return Ok(());
+            }
+            // What the card holds now, adapted as `harness run --image` adapts an image.
+            self.shim = adapt::adapt(&self.image)
+                .map_err(|e| format!("adapting the card for QEMU: {e}"))?
+                .and_then(|a| a.shim);
         }
         let shim = self.shim.as_ref().map(|s| s.disk());
         let (target, console) = QemuTarget::start(&QemuConfig::default(), &self.image, shim)

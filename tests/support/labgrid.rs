@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::bench::{BenchCommand, VirtualBench};
+use crate::sd_mux::SdMuxStandIn;
 use crate::ser2net::free_port;
 
 /// How long the coordinator and exporter may take to come up.
@@ -56,17 +57,24 @@ pub const PLACE: &str = "r2s-bench";
 impl Farm {
     /// A farm whose place is `bench`'s board; its files go in `dir`.
     pub fn start(bench: Arc<VirtualBench>, dir: &Path) -> Farm {
-        Farm::start_sharing(bench, dir, None)
+        Farm::start_sharing(bench, dir, None, "")
+    }
+
+    /// [`Farm::start`], the place also having `mux`, a USBSDMuxDevice, whose tool the exporter's
+    /// host runs when labgrid-client switches it (over SSH: see `exporter_ssh.rs`).
+    pub fn start_with_sd_mux(bench: Arc<VirtualBench>, dir: &Path, mux: &SdMuxStandIn) -> Farm {
+        Farm::start_sharing(bench, dir, None, &mux.exporter_resource())
     }
 
     /// [`Farm::start`], the place's serial port a static NetworkSerialPort speaking raw TCP at
     /// `raw_port` on localhost (a serial server the test runs) instead of the bench's pty
     /// shared by the exporter's ser2net.
     pub fn start_raw(bench: Arc<VirtualBench>, dir: &Path, raw_port: u16) -> Farm {
-        Farm::start_sharing(bench, dir, Some(raw_port))
+        Farm::start_sharing(bench, dir, Some(raw_port), "")
     }
 
-    fn start_sharing(bench: Arc<VirtualBench>, dir: &Path, raw_port: Option<u16>) -> Farm {
+    /// The farm, `more` (YAML) added to its place's resources.
+    fn start_sharing(bench: Arc<VirtualBench>, dir: &Path, raw_port: Option<u16>, more: &str) -> Farm {
         let power_log = Arc::new(Mutex::new(Vec::new()));
         let relay_stop = Arc::new(AtomicBool::new(false));
         let relay = start_relay(Arc::downgrade(&bench), power_log.clone(), relay_stop.clone());
@@ -100,7 +108,7 @@ impl Farm {
         };
         let text = format!(
             "bench:\n{serial}  NetworkPowerPort:\n    \
-             model: simplerest\n    host: 'http://127.0.0.1:{relay}/relay/{{index}}/{{value}}'\n    index: 0\n"
+             model: simplerest\n    host: 'http://127.0.0.1:{relay}/relay/{{index}}/{{value}}'\n    index: 0\n{more}"
         );
         std::fs::write(&config, text).expect("write the exporter config");
         farm.spawn(

@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 pub mod bench;
+pub mod exporter_ssh;
 pub mod flake;
 pub mod hostile;
 pub mod install;
 pub mod labgrid;
+pub mod loop_device;
 pub mod pty;
+pub mod sd_mux;
 pub mod ser2net;
 pub mod strip_modules;
 pub mod terminal;
@@ -87,6 +90,20 @@ impl Finished {
             .lines()
             .find_map(|l| l.strip_prefix(prefix.as_str()))
             .unwrap_or_else(|| panic!("no {name:?} line in the report:\n{}", self.explain()))
+    }
+
+    /// Asserts that each of `needles` is on stdout, each after the one before.
+    pub fn assert_stdout_in_order(&self, needles: &[&str]) {
+        let mut from = 0;
+        for needle in needles {
+            match self.stdout[from..].find(needle) {
+                Some(at) => from += at + needle.len(),
+                None => panic!(
+                    "{needle:?} not on stdout after what came before\n{}",
+                    self.explain()
+                ),
+            }
+        }
     }
 
     /// The exit code (None if killed by a signal).

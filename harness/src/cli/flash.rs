@@ -1,7 +1,8 @@
 //! `harness flash`: the image is inspected for the board and booted under QEMU through the
 //! same suite `harness run` uses; only if everything passed is the card switched to the host
 //! (SD-mux), guarded, shown, confirmed, written and read back, and switched back to the board.
-//! `harness run --serial … --flash IMG` uses the same card writing before its run.
+//! `harness run --serial … --flash IMG` uses the same card writing before its run, and so does
+//! `harness run --place … --flash IMG`, through the place's SD-mux.
 
 use std::ffi::OsString;
 use std::fmt::Display;
@@ -12,13 +13,16 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use r2s_harness::board::{self, Board, SdMux};
-use r2s_harness::flash::sdmux::{self, Side};
+use r2s_harness::flash::sdmux::{self, CardMux, Side};
 use r2s_harness::flash::write::{self as card_write, Progress, WriteError};
 use r2s_harness::flash::{
-    self, bootloader, device::human_size, Allow, Destination, DeviceKind, Piece, Sysroot,
+    self, bootloader, device::human_size, Allow, Destination, DeviceKind, FlashError, Piece, Refusal, Sysroot,
 };
 use r2s_harness::hex::lower_hex;
 use r2s_harness::inspect::{self, render, Profile, Status};
+use r2s_harness::targets::labgrid::sd_mux::{self as place_mux, SD_MUX_LIMIT};
+use r2s_harness::targets::labgrid::Labgrid;
+use r2s_harness::targets::power;
 
 use super::flash_progress::{TransferBar, REDRAW};
 use super::{run, Cli, Command, FlashArgs, RunArgs, EXIT_ERROR, EXIT_FAIL, EXIT_PASS};
@@ -66,7 +70,9 @@ async fn flash_checked(args: &FlashArgs) -> Result<(), Stop> {
             fixed: args.allow_fixed,
             large: args.allow_large,
         },
-        sdmux: board.sdmux.clone(),
+        sdmux: board.sdmux.clone().map(CardMux::of_profile),
+        power_off: None,
+        block_only: false,
         yes: args.yes,
         flip_byte: args.test_flip_byte,
     };
@@ -108,28 +114,33 @@ async fn flash_checked(args: &FlashArgs) -> Result<(), Stop> {
 }
 
 /// `harness run --serial … --flash IMG`: inspect, then write IMG to the card the board
-/// profile's `[sdmux]` names, and leave the card with the board. Err is the exit code.
-pub(super) async fn flash_before_run(args: &RunArgs, image: &Path) -> Result<(), u8> {
+/// profile's `[sdmux]` names, and leave the card with the board. With `--place`, the card is the
+/// place's SD-mux's, and the board is powered off through the place before its card is taken.
+/// Err is the exit code.
+pub(super) async fn flash_before_run(args: &RunArgs, image: &Path, place: Option<Labgrid>) -> Result<(), u8> {
     let flashed = async {
         let board =
             run::load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD).map_err(Stop::error)?;
-        let Some(sdmux) = &board.sdmux else {
-            return Err(Stop::error(format!(
-                "--flash needs an [sdmux] table in board profile {}: the commands that switch the card to the host and back",
-                board.source.display()
-            )));
-        };
-        let Some(device) = &sdmux.device else {
-            return Err(Stop::error(format!(
-                "--flash needs `device` in the [sdmux] table of {}: the card's block device on the host",
-                board.source.display()
-            )));
+        let (mux, device, power_off) = match place {
+            Some(labgrid) => {
+                let (mux, device, off) = place_card(labgrid, &board).await?;
+                (mux, device, Some(off))
+            }
+            None => {
+                let (mux, device) = profile_card(&board)?;
+                (mux, device, None)
+            }
         };
         let card = Card {
-            device: PathBuf::from(device),
+            device,
             sysroot: Sysroot::from_env(),
-            allow: Allow::default(),
-            sdmux: Some(sdmux.clone()),
+            allow: Allow {
+                fixed: args.allow_fixed,
+                large: false,
+            },
+            block_only: power_off.is_some(),
+            sdmux: Some(mux),
+            power_off,
             yes: args.yes,
             flip_byte: None,
         };
@@ -144,6 +155,56 @@ pub(super) async fn flash_before_run(args: &RunArgs, image: &Path) -> Result<(),
         super::say(&stop.message);
         stop.code
     })
+}
+
+/// The SD-mux of `board`'s profile and the card's device, which it must name.
+fn profile_card(board: &Board) -> Result<(CardMux, PathBuf), Stop> {
+    let Some(sdmux) = &board.sdmux else {
+        return Err(Stop::error(format!(
+            "--flash needs an [sdmux] table in board profile {}: the commands that switch the card to the host and back",
+            board.source.display()
+        )));
+    };
+    let Some(device) = &sdmux.device else {
+        return Err(Stop::error(format!(
+            "--flash needs `device` in the [sdmux] table of {}: the card's block device on the host",
+            board.source.display()
+        )));
+    };
+    Ok((CardMux::of_profile(sdmux.clone()), PathBuf::from(device)))
+}
+
+/// The SD-mux of the place `labgrid` names (acquired by now), switched by `labgrid-client
+/// sd-mux`, the card's block device, and the command that powers the place's board off.
+/// `board`'s `[sdmux]`, if any, gives only how long the card may take to appear.
+async fn place_card(labgrid: Labgrid, board: &Board) -> Result<(CardMux, PathBuf, Vec<String>), Stop> {
+    let asking = labgrid.clone();
+    let (mux, device) = tokio::task::spawn_blocking(move || asking.sd_mux())
+        .await
+        .map_err(|e| Stop::error(format!("asking labgrid for the SD-mux failed: {e}")))?
+        .map_err(Stop::error)?;
+    super::human::tell(format!(
+        "card: {} behind SD-mux {} ({}) of place {}",
+        device.display(),
+        mux.name,
+        mux.class,
+        labgrid.place
+    ));
+    let commands = SdMux {
+        host: labgrid.sd_mux_argv("host"),
+        dut: labgrid.sd_mux_argv("dut"),
+        device: Some(device.display().to_string()),
+        timeout: SD_MUX_LIMIT,
+        device_timeout: board
+            .sdmux
+            .as_ref()
+            .map_or(board::DEFAULT_DEVICE_TIMEOUT, |own| own.device_timeout),
+    };
+    let mux = CardMux {
+        commands,
+        cause: place_mux::sd_mux_cause,
+    };
+    Ok((mux, device, labgrid.power_argv("off")))
 }
 
 /// Runs `inspect` for `board` and prints its report; any failed check stops the flash.
@@ -215,7 +276,11 @@ struct Card {
     device: PathBuf,
     sysroot: Sysroot,
     allow: Allow,
-    sdmux: Option<SdMux>,
+    sdmux: Option<CardMux>,
+    /// Powers the board off before its card is switched to the host (a place's board).
+    power_off: Option<Vec<String>>,
+    /// Only a block device is the card (a place's SD-mux): never a regular file at its path.
+    block_only: bool,
     yes: bool,
     flip_byte: Option<u64>,
 }
@@ -233,12 +298,15 @@ impl Card {
     }
 
     /// Refuses a device that is there already and fails a guard, before anything boots. A
-    /// card behind an SD-mux may appear only once it is switched to the host.
+    /// card behind an SD-mux may appear, or get its medium, only once it is switched to the host.
     fn check_early(&self, pieces: &[Piece]) -> Result<(), Stop> {
         if self.sdmux.is_some() && !self.device.exists() {
             return Ok(());
         }
-        let destination = flash::examine(&self.device, &self.sysroot, self.allow).map_err(Stop::error)?;
+        let destination = match flash::examine(&self.device, &self.sysroot, self.allow) {
+            Err(FlashError::Refused(Refusal::NoMedium { .. })) if self.sdmux.is_some() => return Ok(()),
+            examined => examined.map_err(Stop::error)?,
+        };
         destination.check_pieces(pieces).map_err(Stop::error)
     }
 
@@ -247,14 +315,24 @@ impl Card {
     async fn write(&self, pieces: &[Piece], layout: Layout) -> Result<(), Stop> {
         // Armed while the card is with the host: however this ends, it goes back to the board.
         let mut back_to_board = None;
+        if let Some(off) = &self.power_off {
+            super::human::show(format!(
+                "power: the board off before its card is taken: {}",
+                off.join(" ")
+            ));
+            power::switch("off", off, SD_MUX_LIMIT)
+                .await
+                .map_err(Stop::error)?;
+        }
         if let Some(mux) = &self.sdmux {
             super::human::show(format!(
                 "SD-mux: switching the card to the host: {}",
-                mux.host.join(" ")
+                mux.commands.host.join(" ")
             ));
-            sdmux::switch(mux, Side::Host).await.map_err(Stop::error)?;
+            // Armed before the switch: a switch that fails halfway still ends with the board.
             back_to_board = Some(sdmux::back_to_dut_on_drop(mux));
-            sdmux::wait_for_device(mux, &self.device)
+            sdmux::switch(mux, Side::Host).await.map_err(Stop::error)?;
+            sdmux::wait_for_card(mux, &self.device, &self.sysroot)
                 .await
                 .map_err(Stop::error)?;
         }
@@ -262,6 +340,13 @@ impl Card {
         // have just appeared.
         let destination = flash::examine(&self.device, &self.sysroot, self.allow).map_err(Stop::error)?;
         destination.check_pieces(pieces).map_err(Stop::error)?;
+        // A place's card is a block device; anything else at its path is not the card.
+        if self.block_only && !destination.is_block() {
+            return Err(Stop::error(format!(
+                "not written: {} is not a block device, so it is not the SD-mux's card",
+                self.device.display()
+            )));
+        }
         if layout == Layout::Bootloader && !matches!(destination.kind, DeviceKind::File { exists: false }) {
             bootloader::check_partitions(&destination.path).map_err(Stop::error)?;
         }
@@ -296,7 +381,7 @@ impl Card {
             guard.disarm();
             super::human::show(format!(
                 "SD-mux: switching the card back to the board: {}",
-                mux.dut.join(" ")
+                mux.commands.dut.join(" ")
             ));
             sdmux::switch(mux, Side::Dut).await.map_err(Stop::error)?;
         }

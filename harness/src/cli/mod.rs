@@ -379,14 +379,20 @@ pub struct RunArgs {
     /// How many `start = "login"` scenarios run at once. Default: the number of cores.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
-    /// With --serial: first write IMG to the board's card through the SD-mux of its profile
-    /// (`[sdmux]` with `device`), as `harness flash` does after inspect, then power the board
-    /// on and run the scenarios.
-    #[arg(long, value_name = "IMG", requires = "serial")]
+    /// First write IMG to the board's card, as `harness flash` does after inspect (with every
+    /// device guard, and a read-back), then power the board on and run the scenarios. With
+    /// --serial, through the SD-mux of the board profile (`[sdmux]` with `device`); with
+    /// --place, through the place's SD-mux (`labgrid-client sd-mux host|dut`, the card its
+    /// block device on this machine), the board powered off through the place first.
+    #[arg(long, value_name = "IMG")]
     pub flash: Option<PathBuf>,
     /// With --flash: write without asking (required when stdin is not a terminal).
     #[arg(long, requires = "flash")]
     pub yes: bool,
+    /// With --flash: allow a card device that is not removable (sysfs removable = 0, not on USB
+    /// or MMC).
+    #[arg(long, requires = "flash")]
+    pub allow_fixed: bool,
     /// The most each transcript file of a scenario holds, e.g. 256MiB, 64KiB or a byte count:
     /// `.raw` keeps its first bytes, `.log` its head and tail, `.cast` its first events.
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]

@@ -56,6 +56,11 @@ pub(super) type Setup = (Suite, RunInfo, Option<DiskImage>);
 
 pub async fn run(mut args: RunArgs) -> u8 {
     r2s_harness::console::transcript::set_default_limit(args.transcript_limit);
+    // Checked here, not by clap: $LG_PLACE names the place after the arguments are parsed.
+    if args.flash.is_some() && args.serial.is_none() && args.farm.place.is_none() {
+        super::say("--flash needs the board whose card it writes: --serial DEV or --place NAME");
+        return EXIT_ERROR;
+    }
     let interaction = match interaction(&args.debug) {
         Ok(interaction) => interaction,
         Err(message) => {
@@ -191,7 +196,7 @@ pub async fn run(mut args: RunArgs) -> u8 {
     }
     // The card is written, once everything else checked out, before the board is powered on.
     if let Some(image) = &args.flash {
-        if let Err(code) = super::flash::flash_before_run(&args, image).await {
+        if let Err(code) = super::flash::flash_before_run(&args, image, args.farm.labgrid()).await {
             return code;
         }
     }

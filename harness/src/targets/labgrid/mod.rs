@@ -6,6 +6,8 @@
 //! runs labgrid-client: it reads `labgrid-client env` (YAML) and prints JSON, because
 //! `labgrid-client show` prints Python reprs, which are no format to parse.
 
+pub mod sd_mux;
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -69,6 +71,9 @@ pub enum PlaceError {
     /// The place's serial port is not one the harness can use.
     #[error("place {place}: {detail}")]
     SerialPort { place: String, detail: String },
+    /// The place's SD-mux is not one the harness can write the card through.
+    #[error("place {place}: {detail}")]
+    SdMux { place: String, detail: String },
 }
 
 impl Labgrid {

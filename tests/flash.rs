@@ -1210,6 +1210,8 @@ fn run_with_flash_needs_an_sd_mux_in_the_board_profile() {
     let run = run_harness(
         &[
             os("run"),
+            os("--transcripts"),
+            os(dir.path()),
             os("--serial"),
             os(&dir.path().join("ttyUSB9")),
             os("--board"),

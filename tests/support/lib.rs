@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 pub mod bench;
 pub mod flake;
+pub mod gateway;
 pub mod hostile;
 pub mod install;
 pub mod labgrid;

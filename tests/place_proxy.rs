@@ -5,6 +5,7 @@
 //! the harness must reach the serial port through an SSH forward, as labgrid-client would.
 
 use std::ffi::{OsStr, OsString};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,9 +45,22 @@ fn run_behind(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Finished {
+    let started = Instant::now();
+    let (child, command) = spawn_behind(gateway, farm, bench, extra, env, &scenario("boot-to-login"));
+    finish(child, command, started, LIMIT)
+}
+
+/// [`run_behind`] on `scenario_file`, not waited for.
+fn spawn_behind(
+    gateway: &Gateway,
+    farm: &Farm,
+    bench: &VirtualBench,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    scenario_file: &Path,
+) -> (std::process::Child, String) {
     let profile = bench.profile("10s");
     let transcripts = bench.dir().join("transcripts");
-    let boot = scenario("boot-to-login");
     let mut paths = vec![gateway.bin().to_owned()];
     paths.extend(std::env::split_paths(&path_with_labgrid()));
     let path: OsString = std::env::join_paths(paths).unwrap();
@@ -59,13 +73,20 @@ fn run_behind(
         profile.as_os_str(),
         OsStr::new("--transcripts"),
         transcripts.as_os_str(),
-        boot.as_os_str(),
+        scenario_file.as_os_str(),
     ]);
     let mut all: Vec<(&str, &OsStr)> = vec![("PATH", &path)];
     all.extend(env.iter().map(|(k, v)| (*k, OsStr::new(v))));
-    let started = Instant::now();
-    let (child, command) = spawn_harness_env(&args, &all);
-    finish(child, command, started, LIMIT)
+    spawn_harness_env(&args, &all)
+}
+
+/// The SSH forwards still running.
+fn forwards_left(gateway: &Gateway) -> Vec<String> {
+    gateway
+        .ssh_clients()
+        .into_iter()
+        .filter(|client| client.contains(" -L 127.0.0.1:"))
+        .collect()
 }
 
 /// The local and remote ports of the forward the harness logged (`forward: 127.0.0.1:L ->
@@ -114,12 +135,19 @@ fn assert_passed_through_the_gateway(run: &Finished, farm: &Farm, gateway: &Gate
         "the console is not the forward\n{}",
         run.explain()
     );
-    let left: Vec<String> = gateway
-        .ssh_clients()
-        .into_iter()
-        .filter(|client| client.contains(" -L 127.0.0.1:"))
-        .collect();
+    let left = forwards_left(gateway);
     assert!(left.is_empty(), "forwards left running: {left:?}");
+}
+
+/// Drops the farm, its gateway, then the bench, and checks that every QEMU it started is gone.
+fn tear_down(farm: Farm, gateway: Gateway, bench: Arc<VirtualBench>) {
+    drop(farm);
+    drop(gateway);
+    let pids = bench.observed().all_qemu_pids;
+    drop(bench);
+    for pid in pids {
+        assert!(!process_alive(pid), "QEMU {pid} outlived the bench");
+    }
 }
 
 #[test]
@@ -160,11 +188,50 @@ fn a_place_behind_an_ssh_proxy_boots_to_login_through_a_forward() {
         let run = run_behind(&gateway, &farm, &bench, args, env);
         assert_passed_through_the_gateway(&run, &farm, &gateway);
     }
-    drop(farm);
-    drop(gateway);
-    let pids = bench.observed().all_qemu_pids;
-    drop(bench);
-    for pid in pids {
-        assert!(!process_alive(pid), "QEMU {pid} outlived the bench");
+    tear_down(farm, gateway, bench);
+}
+
+#[test]
+fn sigterm_ends_the_ssh_forward_and_releases_the_place() {
+    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
+    let gateway = Gateway::start(bench.dir());
+    let farm = Farm::start_behind(bench.clone(), bench.dir(), gateway.namespace());
+    let waits = bench.dir().join("waits.toml");
+    std::fs::write(
+        &waits,
+        "name = \"waits\"\n\n[[steps]]\nexpect = \"U-Boot 20\"\ntimeout = \"1m\"\n\n\
+         [[steps]]\nexpect = \"never printed\"\ntimeout = \"3m\"\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (run, command) = spawn_behind(&gateway, &farm, &bench, &[], &[("LG_PROXY", GATEWAY)], &waits);
+    let log = bench.dir().join("transcripts").join("waits.log");
+    while !std::fs::read_to_string(&log).is_ok_and(|text| text.contains("U-Boot 20")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the run never reached U-Boot"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
+    assert_eq!(
+        forwards_left(&gateway).len(),
+        1,
+        "no forward while the console runs"
+    );
+    // SAFETY: signals a child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(run.id() as i32, libc::SIGTERM) }, 0);
+    let run = finish(run, command, started, LIMIT);
+    assert_eq!(run.code(), Some(143), "{}", run.explain());
+    assert_eq!(
+        forwards_left(&gateway),
+        Vec::<String>::new(),
+        "SIGTERM left the forward running"
+    );
+    assert_eq!(
+        farm.holder(),
+        "None",
+        "SIGTERM left the place acquired\n{}",
+        run.explain()
+    );
+    tear_down(farm, gateway, bench);
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use r2s_tests::bench::VirtualBench;
 use r2s_tests::gateway::{Gateway, GATEWAY};
-use r2s_tests::labgrid::{path_with_labgrid, Farm, PLACE};
+use r2s_tests::labgrid::{path_with_labgrid, waiting_scenario, Farm, PLACE};
 use r2s_tests::*;
 
 const LIMIT: Duration = Duration::from_secs(240);
@@ -196,13 +196,7 @@ fn sigterm_ends_the_ssh_forward_and_releases_the_place() {
     let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
     let gateway = Gateway::start(bench.dir());
     let farm = Farm::start_behind(bench.clone(), bench.dir(), gateway.namespace());
-    let waits = bench.dir().join("waits.toml");
-    std::fs::write(
-        &waits,
-        "name = \"waits\"\n\n[[steps]]\nexpect = \"U-Boot 20\"\ntimeout = \"1m\"\n\n\
-         [[steps]]\nexpect = \"never printed\"\ntimeout = \"3m\"\n",
-    )
-    .unwrap();
+    let waits = waiting_scenario(bench.dir());
     let started = Instant::now();
     let (run, command) = spawn_behind(&gateway, &farm, &bench, &[], &[("LG_PROXY", GATEWAY)], &waits);
     let log = bench.dir().join("transcripts").join("waits.log");

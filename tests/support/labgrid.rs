@@ -43,6 +43,19 @@ pub fn path_with_labgrid() -> std::ffi::OsString {
     std::env::join_paths(paths).expect("PATH")
 }
 
+/// `DIR/waits.toml`: a scenario that reaches U-Boot, then waits minutes for what never comes (a
+/// run to stop midway).
+pub fn waiting_scenario(dir: &Path) -> PathBuf {
+    let waits = dir.join("waits.toml");
+    std::fs::write(
+        &waits,
+        "name = \"waits\"\n\n[[steps]]\nexpect = \"U-Boot 20\"\ntimeout = \"1m\"\n\n\
+         [[steps]]\nexpect = \"never printed\"\ntimeout = \"3m\"\n",
+    )
+    .expect("write the waiting scenario");
+    waits
+}
+
 /// A coordinator, an exporter and one place, `PLACE`.
 pub struct Farm {
     coordinator: String,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use r2s_tests::bench::VirtualBench;
-use r2s_tests::gateway::{Gateway, GATEWAY};
+use r2s_tests::gateway::{exporter_fqdn, Gateway, GATEWAY};
 use r2s_tests::labgrid::{path_with_labgrid, waiting_scenario, Farm, PLACE};
 use r2s_tests::*;
 
@@ -225,6 +225,26 @@ fn sigterm_ends_the_ssh_forward_and_releases_the_place() {
         farm.holder(),
         "None",
         "SIGTERM left the place acquired\n{}",
+        run.explain()
+    );
+    tear_down(farm, gateway, bench);
+}
+
+/// An exporter started `--isolated` requires its own host as the proxy: the harness goes through
+/// it, not through `LG_PROXY` (which labgrid-client still takes to the coordinator).
+#[test]
+fn an_isolated_exporters_own_proxy_wins_over_lg_proxy() {
+    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
+    let gateway = Gateway::start(bench.dir());
+    let farm = Farm::start_isolated_behind(bench.clone(), bench.dir(), gateway.namespace());
+    let run = run_behind(&gateway, &farm, &bench, &[], &[("LG_PROXY", GATEWAY)]);
+    assert_passed_through_the_gateway(&run, &farm, &gateway);
+    let through = format!(" through {} after ", exporter_fqdn());
+    assert!(
+        run.stderr
+            .lines()
+            .any(|line| line.contains("labgrid: forward: 127.0.0.1:") && line.contains(&through)),
+        "the forward did not go through the exporter's own proxy{through}\n{}",
         run.explain()
     );
     tear_down(farm, gateway, bench);

@@ -3,7 +3,8 @@
 //! only way in is a real `sshd` listening on a high port of the namespace's loopback. Clients
 //! on the host reach that sshd through a test-owned SSH configuration (`-F`, through an `ssh`
 //! wrapper first on PATH, standing in for the user's `~/.ssh/config`, which OpenSSH reads from
-//! the password database's home, not `$HOME`): host name `farm-gateway`, key-only login with a
+//! the password database's home, not `$HOME`): host name `farm-gateway` (and the name an
+//! exporter started `--isolated` gives as its proxy, see [`exporter_fqdn`]), key-only login with a
 //! key made in the test's directory, the host key pinned, and a ProxyCommand that carries the
 //! TCP connection into the namespace (`ip netns exec NS busybox nc 127.0.0.1 PORT`), as a route
 //! to a gateway would. Needs root (`ip netns`); everything is stopped and deleted when dropped.
@@ -80,10 +81,11 @@ impl Gateway {
         std::fs::write(
             &gateway.config,
             format!(
-                "Host {GATEWAY}\n  HostName 127.0.0.1\n  Port {SSHD_PORT}\n  User root\n  \
+                "Host {GATEWAY} {exporter}\n  HostName 127.0.0.1\n  Port {SSHD_PORT}\n  User root\n  \
                  IdentityFile {key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {known}\n  \
                  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  HostKeyAlias {GATEWAY}\n  \
                  ProxyCommand ip netns exec {namespace} busybox nc 127.0.0.1 %p\n",
+                exporter = exporter_fqdn(),
                 key = dir.join("client_key").display(),
                 known = dir.join("known_hosts").display(),
             ),
@@ -188,6 +190,21 @@ impl Drop for Gateway {
             .args(["netns", "delete", &self.namespace])
             .status();
     }
+}
+
+/// The name a labgrid exporter started `--isolated` gives as its proxy: Python's
+/// `socket.getfqdn()` on this host (the namespace shares the host's name).
+pub fn exporter_fqdn() -> String {
+    let done = Command::new("python3")
+        .args(["-c", "import socket; print(socket.getfqdn())"])
+        .output()
+        .expect("python3");
+    let name = String::from_utf8_lossy(&done.stdout).trim().to_owned();
+    assert!(
+        !name.is_empty() && !name.contains(char::is_whitespace),
+        "getfqdn: {name:?}"
+    );
+    name
 }
 
 /// `work`'s answer, done on a thread of its own moved into the network namespace `namespace`

@@ -79,7 +79,13 @@ impl Farm {
     /// [`Farm::start`] inside the network namespace `namespace`: reachable from the host only
     /// through that namespace's SSH gateway.
     pub fn start_behind(bench: Arc<VirtualBench>, dir: &Path, namespace: &str) -> Farm {
-        Farm::start_sharing(bench, dir, None, Some(namespace))
+        Farm::start_sharing(bench, dir, None, Some((namespace, false)))
+    }
+
+    /// [`Farm::start_behind`], the exporter started `--isolated`: its resources say they are
+    /// reachable only through the exporter's own host (its FQDN) as an SSH proxy.
+    pub fn start_isolated_behind(bench: Arc<VirtualBench>, dir: &Path, namespace: &str) -> Farm {
+        Farm::start_sharing(bench, dir, None, Some((namespace, true)))
     }
 
     /// [`Farm::start`], the place's serial port a static NetworkSerialPort speaking raw TCP at
@@ -89,12 +95,15 @@ impl Farm {
         Farm::start_sharing(bench, dir, Some(raw_port), None)
     }
 
+    /// `behind`: the namespace to run in, and whether the exporter is `--isolated`.
     fn start_sharing(
         bench: Arc<VirtualBench>,
         dir: &Path,
         raw_port: Option<u16>,
-        namespace: Option<&str>,
+        behind: Option<(&str, bool)>,
     ) -> Farm {
+        let namespace = behind.map(|(namespace, _)| namespace);
+        let isolated = behind.is_some_and(|(_, isolated)| isolated);
         let power_log = Arc::new(Mutex::new(Vec::new()));
         let relay_stop = Arc::new(AtomicBool::new(false));
         let relay = start_relay(
@@ -147,6 +156,7 @@ impl Farm {
                     "-n",
                     "bench-exporter",
                 ])
+                .args(isolated.then_some("--isolated"))
                 .arg(&config),
             &dir.join("exporter.log"),
         );

@@ -341,6 +341,19 @@ mod tests {
     }
 
     #[test]
+    fn an_ssh_that_cannot_start_is_named_in_the_error() {
+        let error = SshForward::open("/nonexistent/ssh", "gw", "exporter-1", 20001).expect_err("no ssh");
+        let text = error.to_string();
+        assert!(matches!(error, ForwardError::Failed { .. }), "{text}");
+        assert!(
+            text.starts_with(
+                "SSH forward to exporter-1:20001 through gw failed: cannot start /nonexistent/ssh: "
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn the_listening_socket_is_found_by_address_and_state() {
         let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
    0: 0100007F:9C40 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 111 1\n\

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use r2s_tests::bench::VirtualBench;
-use r2s_tests::labgrid::{path_with_labgrid, Farm, PLACE};
+use r2s_tests::labgrid::{path_with_labgrid, waiting_scenario, Farm, PLACE};
 use r2s_tests::*;
 
 const LIMIT: Duration = Duration::from_secs(240);
@@ -265,13 +265,7 @@ fn a_second_users_run_on_a_held_place_is_refused_and_sigterm_releases_it() {
     let farm = Farm::start(bench.clone(), bench.dir());
     let transcripts = bench.dir().join("transcripts");
     let dir = bench.dir().to_owned();
-    let waits = dir.join("waits.toml");
-    std::fs::write(
-        &waits,
-        "name = \"waits\"\n\n[[steps]]\nexpect = \"U-Boot 20\"\ntimeout = \"1m\"\n\n\
-         [[steps]]\nexpect = \"never printed\"\ntimeout = \"3m\"\n",
-    )
-    .unwrap();
+    let waits = waiting_scenario(&dir);
     let started = Instant::now();
     let (first, command) = spawn_on_place(&farm, &profile, &transcripts, &waits);
     let log = transcripts.join("waits.log");

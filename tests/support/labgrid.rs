@@ -2,7 +2,9 @@
 //! virtualenv `.ci/setup` makes, at `$R2S_LABGRID` or /opt/r2s-labgrid) exporting one place
 //! whose serial port is a device (the virtual bench's pseudo-terminal, shared by the ser2net
 //! the exporter starts on acquire) and whose power is a `simplerest` NetworkPowerPort: an HTTP
-//! relay in this process that switches the bench. Every process is stopped when dropped.
+//! relay in this process that switches the bench. Every process is stopped when dropped. A farm
+//! may run in a network namespace of its own (behind an SSH gateway, see `gateway.rs`): its
+//! processes and the relay's socket are then in that namespace.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -42,9 +44,24 @@ pub fn path_with_labgrid() -> std::ffi::OsString {
     std::env::join_paths(paths).expect("PATH")
 }
 
+/// `DIR/waits.toml`: a scenario that reaches U-Boot, then waits minutes for what never comes (a
+/// run to stop midway).
+pub fn waiting_scenario(dir: &Path) -> PathBuf {
+    let waits = dir.join("waits.toml");
+    std::fs::write(
+        &waits,
+        "name = \"waits\"\n\n[[steps]]\nexpect = \"U-Boot 20\"\ntimeout = \"1m\"\n\n\
+         [[steps]]\nexpect = \"never printed\"\ntimeout = \"3m\"\n",
+    )
+    .expect("write the waiting scenario");
+    waits
+}
+
 /// A coordinator, an exporter and one place, `PLACE`.
 pub struct Farm {
     coordinator: String,
+    /// The network namespace the farm runs in, if not the host's.
+    namespace: Option<String>,
     processes: Vec<Child>,
     relay_stop: Arc<AtomicBool>,
     /// Power requests the relay served, `on` / `off`, in order.
@@ -57,38 +74,65 @@ pub const PLACE: &str = "r2s-bench";
 impl Farm {
     /// A farm whose place is `bench`'s board; its files go in `dir`.
     pub fn start(bench: Arc<VirtualBench>, dir: &Path) -> Farm {
-        Farm::start_sharing(bench, dir, None, "")
+        Farm::start_sharing(bench, dir, None, "", None)
     }
 
     /// [`Farm::start`], the place also having `mux`, a USBSDMuxDevice, whose tool the exporter's
     /// host runs when labgrid-client switches it (over SSH: see `exporter_ssh.rs`).
     pub fn start_with_sd_mux(bench: Arc<VirtualBench>, dir: &Path, mux: &SdMuxStandIn) -> Farm {
-        Farm::start_sharing(bench, dir, None, &mux.exporter_resource())
+        Farm::start_sharing(bench, dir, None, &mux.exporter_resource(), None)
+    }
+
+    /// [`Farm::start`] inside the network namespace `namespace`: reachable from the host only
+    /// through that namespace's SSH gateway.
+    pub fn start_behind(bench: Arc<VirtualBench>, dir: &Path, namespace: &str) -> Farm {
+        Farm::start_sharing(bench, dir, None, "", Some((namespace, false)))
+    }
+
+    /// [`Farm::start_behind`], the exporter started `--isolated`: its resources say they are
+    /// reachable only through the exporter's own host (its FQDN) as an SSH proxy.
+    pub fn start_isolated_behind(bench: Arc<VirtualBench>, dir: &Path, namespace: &str) -> Farm {
+        Farm::start_sharing(bench, dir, None, "", Some((namespace, true)))
     }
 
     /// [`Farm::start`], the place's serial port a static NetworkSerialPort speaking raw TCP at
     /// `raw_port` on localhost (a serial server the test runs) instead of the bench's pty
     /// shared by the exporter's ser2net.
     pub fn start_raw(bench: Arc<VirtualBench>, dir: &Path, raw_port: u16) -> Farm {
-        Farm::start_sharing(bench, dir, Some(raw_port), "")
+        Farm::start_sharing(bench, dir, Some(raw_port), "", None)
     }
 
-    /// The farm, `more` (YAML) added to its place's resources.
-    fn start_sharing(bench: Arc<VirtualBench>, dir: &Path, raw_port: Option<u16>, more: &str) -> Farm {
+    /// The farm, `more` (YAML) added to its place's resources; `behind`: the namespace to run
+    /// in, and whether the exporter is `--isolated`.
+    fn start_sharing(
+        bench: Arc<VirtualBench>,
+        dir: &Path,
+        raw_port: Option<u16>,
+        more: &str,
+        behind: Option<(&str, bool)>,
+    ) -> Farm {
+        let namespace = behind.map(|(namespace, _)| namespace);
+        let isolated = behind.is_some_and(|(_, isolated)| isolated);
         let power_log = Arc::new(Mutex::new(Vec::new()));
         let relay_stop = Arc::new(AtomicBool::new(false));
-        let relay = start_relay(Arc::downgrade(&bench), power_log.clone(), relay_stop.clone());
+        let relay = start_relay(
+            Arc::downgrade(&bench),
+            power_log.clone(),
+            relay_stop.clone(),
+            namespace.map(str::to_owned),
+        );
         let coordinator = format!("127.0.0.1:{}", free_port());
         let bin = labgrid_bin();
         let mut farm = Farm {
             coordinator: coordinator.clone(),
+            namespace: namespace.map(str::to_owned),
             processes: Vec::new(),
             relay_stop,
             power_log,
         };
         farm.spawn(
             // It keeps places.yaml and resources.yaml in its working directory.
-            Command::new(bin.join("labgrid-coordinator"))
+            farm.command(&bin.join("labgrid-coordinator"))
                 .args(["-l", &coordinator])
                 .current_dir(dir),
             &dir.join("coordinator.log"),
@@ -112,7 +156,7 @@ impl Farm {
         );
         std::fs::write(&config, text).expect("write the exporter config");
         farm.spawn(
-            Command::new(bin.join("labgrid-exporter"))
+            farm.command(&bin.join("labgrid-exporter"))
                 .args([
                     "-c",
                     &coordinator,
@@ -121,6 +165,7 @@ impl Farm {
                     "-n",
                     "bench-exporter",
                 ])
+                .args(isolated.then_some("--isolated"))
                 .arg(&config),
             &dir.join("exporter.log"),
         );
@@ -164,8 +209,21 @@ impl Farm {
         self.place_client_as(args, &[])
     }
 
+    /// `program`, run in the farm's namespace.
+    fn command(&self, program: &Path) -> Command {
+        match &self.namespace {
+            None => Command::new(program),
+            Some(namespace) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", namespace]).arg(program);
+                command
+            }
+        }
+    }
+
     fn client_as(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut child = Command::new(labgrid_bin().join("labgrid-client"))
+        let mut child = self
+            .command(&labgrid_bin().join("labgrid-client"))
             .args(["-x", &self.coordinator])
             .args(args)
             .envs(env.iter().copied())
@@ -245,9 +303,20 @@ impl Drop for Farm {
 
 /// The simplerest relay: `GET /relay/0/1` powers the bench on, `/relay/0/0` off, `/relay/0`
 /// answers `1` or `0`. Returns its port; the thread ends when `stop` is set. It holds the bench
-/// weakly, so the bench still goes (and its QEMU with it) when the test drops it.
-fn start_relay(bench: Weak<VirtualBench>, log: Arc<Mutex<Vec<String>>>, stop: Arc<AtomicBool>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the power relay");
+/// weakly, so the bench still goes (and its QEMU with it) when the test drops it. Its socket is
+/// made in `namespace`, when given (a socket stays in the namespace it was made in).
+fn start_relay(
+    bench: Weak<VirtualBench>,
+    log: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    namespace: Option<String>,
+) -> u16 {
+    let listener = match namespace {
+        None => TcpListener::bind("127.0.0.1:0").expect("bind the power relay"),
+        Some(namespace) => crate::gateway::in_namespace(&namespace, || {
+            TcpListener::bind("127.0.0.1:0").expect("bind the power relay")
+        }),
+    };
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).expect("nonblocking relay");
     std::thread::spawn(move || {

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 pub mod bench;
 pub mod exporter_ssh;
 pub mod flake;
+pub mod gateway;
 pub mod hostile;
 pub mod install;
 pub mod labgrid;

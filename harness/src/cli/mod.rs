@@ -245,6 +245,13 @@ pub struct FarmArgs {
     /// The labgrid coordinator, HOST:PORT. Default: $LG_COORDINATOR, as labgrid-client takes it.
     #[arg(long, value_name = "HOST:PORT", requires = "place")]
     pub coordinator: Option<String>,
+    /// Reach the farm through this SSH host, as labgrid-client's -P/--proxy does: HOST,
+    /// USER@HOST or a Host of your SSH configuration. labgrid-client gets it for the
+    /// coordinator and the power switch; the place's serial port is reached through an SSH
+    /// forward (`ssh -L`, never prompting: keys or an agent). Default: $LG_PROXY. An exporter
+    /// started --isolated is always reached through its own host, as labgrid-client does.
+    #[arg(long, short = 'P', value_name = "HOST")]
+    pub proxy: Option<String>,
 }
 
 impl FarmArgs {
@@ -264,6 +271,11 @@ impl FarmArgs {
             client: PathBuf::from("labgrid-client"),
             coordinator: self.coordinator.clone(),
             place: self.place.clone()?,
+            proxy: self
+                .proxy
+                .clone()
+                .or_else(|| std::env::var("LG_PROXY").ok())
+                .filter(|proxy| !proxy.is_empty()),
         })
     }
 }

@@ -3,23 +3,44 @@
 //! beforehand is used as it is and left acquired (dropping the spec releases it: a finished run, a failure, and
 //! SIGINT/SIGTERM, which drop the running command). Its console is the place's
 //! NetworkSerialPort over RFC 2217, asked of labgrid again at every reconnect (ser2net may come
-//! back on another port); its power is `labgrid-client -p NAME power on|off|cycle`.
+//! back on another port); its power is `labgrid-client -p NAME power on|off|cycle`. Behind a
+//! proxy (`--proxy`, `LG_PROXY`, an exporter started `--isolated`) the serial port is reached
+//! through an SSH forward, made again when the port moves, ended when the place is dropped.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::board::BoardTarget;
 use super::factory::TargetKind;
-use super::labgrid::{Acquisition, Labgrid, PlaceError};
+use super::labgrid::ssh_forward::ForwardSlot;
+use super::labgrid::{Acquisition, Labgrid, NetworkSerialPort, PlaceError};
 use super::rfc2217::Rfc2217Port;
 use super::tcp::TcpPort;
 use super::Target;
 use crate::board::{Board, Power, PowerCommands};
 
 /// An acquired place; released when the last holder drops it, unless the user held it before
-/// the run (then it is theirs to release).
+/// the run (then it is theirs to release). Its serial port's SSH forward, if it is behind a
+/// proxy, ends with it.
 #[derive(Debug)]
-struct Acquired(Labgrid, Acquisition);
+struct Acquired(Labgrid, Acquisition, ForwardSlot);
+
+impl Acquired {
+    /// `HOST:PORT` to connect to for `port`: its own address, or a local forward to it through
+    /// the proxy labgrid-client would use.
+    fn address(&self, port: &NetworkSerialPort) -> Result<String, PlaceError> {
+        match port.proxy(self.0.proxy.as_deref()) {
+            None => Ok(format!("{}:{}", port.host, port.port)),
+            Some(proxy) => self
+                .2
+                .to(proxy, &port.host, port.port)
+                .map_err(|e| PlaceError::SerialPort {
+                    place: self.0.place.clone(),
+                    detail: e.to_string(),
+                }),
+        }
+    }
+}
 
 impl Drop for Acquired {
     fn drop(&mut self) {
@@ -53,14 +74,14 @@ impl PlaceSpec {
             tracing::info!(target: "labgrid", "place {} is acquired by you already: used as it is, and left acquired", labgrid.place);
         }
         // Held from here on: an error below releases it again (if this run acquired it).
-        let place = Arc::new(Acquired(labgrid, acquisition));
+        let place = Arc::new(Acquired(labgrid, acquisition, ForwardSlot::default()));
         let port = place.0.serial_port()?;
         let raw = match port.protocol.as_str() {
             "rfc2217" => None,
             // A serial server's plain TCP port (ser2net's raw accepter, a console server):
             // bytes as they are, the line rate set at the server. A static resource: its
             // address does not move as an exporter's ser2net may.
-            "raw" => Some(format!("{}:{}", port.host, port.port)),
+            "raw" => Some(place.address(&port)?),
             other => {
                 return Err(PlaceError::SerialPort {
                     place: place.0.place.clone(),
@@ -103,7 +124,7 @@ impl TargetKind for PlaceSpec {
         let place = self.place.clone();
         let locate = Arc::new(move || {
             let port = place.0.serial_port().map_err(|e| e.to_string())?;
-            Ok(format!("{}:{}", port.host, port.port))
+            place.address(&port).map_err(|e| e.to_string())
         });
         let port = Rfc2217Port::located(
             self.against.display().to_string(),

@@ -3,8 +3,16 @@
 //!
 //! Every call runs `labgrid-client [-x COORDINATOR] -p PLACE …` within a time limit. The serial
 //! port is read by `serial_port.py`, shipped inside the harness and run with the Python that
-//! runs labgrid-client: it reads `labgrid-client env` (YAML) and prints JSON, because
-//! `labgrid-client show` prints Python reprs, which are no format to parse.
+//! runs labgrid-client: it reads the acquired resources `labgrid-client show` prints (Python
+//! reprs, read with Python's own literal parser; `labgrid-client env` leaves out the exporter's
+//! proxy settings) and prints JSON.
+//!
+//! A proxy (`--proxy`, `LG_PROXY`, or an exporter started `--isolated`) is honoured as
+//! labgrid-client honours it: labgrid-client gets `-P` and reaches the coordinator and the
+//! power switch through it itself; the serial port is reached through an SSH forward
+//! ([`ssh_forward`]).
+
+pub mod ssh_forward;
 
 pub mod sd_mux;
 
@@ -33,6 +41,9 @@ pub struct Labgrid {
     pub coordinator: Option<String>,
     /// The place's name.
     pub place: String,
+    /// The SSH host to reach the farm through (`-P`/`--proxy`, else `LG_PROXY`), as
+    /// labgrid-client's `--proxy` takes it; an exporter that requires its own wins over it.
+    pub proxy: Option<String>,
 }
 
 /// A place's serial port, as its exporter shares it.
@@ -44,6 +55,24 @@ pub struct NetworkSerialPort {
     pub speed: u32,
     /// `rfc2217` (ser2net's telnet accepter) or `raw`.
     pub protocol: String,
+    /// The SSH host the exporter names for reaching it (its `extra.proxy`).
+    #[serde(default)]
+    pub proxy: Option<String>,
+    /// Whether the exporter requires that proxy (started `--isolated`: its ports are not
+    /// reachable from outside its host).
+    #[serde(default)]
+    pub proxy_required: bool,
+}
+
+impl NetworkSerialPort {
+    /// The SSH host to reach the port through, as labgrid chooses it: the exporter's own proxy
+    /// when it requires one, else `forced` (`--proxy`, `LG_PROXY`), else none (directly).
+    pub fn proxy<'a>(&'a self, forced: Option<&'a str>) -> Option<&'a str> {
+        match &self.proxy {
+            Some(own) if self.proxy_required && !own.is_empty() => Some(own),
+            _ => forced.filter(|proxy| !proxy.is_empty()),
+        }
+    }
 }
 
 /// How [`Labgrid::acquire`] found the place.
@@ -77,11 +106,14 @@ pub enum PlaceError {
 }
 
 impl Labgrid {
-    /// `labgrid-client [-x COORDINATOR] -p PLACE` as an argument vector.
+    /// `labgrid-client [-x COORDINATOR] [-P PROXY] -p PLACE` as an argument vector.
     pub fn base_argv(&self) -> Vec<String> {
         let mut argv = vec![self.client.display().to_string()];
         if let Some(coordinator) = &self.coordinator {
             argv.extend(["-x".to_owned(), coordinator.clone()]);
+        }
+        if let Some(proxy) = &self.proxy {
+            argv.extend(["-P".to_owned(), proxy.clone()]);
         }
         argv.extend(["-p".to_owned(), self.place.clone()]);
         argv
@@ -306,6 +338,7 @@ mod tests {
             client: PathBuf::from("labgrid-client"),
             coordinator: Some("farm:20408".to_owned()),
             place: "r2s-1".to_owned(),
+            proxy: None,
         };
         assert_eq!(
             labgrid.power_argv("cycle"),
@@ -318,6 +351,42 @@ mod tests {
                 "power",
                 "cycle"
             ]
+        );
+    }
+
+    #[test]
+    fn the_proxy_is_chosen_as_labgrid_client_chooses_it() {
+        let port = |proxy: Option<&str>, proxy_required| NetworkSerialPort {
+            host: "exporter-1".to_owned(),
+            port: 20001,
+            speed: 0,
+            protocol: "rfc2217".to_owned(),
+            proxy: proxy.map(str::to_owned),
+            proxy_required,
+        };
+        // An exporter started --isolated: its own proxy, whatever was asked.
+        assert_eq!(
+            port(Some("exporter-1"), true).proxy(Some("gw")),
+            Some("exporter-1")
+        );
+        assert_eq!(port(Some("exporter-1"), true).proxy(None), Some("exporter-1"));
+        // Otherwise --proxy / LG_PROXY, or none.
+        assert_eq!(port(Some("exporter-1"), false).proxy(Some("gw")), Some("gw"));
+        assert_eq!(port(Some("exporter-1"), false).proxy(None), None);
+        assert_eq!(port(None, false).proxy(Some("")), None);
+    }
+
+    #[test]
+    fn the_proxy_is_handed_to_labgrid_client() {
+        let labgrid = Labgrid {
+            client: PathBuf::from("labgrid-client"),
+            coordinator: None,
+            place: "r2s-1".to_owned(),
+            proxy: Some("gw@farm".to_owned()),
+        };
+        assert_eq!(
+            labgrid.power_argv("on"),
+            ["labgrid-client", "-P", "gw@farm", "-p", "r2s-1", "power", "on"]
         );
     }
 }

@@ -190,6 +190,7 @@ mod tests {
             client: PathBuf::from("labgrid-client"),
             coordinator: Some("farm:20408".to_owned()),
             place: "r2s-1".to_owned(),
+            proxy: None,
         };
         assert_eq!(
             labgrid.sd_mux_argv("host"),

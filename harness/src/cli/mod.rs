@@ -10,6 +10,7 @@ mod inspect;
 mod load_addresses;
 pub mod logging;
 mod manual;
+mod place_wait;
 mod progress;
 pub mod project;
 mod run;
@@ -245,6 +246,21 @@ pub struct FarmArgs {
     /// The labgrid coordinator, HOST:PORT. Default: $LG_COORDINATOR, as labgrid-client takes it.
     #[arg(long, value_name = "HOST:PORT", requires = "place")]
     pub coordinator: Option<String>,
+    /// When someone holds the place, wait for it at most this long (e.g. 30m) instead of
+    /// ending at once: the place is reserved as `labgrid-client reserve --wait name=NAME`
+    /// does (waiting jobs are served in order), acquired with the reservation's token once
+    /// the coordinator allocates it, and the reservation cancelled when the run ends. stderr
+    /// shows who holds the place and how long the run has waited; a wait that runs out ends
+    /// the run with exit 2 naming the holder.
+    #[arg(long, value_name = "DURATION", requires = "place", value_parser = parse_wait)]
+    pub place_wait: Option<std::time::Duration>,
+}
+
+/// A `--place-wait` duration: humantime text, not zero, at most the longest a file may give.
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    r2s_harness::config::Timeout::parse(text)
+        .map(r2s_harness::config::Timeout::get)
+        .map_err(|e| e.to_string())
 }
 
 impl FarmArgs {

@@ -131,7 +131,7 @@ pub async fn run(mut args: RunArgs) -> u8 {
 
     let suite = match (&args.serial, args.farm.labgrid()) {
         (Some(port), _) => board_suite(&args, port),
-        (None, Some(labgrid)) => place_suite(&args, labgrid),
+        (None, Some(labgrid)) => place_suite(&args, labgrid).await,
         (None, None) => qemu_suite(&args).await,
     };
     let (mut suite, info, disk) = match suite {
@@ -257,12 +257,16 @@ pub(super) fn load_board(name: Option<&str>, default: &str) -> Result<Board, Boa
     Board::load(name.unwrap_or(default))
 }
 
-/// A board in a labgrid place, acquired here (blocking: nothing else runs yet) and released
+/// A board in a labgrid place, acquired here (waited for with `--place-wait`) and released
 /// when the suite is dropped.
-fn place_suite(args: &RunArgs, labgrid: r2s_harness::targets::labgrid::Labgrid) -> Result<Setup, SetupError> {
+async fn place_suite(
+    args: &RunArgs,
+    labgrid: r2s_harness::targets::labgrid::Labgrid,
+) -> Result<Setup, SetupError> {
     let board = load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?;
     let name = board.name.clone();
-    board_suite_on(args, &name, TargetSpec::place(labgrid, board)?)
+    let spec = super::place_wait::place_spec(labgrid, board, args.farm.place_wait).await?;
+    board_suite_on(args, &name, spec)
 }
 
 /// A board on `port`: nothing to build or adapt; the board boots what is on its storage

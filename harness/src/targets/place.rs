@@ -1,5 +1,5 @@
 //! A board in a labgrid farm, `--place NAME` (or `+TOKEN`, a reservation): the place is
-//! acquired before anything runs and released however the run ends; a place the user acquired
+//! acquired (or, with `--place-wait`, waited for through a reservation) before anything runs and released however the run ends; a place the user acquired
 //! beforehand is used as it is and left acquired (dropping the spec releases it: a finished run, a failure, and
 //! SIGINT/SIGTERM, which drop the running command). Its console is the place's
 //! NetworkSerialPort over RFC 2217, asked of labgrid again at every reconnect (ser2net may come
@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::board::BoardTarget;
 use super::factory::TargetKind;
+use super::labgrid::reservation::{Reservation, Waiting};
 use super::labgrid::{Acquisition, Labgrid, PlaceError};
 use super::rfc2217::Rfc2217Port;
 use super::tcp::TcpPort;
@@ -17,18 +18,20 @@ use super::Target;
 use crate::board::{Board, Power, PowerCommands};
 
 /// An acquired place; released when the last holder drops it, unless the user held it before
-/// the run (then it is theirs to release).
+/// the run (then it is theirs to release). The reservation it was acquired through, if any,
+/// is cancelled after the release.
 #[derive(Debug)]
-struct Acquired(Labgrid, Acquisition);
+struct Acquired(Labgrid, Acquisition, Option<Reservation>);
 
 impl Drop for Acquired {
     fn drop(&mut self) {
-        if self.1 == Acquisition::AlreadyOurs {
-            return;
+        if self.1 != Acquisition::AlreadyOurs {
+            if let Err(e) = self.0.release() {
+                eprintln!("harness: {e}");
+            }
         }
-        if let Err(e) = self.0.release() {
-            eprintln!("harness: {e}");
-        }
+        // After the release, as `reserve --wait` → run → release → cancel-reservation goes.
+        drop(self.2.take());
     }
 }
 
@@ -49,11 +52,48 @@ impl PlaceSpec {
     /// rate when the exporter gives one.
     pub fn acquire(labgrid: Labgrid, board: Board) -> Result<PlaceSpec, PlaceError> {
         let acquisition = labgrid.acquire()?;
+        PlaceSpec::held(labgrid, acquisition, None, board)
+    }
+
+    /// [`PlaceSpec::acquire`], but a place someone holds is waited for, at most `limit`,
+    /// through a reservation (served in the order jobs asked) and acquired with its token;
+    /// `progress` hears who holds it while the run waits.
+    pub async fn acquire_waiting(
+        labgrid: Labgrid,
+        board: Board,
+        limit: std::time::Duration,
+        progress: &mut dyn FnMut(&Waiting),
+    ) -> Result<PlaceSpec, PlaceError> {
+        // A free place with no job queued for it (the coordinator allocates a free place to
+        // the first waiting reservation at once), or one this user holds: no wait.
+        match labgrid.acquire() {
+            Ok(acquisition) => return PlaceSpec::held(labgrid, acquisition, None, board),
+            Err(PlaceError::Held { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let reservation = Reservation::request(&labgrid)?;
+        reservation.wait(limit, progress).await?;
+        let reserved = reservation.place();
+        let acquisition = reserved.acquire()?;
+        PlaceSpec::held(reserved, acquisition, Some(reservation), board)
+    }
+
+    /// The spec of a place `acquisition` holds, through `reservation` if given.
+    fn held(
+        labgrid: Labgrid,
+        acquisition: Acquisition,
+        reservation: Option<Reservation>,
+        board: Board,
+    ) -> Result<PlaceSpec, PlaceError> {
         if acquisition == Acquisition::AlreadyOurs {
             tracing::info!(target: "labgrid", "place {} is acquired by you already: used as it is, and left acquired", labgrid.place);
         }
+        // A reserved place by its name, not `+TOKEN`.
+        let name = reservation
+            .as_ref()
+            .map_or_else(|| labgrid.place.clone(), |r| r.place_name().to_owned());
         // Held from here on: an error below releases it again (if this run acquired it).
-        let place = Arc::new(Acquired(labgrid, acquisition));
+        let place = Arc::new(Acquired(labgrid, acquisition, reservation));
         let port = place.0.serial_port()?;
         let raw = match port.protocol.as_str() {
             "rfc2217" => None,
@@ -84,7 +124,7 @@ impl PlaceSpec {
             }),
             ..board
         };
-        let against = PathBuf::from(format!("place {}", place.0.place));
+        let against = PathBuf::from(format!("place {name}"));
         Ok(PlaceSpec {
             place,
             board,

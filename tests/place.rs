@@ -460,3 +460,63 @@ fn sigterm_during_a_place_wait_cancels_the_reservation() {
     assert_eq!(farm.holder(), "ci-runner-2/alice");
     tear_down(farm, bench);
 }
+
+/// A labgrid environment file's ShellDriver gives the login its prompt, user and password:
+/// the run has no R2S_PASSWORD, and the password is in no output, transcript or report.
+#[test]
+fn a_labgrid_environment_files_shell_driver_gives_the_login_its_prompt_user_and_password() {
+    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
+    let profile = bench.profile("10s");
+    let farm = Farm::start(bench.clone(), bench.dir());
+    let dir = bench.dir().to_owned();
+    let env_file = dir.join("r2s-env.yaml");
+    std::fs::write(
+        &env_file,
+        format!(
+            "targets:\n  main:\n    resources:\n      RemotePlace:\n        name: {PLACE}\n    drivers:\n    \
+             - SerialDriver: {{}}\n    - ShellDriver:\n        prompt: 'root@ivy:[^\\]]*\\]# '\n        \
+             login_prompt: ' login: '\n        username: root\n        password: '{}'\n",
+            r2s_images::ROOT_PASSWORD
+        ),
+    )
+    .unwrap();
+    let checks = dir.join("login-and-echo.toml");
+    std::fs::write(
+        &checks,
+        "name = \"login-and-echo\"\n\n[[steps]]\nlogin = { user = \"root\", password_env = \"R2S_PASSWORD\" }\n\
+         timeout = \"8m\"\n\n[[steps]]\nrun = \"echo lg-env-ok\"\noutput = \"^lg-env-ok$\"\ntimeout = \"30s\"\n",
+    )
+    .unwrap();
+    let transcripts = dir.join("transcripts");
+    let mut args = place_args(PLACE, &farm, &profile, &transcripts, &checks);
+    args.splice(4..4, [OsStr::new("--lg-env"), env_file.as_os_str()]);
+    let path: OsString = path_with_labgrid();
+    let started = Instant::now();
+    let (child, command) = spawn_harness_env_without(&args, &[("PATH", &path)], &["R2S_PASSWORD"]);
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  login-and-echo  "), "{}", run.explain());
+    let told = format!(
+        "labgrid environment {}: shell prompt /root@ivy:[^\\]]*\\]# /, user root, a password",
+        env_file.display()
+    );
+    assert!(run.stdout.contains(&told), "{}", run.explain());
+    let password = r2s_images::ROOT_PASSWORD;
+    assert!(
+        !run.stdout.contains(password) && !run.stderr.contains(password),
+        "{}",
+        run.explain()
+    );
+    for entry in std::fs::read_dir(&transcripts).unwrap() {
+        let file = entry.unwrap().path();
+        if file.is_file() {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !bytes.windows(password.len()).any(|w| w == password.as_bytes()),
+                "the password is in {}",
+                file.display()
+            );
+        }
+    }
+    tear_down(farm, bench);
+}

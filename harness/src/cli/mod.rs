@@ -328,6 +328,12 @@ pub struct RunArgs {
     /// nanopi-r2s with --serial, qemu-virt otherwise.
     #[arg(long, value_name = "BOARD")]
     pub board: Option<String>,
+    /// A labgrid environment file (the `targets: main: drivers:` YAML labgrid's tools read):
+    /// its ShellDriver's `prompt` is the shell's prompt of every login that names none, and
+    /// its `username` and `password` replace the harness's default login (root, the password
+    /// in $R2S_PASSWORD; a set R2S_PASSWORD wins). Scenario files' own logins win.
+    #[arg(long, value_name = "FILE")]
+    pub lg_env: Option<PathBuf>,
     /// Scenario files or directories of them. Default: the health check written from the image
     /// (written beside the transcripts as `health.toml`), then the shipped scenarios.
     #[arg(value_name = "SCENARIO_FILE|DIR")]

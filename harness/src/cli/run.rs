@@ -19,6 +19,7 @@ use r2s_harness::report::timings::TimingsReporter;
 use r2s_harness::runner::{AbsentRoot, CountdownPolicy, Interaction, RunContext};
 use r2s_harness::scenario;
 use r2s_harness::scenario::filter::{self, NameFilter};
+use r2s_harness::scenario::lg_env::LgEnv;
 use r2s_harness::snapshot::kept::{KeepFailed, KeptStates};
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, Reporters, StartSnapshots, Suite};
@@ -121,6 +122,17 @@ pub async fn run(mut args: RunArgs) -> u8 {
         return EXIT_PASS;
     }
 
+    // A mistake in it costs no boot either.
+    let lg_env = match args.lg_env.as_deref().map(LgEnv::load).transpose() {
+        Ok(env) => env,
+        Err(e) => {
+            super::say(&e);
+            return EXIT_ERROR;
+        }
+    };
+    if let Some(env) = &lg_env {
+        super::human::tell(escape_control(&env.describe()));
+    }
     let baseline = match BaselineCheck::from_args(&args) {
         Ok(check) => check,
         Err(e) => {
@@ -176,6 +188,12 @@ pub async fn run(mut args: RunArgs) -> u8 {
         Ok(s) => s
             .into_iter()
             .filter(|s| filter::kept(&filters, &s.name))
+            .map(|mut s| {
+                if let Some(env) = &lg_env {
+                    env.apply(&mut s);
+                }
+                s
+            })
             .collect::<Vec<_>>(),
         Err(e) => {
             super::say(&e);

@@ -461,7 +461,8 @@ fn sigterm_during_a_place_wait_cancels_the_reservation() {
     tear_down(farm, bench);
 }
 
-/// A labgrid environment file's ShellDriver gives the login its prompt, user and password:
+/// A labgrid environment file's ShellDriver gives the login its prompt, user and password (and
+/// its UBootDriver U-Boot's prompt):
 /// the run has no R2S_PASSWORD, and the password is in no output, transcript or report.
 #[test]
 fn a_labgrid_environment_files_shell_driver_gives_the_login_its_prompt_user_and_password() {
@@ -475,7 +476,8 @@ fn a_labgrid_environment_files_shell_driver_gives_the_login_its_prompt_user_and_
         format!(
             "targets:\n  main:\n    resources:\n      RemotePlace:\n        name: {PLACE}\n    drivers:\n    \
              - SerialDriver: {{}}\n    - ShellDriver:\n        prompt: 'root@ivy:[^\\]]*\\]# '\n        \
-             login_prompt: ' login: '\n        username: root\n        password: '{}'\n",
+             login_prompt: ' login: '\n        username: root\n        password: '{}'\n    - UBootDriver:\n        \
+             prompt: '=> '\n",
             r2s_images::ROOT_PASSWORD
         ),
     )
@@ -497,7 +499,7 @@ fn a_labgrid_environment_files_shell_driver_gives_the_login_its_prompt_user_and_
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     assert!(run.stdout.contains("PASS  login-and-echo  "), "{}", run.explain());
     let told = format!(
-        "labgrid environment {}: shell prompt /root@ivy:[^\\]]*\\]# /, user root, a password",
+        "labgrid environment {}: shell prompt /root@ivy:[^\\]]*\\]# /, user root, a password, U-Boot prompt \"=> \"",
         env_file.display()
     );
     assert!(run.stdout.contains(&told), "{}", run.explain());

@@ -159,6 +159,7 @@ pub async fn run(mut args: RunArgs) -> u8 {
     mark("image facts read");
     suite.context.autologin = facts.as_ref().and_then(|f| f.autologin.clone());
     suite.context.interaction = interaction;
+    suite.context.uboot_prompt = lg_env.as_ref().and_then(|env| env.uboot_prompt.clone());
     if args.debug.keep_failed {
         match &suite.snapshots {
             Some(snapshots) => {

@@ -1,7 +1,7 @@
 //! A labgrid environment file (`--lg-env FILE`), read for the facts about logging in that the
 //! harness also needs, so that operators keep them in one place: the ShellDriver's `prompt`,
-//! `username` and `password`, and the UBootDriver's `prompt`, of the target `main` (or the
-//! file's only target). The file is untrusted: its size and its values' lengths are bounded,
+//! `username` and `password`, and the UBootDriver's `prompt` (literal text), of the target
+//! `main` (or the file's only target). The file is untrusted: its size and its values' lengths are bounded,
 //! nesting is bounded by the parser's recursion limit (its alias repetition limit stops an alias
 //! bomb, but only after much work: see the README), and every
 //! refusal names the file and the key (and the line where the parser gives one). The password
@@ -151,6 +151,18 @@ impl LgEnv {
         }
         if let Some((key, uboot)) = driver("UBootDriver")? {
             env.uboot_prompt = reader.text(&key, uboot, "prompt", Allow::Prompt)?;
+            // labgrid reads it as a regex; the harness, as text: only a prompt that is its own
+            // text as a regex means the same to both.
+            if env
+                .uboot_prompt
+                .as_ref()
+                .is_some_and(|prompt| regex::escape(prompt) != *prompt)
+            {
+                return Err(reader.key(
+                    &format!("{key}.prompt"),
+                    "holds regex syntax; the harness matches U-Boot's prompt as literal text (write it as the text U-Boot prints, e.g. '=> ')",
+                ));
+            }
         }
         Ok(env)
     }
@@ -443,6 +455,7 @@ mod tests {
             ("targets:\n  main:\n    drivers:\n      ShellDriver:\n        username: 'a b'\n", "targets.main.drivers.ShellDriver.username: holds whitespace or a control character; a user name is one word"),
             ("targets:\n  main:\n    drivers:\n      ShellDriver:\n        username: ''\n", "targets.main.drivers.ShellDriver.username: empty"),
             ("targets:\n  main:\n    drivers:\n      UBootDriver:\n        prompt: \"=>\\n\"\n", "targets.main.drivers.UBootDriver.prompt: holds a line break; a prompt is matched within one line"),
+            ("targets:\n  main:\n    drivers:\n      UBootDriver:\n        prompt: '=> $'\n", "targets.main.drivers.UBootDriver.prompt: holds regex syntax; the harness matches U-Boot's prompt as literal text (write it as the text U-Boot prints, e.g. '=> ')"),
             ("targets:\n  main:\n    drivers:\n    - ShellDriver: {}\n    - ShellDriver: {}\n", "targets.main.drivers.ShellDriver: given twice; the harness reads one of each driver"),
         ] {
             assert_eq!(refusal(text), format!("labgrid environment env.yaml: {expected}"), "{text}");
@@ -459,6 +472,60 @@ mod tests {
             refusal(&text),
             "labgrid environment env.yaml: targets.main.drivers.ShellDriver.username: longer than 1024 characters"
         );
+    }
+
+    /// The first login of `scenario` after `env` applied: user, password, prompt.
+    fn login_after(env: &str, scenario: &str) -> (String, Password, Option<String>) {
+        let env = parse(env).unwrap();
+        let mut scenario = crate::scenario::parse(scenario, Path::new("s.toml")).unwrap();
+        env.apply(&mut scenario);
+        let from_start = match &scenario.start {
+            Start::Login(recipe) => Some((
+                recipe.user.clone(),
+                recipe.password.clone(),
+                recipe.prompt.clone(),
+            )),
+            _ => None,
+        };
+        let (user, password, prompt) = from_start
+            .or_else(|| {
+                scenario.steps.iter().find_map(|step| match &step.action {
+                    Action::Login {
+                        user,
+                        password,
+                        prompt,
+                    } => Some((user.clone(), password.clone(), prompt.clone())),
+                    _ => None,
+                })
+            })
+            .expect("a login");
+        (user, password, prompt.map(|p| p.pattern().to_string()))
+    }
+
+    const ADMIN_ENV: &str = "targets:\n  main:\n    drivers:\n      ShellDriver:\n        prompt: 'admin@r2s:~\\$ '\n        username: admin\n        password: hunter2\n";
+
+    #[test]
+    fn the_harness_default_login_takes_the_files_user_password_and_prompt() {
+        // R2S_PASSWORD is unset in the unit tests' environment.
+        assert!(std::env::var_os(DEFAULT_PASSWORD_VARIABLE).is_none());
+        let (user, password, prompt) = login_after(
+            ADMIN_ENV,
+            "name = \"s\"\nstart = \"login\"\n[[steps]]\nrun = \"true\"\n",
+        );
+        assert_eq!(user, "admin");
+        assert_eq!(password, Password::Literal(Secret::new("hunter2")));
+        assert_eq!(prompt.as_deref(), Some(r"/admin@r2s:~\$ /"));
+    }
+
+    #[test]
+    fn a_scenarios_own_login_and_prompt_win_over_the_file() {
+        let (user, password, prompt) = login_after(
+            ADMIN_ENV,
+            "name = \"s\"\n[[steps]]\nlogin = { user = \"ops\", password_env = \"OPS_PASSWORD\", prompt = \"ops# $\" }\n",
+        );
+        assert_eq!(user, "ops");
+        assert_eq!(password, Password::Env("OPS_PASSWORD".to_owned()));
+        assert_eq!(prompt.as_deref(), Some("/ops# $/"));
     }
 
     #[test]

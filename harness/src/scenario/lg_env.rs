@@ -2,8 +2,8 @@
 //! harness also needs, so that operators keep them in one place: the ShellDriver's `prompt`,
 //! `username` and `password`, and the UBootDriver's `prompt` (literal text), of the target
 //! `main` (or the file's only target). The file is untrusted: its size and its values' lengths are bounded,
-//! nesting is bounded by the parser's recursion limit (its alias repetition limit stops an alias
-//! bomb, but only after much work: see the README), and every
+//! nesting is bounded by the parser's recursion limit, aliases expanded past [`MAX_NODES`] values
+//! are refused before a document is built (an alias bomb), and every
 //! refusal names the file and the key (and the line where the parser gives one). The password
 //! is held as a [`Secret`]: nothing prints it.
 //!
@@ -104,11 +104,20 @@ impl LgEnv {
 
     /// Reads the text of the file `path`.
     pub fn parse(path: &Path, text: &str) -> Result<LgEnv, LgEnvError> {
-        let document: Value = serde_norway::from_str(text).map_err(|e| LgEnvError::Yaml {
+        let yaml_error = |e: serde_norway::Error| LgEnvError::Yaml {
             path: path.to_owned(),
             line: e.location().map(|l| l.line()),
             detail: e.to_string(),
-        })?;
+        };
+        // Counted first, building nothing: aliases expanded past MAX_NODES stop here, at
+        // once, before they are built into a document.
+        let nodes = std::cell::Cell::new(0);
+        serde::de::DeserializeSeed::deserialize(
+            NodeCount(&nodes),
+            serde_norway::Deserializer::from_str(text),
+        )
+        .map_err(yaml_error)?;
+        let document: Value = serde_norway::from_str(text).map_err(yaml_error)?;
         let reader = Reader { path };
         let (target_key, target) = reader.main_target(&document)?;
         let drivers_key = format!("{target_key}.drivers");
@@ -227,6 +236,88 @@ impl LgEnv {
             self.path.display(),
             facts.join(", ")
         )
+    }
+}
+
+/// The most nodes (scalars, lists, maps, with aliases expanded) a file may hold: labgrid's
+/// environments hold a few hundred.
+const MAX_NODES: usize = 100_000;
+
+/// Counts a document's nodes, aliases expanded, and refuses one of more than [`MAX_NODES`].
+#[derive(Clone, Copy)]
+struct NodeCount<'a>(&'a std::cell::Cell<usize>);
+
+impl NodeCount<'_> {
+    fn one<E: serde::de::Error>(self) -> Result<(), E> {
+        self.0.set(self.0.get() + 1);
+        if self.0.get() > MAX_NODES {
+            return Err(E::custom(format!(
+                "more than {MAX_NODES} values once its aliases are expanded (an alias bomb?)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for NodeCount<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NodeCount<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+    fn visit_newtype_struct<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.one()?;
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.one()?;
+        while map.next_key_seed(self)?.is_some() {
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        use serde::de::VariantAccess;
+        self.one()?;
+        let ((), variant) = data.variant_seed(self)?;
+        variant.newtype_variant_seed(self)
     }
 }
 
@@ -526,6 +617,31 @@ mod tests {
         assert_eq!(user, "ops");
         assert_eq!(password, Password::Env("OPS_PASSWORD".to_owned()));
         assert_eq!(prompt.as_deref(), Some("/ops# $/"));
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_before_it_is_expanded() {
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..12 {
+            let previous = format!("*a{}", level - 1);
+            bomb.push_str(&format!(
+                "a{level}: &a{level} [{}]\n",
+                vec![previous; 10].join(", ")
+            ));
+        }
+        let started = std::time::Instant::now();
+        let refused = refusal(&bomb);
+        assert!(
+            refused.starts_with("labgrid environment env.yaml:1: not YAML: ")
+                && refused
+                    .contains(": more than 100000 values once its aliases are expanded (an alias bomb?)"),
+            "{refused}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -192,3 +192,38 @@ fn qemu_that_cannot_start_is_an_error_with_a_transcript_and_a_junit_report() {
         "{xml}"
     );
 }
+
+#[test]
+fn a_broken_labgrid_environment_file_is_a_usage_error_naming_the_file_and_key() {
+    let dir = temp_dir();
+    let env_file = dir.path().join("env.yaml");
+    std::fs::write(
+        &env_file,
+        "targets:\n  main:\n    drivers:\n      ShellDriver:\n        username: 'two words'\n        password: hunter2\n",
+    )
+    .unwrap();
+    let image = dir.path().join("unused.img");
+    std::fs::write(&image, vec![0u8; 4096]).unwrap();
+    let boot = scenario("boot-to-login");
+    let run = run_harness(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            OsStr::new("--lg-env"),
+            env_file.as_os_str(),
+            boot.as_os_str(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr.contains(&format!(
+            "harness: labgrid environment {}: targets.main.drivers.ShellDriver.username: holds whitespace or a control character; a user name is one word",
+            env_file.display()
+        )),
+        "{}",
+        run.explain()
+    );
+    assert!(!run.stderr.contains("hunter2"), "{}", run.explain());
+}

@@ -80,12 +80,17 @@ fn run_on(
 
 /// The place acquired by alice on ci-runner-2.
 fn acquire_as_alice(farm: &Farm) {
+    as_alice(farm, "acquire");
+}
+
+/// `labgrid-client -p PLACE WHAT` as alice on ci-runner-2, which succeeds.
+fn as_alice(farm: &Farm, what: &str) {
     let theirs = [("LG_USERNAME", "alice"), ("LG_HOSTNAME", "ci-runner-2")];
-    let acquired = farm.place_client_as(&["acquire"], &theirs);
+    let done = farm.place_client_as(&[what], &theirs);
     assert!(
-        acquired.status.success(),
-        "{}",
-        String::from_utf8_lossy(&acquired.stderr)
+        done.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&done.stderr)
     );
 }
 
@@ -325,5 +330,189 @@ fn a_place_whose_serial_port_speaks_raw_tcp_is_reached_through_the_raw_tcp_targe
         "the console is the raw TCP port:\n{log}"
     );
     drop(server);
+    tear_down(farm, bench);
+}
+
+/// The harness on the farm's place with `--place-wait WAIT`, as bob on this host.
+fn spawn_waiting(
+    wait: &str,
+    farm: &Farm,
+    profile: &Path,
+    transcripts: &Path,
+    scenario: &Path,
+) -> (std::process::Child, String) {
+    let mut args = place_args(PLACE, farm, profile, transcripts, scenario);
+    args.splice(4..4, [OsStr::new("--place-wait"), OsStr::new(wait)]);
+    let path: OsString = path_with_labgrid();
+    spawn_harness_env(&args, &[("PATH", &path), ("LG_USERNAME", OsStr::new("bob"))])
+}
+
+/// A farm whose place alice holds, and bob's run of boot-to-login on it with `--place-wait
+/// WAIT`, started when the returned instant was taken.
+fn run_behind_alice(wait: &str) -> (Arc<VirtualBench>, Farm, std::process::Child, String, Instant) {
+    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
+    let profile = bench.profile("10s");
+    let farm = Farm::start(bench.clone(), bench.dir());
+    acquire_as_alice(&farm);
+    let transcripts = bench.dir().join("transcripts");
+    let started = Instant::now();
+    let (child, command) = spawn_waiting(wait, &farm, &profile, &transcripts, &scenario("boot-to-login"));
+    (bench, farm, child, command, started)
+}
+
+fn assert_no_reservation(farm: &Farm) {
+    assert_eq!(
+        farm.reservations(),
+        Vec::<String>::new(),
+        "the reservation was left behind"
+    );
+}
+
+/// Waits until the coordinator lists one reservation, waiting; returns its token.
+fn await_waiting_reservation(farm: &Farm, started: Instant) -> String {
+    loop {
+        let reservations = farm.reservations();
+        if let [one] = reservations.as_slice() {
+            if let Some(token) = one.strip_suffix(" waiting") {
+                return token.to_owned();
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no waiting reservation: {reservations:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_run_with_place_wait_reserves_a_held_place_and_runs_once_its_holder_releases_it() {
+    let (bench, farm, child, command, started) = run_behind_alice("2m");
+    await_waiting_reservation(&farm, started);
+    // Long enough for a look at the holder after the first.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        farm.power_log.lock().unwrap().is_empty(),
+        "a held place's power was switched"
+    );
+    as_alice(&farm, "release");
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  boot-to-login  "), "{}", run.explain());
+    let waiting = format!("harness: waiting for place {PLACE}: held by ci-runner-2/alice; waited ");
+    let shown: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with(&waiting)).collect();
+    // Seconds of waiting: one line, its reminder not due yet.
+    assert!(
+        matches!(shown.as_slice(), [line] if line.ends_with("s of 2m")),
+        "{}",
+        run.explain()
+    );
+    // The board line names the place, not the reservation's token.
+    assert!(
+        run.stdout
+            .contains(&format!("board: virtual-bench on place {PLACE} at ")),
+        "{}",
+        run.explain()
+    );
+    assert_eq!(farm.holder(), "None", "the place was not released");
+    assert_no_reservation(&farm);
+    assert_eq!(*farm.power_log.lock().unwrap(), ["off", "on", "off"]);
+    tear_down(farm, bench);
+}
+
+#[test]
+fn a_place_wait_that_runs_out_ends_with_exit_2_naming_the_holder_and_cancels_the_reservation() {
+    let (bench, farm, child, command, started) = run_behind_alice("5s");
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stderr.contains(&format!(
+            "harness: place {PLACE} is still held by ci-runner-2/alice after waiting 5s; the reservation is cancelled"
+        )),
+        "{}",
+        run.explain()
+    );
+    assert!(run.elapsed >= Duration::from_secs(5), "{}", run.explain());
+    assert_no_reservation(&farm);
+    assert_eq!(farm.holder(), "ci-runner-2/alice");
+    assert!(
+        farm.power_log.lock().unwrap().is_empty(),
+        "a held place's power was switched"
+    );
+    tear_down(farm, bench);
+}
+
+#[test]
+fn sigterm_during_a_place_wait_cancels_the_reservation() {
+    let (bench, farm, child, command, started) = run_behind_alice("2m");
+    await_waiting_reservation(&farm, started);
+    // SAFETY: signals a child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(143), "{}", run.explain());
+    assert_no_reservation(&farm);
+    assert_eq!(farm.holder(), "ci-runner-2/alice");
+    tear_down(farm, bench);
+}
+
+/// A labgrid environment file's ShellDriver gives the login its prompt, user and password (and
+/// its UBootDriver U-Boot's prompt):
+/// the run has no R2S_PASSWORD, and the password is in no output, transcript or report.
+#[test]
+fn a_labgrid_environment_files_shell_driver_gives_the_login_its_prompt_user_and_password() {
+    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
+    let profile = bench.profile("10s");
+    let farm = Farm::start(bench.clone(), bench.dir());
+    let dir = bench.dir().to_owned();
+    let env_file = dir.join("r2s-env.yaml");
+    std::fs::write(
+        &env_file,
+        format!(
+            "targets:\n  main:\n    resources:\n      RemotePlace:\n        name: {PLACE}\n    drivers:\n    \
+             - SerialDriver: {{}}\n    - ShellDriver:\n        prompt: 'root@ivy:[^\\]]*\\]# '\n        \
+             login_prompt: ' login: '\n        username: root\n        password: '{}'\n    - UBootDriver:\n        \
+             prompt: '=> '\n",
+            r2s_images::ROOT_PASSWORD
+        ),
+    )
+    .unwrap();
+    let checks = dir.join("login-and-echo.toml");
+    std::fs::write(
+        &checks,
+        "name = \"login-and-echo\"\n\n[[steps]]\nlogin = { user = \"root\", password_env = \"R2S_PASSWORD\" }\n\
+         timeout = \"8m\"\n\n[[steps]]\nrun = \"echo lg-env-ok\"\noutput = \"^lg-env-ok$\"\ntimeout = \"30s\"\n",
+    )
+    .unwrap();
+    let transcripts = dir.join("transcripts");
+    let mut args = place_args(PLACE, &farm, &profile, &transcripts, &checks);
+    args.splice(4..4, [OsStr::new("--lg-env"), env_file.as_os_str()]);
+    let path: OsString = path_with_labgrid();
+    let started = Instant::now();
+    let (child, command) = spawn_harness_env_without(&args, &[("PATH", &path)], &["R2S_PASSWORD"]);
+    let run = finish(child, command, started, LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  login-and-echo  "), "{}", run.explain());
+    let told = format!(
+        "labgrid environment {}: shell prompt /root@ivy:[^\\]]*\\]# /, user root, a password, U-Boot prompt \"=> \"",
+        env_file.display()
+    );
+    assert!(run.stdout.contains(&told), "{}", run.explain());
+    let password = r2s_images::ROOT_PASSWORD;
+    assert!(
+        !run.stdout.contains(password) && !run.stderr.contains(password),
+        "{}",
+        run.explain()
+    );
+    for entry in std::fs::read_dir(&transcripts).unwrap() {
+        let file = entry.unwrap().path();
+        if file.is_file() {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !bytes.windows(password.len()).any(|w| w == password.as_bytes()),
+                "the password is in {}",
+                file.display()
+            );
+        }
+    }
     tear_down(farm, bench);
 }

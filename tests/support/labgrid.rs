@@ -243,6 +243,31 @@ impl Farm {
         child.wait_with_output().expect("labgrid-client output")
     }
 
+    /// The tokens of the coordinator's reservations, as `labgrid-client reservations` lists
+    /// them, with their states: `TOKEN waiting`, ….
+    pub fn reservations(&self) -> Vec<String> {
+        let listed = self.client(&["reservations"]);
+        assert!(
+            listed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
+        let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+        let mut found = Vec::new();
+        for line in text.lines() {
+            if let Some(token) = line
+                .strip_prefix("Reservation '")
+                .and_then(|t| t.strip_suffix("':"))
+            {
+                found.push(token.to_owned());
+            } else if let (Some(state), Some(last)) = (line.trim().strip_prefix("state: "), found.last_mut())
+            {
+                last.push_str(&format!(" {state}"));
+            }
+        }
+        found
+    }
+
     /// Who holds the place, as `labgrid-client show` says (`None` when free).
     pub fn holder(&self) -> String {
         let shown = self.place_client(&["show"]);

@@ -92,10 +92,12 @@ async fn open(
             load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?,
             port,
         ),
-        (None, Some(labgrid)) => TargetSpec::place(
+        (None, Some(labgrid)) => super::place_wait::place_spec(
             labgrid,
             load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?,
+            args.farm.place_wait,
         )
+        .await
         .map_err(SetupError::from)?,
         (None, None) => {
             let image = args.image.as_ref().expect("clap requires --serial or --image");

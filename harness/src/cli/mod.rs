@@ -10,6 +10,7 @@ mod inspect;
 mod load_addresses;
 pub mod logging;
 mod manual;
+mod place_wait;
 mod progress;
 pub mod project;
 mod run;
@@ -252,6 +253,21 @@ pub struct FarmArgs {
     /// started --isolated is always reached through its own host, as labgrid-client does.
     #[arg(long, short = 'P', value_name = "HOST")]
     pub proxy: Option<String>,
+    /// When someone holds the place, wait for it at most this long (e.g. 30m) instead of
+    /// ending at once: the place is reserved as `labgrid-client reserve --wait name=NAME`
+    /// does (waiting jobs are served in order), acquired with the reservation's token once
+    /// the coordinator allocates it, and the reservation cancelled when the run ends. stderr
+    /// shows who holds the place and how long the run has waited; a wait that runs out ends
+    /// the run with exit 2 naming the holder.
+    #[arg(long, value_name = "DURATION", requires = "place", value_parser = parse_wait)]
+    pub place_wait: Option<std::time::Duration>,
+}
+
+/// A `--place-wait` duration: humantime text, not zero, at most the longest a file may give.
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    r2s_harness::config::Timeout::parse(text)
+        .map(r2s_harness::config::Timeout::get)
+        .map_err(|e| e.to_string())
 }
 
 impl FarmArgs {
@@ -324,6 +340,12 @@ pub struct RunArgs {
     /// nanopi-r2s with --serial, qemu-virt otherwise.
     #[arg(long, value_name = "BOARD")]
     pub board: Option<String>,
+    /// A labgrid environment file (the `targets: main: drivers:` YAML labgrid's tools read):
+    /// its ShellDriver's `prompt` is the shell's prompt of every login that names none, and
+    /// its `username` and `password` replace the harness's default login (root, the password
+    /// in $R2S_PASSWORD; a set R2S_PASSWORD wins). Scenario files' own logins win.
+    #[arg(long, value_name = "FILE")]
+    pub lg_env: Option<PathBuf>,
     /// Scenario files or directories of them. Default: the health check written from the image
     /// (written beside the transcripts as `health.toml`), then the shipped scenarios.
     #[arg(value_name = "SCENARIO_FILE|DIR")]

@@ -19,6 +19,7 @@ use r2s_harness::report::timings::TimingsReporter;
 use r2s_harness::runner::{AbsentRoot, CountdownPolicy, Interaction, RunContext};
 use r2s_harness::scenario;
 use r2s_harness::scenario::filter::{self, NameFilter};
+use r2s_harness::scenario::lg_env::LgEnv;
 use r2s_harness::snapshot::kept::{KeepFailed, KeptStates};
 use r2s_harness::snapshot::SnapshotCache;
 use r2s_harness::suite::{self, Reporters, StartSnapshots, Suite};
@@ -126,6 +127,17 @@ pub async fn run(mut args: RunArgs) -> u8 {
         return EXIT_PASS;
     }
 
+    // A mistake in it costs no boot either.
+    let lg_env = match args.lg_env.as_deref().map(LgEnv::load).transpose() {
+        Ok(env) => env,
+        Err(e) => {
+            super::say(&e);
+            return EXIT_ERROR;
+        }
+    };
+    if let Some(env) = &lg_env {
+        super::human::tell(escape_control(&env.describe()));
+    }
     let baseline = match BaselineCheck::from_args(&args) {
         Ok(check) => check,
         Err(e) => {
@@ -136,7 +148,7 @@ pub async fn run(mut args: RunArgs) -> u8 {
 
     let suite = match (&args.serial, args.farm.labgrid()) {
         (Some(port), _) => board_suite(&args, port),
-        (None, Some(labgrid)) => place_suite(&args, labgrid),
+        (None, Some(labgrid)) => place_suite(&args, labgrid).await,
         (None, None) => qemu_suite(&args).await,
     };
     let (mut suite, info, disk) = match suite {
@@ -152,6 +164,7 @@ pub async fn run(mut args: RunArgs) -> u8 {
     mark("image facts read");
     suite.context.autologin = facts.as_ref().and_then(|f| f.autologin.clone());
     suite.context.interaction = interaction;
+    suite.context.uboot_prompt = lg_env.as_ref().and_then(|env| env.uboot_prompt.clone());
     if args.debug.keep_failed {
         match &suite.snapshots {
             Some(snapshots) => {
@@ -181,6 +194,12 @@ pub async fn run(mut args: RunArgs) -> u8 {
         Ok(s) => s
             .into_iter()
             .filter(|s| filter::kept(&filters, &s.name))
+            .map(|mut s| {
+                if let Some(env) = &lg_env {
+                    env.apply(&mut s);
+                }
+                s
+            })
             .collect::<Vec<_>>(),
         Err(e) => {
             super::say(&e);
@@ -262,12 +281,16 @@ pub(super) fn load_board(name: Option<&str>, default: &str) -> Result<Board, Boa
     Board::load(name.unwrap_or(default))
 }
 
-/// A board in a labgrid place, acquired here (blocking: nothing else runs yet) and released
+/// A board in a labgrid place, acquired here (waited for with `--place-wait`) and released
 /// when the suite is dropped.
-fn place_suite(args: &RunArgs, labgrid: r2s_harness::targets::labgrid::Labgrid) -> Result<Setup, SetupError> {
+async fn place_suite(
+    args: &RunArgs,
+    labgrid: r2s_harness::targets::labgrid::Labgrid,
+) -> Result<Setup, SetupError> {
     let board = load_board(args.board.as_deref(), board::DEFAULT_SERIAL_BOARD)?;
     let name = board.name.clone();
-    board_suite_on(args, &name, TargetSpec::place(labgrid, board)?)
+    let spec = super::place_wait::place_spec(labgrid, board, args.farm.place_wait).await?;
+    board_suite_on(args, &name, spec)
 }
 
 /// A board on `port`: nothing to build or adapt; the board boots what is on its storage

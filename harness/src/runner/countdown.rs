@@ -188,11 +188,11 @@ impl Skipper {
         }
     }
 
-    /// The console text the skipper acts on next.
-    pub(super) fn pattern(&self) -> Pattern {
+    /// The console text the skipper acts on next; `uboot_prompt` is U-Boot's prompt.
+    pub(super) fn pattern(&self, uboot_prompt: &str) -> Pattern {
         Pattern::literal(match self.phase {
             Phase::Autoboot => AUTOBOOT,
-            Phase::Prompt | Phase::Booting => UBOOT_PROMPT,
+            Phase::Prompt | Phase::Booting => uboot_prompt,
             Phase::Menu(_) | Phase::MenuWaits(_) => MENU_PROMPT,
         })
     }
@@ -385,7 +385,7 @@ mod tests {
             let skipper = Skipper::new(countdowns).expect("watches the menu");
             let first = if skip { AUTOBOOT } else { MENU_PROMPT };
             assert_eq!(
-                format!("{:?}", skipper.pattern()),
+                format!("{:?}", skipper.pattern(UBOOT_PROMPT)),
                 format!("{:?}", Pattern::literal(first))
             );
         }

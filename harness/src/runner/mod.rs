@@ -92,6 +92,8 @@ pub struct RunContext {
     pub absent_root: Option<AbsentRoot>,
     /// Whether the boot's countdowns are skipped (see [`Countdowns`]).
     pub countdowns: CountdownPolicy,
+    /// U-Boot's prompt when the board's is not `=> ` (a labgrid environment's UBootDriver).
+    pub uboot_prompt: Option<String>,
 }
 
 impl RunContext {
@@ -203,6 +205,9 @@ pub async fn run_scenario_at(
     session.scenario = scenario.name.clone();
     session.pacing = ctx.pacing;
     session.board_console = ctx.board_console.clone();
+    if let Some(prompt) = &ctx.uboot_prompt {
+        session.uboot_prompt.clone_from(prompt);
+    }
     let steps_done = match at {
         ConsoleAt::PowerOn => {
             session.skip_countdowns(Countdowns::for_actions(
@@ -354,6 +359,9 @@ pub async fn reach_login_shell(
     let mut session = Session::new(console, transcript, observer, watches);
     session.pacing = ctx.pacing;
     session.board_console = ctx.board_console.clone();
+    if let Some(prompt) = &ctx.uboot_prompt {
+        session.uboot_prompt.clone_from(prompt);
+    }
     session.skip_countdowns(Countdowns::for_boot(&ctx.countdowns));
     let deadline = Instant::now() + timeout;
     let result = login_with(&mut session, recipe, ctx, deadline).await;

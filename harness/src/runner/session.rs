@@ -61,6 +61,9 @@ pub struct Session<'a> {
     /// What the shell's prompt looks like: the login recipe's `prompt`, or
     /// [`super::shell::SHELL_PROMPT`].
     pub shell_prompt: Pattern,
+    /// U-Boot's prompt: the board's own (`RunContext::uboot_prompt`), or
+    /// [`super::countdown::UBOOT_PROMPT`].
+    pub uboot_prompt: String,
     /// The shell's prompt was the last thing seen and nothing was typed since: a line may be
     /// typed at once.
     pub prompt_ready: bool,
@@ -108,6 +111,7 @@ impl<'a> Session<'a> {
             board_console: None,
             state: ConsoleState::Booting,
             shell_prompt: super::shell::default_prompt(),
+            uboot_prompt: super::countdown::UBOOT_PROMPT.to_owned(),
             prompt_ready: false,
             buf: vec![0; READ_BUFFER],
             burst_end: Pending::default(),
@@ -414,7 +418,7 @@ impl<'a> Session<'a> {
             let skipper = self.skipper.take().filter(|_| self.kernel_started.is_none());
             let mut all = patterns.to_vec();
             if let Some(skipper) = &skipper {
-                all.push(skipper.pattern());
+                all.push(skipper.pattern(&self.uboot_prompt));
             }
             let Some(hit) = self.wait_until(&all, until).await? else {
                 self.skipper = skipper;

@@ -4,7 +4,6 @@
 
 use tokio::time::Instant;
 
-use super::countdown::UBOOT_PROMPT;
 use super::session::{ConsoleState, Session};
 use super::steps::{self, failed, StepFailure};
 use super::{fail, login_with, ConsoleAt, FailReason, Failure, RunContext, RESTORE_CONFIRM};
@@ -167,7 +166,7 @@ pub(super) async fn confirm_uboot(session: &mut Session<'_>, deadline: Instant) 
     session.discard_retained();
     session.send(b"\r", b"\r").await.map_err(failed("send"))?;
     session
-        .wait_for(&[Pattern::literal(UBOOT_PROMPT)], deadline)
+        .wait_for(&[Pattern::literal(session.uboot_prompt.clone())], deadline)
         .await
         .map_err(failed("U-Boot's prompt after restoring the snapshot"))?;
     session.state = ConsoleState::UbootPrompt;

@@ -6,7 +6,7 @@ use regex::Regex;
 use tokio::time::Instant;
 
 use super::copy;
-use super::countdown::{AUTOBOOT, BOOT_COMMAND, MENU_PROMPT, UBOOT_PROMPT};
+use super::countdown::{AUTOBOOT, BOOT_COMMAND, MENU_PROMPT};
 use super::network::{self, Side};
 use super::outcome::FailReason;
 use super::session::{ConsoleState, Session};
@@ -116,7 +116,7 @@ async fn interrupt_autoboot(s: &mut Session<'_>, deadline: Instant) -> StepResul
     // Any key stops the countdown; a space is harmless if it lands on the prompt. A key can be
     // lost (a UART that drops the first byte, a board still busy with its console), so it is
     // sent again until the prompt shows, within the step's time.
-    let prompt = [Pattern::literal(UBOOT_PROMPT)];
+    let prompt = [Pattern::literal(s.uboot_prompt.clone())];
     let mut presses = 0u32;
     loop {
         s.send(b" ", b" ").await.map_err(failed("interrupt autoboot"))?;
@@ -124,7 +124,7 @@ async fn interrupt_autoboot(s: &mut Session<'_>, deadline: Instant) -> StepResul
         let shown = s
             .wait_within(&prompt, deadline, KEY_AGAIN)
             .await
-            .map_err(failed(format!("U-Boot prompt {UBOOT_PROMPT:?}")))?;
+            .map_err(failed(format!("U-Boot prompt {:?}", s.uboot_prompt)))?;
         if shown.is_some() {
             break;
         }
@@ -148,7 +148,7 @@ async fn uboot(s: &mut Session<'_>, command: &str, check: Option<&Regex>, deadli
         .await
         .map_err(failed(format!("echo of {command:?}")))?;
     let done = s
-        .wait_for(&[Pattern::literal(UBOOT_PROMPT)], deadline)
+        .wait_for(&[Pattern::literal(s.uboot_prompt.clone())], deadline)
         .await
         .map_err(failed(format!("U-Boot prompt after {command:?}")))?;
     check_output(&done.before, check)

@@ -8,6 +8,7 @@ mod error;
 pub mod filter;
 pub mod health;
 pub mod image_variables;
+pub mod lg_env;
 mod model;
 mod name;
 pub mod network;

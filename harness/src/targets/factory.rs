@@ -76,6 +76,18 @@ impl TargetSpec {
         )?)))
     }
 
+    /// [`TargetSpec::place`], waiting at most `limit` for a held place through a labgrid
+    /// reservation (`--place-wait`); `progress` hears who holds it meanwhile.
+    pub async fn place_waiting(
+        labgrid: super::labgrid::Labgrid,
+        board: Board,
+        limit: std::time::Duration,
+        progress: &mut dyn FnMut(&super::labgrid::reservation::Waiting),
+    ) -> Result<TargetSpec, super::labgrid::PlaceError> {
+        let spec = super::place::PlaceSpec::acquire_waiting(labgrid, board, limit, progress).await?;
+        Ok(TargetSpec(Arc::new(spec)))
+    }
+
     /// A new target as this spec says, not started yet.
     pub fn open(&self) -> Box<dyn Target> {
         self.0.open()

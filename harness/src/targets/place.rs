@@ -1,6 +1,7 @@
 //! A board in a labgrid farm, `--place NAME` (or `+TOKEN`, a reservation): the place is
-//! acquired before anything runs and released however the run ends; a place the user acquired
-//! beforehand is used as it is and left acquired (dropping the spec releases it: a finished run, a failure, and
+//! acquired (or, with `--place-wait`, waited for through a reservation) before anything runs
+//! and released however the run ends; a place the user acquired beforehand is used as it is
+//! and left acquired (dropping the spec releases it: a finished run, a failure, and
 //! SIGINT/SIGTERM, which drop the running command). Its console is the place's
 //! NetworkSerialPort over RFC 2217, asked of labgrid again at every reconnect (ser2net may come
 //! back on another port); its power is `labgrid-client -p NAME power on|off|cycle`. Behind a
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use super::board::BoardTarget;
 use super::factory::TargetKind;
+use super::labgrid::reservation::{Reservation, Waiting};
 use super::labgrid::ssh_forward::ForwardSlot;
 use super::labgrid::{Acquisition, Labgrid, NetworkSerialPort, PlaceError};
 use super::rfc2217::Rfc2217Port;
@@ -20,10 +22,11 @@ use super::Target;
 use crate::board::{Board, Power, PowerCommands};
 
 /// An acquired place; released when the last holder drops it, unless the user held it before
-/// the run (then it is theirs to release). Its serial port's SSH forward, if it is behind a
-/// proxy, ends with it.
+/// the run (then it is theirs to release). The reservation it was acquired through, if any,
+/// is cancelled after the release. Its serial port's SSH forward, if it is behind a proxy,
+/// ends with it.
 #[derive(Debug)]
-struct Acquired(Labgrid, Acquisition, ForwardSlot);
+struct Acquired(Labgrid, Acquisition, Option<Reservation>, ForwardSlot);
 
 impl Acquired {
     /// `HOST:PORT` to connect to for `port`: its own address, or a local forward to it through
@@ -32,7 +35,7 @@ impl Acquired {
         match port.proxy(self.0.proxy.as_deref()) {
             None => Ok(format!("{}:{}", port.host, port.port)),
             Some(proxy) => self
-                .2
+                .3
                 .to(proxy, &port.host, port.port)
                 .map_err(|e| PlaceError::SerialPort {
                     place: self.0.place.clone(),
@@ -44,12 +47,13 @@ impl Acquired {
 
 impl Drop for Acquired {
     fn drop(&mut self) {
-        if self.1 == Acquisition::AlreadyOurs {
-            return;
+        if self.1 != Acquisition::AlreadyOurs {
+            if let Err(e) = self.0.release() {
+                eprintln!("harness: {e}");
+            }
         }
-        if let Err(e) = self.0.release() {
-            eprintln!("harness: {e}");
-        }
+        // After the release, as `reserve --wait` → run → release → cancel-reservation goes.
+        drop(self.2.take());
     }
 }
 
@@ -70,11 +74,53 @@ impl PlaceSpec {
     /// rate when the exporter gives one.
     pub fn acquire(labgrid: Labgrid, board: Board) -> Result<PlaceSpec, PlaceError> {
         let acquisition = labgrid.acquire()?;
+        PlaceSpec::held(labgrid, acquisition, None, board)
+    }
+
+    /// [`PlaceSpec::acquire`], but a place someone holds is waited for, at most `limit`,
+    /// through a reservation (served in the order jobs asked) and acquired with its token;
+    /// `progress` hears who holds it while the run waits.
+    pub async fn acquire_waiting(
+        labgrid: Labgrid,
+        board: Board,
+        limit: std::time::Duration,
+        progress: &mut dyn FnMut(&Waiting),
+    ) -> Result<PlaceSpec, PlaceError> {
+        // A free place with no job queued for it (the coordinator allocates a free place to
+        // the first waiting reservation at once), or one this user holds: no wait.
+        match labgrid.acquire() {
+            Ok(acquisition) => return PlaceSpec::held(labgrid, acquisition, None, board),
+            Err(PlaceError::Held { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let reservation = Reservation::request(&labgrid)?;
+        reservation.wait(limit, progress).await?;
+        let reserved = reservation.place();
+        let acquisition = reserved.acquire()?;
+        PlaceSpec::held(reserved, acquisition, Some(reservation), board)
+    }
+
+    /// The spec of a place `acquisition` holds, through `reservation` if given.
+    fn held(
+        labgrid: Labgrid,
+        acquisition: Acquisition,
+        reservation: Option<Reservation>,
+        board: Board,
+    ) -> Result<PlaceSpec, PlaceError> {
         if acquisition == Acquisition::AlreadyOurs {
             tracing::info!(target: "labgrid", "place {} is acquired by you already: used as it is, and left acquired", labgrid.place);
         }
+        // A reserved place by its name, not `+TOKEN`.
+        let name = reservation
+            .as_ref()
+            .map_or_else(|| labgrid.place.clone(), |r| r.place_name().to_owned());
         // Held from here on: an error below releases it again (if this run acquired it).
-        let place = Arc::new(Acquired(labgrid, acquisition, ForwardSlot::default()));
+        let place = Arc::new(Acquired(
+            labgrid,
+            acquisition,
+            reservation,
+            ForwardSlot::default(),
+        ));
         let port = place.0.serial_port()?;
         let raw = match port.protocol.as_str() {
             "rfc2217" => None,
@@ -105,7 +151,7 @@ impl PlaceSpec {
             }),
             ..board
         };
-        let against = PathBuf::from(format!("place {}", place.0.place));
+        let against = PathBuf::from(format!("place {name}"));
         Ok(PlaceSpec {
             place,
             board,

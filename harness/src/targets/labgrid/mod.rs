@@ -21,6 +21,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod reservation;
+
 /// The helper that prints a place's NetworkSerialPort as JSON.
 const SERIAL_PORT_HELPER: &str = include_str!("serial_port.py");
 
@@ -97,6 +99,13 @@ pub enum PlaceError {
         what: String,
         detail: String,
     },
+    /// `--place-wait` ran out with the place still held.
+    #[error("place {place} is still held by {holder} after waiting {}; the reservation is cancelled", humantime::format_duration(*waited))]
+    WaitExpired {
+        place: String,
+        holder: String,
+        waited: Duration,
+    },
     /// The place's serial port is not one the harness can use.
     #[error("place {place}: {detail}")]
     SerialPort { place: String, detail: String },
@@ -106,8 +115,8 @@ pub enum PlaceError {
 }
 
 impl Labgrid {
-    /// `labgrid-client [-x COORDINATOR] [-P PROXY] -p PLACE` as an argument vector.
-    pub fn base_argv(&self) -> Vec<String> {
+    /// `labgrid-client [-x COORDINATOR] [-P PROXY]` as an argument vector.
+    pub fn client_argv(&self) -> Vec<String> {
         let mut argv = vec![self.client.display().to_string()];
         if let Some(coordinator) = &self.coordinator {
             argv.extend(["-x".to_owned(), coordinator.clone()]);
@@ -115,6 +124,12 @@ impl Labgrid {
         if let Some(proxy) = &self.proxy {
             argv.extend(["-P".to_owned(), proxy.clone()]);
         }
+        argv
+    }
+
+    /// `labgrid-client [-x COORDINATOR] [-P PROXY] -p PLACE` as an argument vector.
+    pub fn base_argv(&self) -> Vec<String> {
+        let mut argv = self.client_argv();
         argv.extend(["-p".to_owned(), self.place.clone()]);
         argv
     }
@@ -144,6 +159,13 @@ impl Labgrid {
             return Err(PlaceError::Held {
                 place: self.place.clone(),
                 holder,
+            });
+        }
+        // Free, but allocated to a reservation of another user (who is about to acquire it).
+        if done.stderr.contains("was not reserved for") {
+            return Err(PlaceError::Held {
+                place: self.place.clone(),
+                holder: "another user's reservation".to_owned(),
             });
         }
         if done.stderr.contains("You have already acquired place") {

@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::trusted::FileVersion;
 use super::SnapshotError;
 use crate::adapt::Shim;
+use crate::file_memo::FileMemo;
 use crate::hex::lower_hex;
 use crate::scenario::{Action, LoginRecipe, Password, SavedRecipe, SavedStart, Start, Step};
 use crate::targets::qemu::{QemuConfig, QemuTarget};
@@ -252,23 +252,16 @@ pub async fn qemu_version(qemu: &Path) -> Result<String, SnapshotError> {
 /// run on a multi-GiB image waits for this, and BLAKE3 hashes it in a third of the time
 /// (BENCHMARKS.md, "Hashing an image").
 ///
-/// Memoised per file version within the process, because `harness run` asks for the same image
+/// Memoised per file version within the process ([`FileMemo`]), because `harness run` asks for the same image
 /// once per scenario. The version is device, inode, size, mtime and ctime: ctime cannot be set
 /// back by a user, so a file rewritten in place shows up as a new version.
 pub fn content_digest(path: &Path) -> io::Result<[u8; 32]> {
-    static SEEN: OnceLock<Mutex<HashMap<FileVersion, [u8; 32]>>> = OnceLock::new();
-    let seen = SEEN.get_or_init(Default::default);
-    let file = File::open(path)?;
-    let meta = file.metadata()?;
-    let version = FileVersion::of(&meta);
-    if let Some(digest) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&version) {
-        return Ok(*digest);
-    }
-    let digest = sparse_digest(&file, meta.len())?;
-    seen.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(version, digest);
-    Ok(digest)
+    static SEEN: FileMemo<[u8; 32]> = FileMemo::new();
+    SEEN.get_or_try(path, "", || {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        sparse_digest(&file, len)
+    })
 }
 
 /// [`content_digest`] without the memo.

@@ -11,7 +11,7 @@ use crate::console::{ConsoleState, Transcript, MAX_FAILED_UNITS};
 use crate::runner::{self, ConsoleAt, Quiet, RunContext, RunOutput, Verdict};
 use crate::scenario::{SavedRecipe, Scenario, Start};
 use crate::snapshot::{SnapshotError, StateRecipe};
-use crate::targets::qemu::{saved_state_name, QemuConfig, QemuMachine};
+use crate::targets::qemu::{saved_state_name, state_beside, QemuConfig, QemuMachine};
 use crate::targets::{Network, NoLog, StartFailure, Target, TargetError};
 
 /// Where a priming run's disks begin.
@@ -160,13 +160,8 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
             let tag = boot.state.tag();
             let save_started = Instant::now();
             // Beside the disks being built, which become the entry.
-            let dir = boot
-                .disks
-                .first()
-                .and_then(|d| d.parent())
-                .unwrap_or(Path::new("."));
             let saved = target
-                .save_and_quit(&dir.join(saved_state_name(tag)))
+                .save_and_quit(&state_beside(boot.disks, tag))
                 .await
                 .map_err(SnapshotError::from);
             let _ = transcript.note(

@@ -122,7 +122,7 @@ pub fn saved_state_name(tag: &str) -> String {
 }
 
 /// The state saved as `tag` beside `disks` (the first disk's directory).
-fn state_beside(disks: &[PathBuf], tag: &str) -> PathBuf {
+pub fn state_beside(disks: &[PathBuf], tag: &str) -> PathBuf {
     let dir = disks.first().and_then(|d| d.parent()).unwrap_or(Path::new("."));
     dir.join(saved_state_name(tag))
 }

@@ -4,7 +4,7 @@
 //! acquires the place, runs, and releases it however the run ends.
 
 use std::ffi::{OsStr, OsString};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -105,6 +105,14 @@ fn assert_refused_naming_alice(run: &Finished) {
     );
 }
 
+/// The virtual bench booting the default fixture, its board profile, and a farm exporting it.
+fn bench_farm() -> (Arc<VirtualBench>, PathBuf, Farm) {
+    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
+    let profile = bench.profile("10s");
+    let farm = Farm::start(bench.clone(), bench.dir());
+    (bench, profile, farm)
+}
+
 /// Drops the farm, then the bench, and checks that every QEMU it started is gone.
 fn tear_down(farm: Farm, bench: Arc<VirtualBench>) {
     drop(farm);
@@ -117,9 +125,7 @@ fn tear_down(farm: Farm, bench: Arc<VirtualBench>) {
 
 #[test]
 fn boot_to_login_runs_on_a_labgrid_place_and_releases_it() {
-    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
-    let profile = bench.profile("10s");
-    let farm = Farm::start(bench.clone(), bench.dir());
+    let (bench, profile, farm) = bench_farm();
     let transcripts = bench.dir().join("transcripts");
     let run = run_on_place(&farm, &profile, &transcripts, &scenario("boot-to-login"));
     assert_eq!(run.code(), Some(0), "{}", run.explain());
@@ -152,9 +158,7 @@ fn boot_to_login_runs_on_a_labgrid_place_and_releases_it() {
 
 #[test]
 fn a_place_the_user_acquired_beforehand_is_used_and_left_acquired() {
-    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
-    let profile = bench.profile("10s");
-    let farm = Farm::start(bench.clone(), bench.dir());
+    let (bench, profile, farm) = bench_farm();
     let acquired = farm.place_client(&["acquire"]);
     assert!(
         acquired.status.success(),
@@ -179,9 +183,7 @@ fn a_place_the_user_acquired_beforehand_is_used_and_left_acquired() {
 /// `labgrid-client reserve --wait` → `harness run --place +TOKEN` → release, as a CI job runs.
 #[test]
 fn a_reservation_token_names_the_place_as_labgrid_client_resolves_it() {
-    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
-    let profile = bench.profile("10s");
-    let farm = Farm::start(bench.clone(), bench.dir());
+    let (bench, profile, farm) = bench_farm();
     let reserved = farm.client(&["reserve", "--wait", "--shell", &format!("name={PLACE}")]);
     let shell = String::from_utf8_lossy(&reserved.stdout).into_owned();
     assert!(
@@ -217,9 +219,7 @@ fn a_reservation_token_names_the_place_as_labgrid_client_resolves_it() {
 
 #[test]
 fn a_place_held_by_someone_else_is_refused_naming_the_holder() {
-    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
-    let profile = bench.profile("10s");
-    let farm = Farm::start(bench.clone(), bench.dir());
+    let (bench, profile, farm) = bench_farm();
     acquire_as_alice(&farm);
     let transcripts = bench.dir().join("transcripts");
     let run = run_on_place(&farm, &profile, &transcripts, &scenario("boot-to-login"));
@@ -234,9 +234,7 @@ fn a_place_held_by_someone_else_is_refused_naming_the_holder() {
 
 #[test]
 fn lg_place_names_the_place_when_run_is_given_no_target() {
-    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
-    let profile = bench.profile("10s");
-    let farm = Farm::start(bench.clone(), bench.dir());
+    let (bench, profile, farm) = bench_farm();
     acquire_as_alice(&farm);
     let path: OsString = path_with_labgrid();
     let transcripts = bench.dir().join("transcripts");
@@ -265,9 +263,7 @@ fn lg_place_names_the_place_when_run_is_given_no_target() {
 
 #[test]
 fn a_second_users_run_on_a_held_place_is_refused_and_sigterm_releases_it() {
-    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
-    let profile = bench.profile("10s");
-    let farm = Farm::start(bench.clone(), bench.dir());
+    let (bench, profile, farm) = bench_farm();
     let transcripts = bench.dir().join("transcripts");
     let dir = bench.dir().to_owned();
     let waits = waiting_scenario(&dir);
@@ -350,9 +346,7 @@ fn spawn_waiting(
 /// A farm whose place alice holds, and bob's run of boot-to-login on it with `--place-wait
 /// WAIT`, started when the returned instant was taken.
 fn run_behind_alice(wait: &str) -> (Arc<VirtualBench>, Farm, std::process::Child, String, Instant) {
-    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
-    let profile = bench.profile("10s");
-    let farm = Farm::start(bench.clone(), bench.dir());
+    let (bench, profile, farm) = bench_farm();
     acquire_as_alice(&farm);
     let transcripts = bench.dir().join("transcripts");
     let started = Instant::now();
@@ -460,9 +454,7 @@ fn sigterm_during_a_place_wait_cancels_the_reservation() {
 /// the run has no R2S_PASSWORD, and the password is in no output, transcript or report.
 #[test]
 fn a_labgrid_environment_files_shell_driver_gives_the_login_its_prompt_user_and_password() {
-    let bench = Arc::new(VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE)));
-    let profile = bench.profile("10s");
-    let farm = Farm::start(bench.clone(), bench.dir());
+    let (bench, profile, farm) = bench_farm();
     let dir = bench.dir().to_owned();
     let env_file = dir.join("r2s-env.yaml");
     std::fs::write(

@@ -304,31 +304,43 @@ fn sigint_mid_boot_leaves_no_qemu_behind() {
     assert_signal_leaves_no_qemu(libc::SIGINT, 130);
 }
 
-/// The default run (no scenario named: the health check written from the image, then the
-/// shipped set) on an image with one generation, as a freshly built NixOS image has: the health
-/// check (boot and login: the fixture has no systemd) and every shipped scenario that applies
-/// pass, and the two that choose an older generation are skipped with the reason, counted
-/// apart, in the text report, JUnit and the HTML page.
-#[test]
-fn the_shipped_set_passes_a_one_generation_image_and_skips_the_menu_scenarios_saying_why() {
-    let image = fixture("r2s-first-boot");
-    let dir = temp_dir();
-    let junit = dir.path().join("junit.xml");
-    let cache = dir.path().join("cache");
-    let run = run_harness(
-        &[
-            OsStr::new("run"),
-            OsStr::new("--image"),
-            image.as_os_str(),
-            OsStr::new("--transcripts"),
-            dir.path().as_os_str(),
-            OsStr::new("--junit"),
-            junit.as_os_str(),
-            OsStr::new("--cache-dir"),
-            cache.as_os_str(),
-        ],
-        Duration::from_secs(900),
+/// A copy of `r2s-first-boot` (one generation, as a freshly built NixOS image has) whose system
+/// sets the hostname `nixos-r2s`, NixOS's own choice for an R2S image, instead of the fixtures'
+/// `ivy`: the system's `etc/hostname` is rewritten in the `etc` store path the system links to.
+fn fresh_nixos_r2s_image(dir: &Path) -> std::path::PathBuf {
+    let image = hostile::copy_of("r2s-first-boot", dir);
+    let facts = r2s_harness::image::facts::ImageFacts::read(&image);
+    let system = format!(
+        "/nix/store/{}",
+        facts.entries[0].system.as_ref().expect("init= in the store")
     );
+    let etc = hostile::debugfs_link(&image, 2, &format!("{system}/etc"));
+    let hostname = dir.join("hostname");
+    std::fs::write(&hostname, "nixos-r2s\n").unwrap();
+    hostile::debugfs(
+        &image,
+        2,
+        &[
+            &format!("rm {etc}/hostname"),
+            &format!("write {} {etc}/hostname", hostname.display()),
+        ],
+    );
+    image
+}
+
+/// The default run (no scenario named: the health check written from the image, then the
+/// shipped set) on a fresh image with one generation and hostname `nixos-r2s`: the health
+/// check (boot and login: the fixture has no systemd) and every shipped scenario that applies
+/// pass, checking the image's own hostname, and the two that choose an older generation are
+/// skipped with the reason, counted apart, in the text report, JUnit and the HTML page.
+#[test]
+fn the_shipped_set_passes_a_fresh_one_generation_image_and_skips_the_menu_scenarios_saying_why() {
+    let dir = temp_dir();
+    let image = fresh_nixos_r2s_image(dir.path());
+    let transcripts = dir.path().join("run");
+    std::fs::create_dir(&transcripts).unwrap();
+    let junit = transcripts.join("junit.xml");
+    let run = run_default(&image, &transcripts, Duration::from_secs(900));
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     let why = "(requires generations >= 2; the image's extlinux.conf has 1 entry)";
     for name in ["extlinux-menu", "menu-from-uboot"] {
@@ -344,14 +356,19 @@ fn the_shipped_set_passes_a_one_generation_image_and_skips_the_menu_scenarios_sa
         run.explain()
     );
     assert!(run.stdout.contains("PASS  health  "), "{}", run.explain());
-    let health = std::fs::read_to_string(dir.path().join("health.toml")).unwrap();
+    let health = std::fs::read_to_string(transcripts.join("health.toml")).unwrap();
     assert!(health.contains("the image does not run systemd"), "{health}");
+    // The system set the image's own name, which the hostname checks expected and saw.
+    let log = std::fs::read_to_string(transcripts.join("login-and-run.log")).unwrap();
+    assert!(log.contains("nixos-r2s login:"), "{log}");
+    let checks = std::fs::read_to_string(transcripts.join("shell-checks.log")).unwrap();
+    assert!(checks.contains("] nixos-r2s\n"), "{checks}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
         xml.contains("tests=\"11\" failures=\"0\" errors=\"0\" skipped=\"2\""),
         "{xml}"
     );
-    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    let page = std::fs::read_to_string(transcripts.join("report.html")).unwrap();
     assert!(page.contains("9 passed, 0 failed, 2 skipped"), "the page's title");
     assert!(
         page.contains("\"verdict\":\"skip\""),

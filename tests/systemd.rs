@@ -272,3 +272,14 @@ fn the_health_check_fails_a_systemd_image_with_a_failing_unit_naming_it() {
         run.explain()
     );
 }
+
+/// The default run (`harness run --image` and nothing else) on the healthy systemd fixture:
+/// the health check and every shipped scenario that applies pass, and the two that check
+/// `/run/booted-system` after choosing an older generation are skipped: the fixture's systems
+/// are Debian's systemd behind store-shaped links, not NixOS systems, and nothing records them.
+#[test]
+fn the_default_run_passes_the_systemd_fixture_and_skips_what_needs_a_nixos_system() {
+    let dir = temp_dir();
+    let run = run_default(&fixture("debian-systemd"), dir.path(), LIMIT);
+    assert_default_run_passes_a_non_nixos_system(&run);
+}

@@ -225,3 +225,11 @@ fn inspect_accepts_root_fstab_when_the_initrd_s_fstab_names_the_root_and_warns_w
          the image names another)"
     );
 }
+
+/// The default run on the healthy systemd stage 1 fixture passes as on `debian-systemd`.
+#[test]
+fn the_default_run_passes_the_systemd_stage1_fixture() {
+    let dir = temp_dir();
+    let run = run_default(&fixture("debian-systemd-stage1"), dir.path(), LIMIT);
+    assert_default_run_passes_a_non_nixos_system(&run);
+}

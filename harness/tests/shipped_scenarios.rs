@@ -106,12 +106,14 @@ fn image(generations: usize) -> ImageFacts {
                     format!("nixos-{n}-default")
                 },
                 system: Some(format!("hash{n}-nixos-system-nixos-r2s-25.05")),
+                nixos: Some(true),
             })
             .collect(),
         hostname: Some("nixos-r2s".to_owned()),
         systemd: Some(true),
         units: Vec::new(),
         autologin: None,
+        root_device: Some("/dev/disk/by-label/NIXOS_SD_USB".to_owned()),
         unread: Vec::new(),
     }
 }
@@ -195,4 +197,63 @@ fn boot_to_login_keys_only_on_what_every_system_prints() {
         expected,
         ["\"U-Boot 20\"", "\"Starting kernel ...\"", "\"login:\""]
     );
+}
+
+#[test]
+fn on_an_image_whose_systems_are_not_nixos_the_menu_scenarios_are_skipped_saying_why() {
+    // The systemd fixtures' shape: store-like systems whose init is Debian's systemd, with no
+    // nixos-version, so nothing records /run/booted-system.
+    let mut debian = image(2);
+    for entry in &mut debian.entries {
+        entry.nixos = Some(false);
+    }
+    let scenarios = scenario::load_all_for(&[shipped_dir()], Some(&debian)).expect("valid scenarios");
+    let skipped: Vec<(&str, &str)> = scenarios
+        .iter()
+        .filter_map(|s| Some((s.name.as_str(), s.skip.as_deref()?)))
+        .collect();
+    let why = "requires nixos; entry 1 (nixos-default) boots /nix/store/hash1-nixos-system-nixos-r2s-25.05, \
+               which holds no nixos-version: not a NixOS system, so nothing records it at /run/booted-system";
+    assert_eq!(skipped, [("extlinux-menu", why), ("menu-from-uboot", why)]);
+}
+
+#[test]
+fn the_root_check_compares_against_the_root_device_the_image_names() {
+    let scenarios = scenario::load_all_for(&[shipped_dir()], Some(&image(1))).expect("valid scenarios");
+    let checks = scenarios
+        .iter()
+        .find(|s| s.name == "shell-checks")
+        .expect("shipped");
+    let Action::Run { command, .. } = &checks.steps[2].action else {
+        panic!("{:?}", checks.steps[2].action)
+    };
+    assert!(
+        command.ends_with(
+            "test \"$(readlink -f \"$root\")\" = \"$(readlink -f /dev/disk/by-label/NIXOS_SD_USB)\""
+        ),
+        "{command}"
+    );
+}
+
+#[test]
+fn on_an_image_whose_getty_logs_a_user_in_every_shipped_login_is_that_users() {
+    let mut autologin = image(2);
+    autologin.autologin = Some("nixos".to_owned());
+    let scenarios = scenario::load_all_for(&[shipped_dir()], Some(&autologin)).expect("valid scenarios");
+    let mut logins = 0;
+    for scenario in &scenarios {
+        if let Start::Login(recipe) = &scenario.start {
+            assert_eq!(recipe.user, "nixos", "{}", scenario.name);
+            logins += 1;
+        }
+        for step in &scenario.steps {
+            if let Action::Login { user, .. } = &step.action {
+                assert_eq!(user, "nixos", "{}", scenario.name);
+                logins += 1;
+            }
+        }
+    }
+    // shell-checks, shell-fresh-state and configure-state start at a login; login-and-run,
+    // extlinux-menu and menu-from-uboot log in in a step.
+    assert_eq!(logins, 6);
 }

@@ -42,17 +42,32 @@ pub fn debugfs(image: &Path, index: u32, commands: &[&str]) {
 
 /// The bytes of file `path` on the ext4 filesystem of partition `index` of `image`.
 pub fn debugfs_cat(image: &Path, index: u32, path: &str) -> Vec<u8> {
+    debugfs_request(image, index, &format!("cat {path}"))
+}
+
+/// Where symlink `path` (on the ext4 filesystem of partition `index` of `image`) points.
+pub fn debugfs_link(image: &Path, index: u32, path: &str) -> String {
+    let stat = debugfs_request(image, index, &format!("stat {path}"));
+    let stat = String::from_utf8_lossy(&stat);
+    stat.lines()
+        .find_map(|l| l.strip_prefix("Fast link dest: \"")?.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("{path} is no (short) symlink: {stat}"))
+        .to_owned()
+}
+
+/// What `debugfs -R REQUEST` prints on partition `index` of `image` (read only).
+fn debugfs_request(image: &Path, index: u32, request: &str) -> Vec<u8> {
     let table = r2s_harness::image::Table::read(image).unwrap();
     let partition = table.partition(index).unwrap();
     let out = std::process::Command::new("debugfs")
         .arg("-R")
-        .arg(format!("cat {path}"))
+        .arg(request)
         .arg(format!("{}?offset={}", image.display(), partition.offset()))
         .output()
         .expect("debugfs runs (e2fsprogs is installed)");
     assert!(
         out.status.success() && !out.stdout.is_empty(),
-        "debugfs cat {path}: {}",
+        "debugfs {request}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout

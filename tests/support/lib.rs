@@ -381,6 +381,15 @@ pub fn run_scenario_file_with(
     limit: Duration,
     options: &[&str],
 ) -> Finished {
+    let mut args: Vec<&std::ffi::OsStr> = options.iter().map(std::ffi::OsStr::new).collect();
+    args.push(scenario.as_os_str());
+    run_with_own_tmp(image, dir, &args, limit)
+}
+
+/// `harness run --image IMAGE --transcripts DIR --junit DIR/junit.xml EXTRA…` with its
+/// temporary files under `dir/tmp`, to completion (at most `limit`), checking that no QEMU of it
+/// is left whatever the verdict.
+fn run_with_own_tmp(image: &Path, dir: &Path, extra: &[&std::ffi::OsStr], limit: Duration) -> Finished {
     let junit = dir.join("junit.xml");
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).expect("creating the run's temporary directory");
@@ -394,12 +403,54 @@ pub fn run_scenario_file_with(
         std::ffi::OsStr::new("--junit"),
         junit.as_os_str(),
     ];
-    args.extend(options.iter().map(std::ffi::OsStr::new));
-    args.push(scenario.as_os_str());
+    args.extend_from_slice(extra);
     let (child, command) = spawn_harness_env(&args, &[("TMPDIR", tmp.as_os_str())]);
     let run = finish(child, command, started, limit);
     assert_no_qemu_left(&tmp, &run);
     run
+}
+
+/// The default run, as a user's first try is: `harness run --image IMAGE` with no scenario (the
+/// health check written from the image, then the shipped set), transcripts, `junit.xml` and a
+/// snapshot cache of its own in `dir`, its temporary files under `dir/tmp`; at most `limit`, and
+/// no QEMU of it left behind whatever the verdict.
+pub fn run_default(image: &Path, dir: &Path, limit: Duration) -> Finished {
+    let cache = dir.join("cache");
+    run_with_own_tmp(
+        image,
+        dir,
+        &[std::ffi::OsStr::new("--cache-dir"), cache.as_os_str()],
+        limit,
+    )
+}
+
+/// What [`run_default`] ends in on a healthy image whose two systems are not NixOS's (the
+/// systemd fixtures): exit 0, the health check and the eight shipped scenarios that apply
+/// passed, the two that read `/run/booted-system` skipped saying why.
+pub fn assert_default_run_passes_a_non_nixos_system(run: &Finished) {
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(run.stdout.contains("PASS  health  "), "{}", run.explain());
+    assert!(
+        run.stdout.contains("9 passed, 0 failed, 2 skipped"),
+        "{}",
+        run.explain()
+    );
+    for name in ["extlinux-menu", "menu-from-uboot"] {
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("SKIP  {name}  ")))
+            .unwrap_or_else(|| panic!("{name} not skipped\n{}", run.explain()));
+        assert!(
+            line.contains("(requires nixos; entry 1 (nixos-default) boots /nix/store/")
+                && line.contains("-nixos-system-ivy-")
+                && line.ends_with(
+                    ", which holds no nixos-version: not a NixOS system, so nothing records it at \
+                     /run/booted-system)"
+                ),
+            "{line}"
+        );
+    }
 }
 
 /// Fails the test if a QEMU whose command line mentions `tmp` (the run's temporary files, its

@@ -162,6 +162,10 @@ pub async fn run(mut args: RunArgs) -> u8 {
     // no scenario given, the health check written from the image comes first.
     let facts = disk.as_ref().map(|disk| ImageFacts::read(disk.disk()));
     mark("image facts read");
+    // What the image could not tell limits what is checked: said, not passed over.
+    for reason in facts.iter().flat_map(|f| &f.unread) {
+        super::say(format!("warning: image: {reason}"));
+    }
     suite.context.autologin = facts.as_ref().and_then(|f| f.autologin.clone());
     suite.context.interaction = interaction;
     suite.context.uboot_prompt = lg_env.as_ref().and_then(|env| env.uboot_prompt.clone());

@@ -10,10 +10,11 @@
 use std::path::Path;
 
 use super::autologin;
-use super::boot_config::{self, Found};
+use super::boot_config;
 use super::error::ImageError;
 use super::extlinux::Config;
 use super::fs::probe_filesystem;
+use super::listen_stream::{listen_streams, ListenStream};
 use super::modules::on_root;
 use super::partition::Table;
 use super::root_device::{self, RootDevice};
@@ -42,6 +43,11 @@ pub struct ImageFacts {
     /// The user the serial console's getty logs in by itself (agetty's `--autologin`, NixOS's
     /// `services.getty.autologinUser`), read from the system's unit files ([`autologin`]).
     pub autologin: Option<String>,
+    /// The udev link of the root filesystem the default entry mounts
+    /// (`/dev/disk/by-label/NIXOS_SD`, `/dev/disk/by-partuuid/…`), from where stage 1 reads
+    /// it ([`root_device::read_default`]); `None` when it names a device path, which differs
+    /// between a board and QEMU.
+    pub root_device: Option<String>,
     /// Why facts are missing, for the reasons a skipped scenario gives.
     pub unread: Vec<String>,
 }
@@ -53,8 +59,8 @@ pub struct UnitFacts {
     pub name: String,
     /// The target whose `.wants` holds it.
     pub wanted_by: String,
-    /// The TCP ports of its `ListenStream=` lines (a socket unit's).
-    pub listen_ports: Vec<u16>,
+    /// The TCP sockets of its `ListenStream=` lines (a socket unit's).
+    pub listen: Vec<ListenStream>,
 }
 
 /// The targets a default boot reaches whose `.wants` the health check reads.
@@ -74,6 +80,11 @@ pub struct EntryFacts {
     /// The store name of the system its `init=` names (`<hash>-nixos-system-<host>-<version>`),
     /// when it names one.
     pub system: Option<String>,
+    /// Whether that system is a NixOS system, whose boot records itself at
+    /// `/run/booted-system`: its store path holds `nixos-version`, as every NixOS system's
+    /// does. `Some(false)` when `init=` names no store path; `None` when the root filesystem
+    /// cannot be read to tell.
+    pub nixos: Option<bool>,
 }
 
 impl ImageFacts {
@@ -100,13 +111,33 @@ impl ImageFacts {
         facts.entries = entries_of(config);
         let default = config.default_label().or(config.labels.first());
         let append = default.and_then(|label| label.append.as_deref()).unwrap_or("");
-        let root = match open_root(image, &found) {
+        let table = match Table::read(image) {
+            Ok(table) => table,
+            Err(e) => {
+                facts.unread.push(format!("no partition table: {}", e.detail()));
+                return facts;
+            }
+        };
+        let root_device = root_device::read_default(image, &table, &found);
+        facts.root_device = root_device.wait_path();
+        if facts.root_device.is_none() {
+            facts.unread.push(format!(
+                "the root device {} is a device path, not a label or UUID that names it on any machine",
+                root_device.describe()
+            ));
+        }
+        let root = match open_root(image, &table, &root_device) {
             Ok(root) => root,
             Err(reason) => {
                 facts.unread.push(reason);
                 return facts;
             }
         };
+        for entry in &mut facts.entries {
+            if let Some(name) = &entry.system {
+                entry.nixos = Some(is_nixos_system(&root, name));
+            }
+        }
         let system = init_system(append).map(|(dir, _)| dir.to_owned());
         match read_hostname(&root, system.as_deref()) {
             Ok(Some(hostname)) => facts.hostname = Some(hostname),
@@ -119,7 +150,7 @@ impl ImageFacts {
         }
         facts.systemd = Some(runs_systemd(&root, system.as_deref()));
         if facts.systemd == Some(true) {
-            facts.units = enabled_units(&root, system.as_deref());
+            facts.units = enabled_units(&root, system.as_deref(), &mut facts.unread);
         }
         facts.autologin = autologin::read(&root, system.as_deref());
         facts
@@ -138,12 +169,10 @@ fn init_system(append: &str) -> Option<(&str, &str)> {
     Some((dir, name))
 }
 
-/// The root filesystem: the ext4 or f2fs partition that is the default entry's root device
-/// ([`root_device::read_default`]: its initrd, `root=`, the root's fstab, else
-/// [`DEFAULT_ROOT_LABEL`]).
-fn open_root(image: &Path, found: &Found) -> Result<Volume, String> {
-    let table = Table::read(image).map_err(|e| format!("no partition table: {}", e.detail()))?;
-    let root: RootDevice = root_device::read_default(image, &table, found);
+/// The root filesystem: the ext4 or f2fs partition of `table` that is `root`, the default
+/// entry's root device ([`root_device::read_default`]: its initrd, `root=`, the root's fstab,
+/// else [`DEFAULT_ROOT_LABEL`]).
+fn open_root(image: &Path, table: &Table, root: &RootDevice) -> Result<Volume, String> {
     let device = &root.device;
     for partition in &table.partitions {
         let Ok(kind) = probe_filesystem(image, partition) else {
@@ -194,6 +223,14 @@ fn is_hostname(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
+/// Whether the store path `name` is a NixOS system: NixOS's toplevel holds `nixos-version`
+/// (and its boot links `/run/booted-system` to it); a store-shaped directory whose `init` is
+/// another system's init (the systemd fixtures' Debian) has none.
+fn is_nixos_system(root: &Volume, name: &str) -> bool {
+    root.exists(&format!("/nix/store/{name}/nixos-version"))
+        .unwrap_or(false)
+}
+
 /// Whether the system runs systemd: a NixOS system links its systemd at `<system>/systemd`;
 /// another layout has systemd's binary on the root filesystem.
 fn runs_systemd(root: &Volume, system: Option<&str>) -> bool {
@@ -208,8 +245,9 @@ fn runs_systemd(root: &Volume, system: Option<&str>) -> bool {
 
 /// The units in the `.wants` of [`BOOT_TARGETS`]: the system's own (`<system>/etc/systemd/system`,
 /// NixOS), else the root filesystem's (`/etc/systemd/system`), at most [`MAX_UNITS`], each
-/// named only once, and only names a scenario can quote.
-fn enabled_units(root: &Volume, system: Option<&str>) -> Vec<UnitFacts> {
+/// named only once, and only names a scenario can quote. A socket unit that cannot be read is
+/// listed without its sockets, and `unread` says why.
+fn enabled_units(root: &Volume, system: Option<&str>, unread: &mut Vec<String>) -> Vec<UnitFacts> {
     let dirs = system
         .map(|dir| format!("{dir}/etc/systemd/system"))
         .into_iter()
@@ -229,19 +267,26 @@ fn enabled_units(root: &Volume, system: Option<&str>) -> Vec<UnitFacts> {
                 if units.len() >= MAX_UNITS || units.iter().any(|u| u.name == name) {
                     continue;
                 }
-                let listen_ports = if name.ends_with(".socket") {
-                    read_text(root, &format!("{wants}/{name}"), UNIT_FILE_LIMIT)
-                        .ok()
-                        .flatten()
-                        .map(|text| listen_stream_ports(&text))
-                        .unwrap_or_default()
+                let listen = if name.ends_with(".socket") {
+                    let path = format!("{wants}/{name}");
+                    match root.read_text(&path, UNIT_FILE_LIMIT, "a socket unit") {
+                        Ok(text) => listen_streams(&text),
+                        Err(e) => {
+                            unread.push(format!(
+                                "the socket unit {name} cannot be read, so its ListenStream= ports are not \
+                                 checked: {}",
+                                e.detail()
+                            ));
+                            Vec::new()
+                        }
+                    }
                 } else {
                     Vec::new()
                 };
                 units.push(UnitFacts {
                     name,
                     wanted_by: target.to_owned(),
-                    listen_ports,
+                    listen,
                 });
             }
         }
@@ -286,40 +331,23 @@ fn is_unit_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c))
 }
 
-/// The TCP ports a socket unit listens on: `ListenStream=22`, `0.0.0.0:22`, `[::]:22`; paths
-/// (`/run/…`) and other families are not ports.
-fn listen_stream_ports(unit: &str) -> Vec<u16> {
-    let mut ports = Vec::new();
-    for line in unit.lines() {
-        let Some(value) = line.trim().strip_prefix("ListenStream=") else {
-            continue;
-        };
-        let value = value.trim();
-        let port = value.rsplit(':').next().unwrap_or(value);
-        if value.starts_with('/') || value.starts_with('@') || value.starts_with("vsock:") {
-            continue;
-        }
-        if let Ok(port) = port.parse::<u16>() {
-            if port != 0 && !ports.contains(&port) {
-                ports.push(port);
-            }
-        }
-    }
-    ports
-}
-
 /// The entries of a parsed extlinux.conf.
 pub fn entries_of(config: &Config) -> Vec<EntryFacts> {
     config
         .labels
         .iter()
-        .map(|label| EntryFacts {
-            label: label.name.clone(),
-            system: label
+        .map(|label| {
+            let system = label
                 .append
                 .as_deref()
                 .and_then(init_system)
-                .map(|(_, name)| name.to_owned()),
+                .map(|(_, name)| name.to_owned());
+            EntryFacts {
+                label: label.name.clone(),
+                // Told once the root is read; without a store path's init it is no NixOS system.
+                nixos: if system.is_some() { None } else { Some(false) },
+                system,
+            }
         })
         .collect()
 }
@@ -338,13 +366,6 @@ mod tests {
         assert_eq!(init_system("init=/nix/store/a/b/init"), None);
         assert_eq!(init_system("root=/dev/sda"), None);
         assert_eq!(init_system("init=/bin/sh"), None);
-    }
-
-    #[test]
-    fn listen_stream_ports_are_the_tcp_ports_of_a_socket_unit() {
-        let unit = "[Socket]\nListenStream=22\nListenStream=0.0.0.0:80\nListenStream=[::]:443\n\
-                    ListenStream=/run/foo.sock\nListenStream=vsock:2:22\nListenDatagram=53\nListenStream=22\n";
-        assert_eq!(listen_stream_ports(unit), [22, 80, 443]);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod guard;
 pub mod ikconfig;
 pub mod initrd;
 pub mod limits;
+pub mod listen_stream;
 pub mod load_layout;
 pub mod mbr;
 pub mod modules;

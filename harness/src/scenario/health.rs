@@ -4,13 +4,15 @@
 //! It boots from power-on and logs in (every stage timed). On a systemd image it then waits for
 //! systemd to end the boot and checks it says `running` (a degraded system's failure lists the
 //! failed units with their status), checks every unit the image's system enables for a default
-//! boot ([`crate::image::facts::BOOT_TARGETS`]), one step each, and that every TCP port its
-//! socket units declare (`ListenStream=`) is listened on. An image without systemd (the busybox
+//! boot ([`crate::image::facts::BOOT_TARGETS`]), one step each, and that every TCP socket its
+//! socket units declare (`ListenStream=`) answers a connection made on the system, a failure
+//! naming the unit. An image without systemd (the busybox
 //! fixtures) is judged on boot and login alone, and the scenario's description says so.
 
 use std::fmt::Write;
 
 use crate::image::facts::ImageFacts;
+use crate::image::listen_stream::ListenStream;
 
 /// The health check's scenario name (and transcript stem).
 pub const HEALTH_NAME: &str = "health";
@@ -25,8 +27,8 @@ pub fn health_scenario(facts: Option<&ImageFacts>) -> String {
         let units = facts.map_or(0, |f| f.units.len());
         format!(
             "boot from power-on, log in, systemd ends the boot `running`, and each of the {units} units the \
-             image's system enables for a default boot is healthy, with the TCP ports its socket units declare \
-             listened on"
+             image's system enables for a default boot is healthy, and the TCP sockets its socket units declare \
+             answer"
         )
     } else {
         let why = match facts {
@@ -70,16 +72,32 @@ pub fn health_scenario(facts: Option<&ImageFacts>) -> String {
             quoted(&unit.name)
         );
     }
-    let mut ports: Vec<u16> = units
-        .iter()
-        .flat_map(|u| u.listen_ports.iter().copied())
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    for port in ports {
-        let _ = writeln!(text, "\n[[steps]]\nwait_for_port = {port}\ntimeout = \"1m\"");
+    for unit in units {
+        for stream in &unit.listen {
+            let _ = writeln!(
+                text,
+                "\n[[steps]]\nrun = {}\ntimeout = \"1m\"",
+                quoted(&answers_command(&unit.name, stream))
+            );
+        }
     }
     text
+}
+
+/// A command the system runs to see that the socket `unit` declares (`ListenStream=`) answers:
+/// bash (NixOS's and Debian's shell; `/dev/tcp` needs no other tool) connects to it, and it
+/// answers when data comes or the connection stays open for 3 s. A refused connection, or one
+/// closed at once (a socket whose service cannot start), exits 1, naming the unit.
+fn answers_command(unit: &str, stream: &ListenStream) -> String {
+    let address = stream.connect_to();
+    let port = stream.port;
+    let said = format!("{unit} declares ListenStream={stream}");
+    format!(
+        "bash -c 'if ! exec 3<>/dev/tcp/{address}/{port}; then echo \"{said}, and {address} port {port} refused \
+         a connection\"; exit 1; fi; read -r -t 3 -N 1 -u 3 _; r=$?; if [ $r -eq 0 ] || [ $r -gt 128 ]; then \
+         echo \"{said}: {address} port {port} answered\"; else echo \"{said}, and {address} port {port} \
+         closed the connection at once\"; exit 1; fi'"
+    )
 }
 
 /// The login step's table: root with the password from `R2S_PASSWORD`, or the user the
@@ -102,21 +120,22 @@ mod tests {
 
     use super::*;
     use crate::image::facts::UnitFacts;
+    use crate::image::listen_stream::listen_streams;
     use crate::scenario::{parse_for, Action, Password, Start};
 
     fn systemd_image() -> ImageFacts {
-        let unit = |name: &str, ports: &[u16]| UnitFacts {
+        let unit = |name: &str, listen: &str| UnitFacts {
             name: name.to_owned(),
             wanted_by: "multi-user.target".to_owned(),
-            listen_ports: ports.to_vec(),
+            listen: listen_streams(listen),
         };
         ImageFacts {
             systemd: Some(true),
             units: vec![
-                unit("sshd.service", &[]),
-                unit("getty@tty1.service", &[]),
-                unit("dev-x\\x2dy.mount", &[]),
-                unit("web.socket", &[8080, 22]),
+                unit("sshd.service", ""),
+                unit("getty@tty1.service", ""),
+                unit("dev-x\\x2dy.mount", ""),
+                unit("web.socket", "ListenStream=8080\nListenStream=192.168.2.1:53\n"),
             ],
             ..ImageFacts::default()
         }
@@ -132,24 +151,113 @@ mod tests {
     }
 
     #[test]
-    fn on_a_systemd_image_every_enabled_unit_and_declared_port_is_a_step() {
+    fn on_a_systemd_image_every_enabled_unit_is_a_step() {
         let described: Vec<String> = actions(Some(&systemd_image()))
             .iter()
             .map(|a| format!("{a:?}"))
             .collect();
+        // Then one connection per declared socket (below).
+        assert_eq!(described.len(), 8);
         assert_eq!(
-            described[1..],
+            described[1..6],
             [
                 "SystemRunning",
                 "UnitHealthy(\"sshd.service\")",
                 "UnitHealthy(\"getty@tty1.service\")",
                 "UnitHealthy(\"dev-x\\\\x2dy.mount\")",
                 "UnitHealthy(\"web.socket\")",
-                "WaitForPort(22)",
-                "WaitForPort(8080)",
             ]
         );
         assert!(described[0].starts_with("Login"), "{}", described[0]);
+    }
+
+    #[test]
+    fn each_declared_tcp_socket_is_a_connection_made_on_the_system_naming_its_unit() {
+        let commands: Vec<String> = actions(Some(&systemd_image()))
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Run { command, status, .. } => {
+                    assert_eq!(status, 0);
+                    Some(command)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            commands,
+            [
+                "bash -c 'if ! exec 3<>/dev/tcp/127.0.0.1/8080; then echo \"web.socket declares ListenStream=8080, \
+                 and 127.0.0.1 port 8080 refused a connection\"; exit 1; fi; read -r -t 3 -N 1 -u 3 _; r=$?; if \
+                 [ $r -eq 0 ] || [ $r -gt 128 ]; then echo \"web.socket declares ListenStream=8080: 127.0.0.1 port \
+                 8080 answered\"; else echo \"web.socket declares ListenStream=8080, and 127.0.0.1 port 8080 closed \
+                 the connection at once\"; exit 1; fi'",
+                "bash -c 'if ! exec 3<>/dev/tcp/192.168.2.1/53; then echo \"web.socket declares \
+                 ListenStream=192.168.2.1:53, and 192.168.2.1 port 53 refused a connection\"; exit 1; fi; read -r \
+                 -t 3 -N 1 -u 3 _; r=$?; if [ $r -eq 0 ] || [ $r -gt 128 ]; then echo \"web.socket declares \
+                 ListenStream=192.168.2.1:53: 192.168.2.1 port 53 answered\"; else echo \"web.socket declares \
+                 ListenStream=192.168.2.1:53, and 192.168.2.1 port 53 closed the connection at once\"; exit 1; fi'",
+            ]
+        );
+    }
+
+    /// The command, run by the host's bash against a real socket, tells the three outcomes.
+    #[test]
+    fn the_connection_command_passes_an_answering_socket_and_fails_a_refused_or_closed_one() {
+        use std::io::Write as _;
+        use std::net::TcpListener;
+        use std::process::Command;
+
+        let run = |port: u16| {
+            let stream = ListenStream { address: None, port };
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(answers_command("t.socket", &stream))
+                .output()
+                .expect("sh runs");
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            )
+        };
+        let answering = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = answering.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut peer, _) = answering.accept().unwrap();
+            let _ = peer.write_all(b"SSH-2.0-x\r\n");
+        });
+        assert_eq!(
+            run(port),
+            (
+                Some(0),
+                format!("t.socket declares ListenStream={port}: 127.0.0.1 port {port} answered")
+            )
+        );
+        server.join().unwrap();
+
+        let closing = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closing.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || drop(closing.accept().unwrap()));
+        assert_eq!(
+            run(port),
+            (
+                Some(1),
+                format!("t.socket declares ListenStream={port}, and 127.0.0.1 port {port} closed the connection at once")
+            )
+        );
+        server.join().unwrap();
+
+        let gone = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = gone.local_addr().unwrap().port();
+        drop(gone);
+        assert_eq!(
+            run(port),
+            (
+                Some(1),
+                format!(
+                    "t.socket declares ListenStream={port}, and 127.0.0.1 port {port} refused a connection"
+                )
+            )
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! menu entry) instead of naming one image's values.
 //!
 //! The variables are replaced in the file's text before it is read, like `envsubst`. A value
-//! is only used when it consists of letters, digits, `.`, `_` and `-`, so it reads the same
-//! inside any TOML string and inside a regex (where `.` also matches itself). A variable the
+//! is only used when it consists of letters, digits, `.`, `_`, `-` and `/`, so it reads the
+//! same inside any TOML string and inside a regex (where `.` also matches itself). A variable the
 //! image does not tell is replaced by a placeholder and the scenario is skipped, saying which.
 //!
 //! | variable | value |
@@ -13,6 +13,7 @@
 //! | `IMAGE_ENTRIES` | how many entries the extlinux.conf has |
 //! | `IMAGE_ENTRY_<N>_LABEL` | the `LABEL` of menu entry N (1-based) |
 //! | `IMAGE_ENTRY_<N>_SYSTEM` | the store name of the system entry N boots (`<hash>-nixos-system-…`) |
+//! | `IMAGE_ROOT_DEVICE` | udev's link to the root filesystem the default entry mounts (`/dev/disk/by-label/NIXOS_SD`) |
 
 use std::ops::Range;
 
@@ -87,6 +88,9 @@ fn value(name: &str, facts: Option<&ImageFacts>) -> Result<Result<String, String
     if name == "IMAGE_HOSTNAME" {
         return Ok(told(facts.and_then(|f| f.hostname.clone()), "its hostname"));
     }
+    if name == "IMAGE_ROOT_DEVICE" {
+        return Ok(told(facts.and_then(|f| f.root_device.clone()), "its root device"));
+    }
     if name == "IMAGE_ENTRIES" {
         return Ok(told(facts.map(|f| f.entries.len().to_string()), "its entries"));
     }
@@ -97,8 +101,8 @@ fn value(name: &str, facts: Option<&ImageFacts>) -> Result<Result<String, String
     });
     let Some((number, field)) = entry else {
         return Err(format!(
-            "unknown variable ${{{name}}}: the image's variables are ${{IMAGE_HOSTNAME}}, ${{IMAGE_ENTRIES}}, \
-             ${{IMAGE_ENTRY_<N>_LABEL}} and ${{IMAGE_ENTRY_<N>_SYSTEM}}"
+            "unknown variable ${{{name}}}: the image's variables are ${{IMAGE_HOSTNAME}}, ${{IMAGE_ROOT_DEVICE}}, \
+             ${{IMAGE_ENTRIES}}, ${{IMAGE_ENTRY_<N>_LABEL}} and ${{IMAGE_ENTRY_<N>_SYSTEM}}"
         ));
     };
     let Some(facts) = facts else {
@@ -120,12 +124,13 @@ fn value(name: &str, facts: Option<&ImageFacts>) -> Result<Result<String, String
     })
 }
 
-/// Letters, digits, `.`, `_` and `-`: the same text in any TOML string and in a regex.
+/// Letters, digits, `.`, `_`, `-` and `/`: the same text in any TOML string, in a regex and
+/// as one word of a shell command.
 fn quotable(value: &str) -> bool {
     !value.is_empty()
         && value
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
 }
 
 #[cfg(test)]
@@ -139,16 +144,19 @@ mod tests {
                 EntryFacts {
                     label: "nixos-default".to_owned(),
                     system: Some("abc-nixos-system-ivy-25.05".to_owned()),
+                    nixos: Some(true),
                 },
                 EntryFacts {
                     label: "nixos-2-default".to_owned(),
                     system: None,
+                    nixos: Some(false),
                 },
             ],
             hostname: Some("ivy".to_owned()),
             systemd: Some(true),
             units: Vec::new(),
             autologin: None,
+            root_device: Some("/dev/disk/by-label/NIXOS_SD_USB".to_owned()),
             unread: Vec::new(),
         }
     }
@@ -157,12 +165,14 @@ mod tests {
     fn told_values_replace_their_variables_and_other_variables_stay() {
         let text =
             "run = \"hostname\"\noutput = \"^${IMAGE_HOSTNAME}$\"\nmenu = \"${IMAGE_ENTRY_2_LABEL}\"\n\
-                    x = \"${IMAGE_ENTRY_1_SYSTEM} of ${IMAGE_ENTRIES}\"\nhost = \"nc ${PORT_TCP_22}\"\n";
+                    x = \"${IMAGE_ENTRY_1_SYSTEM} of ${IMAGE_ENTRIES}\"\nhost = \"nc ${PORT_TCP_22}\"\n\
+                    root = \"${IMAGE_ROOT_DEVICE}\"\n";
         let done = substitute(text, Some(&facts())).unwrap();
         assert_eq!(
             done.text,
             "run = \"hostname\"\noutput = \"^ivy$\"\nmenu = \"nixos-2-default\"\n\
-             x = \"abc-nixos-system-ivy-25.05 of 2\"\nhost = \"nc ${PORT_TCP_22}\"\n"
+             x = \"abc-nixos-system-ivy-25.05 of 2\"\nhost = \"nc ${PORT_TCP_22}\"\n\
+             root = \"/dev/disk/by-label/NIXOS_SD_USB\"\n"
         );
         assert!(done.not_told.is_empty());
     }

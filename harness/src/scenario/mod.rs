@@ -4,6 +4,7 @@
 //! Every problem in a file is reported as `path:line:column: message`, pointing at the
 //! offending key or value, with the line and a caret under it.
 
+mod default_login;
 mod error;
 pub mod filter;
 pub mod health;

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use super::default_login;
 use super::error::{ScenarioError, ScenarioErrorKind};
 use super::image_variables;
 use super::model::{LoginRecipe, Password, PromptRegex, SavedStart, Scenario, Secret, Start, Step};
@@ -49,6 +50,9 @@ fn parse_with_image(
         .map_err(|unknown| file.error(Some(unknown.span), ScenarioErrorKind::Invalid(unknown.message)))?;
     // Values are single words: the substituted text has the same lines as the file.
     let (mut scenario, name_span) = parse_file(&SourceText::new(&substituted.text, file.path))?;
+    if let Some(user) = facts.and_then(|f| f.autologin.as_deref()) {
+        default_login::follow_autologin(&mut scenario, user);
+    }
     let unmet = scenario
         .requires
         .iter()

@@ -13,6 +13,9 @@ pub enum Requirement {
     Generations(Comparison, usize),
     /// `systemd`: the image's system runs systemd.
     Systemd,
+    /// `nixos`: every system the image's extlinux.conf boots is a NixOS system (its store path
+    /// holds `nixos-version`), so the booted one is recorded at `/run/booted-system`.
+    NixOs,
 }
 
 /// How a count is compared.
@@ -53,7 +56,7 @@ impl Comparison {
 }
 
 /// Every form a requirement takes, for error messages.
-pub const FORMS: &str = "\"generations >= N\" (or >, ==, <=, <) and \"systemd\"";
+pub const FORMS: &str = "\"generations >= N\" (or >, ==, <=, <), \"systemd\" and \"nixos\"";
 
 impl Requirement {
     /// Reads one entry of a `requires` list; the error says what is wrong.
@@ -61,6 +64,9 @@ impl Requirement {
         let text = text.trim();
         if text == "systemd" {
             return Ok(Requirement::Systemd);
+        }
+        if text == "nixos" {
+            return Ok(Requirement::NixOs);
         }
         if let Some(rest) = text.strip_prefix("generations") {
             let rest = rest.trim_start();
@@ -105,8 +111,40 @@ impl Requirement {
                     facts.unread.join("; ")
                 )),
             },
+            Requirement::NixOs => nixos_unmet(facts),
         }
     }
+}
+
+/// Why not every entry of the image boots a NixOS system, if one does not.
+fn nixos_unmet(facts: &ImageFacts) -> Option<String> {
+    if facts.entries.is_empty() {
+        return Some("requires nixos; the image has no extlinux.conf entry to tell".to_owned());
+    }
+    for (number, entry) in (1..).zip(&facts.entries) {
+        let label = &entry.label;
+        match (entry.nixos, &entry.system) {
+            (Some(true), _) => {}
+            (Some(false), None) => {
+                return Some(format!(
+                    "requires nixos; entry {number} ({label}) has no init= in the Nix store, so it boots no NixOS system"
+                ))
+            }
+            (Some(false), Some(system)) => {
+                return Some(format!(
+                    "requires nixos; entry {number} ({label}) boots /nix/store/{system}, which holds no nixos-version: \
+                     not a NixOS system, so nothing records it at /run/booted-system"
+                ))
+            }
+            (None, _) => {
+                return Some(format!(
+                    "requires nixos, which the image does not tell: {}",
+                    facts.unread.join("; ")
+                ))
+            }
+        }
+    }
+    None
 }
 
 impl fmt::Display for Requirement {
@@ -116,6 +154,7 @@ impl fmt::Display for Requirement {
                 write!(f, "generations {} {count}", comparison.operator())
             }
             Requirement::Systemd => f.write_str("systemd"),
+            Requirement::NixOs => f.write_str("nixos"),
         }
     }
 }
@@ -131,6 +170,7 @@ mod tests {
                 .map(|i| EntryFacts {
                     label: format!("nixos-{i}"),
                     system: None,
+                    nixos: Some(false),
                 })
                 .collect(),
             systemd,
@@ -147,6 +187,7 @@ mod tests {
             "generations <= 3",
             "generations < 4",
             "systemd",
+            "nixos",
         ] {
             assert_eq!(Requirement::parse(text).unwrap().to_string(), text);
         }
@@ -190,6 +231,34 @@ mod tests {
             "requires systemd; the image's system does not run it"
         );
         assert!(Requirement::Systemd.unmet(Some(&facts(1, None))).is_some());
+    }
+
+    #[test]
+    fn nixos_is_met_only_when_every_entry_boots_a_system_holding_nixos_version() {
+        let mut image = facts(2, Some(true));
+        for (n, entry) in image.entries.iter_mut().enumerate() {
+            entry.system = Some(format!("h{n}-nixos-system-r2s"));
+            entry.nixos = Some(true);
+        }
+        assert_eq!(Requirement::NixOs.unmet(Some(&image)), None);
+        image.entries[1].nixos = Some(false);
+        assert_eq!(
+            Requirement::NixOs.unmet(Some(&image)).unwrap(),
+            "requires nixos; entry 2 (nixos-1) boots /nix/store/h1-nixos-system-r2s, which holds no \
+             nixos-version: not a NixOS system, so nothing records it at /run/booted-system"
+        );
+        image.entries[0].system = None;
+        image.entries[0].nixos = Some(false);
+        assert_eq!(
+            Requirement::NixOs.unmet(Some(&image)).unwrap(),
+            "requires nixos; entry 1 (nixos-0) has no init= in the Nix store, so it boots no NixOS system"
+        );
+        image.entries[0].nixos = None;
+        image.unread = vec!["no filesystem is the root device".to_owned()];
+        assert_eq!(
+            Requirement::NixOs.unmet(Some(&image)).unwrap(),
+            "requires nixos, which the image does not tell: no filesystem is the root device"
+        );
     }
 
     #[test]

@@ -283,3 +283,61 @@ fn the_default_run_passes_the_systemd_fixture_and_skips_what_needs_a_nixos_syste
     let run = run_default(&fixture("debian-systemd"), dir.path(), LIMIT);
     assert_default_run_passes_a_non_nixos_system(&run);
 }
+
+/// The health check connects to every TCP socket the image's socket units declare
+/// (`ListenStream=`), on the system itself: on a copy of the fixture with two enabled socket
+/// units, `r2s-echo.socket`, whose per-connection service keeps the connection open, answers;
+/// `r2s-gone.socket`, whose service ends at once (successfully: the system stays `running` and
+/// the socket active, so only connecting finds it), fails the check, which names the unit.
+#[test]
+fn the_health_check_connects_to_each_declared_socket_and_names_the_one_that_does_not_answer() {
+    let dir = temp_dir();
+    let image = hostile::copy_of("debian-systemd", dir.path());
+    let files = [
+        (
+            "r2s-echo.socket",
+            "[Socket]\nListenStream=7777\nAccept=yes\n[Install]\nWantedBy=sockets.target\n",
+        ),
+        (
+            "r2s-echo@.service",
+            "[Service]\nExecStart=/bin/cat\nStandardInput=socket\n",
+        ),
+        (
+            "r2s-gone.socket",
+            "[Socket]\nListenStream=0.0.0.0:7778\nAccept=yes\n[Install]\nWantedBy=sockets.target\n",
+        ),
+        (
+            "r2s-gone@.service",
+            "[Service]\nExecStart=/bin/true\nStandardInput=socket\n",
+        ),
+    ];
+    let mut commands = Vec::new();
+    for (name, text) in files {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        commands.push(format!("write {} /etc/systemd/system/{name}", file.display()));
+        if name.ends_with(".socket") {
+            commands.push(format!(
+                "symlink /etc/systemd/system/sockets.target.wants/{name} /etc/systemd/system/{name}"
+            ));
+        }
+    }
+    let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+    hostile::debugfs(&image, 2, &commands);
+    let transcripts = dir.path().join("transcripts");
+    let run = health_only(&image, &transcripts);
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    assert!(run.stdout.contains("FAIL  health  "), "{}", run.explain());
+    assert!(
+        run.stdout.contains(
+            "r2s-gone.socket declares ListenStream=0.0.0.0:7778, and 127.0.0.1 port 7778 closed the connection at once"
+        ),
+        "{}",
+        run.explain()
+    );
+    let log = std::fs::read_to_string(transcripts.join("health.log")).unwrap();
+    assert!(
+        log.contains("] r2s-echo.socket declares ListenStream=7777: 127.0.0.1 port 7777 answered"),
+        "{log}"
+    );
+}

@@ -175,31 +175,27 @@ fn an_f2fs_roots_fstab_and_facts_are_read_from_it() {
     assert_eq!(facts.systemd, Some(false));
 }
 
-/// A hostname file the f2fs reader cannot read (compressed, as a compressing kernel marks it in
-/// the inode's flags) is a fact left out with that reason, not one passed over silently.
-#[test]
-fn an_f2fs_hostname_the_reader_cannot_read_is_left_out_saying_why() {
+/// Marks file `path` on the f2fs root (partition 2) of `image` compressed in its inode's flags,
+/// as a compressing kernel does, which this f2fs reader cannot read; returns its inode number.
+fn mark_f2fs_file_compressed(image: &Path, path: &str) -> u32 {
     use std::os::unix::fs::FileExt;
 
-    use r2s_harness::image::{budget::ReadBudget, f2fs::F2fs, facts::ImageFacts, Table};
-    let dir = temp_dir();
-    let image = copy_of("broken-inspect-root-filesystem", dir.path());
-    let table = Table::read(&image).unwrap();
+    use r2s_harness::image::{budget::ReadBudget, f2fs::F2fs, Table};
+    let table = Table::read(image).unwrap();
     let root = table.partition(2).unwrap().clone();
     let fs = F2fs::open(
-        std::fs::File::open(&image).unwrap(),
+        std::fs::File::open(image).unwrap(),
         root.offset(),
         root.size(),
         ReadBudget::new(64 << 20),
     )
     .unwrap();
-    let system = &r2s_images::generations()[0].store_path;
-    let ino = fs.resolve(&format!("{system}/etc/hostname"), true).unwrap().ino;
+    let ino = fs.resolve(path, true).unwrap().ino;
     // The inode's node block: the one whose footer names it as node and inode.
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(&image)
+        .open(image)
         .unwrap();
     let mut block = vec![0u8; 4096];
     let node_at = (0..root.size() / 4096)
@@ -209,8 +205,20 @@ fn an_f2fs_hostname_the_reader_cannot_read_is_left_out_saying_why() {
             let le = |o: usize| u32::from_le_bytes(block[o..o + 4].try_into().unwrap());
             (le(4072), le(4076)) == (ino, ino) && block[0..2] != [0, 0]
         })
-        .expect("the hostname's inode");
+        .unwrap_or_else(|| panic!("the inode of {path}"));
     file.write_all_at(&4u32.to_le_bytes(), node_at + 80).unwrap();
+    ino
+}
+
+/// A hostname file the f2fs reader cannot read (compressed, as a compressing kernel marks it in
+/// the inode's flags) is a fact left out with that reason, not one passed over silently.
+#[test]
+fn an_f2fs_hostname_the_reader_cannot_read_is_left_out_saying_why() {
+    use r2s_harness::image::facts::ImageFacts;
+    let dir = temp_dir();
+    let image = copy_of("broken-inspect-root-filesystem", dir.path());
+    let system = &r2s_images::generations()[0].store_path;
+    let ino = mark_f2fs_file_compressed(&image, &format!("{system}/etc/hostname"));
     let facts = ImageFacts::read(&image);
     assert_eq!(facts.hostname, None);
     assert_eq!(
@@ -222,116 +230,35 @@ fn an_f2fs_hostname_the_reader_cannot_read_is_left_out_saying_why() {
     );
 }
 
-/// A copy of `r2s-first-boot` in `dir`, its system's store path (from the default entry's
-/// `init=`) and the `etc` store directory its `<system>/etc` links to.
-fn first_boot_copy_with_its_system(dir: &Path) -> (std::path::PathBuf, String, String) {
-    let image = copy_of("r2s-first-boot", dir);
-    let system = format!(
-        "/nix/store/{}",
-        r2s_harness::image::facts::ImageFacts::read(&image).entries[0]
-            .system
-            .clone()
-            .expect("init= in the store")
-    );
-    let etc = r2s_tests::hostile::debugfs_link(&image, 2, &format!("{system}/etc"));
-    (image, system, etc)
-}
-
-/// A NixOS system's units are read from its closure on an ext4 root, as NixOS lays them out:
-/// `<system>/etc` links to the `etc` store path, whose `systemd/system` links to the
-/// `system-units` store path, whose units link to one store path each and whose `.wants`
-/// entries link to `../<unit>`. The root's own `/etc/systemd/system` (filled at activation) is
-/// not what the system enables and is not read. Built on a copy of `r2s-first-boot` with
-/// debugfs.
+/// An f2fs root's `/etc/fstab` the reader cannot read (compressed) is not passed over: the
+/// root device NixOS's default gives is said to be a guess, with the reason, in the image's
+/// facts and in `inspect`'s root-label check, which warns.
 #[test]
-fn a_nixos_systems_enabled_units_are_read_through_its_closures_links() {
-    use r2s_harness::image::facts::{ImageFacts, UnitFacts};
-    use r2s_harness::image::listen_stream::listen_streams;
-    let dir = temp_dir();
-    let (image, system, etc) = first_boot_copy_with_its_system(dir.path());
-    let units = "/nix/store/0d7kqj3v3zy5gq3bsyf2mdx9h0q8rx6b-system-units";
-    let sshd = "/nix/store/1n0f1a7dr9wqdvq8zw0p2kiw9g0c5iy3-unit-sshd.service";
-    let web = "/nix/store/2b6xlxq4x1kjh3yi5dnqm0fbfwxkp1hs-unit-web.socket";
-    let systemd = "/nix/store/3c9ps0kcm2w1cllrmm8vx8a2c8axyh7q-systemd-257.5";
-    let file = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    };
-    let sshd_text = file("sshd.service", "[Service]\nExecStart=/bin/sshd -D\n");
-    let web_text = file("web.socket", "[Socket]\nListenStream=[::]:8080\n");
-    let other = file("other.service", "[Service]\nExecStart=/bin/true\n");
-    let commands = [
-        format!("mkdir {systemd}"),
-        format!("symlink {system}/systemd {systemd}"),
-        format!("mkdir {sshd}"),
-        format!("write {sshd_text} {sshd}/sshd.service"),
-        format!("mkdir {web}"),
-        format!("write {web_text} {web}/web.socket"),
-        format!("mkdir {units}"),
-        format!("symlink {units}/sshd.service {sshd}/sshd.service"),
-        format!("symlink {units}/web.socket {web}/web.socket"),
-        format!("mkdir {units}/multi-user.target.wants"),
-        format!("symlink {units}/multi-user.target.wants/sshd.service ../sshd.service"),
-        format!("mkdir {units}/sockets.target.wants"),
-        format!("symlink {units}/sockets.target.wants/web.socket ../web.socket"),
-        format!("mkdir {etc}/systemd"),
-        format!("symlink {etc}/systemd/system {units}"),
-        // What an earlier activation left on the root: not this system's.
-        "mkdir /etc/systemd".to_owned(),
-        "mkdir /etc/systemd/system".to_owned(),
-        "mkdir /etc/systemd/system/multi-user.target.wants".to_owned(),
-        format!("write {other} /etc/systemd/system/multi-user.target.wants/other.service"),
-    ];
-    let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
-    debugfs(&image, 2, &commands);
-    let facts = ImageFacts::read(&image);
-    assert_eq!(facts.unread, Vec::<String>::new());
-    assert_eq!(facts.systemd, Some(true));
-    assert_eq!(facts.entries[0].nixos, Some(true));
-    assert_eq!(
-        facts.units,
-        [
-            UnitFacts {
-                name: "sshd.service".to_owned(),
-                wanted_by: "multi-user.target".to_owned(),
-                listen: Vec::new(),
-            },
-            UnitFacts {
-                name: "web.socket".to_owned(),
-                wanted_by: "sockets.target".to_owned(),
-                listen: listen_streams("ListenStream=[::]:8080"),
-            },
-        ]
-    );
-}
-
-/// A socket unit the system enables that cannot be read (here a link into the store whose
-/// target is not there) is listed without its sockets, and the facts say why.
-#[test]
-fn an_enabled_socket_unit_that_cannot_be_read_is_named_with_the_reason() {
+fn an_f2fs_fstab_the_reader_cannot_read_makes_the_default_root_a_warning_saying_why() {
     use r2s_harness::image::facts::ImageFacts;
     let dir = temp_dir();
-    let (image, system, etc) = first_boot_copy_with_its_system(dir.path());
-    let commands = [
-        format!("symlink {system}/systemd /bin"),
-        format!("mkdir {etc}/systemd"),
-        format!("mkdir {etc}/systemd/system"),
-        format!("mkdir {etc}/systemd/system/sockets.target.wants"),
-        format!("symlink {etc}/systemd/system/sockets.target.wants/gone.socket /nix/store/x-unit-gone.socket/gone.socket"),
-    ];
-    let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
-    debugfs(&image, 2, &commands);
+    let image = copy_of("broken-inspect-root-filesystem", dir.path());
+    let ino = mark_f2fs_file_compressed(&image, "/etc/fstab");
+    let why = format!(
+        "/dev/disk/by-label/NIXOS_SD (NixOS's default, but an fstab that may name another cannot be read: \
+         partition 2: cannot read /etc/fstab: a compressed file (inode {ino}), which this f2fs reader cannot read)"
+    );
     let facts = ImageFacts::read(&image);
-    assert_eq!(facts.units.len(), 1, "{:?}", facts.units);
-    assert_eq!(facts.units[0].name, "gone.socket");
-    assert_eq!(facts.unread.len(), 1, "{:?}", facts.unread);
+    assert_eq!(facts.unread, [format!("the root device is taken as {why}")]);
+    let report = json_report(&image, 0);
+    let label = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "root-label")
+        .unwrap();
+    assert_eq!(label["status"], "warn", "{label}");
     assert!(
-        facts.unread[0].starts_with(
-            "the socket unit gone.socket cannot be read, so its ListenStream= ports are not checked: "
-        ),
-        "{:?}",
-        facts.unread
+        label["found"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("; the root device is taken as {why}")),
+        "{label}"
     );
 }
 

@@ -55,8 +55,12 @@ pub enum Command {
     /// Boot an image once per scenario and report PASS/FAIL for each; `start = "login"`
     /// scenarios share one boot through a snapshot and run in parallel.
     ///
-    /// With no arguments, runs the shipped scenarios against the default fixture image,
-    /// building it first if needed.
+    /// With no scenario named, first runs a health check written from the image (it boots
+    /// and logs in; on a systemd image, systemd ends the boot `running`, every unit the
+    /// image's system enables is healthy and every TCP socket its socket units declare
+    /// answers; `--health-only` runs it alone), then the shipped scenarios; a scenario whose
+    /// `requires` the image does not meet is skipped, saying why. With no arguments at all,
+    /// runs against the default fixture image, building it first if needed.
     Run(Box<RunArgs>),
     /// Attach to a console interactively, in place of screen or picocom: a board's UART, or a
     /// QEMU boot of an image. The terminal is raw; Ctrl-] leaves. Everything is logged to

@@ -120,6 +120,11 @@ impl ImageFacts {
         };
         let root_device = root_device::read_default(image, &table, &found);
         facts.root_device = root_device.wait_path();
+        if root_device.unread_fstab.is_some() {
+            facts
+                .unread
+                .push(format!("the root device is taken as {}", root_device.describe()));
+        }
         if facts.root_device.is_none() {
             facts.unread.push(format!(
                 "the root device {} is a device path, not a label or UUID that names it on any machine",

@@ -17,6 +17,7 @@ use std::fmt;
 use std::path::Path;
 
 use super::boot_config::Found;
+use super::error::ImageError;
 use super::extlinux::Label;
 use super::fs::probe_filesystem;
 use super::fs_kind::FsKind;
@@ -69,6 +70,10 @@ pub struct RootDevice {
     pub device: String,
     /// Where.
     pub source: RootSource,
+    /// When nothing named the root ([`RootSource::Default`]) but an fstab that might have
+    /// could not be read (a compressed f2fs file): why, so that the default is not mistaken
+    /// for what the image says.
+    pub unread_fstab: Option<String>,
 }
 
 /// What a device specification names.
@@ -87,9 +92,18 @@ pub enum DeviceSpec {
 impl RootDevice {
     /// The default root: [`DEFAULT_ROOT_LABEL`].
     pub fn default_label() -> RootDevice {
+        RootDevice::new(
+            format!("/dev/disk/by-label/{DEFAULT_ROOT_LABEL}"),
+            RootSource::Default,
+        )
+    }
+
+    /// `device`, read from `source`.
+    pub fn new(device: String, source: RootSource) -> RootDevice {
         RootDevice {
-            device: format!("/dev/disk/by-label/{DEFAULT_ROOT_LABEL}"),
-            source: RootSource::Default,
+            device,
+            source,
+            unread_fstab: None,
         }
     }
 
@@ -126,9 +140,16 @@ impl RootDevice {
         }
     }
 
-    /// `/dev/disk/by-label/NIXOS_SD (from the initrd's fstab (systemd stage 1))`.
+    /// `/dev/disk/by-label/NIXOS_SD (from the initrd's fstab (systemd stage 1))`; the default
+    /// with an fstab that could not be read says so and why.
     pub fn describe(&self) -> String {
-        format!("{} (from {})", self.device, self.source)
+        match &self.unread_fstab {
+            Some(why) if self.source == RootSource::Default => format!(
+                "{} (NixOS's default, but an fstab that may name another cannot be read: {why})",
+                self.device
+            ),
+            _ => format!("{} (from {})", self.device, self.source),
+        }
     }
 }
 
@@ -258,7 +279,7 @@ pub fn decide(
     append: &str,
     root_fstab: impl FnOnce() -> Option<String>,
 ) -> RootDevice {
-    let found = |device: String, source| RootDevice { device, source };
+    let found = RootDevice::new;
     if let Some(device) = initrd.and_then(|f| f.fs_info.as_deref()).and_then(fs_info_device) {
         return found(device, RootSource::InitrdFsInfo);
     }
@@ -290,16 +311,30 @@ pub fn decide(
 /// given): its initrd's files, its command line, the root filesystem's fstab.
 pub fn read(image: &Path, table: &Table, found: &Found, label: &Label) -> RootDevice {
     let append = label.append.as_deref().unwrap_or("");
+    decide_reading(image, table, found, label, append)
+}
+
+/// [`decide`] for entry `label` with `append` as its command line, from the initrd's files and
+/// the root filesystem's fstab; a default chosen while an fstab could not be read says why.
+fn decide_reading(image: &Path, table: &Table, found: &Found, label: &Label, append: &str) -> RootDevice {
     let initrd = read_initrd(image, table, found, label);
-    decide(initrd.as_ref(), append, || read_root_fstab(image, table, append))
+    let entry_append = label.append.as_deref().unwrap_or("");
+    let mut unread = None;
+    let mut root = decide(initrd.as_ref(), append, || {
+        let (text, why) = read_root_fstab(image, table, entry_append);
+        unread = why;
+        text
+    });
+    if root.source == RootSource::Default {
+        root.unread_fstab = unread;
+    }
+    root
 }
 
 /// What the image itself names as the root filesystem for entry `label`: [`read`] without its
 /// command line's `root=` (which is the entry's, not the image's).
 pub fn read_image_root(image: &Path, table: &Table, found: &Found, label: &Label) -> RootDevice {
-    let append = label.append.as_deref().unwrap_or("");
-    let initrd = read_initrd(image, table, found, label);
-    decide(initrd.as_ref(), "", || read_root_fstab(image, table, append))
+    decide_reading(image, table, found, label, "")
 }
 
 /// The root device of the entry U-Boot boots by default (the first, without a default).
@@ -340,11 +375,13 @@ fn read_initrd(image: &Path, table: &Table, found: &Found, label: &Label) -> Opt
 
 /// The first `/etc/fstab` with an entry for `/` on a partition of the image: the booted
 /// system's (`<system>/etc/fstab`, the directory of the command line's `init=`) before the
-/// root's own.
-fn read_root_fstab(image: &Path, table: &Table, append: &str) -> Option<String> {
+/// root's own; and, when none is found, why an fstab that is there could not be read (the
+/// reader lacks what it needs: a compressed or encrypted f2fs file).
+fn read_root_fstab(image: &Path, table: &Table, append: &str) -> (Option<String>, Option<String>) {
     let system = super::modules::on_root::init_of(Some(append))
         .and_then(|init| init.strip_suffix("/init"))
         .filter(|dir| dir.starts_with("/nix/store/"));
+    let mut unreadable = None;
     let paths: Vec<String> = system
         .map(|dir| format!("{dir}/etc/fstab"))
         .into_iter()
@@ -358,14 +395,18 @@ fn read_root_fstab(image: &Path, table: &Table, append: &str) -> Option<String> 
             continue;
         };
         for path in &paths {
-            if let Ok(text) = volume.read_text(path, FSTAB_LIMIT, "an fstab") {
-                if fstab_device(&text, "/").is_some() {
-                    return Some(text);
+            match volume.read_text(path, FSTAB_LIMIT, "an fstab") {
+                Ok(text) if fstab_device(&text, "/").is_some() => return (Some(text), None),
+                Ok(_) => {}
+                Err(e @ ImageError::Unsupported { .. }) => {
+                    unreadable.get_or_insert_with(|| e.detail());
                 }
+                // Not there (on the boot partition, or before activation): nothing to say.
+                Err(_) => {}
             }
         }
     }
-    None
+    (None, unreadable)
 }
 
 #[cfg(test)]
@@ -392,10 +433,10 @@ mod tests {
         let root = decide(Some(&files), "root=LABEL=OTHER init=/x/init", never);
         assert_eq!(
             root,
-            RootDevice {
-                device: "/dev/disk/by-label/NIXOS_SD_USB".to_owned(),
-                source: RootSource::InitrdFsInfo
-            }
+            RootDevice::new(
+                "/dev/disk/by-label/NIXOS_SD_USB".to_owned(),
+                RootSource::InitrdFsInfo
+            )
         );
         assert_eq!(root.label().as_deref(), Some("NIXOS_SD_USB"));
     }
@@ -486,10 +527,7 @@ mod tests {
 
     #[test]
     fn the_wait_path_is_udev_s_link() {
-        let root = RootDevice {
-            device: "LABEL=NIXOS_SD".to_owned(),
-            source: RootSource::CommandLine,
-        };
+        let root = RootDevice::new("LABEL=NIXOS_SD".to_owned(), RootSource::CommandLine);
         assert_eq!(root.wait_path().as_deref(), Some("/dev/disk/by-label/NIXOS_SD"));
     }
 }

@@ -37,6 +37,16 @@ pub fn check_root_label(parts: &[Probed], root: &RootDevice) -> Check {
     };
     let found = labelled(parts, &label);
     match found.as_slice() {
+        [one] if root.unread_fstab.is_some() => Check::warn(
+            CheckName::RootLabel,
+            location(&label),
+            format!(
+                "{label} is {}; the root device is taken as {}",
+                one.describe(),
+                root.describe()
+            ),
+            "check the root filesystem's /etc/fstab by hand: the root it names may be another",
+        ),
         [one] => Check::pass(
             CheckName::RootLabel,
             location(&label),
@@ -212,10 +222,10 @@ mod tests {
 
     #[test]
     fn the_root_label_is_the_image_s_own_root_device_s() {
-        let usb = RootDevice {
-            device: "/dev/disk/by-label/NIXOS_SD_USB".to_owned(),
-            source: RootSource::InitrdFstab,
-        };
+        let usb = RootDevice::new(
+            "/dev/disk/by-label/NIXOS_SD_USB".to_owned(),
+            RootSource::InitrdFstab,
+        );
         let parts = [ext4(1, BOOT_LABEL), ext4(2, "NIXOS_SD_USB")];
         let check = check_root_label(&parts, &usb);
         assert_eq!(check.status, Status::Pass);

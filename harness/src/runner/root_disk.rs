@@ -212,10 +212,7 @@ mod tests {
     use crate::runner::FailReason;
 
     fn initrd_fstab_root(device: &str) -> RootDevice {
-        RootDevice {
-            device: device.to_owned(),
-            source: RootSource::InitrdFstab,
-        }
+        RootDevice::new(device.to_owned(), RootSource::InitrdFstab)
     }
 
     fn relabelled() -> Vec<(u32, Option<String>, Option<bool>)> {

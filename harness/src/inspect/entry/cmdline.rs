@@ -124,6 +124,17 @@ pub(super) fn check_root(
             Check::pass(CheckName::Root, location, format!("{what} is {}", p.describe())),
             Some(p.partition.index),
         ),
+        // Nothing names the root, but an fstab that might could not be read: say so.
+        None if root.source == RootSource::Default && root.unread_fstab.is_some() => (
+            Check::warn(
+                CheckName::Root,
+                location,
+                what,
+                "check the root filesystem's /etc/fstab by hand, or name the root on the command line \
+                 (root=LABEL=…)",
+            ),
+            None,
+        ),
         // Nothing names the root: the image-wide root-label check judges NIXOS_SD.
         None if root.source == RootSource::Default => (
             Check::pass(CheckName::Root, location, format!("{what}; see root-label")),

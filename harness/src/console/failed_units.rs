@@ -1,9 +1,17 @@
 //! systemd's `[FAILED] Failed to start <unit>` and `[FAILED] Failed to mount <unit>` lines,
-//! collected for the report: a unit that fails does not fail the scenario, but whoever reads
-//! the result should see it.
+//! and those of a unit whose dependency failed (`[DEPEND] Dependency failed for <unit>`) or of
+//! a device that never appeared (`[ TIME ] Timed out waiting for device <unit>`: systemd
+//! stage 1's missing root), collected for the report: a unit that fails does not fail the
+//! scenario, but whoever reads the result should see it.
 
-/// What follows a marker on a failed unit's line: the unit and its description.
-const MARKERS: [&str; 2] = ["Failed to start ", "Failed to mount "];
+/// What follows a marker on a failed unit's line: the unit and its description; and what the
+/// report adds to say how it failed (nothing for a unit that failed itself).
+const MARKERS: [(&str, &str); 4] = [
+    ("Failed to start ", ""),
+    ("Failed to mount ", ""),
+    ("Dependency failed for ", " (a dependency failed)"),
+    ("Timed out waiting for device ", " (timed out waiting for it)"),
+];
 
 /// At most this many failed units are listed; a boot whose every unit fails says enough with
 /// these, and the count of the rest.
@@ -14,6 +22,8 @@ pub const MAX_LISTED: usize = 64;
 #[derive(Debug, Default)]
 pub struct FailedUnits {
     complete: Vec<String>,
+    /// The console lines `complete` was read from.
+    lines: Vec<String>,
     pending: Vec<String>,
     /// Units beyond [`MAX_LISTED`].
     more: usize,
@@ -34,21 +44,26 @@ impl FailedUnits {
         !self.pending.is_empty()
     }
 
-    /// Completes the pending lines from the console's last complete lines, `finished`.
+    /// Completes the pending lines from the console's last complete lines, `finished`. Lines
+    /// of one kind start alike (`[DEPEND] Dependency failed for `), so each finished line
+    /// completes one pending line only, and a line completed before is not taken again; the
+    /// units are listed in the console's order.
     pub fn complete(&mut self, finished: &[String]) {
-        self.pending.retain(|partial| {
-            match finished
-                .iter()
-                .rev()
-                .find(|line| line.starts_with(partial.as_str()))
-            {
-                Some(line) => {
-                    self.complete.push(unit_of(line));
-                    false
-                }
-                None => true,
+        let mut claimed: Vec<usize> = Vec::new();
+        for partial in std::mem::take(&mut self.pending) {
+            let found = finished.iter().enumerate().rev().find(|(i, line)| {
+                !claimed.contains(i) && line.starts_with(partial.as_str()) && !self.lines.contains(*line)
+            });
+            match found {
+                Some((i, _)) => claimed.push(i),
+                None => self.pending.push(partial),
             }
-        });
+        }
+        claimed.sort_unstable();
+        for i in claimed {
+            self.complete.push(unit_of(&finished[i]));
+            self.lines.push(finished[i].clone());
+        }
     }
 
     /// Every unit seen, the pending ones as far as they arrived, and a last entry saying how
@@ -70,13 +85,14 @@ impl FailedUnits {
     }
 }
 
-/// The unit and description in a `[FAILED] Failed to start foo.service - Foo.` line.
+/// The unit and description in a `[FAILED] Failed to start foo.service - Foo.` line, with how
+/// it failed when it did not fail itself.
 fn unit_of(line: &str) -> String {
-    let after = MARKERS
+    let (after, how) = MARKERS
         .iter()
-        .find_map(|marker| line.split_once(marker))
-        .map_or(line, |(_, rest)| rest);
-    after.trim().trim_end_matches('.').to_owned()
+        .find_map(|(marker, how)| Some((line.split_once(marker)?.1, *how)))
+        .unwrap_or((line, ""));
+    format!("{}{how}", after.trim().trim_end_matches('.'))
 }
 
 #[cfg(test)]
@@ -105,6 +121,31 @@ mod tests {
         units.seen("[FAILED] Failed to mount sysroot.mount - /sysroot.".to_owned());
         units.complete(&["[FAILED] Failed to mount sysroot.mount - /sysroot.".to_owned()]);
         assert_eq!(units.all(&[]), ["sysroot.mount - /sysroot"]);
+    }
+
+    /// What systemd stage 1 prints when its root never appears (systemd 252, dracut initrd,
+    /// colours stripped as the console does).
+    #[test]
+    fn a_device_that_timed_out_and_the_units_that_needed_it_are_listed_saying_how() {
+        let console = [
+            "[ TIME ] Timed out waiting for device dev-disk-by\\x2dlabel-NIXOS_SD.device - /dev/disk/by-label/NIXOS_SD.",
+            "[DEPEND] Dependency failed for sysroot.mount - /sysroot.",
+            "[DEPEND] Dependency failed for initrd-root-fs.target - Initrd Root File System.",
+        ];
+        let mut units = FailedUnits::default();
+        for line in console {
+            units.seen(line[..20].to_owned());
+        }
+        let finished: Vec<String> = console.iter().map(|l| (*l).to_owned()).collect();
+        units.complete(&finished);
+        assert_eq!(
+            units.all(&[]),
+            [
+                "dev-disk-by\\x2dlabel-NIXOS_SD.device - /dev/disk/by-label/NIXOS_SD (timed out waiting for it)",
+                "sysroot.mount - /sysroot (a dependency failed)",
+                "initrd-root-fs.target - Initrd Root File System (a dependency failed)",
+            ]
+        );
     }
 
     #[test]

@@ -273,6 +273,30 @@ async fn a_mount_that_failed_is_listed_with_the_failed_units() {
     assert_eq!(run.out.failed_units, ["mnt-data.mount - /mnt/data"]);
 }
 
+/// systemd stage 1 whose root never appears (NixOS 26.05's default, as systemd 252 prints it
+/// in colour): the device's time-out and the units that needed it are listed with the failed
+/// units, saying how each failed, and the emergency mode after them ends the run.
+#[tokio::test]
+async fn a_root_device_that_timed_out_and_what_depended_on_it_are_listed_as_failed_units() {
+    let (run, _) = boot_to_login(&[
+        b"Welcome to \x1b[1mNixOS 26.05 (Yarara) (Initrd)\x1b[0m!\r\n",
+        b"[\x1b[0;1;31m TIME \x1b[0m] Timed out waiting for device \x1b[0;1;39mdev-disk-by\\x2dlabel-NIXOS_SD.device\x1b[0m - /dev/disk/by-label/NIXOS_SD.\r\n",
+        b"[\x1b[0;1;38;5;185mDEPEND\x1b[0m] Dependency failed for \x1b[0;1;39msysroot.mount\x1b[0m - /sysroot.\r\n",
+        b"[\x1b[0;1;38;5;185mDEPEND\x1b[0m] Dependency failed for \x1b[0;1;39minitrd-root-fs.target\x1b[0m - Initrd Root File System.\r\n",
+        b"[  \x1b[0;32mOK\x1b[0m  ] Reached target \x1b[0;1;39memergency.target\x1b[0m - Emergency Mode.\r\n",
+    ])
+    .await;
+    assert_eq!(
+        run.out.failed_units,
+        [
+            "dev-disk-by\\x2dlabel-NIXOS_SD.device - /dev/disk/by-label/NIXOS_SD (timed out waiting for it)",
+            "sysroot.mount - /sysroot (a dependency failed)",
+            "initrd-root-fs.target - Initrd Root File System (a dependency failed)",
+        ]
+    );
+    assert_eq!(fatal_of(&run).0, "/Reached target .*(Emergency|Rescue) Mode/");
+}
+
 /// A scenario waiting for what never comes, failing when its 7 s run out: long enough for the
 /// silent-kernel check at a timeout (5 s after "Starting kernel ...") to apply.
 const NEVER: &str = "[[steps]]\nexpect = \"never printed\"\ntimeout = \"7s\"\n";

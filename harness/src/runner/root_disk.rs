@@ -103,15 +103,15 @@ impl AbsentRoot {
 
     /// The watch that ends a run as soon as systemd says it waits for the device: `Expecting
     /// device dev-disk-…m - /dev/disk/by-label/NIXOS_SD...` when it queues the wait, `A start
-    /// job is running for …` while it waits.
+    /// job is running for …` while it waits. systemd shortens these status lines to the
+    /// console's width by cutting out their middle (`…`), so the path is also taken when only
+    /// its end is left after the cut (the whole label), or its start and end around one
+    /// ([`waiting_for`]).
     pub fn watch(&self) -> Watch {
-        let path = regex::escape(&self.wait_path);
         Watch {
             kind: WatchKind::Diagnosed(Diagnosis::RootAbsent),
-            pattern: Pattern::regex(&format!(
-                r"(Expecting device|A start job is running for) .*{path}(\.\.\.| |$)"
-            ))
-            .expect("an escaped path makes a valid pattern"),
+            pattern: Pattern::regex(&waiting_for(&self.wait_path))
+                .expect("an escaped path makes a valid pattern"),
         }
     }
 
@@ -149,6 +149,25 @@ impl AbsentRoot {
             ),
         }
     }
+}
+
+/// The regex of a systemd status line saying it waits for `path` (`/dev/disk/by-label/L`):
+/// the whole path, or what systemd's cut in the middle (`…`) leaves of it: its whole last
+/// component after the cut (`…bel/NIXOS_SD_USB...`), or its start and the last component's
+/// last two characters around the cut (`/dev/disk/by-la…SD_USB (1min 2s / 1min 30s)`). A
+/// shortened form must be followed by what ends the line (`...`, ` (`): a line the matcher has
+/// seen only part of is not taken.
+fn waiting_for(path: &str) -> String {
+    let whole = regex::escape(path);
+    let last = path.rsplit('/').next().unwrap_or(path);
+    let tail: String = {
+        let chars: Vec<char> = last.chars().collect();
+        chars[chars.len().saturating_sub(2)..].iter().collect()
+    };
+    let (last, tail) = (regex::escape(last), regex::escape(&tail));
+    format!(
+        r"(Expecting device|A start job is running for) .*(?:{whole}(\.\.\.| |$)|(?:…(?:\S*[/-])?{last}|/dev/\S*…\S*{tail})(?:\.\.\.| \())"
+    )
 }
 
 /// Per partition of an image: its index, its filesystem's label, and whether it is the root
@@ -329,6 +348,35 @@ mod tests {
             "         Expecting device dev-disk-…m - /dev/disk/by-label/NIXOS_SD_USB...",
             "         Expecting device dev-ttyAMA0.device - /dev/ttyAMA0...",
             "waiting for device /dev/disk/by-label/NIXOS_SD to appear...",
+            "[  *** ] A start job is running for /dev/disk/by-label/NIXOS_BOOT (5s / 1min 30s)",
+            "[  *** ] A start job is running for /dev/disk/by-la…OOT (5s / 1min 30s)",
+            "         Expecting device dev-disk-by…bel/NIXOS_SD_USB...",
+        ] {
+            assert!(!absent.waited_for_in(line), "{line}");
+        }
+    }
+
+    /// systemd 252's status lines for a longer label on an 80-column console: it cuts out the
+    /// middle of a line too long for the console (the `m` is what the cut left of a colour
+    /// sequence), so the path may lose its start, or its middle.
+    #[test]
+    fn the_watch_takes_systemd_s_lines_shortened_to_the_console_s_width() {
+        let absent = AbsentRoot::of(initrd_fstab_root("LABEL=NIXOS_SD_USB"), &relabelled()).unwrap();
+        for line in [
+            "         Expecting device dev-disk-…m - /dev/disk/by-label/NIXOS_SD_USB...",
+            "         Expecting device dev-disk-by…bel/NIXOS_SD_USB...",
+            "         Expecting device dev-disk-by\\x2dlabel-NIXOS_S…NIXOS_SD_USB...",
+            "[  *** ] A start job is running for /dev/disk/by-label/NIXOS_SD_USB (1min 2s / 1min 30s)",
+            "[  *** ] A start job is running for /dev/disk/by-la…SD_USB (1min 2s / 1min 30s)",
+            "[ ***  ] A start job is running for /dev/…SB (12s / 1min 30s)",
+        ] {
+            assert!(absent.waited_for_in(line), "{line}");
+        }
+        for line in [
+            "         Expecting device dev-disk-…m - /dev/disk/by-label/NIXOS_SD...",
+            "[  *** ] A start job is running for /dev/disk/by-la…OOT (1min 2s / 1min 30s)",
+            // Only part of the line has arrived: the label may go on.
+            "[  *** ] A start job is running for /dev/disk/by-la…SD_U",
         ] {
             assert!(!absent.waited_for_in(line), "{line}");
         }

@@ -18,7 +18,8 @@ pub enum WatchKind {
     /// A boot stage begins.
     Stage(Stage),
     /// systemd could not start or mount a unit (`[FAILED] Failed to start …`, `[FAILED] Failed
-    /// to mount …`): reported, not fatal.
+    /// to mount …`), a unit's dependency failed (`[DEPEND] Dependency failed for …`), or a
+    /// device never appeared (`[ TIME ] Timed out waiting for device …`): reported, not fatal.
     FailedUnit,
 }
 
@@ -134,7 +135,10 @@ pub fn builtin_fatal() -> Vec<Watch> {
             "Entering emergency mode. Exit the shell to continue.",
         ),
         regex(Diagnosed(Diagnosis::Reset), r"^U-Boot (SPL )?20\d\d\.\d\d"),
-        regex(WatchKind::FailedUnit, r"\[FAILED\] Failed to (start|mount) "),
+        regex(
+            WatchKind::FailedUnit,
+            r"\[FAILED\] Failed to (start|mount) |\[DEPEND\] Dependency failed for |\[ TIME \] Timed out waiting for device ",
+        ),
     ]
 }
 

@@ -341,3 +341,34 @@ fn the_health_check_connects_to_each_declared_socket_and_names_the_one_that_does
         "{log}"
     );
 }
+
+/// A mount from `/etc/fstab` that fails (`[FAILED] Failed to mount …`) is a failed unit: on a
+/// copy of the fixture whose fstab mounts its ext4 boot partition as vfat (`nofail`, so the
+/// boot goes on), `boot-to-login` passes and its result lists the mount among the failed units.
+#[test]
+fn a_mount_that_fails_at_boot_is_listed_as_a_failed_unit() {
+    let dir = temp_dir();
+    let image = hostile::copy_of("debian-systemd", dir.path());
+    let fstab = String::from_utf8(hostile::debugfs_cat(&image, 2, "/etc/fstab")).unwrap();
+    let edited = dir.path().join("fstab");
+    std::fs::write(
+        &edited,
+        format!("{fstab}/dev/disk/by-label/NIXOS_BOOT /mnt/wrongtype vfat nofail 0 0\n"),
+    )
+    .unwrap();
+    hostile::debugfs(
+        &image,
+        2,
+        &["rm /etc/fstab", &format!("write {} /etc/fstab", edited.display())],
+    );
+    let transcripts = dir.path().join("transcripts");
+    std::fs::create_dir(&transcripts).unwrap();
+    let run = run_scenario_file(&image, &scenario("boot-to-login"), &transcripts, LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(
+        run.stdout
+            .contains("  failed units (1):\n    [FAILED] mnt-wrongtype.mount - /mnt/wrongtype\n"),
+        "{}",
+        run.explain()
+    );
+}

@@ -262,6 +262,126 @@ fn an_f2fs_fstab_the_reader_cannot_read_makes_the_default_root_a_warning_saying_
     );
 }
 
+/// A copy of `r2s-first-boot` in `dir`, its system's store path (from the default entry's
+/// `init=`) and the `etc` store directory its `<system>/etc` links to.
+fn first_boot_copy_with_its_system(dir: &Path) -> (std::path::PathBuf, String, String) {
+    let image = copy_of("r2s-first-boot", dir);
+    let system = format!(
+        "/nix/store/{}",
+        r2s_harness::image::facts::ImageFacts::read(&image).entries[0]
+            .system
+            .clone()
+            .expect("init= in the store")
+    );
+    let etc = r2s_tests::hostile::debugfs_link(&image, 2, &format!("{system}/etc"));
+    (image, system, etc)
+}
+
+/// A NixOS system's units are read from its closure on an ext4 root, as NixOS lays them out:
+/// `<system>/etc` links to the `etc` store path, whose `systemd/system` links to the
+/// `system-units` store path, whose units link to one store path each and whose `.wants` and
+/// `.requires` entries link to `../<unit>` (the targets in the boot's order). The root's own `/etc/systemd/system` (filled at activation) is
+/// not what the system enables and is not read. Built on a copy of `r2s-first-boot` with
+/// debugfs.
+#[test]
+fn a_nixos_systems_enabled_units_are_read_through_its_closures_links() {
+    use r2s_harness::image::facts::{ImageFacts, UnitFacts};
+    use r2s_harness::image::listen_stream::listen_streams;
+    let dir = temp_dir();
+    let (image, system, etc) = first_boot_copy_with_its_system(dir.path());
+    let units = "/nix/store/0d7kqj3v3zy5gq3bsyf2mdx9h0q8rx6b-system-units";
+    let sshd = "/nix/store/1n0f1a7dr9wqdvq8zw0p2kiw9g0c5iy3-unit-sshd.service";
+    let web = "/nix/store/2b6xlxq4x1kjh3yi5dnqm0fbfwxkp1hs-unit-web.socket";
+    let systemd = "/nix/store/3c9ps0kcm2w1cllrmm8vx8a2c8axyh7q-systemd-257.5";
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let sshd_text = file("sshd.service", "[Service]\nExecStart=/bin/sshd -D\n");
+    let web_text = file("web.socket", "[Socket]\nListenStream=[::]:8080\n");
+    let other = file("other.service", "[Service]\nExecStart=/bin/true\n");
+    let commands = [
+        format!("mkdir {systemd}"),
+        format!("symlink {system}/systemd {systemd}"),
+        format!("mkdir {sshd}"),
+        format!("write {sshd_text} {sshd}/sshd.service"),
+        format!("mkdir {web}"),
+        format!("write {web_text} {web}/web.socket"),
+        format!("mkdir {units}"),
+        format!("symlink {units}/sshd.service {sshd}/sshd.service"),
+        format!("symlink {units}/web.socket {web}/web.socket"),
+        format!("mkdir {units}/multi-user.target.wants"),
+        format!("symlink {units}/multi-user.target.wants/sshd.service ../sshd.service"),
+        format!("mkdir {units}/sockets.target.wants"),
+        format!("symlink {units}/sockets.target.wants/web.socket ../web.socket"),
+        // `requiredBy` and the boot's other targets enable units too.
+        format!("mkdir {units}/multi-user.target.requires"),
+        format!("symlink {units}/multi-user.target.requires/needed.service ../sshd.service"),
+        format!("mkdir {units}/getty.target.wants"),
+        format!("symlink {units}/getty.target.wants/autovt@tty1.service ../sshd.service"),
+        format!("mkdir {etc}/systemd"),
+        format!("symlink {etc}/systemd/system {units}"),
+        // What an earlier activation left on the root: not this system's.
+        "mkdir /etc/systemd".to_owned(),
+        "mkdir /etc/systemd/system".to_owned(),
+        "mkdir /etc/systemd/system/multi-user.target.wants".to_owned(),
+        format!("write {other} /etc/systemd/system/multi-user.target.wants/other.service"),
+    ];
+    let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+    debugfs(&image, 2, &commands);
+    let facts = ImageFacts::read(&image);
+    assert_eq!(facts.unread, Vec::<String>::new());
+    assert_eq!(facts.systemd, Some(true));
+    assert_eq!(facts.entries[0].nixos, Some(true));
+    let unit = |name: &str, wanted_by: &str| UnitFacts {
+        name: name.to_owned(),
+        wanted_by: wanted_by.to_owned(),
+        listen: Vec::new(),
+    };
+    assert_eq!(
+        facts.units,
+        [
+            UnitFacts {
+                listen: listen_streams("ListenStream=[::]:8080"),
+                ..unit("web.socket", "sockets.target")
+            },
+            unit("autovt@tty1.service", "getty.target"),
+            unit("sshd.service", "multi-user.target"),
+            unit("needed.service", "multi-user.target"),
+        ]
+    );
+}
+
+/// A socket unit the system enables that cannot be read (here a link into the store whose
+/// target is not there) is listed without its sockets, and the facts say why.
+#[test]
+fn an_enabled_socket_unit_that_cannot_be_read_is_named_with_the_reason() {
+    use r2s_harness::image::facts::ImageFacts;
+    let dir = temp_dir();
+    let (image, system, etc) = first_boot_copy_with_its_system(dir.path());
+    let commands = [
+        format!("symlink {system}/systemd /bin"),
+        format!("mkdir {etc}/systemd"),
+        format!("mkdir {etc}/systemd/system"),
+        format!("mkdir {etc}/systemd/system/sockets.target.wants"),
+        format!("symlink {etc}/systemd/system/sockets.target.wants/gone.socket /nix/store/x-unit-gone.socket/gone.socket"),
+    ];
+    let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+    debugfs(&image, 2, &commands);
+    let facts = ImageFacts::read(&image);
+    assert_eq!(facts.units.len(), 1, "{:?}", facts.units);
+    assert_eq!(facts.units[0].name, "gone.socket");
+    assert_eq!(facts.unread.len(), 1, "{:?}", facts.unread);
+    assert!(
+        facts.unread[0].starts_with(
+            "the socket unit gone.socket cannot be read, so its ListenStream= ports are not checked: "
+        ),
+        "{:?}",
+        facts.unread
+    );
+}
+
 #[test]
 fn every_broken_inspect_fixture_has_a_test() {
     let source = include_str!("inspect.rs");

@@ -179,7 +179,20 @@ fn the_health_check_judges_every_unit_the_systemd_image_enables_and_passes_it() 
         assert!(written.contains(step), "{written}");
     }
     let log = std::fs::read_to_string(dir.path().join("health.log")).unwrap();
-    assert!(log.contains("-- step 5: unit_healthy ssh.service"), "{log}");
+    // The step the written file numbers so: steps are counted from 1 in the file's order.
+    let at = written.find("unit_healthy = \"ssh.service\"").unwrap();
+    let step = written[..at].matches("[[steps]]").count();
+    assert!(
+        log.contains(&format!("-- step {step}: unit_healthy ssh.service")),
+        "{log}"
+    );
+    // getty.target's and sysinit.target's units are judged too.
+    for unit in ["getty@tty1.service", "systemd-pstore.service"] {
+        assert!(
+            written.contains(&format!("unit_healthy = \"{unit}\"")),
+            "{written}"
+        );
+    }
 }
 
 #[test]

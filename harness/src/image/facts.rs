@@ -37,7 +37,8 @@ pub struct ImageFacts {
     /// Whether the default entry's system runs systemd (`<system>/systemd`, or a
     /// `/lib/systemd/systemd` on the root filesystem); `None` when the root cannot be read.
     pub systemd: Option<bool>,
-    /// The units the system enables for a default boot (the `*.wants` of [`BOOT_TARGETS`]),
+    /// The units the system enables for a default boot (the `.wants` and `.requires` of
+    /// [`BOOT_TARGETS`]),
     /// by name, when it runs systemd.
     pub units: Vec<UnitFacts>,
     /// The user the serial console's getty logs in by itself (agetty's `--autologin`, NixOS's
@@ -57,14 +58,23 @@ pub struct ImageFacts {
 pub struct UnitFacts {
     /// Its name, e.g. `sshd.service`.
     pub name: String,
-    /// The target whose `.wants` holds it.
+    /// The target whose `.wants` or `.requires` holds it.
     pub wanted_by: String,
     /// The TCP sockets of its `ListenStream=` lines (a socket unit's).
     pub listen: Vec<ListenStream>,
 }
 
-/// The targets a default boot reaches whose `.wants` the health check reads.
-pub const BOOT_TARGETS: [&str; 3] = ["multi-user.target", "sockets.target", "timers.target"];
+/// The targets a default boot reaches whose `.wants` and `.requires` the health check reads.
+pub const BOOT_TARGETS: [&str; 5] = [
+    "sysinit.target",
+    "sockets.target",
+    "timers.target",
+    "getty.target",
+    "multi-user.target",
+];
+
+/// The directories of a target's dependencies that enable units.
+const DEPENDENCY_DIRS: [&str; 2] = ["wants", "requires"];
 
 /// The most units read from the image: a NixOS router enables a few dozen.
 const MAX_UNITS: usize = 256;
@@ -248,7 +258,7 @@ fn runs_systemd(root: &Volume, system: Option<&str>) -> bool {
     found
 }
 
-/// The units in the `.wants` of [`BOOT_TARGETS`]: the system's own (`<system>/etc/systemd/system`,
+/// The units in the `.wants` and `.requires` of [`BOOT_TARGETS`]: the system's own (`<system>/etc/systemd/system`,
 /// NixOS), else the root filesystem's (`/etc/systemd/system`), at most [`MAX_UNITS`], each
 /// named only once, and only names a scenario can quote. A socket unit that cannot be read is
 /// listed without its sockets, and `unread` says why.
@@ -260,8 +270,11 @@ fn enabled_units(root: &Volume, system: Option<&str>, unread: &mut Vec<String>) 
     for dir in dirs {
         let mut units: Vec<UnitFacts> = Vec::new();
         let mut any = false;
-        for target in BOOT_TARGETS {
-            let wants = format!("{dir}/{target}.wants");
+        for (target, kind) in BOOT_TARGETS
+            .iter()
+            .flat_map(|target| DEPENDENCY_DIRS.iter().map(move |kind| (*target, *kind)))
+        {
+            let wants = format!("{dir}/{target}.{kind}");
             let Ok(names) = root.list_dir(&wants) else {
                 continue;
             };

@@ -167,10 +167,10 @@ fn the_hostname_checks_expect_the_images_own_hostname() {
 }
 
 #[test]
-fn no_shipped_scenario_names_the_fixtures_hostname_or_generations() {
+fn no_shipped_scenario_names_the_fixtures_hostname_generations_or_root_label() {
     for file in shipped_files() {
         let text = std::fs::read_to_string(&file).unwrap();
-        for fixture_value in ["ivy", "nixos-2-default", "20250701"] {
+        for fixture_value in ["ivy", "nixos-2-default", "20250701", "NIXOS_SD"] {
             assert!(
                 !text.contains(fixture_value),
                 "{} names {fixture_value}",

@@ -3,37 +3,13 @@
 //! booted in real QEMU, and refused with a clear error when cut short.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use r2s_tests::*;
 
 const LIMIT: Duration = Duration::from_secs(240);
-
-/// The default fixture compressed by `tool` (`zstd`, `xz`, `gzip`, `bzip2`) into `dir`, named as sd-image names
-/// its output; the compressed file's path.
-fn compressed_fixture(tool: &str, suffix: &str, dir: &Path) -> PathBuf {
-    let out = dir.join(format!("nixos-image-sd-card-25.05-aarch64-linux.img.{suffix}"));
-    // The fastest level: the data is mostly zeros, and CI's two cores are shared.
-    let level: &[&str] = match tool {
-        "xz" => &["-q", "-c", "-T2", "-0"],
-        "zstd" => &["-q", "-c", "-T2", "-1"],
-        _ => &["-q", "-c", "-1"],
-    };
-    let output = Command::new(tool)
-        .args(level)
-        .arg(fixture(r2s_images::DEFAULT_FIXTURE))
-        .output()
-        .unwrap_or_else(|e| panic!("{tool}: {e}"));
-    assert!(
-        output.status.success(),
-        "{tool}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    std::fs::write(&out, output.stdout).unwrap();
-    out
-}
 
 /// The entries of the cache's unpacked folder, dot files (build locks, staging) apart.
 fn unpacked_entries(cache: &Path) -> Vec<String> {
@@ -300,4 +276,30 @@ fn a_cut_archive_is_refused_naming_the_file_with_exit_2_and_no_cache_entry() {
         run.explain()
     );
     assert_eq!(unpacked_entries(&cache), Vec::<String>::new());
+}
+
+#[test]
+fn a_zstd_image_starts_a_login_scenario_from_a_snapshot_kept_in_the_cache() {
+    let dir = temp_dir();
+    let cache = dir.path().join("cache");
+    let image = compressed_fixture("zstd", "zst", dir.path());
+    let options = ["--cache-dir", cache.to_str().unwrap()];
+    let scenario = scenario("shell-checks");
+    let first = run_scenario_file_with(&image, &scenario, &dir.path().join("one"), LIMIT, &options);
+    assert_eq!(first.code(), Some(0), "{}", first.explain());
+    assert!(
+        first.stdout.contains("PASS  shell-checks  "),
+        "{}",
+        first.explain()
+    );
+    let snapshots: Vec<_> = std::fs::read_dir(cache.join("snapshots"))
+        .unwrap_or_else(|e| panic!("no snapshot cache: {e}\n{}", first.explain()))
+        .flatten()
+        .collect();
+    assert!(!snapshots.is_empty(), "{}", first.explain());
+    // The next run restores the snapshot the first one saved: no boot, no priming.
+    let second = run_scenario_file_with(&image, &scenario, &dir.path().join("two"), LIMIT, &options);
+    assert_eq!(second.code(), Some(0), "{}", second.explain());
+    let log = std::fs::read_to_string(dir.path().join("two").join("shell-checks.log")).unwrap();
+    assert!(!log.contains("U-Boot 20"), "the second run booted:\n{log}");
 }

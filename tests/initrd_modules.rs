@@ -82,10 +82,9 @@ fn without_adaptation_stage_1_stops_and_the_hint_names_what_the_initrd_drives() 
     }
 }
 
-#[test]
-fn a_board_profile_can_turn_adding_modules_off() {
-    let dir = temp_dir();
-    let profile = dir.path().join("no-modules.toml");
+/// The qemu-virt profile with `adapt_initrd_modules = false`, written into `dir`.
+fn no_modules_profile(dir: &Path) -> std::path::PathBuf {
+    let profile = dir.join("no-modules.toml");
     let stock = std::fs::read_to_string(repo_root().join("harness/boards/qemu-virt.toml")).unwrap();
     std::fs::write(
         &profile,
@@ -93,6 +92,13 @@ fn a_board_profile_can_turn_adding_modules_off() {
             + "adapt_initrd_modules = false\n",
     )
     .unwrap();
+    profile
+}
+
+#[test]
+fn a_board_profile_can_turn_adding_modules_off() {
+    let dir = temp_dir();
+    let profile = no_modules_profile(dir.path());
     let result = run(&[OsStr::new("--board"), profile.as_os_str()], dir.path());
     assert_eq!(result.code(), Some(1), "{}", result.explain());
     assert!(
@@ -286,4 +292,53 @@ fn an_f2fs_root_is_searched_like_an_ext4_one() {
         "no modules.dep in /lib/modules/6.1.0-57-arm64, /usr/lib/modules/6.1.0-57-arm64 on any ext4 or f2fs \
          partition"
     );
+}
+
+/// `harness console --image FIXTURE --transcripts DIR` and `extra`, with nothing on stdin: it
+/// sets QEMU up as `run` does, starts it, and leaves at the end of input.
+fn console(extra: &[&OsStr], dir: &Path) -> Finished {
+    let image = fixture(FIXTURE);
+    let transcripts = dir.join("transcripts");
+    let mut args = vec![
+        OsStr::new("console"),
+        OsStr::new("--image"),
+        image.as_os_str(),
+        OsStr::new("--transcripts"),
+        transcripts.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    run_harness(&args, Duration::from_secs(120))
+}
+
+#[test]
+fn console_adds_the_drivers_as_run_does_unless_no_adapt_or_the_board_profile_says_not_to() {
+    let dir = temp_dir();
+    let added = console(&[], dir.path());
+    assert_eq!(added.code(), Some(0), "{}", added.explain());
+    assert!(added.stdout.contains("+ virtio_blk"), "{}", added.explain());
+
+    let no_adapt = console(&[OsStr::new("--no-adapt")], dir.path());
+    assert_eq!(no_adapt.code(), Some(0), "{}", no_adapt.explain());
+    assert!(
+        no_adapt.stdout.contains("adaptation for QEMU: off (--no-adapt)"),
+        "{}",
+        no_adapt.explain()
+    );
+    assert!(
+        !no_adapt.stdout.contains("+ virtio_blk"),
+        "{}",
+        no_adapt.explain()
+    );
+
+    let profile = no_modules_profile(dir.path());
+    let off = console(&[OsStr::new("--board"), profile.as_os_str()], dir.path());
+    assert_eq!(off.code(), Some(0), "{}", off.explain());
+    assert!(
+        off.stdout.contains(
+            "adding disk drivers to the initrd: off (board profile qemu-virt-no-modules: adapt_initrd_modules = false)"
+        ),
+        "{}",
+        off.explain()
+    );
+    assert!(!off.stdout.contains("+ virtio_blk"), "{}", off.explain());
 }

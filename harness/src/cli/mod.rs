@@ -204,8 +204,9 @@ pub struct ConsoleArgs {
     pub image: Option<PathBuf>,
     #[command(flatten)]
     pub farm: FarmArgs,
-    /// Board profile for --serial (its baud and reconnect timeout): a built-in name or a TOML
-    /// file. Default: nanopi-r2s.
+    /// Board profile: a built-in name or a TOML file. For --serial, its baud and reconnect
+    /// timeout (default: nanopi-r2s); for --image, as `harness run` takes it (default: qemu-virt;
+    /// its `adapt_initrd_modules` and load addresses count).
     #[arg(long, value_name = "BOARD")]
     pub board: Option<String>,
     /// Directory for the transcript.

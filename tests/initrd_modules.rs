@@ -228,10 +228,54 @@ fn refusal(image: &Path) -> String {
     let adapted = r2s_harness::adapt::adapt(image)
         .unwrap()
         .expect("the refusal is reported");
-    match adapted.modules {
+    let why = match adapted.modules {
         r2s_harness::adapt::InitrdModules::Refused(why) => why,
         other => panic!("not refused: {other:?}"),
-    }
+    };
+    assert_a_run_reports_the_refusal(image, &why);
+    why
+}
+
+/// `harness run` of `image` (as far as the kernel's start) says `no disk drivers added: why`
+/// on stdout, in the transcript and in the HTML report.
+fn assert_a_run_reports_the_refusal(image: &Path, why: &str) {
+    let dir = temp_dir();
+    let to_kernel = dir.path().join("to-kernel.toml");
+    std::fs::write(
+        &to_kernel,
+        "name = \"to-kernel\"\ntimeout = \"2m\"\n[[steps]]\nexpect = \"Starting kernel ...\"\n",
+    )
+    .unwrap();
+    let transcripts = dir.path().join("transcripts");
+    let run = run_harness(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            OsStr::new("--transcripts"),
+            transcripts.as_os_str(),
+            to_kernel.as_os_str(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let line = format!("initrd: no disk drivers added: {why}");
+    assert!(
+        run.stdout.contains(&line),
+        "{line:?} not on stdout\n{}",
+        run.explain()
+    );
+    let log = std::fs::read_to_string(transcripts.join("to-kernel.log")).unwrap();
+    assert!(log.contains(&line), "{line:?} not in the transcript\n{log}");
+    let html = std::fs::read_to_string(transcripts.join("report.html")).unwrap();
+    let escaped = line
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    assert!(
+        html.contains(&line) || html.contains(&escaped),
+        "{line:?} not in the HTML report"
+    );
 }
 
 #[test]

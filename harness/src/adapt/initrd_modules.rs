@@ -339,7 +339,8 @@ fn build(
 }
 
 /// The initrd's modules and the added ones, as the regenerated index lists them: paths as they
-/// are in the initrd, needs and aliases from the tree, in the tree's order.
+/// are in the initrd, needs and aliases from the tree (aliases the tree lacks from the initrd's
+/// own modules.alias), in the tree's order.
 fn combined_set(index: &initrd::Index, tree: &RootTree, added: &[String]) -> Vec<IndexedModule> {
     let mut names: Vec<&String> = index.modules.iter().chain(added).collect();
     names.sort_by_key(|name| {
@@ -358,7 +359,14 @@ fn combined_set(index: &initrd::Index, tree: &RootTree, added: &[String]) -> Vec
                 name: name.clone(),
                 path: path.clone(),
                 deps: entry.map(|e| e.deps.clone()).unwrap_or_default(),
-                aliases: tree.depmod.aliases.get(name).cloned().unwrap_or_default(),
+                // The tree's aliases, else those of the initrd's own modules.alias.
+                aliases: tree
+                    .depmod
+                    .aliases
+                    .get(name)
+                    .or(index.aliases.get(name))
+                    .cloned()
+                    .unwrap_or_default(),
             })
         })
         .collect()

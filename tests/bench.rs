@@ -153,18 +153,40 @@ fn boot_to_login_passes_through_the_serial_target_with_power_by_command() {
 
 #[test]
 fn login_and_run_types_through_the_serial_target() {
-    let image = fixture(r2s_images::DEFAULT_FIXTURE);
-    let bench = VirtualBench::new(&image);
+    login_and_run_on_the_bench(&fixture(r2s_images::DEFAULT_FIXTURE), &[]);
+}
+
+/// The image given to a board run may be compressed: unpacked into the cache to be read.
+#[test]
+fn a_board_run_reads_the_values_of_a_zstd_image() {
+    let dir = temp_dir();
+    let packed = compressed_fixture("zstd", "zst", dir.path());
+    let cache = dir.path().join("cache");
+    let run = login_and_run_on_the_bench(&packed, &[OsStr::new("--cache-dir"), cache.as_os_str()]);
+    assert!(
+        run.stderr
+            .contains(&format!("{} is zstd-compressed: unpacked to ", packed.display())),
+        "{}",
+        run.explain()
+    );
+}
+
+/// login-and-run on a bench booting the default fixture, with `--image image` (whose values
+/// tell the hostname the scenario expects) and `extra`: passes.
+fn login_and_run_on_the_bench(image: &Path, extra: &[&OsStr]) -> Finished {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
     let profile = bench.profile("10s");
     let transcripts = bench.dir().join("transcripts");
     let scenario = scenario("login-and-run");
     let mut args = serial_args(bench.device(), &profile, &transcripts, &scenario);
     // The image on the card tells the hostname the scenario expects.
     args.extend([OsStr::new("--image"), image.as_os_str()]);
+    args.extend_from_slice(extra);
     let run = run_harness(&args, LIMIT);
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     assert!(run.stdout.contains("PASS  login-and-run  "), "{}", run.explain());
     tear_down(bench);
+    run
 }
 
 #[test]

@@ -494,3 +494,28 @@ fn with_no_color_on_a_terminal_progress_is_plain_lines_without_escapes_or_carria
     // The log is there too, uncoloured.
     assert!(shown.contains(" DEBUG adapt: "), "no debug log:\n{shown}");
 }
+
+#[test]
+fn every_command_taking_an_image_says_in_its_help_that_it_may_be_compressed() {
+    let help = |command: &str| {
+        let run = r2s_tests::run_harness(
+            &[OsStr::new(command), OsStr::new("--help")],
+            Duration::from_secs(30),
+        );
+        assert_eq!(run.code(), Some(0), "{}", run.explain());
+        run.stdout
+    };
+    for command in ["run", "console", "inspect", "flash"] {
+        let text = help(command);
+        assert!(!text.contains("(raw)"), "{command}: {text}");
+        assert!(text.contains(".zst"), "{command}: {text}");
+    }
+    let run = help("run");
+    for said in [
+        "a compressed image's unpacked copy",
+        "its initrd without the disk drivers otherwise added to it",
+        "the firmware's load addresses unmoved",
+    ] {
+        assert!(run.contains(said), "{said:?} not in: {run}");
+    }
+}

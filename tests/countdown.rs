@@ -299,3 +299,87 @@ fn a_menu_step_chooses_at_a_menu_that_waits_forever_and_the_boot_goes_on() {
     let run = run_menu_waits(dir.path(), "menu = 2", &[]);
     assert_eq!(run.code(), Some(0), "{}", run.explain());
 }
+
+/// What QEMU's U-Boot runs when its autoboot ends, and a command of the same length (so
+/// nothing else in the default environment moves) that cannot load its kernel: U-Boot prints
+/// its error and comes back to its prompt, with a line no fatal pattern knows — as a U-Boot
+/// whose boot command (bootflow, a vendor script) gives up in words of its own would.
+const BOOTCMD: &[u8] = b"bootcmd=run distro_bootcmd\0";
+const BOOTCMD_THAT_GIVES_UP: &[u8] = b"bootcmd=load virtio 0 0 /x\0";
+
+/// A copy of QEMU's U-Boot in `dir` whose boot command gives up ([`BOOTCMD_THAT_GIVES_UP`]).
+fn firmware_that_gives_up(dir: &Path) -> PathBuf {
+    let stock = r2s_harness::targets::firmware::find(None);
+    let mut bytes = std::fs::read(&stock).unwrap_or_else(|e| panic!("{}: {e}", stock.display()));
+    let at = bytes
+        .windows(BOOTCMD.len())
+        .position(|w| w == BOOTCMD)
+        .unwrap_or_else(|| panic!("{} has no {BOOTCMD:?}", stock.display()));
+    bytes[at..at + BOOTCMD.len()].copy_from_slice(BOOTCMD_THAT_GIVES_UP);
+    let copy = dir.join("u-boot-gives-up.bin");
+    std::fs::write(&copy, bytes).unwrap();
+    copy
+}
+
+#[test]
+fn uboot_back_at_its_prompt_after_autoboot_fails_the_run_at_once_skipping_countdowns_or_not() {
+    for real_time in [false, true] {
+        let dir = temp_dir();
+        let firmware = firmware_that_gives_up(dir.path());
+        let scenario = to_kernel(dir.path(), "");
+        let mut extra = vec![OsStr::new("--firmware"), firmware.as_os_str()];
+        if real_time {
+            extra.push(OsStr::new("--real-time-boot"));
+        }
+        let run = run_qemu(dir.path(), &scenario, &extra);
+        let countdown = if real_time { 2.0 } else { 0.0 };
+        assert_gave_up_at_once(&run, &dir.path().join("transcripts"), countdown);
+    }
+}
+
+/// `run` failed on U-Boot giving up, naming its last error, within 2 s of U-Boot's autoboot
+/// line and its `countdown` (on the transcript's clock in `transcripts`), not at the step's
+/// timeout.
+fn assert_gave_up_at_once(run: &Finished, transcripts: &Path, countdown: f64) {
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    assert!(
+        run.stdout.contains(
+            "U-Boot gave up on the image: it is back at its prompt after running bootcmd (its autoboot), \
+             before any kernel started, and no step types at it; its last error: "
+        ),
+        "{}",
+        run.explain()
+    );
+    // U-Boot's own words for the missing file, whichever its version prints.
+    let reason = run.report_field("reason");
+    assert!(
+        ["not found", "Failed to load", "Error"]
+            .iter()
+            .any(|error| reason.contains(error)),
+        "{reason}"
+    );
+    let log = transcripts.join("to-kernel.log");
+    let failed = log_time_of(&log, "-- FAIL").unwrap_or_else(|| panic!("no FAIL in {}", log.display()));
+    let autoboot = log_time_of(&log, "Hit any key to stop autoboot").expect("autoboot in the log");
+    assert!(
+        failed - autoboot < countdown + 2.0,
+        "failed {:.1}s after the autoboot line\n{}",
+        failed - autoboot,
+        run.explain()
+    );
+}
+
+#[test]
+fn on_a_board_whose_profile_keeps_the_countdowns_uboot_back_at_its_prompt_fails_the_run_at_once() {
+    let dir = temp_dir();
+    // The bench's board boots QEMU's default firmware, which this variable names; set before
+    // the bench starts any QEMU (and nextest runs each test in a process of its own).
+    std::env::set_var(
+        r2s_harness::targets::firmware::FIRMWARE_ENV,
+        firmware_that_gives_up(dir.path()),
+    );
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let scenario = to_kernel(bench.dir(), "");
+    let run = run_serial(&bench, &bench_profile(&bench, ""), &scenario);
+    assert_gave_up_at_once(&run, &bench.dir().join("transcripts"), 2.0);
+}

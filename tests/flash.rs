@@ -1094,7 +1094,34 @@ fn a_loop_device_is_refused_as_fixed_then_written_when_allowed() {
 #[test]
 fn run_with_flash_writes_the_card_then_boots_the_board_and_runs_the_scenarios() {
     let image = fixture(r2s_images::DEFAULT_FIXTURE);
-    let bench = r2s_tests::bench::VirtualBench::new(&image);
+    run_with_flash(&image, &image, &[]);
+}
+
+/// `run --serial … --flash IMG.zst`: the card holds the unpacked disk, streamed from the
+/// compressed file.
+#[test]
+fn run_with_flash_of_a_zstd_image_writes_the_unpacked_disk_and_boots_it() {
+    let dir = temp_dir();
+    let packed = compressed_fixture("zstd", "zst", dir.path());
+    let cache = dir.path().join("cache");
+    let run = run_with_flash(
+        &packed,
+        &fixture(r2s_images::DEFAULT_FIXTURE),
+        &[("R2S_CACHE_DIR", cache.as_os_str())],
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("{} is zstd-compressed: unpacked to ", packed.display())),
+        "{}",
+        run.explain()
+    );
+}
+
+/// `run --serial BENCH --flash flashed --yes boot-to-login` with `env`, on a bench whose board
+/// boots `raw`: passes, with `raw`'s bytes on the card, written before the board was powered on.
+fn run_with_flash(flashed: &Path, raw: &Path, extra_env: &[(&str, &OsStr)]) -> Finished {
+    let image = flashed;
+    let bench = r2s_tests::bench::VirtualBench::new(raw);
     let (system, card) = with_usb_card();
     let with_board = system.root().join("card-with-board.img");
     std::fs::rename(&card, &with_board).unwrap();
@@ -1129,10 +1156,12 @@ fn run_with_flash_writes_the_card_then_boots_the_board_and_runs_the_scenarios() 
         os(&boot_to_login),
     ];
     let started = Instant::now();
-    let (child, command) = spawn_harness_env(&args, &[("R2S_FLASH_SYSROOT", system.root().as_os_str())]);
+    let mut env = vec![("R2S_FLASH_SYSROOT", system.root().as_os_str())];
+    env.extend_from_slice(extra_env);
+    let (child, command) = spawn_harness_env(&args, &env);
     let run = finish(child, command, started, LIMIT);
     assert_eq!(run.code(), Some(0), "{}", run.explain());
-    assert_eq!(sha256(&with_board), sha256(&image));
+    assert_eq!(sha256(&with_board), sha256(raw));
     assert_eq!(
         std::fs::read_to_string(system.root().join("sdmux.log")).unwrap(),
         "host\ndut\n"
@@ -1147,6 +1176,7 @@ fn run_with_flash_writes_the_card_then_boots_the_board_and_runs_the_scenarios() 
         .unwrap_or_else(|| panic!("{}", run.explain()));
     assert!(flashed < passed, "{}", run.explain());
     assert_eq!(bench.observed().power_log, ["off", "on", "off"]);
+    run
 }
 
 /// `harness flash ARGS` with stdin a terminal on which `typed` is already waiting.

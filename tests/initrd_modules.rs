@@ -82,10 +82,9 @@ fn without_adaptation_stage_1_stops_and_the_hint_names_what_the_initrd_drives() 
     }
 }
 
-#[test]
-fn a_board_profile_can_turn_adding_modules_off() {
-    let dir = temp_dir();
-    let profile = dir.path().join("no-modules.toml");
+/// The qemu-virt profile with `adapt_initrd_modules = false`, written into `dir`.
+fn no_modules_profile(dir: &Path) -> std::path::PathBuf {
+    let profile = dir.join("no-modules.toml");
     let stock = std::fs::read_to_string(repo_root().join("harness/boards/qemu-virt.toml")).unwrap();
     std::fs::write(
         &profile,
@@ -93,6 +92,13 @@ fn a_board_profile_can_turn_adding_modules_off() {
             + "adapt_initrd_modules = false\n",
     )
     .unwrap();
+    profile
+}
+
+#[test]
+fn a_board_profile_can_turn_adding_modules_off() {
+    let dir = temp_dir();
+    let profile = no_modules_profile(dir.path());
     let result = run(&[OsStr::new("--board"), profile.as_os_str()], dir.path());
     assert_eq!(result.code(), Some(1), "{}", result.explain());
     assert!(
@@ -222,10 +228,54 @@ fn refusal(image: &Path) -> String {
     let adapted = r2s_harness::adapt::adapt(image)
         .unwrap()
         .expect("the refusal is reported");
-    match adapted.modules {
+    let why = match adapted.modules {
         r2s_harness::adapt::InitrdModules::Refused(why) => why,
         other => panic!("not refused: {other:?}"),
-    }
+    };
+    assert_a_run_reports_the_refusal(image, &why);
+    why
+}
+
+/// `harness run` of `image` (as far as the kernel's start) says `no disk drivers added: why`
+/// on stdout, in the transcript and in the HTML report.
+fn assert_a_run_reports_the_refusal(image: &Path, why: &str) {
+    let dir = temp_dir();
+    let to_kernel = dir.path().join("to-kernel.toml");
+    std::fs::write(
+        &to_kernel,
+        "name = \"to-kernel\"\ntimeout = \"2m\"\n[[steps]]\nexpect = \"Starting kernel ...\"\n",
+    )
+    .unwrap();
+    let transcripts = dir.path().join("transcripts");
+    let run = run_harness(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            OsStr::new("--transcripts"),
+            transcripts.as_os_str(),
+            to_kernel.as_os_str(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let line = format!("initrd: no disk drivers added: {why}");
+    assert!(
+        run.stdout.contains(&line),
+        "{line:?} not on stdout\n{}",
+        run.explain()
+    );
+    let log = std::fs::read_to_string(transcripts.join("to-kernel.log")).unwrap();
+    assert!(log.contains(&line), "{line:?} not in the transcript\n{log}");
+    let html = std::fs::read_to_string(transcripts.join("report.html")).unwrap();
+    let escaped = line
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    assert!(
+        html.contains(&line) || html.contains(&escaped),
+        "{line:?} not in the HTML report"
+    );
 }
 
 #[test]
@@ -286,4 +336,53 @@ fn an_f2fs_root_is_searched_like_an_ext4_one() {
         "no modules.dep in /lib/modules/6.1.0-57-arm64, /usr/lib/modules/6.1.0-57-arm64 on any ext4 or f2fs \
          partition"
     );
+}
+
+/// `harness console --image FIXTURE --transcripts DIR` and `extra`, with nothing on stdin: it
+/// sets QEMU up as `run` does, starts it, and leaves at the end of input.
+fn console(extra: &[&OsStr], dir: &Path) -> Finished {
+    let image = fixture(FIXTURE);
+    let transcripts = dir.join("transcripts");
+    let mut args = vec![
+        OsStr::new("console"),
+        OsStr::new("--image"),
+        image.as_os_str(),
+        OsStr::new("--transcripts"),
+        transcripts.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    run_harness(&args, Duration::from_secs(120))
+}
+
+#[test]
+fn console_adds_the_drivers_as_run_does_unless_no_adapt_or_the_board_profile_says_not_to() {
+    let dir = temp_dir();
+    let added = console(&[], dir.path());
+    assert_eq!(added.code(), Some(0), "{}", added.explain());
+    assert!(added.stdout.contains("+ virtio_blk"), "{}", added.explain());
+
+    let no_adapt = console(&[OsStr::new("--no-adapt")], dir.path());
+    assert_eq!(no_adapt.code(), Some(0), "{}", no_adapt.explain());
+    assert!(
+        no_adapt.stdout.contains("adaptation for QEMU: off (--no-adapt)"),
+        "{}",
+        no_adapt.explain()
+    );
+    assert!(
+        !no_adapt.stdout.contains("+ virtio_blk"),
+        "{}",
+        no_adapt.explain()
+    );
+
+    let profile = no_modules_profile(dir.path());
+    let off = console(&[OsStr::new("--board"), profile.as_os_str()], dir.path());
+    assert_eq!(off.code(), Some(0), "{}", off.explain());
+    assert!(
+        off.stdout.contains(
+            "adding disk drivers to the initrd: off (board profile qemu-virt-no-modules: adapt_initrd_modules = false)"
+        ),
+        "{}",
+        off.explain()
+    );
+    assert!(!off.stdout.contains("+ virtio_blk"), "{}", off.explain());
 }

@@ -321,3 +321,50 @@ fn console_from_a_state_a_scenario_saves_is_that_state() {
     assert_eq!(status.code(), Some(0), "{shown}");
     assert_nothing_left_running(&tmp, &shown);
 }
+
+#[test]
+fn console_of_a_zstd_image_unpacks_it_into_the_cache_and_reaches_login() {
+    let dir = temp_dir();
+    let image = compressed_fixture("zstd", "zst", dir.path());
+    let cache = dir.path().join("cache");
+    let transcripts = dir.path().join("transcripts");
+    let tmp = run_tmp(dir.path());
+    let mut terminal = AtTerminal::spawn(
+        &[
+            OsStr::new("console"),
+            OsStr::new("--image"),
+            image.as_os_str(),
+            OsStr::new("--cache-dir"),
+            cache.as_os_str(),
+            OsStr::new("--transcripts"),
+            transcripts.as_os_str(),
+        ],
+        &[("TMPDIR", tmp.as_os_str())],
+    );
+    terminal.expect(
+        &format!(
+            "{} is zstd-compressed: unpacked to {}",
+            image.display(),
+            cache.display()
+        ),
+        LIMIT,
+    );
+    terminal.expect("login: ", LIMIT);
+    terminal.type_keys(b"root\r");
+    terminal.expect("Password: ", Duration::from_secs(30));
+    terminal.type_keys(format!("{}\r", r2s_images::ROOT_PASSWORD).as_bytes());
+    terminal.expect("built-in shell", Duration::from_secs(30));
+    guest_answers(&mut terminal, "unpacked");
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert_nothing_left_running(&tmp, &shown);
+    let unpacked: Vec<_> = std::fs::read_dir(cache.join("unpacked"))
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert_eq!(unpacked.len(), 1, "{shown}");
+    let log = std::fs::read_to_string(transcripts.join("console.log")).unwrap();
+    assert!(log.contains("unpacked-42"), "{log}");
+}

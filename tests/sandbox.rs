@@ -124,3 +124,107 @@ fn runs_unprivileged_offline_with_a_homeless_home_and_a_read_only_image() {
         .collect();
     assert_eq!(left, ["out"], "{}", run.explain());
 }
+
+/// `harness ARGS` with a `HOME` that cannot be created (under a regular file: as
+/// `/homeless-shelter` is to a build user), no other cache variable, `TMPDIR` in `dir`, and
+/// nothing on stdin; checks that it said so once, unpacked compressed `image` into a per-run
+/// cache under `TMPDIR` and left nothing there.
+fn homeless(dir: &Path, image: &Path, args: &[&std::ffi::OsStr]) -> Finished {
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let file = dir.join("not-a-directory");
+    std::fs::write(&file, "").unwrap();
+    let home = file.join("home");
+    let started = Instant::now();
+    let (child, command) = spawn_harness_env_without(
+        args,
+        &[("HOME", home.as_os_str()), ("TMPDIR", tmp.as_os_str())],
+        &["R2S_CACHE_DIR", "XDG_CACHE_HOME"],
+    );
+    let run = finish(child, command, started, Duration::from_secs(240));
+    let said = format!(
+        "cannot use the cache {}: ",
+        home.join(".cache/r2s-harness").display()
+    );
+    assert_eq!(
+        run.stderr.matches(&said).count(),
+        1,
+        "said once: {}",
+        run.explain()
+    );
+    assert_eq!(
+        run.stderr
+            .matches(&format!("; using a per-run cache in {}", tmp.display()))
+            .count(),
+        1,
+        "{}",
+        run.explain()
+    );
+    // The per-run cache, with the disk unpacked into it, is gone with the run.
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(left, Vec::<std::path::PathBuf>::new(), "{}", run.explain());
+    assert!(
+        run.stderr.contains(&format!(
+            "{} is zstd-compressed: unpacked to {}",
+            image.display(),
+            tmp.display()
+        )),
+        "{}",
+        run.explain()
+    );
+    run
+}
+
+#[test]
+fn inspect_of_a_compressed_image_without_a_usable_cache_unpacks_into_a_per_run_one() {
+    let dir = temp_dir();
+    let image = compressed_fixture("zstd", "zst", dir.path());
+    let args = [std::ffi::OsStr::new("inspect"), image.as_os_str()];
+    let run = homeless(dir.path(), &image, &args);
+    // The image was read: the fixture fails an R2S check or two (exit 1), not exit 2.
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+}
+
+#[test]
+fn console_of_a_compressed_image_without_a_usable_cache_unpacks_and_adapts_into_a_per_run_one() {
+    let dir = temp_dir();
+    let image = compressed_fixture("zstd", "zst", dir.path());
+    let transcripts = dir.path().join("transcripts");
+    // Nothing on stdin: the console starts QEMU, then leaves at the end of input.
+    let args = [
+        std::ffi::OsStr::new("console"),
+        std::ffi::OsStr::new("--image"),
+        image.as_os_str(),
+        std::ffi::OsStr::new("--transcripts"),
+        transcripts.as_os_str(),
+    ];
+    let run = homeless(dir.path(), &image, &args);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(
+        run.stderr.contains("harness console: end of input"),
+        "{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn flash_of_a_compressed_image_without_a_usable_cache_unpacks_into_a_per_run_one() {
+    let dir = temp_dir();
+    let image = compressed_fixture("zstd", "zst", dir.path());
+    let card = dir.path().join("card.img");
+    let args = [
+        std::ffi::OsStr::new("flash"),
+        image.as_os_str(),
+        card.as_os_str(),
+        std::ffi::OsStr::new("--no-boot"),
+        std::ffi::OsStr::new("--yes"),
+    ];
+    let run = homeless(dir.path(), &image, &args);
+    // Read and inspected (the fixture fails an R2S check: exit 1, nothing written), not exit 2.
+    assert_eq!(run.code(), Some(1), "{}", run.explain());
+    assert!(!card.exists(), "{}", run.explain());
+}

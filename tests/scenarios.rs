@@ -23,17 +23,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use r2s_harness::adapt::{self, Shim};
-use r2s_harness::image;
+use r2s_harness::adapt;
+use r2s_harness::board::{self, Board};
 use r2s_harness::image::facts::ImageFacts;
 use r2s_harness::report::html::{self, Run, RunInfo};
 use r2s_harness::report::text;
-use r2s_harness::runner::{CountdownPolicy, Quiet, RunContext};
+use r2s_harness::runner::{Quiet, RunContext};
 use r2s_harness::scenario::{self, Scenario};
 use r2s_harness::snapshot::SnapshotCache;
+use r2s_harness::suite::qemu_setup::{self, QemuSetupRequest};
 use r2s_harness::suite::{self, StartSnapshots, Suite};
 use r2s_harness::targets::qemu::{QemuConfig, QemuSpec};
 use r2s_harness::targets::TargetSpec;
@@ -62,6 +62,9 @@ const FIXTURE_SCENARIOS: &[(&str, Suits)] = &[
     // The board's initrd with Debian's modular virtio, booted on the modules the adaptation adds
     // (`initrd_modules.rs` boots it to login): that a shell then works.
     ("r2s-board-initrd", Suits::Only(&["login-and-run"])),
+    // A kernel past QEMU's load addresses: booted only if the trial sets QEMU up as
+    // `harness run` does (the firmware's initrd and FDT moved up).
+    ("r2s-large-kernel", Suits::Only(&["boot-to-login"])),
 ];
 
 /// The fixtures the network scenarios (`scenarios/network/`) run on: they need the image's own
@@ -106,6 +109,15 @@ fn trials() -> Vec<Trial> {
         FIXTURE_NETWORK_SCENARIOS,
     );
     trials.extend(user_trials());
+    if r2s_images::fixtures()
+        .iter()
+        .any(|f| f.name == IMAGE_VARIABLE_FIXTURE)
+    {
+        trials.push(Trial::test(
+            "qemu::image-variable::zst-large-kernel-boots-to-login",
+            image_variable_takes_a_compressed_large_kernel,
+        ));
+    }
     trials
 }
 
@@ -272,44 +284,56 @@ fn run(source: &ImageSource, name: &str, paths: &[PathBuf], transcripts: PathBuf
         // A fixture row names a scenario that does not apply to its fixture: the table is wrong.
         return Err(format!("{name} does not apply to this image ({reason}): it is not a test of it").into());
     }
-    let menu_labels = image::check_bootable_image(&image).map_err(|e| e.to_string())?;
-    let shim = adapt_for_qemu(&image)?;
     let page = transcripts.join(format!(
         "{}.html",
         r2s_harness::scenario::transcript_stem(&scenario.name)
     ));
-    let suite = Suite {
-        target: TargetSpec::qemu(QemuSpec {
-            config: QemuConfig::default(),
-            image: image.clone(),
-            shim,
-            unpacked_from: opened.unpacked_from(),
-        }),
-        transcripts,
-        context: RunContext {
-            // As `harness run` does without `--real-time-boot`: nobody is at QEMU's console.
-            countdowns: CountdownPolicy::for_image(Some(&image), true),
-            menu_labels: Some(menu_labels),
-            fallback_password,
-            ..RunContext::default()
-        },
-        snapshots: Some(StartSnapshots::new(SnapshotCache::new(snapshot_cache()))),
-    };
     // One thread, as in the harness binary: QEMU's parent-death signal is tied to the thread
     // that spawned it.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("async runtime: {e}"))?;
+    // Set up as `harness run` sets a QEMU run up (adapted, root disk chosen, load addresses
+    // moved), with the shim and firmware taken from the harness's cache: built once per image
+    // version, not once per test process.
+    let board = Board::load(board::QEMU_BOARD).map_err(|e| e.to_string())?;
+    let request = QemuSetupRequest {
+        image: image.clone(),
+        board: board.clone(),
+        config: QemuConfig::default(),
+        cache: adapt::default_cache_dir(),
+        no_adapt: false,
+        disk_bus: None,
+        // As `harness run` does without `--real-time-boot`: nobody is at QEMU's console.
+        skip_countdowns: true,
+    };
+    let set_up = runtime
+        .block_on(qemu_setup::set_up(request))
+        .map_err(|e| e.to_string())?;
+    let info = RunInfo {
+        image: Some(opened.describe().unwrap_or_else(|| image.display().to_string())),
+        board: board.name.clone(),
+        target: format!("QEMU ({}, virt machine)", set_up.config.qemu.display()),
+        setup: set_up.report_lines(),
+    };
+    let suite = Suite {
+        target: TargetSpec::qemu(QemuSpec {
+            config: set_up.config,
+            image: image.clone(),
+            shim: set_up.shim,
+            unpacked_from: opened.unpacked_from(),
+        }),
+        transcripts,
+        context: RunContext {
+            fallback_password,
+            ..set_up.context
+        },
+        snapshots: Some(StartSnapshots::new(SnapshotCache::new(snapshot_cache()))),
+    };
     let result = runtime
         .block_on(suite::run_one(&suite, scenario, &mut Quiet))
         .map_err(|e| e.to_string())?;
-    let info = RunInfo {
-        image: Some(image.display().to_string()),
-        board: "qemu-virt".to_owned(),
-        target: format!("QEMU ({}, virt machine)", QemuConfig::default().qemu.display()),
-        setup: Vec::new(),
-    };
     let run = Run {
         info: &info,
         against: &image,
@@ -343,15 +367,63 @@ fn snapshot_cache() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("r2s-snapshots"))
 }
 
-/// The same adaptation `harness run` applies: U-Boot boots a shim disk with the image's
-/// extlinux.conf made QEMU-ready; the image itself is never written. The shim is taken from
-/// the harness's cache, as `harness run` takes it: built once per image version, not once per
-/// test process.
-fn adapt_for_qemu(image: &Path) -> Result<Option<Arc<Shim>>, Failed> {
-    let cache = adapt::default_cache_dir().map(|dir| adapt::ShimCache::new(&dir));
-    match adapt::adapt_cached(image, cache.as_ref(), adapt::Options::default()) {
-        Ok(adapted) => Ok(adapted.and_then(|a| a.shim).map(Arc::new)),
-        Err(e) => Err(format!("adapting {} for QEMU: {e}", image.display()).into()),
+/// The fixture the image variable is tested with: its kernel outgrows QEMU's load addresses, so
+/// it boots only when the trial sets QEMU up as `harness run` does.
+const IMAGE_VARIABLE_FIXTURE: &str = "r2s-large-kernel";
+
+/// `R2S_TEST_IMAGE` naming a `.img.zst` (as `nix build` leaves it) whose kernel is past QEMU's
+/// load addresses: this test binary, run again with the variable set and filtered to the image's
+/// boot-to-login, passes, and its HTML report names the compressed file and the moved addresses.
+fn image_variable_takes_a_compressed_large_kernel() -> Result<(), Failed> {
+    let dir = r2s_harness::scratch::dir("test").map_err(|e| format!("temp dir: {e}"))?;
+    let fixture = r2s_images::build(IMAGE_VARIABLE_FIXTURE, &r2s_images::default_cache_dir())
+        .map_err(|e| format!("building fixture {IMAGE_VARIABLE_FIXTURE}: {e}"))?;
+    let packed = dir.path().join("nixos-large.img.zst");
+    let zstd = std::process::Command::new("zstd")
+        .args(["-q", "-1", "-o"])
+        .arg(&packed)
+        .arg(&fixture)
+        .status()
+        .map_err(|e| format!("zstd: {e}"))?;
+    if !zstd.success() {
+        return Err(format!("zstd {}: {zstd}", fixture.display()).into());
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("this test binary: {e}"))?;
+    let name = "qemu::nixos-large::boot-to-login";
+    let output = std::process::Command::new(exe)
+        .args(["--exact", name])
+        .env("R2S_TEST_IMAGE", &packed)
+        .env(
+            "R2S_TEST_SCENARIOS",
+            suite::shipped_scenarios().join("boot-to-login.toml"),
+        )
+        .env("R2S_PASSWORD", r2s_images::ROOT_PASSWORD)
+        // The unpacked disk, shim and moved firmware stay in this test's directory.
+        .env("R2S_CACHE_DIR", dir.path().join("cache"))
+        .env("R2S_TEST_SNAPSHOT_CACHE", dir.path().join("snapshots"))
+        .output()
+        .map_err(|e| format!("running the test binary again: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let explain = || format!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    if !output.status.success() || !stdout.contains("1 passed") {
+        return Err(format!("{name} did not pass:\n{}", explain()).into());
+    }
+    let page = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("report: "))
+        .ok_or_else(|| format!("no report line:\n{}", explain()))?;
+    let html = std::fs::read_to_string(page).map_err(|e| format!("{page}: {e}"))?;
+    let expected = [
+        // Unpacked when the child listed its tests, taken from the cache by the trial.
+        format!("{} is zstd-compressed: unpacked before, at", packed.display()),
+        "load addresses moved for QEMU (the image is not modified; turn off with --no-adapt): \
+         ramdisk_addr_r 0x44000000 → 0x44600000"
+            .to_owned(),
+        "root disk on virtio-blk".to_owned(),
+    ];
+    match expected.iter().find(|text| !html.contains(text.as_str())) {
+        Some(missing) => Err(format!("{page} does not say {missing:?}").into()),
+        None => Ok(()),
     }
 }
 

@@ -10,6 +10,7 @@ const LIMITS: Limits = Limits {
     entries: 10_000,
     builtin_list: 1 << 20,
     root_file: 16 << 10,
+    alias_lists: 1 << 20,
     segments: 16,
     names: 4 << 20,
 };

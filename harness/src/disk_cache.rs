@@ -122,21 +122,28 @@ impl DiskCache {
     }
 
     /// Takes the lock that makes one run at a time build the entry for `key`, waiting at most
-    /// `wait` for a run building it now; the lock is let go when the file is dropped. A run
-    /// that gets it looks the entry up again before building: the one it waited for may have
-    /// put it.
-    pub fn build_lock(&self, key: &str, wait: Duration) -> io::Result<fs::File> {
+    /// `wait` for a run building it now; the lock is let go, and its file removed, when the
+    /// [`BuildLock`] is dropped. A run that gets it looks the entry up again before building:
+    /// the one it waited for may have put it.
+    pub fn build_lock(&self, key: &str, wait: Duration) -> io::Result<BuildLock> {
         crate::private::create_dir_all(&self.dir)?;
         let path = self.build_lock_path(key);
-        let file = fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
+        let open = || {
+            fs::File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+        };
+        let mut file = open()?;
         let give_up = Instant::now() + wait;
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(file),
+                // The holder before us removed the file it held: ours may be that one, no
+                // longer the path's, and another run may hold the path's new file. Only the
+                // file the path names now is the lock.
+                Ok(()) if !names(&path, &file) => file = open()?,
+                Ok(()) => return Ok(BuildLock { path, _file: file }),
                 Err(TryLockError::WouldBlock) if Instant::now() < give_up => {
                     std::thread::sleep(Duration::from_millis(100));
                 }
@@ -185,14 +192,34 @@ impl DiskCache {
             // then finds it gone, instead of taking a disk that is being removed.
             if lock.try_lock().is_ok() {
                 let _ = fs::remove_dir_all(path);
-                // Its build lock too, so that the directory does not fill with them; a run
-                // waiting on the removed file builds the entry again, as if it were new.
-                if let Some(key) = path.file_name() {
-                    let _ = fs::remove_file(self.build_lock_path(&key.to_string_lossy()));
-                }
                 excess -= 1;
             }
         }
+    }
+}
+
+/// The lock of one entry's build ([`DiskCache::build_lock`]). Its file is removed when this
+/// is dropped, while still held, so that the cache does not fill with lock files of builds
+/// long done or failed; a run that waited on the removed file takes the lock on a new one.
+#[derive(Debug)]
+pub struct BuildLock {
+    path: PathBuf,
+    /// Held open (and locked) until dropped.
+    _file: fs::File,
+}
+
+impl Drop for BuildLock {
+    fn drop(&mut self) {
+        // Removed before the file is closed (after this), which lets the lock go.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Whether `path` names the open `file` (the same device and inode).
+fn names(path: &Path, file: &fs::File) -> bool {
+    match (fs::metadata(path), file.metadata()) {
+        (Ok(at_path), Ok(open)) => at_path.dev() == open.dev() && at_path.ino() == open.ino(),
+        _ => false,
     }
 }
 
@@ -231,4 +258,48 @@ fn last_use(entry: &Path) -> Option<SystemTime> {
         .ok()?
         .modified()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHORT: Duration = Duration::from_millis(300);
+
+    #[test]
+    fn a_build_lock_is_held_by_one_run_at_a_time_and_its_file_goes_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::new(dir.path(), 2);
+        let first = cache.build_lock("k", SHORT).unwrap();
+        let path = dir.path().join(".k.building.lock");
+        assert!(path.exists());
+        let busy = cache.build_lock("k", SHORT).unwrap_err();
+        assert_eq!(busy.kind(), io::ErrorKind::TimedOut);
+        drop(first);
+        assert!(!path.exists(), "the lock file is left behind");
+        let again = cache.build_lock("k", SHORT).unwrap();
+        assert!(cache.build_lock("k", SHORT).is_err(), "two runs hold it");
+        drop(again);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_run_waiting_on_a_removed_lock_file_takes_the_path_s_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::new(dir.path(), 2);
+        let first = cache.build_lock("k", SHORT).unwrap();
+        let waiter = std::thread::spawn({
+            let cache = DiskCache::new(dir.path(), 2);
+            move || cache.build_lock("k", Duration::from_secs(10))
+        });
+        // The waiter has the first file open, waiting on it.
+        std::thread::sleep(Duration::from_millis(250));
+        drop(first);
+        let waited = waiter.join().unwrap().unwrap();
+        let path = dir.path().join(".k.building.lock");
+        assert!(path.exists(), "the waiter holds a file the path names");
+        assert!(cache.build_lock("k", SHORT).is_err(), "a third run took it too");
+        drop(waited);
+        assert!(!path.exists());
+    }
 }

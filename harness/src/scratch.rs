@@ -75,7 +75,7 @@ fn owner_pid(name: &str) -> Option<u32> {
 }
 
 /// Whether a process `pid` exists (of any user; a zombie counts).
-fn process_exists(pid: u32) -> bool {
+pub fn process_exists(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };

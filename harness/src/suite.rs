@@ -10,7 +10,9 @@ use crate::snapshot::SnapshotError;
 use crate::targets::{TargetError, TargetSpec};
 
 pub mod events;
+mod load_addresses;
 mod prime;
+pub mod qemu_setup;
 mod recording;
 mod retry;
 pub mod schedule;

@@ -5,7 +5,9 @@
 //! The unpacked disk is keyed on the compressed file as the shim cache keys an image
 //! ([`file_identity`]: path, size, times, inode), so a rebuilt image is unpacked again and an
 //! unchanged one never. One run unpacks a given file at a time (the others wait on its build
-//! lock and then take its entry); a failed unpack leaves no entry behind. Without a cache
+//! lock and then take its entry); a failed unpack leaves no entry behind, one killed midway
+//! leaves a staging file the next unpack into the cache sweeps, and none starts without room
+//! for the disk its partition table describes. Without a cache
 //! directory the disk goes to a private scratch directory removed when the run ends.
 
 use std::path::{Path, PathBuf};
@@ -130,6 +132,11 @@ pub enum OpenImageErrorKind {
         #[source]
         source: UnpackError,
     },
+    #[error(
+        "its partition table says the disk has {needed} bytes, and {dir} has {free} bytes free: \
+         not unpacked (free some space, or give --cache-dir on a larger filesystem)"
+    )]
+    NoRoom { dir: PathBuf, needed: u64, free: u64 },
     #[error("cannot keep the unpacked disk in {dir}: {source}")]
     Cache {
         dir: PathBuf,
@@ -176,6 +183,7 @@ pub fn open_within(
                 source,
             })
         })?;
+        check_room(image, packing, dir.path()).map_err(fail)?;
         let disk = dir.path().join("disk.raw");
         let mut out = std::fs::File::create(&disk).map_err(|source| {
             fail(OpenImageErrorKind::Cache {
@@ -201,13 +209,81 @@ pub fn open_within(
     if let Some(held) = cache.get(&key) {
         return Ok(unpacked(UnpackedDisk::Cached(held), false));
     }
+    sweep_stale_staging(cache.dir());
+    check_room(image, packing, cache.dir()).map_err(fail)?;
     let mut staged = tempfile::Builder::new()
-        .prefix(".unpacking-")
+        .prefix(&format!("{STAGING}{}-", std::process::id()))
         .tempfile_in(cache.dir())
         .map_err(cache_error)?;
     unpack_into(image, packing, staged.as_file_mut(), limits).map_err(fail)?;
     let held = cache.put(&key, staged.path()).map_err(cache_error)?;
     Ok(unpacked(UnpackedDisk::Cached(held), true))
+}
+
+/// What the name of a disk being unpacked into the cache starts with; the unpacking process's
+/// id follows (`.unpacking-<pid>-<random>`), so that one left by a killed run can be told from
+/// one being written.
+const STAGING: &str = ".unpacking-";
+
+/// Removes the disks being unpacked in `dir` whose process is gone (killed mid-unpack: nothing
+/// else removes them). One whose name holds no process id, or a live one, is left alone.
+fn sweep_stale_staging(dir: &Path) {
+    let Ok(read) = std::fs::read_dir(dir) else { return };
+    for entry in read.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(STAGING))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && pid != std::process::id() && !crate::scratch::process_exists(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Checks that the filesystem of `dir` has room for `image` unpacked: as many free bytes as its
+/// partition table says the disk has (read from the first unpacked bytes). Zero blocks are left
+/// as holes, so the disk may take less; an image as nixpkgs builds it is sized to its contents.
+fn check_room(image: &Path, packing: Packing, dir: &Path) -> Result<(), OpenImageErrorKind> {
+    let mut stream =
+        packed::open_stream(packing, image, UnpackLimits::default()).map_err(OpenImageErrorKind::Read)?;
+    let mut start = vec![0u8; packed::TABLE_PREFIX];
+    let read = stream
+        .next_block(&mut start)
+        .map_err(|source| OpenImageErrorKind::Unpack { packing, source })?;
+    let Some(needed) = packed::table_end(&start[..read]) else {
+        // Said by the unpack itself, with the offset.
+        return Ok(());
+    };
+    let Some(free) = free_bytes(dir) else {
+        return Ok(());
+    };
+    if free < needed {
+        return Err(OpenImageErrorKind::NoRoom {
+            dir: dir.to_owned(),
+            needed,
+            free,
+        });
+    }
+    Ok(())
+}
+
+/// Bytes free to an unprivileged user on the filesystem of `dir`; `None` when it cannot be
+/// asked.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes into the struct it is given; the path is a valid C string.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    stat.f_bavail.checked_mul(stat.f_frsize)
 }
 
 /// The cache key of compressed `image`: the harness version and the file's identity.
@@ -356,5 +432,56 @@ mod tests {
         assert_eq!(std::fs::read(&disk_path).unwrap(), disk());
         drop(image);
         assert!(!disk_path.exists(), "{} left behind", disk_path.display());
+    }
+
+    #[test]
+    fn a_disk_left_half_unpacked_by_a_killed_run_is_swept_and_a_live_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let packed = zstd_image(dir.path(), "nixos.img", &disk());
+        let unpacked = dir.path().join("unpacked");
+        std::fs::create_dir_all(&unpacked).unwrap();
+        let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4_194_304);
+        let killed = unpacked.join(format!(".unpacking-{}-abc123", pid_max + 1));
+        // PID 1 lives as long as the machine; a name without a PID is not ours to judge.
+        let live = unpacked.join(".unpacking-1-def456");
+        let unnamed = unpacked.join(".unpacking-ghi789");
+        for file in [&killed, &live, &unnamed] {
+            std::fs::write(file, "half a disk").unwrap();
+        }
+        open(&packed, Some(dir.path())).unwrap();
+        assert!(!killed.exists(), "the killed run's disk is left");
+        assert!(live.exists() && unnamed.exists());
+    }
+
+    #[test]
+    fn a_disk_larger_than_the_free_space_is_refused_before_unpacking() {
+        let dir = tempfile::tempdir().unwrap();
+        // A GPT whose backup header is at sector 2^50: a disk of 512 PiB.
+        let mut image = disk();
+        image[512..520].copy_from_slice(b"EFI PART");
+        image[512 + 32..512 + 40].copy_from_slice(&(1u64 << 50).to_le_bytes());
+        let packed = zstd_image(dir.path(), "huge.img", &image);
+        let text = open(&packed, Some(dir.path())).unwrap_err().to_string();
+        let needed = ((1u64 << 50) + 1) * 512;
+        assert!(
+            text.starts_with(&format!(
+                "{}: its partition table says the disk has {needed} bytes, and {} has ",
+                packed.display(),
+                dir.path().join("unpacked").display()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                " bytes free: not unpacked (free some space, or give --cache-dir on a larger filesystem)"
+            ),
+            "{text}"
+        );
+        assert!(entries(dir.path()).is_empty());
+        let staged = std::fs::read_dir(dir.path().join("unpacked")).unwrap().count();
+        assert_eq!(staged, 0, "a staging file or lock was left");
     }
 }

@@ -42,6 +42,30 @@ pub fn fixture(name: &str) -> PathBuf {
         .unwrap_or_else(|e| panic!("building fixture {name}: {e}"))
 }
 
+/// The default fixture compressed by `tool` (`zstd`, `xz`, `gzip`, `bzip2`) into `dir`, named
+/// as nixpkgs' sd-image names its output (`….img.<suffix>`); the compressed file's path.
+pub fn compressed_fixture(tool: &str, suffix: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(format!("nixos-image-sd-card-25.05-aarch64-linux.img.{suffix}"));
+    // The fastest level: the data is mostly zeros, and CI's two cores are shared.
+    let level: &[&str] = match tool {
+        "xz" => &["-q", "-c", "-T2", "-0"],
+        "zstd" => &["-q", "-c", "-T2", "-1"],
+        _ => &["-q", "-c", "-1"],
+    };
+    let output = std::process::Command::new(tool)
+        .args(level)
+        .arg(fixture(r2s_images::DEFAULT_FIXTURE))
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    assert!(
+        output.status.success(),
+        "{tool}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::write(&out, output.stdout).unwrap();
+    out
+}
+
 /// The `harness` binary built alongside this test.
 pub fn harness_bin() -> PathBuf {
     built_bin("harness")

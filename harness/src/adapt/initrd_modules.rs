@@ -317,7 +317,7 @@ fn build(
         archive.file(&path, 0o644, &bytes);
         modules.push((name.clone(), entry.path.clone()));
     }
-    let combined = combined_set(index, tree, added);
+    let combined = combined_set(index, &tree.depmod, added);
     let files = index_files(&combined, tree.builtin.as_deref()).map_err(|e| e.to_string())?;
     dirs_to(&mut archive, &format!("{into}/modules.dep"));
     for (name, bytes) in files {
@@ -339,12 +339,13 @@ fn build(
 }
 
 /// The initrd's modules and the added ones, as the regenerated index lists them: paths as they
-/// are in the initrd, needs and aliases from the tree, in the tree's order.
-fn combined_set(index: &initrd::Index, tree: &RootTree, added: &[String]) -> Vec<IndexedModule> {
+/// are in the initrd, needs and aliases from the tree (aliases the tree lacks from the initrd's
+/// own modules.alias), in the tree's order.
+fn combined_set(index: &initrd::Index, tree: &Depmod, added: &[String]) -> Vec<IndexedModule> {
     let mut names: Vec<&String> = index.modules.iter().chain(added).collect();
     names.sort_by_key(|name| {
         (
-            tree.depmod.order.get(*name).copied().unwrap_or(u32::MAX),
+            tree.order.get(*name).copied().unwrap_or(u32::MAX),
             (*name).clone(),
         )
     });
@@ -352,13 +353,19 @@ fn combined_set(index: &initrd::Index, tree: &RootTree, added: &[String]) -> Vec
     names
         .into_iter()
         .filter_map(|name| {
-            let entry = tree.depmod.modules.get(name);
+            let entry = tree.modules.get(name);
             let path = index.module_paths.get(name).or(entry.map(|e| &e.path))?;
             Some(IndexedModule {
                 name: name.clone(),
                 path: path.clone(),
                 deps: entry.map(|e| e.deps.clone()).unwrap_or_default(),
-                aliases: tree.depmod.aliases.get(name).cloned().unwrap_or_default(),
+                // The tree's aliases, else those of the initrd's own modules.alias.
+                aliases: tree
+                    .aliases
+                    .get(name)
+                    .or(index.aliases.get(name))
+                    .cloned()
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -430,6 +437,47 @@ kernel/fs/mbcache.ko:
                  modules.dep; ahci: ahci is not in its modules.dep; usb: usb_storage is not in its modules.dep); \
                  what the kernel and initrd drive: (summary)"
                 .to_owned())
+        );
+    }
+
+    #[test]
+    fn an_initrd_module_the_tree_has_no_alias_for_keeps_the_initrd_s_own() {
+        let tree = Depmod::parse(
+            "kernel/drivers/block/virtio_blk.ko:\nkernel/drivers/mmc/host/dw_mmc.ko:\n",
+            Some("alias virtio:d00000002v* virtio_blk\n"),
+        )
+        .unwrap();
+        let mut index = initrd::Index::default();
+        index.modules.insert("dw_mmc".to_owned());
+        index.module_paths.insert(
+            "dw_mmc".to_owned(),
+            "kernel/drivers/mmc/host/dw_mmc.ko.xz".to_owned(),
+        );
+        index
+            .aliases
+            .insert("dw_mmc".to_owned(), vec!["of:N*T*Csnps,dw-mshc".to_owned()]);
+        index
+            .aliases
+            .insert("virtio_blk".to_owned(), vec!["from-the-initrd".to_owned()]);
+        let combined = combined_set(&index, &tree, &["virtio_blk".to_owned()]);
+        let listed: Vec<(&str, &str, Vec<String>)> = combined
+            .iter()
+            .map(|m| (m.name.as_str(), m.path.as_str(), m.aliases.clone()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (
+                    "virtio_blk",
+                    "kernel/drivers/block/virtio_blk.ko",
+                    vec!["virtio:d00000002v*".to_owned()]
+                ),
+                (
+                    "dw_mmc",
+                    "kernel/drivers/mmc/host/dw_mmc.ko.xz",
+                    vec!["of:N*T*Csnps,dw-mshc".to_owned()]
+                ),
+            ]
         );
     }
 }

@@ -45,6 +45,19 @@ pub fn usable_default() -> Option<RunCache> {
     }
 }
 
+/// The cache opening `image` needs: none for a raw image, which is read where it is; for a
+/// compressed one, [`usable_default`] (where it is unpacked).
+pub fn for_image(image: &Path) -> Option<RunCache> {
+    let mut start = [0u8; 8];
+    let read = std::fs::File::open(image)
+        .and_then(|mut file| r2s_harness::image::packed::read_full(&mut file, &mut start));
+    // An image that cannot be read is said so by whatever opens it next.
+    match read {
+        Ok(read) if r2s_harness::image::packed::detect(&start[..read]).is_some() => usable_default(),
+        _ => None,
+    }
+}
+
 /// Whether `dir` can be created and written: a probe file is made in it and removed.
 fn writable(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;

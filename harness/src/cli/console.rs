@@ -7,16 +7,25 @@ use std::time::{Duration, Instant};
 
 use r2s_harness::board::{self, BoardError};
 use r2s_harness::console::{PromptedSecrets, Transcript};
+use r2s_harness::suite::qemu_setup::{self, QemuSetupRequest};
 use r2s_harness::targets::{Console, NoLog, QemuSpec, StartFailure, Target, TargetError, TargetSpec};
 use r2s_harness::terminal::{split_at_escape, Terminal};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::run::{adapt_for_qemu, choose_root_disk, load_board, open_image, tell_root_disk, SetupError};
+use super::run::{load_board, open_image, tell_setup, SetupError};
 use super::{ConsoleArgs, EXIT_ERROR, EXIT_PASS};
 use r2s_harness::unpacked::DiskImage;
 
 /// Runs the console until the escape key, the end of input, or the console closing.
-pub async fn console(args: ConsoleArgs) -> u8 {
+pub async fn console(mut args: ConsoleArgs) -> u8 {
+    // An image is unpacked and adapted into the default cache, or a per-run one where that
+    // cannot be written (a build sandbox), as `harness run` does; held until the console ends.
+    let _cache = match (&args.image, &args.cache_dir) {
+        (Some(_), None) => {
+            super::cache_dir::usable_default().inspect(|cache| args.cache_dir = Some(cache.dir.clone()))
+        }
+        _ => None,
+    };
     if let (Some(state), Some(image)) = (&args.from, &args.image) {
         return super::console_from::console_from(&args, image, state).await;
     }
@@ -101,31 +110,30 @@ async fn open(
         .map_err(SetupError::from)?,
         (None, None) => {
             let image = args.image.as_ref().expect("clap requires --serial or --image");
-            let opened = open_image(image, None).map_err(SetupError::from)?;
+            let opened = open_image(image, args.cache_dir.as_deref()).map_err(SetupError::from)?;
             let image = opened.disk().to_owned();
-            disk = Some(opened);
-            let (shim, added) = adapt_for_qemu(
-                &image,
-                r2s_harness::adapt::default_cache_dir(),
-                r2s_harness::adapt::Options::default(),
-            )
-            .await?;
-            let choice = choose_root_disk(&image, args.disk_bus, &added).await;
-            tell_root_disk(&choice);
-            let mut config = args.qemu.config();
-            config.root_disk = choice.disk;
-            let cache = r2s_harness::adapt::default_cache_dir();
-            let board = match args.board.as_deref() {
-                Some(name) => Some(load_board(Some(name), board::QEMU_BOARD)?),
-                None => None,
+            let request = QemuSetupRequest {
+                image: image.clone(),
+                board: load_board(args.board.as_deref(), board::QEMU_BOARD)?,
+                config: args.qemu.config(),
+                cache: args
+                    .cache_dir
+                    .clone()
+                    .or_else(r2s_harness::adapt::default_cache_dir),
+                no_adapt: args.no_adapt,
+                disk_bus: args.disk_bus,
+                // A person is at this console: the boot's countdowns run as on the board.
+                skip_countdowns: false,
             };
-            super::load_addresses::adapt_load_addresses(&image, &mut config, board.as_ref(), cache, false)
-                .await;
+            let set_up = qemu_setup::set_up(request).await.map_err(SetupError::from)?;
+            tell_setup(&set_up.lines);
+            let unpacked_from = opened.unpacked_from();
+            disk = Some(opened);
             TargetSpec::qemu(QemuSpec {
-                config,
+                config: set_up.config,
                 image,
-                shim,
-                unpacked_from: disk.as_ref().and_then(DiskImage::unpacked_from),
+                shim: set_up.shim,
+                unpacked_from,
             })
         }
     };

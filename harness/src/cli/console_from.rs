@@ -196,6 +196,7 @@ fn run_args(args: &ConsoleArgs, image: &Path) -> RunArgs {
     run.transcripts = args.transcripts.clone();
     run.qemu = args.qemu.clone();
     run.disk_bus = args.disk_bus;
+    run.no_adapt = args.no_adapt;
     run.cache_dir = args.cache_dir.clone();
     run.snapshot_cache = args.snapshot_cache.clone();
     run

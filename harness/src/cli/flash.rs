@@ -99,14 +99,17 @@ async fn flash_checked(args: &FlashArgs) -> Result<(), Stop> {
             card.check_terminal()?;
             // The checks and the boot below read a compressed image's disk unpacked into the
             // cache; the card is written from the compressed file as it unpacks.
-            let disk = run::open_image(image, None).map_err(Stop::error)?;
+            // The default cache, or a per-run one where that cannot be written, for both.
+            let cache = super::cache_dir::for_image(image);
+            let cache_dir = cache.as_ref().map(|c| c.dir.as_path());
+            let disk = run::open_image(image, cache_dir).map_err(Stop::error)?;
             let pieces = vec![flash::image_piece(&disk).map_err(Stop::error)?];
             card.check_early(&pieces)?;
             inspect_for(disk.disk(), &board)?;
             if args.no_boot {
                 super::human::show("scenarios under QEMU: skipped (--no-boot)");
             } else {
-                boot_first(args, image, scenarios).await?;
+                boot_first(args, image, cache_dir, scenarios).await?;
             }
             card.write(&pieces, Layout::Image).await
         }
@@ -235,9 +238,17 @@ fn inspect_for(image: &Path, board: &Board) -> Result<(), Stop> {
 
 /// Boots the image under QEMU with `scenarios` (the shipped ones when empty), exactly as
 /// `harness run --image IMG` would, with its report, transcripts and exit code.
-async fn boot_first(args: &FlashArgs, image: &Path, scenarios: &[PathBuf]) -> Result<(), Stop> {
+async fn boot_first(
+    args: &FlashArgs,
+    image: &Path,
+    cache_dir: Option<&Path>,
+    scenarios: &[PathBuf],
+) -> Result<(), Stop> {
     let mut argv: Vec<OsString> = ["harness", "run", "--image"].map(OsString::from).to_vec();
     argv.push(image.into());
+    if let Some(dir) = cache_dir {
+        argv.extend(["--cache-dir".into(), dir.into()]);
+    }
     argv.extend(["--transcripts".into(), args.transcripts.clone().into()]);
     if let Some(firmware) = &args.qemu.firmware {
         argv.extend(["--firmware".into(), firmware.clone().into()]);

@@ -30,7 +30,10 @@ pub fn inspect(args: InspectArgs) -> u8 {
         }
         EXIT_ERROR
     };
-    let opened = match super::run::open_image(&args.image, None) {
+    // A compressed image is unpacked into the default cache, or a per-run one where that
+    // cannot be written; held until the report is printed.
+    let cache = super::cache_dir::for_image(&args.image);
+    let opened = match super::run::open_image(&args.image, cache.as_ref().map(|c| c.dir.as_path())) {
         Ok(opened) => opened,
         Err(error) => return unreadable(&error),
     };

@@ -7,7 +7,6 @@ mod flash;
 mod flash_progress;
 pub mod human;
 mod inspect;
-mod load_addresses;
 pub mod logging;
 mod manual;
 mod place_wait;
@@ -133,7 +132,8 @@ pub enum ScenariosCommand {
                             harness flash [OPTIONS] --bootloader IDBLOADER ITB DEVICE"
 )]
 pub struct FlashArgs {
-    /// IMG DEVICE [SCENARIO_FILE|DIR]...: the image (raw), the card's block device (or a
+    /// IMG DEVICE [SCENARIO_FILE|DIR]...: the image (raw, or compressed: .img.zst, .xz, .gz,
+    /// .bz2, streamed to the card), the card's block device (or a
     /// regular file, to write a copy), and the scenarios to pass first (default: the shipped
     /// ones). With --bootloader: DEVICE only.
     #[arg(value_name = "PATHS", required = true)]
@@ -171,7 +171,8 @@ pub struct FlashArgs {
 /// `harness inspect`
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// Disk image to inspect (raw).
+    /// Disk image to inspect: raw, or compressed as `nix build` leaves it: .img.zst, .xz, .gz, .bz2 (unpacked once into the
+    /// cache).
     #[arg(value_name = "IMG")]
     pub image: PathBuf,
     /// The board the image is for: `nanopi-r2s`, or a board profile file (as `run --board`
@@ -201,13 +202,15 @@ pub struct ConsoleArgs {
     /// board is.
     #[arg(long, value_name = "DEV")]
     pub serial: Option<PathBuf>,
-    /// Boot this image (raw) under QEMU, adapted as `harness run` adapts it, and attach to it.
+    /// Boot this image (raw, or compressed as `nix build` leaves it: .img.zst, .xz, .gz, .bz2) under QEMU,
+    /// set up as `harness run` sets it up (adapted unless --no-adapt), and attach to it.
     #[arg(long, value_name = "IMG")]
     pub image: Option<PathBuf>,
     #[command(flatten)]
     pub farm: FarmArgs,
-    /// Board profile for --serial (its baud and reconnect timeout): a built-in name or a TOML
-    /// file. Default: nanopi-r2s.
+    /// Board profile: a built-in name or a TOML file. For --serial, its baud and reconnect
+    /// timeout (default: nanopi-r2s); for --image, as `harness run` takes it (default: qemu-virt;
+    /// its `adapt_initrd_modules` and load addresses count).
     #[arg(long, value_name = "BOARD")]
     pub board: Option<String>,
     /// Directory for the transcript.
@@ -229,9 +232,14 @@ pub struct ConsoleArgs {
     /// With --from: the scenario files or directories that save named states.
     #[arg(value_name = "SCENARIO_FILE|DIR", requires = "from")]
     pub scenarios: Vec<PathBuf>,
-    /// With --from: the cache of adapted boot files and unpacked images, as `harness run` takes it.
-    #[arg(long, value_name = "DIR", requires = "from")]
+    /// With --image: the cache of unpacked images and adapted boot files, as `harness run`
+    /// takes it (default as there, or a per-run cache where that cannot be written).
+    #[arg(long, value_name = "DIR", requires = "image")]
     pub cache_dir: Option<PathBuf>,
+    /// With --image: boot the image's extlinux configuration, initrd and the firmware's load
+    /// addresses as they are, as `harness run --no-adapt` does.
+    #[arg(long, requires = "image")]
+    pub no_adapt: bool,
     /// With --from: the snapshot cache, as `harness run` takes it.
     #[arg(long, value_name = "DIR", requires = "from")]
     pub snapshot_cache: Option<PathBuf>,
@@ -327,7 +335,8 @@ impl QemuArgs {
 /// `harness run`
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Disk image to boot (raw). Default: the harness's fixture image, built if needed (only
+    /// Disk image to boot: raw, or compressed as `nix build` leaves it: .img.zst, .xz, .gz, .bz2 (unpacked
+    /// once into the cache). Default: the harness's fixture image, built if needed (only
     /// inside the harness's source checkout). With
     /// --serial: the image the board's card was written from, read (never booted) for the
     /// extlinux LABELs that `menu = "LABEL"` steps name.
@@ -370,16 +379,18 @@ pub struct RunArgs {
     pub transcripts: PathBuf,
     #[command(flatten)]
     pub qemu: QemuArgs,
-    /// Boot the image's extlinux configuration exactly as written, even where QEMU's virt
-    /// machine cannot honour it (an R2S console=ttyS2 then leaves the console silent).
+    /// Boot the image as it is, even where QEMU's virt machine cannot honour it: its
+    /// extlinux configuration exactly as written (an R2S console=ttyS2 then leaves the console
+    /// silent), its initrd without the disk drivers otherwise added to it, and the firmware's
+    /// load addresses unmoved (a kernel past them is refused by U-Boot).
     #[arg(long, conflicts_with = "serial")]
     pub no_adapt: bool,
     /// Attach the image on this bus under QEMU instead of the one chosen from what the
     /// image's kernel and initrd can drive (the first of virtio, nvme, ahci, usb they can).
     #[arg(long, conflicts_with_all = ["serial", "place"], value_name = "BUS", value_enum)]
     pub disk_bus: Option<r2s_harness::qemu_devices::DiskBus>,
-    /// Where to keep what later runs of an unchanged image can reuse (the adaptation's shim
-    /// disk). Default: $R2S_CACHE_DIR, else $XDG_CACHE_HOME/r2s-harness, else
+    /// Where to keep what later runs of an unchanged image can reuse: a compressed image's
+    /// unpacked copy, the adaptation's shim disk, a moved firmware. Default: $R2S_CACHE_DIR, else $XDG_CACHE_HOME/r2s-harness, else
     /// ~/.cache/r2s-harness.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,

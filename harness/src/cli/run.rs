@@ -1,27 +1,25 @@
 //! `harness run`: load the scenarios, make the target, attach the reporters, run the suite.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use r2s_harness::adapt::{self, disk_bus, Shim, ShimCache};
+use r2s_harness::adapt;
 use r2s_harness::board::{self, Board, BoardError};
 use r2s_harness::debug_timing::mark;
 use r2s_harness::escape::escape_control;
-use r2s_harness::image::drivers;
 use r2s_harness::image::facts::ImageFacts;
 use r2s_harness::image::{self, ImageError};
-use r2s_harness::qemu_devices::DiskBus;
 use r2s_harness::report::html::{self, BaselineView, HtmlReporter, RunInfo};
 use r2s_harness::report::json::JsonReporter;
 use r2s_harness::report::junit::JunitReporter;
 use r2s_harness::report::text::TextReporter;
 use r2s_harness::report::timings::TimingsReporter;
-use r2s_harness::runner::{AbsentRoot, CountdownPolicy, Interaction, RunContext};
+use r2s_harness::runner::{CountdownPolicy, Interaction, RunContext};
 use r2s_harness::scenario;
 use r2s_harness::scenario::filter::{self, NameFilter};
 use r2s_harness::scenario::lg_env::LgEnv;
 use r2s_harness::snapshot::kept::{KeepFailed, KeptStates};
 use r2s_harness::snapshot::SnapshotCache;
+use r2s_harness::suite::qemu_setup::{self, QemuSetupError, QemuSetupRequest, SetupLine};
 use r2s_harness::suite::{self, Reporters, StartSnapshots, Suite};
 use r2s_harness::targets::{QemuSpec, TargetSpec};
 use r2s_harness::terminal::Terminal;
@@ -42,8 +40,8 @@ pub enum SetupError {
     Fixture(String),
     #[error("{0}")]
     NoImage(String),
-    #[error("cannot adapt {image} for QEMU: {detail}")]
-    Adapt { image: PathBuf, detail: String },
+    #[error(transparent)]
+    Qemu(#[from] QemuSetupError),
     #[error(transparent)]
     Place(#[from] r2s_harness::targets::labgrid::PlaceError),
     #[error(transparent)]
@@ -339,7 +337,8 @@ fn board_suite_on(args: &RunArgs, name: &str, spec: TargetSpec) -> Result<Setup,
     Ok((suite, info, disk))
 }
 
-/// QEMU booting `--image`, or the default fixture built first, adapted unless --no-adapt.
+/// QEMU booting `--image`, or the default fixture built first, set up as every QEMU run is
+/// ([`qemu_setup::set_up`]): adapted unless --no-adapt.
 pub(super) async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
     let board = load_board(args.board.as_deref(), board::QEMU_BOARD)?;
     mark("board profile read");
@@ -358,74 +357,25 @@ pub(super) async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
     };
     let image = disk.disk().to_owned();
     mark("image opened");
-    let labels = image::check_bootable_image(&image)?;
-    mark("image checked: bootable, menu labels");
-    let countdowns = countdown_policy(args, Some(&image));
-    mark("countdown policy from extlinux.conf");
-    let adapting = async {
-        if args.no_adapt {
-            let off =
-                "adaptation for QEMU: off (--no-adapt); the image's extlinux.conf is booted as written \
-                       and its initrd as built";
-            super::human::tell(off);
-            return Ok((None, Vec::new(), vec![off.to_owned()]));
-        }
-        let cache = args.cache_dir.clone().or_else(adapt::default_cache_dir);
-        let options = adapt::Options {
-            initrd_modules: board.adapt_initrd_modules,
-        };
-        let (shim, added, mut told) = adapt_for_qemu_told(&image, cache, options).await?;
-        if !options.initrd_modules {
-            let off = format!(
-                "adding disk drivers to the initrd: off (board profile {}: adapt_initrd_modules = false)",
-                board.name
-            );
-            super::human::tell(&off);
-            told.push(off);
-        }
-        mark("adapted for QEMU");
-        Ok::<_, SetupError>((shim, added, told))
+    super::human::tell(format!("image: {}", disk.named().display()));
+    let request = QemuSetupRequest {
+        image: image.clone(),
+        board: board.clone(),
+        config: args.qemu.config(),
+        cache: args.cache_dir.clone().or_else(adapt::default_cache_dir),
+        no_adapt: args.no_adapt,
+        disk_bus: args.disk_bus,
+        skip_countdowns: !args.real_time_boot,
     };
-    // Independent reads side by side: the adaptation (the kernel and initrd), the root device
-    // the image waits for, and QEMU's version for the snapshot key (asked once per process).
-    let looking_for_root = async {
-        let found = absent_root(&image).await;
-        mark("root device looked for");
-        found
-    };
+    // QEMU's version, for the snapshot key, is asked (once per process) beside the set-up.
     let asking_qemu = async {
         if !args.no_snapshots {
             let _ = r2s_harness::snapshot::qemu_version(&args.qemu.binary).await;
         }
     };
-    let (adapted, mut absent_root, ()) = tokio::join!(adapting, looking_for_root, asking_qemu);
-    let (shim, added, setup) = adapted?;
-    super::human::tell(format!("image: {}", disk.named().display()));
-    let choice = choose_root_disk(&image, args.disk_bus, &added).await;
-    mark("root disk bus chosen (kernel and initrd drivers read)");
-    let mut setup = setup;
-    setup.extend(tell_root_disk(&choice));
-    if let Some(absent) = &absent_root {
-        let warning = format!("warning: {}", absent.hint());
-        super::say(warning.clone());
-        setup.push(warning);
-    } else if let disk_bus::Drivable::Missing(missing) = &choice.drivable {
-        // Warned about above; the root device on that disk never appears either, and the run
-        // ends as soon as stage 1 says it waits for it.
-        let (owned, bus, missing) = (image.clone(), choice.disk.bus.to_string(), missing.clone());
-        absent_root = tokio::task::spawn_blocking(move || AbsentRoot::undrivable(&owned, &bus, &missing))
-            .await
-            .ok()
-            .flatten();
-    }
-    let mut config = args.qemu.config();
-    config.root_disk = choice.disk.clone();
-    let cache = args.cache_dir.clone().or_else(adapt::default_cache_dir);
-    setup.extend(
-        super::load_addresses::adapt_load_addresses(&image, &mut config, Some(&board), cache, args.no_adapt)
-            .await,
-    );
-    mark("load addresses checked");
+    let (set_up, ()) = tokio::join!(qemu_setup::set_up(request), asking_qemu);
+    let set_up = set_up?;
+    tell_setup(&set_up.lines);
     let snapshots = (!args.no_snapshots).then(|| {
         StartSnapshots::new(SnapshotCache::new(
             args.snapshot_cache
@@ -438,28 +388,34 @@ pub(super) async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
         image: Some(disk.describe().unwrap_or_else(|| image.display().to_string())),
         board: board.name.clone(),
         target: format!("QEMU ({}, virt machine)", args.qemu.binary.display()),
-        setup,
+        setup: set_up.report_lines(),
     };
     let suite = Suite {
         target: TargetSpec::qemu(QemuSpec {
-            config,
+            config: set_up.config,
             image,
-            shim,
+            shim: set_up.shim,
             unpacked_from: disk.unpacked_from(),
         }),
         transcripts: args.transcripts.clone(),
         context: RunContext {
-            countdowns,
-            menu_labels: Some(labels),
             fallback_password,
-            pacing: board.pacing,
-            root_disk: Some(choice.root_hint()),
-            absent_root,
-            ..RunContext::default()
+            ..set_up.context
         },
         snapshots,
     };
     Ok((suite, info, Some(disk)))
+}
+
+/// Prints what a QEMU set-up did: remarks unless `-q`, warnings always. The lines quote the
+/// image's extlinux.conf (its LABELs, APPEND lines) and the initrd's file names.
+pub(super) fn tell_setup(lines: &[SetupLine]) {
+    for line in lines {
+        match line {
+            SetupLine::Remark(text) => super::human::tell(escape_control(text)),
+            SetupLine::Warning(text) => super::say(text),
+        }
+    }
 }
 
 /// `image` as the harness reads and boots it: unpacked into the cache (`cache_dir`, else the
@@ -471,53 +427,6 @@ pub(super) fn open_image(image: &Path, cache_dir: Option<&Path>) -> Result<DiskI
         eprintln!("harness: {line}");
     }
     Ok(opened)
-}
-
-/// The bus to attach `image` on: `forced` (`--disk-bus`), else the first its kernel and initrd
-/// (with the modules `added` to it by the adaptation) can drive.
-pub(super) async fn choose_root_disk(
-    image: &Path,
-    forced: Option<DiskBus>,
-    added: &[String],
-) -> disk_bus::Choice {
-    let owned = image.to_owned();
-    let drivers = tokio::task::spawn_blocking(move || drivers::read(&owned))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|read| read.map_err(|e| e.to_string()))
-        .map(|mut drivers| {
-            drivers.initrd.extend(added.iter().cloned());
-            drivers
-        });
-    match (forced, drivers) {
-        (Some(bus), drivers) => disk_bus::forced(bus, drivers.as_ref().ok()),
-        (None, Ok(drivers)) => disk_bus::choose(&drivers),
-        (None, Err(e)) => disk_bus::unread(&e),
-    }
-}
-
-/// The root device `image`'s default entry waits for, when no filesystem of the image is it:
-/// under QEMU it never appears ([`AbsentRoot`]).
-async fn absent_root(image: &Path) -> Option<AbsentRoot> {
-    let owned = image.to_owned();
-    tokio::task::spawn_blocking(move || AbsentRoot::of_image(&owned))
-        .await
-        .ok()
-        .flatten()
-}
-
-/// Prints the bus `choice` chose and why (and a warning if stage 1 cannot drive it); the
-/// lines for the HTML report.
-pub(super) fn tell_root_disk(choice: &disk_bus::Choice) -> Vec<String> {
-    let line = format!("root disk on {}: {}", choice.disk.bus, choice.disk.reason);
-    // The reason names what the image's initrd holds.
-    super::human::tell(escape_control(&line));
-    let mut told = vec![line];
-    if let Some(warning) = choice.warning() {
-        super::say(format!("warning: {warning}"));
-        told.push(format!("warning: {warning}"));
-    }
-    told
 }
 
 /// How the run hands consoles to a person: refused when attaching at failures is asked for
@@ -601,58 +510,6 @@ fn fixture_builds_here() -> Result<(), String> {
          of its own, which it does only inside its source checkout"
             .to_owned(),
     )
-}
-
-/// Builds the shim disk that shows U-Boot a QEMU-ready copy of the image's extlinux.conf, and
-/// says what it changed. `None` when the image boots on QEMU as it is; with it, the modules
-/// added to the initrd.
-pub(super) async fn adapt_for_qemu(
-    image: &Path,
-    cache: Option<PathBuf>,
-    options: adapt::Options,
-) -> Result<(Option<Arc<Shim>>, Vec<String>), SetupError> {
-    let (shim, added, _) = adapt_for_qemu_told(image, cache, options).await?;
-    Ok((shim, added))
-}
-
-/// [`adapt_for_qemu`], and the lines it printed, for the HTML report.
-async fn adapt_for_qemu_told(
-    image: &Path,
-    cache: Option<PathBuf>,
-    options: adapt::Options,
-) -> Result<(Option<Arc<Shim>>, Vec<String>, Vec<String>), SetupError> {
-    let owned = image.to_owned();
-    let adapt_error = |detail: String| SetupError::Adapt {
-        image: image.to_owned(),
-        detail,
-    };
-    let adapted = tokio::task::spawn_blocking(move || {
-        let cache = cache.map(|dir| ShimCache::new(&dir));
-        adapt::adapt_cached(&owned, cache.as_ref(), options)
-    })
-    .await
-    .map_err(|e| adapt_error(e.to_string()))?;
-    match adapted {
-        Ok(Some(adapted)) => {
-            let mut told = vec![
-                "adapted for QEMU (the image is not modified; turn off with --no-adapt):".to_owned(),
-                format!("  extlinux.conf from {}", adapted.source),
-            ];
-            told.extend(adapted.changes.iter().map(|change| format!("  {change}")));
-            told.extend(adapted.modules.notes().iter().map(|line| format!("  {line}")));
-            // The changes quote the image's extlinux.conf (its LABELs, APPEND lines).
-            for line in &told {
-                super::human::tell(escape_control(line));
-            }
-            let added = match &adapted.modules {
-                adapt::InitrdModules::Added(addition) => addition.names(),
-                adapt::InitrdModules::NotNeeded | adapt::InitrdModules::Refused(_) => Vec::new(),
-            };
-            Ok((adapted.shim.map(Arc::new), added, told))
-        }
-        Ok(None) => Ok((None, Vec::new(), Vec::new())),
-        Err(e) => Err(adapt_error(e.to_string())),
-    }
 }
 
 fn show(paths: &[PathBuf]) -> String {

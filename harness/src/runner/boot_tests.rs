@@ -470,8 +470,42 @@ async fn u_boot_back_at_its_prompt_after_the_skipped_autoboot_fails_at_once_nami
     .await;
     assert_eq!(
         run.failure().reason.to_string(),
-        "U-Boot gave up on the image: it is back at its prompt after running bootcmd, before any kernel started; \
-         its last error: No ethernet found."
+        "U-Boot gave up on the image: it is back at its prompt after running bootcmd (its autoboot), before any \
+         kernel started, and no step types at it; its last error: No ethernet found."
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn u_boot_back_at_its_prompt_after_an_autoboot_left_to_run_out_fails_at_once_too() {
+    // Countdowns not skipped (`--real-time-boot`, a board whose profile keeps them): nothing is
+    // typed, and U-Boot's prompt after its autoboot still means it gave up.
+    let ctx = RunContext::default();
+    let text = "name = \"b\"\ntimeout = \"60s\"\n[[steps]]\nexpect = \"login:\"\n";
+    let started = Instant::now();
+    let run = super::shell_tests::run_scripted_in(
+        ctx,
+        ConsoleAt::PowerOn,
+        text,
+        |mut io: DuplexStream, _| async move {
+            let _ = io
+                .write_all(
+                    b"U-Boot 2023.01\r\nHit any key to stop autoboot:  1 \x08\x08\x08 0 \r\n\
+                      Failed to load '/boot/Image'\r\n=> ",
+                )
+                .await;
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        },
+    )
+    .await;
+    assert_eq!(
+        run.failure().reason.to_string(),
+        "U-Boot gave up on the image: it is back at its prompt after running bootcmd (its autoboot), before any \
+         kernel started, and no step types at it; its last error: Failed to load '/boot/Image'"
     );
     assert!(
         started.elapsed() < Duration::from_secs(10),

@@ -88,6 +88,10 @@ pub struct Countdowns {
     /// Fail at the extlinux menu, which would wait for a key without limit and no step
     /// chooses.
     pub menu_waits: Option<MenuWait>,
+    /// Nobody types at U-Boot in this run (no step stops or types into it): U-Boot's prompt
+    /// after its autoboot countdown, before a kernel starts, means it gave up on the image, and
+    /// the run fails there whether or not the countdowns are skipped.
+    pub unattended: bool,
 }
 
 impl Countdowns {
@@ -96,6 +100,7 @@ impl Countdowns {
         autoboot: false,
         menu: None,
         menu_waits: None,
+        unattended: false,
     };
 
     /// What `policy` skips for a run whose steps are `steps`: every countdown but those a step
@@ -120,11 +125,13 @@ impl Countdowns {
             autoboot: skip,
             menu: policy.menu_default.filter(|_| skip),
             menu_waits: policy.menu_waits,
+            unattended: true,
         };
         for action in actions {
             let need = action.kind().countdowns();
             if need.autoboot() {
                 countdowns.autoboot = false;
+                countdowns.unattended = false;
             }
             if need.menu() {
                 countdowns.menu = None;
@@ -145,6 +152,9 @@ impl Countdowns {
 enum Phase {
     /// Waiting for the autoboot countdown to stop it.
     Autoboot,
+    /// Waiting for the autoboot countdown, to let it run out: U-Boot's prompt after it means
+    /// U-Boot gave up on the image.
+    AutobootRunsOut,
     /// Stopped it; waiting for the prompt to type `run bootcmd`.
     Prompt,
     /// Waiting for the menu to type the default's number.
@@ -160,6 +170,9 @@ enum Phase {
 #[derive(Debug, Clone)]
 pub struct Skipper {
     phase: Phase,
+    /// U-Boot's boot command has run (typed, or autoboot's own): its prompt from now on, before
+    /// a kernel starts, means it gave up on the image.
+    bootcmd_ran: bool,
     menu: Option<usize>,
     menu_waits: Option<MenuWait>,
 }
@@ -169,11 +182,16 @@ impl Skipper {
     pub fn new(countdowns: Countdowns) -> Option<Skipper> {
         let phase = if countdowns.autoboot {
             Phase::Autoboot
+        } else if let Some(phase) = Skipper::menu_phase(countdowns.menu_waits, countdowns.menu) {
+            phase
+        } else if countdowns.unattended {
+            Phase::AutobootRunsOut
         } else {
-            Skipper::menu_phase(countdowns.menu_waits, countdowns.menu)?
+            return None;
         };
         Some(Skipper {
             phase,
+            bootcmd_ran: false,
             menu: countdowns.menu,
             menu_waits: countdowns.menu_waits,
         })
@@ -191,15 +209,34 @@ impl Skipper {
     /// The console text the skipper acts on next; `uboot_prompt` is U-Boot's prompt.
     pub(super) fn pattern(&self, uboot_prompt: &str) -> Pattern {
         Pattern::literal(match self.phase {
-            Phase::Autoboot => AUTOBOOT,
+            Phase::Autoboot | Phase::AutobootRunsOut => AUTOBOOT,
             Phase::Prompt | Phase::Booting => uboot_prompt,
             Phase::Menu(_) | Phase::MenuWaits(_) => MENU_PROMPT,
         })
     }
 
+    /// U-Boot's prompt, watched beside [`Skipper::pattern`] once the boot command ran and the
+    /// menu is still to come: U-Boot back at it instead means it gave up before any menu.
+    pub(super) fn gave_up_pattern(&self, uboot_prompt: &str) -> Option<Pattern> {
+        let waiting_for_menu = matches!(self.phase, Phase::Menu(_) | Phase::MenuWaits(_));
+        (self.bootcmd_ran && waiting_for_menu).then(|| Pattern::literal(uboot_prompt))
+    }
+
     /// Acts on the text of [`Skipper::pattern`], just seen; returns the skipper for what comes
     /// next, or `None` when it has nothing left to do.
-    pub(super) async fn act(mut self, s: &mut Session<'_>) -> Result<Option<Skipper>, FailReason> {
+    pub(super) async fn act(self, s: &mut Session<'_>) -> Result<Option<Skipper>, FailReason> {
+        self.act_on(s, false).await
+    }
+
+    /// Acts on [`Skipper::gave_up_pattern`], just seen: the run fails naming U-Boot's last error.
+    pub(super) async fn gave_up(self, s: &mut Session<'_>) -> Result<Option<Skipper>, FailReason> {
+        self.act_on(s, true).await
+    }
+
+    async fn act_on(mut self, s: &mut Session<'_>, gave_up: bool) -> Result<Option<Skipper>, FailReason> {
+        if gave_up {
+            self.phase = Phase::Booting;
+        }
         match self.phase {
             Phase::Autoboot => {
                 // Any key stops the countdown, as `interrupt_autoboot` does.
@@ -208,9 +245,14 @@ impl Skipper {
                 s.mark_skipped_wait(SkippedWait::Autoboot);
                 self.phase = Phase::Prompt;
             }
+            Phase::AutobootRunsOut => {
+                self.bootcmd_ran = true;
+                self.phase = Phase::Booting;
+            }
             Phase::Prompt => {
                 let line = format!("{BOOT_COMMAND}\r");
                 s.send(line.as_bytes(), line.as_bytes()).await?;
+                self.bootcmd_ran = true;
                 self.phase = Skipper::menu_phase(self.menu_waits, self.menu).unwrap_or(Phase::Booting);
             }
             Phase::Menu(number) => {
@@ -233,8 +275,8 @@ impl Skipper {
             Phase::Booting => {
                 return Err(FailReason::Check {
                     detail: format!(
-                        "U-Boot gave up on the image: it is back at its prompt after running bootcmd, before any \
-                         kernel started; its last error: {}",
+                        "U-Boot gave up on the image: it is back at its prompt after running bootcmd (its \
+                         autoboot), before any kernel started, and no step types at it; its last error: {}",
                         last_error(&s.recent_lines())
                     ),
                 });
@@ -312,6 +354,7 @@ mod tests {
                 autoboot: true,
                 menu: Some(1),
                 menu_waits: None,
+                unattended: true,
             }
         );
     }
@@ -325,6 +368,7 @@ mod tests {
                 autoboot: true,
                 menu: None,
                 menu_waits: None,
+                unattended: true,
             }
         );
     }
@@ -338,6 +382,7 @@ mod tests {
                 autoboot: false,
                 menu: Some(1),
                 menu_waits: None,
+                unattended: false,
             }
         );
         let typing = [step(Action::Send(b" ".to_vec()))];
@@ -349,10 +394,29 @@ mod tests {
 
     #[test]
     fn real_time_boot_or_a_policy_without_skip_keeps_every_countdown() {
-        assert_eq!(Countdowns::for_steps(&SKIP, true, &[]), Countdowns::REAL_TIME);
+        let unattended = Countdowns {
+            unattended: true,
+            ..Countdowns::REAL_TIME
+        };
+        assert_eq!(Countdowns::for_steps(&SKIP, true, &[]), unattended);
         let keep = CountdownPolicy::default();
-        assert_eq!(Countdowns::for_boot(&keep), Countdowns::REAL_TIME);
+        assert_eq!(Countdowns::for_boot(&keep), unattended);
         assert!(Skipper::new(Countdowns::REAL_TIME).is_none());
+    }
+
+    #[test]
+    fn a_boot_nobody_types_at_watches_for_uboot_s_prompt_after_its_countdown_skipping_or_not() {
+        for policy in [SKIP, CountdownPolicy::default()] {
+            let skipper = Skipper::new(Countdowns::for_boot(&policy)).expect("watches U-Boot");
+            assert_eq!(
+                format!("{:?}", skipper.pattern(UBOOT_PROMPT)),
+                format!("{:?}", Pattern::literal(AUTOBOOT))
+            );
+        }
+        let mut at_uboot = Countdowns::for_steps(&SKIP, true, &[step(Action::InterruptAutoboot)]);
+        assert!(!at_uboot.unattended);
+        at_uboot.menu_waits = None;
+        assert!(Skipper::new(at_uboot).is_none());
     }
 
     #[test]
@@ -368,6 +432,7 @@ mod tests {
                 autoboot: true,
                 menu: None,
                 menu_waits: None,
+                unattended: true,
             }
         );
     }

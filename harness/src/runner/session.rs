@@ -417,14 +417,20 @@ impl<'a> Session<'a> {
         loop {
             let skipper = self.skipper.take().filter(|_| self.kernel_started.is_none());
             let mut all = patterns.to_vec();
+            let mut gave_up = None;
             if let Some(skipper) = &skipper {
                 all.push(skipper.pattern(&self.uboot_prompt));
+                if let Some(prompt) = skipper.gave_up_pattern(&self.uboot_prompt) {
+                    gave_up = Some(all.len());
+                    all.push(prompt);
+                }
             }
             let Some(hit) = self.wait_until(&all, until).await? else {
                 self.skipper = skipper;
                 return Ok(None);
             };
             match skipper {
+                Some(skipper) if Some(hit.index) == gave_up => self.skipper = skipper.gave_up(self).await?,
                 Some(skipper) if hit.index >= patterns.len() => self.skipper = skipper.act(self).await?,
                 skipper => {
                     self.skipper = skipper;

@@ -105,6 +105,8 @@ pub fn builtin_fatal() -> Vec<Watch> {
         // and gives up (`EXTLINUX FAILED: continuing...`), and distro boot ends at the prompt.
         literal(Fatal, "image overlaps OS image"),
         literal(Fatal, "EXTLINUX FAILED"),
+        // bootm/bootflow found nothing it could load from any entry or device.
+        literal(Fatal, "Cannot load any image"),
         literal(Fatal, "Resetting CPU"),
         literal(Fatal, "Kernel panic - not syncing"),
         literal(Fatal, "Unable to handle kernel"),

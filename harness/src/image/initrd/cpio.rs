@@ -260,7 +260,9 @@ impl Parser {
         let builtin_list = wanted == Wanted::BuiltinList;
         // A root file too large to be one is skipped, not an error: the initrd is still read.
         let root_file = wanted == Wanted::RootFile && file_size <= self.limits.root_file;
-        let keep = symlink || builtin_list || root_file;
+        // An alias list past the limit is passed over (the entry then records nothing).
+        let alias_list = wanted == Wanted::AliasList && file_size <= self.limits.alias_lists;
+        let keep = symlink || builtin_list || root_file || alias_list;
         if builtin_list && file_size > self.limits.builtin_list {
             return Err(InitrdError::BuiltinListTooLarge {
                 path: String::from_utf8_lossy(&self.name).into_owned(),

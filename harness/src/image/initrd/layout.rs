@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{module_name, parse_builtin_list, Index, InitrdError, Limits, RootFiles};
+use super::{canonical, module_name, parse_builtin_list, Index, InitrdError, Limits, RootFiles};
 
 /// How many symlinks one path may pass through, as the kernel's `MAXSYMLINKS`.
 const MAX_HOPS: usize = 40;
@@ -23,6 +23,8 @@ pub(super) enum Wanted {
     Nothing,
     /// A `modules.builtin` list.
     BuiltinList,
+    /// A `modules.alias` list.
+    AliasList,
     /// One of the [`RootFiles`] (or a file `/etc/fstab` may lead to).
     RootFile,
 }
@@ -48,6 +50,10 @@ pub(super) struct Entries {
     kept: u64,
     /// Bytes of `modules.builtin` lists read, against [`Limits::builtin_list`].
     builtin_bytes: u64,
+    /// The text of each `modules.alias`, by the path of its directory.
+    alias_lists: BTreeMap<String, String>,
+    /// Bytes of `modules.alias` lists kept, against [`Limits::alias_lists`].
+    alias_bytes: u64,
     /// The root files' texts by path (at most [`Limits::root_file`] bytes each, and only the
     /// paths [`Entries::wants_data`] names, so few).
     root_texts: BTreeMap<String, String>,
@@ -58,6 +64,9 @@ impl Entries {
     pub(super) fn wants_data(path: &[u8]) -> Wanted {
         if path.ends_with(b"modules.builtin") {
             return Wanted::BuiltinList;
+        }
+        if path.ends_with(b"/modules.alias") {
+            return Wanted::AliasList;
         }
         let path = normal(std::str::from_utf8(path).unwrap_or(""));
         let store_file = path.strip_prefix(STORE).is_some_and(|name| {
@@ -85,6 +94,14 @@ impl Entries {
             self.keep(dir.len(), limits)?;
             let list = parse_builtin_list(&String::from_utf8_lossy(data)).collect();
             self.builtin_lists.insert(dir.to_owned(), list);
+        } else if let Some(dir) = path.strip_suffix("/modules.alias") {
+            // Only what the limit leaves room for: the list only adds aliases.
+            if self.alias_bytes + data.len() as u64 <= limits.alias_lists {
+                self.alias_bytes += data.len() as u64;
+                self.keep(dir.len(), limits)?;
+                self.alias_lists
+                    .insert(dir.to_owned(), String::from_utf8_lossy(data).into_owned());
+            }
         } else if Self::wants_data(path.as_bytes()) == Wanted::RootFile {
             self.root_texts
                 .insert(path.to_owned(), String::from_utf8_lossy(data).into_owned());
@@ -195,6 +212,21 @@ impl Entries {
                 .get_or_insert_with(BTreeSet::new)
                 .extend(list.iter().cloned());
             index.releases.insert(release.to_owned());
+        }
+        for (dir, text) in &self.alias_lists {
+            let Some(release) = below(dir) else { continue };
+            if release.is_empty() || release.contains('/') {
+                continue;
+            }
+            // `alias PATTERN MODULE` lines; anything else is not one and is passed over.
+            for line in text.lines() {
+                if let ["alias", pattern, module] = line.split_whitespace().collect::<Vec<_>>()[..] {
+                    let patterns = index.aliases.entry(canonical(module)).or_default();
+                    if !patterns.iter().any(|known| known == pattern) {
+                        patterns.push(pattern.to_owned());
+                    }
+                }
+            }
         }
     }
 }

@@ -33,6 +33,9 @@ pub struct Limits {
     pub builtin_list: u64,
     /// One of the [`RootFiles`]: a few lines each; a larger one is not kept.
     pub root_file: u64,
+    /// The `modules.alias` lists of the archive, together: a whole kernel's is about 1 MiB, a
+    /// NixOS initrd's (depmod run for its own modules) a few KiB. Those past it are not kept.
+    pub alias_lists: u64,
     /// Archives (compressed or not) one after another.
     pub segments: usize,
     /// Bytes of the paths and symlink targets kept to find the modules directory: those of
@@ -47,6 +50,7 @@ impl Default for Limits {
             entries: 1 << 20,
             builtin_list: 4 << 20,
             root_file: 64 << 10,
+            alias_lists: 4 << 20,
             segments: 64,
             names: 64 << 20,
         }
@@ -171,6 +175,9 @@ pub struct Index {
     pub module_dirs: BTreeMap<String, String>,
     /// Each module's path below its `lib/modules/<release>/`: `kernel/fs/ext4/ext4.ko.xz`.
     pub module_paths: BTreeMap<String, String>,
+    /// The alias patterns of the `modules.alias` the initrd carries in its modules directory
+    /// (its own depmod's), by canonical module name: `virtio_blk` → `virtio:d00000002v*`.
+    pub aliases: BTreeMap<String, Vec<String>>,
     /// What it says about the root filesystem.
     pub root_files: RootFiles,
 }

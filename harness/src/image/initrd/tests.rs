@@ -387,6 +387,45 @@ fn the_store_paths_modules_directory_and_each_modules_path_below_it_are_kept() {
 }
 
 #[test]
+fn the_modules_alias_in_the_initrd_s_modules_directory_is_read_through_its_links() {
+    let target = format!("/{MODULES_SHRUNK}/lib");
+    let alias_path = format!("{MODULES_SHRUNK}/lib/modules/{RELEASE}/modules.alias");
+    let elsewhere = "etc/modules.alias";
+    let alias: &[u8] = b"# Aliases extracted from modules themselves.\n\
+        alias virtio:d00000002v* virtio_blk\n\
+        alias mmc:block mmc-block\n\
+        not an alias line\n";
+    let archive = store_archive(
+        &[(&alias_path, alias), (elsewhere, b"alias pci:v* stray\n")],
+        &[("lib", &target)],
+    );
+    let index = read(&pipe("zstd", &["-q", "-c"], &archive)).unwrap();
+    let expected: BTreeMap<String, Vec<String>> = [
+        ("mmc_block".to_owned(), vec!["mmc:block".to_owned()]),
+        ("virtio_blk".to_owned(), vec!["virtio:d00000002v*".to_owned()]),
+    ]
+    .into();
+    assert_eq!(index.aliases, expected);
+}
+
+#[test]
+fn alias_lists_past_their_limit_are_passed_over_and_the_initrd_is_still_read() {
+    let target = format!("/{MODULES_SHRUNK}/lib");
+    let alias_path = format!("{MODULES_SHRUNK}/lib/modules/{RELEASE}/modules.alias");
+    let archive = store_archive(
+        &[(&alias_path, b"alias virtio:d00000002v* virtio_blk\n")],
+        &[("lib", &target)],
+    );
+    let limits = Limits {
+        alias_lists: 8,
+        ..Limits::default()
+    };
+    let index = read_with(&archive, limits).unwrap();
+    expect_store_modules(&index);
+    assert!(index.aliases.is_empty(), "{:?}", index.aliases);
+}
+
+#[test]
 fn a_systemd_stage_1_initrd_is_read_through_its_lib_modules_link() {
     let target = format!("/{MODULES_SHRUNK}/lib/modules");
     let archive = store_archive(&[], &[("lib/modules", &target)]);

@@ -1,13 +1,12 @@
 //! A run's QEMU firmware, its load addresses moved above a kernel that outgrows them (see
-//! [`r2s_harness::adapt::load_addresses`]) when the image's own U-Boot would boot that kernel.
+//! [`crate::adapt::load_addresses`]) when the image's own U-Boot would boot that kernel.
 
 use std::path::{Path, PathBuf};
 
-use r2s_harness::adapt::load_addresses::{self, Firmware, Move, Plan, QEMU_DRAM_BASE};
-use r2s_harness::board;
-use r2s_harness::escape::escape_control;
-use r2s_harness::inspect::{self, entry::check_kernel_size, Board, Profile, Status};
-use r2s_harness::targets::qemu::QemuConfig;
+use crate::adapt::load_addresses::{self, Firmware, Move, Plan, QEMU_DRAM_BASE};
+use crate::board;
+use crate::inspect::{self, entry::check_kernel_size, Board, Profile, Status};
+use crate::targets::qemu::QemuConfig;
 
 /// Where under the cache directory changed firmware files are kept.
 const FIRMWARE_DIR: &str = "firmware";
@@ -16,9 +15,9 @@ const FIRMWARE_DIR: &str = "firmware";
 /// `config` at a copy of the firmware with the initrd (and device tree) moved up when they
 /// would not fit, with a note for the transcripts. Whether the image's own U-Boot would boot
 /// the kernel is judged as `inspect` judges it, with `board`'s `[load_addresses]` where the
-/// image's u-boot.itb does not say. Returns the lines it printed, for the HTML report; says
-/// nothing when every entry fits.
-pub(super) async fn adapt_load_addresses(
+/// image's u-boot.itb does not say. Returns the lines to print and show in the HTML report; says
+/// nothing when every entry fits. The lines quote the image's LABELs: escape them to print.
+pub async fn adapt_load_addresses(
     image: &Path,
     config: &mut QemuConfig,
     board: Option<&board::Board>,
@@ -31,10 +30,6 @@ pub(super) async fn adapt_load_addresses(
         tokio::task::spawn_blocking(move || decide(&image, &firmware, memory_mib, &profile, cache, no_adapt))
             .await
             .unwrap_or_else(|e| Decision::told(format!("load addresses: not checked: {e}")));
-    for line in &decided.told {
-        // The lines quote the image's LABELs.
-        super::human::tell(escape_control(line));
-    }
     if let Some(firmware) = decided.firmware {
         config.firmware = firmware;
     }

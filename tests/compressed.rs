@@ -3,32 +3,12 @@
 //! booted in real QEMU, and refused with a clear error when cut short.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use r2s_tests::*;
 
 const LIMIT: Duration = Duration::from_secs(240);
-
-/// The default fixture compressed by `tool` (`zstd`, `xz`) into `dir`, named as sd-image names
-/// its output; the compressed file's path.
-fn compressed_fixture(tool: &str, suffix: &str, dir: &Path) -> PathBuf {
-    let out = dir.join(format!("nixos-image-sd-card-25.05-aarch64-linux.img.{suffix}"));
-    let output = Command::new(tool)
-        // The fastest level: the data is mostly zeros, and CI's two cores are shared.
-        .args(["-q", "-c", "-T2", if tool == "xz" { "-0" } else { "-1" }])
-        .arg(fixture(r2s_images::DEFAULT_FIXTURE))
-        .output()
-        .unwrap_or_else(|e| panic!("{tool}: {e}"));
-    assert!(
-        output.status.success(),
-        "{tool}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    std::fs::write(&out, output.stdout).unwrap();
-    out
-}
 
 /// The entries of the cache's unpacked folder, dot files (build locks, staging) apart.
 fn unpacked_entries(cache: &Path) -> Vec<String> {

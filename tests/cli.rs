@@ -133,6 +133,21 @@ fn quiet_leaves_only_the_results_and_the_totals_on_stdout() {
     assert_eq!(lines[1], "1 passed, 0 failed");
 }
 
+/// `-q` shows errors only: a warning (`--pause-at` without a terminal to pause on) is said
+/// without it and not with it.
+#[test]
+fn quiet_silences_warnings() {
+    let dir = temp_dir();
+    let scenario = write_scenario(dir.path(), "warned-host-step", "[[steps]]\nhost = \"true\"\n");
+    let warning = "harness: warning: no terminal (stdin and stdout): --pause-at is ignored";
+    let told = run_fixture(dir.path(), &["--pause-at", "1", scenario.to_str().unwrap()]);
+    assert_eq!(told.code(), Some(0), "{}", told.explain());
+    assert!(told.stderr.contains(warning), "{}", told.explain());
+    let quiet = run_fixture(dir.path(), &["-q", "--pause-at", "1", scenario.to_str().unwrap()]);
+    assert_eq!(quiet.code(), Some(0), "{}", quiet.explain());
+    assert!(!quiet.stderr.contains("warning"), "{}", quiet.explain());
+}
+
 /// Runs `scenario` with `--retries 2`; the run and its JUnit file.
 fn run_with_two_retries(dir: &Path, scenario: &Path) -> (Finished, String) {
     let junit = dir.join("junit.xml");
@@ -302,6 +317,44 @@ fn the_most_verbose_log_of_a_login_shows_qmp_traffic_and_never_the_password() {
             run.explain()
         );
     }
+}
+
+/// `RUST_LOG` alone, without `-v`, sets what the log shows: `timing=debug` shows the timing
+/// marks of setting up a run and nothing else at debug level; without it they are off.
+#[test]
+fn rust_log_alone_shows_the_timing_marks_which_are_off_without_it() {
+    let dir = temp_dir();
+    let scenario = write_scenario(dir.path(), "host-step", "[[steps]]\nhost = \"true\"\n");
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let args = [
+        OsStr::new("run"),
+        OsStr::new("--image"),
+        image.as_os_str(),
+        OsStr::new("--transcripts"),
+        dir.path().as_os_str(),
+        scenario.as_os_str(),
+    ];
+    let logged = harness_in(
+        dir.path(),
+        dir.path(),
+        &args,
+        &[("RUST_LOG", OsStr::new("timing=debug"))],
+        &[],
+    );
+    assert_eq!(logged.code(), Some(0), "{}", logged.explain());
+    for mark in [
+        "main: arguments parsed",
+        "scenario files read",
+        "adapted for QEMU",
+    ] {
+        let line = format!("DEBUG timing: {mark} since_start=");
+        assert!(logged.stderr.contains(&line), "{line}\n{}", logged.explain());
+    }
+    // Only the target asked for: the adaptation's own debug lines stay off.
+    assert!(!logged.stderr.contains("DEBUG adapt"), "{}", logged.explain());
+    let plain = harness_in(dir.path(), dir.path(), &args, &[], &[]);
+    assert_eq!(plain.code(), Some(0), "{}", plain.explain());
+    assert!(!plain.stderr.contains("timing"), "{}", plain.explain());
 }
 
 #[test]

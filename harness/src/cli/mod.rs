@@ -495,6 +495,13 @@ fn say(message: impl std::fmt::Display) {
     eprintln!("harness: {}", r2s_harness::escape::escape_keeping_lines(&message));
 }
 
+/// Prints `message` as [`say`] does, after `warning: `, unless `-q` (which shows errors only).
+fn warn(message: impl std::fmt::Display) {
+    if !human::get().quiet {
+        say(format!("warning: {message}"));
+    }
+}
+
 /// A size in bytes: a number, optionally followed by KiB, MiB or GiB.
 fn parse_size(text: &str) -> Result<u64, String> {
     let (number, unit) = text

@@ -66,8 +66,8 @@ fn set_passwords(project: &Project) {
         match source.read() {
             // Safe here: nothing else runs yet (no runtime, no thread reads the environment).
             Ok(password) => std::env::set_var(name, password),
-            Err(why) => super::say(format!(
-                "warning: {}: password variable {name} not set: {why}",
+            Err(why) => super::warn(format!(
+                "{}: password variable {name} not set: {why}",
                 project.path.display()
             )),
         }

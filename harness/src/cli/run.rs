@@ -162,7 +162,7 @@ pub async fn run(mut args: RunArgs) -> u8 {
                     keep: usize::from(args.debug.keep_failed_max),
                 })
             }
-            None => super::say("warning: --keep-failed keeps QEMU machines only; this run has none"),
+            None => super::warn("--keep-failed keeps QEMU machines only; this run has none"),
         }
     }
     let mut paths = paths;
@@ -476,9 +476,8 @@ pub(super) async fn qemu_suite(args: &RunArgs) -> Result<Setup, SetupError> {
     let mut setup = setup;
     setup.extend(tell_root_disk(&choice));
     if let Some(absent) = &absent_root {
-        let warning = format!("warning: {}", absent.hint());
-        super::say(warning.clone());
-        setup.push(warning);
+        super::warn(absent.hint());
+        setup.push(format!("warning: {}", absent.hint()));
     } else if let disk_bus::Drivable::Missing(missing) = &choice.drivable {
         // Warned about above; the root device on that disk never appears either, and the run
         // ends as soon as stage 1 says it waits for it.
@@ -584,7 +583,7 @@ pub(super) fn tell_root_disk(choice: &disk_bus::Choice) -> Vec<String> {
     super::human::tell(escape_control(&line));
     let mut told = vec![line];
     if let Some(warning) = choice.warning() {
-        super::say(format!("warning: {warning}"));
+        super::warn(&warning);
         told.push(format!("warning: {warning}"));
     }
     told
@@ -602,7 +601,7 @@ fn interaction(args: &DebugArgs) -> Result<Interaction, String> {
         );
     }
     if !args.pause_at.is_empty() && terminal.is_none() {
-        super::say("warning: no terminal (stdin and stdout): --pause-at is ignored");
+        super::warn("no terminal (stdin and stdout): --pause-at is ignored");
     }
     Ok(Interaction {
         terminal,

@@ -91,7 +91,7 @@ fn the_installed_harness_runs_the_shipped_scenarios_outside_the_checkout() {
 }
 
 #[test]
-fn the_installed_harness_exports_the_shipped_scenarios() {
+fn the_installed_harness_exports_the_shipped_scenarios_and_board_profiles() {
     let dir = temp_dir();
     let args = ["scenarios", "export", "exported"].map(OsStr::new);
     let run = run_installed(dir.path(), &args, &[], Duration::from_secs(60));
@@ -99,24 +99,40 @@ fn the_installed_harness_exports_the_shipped_scenarios() {
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     let shipped = repo_root().join("scenarios");
     let exported = dir.path().join("exported");
-    let (mut expected, mut written) = (Vec::new(), Vec::new());
+    let boards = repo_root().join("harness/boards");
+    let (mut expected, mut written, mut profiles) = (Vec::new(), Vec::new(), Vec::new());
     repository_scenarios(&shipped, &shipped, &mut expected);
+    repository_scenarios(&boards, &boards, &mut profiles);
     repository_scenarios(&exported, &exported, &mut written);
-    assert_eq!(written, expected);
-    assert!(
-        written.contains(&PathBuf::from("network/lan-dhcp.toml")),
-        "{written:?}"
-    );
-    for file in &expected {
+    let sources: Vec<(PathBuf, PathBuf)> = expected
+        .iter()
+        .map(|file| (file.clone(), shipped.join(file)))
+        .chain(
+            profiles
+                .iter()
+                .map(|file| (Path::new("boards").join(file), boards.join(file))),
+        )
+        .collect();
+    let mut names: Vec<PathBuf> = sources.iter().map(|(name, _)| name.clone()).collect();
+    names.sort();
+    assert_eq!(written, names);
+    for needed in [
+        "network/lan-dhcp.toml",
+        "boards/nanopi-r2s.toml",
+        "boards/qemu-virt.toml",
+    ] {
+        assert!(written.contains(&PathBuf::from(needed)), "{needed}: {written:?}");
+    }
+    for (name, source) in &sources {
         assert_eq!(
-            std::fs::read(exported.join(file)).unwrap(),
-            std::fs::read(shipped.join(file)).unwrap(),
+            std::fs::read(exported.join(name)).unwrap(),
+            std::fs::read(source).unwrap(),
             "{}",
-            file.display()
+            name.display()
         );
     }
     let listed: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(listed.len(), expected.len(), "{}", run.explain());
+    assert_eq!(listed.len(), sources.len(), "{}", run.explain());
 }
 
 #[test]

@@ -113,8 +113,9 @@ pub struct StatesArgs {
 /// `harness scenarios`
 #[derive(Debug, Subcommand)]
 pub enum ScenariosCommand {
-    /// Write the shipped scenario files into DIR (created if missing; subdirectories kept), to
-    /// read, copy and change. A file already there with other contents is not overwritten.
+    /// Write the shipped scenario files into DIR (created if missing; subdirectories kept), and
+    /// the built-in board profiles into DIR/boards/ (for --board PATH), to read, copy and
+    /// change. A file already there with other contents is not overwritten.
     Export {
         /// Where to write them.
         #[arg(value_name = "DIR")]

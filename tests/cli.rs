@@ -403,6 +403,101 @@ fn the_project_file_gives_the_image_the_scenarios_and_where_the_password_is() {
     );
 }
 
+/// The firmware of `harness run` in `cwd` (holding a project file) with `args` and `env`, as
+/// the error for a firmware that does not exist names it.
+fn firmware_named(cwd: &Path, args: &[&OsStr], env: &[(&str, &OsStr)]) -> String {
+    // Not the tester's own R2S_FIRMWARE: only the one `env` gives.
+    let given = env.iter().any(|(name, _)| *name == "R2S_FIRMWARE");
+    let unset: &[&str] = if given { &[] } else { &["R2S_FIRMWARE"] };
+    let run = harness_in(cwd, cwd, args, env, unset);
+    assert_ne!(run.code(), Some(0), "{}", run.explain());
+    let said = format!("{}\n{}", run.stdout, run.stderr);
+    let at = said
+        .find("firmware /nowhere/")
+        .unwrap_or_else(|| panic!("no firmware named: {}", run.explain()));
+    said[at + "firmware ".len()..]
+        .split([' ', ':'])
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_firmware_is_the_flag_then_r2s_firmware_then_the_project_file() {
+    let dir = temp_dir();
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    std::fs::write(
+        dir.path().join("r2s-harness.toml"),
+        format!(
+            "image = {:?}\nfirmware = \"/nowhere/project/u-boot.bin\"\n",
+            image.display().to_string()
+        ),
+    )
+    .unwrap();
+    let uboot = scenario("uboot-shell");
+    let run = [OsStr::new("run"), OsStr::new("--no-snapshots"), uboot.as_os_str()];
+    let flagged = [
+        OsStr::new("run"),
+        OsStr::new("--no-snapshots"),
+        OsStr::new("--firmware"),
+        OsStr::new("/nowhere/flag/u-boot.bin"),
+        uboot.as_os_str(),
+    ];
+    let env = [("R2S_FIRMWARE", OsStr::new("/nowhere/env/u-boot.bin"))];
+    assert_eq!(
+        firmware_named(dir.path(), &run, &[]),
+        "/nowhere/project/u-boot.bin"
+    );
+    assert_eq!(firmware_named(dir.path(), &run, &env), "/nowhere/env/u-boot.bin");
+    assert_eq!(
+        firmware_named(dir.path(), &flagged, &env),
+        "/nowhere/flag/u-boot.bin"
+    );
+}
+
+#[test]
+fn the_project_file_gives_the_board_and_the_flag_overrides_it() {
+    let dir = temp_dir();
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let profile = dir.path().join("boards/missing.toml");
+    std::fs::write(
+        dir.path().join("r2s-harness.toml"),
+        format!(
+            "image = {:?}\nboard = {:?}\n",
+            image.display().to_string(),
+            profile.display().to_string()
+        ),
+    )
+    .unwrap();
+    let uboot = scenario("uboot-shell");
+    let from_project = harness_in(
+        dir.path(),
+        dir.path(),
+        &[OsStr::new("run"), uboot.as_os_str()],
+        &[],
+        &[],
+    );
+    assert_eq!(from_project.code(), Some(2), "{}", from_project.explain());
+    assert!(
+        from_project.stderr.contains(&profile.display().to_string()),
+        "the project's board was loaded: {}",
+        from_project.explain()
+    );
+    let args = [
+        OsStr::new("run"),
+        OsStr::new("--board"),
+        OsStr::new("qemu-virt"),
+        uboot.as_os_str(),
+    ];
+    let flagged = harness_in(dir.path(), dir.path(), &args, &[], &[]);
+    assert_eq!(flagged.code(), Some(0), "{}", flagged.explain());
+    assert!(
+        flagged.stdout.contains("PASS  uboot-shell"),
+        "{}",
+        flagged.explain()
+    );
+}
+
 #[test]
 fn a_project_file_with_an_unknown_key_stops_the_run_naming_the_file_and_key() {
     let dir = temp_dir();
@@ -485,6 +580,17 @@ fn read_terminal(pty: r2s_tests::pty::Pty) -> std::thread::JoinHandle<Vec<u8>> {
 
 #[test]
 fn with_no_color_on_a_terminal_progress_is_plain_lines_without_escapes_or_carriage_returns() {
+    plain_progress_on_a_terminal(&[("NO_COLOR", "1"), ("TERM", "xterm-256color")]);
+}
+
+#[test]
+fn with_term_dumb_on_a_terminal_progress_is_plain_lines_without_escapes_or_carriage_returns() {
+    plain_progress_on_a_terminal(&[("TERM", "dumb")]);
+}
+
+/// `harness -v run` of boot-to-login with stderr a terminal and `env` (NO_COLOR not set unless
+/// it says so): plain progress lines and an uncoloured log, no escape, no carriage return.
+fn plain_progress_on_a_terminal(env: &[(&str, &str)]) {
     let dir = temp_dir();
     let pty = r2s_tests::pty::Pty::open(&dir.path().join("terminal")).expect("a pseudo-terminal");
     let terminal = std::fs::OpenOptions::new()
@@ -507,8 +613,8 @@ fn with_no_color_on_a_terminal_progress_is_plain_lines_without_escapes_or_carria
         .arg(dir.path())
         .arg(scenario("boot-to-login"))
         .env("TMPDIR", &tmp)
-        .env("NO_COLOR", "1")
-        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -38,8 +38,8 @@ pub struct Cli {
     /// the adaptation's decisions (debug); -vv everything (trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Less on the terminal: no progress line and no remarks (the image, the adaptation, the
-    /// suite's notes); results, warnings and errors stay.
+    /// Less on the terminal: no progress line, no remarks (the image, the adaptation, the
+    /// suite's notes) and no warnings; results and errors stay.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Do not read the project file (`r2s-harness.toml` in the current directory or above).

@@ -189,7 +189,10 @@ pub async fn run(mut args: RunArgs) -> u8 {
     if let Some(image) = &args.flash {
         if let Err(code) = super::flash::flash_before_run(&args, image, args.farm.labgrid()).await {
             let unrun = Unrun::new(&args, &filters, scenarios, loaded.broken);
-            unrun.report(&args, "the card was not written (see the message above)");
+            unrun.write(
+                &args,
+                "the card was not written (see the harness's message on stderr)",
+            );
             return code;
         }
     }
@@ -311,21 +314,26 @@ impl Unrun {
     fn report(self, args: &RunArgs, why: impl std::fmt::Display) -> u8 {
         let why = why.to_string();
         super::say(&why);
+        self.write(args, &why)
+    }
+
+    /// [`Unrun::report`] of something said on stderr already: the reports only.
+    fn write(self, args: &RunArgs, why: &str) -> u8 {
         let mut results = broken_files(&self.broken);
         let health = self.health_check.then(|| {
             let path = args
                 .transcripts
                 .join(format!("{}.toml", scenario::health::HEALTH_NAME));
-            ScenarioResult::could_not_run(scenario::health::HEALTH_NAME, &path, &why)
+            ScenarioResult::could_not_run(scenario::health::HEALTH_NAME, &path, why)
         });
         results.extend(health);
         results.extend(
             self.scenarios
                 .iter()
-                .map(|s| ScenarioResult::could_not_run(&s.name, &s.source, &why)),
+                .map(|s| ScenarioResult::could_not_run(&s.name, &s.source, why)),
         );
         if results.is_empty() {
-            results.push(ScenarioResult::could_not_run("harness run", Path::new(""), &why));
+            results.push(ScenarioResult::could_not_run("harness run", Path::new(""), why));
         }
         let against = args
             .image

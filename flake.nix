@@ -54,15 +54,21 @@
       # it (default: the health check written from the image, then the shipped scenarios).
       # `image` is a .img or .img.zst file, or a directory holding sd-image/*.img* (an
       # sdImage derivation). $out gets the transcripts, junit.xml and report.html; the build
-      # fails when a scenario fails or cannot run.
+      # fails when a scenario fails or cannot run, and Nix then keeps no $out. With
+      # `failOnFail = false` the build succeeds whatever the verdict, so that the reports
+      # survive, and $out/failed holds the harness's exit code when it was not 0 (as nixpkgs'
+      # testers keep a failing build's log): a CI job reads it and fails after uploading them.
       bootCheckFor = pkgs: harness:
         { name
         , image
         , scenarios ? [ ]
         , board ? null
         , extraArgs ? [ ]
-          # Environment for the scenarios, e.g. { R2S_PASSWORD = "…"; } for a login.
+          # Environment for the scenarios, e.g. { R2S_PASSWORD = "…"; } for a login. It is
+          # written into the derivation, which every user of the machine can read: a password
+          # here is a test-only one.
         , env ? { }
+        , failOnFail ? true
         }:
         let
           options = lib.optionals (board != null) [ "--board" board ] ++ extraArgs;
@@ -88,8 +94,17 @@
             fi
             mkdir -p "$out"
             set -- ${lib.escapeShellArgs (options ++ scenarioFiles)}
+            status=0
             # bootCheck command (tests/flake.rs and tests/sandbox.rs run this script as it is):
-            harness run --image "$img" --transcripts "$out/transcripts" --junit "$out/junit.xml" --html "$out/report.html" "$@"
+            harness run --image "$img" --transcripts "$out/transcripts" --junit "$out/junit.xml" --html "$out/report.html" "$@" || status=$?
+            if [ "$status" -ne 0 ]; then
+              ${if failOnFail then ''
+                exit "$status"
+              '' else ''
+                echo "$status" > "$out/failed"
+                echo "boot check ${name}: harness exited with $status; reports kept in $out (failOnFail = false)" >&2
+              ''}
+            fi
           '';
     in
     {

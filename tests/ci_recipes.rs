@@ -113,3 +113,31 @@ fn both_recipes_keep_the_transcripts_the_junit_file_and_the_html_page() {
         }
     }
 }
+
+/// An x86_64 runner builds the aarch64 image only with aarch64 programs runnable: GitHub's
+/// recipe registers QEMU's user emulation (binfmt_misc) before Nix is told `extra-platforms`;
+/// GitLab's, which cannot register it from an unprivileged job, tells Nix the platform and says
+/// what the runner's host needs.
+#[test]
+fn both_recipes_build_the_aarch64_image_with_emulation_on_an_x86_runner() {
+    let github = std::fs::read_to_string(recipe("github-actions.yml")).unwrap();
+    let emulation = github
+        .find("- uses: docker/setup-qemu-action@v3\n        with:\n          platforms: arm64\n")
+        .expect("GitHub's recipe registers arm64 emulation");
+    let platforms = github
+        .find("extra-platforms = aarch64-linux")
+        .expect("GitHub's recipe lets Nix build for aarch64");
+    assert!(
+        emulation < platforms,
+        "emulation is registered before Nix is installed"
+    );
+    let gitlab = std::fs::read_to_string(recipe("gitlab-ci.yml")).unwrap();
+    assert!(
+        gitlab.contains("    NIX_CONFIG: \"extra-platforms = aarch64-linux\"\n"),
+        "{gitlab}"
+    );
+    assert!(
+        gitlab.contains("tonistiigi/binfmt --install arm64") && gitlab.contains("nixpkgs.buildPlatform"),
+        "{gitlab}"
+    );
+}

@@ -133,6 +133,21 @@ fn quiet_leaves_only_the_results_and_the_totals_on_stdout() {
     assert_eq!(lines[1], "1 passed, 0 failed");
 }
 
+/// `-q` shows errors only: a warning (`--pause-at` without a terminal to pause on) is said
+/// without it and not with it.
+#[test]
+fn quiet_silences_warnings() {
+    let dir = temp_dir();
+    let scenario = write_scenario(dir.path(), "warned-host-step", "[[steps]]\nhost = \"true\"\n");
+    let warning = "harness: warning: no terminal (stdin and stdout): --pause-at is ignored";
+    let told = run_fixture(dir.path(), &["--pause-at", "1", scenario.to_str().unwrap()]);
+    assert_eq!(told.code(), Some(0), "{}", told.explain());
+    assert!(told.stderr.contains(warning), "{}", told.explain());
+    let quiet = run_fixture(dir.path(), &["-q", "--pause-at", "1", scenario.to_str().unwrap()]);
+    assert_eq!(quiet.code(), Some(0), "{}", quiet.explain());
+    assert!(!quiet.stderr.contains("warning"), "{}", quiet.explain());
+}
+
 /// Runs `scenario` with `--retries 2`; the run and its JUnit file.
 fn run_with_two_retries(dir: &Path, scenario: &Path) -> (Finished, String) {
     let junit = dir.join("junit.xml");
@@ -304,6 +319,44 @@ fn the_most_verbose_log_of_a_login_shows_qmp_traffic_and_never_the_password() {
     }
 }
 
+/// `RUST_LOG` alone, without `-v`, sets what the log shows: `timing=debug` shows the timing
+/// marks of setting up a run and nothing else at debug level; without it they are off.
+#[test]
+fn rust_log_alone_shows_the_timing_marks_which_are_off_without_it() {
+    let dir = temp_dir();
+    let scenario = write_scenario(dir.path(), "host-step", "[[steps]]\nhost = \"true\"\n");
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let args = [
+        OsStr::new("run"),
+        OsStr::new("--image"),
+        image.as_os_str(),
+        OsStr::new("--transcripts"),
+        dir.path().as_os_str(),
+        scenario.as_os_str(),
+    ];
+    let logged = harness_in(
+        dir.path(),
+        dir.path(),
+        &args,
+        &[("RUST_LOG", OsStr::new("timing=debug"))],
+        &[],
+    );
+    assert_eq!(logged.code(), Some(0), "{}", logged.explain());
+    for mark in [
+        "main: arguments parsed",
+        "scenario files read",
+        "adapted for QEMU",
+    ] {
+        let line = format!("DEBUG timing: {mark} since_start=");
+        assert!(logged.stderr.contains(&line), "{line}\n{}", logged.explain());
+    }
+    // Only the target asked for: the adaptation's own debug lines stay off.
+    assert!(!logged.stderr.contains("DEBUG adapt"), "{}", logged.explain());
+    let plain = harness_in(dir.path(), dir.path(), &args, &[], &[]);
+    assert_eq!(plain.code(), Some(0), "{}", plain.explain());
+    assert!(!plain.stderr.contains("timing"), "{}", plain.explain());
+}
+
 #[test]
 fn the_project_file_gives_the_image_the_scenarios_and_where_the_password_is() {
     let dir = temp_dir();
@@ -347,6 +400,101 @@ fn the_project_file_gives_the_image_the_scenarios_and_where_the_password_is() {
         )),
         "{}",
         run.explain()
+    );
+}
+
+/// The firmware of `harness run` in `cwd` (holding a project file) with `args` and `env`, as
+/// the error for a firmware that does not exist names it.
+fn firmware_named(cwd: &Path, args: &[&OsStr], env: &[(&str, &OsStr)]) -> String {
+    // Not the tester's own R2S_FIRMWARE: only the one `env` gives.
+    let given = env.iter().any(|(name, _)| *name == "R2S_FIRMWARE");
+    let unset: &[&str] = if given { &[] } else { &["R2S_FIRMWARE"] };
+    let run = harness_in(cwd, cwd, args, env, unset);
+    assert_ne!(run.code(), Some(0), "{}", run.explain());
+    let said = format!("{}\n{}", run.stdout, run.stderr);
+    let at = said
+        .find("firmware /nowhere/")
+        .unwrap_or_else(|| panic!("no firmware named: {}", run.explain()));
+    said[at + "firmware ".len()..]
+        .split([' ', ':'])
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_firmware_is_the_flag_then_r2s_firmware_then_the_project_file() {
+    let dir = temp_dir();
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    std::fs::write(
+        dir.path().join("r2s-harness.toml"),
+        format!(
+            "image = {:?}\nfirmware = \"/nowhere/project/u-boot.bin\"\n",
+            image.display().to_string()
+        ),
+    )
+    .unwrap();
+    let uboot = scenario("uboot-shell");
+    let run = [OsStr::new("run"), OsStr::new("--no-snapshots"), uboot.as_os_str()];
+    let flagged = [
+        OsStr::new("run"),
+        OsStr::new("--no-snapshots"),
+        OsStr::new("--firmware"),
+        OsStr::new("/nowhere/flag/u-boot.bin"),
+        uboot.as_os_str(),
+    ];
+    let env = [("R2S_FIRMWARE", OsStr::new("/nowhere/env/u-boot.bin"))];
+    assert_eq!(
+        firmware_named(dir.path(), &run, &[]),
+        "/nowhere/project/u-boot.bin"
+    );
+    assert_eq!(firmware_named(dir.path(), &run, &env), "/nowhere/env/u-boot.bin");
+    assert_eq!(
+        firmware_named(dir.path(), &flagged, &env),
+        "/nowhere/flag/u-boot.bin"
+    );
+}
+
+#[test]
+fn the_project_file_gives_the_board_and_the_flag_overrides_it() {
+    let dir = temp_dir();
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let profile = dir.path().join("boards/missing.toml");
+    std::fs::write(
+        dir.path().join("r2s-harness.toml"),
+        format!(
+            "image = {:?}\nboard = {:?}\n",
+            image.display().to_string(),
+            profile.display().to_string()
+        ),
+    )
+    .unwrap();
+    let uboot = scenario("uboot-shell");
+    let from_project = harness_in(
+        dir.path(),
+        dir.path(),
+        &[OsStr::new("run"), uboot.as_os_str()],
+        &[],
+        &[],
+    );
+    assert_eq!(from_project.code(), Some(2), "{}", from_project.explain());
+    assert!(
+        from_project.stderr.contains(&profile.display().to_string()),
+        "the project's board was loaded: {}",
+        from_project.explain()
+    );
+    let args = [
+        OsStr::new("run"),
+        OsStr::new("--board"),
+        OsStr::new("qemu-virt"),
+        uboot.as_os_str(),
+    ];
+    let flagged = harness_in(dir.path(), dir.path(), &args, &[], &[]);
+    assert_eq!(flagged.code(), Some(0), "{}", flagged.explain());
+    assert!(
+        flagged.stdout.contains("PASS  uboot-shell"),
+        "{}",
+        flagged.explain()
     );
 }
 
@@ -432,6 +580,17 @@ fn read_terminal(pty: r2s_tests::pty::Pty) -> std::thread::JoinHandle<Vec<u8>> {
 
 #[test]
 fn with_no_color_on_a_terminal_progress_is_plain_lines_without_escapes_or_carriage_returns() {
+    plain_progress_on_a_terminal(&[("NO_COLOR", "1"), ("TERM", "xterm-256color")]);
+}
+
+#[test]
+fn with_term_dumb_on_a_terminal_progress_is_plain_lines_without_escapes_or_carriage_returns() {
+    plain_progress_on_a_terminal(&[("TERM", "dumb")]);
+}
+
+/// `harness -v run` of boot-to-login with stderr a terminal and `env` (NO_COLOR not set unless
+/// it says so): plain progress lines and an uncoloured log, no escape, no carriage return.
+fn plain_progress_on_a_terminal(env: &[(&str, &str)]) {
     let dir = temp_dir();
     let pty = r2s_tests::pty::Pty::open(&dir.path().join("terminal")).expect("a pseudo-terminal");
     let terminal = std::fs::OpenOptions::new()
@@ -454,8 +613,8 @@ fn with_no_color_on_a_terminal_progress_is_plain_lines_without_escapes_or_carria
         .arg(dir.path())
         .arg(scenario("boot-to-login"))
         .env("TMPDIR", &tmp)
-        .env("NO_COLOR", "1")
-        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use r2s_tests::flake::{boot_check_command, boot_check_script, evaluate};
+use r2s_tests::flake::{boot_check_command, boot_check_script, boot_check_script_with, evaluate};
 use r2s_tests::install::installed_harness;
 use r2s_tests::*;
 
@@ -106,7 +106,7 @@ fn the_boot_check_runs_the_harness_on_the_image_writing_everything_to_out() {
     let script = boot_check_script(Path::new("/nonexistent/r2s.img"), &[]);
     assert_eq!(
         boot_check_command(&script),
-        r#"harness run --image "$img" --transcripts "$out/transcripts" --junit "$out/junit.xml" --html "$out/report.html" "$@""#
+        r#"harness run --image "$img" --transcripts "$out/transcripts" --junit "$out/junit.xml" --html "$out/report.html" "$@" || status=$?"#
     );
     let evaluated = evaluate(Path::new("/nonexistent/r2s.img"), &[]);
     assert_eq!(evaluated["check"]["name"], "boot-check-r2s");
@@ -160,4 +160,60 @@ fn the_boot_check_fails_when_there_is_no_image() {
         )
     );
     assert!(!dir.path().join("out").exists(), "nothing written");
+}
+
+/// A scenario that fails on the busybox fixture (its host step exits 1), in `dir`.
+fn failing_scenario(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("fails.toml");
+    std::fs::write(&path, "name = \"fails\"\n[[steps]]\nhost = \"false\"\n").unwrap();
+    path
+}
+
+/// The busybox fixture, the failing scenario, and the build of `bootCheck`'s script for them
+/// with `failOnFail` as given, its `$out` in `dir/out`.
+fn build_failing_check(dir: &Path, fail_on_fail: bool) -> Output {
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let script = boot_check_script_with(&image, &[failing_scenario(dir)], fail_on_fail);
+    build(&script, &dir.join("out"), dir)
+}
+
+#[test]
+fn the_boot_check_fails_the_build_when_a_scenario_fails_with_the_failure_in_its_junit() {
+    let dir = temp_dir();
+    let built = build_failing_check(dir.path(), true);
+
+    assert_eq!(
+        built.status.code(),
+        Some(1),
+        "a FAIL fails the build: {}",
+        explain_output(&built)
+    );
+    let xml = std::fs::read_to_string(dir.path().join("out/junit.xml")).unwrap();
+    assert!(
+        xml.contains("failures=\"1\"") && xml.contains("<failure"),
+        "{xml}"
+    );
+    assert!(
+        !dir.path().join("out/failed").exists(),
+        "no marker: the build itself fails"
+    );
+}
+
+#[test]
+fn with_fail_on_fail_off_the_boot_check_succeeds_keeping_the_reports_and_a_failed_marker() {
+    let dir = temp_dir();
+    let built = build_failing_check(dir.path(), false);
+
+    assert_eq!(built.status.code(), Some(0), "{}", explain_output(&built));
+    let out = dir.path().join("out");
+    assert_eq!(std::fs::read_to_string(out.join("failed")).unwrap(), "1\n");
+    let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(xml.contains("<failure"), "{xml}");
+    assert!(out.join("report.html").is_file() && out.join("transcripts").is_dir());
+    assert!(
+        String::from_utf8_lossy(&built.stderr)
+            .contains("boot check r2s: harness exited with 1; reports kept in "),
+        "{}",
+        explain_output(&built)
+    );
 }

@@ -1,13 +1,14 @@
-//! The harness installed with `cargo install --path harness`, run from a directory outside
-//! the checkout, as a user runs it: the shipped scenarios come from the binary, and without
-//! `--image` it says what to give instead of building a fixture.
+//! The harness installed with `cargo install --path harness` (and with `cargo install --git`
+//! from a clone of `HEAD`, as README and the CI recipes install it), run from a directory
+//! outside the checkout, as a user runs it: the shipped scenarios and board profiles come from
+//! the binary, and without `--image` it says what to give instead of building a fixture.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use r2s_tests::install::installed_harness;
+use r2s_tests::install::{head_commit, installed_from_git, installed_harness};
 use r2s_tests::*;
 
 /// The health check and eleven shipped scenarios on the busybox fixture, under load.
@@ -16,8 +17,12 @@ const LIMIT: Duration = Duration::from_secs(900);
 /// The installed harness with `args`, in `cwd`, as a user's shell starts it: no fixture
 /// directory, the fixture's password in the variable the scenarios name.
 fn run_installed(cwd: &Path, args: &[&OsStr], env: &[(&str, &OsStr)], limit: Duration) -> Finished {
-    let bin = installed_harness();
-    let mut command = Command::new(&bin);
+    run_bin(&installed_harness(), cwd, args, env, limit)
+}
+
+/// [`run_installed`] with the harness `bin`.
+fn run_bin(bin: &Path, cwd: &Path, args: &[&OsStr], env: &[(&str, &OsStr)], limit: Duration) -> Finished {
+    let mut command = Command::new(bin);
     command
         .current_dir(cwd)
         .args(args)
@@ -91,39 +96,97 @@ fn the_installed_harness_runs_the_shipped_scenarios_outside_the_checkout() {
 }
 
 #[test]
-fn the_installed_harness_exports_the_shipped_scenarios() {
+fn the_installed_harness_exports_the_shipped_scenarios_and_board_profiles() {
+    exports_the_shipped_scenarios_and_board_profiles(&installed_harness());
+}
+
+#[test]
+fn the_harness_installed_from_git_exports_the_shipped_scenarios_and_board_profiles() {
+    exports_the_shipped_scenarios_and_board_profiles(&installed_from_git().0);
+}
+
+/// `cargo install --git file://<clone>` installs the commit `HEAD` names (`--offline`: from
+/// cargo's own fetch of the clone, and the registry's cache).
+#[test]
+fn cargo_install_from_git_installs_the_head_commit_offline() {
+    let (bin, said) = installed_from_git();
+    let head = head_commit();
+    assert!(
+        said.lines().any(|line| {
+            line.trim_start().starts_with("Installing r2s-harness v")
+                && line.ends_with(&format!("#{})", &head[..8]))
+        }),
+        "HEAD is {head}; cargo said:\n{said}"
+    );
+    let version = run_bin(
+        &bin,
+        &repo_root(),
+        &[OsStr::new("--version")],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_eq!(version.code(), Some(0), "{}", version.explain());
+    assert!(version.stdout.starts_with("harness "), "{}", version.explain());
+}
+
+fn exports_the_shipped_scenarios_and_board_profiles(bin: &Path) {
     let dir = temp_dir();
     let args = ["scenarios", "export", "exported"].map(OsStr::new);
-    let run = run_installed(dir.path(), &args, &[], Duration::from_secs(60));
+    let run = run_bin(bin, dir.path(), &args, &[], Duration::from_secs(60));
 
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     let shipped = repo_root().join("scenarios");
     let exported = dir.path().join("exported");
-    let (mut expected, mut written) = (Vec::new(), Vec::new());
+    let boards = repo_root().join("harness/boards");
+    let (mut expected, mut written, mut profiles) = (Vec::new(), Vec::new(), Vec::new());
     repository_scenarios(&shipped, &shipped, &mut expected);
+    repository_scenarios(&boards, &boards, &mut profiles);
     repository_scenarios(&exported, &exported, &mut written);
-    assert_eq!(written, expected);
-    assert!(
-        written.contains(&PathBuf::from("network/lan-dhcp.toml")),
-        "{written:?}"
-    );
-    for file in &expected {
+    let sources: Vec<(PathBuf, PathBuf)> = expected
+        .iter()
+        .map(|file| (file.clone(), shipped.join(file)))
+        .chain(
+            profiles
+                .iter()
+                .map(|file| (Path::new("boards").join(file), boards.join(file))),
+        )
+        .collect();
+    let mut names: Vec<PathBuf> = sources.iter().map(|(name, _)| name.clone()).collect();
+    names.sort();
+    assert_eq!(written, names);
+    for needed in [
+        "network/lan-dhcp.toml",
+        "boards/nanopi-r2s.toml",
+        "boards/qemu-virt.toml",
+    ] {
+        assert!(written.contains(&PathBuf::from(needed)), "{needed}: {written:?}");
+    }
+    for (name, source) in &sources {
         assert_eq!(
-            std::fs::read(exported.join(file)).unwrap(),
-            std::fs::read(shipped.join(file)).unwrap(),
+            std::fs::read(exported.join(name)).unwrap(),
+            std::fs::read(source).unwrap(),
             "{}",
-            file.display()
+            name.display()
         );
     }
     let listed: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(listed.len(), expected.len(), "{}", run.explain());
+    assert_eq!(listed.len(), sources.len(), "{}", run.explain());
 }
 
 #[test]
 fn the_installed_harness_without_an_image_says_to_give_one() {
+    says_to_give_an_image(&installed_harness());
+}
+
+#[test]
+fn the_harness_installed_from_git_without_an_image_says_to_give_one() {
+    says_to_give_an_image(&installed_from_git().0);
+}
+
+fn says_to_give_an_image(bin: &Path) {
     let dir = temp_dir();
     let args = ["run", "--transcripts", "out"].map(OsStr::new);
-    let run = run_installed(dir.path(), &args, &[], Duration::from_secs(60));
+    let run = run_bin(bin, dir.path(), &args, &[], Duration::from_secs(60));
 
     assert_eq!(run.code(), Some(2), "{}", run.explain());
     assert_eq!(

@@ -271,6 +271,65 @@ fn lan_steps_run_in_a_namespace_of_their_own_or_say_why_not() {
     }
 }
 
+/// As root, a LAN namespace that cannot be made (here `/run/netns` read-only, in a mount
+/// namespace of the run's own) is the harness's failure, not the image's: the `lan` step's
+/// scenario is an error (could not run) naming the namespace's error, exit 2, never a FAIL.
+#[test]
+fn a_lan_namespace_that_cannot_be_made_as_root_is_an_error_not_a_failure() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root (not root, `lan` steps are skipped before they run)");
+        return;
+    }
+    let dir = temp_dir();
+    let scenario = dir.path().join("lan-true.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"lan-true\"\n[network]\n[[steps]]\nlan = \"true\"\n",
+    )
+    .unwrap();
+    let junit = dir.path().join("junit.xml");
+    std::fs::create_dir_all("/run/netns").unwrap();
+    let script = format!(
+        "mount -t tmpfs -o ro r2s-no-netns /run/netns && exec {} run --image {} --transcripts {} --junit {} {}",
+        harness_bin().display(),
+        fixture(r2s_images::DEFAULT_FIXTURE).display(),
+        dir.path().display(),
+        junit.display(),
+        scenario.display()
+    );
+    let started = std::time::Instant::now();
+    let child = std::process::Command::new("unshare")
+        .args(["--mount", "sh", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = finish(child, script.clone(), started, LIMIT);
+
+    assert_eq!(run.code(), Some(2), "{}", run.explain());
+    assert!(
+        run.stdout
+            .contains("ERROR  lan-true  (could not run: lan \"true\" (")
+            && run
+                .stdout
+                .contains("no LAN to run on: LAN namespace: `ip netns add r2s-lan-")
+            && run.stdout.contains("Read-only file system"),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        run.stdout.contains("0 passed, 0 failed, 1 error"),
+        "{}",
+        run.explain()
+    );
+    let xml = read(&junit);
+    assert!(
+        xml.contains("failures=\"0\" errors=\"1\"") && xml.contains("<error message=\"lan"),
+        "{xml}"
+    );
+}
+
 #[test]
 fn the_shipped_network_scenarios_are_valid() {
     let dir = repo_root().join("scenarios").join("network");

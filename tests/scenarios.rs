@@ -90,6 +90,15 @@ fn main() -> ExitCode {
     if std::env::var_os("R2S_PASSWORD").is_none() && std::env::var_os("R2S_TEST_IMAGE").is_none() {
         std::env::set_var("R2S_PASSWORD", r2s_images::ROOT_PASSWORD);
     }
+    // The library's log (QMP traffic, the `timing` marks) as `harness run` shows it: warnings,
+    // or what `RUST_LOG` asks for.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
     libtest_mimic::run(&args, trials()).exit_code()
 }
 

@@ -121,8 +121,14 @@ fn an_unreadable_baseline_is_a_usage_error_before_anything_boots() {
     let run = run_to_stage1(dir.path(), &[OsStr::new("--baseline"), bogus.as_os_str()]);
     assert_eq!(run.code(), Some(2), "{}", run.explain());
     assert!(run.stderr.contains("bogus.json"), "{}", run.explain());
+    // Reported as not run (no report is left looking green), and never booted: no transcript.
     assert!(
-        !dir.path().join("transcripts").exists(),
+        run.stdout.contains("ERROR  to-stage-1  (could not run: ") && run.stdout.contains("bogus.json"),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        !dir.path().join("transcripts/to-stage-1.raw").exists(),
         "a boot was started\n{}",
         run.explain()
     );

@@ -11,8 +11,8 @@
 //! as a whole `harness run` process, each image with its own snapshot cache primed first (the
 //! priming run, and the first run after it, which checks the new entry in full and records that
 //! it did, are shown but not in the medians). Then `CACHED_LOGIN_ROUNDS` rounds (default 7),
-//! small and large alternating. Each run is timed from spawn to exit; with `R2S_LOG=debug` the
-//! harness prints where its time went, and the steps' own time (from the start reached to the
+//! small and large alternating. Each run is timed from spawn to exit; with `RUST_LOG=timing=debug`
+//! the harness logs where its time went, and the steps' own time (from the start reached to the
 //! steps done) is taken from those lines.
 //!
 //! Part 2, under `cargo nextest run`: ten copies of that scenario as the user-image tests of
@@ -176,7 +176,7 @@ fn harness_run(image: &Path, scenario: &Path, cache: &Path, work: &Path) -> Run 
         .arg(cache)
         .arg(scenario)
         .env("R2S_PASSWORD", r2s_images::ROOT_PASSWORD)
-        .env("R2S_LOG", "debug")
+        .env("RUST_LOG", "timing=debug")
         .output()
         .expect("harness");
     let total = start.elapsed();
@@ -186,17 +186,13 @@ fn harness_run(image: &Path, scenario: &Path, cache: &Path, work: &Path) -> Run 
         "harness run failed:\n{}\n{stderr}",
         String::from_utf8_lossy(&output.stdout)
     );
+    // `DEBUG timing: WHAT since_start=1.234s since_last=0.010s`: the last mark of `what`.
     let at = |what: &str| {
+        let marked = format!("timing: {what} since_start=");
         stderr
             .lines()
-            .filter(|l| l.starts_with("harness: debug: ") && l.ends_with(what))
-            .filter_map(|l| {
-                l["harness: debug: ".len()..]
-                    .split('s')
-                    .next()?
-                    .parse::<f64>()
-                    .ok()
-            })
+            .filter_map(|l| l.split_once(&marked))
+            .filter_map(|(_, after)| after.split('s').next()?.parse::<f64>().ok())
             .next_back()
             .unwrap_or(0.0)
     };

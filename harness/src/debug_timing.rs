@@ -1,48 +1,30 @@
-//! Where a run's time goes, at debug level: with `R2S_LOG=debug` in the environment, each
-//! phase of setting up and starting a scenario (reading the scenario and board files, the
-//! image's checks, the adaptation, the snapshot key, the entry's check, QEMU's start, the QMP
-//! handshake, loading the machine state, the console, the login check) prints one line to stderr:
+//! Where a run's time goes: each phase of setting up and starting a scenario (reading the
+//! scenario and board files, the image's checks, the adaptation, the snapshot key, the entry's
+//! check, QEMU's start, the QMP handshake, loading the machine state, the console, the login
+//! check) is a `tracing` event of target [`TARGET`] at debug level, shown by `-v` or
+//! `RUST_LOG=timing=debug` like every other log line:
 //!
 //! ```text
-//! harness: debug: 0.412s (+0.118s) snapshot key
+//! DEBUG timing: snapshot key since_start=0.412s since_last=0.118s
 //! ```
 //!
 //! the time since the process started (as the kernel counts it, so exec and dynamic linking
-//! are included) and since the line before. Off, a mark costs one relaxed atomic load.
+//! are included) and since the mark before. Off, a mark costs tracing's check of its
+//! callsite's interest (a relaxed atomic load once the subscriber is known).
 
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Not yet read from the environment, off, on.
-static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
-const UNKNOWN: u8 = 0;
-const OFF: u8 = 1;
-const ON: u8 = 2;
+/// The target of the timing events: `RUST_LOG=timing=debug` shows them alone.
+pub const TARGET: &str = "timing";
 
 /// When the process started, and the last mark, as instants of this process.
 static CLOCK: OnceLock<(Instant, Mutex<Instant>)> = OnceLock::new();
 
-/// Whether `R2S_LOG` asks for debug lines (`debug`, or a comma-separated list holding it).
-pub fn enabled() -> bool {
-    match STATE.load(Ordering::Relaxed) {
-        ON => true,
-        OFF => false,
-        _ => {
-            let on = std::env::var("R2S_LOG").is_ok_and(|v| v.split(',').any(|w| w.trim() == "debug"));
-            STATE.store(if on { ON } else { OFF }, Ordering::Relaxed);
-            if on {
-                clock();
-            }
-            on
-        }
-    }
-}
-
-/// Prints `what` with the time since the process started and since the last mark, if debug
-/// lines are on.
+/// Logs `what` with the time since the process started and since the last mark, when the
+/// log shows debug events of [`TARGET`].
 pub fn mark(what: &str) {
-    if !enabled() {
+    if !tracing::enabled!(target: TARGET, tracing::Level::DEBUG) {
         return;
     }
     let (start, last) = clock();
@@ -50,10 +32,11 @@ pub fn mark(what: &str) {
     let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
     let since_last = now.saturating_duration_since(*last);
     *last = now;
-    eprintln!(
-        "harness: debug: {:.3}s (+{:.3}s) {what}",
-        now.saturating_duration_since(*start).as_secs_f64(),
-        since_last.as_secs_f64()
+    tracing::debug!(
+        target: TARGET,
+        since_start = %format_args!("{:.3}s", now.saturating_duration_since(*start).as_secs_f64()),
+        since_last = %format_args!("{:.3}s", since_last.as_secs_f64()),
+        "{what}"
     );
 }
 
@@ -91,6 +74,51 @@ fn process_age() -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The log lines a subscriber showing `directives` writes while `work` runs.
+    fn logged(directives: &str, work: impl FnOnce()) -> String {
+        let written = std::sync::Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = written.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(directives))
+            .with_ansi(false)
+            .with_writer(move || Sink(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, work);
+        let bytes = written.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    struct Sink(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_mark_is_a_debug_event_of_the_timing_target_with_both_times() {
+        let shown = logged("timing=debug", || mark("image opened"));
+        assert!(
+            shown.contains(" DEBUG timing: image opened since_start="),
+            "{shown}"
+        );
+        assert!(
+            shown.trim_end().ends_with('s') && shown.contains(" since_last="),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_mark_is_not_shown_at_the_default_warning_level() {
+        assert_eq!(logged("warn", || mark("image opened")), "");
+    }
 
     #[test]
     fn this_process_started_before_now_and_after_the_machine() {

@@ -21,7 +21,7 @@ pub mod snapshots;
 pub mod strategy;
 
 pub use events::{ReportError, Reporter, Reporters, ScenarioEvents, SuiteEvent, SuiteEventKind};
-pub use schedule::{run_suite, SuiteOutcome};
+pub use schedule::{report_unrun, run_suite, run_suite_with, SuiteOutcome};
 pub use snapshots::StartSnapshots;
 pub use strategy::run_one;
 

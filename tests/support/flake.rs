@@ -13,6 +13,11 @@ pub const MARKER: &str = "# bootCheck command";
 
 /// What the stand-in evaluation returns (see `flake_stub.nix`), as JSON.
 pub fn evaluate(image: &Path, scenarios: &[PathBuf]) -> serde_json::Value {
+    evaluate_with(image, scenarios, true)
+}
+
+/// [`evaluate`] with the check's `failOnFail` as given.
+pub fn evaluate_with(image: &Path, scenarios: &[PathBuf], fail_on_fail: bool) -> serde_json::Value {
     let stub = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/flake_stub.nix");
     let scenarios: Vec<String> = scenarios
         .iter()
@@ -30,6 +35,9 @@ pub fn evaluate(image: &Path, scenarios: &[PathBuf]) -> serde_json::Value {
         .arg("--arg")
         .arg("scenarios")
         .arg(format!("[ {} ]", scenarios.join(" ")))
+        .arg("--arg")
+        .arg("failOnFail")
+        .arg(fail_on_fail.to_string())
         .output()
         .expect("nix-instantiate runs (Debian's nix-bin; .ci/setup installs it)");
     assert!(
@@ -42,7 +50,12 @@ pub fn evaluate(image: &Path, scenarios: &[PathBuf]) -> serde_json::Value {
 
 /// The build script of `bootCheck { name = "r2s"; image; scenarios; }`.
 pub fn boot_check_script(image: &Path, scenarios: &[PathBuf]) -> String {
-    let evaluated = evaluate(image, scenarios);
+    boot_check_script_with(image, scenarios, true)
+}
+
+/// The build script of `bootCheck { name = "r2s"; image; scenarios; failOnFail; }`.
+pub fn boot_check_script_with(image: &Path, scenarios: &[PathBuf], fail_on_fail: bool) -> String {
+    let evaluated = evaluate_with(image, scenarios, fail_on_fail);
     evaluated["check"]["buildCommand"]
         .as_str()
         .expect("the check has a build script")

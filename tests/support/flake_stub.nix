@@ -2,7 +2,7 @@
 # its library functions the flake calls, and packages that are fixed paths. What the flake
 # computes from them (attribute names, the wrapper's arguments, the bootCheck derivation's build
 # script) is then the flake's own, for tests/flake.rs and tests/sandbox.rs to check and run.
-{ flake, image, scenarios ? [ ] }:
+{ flake, image, scenarios ? [ ], failOnFail ? true }:
 let
   escapeShellArg = arg: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] (toString arg) + "'";
   lib = {
@@ -36,7 +36,7 @@ let
   outputs = (import flake).outputs { self = outputs; inherit nixpkgs; };
   check = outputs.lib.x86_64-linux.bootCheck {
     name = "r2s";
-    inherit image scenarios;
+    inherit image scenarios failOnFail;
     env.R2S_PASSWORD = "from-the-check";
   };
 in

@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 pub struct Human {
     /// Results and totals go to stderr: stdout is another program's (`--message-format json`).
     pub to_stderr: bool,
-    /// `-q`: no remarks (what the image is, what was adapted, the suite's notes) and no
-    /// progress line; results, warnings and errors stay.
+    /// `-q`: no remarks (what the image is, what was adapted, the suite's notes), no warnings and no
+    /// progress line; results and errors stay.
     pub quiet: bool,
 }
 

@@ -37,8 +37,8 @@ pub struct Cli {
     /// the adaptation's decisions (debug); -vv everything (trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Less on the terminal: no progress line and no remarks (the image, the adaptation, the
-    /// suite's notes); results, warnings and errors stay.
+    /// Less on the terminal: no progress line, no remarks (the image, the adaptation, the
+    /// suite's notes) and no warnings; results and errors stay.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Do not read the project file (`r2s-harness.toml` in the current directory or above).
@@ -116,8 +116,9 @@ pub struct StatesArgs {
 /// `harness scenarios`
 #[derive(Debug, Subcommand)]
 pub enum ScenariosCommand {
-    /// Write the shipped scenario files into DIR (created if missing; subdirectories kept), to
-    /// read, copy and change. A file already there with other contents is not overwritten.
+    /// Write the shipped scenario files into DIR (created if missing; subdirectories kept), and
+    /// the built-in board profiles into DIR/boards/ (for --board PATH), to read, copy and
+    /// change. A file already there with other contents is not overwritten.
     Export {
         /// Where to write them.
         #[arg(value_name = "DIR")]
@@ -508,6 +509,13 @@ pub enum MessageFormat {
 fn say(message: impl std::fmt::Display) {
     let message = message.to_string();
     eprintln!("harness: {}", r2s_harness::escape::escape_keeping_lines(&message));
+}
+
+/// Prints `message` as [`say`] does, after `warning: `, unless `-q` (which shows errors only).
+fn warn(message: impl std::fmt::Display) {
+    if !human::get().quiet {
+        say(format!("warning: {message}"));
+    }
 }
 
 /// A size in bytes: a number, optionally followed by KiB, MiB or GiB.

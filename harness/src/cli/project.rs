@@ -24,7 +24,13 @@ pub fn apply(cli: &mut Cli) -> Result<(), u8> {
     if !super::human::get().quiet {
         eprintln!("harness: project file {}", path.display());
     }
-    match &mut cli.command {
+    fill(&mut cli.command, &project);
+    Ok(())
+}
+
+/// Fills what `command` left unsaid from `project`, and sets its password variables.
+fn fill(command: &mut Command, project: &Project) {
+    match command {
         Command::Run(args) => {
             if args.image.is_none() && args.serial.is_none() && args.farm.place.is_none() {
                 args.image = project.image.clone();
@@ -39,7 +45,7 @@ pub fn apply(cli: &mut Cli) -> Result<(), u8> {
             if args.scenarios.is_empty() && !args.health_only {
                 args.scenarios = project.scenarios.clone();
             }
-            set_passwords(&project);
+            set_passwords(project);
         }
         Command::Console(args) => {
             if args.board.is_none() {
@@ -49,10 +55,11 @@ pub fn apply(cli: &mut Cli) -> Result<(), u8> {
             if args.qemu.firmware.is_none() && std::env::var_os("R2S_FIRMWARE").is_none() {
                 args.qemu.firmware = project.firmware.clone();
             }
+            // `console --from login` logs in as a scenario does.
+            set_passwords(project);
         }
         _ => {}
     }
-    Ok(())
 }
 
 /// Sets each password variable the project file names and the environment does not, from its
@@ -66,10 +73,73 @@ fn set_passwords(project: &Project) {
         match source.read() {
             // Safe here: nothing else runs yet (no runtime, no thread reads the environment).
             Ok(password) => std::env::set_var(name, password),
-            Err(why) => super::say(format!(
-                "warning: {}: password variable {name} not set: {why}",
+            Err(why) => super::warn(format!(
+                "{}: password variable {name} not set: {why}",
                 project.path.display()
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use r2s_harness::config::project::PasswordSource;
+
+    use super::*;
+
+    fn project(text: &str) -> Project {
+        Project::parse(text, std::path::Path::new("/p/r2s-harness.toml")).unwrap()
+    }
+
+    #[test]
+    fn console_gets_the_board_and_the_password_variables_of_the_project_file() {
+        // Names of this test alone: the process environment is shared.
+        std::env::set_var("R2S_TEST_CONSOLE_SECRET", "from-the-secret");
+        std::env::remove_var("R2S_TEST_CONSOLE_PASSWORD");
+        let mut cli = Cli::parse_from(["harness", "console", "--image", "x.img"]);
+        let mut given = project("board = \"nanopi-r2s\"\n");
+        given.passwords = vec![(
+            "R2S_TEST_CONSOLE_PASSWORD".to_owned(),
+            PasswordSource::Env("R2S_TEST_CONSOLE_SECRET".to_owned()),
+        )];
+        fill(&mut cli.command, &given);
+        let Command::Console(args) = &cli.command else {
+            panic!("not console")
+        };
+        assert_eq!(args.board.as_deref(), Some("nanopi-r2s"));
+        assert_eq!(
+            std::env::var("R2S_TEST_CONSOLE_PASSWORD").as_deref(),
+            Ok("from-the-secret")
+        );
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_project_file() {
+        let mut cli = Cli::parse_from([
+            "harness",
+            "run",
+            "--image",
+            "mine.img",
+            "--board",
+            "qemu-virt",
+            "--firmware",
+            "/flag/u-boot.bin",
+            "a.toml",
+        ]);
+        let given = project(
+            "image = \"p.img\"\nboard = \"nanopi-r2s\"\nfirmware = \"/p/u-boot.bin\"\nscenarios = [\"checks\"]\n",
+        );
+        fill(&mut cli.command, &given);
+        let Command::Run(args) = &cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.image.as_deref(), Some(std::path::Path::new("mine.img")));
+        assert_eq!(args.board.as_deref(), Some("qemu-virt"));
+        assert_eq!(
+            args.qemu.firmware.as_deref(),
+            Some(std::path::Path::new("/flag/u-boot.bin"))
+        );
+        assert_eq!(args.scenarios, [std::path::PathBuf::from("a.toml")]);
     }
 }

@@ -13,7 +13,7 @@ use r2s_harness::report::json::JsonReporter;
 use r2s_harness::report::junit::JunitReporter;
 use r2s_harness::report::text::TextReporter;
 use r2s_harness::report::timings::TimingsReporter;
-use r2s_harness::runner::{CountdownPolicy, Interaction, RunContext};
+use r2s_harness::runner::{CountdownPolicy, Interaction, RunContext, ScenarioResult};
 use r2s_harness::scenario;
 use r2s_harness::scenario::filter::{self, NameFilter};
 use r2s_harness::scenario::lg_env::LgEnv;
@@ -55,18 +55,6 @@ pub(super) type Setup = (Suite, RunInfo, Option<DiskImage>);
 
 pub async fn run(mut args: RunArgs) -> u8 {
     r2s_harness::console::transcript::set_default_limit(args.transcript_limit);
-    // Checked here, not by clap: $LG_PLACE names the place after the arguments are parsed.
-    if args.flash.is_some() && args.serial.is_none() && args.farm.place.is_none() {
-        super::say("--flash needs the board whose card it writes: --serial DEV or --place NAME");
-        return EXIT_ERROR;
-    }
-    let interaction = match interaction(&args.debug) {
-        Ok(interaction) => interaction,
-        Err(message) => {
-            super::say(message);
-            return EXIT_ERROR;
-        }
-    };
     // Without --cache-dir, the default cache, or a per-run one where it cannot be written (a
     // build sandbox); held until the run ends.
     let _cache = match &args.cache_dir {
@@ -80,10 +68,7 @@ pub async fn run(mut args: RunArgs) -> u8 {
         // beside the transcripts, where the report's file names point.
         match scenario::shipped::write_for_run(&args.transcripts.join("scenarios")) {
             Ok(files) => files,
-            Err(e) => {
-                super::say(&e);
-                return EXIT_ERROR;
-            }
+            Err(e) => return Unrun::new(&args, &[], Vec::new(), Vec::new()).report(&args, &e),
         }
     } else {
         args.scenarios.clone()
@@ -95,53 +80,60 @@ pub async fn run(mut args: RunArgs) -> u8 {
         .collect::<Result<Vec<_>, _>>()
     {
         Ok(filters) => filters,
-        Err(e) => {
-            super::say(&e);
-            return EXIT_ERROR;
-        }
+        Err(e) => return Unrun::new(&args, &[], Vec::new(), Vec::new()).report(&args, &e),
     };
     // Read once before the target is made, so that a mistake in a file costs no boot; read
-    // again below for the image.
-    let loaded = scenario::load_all(&paths);
+    // again below for the image. A bad file is an error of its own; the others still run.
+    let loaded = scenario::load_each_for(&paths, None);
     mark("scenario files read");
-    let listed = match loaded {
-        Ok(s) if s.is_empty() && !args.health_only => {
-            eprintln!("harness: no scenario files found in {}", show(&paths));
-            return EXIT_ERROR;
-        }
-        Ok(s) => s,
-        Err(e) => {
-            super::say(&e);
-            return EXIT_ERROR;
-        }
-    };
+    if loaded.scenarios.is_empty() && loaded.broken.is_empty() && !args.health_only {
+        let message = format!("no scenario files found in {}", show(&paths));
+        return Unrun::new(&args, &[], Vec::new(), Vec::new()).report(&args, &message);
+    }
+    // Said at once, where a mistake in a file is looked for; the reports have them too.
+    for broken in &loaded.broken {
+        super::say(broken);
+    }
     if args.list {
         // The health check is written from the image, but its name is always the same.
         let health = args.scenarios.is_empty().then_some(scenario::health::HEALTH_NAME);
-        let names = health.into_iter().chain(listed.iter().map(|s| s.name.as_str()));
+        let names = health
+            .into_iter()
+            .chain(loaded.scenarios.iter().map(|s| s.name.as_str()));
         for name in names.filter(|name| filter::kept(&filters, name)) {
             super::human::show(escape_control(name));
         }
-        return EXIT_PASS;
+        return if loaded.broken.is_empty() {
+            EXIT_PASS
+        } else {
+            EXIT_ERROR
+        };
     }
+    // What is reported as not run if the target cannot be made: every scenario kept.
+    let unrun = Unrun::new(&args, &filters, kept(&loaded.scenarios, &filters), loaded.broken);
 
+    // Checked here, not by clap: $LG_PLACE names the place after the arguments are parsed.
+    if args.flash.is_some() && args.serial.is_none() && args.farm.place.is_none() {
+        return unrun.report(
+            &args,
+            "--flash needs the board whose card it writes: --serial DEV or --place NAME",
+        );
+    }
+    let interaction = match interaction(&args.debug) {
+        Ok(interaction) => interaction,
+        Err(message) => return unrun.report(&args, &message),
+    };
     // A mistake in it costs no boot either.
     let lg_env = match args.lg_env.as_deref().map(LgEnv::load).transpose() {
         Ok(env) => env,
-        Err(e) => {
-            super::say(&e);
-            return EXIT_ERROR;
-        }
+        Err(e) => return unrun.report(&args, &e),
     };
     if let Some(env) = &lg_env {
         super::human::tell(escape_control(&env.describe()));
     }
     let baseline = match BaselineCheck::from_args(&args) {
         Ok(check) => check,
-        Err(e) => {
-            super::say(&e);
-            return EXIT_ERROR;
-        }
+        Err(e) => return unrun.report(&args, &e),
     };
 
     let suite = match (&args.serial, args.farm.labgrid()) {
@@ -151,10 +143,7 @@ pub async fn run(mut args: RunArgs) -> u8 {
     };
     let (mut suite, info, disk) = match suite {
         Ok(made) => made,
-        Err(e) => {
-            super::say(&e);
-            return EXIT_ERROR;
-        }
+        Err(e) => return unrun.report(&args, &e),
     };
     // Read again for the image: its `${IMAGE_…}` values, and what does not apply to it. With
     // no scenario given, the health check written from the image comes first.
@@ -175,53 +164,103 @@ pub async fn run(mut args: RunArgs) -> u8 {
                     keep: usize::from(args.debug.keep_failed_max),
                 })
             }
-            None => super::say("warning: --keep-failed keeps QEMU machines only; this run has none"),
+            None => super::warn("--keep-failed keeps QEMU machines only; this run has none"),
         }
     }
     let mut paths = paths;
     if args.scenarios.is_empty() {
         match write_health_check(&args.transcripts, facts.as_ref()) {
             Ok(path) => paths.insert(0, path),
-            Err(e) => {
-                super::say(&e);
-                return EXIT_ERROR;
-            }
+            Err(e) => return unrun.report(&args, &e),
         }
     }
-    let loaded = scenario::load_all_for(&paths, facts.as_ref());
+    let loaded = scenario::load_each_for(&paths, facts.as_ref());
     mark("scenario files read for the image");
-    let scenarios = match loaded {
-        // A scenario starting from a saved state carries its saver's recipe: it runs without
-        // the saver, which the filter may leave out.
-        Ok(s) => s
-            .into_iter()
-            .filter(|s| filter::kept(&filters, &s.name))
-            .map(|mut s| {
-                if let Some(env) = &lg_env {
-                    env.apply(&mut s);
-                }
-                s
-            })
-            .collect::<Vec<_>>(),
-        Err(e) => {
-            super::say(&e);
-            return EXIT_ERROR;
-        }
-    };
-    if scenarios.is_empty() {
-        super::say(format!(
-            "--filter {}: no scenario matches",
-            args.filter.join(" --filter ")
-        ));
-        return EXIT_ERROR;
+    // A scenario starting from a saved state carries its saver's recipe: it runs without the
+    // saver, which the filter may leave out.
+    let mut scenarios = kept(&loaded.scenarios, &filters);
+    if let Some(env) = &lg_env {
+        scenarios.iter_mut().for_each(|s| env.apply(s));
     }
+    if scenarios.is_empty() && loaded.broken.is_empty() {
+        let message = format!("--filter {}: no scenario matches", args.filter.join(" --filter "));
+        return Unrun::new(&args, &filters, Vec::new(), Vec::new()).report(&args, &message);
+    }
+    let broken = broken_files(&loaded.broken);
     // The card is written, once everything else checked out, before the board is powered on.
     if let Some(image) = &args.flash {
         if let Err(code) = super::flash::flash_before_run(&args, image, args.farm.labgrid()).await {
+            let unrun = Unrun::new(&args, &filters, scenarios, loaded.broken);
+            unrun.write(
+                &args,
+                "the card was not written (see the harness's message on stderr)",
+            );
             return code;
         }
     }
 
+    let html_baseline = baseline.as_ref().map(|check| {
+        let (baseline, policy) = check.baseline();
+        BaselineView {
+            baseline: baseline.clone(),
+            policy,
+        }
+    });
+    let mut reporters = reporters(&args, info, html_baseline);
+    let within_baseline = baseline.map(|check| {
+        let outcome = check.outcome();
+        reporters.attach(check);
+        outcome
+    });
+    let jobs = args.jobs.map_or_else(cores, |j| j as usize);
+    mark("reporters attached");
+    let outcome = suite::run_suite_with(&suite, broken, scenarios, jobs, args.retries, reporters).await;
+    mark("suite finished, reports written");
+
+    for error in &outcome.report_errors {
+        super::say(error);
+    }
+    // A scenario the harness could not run (QEMU that cannot start, a cache it cannot write,
+    // a password variable not set, a file that is no scenario) ends the run with exit 2,
+    // after reporting every result.
+    if !outcome.report_errors.is_empty() || outcome.results.iter().any(|r| r.error().is_some()) {
+        return EXIT_ERROR;
+    }
+    let within_baseline = within_baseline.is_none_or(|clean| clean.get().unwrap_or(true));
+    if !outcome.results.iter().any(|r| r.failed()) && within_baseline {
+        EXIT_PASS
+    } else {
+        EXIT_FAIL
+    }
+}
+
+/// The scenarios of `loaded` the filters keep, in their order.
+fn kept(loaded: &[scenario::Scenario], filters: &[NameFilter]) -> Vec<scenario::Scenario> {
+    loaded
+        .iter()
+        .filter(|s| filter::kept(filters, &s.name))
+        .cloned()
+        .collect()
+}
+
+/// Each file that is no valid scenario as an error result named after the file, saying what
+/// is wrong and where.
+fn broken_files(broken: &[scenario::ScenarioError]) -> Vec<ScenarioResult> {
+    broken
+        .iter()
+        .map(|e| {
+            let name = e.path.file_name().map_or_else(
+                || e.path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            ScenarioResult::could_not_run(&name, &e.path, &e.to_string())
+        })
+        .collect()
+}
+
+/// The reporters of a run: JSON events when asked, the progress line, the text report, the
+/// timings files, JUnit when asked, and the HTML page.
+fn reporters(args: &RunArgs, info: RunInfo, baseline: Option<BaselineView>) -> Reporters {
     let human = super::human::get();
     let mut reporters = Reporters::new();
     if args.message_format == MessageFormat::Json {
@@ -240,37 +279,80 @@ pub async fn run(mut args: RunArgs) -> u8 {
         .html
         .clone()
         .unwrap_or_else(|| args.transcripts.join(html::REPORT_FILE));
-    let html_baseline = baseline.as_ref().map(|check| {
-        let (baseline, policy) = check.baseline();
-        BaselineView {
-            baseline: baseline.clone(),
-            policy,
-        }
-    });
-    reporters.attach(HtmlReporter::new(html_path, info, html_baseline));
-    let within_baseline = baseline.map(|check| {
-        let outcome = check.outcome();
-        reporters.attach(check);
-        outcome
-    });
-    let jobs = args.jobs.map_or_else(cores, |j| j as usize);
-    mark("reporters attached");
-    let outcome = suite::run_suite(&suite, scenarios, jobs, args.retries, reporters).await;
-    mark("suite finished, reports written");
+    reporters.attach(HtmlReporter::new(html_path, info, baseline));
+    reporters
+}
 
-    for error in &outcome.report_errors {
-        super::say(error);
+/// What a run reports when it stops before its target is made or its scenarios run: each
+/// scenario it would have run is an error saying why not, each bad file an error of its own,
+/// so that no scenario vanishes from the reports and no earlier report is left behind.
+struct Unrun {
+    /// The scenarios the run would have run (the health check among them when no scenario
+    /// was given), and the bad files.
+    scenarios: Vec<scenario::Scenario>,
+    broken: Vec<scenario::ScenarioError>,
+    health_check: bool,
+}
+
+impl Unrun {
+    fn new(
+        args: &RunArgs,
+        filters: &[NameFilter],
+        scenarios: Vec<scenario::Scenario>,
+        broken: Vec<scenario::ScenarioError>,
+    ) -> Unrun {
+        let health_check = args.scenarios.is_empty()
+            && filter::kept(filters, scenario::health::HEALTH_NAME)
+            && !scenarios.iter().any(|s| s.name == scenario::health::HEALTH_NAME);
+        Unrun {
+            scenarios,
+            broken,
+            health_check,
+        }
     }
-    // A scenario the harness could not run (QEMU that cannot start, a cache it cannot write,
-    // a password variable not set) ends the run with exit 2, after reporting every result.
-    if !outcome.report_errors.is_empty() || outcome.results.iter().any(|r| r.error().is_some()) {
-        return EXIT_ERROR;
+
+    /// Says `why` on stderr and writes every report with the scenarios as errors saying it (or,
+    /// with none known, one error named after the run); exit 2.
+    fn report(self, args: &RunArgs, why: impl std::fmt::Display) -> u8 {
+        let why = why.to_string();
+        super::say(&why);
+        self.write(args, &why)
     }
-    let within_baseline = within_baseline.is_none_or(|clean| clean.get().unwrap_or(true));
-    if !outcome.results.iter().any(|r| r.failed()) && within_baseline {
-        EXIT_PASS
-    } else {
-        EXIT_FAIL
+
+    /// [`Unrun::report`] of something said on stderr already: the reports only.
+    fn write(self, args: &RunArgs, why: &str) -> u8 {
+        let mut results = broken_files(&self.broken);
+        let health = self.health_check.then(|| {
+            let path = args
+                .transcripts
+                .join(format!("{}.toml", scenario::health::HEALTH_NAME));
+            ScenarioResult::could_not_run(scenario::health::HEALTH_NAME, &path, why)
+        });
+        results.extend(health);
+        results.extend(
+            self.scenarios
+                .iter()
+                .map(|s| ScenarioResult::could_not_run(&s.name, &s.source, why)),
+        );
+        if results.is_empty() {
+            results.push(ScenarioResult::could_not_run("harness run", Path::new(""), why));
+        }
+        let against = args
+            .image
+            .clone()
+            .or_else(|| args.serial.clone())
+            .unwrap_or_else(|| PathBuf::from("(no target)"));
+        let info = RunInfo {
+            image: args.image.as_ref().map(|p| p.display().to_string()),
+            board: args.board.clone().unwrap_or_default(),
+            target: "not made".to_owned(),
+            setup: vec![format!("error: {why}")],
+        };
+        let outcome = suite::report_unrun(&against, results, reporters(args, info, None));
+        for error in &outcome.report_errors {
+            super::say(error);
+        }
+        EXIT_ERROR
     }
 }
 
@@ -413,7 +495,9 @@ pub(super) fn tell_setup(lines: &[SetupLine]) {
     for line in lines {
         match line {
             SetupLine::Remark(text) => super::human::tell(escape_control(text)),
-            SetupLine::Warning(text) => super::say(text),
+            // Already worded as a warning; -q shows errors only.
+            SetupLine::Warning(text) if !super::human::get().quiet => super::say(text),
+            SetupLine::Warning(_) => {}
         }
     }
 }
@@ -441,7 +525,7 @@ fn interaction(args: &DebugArgs) -> Result<Interaction, String> {
         );
     }
     if !args.pause_at.is_empty() && terminal.is_none() {
-        super::say("warning: no terminal (stdin and stdout): --pause-at is ignored");
+        super::warn("no terminal (stdin and stdout): --pause-at is ignored");
     }
     Ok(Interaction {
         terminal,

@@ -1,4 +1,5 @@
-//! `harness scenarios export DIR`: the shipped scenarios, built into the binary, written out.
+//! `harness scenarios export DIR`: the shipped scenarios and board profiles, built into the
+//! binary, written out.
 
 use std::io::Write;
 

@@ -335,6 +335,16 @@ pub async fn run_scenario_at(
     if verdict_passed(&verdict) {
         session.note("PASS");
     }
+    if let Verdict::Fail(Failure {
+        reason: FailReason::CouldNotRun { detail },
+        step_description,
+        ..
+    }) = &verdict
+    {
+        let why = format!("{step_description}: {detail}");
+        session.note(&format!("ERROR (could not run): {why}"));
+        verdict = Verdict::Error(why);
+    }
     let mut out = output(&session, verdict, start, end);
     if let Some(lines) = lines_at_failure {
         out.last_lines = lines;

@@ -51,11 +51,14 @@ pub async fn command(
     };
     let mut argv = Vec::new();
     if side == Side::Lan {
-        let namespace = ctx
-            .net
-            .lan
-            .as_ref()
-            .map_err(|why| setup(format!("no LAN to run on: {why}")))?;
+        // The harness's to make (the scenario asked for NICs, or `lan` steps would be refused
+        // when it is loaded): without it the step could not run, whatever the image does.
+        let namespace = ctx.net.lan.as_ref().map_err(|why| StepFailure {
+            expected: format!("lan {command}"),
+            reason: FailReason::CouldNotRun {
+                detail: format!("no LAN to run on: {why}"),
+            },
+        })?;
         argv.extend(["ip", "netns", "exec", &namespace.namespace].map(str::to_owned));
     }
     argv.extend(expand(command, &ctx.net).map_err(setup)?);

@@ -185,6 +185,10 @@ pub enum FailReason {
     Setup { detail: String },
     /// Reading or writing the console or the transcript failed.
     Io { detail: String },
+    /// The harness could not give the step what it needs (the LAN's network namespace, a start
+    /// state no scenario of the run saves): no fault of the image. The scenario's result is
+    /// an error (could not run), not a failure.
+    CouldNotRun { detail: String },
 }
 
 impl std::fmt::Display for FailReason {
@@ -228,6 +232,7 @@ impl std::fmt::Display for FailReason {
             ),
             FailReason::Setup { detail } => write!(f, "{detail}"),
             FailReason::Io { detail } => write!(f, "I/O error: {detail}"),
+            FailReason::CouldNotRun { detail } => write!(f, "{detail}"),
         }
     }
 }

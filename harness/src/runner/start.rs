@@ -84,9 +84,10 @@ async fn from_power_on(
             session.note("start = \"uboot\": stopping U-Boot's autoboot at its prompt");
             steps::perform(session, &Action::InterruptAutoboot, ctx, deadline, 0).await
         }
+        // Resolved when the scenarios are loaded: unresolved here is the harness's fault.
         Start::Saved(SavedStart { name, recipe: None }) => Err(StepFailure {
             expected: format!("start state {name:?}"),
-            reason: FailReason::Setup {
+            reason: FailReason::CouldNotRun {
                 detail: format!(
                     "no scenario run with this one saves a state named {name:?} (a step `save_state = {name:?}`): \
                      give its file too"

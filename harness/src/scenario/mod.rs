@@ -30,7 +30,10 @@ pub use model::{
 };
 pub use name::{check_name, transcript_stem, NameError, MAX_NAME_CHARS};
 pub use network::{CommandCheck, CopyTo, Forward, HostCommand, Link, NetworkSpec, Nic, Protocol};
-pub use parse::{load, load_all, load_all_for, parse, parse_for, resolve_saved_starts, DEFAULT_TIMEOUT};
+pub use parse::{
+    load, load_all, load_all_for, load_each_for, parse, parse_for, resolve_saved_starts, Loaded,
+    DEFAULT_TIMEOUT,
+};
 pub use requires::Requirement;
 pub use step_kind::{Action, StepKind};
 pub use step_table::CountdownNeed;

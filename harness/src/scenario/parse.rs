@@ -142,6 +142,66 @@ pub fn load_all_for(paths: &[PathBuf], facts: Option<&ImageFacts>) -> Result<Vec
     Ok(scenarios)
 }
 
+/// What [`load_each_for`] read: the scenarios of the valid files, and one error per file that
+/// is not (or per directory that cannot be listed), in the order given.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The valid scenarios, their saved starts resolved.
+    pub scenarios: Vec<Scenario>,
+    /// The files that are not valid scenarios, each error naming its file.
+    pub broken: Vec<ScenarioError>,
+}
+
+/// [`load_all_for`] that does not stop at a bad file: every file is read, a bad one (unreadable,
+/// invalid, a name taken already, a start state no valid file saves) is kept as an error of
+/// its own, so that the good ones can still run and the bad one can be reported.
+pub fn load_each_for(paths: &[PathBuf], facts: Option<&ImageFacts>) -> Loaded {
+    let mut loaded = Loaded::default();
+    let mut first_use: HashMap<String, usize> = HashMap::new();
+    let mut files = Vec::new();
+    for path in paths {
+        match scenario_files(std::slice::from_ref(path)) {
+            Ok(found) => files.extend(found),
+            Err(e) => loaded.broken.push(e),
+        }
+    }
+    for path in files {
+        let parsed = read_text(&path, ScenarioErrorKind::Read).and_then(|text| {
+            let file = SourceText::new(&text, &path);
+            let (scenario, name_span) = parse_with_image(&file, facts)?;
+            match first_use.entry(file_key(&scenario.name)) {
+                Entry::Occupied(entry) => {
+                    let first = &loaded.scenarios[*entry.get()];
+                    let kind = ScenarioErrorKind::DuplicateName {
+                        name: scenario.name.clone(),
+                        first: first.source.clone(),
+                        first_name: first.name.clone(),
+                    };
+                    Err(file.error(Some(name_span), kind))
+                }
+                Entry::Vacant(entry) => {
+                    entry.insert(loaded.scenarios.len());
+                    Ok(scenario)
+                }
+            }
+        });
+        match parsed {
+            Ok(scenario) => loaded.scenarios.push(scenario),
+            Err(e) => loaded.broken.push(e),
+        }
+    }
+    // Each error names one file; without it, the others may resolve (or fail in turn: a start
+    // from a state only the removed file saves). At most one pass per scenario.
+    for _ in 0..=loaded.scenarios.len() {
+        let Err(e) = resolve_saved_starts(&mut loaded.scenarios) else {
+            break;
+        };
+        loaded.scenarios.retain(|s| s.source != e.path);
+        loaded.broken.push(e);
+    }
+    loaded
+}
+
 /// Fills in how each `start = "<name>"` is reached, from the scenario among `scenarios` whose
 /// `save_state` step names it. A state saved by two scenarios, one no scenario saves, and
 /// states that start from each other are errors of the file that names them.

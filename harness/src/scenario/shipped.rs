@@ -1,6 +1,7 @@
 //! The shipped scenarios (the repository's `scenarios/` directory), embedded in the binary at
 //! build time so that an installed harness runs them without its source tree, and written out
-//! for a run or for the user to copy and change (`harness scenarios export DIR`).
+//! for a run or for the user to copy and change (`harness scenarios export DIR`, with the
+//! built-in board profiles beside them).
 
 use std::path::{Path, PathBuf};
 
@@ -11,20 +12,29 @@ pub const SHIPPED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/shipped
 /// Why the shipped scenarios could not be written out.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("cannot write the shipped scenario {path}: {source}")]
+    #[error("cannot write the shipped file {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
     #[error(
-        "{path} exists and differs from the shipped scenario; not overwritten (export into a new directory)"
+        "{path} exists and differs from the shipped file; not overwritten (export into a new directory)"
     )]
     Differs { path: PathBuf },
 }
 
+/// The subdirectory of an export that holds the built-in board profiles.
+pub const BOARDS_DIR: &str = "boards";
+
 /// Writes the shipped scenarios under `dir` (created if missing), keeping their
-/// subdirectories, and returns the files' paths. A file already there with the same text is
-/// left as it is; one with other text (the user's edit) is never overwritten: that is an
-/// error, before anything else is written.
+/// subdirectories, and the built-in board profiles under `dir/boards/` (`NAME.toml`, for
+/// `--board PATH` once changed), and returns the files' paths. A file already there with the
+/// same text is left as it is; one with other text (the user's edit) is never overwritten:
+/// that is an error, before anything else is written.
 pub fn export(dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
-    let files = under(dir);
+    let mut files = under(dir);
+    files.extend(
+        crate::board::BUILTIN
+            .iter()
+            .map(|(name, text)| (dir.join(BOARDS_DIR).join(format!("{name}.toml")), *text)),
+    );
     for (path, text) in &files {
         match std::fs::read(path) {
             Ok(existing) if existing == text.as_bytes() => {}
@@ -96,20 +106,27 @@ mod tests {
     }
 
     #[test]
-    fn export_writes_every_file_with_its_subdirectory() {
+    fn export_writes_every_file_with_its_subdirectory_and_the_board_profiles() {
         let dir = tempfile::tempdir().unwrap();
         let written = export(dir.path()).unwrap();
-        assert_eq!(written.len(), SHIPPED.len());
+        assert_eq!(written.len(), SHIPPED.len() + crate::board::BUILTIN.len());
         for (relative, text) in SHIPPED {
             assert_eq!(std::fs::read_to_string(dir.path().join(relative)).unwrap(), *text);
+        }
+        for (name, text) in crate::board::BUILTIN {
+            let path = dir.path().join("boards").join(format!("{name}.toml"));
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+            // Loaded from the file as from the name.
+            let loaded = crate::board::Board::load(path.to_str().unwrap()).unwrap();
+            assert_eq!(loaded.name, name);
         }
     }
 
     #[test]
     fn export_again_into_the_same_directory_succeeds() {
         let dir = tempfile::tempdir().unwrap();
-        export(dir.path()).unwrap();
-        assert_eq!(export(dir.path()).unwrap().len(), SHIPPED.len());
+        let first = export(dir.path()).unwrap();
+        assert_eq!(export(dir.path()).unwrap(), first);
     }
 
     #[test]
@@ -140,7 +157,7 @@ mod tests {
         assert_eq!(
             error,
             format!(
-                "{} exists and differs from the shipped scenario; not overwritten (export into a new directory)",
+                "{} exists and differs from the shipped file; not overwritten (export into a new directory)",
                 edited.display()
             )
         );

@@ -735,3 +735,24 @@ fn load_all_rejects_names_that_share_a_transcript_file() {
         ScenarioErrorKind::DuplicateName { ref name, ref first_name, .. } if name == "a b" && first_name == "a_b"
     ));
 }
+
+#[test]
+fn load_each_keeps_the_good_files_and_one_error_per_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "a.toml", &minimal("first"));
+    let unparsable = write(dir.path(), "b.toml", "name = \n");
+    let taken = write(dir.path(), "c.toml", &minimal("first"));
+    let orphan = write(
+        dir.path(),
+        "d.toml",
+        "name = \"orphan\"\nstart = \"nowhere\"\n[[steps]]\nexpect = \"x\"\n",
+    );
+    let missing = dir.path().join("gone.toml");
+
+    let loaded = load_each_for(&[dir.path().to_owned(), missing.clone()], None);
+    let names: Vec<&str> = loaded.scenarios.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["first"]);
+    assert_eq!(loaded.scenarios[0].source, good);
+    let broken: Vec<&Path> = loaded.broken.iter().map(|e| e.path.as_path()).collect();
+    assert_eq!(broken, [&unparsable, &taken, &missing, &orphan]);
+}

@@ -31,14 +31,30 @@ pub async fn run_suite(
     retries: u32,
     reporters: Reporters,
 ) -> SuiteOutcome {
+    run_suite_with(suite, Vec::new(), scenarios, jobs, retries, reporters).await
+}
+
+/// [`run_suite`] with `unrun` reported first: results of what could not even be read (a bad
+/// scenario file), each an error or a skip of its own, so that the report counts it.
+pub async fn run_suite_with(
+    suite: &Suite,
+    unrun: Vec<ScenarioResult>,
+    scenarios: Vec<Scenario>,
+    jobs: usize,
+    retries: u32,
+    reporters: Reporters,
+) -> SuiteOutcome {
     let reporters = Rc::new(RefCell::new(reporters));
     let emit = |kind| reporters.borrow_mut().emit(kind);
     let against = suite.target.against().to_owned();
     emit(SuiteEventKind::SuiteStarted {
         against: against.clone(),
-        scenarios: scenarios.len(),
+        scenarios: unrun.len() + scenarios.len(),
     });
     let mut results = Vec::new();
+    for result in unrun {
+        report_not_run(result, &reporters, &mut results);
+    }
     let scenarios = skip_what_does_not_apply(suite, scenarios, &reporters, &mut results);
     let scenarios = report_what_cannot_run(suite, scenarios, &reporters, &mut results);
     let (side_by_side, in_turn): (Vec<Scenario>, Vec<Scenario>) = if suite.target.parallel_login_starts() {
@@ -64,7 +80,37 @@ pub async fn run_suite(
         });
         results.append(&mut run_side_by_side(suite, side_by_side, jobs, retries, &reporters).await);
     }
-    emit(SuiteEventKind::SuiteFinished {
+    finish(against, results, &reporters)
+}
+
+/// Reports a suite none of whose scenarios could run (its target could not be made): each of
+/// `unrun` as started and finished at once, between the suite's start and end against
+/// `against`. Every report is written as for a run, so that none is left out or stale.
+pub fn report_unrun(
+    against: &std::path::Path,
+    unrun: Vec<ScenarioResult>,
+    reporters: Reporters,
+) -> SuiteOutcome {
+    let reporters = Rc::new(RefCell::new(reporters));
+    let emit = |kind| reporters.borrow_mut().emit(kind);
+    emit(SuiteEventKind::SuiteStarted {
+        against: against.to_owned(),
+        scenarios: unrun.len(),
+    });
+    let mut results = Vec::new();
+    for result in unrun {
+        report_not_run(result, &reporters, &mut results);
+    }
+    finish(against.to_owned(), results, &reporters)
+}
+
+/// Ends the suite: its finished event with `results`, and the reports' errors.
+fn finish(
+    against: std::path::PathBuf,
+    results: Vec<ScenarioResult>,
+    reporters: &Rc<RefCell<Reporters>>,
+) -> SuiteOutcome {
+    reporters.borrow_mut().emit(SuiteEventKind::SuiteFinished {
         against,
         results: results.clone(),
     });

@@ -40,11 +40,16 @@ fn assert_nothing_left_running(tmp: &Path, shown: &str) {
 }
 
 /// `harness run --image FIXTURE --transcripts DIR --snapshot-cache DIR/snapshots OPTIONS SCENARIO`
-/// at a terminal.
+/// at a terminal, on the default fixture.
 fn run_at_terminal(dir: &Path, scenario_body: &str, options: &[&str]) -> AtTerminal {
+    run_image_at_terminal(r2s_images::DEFAULT_FIXTURE, dir, scenario_body, options)
+}
+
+/// [`run_at_terminal`] on the fixture `image`.
+fn run_image_at_terminal(image: &str, dir: &Path, scenario_body: &str, options: &[&str]) -> AtTerminal {
     let scenario = dir.join("debug-me.toml");
     std::fs::write(&scenario, format!("name = \"debug-me\"\n{scenario_body}")).unwrap();
-    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let image = fixture(image);
     let snapshots = dir.join("snapshots");
     let tmp = run_tmp(dir);
     let mut args: Vec<&OsStr> = vec![
@@ -134,6 +139,159 @@ fn attach_on_failure_hands_over_the_failed_machine_and_the_verdict_stands() {
     assert!(log[begins..].contains("after-failure-42"), "{log}");
 }
 
+/// Runs `body` on `image` with `--attach-on-failure`, waits for the hand-over `banner` says
+/// (the failed machine still there), leaves, and checks the verdict (FAIL, exit 1), that
+/// nothing is left running, and that the transcript whose name starts with `log` marks the
+/// interactive part.
+fn attach_after(image: &str, body: &str, banner: &str, log: &str) {
+    let dir = temp_dir();
+    let mut terminal = run_image_at_terminal(image, dir.path(), body, &["--attach-on-failure"]);
+    terminal.expect(banner, LIMIT);
+    terminal.expect(HANDED_OVER, Duration::from_secs(10));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{shown}");
+    assert!(shown.contains("FAIL  debug-me"), "{shown}");
+    assert!(shown.contains("left with Ctrl-]; the run goes on"), "{shown}");
+    assert_nothing_left_running(&dir.path().join("tmp"), &shown);
+    let log = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            name.starts_with(log) && name.ends_with(".log")
+        })
+        .unwrap_or_else(|| panic!("no {log}*.log in {}", dir.path().display()));
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(
+        log.contains("interactive session ends: left with Ctrl-]"),
+        "{log}"
+    );
+}
+
+#[test]
+fn attach_on_failure_hands_over_a_power_on_run_that_timed_out() {
+    attach_after(
+        r2s_images::DEFAULT_FIXTURE,
+        "timeout = \"5m\"\n[[steps]]\nexpect = \"never printed by this image\"\ntimeout = \"10s\"\n",
+        "debug-me: step 1 failed: timeout",
+        "debug-me.",
+    );
+}
+
+#[test]
+fn attach_on_failure_hands_over_a_power_on_run_a_fatal_line_ended() {
+    attach_after(
+        "broken-panic",
+        "timeout = \"5m\"\n[[steps]]\nexpect = \"login:\"\n",
+        "debug-me: step 1 failed: fatal",
+        "debug-me.",
+    );
+}
+
+/// The transcript of the boot to the login snapshot a run's scenarios share, less its key.
+const LOGIN_BOOT_LOG: &str = "login-snapshot-";
+
+#[test]
+fn attach_on_failure_hands_over_the_boot_to_a_login_start_that_timed_out() {
+    // Too short for the boot to the login state.
+    attach_after(
+        r2s_images::DEFAULT_FIXTURE,
+        "start = \"login\"\ntimeout = \"2s\"\n[[steps]]\nrun = \"true\"\n",
+        "the boot to state login (for the snapshot of a start = \"login\"): reaching the start state failed: timeout",
+        LOGIN_BOOT_LOG,
+    );
+}
+
+#[test]
+fn attach_on_failure_hands_over_the_boot_to_a_login_start_a_fatal_line_ended() {
+    attach_after(
+        "broken-panic",
+        "start = \"login\"\ntimeout = \"5m\"\n[[steps]]\nrun = \"true\"\n",
+        "the boot to state login (for the snapshot of a start = \"login\"): reaching the start state failed: fatal",
+        LOGIN_BOOT_LOG,
+    );
+}
+
+#[test]
+fn keys_typed_before_a_hand_over_are_not_typed_into_it() {
+    let dir = temp_dir();
+    let body = "start = \"login\"\ntimeout = \"5m\"\n[[steps]]\nrun = \"false\"\n";
+    let mut terminal = run_at_terminal(dir.path(), body, &["--attach-on-failure"]);
+    // Typed while the run boots, before anything was handed over.
+    terminal.type_keys(b"echo typed-early-$((6*7))\r");
+    terminal.expect(HANDED_OVER, LIMIT);
+    guest_answers(&mut terminal, "typed-late");
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{shown}");
+    assert!(!shown.contains("typed-early-42"), "{shown}");
+}
+
+#[test]
+fn the_password_typed_or_shown_at_a_restored_console_is_in_no_transcript_file() {
+    let dir = temp_dir();
+    let body = "start = \"login\"\ntimeout = \"5m\"\n[[steps]]\npause = true\n";
+    let mut terminal = run_at_terminal(dir.path(), body, &[]);
+    terminal.expect(HANDED_OVER, LIMIT);
+    let password = r2s_images::ROOT_PASSWORD;
+    // One key at a time, as a person types.
+    for key in format!("echo {password}-shown\r").bytes() {
+        terminal.type_keys(&[key]);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    // The terminal shows the console as the records do, the harness's secrets cut out.
+    terminal.expect("\n[redacted]-shown", Duration::from_secs(30));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{shown}");
+    for file in ["debug-me.log", "debug-me.raw", "debug-me.cast"] {
+        let text = String::from_utf8_lossy(&std::fs::read(dir.path().join(file)).unwrap()).into_owned();
+        assert!(!text.contains(password), "{file} holds the password:\n{text}");
+        assert!(text.contains("[redacted]-shown"), "{file}:\n{text}");
+    }
+}
+
+#[test]
+fn parallel_failures_are_handed_over_one_at_a_time_in_order_with_no_report_inside_a_session() {
+    let dir = temp_dir();
+    let later = dir.path().join("later.toml");
+    std::fs::write(
+        &later,
+        "name = \"later\"\nstart = \"login\"\ntimeout = \"5m\"\n[[steps]]\nrun = \"sleep 6; false\"\n",
+    )
+    .unwrap();
+    let body = "start = \"login\"\ntimeout = \"5m\"\n[[steps]]\nrun = \"false\"\n";
+    let options = ["--attach-on-failure", "--jobs", "2", later.to_str().unwrap()];
+    let mut terminal = run_at_terminal(dir.path(), body, &options);
+    terminal.expect("debug-me: step 1 failed: ", LIMIT);
+    terminal.expect(HANDED_OVER, Duration::from_secs(10));
+    // `later` fails meanwhile, and waits for the terminal.
+    std::thread::sleep(Duration::from_secs(15));
+    guest_answers(&mut terminal, "first");
+    terminal.type_keys(&[0x1d]);
+    terminal.expect("later: step 1 failed: ", Duration::from_secs(30));
+    terminal.expect(HANDED_OVER, Duration::from_secs(10));
+    let second = terminal.shown().len();
+    // Long enough for debug-me's machine to stop and its result to be reported.
+    std::thread::sleep(Duration::from_secs(10));
+    guest_answers(&mut terminal, "second");
+    let inside = terminal.shown()[second..].to_owned();
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{shown}");
+    assert!(
+        !inside.contains("FAIL  debug-me"),
+        "a result inside the session:\n{inside}"
+    );
+    let after = &shown[second + inside.len()..];
+    assert!(
+        after.contains("FAIL  debug-me") && after.contains("FAIL  later"),
+        "{shown}"
+    );
+    assert_nothing_left_running(&dir.path().join("tmp"), &shown);
+}
+
 #[test]
 fn attach_on_failure_without_a_terminal_is_refused_before_anything_boots() {
     let dir = temp_dir();
@@ -184,6 +342,27 @@ fn a_pause_step_hands_over_the_console_and_the_steps_after_it_see_what_was_typed
 }
 
 #[test]
+fn time_at_a_pause_counts_against_no_deadline_and_no_reported_duration() {
+    let dir = temp_dir();
+    let body = "start = \"login\"\ntimeout = \"5m\"\n[[steps]]\npause = true\n\
+                [[steps]]\nrun = \"echo after-the-pause\"\ntimeout = \"5s\"\n";
+    let mut terminal = run_at_terminal(dir.path(), body, &["--pause-at", "debug-me:2"]);
+    // At the pause step, then before step 2, each time longer than step 2's limit.
+    for _ in 0..2 {
+        terminal.expect(HANDED_OVER, LIMIT);
+        std::thread::sleep(Duration::from_secs(8));
+        terminal.type_keys(&[0x1d]);
+    }
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert!(shown.contains("PASS  debug-me"), "{shown}");
+    let timings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("debug-me.timings.json")).unwrap()).unwrap();
+    let total = timings["total"].as_f64().unwrap();
+    assert!(total < 8.0, "the person's 16 s were counted: {timings}");
+}
+
+#[test]
 fn pause_at_stops_before_the_step_named_only_in_the_scenario_named() {
     let dir = temp_dir();
     let body = "start = \"login\"\ntimeout = \"5m\"\n[[steps]]\nrun = \"touch /tmp/step-1-ran\"\n\
@@ -206,6 +385,44 @@ fn pause_at_stops_before_the_step_named_only_in_the_scenario_named() {
 }
 
 #[test]
+fn pause_at_a_scenario_the_run_does_not_have_or_a_step_past_its_last_is_warned_of() {
+    let dir = temp_dir();
+    let body = "start = \"login\"\ntimeout = \"5m\"\n[[steps]]\nrun = \"true\"\n";
+    let options = ["--pause-at", "no-such-scenario:1", "--pause-at", "debug-me:2"];
+    let terminal = run_at_terminal(dir.path(), body, &options);
+    let (status, shown) = terminal.wait(LIMIT);
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains(
+            "warning: --pause-at no-such-scenario:1: no scenario of this run is named \"no-such-scenario\"; it never pauses"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "warning: --pause-at debug-me:2: step 2 is past the last step (1 at most); it never pauses"
+        ),
+        "{shown}"
+    );
+    assert!(!shown.contains(HANDED_OVER), "{shown}");
+}
+
+#[test]
+fn pause_at_does_not_pause_the_run_that_builds_a_saved_state() {
+    let dir = temp_dir();
+    let body = "start = \"login\"\ntimeout = \"5m\"\n[[steps]]\nrun = \"true\"\n\
+                [[steps]]\nsave_state = \"checked\"\n[[steps]]\nrun = \"true\"\n";
+    let terminal = run_at_terminal(dir.path(), body, &["--pause-at", "debug-me:1"]);
+    let (status, shown) = terminal.wait(LIMIT);
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("warning: --pause-at debug-me:1: with a snapshot cache, steps 1 to 2 of debug-me run only while its state \"checked\" is built"),
+        "{shown}"
+    );
+    assert!(!shown.contains(HANDED_OVER), "{shown}");
+}
+
+#[test]
 fn without_a_terminal_a_pause_step_is_noted_and_the_run_goes_on() {
     let dir = temp_dir();
     let scenario = dir.path().join("paused.toml");
@@ -220,9 +437,21 @@ fn without_a_terminal_a_pause_step_is_noted_and_the_run_goes_on() {
         &scenario,
         dir.path(),
         LIMIT,
-        &["--snapshot-cache", snapshots.to_str().unwrap()],
+        &["--snapshot-cache", snapshots.to_str().unwrap(), "--pause-at", "2"],
     );
     assert_eq!(run.code(), Some(0), "{}", run.explain());
+    assert!(
+        run.stderr
+            .contains("warning: no terminal (stdin and stdout): the pause step of paused (step 1, "),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        run.stderr
+            .contains("warning: no terminal (stdin and stdout): --pause-at is ignored"),
+        "{}",
+        run.explain()
+    );
     let log = std::fs::read_to_string(dir.path().join("paused.log")).unwrap();
     assert!(
         log.contains("paused: paused at step 1 (a pause step): no terminal to hand the console to; going on"),

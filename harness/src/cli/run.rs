@@ -16,7 +16,7 @@ use r2s_harness::report::json::JsonReporter;
 use r2s_harness::report::junit::JunitReporter;
 use r2s_harness::report::text::TextReporter;
 use r2s_harness::report::timings::TimingsReporter;
-use r2s_harness::runner::{AbsentRoot, CountdownPolicy, Interaction, RunContext};
+use r2s_harness::runner::{interaction_warnings, AbsentRoot, CountdownPolicy, Interaction, RunContext};
 use r2s_harness::scenario;
 use r2s_harness::scenario::filter::{self, NameFilter};
 use r2s_harness::scenario::lg_env::LgEnv;
@@ -212,6 +212,9 @@ pub async fn run(mut args: RunArgs) -> u8 {
             args.filter.join(" --filter ")
         ));
         return EXIT_ERROR;
+    }
+    for warning in interaction_warnings(&suite.context.interaction, &scenarios) {
+        super::say(format!("warning: {warning}"));
     }
     // The card is written, once everything else checked out, before the board is powered on.
     if let Some(image) = &args.flash {
@@ -534,6 +537,7 @@ fn interaction(args: &DebugArgs) -> Result<Interaction, String> {
         terminal,
         attach_on_failure: args.attach_on_failure,
         pause_at: args.pause_at.clone(),
+        priming: false,
     })
 }
 

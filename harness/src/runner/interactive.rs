@@ -8,9 +8,12 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
 use super::outcome::{FailReason, Failure};
 use super::session::Session;
 use super::steps::{failed, StepResult};
+use crate::scenario::{Action, Scenario};
 use crate::terminal::Terminal;
 
 /// How a run hands consoles to a person.
@@ -23,6 +26,21 @@ pub struct Interaction {
     pub attach_on_failure: bool,
     /// Pause before these steps.
     pub pause_at: Vec<PauseAt>,
+    /// The run builds a state for the snapshot cache (a priming run): its pauses are skipped
+    /// with a note, since what a person typed would be saved for every scenario that starts
+    /// from the state; a failure is still handed over (a failed state is not saved).
+    pub priming: bool,
+}
+
+impl Interaction {
+    /// How a priming run hands its console over: at a failure only.
+    pub fn for_priming(&self) -> Interaction {
+        Interaction {
+            pause_at: Vec::new(),
+            priming: true,
+            ..self.clone()
+        }
+    }
 }
 
 /// `--pause-at`: a step number, in every scenario or in the one named.
@@ -60,6 +78,71 @@ impl FromStr for PauseAt {
     }
 }
 
+impl std::fmt::Display for PauseAt {
+    /// As it was given: `N` or `SCENARIO:N`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.scenario {
+            Some(name) => write!(f, "{name}:{}", self.step),
+            None => write!(f, "{}", self.step),
+        }
+    }
+}
+
+/// What a person should know before `scenarios` run with `interaction`: pauses that will not
+/// happen (no terminal for a `pause` step; a `--pause-at` naming no scenario of the run or a
+/// step past a scenario's last).
+pub fn interaction_warnings(interaction: &Interaction, scenarios: &[Scenario]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if interaction.terminal.is_none() {
+        for scenario in scenarios {
+            for (i, step) in scenario.steps.iter().enumerate() {
+                if matches!(step.action, Action::Pause) {
+                    warnings.push(format!(
+                        "no terminal (stdin and stdout): the pause step of {} (step {}, {}) is ignored",
+                        scenario.name,
+                        i + 1,
+                        step.location
+                    ));
+                }
+            }
+        }
+        // --pause-at without a terminal is refused as a whole, where it is parsed.
+        return warnings;
+    }
+    for at in &interaction.pause_at {
+        let named: Vec<&Scenario> = scenarios
+            .iter()
+            .filter(|s| at.scenario.as_deref().is_none_or(|name| name == s.name))
+            .collect();
+        if named.is_empty() {
+            let name = at.scenario.as_deref().unwrap_or_default();
+            warnings.push(format!(
+                "--pause-at {at}: no scenario of this run is named {name:?}; it never pauses"
+            ));
+        } else if named.iter().all(|s| s.steps.len() < at.step) {
+            let most = named.iter().map(|s| s.steps.len()).max().unwrap_or(0);
+            warnings.push(format!(
+                "--pause-at {at}: step {} is past the last step ({most} at most); it never pauses",
+                at.step
+            ));
+        } else if let (Some(_), [scenario]) = (&at.scenario, named.as_slice()) {
+            if let Some((index, state)) = scenario
+                .save_state_step()
+                .filter(|(index, _)| at.step <= index + 1)
+            {
+                warnings.push(format!(
+                    "--pause-at {at}: with a snapshot cache, steps 1 to {} of {} run only while \
+                     its state {state:?} is built, and a person's keys must not be saved in it: \
+                     it never pauses (--no-snapshots runs them in the scenario)",
+                    index + 1,
+                    scenario.name
+                ));
+            }
+        }
+    }
+    warnings
+}
+
 /// Pauses before step `step` when `--pause-at` names it.
 pub async fn pause_at(
     s: &mut Session<'_>,
@@ -77,6 +160,13 @@ pub async fn pause_at(
 /// A `pause` step: hands the console over, or notes that nobody is there to take it.
 pub async fn pause(s: &mut Session<'_>, interaction: &Interaction, step: usize) -> StepResult {
     let why = format!("{}: paused at step {step} (a pause step)", s.scenario);
+    if interaction.priming {
+        s.note(&format!(
+            "{why}: skipped while building a saved state (what was typed would be saved for \
+             every scenario that starts from it); put the pause after `save_state`"
+        ));
+        return Ok(());
+    }
     attach(s, interaction, &why).await
 }
 
@@ -102,6 +192,9 @@ async fn attach(s: &mut Session<'_>, interaction: &Interaction, why: &str) -> St
         s.note(&format!("{why}: no terminal to hand the console to; going on"));
         return Ok(());
     };
+    // From here until the person leaves, the console is theirs: queueing for the terminal
+    // behind another scenario's hand-over included.
+    let handed = Instant::now();
     let mut hold = terminal.hold().await;
     hold.say(&format!(
         "{why}. You are at its console; press Ctrl-] to leave and let the run go on."
@@ -118,6 +211,7 @@ async fn attach(s: &mut Session<'_>, interaction: &Interaction, why: &str) -> St
         Ok(why) => (*why).to_owned(),
         Err(e) => e.to_string(),
     };
+    s.add_person_time(handed.elapsed());
     s.note(&format!("interactive session ends: {why_ended}"));
     hold.say(&format!("{why_ended}; the run goes on"));
     left.map(|_| ())

@@ -125,6 +125,16 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
     // Where host and LAN steps reach the machine is known only now that it runs.
     let mut context = boot.context.clone();
     context.net = Network::access(&target);
+    context.interaction = context.interaction.for_priming();
+    if context.keep_failed.take().is_some() {
+        // A failed boot here belongs to the shared cache entry, not to a scenario.
+        let _ = transcript.note(
+            started.elapsed(),
+            "--keep-failed: a machine that fails here is not kept (it is the snapshot cache's \
+             shared boot to a start state, not a scenario's run); `harness console --image` \
+             boots the image again, and --attach-on-failure hands this machine over",
+        );
+    }
     let reached = match boot.state {
         StateRecipe::Login(recipe) => {
             runner::reach_login_shell(

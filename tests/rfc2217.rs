@@ -196,3 +196,33 @@ fn no_ser2net_at_all_is_a_clear_error_naming_the_port() {
     );
     tear_down(bench);
 }
+
+#[test]
+fn attach_on_failure_over_rfc2217_hands_the_board_to_the_terminal() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let profile = bench.profile("10s");
+    let server = Ser2net::start(bench.device(), bench.dir());
+    let url = server.url();
+    let transcripts = bench.dir().join("transcripts");
+    let scenario = bench.dir().join("fails-over-rfc2217.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"fails-over-rfc2217\"\nstart = \"login\"\ntimeout = \"3m\"\n[[steps]]\nrun = \"false\"\n",
+    )
+    .unwrap();
+    let mut args = run_args(&url, &profile, &transcripts, &scenario);
+    args.push(OsStr::new("--attach-on-failure"));
+    let mut terminal = r2s_tests::terminal::AtTerminal::spawn(&args, &[]);
+    terminal.expect("fails-over-rfc2217: step 1 failed: ", LIMIT);
+    terminal.expect("press Ctrl-] to leave", Duration::from_secs(10));
+    // Typed through ser2net and the UART, answered by the board's shell.
+    terminal.type_keys(b"echo over-rfc2217-$((6*7))\r");
+    terminal.expect("over-rfc2217-42", Duration::from_secs(30));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{shown}");
+    assert!(shown.contains("FAIL  fails-over-rfc2217"), "{shown}");
+    assert_eq!(bench.observed().power_log.last().map(String::as_str), Some("off"));
+    drop(server);
+    tear_down(bench);
+}

@@ -90,6 +90,14 @@ fn console_from(dir: &Path, state: &str) -> (AtTerminal, std::path::PathBuf) {
     (terminal, tmp)
 }
 
+/// `harness states` with the snapshot cache option `cache` (`--snapshot-cache DIR`).
+fn states(cache: &[&str; 2]) -> Finished {
+    run_harness(
+        &[OsStr::new("states"), OsStr::new(cache[0]), OsStr::new(cache[1])],
+        Duration::from_secs(30),
+    )
+}
+
 #[test]
 fn console_from_login_is_a_root_shell_of_the_image_thrown_away_on_leaving() {
     let dir = temp_dir();
@@ -115,6 +123,20 @@ fn console_from_login_is_a_root_shell_of_the_image_thrown_away_on_leaving() {
         log.contains("interactive session ends: left with Ctrl-]"),
         "{log}"
     );
+}
+
+#[test]
+fn keys_typed_while_console_from_starts_reach_the_restored_shell() {
+    let dir = temp_dir();
+    let (mut terminal, tmp) = console_from(dir.path(), "login");
+    // Typed at once, as a person types while the machine is restored.
+    terminal.type_keys(b"echo ahead-$((6*7))\r");
+    terminal.expect(HANDED_OVER, LIMIT);
+    terminal.expect("ahead-42", Duration::from_secs(30));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert_nothing_left_running(&tmp, &shown);
 }
 
 #[test]
@@ -482,10 +504,7 @@ fn keep_failed_saves_the_failed_machine_which_states_lists_and_console_reopens()
         "{log}"
     );
 
-    let listed = run_harness(
-        &[OsStr::new("states"), OsStr::new(cache[0]), OsStr::new(cache[1])],
-        Duration::from_secs(30),
-    );
+    let listed = states(&cache);
     assert_eq!(listed.code(), Some(0), "{}", listed.explain());
     assert!(listed.stdout.contains("failed-keeps  "), "{}", listed.explain());
     assert!(
@@ -496,25 +515,60 @@ fn keep_failed_saves_the_failed_machine_which_states_lists_and_console_reopens()
         listed.explain()
     );
 
-    let tmp = run_tmp(dir.path());
-    let mut terminal = AtTerminal::spawn(
-        &[
-            OsStr::new("console"),
-            OsStr::new("--image"),
-            image.as_os_str(),
-            OsStr::new("--from"),
-            OsStr::new("failed-keeps"),
-            OsStr::new(cache[0]),
-            OsStr::new(cache[1]),
-            OsStr::new("--transcripts"),
-            dir.path().join("console").as_os_str(),
-        ],
-        &[("TMPDIR", tmp.as_os_str())],
-    );
+    // The same snapshot cache, DIR/snapshots.
+    let (mut terminal, tmp) = console_from(dir.path(), "failed-keeps");
     terminal.expect("Press Ctrl-] to leave.", LIMIT);
     // The machine as the failure left it: the file its first step wrote is there.
     terminal.type_keys(b"cat /tmp/at-failure\r");
     terminal.expect("left-by-the-scenario", Duration::from_secs(30));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert_nothing_left_running(&tmp, &shown);
+}
+
+#[test]
+fn a_kept_machine_of_a_network_scenario_reopens_with_its_nics_and_the_oldest_kept_is_evicted() {
+    let dir = temp_dir();
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let snapshots = dir.path().join("snapshots");
+    let cache = ["--snapshot-cache", snapshots.to_str().unwrap()];
+    let keep = ["--keep-failed", "--keep-failed-max", "1", cache[0], cache[1]];
+    let fails = |name: &str, network: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!("name = \"{name}\"\nstart = \"login\"\ntimeout = \"5m\"\n{network}[[steps]]\nrun = \"false\"\n"),
+        )
+        .unwrap();
+        let run = run_scenario_file_with(&image, &path, dir.path(), LIMIT, &keep);
+        assert_eq!(run.code(), Some(1), "{}", run.explain());
+    };
+    fails("plain-keeps", "");
+    fails("net-keeps", "[network]\nforward = [\"tcp:22\"]\n");
+    let log = std::fs::read_to_string(dir.path().join("net-keeps.log")).unwrap();
+    assert!(
+        log.contains("--keep-failed: the oldest kept states were removed (failed-plain-keeps), 1 are kept"),
+        "{log}"
+    );
+    let listed = states(&cache);
+    assert!(
+        listed.stdout.contains("failed-net-keeps  "),
+        "{}",
+        listed.explain()
+    );
+    assert!(
+        !listed.stdout.contains("failed-plain-keeps"),
+        "{}",
+        listed.explain()
+    );
+
+    // The same snapshot cache, DIR/snapshots.
+    let (mut terminal, tmp) = console_from(dir.path(), "failed-net-keeps");
+    terminal.expect("network of the kept machine: ", LIMIT);
+    terminal.expect("PORT_TCP_22=", Duration::from_secs(5));
+    terminal.expect("Press Ctrl-] to leave.", LIMIT);
+    guest_answers(&mut terminal, "kept-with-nics");
     terminal.type_keys(&[0x1d]);
     let (status, shown) = terminal.wait(Duration::from_secs(60));
     assert_eq!(status.code(), Some(0), "{shown}");

@@ -102,15 +102,27 @@ impl Terminal {
     }
 
     /// Waits for the terminal (consoles that asked before hold it first), then holds it: raw,
-    /// keys going to the holder, until the hold is dropped. Keys typed before the hold are
-    /// dropped: they were meant for no console (or for an earlier one, after it was left).
+    /// keys going to the holder, until the hold is dropped. Keys typed before go to the holder
+    /// too: a console the person asked for and typed ahead into.
     pub async fn hold(&self) -> Hold<'_> {
+        self.hold_with(true).await
+    }
+
+    /// [`Terminal::hold`], dropping the keys typed before it: they were meant for no console
+    /// (typed while a run boots, minutes before a failure), or for an earlier one.
+    pub async fn hold_fresh(&self) -> Hold<'_> {
+        self.hold_with(false).await
+    }
+
+    async fn hold_with(&self, keep_typed_ahead: bool) -> Hold<'_> {
         let mut keys = self.keys.lock().await;
         output().held = true;
         let raw = RawTerminal::enter();
-        discard_typed_ahead();
+        if !keep_typed_ahead {
+            discard_typed_ahead();
+        }
         let receiver = keys.get_or_insert_with(stdin_keys);
-        while receiver.try_recv().is_ok() {}
+        while !keep_typed_ahead && receiver.try_recv().is_ok() {}
         Hold { keys, raw: Some(raw) }
     }
 }

@@ -538,6 +538,7 @@ fn interaction(args: &DebugArgs) -> Result<Interaction, String> {
         attach_on_failure: args.attach_on_failure,
         pause_at: args.pause_at.clone(),
         priming: false,
+        keep_typed_ahead: false,
     })
 }
 

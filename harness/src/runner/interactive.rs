@@ -30,6 +30,10 @@ pub struct Interaction {
     /// with a note, since what a person typed would be saved for every scenario that starts
     /// from the state; a failure is still handed over (a failed state is not saved).
     pub priming: bool,
+    /// Keys typed before a hand-over go to it: `harness console --from`, whose hand-over is
+    /// what the person typing waits for. Otherwise they are dropped (typed while a run boots,
+    /// they were meant for no failure minutes later).
+    pub keep_typed_ahead: bool,
 }
 
 impl Interaction {
@@ -195,7 +199,11 @@ async fn attach(s: &mut Session<'_>, interaction: &Interaction, why: &str) -> St
     // From here until the person leaves, the console is theirs: queueing for the terminal
     // behind another scenario's hand-over included.
     let handed = Instant::now();
-    let mut hold = terminal.hold().await;
+    let mut hold = if interaction.keep_typed_ahead {
+        terminal.hold().await
+    } else {
+        terminal.hold_fresh().await
+    };
     hold.say(&format!(
         "{why}. You are at its console; press Ctrl-] to leave and let the run go on."
     ));

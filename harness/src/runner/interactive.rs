@@ -238,6 +238,51 @@ mod tests {
         assert!(named.matches("shell-checks", 2) && !named.matches("boot", 2));
     }
 
+    fn scenario(text: &str) -> Scenario {
+        crate::scenario::parse(text, std::path::Path::new("s.toml")).unwrap()
+    }
+
+    fn at_terminal(pause_at: &[&str]) -> Interaction {
+        Interaction {
+            terminal: Some(Terminal::shared()),
+            pause_at: pause_at.iter().map(|at| at.parse().unwrap()).collect(),
+            ..Interaction::default()
+        }
+    }
+
+    #[test]
+    fn pause_at_a_step_that_runs_is_not_warned_of() {
+        let two_steps = scenario("name = \"a\"\n[[steps]]\nexpect = \"x\"\n[[steps]]\nexpect = \"y\"\n");
+        assert_eq!(
+            interaction_warnings(&at_terminal(&["2", "a:1"]), &[two_steps]),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn pause_at_that_can_never_pause_is_warned_of_with_the_reason() {
+        let saver = scenario(
+            "name = \"saver\"\nstart = \"login\"\n[[steps]]\nrun = \"true\"\n\
+             [[steps]]\nsave_state = \"here\"\n[[steps]]\nrun = \"true\"\n",
+        );
+        let warnings = interaction_warnings(&at_terminal(&["other:1", "4", "saver:2", "saver:3"]), &[saver]);
+        assert_eq!(warnings.len(), 3, "{warnings:#?}");
+        assert!(warnings[0].starts_with("--pause-at other:1: no scenario of this run is named \"other\""));
+        assert!(warnings[1].starts_with("--pause-at 4: step 4 is past the last step (3 at most)"));
+        assert!(warnings[2].starts_with("--pause-at saver:2: with a snapshot cache, steps 1 to 2 of saver"));
+    }
+
+    #[test]
+    fn without_a_terminal_each_pause_step_is_warned_of() {
+        let paused = scenario("name = \"p\"\n[[steps]]\nexpect = \"x\"\n[[steps]]\npause = true\n");
+        let warnings = interaction_warnings(&Interaction::default(), &[paused]);
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(
+            warnings[0].starts_with("no terminal (stdin and stdout): the pause step of p (step 2, s.toml:"),
+            "{warnings:#?}"
+        );
+    }
+
     #[test]
     fn pause_at_refuses_what_is_not_a_step_number() {
         for bad in ["0", "x", ":2", "shell:", "-1", ""] {

@@ -1,9 +1,11 @@
 //! The person's terminal, for the moments the harness hands them a console: `harness console`,
 //! a run that attaches at a failure (`--attach-on-failure`) or pauses before a step (`pause`,
 //! `--pause-at`). Keys come from one reader of stdin for the whole process (a blocking read
-//! cannot be cancelled, so there is only ever one); one console holds the terminal at a time,
-//! the others queue in order; the terminal is raw while held and restored however the hold
-//! ends. While it is held, [`held`] tells the progress line to keep quiet.
+//! cannot be cancelled, so there is only ever one), started by the first hand-over so that
+//! nothing before it competes for stdin; one console holds the terminal at a time, the others
+//! queue in order; the terminal is raw while held and restored however the hold ends. While it
+//! is held, [`held`] tells the progress line to keep quiet and [`write_or_defer`] keeps the
+//! reports' lines until it is let go.
 
 use std::io::{IsTerminal, Write};
 use std::os::fd::AsRawFd;

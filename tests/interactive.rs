@@ -165,9 +165,16 @@ fn attach_on_failure_hands_over_the_failed_machine_and_the_verdict_stands() {
 /// (the failed machine still there), leaves, and checks the verdict (FAIL, exit 1), that
 /// nothing is left running, and that the transcript whose name starts with `log` marks the
 /// interactive part.
-fn attach_after(image: &str, body: &str, banner: &str, log: &str) {
+fn attach_after(image: &str, body: &str, banner: &str, log: &str) -> String {
+    attach_after_with(image, body, &[], banner, log)
+}
+
+/// [`attach_after`] with `options` added; returns the transcript.
+fn attach_after_with(image: &str, body: &str, options: &[&str], banner: &str, log: &str) -> String {
     let dir = temp_dir();
-    let mut terminal = run_image_at_terminal(image, dir.path(), body, &["--attach-on-failure"]);
+    let mut all = vec!["--attach-on-failure"];
+    all.extend(options);
+    let mut terminal = run_image_at_terminal(image, dir.path(), body, &all);
     terminal.expect(banner, LIMIT);
     terminal.expect(HANDED_OVER, Duration::from_secs(10));
     terminal.type_keys(&[0x1d]);
@@ -189,11 +196,12 @@ fn attach_after(image: &str, body: &str, banner: &str, log: &str) {
         log.contains("interactive session ends: left with Ctrl-]"),
         "{log}"
     );
+    log
 }
 
 #[test]
 fn attach_on_failure_hands_over_a_power_on_run_that_timed_out() {
-    attach_after(
+    let _ = attach_after(
         r2s_images::DEFAULT_FIXTURE,
         "timeout = \"5m\"\n[[steps]]\nexpect = \"never printed by this image\"\ntimeout = \"10s\"\n",
         "debug-me: step 1 failed: timeout",
@@ -203,7 +211,7 @@ fn attach_on_failure_hands_over_a_power_on_run_that_timed_out() {
 
 #[test]
 fn attach_on_failure_hands_over_a_power_on_run_a_fatal_line_ended() {
-    attach_after(
+    let _ = attach_after(
         "broken-panic",
         "timeout = \"5m\"\n[[steps]]\nexpect = \"login:\"\n",
         "debug-me: step 1 failed: fatal",
@@ -217,7 +225,7 @@ const LOGIN_BOOT_LOG: &str = "login-snapshot-";
 #[test]
 fn attach_on_failure_hands_over_the_boot_to_a_login_start_that_timed_out() {
     // Too short for the boot to the login state.
-    attach_after(
+    let _ = attach_after(
         r2s_images::DEFAULT_FIXTURE,
         "start = \"login\"\ntimeout = \"2s\"\n[[steps]]\nrun = \"true\"\n",
         "the boot to state login (for the snapshot of a start = \"login\"): reaching the start state failed: timeout",
@@ -227,11 +235,17 @@ fn attach_on_failure_hands_over_the_boot_to_a_login_start_that_timed_out() {
 
 #[test]
 fn attach_on_failure_hands_over_the_boot_to_a_login_start_a_fatal_line_ended() {
-    attach_after(
+    let log = attach_after_with(
         "broken-panic",
         "start = \"login\"\ntimeout = \"5m\"\n[[steps]]\nrun = \"true\"\n",
+        &["--keep-failed"],
         "the boot to state login (for the snapshot of a start = \"login\"): reaching the start state failed: fatal",
         LOGIN_BOOT_LOG,
+    );
+    // The shared boot's machine is not a scenario's to keep; the transcript says so.
+    assert!(
+        log.contains("--keep-failed: this machine is not kept (it is the snapshot cache's shared boot"),
+        "{log}"
     );
 }
 

@@ -354,7 +354,8 @@ pub const LOGIN_BOOT: &str = "the boot to state login (for the snapshot of a sta
 
 /// Boots the console from power-on with the board's default entry and logs in with `recipe`,
 /// leaving it at a shell prompt: the state a `start = "login"` snapshot captures. Fails after
-/// `timeout`, or at once on a fatal pattern; the verdict says which.
+/// `timeout`, or at once on a fatal pattern; the verdict says which. A failure is handed to a
+/// person first when `ctx` asks (`--attach-on-failure`), as [`LOGIN_BOOT`].
 pub async fn reach_login_shell(
     console: &mut Console,
     transcript: &mut Transcript,

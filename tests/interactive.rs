@@ -161,6 +161,22 @@ fn attach_on_failure_hands_over_the_failed_machine_and_the_verdict_stands() {
     assert!(log[begins..].contains("after-failure-42"), "{log}");
 }
 
+#[test]
+fn time_at_a_failed_machine_is_not_in_the_scenarios_reported_duration() {
+    let dir = temp_dir();
+    let body = "start = \"login\"\ntimeout = \"5m\"\n[[steps]]\nrun = \"false\"\n";
+    let mut terminal = run_at_terminal(dir.path(), body, &["--attach-on-failure"]);
+    terminal.expect(HANDED_OVER, LIMIT);
+    std::thread::sleep(Duration::from_secs(10));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{shown}");
+    let timings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("debug-me.timings.json")).unwrap()).unwrap();
+    let total = timings["total"].as_f64().unwrap();
+    assert!(total < 10.0, "the person's 10 s were counted: {timings}");
+}
+
 /// Runs `body` on `image` with `--attach-on-failure`, waits for the hand-over `banner` says
 /// (the failed machine still there), leaves, and checks the verdict (FAIL, exit 1), that
 /// nothing is left running, and that the transcript whose name starts with `log` marks the

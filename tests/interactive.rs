@@ -162,6 +162,34 @@ fn attach_on_failure_hands_over_the_failed_machine_and_the_verdict_stands() {
 }
 
 #[test]
+fn time_at_a_pause_step_does_not_count_against_the_scenarios_timeout() {
+    let dir = temp_dir();
+    // The login entry built first, so that the scenario's own short timeout covers only the
+    // restore, the pause and its step.
+    let warm = dir.path().join("warm.toml");
+    std::fs::write(
+        &warm,
+        "name = \"warm\"\nstart = \"login\"\ntimeout = \"5m\"\n[[steps]]\nrun = \"true\"\n",
+    )
+    .unwrap();
+    let snapshots = dir.path().join("snapshots");
+    let image = fixture(r2s_images::DEFAULT_FIXTURE);
+    let cache = ["--snapshot-cache", snapshots.to_str().unwrap()];
+    let run = run_scenario_file_with(&image, &warm, dir.path(), LIMIT, &cache);
+    assert_eq!(run.code(), Some(0), "{}", run.explain());
+    let body = "start = \"login\"\ntimeout = \"20s\"\n[[steps]]\npause = true\n\
+                [[steps]]\nrun = \"echo after-the-pause\"\n";
+    let mut terminal = run_at_terminal(dir.path(), body, &[]);
+    terminal.expect(HANDED_OVER, LIMIT);
+    // Longer than the whole scenario's limit.
+    std::thread::sleep(Duration::from_secs(25));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert!(shown.contains("PASS  debug-me"), "{shown}");
+}
+
+#[test]
 fn time_at_a_failed_machine_is_not_in_the_scenarios_reported_duration() {
     let dir = temp_dir();
     let body = "start = \"login\"\ntimeout = \"5m\"\n[[steps]]\nrun = \"false\"\n";

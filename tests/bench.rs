@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use r2s_tests::bench::{BenchCommand, VirtualBench};
+use r2s_tests::bench::{serial_run_args, BenchCommand, VirtualBench};
 use r2s_tests::pty::Pty;
 use r2s_tests::*;
 
@@ -15,25 +15,7 @@ const LIMIT: Duration = Duration::from_secs(180);
 
 /// `harness run --serial DEV --board PROFILE --transcripts DIR SCENARIO` to completion.
 fn run_serial(device: &Path, board: &Path, transcripts: &Path, scenario: &Path) -> Finished {
-    run_harness(&serial_args(device, board, transcripts, scenario), LIMIT)
-}
-
-fn serial_args<'a>(
-    device: &'a Path,
-    board: &'a Path,
-    transcripts: &'a Path,
-    scenario: &'a Path,
-) -> Vec<&'a OsStr> {
-    vec![
-        OsStr::new("run"),
-        OsStr::new("--serial"),
-        device.as_os_str(),
-        OsStr::new("--board"),
-        board.as_os_str(),
-        OsStr::new("--transcripts"),
-        transcripts.as_os_str(),
-        scenario.as_os_str(),
-    ]
+    run_harness(&serial_run_args(device, board, transcripts, scenario), LIMIT)
 }
 
 /// A board the test plays itself: a pseudo-terminal behind a stable link, and a profile for it.
@@ -88,8 +70,12 @@ impl ScriptedBoard {
     /// transcript right after opening it).
     fn start(&self, scenario: &Path, transcripts: &Path) -> Started {
         let at = Instant::now();
-        let (child, command) =
-            spawn_harness(&serial_args(&self.device, &self.profile, transcripts, scenario));
+        let (child, command) = spawn_harness(&serial_run_args(
+            &self.device,
+            &self.profile,
+            transcripts,
+            scenario,
+        ));
         let stem = scenario.file_stem().unwrap().to_string_lossy();
         wait_for_file(&transcripts.join(format!("{stem}.log")), Duration::from_secs(10));
         Started { child, command, at }
@@ -120,15 +106,6 @@ fn scenario_file(dir: &Path, name: &str, steps: &[(&str, &str)]) -> std::path::P
     path
 }
 
-/// Drops the bench and checks that every QEMU it started is gone.
-fn tear_down(bench: VirtualBench) {
-    let pids = bench.observed().all_qemu_pids;
-    drop(bench);
-    for pid in pids {
-        assert!(!process_alive(pid), "QEMU {pid} outlived the bench");
-    }
-}
-
 #[test]
 fn boot_to_login_passes_through_the_serial_target_with_power_by_command() {
     let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
@@ -148,7 +125,7 @@ fn boot_to_login_passes_through_the_serial_target_with_power_by_command() {
     let log = std::fs::read_to_string(transcripts.join("boot-to-login.log")).unwrap();
     assert!(log.contains("-- power on: "), "{log}");
     assert!(log.contains("-- power off: "), "{log}");
-    tear_down(bench);
+    bench.tear_down();
 }
 
 #[test]
@@ -178,14 +155,14 @@ fn login_and_run_on_the_bench(image: &Path, extra: &[&OsStr]) -> Finished {
     let profile = bench.profile("10s");
     let transcripts = bench.dir().join("transcripts");
     let scenario = scenario("login-and-run");
-    let mut args = serial_args(bench.device(), &profile, &transcripts, &scenario);
+    let mut args = serial_run_args(bench.device(), &profile, &transcripts, &scenario);
     // The image on the card tells the hostname the scenario expects.
     args.extend([OsStr::new("--image"), image.as_os_str()]);
     args.extend_from_slice(extra);
     let run = run_harness(&args, LIMIT);
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     assert!(run.stdout.contains("PASS  login-and-run  "), "{}", run.explain());
-    tear_down(bench);
+    bench.tear_down();
     run
 }
 
@@ -196,7 +173,7 @@ fn without_the_image_a_scenario_that_needs_its_values_is_skipped_on_a_board_sayi
     let dir = bench.dir().to_owned();
     let junit = dir.join("junit.xml");
     let scenario = scenario("login-and-run");
-    let mut args = serial_args(bench.device(), &profile, &dir, &scenario);
+    let mut args = serial_run_args(bench.device(), &profile, &dir, &scenario);
     args.extend([OsStr::new("--junit"), junit.as_os_str()]);
     let run = run_harness(&args, LIMIT);
     assert_eq!(run.code(), Some(0), "{}", run.explain());
@@ -225,7 +202,7 @@ fn without_the_image_a_scenario_that_needs_its_values_is_skipped_on_a_board_sayi
         "{:?}",
         bench.observed().power_log
     );
-    tear_down(bench);
+    bench.tear_down();
 }
 
 #[test]
@@ -240,7 +217,12 @@ fn console_unplugged_mid_boot_and_plugged_back_is_reopened_and_the_gap_noted() {
         &[("U-Boot 20", "1m"), ("login:", "2m")],
     );
     let started = Instant::now();
-    let (child, command) = spawn_harness(&serial_args(bench.device(), &profile, &transcripts, &scenario));
+    let (child, command) = spawn_harness(&serial_run_args(
+        bench.device(),
+        &profile,
+        &transcripts,
+        &scenario,
+    ));
     let log = transcripts.join("survives-replug.log");
     wait_for_console(&log.with_extension("raw"), "U-Boot 20", Duration::from_secs(60));
     bench.command(BenchCommand::Unplug).unwrap();
@@ -258,7 +240,7 @@ fn console_unplugged_mid_boot_and_plugged_back_is_reopened_and_the_gap_noted() {
         text.contains(&format!("-- console device {device} is back after ")),
         "{text}"
     );
-    tear_down(bench);
+    bench.tear_down();
 }
 
 #[test]
@@ -284,7 +266,7 @@ fn kernel_panic_on_the_console_fails_within_two_seconds_of_the_line() {
         "the run failed {reaction:.2}s after the panic\n{}",
         run.explain()
     );
-    tear_down(bench);
+    bench.tear_down();
 }
 
 #[test]
@@ -293,7 +275,7 @@ fn qemu_is_gone_when_the_bench_is() {
     bench.command(BenchCommand::On).unwrap();
     let pid = bench.observed().qemu_pid.expect("QEMU started");
     assert!(process_alive(pid));
-    tear_down(bench);
+    bench.tear_down();
 }
 
 #[test]
@@ -633,7 +615,7 @@ fn a_board_already_at_a_shell_is_kept_for_the_next_login_start_scenario() {
     .unwrap();
     let transcripts = bench.dir().join("transcripts");
     let image = fixture(r2s_images::DEFAULT_FIXTURE);
-    let mut args = serial_args(bench.device(), &profile, &transcripts, &first);
+    let mut args = serial_run_args(bench.device(), &profile, &transcripts, &first);
     args.extend([second.as_os_str(), OsStr::new("--image"), image.as_os_str()]);
     let run = run_harness(&args, LIMIT);
     assert_eq!(run.code(), Some(0), "{}", run.explain());
@@ -649,7 +631,7 @@ fn a_board_already_at_a_shell_is_kept_for_the_next_login_start_scenario() {
         "{second_log}"
     );
     assert!(!second_log.contains("-- power on: "), "{second_log}");
-    tear_down(bench);
+    bench.tear_down();
 }
 
 #[test]
@@ -659,12 +641,12 @@ fn menu_by_label_on_a_board_reads_the_labels_from_the_image_given() {
     let profile = bench.profile("10s");
     let transcripts = bench.dir().join("transcripts");
     let menu = scenario("extlinux-menu");
-    let mut args = serial_args(bench.device(), &profile, &transcripts, &menu);
+    let mut args = serial_run_args(bench.device(), &profile, &transcripts, &menu);
     args.extend([OsStr::new("--image"), image.as_os_str()]);
     let run = run_harness(&args, LIMIT);
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     assert!(run.stdout.contains("PASS  extlinux-menu  "), "{}", run.explain());
-    tear_down(bench);
+    bench.tear_down();
 }
 
 #[test]
@@ -678,7 +660,7 @@ fn attach_on_failure_on_a_serial_board_hands_its_uart_to_the_terminal() {
         "name = \"fails-on-board\"\nstart = \"login\"\ntimeout = \"3m\"\n[[steps]]\nrun = \"false\"\n",
     )
     .unwrap();
-    let mut args = serial_args(bench.device(), &profile, &transcripts, &scenario);
+    let mut args = serial_run_args(bench.device(), &profile, &transcripts, &scenario);
     args.push(OsStr::new("--attach-on-failure"));
     let mut terminal = r2s_tests::terminal::AtTerminal::spawn(&args, &[]);
     terminal.expect("fails-on-board: step 1 failed: ", LIMIT);
@@ -692,5 +674,5 @@ fn attach_on_failure_on_a_serial_board_hands_its_uart_to_the_terminal() {
     assert!(shown.contains("FAIL  fails-on-board"), "{shown}");
     // The board is powered off after the person left, as after any run.
     assert_eq!(bench.observed().power_log.last().map(String::as_str), Some("off"));
-    tear_down(bench);
+    bench.tear_down();
 }

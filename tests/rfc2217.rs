@@ -6,29 +6,11 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use r2s_tests::bench::VirtualBench;
+use r2s_tests::bench::{serial_run_args, VirtualBench};
 use r2s_tests::ser2net::Ser2net;
 use r2s_tests::*;
 
 const LIMIT: Duration = Duration::from_secs(180);
-
-fn run_args<'a>(
-    url: &'a str,
-    profile: &'a Path,
-    transcripts: &'a Path,
-    scenario: &'a Path,
-) -> Vec<&'a OsStr> {
-    vec![
-        OsStr::new("run"),
-        OsStr::new("--serial"),
-        OsStr::new(url),
-        OsStr::new("--board"),
-        profile.as_os_str(),
-        OsStr::new("--transcripts"),
-        transcripts.as_os_str(),
-        scenario.as_os_str(),
-    ]
-}
 
 /// A scenario file in `dir`: `steps` are `(expect, timeout)` pairs.
 fn scenario_file(dir: &Path, name: &str, steps: &[(&str, &str)]) -> PathBuf {
@@ -43,15 +25,6 @@ fn scenario_file(dir: &Path, name: &str, steps: &[(&str, &str)]) -> PathBuf {
     path
 }
 
-/// Drops the bench and checks that every QEMU it started is gone.
-fn tear_down(bench: VirtualBench) {
-    let pids = bench.observed().all_qemu_pids;
-    drop(bench);
-    for pid in pids {
-        assert!(!process_alive(pid), "QEMU {pid} outlived the bench");
-    }
-}
-
 /// Runs the shipped scenario `name` over ser2net on a fresh bench with `-v`: it passes, its
 /// transcript names the port and the line rate, the debug log shows the RFC 2217 negotiation,
 /// and the password typed (if any) is in neither output stream.
@@ -63,7 +36,7 @@ fn passes_over_ser2net(name: &str) {
     let url = server.url();
     let transcripts = bench.dir().join("transcripts");
     let scenario = scenario(name);
-    let mut args = run_args(&url, &profile, &transcripts, &scenario);
+    let mut args = serial_run_args(&url, &profile, &transcripts, &scenario);
     // The image on the card tells the values the shipped scenarios expect (its hostname).
     args.extend([OsStr::new("--image"), image.as_os_str(), OsStr::new("-v")]);
     let run = run_harness(&args, LIMIT);
@@ -89,7 +62,7 @@ fn passes_over_ser2net(name: &str) {
         run.explain()
     );
     drop(server);
-    tear_down(bench);
+    bench.tear_down();
 }
 
 #[test]
@@ -123,7 +96,7 @@ fn start_past_uboot(
     let scenario = scenario_file(bench.dir(), name, &[("U-Boot 20", "1m"), ("login:", "2m")]);
     let started = Instant::now();
     let url = server.url();
-    let (child, command) = spawn_harness(&run_args(&url, &profile, &transcripts, &scenario));
+    let (child, command) = spawn_harness(&serial_run_args(&url, &profile, &transcripts, &scenario));
     let log = transcripts.join(format!("{name}.log"));
     wait_for_console(&log.with_extension("raw"), "U-Boot 20", Duration::from_secs(60));
     PastUboot {
@@ -153,7 +126,7 @@ fn ser2net_restarted_mid_boot_is_reconnected_and_the_gap_noted() {
         "{text}"
     );
     drop(server);
-    tear_down(bench);
+    bench.tear_down();
 }
 
 #[test]
@@ -173,7 +146,7 @@ fn ser2net_gone_for_good_fails_with_console_connection_gone() {
     );
     // The board was powered off all the same.
     assert_eq!(bench.observed().power_log, ["off", "on", "off"]);
-    tear_down(bench);
+    bench.tear_down();
 }
 
 #[test]
@@ -183,7 +156,7 @@ fn no_ser2net_at_all_is_a_clear_error_naming_the_port() {
     let url = format!("rfc2217://127.0.0.1:{}", r2s_tests::ser2net::free_port());
     let transcripts = bench.dir().join("transcripts");
     let run = run_harness(
-        &run_args(&url, &profile, &transcripts, &scenario("boot-to-login")),
+        &serial_run_args(&url, &profile, &transcripts, &scenario("boot-to-login")),
         LIMIT,
     );
     assert_eq!(run.code(), Some(2), "{}", run.explain());
@@ -194,5 +167,35 @@ fn no_ser2net_at_all_is_a_clear_error_naming_the_port() {
         "{}",
         run.explain()
     );
-    tear_down(bench);
+    bench.tear_down();
+}
+
+#[test]
+fn attach_on_failure_over_rfc2217_hands_the_board_to_the_terminal() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let profile = bench.profile("10s");
+    let server = Ser2net::start(bench.device(), bench.dir());
+    let url = server.url();
+    let transcripts = bench.dir().join("transcripts");
+    let scenario = bench.dir().join("fails-over-rfc2217.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"fails-over-rfc2217\"\nstart = \"login\"\ntimeout = \"3m\"\n[[steps]]\nrun = \"false\"\n",
+    )
+    .unwrap();
+    let mut args = serial_run_args(&url, &profile, &transcripts, &scenario);
+    args.push(OsStr::new("--attach-on-failure"));
+    let mut terminal = r2s_tests::terminal::AtTerminal::spawn(&args, &[]);
+    terminal.expect("fails-over-rfc2217: step 1 failed: ", LIMIT);
+    terminal.expect("press Ctrl-] to leave", Duration::from_secs(10));
+    // Typed through ser2net and the UART, answered by the board's shell.
+    terminal.type_keys(b"echo over-rfc2217-$((6*7))\r");
+    terminal.expect("over-rfc2217-42", Duration::from_secs(30));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{shown}");
+    assert!(shown.contains("FAIL  fails-over-rfc2217"), "{shown}");
+    assert_eq!(bench.observed().power_log.last().map(String::as_str), Some("off"));
+    drop(server);
+    bench.tear_down();
 }

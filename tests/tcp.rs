@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use r2s_tests::bench::VirtualBench;
+use r2s_tests::bench::{serial_run_args, VirtualBench};
 use r2s_tests::*;
 
 const LIMIT: Duration = Duration::from_secs(180);
@@ -76,19 +76,8 @@ fn boot_to_login_passes_over_a_raw_tcp_console_with_power_by_command() {
     let server = SerialServer::start(bench.device());
     let url = server.url();
     let transcripts = bench.dir().join("transcripts");
-    let run = run_harness(
-        &[
-            OsStr::new("run"),
-            OsStr::new("--serial"),
-            OsStr::new(&url),
-            OsStr::new("--board"),
-            profile.as_os_str(),
-            OsStr::new("--transcripts"),
-            transcripts.as_os_str(),
-            scenario("boot-to-login").as_os_str(),
-        ],
-        LIMIT,
-    );
+    let scenario = scenario("boot-to-login");
+    let run = run_harness(&serial_run_args(&url, &profile, &transcripts, &scenario), LIMIT);
     assert_eq!(run.code(), Some(0), "{}", run.explain());
     assert!(run.stdout.contains("PASS  boot-to-login  "), "{}", run.explain());
     // Off then on at the start, off at the end, as on a UART.
@@ -97,9 +86,36 @@ fn boot_to_login_passes_over_a_raw_tcp_console_with_power_by_command() {
     let log = std::fs::read_to_string(transcripts.join("boot-to-login.log")).unwrap();
     let said = format!("-- board virtual-bench on {url} at 1500000 baud 8N1");
     assert!(log.contains(&said), "{log}");
-    let pids = bench.observed().all_qemu_pids;
-    drop(bench);
-    for pid in pids {
-        assert!(!process_alive(pid), "QEMU {pid} outlived the bench");
-    }
+    bench.tear_down();
+}
+
+#[test]
+fn attach_on_failure_over_a_raw_tcp_console_hands_the_board_to_the_terminal() {
+    let bench = VirtualBench::new(&fixture(r2s_images::DEFAULT_FIXTURE));
+    let profile = bench.profile("10s");
+    let server = SerialServer::start(bench.device());
+    let url = server.url();
+    let transcripts = bench.dir().join("transcripts");
+    let scenario = bench.dir().join("fails-over-tcp.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"fails-over-tcp\"\nstart = \"login\"\ntimeout = \"3m\"\n[[steps]]\nrun = \"false\"\n",
+    )
+    .unwrap();
+    let mut args = serial_run_args(&url, &profile, &transcripts, &scenario);
+    args.push(OsStr::new("--attach-on-failure"));
+    let mut terminal = r2s_tests::terminal::AtTerminal::spawn(&args, &[]);
+    terminal.expect("fails-over-tcp: step 1 failed: ", LIMIT);
+    terminal.expect("press Ctrl-] to leave", Duration::from_secs(10));
+    // Typed through the TCP connection and the UART, answered by the board's shell.
+    terminal.type_keys(b"echo over-tcp-$((6*7))\r");
+    terminal.expect("over-tcp-42", Duration::from_secs(30));
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{shown}");
+    assert!(shown.contains("FAIL  fails-over-tcp"), "{shown}");
+    assert_eq!(bench.observed().power_log.last().map(String::as_str), Some("off"));
+    let log = std::fs::read_to_string(transcripts.join("fails-over-tcp.log")).unwrap();
+    assert!(log.contains("over-tcp-42"), "{log}");
+    bench.tear_down();
 }

@@ -174,6 +174,35 @@ impl VirtualBench {
     pub fn observed(&self) -> Observed {
         self.state.lock().unwrap().clone()
     }
+
+    /// Drops the bench and checks that every QEMU it started is gone.
+    pub fn tear_down(self) {
+        let pids = self.observed().all_qemu_pids;
+        drop(self);
+        for pid in pids {
+            assert!(!crate::process_alive(pid), "QEMU {pid} outlived the bench");
+        }
+    }
+}
+
+/// `harness run --serial SERIAL --board PROFILE --transcripts DIR SCENARIO`: SERIAL a device or
+/// a URL (`tcp://`, `rfc2217://`).
+pub fn serial_run_args<'a>(
+    serial: &'a (impl AsRef<std::ffi::OsStr> + ?Sized),
+    board: &'a Path,
+    transcripts: &'a Path,
+    scenario: &'a Path,
+) -> Vec<&'a std::ffi::OsStr> {
+    vec![
+        std::ffi::OsStr::new("run"),
+        std::ffi::OsStr::new("--serial"),
+        serial.as_ref(),
+        std::ffi::OsStr::new("--board"),
+        board.as_os_str(),
+        std::ffi::OsStr::new("--transcripts"),
+        transcripts.as_os_str(),
+        scenario.as_os_str(),
+    ]
 }
 
 impl Drop for VirtualBench {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, FromArgMatches};
 use r2s_harness::image::facts::ImageFacts;
 use r2s_harness::runner::{Interaction, Verdict};
-use r2s_harness::scenario;
+use r2s_harness::scenario::{self, Forward, NetworkSpec};
 use r2s_harness::snapshot::kept::{KeptStates, KEPT_PREFIX, KEPT_TAG};
 use r2s_harness::suite::{self, Reporters};
 use r2s_harness::targets::NoLog;
@@ -81,6 +81,8 @@ pub async fn console_from(args: &ConsoleArgs, image: &Path, state: &str) -> u8 {
     suite.context.autologin = facts.as_ref().and_then(|f| f.autologin.clone());
     suite.context.interaction = Interaction {
         terminal: Some(Terminal::shared()),
+        // What the person types while the machine is restored is for its shell.
+        keep_typed_ahead: true,
         ..Interaction::default()
     };
     eprintln!(
@@ -153,6 +155,29 @@ async fn console_from_kept(args: &ConsoleArgs, run: &RunArgs, name: &str) -> u8 
         ));
         return EXIT_ERROR;
     }
+    // The machine was saved with the NICs its scenario ran with; it restores only with them.
+    if let Some(forwards) = &kept.meta.network {
+        let spec = match kept_network(forwards) {
+            Ok(spec) => spec,
+            Err(e) => {
+                super::say(format!("kept state {name}: state.json: {e}"));
+                return EXIT_ERROR;
+            }
+        };
+        match target.network() {
+            Some(network) => network.attach(&spec),
+            None => {
+                super::say(format!(
+                    "kept state {name} ran with the board's NICs, and this target has none to restore it with"
+                ));
+                return EXIT_ERROR;
+            }
+        }
+    }
+    let Some(snapshots) = target.snapshots() else {
+        super::say("kept states are QEMU machines; this target cannot restore one");
+        return EXIT_ERROR;
+    };
     let restored = snapshots.start_at(&kept.disks, KEPT_TAG).await;
     let (console, loaded) = match restored {
         Ok(restored) => restored,
@@ -162,6 +187,20 @@ async fn console_from_kept(args: &ConsoleArgs, run: &RunArgs, name: &str) -> u8 
             return EXIT_ERROR;
         }
     };
+    if let Some(network) = target.network() {
+        let shown: Vec<String> = network
+            .access()
+            .variables()
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        if !shown.is_empty() {
+            eprintln!(
+                "harness console: network of the kept machine: {}",
+                shown.join(" ")
+            );
+        }
+    }
     let description = format!(
         "kept state {name} (scenario {}, {})",
         kept.meta.scenario, kept.meta.failure
@@ -170,6 +209,16 @@ async fn console_from_kept(args: &ConsoleArgs, run: &RunArgs, name: &str) -> u8 
     // QEMU is killed and reaped; the kept disks were copied, not written.
     let _ = target.stop(&mut NoLog).await;
     ended
+}
+
+/// The network a kept state records (its forwards, `tcp:22`), read back: untrusted, each
+/// forward checked as a scenario's are.
+fn kept_network(forwards: &[String]) -> Result<NetworkSpec, String> {
+    let forwards = forwards
+        .iter()
+        .map(|text| Forward::parse(text).map_err(|e| format!("network forward {e}")))
+        .collect::<Result<Vec<Forward>, String>>()?;
+    Ok(NetworkSpec { forwards })
 }
 
 /// The scenario of the console: start at `state`, then hand the console over.

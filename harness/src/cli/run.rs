@@ -13,7 +13,7 @@ use r2s_harness::report::json::JsonReporter;
 use r2s_harness::report::junit::JunitReporter;
 use r2s_harness::report::text::TextReporter;
 use r2s_harness::report::timings::TimingsReporter;
-use r2s_harness::runner::{CountdownPolicy, Interaction, RunContext, ScenarioResult};
+use r2s_harness::runner::{interaction_warnings, CountdownPolicy, Interaction, RunContext, ScenarioResult};
 use r2s_harness::scenario;
 use r2s_harness::scenario::filter::{self, NameFilter};
 use r2s_harness::scenario::lg_env::LgEnv;
@@ -187,6 +187,9 @@ pub async fn run(mut args: RunArgs) -> u8 {
         return Unrun::new(&args, &filters, Vec::new(), Vec::new()).report(&args, &message);
     }
     let broken = broken_files(&loaded.broken);
+    for warning in interaction_warnings(&suite.context.interaction, &scenarios) {
+        super::warn(warning);
+    }
     // The card is written, once everything else checked out, before the board is powered on.
     if let Some(image) = &args.flash {
         if let Err(code) = super::flash::flash_before_run(&args, image, args.farm.labgrid()).await {
@@ -531,6 +534,8 @@ fn interaction(args: &DebugArgs) -> Result<Interaction, String> {
         terminal,
         attach_on_failure: args.attach_on_failure,
         pause_at: args.pause_at.clone(),
+        priming: false,
+        keep_typed_ahead: false,
     })
 }
 

@@ -52,15 +52,21 @@ impl Redactor {
         if secret.is_empty() {
             return;
         }
-        if !self.secrets.iter().any(|s| s == secret) {
-            self.secrets.push(secret.to_vec());
-        }
+        self.know(secret);
         self.echo = Some(Echo {
             secret: secret.to_vec(),
             matched: 0,
             interleaved: 0,
             in_other_line: false,
         });
+    }
+
+    /// Makes `secret` known without typing it: any later occurrence is redacted, and no echo
+    /// is expected (a restored shell, where another run typed it).
+    pub fn know(&mut self, secret: &[u8]) {
+        if !secret.is_empty() && !self.secrets.iter().any(|s| s == secret) {
+            self.secrets.push(secret.to_vec());
+        }
     }
 
     /// Whether any secret is known.
@@ -285,6 +291,16 @@ mod tests {
             redacted(b"r2s-fixture", &[b"r2s-fixture\r\n[root@ivy:~]# "]),
             b"[redacted]\r\n[root@ivy:~]# "
         );
+    }
+
+    #[test]
+    fn a_known_secret_never_typed_is_cut_wherever_it_shows_and_nothing_else_is() {
+        let mut r = Redactor::new();
+        r.know(b"hunter2");
+        let mut out = r.filter(b"# echo hun");
+        out.extend(r.filter(b"ter2\r\nhunter3 hunter2\r\n# hun"));
+        out.extend(r.flush());
+        assert_eq!(out, b"# echo [redacted]\r\nhunter3 [redacted]\r\n# hun");
     }
 
     #[test]

@@ -167,13 +167,10 @@ impl TextReporter {
         TextReporter { to_stderr, quiet }
     }
 
+    /// Writes `text`, or keeps it until no console holds the terminal (see
+    /// [`crate::terminal::write_or_defer`]).
     fn write(&self, text: &str) {
-        use std::io::Write as _;
-        let _ = if self.to_stderr {
-            std::io::stderr().write_all(text.as_bytes())
-        } else {
-            std::io::stdout().write_all(text.as_bytes())
-        };
+        crate::terminal::write_or_defer(self.to_stderr, text.as_bytes());
     }
 }
 

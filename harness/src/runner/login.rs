@@ -13,7 +13,7 @@ use super::shell;
 use super::steps::{failed, StepFailure, StepResult};
 use super::{RunContext, Stage};
 use crate::console::Pattern;
-use crate::scenario::{Password, PromptRegex};
+use crate::scenario::{Action, Password, PromptRegex, Scenario, Start};
 
 /// The getty's prompt, matched anywhere in a line: kernel messages may share it.
 const LOGIN_PROMPT: &str = "login: ";
@@ -200,6 +200,48 @@ fn password_value(
             },
         },
     }
+}
+
+/// The passwords `scenario`'s logins would type, as far as they are known before it runs: its
+/// start's recipe's, those of the saved states it starts through (their starts and steps),
+/// its own login steps', and the fixture image's. A restored shell was logged in by another
+/// run, yet a person (or a step) may still make it show one: its records cut them all out.
+pub(super) fn known_secrets(scenario: &Scenario, ctx: &RunContext) -> Vec<String> {
+    let chain = scenario.start.saved_chain();
+    let starts = std::iter::once(&scenario.start).chain(chain.iter().map(|recipe| &recipe.base));
+    let from_starts = starts.filter_map(|start| match start {
+        Start::Login(recipe) => Some(&recipe.password),
+        _ => None,
+    });
+    let steps = scenario
+        .steps
+        .iter()
+        .chain(chain.iter().flat_map(|recipe| recipe.steps.iter()));
+    let from_steps = steps.filter_map(|step| match &step.action {
+        Action::Login { password, .. } => Some(password),
+        _ => None,
+    });
+    secrets_of(from_starts.chain(from_steps), ctx)
+}
+
+/// The values of `passwords` that are known now, and the fixture image's, each once.
+pub(super) fn secrets_of<'p>(
+    passwords: impl IntoIterator<Item = &'p Password>,
+    ctx: &RunContext,
+) -> Vec<String> {
+    let mut known: Vec<String> = passwords
+        .into_iter()
+        .filter_map(|password| match password {
+            Password::None => None,
+            Password::Literal(secret) => Some(secret.expose().to_owned()),
+            Password::Env(name) => std::env::var(name).ok(),
+        })
+        .chain(ctx.fallback_password.clone())
+        .filter(|secret| !secret.is_empty())
+        .collect();
+    known.sort();
+    known.dedup();
+    known
 }
 
 /// Where a refused password came from, for the report (never the password itself).

@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use countdown::{CountdownPolicy, Countdowns, SkippedWait};
-pub use interactive::{Interaction, PauseAt};
+pub use interactive::{interaction_warnings, Interaction, PauseAt};
 pub use outcome::{secs, FailReason, Failure, Origin, ScenarioResult, StageTiming, Verdict};
 pub use root_disk::AbsentRoot;
 pub use session::{ConsoleState, Session};
@@ -203,6 +203,7 @@ pub async fn run_scenario_at(
 ) -> RunOutput {
     let mut session = Session::new(console, transcript, observer, watches_for(scenario, &at, ctx));
     session.scenario = scenario.name.clone();
+    session.know_secrets(login::known_secrets(scenario, ctx));
     session.pacing = ctx.pacing;
     session.board_console = ctx.board_console.clone();
     if let Some(prompt) = &ctx.uboot_prompt {
@@ -221,6 +222,8 @@ pub async fn run_scenario_at(
         }
         ConsoleAt::Restored { console, steps_done } => {
             session.set_first_stage(RESTORE_STAGE);
+            // The login that typed the password was another run's.
+            session.redact_known_secrets();
             if console == ConsoleState::UbootPrompt {
                 // Past the autoboot countdown already; the menu's may still come.
                 let mut countdowns = Countdowns::for_steps(
@@ -262,11 +265,14 @@ pub async fn run_scenario_at(
         if let Some(stage) = &step.stage {
             session.enter_stage(Stage::named(stage));
         }
+        let paused = interactive::pause_at(&mut session, &ctx.interaction, &scenario.name, i + 1).await;
+        // A person's time at the console (this pause, earlier ones, `pause` steps) counts
+        // against neither the step's limit nor the scenario's: both start after it.
+        let scenario_deadline = scenario_deadline + session.person_time();
         let deadline = match step.timeout {
             Some(t) => scenario_deadline.min(Instant::now() + t),
             None => scenario_deadline,
         };
-        let paused = interactive::pause_at(&mut session, &ctx.interaction, &scenario.name, i + 1).await;
         session.note(&format!("step {}: {}", i + 1, step.describe()));
         session.observer().step_started(i + 1, &step.describe());
         let performed = match paused {
@@ -312,10 +318,11 @@ pub async fn run_scenario_at(
             detail.push_str(&format!("; {why}"));
         }
     }
+    // The run ends where it failed: the time a person then spends at the console is theirs.
+    let end = session.run_time();
     if let Verdict::Fail(failure) = &verdict {
         interactive::at_failure(&mut session, &ctx.interaction, &scenario.name, failure).await;
     }
-    let end = session.elapsed();
     if let Verdict::Fail(failure) = &mut verdict {
         let root = root_disk::missing_root_hint(ctx, failure, &session.recent_lines());
         failure.hint = match (session.fatal_hint().map(str::to_owned), root) {
@@ -352,9 +359,13 @@ pub async fn run_scenario_at(
     out
 }
 
+/// What a person handed the console of a failed [`reach_login_shell`] is told it is.
+pub const LOGIN_BOOT: &str = "the boot to state login (for the snapshot of a start = \"login\")";
+
 /// Boots the console from power-on with the board's default entry and logs in with `recipe`,
 /// leaving it at a shell prompt: the state a `start = "login"` snapshot captures. Fails after
-/// `timeout`, or at once on a fatal pattern; the verdict says which.
+/// `timeout`, or at once on a fatal pattern; the verdict says which. A failure is handed to a
+/// person first when `ctx` asks (`--attach-on-failure`), as [`LOGIN_BOOT`].
 pub async fn reach_login_shell(
     console: &mut Console,
     transcript: &mut Transcript,
@@ -367,6 +378,8 @@ pub async fn reach_login_shell(
     watches.extend(ctx.absent_root.as_ref().map(AbsentRoot::watch));
     watches.extend(stage_markers());
     let mut session = Session::new(console, transcript, observer, watches);
+    session.scenario = LOGIN_BOOT.to_owned();
+    session.know_secrets(login::secrets_of([&recipe.password], ctx));
     session.pacing = ctx.pacing;
     session.board_console = ctx.board_console.clone();
     if let Some(prompt) = &ctx.uboot_prompt {
@@ -375,7 +388,7 @@ pub async fn reach_login_shell(
     session.skip_countdowns(Countdowns::for_boot(&ctx.countdowns));
     let deadline = Instant::now() + timeout;
     let result = login_with(&mut session, recipe, ctx, deadline).await;
-    let end = session.elapsed();
+    let end = session.run_time();
     let start = if result.is_ok() {
         StartReached::Yes
     } else {
@@ -388,7 +401,7 @@ pub async fn reach_login_shell(
         }
         Err(failure) => {
             session.note(&format!("FAIL: {}", failure.reason));
-            Verdict::Fail(Failure {
+            let failure = Failure {
                 step: 0,
                 step_description: format!("login as {}", recipe.user),
                 expected: failure.expected,
@@ -396,7 +409,10 @@ pub async fn reach_login_shell(
                 at: end,
                 stage: session.stage().clone(),
                 hint: session.fatal_hint().map(str::to_owned),
-            })
+            };
+            // The boot a snapshot start waits for failed: this is the machine it failed on.
+            interactive::at_failure(&mut session, &ctx.interaction, LOGIN_BOOT, &failure).await;
+            Verdict::Fail(failure)
         }
     };
     output(&session, verdict, start, end)
@@ -437,7 +453,7 @@ pub(super) fn fail(
     failure: steps::StepFailure,
     scenario_limit: bool,
 ) -> Failure {
-    let at = session.elapsed();
+    let at = session.run_time();
     let reason = match failure.reason {
         // Say which limit ran out: the step's own or the whole scenario's.
         FailReason::Timeout { waited } if scenario_limit => {

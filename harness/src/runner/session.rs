@@ -84,8 +84,14 @@ pub struct Session<'a> {
     deferred_fatal: Option<(usize, String, Duration)>,
     /// Skips the boot's countdowns while waiting, until the kernel starts.
     skipper: Option<Skipper>,
+    /// How long a person held the console (a pause, `--pause-at`), waiting for the terminal
+    /// included: time that counts against no deadline and no reported duration.
+    person_time: Duration,
     /// The stages whose countdown was skipped.
     skipped: Vec<(Stage, SkippedWait)>,
+    /// Passwords the scenario's logins type (see [`super::login::known_secrets`]), for the
+    /// parts of a session in which the harness did not type them itself.
+    known_secrets: Vec<String>,
 }
 
 impl<'a> Session<'a> {
@@ -123,6 +129,8 @@ impl<'a> Session<'a> {
             deferred_fatal: None,
             skipper: None,
             skipped: Vec::new(),
+            person_time: Duration::ZERO,
+            known_secrets: Vec::new(),
         }
     }
 
@@ -153,6 +161,23 @@ impl<'a> Session<'a> {
         self.start.elapsed()
     }
 
+    /// Time since power-on less the time a person held the console: what durations, stage
+    /// timings and a failure's time report. The transcript keeps the wall clock
+    /// ([`Session::elapsed`]), so the interactive part shows when it happened.
+    pub fn run_time(&self) -> Duration {
+        self.elapsed().saturating_sub(self.person_time)
+    }
+
+    /// How long a person has held the console so far.
+    pub fn person_time(&self) -> Duration {
+        self.person_time
+    }
+
+    /// Adds `held`, a hand-over's time, to the time the person held the console.
+    pub(super) fn add_person_time(&mut self, held: Duration) {
+        self.person_time += held;
+    }
+
     /// The stage the console is in now.
     pub fn stage(&self) -> &Stage {
         // Never empty: the first stage is there from the start.
@@ -164,13 +189,13 @@ impl<'a> Session<'a> {
         if self.stages.iter().any(|(seen, _)| *seen == stage) {
             return;
         }
-        let at = self.elapsed();
-        let _ = self.transcript.note(at, &format!("stage {stage}"));
+        let _ = self.transcript.note(self.elapsed(), &format!("stage {stage}"));
+        let at = self.run_time();
         self.observer.stage(&stage, at);
         self.stages.push((stage, at));
     }
 
-    /// Stage durations, the last one closed at `end`.
+    /// Stage durations in run time ([`Session::run_time`]), the last one closed at `end`.
     pub fn stage_timings(&self, end: Duration) -> Vec<StageTiming> {
         let mut out = Vec::new();
         for (i, (name, start)) in self.stages.iter().enumerate() {
@@ -253,6 +278,20 @@ impl<'a> Session<'a> {
         self.redactor.arm(secret.as_bytes());
         let typed = format!("{secret}\r");
         self.send(typed.as_bytes(), b"[redacted]\r").await
+    }
+
+    /// The passwords the scenario's logins type, for [`Session::redact_known_secrets`] and the
+    /// interactive part.
+    pub fn know_secrets(&mut self, secrets: Vec<String>) {
+        self.known_secrets = secrets;
+    }
+
+    /// Cuts the known passwords out of everything the console shows from now on: on a restored
+    /// shell, where no login of this session typed them, and when a person takes the console.
+    pub fn redact_known_secrets(&mut self) {
+        for secret in &self.known_secrets {
+            self.redactor.know(secret.as_bytes());
+        }
     }
 
     /// Writes the `n` bytes just read into the transcript, less any typed secret (with a note
@@ -664,7 +703,15 @@ impl<'a> Session<'a> {
     /// prompt redacted. The matcher sees none of it: what they did cannot satisfy or fail a
     /// later step, and a failure's report shows the console as the failure left it.
     pub async fn interact(&mut self, hold: &mut Hold<'_>) -> Result<&'static str, FailReason> {
+        self.redact_known_secrets();
         let mut secrets = PromptedSecrets::new();
+        // What the person types is recorded less the known passwords too (typed at a shell,
+        // not at a prompt: `echo $password`). Held-back keys are released by the next key or
+        // the end, never by time: a slow typist's password would leak a key at a time.
+        let mut typed_filter = Redactor::new();
+        for secret in &self.known_secrets {
+            typed_filter.know(secret.as_bytes());
+        }
         let why = loop {
             let console = &mut *self.console;
             tokio::select! {
@@ -683,7 +730,7 @@ impl<'a> Session<'a> {
                         if !typed.is_empty() {
                             let at = self.elapsed();
                             let (shown, released) = secrets.input(typed);
-                            let _ = self.transcript.input(at, &shown);
+                            let _ = self.transcript.input(at, &typed_filter.filter(&shown));
                             let _ = self.transcript.output(at, &released);
                             write_within(self.console, typed, WRITE_LIMIT).await?;
                         }
@@ -702,7 +749,9 @@ impl<'a> Session<'a> {
             }
             self.record_notices();
         };
-        let _ = self.transcript.output(self.elapsed(), &secrets.flush());
+        let at = self.elapsed();
+        let _ = self.transcript.input(at, &typed_filter.flush());
+        let _ = self.transcript.output(at, &secrets.flush());
         self.matcher.discard_retained();
         self.prompt_ready = false;
         Ok(why)

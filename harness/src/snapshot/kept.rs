@@ -47,6 +47,11 @@ pub struct KeptMeta {
     pub kept_at: u64,
     /// How many disks, `disk0.qcow2` …, in attachment order.
     pub disks: usize,
+    /// The scenario's network, when the machine ran with the board's NICs: the guest ports
+    /// forwarded (`tcp:22`, the `[network]` table's `forward`). A saved machine restores only
+    /// with the devices it was saved with, so the console rebuilds them. Absent: no NICs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Vec<String>>,
 }
 
 /// An image file as it was when a state was kept.
@@ -306,6 +311,7 @@ mod tests {
             image: ImageIdentity::of(image).unwrap(),
             kept_at,
             disks: 1,
+            network: None,
         };
         states.commit(staging, &meta).unwrap()
     }

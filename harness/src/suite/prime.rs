@@ -125,6 +125,8 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
     // Where host and LAN steps reach the machine is known only now that it runs.
     let mut context = boot.context.clone();
     context.net = Network::access(&target);
+    context.interaction = context.interaction.for_priming();
+    let keep_failed = context.keep_failed.take().is_some();
     let reached = match boot.state {
         StateRecipe::Login(recipe) => {
             runner::reach_login_shell(
@@ -186,6 +188,15 @@ pub(super) async fn reach_and_save(boot: PrimingBoot<'_>) -> Result<PrimeOutcome
         }
         // A run the runner made is never skipped; counted as not reaching the state.
         Verdict::Fail(_) | Verdict::Skip(_) | Verdict::Error(_) => {
+            if keep_failed {
+                // The failed boot is the shared cache entry's, not a scenario's.
+                let _ = transcript.note(
+                    started.elapsed(),
+                    "--keep-failed: this machine is not kept (it is the snapshot cache's shared \
+                     boot to a start state, not a scenario's run); `harness console --image` \
+                     boots the image again, and --attach-on-failure hands this machine over",
+                );
+            }
             Ok(PrimeOutcome::BootFailed(Box::new(FailedBoot {
                 output: reached,
                 transcript: log,

@@ -213,6 +213,11 @@ async fn keep_failed_machine(
             image: identity,
             kept_at: kept::now_secs(),
             disks: disks.len(),
+            network: scenario
+                .network
+                .as_ref()
+                .or_else(|| scenario.start.inherited_network())
+                .map(|spec| spec.forwards.iter().map(ToString::to_string).collect()),
         };
         keep.states.commit(staging, &meta).map_err(|e| e.to_string())?;
         keep.states.evict(keep.keep).map_err(|e| e.to_string())

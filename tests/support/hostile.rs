@@ -21,22 +21,33 @@ pub fn copy_of(name: &str, dir: &Path) -> PathBuf {
 /// Runs `debugfs -w` commands on the ext4 filesystem of partition `index` of `image`, in place
 /// (e2fsprogs opens `FILE?offset=N` at that byte offset).
 pub fn debugfs(image: &Path, index: u32, commands: &[&str]) {
-    let table = r2s_harness::image::Table::read(image).unwrap();
-    let partition = table.partition(index).unwrap();
     let dir = temp_dir();
     let script = dir.path().join("commands");
     std::fs::write(&script, commands.join("\n") + "\n").unwrap();
+    debugfs_checked(image, index, &["-w".as_ref(), "-f".as_ref(), script.as_os_str()]);
+}
+
+/// Copies directory `path` of the ext4 filesystem of partition `index` of `image` into host
+/// directory `into` (as `into/<its name>`).
+pub fn debugfs_rdump(image: &Path, index: u32, path: &str, into: &Path) {
+    let request = format!("rdump {path} {}", into.display());
+    debugfs_checked(image, index, &["-R".as_ref(), request.as_ref()]);
+}
+
+/// Runs debugfs with `args` on partition `index` of `image`, asserting it succeeded and said
+/// nothing but its banner on stderr (debugfs exits 0 after a failed command).
+fn debugfs_checked(image: &Path, index: u32, args: &[&std::ffi::OsStr]) {
+    let table = r2s_harness::image::Table::read(image).unwrap();
+    let partition = table.partition(index).unwrap();
     let out = std::process::Command::new("debugfs")
-        .arg("-w")
-        .arg("-f")
-        .arg(&script)
+        .args(args)
         .arg(format!("{}?offset={}", image.display(), partition.offset()))
         .output()
         .expect("debugfs runs (e2fsprogs is installed)");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && !said.lines().skip(1).any(|l| !l.starts_with("debugfs")),
-        "debugfs: {said}"
+        "debugfs {args:?}: {said}"
     );
 }
 

@@ -22,6 +22,7 @@ pub mod ser2net;
 pub mod strip_modules;
 pub mod terminal;
 pub mod vfat;
+pub mod xz_modules;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

@@ -508,3 +508,42 @@ fn a_labgrid_environment_files_shell_driver_gives_the_login_its_prompt_user_and_
     }
     tear_down(farm, bench);
 }
+
+#[test]
+fn attach_on_failure_on_a_place_hands_the_board_to_the_terminal_then_releases_the_place() {
+    let (bench, profile, farm) = bench_farm();
+    let transcripts = bench.dir().join("transcripts");
+    let scenario = bench.dir().join("fails-on-place.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"fails-on-place\"\nstart = \"login\"\ntimeout = \"3m\"\n[[steps]]\nrun = \"false\"\n",
+    )
+    .unwrap();
+    let mut args = place_args(PLACE, &farm, &profile, &transcripts, &scenario);
+    args.push(OsStr::new("--attach-on-failure"));
+    let path = path_with_labgrid();
+    let mut terminal = r2s_tests::terminal::AtTerminal::spawn(&args, &[("PATH", path.as_os_str())]);
+    terminal.expect("fails-on-place: step 1 failed: ", LIMIT);
+    terminal.expect("press Ctrl-] to leave", Duration::from_secs(10));
+    // Typed through the exporter's ser2net and the UART, answered by the board's shell; the
+    // place is still held while a person is at its console.
+    terminal.type_keys(b"echo on-place-$((6*7))\r");
+    terminal.expect("on-place-42", Duration::from_secs(30));
+    assert_ne!(
+        farm.holder(),
+        "None",
+        "the place was released during the hand-over"
+    );
+    terminal.type_keys(&[0x1d]);
+    let (status, shown) = terminal.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{shown}");
+    assert!(shown.contains("FAIL  fails-on-place"), "{shown}");
+    assert_eq!(
+        farm.power_log.lock().unwrap().last().map(String::as_str),
+        Some("off")
+    );
+    assert_eq!(farm.holder(), "None", "the place was not released");
+    let log = std::fs::read_to_string(transcripts.join("fails-on-place.log")).unwrap();
+    assert!(log.contains("on-place-42"), "{log}");
+    tear_down(farm, bench);
+}

@@ -382,7 +382,8 @@ const IMAGE_VARIABLE_FIXTURE: &str = "r2s-large-kernel";
 
 /// `R2S_TEST_IMAGE` naming a `.img.zst` (as `nix build` leaves it) whose kernel is past QEMU's
 /// load addresses: this test binary, run again with the variable set and filtered to the image's
-/// boot-to-login, passes, and its HTML report names the compressed file and the moved addresses.
+/// boot-to-login, passes, and its HTML report names the compressed file and the moved addresses;
+/// with `RUST_LOG=timing=debug` its log shows the timing marks.
 fn image_variable_takes_a_compressed_large_kernel() -> Result<(), Failed> {
     let dir = r2s_harness::scratch::dir("test").map_err(|e| format!("temp dir: {e}"))?;
     let fixture = r2s_images::build(IMAGE_VARIABLE_FIXTURE, &r2s_images::default_cache_dir())
@@ -410,12 +411,18 @@ fn image_variable_takes_a_compressed_large_kernel() -> Result<(), Failed> {
         // The unpacked disk, shim and moved firmware stay in this test's directory.
         .env("R2S_CACHE_DIR", dir.path().join("cache"))
         .env("R2S_TEST_SNAPSHOT_CACHE", dir.path().join("snapshots"))
+        // The trials' log follows `RUST_LOG`, as `harness run`'s does.
+        .env("RUST_LOG", "timing=debug")
         .output()
         .map_err(|e| format!("running the test binary again: {e}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let explain = || format!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     if !output.status.success() || !stdout.contains("1 passed") {
         return Err(format!("{name} did not pass:\n{}", explain()).into());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !stderr.contains("DEBUG timing: adapted for QEMU since_start=") {
+        return Err(format!("RUST_LOG=timing=debug showed no timing mark:\n{}", explain()).into());
     }
     let page = stdout
         .lines()

@@ -161,11 +161,8 @@ pub fn open_within(
         image: image.to_owned(),
         kind,
     };
-    let mut start = [0u8; 8];
-    let read = std::fs::File::open(image)
-        .and_then(|mut file| packed::read_full(&mut file, &mut start))
-        .map_err(|e| fail(OpenImageErrorKind::Read(e)))?;
-    let Some(packing) = packed::detect(&start[..read]) else {
+    let packing = packed::packing_of(image).map_err(|e| fail(OpenImageErrorKind::Read(e)))?;
+    let Some(packing) = packing else {
         return Ok(DiskImage::AsIs(image.to_owned()));
     };
     let unpacked = |disk, unpacked_now| {

@@ -48,12 +48,9 @@ pub fn usable_default() -> Option<RunCache> {
 /// The cache opening `image` needs: none for a raw image, which is read where it is; for a
 /// compressed one, [`usable_default`] (where it is unpacked).
 pub fn for_image(image: &Path) -> Option<RunCache> {
-    let mut start = [0u8; 8];
-    let read = std::fs::File::open(image)
-        .and_then(|mut file| r2s_harness::image::packed::read_full(&mut file, &mut start));
     // An image that cannot be read is said so by whatever opens it next.
-    match read {
-        Ok(read) if r2s_harness::image::packed::detect(&start[..read]).is_some() => usable_default(),
+    match r2s_harness::image::packed::packing_of(image) {
+        Ok(Some(_)) => usable_default(),
         _ => None,
     }
 }

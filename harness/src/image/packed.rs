@@ -50,6 +50,14 @@ pub fn detect(start: &[u8]) -> Option<Packing> {
         .map(|&(_, packing)| packing)
 }
 
+/// The compression of the file at `path`, told by its first bytes ([`detect`]); `None` for a
+/// raw image.
+pub fn packing_of(path: &std::path::Path) -> io::Result<Option<Packing>> {
+    let mut start = [0u8; 8];
+    let read = read_full(&mut std::fs::File::open(path)?, &mut start)?;
+    Ok(detect(&start[..read]))
+}
+
 /// A streaming decoder of `packing` over `source`.
 pub fn decoder<'a>(packing: Packing, source: impl Read + Send + 'a) -> io::Result<Box<dyn Read + Send + 'a>> {
     let source = io::BufReader::with_capacity(1 << 20, source);
